@@ -1,0 +1,8 @@
+"""``python -m jbpnn``: the command line (see :mod:`jbpnn.cli`)."""
+
+import sys
+
+from jbpnn.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

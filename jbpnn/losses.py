@@ -1,0 +1,126 @@
+"""Losses, each with the delta it gives at the output layer.
+
+Sign convention, stated once for the whole library: a *delta* (the article's
+``Err``) is minus the derivative of the example's error with respect to a
+unit's net input,
+
+    Err_j = -dE/dnet_j,
+
+so a positive delta means "this unit's net input should grow". Gradients
+(``dE/dtheta``) are the negatives of the descent directions the article adds.
+
+Each loss knows the output delta for the output activations it is exact with:
+
+    mse                   E = 1/2 sum_k (T_k - O_k)^2     Err_k = f'(net_k) (T_k - O_k)
+                                                          (sigmoid: O_k (1 - O_k)(T_k - O_k))
+    cross_entropy         E = -sum_k T_k log O_k          Err_k = T_k - O_k     (softmax output)
+    binary_cross_entropy  E = -sum_k [T_k log O_k         Err_k = T_k - O_k     (sigmoid output)
+                                      + (1-T_k) log(1-O_k)]
+
+The two ``T - O`` forms are exact only with their own output activation (the
+f'(net) factor cancels against the log); any other pairing would silently
+follow the wrong gradient, so ``VALID_PAIRS`` lists the allowed ones and
+building params with another pair raises ``ValueError``.
+
+This module imports only JAX and the activation table.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import xlogy
+
+from jbpnn.activations import ACTIVATIONS, Activation
+
+Array = jax.Array
+
+
+class Loss(NamedTuple):
+    """One row of the loss table.
+
+    Attributes:
+        error: ``(O, T) -> E`` for one example, ``O`` and ``T`` of shape ``(n_out,)``.
+        delta: ``(O, T, activation) -> Err`` at the output layer, ``-dE/dnet``.
+        output_activations: output activations for which ``delta`` is exact.
+    """
+
+    error: Callable[[Array, Array], Array]
+    delta: Callable[[Array, Array, Activation], Array]
+    output_activations: tuple[str, ...]
+
+
+def _clip_for_log(o: Array) -> Array:
+    # Keeps log finite where an output rounds to exactly 0; the delta is unaffected.
+    return jnp.maximum(o, jnp.finfo(o.dtype).tiny)
+
+
+def mse_error(o: Array, t: Array) -> Array:
+    """E = 1/2 sum_k (T_k - O_k)^2, the article's error."""
+    return 0.5 * jnp.sum((t - o) ** 2)
+
+
+def mse_delta(o: Array, t: Array, act: Activation) -> Array:
+    """Err_k = f'(net_k) (T_k - O_k); for the sigmoid, O_k (1 - O_k)(T_k - O_k)."""
+    return act.backprop(o, t - o)
+
+
+def cross_entropy_error(o: Array, t: Array) -> Array:
+    """E = -sum_k T_k log O_k, for a softmax output."""
+    return -jnp.sum(xlogy(t, _clip_for_log(o)))
+
+
+def cross_entropy_delta(o: Array, t: Array, act: Activation) -> Array:
+    """Err_k = T_k - O_k (sum_j T_j); for one-hot or probability targets, T_k - O_k."""
+    return t - o * jnp.sum(t)
+
+
+def binary_cross_entropy_error(o: Array, t: Array) -> Array:
+    """E = -sum_k [T_k log O_k + (1 - T_k) log(1 - O_k)], for sigmoid outputs."""
+    return -jnp.sum(xlogy(t, _clip_for_log(o)) + xlogy(1 - t, _clip_for_log(1 - o)))
+
+
+def binary_cross_entropy_delta(o: Array, t: Array, act: Activation) -> Array:
+    """Err_k = T_k - O_k (the sigmoid's O(1-O) cancels against the log)."""
+    return t - o
+
+
+LOSSES: dict[str, Loss] = {
+    "mse": Loss(mse_error, mse_delta, tuple(ACTIVATIONS)),
+    "cross_entropy": Loss(cross_entropy_error, cross_entropy_delta, ("softmax",)),
+    "binary_cross_entropy": Loss(
+        binary_cross_entropy_error, binary_cross_entropy_delta, ("sigmoid",)
+    ),
+}
+
+VALID_PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (loss, act) for loss, entry in LOSSES.items() for act in entry.output_activations
+)
+
+
+def describe_valid_pairs() -> str:
+    """A one-line human-readable list of the valid (loss, output activation) pairs."""
+    return "; ".join(
+        f"{name} with {', '.join(entry.output_activations)}" for name, entry in LOSSES.items()
+    )
+
+
+def get_loss(name: str) -> Loss:
+    """Look a loss up by name; raise ``ValueError`` listing valid names."""
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None
+
+
+def check_pair(loss: str, output_activation: str) -> None:
+    """Raise ``ValueError`` unless ``loss`` is exact with ``output_activation``."""
+    entry = get_loss(loss)
+    if output_activation not in entry.output_activations:
+        raise ValueError(
+            f"loss {loss!r} cannot be used with output activation {output_activation!r}: "
+            f"its output delta would not be the gradient. Valid (loss, output activation) "
+            f"pairs: {describe_valid_pairs()}"
+        )

@@ -1,0 +1,366 @@
+"""Forward and backward passes, written by hand from the article's formulas.
+
+For one example (ARTICLE.md section 1), layer by layer:
+
+    forward    net_j = sum_i w_ij O_i + theta_j          O_j = f(net_j)
+    output     Err_k = f'(net_k) (T_k - O_k)             (mse; see jbpnn.losses)
+    hidden     Err_j = f'(net_j) sum_k Err_k w_jk        (weights before the update)
+    gradient   dE/dw_ij = -Err_j O_i                     dE/dtheta_j = -Err_j
+
+With ``params.article_mode`` (never a default) the same code reproduces the
+article code's bugs: biases skipped in the forward pass but still "updated",
+and its tanh-valued "sigmoid" differentiated as ``O - O^2``.
+
+``Err`` is ``-dE/dnet`` (the sign convention of :mod:`jbpnn.losses`), every
+``f'`` is written from the unit's output ``O``, and :func:`backward` returns
+*gradients* ``dE/dtheta`` with the structure of the params, so one step of the
+article's online rule ``w_ij += l Err_j O_i`` is ``p - l * g``.
+
+The one-example functions (:func:`forward`, :func:`deltas`, :func:`backward`,
+:func:`example_loss`) are batched with ``jax.vmap`` into :func:`predict`,
+:func:`loss`, :func:`batch_gradient`, :func:`loss_and_gradient` and
+:func:`per_example_grads`, which check their inputs (shapes, NaN/inf) in
+Python before calling a ``jax.jit``-compiled kernel.
+
+No autodiff here: this module is the training path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jbpnn.activations import activation_table
+from jbpnn.losses import LOSSES
+from jbpnn.params import MLP, Layer
+
+Array = jax.Array
+Cache = tuple[Array, ...]
+
+
+# ---------------------------------------------------------------- one example
+def forward(params: MLP, x: ArrayLike) -> tuple[Array, Cache]:
+    """Forward pass of ONE example.
+
+    Args:
+        params: the network.
+        x: one input, shape ``(n_in,)``.
+
+    Returns:
+        ``(y, cache)``: the output ``y`` of shape ``(n_out,)``, and ``cache``, the
+        outputs of every layer with the input first: ``(x, O_1, ..., O_L)``,
+        ``cache[-1] is y``. That is all :func:`backward` needs.
+    """
+    x = jnp.asarray(x)
+    _check_length(x.shape, params.n_in, "data", "input")
+    table = activation_table(params.article_mode)
+    o = x
+    cache = [o]
+    for layer, name in zip(params.layers, params.activations):
+        if params.article_mode:  # the article code's bias units never reach the forward pass
+            net = o @ layer.w
+        else:
+            net = o @ layer.w + layer.b  # net_j = sum_i w_ij O_i + theta_j
+        o = table[name].fn(net)  # O_j = f(net_j)
+        cache.append(o)
+    return o, tuple(cache)
+
+
+def deltas(params: MLP, cache: Cache, y: ArrayLike) -> tuple[Array, ...]:
+    """The article's errors ``Err = -dE/dnet`` of every layer, for ONE example.
+
+    Args:
+        params: the network.
+        cache: from :func:`forward`.
+        y: the example's targets ``T``, shape ``(n_out,)``.
+
+    Returns:
+        One array per layer, input side first; entry ``l`` has shape
+        ``(n_out of layer l,)``. Positive means the unit's net input should grow.
+    """
+    y = jnp.asarray(y)
+    _check_length(y.shape, params.n_out, "target", "output")
+    table = activation_table(params.article_mode)
+    acts = [table[name] for name in params.activations]
+    # Output layer: Err_k = f'(net_k)(T_k - O_k) for mse, T_k - O_k for the log losses.
+    delta = LOSSES[params.loss].delta(cache[-1], y, acts[-1])
+    errs = [delta]
+    for l in range(len(params.layers) - 1, 0, -1):  # noqa: E741
+        # Hidden layer: Err_j = f'(net_j) sum_k Err_k w_jk, with w from before any update.
+        delta = acts[l - 1].backprop(cache[l], params.layers[l].w @ delta)
+        errs.append(delta)
+    return tuple(reversed(errs))
+
+
+def backward(params: MLP, cache: Cache, y: ArrayLike) -> MLP:
+    """Gradient ``dE/dtheta`` of ONE example's error, from the article's deltas.
+
+    Args:
+        params: the network.
+        cache: from :func:`forward` on the same params and example.
+        y: the example's targets, shape ``(n_out,)``.
+
+    Returns:
+        An :class:`MLP` of the same structure as ``params`` whose layer ``l``
+        holds ``w = -outer(O_{l-1}, Err_l)`` (``dE/dw_ij = -O_i Err_j``) and
+        ``b = -Err_l``. Gradient descent is ``p - lr * g``.
+    """
+    errs = deltas(params, cache, y)
+    grads = [
+        Layer(w=-jnp.outer(o_prev, err), b=-err)  # dE/dw_ij = -O_i Err_j, dE/dtheta_j = -Err_j
+        for o_prev, err in zip(cache[:-1], errs)
+    ]
+    return params.replace_layers(grads)
+
+
+def example_loss(params: MLP, x: ArrayLike, y: ArrayLike) -> Array:
+    """The error ``E`` of ONE example, e.g. ``1/2 sum_k (T_k - O_k)^2`` for mse."""
+    out, _ = forward(params, x)
+    return LOSSES[params.loss].error(out, jnp.asarray(y))
+
+
+# ---------------------------------------------------------------- compiled batched kernels
+_batched_forward = jax.vmap(forward, in_axes=(None, 0))
+_batched_deltas = jax.vmap(deltas, in_axes=(None, 0, 0))
+
+
+def _errors(params: MLP, out: Array, Y: Array) -> Array:
+    return jax.vmap(LOSSES[params.loss].error)(out, Y)
+
+
+def _normalised_weights(n: int, dtype: Any, sample_weight: Array | None) -> Array:
+    if sample_weight is None:
+        return jnp.full((n,), 1.0 / n, dtype)
+    return sample_weight / jnp.sum(sample_weight)
+
+
+def loss_and_gradient_kernel(
+    params: MLP, X: Array, Y: Array, sample_weight: Array | None = None
+) -> tuple[Array, MLP]:
+    """Unchecked, traceable core of :func:`loss_and_gradient` (for jitted loops).
+
+    The batch gradient contracts each layer's deltas with its inputs,
+    ``dE/dw = -O_prev^T (s * Err)`` with ``s`` the normalised sample weights, so no
+    per-example ``(B, n_in, n_out)`` gradient is ever built.
+    """
+    out, cache = _batched_forward(params, X)
+    errs = _batched_deltas(params, cache, Y)
+    s = _normalised_weights(X.shape[0], out.dtype, sample_weight)
+    mean_loss = s @ _errors(params, out, Y)
+    grads = [
+        Layer(w=-(o_prev.T @ (s[:, None] * err)), b=-(s @ err))
+        for o_prev, err in zip(cache[:-1], errs)
+    ]
+    return mean_loss, params.replace_layers(grads)
+
+
+def loss_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
+    """Unchecked, traceable core of :func:`loss`."""
+    out, _ = _batched_forward(params, X)
+    s = _normalised_weights(X.shape[0], out.dtype, sample_weight)
+    return s @ _errors(params, out, Y)
+
+
+def predict_kernel(params: MLP, X: Array) -> Array:
+    """Unchecked, traceable core of :func:`predict`."""
+    return _batched_forward(params, X)[0]
+
+
+def _per_example_grads_kernel(params: MLP, X: Array, Y: Array) -> MLP:
+    def one(x, y):
+        _, cache = forward(params, x)
+        return backward(params, cache, y)
+
+    return jax.vmap(one)(X, Y)
+
+
+_predict_jit = jax.jit(predict_kernel)
+_loss_jit = jax.jit(loss_kernel)
+_loss_and_gradient_jit = jax.jit(loss_and_gradient_kernel)
+_per_example_grads_jit = jax.jit(_per_example_grads_kernel)
+
+
+# ---------------------------------------------------------------- checked public API
+def predict(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
+    """Outputs for a batch: ``vmap(forward)``, jitted.
+
+    Args:
+        params: the network.
+        X: inputs, shape ``(B, n_in)``.
+        check_finite: raise on NaN/inf in ``X`` (costs one reduction; switch off
+            in hot loops).
+
+    Returns:
+        Outputs, shape ``(B, n_out)``.
+    """
+    X, _, _ = check_batch(params, X, None, check_finite=check_finite)
+    return _predict_jit(params, X)
+
+
+def loss(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+) -> Array:
+    """Mean over the batch of the per-example error ``E``, jitted.
+
+    Args:
+        params: the network.
+        X: inputs, shape ``(B, n_in)``.
+        Y: targets, shape ``(B, n_out)``.
+        sample_weight: optional non-negative weights, shape ``(B,)``; the mean
+            is then ``sum(s E) / sum(s)``.
+        check_finite: raise on NaN/inf in the inputs.
+
+    Returns:
+        A scalar.
+    """
+    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite)
+    return _loss_jit(params, X, Y, sw)
+
+
+def loss_and_gradient(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+) -> tuple[Array, MLP]:
+    """The batch loss and its gradient in one pass, jitted. See :func:`batch_gradient`."""
+    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite)
+    return _loss_and_gradient_jit(params, X, Y, sw)
+
+
+def batch_gradient(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+) -> MLP:
+    """Gradient of :func:`loss` (the batch mean), by hand, jitted.
+
+    Equals the mean of :func:`per_example_grads` over the batch, but is computed
+    as ``dE/dw = -O_prev^T Err / B`` per layer, without building the
+    ``(B, n_in, n_out)`` per-example gradients.
+
+    Args:
+        params: the network.
+        X: inputs, shape ``(B, n_in)``.
+        Y: targets, shape ``(B, n_out)``.
+        sample_weight: optional weights, shape ``(B,)``.
+        check_finite: raise on NaN/inf in the inputs.
+
+    Returns:
+        An :class:`MLP` of the same structure as ``params``.
+    """
+    return loss_and_gradient(params, X, Y, sample_weight, check_finite=check_finite)[1]
+
+
+def per_example_grads(
+    params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = True
+) -> MLP:
+    """Every example's gradient: ``vmap(backward)``, jitted.
+
+    Returns:
+        An :class:`MLP` whose leaves have a leading batch axis: layer ``l``'s
+        ``w`` has shape ``(B, n_in, n_out)`` and its ``b`` shape ``(B, n_out)``.
+    """
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
+    return _per_example_grads_jit(params, X, Y)
+
+
+# ---------------------------------------------------------------- input checks
+def _check_length(shape: tuple[int, ...], expected: int, what: str, side: str) -> None:
+    if len(shape) != 1:
+        raise ValueError(
+            f"expected one example of shape ({expected},) for the {what}, got shape {shape}; "
+            "use the batched functions (predict, loss, batch_gradient) for batches"
+        )
+    if shape[0] != expected:
+        raise ValueError(f"Your {what} length is {shape[0]}, but our {side} needs {expected}")
+
+
+def _is_concrete(a: Any) -> bool:
+    return not isinstance(a, jax.core.Tracer)
+
+
+def _check_finite(name: str, a: Array) -> None:
+    if not _is_concrete(a):
+        return  # inside the user's own jit: values are unknown at trace time
+    if bool(jnp.all(jnp.isfinite(a))):
+        return
+    bad = np.argwhere(~np.isfinite(np.asarray(a)))
+    first = tuple(int(i) for i in bad[0])
+    raise ValueError(
+        f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
+        "Clean the data, or pass check_finite=False to skip this check"
+    )
+
+
+def check_batch(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+) -> tuple[Array, Array | None, Array | None]:
+    """Validate a batch against the network and cast it to the params' dtype.
+
+    Raises ``ValueError`` naming the sizes for a wrong feature count (the
+    article's "Your data length is %d, but our input needs %d"), a wrong target
+    width, mismatched batch sizes, and (with ``check_finite``) NaN or inf values.
+
+    Returns:
+        ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
+    """
+    dtype = params.dtype
+    X = jnp.asarray(X, dtype=dtype)
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must have shape (batch, {params.n_in}), got shape {X.shape}; "
+            "for one example use forward(params, x) or X[None, :]"
+        )
+    if X.shape[1] != params.n_in:
+        raise ValueError(
+            f"Your data length is {X.shape[1]}, but our input needs {params.n_in} "
+            f"(X has shape {X.shape})"
+        )
+    if check_finite:
+        _check_finite("X", X)
+    if Y is not None:
+        Y = jnp.asarray(Y, dtype=dtype)
+        if Y.ndim != 2:
+            raise ValueError(
+                f"Y must have shape (batch, {params.n_out}), got shape {Y.shape}; "
+                "class labels need one-hot encoding first, e.g. jax.nn.one_hot(labels, "
+                f"{params.n_out})"
+            )
+        if Y.shape[1] != params.n_out:
+            raise ValueError(
+                f"Your target length is {Y.shape[1]}, but our output needs {params.n_out} "
+                f"(Y has shape {Y.shape})"
+            )
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[0]} examples but Y has {Y.shape[0]}; they must match"
+            )
+        if check_finite:
+            _check_finite("Y", Y)
+    if sample_weight is not None:
+        sample_weight = jnp.asarray(sample_weight, dtype=dtype)
+        if sample_weight.shape != (X.shape[0],):
+            raise ValueError(
+                f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}"
+            )
+    return X, Y, sample_weight
