@@ -266,9 +266,7 @@ def batch_gradient(
     return loss_and_gradient(params, X, Y, sample_weight, check_finite=check_finite)[1]
 
 
-def per_example_grads(
-    params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = True
-) -> MLP:
+def per_example_grads(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = True) -> MLP:
     """Every example's gradient: ``vmap(backward)``, jitted.
 
     Returns:
@@ -352,9 +350,7 @@ def check_batch(
                 f"(Y has shape {Y.shape})"
             )
         if Y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"X has {X.shape[0]} examples but Y has {Y.shape[0]}; they must match"
-            )
+            raise ValueError(f"X has {X.shape[0]} examples but Y has {Y.shape[0]}; they must match")
         if check_finite:
             _check_finite("Y", Y)
     if sample_weight is not None:

@@ -176,10 +176,7 @@ class MLP:
         except Exception:  # pragma: no cover - placeholder leaves
             shapes = "?"
         mode = ", article_mode=True" if self.article_mode else ""
-        return (
-            f"MLP(w shapes=[{shapes}], activations={self.activations}, "
-            f"loss={self.loss!r}{mode})"
-        )
+        return f"MLP(w shapes=[{shapes}], activations={self.activations}, loss={self.loss!r}{mode})"
 
 
 def _resolve_activations(
