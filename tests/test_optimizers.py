@@ -1,0 +1,213 @@
+"""Each optimizer against its formula worked by hand in NumPy (float64)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jbpnn.optimizers import (
+    OPTIMIZERS,
+    AdamState,
+    MomentumState,
+    Optimizer,
+    SGDState,
+    adam,
+    apply_updates,
+    constant,
+    get_optimizer,
+    inverse_scaling,
+    momentum,
+    sgd,
+    step_decay,
+)
+
+# A small pytree of params and two different gradients, as NumPy float64.
+P = {"w": np.array([[0.5, -1.0], [2.0, 0.25]]), "b": np.array([0.1, -0.3])}
+G1 = {"w": np.array([[0.2, -0.4], [1.0, 0.0]]), "b": np.array([-0.5, 0.3])}
+G2 = {"w": np.array([[-0.1, 0.7], [0.3, -0.2]]), "b": np.array([0.05, 0.6])}
+
+
+def _steps(opt: Optimizer, grads_seq, params=P):
+    """Run the optimizer on a sequence of gradients; return (params after each step, state)."""
+    params = jax.tree.map(jnp.asarray, params)
+    state = opt.init(params)
+    out = []
+    for g in grads_seq:
+        updates, state = jax.jit(opt.update)(jax.tree.map(jnp.asarray, g), state, params)
+        params = apply_updates(params, updates)
+        out.append(jax.tree.map(np.asarray, params))
+    return out, state
+
+
+def _close(a, b, rtol=1e-12):
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=rtol, atol=1e-15, err_msg=k)
+
+
+def _tmap(f, *trees):
+    return {k: f(*(t[k] for t in trees)) for k in trees[0]}
+
+
+def test_sgd_one_step(x64):
+    (p1,), state = _steps(sgd(0.3), [G1])
+    _close(p1, _tmap(lambda p, g: p - 0.3 * g, P, G1))
+    assert isinstance(state, SGDState) and int(state.count) == 1
+
+
+def test_sgd_weight_decay(x64):
+    (p1,), _ = _steps(sgd(0.3, weight_decay=0.01), [G1])
+    _close(p1, _tmap(lambda p, g: p - 0.3 * (g + 0.01 * p), P, G1))
+
+
+def test_momentum_classical_two_steps(x64):
+    lr, m = 0.1, 0.9
+    (p1, p2), state = _steps(momentum(lr, m), [G1, G2])
+    v1 = _tmap(lambda g: -lr * g, G1)  # v = m*0 - lr g
+    e1 = _tmap(lambda p, v: p + v, P, v1)
+    v2 = _tmap(lambda v, g: m * v - lr * g, v1, G2)
+    e2 = _tmap(lambda p, v: p + v, e1, v2)
+    _close(p1, e1)
+    _close(p2, e2)
+    assert isinstance(state, MomentumState) and int(state.count) == 2
+    _close(jax.tree.map(np.asarray, state.trace), v2)
+
+
+def test_momentum_nesterov_two_steps(x64):
+    lr, m = 0.1, 0.9
+    (p1, p2), _ = _steps(momentum(lr, m, variant="nesterov"), [G1, G2])
+    v1 = _tmap(lambda g: -lr * g, G1)
+    e1 = _tmap(lambda p, v, g: p + m * v - lr * g, P, v1, G1)
+    v2 = _tmap(lambda v, g: m * v - lr * g, v1, G2)
+    e2 = _tmap(lambda p, v, g: p + m * v - lr * g, e1, v2, G2)
+    _close(p1, e1)
+    _close(p2, e2)
+
+
+def test_momentum_article_two_steps(x64):
+    # ARTICLE.md section 4 item 4: change = Err*O = -g (no lr); w += lr change + m prev_change.
+    lr, m = 0.5, 0.1
+    (p1, p2), state = _steps(momentum(lr, m, variant="article"), [G1, G2])
+    e1 = _tmap(lambda p, g: p + lr * (-g) + m * 0.0, P, G1)
+    e2 = _tmap(lambda p, g, g_prev: p + lr * (-g) + m * (-g_prev), e1, G2, G1)
+    _close(p1, e1)
+    _close(p2, e2)
+    _close(jax.tree.map(np.asarray, state.trace), _tmap(lambda g: -g, G2))
+
+
+def test_momentum_zero_is_sgd(x64):
+    for variant in ("classical", "nesterov", "article"):
+        (_, p2), _ = _steps(momentum(0.2, 0.0, variant=variant), [G1, G2])
+        (_, s2), _ = _steps(sgd(0.2), [G1, G2])
+        _close(p2, s2)
+
+
+def test_adam_two_steps(x64):
+    lr, b1, b2, eps = 0.01, 0.8, 0.95, 1e-6
+    (p1, p2), state = _steps(adam(lr, b1, b2, eps), [G1, G2])
+    p, mu, nu = dict(P), _tmap(np.zeros_like, P), _tmap(np.zeros_like, P)
+    expected = []
+    for t, g in enumerate([G1, G2], start=1):
+        mu = _tmap(lambda mu, g: b1 * mu + (1 - b1) * g, mu, g)
+        nu = _tmap(lambda nu, g: b2 * nu + (1 - b2) * g**2, nu, g)
+        p = _tmap(
+            lambda p, mu, nu: p - lr * (mu / (1 - b1**t)) / (np.sqrt(nu / (1 - b2**t)) + eps),
+            p,
+            mu,
+            nu,
+        )
+        expected.append(p)
+    _close(p1, expected[0])
+    _close(p2, expected[1])
+    assert isinstance(state, AdamState) and int(state.count) == 2
+
+
+def test_adam_first_step_is_lr_sign(x64):
+    # With bias correction the first step is -lr * g / (|g| + eps): about lr per coordinate.
+    (p1,), _ = _steps(adam(0.01, eps=0.0), [G1])
+    expected = _tmap(lambda p, g: p - 0.01 * np.sign(g), P, G1)
+    nonzero = _tmap(lambda g: g != 0, G1)
+    for k in P:
+        np.testing.assert_allclose(p1[k][nonzero[k]], expected[k][nonzero[k]], rtol=1e-12)
+
+
+def test_schedules(x64):
+    t = jnp.arange(6)
+    np.testing.assert_allclose(constant(0.3)(3), 0.3)
+    np.testing.assert_allclose(step_decay(1.0, 0.5, 2)(t), [1, 1, 0.5, 0.5, 0.25, 0.25])
+    np.testing.assert_allclose(
+        inverse_scaling(0.1, 0.5)(t), 0.1 / np.sqrt(np.arange(6) + 1.0), rtol=1e-12
+    )
+
+
+def test_schedule_drives_the_steps(x64):
+    sched = step_decay(0.4, 0.5, 1)  # 0.4, then 0.2
+    (p1, p2), _ = _steps(sgd(sched), [G1, G2])
+    e1 = _tmap(lambda p, g: p - 0.4 * g, P, G1)
+    _close(p1, e1)
+    _close(p2, _tmap(lambda p, g: p - 0.2 * g, e1, G2))
+
+
+def test_hyperparameters_can_be_traced():
+    """An optimizer built inside vmap over lr and m gives one step per value."""
+    params = {"w": jnp.ones(3)}
+    grads = {"w": jnp.array([1.0, -2.0, 0.5])}
+
+    def one(lr, m):
+        opt = momentum(lr, m, variant="nesterov")
+        updates, _ = opt.update(grads, opt.init(params), params)
+        return updates["w"]
+
+    lrs, ms = jnp.array([0.1, 0.2]), jnp.array([0.0, 0.5])
+    out = jax.jit(jax.vmap(one))(lrs, ms)
+    for i in range(2):
+        lr, m = float(lrs[i]), float(ms[i])
+        v = -lr * np.asarray(grads["w"])
+        np.testing.assert_allclose(out[i], m * v - lr * np.asarray(grads["w"]), rtol=1e-6)
+
+    def adam_one(b1):
+        opt = adam(0.1, b1=b1)
+        return opt.update(grads, opt.init(params), params)[0]["w"]
+
+    assert jax.vmap(adam_one)(jnp.array([0.5, 0.9])).shape == (2, 3)
+
+
+def test_updates_keep_the_param_dtype(x64):
+    params = {"w": jnp.ones(2, jnp.float32)}
+    opt = adam(jnp.asarray(0.1, jnp.float64))
+    updates, state = opt.update({"w": jnp.ones(2, jnp.float32)}, opt.init(params), params)
+    assert updates["w"].dtype == jnp.float32
+    assert state.mu["w"].dtype == jnp.float32
+
+
+def test_unknown_variant_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="classical.*nesterov.*article"):
+        momentum(0.1, variant="heavy_ball")
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: sgd(-0.1), "lr"),
+        (lambda: sgd(float("nan")), "lr"),
+        (lambda: sgd("fast"), "lr must be a number"),
+        (lambda: momentum(0.1, m=-0.5), "m must be"),
+        (lambda: adam(b1=1.0), "b1"),
+        (lambda: sgd(0.1, weight_decay=-1), "weight_decay"),
+        (lambda: step_decay(0.1, 0.5, 0), "every"),
+    ],
+)
+def test_bad_hyperparameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_registry_and_get_optimizer():
+    assert set(OPTIMIZERS) == {"sgd", "momentum", "adam"}
+    opt = get_optimizer("momentum", lr=0.1, m=0.5, variant="article")
+    assert isinstance(opt, Optimizer)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'.*sgd"):
+        get_optimizer("rmsprop", lr=0.1)
+    with pytest.raises(ValueError, match="does not take \\['m'\\]"):
+        get_optimizer("sgd", lr=0.1, m=0.9)
