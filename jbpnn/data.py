@@ -1,0 +1,701 @@
+"""Data for training: the bundled digits, CSV/NPZ loading, splits, scalers, labels.
+
+NumPy only (no JAX), so the command line can load and check data before JAX starts.
+
+- :func:`load_digits`: the UCI 8x8 handwritten digits shipped inside the package
+  (``jbpnn/data/digits.npz``, CC BY 4.0, see ``jbpnn/data/DIGITS_LICENSE.txt``).
+- :func:`load_csv`, :func:`load_npz`, :func:`load_table`: a user's own data as a
+  :class:`Table`; bad files raise :class:`DataError` naming the file and the line.
+- :func:`train_test_split`, :func:`one_hot`, :func:`check_classes`.
+- :class:`Standardizer`, :class:`MinMaxScaler`, :class:`LabelEncoder`: fitted on the
+  training data, saved as plain JSON (``to_dict``/``from_dict``) in a model's metadata
+  so that prediction applies the same scaling and prints the original labels.
+
+Note: the data folder ``jbpnn/data/`` has no ``__init__.py``; it is read through
+``importlib.resources`` and never imported, so ``import jbpnn.data`` is this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from os import PathLike
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+StrPath = str | PathLike
+
+DIGITS_CITATION = (
+    'E. Alpaydin and C. Kaynak, "Optical Recognition of Handwritten Digits", '
+    "UCI Machine Learning Repository, 1998. DOI: 10.24432/C50P49. Licence: CC BY 4.0."
+)
+
+DIGITS_DESCRIPTION = f"""UCI optical recognition of handwritten digits, 8x8 version.
+
+1797 images of handwritten digits 0..9 (the UCI test file optdigits.tes), 10 classes.
+Each image is 8x8 = 64 pixel counts in 0..16: 32x32 bitmaps extracted from NIST forms,
+counted in non-overlapping 4x4 blocks. Rows of X are the images flattened row-major.
+
+Source: {DIGITS_CITATION}
+"""
+
+
+class DataError(ValueError):
+    """Bad data: the message names the file and, where it applies, the line."""
+
+
+class Dataset(NamedTuple):
+    """A bundled dataset.
+
+    Attributes:
+        X: features, shape ``(n, d)``, float32.
+        y: class indices ``0..C-1``, shape ``(n,)``, int64.
+        target_names: the class names, shape ``(C,)``; ``target_names[y[i]]``.
+        description: where the data comes from, its licence and attribution.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    target_names: np.ndarray
+    description: str
+
+
+class Table(NamedTuple):
+    """A table loaded from a user's file.
+
+    Attributes:
+        X: features, shape ``(n, d)``, float64 (lossless; scalers return float32).
+        y: targets, shape ``(n,)``: float64 when every target value is a number,
+            otherwise strings (a categorical target, for :class:`LabelEncoder`);
+            ``None`` when loaded with ``has_target=False``.
+        feature_names: ``d`` names, from the header, else ``col0, col1, ...`` by index.
+        target_name: the target column's name, or ``None`` without a target.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    feature_names: list[str]
+    target_name: str | None
+
+
+# ------------------------------------------------------------------ bundled digits
+@cache
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    """The stored arrays, read once: X uint8 ``(1797, 64)``, y uint8 ``(1797,)``."""
+    blob = resources.files("jbpnn").joinpath("data", "digits.npz").read_bytes()
+    with np.load(io.BytesIO(blob), allow_pickle=False) as f:
+        return f["X"], f["y"]
+
+
+def load_digits(scale: bool = True) -> Dataset:
+    """The UCI 8x8 handwritten digits, bundled with jbpnn (no network needed).
+
+    Alpaydin and Kaynak (1998), UCI Machine Learning Repository, DOI 10.24432/C50P49,
+    CC BY 4.0. Class counts for digits 0..9: 178 182 177 183 181 182 181 179 174 180.
+
+    Args:
+        scale: divide the pixel counts by 16, so ``X`` lies in ``[0, 1]``;
+            ``False`` keeps the counts ``0..16`` (as float32).
+
+    Returns:
+        A :class:`Dataset`: ``X`` float32 ``(1797, 64)``, ``y`` int64 ``(1797,)`` in
+        ``0..9``, ``target_names`` ``array([0, ..., 9])`` and a ``description``.
+    """
+    X, y = _digits_raw()
+    X = X.astype(np.float32)
+    if scale:
+        X /= 16.0  # exact in float32
+    return Dataset(X, y.astype(np.int64), np.arange(10), DIGITS_DESCRIPTION)
+
+
+# ------------------------------------------------------------------ splitting, labels
+def train_test_split(
+    X: np.ndarray,
+    y: np.ndarray,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    stratify: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split rows into a shuffled train part and a held-out test part.
+
+    ``round(n * test_fraction)`` rows (at least 1, at most ``n - 1``) go to the test
+    part. With ``stratify`` and class labels (a 1-D ``y`` of integers, booleans or
+    strings) each class gets its share of the test rows (largest remainders), so
+    class proportions match in both parts; a float ``y`` (regression) or a 2-D ``y``
+    is split at random. Deterministic for a given ``seed``.
+
+    Args:
+        X: features, shape ``(n, d)``.
+        y: targets, shape ``(n,)`` or ``(n, k)``.
+        test_fraction: share of rows held out, in ``(0, 1)``.
+        seed: seed of the NumPy generator that shuffles.
+        stratify: keep class proportions (class labels only, see above).
+
+    Returns:
+        ``(X_train, X_test, y_train, y_test)``, with ``n - n_test`` and ``n_test`` rows.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"X has {n} rows but y has {len(y)}; expected the same number")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if n < 2:
+        raise ValueError(f"need at least 2 rows to split, got {n}")
+    n_test = min(max(round(n * test_fraction), 1), n - 1)
+    rng = np.random.default_rng(seed)
+    if stratify and _is_label_array(y):
+        classes, y_idx = np.unique(y, return_inverse=True)
+        counts = np.bincount(y_idx.ravel(), minlength=len(classes))
+        quota = _largest_remainder(counts * (n_test / n), n_test, rng)
+        test = np.concatenate(
+            [rng.permutation(np.flatnonzero(y_idx == c))[: quota[c]] for c in range(len(classes))]
+        )
+    else:
+        test = rng.permutation(n)[:n_test]
+    is_test = np.zeros(n, dtype=bool)
+    is_test[test] = True
+    train = rng.permutation(np.flatnonzero(~is_test))
+    test = rng.permutation(test)
+    return X[train], X[test], y[train], y[test]
+
+
+def _is_label_array(y: np.ndarray) -> bool:
+    """True for 1-D integer, boolean or string labels (not floats, not one-hot)."""
+    return y.ndim == 1 and y.dtype.kind in "biuUSO"
+
+
+def _largest_remainder(shares: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
+    """Integers summing to ``total``, each the floor of its share or one more.
+
+    The leftover units go to the largest fractional parts, ties broken at random.
+    """
+    quota = np.floor(shares).astype(np.int64)
+    left = total - int(quota.sum())
+    if left > 0:
+        frac = shares - quota
+        order = np.lexsort((rng.random(len(shares)), -frac))  # largest fraction first
+        quota[order[:left]] += 1
+    return quota
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows of the identity: ``T[i, c] = 1`` if ``labels[i] == c`` else ``0``.
+
+    Args:
+        labels: class indices, shape ``(n,)``, integers in ``0..n_classes-1``.
+        n_classes: ``C``.
+
+    Returns:
+        Targets ``T``, shape ``(n, C)``, float32.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D class indices, got shape {labels.shape}")
+    if labels.dtype.kind == "f" and labels.size and np.any(labels != np.round(labels)):
+        raise ValueError("labels must be integer class indices; use LabelEncoder first")
+    if labels.dtype.kind not in "biuf":
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+    idx = labels.astype(np.int64)
+    bad = (idx < 0) | (idx >= n_classes)
+    if np.any(bad):
+        raise ValueError(
+            f"labels must lie in 0..{n_classes - 1}, got {labels[bad][0]} "
+            f"(at index {int(np.flatnonzero(bad)[0])})"
+        )
+    return np.eye(n_classes, dtype=np.float32)[idx]
+
+
+def check_classes(y: np.ndarray, source: str = "the target") -> int:
+    """Check that a classification target has at least two classes.
+
+    Args:
+        y: labels, shape ``(n,)``, any dtype.
+        source: what ``y`` is, for the message (e.g. ``"column 'label' of data.csv"``).
+
+    Returns:
+        The number of classes ``C >= 2``.
+
+    Raises:
+        DataError: fewer than two distinct labels.
+    """
+    classes = np.unique(np.asarray(y))
+    if len(classes) < 2:
+        if len(classes) == 0:
+            raise DataError(f"{source} is empty; classification needs at least 2 classes")
+        raise DataError(
+            f"{source} has a single class {classes[0]!r} ({len(y)} rows); "
+            "classification needs at least 2 classes"
+        )
+    return len(classes)
+
+
+class LabelEncoder:
+    """Map labels (strings or numbers) to class indices ``0..C-1`` and back.
+
+    ``classes_`` holds the sorted distinct labels; label ``classes_[c]`` is class
+    ``c``. Float labels that are all whole numbers (``1.0, 2.0``, as a numeric CSV
+    column loads) are kept as integers, so predictions print ``2`` not ``2.0``.
+    """
+
+    def __init__(self, classes: Sequence[Any] | np.ndarray | None = None):
+        self.classes_: np.ndarray | None = None
+        if classes is not None:
+            self.classes_ = _clean_labels(classes)
+            if len(np.unique(self.classes_)) != len(self.classes_):
+                raise ValueError(f"classes must be distinct, got {self.classes_.tolist()}")
+
+    @property
+    def n_classes(self) -> int:
+        """``C``, the number of classes."""
+        return len(self._fitted())
+
+    def fit(self, y: Sequence[Any] | np.ndarray) -> LabelEncoder:
+        """Learn the classes from labels ``y`` of shape ``(n,)``."""
+        self.classes_ = np.unique(_clean_labels(y))
+        return self
+
+    def transform(self, y: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """Labels ``(n,)`` -> class indices ``(n,)`` int64; unknown labels raise DataError."""
+        classes = self._fitted()
+        y = _clean_labels(y)
+        as_str = (y.dtype.kind in "US") != (classes.dtype.kind in "US")
+        key = str if as_str else (lambda label: label)
+        index = {key(label): c for c, label in enumerate(classes.tolist())}
+        labels = y.tolist()
+        unknown = sorted({str(v) for v in labels if key(v) not in index})
+        if unknown:
+            raise DataError(
+                f"unknown labels {unknown[:10]}{' ...' if len(unknown) > 10 else ''}; "
+                f"the known classes are {classes.tolist()}"
+            )
+        return np.array([index[key(v)] for v in labels], dtype=np.int64)
+
+    def fit_transform(self, y: Sequence[Any] | np.ndarray) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform`."""
+        return self.fit(y).transform(y)
+
+    def inverse_transform(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Class indices ``(n,)`` -> the original labels ``(n,)``."""
+        classes = self._fitted()
+        idx = np.asarray(idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(classes)):
+            raise ValueError(f"class indices must lie in 0..{len(classes) - 1}")
+        return classes[idx.astype(np.int64)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"kind": "label_encoder", "classes": [...]}``."""
+        return {"kind": "label_encoder", "classes": self._fitted().tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabelEncoder:
+        """Rebuild from :meth:`to_dict`."""
+        if "classes" not in d:
+            raise ValueError(f"a label encoder dict needs 'classes', got keys {sorted(d)}")
+        return cls(d["classes"])
+
+    def _fitted(self) -> np.ndarray:
+        if self.classes_ is None:
+            raise ValueError("LabelEncoder is not fitted; call fit(y) first")
+        return self.classes_
+
+    def __repr__(self) -> str:
+        return f"LabelEncoder(classes={None if self.classes_ is None else self.classes_.tolist()})"
+
+
+def _clean_labels(y: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """1-D labels with one comparable dtype: strings, integers or floats."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D, shape (n,), got shape {y.shape}")
+    if y.dtype.kind == "O":
+        y = y.astype(str)
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    return y
+
+
+# ------------------------------------------------------------------ scalers
+class _Scaler:
+    """``X' = (X - offset) / scale`` per column, fitted on training data.
+
+    Columns with zero spread get ``scale = 1``, so they map to a constant 0.
+    """
+
+    kind = ""
+
+    def __init__(self, offset: Any = None, scale: Any = None):
+        self.offset_ = None if offset is None else np.asarray(offset, dtype=np.float64)
+        self.scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)
+
+    def _offset_scale(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray) -> _Scaler:
+        """Learn per-column offset and scale from ``X`` of shape ``(n, d)``."""
+        X = _check_features(X, "fit")
+        if len(X) == 0:
+            raise ValueError("cannot fit a scaler on 0 rows")
+        offset, scale = self._offset_scale(X.astype(np.float64))
+        self.offset_, self.scale_ = offset, np.where(scale > 0, scale, 1.0)
+        return self
+
+    def transform(self, X: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+        """Scale ``X`` ``(n, d)``; returns ``(n, d)`` of ``dtype`` (float32 by default)."""
+        offset, scale = self._fitted()
+        X = _check_features(X, "transform", len(offset))
+        return ((X.astype(np.float64) - offset) / scale).astype(dtype)
+
+    def fit_transform(self, X: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform`."""
+        return self.fit(X).transform(X, dtype)
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        """Undo :meth:`transform`: ``(n, d)`` float64."""
+        offset, scale = self._fitted()
+        Z = _check_features(Z, "inverse_transform", len(offset))
+        return Z.astype(np.float64) * scale + offset
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"kind": ..., "offset": [d floats], "scale": [d floats]}``."""
+        offset, scale = self._fitted()
+        return {"kind": self.kind, "offset": offset.tolist(), "scale": scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _Scaler:
+        """Rebuild from :meth:`to_dict` (exact: JSON keeps every float64 digit)."""
+        if d.get("kind") != cls.kind or "offset" not in d or "scale" not in d:
+            raise ValueError(
+                f"{cls.__name__}.from_dict needs kind={cls.kind!r}, 'offset' and 'scale'; "
+                f"got kind={d.get('kind')!r} and keys {sorted(d)}"
+            )
+        return cls(d["offset"], d["scale"])
+
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.offset_ is None or self.scale_ is None:
+            raise ValueError(f"{type(self).__name__} is not fitted; call fit(X) first")
+        return self.offset_, self.scale_
+
+    def __repr__(self) -> str:
+        n = None if self.offset_ is None else len(self.offset_)
+        return f"{type(self).__name__}(n_features={n})"
+
+
+class Standardizer(_Scaler):
+    """Standardise: ``X' = (X - mean) / std`` per column (population std; 0 -> 1)."""
+
+    kind = "standardize"
+
+    def _offset_scale(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return X.mean(axis=0), X.std(axis=0)
+
+
+class MinMaxScaler(_Scaler):
+    """Min-max: ``X' = (X - min) / (max - min)`` per column, into ``[0, 1]`` (range 0 -> 1)."""
+
+    kind = "minmax"
+
+    def _offset_scale(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo = X.min(axis=0)
+        return lo, X.max(axis=0) - lo
+
+
+SCALERS: dict[str, type[_Scaler]] = {"standardize": Standardizer, "minmax": MinMaxScaler}
+
+
+def scaler_from_dict(d: dict[str, Any]) -> _Scaler:
+    """Rebuild any scaler from its ``to_dict()`` by its ``"kind"`` (see :data:`SCALERS`)."""
+    kind = d.get("kind")
+    if kind not in SCALERS:
+        raise ValueError(f"unknown scaler kind {kind!r}; expected one of {sorted(SCALERS)}")
+    return SCALERS[kind].from_dict(d)
+
+
+def _check_features(X: np.ndarray, what: str, n_features: int | None = None) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: X must be a numeric 2-D array (n, d), got {X.dtype} {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{what}: X has {X.shape[1]} columns, expected {n_features}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{what}: X contains NaN or inf")
+    return X
+
+
+# ------------------------------------------------------------------ loading files
+def load_table(path: StrPath, target: str | int | None = None, **kwargs: Any) -> Table:
+    """Load a CSV (``.csv``, ``.tsv``) or NPZ (``.npz``) file by its suffix.
+
+    Args:
+        path: the file.
+        target: the target column (CSV: name or index, default the last column) or
+            array name (NPZ: default ``"y"``).
+        **kwargs: passed on to :func:`load_csv` or :func:`load_npz` (e.g. ``has_target``).
+
+    Returns:
+        A :class:`Table`.
+
+    Raises:
+        FileNotFoundError: no such file. DataError: unknown suffix or bad contents.
+    """
+    path = _existing_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return load_npz(path, "y" if target is None else target, **kwargs)
+    if suffix in _DELIMITERS:
+        kwargs.setdefault("delimiter", _DELIMITERS[suffix])
+        return load_csv(path, target, **kwargs)
+    raise DataError(
+        f"{path}: unsupported file type {suffix or '(no suffix)'!r}; "
+        f"expected one of {', '.join(sorted([*_DELIMITERS, '.npz']))}"
+    )
+
+
+_DELIMITERS = {".csv": ",", ".tsv": "\t"}
+
+
+def load_csv(
+    path: StrPath,
+    target: str | int | None = None,
+    header: bool | str = "auto",
+    *,
+    has_target: bool = True,
+    delimiter: str = ",",
+) -> Table:
+    """Load a numeric table with one target column from a delimited text file.
+
+    Header detection (``header="auto"``): the first row is a header when some
+    column holds a non-number there and a number in the second row. (So a file
+    whose rows all end with a text label and has no header is read as data.) Pass
+    ``header=True``/``False`` to decide yourself. Blank lines are skipped; cells are
+    stripped of surrounding spaces; a UTF-8 byte order mark is ignored.
+
+    Args:
+        path: the file.
+        target: the target column: a header name, an index (negative counts from
+            the end; a string of digits that is not a name is taken as an index), or
+            ``None`` for the last column.
+        header: ``"auto"``, ``True`` or ``False``.
+        has_target: ``False`` for a file of features only (``y`` is then ``None``).
+        delimiter: the field separator.
+
+    Returns:
+        A :class:`Table`: ``X`` float64 ``(n, d)``, ``y`` ``(n,)`` float64 if every
+        target cell is a number, else strings.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DataError: empty file, no data rows, ragged rows, a non-numeric / empty /
+            NaN feature cell, an empty target cell, an unknown target column; each
+            message names the file and, for a cell or row, its line number.
+    """
+    path = _existing_file(path)
+    rows = _read_rows(path, delimiter)
+    if not rows:
+        raise DataError(f"{path} is empty: no rows to load")
+    if header == "auto":
+        header = _looks_like_header(rows[0][1], rows[1][1] if len(rows) > 1 else None)
+    elif header not in (True, False):
+        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
+    first_line, first = rows[0]
+    names = [name if header and name else f"col{j}" for j, name in enumerate(first)]
+    data = rows[1:] if header else rows
+    if not data:
+        raise DataError(f"{path} has a header (line {first_line}) but no data rows")
+    for line, row in data:
+        if len(row) != len(names):
+            raise DataError(
+                f"{path}, line {line}: has {len(row)} fields, expected {len(names)} "
+                f"(as in {'the header' if header else 'the first row'}, line {first_line})"
+            )
+    t = _target_index(path, names, target, bool(header)) if has_target else None
+    feature_cols = [j for j in range(len(names)) if j != t]
+    X = np.empty((len(data), len(feature_cols)), dtype=np.float64)
+    for i, (line, row) in enumerate(data):
+        for k, j in enumerate(feature_cols):
+            X[i, k] = _parse_feature(path, line, names[j], row[j])
+    y = None
+    if t is not None:
+        y = _parse_target(path, names[t], [(line, row[t]) for line, row in data])
+    return Table(X, y, [names[j] for j in feature_cols], None if t is None else names[t])
+
+
+def _existing_file(path: StrPath) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{path} is not a file")
+    return path
+
+
+def _read_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows as ``(line number, stripped cells)``."""
+    rows = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            for row in reader:
+                cells = [cell.strip() for cell in row]
+                if any(cells):
+                    rows.append((reader.line_num, cells))
+        except csv.Error as e:
+            raise DataError(f"{path}, line {reader.line_num}: cannot parse ({e})") from e
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    return rows
+
+
+def _number(cell: str) -> float | None:
+    """The cell as a float, or ``None`` if it is not a number."""
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
+    """Some column is text in the first row and a number in the second.
+
+    With a single row: every cell is text.
+    """
+    if second is None:
+        return all(_number(a) is None for a in first)
+    return any(
+        a != "" and _number(a) is None and _number(b) is not None for a, b in zip(first, second)
+    )
+
+
+def _target_index(path: Path, names: list[str], target: str | int | None, header: bool) -> int:
+    """The column index of ``target`` (see :func:`load_csv`)."""
+    m = len(names)
+    if target is None:
+        return m - 1
+    if isinstance(target, str):
+        hits = [j for j, name in enumerate(names) if name == target]
+        if len(hits) > 1:
+            raise DataError(f"{path}: target column {target!r} appears {len(hits)} times")
+        if hits:
+            return hits[0]
+        if not target.lstrip("-").isdigit():
+            shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if m > 20 else "")
+            hint = "" if header else " (the file has no header row: give the column index)"
+            raise DataError(
+                f"{path}: no target column named {target!r}; the columns are {shown}{hint}"
+            )
+        target = int(target)
+    if not isinstance(target, int | np.integer) or isinstance(target, bool):
+        raise ValueError(f"target must be a column name, an index or None, got {target!r}")
+    if not -m <= target < m:
+        raise DataError(f"{path}: target column index {target} is out of range for {m} columns")
+    return int(target) % m
+
+
+def _parse_feature(path: Path, line: int, name: str, cell: str) -> float:
+    if cell == "":
+        raise DataError(f"{path}, line {line}, column {name!r}: empty cell (missing value)")
+    value = _number(cell)
+    if value is None:
+        raise DataError(
+            f"{path}, line {line}, column {name!r}: {cell!r} is not a number "
+            "(features must be numeric)"
+        )
+    if not math.isfinite(value):
+        raise DataError(f"{path}, line {line}, column {name!r}: {cell!r} is not a finite number")
+    return value
+
+
+def _parse_target(path: Path, name: str, cells: list[tuple[int, str]]) -> np.ndarray:
+    """Float64 if every cell is a finite number, else strings; empty cells raise."""
+    for line, cell in cells:
+        if cell == "":
+            raise DataError(f"{path}, line {line}, target column {name!r}: empty cell")
+    values = [_number(cell) for _, cell in cells]
+    if all(v is not None for v in values):
+        for (line, cell), v in zip(cells, values):
+            if not math.isfinite(v):
+                raise DataError(
+                    f"{path}, line {line}, target column {name!r}: {cell!r} is not finite"
+                )
+        return np.array(values, dtype=np.float64)
+    return np.array([cell for _, cell in cells], dtype=str)
+
+
+def load_npz(
+    path: StrPath, target: str = "y", *, features: str = "X", has_target: bool = True
+) -> Table:
+    """Load features and targets from a NumPy ``.npz`` archive.
+
+    Args:
+        path: the file, e.g. written by ``np.savez(path, X=X, y=y)``.
+        target: the name of the target array, shape ``(n,)``.
+        features: the name of the feature array, shape ``(n, d)`` (or ``(n,)``: one
+            feature). An optional array ``feature_names`` of ``d`` strings is used.
+        has_target: ``False`` to load the features only (``y`` is then ``None``).
+
+    Returns:
+        A :class:`Table`: ``X`` float64 ``(n, d)``, ``y`` as stored (float64 if
+        floating), ``feature_names`` from the file or ``col0, col1, ...``.
+
+    Raises:
+        FileNotFoundError: no such file. DataError: not an NPZ archive, a missing
+        array (the message lists those in the file), wrong shapes, NaN/inf features.
+    """
+    path = _existing_file(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e})") from e
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, expected an .npz archive with X and y")
+    with archive:
+        wanted = [features, target] if has_target else [features]
+        missing = [k for k in wanted if k not in archive.files]
+        if missing:
+            raise DataError(
+                f"{path}: no array named {', '.join(map(repr, missing))}; "
+                f"the file holds {sorted(archive.files)}"
+            )
+        try:
+            X = archive[features]
+            y = archive[target] if has_target else None
+            names = archive["feature_names"] if "feature_names" in archive.files else None
+        except ValueError as e:  # object arrays need pickle, which we never load
+            raise DataError(f"{path}: cannot read without pickle ({e})") from e
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.dtype.kind not in "biuf":
+        raise DataError(
+            f"{path}: {features!r} must be a numeric array (n, d), got {X.dtype} {X.shape}"
+        )
+    X = X.astype(np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(f"{path}: {features!r} has NaN/inf, first at row {i}, column {j}")
+    if y is not None:
+        if y.ndim != 1 or len(y) != len(X):
+            raise DataError(
+                f"{path}: {target!r} must have shape ({len(X)},) to match {features!r}, "
+                f"got {y.shape}"
+            )
+        if y.dtype.kind == "f":
+            y = y.astype(np.float64)
+            if not np.all(np.isfinite(y)):
+                raise DataError(f"{path}: {target!r} has NaN/inf")
+    d = X.shape[1]
+    if names is None or names.shape != (d,):
+        feature_names = [f"col{j}" for j in range(d)]
+    else:
+        feature_names = [str(n) for n in names.tolist()]
+    return Table(X, y, feature_names, target if y is not None else None)
