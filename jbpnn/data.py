@@ -227,7 +227,7 @@ def check_classes(y: np.ndarray, source: str = "the target") -> int:
     Raises:
         DataError: fewer than two distinct labels.
     """
-    classes = np.unique(np.asarray(y))
+    classes = np.unique(np.asarray(y)).tolist()
     if len(classes) < 2:
         if len(classes) == 0:
             raise DataError(f"{source} is empty; classification needs at least 2 classes")
