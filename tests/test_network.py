@@ -1,0 +1,229 @@
+"""forward/backward against autodiff, batched forms against per-example loops."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tree_allclose
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jbpnn
+from jbpnn import (
+    VALID_PAIRS,
+    backward,
+    batch_gradient,
+    example_loss,
+    forward,
+    init_params,
+    loss,
+    loss_and_gradient,
+    per_example_grads,
+    predict,
+)
+from jbpnn.network import loss_and_gradient_kernel
+
+HIDDEN = ("sigmoid", "tanh", "relu", "identity")
+
+
+def _cases():
+    for loss_name, out_act in VALID_PAIRS:
+        for depth in (1, 2, 3, 4):
+            hiddens = HIDDEN if depth > 1 else ("-",)
+            for hidden in hiddens:
+                yield loss_name, out_act, depth, hidden
+
+
+CASES = list(_cases())
+
+
+def _network(seed, loss_name, out_act, depth, hidden, dtype):
+    rng = np.random.default_rng(seed)
+    sizes = tuple(int(n) for n in rng.integers(2, 7, size=depth + 1))
+    acts = (hidden,) * (depth - 1) + (out_act,)
+    # glorot keeps relu/identity networks well scaled; biases made non-zero below.
+    params = init_params(jax.random.key(seed), sizes, acts, loss_name, "glorot", dtype)
+    params = jax.tree.map(lambda a: a + 0.1 * jnp.asarray(rng.normal(size=a.shape), dtype), params)
+    return params, rng
+
+
+def _data(rng, params, n, loss_name, dtype):
+    X = jnp.asarray(rng.normal(size=(n, params.n_in)), dtype)
+    if loss_name == "cross_entropy":
+        Y = jax.nn.one_hot(rng.integers(0, params.n_out, size=n), params.n_out, dtype=dtype)
+    else:
+        Y = jnp.asarray(rng.uniform(size=(n, params.n_out)), dtype)
+    return X, Y
+
+
+def _autodiff_batch_loss(params, X, Y):
+    return jnp.mean(jax.vmap(example_loss, in_axes=(None, 0, 0))(params, X, Y))
+
+
+@pytest.mark.parametrize("loss_name,out_act,depth,hidden", CASES)
+def test_backward_equals_autodiff_float64(x64, loss_name, out_act, depth, hidden):
+    params, rng = _network(depth * 7 + len(hidden), loss_name, out_act, depth, hidden, jnp.float64)
+    X, Y = _data(rng, params, 5, loss_name, jnp.float64)
+    tol = dict(rtol=1e-10, atol=1e-13)
+    # one example
+    _, cache = forward(params, X[0])
+    tree_allclose(backward(params, cache, Y[0]), jax.grad(example_loss)(params, X[0], Y[0]), **tol)
+    # batch mean gradient, and the loss itself
+    l_hand, g_hand = loss_and_gradient(params, X, Y)
+    l_auto, g_auto = jax.value_and_grad(_autodiff_batch_loss)(params, X, Y)
+    np.testing.assert_allclose(l_hand, l_auto, rtol=1e-12)
+    tree_allclose(g_hand, g_auto, **tol)
+    # per-example gradients
+    per_auto = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, X, Y)
+    tree_allclose(per_example_grads(params, X, Y), per_auto, **tol)
+
+
+@pytest.mark.parametrize("loss_name,out_act", VALID_PAIRS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_backward_equals_autodiff_float32(loss_name, out_act, hidden):
+    params, rng = _network(3, loss_name, out_act, 3, hidden, jnp.float32)
+    X, Y = _data(rng, params, 8, loss_name, jnp.float32)
+    g_hand = batch_gradient(params, X, Y)
+    g_auto = jax.grad(_autodiff_batch_loss)(params, X, Y)
+    assert jax.tree.leaves(g_hand)[0].dtype == jnp.float32
+    tree_allclose(g_hand, g_auto, rtol=1e-4, atol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    hidden=st.sampled_from(HIDDEN),
+    pair=st.sampled_from(VALID_PAIRS),
+    seed=st.integers(0, 2**16),
+)
+def test_property_random_architectures(sizes, hidden, pair, seed):
+    loss_name, out_act = pair
+    acts = (hidden,) * (len(sizes) - 2) + (out_act,)
+    with jax.enable_x64(True):
+        params = init_params(jax.random.key(seed), sizes, acts, loss_name, "glorot", jnp.float64)
+        rng = np.random.default_rng(seed)
+        X, Y = _data(rng, params, 3, loss_name, jnp.float64)
+        tree_allclose(
+            batch_gradient(params, X, Y),
+            jax.grad(_autodiff_batch_loss)(params, X, Y),
+            rtol=1e-9,
+            atol=1e-12,
+        )
+
+
+def test_gradient_structure_matches_params():
+    params = init_params(jax.random.key(0), (4, 3, 2))
+    X = jnp.ones((5, 4))
+    Y = jnp.zeros((5, 2))
+    g = batch_gradient(params, X, Y)
+    assert jax.tree.structure(g) == jax.tree.structure(params)
+    assert g.activations == params.activations and g.loss == params.loss
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(params)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    stepped = jax.tree.map(lambda p, g: p - 0.1 * g, params, g)
+    assert isinstance(stepped, jbpnn.MLP)
+
+
+def test_jit_and_vmap_equal_python_loop(x64):
+    params = init_params(jax.random.key(1), (5, 4, 3), "tanh", "cross_entropy", dtype=jnp.float64)
+    rng = np.random.default_rng(1)
+    X, Y = _data(rng, params, 6, "cross_entropy", jnp.float64)
+    outs, grads, losses = [], [], []
+    for x, y in zip(X, Y):  # plain Python loop, no jit, no vmap
+        out, cache = forward(params, x)
+        outs.append(out)
+        grads.append(backward(params, cache, y))
+        losses.append(example_loss(params, x, y))
+    np.testing.assert_allclose(predict(params, X), np.stack(outs), rtol=1e-12)
+    np.testing.assert_allclose(loss(params, X, Y), np.mean(losses), rtol=1e-12)
+    mean_grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
+    tree_allclose(batch_gradient(params, X, Y), mean_grad, rtol=1e-12, atol=1e-15)
+    per = per_example_grads(params, X, Y)
+    for i, g in enumerate(grads):
+        tree_allclose(jax.tree.map(lambda a: a[i], per), g, rtol=1e-12, atol=1e-15)
+    # the one-example functions jit as they are
+    out_jit, _ = jax.jit(forward)(params, X[0])
+    np.testing.assert_allclose(out_jit, outs[0], rtol=1e-12)
+
+
+def test_sample_weight_is_a_weighted_mean(x64):
+    params = init_params(jax.random.key(2), (3, 4, 2), dtype=jnp.float64)
+    rng = np.random.default_rng(2)
+    X, Y = _data(rng, params, 6, "mse", jnp.float64)
+    w = jnp.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    l_w, g_w = loss_and_gradient(params, X, Y, w)
+    l_sub, g_sub = loss_and_gradient(params, X[:4], Y[:4])
+    np.testing.assert_allclose(l_w, l_sub, rtol=1e-12)
+    tree_allclose(g_w, g_sub, rtol=1e-12, atol=1e-15)
+
+
+def test_batch_gradient_never_builds_per_example_weight_gradients():
+    B, n_in, n_hidden, n_out = 7, 5, 6, 3
+    params = init_params(jax.random.key(0), (n_in, n_hidden, n_out))
+    X, Y = jnp.ones((B, n_in)), jnp.ones((B, n_out))
+    jaxpr = jax.make_jaxpr(loss_and_gradient_kernel)(params, X, Y)
+    forbidden = {(B, n_in, n_hidden), (B, n_hidden, n_out)}
+
+    def subjaxprs(eqn_params):  # jaxprs nested in pjit/scan/while equations
+        for value in eqn_params.values():
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(item, "eqns"):
+                    yield item
+                elif hasattr(getattr(item, "jaxpr", None), "eqns"):
+                    yield item.jaxpr
+
+    def shapes(jx):
+        for eqn in jx.eqns:
+            for v in eqn.outvars:
+                yield tuple(getattr(v.aval, "shape", ()))
+            for sub in subjaxprs(eqn.params):
+                yield from shapes(sub)
+
+    found = set(shapes(jaxpr.jaxpr)) & forbidden
+    assert not found, f"per-example weight gradients materialised: {found}"
+    # and the per-example function does build them (so the check above can fail)
+    jaxpr_per = jax.make_jaxpr(jbpnn.network._per_example_grads_kernel)(params, X, Y)
+    assert set(shapes(jaxpr_per.jaxpr)) & forbidden
+
+
+def test_pytree_transformations():
+    params = init_params(jax.random.key(0), (3, 2, 1))
+    leaves = jax.tree.leaves(params)
+    assert len(leaves) == 4  # w, b per layer; names are metadata, not leaves
+    assert all(isinstance(leaf, jax.Array) for leaf in leaves)
+    moved = jax.device_put(params, jax.devices()[0])
+    assert moved.activations == params.activations
+    doubled = jax.tree.map(lambda a: 2 * a, params)
+    np.testing.assert_allclose(doubled.layers[0].w, 2 * params.layers[0].w)
+
+    traces = []
+
+    @jax.jit
+    def f(p, x):
+        traces.append(p.activations)  # a static tuple of str, not a tracer
+        return forward(p, x)[0]
+
+    f(params, jnp.ones(3))
+    f(doubled, jnp.ones(3))
+    assert traces == [("sigmoid", "sigmoid")]  # one trace: names are static
+    batched = jax.vmap(lambda p: p.layers[0].w.sum())(
+        jax.tree.map(lambda a: jnp.stack([a, a]), params)
+    )
+    assert batched.shape == (2,)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32])
+def test_sigmoid_is_stable(dtype):
+    import warnings
+
+    z = jnp.array([-1e4, -1e3, -100.0, -30.0, 0.0, 30.0, 100.0, 1e3, 1e4], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        o = jbpnn.ACTIVATIONS["sigmoid"].fn(z)
+        params = jbpnn.MLP.from_layers([([[1e4]], [0.0])], dtype=dtype)
+        out = predict(params, jnp.array([[-1.0], [1.0]], dtype))
+    assert np.all(np.isfinite(o)) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.asarray(o)[[0, -1]], [0.0, 1.0])
+    np.testing.assert_allclose(out[:, 0], [0.0, 1.0])
