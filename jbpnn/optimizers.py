@@ -322,7 +322,7 @@ def _check_number(
     name: str, value: Any, low: float, high: float | None = None, integer: bool = False
 ) -> None:
     """Check a hyperparameter given as a plain number; traced values pass through unchecked."""
-    if isinstance(value, jax.core.Tracer) or isinstance(value, jax.Array):
+    if isinstance(value, jax.Array):  # concrete or traced (tracers are jax.Array too)
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if isinstance(value, np.ndarray) and value.ndim == 0:

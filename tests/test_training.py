@@ -1,0 +1,352 @@
+"""The compiled training loop against plain Python loops, and its stop rules."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tree_allclose
+
+from jbpnn.network import loss_and_gradient
+from jbpnn.optimizers import adam, apply_updates, momentum, sgd
+from jbpnn.params import init_params
+from jbpnn.training import (
+    STOP_REASONS,
+    TrainResult,
+    accuracy,
+    evaluate,
+    make_train_fn,
+    result_from_state,
+    train,
+    train_config,
+)
+
+
+def _data(n=10, n_in=3, n_out=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, n_in))
+    Y = rng.uniform(0, 1, (n, n_out))
+    return X, Y
+
+
+def _python_loop(params, X, Y, batches_per_epoch, opt):
+    """Reference: a Python loop over epochs and batches of the checked public gradient."""
+    state = opt.init(params)
+    losses = []
+    for batches in batches_per_epoch:
+        total, count = 0.0, 0
+        for idx in batches:
+            loss, grads = loss_and_gradient(params, X[idx], Y[idx])  # mean over the batch
+            updates, state = opt.update(grads, state, params)
+            params = apply_updates(params, updates)
+            total += float(loss) * len(idx)
+            count += len(idx)
+        losses.append(total / count)
+    return params, np.array(losses)
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [sgd(0.3), momentum(0.4, 0.5, variant="article")],
+    ids=["sgd", "article_momentum"],
+)
+def test_online_equals_python_loop(x64, opt):
+    X, Y = _data()
+    p0 = init_params(jax.random.PRNGKey(1), (3, 4, 2), dtype=jnp.float64)
+    result = train(p0, X, Y, optimizer=opt, epochs=3, batch_size=1)
+    order = [[i] for i in range(len(X))]  # in order, one example per update
+    expected, losses = _python_loop(p0, X, Y, [order] * 3, opt)
+    tree_allclose(result.params, expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-6)
+    assert result.epochs_run == 3 and result.stop_reason == "max_epochs"
+
+
+def test_minibatch_with_partial_last_batch_equals_weighted_means(x64):
+    X, Y = _data(n=10)
+    p0 = init_params(jax.random.PRNGKey(2), (3, 5, 2), activations="tanh", dtype=jnp.float64)
+    opt = momentum(0.2, 0.9)
+    key = jax.random.PRNGKey(7)
+    result = train(p0, X, Y, optimizer=opt, epochs=3, batch_size=4, key=key)
+    # The documented order: permutation(fold_in(key, epoch)); batches of 4, 4, then 2.
+    epochs = []
+    for e in range(3):
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, e), 10))
+        epochs.append([order[0:4], order[4:8], order[8:10]])
+    expected, losses = _python_loop(p0, X, Y, epochs, opt)
+    tree_allclose(result.params, expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-6)
+
+
+def test_drop_last_and_no_shuffle(x64):
+    X, Y = _data(n=10)
+    p0 = init_params(jax.random.PRNGKey(2), (3, 5, 2), dtype=jnp.float64)
+    opt = sgd(0.5)
+    result = train(p0, X, Y, optimizer=opt, epochs=2, batch_size=4, shuffle=False, drop_last=True)
+    batches = [np.arange(0, 4), np.arange(4, 8)]  # examples 8 and 9 dropped
+    expected, losses = _python_loop(p0, X, Y, [batches] * 2, opt)
+    tree_allclose(result.params, expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-6)
+
+
+def test_full_batch_loss_is_the_loss_at_the_start_of_each_epoch(x64):
+    X, Y = _data(n=6)
+    p0 = init_params(jax.random.PRNGKey(3), (3, 2), dtype=jnp.float64)
+    opt = sgd(0.5)
+    result = train(p0, X, Y, optimizer=opt, epochs=4)
+    expected, losses = _python_loop(p0, X, Y, [[np.arange(6)]] * 4, opt)
+    tree_allclose(result.params, expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- stop rules
+def _linear_problem(n=20):
+    """Identity network fitting an exact linear map: full-batch GD converges geometrically."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 2))
+    Y = X @ np.array([[1.5], [-0.5]]) + 0.25
+    p0 = init_params(jax.random.PRNGKey(0), (2, 1), activations="identity", dtype=jnp.float64)
+    return p0, X, Y
+
+
+def test_loss_below_tol_stops(x64):
+    p0, X, Y = _linear_problem()
+    result = train(p0, X, Y, optimizer=sgd(0.3), epochs=500, tol=1e-4)
+    loss = result.history["loss"]
+    assert result.stop_reason == "loss_below_tol"
+    assert 1 < result.epochs_run < 500
+    assert loss[-1] < 1e-4 <= loss[-2]
+    assert len(loss) == result.epochs_run
+
+
+def test_weight_change_below_threshold_stops(x64):
+    p0, X, Y = _linear_problem()
+    result = train(p0, X, Y, optimizer=sgd(0.3), epochs=500, min_weight_change=1e-3)
+    change = result.history["max_weight_change"]
+    assert result.stop_reason == "weight_change_below_threshold"
+    assert 1 < result.epochs_run < 500
+    assert change[-1] < 1e-3 <= change[-2]
+
+
+def test_max_epochs_when_no_rule_fires(x64):
+    p0, X, Y = _linear_problem()
+    result = train(p0, X, Y, optimizer=sgd(0.3), epochs=7, tol=1e-30, min_weight_change=1e-30)
+    assert result.stop_reason == "max_epochs" and result.epochs_run == 7
+
+
+def test_no_validation_improvement_stops_and_keeps_the_best(x64):
+    p0, X, Y = _linear_problem()
+    # Validation targets of the opposite slope: the val loss falls at first, then rises.
+    X_val, Y_val = X, 0.5 * X[:, :1] - 0.25
+    result = train(
+        p0,
+        X,
+        Y,
+        optimizer=sgd(0.05),
+        epochs=500,
+        X_val=X_val,
+        Y_val=Y_val,
+        n_iter_no_change=5,
+    )
+    val = result.history["val_loss"]
+    assert result.stop_reason == "no_validation_improvement"
+    assert result.epochs_run < 500
+    best = int(np.argmin(val))
+    assert result.best_epoch == best + 1
+    # Replay the rule: an epoch counts as no improvement unless it beats the best by 1e-4.
+    best_so_far, bad, stop_at = np.inf, 0, None
+    for i, v in enumerate(val):
+        bad = 0 if v < best_so_far - 1e-4 else bad + 1
+        best_so_far = min(best_so_far, v)
+        if bad >= 5:
+            stop_at = i + 1
+            break
+    assert result.epochs_run == stop_at
+    assert best + 1 < result.epochs_run <= best + 1 + 5
+    np.testing.assert_allclose(evaluate(result.params, X_val, Y_val)["loss"], val[best], rtol=1e-10)
+    assert "val_accuracy" in result.history and len(result.history["val_accuracy"]) == len(val)
+
+
+def test_divergence_returns_last_finite_params(x64):
+    # lr = 10 is far above 2 / (largest curvature): |w| grows ~10x per epoch until it overflows.
+    p0, X, Y = _linear_problem()
+    opt = sgd(10.0)
+    result = train(p0, X, Y, optimizer=opt, epochs=1000)
+    assert result.stop_reason == "diverged", result
+    assert result.diverged_at == result.epochs_run > 10
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
+    assert not np.isfinite(result.history["loss"][-1])
+    assert np.all(np.isfinite(result.history["loss"][:-1]))
+    assert "diverged at epoch" in str(result)
+    # The params returned are those after the last finite epoch.
+    before = train(p0, X, Y, optimizer=opt, epochs=result.diverged_at - 1)
+    assert before.stop_reason == "max_epochs"
+    tree_allclose(result.params, before.params, rtol=1e-12)
+    np.testing.assert_array_equal(result.history["loss"][:-1], before.history["loss"])
+
+
+def test_divergence_with_a_huge_learning_rate(x64):
+    p0, X, Y = _linear_problem()
+    p0 = init_params(
+        jax.random.PRNGKey(0), (2, 8, 1), activations=["relu", "identity"], dtype=jnp.float64
+    )
+    result = train(p0, X, Y, optimizer=sgd(1e6), epochs=50, batch_size=1)
+    assert result.stop_reason == "diverged"
+    assert result.diverged_at is not None and result.diverged_at <= 50
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
+
+
+# ---------------------------------------------------------------- keys, accuracy, progress
+def test_same_key_same_params_different_key_different():
+    X, Y = _data(n=30)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 4, 2))
+    opt = sgd(0.5)
+    a = train(p0, X, Y, optimizer=opt, epochs=5, batch_size=4, key=jax.random.PRNGKey(1))
+    b = train(p0, X, Y, optimizer=opt, epochs=5, batch_size=4, key=jax.random.PRNGKey(1))
+    c = train(p0, X, Y, optimizer=opt, epochs=5, batch_size=4, key=jax.random.PRNGKey(2))
+    for la, lb in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(la, lb)
+    assert any(
+        not np.array_equal(la, lc)
+        for la, lc in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params))
+    )
+
+
+def _two_moons(n, noise, rng):
+    t = rng.uniform(0, np.pi, n)
+    upper = rng.random(n) < 0.5
+    x = np.where(upper, np.cos(t), 1 - np.cos(t))
+    y = np.where(upper, np.sin(t), 0.5 - np.sin(t))
+    X = np.stack([x, y], axis=1) + rng.normal(scale=noise, size=(n, 2))
+    return X - X.mean(axis=0), upper.astype(float)[:, None]
+
+
+def test_two_moons_minibatch_reaches_95_percent():
+    rng = np.random.default_rng(0)
+    X, Y = _two_moons(600, 0.1, rng)
+    X_test, Y_test = _two_moons(400, 0.1, rng)
+    p0 = init_params(
+        jax.random.PRNGKey(0), (2, 16, 16, 1), "tanh", loss="binary_cross_entropy", init="glorot"
+    )
+    result = train(p0, X, Y, optimizer=adam(0.01), epochs=150, batch_size=32, key=3)
+    acc = accuracy(result.params, X_test, Y_test)
+    assert acc >= 0.95, (acc, str(result))
+    assert accuracy(result.params, X_test, Y_test[:, 0].astype(int)) == acc  # labels accepted
+
+
+def test_progress_chunks_equal_one_run_and_call_back_per_chunk():
+    X, Y = _data(n=20)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 4, 2))
+    opt = momentum(0.3, 0.9, variant="nesterov")
+    kw = dict(optimizer=opt, epochs=25, batch_size=6, key=4, X_val=X[:5], Y_val=Y[:5])
+    whole = train(p0, X, Y, **kw)
+    calls = []
+    chunked = train(p0, X, Y, progress=calls.append, progress_every=10, **kw)
+    for la, lb in zip(jax.tree.leaves(whole.params), jax.tree.leaves(chunked.params)):
+        np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(whole.history["loss"], chunked.history["loss"])
+    assert [c["epoch"] for c in calls] == [10, 20, 25]
+    assert [c["stop_reason"] for c in calls] == [None, None, "max_epochs"]
+    assert calls[-1]["loss"] == pytest.approx(float(whole.history["loss"][-1]))
+    assert calls[0]["val_loss"] is not None and calls[-1]["elapsed"] > 0
+
+
+def test_progress_stops_calling_after_a_stop_rule(x64):
+    p0, X, Y = _linear_problem()
+    calls = []
+    result = train(p0, X, Y, optimizer=sgd(0.3), epochs=500, tol=1e-4, progress=calls.append)
+    assert len(calls) == -(-result.epochs_run // 50)  # default chunk: epochs // 10
+    assert calls[-1]["stop_reason"] == "loss_below_tol"
+    assert calls[-1]["epoch"] == result.epochs_run
+
+
+def test_vmap_over_learning_rates_matches_separate_runs():
+    X, Y = _data(n=12)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 4, 2))
+    config = train_config(len(X), epochs=5, batch_size=4)
+    lrs = jnp.array([0.1, 0.5])
+
+    def one(lr):
+        init, run = make_train_fn(config, sgd(lr))
+        return run(
+            init(p0),
+            jnp.asarray(X, jnp.float32),
+            jnp.asarray(Y, jnp.float32),
+            jax.random.PRNGKey(0),
+        )
+
+    states = jax.jit(jax.vmap(one))(lrs)
+    for i, lr in enumerate([0.1, 0.5]):
+        mapped = result_from_state(jax.tree.map(lambda a: a[i], states), config)
+        alone = train(p0, X, Y, optimizer=sgd(lr), epochs=5, batch_size=4, key=0)
+        tree_allclose(mapped.params, alone.params, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(mapped.history["loss"], alone.history["loss"], rtol=1e-5)
+
+
+def test_accuracy_and_evaluate():
+    p = init_params(jax.random.PRNGKey(0), (2, 3))
+    p = p.replace_layers(
+        [p.layers[0]._replace(w=jnp.array([[1.0, 0, 0], [0, 1.0, 0]]), b=jnp.zeros(3))]
+    )
+    X = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [-1.0, -1.0]])
+    labels = np.array([0, 1, 0, 2])  # the third is wrong; the last: argmax of (.27,.27,.5) is 2
+    assert accuracy(p, X, labels) == pytest.approx(0.75)
+    assert accuracy(p, X, np.eye(3)[labels]) == pytest.approx(0.75)
+    res = evaluate(p, X, np.eye(3)[labels])
+    assert set(res) == {"loss", "accuracy"} and res["accuracy"] == pytest.approx(0.75)
+    one = init_params(jax.random.PRNGKey(0), (1, 1))
+    one = one.replace_layers([one.layers[0]._replace(w=jnp.ones((1, 1)), b=jnp.zeros(1))])
+    # a single sigmoid unit: output >= 0.5 iff x >= 0
+    assert accuracy(
+        one, np.array([[1.0], [-1.0], [2.0]]), np.array([[1.0], [0.0], [0.0]])
+    ) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="labels must lie in 0..2"):
+        accuracy(p, X, np.array([0, 1, 5, 2]))
+
+
+def test_result_is_readable():
+    X, Y = _data(n=8)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 2))
+    result = train(p0, X, Y, optimizer=sgd(0.1), epochs=3)
+    assert isinstance(result, TrainResult)
+    text = str(result)
+    assert "max_epochs" in text and "3 epoch" in text and "final loss" in text
+    assert result.stop_reason in STOP_REASONS
+
+
+# ---------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(epochs=0), "epochs must be an integer >= 1"),
+        (dict(epochs=2.5), "epochs must be an integer"),
+        (dict(batch_size=0), "batch_size must be an integer >= 1 or None"),
+        (dict(batch_size=9), "batch_size=9 is larger than the 8 training examples"),
+        (dict(optimizer="sgd"), "optimizer must be an Optimizer"),
+        (dict(tol=-1.0), "tol must be a finite number >= 0"),
+        (dict(n_iter_no_change=3), "pass X_val and Y_val"),
+        (dict(X_val=np.zeros((2, 3))), "both X_val and Y_val"),
+        (dict(X_val=np.zeros((2, 4)), Y_val=np.zeros((2, 2))), "Your data length is 4"),
+        (dict(progress_every=0), "progress_every"),
+        (dict(progress="yes"), "progress must be a callable"),
+    ],
+)
+def test_bad_settings_are_clear_errors(kwargs, match):
+    X, Y = _data(n=8)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 2))
+    kwargs = {"optimizer": sgd(0.1), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        train(p0, X, Y, **kwargs)
+
+
+def test_bad_data_are_clear_errors():
+    X, Y = _data(n=8)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 2))
+    with pytest.raises(ValueError, match="Your data length is 2, but our input needs 3"):
+        train(p0, X[:, :2], Y, optimizer=sgd(0.1))
+    with pytest.raises(ValueError, match="X has 8 examples but Y has 7"):
+        train(p0, X, Y[:7], optimizer=sgd(0.1))
+    X_bad = X.copy()
+    X_bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        train(p0, X_bad, Y, optimizer=sgd(0.1))
