@@ -262,7 +262,7 @@ def _rebuild(entries: dict[str, np.ndarray]) -> Saved:
     sizes = tuple(int(n) for n in entries["sizes"])
     n_layers = len(sizes) - 1
     dtype = jnp.dtype(str(entries["dtype"]))
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
+    if dtype == np.float64 and jnp.result_type(float) != jnp.float64:  # x64 off
         warnings.warn(
             "the file holds float64 params but JAX's float64 is off (jax_enable_x64): "
             "they are loaded as float32. Load inside `with jax.enable_x64(True):` to keep them",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 
 import jax
@@ -51,7 +52,9 @@ def test_round_trip_float32_with_metadata(tmp_path):
 def test_round_trip_float64(tmp_path, x64):
     params = _params(jnp.float64)
     save(tmp_path / "m.npz", params)
-    got, meta = load(tmp_path / "m.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no float64 warning when x64 is on
+        got, meta = load(tmp_path / "m.npz")
     assert got.dtype == jnp.float64
     _assert_same(got, params)
     assert meta == {}
