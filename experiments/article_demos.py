@@ -30,17 +30,17 @@ import time
 from pathlib import Path
 
 try:
-    from jbpnn.article import BPNN
+    import jbpnn  # noqa: F401
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from jbpnn.article import BPNN
 
-A, B = [1, 0, 1, 0, 1], [1, 0, 1, 1, 1]
-D = [[A, [1]], [A, [1]], [A, [1]], [B, [0]], [A, [1]], [B, [0]]]
-C = [A, A, B, A, B, A, A, B, A, [1, 1, 1, 0, 1]]
-
-ARTICLE_DEMO_2 = ["cat", "cat", "dog", "cat", "dog", "cat", "cat", "dog", "cat", "cat"]
-ARTICLE_DEMO_2_ERR = 0.10754377610345334
+from jbpnn.article import BPNN
+from jbpnn.oracles import DEMO_2_ARTICLE as ARTICLE_DEMO_2
+from jbpnn.oracles import DEMO_2_ARTICLE_ERR as ARTICLE_DEMO_2_ERR
+from jbpnn.oracles import DEMO_A as A
+from jbpnn.oracles import DEMO_B as B
+from jbpnn.oracles import DEMO_TEST as C
+from jbpnn.oracles import DEMO_TRAIN as D
 
 
 def demo_1() -> bool:
