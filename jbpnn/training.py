@@ -561,23 +561,29 @@ def train(
     for until in range(progress_every, config.epochs + progress_every, progress_every):
         # Same compiled function for every chunk: `until` is a traced argument.
         state = run(state, X, Y, key, X_val, Y_val, np.int32(min(until, config.epochs)))
-        stopped = int(state.stop) != _RUNNING  # the only host sync, once per chunk
-        if progress is not None:
-            progress(_progress_info(state, config, time.perf_counter() - start))
-        if stopped:
+        if progress is None:
+            if until < config.epochs and int(state.stop) != _RUNNING:
+                break
+            continue
+        info = _progress_info(state, config, start)  # the one host transfer per chunk
+        progress(info)
+        if info["stop_reason"] is not None:
             break
     return result_from_state(state, config, time.perf_counter() - start)
 
 
-def _progress_info(state: LoopState, config: TrainConfig, elapsed: float) -> dict[str, Any]:
-    epoch, stop = int(state.epoch), int(state.stop)
+def _progress_info(state: LoopState, config: TrainConfig, start: float) -> dict[str, Any]:
+    epoch, stop, loss, val_loss = jax.device_get(
+        (state.epoch, state.stop, state.loss, state.val_loss)
+    )
+    epoch, stop = int(epoch), int(stop)
     done = stop != _RUNNING or epoch >= config.epochs
     return {
         "epoch": epoch,
         "epochs": config.epochs,
-        "loss": float(state.loss[epoch - 1]),
-        "val_loss": float(state.val_loss[epoch - 1]) if config.has_validation else None,
-        "elapsed": elapsed,
+        "loss": float(loss[epoch - 1]),
+        "val_loss": float(val_loss[epoch - 1]) if config.has_validation else None,
+        "elapsed": time.perf_counter() - start,
         "stop_reason": STOP_REASONS[max(stop, 0)] if done else None,
     }
 
