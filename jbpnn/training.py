@@ -341,12 +341,13 @@ class TrainResult:
             f"final loss: {self.final_loss:.6g}",
         ]
         if "val_loss" in self.history and self.epochs_run:
+            # Validation figures of the returned params: the best epoch's, or the last one's.
+            at = (self.best_epoch or self.epochs_run) - 1
+            which = "best, " if self.best_epoch is not None else ""
             lines.append(
-                f"validation: loss {self.history['val_loss'][-1]:.6g}, "
-                f"accuracy {self.history['val_accuracy'][-1]:.4f}"
+                f"validation ({which}epoch {at + 1}): loss {self.history['val_loss'][at]:.6g}, "
+                f"accuracy {self.history['val_accuracy'][at]:.4f}"
             )
-        if self.best_epoch is not None:
-            lines.append(f"params from the best validation epoch: {self.best_epoch}")
         if self.diverged_at is not None:
             lines.append(
                 f"diverged at epoch {self.diverged_at}: loss or params became NaN/inf; "
