@@ -230,6 +230,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     table, source = _load_training_data(args)
     classification = _is_classification(table.y, args.task)
+    if classification:
+        data.check_classes(table.y, f"the target {table.target_name!r} of {source}")
     X_tr, X_te, y_tr, y_te = data.train_test_split(
         table.X, table.y, test_fraction=args.test_fraction, seed=args.seed, stratify=classification
     )
@@ -247,7 +249,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         "source": source,
     }
     if classification:
-        data.check_classes(table.y, f"the target {table.target_name!r} of {source}")
         encoder = data.LabelEncoder().fit(table.y)
         n_out = encoder.n_classes
         targets = lambda y: data.one_hot(encoder.transform(y), n_out)  # noqa: E731
@@ -286,7 +287,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         Y_tr,
         optimizer=optimizer,
         epochs=args.epochs,
-        batch_size=args.batch_size if args.batch_size > 0 else None,
+        # like scikit-learn, a batch larger than the data means full batch
+        batch_size=args.batch_size if 0 < args.batch_size < len(Xs_tr) else None,
         key=args.seed,
         tol=args.tol,
         min_weight_change=args.min_weight_change,
