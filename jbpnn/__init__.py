@@ -4,15 +4,26 @@ The maths follows the article in ``shared/ARTICLE.md``: sigmoid units, the
 error ``E = 1/2 sum (T - O)^2``, output delta ``O(1-O)(T-O)``, hidden delta
 ``O(1-O) sum_k Err_k w_jk`` and updates ``w += lr Err O_prev``.
 
-Modules, one job each:
+Modules, one job each (the maths imports nothing of ours above it):
 
 - :mod:`jbpnn.activations`  name -> (function, derivative from the output)
 - :mod:`jbpnn.losses`       name -> (error, output delta); the valid pairs
 - :mod:`jbpnn.params`       ``Layer``, the ``MLP`` pytree, ``init_params``
 - :mod:`jbpnn.network`      ``forward``, ``backward``, ``deltas`` and batched forms
+- :mod:`jbpnn.optimizers`   ``sgd``, ``momentum`` (classical, nesterov, article), ``adam``
+- :mod:`jbpnn.training`     ``train``: one compiled loop, the article's stop rules
+- :mod:`jbpnn.io`           ``save`` / ``load`` (atomic ``.npz``)
+- :mod:`jbpnn.data`         bundled digits, CSV/NPZ loading, splits, scalers
+- :mod:`jbpnn.article`      the article's ``BPNN`` class and ``get_data``
+- :mod:`jbpnn.gradcheck`    hand-derived gradients against autodiff (the only
+  module that calls ``jax.grad``; not imported here)
+- :mod:`jbpnn.cli`          the ``jbpnn`` command
 """
 
 from jbpnn.activations import ACTIVATIONS, Activation
+from jbpnn.article import BPNN, get_data
+from jbpnn.data import load_digits, one_hot, train_test_split
+from jbpnn.io import Saved, load, save
 from jbpnn.losses import LOSSES, VALID_PAIRS, Loss
 from jbpnn.network import (
     backward,
@@ -26,28 +37,58 @@ from jbpnn.network import (
     per_example_grads,
     predict,
 )
+from jbpnn.optimizers import (
+    OPTIMIZERS,
+    Optimizer,
+    adam,
+    apply_updates,
+    get_optimizer,
+    momentum,
+    sgd,
+)
 from jbpnn.params import INITS, MLP, Layer, init_params
+from jbpnn.training import STOP_REASONS, TrainResult, accuracy, evaluate, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "BPNN",
     "INITS",
     "LOSSES",
     "MLP",
+    "OPTIMIZERS",
+    "STOP_REASONS",
     "VALID_PAIRS",
     "Activation",
     "Layer",
     "Loss",
+    "Optimizer",
+    "Saved",
+    "TrainResult",
+    "accuracy",
+    "adam",
+    "apply_updates",
     "backward",
     "batch_gradient",
     "check_batch",
     "deltas",
+    "evaluate",
     "example_loss",
     "forward",
+    "get_data",
+    "get_optimizer",
     "init_params",
+    "load",
+    "load_digits",
     "loss",
     "loss_and_gradient",
+    "momentum",
+    "one_hot",
     "per_example_grads",
     "predict",
+    "save",
+    "sgd",
+    "train",
+    "train_test_split",
 ]
