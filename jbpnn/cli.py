@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -439,7 +440,7 @@ def _subparser(sub, name: str, help: str, description: str, example: str):
     return sub.add_parser(
         name,
         help=help,
-        description=description,
+        description=textwrap.fill(description, 79),
         epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
