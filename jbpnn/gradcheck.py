@@ -1,0 +1,715 @@
+"""Check a hand-derived gradient against ``jax.grad`` or central finite differences.
+
+This is the only library module that calls ``jax.grad``: nothing on the training
+path imports it. It answers one question with evidence: is the backward pass
+right? :func:`gradcheck` compares the hand-derived batch gradient
+(:func:`jbpnn.network.batch_gradient`, or any ``grad_fn(params, X, Y)`` you
+wrote) with a reference computed without it:
+
+    reference="autodiff"            jax.grad of  L(theta) = 1/B sum_n E(forward(theta, x_n), t_n)
+    reference="finite_difference"   dL/dtheta_i ~ (L(theta + h e_i) - L(theta - h e_i)) / 2h
+
+The reference loss :func:`reference_loss` is written from :func:`jbpnn.network.forward`
+and the loss table's ``error`` only, never from the deltas, so the two sides are
+independent derivations of the same quantity (``dE/dtheta``, the sign
+convention of :mod:`jbpnn.losses`: gradients, not descent directions).
+
+Error measure, for each entry of each layer's ``w`` and ``b``::
+
+    abs error  = |hand - ref|
+    rel error  = |hand - ref| / max(|hand|, |ref|, atol / rtol)
+    pass       <=>  rel error <= rtol  <=>  |hand - ref| <= max(atol, rtol * max(|hand|, |ref|))
+
+so ``rtol`` judges entries larger than ``atol / rtol`` and ``atol`` the tiny ones
+(for which a relative error means nothing). A leaf passes when all its entries
+do. ``atol`` is absolute: if a whole gradient is smaller than ``atol`` the check
+is vacuous, which is why the report prints ``max|ref|`` next to the errors.
+
+Default tolerances (see :data:`DEFAULT_TOLERANCES`), chosen from measured
+disagreement on random networks with a margin of about 100x:
+
+    autodiff, float32            rtol 1e-3,  atol 1e-6
+    autodiff, float64            rtol 1e-8,  atol 1e-12
+    finite differences, float64  rtol 1e-5,  atol 1e-7,  step h = 1e-6
+
+Finite differences always run in float64: ``jax.enable_x64`` is switched on
+inside the call (never globally), and params and data are cast to float64; the
+hand gradient is then computed in float64 too, and the report says so. Every
+coordinate costs two forward passes of the batch and a copy of the parameter
+vector; the directions are vmapped in chunks (``lax.map``), one compilation per
+network. That takes about a second for networks of a few thousand parameters
+and small batches (e.g. 64-64-64-10, batch 64); leaves with more than
+``max_coords`` entries (default 4096) are checked on a random sample of that
+many coordinates, named in the report.
+
+Command line: ``python -m jbpnn.gradcheck --sizes 64,32,10 --activation tanh``
+prints the report and exits 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
+
+from jbpnn.losses import LOSSES
+from jbpnn.network import batch_gradient, check_batch, forward, per_example_grads
+from jbpnn.params import INITS, MLP, init_params
+
+Array = jax.Array
+GradFn = Callable[[MLP, Array, Array], Any]
+
+REFERENCES = ("autodiff", "finite_difference")
+
+# (reference, dtype) -> (rtol, atol). Measured hand-vs-reference disagreement on random
+# networks (experiments/autodiff_comparison.py) is about 1e-5 (f32 autodiff), 1e-14
+# (f64 autodiff) and 1e-8 (f64 finite differences, h = 1e-6) in relative error.
+DEFAULT_TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
+    ("autodiff", "float32"): (1e-3, 1e-6),
+    ("autodiff", "float64"): (1e-8, 1e-12),
+    ("finite_difference", "float64"): (1e-5, 1e-7),
+}
+DEFAULT_EPS = 1e-6  # finite-difference step h, in float64
+DEFAULT_MAX_COORDS = 4096  # finite differences: coordinates checked per leaf at most
+
+_ARTICLE_NOTE = (
+    "article mode: the article code's 'sigmoid' is tanh forward with derivative O - O^2, "
+    "and biases never reach the forward pass (their true gradient is 0)"
+)
+
+
+# ---------------------------------------------------------------- the reference loss
+def reference_loss(params: MLP, X: Array, Y: Array) -> Array:
+    """The batch loss ``1/B sum_n E(forward(params, x_n), t_n)``, for autodiff.
+
+    Written from :func:`jbpnn.network.forward` and ``LOSSES[params.loss].error``
+    only (vmapped), independently of the hand-derived deltas.
+
+    Args:
+        params: the network.
+        X: inputs, shape ``(B, n_in)``.
+        Y: targets, shape ``(B, n_out)``.
+
+    Returns:
+        A scalar.
+    """
+    return jnp.mean(jax.vmap(_example_error, in_axes=(None, 0, 0))(params, X, Y))
+
+
+def _example_error(params: MLP, x: Array, y: Array) -> Array:
+    out, _ = forward(params, x)
+    return LOSSES[params.loss].error(out, y)
+
+
+_autodiff_grad = jax.jit(jax.grad(reference_loss))
+_autodiff_per_example = jax.jit(jax.vmap(jax.grad(_example_error), in_axes=(None, 0, 0)))
+
+
+@partial(jax.jit, static_argnames=("chunk",))
+def _finite_differences(
+    params: MLP, X: Array, Y: Array, coords: Array, eps: Array, *, chunk: int
+) -> Array:
+    """Central differences of :func:`reference_loss` along coordinates of the params.
+
+    ``dL/dtheta_i ~ (L(theta + h e_i) - L(theta - h e_i)) / ((theta_i + h) - (theta_i - h))``
+    (dividing by the step actually taken, not by 2h). ``coords`` index the
+    params raveled in leaf order (``w_0, b_0, w_1, ...``); directions are
+    vmapped ``chunk`` at a time, each costing two forward passes of the batch.
+    """
+    flat, unravel = ravel_pytree(params)
+
+    def one(i: Array) -> Array:
+        up, down = flat[i] + eps, flat[i] - eps
+        loss_up = reference_loss(unravel(flat.at[i].set(up)), X, Y)
+        loss_down = reference_loss(unravel(flat.at[i].set(down)), X, Y)
+        return (loss_up - loss_down) / (up - down)
+
+    return jax.lax.map(one, coords, batch_size=chunk)
+
+
+# ---------------------------------------------------------------- the report
+@dataclass(frozen=True)
+class LeafCheck:
+    """The comparison of one layer's ``w`` or ``b``.
+
+    Attributes:
+        layer: layer index, input side first.
+        param: ``"w"`` or ``"b"``.
+        activation: the layer's activation name.
+        shape: the leaf's shape.
+        n_checked: entries compared (fewer than ``n_total`` when sampled).
+        n_total: entries in the leaf.
+        max_ref: ``max |ref|``, the scale of the reference gradient.
+        max_abs_err: ``max |hand - ref|``.
+        max_rel_err: ``max |hand - ref| / max(|hand|, |ref|, atol / rtol)``.
+        passed: ``max_rel_err <= rtol`` (and every value finite).
+    """
+
+    layer: int
+    param: str
+    activation: str
+    shape: tuple[int, ...]
+    n_checked: int
+    n_total: int
+    max_ref: float
+    max_abs_err: float
+    max_rel_err: float
+    passed: bool
+
+    @property
+    def name(self) -> str:
+        return f"layer {self.layer} {self.param}"
+
+
+@dataclass(frozen=True)
+class GradcheckReport:
+    """The result of :func:`gradcheck` or :func:`compare_per_example`.
+
+    ``str(report)`` is an aligned table; ``report.passed`` the verdict;
+    ``report.failed`` the ``(layer, param)`` pairs that failed.
+
+    Attributes:
+        checks: one :class:`LeafCheck` per layer and parameter (``w`` then ``b``).
+        compared: what was compared with what, in words.
+        reference: ``"autodiff"``, ``"finite_difference"`` or ``"autodiff_per_example"``.
+        dtype: the dtype both gradients were computed in.
+        rtol: relative tolerance.
+        atol: absolute tolerance (also sets the floor ``atol / rtol`` of the relative error).
+        eps: finite-difference step, or None.
+        sizes: layer widths of the network, input first.
+        activations: activation names per layer.
+        loss: loss name.
+        article_mode: whether the network reproduces the article code's bugs.
+        batch_size: number of examples.
+        notes: extra lines (casts, sampling, article mode).
+    """
+
+    checks: tuple[LeafCheck, ...]
+    compared: str
+    reference: str
+    dtype: str
+    rtol: float
+    atol: float
+    eps: float | None
+    sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss: str
+    article_mode: bool
+    batch_size: int
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        """True when every layer's ``w`` and ``b`` pass."""
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> list[tuple[int, str]]:
+        """The ``(layer, param)`` pairs that failed, e.g. ``[(0, "w"), (0, "b")]``."""
+        return [(c.layer, c.param) for c in self.checks if not c.passed]
+
+    @property
+    def max_abs_err(self) -> float:
+        return max(c.max_abs_err for c in self.checks)
+
+    @property
+    def max_rel_err(self) -> float:
+        return max(c.max_rel_err for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable data, with ``passed`` and ``failed`` included."""
+        d = asdict(self)
+        d["checks"] = [asdict(c) | {"shape": list(c.shape)} for c in self.checks]
+        d["sizes"], d["activations"], d["notes"] = (
+            list(self.sizes),
+            list(self.activations),
+            list(self.notes),
+        )
+        d["passed"] = self.passed
+        d["failed"] = [list(f) for f in self.failed]
+        return d
+
+    def __str__(self) -> str:
+        mark = "*" if self.article_mode else ""
+        acts = [a + (mark if a == "sigmoid" else "") for a in self.activations]
+        head = [
+            f"gradcheck: {self.compared}",
+            f"network {'-'.join(map(str, self.sizes))}, activations ({', '.join(acts)}), "
+            f"loss {self.loss}, batch {self.batch_size}, dtype {self.dtype}",
+            f"tolerance: rtol {self.rtol:.0e}, atol {self.atol:.0e}"
+            + (f", finite-difference step {self.eps:.0e}" if self.eps is not None else "")
+            + f" (relative error floor atol/rtol = {self.atol / self.rtol:.0e})",
+            "an entry passes when |hand - ref| <= max(atol, rtol * max(|hand|, |ref|)); "
+            "rel err = |hand - ref| / max(|hand|, |ref|, atol/rtol)",
+        ]
+        cols = ["layer", "param", "activation", "shape", "checked", "max|ref|", "max abs err"]
+        cols += ["max rel err", "result"]
+        rows = [
+            [
+                str(c.layer),
+                c.param,
+                acts[c.layer],
+                "x".join(map(str, c.shape)),
+                str(c.n_checked) if c.n_checked == c.n_total else f"{c.n_checked}/{c.n_total}",
+                f"{c.max_ref:.2e}",
+                f"{c.max_abs_err:.2e}",
+                f"{c.max_rel_err:.2e}",
+                "ok" if c.passed else "FAIL",
+            ]
+            for c in self.checks
+        ]
+        widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols))]
+        left = {1, 2, 8}
+        fmt = lambda r: "  ".join(  # noqa: E731
+            v.ljust(w) if i in left or i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(r, widths))
+        ).rstrip()
+        lines = head + [fmt(cols)] + [fmt(r) for r in rows]
+        if self.passed:
+            lines.append(f"PASSED: all {len(self.checks)} checks within tolerance")
+        else:
+            names = ", ".join(f"layer {layer} {p}" for layer, p in self.failed)
+            lines.append(f"FAILED {len(self.failed)} of {len(self.checks)}: {names}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _compare_leaf(
+    hand: np.ndarray, ref: np.ndarray, rtol: float, atol: float
+) -> tuple[float, float, float, bool]:
+    """(max|ref|, max abs err, max rel err, passed) for one leaf, in float64 on the host."""
+    hand, ref = np.asarray(hand, np.float64), np.asarray(ref, np.float64)
+    if hand.size == 0:
+        return 0.0, 0.0, 0.0, True
+    diff = np.abs(hand - ref)
+    scale = np.maximum(np.maximum(np.abs(hand), np.abs(ref)), atol / rtol)
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=diff != 0)
+    rel = np.where(np.isfinite(diff), rel, np.inf)
+    max_rel = float(np.max(rel))
+    return float(np.max(np.abs(ref))), float(np.max(diff)), max_rel, bool(max_rel <= rtol)
+
+
+def _tolerances(
+    reference: str, dtype: str, rtol: float | None, atol: float | None
+) -> tuple[float, float]:
+    default_rtol, default_atol = DEFAULT_TOLERANCES[(reference, dtype)]
+    rtol = default_rtol if rtol is None else float(rtol)
+    atol = default_atol if atol is None else float(atol)
+    if not rtol > 0 or not atol >= 0:
+        raise ValueError(f"rtol must be > 0 and atol >= 0, got rtol={rtol}, atol={atol}")
+    return rtol, atol
+
+
+def _leaves_like(params: MLP, grads: Any, who: str) -> list[Array]:
+    """The leaves of ``grads`` in params' order (w, b per layer), shape-checked."""
+    if isinstance(grads, MLP):
+        grads = grads.layers
+    leaves = jax.tree.leaves(grads)
+    want = jax.tree.leaves(params.layers)
+    shapes = [tuple(np.shape(g)) for g in leaves]
+    if shapes != [tuple(p.shape) for p in want]:
+        raise ValueError(
+            f"{who} must return gradients with the structure of params (an MLP, or a list of "
+            f"(w, b) per layer) with shapes {[tuple(p.shape) for p in want]}; got shapes {shapes}"
+        )
+    return leaves
+
+
+def _check_params(params: Any) -> None:
+    if not isinstance(params, MLP):
+        raise ValueError(
+            f"params must be a jbpnn MLP (from init_params or MLP.from_layers), "
+            f"got {type(params).__name__}"
+        )
+
+
+def _dtype_name(dtype: Any) -> str:
+    return np.dtype(dtype).name
+
+
+def _cast(params: MLP, X: Array, Y: Array, dtype: Any) -> tuple[MLP, Array, Array]:
+    cast = lambda a: jnp.asarray(a, dtype)  # noqa: E731
+    return jax.tree.map(cast, params), cast(X), cast(Y)
+
+
+def _report(
+    params: MLP,
+    hand: list[Any],
+    ref: list[Any],
+    n_total: list[int],
+    *,
+    rtol: float,
+    atol: float,
+    **fields: Any,
+) -> GradcheckReport:
+    checks = []
+    for i, (h, r) in enumerate(zip(hand, ref)):
+        layer, param = divmod(i, 2)
+        max_ref, max_abs, max_rel, ok = _compare_leaf(np.asarray(h), np.asarray(r), rtol, atol)
+        checks.append(
+            LeafCheck(
+                layer=layer,
+                param="wb"[param],
+                activation=params.activations[layer],
+                shape=tuple(np.shape(params.layers[layer][param])),
+                n_checked=int(np.size(r)),
+                n_total=n_total[i],
+                max_ref=max_ref,
+                max_abs_err=max_abs,
+                max_rel_err=max_rel,
+                passed=ok,
+            )
+        )
+    notes = list(fields.pop("notes", ()))
+    if params.article_mode:
+        notes.append("* " + _ARTICLE_NOTE)
+    return GradcheckReport(
+        checks=tuple(checks),
+        rtol=rtol,
+        atol=atol,
+        sizes=tuple(params.sizes),
+        activations=tuple(params.activations),
+        loss=params.loss,
+        article_mode=params.article_mode,
+        notes=tuple(notes),
+        **fields,
+    )
+
+
+# ---------------------------------------------------------------- the checks
+def gradcheck(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    reference: str = "autodiff",
+    grad_fn: GradFn | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    eps: float | None = None,
+    dtype: Any = None,
+    max_coords: int = DEFAULT_MAX_COORDS,
+    seed: int = 0,
+) -> GradcheckReport:
+    """Compare the hand-derived batch gradient with autodiff or finite differences.
+
+    Args:
+        params: the network.
+        X: inputs, shape ``(B, n_in)``.
+        Y: targets, shape ``(B, n_out)``.
+        reference: ``"autodiff"`` (``jax.grad`` of :func:`reference_loss`) or
+            ``"finite_difference"`` (central differences, always in float64).
+        grad_fn: the gradient to audit, ``grad_fn(params, X, Y) -> grads`` with the
+            structure of params (an MLP or a list of ``(w, b)``) holding ``dL/dtheta``
+            of the batch-mean loss. Default: :func:`jbpnn.network.batch_gradient`.
+        rtol: relative tolerance; default from :data:`DEFAULT_TOLERANCES`.
+        atol: absolute tolerance; default from :data:`DEFAULT_TOLERANCES`.
+        eps: finite-difference step ``h`` (default 1e-6); ignored for autodiff.
+        dtype: autodiff only: compute both gradients in this dtype (default: the
+            params' dtype). Finite differences always use float64.
+        max_coords: finite differences: leaves with more entries are checked on a
+            random sample of this many coordinates.
+        seed: seed of that sample.
+
+    Returns:
+        A :class:`GradcheckReport`; ``print`` it for the table.
+
+    Raises:
+        ValueError: on an unknown reference, bad shapes, non-positive tolerances
+            or step, or a ``grad_fn`` whose output does not match params.
+    """
+    _check_params(params)
+    if reference not in REFERENCES:
+        raise ValueError(f"unknown reference {reference!r}; expected one of {list(REFERENCES)}")
+    X, Y, _ = check_batch(params, X, Y)
+    source = "grad_fn" if grad_fn is not None else "hand-derived batch_gradient"
+    grad_fn = grad_fn if grad_fn is not None else batch_gradient
+    notes = []
+    if reference == "autodiff":
+        dtype = _dtype_name(params.dtype if dtype is None else dtype)
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        rtol, atol = _tolerances(reference, dtype, rtol, atol)
+        with jax.enable_x64(dtype == "float64"):
+            p, x, y = _cast(params, X, Y, dtype)
+            hand = [np.asarray(g) for g in _leaves_like(p, grad_fn(p, x, y), "grad_fn")]
+            ref = [np.asarray(g) for g in jax.tree.leaves(_autodiff_grad(p, x, y).layers)]
+        n_total = [r.size for r in ref]
+        compared = f"{source} vs jax.grad of the batch loss"
+        eps = None
+    else:
+        if dtype is not None and _dtype_name(dtype) != "float64":
+            raise ValueError(f"finite differences run in float64 only; got dtype={dtype}")
+        dtype = "float64"
+        rtol, atol = _tolerances(reference, dtype, rtol, atol)
+        eps = DEFAULT_EPS if eps is None else float(eps)
+        if not eps > 0:
+            raise ValueError(f"the finite-difference step eps must be > 0, got {eps}")
+        if int(max_coords) < 1:
+            raise ValueError(f"max_coords must be a positive integer, got {max_coords}")
+        if _dtype_name(params.dtype) != "float64":
+            notes.append(
+                f"params and data cast from {_dtype_name(params.dtype)} to float64 for finite "
+                "differences; both gradients computed in float64"
+            )
+        rng = np.random.default_rng(seed)
+        with jax.enable_x64(True):
+            p, x, y = _cast(params, X, Y, jnp.float64)
+            hand_full = [np.asarray(g) for g in _leaves_like(p, grad_fn(p, x, y), "grad_fn")]
+            leaves = jax.tree.leaves(p.layers)
+            picked, offset = [], 0
+            for i, leaf in enumerate(leaves):
+                coords = np.arange(leaf.size)
+                if leaf.size > max_coords:
+                    coords = np.sort(rng.choice(leaf.size, int(max_coords), replace=False))
+                    notes.append(
+                        f"layer {i // 2} {'wb'[i % 2]}: {coords.size} of {leaf.size} "
+                        f"coordinates sampled (max_coords={max_coords})"
+                    )
+                picked.append(coords)
+                offset += leaf.size
+            n_params = offset
+            chunk = int(max(1, min(256, 2**22 // (n_params + x.size))))
+            offsets = np.cumsum([0] + [leaf.size for leaf in leaves])[:-1]
+            fd = np.asarray(
+                _finite_differences(
+                    p,
+                    x,
+                    y,
+                    jnp.asarray(np.concatenate([c + o for c, o in zip(picked, offsets)])),
+                    jnp.asarray(eps, jnp.float64),
+                    chunk=chunk,
+                )
+            )
+            ends = np.cumsum([c.size for c in picked])
+            ref = np.split(fd, ends[:-1])
+            hand = [h.ravel()[c] for h, c in zip(hand_full, picked)]
+            n_total = [int(leaf.size) for leaf in leaves]
+        compared = f"{source} vs central finite differences of the batch loss"
+    return _report(
+        params,
+        hand,
+        ref,
+        n_total,
+        rtol=rtol,
+        atol=atol,
+        compared=compared,
+        reference=reference,
+        dtype=dtype,
+        eps=eps,
+        batch_size=int(X.shape[0]),
+        notes=notes,
+    )
+
+
+def compare_per_example(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    grad_fn: GradFn | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    dtype: Any = None,
+) -> GradcheckReport:
+    """Compare per-example gradients with ``vmap(jax.grad(example error))``.
+
+    Args:
+        params: the network.
+        X: inputs, shape ``(B, n_in)``.
+        Y: targets, shape ``(B, n_out)``.
+        grad_fn: ``grad_fn(params, X, Y)`` returning gradients whose leaves have a
+            leading batch axis (layer ``l``'s ``w``: ``(B, n_in, n_out)``); default
+            :func:`jbpnn.network.per_example_grads`.
+        rtol: relative tolerance (default as for the autodiff reference).
+        atol: absolute tolerance (default as for the autodiff reference).
+        dtype: compute both in this dtype (default: the params' dtype).
+
+    Returns:
+        A :class:`GradcheckReport` whose ``shape`` columns are per example and
+        whose errors are maxima over the batch as well.
+    """
+    _check_params(params)
+    X, Y, _ = check_batch(params, X, Y)
+    dtype = _dtype_name(params.dtype if dtype is None else dtype)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    rtol, atol = _tolerances("autodiff", dtype, rtol, atol)
+    source = "grad_fn" if grad_fn is not None else "hand-derived per_example_grads"
+    grad_fn = grad_fn if grad_fn is not None else per_example_grads
+    with jax.enable_x64(dtype == "float64"):
+        p, x, y = _cast(params, X, Y, dtype)
+        hand = grad_fn(p, x, y)
+        hand = hand.layers if isinstance(hand, MLP) else hand
+        hand = [np.asarray(g) for g in jax.tree.leaves(hand)]
+        ref = [np.asarray(g) for g in jax.tree.leaves(_autodiff_per_example(p, x, y).layers)]
+    if [h.shape for h in hand] != [r.shape for r in ref]:
+        raise ValueError(
+            f"grad_fn must return per-example gradients of shapes {[r.shape for r in ref]}, "
+            f"got {[h.shape for h in hand]}"
+        )
+    return _report(
+        params,
+        hand,
+        ref,
+        [r.size for r in ref],
+        rtol=rtol,
+        atol=atol,
+        compared=f"{source} vs vmap(jax.grad) of each example's error",
+        reference="autodiff_per_example",
+        dtype=dtype,
+        eps=None,
+        batch_size=int(X.shape[0]),
+    )
+
+
+# ---------------------------------------------------------------- data and command line
+def random_batch(key: ArrayLike, params: MLP, batch_size: int) -> tuple[Array, Array]:
+    """A random batch that suits the network's loss, in the params' dtype.
+
+    ``X`` is standard normal, shape ``(B, n_in)``. ``Y`` has shape ``(B, n_out)``:
+    uniform in [0, 1) for mse, one-hot labels for cross_entropy, 0/1 for
+    binary_cross_entropy.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    kx, ky = jax.random.split(key)
+    shape = (int(batch_size), params.n_out)
+    X = jax.random.normal(kx, (int(batch_size), params.n_in), params.dtype)
+    if params.loss == "cross_entropy":
+        labels = jax.random.randint(ky, shape[:1], 0, params.n_out)
+        Y = jax.nn.one_hot(labels, params.n_out, dtype=params.dtype)
+    elif params.loss == "binary_cross_entropy":
+        Y = jax.random.bernoulli(ky, 0.5, shape).astype(params.dtype)
+    else:
+        Y = jax.random.uniform(ky, shape, params.dtype)
+    return X, Y
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 64,32,10, got {text!r}"
+        ) from None
+    if len(values) < 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected at least two positive layer widths (input first), got {text!r}"
+        )
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the gradcheck options to ``parser`` (reused by ``jbpnn gradcheck``)."""
+    parser.add_argument(
+        "--sizes", type=_int_list, default=[64, 32, 10], help="layer widths, input first"
+    )
+    parser.add_argument(
+        "--activation",
+        default="tanh",
+        help="activation of every layer (the output gets softmax/sigmoid with the cross "
+        "entropies), or one name per layer, comma-separated",
+    )
+    parser.add_argument("--loss", default="mse", choices=sorted(LOSSES))
+    parser.add_argument("--init", default="article", choices=list(INITS))
+    parser.add_argument("--reference", default="autodiff", choices=list(REFERENCES))
+    parser.add_argument(
+        "--article-mode",
+        action="store_true",
+        help="reproduce the article code's bugs (expected to FAIL)",
+    )
+    parser.add_argument("--batch", type=int, default=16, help="number of random examples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--x64", action="store_true", help="float64 params and data (finite differences always)"
+    )
+    parser.add_argument("--rtol", type=float, default=None, help="default: see the report")
+    parser.add_argument("--atol", type=float, default=None, help="default: see the report")
+    parser.add_argument(
+        "--eps", type=float, default=None, help=f"finite-difference step (default {DEFAULT_EPS})"
+    )
+    parser.add_argument(
+        "--per-example",
+        action="store_true",
+        help="also compare per_example_grads with vmap(jax.grad)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m jbpnn.gradcheck``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m jbpnn.gradcheck",
+        description="Compare the hand-derived gradient of a random network with jax.grad "
+        "or with central finite differences (float64); exit 1 when a check fails.",
+        epilog="example: python -m jbpnn.gradcheck --sizes 64,32,10 --activation tanh "
+        "--reference finite_difference",
+    )
+    return add_arguments(parser)
+
+
+def run(args: argparse.Namespace, out: Any = None) -> int:
+    """Build the network and data that ``args`` describe, check, print; 0 if all passed.
+
+    Returns:
+        0 when every check passes, 1 when one fails, 2 on invalid settings.
+    """
+    out = sys.stdout if out is None else out
+    acts = args.activation.split(",") if "," in args.activation else args.activation
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    try:
+        with jax.enable_x64(args.x64):
+            key_params, key_data = jax.random.split(jax.random.key(args.seed))
+            params = init_params(
+                key_params,
+                args.sizes,
+                activations=acts,
+                loss=args.loss,
+                init=args.init,
+                dtype=dtype,
+                article_mode=args.article_mode,
+            )
+            X, Y = random_batch(key_data, params, args.batch)
+            reports = [
+                gradcheck(
+                    params,
+                    X,
+                    Y,
+                    reference=args.reference,
+                    rtol=args.rtol,
+                    atol=args.atol,
+                    eps=args.eps,
+                    seed=args.seed,
+                )
+            ]
+            if args.per_example:
+                reports.append(compare_per_example(params, X, Y, rtol=args.rtol, atol=args.atol))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2), file=out)
+    else:
+        print("\n\n".join(str(r) for r in reports), file=out)
+    return 0 if all(r.passed for r in reports) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m jbpnn.gradcheck [options]``; returns the exit status."""
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""gradcheck: the hand-derived gradient against jax.grad and finite differences."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jbpnn.gradcheck import (
+    DEFAULT_TOLERANCES,
+    GradcheckReport,
+    compare_per_example,
+    gradcheck,
+    main,
+    random_batch,
+)
+from jbpnn.losses import VALID_PAIRS
+from jbpnn.network import batch_gradient
+from jbpnn.params import MLP, Layer, init_params
+
+ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = ("sigmoid", "tanh", "relu", "identity")
+
+
+def _problem(seed, sizes, activations, loss, dtype=jnp.float64, batch=6, init="he", **kw):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    params = init_params(k1, sizes, activations, loss, init=init, dtype=dtype, **kw)
+    X, Y = random_batch(k2, params, batch)
+    return params, X, Y
+
+
+def _hidden_cycle(depth, start):
+    """depth - 1 hidden activations, cycling through all four from ``start``."""
+    return [HIDDEN[(start + i) % len(HIDDEN)] for i in range(depth - 1)]
+
+
+# ---------------------------------------------------------------- passes on correct networks
+# Every valid (loss, output) pair at depth 1 and 4 (hidden activations cycling), plus depths
+# 2 and 3 with the hidden activations the cycles missed for the two cross entropies, so that
+# every activation meets every loss. (The experiment's full run checks the whole
+# activation x loss x depth product.)
+CONFIGS = [(loss, out, ()) for loss, out in VALID_PAIRS]
+CONFIGS += [(loss, out, tuple(_hidden_cycle(4, i))) for i, (loss, out) in enumerate(VALID_PAIRS)]
+CONFIGS += [
+    ("cross_entropy", "softmax", ("sigmoid",)),
+    ("binary_cross_entropy", "sigmoid", ("tanh", "identity")),
+]
+
+
+@pytest.mark.parametrize("loss,output,hidden", CONFIGS)
+def test_passes_every_pair_and_depth_float64(x64, loss, output, hidden):
+    depth = len(hidden) + 1
+    sizes = [5] + [6] * (depth - 1) + [3]
+    params, X, Y = _problem(depth, sizes, [*hidden, output], loss)
+    report = gradcheck(params, X, Y)
+    assert report.passed, str(report)
+    assert report.dtype == "float64"
+    assert len(report.checks) == 2 * depth
+    assert report.max_rel_err < 1e-10  # far inside rtol 1e-8: the tolerance is not what passes it
+    assert report.failed == []
+
+
+def test_the_configs_cover_every_activation_loss_and_depth():
+    seen = {(act, loss) for loss, out, hidden in CONFIGS for act in (*hidden, out)}
+    losses = ("mse", "cross_entropy", "binary_cross_entropy")
+    assert {(act, loss) for act in HIDDEN for loss in losses} <= seen
+    assert {len(h) + 1 for _, _, h in CONFIGS} == {1, 2, 3, 4}
+
+
+def test_passes_every_hidden_activation_in_float32():
+    acts = [*HIDDEN, "softmax"]
+    params, X, Y = _problem(
+        0, (8, 16, 16, 16, 16, 4), acts, "cross_entropy", dtype=jnp.float32, batch=32
+    )
+    report = gradcheck(params, X, Y)
+    assert report.passed, str(report)
+    assert report.dtype == "float32"
+    assert (report.rtol, report.atol) == DEFAULT_TOLERANCES[("autodiff", "float32")]
+    assert report.max_rel_err < 1e-5
+
+
+def test_float32_params_checked_in_float64_on_request():
+    params, X, Y = _problem(1, (4, 5, 2), "tanh", "mse", dtype=jnp.float32)
+    report = gradcheck(params, X, Y, dtype=jnp.float64)
+    assert report.passed and report.dtype == "float64"
+    assert report.max_rel_err < 1e-10
+
+
+# ---------------------------------------------------------------- fails where it should
+def test_article_mode_fails_on_the_wrong_layers(x64):
+    # layer 0: the article's tanh-valued "sigmoid" with derivative O - O^2 (wrong);
+    # layer 1: a correct tanh; layer 2: identity. Biases never reach the forward pass,
+    # so their true gradient is 0 but backward reports -Err: every b fails.
+    params, X, Y = _problem(
+        3, (4, 5, 6, 2), ["sigmoid", "tanh", "identity"], "mse", init="article", article_mode=True
+    )
+    for reference in ("autodiff", "finite_difference"):
+        report = gradcheck(params, X, Y, reference=reference)
+        assert not report.passed
+        assert report.failed == [(0, "w"), (0, "b"), (1, "b"), (2, "b")], str(report)
+        text = str(report)
+        assert "FAILED 4 of 6: layer 0 w, layer 0 b, layer 1 b, layer 2 b" in text
+        assert "article mode" in text
+        b_checks = [c for c in report.checks if c.param == "b"]
+        assert all(c.max_ref < 1e-9 for c in b_checks)  # biases have no effect (0, or FD noise)
+        if reference == "autodiff":  # |hand - 0| / |hand|
+            assert all(c.max_rel_err == pytest.approx(1.0) for c in b_checks)
+
+
+def test_article_mode_sigmoid_fails_everywhere_while_correct_tanh_passes():
+    bad, X, Y = _problem(
+        4, (6, 5, 3), "sigmoid", "mse", dtype=jnp.float32, init="article", article_mode=True
+    )
+    report = gradcheck(bad, X, Y)
+    assert report.failed == [(0, "w"), (0, "b"), (1, "w"), (1, "b")]
+    good, X, Y = _problem(4, (6, 5, 3), "tanh", "mse", dtype=jnp.float32, init="article")
+    assert gradcheck(good, X, Y).passed
+
+
+def test_corrupted_grad_fn_names_the_corrupted_layer(x64):
+    params, X, Y = _problem(5, (4, 6, 5, 3), "tanh", "mse")
+
+    def corrupted(p, X, Y):
+        g = batch_gradient(p, X, Y)
+        layers = list(g.layers)
+        layers[1] = Layer(layers[1].w.at[2, 3].add(1e-3), layers[1].b)  # one entry of w_1
+        return g.replace_layers(layers)
+
+    report = gradcheck(params, X, Y, grad_fn=corrupted)
+    assert report.failed == [(1, "w")], str(report)
+    assert report.checks[2].max_abs_err == pytest.approx(1e-3, rel=1e-6)
+    assert "grad_fn" in report.compared
+    # the same corruption is caught by finite differences
+    assert gradcheck(params, X, Y, grad_fn=corrupted, reference="finite_difference").failed == [
+        (1, "w")
+    ]
+
+
+def test_user_grad_fn_as_list_of_pairs_passes(x64):
+    params, X, Y = _problem(6, (3, 4, 2), "sigmoid", "mse")
+
+    def mine(p, X, Y):
+        return [(layer.w, layer.b) for layer in batch_gradient(p, X, Y).layers]
+
+    assert gradcheck(params, X, Y, grad_fn=mine).passed
+
+
+def test_grad_fn_with_wrong_shapes_is_a_value_error(x64):
+    params, X, Y = _problem(6, (3, 4, 2), "sigmoid", "mse")
+    with pytest.raises(ValueError, match="structure of params"):
+        gradcheck(params, X, Y, grad_fn=lambda p, X, Y: [(layer.w.T, layer.b) for layer in p])
+
+
+def test_wrong_sign_is_caught(x64):
+    # A descent direction instead of a gradient: max rel err 2 everywhere.
+    params, X, Y = _problem(7, (3, 4, 2), "tanh", "mse")
+    report = gradcheck(
+        params, X, Y, grad_fn=lambda p, X, Y: jax.tree.map(jnp.negative, batch_gradient(p, X, Y))
+    )
+    assert len(report.failed) == 4
+    assert report.max_rel_err == pytest.approx(2.0)
+
+
+# ---------------------------------------------------------------- finite differences
+@pytest.mark.parametrize("seed", [0, 1])
+def test_finite_differences_agree_with_autodiff(x64, seed):
+    rng = np.random.default_rng(seed)
+    depth = int(rng.integers(1, 4))
+    loss, output = VALID_PAIRS[int(rng.integers(len(VALID_PAIRS)))]
+    acts = [HIDDEN[int(rng.integers(len(HIDDEN)))] for _ in range(depth - 1)] + [output]
+    sizes = [int(rng.integers(2, 7)) for _ in range(depth)] + [int(rng.integers(2, 5))]
+    params, X, Y = _problem(seed, sizes, acts, loss, batch=int(rng.integers(1, 9)))
+    fd = gradcheck(params, X, Y, reference="finite_difference")
+    ad = gradcheck(params, X, Y, reference="autodiff")
+    assert fd.passed and ad.passed, f"{fd}\n{ad}"
+    # both references measure the same hand gradient: their errors are consistent
+    assert fd.max_abs_err < 1e-7 and ad.max_abs_err < 1e-12
+    assert fd.eps == 1e-6 and fd.dtype == "float64"
+
+
+def test_finite_differences_cast_float32_and_say_so():
+    params, X, Y = _problem(8, (3, 4, 2), "tanh", "mse", dtype=jnp.float32)
+    report = gradcheck(params, X, Y, reference="finite_difference")
+    assert report.passed and report.dtype == "float64"
+    assert any("cast from float32 to float64" in n for n in report.notes)
+    assert params.dtype == jnp.float32  # the caller's params are untouched
+
+
+def test_finite_differences_sample_large_leaves(x64):
+    params, X, Y = _problem(9, (20, 10, 2), "tanh", "mse")
+    report = gradcheck(params, X, Y, reference="finite_difference", max_coords=50)
+    assert report.passed
+    w0 = report.checks[0]
+    assert (w0.n_checked, w0.n_total) == (50, 200)
+    assert "50/200" in str(report)
+    assert any("50 of 200 coordinates sampled" in n for n in report.notes)
+
+
+# ---------------------------------------------------------------- per example
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_per_example_grads_match_vmap_grad(dtype):
+    with jax.enable_x64(dtype == jnp.float64):
+        params, X, Y = _problem(10, (5, 7, 4), "relu", "cross_entropy", dtype=dtype, batch=9)
+        report = compare_per_example(params, X, Y)
+    assert report.passed, str(report)
+    assert report.reference == "autodiff_per_example"
+    assert [c.n_checked for c in report.checks] == [9 * 35, 9 * 7, 9 * 28, 9 * 4]
+
+
+def test_per_example_fails_in_article_mode():
+    params, X, Y = _problem(
+        11, (3, 4, 2), "sigmoid", "mse", dtype=jnp.float32, init="article", article_mode=True
+    )
+    assert compare_per_example(params, X, Y).failed == [(0, "w"), (0, "b"), (1, "w"), (1, "b")]
+
+
+# ---------------------------------------------------------------- report and bad input
+def test_report_table_and_dict(x64):
+    params, X, Y = _problem(12, (3, 4, 2), "tanh", "mse")
+    report = gradcheck(params, X, Y, rtol=1e-6, atol=1e-9)
+    text = str(report)
+    lines = text.splitlines()
+    assert "dtype float64" in lines[1] and "rtol 1e-06, atol 1e-09" in lines[2]
+    header = next(i for i, line in enumerate(lines) if line.startswith("layer"))
+    rows = lines[header + 1 : header + 5]
+    assert [r.split()[:2] for r in rows] == [["0", "w"], ["0", "b"], ["1", "w"], ["1", "b"]]
+    assert len({len(r) for r in rows}) == 1  # aligned columns (same width)
+    assert lines[-1].startswith("PASSED")
+    d = report.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["passed"] is True and d["failed"] == [] and len(d["checks"]) == 4
+    assert isinstance(report, GradcheckReport)
+
+
+def test_bad_input_is_a_value_error():
+    params, X, Y = _problem(13, (3, 4, 2), "tanh", "mse", dtype=jnp.float32)
+    with pytest.raises(ValueError, match="unknown reference"):
+        gradcheck(params, X, Y, reference="numeric")
+    with pytest.raises(ValueError, match="Your data length is 4, but our input needs 3"):
+        gradcheck(params, np.zeros((2, 4)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="rtol must be > 0"):
+        gradcheck(params, X, Y, rtol=0)
+    with pytest.raises(ValueError, match="float64 only"):
+        gradcheck(params, X, Y, reference="finite_difference", dtype=jnp.float32)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        gradcheck(params, X, Y, reference="finite_difference", eps=0.0)
+    with pytest.raises(ValueError, match="must be a jbpnn MLP"):
+        gradcheck([(np.zeros((3, 2)), np.zeros(2))], X, Y)
+
+
+def test_errors_computed_on_known_values():
+    # one layer, hand-made gradients: check the error arithmetic itself
+    params = MLP.from_layers(
+        [(np.zeros((1, 2)), np.zeros(2))], "identity", "mse", dtype=jnp.float32
+    )
+    X, Y = np.ones((1, 1)), np.array([[1.0, 2.0]])  # grad of 1/2|T - O|^2 at O = 0: -T
+    exact = lambda p, X, Y: [(np.array([[-1.0, -2.0]]), np.array([-1.0, -2.0]))]  # noqa: E731
+    assert gradcheck(params, X, Y, grad_fn=exact).max_abs_err == 0.0
+    off = lambda p, X, Y: [(np.array([[-1.1, -2.0]]), np.array([-1.0, -2.0]))]  # noqa: E731
+    report = gradcheck(params, X, Y, grad_fn=off, rtol=0.05, atol=1e-6)
+    w = report.checks[0]
+    assert w.max_abs_err == pytest.approx(0.1, rel=1e-5)
+    assert w.max_rel_err == pytest.approx(0.1 / 1.1, rel=1e-5)
+    assert report.failed == [(0, "w")]
+    assert gradcheck(params, X, Y, grad_fn=off, rtol=0.1, atol=1e-6).passed
+
+
+# ---------------------------------------------------------------- command line
+def test_cli_exit_codes(capsys):
+    assert main(["--sizes", "6,5,3", "--activation", "tanh", "--batch", "4"]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    assert main(["--sizes", "6,5,3", "--activation", "sigmoid", "--article-mode"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED 4 of 4" in out and "article mode" in out
+
+
+def test_cli_finite_difference_x64_per_example_json(capsys):
+    argv = [
+        "--sizes",
+        "4,3,3",
+        "--activation",
+        "relu",
+        "--loss",
+        "cross_entropy",
+        "--x64",
+        "--reference",
+        "finite_difference",
+        "--per-example",
+        "--json",
+        "--seed",
+        "3",
+    ]
+    assert main(argv) == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert [r["reference"] for r in reports] == ["finite_difference", "autodiff_per_example"]
+    assert reports[0]["activations"] == ["relu", "softmax"]
+
+
+def test_cli_bad_settings(capsys):
+    assert main(["--sizes", "4,3", "--activation", "softmax,tanh,relu"]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--sizes", "4"])
+
+
+# ---------------------------------------------------------------- the experiment
+def test_experiment_quick_mode_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [
+        sys.executable,
+        str(ROOT / "experiments" / "autodiff_comparison.py"),
+        "--quick",
+        "--out-dir",
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "autodiff_comparison.json").read_text())
+    assert {"correctness", "speed", "precision", "article_mode"} <= set(results)
+    assert all(row["passed"] for row in results["correctness"])
+    assert results["article_mode"]["passed"] is False
+    assert "wrote" in proc.stdout
