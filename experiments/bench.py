@@ -1,0 +1,1175 @@
+"""Benchmark: jbpnn against the alternatives, same work, ratios from one run.
+
+Every contender trains the SAME problem: the same data, initial weights,
+minibatch order (jbpnn's, epoch ``e`` permuted by ``fold_in(key, e)``), loss and
+classical momentum (``v = m v - lr g; w += v``, which is also what
+``torch.optim.SGD(momentum=m)`` does at a constant learning rate). Contenders:
+
+- ``jbpnn``: ``jbpnn.train`` (hand-derived gradient, one compiled program);
+- ``jax.grad``: the same ``train`` with ``jax.value_and_grad`` of the same loss
+  swapped in for the hand-derived gradient: nothing else differs;
+- ``numpy``: vectorised NumPy, backprop written by hand;
+- ``torch``: PyTorch eager, ``torch.nn`` + autograd + ``torch.optim.SGD`` (optional);
+- ``sklearn``: ``MLPClassifier(solver="sgd")`` (optional). It has no squared
+  error: it trains a softmax output with log-loss, so it is compared, for the
+  loss check, with jbpnn running that same log-loss problem;
+- ``python``: the article-style pure-Python loop (``pure_python_bpnn.py``), online only.
+
+Tasks:
+
+1. ``digits``: 1797 x 64 in [0, 1], one-hot, 64-64-10 sigmoid, MSE, momentum 0.9,
+   lr 0.1, batch 32, 50 epochs: median steady epoch time, samples/s, first
+   epoch (compilation included), final loss and train accuracy.
+2. ``wide``: random 8192 x 1024, 1024-2048-2048-10, batch 512, 3 epochs: achieved
+   GFLOP/s (6 x parameters x samples per epoch) next to the float32 matrix
+   product peak of JAX and of NumPy measured in the same run.
+3. ``online``: batch size 1 on digits, samples/s (pure Python on the first 300
+   examples).
+4. ``tiny``: the article's 6-pattern demo (5-10-1, 1000 epochs, ``jbpnn.BPNN``),
+   whole process wall time from a cold start, without JAX's persistent
+   compilation cache, with it cold and with it warm (``jbpnn.cli.
+   enable_compilation_cache``), next to a process that only imports JAX and the
+   pure-Python demo.
+
+Then the targets (ratios measured in this run), and in the full run a profile
+explaining each: a timing breakdown of a digits epoch, the compiled step of the
+hand-derived and autodiff gradients side by side (XLA's own op and flop counts),
+and the phases and compilation events of the tiny process.
+
+Loss check: contenders doing the same maths must report the same epoch losses
+(relative difference below ``--tol``); otherwise the exit status is 1. That is
+what shows they do the same work. ``--quick`` runs every task on tiny sizes for
+a few steps (about 20 s; used by the tests).
+
+Run time of the full benchmark: about 3 minutes on a 2-core CPU. Timings are
+medians; the machine may be shared, so compare ratios from one run only.
+
+Outputs: tables on stdout; JSON with every figure to ``--out``
+(default ``results/bench.json``).
+
+    python experiments/bench.py [--quick] [--out results/bench.json]
+        [--tasks digits,wide,online,tiny] [--skip torch,sklearn] [--no-profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _path in (str(HERE), str(ROOT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import numpy as np  # noqa: E402
+from _contenders import (  # noqa: E402
+    Problem,
+    Result,
+    glorot_layers,
+    numpy_accuracy,
+    run_jbpnn,
+    run_numpy,
+    run_pure_python,
+    run_sklearn,
+    run_torch,
+    sklearn_available,
+    torch_available,
+)
+
+TASKS = ("digits", "wide", "online", "tiny")
+OPTIONAL = ("torch", "sklearn")
+
+
+# ---------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of one benchmark mode."""
+
+    digits_n: int  # examples of the bundled digits used
+    digits_sizes: tuple[int, ...]
+    digits_epochs: int
+    jax_repeats: int  # whole-run repeats of the jax contenders (first one compiles)
+    wide_n: int
+    wide_sizes: tuple[int, ...]
+    wide_batch: int
+    wide_epochs: int
+    matmul_n: int  # square size of the matmul peak measurement
+    online_n: int
+    online_epochs: int
+    python_limit: int  # examples the pure-Python loop trains on per epoch
+    tiny_epochs: int
+    tiny_repeats: int  # process starts per variant
+    tol: float  # loss agreement, relative
+    quick: bool = False  # skip the warm-up and the tiny variants no test looks at
+
+
+FULL = Settings(
+    digits_n=1797,
+    digits_sizes=(64, 64, 10),
+    digits_epochs=50,
+    jax_repeats=6,
+    wide_n=8192,
+    wide_sizes=(1024, 2048, 2048, 10),
+    wide_batch=512,
+    wide_epochs=3,
+    matmul_n=2048,
+    online_n=1797,
+    online_epochs=3,
+    python_limit=300,
+    tiny_epochs=1000,
+    tiny_repeats=3,
+    tol=1e-3,
+)
+QUICK = Settings(
+    digits_n=200,
+    digits_sizes=(64, 16, 10),
+    digits_epochs=3,
+    jax_repeats=2,
+    wide_n=256,
+    wide_sizes=(32, 64, 64, 10),
+    wide_batch=64,
+    wide_epochs=2,
+    matmul_n=256,
+    online_n=40,
+    online_epochs=2,
+    python_limit=40,
+    tiny_epochs=20,
+    tiny_repeats=1,
+    tol=1e-4,
+    quick=True,
+)
+LR, MOMENTUM, BATCH = 0.1, 0.9, 32
+
+
+def log(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- tables
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table, right-aligned numbers."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths))
+    )
+    out = [line, "-" * len(line)]
+    for r in cells:
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
+    return "\n".join(out)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if v == 0:
+            return "0"
+        if abs(v) >= 1e5 or abs(v) < 1e-3:
+            return f"{v:.1e}"
+        return f"{v:.4g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+# ---------------------------------------------------------------- agreement
+def rel_diff(a: Sequence[float], b: Sequence[float]) -> float:
+    """Largest relative difference between two loss curves (``inf`` if lengths differ)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.size == 0:
+        return float("inf")
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
+
+
+@dataclass
+class Check:
+    """One loss-agreement check."""
+
+    task: str
+    contender: str
+    reference: str
+    rel_diff: float
+    tol: float
+
+    @property
+    def ok(self) -> bool:
+        return self.rel_diff <= self.tol
+
+
+# ---------------------------------------------------------------- running contenders
+class Runner:
+    """Runs the contenders a session asked for and collects rows and checks."""
+
+    def __init__(self, settings: Settings, skip: set[str], torch_threads: int | None):
+        self.s = settings
+        self.skip = set(skip)
+        self.torch_threads = torch_threads
+        self.skipped: dict[str, str] = {}
+        for name, available in (("torch", torch_available), ("sklearn", sklearn_available)):
+            if name in self.skip:
+                self.skipped[name] = "skipped by --skip"
+            elif (why := available()) is not None:
+                self.skipped[name] = why
+        self.checks: list[Check] = []
+
+    def wants(self, name: str) -> bool:
+        return name not in self.skip and name not in self.skipped
+
+    def torch(self, problem: Problem, threads: int | None) -> Result:
+        import torch
+
+        before = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return run_torch(problem)
+        finally:
+            torch.set_num_threads(before)
+
+    def check(self, task: str, results: Sequence[Result], tol: float | None = None) -> None:
+        """Every result after the first must report the first's epoch losses."""
+        ref = results[0]
+        for r in results[1:]:
+            self.checks.append(
+                Check(
+                    task,
+                    r.contender,
+                    ref.contender,
+                    rel_diff(r.losses, ref.losses),
+                    tol or self.s.tol,
+                )
+            )
+
+
+def result_row(r: Result, problem: Problem, ref: Result | None, **extra: Any) -> dict[str, Any]:
+    row = {
+        "contender": r.contender,
+        "loss": "log-loss" if problem.loss == "cross_entropy" else "mse",
+        "epoch_ms": 1e3 * r.steady_epoch_s,
+        "samples_per_s": r.samples_per_s,
+        "first_epoch_s": r.first_epoch_s,
+        "final_loss": r.final_loss,
+        "accuracy": numpy_accuracy(r.layers, problem.X, problem.Y),
+        "rel_loss_diff": None if ref is None or ref is r else rel_diff(r.losses, ref.losses),
+        "vs": None if ref is None or ref is r else ref.contender,
+        "timing": r.timing,
+        "note": r.note,
+        "epoch_losses": r.losses,
+        "raw_times_s": r.raw_times,
+    }
+    row.update(extra)
+    return row
+
+
+def _digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+    from jbpnn.data import load_digits, one_hot
+
+    d = load_digits()
+    return d.X[:n], one_hot(d.y[:n], 10)
+
+
+def warm_up() -> None:
+    """Pay JAX's once-per-process costs (backend start, first traces) before any timing.
+
+    Otherwise the first contender timed would carry them in its first-epoch time.
+    """
+    X = np.random.default_rng(0).random((8, 3), dtype=np.float32)
+    Y = np.eye(2, dtype=np.float32)[[0, 1] * 4]
+    problem = Problem("warm-up", glorot_layers((3, 4, 2), 0), X, Y, 4, 2, LR, MOMENTUM)
+    run_jbpnn(problem, repeats=2)
+    run_jbpnn(problem, repeats=2, autodiff=True)
+    run_jbpnn(problem.with_loss("cross_entropy"), repeats=2)
+
+
+# ---------------------------------------------------------------- task 1: digits
+def task_digits(run: Runner, contenders: Sequence[str] | None = None) -> dict[str, Any]:
+    s = run.s
+    X, Y = _digits(s.digits_n)
+    problem = Problem(
+        "digits", glorot_layers(s.digits_sizes, 0), X, Y, BATCH, s.digits_epochs, LR, MOMENTUM
+    )
+
+    def want(name: str) -> bool:
+        return run.wants(name) and (contenders is None or name in contenders)
+
+    mse: list[Result] = []
+    log(
+        f"digits: {problem.n} x {X.shape[1]}, {'-'.join(map(str, s.digits_sizes))}, "
+        f"{s.digits_epochs} epochs"
+    )
+    mse.append(run_jbpnn(problem, repeats=s.jax_repeats))
+    if want("jax.grad"):
+        mse.append(run_jbpnn(problem, repeats=s.jax_repeats, autodiff=True))
+    if want("numpy"):
+        mse.append(run_numpy(problem))
+    if want("torch"):
+        mse.append(run.torch(problem, run.torch_threads or 1))
+    run.check("digits", mse)
+    rows = [result_row(r, problem, mse[0]) for r in mse]
+    ce_problem = problem.with_loss("cross_entropy")
+    if want("sklearn"):
+        ce = [
+            run_jbpnn(ce_problem, repeats=s.jax_repeats, name="jbpnn train (log-loss)"),
+            run_sklearn(ce_problem),
+        ]
+        run.check("digits (log-loss)", ce)
+        rows += [result_row(r, ce_problem, ce[0]) for r in ce]
+    return {"problem": _describe(problem), "rows": rows}
+
+
+def _describe(p: Problem) -> dict[str, Any]:
+    return {
+        "examples": p.n,
+        "sizes": [p.layers[0][0].shape[0]] + [w.shape[1] for w, _ in p.layers],
+        "parameters": p.n_params,
+        "batch_size": p.batch_size,
+        "epochs": p.epochs,
+        "lr": p.lr,
+        "momentum": p.m,
+        "momentum_rule": "classical: v = m v - lr g; w += v",
+        "loss": p.loss,
+        "order": "jbpnn's: epoch e permuted by jax.random.permutation(fold_in(PRNGKey(0), e))"
+        if 1 < p.batch_size < p.n
+        else "the data's order",
+    }
+
+
+# ---------------------------------------------------------------- task 2: wide
+def matmul_peaks(n: int, batch: int, repeats: int = 7) -> dict[str, float]:
+    """Float32 matrix-product GFLOP/s of JAX (jitted) and of NumPy.
+
+    Two shapes: square ``(n, n) @ (n, n)`` and ``(batch, n) @ (n, n)``; the peak is the larger.
+    """
+    import jax
+
+    rng = np.random.default_rng(0)
+    out = {}
+    f = jax.jit(lambda a, b: a @ b)
+    for label, (p, q) in {"square": (n, n), "batch": (batch, n)}.items():
+        a = rng.random((p, q), dtype=np.float32)
+        b = rng.random((q, n), dtype=np.float32)
+        ja, jb = jax.device_put(a), jax.device_put(b)
+        f(ja, jb).block_until_ready()
+        flops = 2.0 * p * q * n
+        jt, nt = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f(ja, jb).block_until_ready()
+            jt.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            a @ b
+            nt.append(time.perf_counter() - t)
+        out[f"jax_{label}"] = flops / statistics.median(jt) / 1e9
+        out[f"numpy_{label}"] = flops / statistics.median(nt) / 1e9
+    out["jax"] = max(out["jax_square"], out["jax_batch"])
+    out["numpy"] = max(out["numpy_square"], out["numpy_batch"])
+    return out
+
+
+def task_wide(run: Runner, contenders: Sequence[str] | None = None) -> dict[str, Any]:
+    s = run.s
+    rng = np.random.default_rng(1)
+    X = rng.random((s.wide_n, s.wide_sizes[0]), dtype=np.float32)
+    Y = np.eye(s.wide_sizes[-1], dtype=np.float32)[rng.integers(0, s.wide_sizes[-1], s.wide_n)]
+    problem = Problem(
+        "wide", glorot_layers(s.wide_sizes, 1), X, Y, s.wide_batch, s.wide_epochs, LR, MOMENTUM
+    )
+
+    def want(name: str) -> bool:
+        return run.wants(name) and (contenders is None or name in contenders)
+
+    log(
+        f"wide: {problem.n} x {X.shape[1]}, {'-'.join(map(str, s.wide_sizes))}, "
+        f"{problem.n_params:,} params"
+    )
+    peaks = matmul_peaks(s.matmul_n, s.wide_batch)
+    flop = 6.0 * problem.n_params * problem.n  # per epoch
+    results = [run_jbpnn(problem, repeats=1)]
+    if want("jax.grad"):
+        results.append(run_jbpnn(problem, repeats=1, autodiff=True))
+    if want("numpy"):
+        results.append(run_numpy(problem))
+    if want("torch"):
+        results.append(run.torch(problem, run.torch_threads))
+    run.check("wide", results)
+    rows = [
+        result_row(r, problem, results[0], gflops=flop / r.steady_epoch_s / 1e9) for r in results
+    ]
+    if want("sklearn"):
+        r = run_sklearn(problem.with_loss("cross_entropy"))
+        rows.append(
+            result_row(
+                r, problem.with_loss("cross_entropy"), None, gflops=flop / r.steady_epoch_s / 1e9
+            )
+        )
+    return {
+        "problem": _describe(problem),
+        "flop_per_epoch": flop,
+        "matmul_peak_gflops": peaks,
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------- task 3: online
+def task_online(run: Runner, contenders: Sequence[str] | None = None) -> dict[str, Any]:
+    s = run.s
+    X, Y = _digits(s.online_n)
+    problem = Problem(
+        "online", glorot_layers(s.digits_sizes, 2), X, Y, 1, s.online_epochs, LR, MOMENTUM
+    )
+
+    def want(name: str) -> bool:
+        return run.wants(name) and (contenders is None or name in contenders)
+
+    log(f"online: {problem.n} examples, batch 1, {problem.epochs} epochs")
+    results = [run_jbpnn(problem, repeats=s.jax_repeats)]
+    if want("jax.grad"):
+        results.append(run_jbpnn(problem, repeats=s.jax_repeats, autodiff=True))
+    if want("numpy"):
+        results.append(run_numpy(problem))
+    if want("torch"):
+        results.append(run.torch(problem, run.torch_threads or 1))
+    run.check("online", results)
+    rows = [result_row(r, problem, results[0]) for r in results]
+    if want("sklearn"):
+        r = run_sklearn(problem.with_loss("cross_entropy"))
+        rows.append(result_row(r, problem.with_loss("cross_entropy"), None))
+    if want("python"):
+        # Pure Python trains on the first `limit` examples (one epoch); checked against
+        # NumPy on exactly that data (NumPy is checked against jbpnn above).
+        limit = min(s.python_limit, problem.n)
+        sub = Problem("online-subset", problem.layers, X[:limit], Y[:limit], 1, 1, LR, MOMENTUM)
+        py = run_pure_python(sub)
+        ref = run_numpy(sub)
+        run.check("online (pure-Python subset)", [ref, py])
+        row = result_row(py, sub, ref)
+        row["accuracy"] = None  # trained on a subset: not comparable
+        rows.append(row)
+    return {"problem": _describe(problem), "rows": rows}
+
+
+# ---------------------------------------------------------------- task 4: tiny (processes)
+_TINY_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import jax
+t_jax = time.perf_counter()
+from jbpnn.article import BPNN
+from jbpnn.cli import enable_compilation_cache
+from jbpnn.oracles import DEMO_TEST, DEMO_TRAIN
+t_import = time.perf_counter()
+events = {}
+if "--events" in sys.argv:
+    import jax.monitoring as mon
+    def seen(name, secs=0.0, **kw):
+        n, total = events.get(name, (0, 0.0))
+        events[name] = (n + 1, total + secs)
+    mon.register_event_duration_secs_listener(seen)
+    mon.register_event_listener(seen)
+cache = sys.argv[1] if sys.argv[1] != "-" else None
+if cache:
+    enable_compilation_cache(cache)
+jax.devices()
+t_backend = time.perf_counter()
+net = BPNN(5, 1, seed=0)
+t_init = time.perf_counter()
+errors = net.train(DEMO_TRAIN, epochs=int(sys.argv[2]), verbose=False)
+t_train = time.perf_counter()
+out = net.fit(DEMO_TEST)
+t_fit = time.perf_counter()
+print(json.dumps({"t0": t0, "end": t_fit, "phases": {
+    "import jax": t_jax - t0, "import jbpnn": t_import - t_jax,
+    "backend + cache setup": t_backend - t_import, "BPNN()": t_init - t_backend,
+    "train": t_train - t_init, "fit": t_fit - t_train},
+    "events": events, "outputs": [o[0] for o in out], "min_err": float(min(errors))}))
+"""
+
+_PROPOSED_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import jax
+t_jax = time.perf_counter()
+import numpy as np
+from jbpnn.article import _train_scan_jit
+from jbpnn.cli import enable_compilation_cache
+from jbpnn.network import predict_kernel
+from jbpnn.optimizers import momentum
+from jbpnn.oracles import DEMO_TEST, DEMO_TRAIN
+from jbpnn.params import init_params
+t_import = time.perf_counter()
+enable_compilation_cache(sys.argv[1])
+jax.devices()
+t_backend = time.perf_counter()
+
+@jax.jit
+def init(seed):  # one program for the weights and the momentum state
+    p = init_params(jax.random.key(seed), (5, 10, 1), "sigmoid", "mse", "article")
+    return p, momentum(0.1, 0.1, variant="article").init(p)
+
+params, state = init(0)
+X = np.asarray([x for x, _ in DEMO_TRAIN], np.float32)
+Y = np.asarray([y for _, y in DEMO_TRAIN], np.float32)
+assert np.isfinite(X).all() and np.isfinite(Y).all()  # the finite check on the host
+t_init = time.perf_counter()
+params, state, errors = _train_scan_jit(params, state, X, Y, 0.1, 0.1, epochs=int(sys.argv[2]))
+errors = np.asarray(errors)
+t_train = time.perf_counter()
+T = np.asarray(DEMO_TEST, np.float32)
+out = np.asarray(jax.jit(predict_kernel)(params, T))
+t_fit = time.perf_counter()
+print(json.dumps({"t0": t0, "end": t_fit, "phases": {
+    "import jax": t_jax - t0, "import jbpnn": t_import - t_jax,
+    "backend + cache setup": t_backend - t_import, "BPNN()": t_init - t_backend,
+    "train": t_train - t_init, "fit": t_fit - t_train},
+    "events": {}, "outputs": out[:, 0].tolist(), "min_err": float(errors.min())}))
+"""
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("JBPNN_NO_CACHE", None)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _process(args: list[str]) -> dict[str, Any]:
+    """Run one fresh Python process; wall time from the parent, plus the child's JSON if any."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=_child_env(), timeout=600
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[:2]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    info: dict[str, Any] = {"wall_s": wall}
+    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if last.startswith("{"):
+        child = json.loads(last)
+        # perf_counter is CLOCK_MONOTONIC on Linux: comparable across processes.
+        child["start_s"] = child.pop("t0") - start
+        child["exit_s"] = wall - (child.pop("end") - start)
+        info.update(child)
+    return info
+
+
+def _median_process(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median wall time, with every wall time kept."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    median = dict(ordered[(len(ordered) - 1) // 2])
+    median["wall_s"] = statistics.median(r["wall_s"] for r in runs)
+    median["all_wall_s"] = [r["wall_s"] for r in runs]
+    return median
+
+
+def task_tiny(run: Runner, proposed: bool = False) -> dict[str, Any]:
+    """Whole-process wall times of the article's demo 1, from a cold start."""
+    s = run.s
+    n, epochs = s.tiny_repeats, str(s.tiny_epochs)
+    log(f"tiny: demo 1 ({epochs} epochs), {n} process start(s) per variant")
+    variants: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="jbpnn-bench-cache-") as tmp:
+        warm = str(Path(tmp) / "warm")
+        plan: list[tuple[str, Callable[[int], list[str]]]] = [
+            ("python -c pass", lambda i: ["-c", "pass"]),
+            ("import jax (bare)", lambda i: ["-c", "import jax"]),
+            ("pure Python demo", lambda i: [str(HERE / "pure_python_bpnn.py"), "--epochs", epochs]),
+            ("jbpnn, no persistent cache", lambda i: ["-c", _TINY_CHILD, "-", epochs]),
+            (
+                "jbpnn, cache cold (empty)",
+                lambda i: ["-c", _TINY_CHILD, str(Path(tmp) / f"cold{i}"), epochs],
+            ),
+            ("jbpnn, cache warm", lambda i: ["-c", _TINY_CHILD, warm, epochs, "--events"]),
+        ]
+        if s.quick:  # the variants the tests look at
+            keep = ("import jax (bare)", "pure Python demo", "jbpnn, cache warm")
+            plan = [(name, args) for name, args in plan if name in keep]
+        if proposed:
+            plan.append(
+                (
+                    "what-if: 3 programs, warm",
+                    lambda i: ["-c", _PROPOSED_CHILD, str(Path(tmp) / "prop"), epochs],
+                )
+            )
+        _process(["-c", _TINY_CHILD, warm, epochs])  # fill the warm cache
+        if proposed:
+            _process(["-c", _PROPOSED_CHILD, str(Path(tmp) / "prop"), epochs])
+        for i in range(n):  # interleaved, so that a busy moment hits every variant alike
+            for name, args in plan:
+                variants.setdefault(name, []).append(_process(args(i)))
+    rows = {name: _median_process(runs) for name, runs in variants.items()}
+    base = rows["import jax (bare)"]["wall_s"]
+    for r in rows.values():
+        r["over_import_jax_s"] = r["wall_s"] - base
+    return {"epochs": s.tiny_epochs, "process_starts_per_variant": n, "rows": rows}
+
+
+def tiny_agreement(run: Runner) -> dict[str, Any]:
+    """In-process: ``jbpnn.BPNN`` and the pure-Python BPNN, same initial weights, same errors."""
+    from pure_python_bpnn import PureBPNN
+
+    from jbpnn.article import BPNN
+    from jbpnn.oracles import DEMO_TRAIN
+
+    epochs = run.s.tiny_epochs
+    net = BPNN(5, 1, seed=0)
+    layers = [(np.asarray(l.w).tolist(), np.asarray(l.b).tolist()) for l in net.params.layers]  # noqa: E741
+    jb = net.train(DEMO_TRAIN, epochs=epochs, verbose=False)
+    py = PureBPNN(5, 1, layers=layers, momentum="article").train(
+        DEMO_TRAIN, epochs=epochs, verbose=False
+    )
+    a = Result("jbpnn BPNN (float32)", 0, 0, 6, [float(v) for v in jb], [], "")
+    b = Result("pure Python BPNN (float64)", 0, 0, 6, [float(v) for v in py], [], "")
+    run.check("tiny (article momentum)", [a, b])
+    return {
+        "jbpnn_min_err": float(min(jb)),
+        "python_min_err": float(min(py)),
+        "rel_diff": rel_diff(py, jb),
+    }
+
+
+# ---------------------------------------------------------------- profile
+def profile_digits(s: Settings, repeats: int = 15) -> dict[str, Any]:
+    """Where a digits epoch of ``jbpnn.train`` goes: its parts timed on their own.
+
+    Each part is compiled as one program that runs it for every epoch (``lax.scan``
+    over ``epochs``), timed ``repeats`` times interleaved with the others; ms per epoch.
+    """
+    import jax
+    import jax.numpy as jnp
+    from _contenders import jbpnn_params
+    from jax import lax
+
+    from jbpnn.network import loss_and_gradient_kernel
+    from jbpnn.optimizers import apply_updates, momentum
+    from jbpnn.training import train
+
+    X, Y = _digits(s.digits_n)
+    problem = Problem(
+        "digits", glorot_layers(s.digits_sizes, 0), X, Y, BATCH, s.digits_epochs, LR, MOMENTUM
+    )
+    params, opt = jbpnn_params(problem), momentum(LR, MOMENTUM)
+    n, k, E = problem.n, BATCH, problem.epochs
+    nb = -(-n // k)
+    key = jax.random.PRNGKey(0)
+    Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+    Xb = jnp.concatenate([Xj, Xj[: nb * k - n]]).reshape(nb, k, -1)
+    Yb = jnp.concatenate([Yj, Yj[: nb * k - n]]).reshape(nb, k, -1)
+    Sb = jnp.concatenate([jnp.ones(n), jnp.zeros(nb * k - n)]).reshape(nb, k)
+
+    def steps(with_max_change: bool):
+        def step(carry, batch):
+            p, st = carry
+            loss, g = loss_and_gradient_kernel(p, *batch)
+            u, st = opt.update(g, st, p)
+            extra = (
+                jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(u)]))
+                if with_max_change
+                else 0.0
+            )
+            return (apply_updates(p, u), st), (loss, extra)
+
+        def epochs(p):
+            def epoch(carry, _):
+                return lax.scan(step, carry, (Xb, Yb, Sb))
+
+            return lax.scan(epoch, (p, opt.init(p)), None, length=E)
+
+        return jax.jit(epochs)
+
+    def per_epoch(fn):
+        return jax.jit(lambda: lax.map(fn, jnp.arange(E)))
+
+    def packed_permutation(e):  # one single-operand uint32 sort: random high bits | index
+        bits = jax.random.bits(jax.random.fold_in(key, e), (n,), jnp.uint32)
+        low = int(n - 1).bit_length()
+        mask = jnp.uint32((0xFFFFFFFF >> low) << low)
+        return (
+            lax.sort((bits & mask) | jnp.arange(n, dtype=jnp.uint32)) & jnp.uint32((1 << low) - 1)
+        ).astype(jnp.int32)
+
+    order = jnp.asarray(np.random.default_rng(0).permutation(n))
+    hand_steps, hand_steps_max = steps(False), steps(True)
+    permutations = per_epoch(lambda e: jax.random.permutation(jax.random.fold_in(key, e), n))
+    bits = per_epoch(lambda e: jax.random.bits(jax.random.fold_in(key, e), (n,), jnp.uint32))
+    gathers = per_epoch(lambda e: (Xj[(order + e) % n], Yj[(order + e) % n]))
+    packed = per_epoch(packed_permutation)
+    parts: dict[str, Callable[[], Any]] = {
+        f"{nb} update steps (hand gradient + momentum), data pre-batched": lambda: hand_steps(
+            params
+        ),
+        "  the same + max|delta w| per step (stop-rule bookkeeping)": lambda: hand_steps_max(
+            params
+        ),
+        "jax.random.permutation(fold_in(key, e), n) alone": permutations,
+        "  of which: its random bits": bits,
+        "gather X[order], Y[order] alone": gathers,
+        "alternative shuffle: one uint32 sort of (bits | index)": packed,
+    }
+
+    def whole_train():
+        return train(params, X, Y, optimizer=opt, epochs=E, batch_size=k, key=0).params
+
+    parts["jbpnn train(), whole epoch"] = whole_train
+    for f in parts.values():
+        jax.block_until_ready(f())
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(repeats):
+        for name, f in parts.items():
+            start = time.perf_counter()
+            jax.block_until_ready(f())
+            times[name].append(1e3 * (time.perf_counter() - start) / E)
+    return {
+        "ms_per_epoch": {
+            name: {"median": statistics.median(v), "min": min(v)} for name, v in times.items()
+        },
+        "repeats": repeats,
+        "epochs_per_timing": E,
+    }
+
+
+def profile_kernels(s: Settings) -> dict[str, Any]:
+    """The compiled gradient of one digits batch, hand-derived vs ``jax.value_and_grad``.
+
+    XLA's own counts from the optimised program (``compile().as_text()`` and
+    ``cost_analysis()``), and the time of one compiled call of each.
+    """
+    import re
+
+    import jax
+    import jax.numpy as jnp
+    from _contenders import jbpnn_params
+
+    from jbpnn.network import loss_and_gradient_kernel, loss_kernel
+
+    X, Y = _digits(BATCH)
+    problem = Problem("digits", glorot_layers(s.digits_sizes, 0), X, Y, BATCH, 1, LR, MOMENTUM)
+    params = jbpnn_params(problem)
+    sw = jnp.ones((BATCH,), jnp.float32)
+    out = {}
+    for name, fn in (
+        ("hand-derived", loss_and_gradient_kernel),
+        ("jax.value_and_grad", jax.value_and_grad(loss_kernel)),
+    ):
+        lowered = jax.jit(fn).lower(params, X, Y, sw)
+        compiled = lowered.compile()
+        text = compiled.as_text()
+        entry = text[text.index("ENTRY") :]
+        ops = re.findall(r"= \S+ ([a-z][\w-]*)\(", entry)
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        f = jax.jit(fn)
+        jax.block_until_ready(f(params, X, Y, sw))
+        ts = []
+        for _ in range(200):
+            t = time.perf_counter()
+            jax.block_until_ready(f(params, X, Y, sw))
+            ts.append(time.perf_counter() - t)
+        out[name] = {
+            "stablehlo_ops": len(re.findall(r"stablehlo\.\w+", lowered.as_text())),
+            "optimised_kernels": sum(
+                1 for o in ops if o not in ("parameter", "constant", "tuple", "get-tuple-element")
+            ),
+            "optimised_dots": len(re.findall(r" dot\(", text)),
+            "flops": float(cost.get("flops", float("nan"))),
+            "bytes_accessed": float(cost.get("bytes accessed", float("nan"))),
+            "call_us_median": 1e6 * statistics.median(ts),
+        }
+    return out
+
+
+# ---------------------------------------------------------------- targets
+def _row(task: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+    if task is None:
+        return None
+    for row in task["rows"] if isinstance(task["rows"], list) else []:
+        if row["contender"] == name:
+            return row
+    return None
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each as (ratio measured, threshold, met)."""
+    d, w, o, t = (results.get(k) for k in TASKS)
+    out = []
+
+    def add(
+        name: str,
+        value: float | None,
+        op: str,
+        threshold: float,
+        aim: float | None = None,
+        unit: str = "x",
+    ):
+        if value is None:
+            out.append(
+                {
+                    "target": name,
+                    "value": None,
+                    "op": op,
+                    "threshold": threshold,
+                    "met": None,
+                    "unit": unit,
+                }
+            )
+            return
+        met = value <= threshold if op == "<=" else value >= threshold
+        entry = {
+            "target": name,
+            "value": value,
+            "op": op,
+            "threshold": threshold,
+            "met": met,
+            "unit": unit,
+        }
+        if aim is not None:
+            entry["aim"] = aim
+        out.append(entry)
+
+    jb = _row(d, "jbpnn train")
+    ratio = lambda a, b, key="epoch_ms": (a[key] / b[key]) if a and b else None  # noqa: E731
+    add(
+        "digits: jbpnn epoch / jax.grad-loop epoch",
+        ratio(jb, _row(d, "jax.grad loop (same train)")),
+        "<=",
+        1.0,
+        aim=0.5,
+    )
+    add(
+        "digits: PyTorch eager epoch / jbpnn epoch", ratio(_row(d, "pytorch eager"), jb), ">=", 15.0
+    )
+    add(
+        "digits: scikit-learn epoch / jbpnn epoch",
+        ratio(_row(d, "scikit-learn MLPClassifier"), jb),
+        ">=",
+        6.0,
+    )
+    wj = _row(w, "jbpnn train")
+    add(
+        "wide: jbpnn / jax.grad-loop throughput",
+        ratio(wj, _row(w, "jax.grad loop (same train)"), "gflops"),
+        ">=",
+        0.95,
+    )
+    add(
+        "wide: jbpnn GFLOP/s / JAX matmul GFLOP/s",
+        wj["gflops"] / w["matmul_peak_gflops"]["jax"] if wj else None,
+        ">=",
+        0.85,
+    )
+    add(
+        "online: jbpnn samples/s / pure Python",
+        ratio(_row(o, "jbpnn train"), _row(o, "pure Python (article loop)"), "samples_per_s"),
+        ">=",
+        200.0,
+    )
+    warm = t["rows"]["jbpnn, cache warm"]["over_import_jax_s"] if t else None
+    add("tiny: warm-cache process - bare JAX import process", warm, "<=", 0.3, unit="s")
+    return out
+
+
+# ---------------------------------------------------------------- printing
+def print_report(results: dict[str, Any], checks: list[Check], skipped: dict[str, str]) -> None:
+    p = print
+    p(
+        f"jbpnn benchmark ({results['mode']}) on {results['machine']['device']}, "
+        f"{results['machine']['cpu_count']} CPU(s); timings are medians, ratios from this run"
+    )
+    for name, why in skipped.items():
+        p(f"  not run: {name}: {why}")
+    for key, title, extra in (
+        ("digits", "1. digits", []),
+        ("wide", "2. wide", ["gflops"]),
+        ("online", "3. online (batch 1)", []),
+    ):
+        task = results.get(key)
+        if task is None:
+            continue
+        pr = task["problem"]
+        p()
+        p(
+            f"{title}: {pr['examples']} examples, {'-'.join(map(str, pr['sizes']))} sigmoid, "
+            f"{pr['parameters']:,} params, batch {pr['batch_size']}, {pr['epochs']} epochs, "
+            f"lr {pr['lr']}, momentum {pr['momentum']} (classical)"
+        )
+        headers = ["contender", "loss", "epoch ms", "samples/s", "1st epoch s"]
+        headers += ["GFLOP/s"] if extra else []
+        headers += ["final loss", "train acc", "loss rel.diff"]
+        rows = []
+        for r in task["rows"]:
+            row = [r["contender"], r["loss"], r["epoch_ms"], r["samples_per_s"], r["first_epoch_s"]]
+            row += [r["gflops"]] if extra else []
+            diff = "-" if r["rel_loss_diff"] is None else f"{r['rel_loss_diff']:.1e}"
+            row += [
+                f"{r['final_loss']:.6f}",
+                None if r["accuracy"] is None else f"{r['accuracy']:.4f}",
+                diff,
+            ]
+            rows.append(row)
+        p(table(headers, rows))
+        for r in task["rows"]:
+            if r["note"]:
+                p(f"  {r['contender']}: {r['note']}")
+        if key == "wide":
+            pk = task["matmul_peak_gflops"]
+            p(
+                f"  float32 matmul peak, GFLOP/s: JAX {pk['jax']:.1f} "
+                f"(square {pk['jax_square']:.1f}, "
+                f"batch-shaped {pk['jax_batch']:.1f}); NumPy {pk['numpy']:.1f} (square "
+                f"{pk['numpy_square']:.1f}, batch-shaped {pk['numpy_batch']:.1f})"
+            )
+            p("  GFLOP/s = 6 x parameters x samples per epoch / epoch time")
+        if key == "digits":
+            p(
+                "  loss rel.diff: largest relative difference of the epoch losses from the first "
+                "row of the same loss;\n  scikit-learn has log-loss only, so it is checked "
+                "against jbpnn on log-loss"
+            )
+    t = results.get("tiny")
+    if t is not None:
+        p()
+        p(
+            f"4. tiny: the article's demo 1 (5-10-1, 6 patterns, {t['epochs']} epochs, online) "
+            f"as a whole process, median of {t['process_starts_per_variant']} start(s)"
+        )
+        rows = []
+        for name, r in t["rows"].items():
+            ph = r.get("phases", {})
+            rows.append(
+                [
+                    name,
+                    r["wall_s"],
+                    r["over_import_jax_s"],
+                    ph.get("BPNN()"),
+                    ph.get("train"),
+                    ph.get("fit"),
+                ]
+            )
+        p(table(["process", "wall s", "- import jax s", "BPNN() s", "train s", "fit s"], rows))
+    if results.get("targets"):
+        p()
+        p("Targets")
+        rows = []
+        for tg in results["targets"]:
+            if tg["value"] is None:
+                rows.append([tg["target"], "not measured", f"{tg['op']} {tg['threshold']}", "-"])
+                continue
+            aim = f" (aim {tg['aim']})" if "aim" in tg else ""
+            val = f"{tg['value']:.3g}{' s' if tg['unit'] == 's' else 'x'}"
+            rows.append(
+                [
+                    tg["target"],
+                    val,
+                    f"{tg['op']} {tg['threshold']}{aim}",
+                    "met" if tg["met"] else "MISSED",
+                ]
+            )
+        p(table(["target", "measured", "wanted", ""], rows))
+    prof = results.get("profile")
+    if prof:
+        print_profile(prof)
+    p()
+    p("Loss agreement (same maths must give the same epoch losses)")
+    p(
+        table(
+            ["task", "contender", "vs", "max rel.diff", "tol", ""],
+            [
+                [
+                    c.task,
+                    c.contender,
+                    c.reference,
+                    f"{c.rel_diff:.1e}",
+                    f"{c.tol:.0e}",
+                    "ok" if c.ok else "DISAGREE",
+                ]
+                for c in checks
+            ],
+        )
+    )
+
+
+def print_profile(prof: dict[str, Any]) -> None:
+    p = print
+    if "digits_epoch" in prof:
+        pd = prof["digits_epoch"]
+        p()
+        p(
+            f"Profile 1: where a digits epoch goes (each part compiled alone, ms per epoch, "
+            f"{pd['repeats']} interleaved timings)"
+        )
+        p(
+            table(
+                ["part", "median ms", "min ms"],
+                [[k, v["median"], v["min"]] for k, v in pd["ms_per_epoch"].items()],
+            )
+        )
+    if "kernels" in prof:
+        p()
+        p("Profile 2: the compiled gradient of one 32-example digits batch (XLA's own counts)")
+        rows = [
+            [
+                k,
+                v["stablehlo_ops"],
+                v["optimised_kernels"],
+                v["flops"],
+                v["bytes_accessed"],
+                v["call_us_median"],
+            ]
+            for k, v in prof["kernels"].items()
+        ]
+        p(
+            table(
+                ["gradient", "StableHLO ops", "kernels after XLA", "flops", "bytes", "call us"],
+                rows,
+            )
+        )
+    if "tiny_warm" in prof:
+        tw = prof["tiny_warm"]
+        p()
+        p("Profile 3: the warm-cache tiny process, phase by phase (s) and JAX's compilation events")
+        p(table(["phase", "s"], [[k, v] for k, v in tw["phases"].items()]))
+        p(
+            table(
+                ["JAX event", "count", "total s"],
+                [[k, v[0], v[1]] for k, v in sorted(tw["events"].items())],
+            )
+        )
+
+
+# ---------------------------------------------------------------- main
+def machine() -> dict[str, Any]:
+    import jax
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
+    }
+    for mod in ("torch", "sklearn"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            info[mod] = None
+    return info
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark jbpnn against jax.grad, NumPy, PyTorch, scikit-learn and pure "
+        "Python on the same work; table on stdout, JSON to --out.",
+        epilog="example: python experiments/bench.py --quick",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few steps (~20 s)")
+    parser.add_argument(
+        "--out", default="results/bench.json", help="JSON file (default %(default)s)"
+    )
+    parser.add_argument(
+        "--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}"
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="contenders not to run: comma-separated of jax.grad,numpy,torch,sklearn,python",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the profile section")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch intra-op threads (default: 1 on digits and online, where it is faster "
+        "here, PyTorch's own default on wide)",
+    )
+    parser.add_argument("--tol", type=float, default=None, help="relative loss tolerance")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    bad = sorted(set(tasks) - set(TASKS))
+    if bad:
+        raise SystemExit(f"bench: unknown task(s) {bad}; expected a subset of {list(TASKS)}")
+    skip = {c.strip() for c in args.skip.split(",") if c.strip()}
+    bad = sorted(skip - {"jax.grad", "numpy", "torch", "sklearn", "python"})
+    if bad:
+        raise SystemExit(f"bench: unknown contender(s) {bad} in --skip")
+    settings = QUICK if args.quick else FULL
+    if args.tol is not None:
+        settings = Settings(**{**settings.__dict__, "tol": args.tol})
+    run = Runner(settings, skip, args.torch_threads)
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "machine": machine(),
+        "settings": settings.__dict__,
+    }
+    started = time.perf_counter()
+    if not settings.quick:  # quick mode checks the work, not the times
+        warm_up()
+    runners = {"digits": task_digits, "wide": task_wide, "online": task_online}
+    for name in TASKS:
+        if name not in tasks:
+            continue
+        if name == "tiny":
+            results["tiny"] = task_tiny(run, proposed=not args.quick and not args.no_profile)
+            results["tiny_agreement"] = tiny_agreement(run)
+        else:
+            results[name] = runners[name](run)
+    results["targets"] = targets(results)
+    if not args.quick and not args.no_profile:
+        log("profile")
+        prof: dict[str, Any] = {}
+        if "digits" in tasks:
+            prof["digits_epoch"] = profile_digits(settings)
+            prof["kernels"] = profile_kernels(settings)
+        if "tiny" in tasks:
+            prof["tiny_warm"] = results["tiny"]["rows"]["jbpnn, cache warm"]
+        results["profile"] = prof
+    results["checks"] = [c.__dict__ | {"ok": c.ok} for c in run.checks]
+    results["skipped"] = run.skipped
+    results["elapsed_s"] = time.perf_counter() - started
+    print_report(results, run.checks, run.skipped)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=_json_default))
+    os.replace(tmp, out)
+    failed = [c for c in run.checks if not c.ok]
+    print(
+        f"\nwrote {out}; {len(run.checks)} loss checks, {len(failed)} failed; "
+        f"{results['elapsed_s']:.0f} s"
+    )
+    return 1 if failed else 0
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Accelerator check: the digits and wide benchmark tasks, and train-many, on JAX's device.
+
+Runs, on whatever device ``jax.devices()[0]`` is (GPU, TPU, or the CPU):
+
+- ``digits``: 64-64-10 sigmoid, MSE, batch 32, 50 epochs (as ``bench.py``), jbpnn's
+  ``train`` and the same loop with ``jax.grad``;
+- ``wide``: 8192 x 1024, 1024-2048-2048-10, batch 512, 3 epochs, GFLOP/s next to the
+  device's own float32 matrix-product GFLOP/s;
+- ``train_many``: 64 digits networks (8 learning rates x 8 seeds) in one call of
+  ``jbpnn.many.train_many``, if that module exists (else a line says it was skipped).
+
+Prints one table, with the device it ran on, and checks that jbpnn and the
+``jax.grad`` loop report the same epoch losses (exit status 1 if not). Finishes
+in well under 5 minutes on a GPU (mostly compiling); ``--quick`` uses the
+benchmark's tiny sizes and runs in about 15 s on a CPU. Writes nothing unless
+``--out`` is given (JSON).
+
+    python experiments/gpu_check.py [--quick] [--out results/gpu_check.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402  (also puts the repository root on sys.path)
+import numpy as np  # noqa: E402
+
+JAX_ONLY = ("jbpnn", "jax.grad")
+
+
+def train_many_row(settings: bench.Settings) -> dict[str, Any]:
+    """64 digits networks (8 learning rates x 8 seeds) in one ``train_many`` call, if it exists."""
+    try:
+        from jbpnn import many
+    except ImportError:
+        return {"skipped": "jbpnn.many does not exist yet (issue 5); train_many not run"}
+    if not hasattr(many, "train_many"):
+        return {"skipped": "jbpnn.many has no train_many yet; not run"}
+    import jax
+
+    from jbpnn.optimizers import momentum
+    from jbpnn.params import init_params
+
+    X, Y = bench._digits(settings.digits_n)
+    n_nets, epochs = 64, settings.digits_epochs
+    lrs = np.repeat(np.geomspace(0.01, 1.0, 8), 8).astype(np.float32)
+    seeds = np.tile(np.arange(8), 8)
+    sig = inspect.signature(many.train_many)
+    try:
+        params = [
+            init_params(jax.random.key(int(s)), settings.digits_sizes, init="glorot") for s in seeds
+        ]
+        stacked = jax.tree.map(lambda *a: jax.numpy.stack(a), *params)
+        start = time.perf_counter()
+        out = many.train_many(
+            stacked,
+            X,
+            Y,
+            optimizer=lambda lr: momentum(lr, bench.MOMENTUM),
+            hparams={"lr": lrs},
+            epochs=epochs,
+            batch_size=bench.BATCH,
+            key=0,
+        )
+        jax.block_until_ready(jax.tree.leaves(out))
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        out = many.train_many(
+            stacked,
+            X,
+            Y,
+            optimizer=lambda lr: momentum(lr, bench.MOMENTUM),
+            hparams={"lr": lrs},
+            epochs=epochs,
+            batch_size=bench.BATCH,
+            key=0,
+        )
+        jax.block_until_ready(jax.tree.leaves(out))
+        steady = time.perf_counter() - start
+    except TypeError as error:
+        return {
+            "skipped": f"train_many's signature {sig} differs from what gpu_check.py calls "
+            f"({error}); update train_many_row"
+        }
+    return {
+        "networks": n_nets,
+        "epochs": epochs,
+        "first_call_s": first,
+        "steady_s": steady,
+        "epoch_ms": 1e3 * steady / epochs,
+        "samples_per_s": n_nets * len(X) * epochs / steady,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (CPU smoke test)")
+    parser.add_argument("--out", default=None, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+
+    import jax
+
+    started = time.perf_counter()
+    device = jax.devices()[0]
+    where = f"{device.platform} ({device.device_kind}), {jax.device_count()} device(s)"
+    bench.log(f"gpu_check on {where}")
+    settings = bench.QUICK if args.quick else bench.FULL
+    run = bench.Runner(settings, skip={"torch", "sklearn", "numpy", "python"}, torch_threads=None)
+    bench.warm_up()
+    digits = bench.task_digits(run, contenders=JAX_ONLY)
+    wide = bench.task_wide(run, contenders=JAX_ONLY)
+    many = train_many_row(settings)
+
+    rows = []
+    for task, result in (("digits", digits), ("wide", wide)):
+        for r in result["rows"]:
+            rows.append(
+                [
+                    task,
+                    r["contender"],
+                    r["epoch_ms"],
+                    r["samples_per_s"],
+                    r.get("gflops"),
+                    r["first_epoch_s"],
+                    f"{r['final_loss']:.6f}",
+                ]
+            )
+    if "skipped" not in many:
+        rows.append(
+            [
+                f"train_many x{many['networks']}",
+                "jbpnn.many.train_many",
+                many["epoch_ms"],
+                many["samples_per_s"],
+                None,
+                many["first_call_s"] - many["steady_s"],
+                "-",
+            ]
+        )
+    peak = wide["matmul_peak_gflops"]["jax"]
+    print(f"gpu_check ({'quick' if args.quick else 'full'}) on {where}")
+    print(
+        bench.table(
+            ["task", "contender", "epoch ms", "samples/s", "GFLOP/s", "1st epoch s", "final loss"],
+            rows,
+        )
+    )
+    print(f"float32 matmul on this device (JAX): {peak:.1f} GFLOP/s")
+    if "skipped" in many:
+        print(f"train_many: {many['skipped']}")
+    failed = [c for c in run.checks if not c.ok]
+    worst = max((c.rel_diff for c in run.checks), default=0.0)
+    print(
+        f"loss agreement jbpnn vs jax.grad: {'ok' if not failed else 'DISAGREE'} "
+        f"(max rel.diff {worst:.1e}); {time.perf_counter() - started:.0f} s in all"
+    )
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            json.dumps(
+                {
+                    "device": where,
+                    "digits": digits,
+                    "wide": wide,
+                    "train_many": many,
+                    "checks": [c.__dict__ | {"ok": c.ok} for c in run.checks],
+                    "median_check": statistics.median([c.rel_diff for c in run.checks] or [0.0]),
+                },
+                indent=1,
+                default=bench._json_default,
+            )
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
