@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -291,78 +291,108 @@ def jbpnn_params(problem: Problem):
     return MLP.from_layers(problem.layers, acts, problem.loss, dtype=np.float32)
 
 
-def run_jbpnn(
-    problem: Problem, *, repeats: int = 5, autodiff: bool = False, name: str | None = None
-) -> Result:
-    """``jbpnn.train`` (one compiled program for the whole run), or the same with ``jax.grad``.
+Patch = Callable[[], contextlib.AbstractContextManager[list[int]]]
+JBPNN: tuple[str, Patch] = ("jbpnn train", lambda: contextlib.nullcontext([1]))
+JAX_GRAD: tuple[str, Patch] = ("jax.grad loop (same train)", autodiff_gradient)
+
+
+def run_jax(
+    problem: Problem,
+    variants: Sequence[tuple[str, Patch]] = (JBPNN,),
+    *,
+    repeats: int = 5,
+    per_epoch: bool = False,
+) -> list[Result]:
+    """``jbpnn.train`` under one or more patches (:data:`JBPNN`, :data:`JAX_GRAD`), interleaved.
+
+    Every variant runs ``repeats`` rounds, the variants taking turns in each round,
+    so that a busy moment of a shared machine hits them alike.
 
     Args:
-        repeats: ``>= 2``: the whole run is repeated; the first call compiles,
-            the steady epoch time is the median over the others of (run time /
-            epochs), the first-epoch time is (first call - (epochs - 1) x steady).
-            ``1``: one call with ``progress_every=1`` (one compiled chunk per epoch),
-            each epoch timed; for runs whose epochs take seconds.
-        autodiff: take the gradient from ``jax.value_and_grad`` (see
-            :func:`autodiff_gradient`).
+        variants: ``(name, patch)`` pairs; ``patch()`` is a context manager, entered
+            around every call, that yields a list which must be non-empty after the
+            first call (the patched code was traced); see :func:`autodiff_gradient`.
+        repeats: rounds. Whole-run timing (``per_epoch=False``, needs ``>= 2``): the
+            first call compiles; the steady epoch time is the median over the other
+            calls of (call time / epochs); the first-epoch time is (first call -
+            (epochs - 1) x steady).
+        per_epoch: time every epoch of a call with ``progress_every=1`` (one compiled
+            chunk per epoch), for runs whose epochs take seconds; the first epoch of
+            the first round includes compiling, every other epoch counts as steady.
     """
-    import jax
-
     from jbpnn.optimizers import momentum
     from jbpnn.training import train
 
-    name = name or ("jax.grad loop (same train)" if autodiff else "jbpnn train")
     params = jbpnn_params(problem)
-    # A new optimizer object per contender: it is a static argument of the compiled
-    # loop, so the hand-derived and autodiff programs never share a cache entry.
-    opt = momentum(problem.lr, problem.m)
-    kwargs = dict(optimizer=opt, epochs=problem.epochs, batch_size=problem.batch_size)
-    kwargs["key"] = problem.seed
-
-    with autodiff_gradient() if autodiff else contextlib.nullcontext([1]) as traced:
-        if repeats <= 1:
-            stamps = [time.perf_counter()]
-            res = train(
-                params,
-                problem.X,
-                problem.Y,
-                progress=lambda _: stamps.append(time.perf_counter()),
-                progress_every=1,
-                **kwargs,
-            )
-            times = list(np.diff(stamps))
-            result = per_epoch_result(
-                name,
-                problem,
-                times,
-                res.history["loss"],
-                _np_layers(res.params),
-                timing=f"progress_every=1: one compiled chunk per epoch; median of epochs "
-                f"2..{len(times)}",
-            )
-        else:
-            runs = []
-            for _ in range(repeats):
-                start = time.perf_counter()
+    # A new optimizer object per variant: it is a static argument of the compiled loop,
+    # so no two variants ever share a compiled program.
+    opts = {name: momentum(problem.lr, problem.m) for name, _ in variants}
+    rounds: dict[str, list[Any]] = {name: [] for name, _ in variants}
+    last: dict[str, Any] = {}
+    for r in range(max(repeats, 1 if per_epoch else 2)):
+        for name, patch in variants:
+            kwargs = dict(optimizer=opts[name], epochs=problem.epochs, key=problem.seed)
+            kwargs["batch_size"] = problem.batch_size
+            with patch() as traced:
+                stamps = [time.perf_counter()]
+                if per_epoch:
+                    kwargs["progress"] = lambda _, stamps=stamps: stamps.append(time.perf_counter())
+                    kwargs["progress_every"] = 1
                 res = train(params, problem.X, problem.Y, **kwargs)
-                jax.block_until_ready(res.params)
-                runs.append(time.perf_counter() - start)
+                stamps.append(time.perf_counter())
+            if r == 0 and not traced:
+                raise RuntimeError(
+                    f"variant {name!r} was never traced: the patched jbpnn.training function "
+                    "is no longer called by that name, or a cached program was reused"
+                )
+            rounds[name].append(list(np.diff(stamps[:-1])) if per_epoch else stamps[1] - stamps[0])
+            last[name] = res
+    results = []
+    for name, _ in variants:
+        res, runs = last[name], rounds[name]
+        if per_epoch:
+            steady_runs = runs[0][1:] + [t for run in runs[1:] for t in run]
+            steady, first = statistics.median(steady_runs), runs[0][0]
+            timing = (
+                f"progress_every=1 (one compiled chunk per epoch), {len(runs)} interleaved "
+                f"round(s); median of {len(steady_runs)} warm epochs"
+            )
+            raw = [t for run in runs for t in run]
+        else:
             steady = statistics.median(runs[1:]) / problem.epochs
-            result = Result(
+            first = runs[0] - (problem.epochs - 1) * steady
+            timing = (
+                f"whole {problem.epochs}-epoch train() call; median of {len(runs) - 1} warm "
+                "calls (interleaved with the other JAX contender) / epochs; first epoch = "
+                "first call - (epochs-1) x steady"
+            )
+            raw = runs
+        results.append(
+            Result(
                 name,
                 steady,
-                runs[0] - (problem.epochs - 1) * steady,
+                first,
                 problem.n,
                 [float(v) for v in res.history["loss"]],
                 _np_layers(res.params),
-                timing=f"whole {problem.epochs}-epoch train() call, median of {repeats - 1} "
-                "warm calls / epochs; first epoch = first call - (epochs-1) x steady",
-                raw_times=runs,
+                timing=timing,
+                raw_times=raw,
             )
-    if not traced:
-        raise RuntimeError(
-            "the jax.grad contender was never traced: jbpnn.training no longer calls "
-            "loss_and_gradient_kernel by that name, or a cached program was reused"
         )
+    return results
+
+
+def run_jbpnn(
+    problem: Problem, *, repeats: int = 5, autodiff: bool = False, name: str | None = None
+) -> Result:
+    """One JAX contender alone: ``jbpnn.train``, or with ``autodiff`` the ``jax.grad`` loop.
+
+    ``repeats <= 1`` times every epoch of one call (see :func:`run_jax`).
+    """
+    default, patch = JAX_GRAD if autodiff else JBPNN
+    (result,) = run_jax(
+        problem, [(name or default, patch)], repeats=repeats, per_epoch=repeats <= 1
+    )
     return result
 
 
@@ -527,13 +557,3 @@ def run_pure_python(problem: Problem, limit: int | None = None) -> Result:
     else:
         result.note = "float64 (Python floats)"
     return result
-
-
-CONTENDERS: dict[str, Callable[..., Result]] = {
-    "jbpnn": run_jbpnn,
-    "jax.grad": lambda problem, **kw: run_jbpnn(problem, autodiff=True, **kw),
-    "numpy": run_numpy,
-    "torch": run_torch,
-    "sklearn": run_sklearn,
-    "python": run_pure_python,
-}
