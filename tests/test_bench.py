@@ -172,3 +172,11 @@ def test_pure_python_length_errors():
     net.update([1, 0, 1, 0, 1])
     with pytest.raises(ValueError, match="Your target length is 2, but our output needs 1"):
         net.backpropagate([1, 0])
+
+
+@pytest.mark.parametrize("argv", [["--tasks", "digits,foo"], ["--skip", "torch,bar"]])
+def test_bad_arguments_name_what_is_wrong(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    assert ("foo" if "--tasks" in argv else "bar") in capsys.readouterr().err
