@@ -19,20 +19,33 @@ from jbpnn.gradcheck import (
     compare_per_example,
     gradcheck,
     main,
-    random_batch,
 )
 from jbpnn.losses import VALID_PAIRS
 from jbpnn.network import batch_gradient
-from jbpnn.params import MLP, Layer, init_params
+from jbpnn.params import MLP, Layer
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 
 
 def _problem(seed, sizes, activations, loss, dtype=jnp.float64, batch=6, init="he", **kw):
-    k1, k2 = jax.random.split(jax.random.key(seed))
-    params = init_params(k1, sizes, activations, loss, init=init, dtype=dtype, **kw)
-    X, Y = random_batch(k2, params, batch)
+    """Random params and a batch that suits the loss, drawn with numpy (no JAX compiles)."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        if init == "he":
+            w = rng.normal(size=(n_in, n_out)) * np.sqrt(2.0 / n_in)
+        else:  # the article's U[-0.2, 0.2]
+            w = rng.uniform(-0.2, 0.2, (n_in, n_out))
+        layers.append((w, rng.uniform(-0.2, 0.2, n_out)))
+    params = MLP.from_layers(layers, activations, loss, dtype=dtype, **kw)
+    X = rng.normal(size=(batch, sizes[0]))
+    if loss == "cross_entropy":
+        Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], batch)]
+    elif loss == "binary_cross_entropy":
+        Y = rng.integers(0, 2, (batch, sizes[-1])).astype(float)
+    else:
+        Y = rng.uniform(size=(batch, sizes[-1]))
     return params, X, Y
 
 
@@ -46,9 +59,9 @@ def _hidden_cycle(depth, start):
 # 2 and 3 with the hidden activations the cycles missed for the two cross entropies, so that
 # every activation meets every loss. (The experiment's full run checks the whole
 # activation x loss x depth product.)
-CONFIGS = [(loss, out, ()) for loss, out in VALID_PAIRS]
-CONFIGS += [(loss, out, tuple(_hidden_cycle(4, i))) for i, (loss, out) in enumerate(VALID_PAIRS)]
+CONFIGS = [(loss, out, tuple(_hidden_cycle(4, i))) for i, (loss, out) in enumerate(VALID_PAIRS)]
 CONFIGS += [
+    ("mse", "tanh", ()),
     ("cross_entropy", "softmax", ("sigmoid",)),
     ("binary_cross_entropy", "sigmoid", ("tanh", "identity")),
 ]
@@ -83,7 +96,7 @@ def test_passes_every_hidden_activation_in_float32():
     assert report.passed, str(report)
     assert report.dtype == "float32"
     assert (report.rtol, report.atol) == DEFAULT_TOLERANCES[("autodiff", "float32")]
-    assert report.max_rel_err < 1e-5
+    assert report.max_rel_err < 1e-4  # measured ~1e-6; rtol is 1e-3
 
 
 def test_float32_params_checked_in_float64_on_request():
@@ -185,18 +198,12 @@ def test_finite_differences_agree_with_autodiff(x64, seed):
     assert fd.eps == 1e-6 and fd.dtype == "float64"
 
 
-def test_finite_differences_cast_float32_and_say_so():
-    params, X, Y = _problem(8, (3, 4, 2), "tanh", "mse", dtype=jnp.float32)
-    report = gradcheck(params, X, Y, reference="finite_difference")
+def test_finite_differences_cast_float32_and_sample_large_leaves():
+    params, X, Y = _problem(9, (20, 10, 2), "tanh", "mse", dtype=jnp.float32)
+    report = gradcheck(params, X, Y, reference="finite_difference", max_coords=50)
     assert report.passed and report.dtype == "float64"
     assert any("cast from float32 to float64" in n for n in report.notes)
     assert params.dtype == jnp.float32  # the caller's params are untouched
-
-
-def test_finite_differences_sample_large_leaves(x64):
-    params, X, Y = _problem(9, (20, 10, 2), "tanh", "mse")
-    report = gradcheck(params, X, Y, reference="finite_difference", max_coords=50)
-    assert report.passed
     w0 = report.checks[0]
     assert (w0.n_checked, w0.n_total) == (50, 200)
     assert "50/200" in str(report)
@@ -204,11 +211,9 @@ def test_finite_differences_sample_large_leaves(x64):
 
 
 # ---------------------------------------------------------------- per example
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-def test_per_example_grads_match_vmap_grad(dtype):
-    with jax.enable_x64(dtype == jnp.float64):
-        params, X, Y = _problem(10, (5, 7, 4), "relu", "cross_entropy", dtype=dtype, batch=9)
-        report = compare_per_example(params, X, Y)
+def test_per_example_grads_match_vmap_grad(x64):
+    params, X, Y = _problem(10, (5, 7, 4), "relu", "cross_entropy", batch=9)
+    report = compare_per_example(params, X, Y)
     assert report.passed, str(report)
     assert report.reference == "autodiff_per_example"
     assert [c.n_checked for c in report.checks] == [9 * 35, 9 * 7, 9 * 28, 9 * 4]
@@ -276,7 +281,10 @@ def test_errors_computed_on_known_values():
 def test_cli_exit_codes(capsys):
     assert main(["--sizes", "6,5,3", "--activation", "tanh", "--batch", "4"]) == 0
     assert "PASSED" in capsys.readouterr().out
-    assert main(["--sizes", "6,5,3", "--activation", "sigmoid", "--article-mode"]) == 1
+    # the same shapes and batch, so the random draws are compiled once
+    assert (
+        main(["--sizes", "6,5,3", "--activation", "sigmoid", "--article-mode", "--batch", "4"]) == 1
+    )
     out = capsys.readouterr().out
     assert "FAILED 4 of 4" in out and "article mode" in out
 
@@ -284,7 +292,9 @@ def test_cli_exit_codes(capsys):
 def test_cli_finite_difference_x64_per_example_json(capsys):
     argv = [
         "--sizes",
-        "4,3,3",
+        "6,5,3",
+        "--batch",
+        "4",
         "--activation",
         "relu",
         "--loss",
@@ -317,6 +327,8 @@ def test_experiment_quick_mode_runs(tmp_path):
         sys.executable,
         str(ROOT / "experiments" / "autodiff_comparison.py"),
         "--quick",
+        "--repeats",
+        "1",
         "--out-dir",
         str(tmp_path),
     ]
