@@ -487,7 +487,7 @@ t0 = time.perf_counter()
 import jax
 t_jax = time.perf_counter()
 from jbpnn.article import BPNN
-from jbpnn.cli import enable_compilation_cache
+from jbpnn import enable_compilation_cache
 from jbpnn.oracles import DEMO_TEST, DEMO_TRAIN
 t_import = time.perf_counter()
 events = {}
@@ -523,7 +523,7 @@ import jax
 t_jax = time.perf_counter()
 import numpy as np
 from jbpnn.article import _train_scan_jit
-from jbpnn.cli import enable_compilation_cache
+from jbpnn import enable_compilation_cache
 from jbpnn.network import predict_kernel
 from jbpnn.optimizers import momentum
 from jbpnn.oracles import DEMO_TEST, DEMO_TRAIN

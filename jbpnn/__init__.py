@@ -17,11 +17,13 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.article`      the article's ``BPNN`` class and ``get_data``
 - :mod:`jbpnn.gradcheck`    hand-derived gradients against autodiff (the only
   module that calls ``jax.grad``; not imported here)
+- :mod:`jbpnn.compilation_cache`  JAX's persistent cache, small programs included
 - :mod:`jbpnn.cli`          the ``jbpnn`` command
 """
 
 from jbpnn.activations import ACTIVATIONS, Activation
 from jbpnn.article import BPNN, get_data
+from jbpnn.compilation_cache import enable_compilation_cache
 from jbpnn.data import load_digits, one_hot, train_test_split
 from jbpnn.io import Saved, load, save
 from jbpnn.losses import LOSSES, VALID_PAIRS, Loss
@@ -73,6 +75,7 @@ __all__ = [
     "batch_gradient",
     "check_batch",
     "deltas",
+    "enable_compilation_cache",
     "evaluate",
     "example_loss",
     "forward",

@@ -292,10 +292,13 @@ def _is_concrete(a: Any) -> bool:
     return not isinstance(a, jax.core.Tracer)
 
 
-def _check_finite(name: str, a: Array) -> None:
+def _check_finite(name: str, a: Any) -> None:
     if not _is_concrete(a):
         return  # inside the user's own jit: values are unknown at trace time
-    if bool(jnp.all(jnp.isfinite(a))):
+    if isinstance(a, np.ndarray):  # host data: check with NumPy, no device program
+        if np.isfinite(a).all():
+            return
+    elif bool(jnp.all(jnp.isfinite(a))):
         return
     bad = np.argwhere(~np.isfinite(np.asarray(a)))
     first = tuple(int(i) for i in bad[0])
@@ -303,6 +306,13 @@ def _check_finite(name: str, a: Array) -> None:
         f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
         "Clean the data, or pass check_finite=False to skip this check"
     )
+
+
+def _cast(a: ArrayLike, dtype: Any) -> Any:
+    """A JAX array (or tracer) cast on its device; anything else as a NumPy array on the host."""
+    if isinstance(a, jax.Array):
+        return a if a.dtype == dtype else a.astype(dtype)
+    return np.asarray(a, dtype=np.dtype(dtype))  # host data stays on the host until checked
 
 
 def check_batch(
@@ -323,7 +333,7 @@ def check_batch(
         ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
     """
     dtype = params.dtype
-    X = jnp.asarray(X, dtype=dtype)
+    X = _cast(X, dtype)
     if X.ndim != 2:
         raise ValueError(
             f"X must have shape (batch, {params.n_in}), got shape {X.shape}; "
@@ -337,7 +347,7 @@ def check_batch(
     if check_finite:
         _check_finite("X", X)
     if Y is not None:
-        Y = jnp.asarray(Y, dtype=dtype)
+        Y = _cast(Y, dtype)
         if Y.ndim != 2:
             raise ValueError(
                 f"Y must have shape (batch, {params.n_out}), got shape {Y.shape}; "
@@ -359,4 +369,4 @@ def check_batch(
             raise ValueError(
                 f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}"
             )
-    return X, Y, sample_weight
+    return jnp.asarray(X), None if Y is None else jnp.asarray(Y), sample_weight

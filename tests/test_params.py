@@ -171,3 +171,13 @@ def test_errors_are_raised_before_tracing(net):
     """Inside a user's jit the shape checks still fire at trace time, as ValueError."""
     with pytest.raises(ValueError, match="Your data length is 8"):
         jax.jit(predict)(net, jnp.ones((2, 8)))
+
+
+def test_host_data_lists_and_jax_arrays_are_accepted_and_checked(net):
+    rows = [[0.0] * 9, [1.0] * 9]
+    np.testing.assert_allclose(predict(net, rows), predict(net, jnp.asarray(rows)))
+    rows[1][3] = float("nan")
+    with pytest.raises(ValueError, match=r"X contains 1 NaN or inf .* index \(1, 3\)"):
+        predict(net, rows)
+    with pytest.raises(ValueError, match=r"X contains 1 NaN or inf .* index \(1, 3\)"):
+        predict(net, jnp.asarray(rows))
