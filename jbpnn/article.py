@@ -76,6 +76,11 @@ def _backpropagate_step(params, state, cache, y, lr, m):
 _forward_jit = jax.jit(forward)
 
 
+def _jit_init(init: Any, params: MLP) -> Any:
+    """``optimizer.init(params)`` as one compiled program, not one per leaf."""
+    return jax.jit(init)(params)
+
+
 def _train_scan(params, state, X, Y, lr, m, epochs):
     """``epochs`` passes of online training over (X, Y) in order, in one XLA program.
 
@@ -148,9 +153,9 @@ class BPNN:
         self.lr = lr
         self.m = m
         self.params: MLP = init_params(
-            jax.random.key(seed), (n_in, n_hidden, n_out), "sigmoid", "mse", "article", dtype
+            int(seed), (n_in, n_hidden, n_out), "sigmoid", "mse", "article", dtype
         )
-        self.opt_state: MomentumState = optimizer.init(self.params)
+        self.opt_state: MomentumState = _jit_init(optimizer.init, self.params)
         self._cache: tuple[Array, ...] | None = None
 
     @property

@@ -15,6 +15,7 @@ step of gradient descent.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -222,7 +223,7 @@ def init_params(
     """Random params for a network of the given layer widths.
 
     Args:
-        key: a ``jax.random`` key.
+        key: a ``jax.random`` key, or an int seed (same as ``jax.random.key(seed)``).
         sizes: layer widths, input first, e.g. ``(9, 2, 1)`` or ``(64, 128, 64, 10)``.
         activations: one name for every layer (with cross-entropy losses, the
             output layer then gets the matching softmax or sigmoid), or one
@@ -239,7 +240,7 @@ def init_params(
     Returns:
         An :class:`MLP` with ``len(sizes) - 1`` layers.
     """
-    sizes = tuple(sizes)
+    sizes = tuple(int(n) if isinstance(n, np.integer) else n for n in sizes)
     if len(sizes) < 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in sizes):
         raise ValueError(
             f"sizes must be at least two positive integers (n_in, ..., n_out), got {sizes!r}"
@@ -249,11 +250,27 @@ def init_params(
     if loss not in LOSSES:
         get_loss(loss)
     names = _resolve_activations(activations, len(sizes) - 1, loss)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        layers = _init_layers_from_seed(int(key), sizes, init, jnp.dtype(dtype))
+    else:
+        layers = _init_layers(key, sizes, init, jnp.dtype(dtype))
+    return MLP(layers, names, loss, article_mode)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_layers_from_seed(seed: Array, sizes: tuple[int, ...], init: str, dtype: Any):
+    """:func:`_init_layers` for ``jax.random.key(seed)``, key creation included."""
+    return _init_layers(jax.random.key(seed), sizes, init, dtype)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_layers(key: Array, sizes: tuple[int, ...], init: str, dtype: Any) -> list[Layer]:
+    """The random arrays of :func:`init_params`, drawn in one compiled program."""
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
     for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:]):
         kw, kb = jax.random.split(k)
-        if init == "article":
+        if init == "article":  # the article's getRandom(-0.2, 0.2), biases included
             w = jax.random.uniform(kw, (n_in, n_out), dtype, -0.2, 0.2)
             b = jax.random.uniform(kb, (n_out,), dtype, -0.2, 0.2)
         elif init == "glorot":
@@ -264,4 +281,4 @@ def init_params(
             w = jax.random.normal(kw, (n_in, n_out), dtype) * np.sqrt(2.0 / n_in)
             b = jnp.zeros((n_out,), dtype)
         layers.append(Layer(w, b))
-    return MLP(layers, names, loss, article_mode)
+    return layers

@@ -42,7 +42,7 @@ def test_article_init_range_and_determinism():
         assert leaf.dtype == jnp.float32
         assert float(jnp.max(jnp.abs(leaf))) <= 0.2
     assert float(jnp.max(jnp.abs(p.layers[0].w))) > 0.19  # really spans the range
-    q = init_params(jax.random.key(0), (50, 40, 3))
+    q = init_params(0, (50, 40, 3))  # an int seed means jax.random.key(seed)
     r = init_params(jax.random.key(1), (50, 40, 3))
     for a, b, c in zip(jax.tree.leaves(p), jax.tree.leaves(q), jax.tree.leaves(r)):
         np.testing.assert_array_equal(a, b)
