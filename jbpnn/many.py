@@ -1,0 +1,1770 @@
+"""Train many networks of one architecture at once: sweeps over seeds and hyperparameters.
+
+:func:`train_many` trains ``N`` independent networks in ONE compiled program and
+returns a :class:`ManyResult` (stacked params, per-network histories, epochs run,
+stop reasons). Each network follows :func:`jbpnn.training.train`'s stop rules on its
+own: a network that has stopped is frozen while the others go on, and its result is
+the one ``train`` gives for it alone (same init, data key and hyperparameters).
+:func:`grid` builds hyperparameter grids, :class:`ResultsTable` is the one-row-per-network
+table (print, sort, CSV/JSON), :func:`estimate_memory` says what fits.
+
+Two ways to run the ensemble (``method``):
+
+- ``"fused"`` (default when every network shares the data order, i.e. one ``key``):
+  the networks see the same mini-batches, so the first layer of all ``N`` networks
+  is ONE matrix product, and its weight gradient another. For network ``n``, unit
+  ``j`` of a layer, example ``b`` of the batch (the article's formulas, ARTICLE.md
+  section 1, with a network index)::
+
+      net[n, j, b] = sum_i w[n, i, j] O[n, i, b] + theta[n, j]     O[n, j, b] = f(net[n, j, b])
+      Err[n, k, b] = loss delta (output)                          (jbpnn.losses)
+      Err[n, j, b] = f'(O[n, j, b]) sum_k Err[n, k, b] w[n, j, k]   (hidden)
+      dE/dw[n, i, j] = -sum_b s_b O[n, i, b] Err[n, j, b]
+      dE/dtheta[n, j] = -sum_b s_b Err[n, j, b]
+
+  with ``s_b`` the normalised sample weights. In the first layer ``O[n, i, b] = x[b, i]``
+  for every ``n``, so stacking the networks' weights as the rows of one
+  ``(N * n_hidden, n_in)`` matrix turns ``net`` into ``W_all @ X_batch^T`` and the
+  weight gradient into ``-(s Err_all) @ X_batch``: two large products instead of
+  ``N`` small ones. The other layers are batched products over ``n``. ``f``, ``f'``
+  (``backprop``) and the loss deltas are the core's tables, applied unit vector by
+  unit vector with ``vmap``; the tests check every network against ``train``.
+- ``"vmap"`` (default when each network has its own data-order ``keys``): ``jax.vmap``
+  of :func:`jbpnn.training.make_train_fn`, the same loop as ``train``. General, but on
+  a CPU barely faster than training the networks one after another.
+
+Optimizer hyperparameters: ``hparams={"lr": [...], "m": [...]}`` gives each network
+its own values (arrays of length ``N``, traced inside the program); a plain number,
+string or schedule is shared by all (``{"variant": "nesterov"}``). Any argument of the
+optimizer factory can be swept.
+
+Memory: :func:`train_many` estimates the bytes it needs (:func:`estimate_memory`) and
+raises :class:`EnsembleTooLarge` before allocating anything when that exceeds the
+memory available (RAM on CPU, ``device.memory_stats()`` on accelerators).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import itertools
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+from jbpnn.activations import activation_table
+from jbpnn.losses import LOSSES
+from jbpnn.network import check_batch
+from jbpnn.optimizers import OPTIMIZERS, Optimizer, apply_updates
+from jbpnn.params import MLP, Layer, init_params
+from jbpnn.training import (
+    _RUNNING,
+    _STOP,
+    STOP_REASONS,
+    LoopState,
+    TrainConfig,
+    TrainResult,
+    _as_key,
+    _epoch_batches,
+    make_train_fn,
+    result_from_state,
+    train_config,
+)
+
+Array = jax.Array
+PyTree = Any
+
+METHODS = ("auto", "fused", "vmap")
+
+
+# ---------------------------------------------------------------- what to train
+class InitSpec(NamedTuple):
+    """An architecture to initialise once per seed (see :func:`jbpnn.params.init_params`).
+
+    Attributes:
+        sizes: layer widths, input first, e.g. ``(64, 64, 10)``.
+        activations: one name for every layer, or one per layer.
+        loss: ``"mse"``, ``"cross_entropy"`` or ``"binary_cross_entropy"``.
+        init: ``"article"``, ``"glorot"`` or ``"he"``.
+        dtype: floating dtype of the params.
+    """
+
+    sizes: tuple[int, ...]
+    activations: str | tuple[str, ...] = "sigmoid"
+    loss: str = "mse"
+    init: str = "article"
+    dtype: Any = jnp.float32
+
+
+def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
+    """One network per seed, stacked: leaves get a leading axis of length ``len(seeds)``.
+
+    Network ``n`` equals ``init_params(jax.random.key(seeds[n]), *spec)``.
+    """
+    seeds = _as_seeds(seeds)
+    template = _init_one(spec, 0)  # checks the spec, raises ValueError before vmap
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+    stacked = jax.vmap(lambda k: _init_one(spec, k, key_given=True))(keys)
+    return template.replace_layers(stacked.layers)
+
+
+def _init_one(spec: InitSpec, seed_or_key: Any, key_given: bool = False) -> MLP:
+    key = seed_or_key if key_given else jax.random.key(seed_or_key)
+    return init_params(key, tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype)
+
+
+def stack_params(networks: Sequence[MLP]) -> MLP:
+    """Stack same-architecture networks into one :class:`MLP` with a leading network axis."""
+    networks = list(networks)
+    if not networks or not all(isinstance(p, MLP) for p in networks):
+        raise ValueError("stack_params needs a non-empty sequence of MLPs")
+    first = networks[0]
+    for i, p in enumerate(networks[1:], 1):
+        if jax.tree.structure(p) != jax.tree.structure(first) or p.sizes != first.sizes:
+            raise ValueError(
+                f"network {i} has architecture {p.sizes} {p.activations} {p.loss!r}; "
+                f"expected {first.sizes} {first.activations} {first.loss!r} like network 0"
+            )
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *networks)
+
+
+def unstack_params(stacked: MLP) -> list[MLP]:
+    """The inverse of :func:`stack_params`."""
+    n = stacked.layers[0].w.shape[0]
+    return [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(n)]
+
+
+def network_count(stacked: MLP) -> int:
+    """``N``, the length of the leading axis of stacked params."""
+    return int(stacked.layers[0].w.shape[0])
+
+
+def _one_network(stacked: MLP) -> MLP:
+    """Network 0 of a stack (the template for shapes, dtype and names)."""
+    return jax.tree.map(lambda a: a[0], stacked)
+
+
+def _as_seeds(seeds: Any) -> np.ndarray:
+    arr = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"seeds must be a non-empty 1-D sequence of integers, got {seeds!r}")
+    if arr.min() < 0 or arr.max() >= 2**32:
+        raise ValueError("seeds must lie in 0 .. 2**32 - 1")
+    return arr.astype(np.int64)
+
+
+def _check_stacked(params: MLP) -> int:
+    n = None
+    for l, layer in enumerate(params.layers):
+        for name, leaf, ndim in (("w", layer.w, 3), ("b", layer.b, 2)):
+            shape = np.shape(leaf)
+            if len(shape) != ndim:
+                raise ValueError(
+                    f"stacked params: layer {l} {name} must have a leading network axis "
+                    f"(ndim {ndim}), got shape {shape}; stack networks with stack_params, or "
+                    "pass an InitSpec with seeds"
+                )
+            if n is None:
+                n = shape[0]
+            elif shape[0] != n:
+                raise ValueError(
+                    f"stacked params: layer {l} {name} has {shape[0]} networks, layer 0 has {n}"
+                )
+    if not n:
+        raise ValueError("stacked params hold no networks")
+    return int(n)
+
+
+# ---------------------------------------------------------------- optimizer specs
+class OptSpec(NamedTuple):
+    """A hashable optimizer recipe: ``factory(**static, **traced_values)``.
+
+    Attributes:
+        factory: e.g. :func:`jbpnn.optimizers.momentum`.
+        static: ``(name, value)`` pairs shared by every network (numbers, strings, schedules).
+        traced: names of the hyperparameters that differ between networks.
+    """
+
+    factory: Callable[..., Optimizer]
+    static: tuple[tuple[str, Any], ...]
+    traced: tuple[str, ...]
+
+    def build(self, values: Mapping[str, Any]) -> Optimizer:
+        """The optimizer of one network, ``values`` its traced hyperparameters."""
+        return self.factory(**dict(self.static), **{k: values[k] for k in self.traced})
+
+
+def _opt_spec(
+    optimizer: str | Callable[..., Optimizer], hparams: Mapping[str, Any] | None, n: int
+) -> tuple[OptSpec, dict[str, np.ndarray]]:
+    """Split ``hparams`` into shared (static) and per-network (traced) values, and check them."""
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}; expected one of {list(OPTIMIZERS)} "
+                "or a factory like jbpnn.optimizers.momentum"
+            )
+        factory = OPTIMIZERS[optimizer]
+    elif callable(optimizer):
+        factory = optimizer
+    else:
+        raise ValueError(f"optimizer must be a name or a factory function, got {optimizer!r}")
+    static: dict[str, Any] = {}
+    traced: dict[str, np.ndarray] = {}
+    for name, value in dict(hparams or {}).items():
+        if isinstance(value, str) or callable(value) or value is None:
+            static[name] = value
+            continue
+        arr = np.asarray(value)
+        if arr.ndim == 0:
+            static[name] = arr.item()  # shared: checked by the factory as a plain number
+        elif arr.shape == (n,) and np.issubdtype(arr.dtype, np.number):
+            traced[name] = arr
+        else:
+            raise ValueError(
+                f"hyperparameter {name!r} must be one value for every network or an array of "
+                f"{n} numbers (one per network), got shape {arr.shape}"
+            )
+    spec = OptSpec(factory, tuple(sorted(static.items())), tuple(sorted(traced)))
+    # Build each network's optimizer once with plain numbers: the factory's own checks
+    # (unknown names, negative lr, b1 >= 1, ...) run here, before any tracing.
+    first_error = None
+    for i in range(n):
+        try:
+            spec.build({k: float(v[i]) for k, v in traced.items()})
+        except TypeError as error:
+            raise ValueError(
+                f"optimizer hyperparameters {sorted(hparams or {})}: {error}"
+            ) from None
+        except ValueError as error:
+            first_error = f"network {i}: {error}"
+            break
+    if first_error:
+        raise ValueError(f"bad optimizer hyperparameter for {first_error}")
+    return spec, traced
+
+
+# ---------------------------------------------------------------- the fused kernel
+class _Net(NamedTuple):
+    """The static description of the architecture the fused kernel needs."""
+
+    activations: tuple[str, ...]
+    loss: str
+    article_mode: bool
+
+
+def _per_unit(fn: Callable[..., Array], n_args: int, shared: tuple[int, ...] = ()) -> Callable:
+    """Apply a one-example function of unit vectors to ``(N, units, B)`` arrays.
+
+    ``fn`` takes vectors of shape ``(units,)`` (the core's activation and loss
+    functions, written for one example); this maps it over the network axis 0
+    and the batch axis -1. Arguments listed in ``shared`` have no network axis
+    (shape ``(units, B)``).
+    """
+    over_b = jax.vmap(fn, in_axes=-1, out_axes=-1)
+    over_n_axes = tuple(None if i in shared else 0 for i in range(n_args))
+    return jax.vmap(over_b, in_axes=over_n_axes, out_axes=0)
+
+
+def _forward_all(layers: Sequence[Layer], XT: Array, net: _Net) -> list[Array]:
+    """Forward pass of all networks on one shared batch.
+
+    Args:
+        layers: internal layout, layer ``l`` with ``w`` of shape ``(N, n_out, n_in)``
+            (each network's weight matrix transposed) and ``b`` of shape ``(N, n_out)``.
+        XT: the batch's inputs transposed, shape ``(n_in, B)``, shared by every network.
+
+    Returns:
+        ``[X^T, O_1, ..., O_L]``; ``O_l`` of shape ``(N, n_l, B)``.
+    """
+    table = activation_table(net.article_mode)
+    cache: list[Array] = [XT]
+    o = XT
+    for l, (layer, name) in enumerate(zip(layers, net.activations)):
+        n_nets, n_out, n_in = layer.w.shape
+        if l == 0:  # shared input: every network's first layer in ONE product
+            z = (layer.w.reshape(n_nets * n_out, n_in) @ o).reshape(n_nets, n_out, -1)
+        else:  # net[n, j, b] = sum_i w[n, i, j] O[n, i, b]
+            z = jnp.einsum("nji,nib->njb", layer.w, o)
+        if not net.article_mode:  # the article code's biases never reach the forward pass
+            z = z + layer.b[:, :, None]  # + theta[n, j]
+        o = _per_unit(table[name].fn, 1)(z)  # O = f(net)
+        cache.append(o)
+    return cache
+
+
+def _fused_loss_and_gradient(
+    layers: Sequence[Layer], X: Array, Y: Array, s: Array, net: _Net
+) -> tuple[Array, tuple[Layer, ...]]:
+    """Mean loss and hand-derived gradient of every network on one shared batch.
+
+    Args:
+        layers: internal layout (see :func:`_forward_all`).
+        X: inputs, shape ``(B, n_in)``; Y: targets, shape ``(B, n_out)``.
+        s: normalised sample weights, shape ``(B,)``, summing to 1.
+
+    Returns:
+        ``(mean_loss, grads)``: losses of shape ``(N,)``; grads in the layout of ``layers``.
+    """
+    table = activation_table(net.article_mode)
+    acts = [table[name] for name in net.activations]
+    rule = LOSSES[net.loss]
+    cache = _forward_all(layers, X.T, net)
+    out, T = cache[-1], Y.T
+    errors = _per_unit(rule.error, 2, shared=(1,))(out, T)  # E[n, b]
+    mean_loss = errors @ s
+    delta = _per_unit(lambda o, t: rule.delta(o, t, acts[-1]), 2, shared=(1,))(out, T)
+    errs = [delta]
+    for l in range(len(layers) - 1, 0, -1):
+        # Err[n, j, b] = f'(O[n, j, b]) sum_k Err[n, k, b] w[n, j, k]
+        # (as (B, n_k) @ (n_k, n_j) products per network, the layout XLA's CPU kernels take)
+        back = jnp.swapaxes(
+            jnp.einsum("nbk,nkj->nbj", jnp.swapaxes(delta, 1, 2), layers[l].w), 1, 2
+        )
+        delta = _per_unit(acts[l - 1].backprop, 2)(cache[l], back)
+        errs.append(delta)
+    errs.reverse()
+    grads = []
+    for l, (o_prev, err) in enumerate(zip(cache[:-1], errs)):
+        n_nets, n_out, n_in = layers[l].w.shape
+        if l == 0:  # dE/dw[n, i, j] = -sum_b s_b Err[n, j, b] x[b, i]: ONE product
+            se = err.reshape(n_nets * n_out, -1) * s  # s_b Err[n, j, b], networks stacked
+            gw = -(se @ X).reshape(n_nets, n_out, n_in)
+            gb = -jnp.sum(se, axis=-1).reshape(n_nets, n_out)
+        else:  # dE/dw[n, i, j] = -sum_b s_b Err[n, j, b] O[n, i, b]
+            se = err * s
+            gw = -jnp.einsum("njb,nib->nji", se, o_prev)
+            gb = -jnp.sum(se, axis=-1)
+        grads.append(Layer(gw, gb))  # dE/dtheta[n, j] = -sum_b s_b Err[n, j, b]
+    return mean_loss, tuple(grads)
+
+
+def _scores_all(layers: Sequence[Layer], X: Array, Y: Array, net: _Net) -> tuple[Array, Array]:
+    """Mean loss and accuracy of every network on ``(X, Y)``; each of shape ``(N,)``.
+
+    Accuracy as :func:`jbpnn.training.accuracy`: argmax of the outputs, or for a
+    single output unit ``output >= 0.5``.
+    """
+    out = _forward_all(layers, X.T, net)[-1]  # (N, n_out, B)
+    T = Y.T
+    errors = _per_unit(LOSSES[net.loss].error, 2, shared=(1,))(out, T)
+    loss = jnp.mean(errors, axis=-1)
+    if out.shape[1] == 1:
+        right = (out[:, 0, :] >= 0.5) == (T[0] >= 0.5)[None, :]
+    else:
+        right = jnp.argmax(out, axis=1) == jnp.argmax(T, axis=0)[None, :]
+    return loss, jnp.mean(right, axis=-1).astype(loss.dtype)
+
+
+def _to_internal(layers: Sequence[Layer]) -> tuple[Layer, ...]:
+    """``w`` of shape ``(N, n_in, n_out)`` -> ``(N, n_out, n_in)`` (each matrix transposed)."""
+    return tuple(Layer(jnp.swapaxes(l.w, -1, -2), l.b) for l in layers)
+
+
+_to_external = _to_internal  # transposing twice is the identity
+
+
+# ---------------------------------------------------------------- the fused loop
+class _Program(NamedTuple):
+    """Static settings of the fused program (hashable: the jit cache key)."""
+
+    config: TrainConfig
+    net: _Net
+    opt: OptSpec
+
+
+def _tree_where_n(cond: Array, a: PyTree, b: PyTree) -> PyTree:
+    """Per network: ``a`` where ``cond[n]``, else ``b``; leaves have a leading axis ``N``."""
+
+    def pick(x, y):
+        return jnp.where(cond.reshape(cond.shape + (1,) * (x.ndim - 1)), x, y)
+
+    return jax.tree.map(pick, a, b)
+
+
+def _per_network(reduce: Callable, tree: PyTree) -> Array:
+    """``reduce`` over every axis but the first, then over the leaves: shape ``(N,)``."""
+    parts = [reduce(x.reshape(x.shape[0], -1), axis=1) for x in jax.tree.leaves(tree)]
+    return reduce(jnp.stack(parts), axis=0)
+
+
+def _fused_init(layers: tuple[Layer, ...], hp: dict[str, Array], program: _Program) -> LoopState:
+    """The loop's carry before the first epoch, every leaf with a leading network axis."""
+    n = layers[0].w.shape[0]
+    dtype = layers[0].w.dtype
+    config = program.config
+    nan = jnp.full((n, config.epochs), jnp.nan, dtype)
+    early = config.n_iter_no_change is not None
+    opt_state = jax.vmap(lambda p, h: program.opt.build(h).init(p))(layers, hp)
+    return LoopState(
+        epoch=jnp.zeros((n,), jnp.int32),
+        params=layers,
+        opt_state=opt_state,
+        stop=jnp.full((n,), _RUNNING, jnp.int32),
+        loss=nan,
+        max_weight_change=nan,
+        val_loss=nan,
+        val_accuracy=nan,
+        best_params=layers if early else None,
+        best_val_loss=jnp.full((n,), jnp.inf, dtype),
+        best_epoch=jnp.zeros((n,), jnp.int32),
+        bad_epochs=jnp.zeros((n,), jnp.int32),
+    )
+
+
+def _fused_run(
+    state: LoopState,
+    hp: dict[str, Array],
+    X: Array,
+    Y: Array,
+    key: Array,
+    X_val: Array | None,
+    Y_val: Array | None,
+    program: _Program,
+) -> LoopState:
+    """All networks' epochs, in lockstep, until each has stopped or ``config.epochs`` ran.
+
+    Mirrors :func:`jbpnn.training.run_epochs` rule for rule, with a leading network
+    axis on every leaf of the state; a network whose ``stop`` is set is frozen (its
+    state is not replaced any more) while the others go on.
+    """
+    config, net = program.config, program.net
+
+    def update_all(grads, opt_state, params):
+        def one(g, st, p, h):
+            return program.opt.build(h).update(g, st, p)
+
+        return jax.vmap(one)(grads, opt_state, params, hp)
+
+    def one_update(carry, batch):
+        params, opt_state = carry
+        xb, yb, sb = batch
+        s = sb / jnp.sum(sb)  # normalised sample weights (padding rows weigh 0)
+        batch_loss, grads = _fused_loss_and_gradient(params, xb, yb, s, net)
+        updates, opt_state = update_all(grads, opt_state, params)
+        params = apply_updates(params, updates)  # p + u
+        return (params, opt_state), (batch_loss, jnp.sum(sb), _per_network(jnp.max, _abs(updates)))
+
+    def one_epoch(carry):
+        e, s = carry
+        batches = _epoch_batches(X, Y, key, e, config)  # the same order for every network
+        (params, opt_state), (losses, counts, changes) = lax.scan(
+            one_update, (s.params, s.opt_state), batches
+        )
+        epoch_loss = jnp.sum(losses * counts[:, None], axis=0) / jnp.sum(counts)  # (N,)
+        max_change = jnp.max(changes, axis=0)
+
+        finite = jnp.isfinite(epoch_loss) & _per_network(jnp.all, _isfinite(params))
+        params = _tree_where_n(finite, params, s.params)  # diverged: start-of-epoch params
+        opt_state = _tree_where_n(finite, opt_state, s.opt_state)
+
+        stop_if = [~finite]
+        codes = [_STOP["diverged"]]
+        if config.min_weight_change is not None:  # article rule 1
+            stop_if.append(max_change < config.min_weight_change)
+            codes.append(_STOP["weight_change_below_threshold"])
+        if config.tol is not None:  # article rule 2
+            stop_if.append(epoch_loss < config.tol)
+            codes.append(_STOP["loss_below_tol"])
+
+        val_loss, val_acc = s.val_loss, s.val_accuracy
+        best_params, best_val, best_epoch, bad = (
+            s.best_params,
+            s.best_val_loss,
+            s.best_epoch,
+            s.bad_epochs,
+        )
+        if config.has_validation:
+            vl, va = _scores_all(params, X_val, Y_val, net)
+            val_loss = val_loss.at[:, e].set(vl)
+            val_acc = val_acc.at[:, e].set(va)
+            if config.n_iter_no_change is not None:
+                bad = jnp.where(vl < best_val - config.validation_tol, 0, bad + 1)
+                better = vl < best_val
+                best_params = _tree_where_n(better, params, best_params)
+                best_epoch = jnp.where(better, e + 1, best_epoch)
+                best_val = jnp.where(better, vl, best_val)
+                stop_if.append(bad >= config.n_iter_no_change)
+                codes.append(_STOP["no_validation_improvement"])
+
+        stop = jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(_RUNNING))
+        new = LoopState(
+            epoch=s.epoch + 1,
+            params=params,
+            opt_state=opt_state,
+            stop=stop,
+            loss=s.loss.at[:, e].set(epoch_loss),
+            max_weight_change=s.max_weight_change.at[:, e].set(max_change),
+            val_loss=val_loss,
+            val_accuracy=val_acc,
+            best_params=best_params,
+            best_val_loss=best_val,
+            best_epoch=best_epoch,
+            bad_epochs=bad,
+        )
+        running = s.stop == _RUNNING
+        return e + 1, _tree_where_n(running, new, s)  # a stopped network stays frozen
+
+    def any_running(carry):
+        e, s = carry
+        return (e < config.epochs) & jnp.any(s.stop == _RUNNING)
+
+    _, state = lax.while_loop(any_running, one_epoch, (jnp.int32(0), state))
+    return state
+
+
+def _abs(tree: PyTree) -> PyTree:
+    return jax.tree.map(jnp.abs, tree)
+
+
+def _isfinite(tree: PyTree) -> PyTree:
+    return jax.tree.map(jnp.isfinite, tree)
+
+
+def _fused_body(layers, hp, X, Y, key, X_val, Y_val, *, program: _Program) -> LoopState:
+    """Params in (external layout), the final batched :class:`LoopState` out (no opt state)."""
+    layers = _to_internal(layers)
+    state = _fused_init(layers, hp, program)
+    state = _fused_run(state, hp, X, Y, key, X_val, Y_val, program)
+    best = None if state.best_params is None else _to_external(state.best_params)
+    return state._replace(params=_to_external(state.params), best_params=best, opt_state=None)
+
+
+# ---------------------------------------------------------------- the vmap path
+def _vmap_body(params, hp, X, Y, keys, X_val, Y_val, *, config, opt, shared_key) -> LoopState:
+    """``jax.vmap`` of :func:`jbpnn.training.make_train_fn`'s loop over the networks."""
+
+    def one(p, k, h):
+        init, run = make_train_fn(config, opt.build(h))
+        return run(init(p), X, Y, k, X_val, Y_val)
+
+    states = jax.vmap(one, in_axes=(0, None if shared_key else 0, 0))(params, keys, hp)
+    return states._replace(opt_state=None)
+
+
+# ---------------------------------------------------------------- devices
+def _shard_map(fn: Callable, mesh: Any, in_specs: Any, out_specs: Any) -> Callable:
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    from jax.experimental.shard_map import shard_map  # jax < 0.7
+
+    return shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False)
+
+
+@functools.cache
+def _compiled(body: Callable, static: tuple, devices: tuple, sharded_keys: bool) -> Callable:
+    """``body`` jitted; with several devices, its networks split evenly across them.
+
+    The networks are independent, so each device runs its share in its own loop
+    (``shard_map`` over the network axis) and never waits for the others.
+    """
+    fn = partial(body, **dict(static))
+    if len(devices) > 1:
+        from jax.sharding import Mesh, PartitionSpec
+
+        net, rep = PartitionSpec("net"), PartitionSpec()
+        keys = net if sharded_keys else rep
+        mesh = Mesh(np.array(devices), ("net",))
+        fn = _shard_map(fn, mesh, (net, net, rep, rep, keys, rep, rep), net)
+    return jax.jit(fn)
+
+
+def _resolve_devices(devices: Any) -> tuple:
+    if devices is None:
+        return tuple(jax.local_devices())
+    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        available = jax.local_devices()
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"devices={devices}: there are {len(available)} local devices ({available}); "
+                "on CPU, start with jax.config.update('jax_num_cpu_devices', k) (before any "
+                "JAX computation) or XLA_FLAGS=--xla_force_host_platform_device_count=k "
+                "to get k devices"
+            )
+        return tuple(available[:devices])
+    devices = tuple(devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(
+            f"devices must be None, a count, or a list of jax devices; got {devices!r}"
+        )
+    return devices
+
+
+def _pad(tree: PyTree, n_pad: int) -> PyTree:
+    """Append ``n_pad`` copies of network 0 (removed again after training)."""
+    if n_pad == 0:
+        return tree
+    return jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[:1], n_pad, axis=0)]), tree)
+
+
+# ---------------------------------------------------------------- results
+@dataclass(frozen=True)
+class ManyResult:
+    """What :func:`train_many` returns: ``N`` trainings, stacked.
+
+    Attributes:
+        params: the returned params of every network, stacked (leading axis ``N``):
+            as :class:`jbpnn.training.TrainResult`, the best-validation params under
+            early stopping, the last finite ones after divergence.
+        history: NumPy arrays of shape ``(N, epochs)``: ``loss``,
+            ``max_weight_change`` and, with validation data, ``val_loss`` and
+            ``val_accuracy``; NaN after a network's last epoch.
+        epochs_run: shape ``(N,)``, epochs each network ran (the diverged one included).
+        stop_reason: ``N`` names from :data:`jbpnn.training.STOP_REASONS`.
+        best_epoch: shape ``(N,)``, the 1-based epoch of ``params`` under early
+            stopping (0 if none), or None without early stopping.
+        hparams: every network's hyperparameters, arrays of shape ``(N,)``
+            (shared values repeated), plus ``seed`` when the networks came from seeds.
+        elapsed: wall-clock seconds of the whole call, compilation included.
+        method: ``"fused"`` or ``"vmap"``.
+    """
+
+    params: MLP
+    history: dict[str, np.ndarray]
+    epochs_run: np.ndarray
+    stop_reason: tuple[str, ...]
+    best_epoch: np.ndarray | None
+    hparams: dict[str, np.ndarray]
+    elapsed: float
+    method: str
+    config: TrainConfig = field(repr=False)
+    _states: LoopState = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.stop_reason)
+
+    def __getitem__(self, i: int) -> TrainResult:
+        """Network ``i`` as the :class:`jbpnn.training.TrainResult` ``train`` returns."""
+        n = len(self)
+        if not isinstance(i, (int, np.integer)) or not -n <= i < n:
+            raise IndexError(f"network index {i!r} out of range for {n} networks")
+        one = jax.tree.map(lambda a: a[i], self._states)
+        return result_from_state(one, self.config, self.elapsed)
+
+    def results(self) -> list[TrainResult]:
+        """Every network's :class:`jbpnn.training.TrainResult`."""
+        return [self[i] for i in range(len(self))]
+
+    def table(
+        self,
+        X: ArrayLike | None = None,
+        Y: ArrayLike | None = None,
+        *,
+        check_finite: bool = True,
+    ) -> ResultsTable:
+        """One row per network: hyperparameters, train and validation figures, epochs, stop.
+
+        Columns: ``network``, every swept hyperparameter (and ``seed``), then
+        ``train_loss`` (the last epoch's loss; with ``X, Y`` the loss of the
+        returned params on them instead) and ``train_accuracy`` (needs ``X, Y``),
+        ``val_loss`` and ``val_accuracy`` of the returned params (with validation
+        data), ``epochs`` and ``stop_reason``.
+        """
+        n = len(self)
+        cols: dict[str, list[Any]] = {"network": list(range(n))}
+        for name, values in self.hparams.items():
+            cols[name] = [_plain(v) for v in values]
+        last = np.clip(self.epochs_run - 1, 0, None)
+        at = (
+            last
+            if self.best_epoch is None
+            else np.where(self.best_epoch > 0, self.best_epoch - 1, last)
+        )
+        if X is not None:
+            template = _one_network(self.params)
+            Xc, Yc, _ = check_batch(template, X, Y, check_finite=check_finite)
+            loss, acc = _scores_jit(self.params.layers, Xc, Yc, _net_of(template))
+            cols["train_loss"] = [float(v) for v in np.asarray(loss)]
+            cols["train_accuracy"] = [float(v) for v in np.asarray(acc)]
+        else:
+            finite_last = [
+                _last_finite(self.history["loss"][i, : self.epochs_run[i]]) for i in range(n)
+            ]
+            cols["train_loss"] = finite_last
+        if "val_loss" in self.history:
+            rows = np.arange(n)
+            cols["val_loss"] = [float(v) for v in self.history["val_loss"][rows, at]]
+            cols["val_accuracy"] = [float(v) for v in self.history["val_accuracy"][rows, at]]
+        cols["epochs"] = [int(v) for v in self.epochs_run]
+        cols["stop_reason"] = list(self.stop_reason)
+        names = list(cols)
+        return ResultsTable([dict(zip(names, row)) for row in zip(*cols.values())], names)
+
+    def summary(self) -> str:
+        counts = {r: self.stop_reason.count(r) for r in STOP_REASONS if r in self.stop_reason}
+        stops = ", ".join(f"{r}: {c}" for r, c in counts.items())
+        return (
+            f"{len(self)} networks ({self.method}) in {self.elapsed:.2f} s; "
+            f"epochs run {int(self.epochs_run.min())}..{int(self.epochs_run.max())}; {stops}"
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _plain(v: Any) -> Any:
+    """A NumPy scalar as a plain Python int, float or str."""
+    v = np.asarray(v).item() if isinstance(v, (np.generic, np.ndarray)) else v
+    return v
+
+
+def _last_finite(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite[-1]) if finite.size else math.nan
+
+
+def _net_of(template: MLP) -> _Net:
+    return _Net(tuple(template.activations), template.loss, bool(template.article_mode))
+
+
+@partial(jax.jit, static_argnames=("net",))
+def _scores_jit(layers, X, Y, net):
+    return _scores_all(_to_internal(layers), X, Y, net)
+
+
+# ---------------------------------------------------------------- train_many
+def train_many(
+    params: MLP | Sequence[MLP] | InitSpec,
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    seeds: Sequence[int] | ArrayLike | None = None,
+    optimizer: str | Callable[..., Optimizer] = "momentum",
+    hparams: Mapping[str, Any] | None = None,
+    key: ArrayLike | int | None = None,
+    keys: ArrayLike | Sequence[int] | None = None,
+    epochs: int = 200,
+    batch_size: int | None = None,
+    X_val: ArrayLike | None = None,
+    Y_val: ArrayLike | None = None,
+    tol: float | None = None,
+    min_weight_change: float | None = None,
+    n_iter_no_change: int | None = None,
+    validation_tol: float = 1e-4,
+    shuffle: bool | None = None,
+    drop_last: bool = False,
+    method: str = "auto",
+    devices: int | Sequence[Any] | None = None,
+    memory_limit: int | None = None,
+    check_finite: bool = True,
+) -> ManyResult:
+    """Train ``N`` networks of one architecture in one compiled call.
+
+    Network ``n`` gets exactly what ``train(params_n, X, Y, optimizer=opt_n, key=key_n,
+    ...)`` gives, ``opt_n`` the optimizer built with network ``n``'s hyperparameters.
+
+    Args:
+        params: either stacked params (an :class:`MLP` whose leaves have a leading
+            axis ``N``, see :func:`stack_params`), a list of ``N`` MLPs, or an
+            :class:`InitSpec` together with ``seeds`` (network ``n`` is
+            ``init_params(jax.random.key(seeds[n]), ...)``).
+        X: inputs, shape ``(n, n_in)``; Y: targets, shape ``(n, n_out)``.
+        seeds: with an :class:`InitSpec`, one init seed per network.
+        optimizer: a name of :data:`jbpnn.optimizers.OPTIMIZERS` (``"sgd"``,
+            ``"momentum"``, ``"adam"``) or a factory ``(**hparams) -> Optimizer``.
+        hparams: the factory's arguments. An array of ``N`` numbers gives each
+            network its own value (``{"lr": lrs, "m": ms}``); a number, string or
+            schedule is shared (``{"variant": "article"}``).
+        key: ONE data-order key (int or ``jax.random`` key) shared by every
+            network (default 0): the fast ``"fused"`` method.
+        keys: one data-order key (or int seed) per network: each network shuffles
+            its own way (``"vmap"`` method, slower).
+        epochs, batch_size, X_val, Y_val, tol, min_weight_change, n_iter_no_change,
+            validation_tol, shuffle, drop_last, check_finite: as :func:`jbpnn.training.train`.
+        method: ``"auto"`` (fused with a shared key, vmap with ``keys``), ``"fused"``
+            or ``"vmap"``.
+        devices: split the networks evenly across these devices (a count, or a list
+            of ``jax.Device``); default: every local device. On a CPU, JAX shows one
+            device unless started with ``jax.config.update("jax_num_cpu_devices", k)``.
+        memory_limit: bytes the run may use (default: the memory available on the
+            device, see :func:`available_memory`).
+
+    Returns:
+        A :class:`ManyResult`; ``result[i]`` is network ``i``'s ``TrainResult``.
+
+    Raises:
+        ValueError: bad shapes, settings or hyperparameters, before any tracing.
+        EnsembleTooLarge: the estimated memory exceeds ``memory_limit`` (before allocating).
+    """
+    start = time.perf_counter()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if keys is not None and key is not None:
+        raise ValueError("give key (one data order for all) or keys (one per network), not both")
+    if keys is not None and method == "fused":
+        raise ValueError(
+            "method='fused' needs every network to share the data order (one key); "
+            "with one key per network use method='vmap'"
+        )
+
+    # What to train: stacked params, or a spec and seeds (nothing allocated yet).
+    seed_arr = None
+    if isinstance(params, InitSpec):
+        if seeds is None:
+            raise ValueError("with an InitSpec, give seeds: one init seed per network")
+        seed_arr = _as_seeds(seeds)
+        n_nets = len(seed_arr)
+        template = _init_one(params, 0)
+    else:
+        if seeds is not None:
+            raise ValueError("seeds go with an InitSpec; stacked params are already initialised")
+        if isinstance(params, MLP):
+            n_nets = _check_stacked(params)
+        elif isinstance(params, (list, tuple)):
+            params = stack_params(params)
+            n_nets = network_count(params)
+        else:
+            raise ValueError(
+                "params must be stacked params (an MLP with a leading network axis), a list "
+                f"of MLPs, or an InitSpec with seeds; got {type(params).__name__}"
+            )
+        template = _one_network(params)
+
+    X, Y, _ = check_batch(template, X, Y, check_finite=check_finite)
+    if X.shape[0] == 0:
+        raise ValueError("X has no examples; training needs at least one")
+    if (X_val is None) != (Y_val is None):
+        raise ValueError("give both X_val and Y_val, or neither")
+    if X_val is not None:
+        X_val, Y_val, _ = check_batch(template, X_val, Y_val, check_finite=check_finite)
+        if X_val.shape[0] == 0:
+            raise ValueError("X_val has no examples")
+    config = train_config(
+        X.shape[0],
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        tol=tol,
+        min_weight_change=min_weight_change,
+        n_iter_no_change=n_iter_no_change,
+        validation_tol=validation_tol,
+        has_validation=X_val is not None,
+    )
+    opt, traced = _opt_spec(optimizer, hparams, n_nets)
+    if keys is not None:
+        data_keys = _as_keys(keys, n_nets)
+        use = "vmap"
+    else:
+        data_keys = _as_key(key)
+        use = "fused" if method == "auto" else method
+
+    estimate = estimate_memory(
+        template,
+        n_nets,
+        n_examples=X.shape[0],
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        n_val=0 if X_val is None else X_val.shape[0],
+        optimizer=opt.build({k: float(v[0]) for k, v in traced.items()}),
+        early_stopping=config.n_iter_no_change is not None,
+        own_data_order=keys is not None,
+    )
+    check_memory(
+        estimate, memory_limit, what=f"{n_nets} networks {'-'.join(map(str, template.sizes))}"
+    )
+
+    if seed_arr is not None:
+        params = init_many(params, seed_arr)
+    dtype = template.dtype
+    hp = {k: jnp.asarray(v, dtype) for k, v in traced.items()}
+    devs = _resolve_devices(devices)
+    n_pad = -n_nets % len(devs)  # pad to a multiple of the device count
+    own_keys = keys is not None
+    if use == "fused":
+        run = _compiled(
+            _fused_body, (("program", _Program(config, _net_of(template), opt)),), devs, False
+        )
+        layers = run(_pad(params.layers, n_pad), _pad(hp, n_pad), X, Y, data_keys, X_val, Y_val)
+        states = layers._replace(
+            params=template.replace_layers(layers.params),
+            best_params=None
+            if layers.best_params is None
+            else template.replace_layers(layers.best_params),
+        )
+    else:
+        static = (("config", config), ("opt", opt), ("shared_key", not own_keys))
+        run = _compiled(_vmap_body, static, devs, own_keys)
+        data_keys = _pad(data_keys, n_pad) if own_keys else data_keys
+        states = run(_pad(params, n_pad), _pad(hp, n_pad), X, Y, data_keys, X_val, Y_val)
+    states = jax.device_get(states)
+    if n_pad:
+        states = jax.tree.map(lambda a: a[:n_nets], states)
+    return _many_result(
+        states, config, opt, traced, seed_arr, n_nets, use, start, tuple(hparams or {})
+    )
+
+
+def _as_keys(keys: Any, n: int) -> Array:
+    if isinstance(keys, jax.Array) and jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        arr = keys
+    else:
+        arr = np.asarray(keys)
+        if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
+            arr = jax.vmap(jax.random.PRNGKey)(jnp.asarray(arr, jnp.uint32))
+        elif not (arr.ndim == 2 and arr.shape[1] == 2 and arr.dtype == np.uint32):
+            raise ValueError(
+                f"keys must be {n} integer seeds or {n} jax.random keys, got shape {arr.shape}"
+            )
+    if arr.shape[0] != n:
+        raise ValueError(f"keys has {arr.shape[0]} entries for {n} networks; give one per network")
+    return jnp.asarray(arr)
+
+
+def _many_result(
+    states: LoopState,
+    config: TrainConfig,
+    opt: OptSpec,
+    traced: dict[str, np.ndarray],
+    seeds: np.ndarray | None,
+    n: int,
+    method: str,
+    start: float,
+    order: Sequence[str] = (),
+) -> ManyResult:
+    epochs_run = np.asarray(states.epoch).astype(int)
+    stop = np.asarray(states.stop)
+    reasons = tuple(STOP_REASONS[_STOP["max_epochs"] if s == _RUNNING else int(s)] for s in stop)
+    history = {
+        "loss": np.asarray(states.loss),
+        "max_weight_change": np.asarray(states.max_weight_change),
+    }
+    if config.has_validation:
+        history["val_loss"] = np.asarray(states.val_loss)
+        history["val_accuracy"] = np.asarray(states.val_accuracy)
+    best_epoch = None
+    params = states.params
+    if config.n_iter_no_change is not None:
+        best_epoch = np.asarray(states.best_epoch).astype(int)
+        params = _tree_where_n(jnp.asarray(best_epoch > 0), states.best_params, states.params)
+        params = jax.device_get(params)
+    table_hp: dict[str, np.ndarray] = {}
+    static = dict(opt.static)
+    for name in order:  # the user's order of the hyperparameters
+        if name in traced:
+            table_hp[name] = traced[name]
+        elif isinstance(static.get(name), (int, float, str)) and not isinstance(static[name], bool):
+            table_hp[name] = np.full(n, static[name])
+    if seeds is not None:
+        table_hp["seed"] = seeds
+    return ManyResult(
+        params=params,
+        history=history,
+        epochs_run=epochs_run,
+        stop_reason=reasons,
+        best_epoch=best_epoch,
+        hparams=table_hp,
+        elapsed=time.perf_counter() - start,
+        method=method,
+        config=config,
+        _states=states,
+    )
+
+
+# ---------------------------------------------------------------- memory
+class EnsembleTooLarge(MemoryError, ValueError):
+    """The requested ensemble would not fit in the memory available (raised before allocating)."""
+
+
+class MemoryEstimate(NamedTuple):
+    """Bytes :func:`train_many` needs, by part (see :func:`estimate_memory`).
+
+    Attributes:
+        per_network: bytes for one more network: ``params`` (params, the epoch-start
+            copy kept for divergence rollback, gradients, updates; best params with
+            early stopping), ``optimizer_state`` (twice, for rollback),
+            ``activations`` (layer outputs, deltas and a temporary for one batch, and
+            for the validation set), ``history``.
+        shared: bytes shared by all networks (the data and one epoch's shuffled copy).
+        parts: the per-network figure split into the four parts above.
+    """
+
+    n_networks: int
+    per_network: int
+    shared: int
+    parts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return self.n_networks * self.per_network + self.shared
+
+    def max_networks(self, limit: int) -> int:
+        """How many such networks fit in ``limit`` bytes."""
+        return max(0, (int(limit) - self.shared) // max(1, self.per_network))
+
+
+def estimate_memory(
+    template: MLP,
+    n_networks: int,
+    *,
+    n_examples: int,
+    batch_size: int | None = None,
+    epochs: int = 200,
+    n_val: int = 0,
+    optimizer: Optimizer | None = None,
+    early_stopping: bool = False,
+    own_data_order: bool = False,
+) -> MemoryEstimate:
+    """Estimate the device memory of :func:`train_many`, without allocating anything.
+
+    A deliberate over-estimate (XLA fuses many temporaries away): params, gradients,
+    updates and rollback copies ``4 P`` (``5 P`` with early stopping), optimizer
+    state ``2 S`` (``S`` = ``P`` for momentum, ``2 P`` for Adam, 0 for SGD),
+    activations ``3 U B + 2 U n_val`` and history ``4 epochs`` numbers per network,
+    ``P`` its parameter count, ``U`` its number of units, ``B`` the batch size;
+    plus the data twice (once per network with per-network data orders).
+
+    Args:
+        template: one network of the ensemble (for sizes and dtype).
+        n_networks: ``N``.
+        n_examples: training examples; ``batch_size`` None means all of them.
+        epochs, n_val: epochs and validation examples.
+        optimizer: for the size of its state (default: one slot, as momentum).
+        early_stopping: keeps a copy of the best params.
+        own_data_order: every network shuffles its own copy of the data (``keys``).
+    """
+    item = jnp.dtype(template.dtype).itemsize
+    n_params = sum(
+        int(np.prod(np.shape(l.w))) + int(np.prod(np.shape(l.b))) for l in template.layers
+    )
+    units = sum(template.sizes[1:])
+    if optimizer is None:
+        state_items = n_params
+    else:
+        shapes = jax.eval_shape(optimizer.init, template)
+        state_items = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
+    batch = n_examples if batch_size is None else min(int(batch_size), n_examples)
+    data = (n_examples + n_val) * (template.n_in + template.n_out)
+    parts = {
+        "params": (5 if early_stopping else 4) * n_params * item,
+        "optimizer_state": 2 * state_items * item,
+        "activations": (3 * units * batch + 2 * units * n_val) * item,
+        "history": 4 * int(epochs) * item,
+    }
+    if own_data_order:
+        parts["activations"] += n_examples * (template.n_in + template.n_out) * item
+    return MemoryEstimate(int(n_networks), sum(parts.values()), 2 * data * item, parts)
+
+
+def available_memory(device: Any = None) -> tuple[int, str]:
+    """Bytes free on ``device`` (default: the first JAX device) and where that came from.
+
+    Accelerators: ``bytes_limit - bytes_in_use`` of ``device.memory_stats()``.
+    CPU: ``MemAvailable`` of ``/proc/meminfo``, else ``os.sysconf`` available pages.
+    """
+    device = device or jax.devices()[0]
+    stats = None
+    if device.platform != "cpu":
+        try:
+            stats = device.memory_stats()
+        except Exception:  # pragma: no cover - backend without memory stats
+            stats = None
+    if stats and "bytes_limit" in stats:
+        free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return free, f"{device.platform} device memory ({device})"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available RAM (/proc/meminfo)"
+    except OSError:
+        pass
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(pages), "available RAM (os.sysconf)"
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf
+        return 2**62, "unknown (no limit applied)"
+
+
+def check_memory(
+    estimate: MemoryEstimate, limit: int | None = None, what: str = "the ensemble"
+) -> None:
+    """Raise :class:`EnsembleTooLarge` if ``estimate`` exceeds ``limit`` bytes.
+
+    ``limit`` defaults to 90% of :func:`available_memory`.
+    """
+    if limit is None:
+        free, source = available_memory()
+        limit = int(0.9 * free)
+        source = f"90% of the {_fmt_bytes(free)} of {source}"
+    else:
+        source = "memory_limit"
+    if estimate.total <= limit:
+        return
+    parts = ", ".join(f"{k} {_fmt_bytes(v)}" for k, v in estimate.parts.items())
+    fit = estimate.max_networks(limit)
+    raise EnsembleTooLarge(
+        f"{what} need about {_fmt_bytes(estimate.total)} "
+        f"({_fmt_bytes(estimate.per_network)} per network: {parts}; data "
+        f"{_fmt_bytes(estimate.shared)}), more than the {_fmt_bytes(limit)} allowed ({source}). "
+        f"At most {fit} such networks fit: train the grid in parts of at most {fit} networks, "
+        "or use a smaller batch, validation set or network"
+    )
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+# ---------------------------------------------------------------- grids
+def grid(**axes: Any) -> dict[str, np.ndarray]:
+    """Every combination of the given values, as columns of equal length.
+
+    ``grid(lr=[0.1, 0.3], m=[0.0, 0.9], seed=range(2))`` has 8 rows; the first
+    axis varies slowest (as ``itertools.product``)::
+
+        lr   0.1 0.1 0.1 0.1 0.3 0.3 0.3 0.3
+        m    0.0 0.0 0.9 0.9 0.0 0.0 0.9 0.9
+        seed 0   1   0   1   0   1   0   1
+
+    A single value (not a list) is an axis of length one. Pass the columns to
+    :func:`train_many`: ``seeds=g.pop("seed"), hparams=g``.
+
+    Returns:
+        ``{name: array of shape (rows,)}`` in the order given.
+    """
+    if not axes:
+        raise ValueError("grid needs at least one axis, e.g. grid(lr=[0.1, 0.3])")
+    values = {}
+    for name, v in axes.items():
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+            v = [v]
+        v = list(v)
+        if not v:
+            raise ValueError(f"grid axis {name!r} is empty; give at least one value")
+        values[name] = v
+    rows = list(itertools.product(*values.values()))
+    return {name: np.asarray([r[i] for r in rows]) for i, name in enumerate(values)}
+
+
+# ---------------------------------------------------------------- results tables
+class ResultsTable:
+    """A small table: a list of rows (dicts) with fixed columns, no pandas needed.
+
+    Printable (``print(table)``), sortable (:meth:`sort`), summarised over seeds
+    (:meth:`summarize`) and saved as CSV or JSON (:meth:`to_csv`, :meth:`to_json`,
+    read back with :meth:`from_csv`, :meth:`from_json`).
+    """
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None):
+        self.rows = [dict(r) for r in rows]
+        if columns is None:
+            columns = list(self.rows[0]) if self.rows else []
+        self.columns = list(columns)
+        for i, row in enumerate(self.rows):
+            if set(row) != set(self.columns):
+                raise ValueError(
+                    f"row {i} has columns {sorted(row)}, expected {sorted(self.columns)}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, key: int | str) -> Any:
+        """``table[i]`` is row ``i`` (a dict); ``table["lr"]`` a column (a list)."""
+        if isinstance(key, str):
+            if key not in self.columns:
+                raise KeyError(f"no column {key!r}; columns are {self.columns}")
+            return [r[key] for r in self.rows]
+        return self.rows[key]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResultsTable) or self.columns != other.columns:
+            return False
+        return len(self) == len(other) and all(
+            all(_same(a[c], b[c]) for c in self.columns) for a, b in zip(self.rows, other.rows)
+        )
+
+    def __repr__(self) -> str:
+        return f"ResultsTable({len(self)} rows, columns={self.columns})"
+
+    def sort(self, by: str | Sequence[str], descending: bool = False) -> ResultsTable:
+        """A new table sorted by one or more columns (NaN last, either direction)."""
+        by = [by] if isinstance(by, str) else list(by)
+        for name in by:
+            if name not in self.columns:
+                raise KeyError(f"no column {name!r} to sort by; columns are {self.columns}")
+
+        def sort_key(row):
+            out = []
+            for name in by:
+                v = row[name]
+                missing = v is None or (isinstance(v, float) and math.isnan(v))
+                if isinstance(v, (int, float)) and not missing:
+                    out.append((0, -v if descending else v, ""))
+                else:
+                    out.append((1 if missing else 0, 0, "" if missing else str(v)))
+            return out
+
+        rows = sorted(self.rows, key=sort_key)
+        if descending and any(not isinstance(r[n], (int, float)) for r in rows for n in by):
+            rows = sorted(self.rows, key=lambda r: [str(r[n]) for n in by], reverse=True)
+        return ResultsTable(rows, self.columns)
+
+    def head(self, k: int = 10) -> ResultsTable:
+        return ResultsTable(self.rows[:k], self.columns)
+
+    def select(self, columns: Sequence[str]) -> ResultsTable:
+        """Only these columns, in this order."""
+        for name in columns:
+            if name not in self.columns:
+                raise KeyError(f"no column {name!r}; columns are {self.columns}")
+        return ResultsTable([{c: r[c] for c in columns} for r in self.rows], columns)
+
+    def summarize(
+        self, by: Sequence[str], values: Sequence[str] = ("val_accuracy",)
+    ) -> ResultsTable:
+        """One row per distinct value of ``by``: count, mean, std, min and max of ``values``.
+
+        For example ``table.summarize(["lr", "m"], ["val_accuracy"])`` averages over
+        seeds; ``std`` is the sample standard deviation (0 for a single row).
+        NaN values (diverged networks) are counted in ``n`` but left out of the figures.
+        """
+        groups: dict[tuple, list[dict]] = {}
+        for row in self.rows:
+            groups.setdefault(tuple(row[c] for c in by), []).append(row)
+        out = []
+        for combo, rows in groups.items():
+            row = dict(zip(by, combo))
+            row["n"] = len(rows)
+            for v in values:
+                xs = np.array([r[v] for r in rows], dtype=float)
+                xs = xs[np.isfinite(xs)]
+                row[f"{v}_mean"] = float(xs.mean()) if xs.size else math.nan
+                row[f"{v}_std"] = (
+                    float(xs.std(ddof=1)) if xs.size > 1 else 0.0 if xs.size else math.nan
+                )
+                row[f"{v}_min"] = float(xs.min()) if xs.size else math.nan
+                row[f"{v}_max"] = float(xs.max()) if xs.size else math.nan
+            out.append(row)
+        stats = [f"{v}_{s}" for v in values for s in ("mean", "std", "min", "max")]
+        return ResultsTable(out, [*by, "n", *stats])
+
+    # -- text ------------------------------------------------------------
+    def to_text(self, max_rows: int | None = None, digits: int = 4) -> str:
+        """Aligned columns; floats with ``digits`` significant digits."""
+        rows = self.rows if max_rows is None else self.rows[:max_rows]
+        cells = [[_cell(r[c], digits) for c in self.columns] for r in rows]
+        widths = [
+            max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)
+        ]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(self.columns, widths))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+        if max_rows is not None and len(self.rows) > max_rows:
+            lines.append(f"... ({len(self.rows) - max_rows} more rows)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    # -- CSV / JSON --------------------------------------------------------
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """CSV text with a header row (floats written exactly); also written to ``path``."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        for r in self.rows:
+            writer.writerow([_csv_cell(r[c]) for c in self.columns])
+        text = buf.getvalue()
+        if path is not None:
+            _write_text(path, text)
+        return text
+
+    @classmethod
+    def from_csv(cls, source: str | os.PathLike) -> ResultsTable:
+        """Read a table written by :meth:`to_csv` (a path, or the CSV text itself)."""
+        text = _read_source(source, "\n")
+        reader = csv.reader(io.StringIO(text))
+        try:
+            columns = next(reader)
+        except StopIteration:
+            raise ValueError("CSV table is empty: expected a header row") from None
+        rows = []
+        for line, cells in enumerate(reader, start=2):
+            if len(cells) != len(columns):
+                raise ValueError(f"CSV line {line} has {len(cells)} cells, expected {len(columns)}")
+            rows.append({c: _parse_cell(v) for c, v in zip(columns, cells)})
+        return cls(rows, columns)
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """JSON ``{"columns": [...], "rows": [{...}, ...]}`` (NaN and inf as null)."""
+        rows = [{c: _json_cell(r[c]) for c in self.columns} for r in self.rows]
+        text = json.dumps({"columns": self.columns, "rows": rows}, indent=1, allow_nan=False)
+        if path is not None:
+            _write_text(path, text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> ResultsTable:
+        """Read a table written by :meth:`to_json` (a path, or the JSON text); null -> NaN."""
+        text = _read_source(source, "{")
+        data = json.loads(text)
+        if not isinstance(data, dict) or "columns" not in data or "rows" not in data:
+            raise ValueError('JSON table must be an object with "columns" and "rows"')
+        rows = [
+            {c: math.nan if r.get(c) is None else r[c] for c in data["columns"]}
+            for r in data["rows"]
+        ]
+        return cls(rows, data["columns"])
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b and type(a) is type(b)
+
+
+def _cell(v: Any, digits: int) -> str:
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _csv_cell(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _parse_cell(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _json_cell(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _read_source(source: str | os.PathLike, marker: str) -> str:
+    if isinstance(source, str) and marker in source:
+        return source  # the text itself
+    return Path(source).read_text()
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- heatmaps
+def plot_heatmap(
+    summary: ResultsTable,
+    path: str | os.PathLike,
+    *,
+    x: str = "lr",
+    y: str = "m",
+    value: str = "val_accuracy_mean",
+    title: str | None = None,
+    x_label: str = "learning rate",
+    y_label: str = "momentum m",
+    value_label: str = "validation accuracy (mean over seeds)",
+) -> None:
+    """Save a heatmap of ``value`` over the grid ``x`` by ``y`` as a PNG (needs matplotlib).
+
+    Args:
+        summary: one row per ``(x, y)`` cell, e.g. from :meth:`ResultsTable.summarize`.
+        path: the PNG to write.
+        x, y: the columns of the two axes; value: the column shown as colour.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            'the heatmap needs matplotlib, which is not installed: pip install "jbpnn[plot]"'
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = sorted({r[x] for r in summary})
+    ys = sorted({r[y] for r in summary})
+    grid_values = np.full((len(ys), len(xs)), np.nan)
+    for r in summary:
+        grid_values[ys.index(r[y]), xs.index(r[x])] = r[value]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(xs), 1.6 + 0.6 * len(ys)), dpi=120)
+    image = ax.imshow(grid_values, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys])
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    finite = grid_values[np.isfinite(grid_values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            v = grid_values[i, j]
+            text = "nan" if not np.isfinite(v) else f"{v:.3f}"
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if np.isfinite(v) and v > middle else "white",
+            )
+    fig.colorbar(image, ax=ax, label=value_label)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- timing
+def time_against_sequential(
+    spec: InitSpec,
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    seeds: Sequence[int],
+    hparams: Mapping[str, Any],
+    optimizer: str = "momentum",
+    sequential_subset: int | None = None,
+    repeats: int = 3,
+    vmap_baseline: bool = True,
+    **train_kwargs: Any,
+) -> dict[str, Any]:
+    """Time :func:`train_many` against training the same networks one after another.
+
+    Compilation is excluded from both: ``train_many`` is called once to compile,
+    then ``repeats`` times (median reported); each sequential network is trained
+    once to compile (a new optimizer means a new program for ``train``), then timed.
+    With ``sequential_subset = k`` only ``k`` networks spread over the grid are
+    timed sequentially, and the sequential total is ``N`` times their median.
+
+    Returns:
+        A dict: ``n``, ``many_s`` (median), ``many_runs``, ``many_first_s``
+        (with compilation), ``vmap_s`` (the plain vmap, median) if asked,
+        ``sequential_s`` (scaled to ``N``), ``sequential_per_network_s`` (all
+        timed), ``sequential_first_s`` (per network, with compilation),
+        ``timed_sequentially``, ``speedup`` and ``vmap_speedup``.
+    """
+    from jbpnn.training import train
+
+    seeds = _as_seeds(seeds)
+    n = len(seeds)
+    spec_args = (tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype)
+
+    def many(method: str) -> float:
+        t = time.perf_counter()
+        r = train_many(
+            spec,
+            X,
+            Y,
+            seeds=seeds,
+            optimizer=optimizer,
+            hparams=hparams,
+            method=method,
+            **train_kwargs,
+        )
+        jax.block_until_ready(r.params)
+        return time.perf_counter() - t
+
+    out: dict[str, Any] = {"n": n, "many_first_s": many("fused")}
+    runs = [many("fused") for _ in range(repeats)]
+    out.update(many_s=float(np.median(runs)), many_runs=runs)
+    if vmap_baseline:
+        many("vmap")
+        out["vmap_s"] = float(np.median([many("vmap") for _ in range(repeats)]))
+
+    k = n if sequential_subset is None else max(1, min(int(sequential_subset), n))
+    picks = np.unique(np.linspace(0, n - 1, k).round().astype(int))
+    factory = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    seq, first = [], []
+    for i in picks:
+        params = init_params(jax.random.key(int(seeds[i])), *spec_args)
+        opt = factory(**{name: _at(value, i) for name, value in hparams.items()})
+        t = time.perf_counter()
+        jax.block_until_ready(train(params, X, Y, optimizer=opt, **train_kwargs).params)
+        first.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        jax.block_until_ready(train(params, X, Y, optimizer=opt, **train_kwargs).params)
+        seq.append(time.perf_counter() - t)
+    out.update(
+        timed_sequentially=len(picks),
+        sequential_per_network_s=seq,
+        sequential_first_s=first,
+        sequential_s=float(np.median(seq)) * n,
+    )
+    out["speedup"] = out["sequential_s"] / out["many_s"]
+    if vmap_baseline:
+        out["vmap_speedup"] = out["sequential_s"] / out["vmap_s"]
+    return out
+
+
+def _at(value: Any, i: int) -> Any:
+    arr = np.asarray(value) if not (isinstance(value, str) or callable(value)) else None
+    if arr is not None and arr.ndim == 1:
+        return float(arr[i])
+    return value
+
+
+# ---------------------------------------------------------------- the sweep (experiment, CLI)
+SWEEP_LRS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+SWEEP_MOMENTA = (0.0, 0.5, 0.9, 0.97)
+SWEEP_CPU_DEVICES = 1  # CPU devices the sweep asks for by default (see use_cpu_devices)
+
+
+def add_sweep_arguments(parser: Any) -> Any:
+    """Add the options of ``jbpnn sweep`` / ``experiments/sweep.py`` to an argparse parser."""
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny grid and few epochs (for tests; seconds)"
+    )
+    parser.add_argument("--out", default="sweep_out", help="folder for the CSV, JSON and PNG")
+    parser.add_argument(
+        "--lrs",
+        type=_floats,
+        default=SWEEP_LRS,
+        help="learning rates, comma-separated (default: 8 from 0.003 to 10)",
+    )
+    parser.add_argument(
+        "--momenta",
+        type=_floats,
+        default=SWEEP_MOMENTA,
+        help="momenta m, comma-separated (default 0,0.5,0.9,0.97)",
+    )
+    parser.add_argument("--seeds", type=int, default=8, help="init seeds per cell (default 8)")
+    parser.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
+    parser.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--n-iter-no-change",
+        type=int,
+        default=10,
+        help="early-stopping patience on the validation loss (default 10; 0: off)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data split and order seed")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="split the networks across this many CPU devices (default: 2 "
+        "on a CPU with at least 2 cores, when JAX has not started yet)",
+    )
+    parser.add_argument("--top", type=int, default=8, help="best configurations to print")
+    parser.add_argument(
+        "--timing",
+        action=argparse_bool(),
+        default=True,
+        help="time train_many against sequential train (default on)",
+    )
+    parser.add_argument("--timing-networks", type=int, default=64)
+    parser.add_argument("--timing-epochs", type=int, default=20)
+    parser.add_argument(
+        "--timing-sequential",
+        type=int,
+        default=16,
+        help="networks actually trained one by one for the timing (default 16)",
+    )
+    parser.add_argument("--timing-repeats", type=int, default=5)
+    parser.add_argument(
+        "--plot",
+        action=argparse_bool(),
+        default=True,
+        help="write the heatmap PNG (needs matplotlib; default on)",
+    )
+    return parser
+
+
+def argparse_bool() -> Any:
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError(f"expected non-negative finite numbers, got {text!r}")
+    return values
+
+
+def use_cpu_devices(k: int | None = None) -> int:
+    """Ask JAX for ``k`` CPU devices (default: one per core, at most 8), if it has not started.
+
+    ``train_many`` splits its networks across them. Returns the number of
+    devices JAX then has (unchanged if JAX had already run something).
+    """
+    if k is None:
+        k = max(1, min(8, os.cpu_count() or 1))
+    try:
+        if jax.config.jax_num_cpu_devices in (-1, None) or jax.config.jax_num_cpu_devices != k:
+            jax.config.update("jax_num_cpu_devices", int(k))
+    except (RuntimeError, AttributeError):
+        pass  # JAX already started (or too old): keep the devices it has
+    return len(jax.local_devices())
+
+
+def run_sweep(args: Any) -> int:
+    """``jbpnn sweep``: the digits grid of ``args`` (see :func:`add_sweep_arguments`).
+
+    Prints the best configurations (mean and spread over seeds), writes
+    ``sweep.csv``, ``sweep.json`` and ``heatmap.png`` to ``args.out``, and times
+    ``train_many`` against sequential ``train``. Returns the exit status.
+    """
+    from jbpnn import data
+
+    if args.quick:
+        args.lrs, args.momenta, args.seeds = args.lrs[2:6:2], args.momenta[1:3], 2
+        args.epochs, args.hidden = 4, 16
+        args.timing_networks, args.timing_epochs, args.timing_sequential = 4, 2, 2
+        args.timing_repeats = 1
+    for name in ("seeds", "hidden", "epochs", "batch_size", "timing_networks", "top"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.devices is not None or SWEEP_CPU_DEVICES > 1:
+        use_cpu_devices(args.devices or SWEEP_CPU_DEVICES)  # before JAX starts, else no-op
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    digits = data.load_digits()
+    X_tr, X_val, y_tr, y_val = data.train_test_split(digits.X, digits.y, 0.2, seed=args.seed)
+    Y_tr, Y_val = data.one_hot(y_tr, 10), data.one_hot(y_val, 10)
+    spec = InitSpec((64, args.hidden, 10), "sigmoid", "cross_entropy", "glorot")
+    g = grid(lr=list(args.lrs), m=list(args.momenta), seed=range(args.seeds))
+    seeds = g.pop("seed")
+    n = len(seeds)
+    arch = "-".join(map(str, spec.sizes))
+    print(
+        f"sweep: {len(args.lrs)} learning rates x {len(args.momenta)} momenta x {args.seeds} "
+        f"seeds = {n} networks {arch} (sigmoid, softmax + cross-entropy, glorot), "
+        f"momentum (classical), batch {args.batch_size}, up to {args.epochs} epochs, early "
+        f"stopping patience {args.n_iter_no_change or 'off'}; digits {len(X_tr)} train / "
+        f"{len(X_val)} validation; {len(jax.local_devices())} {jax.default_backend()} device(s)",
+        flush=True,
+    )
+    result = train_many(
+        spec,
+        X_tr,
+        Y_tr,
+        seeds=seeds,
+        hparams=g,
+        key=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        X_val=X_val,
+        Y_val=Y_val,
+        n_iter_no_change=args.n_iter_no_change or None,
+    )
+    print(result.summary(), flush=True)
+    table = result.table(X_tr, Y_tr)
+    table.to_csv(out / "sweep.csv")
+    table.to_json(out / "sweep.json")
+    summary = table.summarize(["lr", "m"], ["val_accuracy", "train_accuracy", "epochs"])
+    best = summary.sort("val_accuracy_mean", descending=True)
+    print(f"\nbest configurations (validation accuracy over {args.seeds} seeds):")
+    print(_best_lines(best.head(args.top)))
+    worst = best.rows[-1]
+    print(
+        f"worst: lr {worst['lr']:g}, m {worst['m']:g}: "
+        f"{worst['val_accuracy_mean']:.4f} +- {worst['val_accuracy_std']:.4f}"
+    )
+    print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.json'} (one row per network)")
+    if args.plot:
+        try:
+            plot_heatmap(
+                summary,
+                out / "heatmap.png",
+                title=f"digits {arch}, {args.seeds} seeds per cell, batch {args.batch_size}",
+            )
+            print(f"wrote {out / 'heatmap.png'}")
+        except ImportError as error:
+            print(f"no heatmap: {error}")
+
+    if args.timing:
+        k = min(args.timing_networks, n)
+        tg = grid(lr=list(args.lrs), seed=range(-(-k // len(args.lrs))))
+        t_seeds = tg.pop("seed")[:k]
+        t_hp = {"lr": tg["lr"][:k], "m": 0.9}
+        print(
+            f"\ntiming: {k} networks {arch} (the {len(args.lrs)} learning rates x seeds, m 0.9), "
+            f"{args.timing_epochs} epochs, batch {args.batch_size}, with validation, no early "
+            f"stopping; compilation excluded from both; medians of {args.timing_repeats}",
+            flush=True,
+        )
+        t = time_against_sequential(
+            spec,
+            X_tr,
+            Y_tr,
+            seeds=t_seeds,
+            hparams=t_hp,
+            key=args.seed,
+            sequential_subset=args.timing_sequential,
+            repeats=args.timing_repeats,
+            epochs=args.timing_epochs,
+            batch_size=args.batch_size,
+            X_val=X_val,
+            Y_val=Y_val,
+        )
+        print(_timing_lines(t, len(jax.local_devices())))
+    return 0
+
+
+def _best_lines(best: ResultsTable) -> str:
+    lines = [
+        f"{'lr':>7} {'m':>5}  {'val accuracy':>18}  {'min':>6} {'max':>6}  "
+        f"{'train acc':>9}  {'epochs':>6}"
+    ]
+    for r in best:
+        lines.append(
+            f"{r['lr']:>7g} {r['m']:>5g}  {r['val_accuracy_mean']:>8.4f} +- "
+            f"{r['val_accuracy_std']:<6.4f}  {r['val_accuracy_min']:>6.4f} "
+            f"{r['val_accuracy_max']:>6.4f}  {r['train_accuracy_mean']:>9.4f}  "
+            f"{r['epochs_mean']:>6.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _timing_lines(t: dict[str, Any], n_devices: int) -> str:
+    n, k = t["n"], t["timed_sequentially"]
+    seq = np.asarray(t["sequential_per_network_s"])
+    lines = [
+        f"  train_many (fused, {n_devices} device(s)): {t['many_s']:.3f} s "
+        f"(runs: {', '.join(f'{v:.3f}' for v in t['many_runs'])}; first call with "
+        f"compilation {t['many_first_s']:.2f} s)",
+    ]
+    if "vmap_s" in t:
+        lines.append(
+            f"  train_many (plain vmap):   {t['vmap_s']:.3f} s  -> {t['vmap_speedup']:.2f}x"
+        )
+    lines += [
+        f"  sequential train:          {t['sequential_s']:.3f} s = {n} x the median "
+        f"{np.median(seq) * 1e3:.1f} ms of {k} networks timed one by one "
+        f"(range {seq.min() * 1e3:.1f}..{seq.max() * 1e3:.1f} ms; with compilation "
+        f"{np.median(t['sequential_first_s']):.2f} s each)",
+        f"  speed-up of train_many (fused) over sequential train: {t['speedup']:.2f}x",
+    ]
+    return "\n".join(lines)
