@@ -1535,12 +1535,16 @@ SWEEP_MOMENTA = (0.0, 0.5, 0.9, 0.97)
 SWEEP_CPU_DEVICES = 1  # CPU devices the sweep asks for by default (see use_cpu_devices)
 
 
-def add_sweep_arguments(parser: Any) -> Any:
+def add_sweep_arguments(parser: Any, default_out: str = "sweep") -> Any:
     """Add the options of ``jbpnn sweep`` / ``experiments/sweep.py`` to an argparse parser."""
     parser.add_argument(
         "--quick", action="store_true", help="a tiny grid and few epochs (for tests; seconds)"
     )
-    parser.add_argument("--out", default="sweep_out", help="folder for the CSV, JSON and PNG")
+    parser.add_argument(
+        "--out",
+        default=default_out,
+        help=f"folder for the CSV, JSON and PNG (default {default_out})",
+    )
     parser.add_argument(
         "--lrs",
         type=_floats,
@@ -1724,6 +1728,7 @@ def run_sweep(args: Any) -> int:
             key=args.seed,
             sequential_subset=args.timing_sequential,
             repeats=args.timing_repeats,
+            vmap_baseline=not args.quick,
             epochs=args.timing_epochs,
             batch_size=args.batch_size,
             X_val=X_val,

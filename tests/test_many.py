@@ -1,0 +1,397 @@
+"""train_many against train, network by network; grids, result tables, memory, the sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tree_allclose
+
+from jbpnn.many import (
+    EnsembleTooLarge,
+    InitSpec,
+    ResultsTable,
+    estimate_memory,
+    grid,
+    init_many,
+    network_count,
+    stack_params,
+    train_many,
+    unstack_params,
+)
+from jbpnn.optimizers import OPTIMIZERS, momentum
+from jbpnn.params import init_params
+from jbpnn.training import STOP_REASONS, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _classes(n=48, n_in=5, n_out=3, seed=0):
+    """A small learnable 3-class problem (one-hot targets)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, n_in))
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.3).astype(int)
+    return X, np.eye(n_out)[labels]
+
+
+def _alone(spec, seed, X, Y, opt_name="momentum", **kw):
+    """One network trained alone by train(), as train_many's network with this seed."""
+    hp = kw.pop("hp")
+    params = init_params(
+        jax.random.key(seed), spec.sizes, spec.activations, spec.loss, spec.init, spec.dtype
+    )
+    return train(params, X, Y, optimizer=OPTIMIZERS[opt_name](**hp), **kw)
+
+
+def _assert_same(many_result, alone, i, rtol=1e-6, atol=1e-9):
+    got = many_result[i]
+    assert got.stop_reason == alone.stop_reason, f"network {i}"
+    assert got.epochs_run == alone.epochs_run, f"network {i}"
+    assert got.best_epoch == alone.best_epoch, f"network {i}"
+    tree_allclose(got.params, alone.params, rtol=rtol, atol=atol, err_msg=f"network {i}")
+    assert set(got.history) == set(alone.history)
+    for name in alone.history:
+        np.testing.assert_allclose(
+            got.history[name],
+            alone.history[name],
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"network {i} history {name}",
+        )
+
+
+# ---------------------------------------------------------------- equality with train
+def test_every_network_equals_train_alone(x64):
+    X, Y = _classes()
+    X_val, Y_val = _classes(20, seed=1)
+    spec = InitSpec((5, 6, 3), "sigmoid", "cross_entropy", "glorot", jnp.float64)
+    g = grid(lr=[0.1, 1.0], m=[0.0, 0.9])
+    seeds = [3, 4, 5, 6]
+    kw = dict(key=7, epochs=5, batch_size=10, X_val=X_val, Y_val=Y_val)
+    result = train_many(spec, X, Y, seeds=seeds, hparams=g, **kw)
+    assert result.method == "fused" and len(result) == 4
+    assert result.history["loss"].shape == (4, 5)
+    for i in range(len(result)):
+        hp = {"lr": float(g["lr"][i]), "m": float(g["m"][i])}
+        _assert_same(result, _alone(spec, int(seeds[i]), X, Y, hp=hp, **kw), i)
+    # the stacked params are the per-network results, stacked
+    tree_allclose(unstack_params(result.params)[2], result[2].params)
+
+
+def test_networks_stop_independently_and_equal_train(x64):
+    """tol, early stopping, divergence and max_epochs in one ensemble, each as if alone."""
+    X, Y = _classes(40)
+    X_val, Y_val = _classes(16, seed=2)
+    spec = InitSpec((5, 6, 3), "relu", "cross_entropy", "glorot", jnp.float64)
+    lrs = np.array([0.02, 0.3, 1.0, 3.0, 1e200, 0.1])
+    seeds = np.arange(len(lrs))
+    kw = dict(key=1, epochs=25, batch_size=8, X_val=X_val, Y_val=Y_val, tol=0.2, n_iter_no_change=3)
+    result = train_many(spec, X, Y, seeds=seeds, hparams={"lr": lrs, "m": 0.5}, **kw)
+    assert set(result.stop_reason) == {
+        "max_epochs",
+        "no_validation_improvement",
+        "loss_below_tol",
+        "diverged",
+    }, result.stop_reason
+    assert len(set(result.epochs_run.tolist())) >= 4, result.epochs_run
+    for i in range(len(lrs)):
+        alone = _alone(spec, int(seeds[i]), X, Y, hp={"lr": float(lrs[i]), "m": 0.5}, **kw)
+        _assert_same(result, alone, i)
+        # a stopped network is frozen: nothing is written after its last epoch
+        assert np.all(np.isnan(result.history["loss"][i, result.epochs_run[i] :]))
+    diverged = result[result.stop_reason.index("diverged")]
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(diverged.params))
+
+
+@pytest.mark.parametrize(
+    "opt_name, hparams",
+    [
+        ("sgd", {"lr": [0.5, 0.1], "weight_decay": [0.0, 0.1]}),
+        ("adam", {"lr": [0.01, 0.05], "b1": [0.9, 0.5]}),
+        ("momentum", {"lr": [0.2, 0.5], "m": [0.9, 0.5], "variant": "nesterov"}),
+    ],
+)
+def test_any_optimizer_hyperparameter_sweeps(x64, opt_name, hparams):
+    X, Y = _classes(30)
+    spec = InitSpec((5, 4, 4, 3), "relu", "cross_entropy", "he", jnp.float64)
+    kw = dict(key=2, epochs=3, batch_size=7)  # 30 = 4 x 7 + 2: a padded last batch
+    result = train_many(spec, X, Y, seeds=[0, 1], optimizer=opt_name, hparams=hparams, **kw)
+    for i in range(2):
+        hp = {k: v if isinstance(v, str) else v[i] for k, v in hparams.items()}
+        _assert_same(result, _alone(spec, i, X, Y, opt_name, hp=hp, **kw), i)
+
+
+def test_mse_regression_and_full_batch(x64):
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (25, 3))
+    Y = np.stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2]], axis=1)
+    spec = InitSpec((3, 5, 2), ("sigmoid", "identity"), "mse", "article", jnp.float64)
+    kw = dict(epochs=6, batch_size=None, min_weight_change=1e-3)
+    result = train_many(spec, X, Y, seeds=[5, 6], hparams={"lr": [0.5, 2.0], "m": 0.0}, **kw)
+    for i, lr in enumerate([0.5, 2.0]):
+        _assert_same(result, _alone(spec, 5 + i, X, Y, hp={"lr": lr, "m": 0.0}, **kw), i)
+
+
+def test_article_mode_stacked_params(x64):
+    """Stacked params in (here in article mode: no biases forward), as train gives."""
+    nets = [
+        init_params(jax.random.key(s), (4, 3, 2), dtype=jnp.float64, article_mode=True)
+        for s in range(3)
+    ]
+    X, Y = np.random.default_rng(0).uniform(0, 1, (12, 4)), np.full((12, 2), 0.7)
+    kw = dict(epochs=4, batch_size=1, key=0)
+    result = train_many(
+        nets,
+        X,
+        Y,
+        optimizer="momentum",
+        hparams={"lr": [0.1, 0.5, 0.9], "m": 0.1, "variant": "article"},
+        **kw,
+    )
+    for i, lr in enumerate([0.1, 0.5, 0.9]):
+        alone = train(nets[i], X, Y, optimizer=momentum(lr, 0.1, "article"), **kw)
+        _assert_same(result, alone, i)
+
+
+def test_own_data_order_per_network_vmap_path(x64):
+    X, Y = _classes(30)
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy", "glorot", jnp.float64)
+    kw = dict(epochs=3, batch_size=8)
+    result = train_many(spec, X, Y, seeds=[0, 0], keys=[11, 12], hparams={"lr": 0.5}, **kw)
+    assert result.method == "vmap"
+    for i, k in enumerate([11, 12]):
+        _assert_same(result, _alone(spec, 0, X, Y, hp={"lr": 0.5}, key=k, **kw), i)
+    assert not np.allclose(result.history["loss"][0], result.history["loss"][1])
+    # the vmap path with a shared key gives what the fused path gives
+    shared = [
+        train_many(spec, X, Y, seeds=[0, 1], hparams={"lr": 0.5}, key=3, method=m, **kw)
+        for m in ("fused", "vmap")
+    ]
+    tree_allclose(shared[0].params, shared[1].params, rtol=1e-9, atol=1e-12)
+
+
+def test_init_many_and_stacking():
+    spec = InitSpec((3, 4, 2), "tanh", "mse", "glorot")
+    stacked = init_many(spec, [4, 9])
+    assert network_count(stacked) == 2 and stacked.layers[0].w.shape == (2, 3, 4)
+    one = init_params(jax.random.key(9), (3, 4, 2), "tanh", "mse", "glorot")
+    tree_allclose(unstack_params(stacked)[1], one, rtol=0)
+    tree_allclose(stack_params(unstack_params(stacked)), stacked, rtol=0)
+    with pytest.raises(ValueError, match="architecture"):
+        stack_params([one, init_params(jax.random.key(0), (3, 5, 2), "tanh", "mse")])
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_requests_raise_before_training():
+    X, Y = _classes(20)
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy")
+    with pytest.raises(ValueError, match="one per network"):
+        train_many(spec, X, Y, seeds=[0, 1, 2], hparams={"lr": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="network 1: lr must be"):
+        train_many(spec, X, Y, seeds=[0, 1], hparams={"lr": [0.1, -0.2]})
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        train_many(spec, X, Y, seeds=[0], optimizer="rmsprop", hparams={"lr": 0.1})
+    with pytest.raises(ValueError, match="does not take|unexpected"):
+        train_many(spec, X, Y, seeds=[0], hparams={"lr": 0.1, "beta": [0.1]})
+    with pytest.raises(ValueError, match="give seeds"):
+        train_many(spec, X, Y, hparams={"lr": 0.1})
+    with pytest.raises(ValueError, match="not both"):
+        train_many(spec, X, Y, seeds=[0], hparams={"lr": 0.1}, key=0, keys=[1])
+    with pytest.raises(ValueError, match="method='vmap'"):
+        train_many(spec, X, Y, seeds=[0], hparams={"lr": 0.1}, keys=[1], method="fused")
+    with pytest.raises(ValueError, match="Your data length is 4"):
+        train_many(spec, X[:, :4], Y, seeds=[0], hparams={"lr": 0.1})
+    one = init_params(jax.random.key(0), (5, 4, 3), "sigmoid", "cross_entropy")
+    with pytest.raises(ValueError, match="leading network axis"):
+        train_many(one, X, Y, hparams={"lr": 0.1})
+
+
+def test_too_large_request_fails_before_allocating():
+    X, Y = _classes(20)
+    spec = InitSpec((5, 100_000, 3), "sigmoid", "cross_entropy")
+    seeds = np.arange(100_000)  # 10^5 networks of 8e5 params: ~1.5 TB
+    with pytest.raises(EnsembleTooLarge, match=r"At most \d+ such networks fit") as info:
+        train_many(spec, X, Y, seeds=seeds, hparams={"lr": 0.1})
+    assert isinstance(info.value, ValueError) and isinstance(info.value, MemoryError)
+    assert "available RAM" in str(info.value) or "device memory" in str(info.value)
+    # an explicit limit: 4 small networks fit in 1 MiB, 10 000 do not
+    small = InitSpec((5, 4, 3), "sigmoid", "cross_entropy")
+    train_many(small, X, Y, seeds=range(4), hparams={"lr": 0.1}, epochs=1, memory_limit=2**20)
+    with pytest.raises(EnsembleTooLarge, match="memory_limit"):
+        train_many(small, X, Y, seeds=range(10_000), hparams={"lr": 0.1}, memory_limit=2**20)
+
+
+def test_memory_estimate_parts():
+    one = init_params(jax.random.key(0), (64, 64, 10), "sigmoid", "cross_entropy")
+    n_params = 64 * 64 + 64 + 64 * 10 + 10
+    est = estimate_memory(
+        one,
+        10,
+        n_examples=1000,
+        batch_size=32,
+        epochs=50,
+        n_val=100,
+        optimizer=OPTIMIZERS["adam"](0.01),
+    )
+    assert est.parts["params"] == 4 * n_params * 4
+    assert est.parts["optimizer_state"] == 2 * (2 * n_params + 1) * 4  # mu, nu, count
+    assert est.parts["activations"] == (3 * 74 * 32 + 2 * 74 * 100) * 4
+    assert est.parts["history"] == 4 * 50 * 4
+    assert est.total == 10 * est.per_network + est.shared
+    assert est.max_networks(est.total) == 10
+
+
+# ---------------------------------------------------------------- grid and tables
+def test_grid_is_the_cartesian_product_first_axis_slowest():
+    g = grid(lr=[0.1, 0.3], m=[0.0, 0.9], seed=range(2))
+    assert list(g) == ["lr", "m", "seed"]
+    assert g["lr"].tolist() == [0.1] * 4 + [0.3] * 4
+    assert g["m"].tolist() == [0.0, 0.0, 0.9, 0.9] * 2
+    assert g["seed"].tolist() == [0, 1] * 4
+    assert grid(lr=0.5, variant="article")["variant"].tolist() == ["article"]
+    with pytest.raises(ValueError, match="empty"):
+        grid(lr=[])
+    with pytest.raises(ValueError, match="at least one axis"):
+        grid()
+
+
+def _table():
+    rows = [
+        {"network": 0, "lr": 0.1, "seed": 0, "val_accuracy": 0.5, "stop_reason": "max_epochs"},
+        {"network": 1, "lr": 0.1, "seed": 1, "val_accuracy": 0.7, "stop_reason": "max_epochs"},
+        {"network": 2, "lr": 10.0, "seed": 0, "val_accuracy": math.nan, "stop_reason": "diverged"},
+        {"network": 3, "lr": 10.0, "seed": 1, "val_accuracy": 1 / 3, "stop_reason": "diverged"},
+    ]
+    return ResultsTable(rows)
+
+
+def test_results_table_csv_json_round_trip(tmp_path):
+    table = _table()
+    assert ResultsTable.from_csv(table.to_csv(tmp_path / "t.csv")) == table
+    assert ResultsTable.from_csv(tmp_path / "t.csv") == table
+    assert ResultsTable.from_json(table.to_json(tmp_path / "t.json")) == table
+    assert ResultsTable.from_json(tmp_path / "t.json") == table
+    assert json.loads((tmp_path / "t.json").read_text())["rows"][2]["val_accuracy"] is None
+    assert ResultsTable.from_csv(tmp_path / "t.csv")[3]["val_accuracy"] == 1 / 3  # exact
+    assert table != table.sort("lr", descending=True)
+    with pytest.raises(ValueError, match="line 2"):
+        ResultsTable.from_csv("a,b\n1\n")
+
+
+def test_results_table_sort_print_summarize():
+    table = _table()
+    best = table.sort("val_accuracy", descending=True)
+    assert best["network"] == [1, 0, 3, 2]  # NaN last
+    assert table.sort("val_accuracy")["network"] == [3, 0, 1, 2]
+    text = str(table)
+    assert text.splitlines()[0].split() == table.columns and "diverged" in text
+    s = table.summarize(["lr"], ["val_accuracy"])
+    assert s["lr"] == [0.1, 10.0] and s["n"] == [2, 2]
+    assert s[0]["val_accuracy_mean"] == pytest.approx(0.6)
+    assert s[0]["val_accuracy_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert s[1]["val_accuracy_mean"] == pytest.approx(1 / 3)  # NaN left out
+    with pytest.raises(KeyError, match="no column"):
+        table.sort("accuracy")
+
+
+def test_many_result_table_has_one_row_per_network(x64):
+    X, Y = _classes(30)
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy", "glorot", jnp.float64)
+    g = grid(lr=[0.3, 1.0], seed=[0, 1])
+    seeds = g.pop("seed")
+    result = train_many(
+        spec,
+        X,
+        Y,
+        seeds=seeds,
+        hparams=dict(g, m=0.9),
+        epochs=4,
+        batch_size=10,
+        X_val=X[:10],
+        Y_val=Y[:10],
+        n_iter_no_change=2,
+    )
+    table = result.table(X, Y)
+    assert table.columns == [
+        "network",
+        "lr",
+        "m",
+        "seed",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "epochs",
+        "stop_reason",
+    ]
+    assert len(table) == 4 and table["seed"] == [0, 1, 0, 1] and table["m"] == [0.9] * 4
+    for i, row in enumerate(table):
+        alone = result[i]
+        at = (alone.best_epoch or alone.epochs_run) - 1
+        assert row["val_accuracy"] == alone.history["val_accuracy"][at]
+        assert row["epochs"] == alone.epochs_run and row["stop_reason"] == alone.stop_reason
+    assert ResultsTable.from_json(table.to_json()) == table
+
+
+# ---------------------------------------------------------------- subprocesses
+def _run(code_or_args, env_extra=None, timeout=180):
+    env = dict(os.environ, **(env_extra or {}))
+    env.setdefault("JBPNN_NO_CACHE", "1")
+    args = code_or_args if isinstance(code_or_args, list) else ["-c", code_or_args]
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_split_across_two_cpu_devices_gives_the_same_networks():
+    """Five networks on two devices (padded to six): the same results as on one device."""
+    code = textwrap.dedent(
+        """
+        import jax
+        jax.config.update("jax_num_cpu_devices", 2)
+        jax.config.update("jax_enable_x64", True)
+        import numpy as np, jax.numpy as jnp
+        from jbpnn.many import InitSpec, train_many
+        assert len(jax.devices()) == 2
+        rng = np.random.default_rng(0)
+        X = rng.uniform(-1, 1, (30, 4)); Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
+        spec = InitSpec((4, 5, 2), "relu", "cross_entropy", "glorot", jnp.float64)
+        kw = dict(seeds=range(5), hparams={"lr": [0.1, 0.5, 1, 2, 1e200], "m": 0.5},
+                  epochs=6, batch_size=8, tol=0.2)
+        two = train_many(spec, X, Y, devices=2, **kw)
+        one = train_many(spec, X, Y, devices=1, **kw)
+        assert two.stop_reason == one.stop_reason, (two.stop_reason, one.stop_reason)
+        assert (two.epochs_run == one.epochs_run).all()
+        for a, b in zip(jax.tree.leaves(two.params), jax.tree.leaves(one.params)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        print("OK", two.stop_reason)
+        """
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK" in proc.stdout and "diverged" in proc.stdout
+
+
+def test_quick_sweep_script(tmp_path):
+    proc = _run(["experiments/sweep.py", "--quick", "--out", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "best configurations" in out and "speed-up of train_many" in out
+    table = ResultsTable.from_csv(tmp_path / "sweep.csv")
+    assert len(table) == 8 and set(table["stop_reason"]) <= set(STOP_REASONS)
+    assert ResultsTable.from_json(tmp_path / "sweep.json") == table
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    png = (tmp_path / "heatmap.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
