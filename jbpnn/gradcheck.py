@@ -397,6 +397,36 @@ def _report(
 
 
 # ---------------------------------------------------------------- the checks
+def _pick_coordinates(params: MLP, max_coords: int, seed: int, notes: list[str]) -> list:
+    """Flat indices to check in each leaf: all, or a seeded sample of ``max_coords``."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for i, leaf in enumerate(jax.tree.leaves(params.layers)):
+        coords = np.arange(leaf.size)
+        if leaf.size > max_coords:
+            coords = np.sort(rng.choice(leaf.size, max_coords, replace=False))
+            notes.append(
+                f"layer {i // 2} {'wb'[i % 2]}: {coords.size} of {leaf.size} "
+                f"coordinates sampled (max_coords={max_coords})"
+            )
+        picked.append(coords)
+    return picked
+
+
+def _finite_difference_reference(
+    params: MLP, X: Array, Y: Array, picked: list, eps: float
+) -> list[np.ndarray]:
+    """Central differences at the picked coordinates of each leaf (float64 params)."""
+    sizes = [leaf.size for leaf in jax.tree.leaves(params.layers)]
+    offsets = np.cumsum([0, *sizes])[:-1]
+    coords = np.concatenate([c + o for c, o in zip(picked, offsets)])
+    chunk = int(max(1, min(256, 2**22 // (sum(sizes) + X.size))))  # ~32 MiB of copies
+    fd = _finite_differences(
+        params, X, Y, jnp.asarray(coords), jnp.asarray(eps, X.dtype), chunk=chunk
+    )
+    return np.split(np.asarray(fd), np.cumsum([c.size for c in picked])[:-1])
+
+
 def gradcheck(
     params: MLP,
     X: ArrayLike,
@@ -472,39 +502,13 @@ def gradcheck(
                 f"params and data cast from {_dtype_name(params.dtype)} to float64 for finite "
                 "differences; both gradients computed in float64"
             )
-        rng = np.random.default_rng(seed)
         with jax.enable_x64(True):
             p, x, y = _cast(params, X, Y, jnp.float64)
             hand_full = [np.asarray(g) for g in _leaves_like(p, grad_fn(p, x, y), "grad_fn")]
-            leaves = jax.tree.leaves(p.layers)
-            picked, offset = [], 0
-            for i, leaf in enumerate(leaves):
-                coords = np.arange(leaf.size)
-                if leaf.size > max_coords:
-                    coords = np.sort(rng.choice(leaf.size, int(max_coords), replace=False))
-                    notes.append(
-                        f"layer {i // 2} {'wb'[i % 2]}: {coords.size} of {leaf.size} "
-                        f"coordinates sampled (max_coords={max_coords})"
-                    )
-                picked.append(coords)
-                offset += leaf.size
-            n_params = offset
-            chunk = int(max(1, min(256, 2**22 // (n_params + x.size))))
-            offsets = np.cumsum([0] + [leaf.size for leaf in leaves])[:-1]
-            fd = np.asarray(
-                _finite_differences(
-                    p,
-                    x,
-                    y,
-                    jnp.asarray(np.concatenate([c + o for c, o in zip(picked, offsets)])),
-                    jnp.asarray(eps, jnp.float64),
-                    chunk=chunk,
-                )
-            )
-            ends = np.cumsum([c.size for c in picked])
-            ref = np.split(fd, ends[:-1])
-            hand = [h.ravel()[c] for h, c in zip(hand_full, picked)]
-            n_total = [int(leaf.size) for leaf in leaves]
+            picked = _pick_coordinates(p, int(max_coords), seed, notes)
+            ref = _finite_difference_reference(p, x, y, picked, eps)
+        hand = [h.ravel()[c] for h, c in zip(hand_full, picked)]
+        n_total = [h.size for h in hand_full]
         compared = f"{source} vs central finite differences of the batch loss"
     return _report(
         params,
