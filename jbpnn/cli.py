@@ -399,6 +399,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok1 and result == DEMO_2_ARTICLE else 1
 
 
+# ---------------------------------------------------------------- experiments from a checkout
+def _experiment_path(name: str) -> Path:
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    if not path.is_file():
+        raise CLIError(
+            f"'jbpnn {name}' runs experiments/{name}.py from a source checkout of jbpnn, "
+            f"and there is none next to this installation ({path.parent}); clone the "
+            "repository and install it with pip install -e ."
+        )
+    return path
+
+
+def cmd_bench(bench_args: Sequence[str]) -> int:
+    """``jbpnn bench ARGS``: ``python experiments/bench.py ARGS`` (its own parser and --help)."""
+    import importlib.util
+
+    path = _experiment_path("bench")
+    sys.path.insert(0, str(path.parent))  # bench.py imports its sibling _contenders.py
+    spec = importlib.util.spec_from_file_location("jbpnn_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.main(list(bench_args))
+
+
 # ---------------------------------------------------------------- parser
 def _subparser(sub, name: str, help: str, description: str, example: str):
     return sub.add_parser(
@@ -534,12 +559,43 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--epochs", type=int, default=1000)
     de.add_argument("--seed", type=int, default=0)
     de.set_defaults(func=cmd_demo)
+
+    from jbpnn import gradcheck  # the autodiff comparison: only for this subcommand
+
+    gc = _subparser(
+        sub,
+        "gradcheck",
+        "compare the hand-derived gradient with jax.grad or finite differences",
+        "Build a random network and batch, compare the hand-derived batch gradient with "
+        "jax.grad of the same loss (or central finite differences in float64), print a "
+        "table per layer, and exit 1 when a check fails.",
+        "jbpnn gradcheck --sizes 64,32,10 --activation tanh --reference finite_difference",
+    )
+    gradcheck.add_arguments(gc)
+    gc.set_defaults(func=gradcheck.run)
+
+    be = _subparser(
+        sub,
+        "bench",
+        "benchmark against jax.grad, NumPy, PyTorch, scikit-learn (source checkout only)",
+        "Run experiments/bench.py from a source checkout; every argument after 'bench' "
+        "is passed on to it, --help included.",
+        "jbpnn bench --quick",
+    )
+    be.add_argument("bench_args", nargs="*", help="arguments of experiments/bench.py")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from jbpnn.data import DataError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # every later argument belongs to bench.py's own parser
+        try:
+            return cmd_bench(argv[1:])
+        except CLIError as error:
+            print(f"jbpnn bench: error: {error}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -150,7 +150,7 @@ def test_regression_task(workdir):
     assert rmse < 1.0  # y has std about 3.6; noise std 0.1
 
 
-@pytest.mark.parametrize("command", ["", "train", "predict", "example", "demo"])
+@pytest.mark.parametrize("command", ["", "train", "predict", "example", "demo", "gradcheck"])
 def test_help(workdir, command):
     out = run(*([command] if command else []), "--help", cwd=workdir).stdout
     assert "usage: jbpnn" in out and "example:" in out
@@ -173,3 +173,15 @@ def test_example_prints_the_oracle_values(workdir):
 def test_demo_matches_the_article(workdir):
     out = run("demo", cwd=workdir).stdout
     assert "(same)" in out
+
+
+def test_gradcheck_subcommand_exit_codes(workdir):
+    ok = run("gradcheck", "--sizes", "4,3,2", "--activation", "tanh", cwd=workdir)
+    assert "PASSED" in ok.stdout
+    bad = run("gradcheck", "--sizes", "4,3,1", "--article-mode", cwd=workdir, check=False)
+    assert bad.returncode == 1 and "FAIL" in bad.stdout
+
+
+def test_bench_subcommand_passes_its_arguments_on(workdir):
+    out = run("bench", "--help", cwd=workdir).stdout
+    assert "--quick" in out
