@@ -1,0 +1,29 @@
+"""The small experiments run as scripts, in subprocesses (the larger ones have their own tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_article_demos_match_the_article(tmp_path):
+    proc = _run(str(EXPERIMENTS / "article_demos.py"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the list matches the article's: yes" in proc.stdout
+
+
+def test_xor_quick(tmp_path):
+    proc = _run(
+        str(EXPERIMENTS / "xor.py"), "--quick", "--out", str(tmp_path / "x.png"), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "x1  x2 | target  output" in proc.stdout
