@@ -330,10 +330,11 @@ def _fused_loss_and_gradient(
     errs = [delta]
     for l in range(len(layers) - 1, 0, -1):
         # Err[n, j, b] = f'(O[n, j, b]) sum_k Err[n, k, b] w[n, j, k]
-        # (as (B, n_k) @ (n_k, n_j) products per network, the layout XLA's CPU kernels take)
-        back = jnp.swapaxes(
-            jnp.einsum("nbk,nkj->nbj", jnp.swapaxes(delta, 1, 2), layers[l].w), 1, 2
-        )
+        # as a (n_j, n_k) @ (n_k, B) product per network, on a materialised transposed
+        # copy of w (the barrier stops XLA folding the transpose into the product, a
+        # layout its CPU matrix kernels do not take)
+        w_jk = lax.optimization_barrier(jnp.swapaxes(layers[l].w, 1, 2))  # w[n, j, k]
+        back = jnp.einsum("njk,nkb->njb", w_jk, delta)  # sum_k w[n, j, k] Err[n, k, b]
         delta = _per_unit(acts[l - 1].backprop, 2)(cache[l], back)
         errs.append(delta)
     errs.reverse()
