@@ -4,7 +4,7 @@ What it shows: :func:`jbpnn.many.train_many` training 8 learning rates x 4 momen
 x 8 init seeds = 256 networks 64-64-10 (sigmoid hidden units, softmax output with
 cross-entropy, Glorot init, classical momentum, mini-batches of 32, early stopping
 on the validation loss with patience 10, at most 60 epochs) in ONE compiled call on
-the UCI 8x8 digits (1437 train / 360 validation rows). Every network stops on its
+the UCI 8x8 digits (1438 train / 359 validation rows). Every network stops on its
 own (early stopping, or divergence at the largest learning rates). It prints the best
 (learning rate, momentum) cells with the mean and spread of the validation accuracy
 over the 8 seeds, and then times ``train_many`` against training 64 of the networks
