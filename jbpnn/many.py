@@ -241,8 +241,9 @@ def _opt_spec(
     spec = OptSpec(factory, tuple(sorted(static.items())), tuple(sorted(traced)))
     # Build each network's optimizer once with plain numbers: the factory's own checks
     # (unknown names, negative lr, b1 >= 1, ...) run here, before any tracing.
-    first_error = None
-    for i in range(n):
+    rows = np.stack([v.astype(float) for v in traced.values()], axis=1) if traced else None
+    first = [0] if rows is None else np.unique(rows, axis=0, return_index=True)[1]
+    for i in sorted(int(j) for j in first):  # each distinct combination once
         try:
             spec.build({k: float(v[i]) for k, v in traced.items()})
         except TypeError as error:
@@ -250,10 +251,7 @@ def _opt_spec(
                 f"optimizer hyperparameters {sorted(hparams or {})}: {error}"
             ) from None
         except ValueError as error:
-            first_error = f"network {i}: {error}"
-            break
-    if first_error:
-        raise ValueError(f"bad optimizer hyperparameter for {first_error}")
+            raise ValueError(f"bad optimizer hyperparameter for network {i}: {error}") from None
     return spec, traced
 
 

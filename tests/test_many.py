@@ -117,7 +117,6 @@ def test_networks_stop_independently_and_equal_train(x64):
     [
         ("sgd", {"lr": [0.5, 0.1], "weight_decay": [0.0, 0.1]}),
         ("adam", {"lr": [0.01, 0.05], "b1": [0.9, 0.5]}),
-        ("momentum", {"lr": [0.2, 0.5], "m": [0.9, 0.5], "variant": "nesterov"}),
     ],
 )
 def test_any_optimizer_hyperparameter_sweeps(x64, opt_name, hparams):
