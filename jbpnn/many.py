@@ -974,6 +974,9 @@ def _many_result(
 
 
 # ---------------------------------------------------------------- memory
+RUNTIME_OVERHEAD = 256 * 2**20  # bytes for XLA's compiler and runtime (measured ~200-300 MiB)
+
+
 class EnsembleTooLarge(MemoryError, ValueError):
     """The requested ensemble would not fit in the memory available (raised before allocating)."""
 
@@ -987,7 +990,8 @@ class MemoryEstimate(NamedTuple):
             early stopping), ``optimizer_state`` (twice, for rollback),
             ``activations`` (layer outputs, deltas and a temporary for one batch, and
             for the validation set), ``history``.
-        shared: bytes shared by all networks (the data and one epoch's shuffled copy).
+        shared: bytes shared by all networks: the data and one epoch's shuffled copy,
+            and :data:`RUNTIME_OVERHEAD` for XLA's compiler and runtime.
         parts: the per-network figure split into the four parts above.
     """
 
@@ -1024,7 +1028,9 @@ def estimate_memory(
     state ``2 S`` (``S`` = ``P`` for momentum, ``2 P`` for Adam, 0 for SGD),
     activations ``3 U B + 2 U n_val`` and history ``4 epochs`` numbers per network,
     ``P`` its parameter count, ``U`` its number of units, ``B`` the batch size;
-    plus the data twice (once per network with per-network data orders).
+    plus the data twice (once per network with per-network data orders) and
+    :data:`RUNTIME_OVERHEAD`. Measured on the digits (64-64-10, batch 32, 359
+    validation rows): 4096 networks grew the process by 1.1 GiB, estimated 1.7 GiB.
 
     Args:
         template: one network of the ensemble (for sizes and dtype).
@@ -1055,7 +1061,8 @@ def estimate_memory(
     }
     if own_data_order:
         parts["activations"] += n_examples * (template.n_in + template.n_out) * item
-    return MemoryEstimate(int(n_networks), sum(parts.values()), 2 * data * item, parts)
+    shared = 2 * data * item + RUNTIME_OVERHEAD
+    return MemoryEstimate(int(n_networks), sum(parts.values()), shared, parts)
 
 
 def available_memory(device: Any = None) -> tuple[int, str]:

@@ -222,11 +222,11 @@ def test_too_large_request_fails_before_allocating():
         train_many(spec, X, Y, seeds=seeds, hparams={"lr": 0.1})
     assert isinstance(info.value, ValueError) and isinstance(info.value, MemoryError)
     assert "available RAM" in str(info.value) or "device memory" in str(info.value)
-    # an explicit limit: 4 small networks fit in 1 MiB, 10 000 do not
+    # an explicit limit: 4 small networks fit in 300 MiB (with the runtime overhead), 10^6 do not
     small = InitSpec((5, 4, 3), "sigmoid", "cross_entropy")
-    train_many(small, X, Y, seeds=range(4), hparams={"lr": 0.1}, epochs=1, memory_limit=2**20)
+    train_many(small, X, Y, seeds=range(4), hparams={"lr": 0.1}, epochs=1, memory_limit=300 * 2**20)
     with pytest.raises(EnsembleTooLarge, match="memory_limit"):
-        train_many(small, X, Y, seeds=range(10_000), hparams={"lr": 0.1}, memory_limit=2**20)
+        train_many(small, X, Y, seeds=range(10**6), hparams={"lr": 0.1}, memory_limit=300 * 2**20)
 
 
 def test_memory_estimate_parts():
