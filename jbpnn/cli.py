@@ -401,14 +401,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- experiments from a checkout
 def _experiment_path(name: str) -> Path:
-    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
-    if not path.is_file():
-        raise CLIError(
-            f"'jbpnn {name}' runs experiments/{name}.py from a source checkout of jbpnn, "
-            f"and there is none next to this installation ({path.parent}); clone the "
-            "repository and install it with pip install -e ."
-        )
-    return path
+    """``experiments/NAME.py`` of the checkout this package lives in, or of the cwd."""
+    places = [Path(__file__).resolve().parents[1], Path.cwd()]
+    for root in places:
+        path = root / "experiments" / f"{name}.py"
+        if path.is_file():
+            return path
+    raise CLIError(
+        f"'jbpnn {name}' runs experiments/{name}.py from a source checkout of jbpnn; "
+        f"none was found in {' or '.join(str(p) for p in places)}. Run it from the "
+        "repository's root folder, or install the checkout with pip install -e ."
+    )
 
 
 def cmd_bench(bench_args: Sequence[str]) -> int:

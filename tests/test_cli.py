@@ -12,6 +12,13 @@ import pytest
 
 from jbpnn.io import load
 
+try:
+    import matplotlib  # noqa: F401
+
+    HAVE_MATPLOTLIB = True
+except ImportError:
+    HAVE_MATPLOTLIB = False
+
 
 def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, JBPNN_CACHE_DIR=str(cwd / "cache"))
@@ -45,6 +52,8 @@ def workdir(tmp_path_factory) -> Path:
         for x in X[:6]:
             f.write(",".join(f"{v:.4f}" for v in x) + "\n")
     (d / "labels.txt").write_text("\n".join(names[:6]) + "\n")
+    Xr = rng.normal(size=(40, 2))
+    np.savez(d / "reg.npz", X=Xr, y=Xr @ [3.0, -2.0] + 0.1 * rng.normal(size=40))  # regression
     return d
 
 
@@ -109,10 +118,6 @@ def test_missing_target_column(workdir):
 
 
 def test_divergence_writes_nothing(workdir):
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(40, 2))
-    y = X @ [3.0, -2.0] + 0.1 * rng.normal(size=40)
-    np.savez(workdir / "reg.npz", X=X, y=y)
     proc = run(
         "train",
         "--data",
@@ -123,8 +128,7 @@ def test_divergence_writes_nothing(workdir):
         "1e6",
         "--save",
         "diverged.npz",
-        "--plot",
-        "diverged.png",
+        *(["--plot", "diverged.png"] if HAVE_MATPLOTLIB else []),
         cwd=workdir,
         check=False,
     )
@@ -182,6 +186,22 @@ def test_gradcheck_subcommand_exit_codes(workdir):
     assert bad.returncode == 1 and "FAIL" in bad.stdout
 
 
-def test_bench_subcommand_passes_its_arguments_on(workdir):
-    out = run("bench", "--help", cwd=workdir).stdout
+def test_bench_subcommand_passes_its_arguments_on():
+    out = run("bench", "--help", cwd=Path(__file__).resolve().parents[1]).stdout
     assert "--quick" in out
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib not installed (jbpnn[plot])")
+def test_plot_is_written(workdir):
+    out = run("train", "--data", "reg.npz", "--epochs", "5", "--plot", "curve.png", cwd=workdir)
+    assert "curves curve.png" in out.stdout
+    assert (workdir / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_needs_matplotlib_and_says_how_to_install(monkeypatch, capsys):
+    from jbpnn import cli
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    assert cli.main(["train", "--epochs", "1", "--plot", "never.png"]) == 2
+    err = capsys.readouterr().err
+    assert "--plot needs matplotlib" in err and 'pip install "jbpnn[plot]"' in err
