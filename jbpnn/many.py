@@ -1539,7 +1539,7 @@ def _at(value: Any, i: int) -> Any:
 SWEEP_LRS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 SWEEP_MOMENTA = (0.0, 0.5, 0.9, 0.97)
 TIMING_LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)  # none diverges at m 0.9
-SWEEP_CPU_DEVICES = 1  # CPU devices the sweep asks for by default (see use_cpu_devices)
+SWEEP_CPU_DEVICES = 0  # CPU devices the sweep asks JAX for by default; 0: one per core, up to 8
 
 
 def add_sweep_arguments(parser: Any, default_out: str = "sweep") -> Any:
@@ -1580,7 +1580,7 @@ def add_sweep_arguments(parser: Any, default_out: str = "sweep") -> Any:
         type=int,
         default=None,
         help="ask JAX for this many CPU devices (before it starts) and split the networks "
-        "across them (default: JAX's devices, one on a CPU)",
+        "across them (default: one per CPU core, at most 8)",
     )
     parser.add_argument("--top", type=int, default=8, help="best configurations to print")
     parser.add_argument(
@@ -1633,7 +1633,7 @@ def use_cpu_devices(k: int | None = None) -> int:
     if k is None:
         k = max(1, min(8, os.cpu_count() or 1))
     try:
-        if jax.config.jax_num_cpu_devices in (-1, None) or jax.config.jax_num_cpu_devices != k:
+        if jax.config.jax_num_cpu_devices != k:
             jax.config.update("jax_num_cpu_devices", int(k))
     except (RuntimeError, AttributeError):
         pass  # JAX already started (or too old): keep the devices it has
@@ -1654,11 +1654,14 @@ def run_sweep(args: Any) -> int:
         args.epochs, args.hidden = 4, 16
         args.timing_networks, args.timing_epochs, args.timing_sequential = 4, 2, 2
         args.timing_repeats = 1
+    if args.devices is not None and args.devices < 1:
+        raise ValueError(f"--devices must be at least 1, got {args.devices}")
     for name in ("seeds", "hidden", "epochs", "batch_size", "timing_networks", "top"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.devices is not None or SWEEP_CPU_DEVICES > 1:
-        use_cpu_devices(args.devices or SWEEP_CPU_DEVICES)  # before JAX starts, else no-op
+    # One CPU device per core, asked for before JAX starts (else JAX keeps its devices):
+    # train_many runs its share of the networks on each, in parallel.
+    use_cpu_devices(args.devices or SWEEP_CPU_DEVICES or None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -1722,8 +1725,8 @@ def run_sweep(args: Any) -> int:
         t_seeds = tg.pop("seed")[:k]
         t_hp = {"lr": tg["lr"][:k], "m": 0.9}
         print(
-            f"\ntiming: {k} networks {arch} ({len(TIMING_LRS)} learning rates from "
-            f"{TIMING_LRS[0]:g} to {TIMING_LRS[-1]:g} x seeds, m 0.9), {args.timing_epochs} "
+            f"\ntiming: {k} networks {arch} ({len(set(t_hp['lr']))} learning rates from "
+            f"{min(t_hp['lr']):g} to {max(t_hp['lr']):g} x seeds, m 0.9), {args.timing_epochs} "
             f"epochs, batch {args.batch_size}, with validation, no early stopping; compilation "
             f"excluded from both; medians of {args.timing_repeats} runs",
             flush=True,
