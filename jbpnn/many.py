@@ -38,9 +38,24 @@ its own values (arrays of length ``N``, traced inside the program); a plain numb
 string or schedule is shared by all (``{"variant": "nesterov"}``). Any argument of the
 optimizer factory can be swept.
 
+Devices: the networks are split evenly across the local devices (``devices=``); on a
+CPU, JAX shows one device unless asked for more before it starts, with
+:func:`use_cpu_devices` (one per core). Each device then runs its share in its own
+loop, on its own core.
+
+Speed (``experiments/sweep.py`` on this project's 2-core CPU: 64 networks 64-64-10,
+batch 32, 20 epochs with validation, compilation excluded, medians of 5 runs): one
+after another with ``train`` 1.5 s; ``train_many`` fused on 2 CPU devices 0.27 s
+(5.5x), on 1 device 0.38-0.40 s (3.7-3.9x); the plain vmap 0.57 s on 2 devices, 0.96 s
+on 1 (1.5x). With another process busy on one of the two cores: 3.6x on 2 devices,
+2.3x on 1. Sharing the data order (one ``key``) is what makes the fused path
+possible; one order per network (``keys``) takes the vmap path.
+
 Memory: :func:`train_many` estimates the bytes it needs (:func:`estimate_memory`) and
 raises :class:`EnsembleTooLarge` before allocating anything when that exceeds the
-memory available (RAM on CPU, ``device.memory_stats()`` on accelerators).
+memory available (RAM on CPU, ``device.memory_stats()`` on accelerators). A digits
+network 64-64-10 (batch 32, 359 validation rows, momentum, early stopping) needs about
+370 KiB, so some 56 000 fit in 20 GiB of RAM; a 64-256-256-10 network about 4 MiB.
 """
 
 from __future__ import annotations
