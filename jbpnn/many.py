@@ -625,7 +625,7 @@ def _pad(tree: PyTree, n_pad: int) -> PyTree:
 
 
 # ---------------------------------------------------------------- results
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ManyResult:
     """What :func:`train_many` returns: ``N`` trainings, stacked.
 
@@ -727,6 +727,9 @@ class ManyResult:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        return f"ManyResult({self.summary()})"
 
 
 def _plain(v: Any) -> Any:
