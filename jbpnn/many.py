@@ -1331,9 +1331,13 @@ class ResultsTable:
         return cls(rows, columns)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """JSON ``{"columns": [...], "rows": [{...}, ...]}`` (NaN and inf as null)."""
-        rows = [{c: _json_cell(r[c]) for c in self.columns} for r in self.rows]
-        text = json.dumps({"columns": self.columns, "rows": rows}, indent=1, allow_nan=False)
+        """JSON ``{"columns": [...], "rows": [{...}, ...]}``, a row per line (NaN, inf: null)."""
+        rows = [
+            json.dumps({c: _json_cell(r[c]) for c in self.columns}, allow_nan=False)
+            for r in self.rows
+        ]
+        text = f'{{"columns": {json.dumps(self.columns)},\n "rows": [\n  ' + ",\n  ".join(rows)
+        text += "\n ]\n}" if rows else "]\n}"
         if path is not None:
             _write_text(path, text + "\n")
         return text
