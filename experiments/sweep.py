@@ -5,7 +5,7 @@ x 8 init seeds = 256 networks 64-64-10 (sigmoid hidden units, softmax output wit
 cross-entropy, Glorot init, classical momentum, mini-batches of 32, early stopping
 on the validation loss with patience 10, at most 60 epochs) in ONE compiled call on
 the UCI 8x8 digits (1438 train / 359 validation rows). Every network stops on its
-own (here 129 by early stopping, after 11 to 59 epochs; the largest learning rates with
+own (here 129 by early stopping, after 11 to 60 epochs; the largest learning rates with
 high momentum saturate the sigmoid units and stay at chance). It prints the best
 (learning rate, momentum) cells with the mean and spread of the validation accuracy
 over the 8 seeds, and then times ``train_many`` against training 64 networks (8
