@@ -1607,7 +1607,7 @@ def add_sweep_arguments(parser: Any, default_out: str = "sweep") -> Any:
     parser.add_argument("--top", type=int, default=8, help="best configurations to print")
     parser.add_argument(
         "--timing",
-        action=argparse_bool(),
+        action=_boolean_flag(),
         default=True,
         help="time train_many against sequential train (default on)",
     )
@@ -1622,14 +1622,14 @@ def add_sweep_arguments(parser: Any, default_out: str = "sweep") -> Any:
     parser.add_argument("--timing-repeats", type=int, default=5)
     parser.add_argument(
         "--plot",
-        action=argparse_bool(),
+        action=_boolean_flag(),
         default=True,
         help="write the heatmap PNG (needs matplotlib; default on)",
     )
     return parser
 
 
-def argparse_bool() -> Any:
+def _boolean_flag() -> Any:
     import argparse
 
     return argparse.BooleanOptionalAction
