@@ -103,17 +103,19 @@ def jbpnn_orders(seed: int, n: int, batch_size: int, epochs: int) -> list[np.nda
     """The example order of every epoch of ``jbpnn.train(..., batch_size, key=seed)``.
 
     ``train`` shuffles by default when ``1 < batch_size < n``, epoch ``e`` taking
-    ``jax.random.permutation(jax.random.fold_in(key, e), n)``; otherwise it keeps the
-    data's order. (This mirrors ``jbpnn.training._epoch_batches``; the benchmark's
+    ``jbpnn.training.shuffle_order(jax.random.fold_in(key, e), n)``; otherwise it keeps
+    the data's order. (This mirrors ``jbpnn.training._epoch_batches``; the benchmark's
     loss-agreement check fails if the two ever part.)
     """
     if not 1 < batch_size < n:
         return [np.arange(n) for _ in range(epochs)]
     import jax
 
+    from jbpnn.training import shuffle_order
+
     key = jax.random.PRNGKey(seed)
     orders = jax.jit(
-        jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, e), n)),
+        jax.vmap(lambda e: shuffle_order(jax.random.fold_in(key, e), n)),
     )(np.arange(epochs, dtype=np.int32))
     return list(np.asarray(orders))
 

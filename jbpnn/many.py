@@ -470,7 +470,12 @@ def _fused_run(
         batch_loss, grads = _fused_loss_and_gradient(params, xb, yb, s, net)
         updates, opt_state = update_all(grads, opt_state, params)
         params = apply_updates(params, updates)  # p + u
-        return (params, opt_state), (batch_loss, jnp.sum(sb), _per_network(jnp.max, _abs(updates)))
+        change = (  # max |delta w| only for the article's rule 1, as train does
+            _per_network(jnp.max, _abs(updates))
+            if config.min_weight_change is not None
+            else jnp.zeros_like(batch_loss)
+        )
+        return (params, opt_state), (batch_loss, jnp.sum(sb), change)
 
     def one_epoch(carry):
         e, s = carry
@@ -634,7 +639,7 @@ class ManyResult:
             as :class:`jbpnn.training.TrainResult`, the best-validation params under
             early stopping, the last finite ones after divergence.
         history: NumPy arrays of shape ``(N, epochs)``: ``loss``,
-            ``max_weight_change`` and, with validation data, ``val_loss`` and
+            ``max_weight_change`` (only with ``min_weight_change``) and, with validation data, ``val_loss`` and
             ``val_accuracy``; NaN after a network's last epoch.
         epochs_run: shape ``(N,)``, epochs each network ran (the diverged one included).
         stop_reason: ``N`` names from :data:`jbpnn.training.STOP_REASONS`.
@@ -955,10 +960,9 @@ def _many_result(
     epochs_run = np.asarray(states.epoch).astype(int)
     stop = np.asarray(states.stop)
     reasons = tuple(STOP_REASONS[_STOP["max_epochs"] if s == _RUNNING else int(s)] for s in stop)
-    history = {
-        "loss": np.asarray(states.loss),
-        "max_weight_change": np.asarray(states.max_weight_change),
-    }
+    history = {"loss": np.asarray(states.loss)}
+    if config.min_weight_change is not None:
+        history["max_weight_change"] = np.asarray(states.max_weight_change)
     if config.has_validation:
         history["val_loss"] = np.asarray(states.val_loss)
         history["val_accuracy"] = np.asarray(states.val_accuracy)
