@@ -639,8 +639,9 @@ class ManyResult:
             as :class:`jbpnn.training.TrainResult`, the best-validation params under
             early stopping, the last finite ones after divergence.
         history: NumPy arrays of shape ``(N, epochs)``: ``loss``,
-            ``max_weight_change`` (only with ``min_weight_change``) and, with validation data, ``val_loss`` and
-            ``val_accuracy``; NaN after a network's last epoch.
+            ``max_weight_change`` (only with ``min_weight_change``) and, with
+            validation data, ``val_loss`` and ``val_accuracy``; NaN after a
+            network's last epoch.
         epochs_run: shape ``(N,)``, epochs each network ran (the diverged one included).
         stop_reason: ``N`` names from :data:`jbpnn.training.STOP_REASONS`.
         best_epoch: shape ``(N,)``, the 1-based epoch of ``params`` under early
