@@ -12,6 +12,7 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.network`      ``forward``, ``backward``, ``deltas`` and batched forms
 - :mod:`jbpnn.optimizers`   ``sgd``, ``momentum`` (classical, nesterov, article), ``adam``
 - :mod:`jbpnn.training`     ``train``: one compiled loop, the article's stop rules
+- :mod:`jbpnn.many`         ``train_many``: N networks in one compiled call; grids, tables
 - :mod:`jbpnn.io`           ``save`` / ``load`` (atomic ``.npz``)
 - :mod:`jbpnn.data`         bundled digits, CSV/NPZ loading, splits, scalers
 - :mod:`jbpnn.article`      the article's ``BPNN`` class and ``get_data``
@@ -27,6 +28,7 @@ from jbpnn.compilation_cache import enable_compilation_cache
 from jbpnn.data import load_digits, one_hot, train_test_split
 from jbpnn.io import Saved, load, save
 from jbpnn.losses import LOSSES, VALID_PAIRS, Loss
+from jbpnn.many import EnsembleTooLarge, InitSpec, ManyResult, ResultsTable, grid, train_many
 from jbpnn.network import (
     backward,
     batch_gradient,
@@ -56,9 +58,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS",
     "BPNN",
+    "EnsembleTooLarge",
     "INITS",
+    "InitSpec",
     "LOSSES",
     "MLP",
+    "ManyResult",
     "OPTIMIZERS",
     "STOP_REASONS",
     "VALID_PAIRS",
@@ -66,6 +71,7 @@ __all__ = [
     "Layer",
     "Loss",
     "Optimizer",
+    "ResultsTable",
     "Saved",
     "TrainResult",
     "accuracy",
@@ -81,6 +87,7 @@ __all__ = [
     "forward",
     "get_data",
     "get_optimizer",
+    "grid",
     "init_params",
     "load",
     "load_digits",
@@ -93,5 +100,6 @@ __all__ = [
     "save",
     "sgd",
     "train",
+    "train_many",
     "train_test_split",
 ]

@@ -577,6 +577,20 @@ def build_parser() -> argparse.ArgumentParser:
     gradcheck.add_arguments(gc)
     gc.set_defaults(func=gradcheck.run)
 
+    from jbpnn.many import add_sweep_arguments, run_sweep
+
+    sw = _subparser(
+        sub,
+        "sweep",
+        "train a learning-rate x momentum x seed grid of networks at once",
+        "Train 8 learning rates x 4 momenta x 8 seeds = 256 digits networks in one compiled "
+        "call (train_many), print the best cells (mean +- std over seeds), write sweep.csv, "
+        "sweep.json and heatmap.png, and time train_many against sequential train.",
+        "jbpnn sweep --quick --out sweep",
+    )
+    add_sweep_arguments(sw)
+    sw.set_defaults(func=run_sweep)
+
     be = _subparser(
         sub,
         "bench",

@@ -154,7 +154,9 @@ def test_regression_task(workdir):
     assert rmse < 0.5  # y = 3 x0 - 2 x1 + noise: std about 3.6, noise std 0.1
 
 
-@pytest.mark.parametrize("command", ["", "train", "predict", "example", "demo", "gradcheck"])
+@pytest.mark.parametrize(
+    "command", ["", "train", "predict", "example", "demo", "gradcheck", "sweep"]
+)
 def test_help(workdir, command):
     out = run(*([command] if command else []), "--help", cwd=workdir).stdout
     assert "usage: jbpnn" in out and "example:" in out
