@@ -27,20 +27,20 @@ Tasks:
    examples).
 4. ``tiny``: the article's 6-pattern demo (5-10-1, 1000 epochs, ``jbpnn.BPNN``),
    whole process wall time from a cold start, without JAX's persistent
-   compilation cache, with it cold and with it warm (``jbpnn.cli.
-   enable_compilation_cache``), next to a process that only imports JAX and the
-   pure-Python demo.
+   compilation cache, with it cold and with it warm
+   (``jbpnn.enable_compilation_cache``), next to a process that only imports JAX
+   and the pure-Python demo.
 
 Then the targets (ratios measured in this run), and in the full run a profile
 explaining each:
 
-1. where a digits epoch goes: its parts compiled and timed alone;
+1. where a digits epoch goes: its parts compiled and timed alone (the update
+   steps; train's shuffle ``jbpnn.training.shuffle_order`` next to
+   ``jax.random.permutation``; the per-update ``max |delta w|`` that only the
+   ``min_weight_change`` rule pays for);
 2. one compiled update step, hand-derived vs ``jax.grad``, batch 32 and batch 1:
    XLA's own kernel, dot and flop counts, and the time per step;
-3. the warm-cache tiny process phase by phase, with JAX's compilation events;
-4. what-if: ``jbpnn.train`` itself with the changes the profile points at
-   patched in at trace time (a cheaper shuffle; no per-update ``max |delta w|``),
-   and the tiny demo done in 3 compiled programs instead of 22.
+3. the warm-cache tiny process phase by phase, with JAX's compilation events.
 
 Loss check: contenders doing the same maths must report the same epoch losses
 (relative difference below ``--tol``); otherwise the exit status is 1. That is
@@ -60,7 +60,6 @@ Outputs: tables on stdout; JSON with every figure to ``--out``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -359,7 +358,7 @@ def _describe(p: Problem) -> dict[str, Any]:
         "momentum": p.m,
         "momentum_rule": "classical: v = m v - lr g; w += v",
         "loss": p.loss,
-        "order": "jbpnn's: epoch e permuted by jax.random.permutation(fold_in(PRNGKey(0), e))"
+        "order": "jbpnn's: epoch e permuted by shuffle_order(fold_in(PRNGKey(0), e), n)"
         if 1 < p.batch_size < p.n
         else "the data's order",
     }
@@ -516,46 +515,6 @@ print(json.dumps({"t0": t0, "end": t_fit, "phases": {
     "events": events, "outputs": [o[0] for o in out], "min_err": float(min(errors))}))
 """
 
-_PROPOSED_CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import jax
-t_jax = time.perf_counter()
-import numpy as np
-from jbpnn.article import _train_scan_jit
-from jbpnn import enable_compilation_cache
-from jbpnn.network import predict_kernel
-from jbpnn.optimizers import momentum
-from jbpnn.oracles import DEMO_TEST, DEMO_TRAIN
-from jbpnn.params import init_params
-t_import = time.perf_counter()
-enable_compilation_cache(sys.argv[1])
-jax.devices()
-t_backend = time.perf_counter()
-
-@jax.jit
-def init(seed):  # one program for the weights and the momentum state
-    p = init_params(jax.random.key(seed), (5, 10, 1), "sigmoid", "mse", "article")
-    return p, momentum(0.1, 0.1, variant="article").init(p)
-
-params, state = init(0)
-X = np.asarray([x for x, _ in DEMO_TRAIN], np.float32)
-Y = np.asarray([y for _, y in DEMO_TRAIN], np.float32)
-assert np.isfinite(X).all() and np.isfinite(Y).all()  # the finite check on the host
-t_init = time.perf_counter()
-params, state, errors = _train_scan_jit(params, state, X, Y, 0.1, 0.1, epochs=int(sys.argv[2]))
-errors = np.asarray(errors)
-t_train = time.perf_counter()
-T = np.asarray(DEMO_TEST, np.float32)
-out = np.asarray(jax.jit(predict_kernel)(params, T))
-t_fit = time.perf_counter()
-print(json.dumps({"t0": t0, "end": t_fit, "phases": {
-    "import jax": t_jax - t0, "import jbpnn": t_import - t_jax,
-    "backend + cache setup": t_backend - t_import, "BPNN()": t_init - t_backend,
-    "train": t_train - t_init, "fit": t_fit - t_train},
-    "events": {}, "outputs": out[:, 0].tolist(), "min_err": float(errors.min())}))
-"""
-
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
@@ -594,7 +553,7 @@ def _median_process(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return median
 
 
-def task_tiny(run: Runner, proposed: bool = False) -> dict[str, Any]:
+def task_tiny(run: Runner) -> dict[str, Any]:
     """Whole-process wall times of the article's demo 1, from a cold start."""
     s = run.s
     n, epochs = s.tiny_repeats, str(s.tiny_epochs)
@@ -617,16 +576,7 @@ def task_tiny(run: Runner, proposed: bool = False) -> dict[str, Any]:
         if s.quick:  # the variants the tests look at
             keep = ("import jax (bare)", "pure Python demo", "jbpnn, cache warm")
             plan = [(name, args) for name, args in plan if name in keep]
-        if proposed:
-            plan.append(
-                (
-                    "what-if: 3 programs, warm",
-                    lambda i: ["-c", _PROPOSED_CHILD, str(Path(tmp) / "prop"), epochs],
-                )
-            )
         _process(["-c", _TINY_CHILD, warm, epochs])  # fill the warm cache
-        if proposed:
-            _process(["-c", _PROPOSED_CHILD, str(Path(tmp) / "prop"), epochs])
         for i in range(n):  # interleaved, so that a busy moment hits every variant alike
             for name, args in plan:
                 variants.setdefault(name, []).append(_process(args(i)))
@@ -662,81 +612,6 @@ def tiny_agreement(run: Runner) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- profile
-def packed_permutation(key: Any, n: int) -> Any:
-    """A shuffle of ``range(n)`` by ONE single-operand ``uint32`` sort.
-
-    Each index ``i`` gets the key ``(random high bits) | i`` and the low bits of the
-    sorted keys are the permutation. XLA's CPU sort is much faster on one ``uint32``
-    operand than on the (key, value) pairs and two rounds of
-    ``jax.random.permutation``. Ties between equal random high bits (``32 -
-    bit_length(n - 1)`` of them, 21 for the digits) keep the index order, a bias
-    of about ``n^2 / 2^(33 - bit_length(n - 1))`` swapped pairs per shuffle (0.8
-    for the digits); for ``n`` above 2^16 keep ``jax.random.permutation``.
-    """
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
-    low = max(1, int(n - 1).bit_length())
-    bits = jax.random.bits(key, (n,), jnp.uint32)
-    high = jnp.uint32((0xFFFFFFFF >> low) << low)
-    keys = (bits & high) | jnp.arange(n, dtype=jnp.uint32)  # random high bits | index
-    return (lax.sort(keys) & jnp.uint32((1 << low) - 1)).astype(jnp.int32)
-
-
-class _Proxy:
-    """A module stand-in: every attribute is the module's, except the overrides."""
-
-    def __init__(self, target: Any, **overrides: Any):
-        self._target, self._overrides = target, overrides
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self._overrides:
-            return self._overrides[name]
-        return getattr(self._target, name)
-
-
-def what_if(packed_shuffle: bool = False, no_max_change: bool = False) -> Callable[[], Any]:
-    """A patch for :func:`_contenders.run_jax`: ``jbpnn.train`` with one internal change.
-
-    ``packed_shuffle``: ``jax.random.permutation`` as seen by ``jbpnn.training``
-    becomes :func:`packed_permutation` (the minibatch order changes, so losses
-    differ from the other contenders'). ``no_max_change``: ``jbpnn.training._max_abs``
-    (the per-update ``max |delta w|`` kept for the article's stop rule 1) returns 0,
-    what ``train`` could do when ``min_weight_change`` is None. Applied at trace
-    time only; measurement, not a change of jbpnn.
-    """
-
-    @contextlib.contextmanager
-    def patch():
-        import jax
-        import jax.numpy as jnp
-
-        import jbpnn.training as training
-
-        traced: list[int] = []
-        saved = training.jax, training._max_abs
-
-        def permutation(key, n, *args, **kw):
-            traced.append(1)
-            return packed_permutation(key, n)
-
-        def no_max(tree):
-            traced.append(1)
-            return jnp.zeros((), jax.tree.leaves(tree)[0].dtype)
-
-        if packed_shuffle:
-            training.jax = _Proxy(jax, random=_Proxy(jax.random, permutation=permutation))
-        if no_max_change:
-            training._max_abs = no_max
-        try:
-            yield traced if (packed_shuffle or no_max_change) else [1]
-        finally:
-            training.jax, training._max_abs = saved
-
-    return patch
-
-
 def profile_digits(s: Settings, repeats: int = 15) -> dict[str, Any]:
     """Where a digits epoch of ``jbpnn.train`` goes: its parts timed on their own.
 
@@ -749,7 +624,7 @@ def profile_digits(s: Settings, repeats: int = 15) -> dict[str, Any]:
 
     from jbpnn.network import loss_and_gradient_kernel, loss_kernel
     from jbpnn.optimizers import apply_updates, momentum
-    from jbpnn.training import train
+    from jbpnn.training import shuffle_order, train
 
     X, Y = _digits(s.digits_n)
     problem = Problem(
@@ -765,30 +640,28 @@ def profile_digits(s: Settings, repeats: int = 15) -> dict[str, Any]:
     Sb = jnp.concatenate([jnp.ones(n), jnp.zeros(nb * k - n)]).reshape(nb, k)
     autodiff = jax.value_and_grad(loss_kernel)
 
-    def steps(gradient: Callable, change: str):
-        """``nb`` updates per epoch on pre-batched data; ``change``: how max|delta w| is kept."""
+    def steps(gradient: Callable, max_change: bool = False):
+        """``nb`` updates per epoch on pre-batched data, for every epoch, in one program.
+
+        ``max_change``: also reduce ``max |delta w|`` over every param after every
+        update, as ``train`` does only when ``min_weight_change`` is set.
+        """
 
         def step(carry, batch):
-            p, st, mx = carry
+            p, st = carry
             loss, g = gradient(p, *batch)
             u, st = opt.update(g, st, p)
-            out = 0.0
-            if change == "reduce":  # what train() does: a reduction over every param, per step
-                out = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(u)]))
-            elif change == "elementwise":  # a running max per param, fused with the update
-                mx = jax.tree.map(lambda m, x: jnp.maximum(m, jnp.abs(x)), mx, u)
-            return (apply_updates(p, u), st, mx), (loss, out)
+            change = 0.0
+            if max_change:
+                change = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(u)]))
+            return (apply_updates(p, u), st), (loss, change)
 
         def epochs(p):
             def epoch(carry, _):
-                p, st, mx = carry
-                zeros = jax.tree.map(jnp.zeros_like, p)
-                (p, st, mx), _ = lax.scan(step, (p, st, zeros), (Xb, Yb, Sb))
-                biggest = jnp.max(jnp.stack([jnp.max(x) for x in jax.tree.leaves(mx)]))
-                return (p, st, mx), biggest  # one reduction per epoch
+                carry, (losses, changes) = lax.scan(step, carry, (Xb, Yb, Sb))
+                return carry, (jnp.sum(losses), jnp.max(changes))
 
-            zeros = jax.tree.map(jnp.zeros_like, p)
-            return lax.scan(epoch, (p, opt.init(p), zeros), None, length=E)
+            return lax.scan(epoch, (p, opt.init(p)), None, length=E)
 
         return jax.jit(epochs)
 
@@ -796,29 +669,30 @@ def profile_digits(s: Settings, repeats: int = 15) -> dict[str, Any]:
         return jax.jit(lambda: lax.map(fn, jnp.arange(E)))
 
     order = jnp.asarray(np.random.default_rng(0).permutation(n))
-    hand = steps(loss_and_gradient_kernel, "none")
-    hand_reduce = steps(loss_and_gradient_kernel, "reduce")
-    hand_elementwise = steps(loss_and_gradient_kernel, "elementwise")
-    grad = steps(autodiff, "none")
+    hand, hand_change = steps(loss_and_gradient_kernel), steps(loss_and_gradient_kernel, True)
+    grad = steps(autodiff)
     permutations = per_epoch(lambda e: jax.random.permutation(jax.random.fold_in(key, e), n))
     bits = per_epoch(lambda e: jax.random.bits(jax.random.fold_in(key, e), (n,), jnp.uint32))
+    shuffles = per_epoch(lambda e: shuffle_order(jax.random.fold_in(key, e), n))
     gathers = per_epoch(lambda e: (Xj[(order + e) % n], Yj[(order + e) % n]))
-    packed = per_epoch(lambda e: packed_permutation(jax.random.fold_in(key, e), n))
     parts: dict[str, Callable[[], Any]] = {
         f"{nb} update steps, hand gradient, data pre-batched": lambda: hand(params),
         f"{nb} update steps, jax.grad gradient, data pre-batched": lambda: grad(params),
-        "  hand + max|delta w| reduced every step (as train)": lambda: hand_reduce(params),
-        "  hand + max|delta w| as running max, reduced per epoch": lambda: hand_elementwise(params),
-        "jax.random.permutation(fold_in(key, e), n) alone": permutations,
+        "  hand + max|delta w| every step (min_weight_change)": lambda: hand_change(params),
+        "shuffle: jax.random.permutation(fold_in(key, e), n) alone": permutations,
         "  of which: its random bits": bits,
+        "shuffle: jbpnn.training.shuffle_order (train's) alone": shuffles,
         "gather X[order], Y[order] alone": gathers,
-        "alternative shuffle: packed_permutation alone": packed,
     }
 
-    def whole_train():
-        return train(params, X, Y, optimizer=opt, epochs=E, batch_size=k, key=0).params
+    def whole_train(**kw: Any) -> Callable[[], Any]:
+        kw.update(optimizer=opt, epochs=E, batch_size=k, key=0)
+        return lambda: train(params, X, Y, **kw).params
 
-    parts["jbpnn train(), whole epoch"] = whole_train
+    parts["jbpnn train(), whole epoch"] = whole_train()
+    # a threshold no update goes below: the rule is checked, never fires
+    rule_1 = whole_train(min_weight_change=1e-30)
+    parts["jbpnn train(min_weight_change=1e-30), whole epoch"] = rule_1
     for f in parts.values():
         jax.block_until_ready(f())
     times: dict[str, list[float]] = {name: [] for name in parts}
@@ -834,40 +708,6 @@ def profile_digits(s: Settings, repeats: int = 15) -> dict[str, Any]:
         "repeats": repeats,
         "epochs_per_timing": E,
     }
-
-
-def profile_what_if(s: Settings, results: dict[str, Any]) -> dict[str, Any]:
-    """``jbpnn.train`` itself with the proposed changes (see :func:`what_if`), interleaved."""
-    variants = [
-        ("train() as it is", what_if()),
-        ("shuffle by packed_permutation", what_if(packed_shuffle=True)),
-        ("no per-step max|delta w|", what_if(no_max_change=True)),
-        ("both", what_if(packed_shuffle=True, no_max_change=True)),
-    ]
-    out: dict[str, Any] = {}
-    X, Y = _digits(s.digits_n)
-    digits = Problem(
-        "digits", glorot_layers(s.digits_sizes, 0), X, Y, BATCH, s.digits_epochs, LR, MOMENTUM
-    )
-    online = Problem(
-        "online", glorot_layers(s.digits_sizes, 2), X, Y, 1, s.online_epochs, LR, MOMENTUM
-    )
-    torch_row = _row(results.get("digits"), "pytorch eager")
-    sk_row = _row(results.get("digits"), "scikit-learn MLPClassifier")
-    py_row = _row(results.get("online"), "pure Python (article loop)")
-    for r in run_jax(digits, variants, repeats=2 * s.jax_repeats):
-        entry = {"epoch_ms": 1e3 * r.steady_epoch_s}
-        if torch_row:
-            entry["pytorch_ratio"] = torch_row["epoch_ms"] / entry["epoch_ms"]
-        if sk_row:
-            entry["sklearn_ratio"] = sk_row["epoch_ms"] / entry["epoch_ms"]
-        out.setdefault(r.contender, {})["digits"] = entry
-    for r in run_jax(online, variants[::2], repeats=s.jax_repeats):
-        entry = {"samples_per_s": r.samples_per_s}
-        if py_row:
-            entry["python_ratio"] = r.samples_per_s / py_row["samples_per_s"]
-        out.setdefault(r.contender, {})["online"] = entry
-    return out
 
 
 def profile_kernels(s: Settings, repeats: int = 9) -> dict[str, Any]:
@@ -1169,35 +1009,6 @@ def print_profile(prof: dict[str, Any]) -> None:
         headers = ["step", "StableHLO ops", "kernels", "dots", "flops", "us/step", "GFLOP/s"]
         p(table(headers, rows))
         p("  us/step: median time per step of lax.scan over one epoch of batches")
-    if "what_if" in prof:
-        p()
-        p("Profile 4: what-if: jbpnn train() itself, internal changes patched in at trace time")
-        rows = []
-        for name, v in prof["what_if"].items():
-            d, o = v.get("digits", {}), v.get("online", {})
-            rows.append(
-                [
-                    name,
-                    d.get("epoch_ms"),
-                    d.get("pytorch_ratio"),
-                    d.get("sklearn_ratio"),
-                    o.get("samples_per_s"),
-                    o.get("python_ratio"),
-                ]
-            )
-        p(
-            table(
-                [
-                    "train() variant",
-                    "digits epoch ms",
-                    "x PyTorch",
-                    "x sklearn",
-                    "online samples/s",
-                    "x pure Python",
-                ],
-                rows,
-            )
-        )
     if "tiny_warm" in prof:
         tw = prof["tiny_warm"]
         p()
@@ -1291,7 +1102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name not in tasks:
             continue
         if name == "tiny":
-            results["tiny"] = task_tiny(run, proposed=not args.quick and not args.no_profile)
+            results["tiny"] = task_tiny(run)
             results["tiny_agreement"] = tiny_agreement(run)
         else:
             results[name] = runners[name](run)
@@ -1302,7 +1113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "digits" in tasks:
             prof["digits_epoch"] = profile_digits(settings)
             prof["kernels"] = profile_kernels(settings)
-            prof["what_if"] = profile_what_if(settings, results)
         if "tiny" in tasks:
             prof["tiny_warm"] = results["tiny"]["rows"]["jbpnn, cache warm"]
         results["profile"] = prof
