@@ -94,9 +94,9 @@ from jbpnn.training import (
     TrainResult,
     _as_key,
     _epoch_batches,
+    check_training_data,
     make_train_fn,
     result_from_state,
-    train_config,
 )
 
 Array = jax.Array
@@ -856,17 +856,13 @@ def train_many(
             )
         template = _one_network(params)
 
-    X, Y, _ = check_batch(template, X, Y, check_finite=check_finite)
-    if X.shape[0] == 0:
-        raise ValueError("X has no examples; training needs at least one")
-    if (X_val is None) != (Y_val is None):
-        raise ValueError("give both X_val and Y_val, or neither")
-    if X_val is not None:
-        X_val, Y_val, _ = check_batch(template, X_val, Y_val, check_finite=check_finite)
-        if X_val.shape[0] == 0:
-            raise ValueError("X_val has no examples")
-    config = train_config(
-        X.shape[0],
+    X, Y, X_val, Y_val, config = check_training_data(
+        template,
+        X,
+        Y,
+        X_val,
+        Y_val,
+        check_finite=check_finite,
         epochs=epochs,
         batch_size=batch_size,
         shuffle=shuffle,
@@ -875,7 +871,6 @@ def train_many(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
-        has_validation=X_val is not None,
     )
     opt, traced = _opt_spec(optimizer, hparams, n_nets)
     if keys is not None:

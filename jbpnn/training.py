@@ -478,6 +478,37 @@ def train_config(
     )
 
 
+def check_training_data(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    X_val: ArrayLike | None,
+    Y_val: ArrayLike | None,
+    *,
+    check_finite: bool = True,
+    **settings: Any,
+) -> tuple[Array, Array, Array | None, Array | None, TrainConfig]:
+    """Check the data and settings of a training run before anything is traced.
+
+    Shared by :func:`train` and :func:`jbpnn.many.train_many`. ``settings`` are
+    :func:`train_config`'s keyword arguments.
+
+    Returns:
+        ``(X, Y, X_val, Y_val, config)``, the arrays cast to the params' dtype.
+    """
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
+    if X.shape[0] == 0:
+        raise ValueError("X has no examples; training needs at least one")
+    if (X_val is None) != (Y_val is None):
+        raise ValueError("give both X_val and Y_val, or neither")
+    if X_val is not None:
+        X_val, Y_val, _ = check_batch(params, X_val, Y_val, check_finite=check_finite)
+        if X_val.shape[0] == 0:
+            raise ValueError("X_val has no examples")
+    config = train_config(X.shape[0], has_validation=X_val is not None, **settings)
+    return X, Y, X_val, Y_val, config
+
+
 def _as_key(key: Any) -> Array:
     if key is None:
         return jax.random.PRNGKey(0)
@@ -556,17 +587,13 @@ def train(
         optimizer = Optimizer(init, update)
     if not isinstance(params, MLP):
         raise ValueError(f"params must be an MLP (see init_params), got {type(params).__name__}")
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
-    if X.shape[0] == 0:
-        raise ValueError("X has no examples; training needs at least one")
-    if (X_val is None) != (Y_val is None):
-        raise ValueError("give both X_val and Y_val, or neither")
-    if X_val is not None:
-        X_val, Y_val, _ = check_batch(params, X_val, Y_val, check_finite=check_finite)
-        if X_val.shape[0] == 0:
-            raise ValueError("X_val has no examples")
-    config = train_config(
-        X.shape[0],
+    X, Y, X_val, Y_val, config = check_training_data(
+        params,
+        X,
+        Y,
+        X_val,
+        Y_val,
+        check_finite=check_finite,
         epochs=epochs,
         batch_size=batch_size,
         shuffle=shuffle,
@@ -575,7 +602,6 @@ def train(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
-        has_validation=X_val is not None,
     )
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be a callable taking a dict, got {progress!r}")
