@@ -47,8 +47,10 @@ Loss check: contenders doing the same maths must report the same epoch losses
 what shows they do the same work. ``--quick`` runs every task on tiny sizes for
 a few steps (about 20 s; used by the tests).
 
-Run time of the full benchmark: about 3 minutes on a 2-core CPU. Timings are
-medians; the machine may be shared, so compare ratios from one run only.
+Run time of the full benchmark: about 70 s on a quiet 2-core CPU. Timings are
+medians; other work on the CPUs slows the contenders unevenly (the two-thread
+wide task most, about 2x here), so compare ratios from one run only, and check
+the load average printed at the top.
 
 Outputs: tables on stdout; JSON with every figure to ``--out``
 (default ``results/bench.json``).
@@ -870,6 +872,12 @@ def print_report(results: dict[str, Any], checks: list[Check], skipped: dict[str
         f"jbpnn benchmark ({results['mode']}) on {results['machine']['device']}, "
         f"{results['machine']['cpu_count']} CPU(s); timings are medians, ratios from this run"
     )
+    m = results["machine"]
+    if m.get("load_average_start") is not None:
+        p(
+            f"  load average (1, 5, 15 min) before this run {m['load_average_start']} (other "
+            f"work on the CPUs), after it {m.get('load_average_end')} (its own load included)"
+        )
     for name, why in skipped.items():
         p(f"  not run: {name}: {why}")
     for key, title, extra in (
@@ -1034,6 +1042,8 @@ def machine() -> dict[str, Any]:
         "jax": jax.__version__,
         "numpy": np.__version__,
         "device": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
+        # 1, 5, 15 minutes: other work on the machine slows every contender
+        "load_average_start": _load_average(),
     }
     for mod in ("torch", "sklearn"):
         try:
@@ -1041,6 +1051,13 @@ def machine() -> dict[str, Any]:
         except ImportError:
             info[mod] = None
     return info
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # not on every platform
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1119,6 +1136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["checks"] = [c.__dict__ | {"ok": c.ok} for c in run.checks]
     results["skipped"] = run.skipped
     results["elapsed_s"] = time.perf_counter() - started
+    results["machine"]["load_average_end"] = _load_average()
     print_report(results, run.checks, run.skipped)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

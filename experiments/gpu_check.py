@@ -11,9 +11,9 @@ Runs, on whatever device ``jax.devices()[0]`` is (GPU, TPU, or the CPU):
 
 Prints one table, with the device it ran on, and checks that jbpnn and the
 ``jax.grad`` loop report the same epoch losses (exit status 1 if not). Finishes
-in well under 5 minutes on a GPU (mostly compiling); ``--quick`` uses the
-benchmark's tiny sizes and runs in about 15 s on a CPU. Writes nothing unless
-``--out`` is given (JSON).
+in well under 5 minutes on a GPU (mostly compiling); on a 2-core CPU the full
+run takes about 30 s, and ``--quick`` (the benchmark's tiny sizes) about 8 s.
+Writes nothing unless ``--out`` is given (JSON).
 
     python experiments/gpu_check.py [--quick] [--out results/gpu_check.json]
 """
