@@ -17,7 +17,7 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.data`         bundled digits, CSV/NPZ loading, splits, scalers
 - :mod:`jbpnn.article`      the article's ``BPNN`` class and ``get_data``
 - :mod:`jbpnn.gradcheck`    hand-derived gradients against autodiff (the only
-  module that calls ``jax.grad``; not imported here)
+  module that calls autodiff, ``jax.grad``; not imported here)
 - :mod:`jbpnn.compilation_cache`  JAX's persistent cache, small programs included
 - :mod:`jbpnn.cli`          the ``jbpnn`` command
 """

@@ -570,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gradcheck",
         "compare the hand-derived gradient with jax.grad or finite differences",
         "Build a random network and batch, compare the hand-derived batch gradient with "
-        "jax.grad of the same loss (or central finite differences in float64), print a "
+        "autodiff (jax.grad) of the same loss (or central finite differences in float64), print a "
         "table per layer, and exit 1 when a check fails.",
         "jbpnn gradcheck --sizes 64,32,10 --activation tanh --reference finite_difference",
     )
@@ -594,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     be = _subparser(
         sub,
         "bench",
-        "benchmark against jax.grad, NumPy, PyTorch, scikit-learn (source checkout only)",
+        "benchmark against an autodiff loop, NumPy, PyTorch, scikit-learn (source checkout only)",
         "Run experiments/bench.py from a source checkout; every argument after 'bench' "
         "is passed on to it, --help included.",
         "jbpnn bench --quick",

@@ -95,6 +95,7 @@ from jbpnn.training import (
     _as_key,
     _epoch_batches,
     check_training_data,
+    end_epoch,
     make_train_fn,
     result_from_state,
 )
@@ -487,52 +488,17 @@ def _fused_run(
         max_change = jnp.max(changes, axis=0)
 
         finite = jnp.isfinite(epoch_loss) & _per_network(jnp.all, _isfinite(params))
-        params = _tree_where_n(finite, params, s.params)  # diverged: start-of-epoch params
-        opt_state = _tree_where_n(finite, opt_state, s.opt_state)
-
-        stop_if = [~finite]
-        codes = [_STOP["diverged"]]
-        if config.min_weight_change is not None:  # article rule 1
-            stop_if.append(max_change < config.min_weight_change)
-            codes.append(_STOP["weight_change_below_threshold"])
-        if config.tol is not None:  # article rule 2
-            stop_if.append(epoch_loss < config.tol)
-            codes.append(_STOP["loss_below_tol"])
-
-        val_loss, val_acc = s.val_loss, s.val_accuracy
-        best_params, best_val, best_epoch, bad = (
-            s.best_params,
-            s.best_val_loss,
-            s.best_epoch,
-            s.bad_epochs,
-        )
-        if config.has_validation:
-            vl, va = _scores_all(params, X_val, Y_val, net)
-            val_loss = val_loss.at[:, e].set(vl)
-            val_acc = val_acc.at[:, e].set(va)
-            if config.n_iter_no_change is not None:
-                bad = jnp.where(vl < best_val - config.validation_tol, 0, bad + 1)
-                better = vl < best_val
-                best_params = _tree_where_n(better, params, best_params)
-                best_epoch = jnp.where(better, e + 1, best_epoch)
-                best_val = jnp.where(better, vl, best_val)
-                stop_if.append(bad >= config.n_iter_no_change)
-                codes.append(_STOP["no_validation_improvement"])
-
-        stop = jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(_RUNNING))
-        new = LoopState(
-            epoch=s.epoch + 1,
-            params=params,
-            opt_state=opt_state,
-            stop=stop,
-            loss=s.loss.at[:, e].set(epoch_loss),
-            max_weight_change=s.max_weight_change.at[:, e].set(max_change),
-            val_loss=val_loss,
-            val_accuracy=val_acc,
-            best_params=best_params,
-            best_val_loss=best_val,
-            best_epoch=best_epoch,
-            bad_epochs=bad,
+        new = end_epoch(  # the stop rules of train, per network
+            s,
+            params,
+            opt_state,
+            epoch_loss,
+            max_change,
+            finite,
+            (lambda p: _scores_all(p, X_val, Y_val, net)) if config.has_validation else None,
+            config=config,
+            where=_tree_where_n,
+            record=lambda history, value: history.at[:, e].set(value),
         )
         running = s.stop == _RUNNING
         return e + 1, _tree_where_n(running, new, s)  # a stopped network stays frozen

@@ -188,6 +188,82 @@ def init_state(params: MLP, optimizer: Optimizer, config: TrainConfig) -> LoopSt
     )
 
 
+def end_epoch(
+    s: LoopState,
+    params: Any,
+    opt_state: Any,
+    epoch_loss: Array,
+    max_change: Array,
+    finite: Array,
+    validate: Callable[[Any], tuple[Array, Array]] | None,
+    *,
+    config: TrainConfig,
+    where: Callable[[Array, Any, Any], Any],
+    record: Callable[[Array, Array], Array],
+) -> LoopState:
+    """The end of an epoch, on the device: divergence rollback, stop rules, early stopping.
+
+    Shared by :func:`run_epochs` and :func:`jbpnn.many.train_many` (whose arrays
+    carry a leading network axis, so every condition is per network).
+
+    Args:
+        s: the state at the start of the epoch.
+        params, opt_state: after the epoch's updates.
+        epoch_loss, max_change: the epoch's loss and max ``|delta w|``.
+        finite: False where the loss or a param became NaN/inf.
+        validate: ``params -> (val_loss, val_accuracy)``, or None without validation.
+        config: the static settings.
+        where: ``(cond, a, b) -> tree`` select (per network for ``train_many``).
+        record: ``(history, value) -> history`` with this epoch's entry written.
+    """
+    params = where(finite, params, s.params)  # diverged: keep the start-of-epoch params
+    opt_state = where(finite, opt_state, s.opt_state)
+
+    stop_if = [~finite]
+    codes = [_STOP["diverged"]]
+    if config.min_weight_change is not None:  # article rule 1
+        stop_if.append(max_change < config.min_weight_change)
+        codes.append(_STOP["weight_change_below_threshold"])
+    if config.tol is not None:  # article rule 2
+        stop_if.append(epoch_loss < config.tol)
+        codes.append(_STOP["loss_below_tol"])
+
+    val_loss, val_acc = s.val_loss, s.val_accuracy
+    best_params, best_val, best_epoch, bad = (
+        s.best_params,
+        s.best_val_loss,
+        s.best_epoch,
+        s.bad_epochs,
+    )
+    if validate is not None:
+        vl, va = validate(params)
+        val_loss, val_acc = record(val_loss, vl), record(val_acc, va)
+        if config.n_iter_no_change is not None:
+            bad = jnp.where(vl < best_val - config.validation_tol, 0, bad + 1)
+            better = vl < best_val
+            best_params = where(better, params, best_params)
+            best_epoch = jnp.where(better, s.epoch + 1, best_epoch)
+            best_val = jnp.where(better, vl, best_val)
+            stop_if.append(bad >= config.n_iter_no_change)
+            codes.append(_STOP["no_validation_improvement"])
+
+    stop = jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(_RUNNING))
+    return LoopState(
+        epoch=s.epoch + 1,
+        params=params,
+        opt_state=opt_state,
+        stop=stop,
+        loss=record(s.loss, epoch_loss),
+        max_weight_change=record(s.max_weight_change, max_change),
+        val_loss=val_loss,
+        val_accuracy=val_acc,
+        best_params=best_params,
+        best_val_loss=best_val,
+        best_epoch=best_epoch,
+        bad_epochs=bad,
+    )
+
+
 def run_epochs(
     state: LoopState,
     X: Array,
@@ -214,7 +290,11 @@ def run_epochs(
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = apply_updates(params, updates)  # p + u
         # max |delta w| only when the article's rule 1 needs it: it reads every update
-        change = _max_abs(updates) if config.min_weight_change is not None else jnp.zeros(())
+        change = (
+            _max_abs(updates)
+            if config.min_weight_change is not None
+            else jnp.zeros((), batch_loss.dtype)
+        )
         return (params, opt_state), (batch_loss, jnp.sum(sb), change)
 
     def one_epoch(s: LoopState) -> LoopState:
@@ -227,52 +307,22 @@ def run_epochs(
         max_change = jnp.max(changes)
 
         finite = jnp.isfinite(epoch_loss) & _all_finite(params)
-        params = _tree_where(finite, params, s.params)  # diverged: keep the start-of-epoch params
-        opt_state = _tree_where(finite, opt_state, s.opt_state)
 
-        stop_if = [~finite]
-        codes = [_STOP["diverged"]]
-        if config.min_weight_change is not None:  # article rule 1
-            stop_if.append(max_change < config.min_weight_change)
-            codes.append(_STOP["weight_change_below_threshold"])
-        if config.tol is not None:  # article rule 2
-            stop_if.append(epoch_loss < config.tol)
-            codes.append(_STOP["loss_below_tol"])
-
-        val_loss, val_acc = s.val_loss, s.val_accuracy
-        best_params, best_val, best_epoch, bad = (
-            s.best_params,
-            s.best_val_loss,
-            s.best_epoch,
-            s.bad_epochs,
-        )
-        if config.has_validation:
+        def validate(params: MLP) -> tuple[Array, Array]:
             vl = loss_kernel(params, X_val, Y_val)
-            val_loss = val_loss.at[e].set(vl)
-            val_acc = val_acc.at[e].set(_accuracy_kernel(params, X_val, Y_val).astype(vl.dtype))
-            if config.n_iter_no_change is not None:
-                bad = jnp.where(vl < best_val - config.validation_tol, 0, bad + 1)
-                better = vl < best_val
-                best_params = _tree_where(better, params, best_params)
-                best_epoch = jnp.where(better, e + 1, best_epoch)
-                best_val = jnp.where(better, vl, best_val)
-                stop_if.append(bad >= config.n_iter_no_change)
-                codes.append(_STOP["no_validation_improvement"])
+            return vl, _accuracy_kernel(params, X_val, Y_val).astype(vl.dtype)
 
-        stop = jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(_RUNNING))
-        return LoopState(
-            epoch=e + 1,
-            params=params,
-            opt_state=opt_state,
-            stop=stop,
-            loss=s.loss.at[e].set(epoch_loss),
-            max_weight_change=s.max_weight_change.at[e].set(max_change),
-            val_loss=val_loss,
-            val_accuracy=val_acc,
-            best_params=best_params,
-            best_val_loss=best_val,
-            best_epoch=best_epoch,
-            bad_epochs=bad,
+        return end_epoch(
+            s,
+            params,
+            opt_state,
+            epoch_loss,
+            max_change,
+            finite,
+            validate if config.has_validation else None,
+            config=config,
+            where=_tree_where,
+            record=lambda history, value: history.at[e].set(value),
         )
 
     def running(s: LoopState) -> Array:
