@@ -27,21 +27,119 @@ seeds, learning rate x momentum; needs matplotlib, ``pip install "jbpnn[plot]"``
     python experiments/sweep.py [--quick] [--out DIR] [--epochs 60] [--seeds 8]
         [--lrs 0.003,...,10] [--momenta 0,0.5,0.9,0.97] [--devices K] [--no-timing]
 
-The same runs as ``jbpnn sweep``.
+The same runs as ``jbpnn sweep``, which leaves out the timing (the timing harness,
+:func:`time_against_sequential`, lives here: it is an experiment, not library code).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 try:
     import jbpnn  # noqa: F401
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jbpnn.many import add_sweep_arguments, run_sweep
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.typing import ArrayLike  # noqa: E402
+
+from jbpnn.cli.sweep import add_sweep_arguments, run_sweep  # noqa: E402
+from jbpnn.many import InitSpec, train_many  # noqa: E402
+from jbpnn.optimizers import OPTIMIZERS  # noqa: E402
+from jbpnn.params import init_params  # noqa: E402
+from jbpnn.training import train  # noqa: E402
+
+
+def time_against_sequential(
+    spec: InitSpec,
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    seeds: Sequence[int],
+    hparams: Mapping[str, Any],
+    optimizer: str = "momentum",
+    sequential_subset: int | None = None,
+    repeats: int = 3,
+    vmap_baseline: bool = True,
+    **train_kwargs: Any,
+) -> dict[str, Any]:
+    """Time :func:`train_many` against training the same networks one after another.
+
+    Compilation is excluded from both: ``train_many`` is called once to compile,
+    then ``repeats`` times (median reported); each sequential network is trained
+    once to compile (a new optimizer means a new program for ``train``), then timed.
+    With ``sequential_subset = k`` only ``k`` networks spread over the grid are
+    timed sequentially, and the sequential total is ``N`` times their median.
+
+    Returns:
+        A dict: ``n``, ``many_s`` (median), ``many_runs``, ``many_first_s``
+        (with compilation), ``vmap_s`` (the plain vmap, median) if asked,
+        ``sequential_s`` (scaled to ``N``), ``sequential_per_network_s`` (all
+        timed), ``sequential_first_s`` (per network, with compilation),
+        ``timed_sequentially``, ``speedup`` and ``vmap_speedup``.
+    """
+    seeds = np.asarray(list(seeds), dtype=np.int64)
+    n = len(seeds)
+    spec_args = (tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype)
+
+    def many(method: str) -> float:
+        t = time.perf_counter()
+        r = train_many(
+            spec,
+            X,
+            Y,
+            seeds=seeds,
+            optimizer=optimizer,
+            hparams=hparams,
+            method=method,
+            **train_kwargs,
+        )
+        jax.block_until_ready(r.params)
+        return time.perf_counter() - t
+
+    out: dict[str, Any] = {"n": n, "many_first_s": many("fused")}
+    runs = [many("fused") for _ in range(repeats)]
+    out.update(many_s=float(np.median(runs)), many_runs=runs)
+    if vmap_baseline:
+        many("vmap")
+        out["vmap_s"] = float(np.median([many("vmap") for _ in range(repeats)]))
+
+    k = n if sequential_subset is None else max(1, min(int(sequential_subset), n))
+    picks = np.unique(np.linspace(0, n - 1, k).round().astype(int))
+    factory = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    seq, first = [], []
+    for i in picks:
+        params = init_params(jax.random.key(int(seeds[i])), *spec_args)
+        opt = factory(**{name: _at(value, i) for name, value in hparams.items()})
+        t = time.perf_counter()
+        jax.block_until_ready(train(params, X, Y, optimizer=opt, **train_kwargs).params)
+        first.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        jax.block_until_ready(train(params, X, Y, optimizer=opt, **train_kwargs).params)
+        seq.append(time.perf_counter() - t)
+    out.update(
+        timed_sequentially=len(picks),
+        sequential_per_network_s=seq,
+        sequential_first_s=first,
+        sequential_s=float(np.median(seq)) * n,
+    )
+    out["speedup"] = out["sequential_s"] / out["many_s"]
+    if vmap_baseline:
+        out["vmap_speedup"] = out["sequential_s"] / out["vmap_s"]
+    return out
+
+
+def _at(value: Any, i: int) -> Any:
+    arr = np.asarray(value) if not (isinstance(value, str) or callable(value)) else None
+    if arr is not None and arr.ndim == 1:
+        return float(arr[i])
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_sweep_arguments(parser, default_out="results/sweep")
-    return run_sweep(parser.parse_args(argv))
+    return run_sweep(parser.parse_args(argv), time_fn=time_against_sequential)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import subprocess
 import sys
@@ -20,7 +18,6 @@ from jbpnn.many import (
     EnsembleTooLarge,
     InitSpec,
     ResultsTable,
-    estimate_memory,
     grid,
     init_many,
     network_count,
@@ -227,79 +224,6 @@ def test_too_large_request_fails_before_allocating():
     train_many(small, X, Y, seeds=range(4), hparams={"lr": 0.1}, epochs=1, memory_limit=300 * 2**20)
     with pytest.raises(EnsembleTooLarge, match="memory_limit"):
         train_many(small, X, Y, seeds=range(10**6), hparams={"lr": 0.1}, memory_limit=300 * 2**20)
-
-
-def test_memory_estimate_parts():
-    one = init_params(jax.random.key(0), (64, 64, 10), "sigmoid", "cross_entropy")
-    n_params = 64 * 64 + 64 + 64 * 10 + 10
-    est = estimate_memory(
-        one,
-        10,
-        n_examples=1000,
-        batch_size=32,
-        epochs=50,
-        n_val=100,
-        optimizer=OPTIMIZERS["adam"](0.01),
-    )
-    assert est.parts["params"] == 4 * n_params * 4
-    assert est.parts["optimizer_state"] == 2 * (2 * n_params + 1) * 4  # mu, nu, count
-    assert est.parts["activations"] == (3 * 74 * 32 + 2 * 74 * 100) * 4
-    assert est.parts["history"] == 4 * 50 * 4
-    assert est.total == 10 * est.per_network + est.shared
-    assert est.max_networks(est.total) == 10
-
-
-# ---------------------------------------------------------------- grid and tables
-def test_grid_is_the_cartesian_product_first_axis_slowest():
-    g = grid(lr=[0.1, 0.3], m=[0.0, 0.9], seed=range(2))
-    assert list(g) == ["lr", "m", "seed"]
-    assert g["lr"].tolist() == [0.1] * 4 + [0.3] * 4
-    assert g["m"].tolist() == [0.0, 0.0, 0.9, 0.9] * 2
-    assert g["seed"].tolist() == [0, 1] * 4
-    assert grid(lr=0.5, variant="article")["variant"].tolist() == ["article"]
-    with pytest.raises(ValueError, match="empty"):
-        grid(lr=[])
-    with pytest.raises(ValueError, match="at least one axis"):
-        grid()
-
-
-def _table():
-    rows = [
-        {"network": 0, "lr": 0.1, "seed": 0, "val_accuracy": 0.5, "stop_reason": "max_epochs"},
-        {"network": 1, "lr": 0.1, "seed": 1, "val_accuracy": 0.7, "stop_reason": "max_epochs"},
-        {"network": 2, "lr": 10.0, "seed": 0, "val_accuracy": math.nan, "stop_reason": "diverged"},
-        {"network": 3, "lr": 10.0, "seed": 1, "val_accuracy": 1 / 3, "stop_reason": "diverged"},
-    ]
-    return ResultsTable(rows)
-
-
-def test_results_table_csv_json_round_trip(tmp_path):
-    table = _table()
-    assert ResultsTable.from_csv(table.to_csv(tmp_path / "t.csv")) == table
-    assert ResultsTable.from_csv(tmp_path / "t.csv") == table
-    assert ResultsTable.from_json(table.to_json(tmp_path / "t.json")) == table
-    assert ResultsTable.from_json(tmp_path / "t.json") == table
-    assert json.loads((tmp_path / "t.json").read_text())["rows"][2]["val_accuracy"] is None
-    assert ResultsTable.from_csv(tmp_path / "t.csv")[3]["val_accuracy"] == 1 / 3  # exact
-    assert table != table.sort("lr", descending=True)
-    with pytest.raises(ValueError, match="line 2"):
-        ResultsTable.from_csv("a,b\n1\n")
-
-
-def test_results_table_sort_print_summarize():
-    table = _table()
-    best = table.sort("val_accuracy", descending=True)
-    assert best["network"] == [1, 0, 3, 2]  # NaN last
-    assert table.sort("val_accuracy")["network"] == [3, 0, 1, 2]
-    text = str(table)
-    assert text.splitlines()[0].split() == table.columns and "diverged" in text
-    s = table.summarize(["lr"], ["val_accuracy"])
-    assert s["lr"] == [0.1, 10.0] and s["n"] == [2, 2]
-    assert s[0]["val_accuracy_mean"] == pytest.approx(0.6)
-    assert s[0]["val_accuracy_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
-    assert s[1]["val_accuracy_mean"] == pytest.approx(1 / 3)  # NaN left out
-    with pytest.raises(KeyError, match="no column"):
-        table.sort("accuracy")
 
 
 def test_many_result_table_has_one_row_per_network(x64):

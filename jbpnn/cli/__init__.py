@@ -402,7 +402,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- experiments from a checkout
 def _experiment_path(name: str) -> Path:
     """``experiments/NAME.py`` of the checkout this package lives in, or of the cwd."""
-    places = [Path(__file__).resolve().parents[1], Path.cwd()]
+    places = [Path(__file__).resolve().parents[2], Path.cwd()]
     for root in places:
         path = root / "experiments" / f"{name}.py"
         if path.is_file():
@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     gradcheck.add_arguments(gc)
     gc.set_defaults(func=gradcheck.run)
 
-    from jbpnn.many import add_sweep_arguments, run_sweep
+    from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
 
     sw = _subparser(
         sub,
@@ -588,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep.json and heatmap.png, and time train_many against sequential train.",
         "jbpnn sweep --quick --out sweep",
     )
-    add_sweep_arguments(sw)
+    add_sweep_arguments(sw, timing=False)
     sw.set_defaults(func=run_sweep)
 
     be = _subparser(

@@ -1,0 +1,280 @@
+"""``jbpnn sweep``: a learning-rate x momentum x seed grid on the digits, all at once.
+
+The options (:func:`add_sweep_arguments`) and the run (:func:`run_sweep`) shared by
+``jbpnn sweep`` and ``experiments/sweep.py``; the experiment adds the timing of
+``train_many`` against sequential ``train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jbpnn.many import InitSpec, train_many, use_cpu_devices
+from jbpnn.tables import ResultsTable, grid
+
+__all__ = [
+    "SWEEP_CPU_DEVICES",
+    "SWEEP_LRS",
+    "SWEEP_MOMENTA",
+    "TIMING_LRS",
+    "add_sweep_arguments",
+    "number_list",
+    "run_sweep",
+]
+
+
+SWEEP_LRS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+SWEEP_MOMENTA = (0.0, 0.5, 0.9, 0.97)
+TIMING_LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)  # none diverges at m 0.9
+SWEEP_CPU_DEVICES = 0  # CPU devices the sweep asks JAX for by default; 0: one per core, up to 8
+
+
+def add_sweep_arguments(
+    parser: argparse.ArgumentParser, default_out: str = "sweep", timing: bool = True
+) -> argparse.ArgumentParser:
+    """Add the options of ``jbpnn sweep`` / ``experiments/sweep.py`` to an argparse parser.
+
+    ``timing=False`` leaves out the ``--timing*`` options (``jbpnn sweep``: the timing
+    harness is an experiment, ``experiments/sweep.py``, not part of the library).
+    """
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny grid and few epochs (for tests; seconds)"
+    )
+    parser.add_argument(
+        "--out",
+        default=default_out,
+        help=f"folder for the CSV, JSON and PNG (default {default_out})",
+    )
+    parser.add_argument(
+        "--lrs",
+        type=number_list,
+        default=SWEEP_LRS,
+        help="learning rates, comma-separated (default: 8 from 0.003 to 10)",
+    )
+    parser.add_argument(
+        "--momenta",
+        type=number_list,
+        default=SWEEP_MOMENTA,
+        help="momenta m, comma-separated (default 0,0.5,0.9,0.97)",
+    )
+    parser.add_argument("--seeds", type=int, default=8, help="init seeds per cell (default 8)")
+    parser.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
+    parser.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--n-iter-no-change",
+        type=int,
+        default=10,
+        help="early-stopping patience on the validation loss (default 10; 0: off)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data split and order seed")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="ask JAX for this many CPU devices (before it starts) and split the networks "
+        "across them (default: one per CPU core, at most 8)",
+    )
+    parser.add_argument("--top", type=int, default=8, help="best configurations to print")
+    if timing:
+        parser.add_argument(
+            "--timing",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="time train_many against sequential train (default on)",
+        )
+        parser.add_argument("--timing-networks", type=int, default=64)
+        parser.add_argument("--timing-epochs", type=int, default=20)
+        parser.add_argument(
+            "--timing-sequential",
+            type=int,
+            default=16,
+            help="networks actually trained one by one for the timing (default 16)",
+        )
+        parser.add_argument("--timing-repeats", type=int, default=5)
+    else:
+        parser.set_defaults(timing=False)
+    parser.add_argument(
+        "--plot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the heatmap PNG (needs matplotlib; default on)",
+    )
+    return parser
+
+
+def number_list(text: str) -> tuple[float, ...]:
+    """``'0.1,0.3'`` -> ``(0.1, 0.3)``: an argparse type for lists of non-negative numbers."""
+    try:
+        values = tuple(float(t) for t in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError(f"expected non-negative finite numbers, got {text!r}")
+    return values
+
+
+def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = None) -> int:
+    """``jbpnn sweep``: the digits grid of ``args`` (see :func:`add_sweep_arguments`).
+
+    Prints the best configurations (mean and spread over seeds), writes
+    ``sweep.csv``, ``sweep.json`` and ``heatmap.png`` to ``args.out`` and, with
+    ``args.timing``, times ``train_many`` against sequential ``train`` with
+    ``time_fn`` (``experiments/sweep.py``'s ``time_against_sequential``; without
+    it a line says where the timing is). Returns the exit status.
+    """
+    from jbpnn import data
+
+    timing = bool(getattr(args, "timing", False))
+    if args.quick:
+        args.lrs, args.momenta, args.seeds = args.lrs[2:6:2], args.momenta[1:3], 2
+        args.epochs, args.hidden = 4, 16
+        if timing:
+            args.timing_networks, args.timing_epochs, args.timing_sequential = 4, 2, 2
+            args.timing_repeats = 1
+    if args.devices is not None and args.devices < 1:
+        raise ValueError(f"--devices must be at least 1, got {args.devices}")
+    positive = ("seeds", "hidden", "epochs", "batch_size", "top")
+    for name in positive + (("timing_networks",) if timing else ()):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    # One CPU device per core, asked for before JAX starts (else JAX keeps its devices):
+    # train_many runs its share of the networks on each, in parallel.
+    use_cpu_devices(args.devices or SWEEP_CPU_DEVICES or None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    digits = data.load_digits()
+    X_tr, X_val, y_tr, y_val = data.train_test_split(digits.X, digits.y, 0.2, seed=args.seed)
+    Y_tr, Y_val = data.one_hot(y_tr, 10), data.one_hot(y_val, 10)
+    spec = InitSpec((64, args.hidden, 10), "sigmoid", "cross_entropy", "glorot")
+    g = grid(lr=list(args.lrs), m=list(args.momenta), seed=range(args.seeds))
+    seeds = g.pop("seed")
+    n = len(seeds)
+    arch = "-".join(map(str, spec.sizes))
+    print(
+        f"sweep: {len(args.lrs)} learning rates x {len(args.momenta)} momenta x {args.seeds} "
+        f"seeds = {n} networks {arch} (sigmoid, softmax + cross-entropy, glorot), "
+        f"momentum (classical), batch {args.batch_size}, up to {args.epochs} epochs, early "
+        f"stopping patience {args.n_iter_no_change or 'off'}; digits {len(X_tr)} train / "
+        f"{len(X_val)} validation; {len(jax.local_devices())} {jax.default_backend()} device(s)",
+        flush=True,
+    )
+    result = train_many(
+        spec,
+        X_tr,
+        Y_tr,
+        seeds=seeds,
+        hparams=g,
+        key=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        X_val=X_val,
+        Y_val=Y_val,
+        n_iter_no_change=args.n_iter_no_change or None,
+    )
+    print(result.summary(), flush=True)
+    table = result.table(X_tr, Y_tr)
+    table.to_csv(out / "sweep.csv")
+    table.to_json(out / "sweep.json")
+    summary = table.summarize(["lr", "m"], ["val_accuracy", "train_accuracy", "epochs"])
+    best = summary.sort("val_accuracy_mean", descending=True)
+    print(f"\nbest configurations (validation accuracy over {args.seeds} seeds):")
+    print(_best_lines(best.head(args.top)))
+    worst = best.rows[-1]
+    print(
+        f"worst: lr {worst['lr']:g}, m {worst['m']:g}: "
+        f"{worst['val_accuracy_mean']:.4f} +- {worst['val_accuracy_std']:.4f}"
+    )
+    print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.json'} (one row per network)")
+    if args.plot:
+        from jbpnn.plots import plot_heatmap
+
+        try:
+            plot_heatmap(
+                summary,
+                out / "heatmap.png",
+                title=f"digits {arch}, {args.seeds} seeds per cell, batch {args.batch_size}",
+            )
+            print(f"wrote {out / 'heatmap.png'}")
+        except ImportError as error:
+            print(f"no heatmap: {error}")
+
+    if timing and time_fn is None:
+        print(
+            "\ntiming: not run here; run `python experiments/sweep.py` from a source "
+            "checkout to time train_many against sequential train"
+        )
+    elif timing:
+        k = args.timing_networks
+        tg = grid(lr=list(TIMING_LRS), seed=range(-(-k // len(TIMING_LRS))))
+        t_seeds = tg.pop("seed")[:k]
+        t_hp = {"lr": tg["lr"][:k], "m": 0.9}
+        print(
+            f"\ntiming: {k} networks {arch} ({len(set(t_hp['lr']))} learning rates from "
+            f"{min(t_hp['lr']):g} to {max(t_hp['lr']):g} x seeds, m 0.9), {args.timing_epochs} "
+            f"epochs, batch {args.batch_size}, with validation, no early stopping; compilation "
+            f"excluded from both; medians of {args.timing_repeats} runs",
+            flush=True,
+        )
+        t = time_fn(
+            spec,
+            X_tr,
+            Y_tr,
+            seeds=t_seeds,
+            hparams=t_hp,
+            key=args.seed,
+            sequential_subset=args.timing_sequential,
+            repeats=args.timing_repeats,
+            vmap_baseline=not args.quick,
+            epochs=args.timing_epochs,
+            batch_size=args.batch_size,
+            X_val=X_val,
+            Y_val=Y_val,
+        )
+        print(_timing_lines(t, len(jax.local_devices())))
+    return 0
+
+
+def _best_lines(best: ResultsTable) -> str:
+    lines = [
+        f"{'lr':>7} {'m':>5}  {'val accuracy':>18}  {'min':>6} {'max':>6}  "
+        f"{'train acc':>9}  {'epochs':>6}"
+    ]
+    for r in best:
+        lines.append(
+            f"{r['lr']:>7g} {r['m']:>5g}  {r['val_accuracy_mean']:>8.4f} +- "
+            f"{r['val_accuracy_std']:<6.4f}  {r['val_accuracy_min']:>6.4f} "
+            f"{r['val_accuracy_max']:>6.4f}  {r['train_accuracy_mean']:>9.4f}  "
+            f"{r['epochs_mean']:>6.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _timing_lines(t: dict[str, Any], n_devices: int) -> str:
+    n, k = t["n"], t["timed_sequentially"]
+    seq = np.asarray(t["sequential_per_network_s"])
+    lines = [
+        f"  train_many (fused, {n_devices} device(s)): {t['many_s']:.3f} s "
+        f"(runs: {', '.join(f'{v:.3f}' for v in t['many_runs'])}; first call with "
+        f"compilation {t['many_first_s']:.2f} s)",
+    ]
+    if "vmap_s" in t:
+        lines.append(
+            f"  train_many (plain vmap):   {t['vmap_s']:.3f} s  -> {t['vmap_speedup']:.2f}x"
+        )
+    lines += [
+        f"  sequential train:          {t['sequential_s']:.3f} s = {n} x the median "
+        f"{np.median(seq) * 1e3:.1f} ms of {k} networks timed one by one "
+        f"(range {seq.min() * 1e3:.1f}..{seq.max() * 1e3:.1f} ms; with compilation "
+        f"{np.median(t['sequential_first_s']):.2f} s each)",
+        f"  speed-up of train_many (fused) over sequential train: {t['speedup']:.2f}x",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""How much memory an ensemble needs, before anything is allocated.
+
+:func:`estimate_memory` counts the bytes :func:`jbpnn.many.train_many` needs for
+``N`` networks of one architecture (a deliberate over-estimate, by part),
+:func:`available_memory` says what the device has free, and :func:`check_memory`
+raises :class:`EnsembleTooLarge` when the estimate does not fit, with the number of
+networks that would.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jbpnn.params import MLP
+
+__all__ = [
+    "RUNTIME_OVERHEAD",
+    "EnsembleTooLarge",
+    "MemoryEstimate",
+    "SizedOptimizer",
+    "available_memory",
+    "check_memory",
+    "estimate_memory",
+    "format_bytes",
+]
+
+
+class SizedOptimizer(Protocol):
+    """What :func:`estimate_memory` needs of an optimizer: ``init(params) -> state``."""
+
+    def init(self, params: Any) -> Any: ...
+
+
+RUNTIME_OVERHEAD = 256 * 2**20  # bytes for XLA's compiler and runtime (measured ~200-300 MiB)
+
+
+class EnsembleTooLarge(MemoryError, ValueError):
+    """The requested ensemble would not fit in the memory available (raised before allocating)."""
+
+
+class MemoryEstimate(NamedTuple):
+    """Bytes :func:`train_many` needs, by part (see :func:`estimate_memory`).
+
+    Attributes:
+        per_network: bytes for one more network: ``params`` (params, the epoch-start
+            copy kept for divergence rollback, gradients, updates; best params with
+            early stopping), ``optimizer_state`` (twice, for rollback),
+            ``activations`` (layer outputs, deltas and a temporary for one batch, and
+            for the validation set), ``history``.
+        shared: bytes shared by all networks: the data and one epoch's shuffled copy,
+            and :data:`RUNTIME_OVERHEAD` for XLA's compiler and runtime.
+        parts: the per-network figure split into the four parts above.
+    """
+
+    n_networks: int
+    per_network: int
+    shared: int
+    parts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return self.n_networks * self.per_network + self.shared
+
+    def max_networks(self, limit: int) -> int:
+        """How many such networks fit in ``limit`` bytes."""
+        return max(0, (int(limit) - self.shared) // max(1, self.per_network))
+
+
+def estimate_memory(
+    template: MLP,
+    n_networks: int,
+    *,
+    n_examples: int,
+    batch_size: int | None = None,
+    epochs: int = 200,
+    n_val: int = 0,
+    optimizer: SizedOptimizer | None = None,
+    early_stopping: bool = False,
+    own_data_order: bool = False,
+    history_chunk: int | None = None,
+) -> MemoryEstimate:
+    """Estimate the device memory of :func:`train_many`, without allocating anything.
+
+    A deliberate over-estimate (XLA fuses many temporaries away): params, gradients,
+    updates and rollback copies ``4 P`` (``5 P`` with early stopping), optimizer
+    state ``2 S`` (``S`` = ``P`` for momentum, ``2 P`` for Adam, 0 for SGD),
+    activations ``3 U B + 2 U n_val`` and history ``4 H`` numbers per network
+    (``H`` = ``epochs``, or ``min(epochs, history_chunk)``),
+    ``P`` its parameter count, ``U`` its number of units, ``B`` the batch size;
+    plus the data twice (once per network with per-network data orders) and
+    :data:`RUNTIME_OVERHEAD`. Measured on the digits (64-64-10, batch 32, 359
+    validation rows): 4096 networks grew the process by 1.1 GiB, estimated 1.7 GiB.
+
+    Args:
+        template: one network of the ensemble (for sizes and dtype).
+        n_networks: ``N``.
+        n_examples: training examples; ``batch_size`` None means all of them.
+        epochs, n_val: epochs and validation examples.
+        optimizer: any object with ``init(params) -> state``, for the size of its
+            state (traced with ``jax.eval_shape``, nothing allocated; default: one
+            slot per parameter, as momentum).
+        early_stopping: keeps a copy of the best params.
+        own_data_order: every network shuffles its own copy of the data (``keys``).
+        history_chunk: the history is kept in a buffer of this many epochs
+            (default None: one entry per epoch, ``epochs`` of them).
+    """
+    item = jnp.dtype(template.dtype).itemsize
+    n_params = sum(
+        int(np.prod(np.shape(l.w))) + int(np.prod(np.shape(l.b))) for l in template.layers
+    )
+    units = sum(template.sizes[1:])
+    if optimizer is None:
+        state_items = n_params
+    else:
+        shapes = jax.eval_shape(optimizer.init, template)
+        state_items = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
+    history_len = int(epochs) if history_chunk is None else min(int(epochs), int(history_chunk))
+    batch = n_examples if batch_size is None else min(int(batch_size), n_examples)
+    data = (n_examples + n_val) * (template.n_in + template.n_out)
+    parts = {
+        "params": (5 if early_stopping else 4) * n_params * item,
+        "optimizer_state": 2 * state_items * item,
+        "activations": (3 * units * batch + 2 * units * n_val) * item,
+        "history": 4 * history_len * item,
+    }
+    if own_data_order:
+        parts["activations"] += n_examples * (template.n_in + template.n_out) * item
+    shared = 2 * data * item + RUNTIME_OVERHEAD
+    return MemoryEstimate(int(n_networks), sum(parts.values()), shared, parts)
+
+
+def available_memory(device: Any = None) -> tuple[int, str]:
+    """Bytes free on ``device`` (default: the first JAX device) and where that came from.
+
+    Accelerators: ``bytes_limit - bytes_in_use`` of ``device.memory_stats()``.
+    CPU: ``MemAvailable`` of ``/proc/meminfo``, else ``os.sysconf`` available pages.
+    """
+    device = device or jax.devices()[0]
+    stats = None
+    if device.platform != "cpu":
+        try:
+            stats = device.memory_stats()
+        except Exception:  # pragma: no cover - backend without memory stats
+            stats = None
+    if stats and "bytes_limit" in stats:
+        free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return free, f"{device.platform} device memory ({device})"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available RAM (/proc/meminfo)"
+    except OSError:
+        pass
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(pages), "available RAM (os.sysconf)"
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf
+        return 2**62, "unknown (no limit applied)"
+
+
+def check_memory(
+    estimate: MemoryEstimate, limit: int | None = None, what: str = "the ensemble"
+) -> None:
+    """Raise :class:`EnsembleTooLarge` if ``estimate`` exceeds ``limit`` bytes.
+
+    ``limit`` defaults to 90% of :func:`available_memory`.
+    """
+    if limit is None:
+        free, source = available_memory()
+        limit = int(0.9 * free)
+        source = f"90% of the {format_bytes(free)} of {source}"
+    else:
+        source = "memory_limit"
+    if estimate.total <= limit:
+        return
+    parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in estimate.parts.items())
+    fit = estimate.max_networks(limit)
+    raise EnsembleTooLarge(
+        f"{what} need about {format_bytes(estimate.total)} "
+        f"({format_bytes(estimate.per_network)} per network: {parts}; data "
+        f"{format_bytes(estimate.shared)}), more than the {format_bytes(limit)} allowed "
+        f"({source}). "
+        f"At most {fit} such networks fit: train the grid in parts of at most {fit} networks, "
+        "or use a smaller batch, validation set or network"
+    )
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KiB"``: bytes in binary units."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover

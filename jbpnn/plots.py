@@ -1,0 +1,131 @@
+"""Figures: loss curves and hyperparameter heatmaps, written as PNG files.
+
+The only module of jbpnn that imports matplotlib, and only inside the functions
+(``pip install "jbpnn[plot]"``): importing jbpnn never loads it. Files are written
+atomically (a temporary file, then a rename).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_heatmap", "plot_history", "require_matplotlib"]
+
+
+def require_matplotlib(what: str = "plotting") -> None:
+    """Raise ImportError naming ``pip install "jbpnn[plot]"`` if matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            f'{what} needs matplotlib, which is not installed: pip install "jbpnn[plot]"'
+        ) from None
+
+
+def _pyplot(what: str) -> Any:
+    require_matplotlib(what)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, plt: Any, path: str | os.PathLike) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_history(path: str | os.PathLike, history: Mapping[str, np.ndarray], title: str) -> None:
+    """Save the loss curves of one training as a PNG (needs matplotlib).
+
+    Args:
+        path: the PNG to write.
+        history: ``loss`` of shape ``(epochs,)`` and, when present, ``val_loss`` and
+            ``val_accuracy`` of the same shape (as :class:`jbpnn.training.TrainResult`).
+        title: the figure's title.
+    """
+    plt = _pyplot("the loss-curve plot")
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    ax.plot(epochs, history["loss"], label="train loss")
+    if "val_loss" in history:
+        ax.plot(epochs, history["val_loss"], label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (mean E per example)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if "val_accuracy" in history:
+        ax2 = ax.twinx()
+        ax2.plot(epochs, history["val_accuracy"], color="tab:green", ls="--", label="val accuracy")
+        ax2.set_ylabel("validation accuracy")
+        ax2.set_ylim(0, 1.0)
+        ax2.legend(loc="center right")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    _save(fig, plt, path)
+
+
+def plot_heatmap(
+    summary: Iterable[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    x: str = "lr",
+    y: str = "m",
+    value: str = "val_accuracy_mean",
+    title: str | None = None,
+    x_label: str = "learning rate",
+    y_label: str = "momentum m",
+    value_label: str = "validation accuracy (mean over seeds)",
+) -> None:
+    """Save a heatmap of ``value`` over the grid ``x`` by ``y`` as a PNG (needs matplotlib).
+
+    Args:
+        summary: one row per ``(x, y)`` cell, e.g. from
+            :meth:`jbpnn.tables.ResultsTable.summarize`.
+        path: the PNG to write.
+        x, y: the columns of the two axes; value: the column shown as colour.
+    """
+    plt = _pyplot("the heatmap")
+
+    xs = sorted({r[x] for r in summary})
+    ys = sorted({r[y] for r in summary})
+    grid_values = np.full((len(ys), len(xs)), np.nan)
+    for r in summary:
+        grid_values[ys.index(r[y]), xs.index(r[x])] = r[value]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(xs), 1.6 + 0.6 * len(ys)), dpi=120)
+    image = ax.imshow(grid_values, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys])
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    finite = grid_values[np.isfinite(grid_values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            v = grid_values[i, j]
+            text = "nan" if not np.isfinite(v) else f"{v:.3f}"
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if np.isfinite(v) and v > middle else "white",
+            )
+    fig.colorbar(image, ax=ax, label=value_label)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, plt, path)

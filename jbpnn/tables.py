@@ -1,0 +1,277 @@
+"""Hyperparameter grids and the one-row-per-network results table.
+
+:func:`grid` builds the columns of a grid (every combination, first axis slowest);
+:class:`ResultsTable` is a small table of rows with fixed columns that prints,
+sorts, summarises over seeds and round-trips through CSV and JSON, with no pandas.
+:meth:`jbpnn.many.ManyResult.table` returns one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ResultsTable", "grid"]
+
+
+def grid(**axes: Any) -> dict[str, np.ndarray]:
+    """Every combination of the given values, as columns of equal length.
+
+    ``grid(lr=[0.1, 0.3], m=[0.0, 0.9], seed=range(2))`` has 8 rows; the first
+    axis varies slowest (as ``itertools.product``)::
+
+        lr   0.1 0.1 0.1 0.1 0.3 0.3 0.3 0.3
+        m    0.0 0.0 0.9 0.9 0.0 0.0 0.9 0.9
+        seed 0   1   0   1   0   1   0   1
+
+    A single value (not a list) is an axis of length one. Pass the columns to
+    :func:`train_many`: ``seeds=g.pop("seed"), hparams=g``.
+
+    Returns:
+        ``{name: array of shape (rows,)}`` in the order given.
+    """
+    if not axes:
+        raise ValueError("grid needs at least one axis, e.g. grid(lr=[0.1, 0.3])")
+    values = {}
+    for name, v in axes.items():
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
+            v = [v]
+        v = list(v)
+        if not v:
+            raise ValueError(f"grid axis {name!r} is empty; give at least one value")
+        values[name] = v
+    rows = list(itertools.product(*values.values()))
+    return {name: np.asarray([r[i] for r in rows]) for i, name in enumerate(values)}
+
+
+# ---------------------------------------------------------------- results tables
+class ResultsTable:
+    """A small table: a list of rows (dicts) with fixed columns, no pandas needed.
+
+    Printable (``print(table)``), sortable (:meth:`sort`), summarised over seeds
+    (:meth:`summarize`) and saved as CSV or JSON (:meth:`to_csv`, :meth:`to_json`,
+    read back with :meth:`from_csv`, :meth:`from_json`).
+    """
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None):
+        self.rows = [dict(r) for r in rows]
+        if columns is None:
+            columns = list(self.rows[0]) if self.rows else []
+        self.columns = list(columns)
+        for i, row in enumerate(self.rows):
+            if set(row) != set(self.columns):
+                raise ValueError(
+                    f"row {i} has columns {sorted(row)}, expected {sorted(self.columns)}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, key: int | str) -> Any:
+        """``table[i]`` is row ``i`` (a dict); ``table["lr"]`` a column (a list)."""
+        if isinstance(key, str):
+            if key not in self.columns:
+                raise KeyError(f"no column {key!r}; columns are {self.columns}")
+            return [r[key] for r in self.rows]
+        return self.rows[key]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResultsTable) or self.columns != other.columns:
+            return False
+        return len(self) == len(other) and all(
+            all(_same(a[c], b[c]) for c in self.columns) for a, b in zip(self.rows, other.rows)
+        )
+
+    def __repr__(self) -> str:
+        return f"ResultsTable({len(self)} rows, columns={self.columns})"
+
+    def sort(self, by: str | Sequence[str], descending: bool = False) -> ResultsTable:
+        """A new table sorted by one or more columns (NaN last, either direction)."""
+        by = [by] if isinstance(by, str) else list(by)
+        for name in by:
+            if name not in self.columns:
+                raise KeyError(f"no column {name!r} to sort by; columns are {self.columns}")
+
+        def sort_key(row):
+            out = []
+            for name in by:
+                v = row[name]
+                missing = v is None or (isinstance(v, float) and math.isnan(v))
+                if isinstance(v, (int, float)) and not missing:
+                    out.append((0, -v if descending else v, ""))
+                else:
+                    out.append((1 if missing else 0, 0, "" if missing else str(v)))
+            return out
+
+        rows = sorted(self.rows, key=sort_key)
+        if descending and any(not isinstance(r[n], (int, float)) for r in rows for n in by):
+            rows = sorted(self.rows, key=lambda r: [str(r[n]) for n in by], reverse=True)
+        return ResultsTable(rows, self.columns)
+
+    def head(self, k: int = 10) -> ResultsTable:
+        return ResultsTable(self.rows[:k], self.columns)
+
+    def select(self, columns: Sequence[str]) -> ResultsTable:
+        """Only these columns, in this order."""
+        for name in columns:
+            if name not in self.columns:
+                raise KeyError(f"no column {name!r}; columns are {self.columns}")
+        return ResultsTable([{c: r[c] for c in columns} for r in self.rows], columns)
+
+    def summarize(
+        self, by: Sequence[str], values: Sequence[str] = ("val_accuracy",)
+    ) -> ResultsTable:
+        """One row per distinct value of ``by``: count, mean, std, min and max of ``values``.
+
+        For example ``table.summarize(["lr", "m"], ["val_accuracy"])`` averages over
+        seeds; ``std`` is the sample standard deviation (0 for a single row).
+        NaN values (diverged networks) are counted in ``n`` but left out of the figures.
+        """
+        groups: dict[tuple, list[dict]] = {}
+        for row in self.rows:
+            groups.setdefault(tuple(row[c] for c in by), []).append(row)
+        out = []
+        for combo, rows in groups.items():
+            row = dict(zip(by, combo))
+            row["n"] = len(rows)
+            for v in values:
+                xs = np.array([r[v] for r in rows], dtype=float)
+                xs = xs[np.isfinite(xs)]
+                row[f"{v}_mean"] = float(xs.mean()) if xs.size else math.nan
+                row[f"{v}_std"] = (
+                    float(xs.std(ddof=1)) if xs.size > 1 else 0.0 if xs.size else math.nan
+                )
+                row[f"{v}_min"] = float(xs.min()) if xs.size else math.nan
+                row[f"{v}_max"] = float(xs.max()) if xs.size else math.nan
+            out.append(row)
+        stats = [f"{v}_{s}" for v in values for s in ("mean", "std", "min", "max")]
+        return ResultsTable(out, [*by, "n", *stats])
+
+    # -- text ------------------------------------------------------------
+    def to_text(self, max_rows: int | None = None, digits: int = 4) -> str:
+        """Aligned columns; floats with ``digits`` significant digits."""
+        rows = self.rows if max_rows is None else self.rows[:max_rows]
+        cells = [[_cell(r[c], digits) for c in self.columns] for r in rows]
+        widths = [
+            max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(self.columns)
+        ]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(self.columns, widths))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+        if max_rows is not None and len(self.rows) > max_rows:
+            lines.append(f"... ({len(self.rows) - max_rows} more rows)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    # -- CSV / JSON --------------------------------------------------------
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """CSV text with a header row (floats written exactly); also written to ``path``."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        for r in self.rows:
+            writer.writerow([_csv_cell(r[c]) for c in self.columns])
+        text = buf.getvalue()
+        if path is not None:
+            _write_text(path, text)
+        return text
+
+    @classmethod
+    def from_csv(cls, source: str | os.PathLike) -> ResultsTable:
+        """Read a table written by :meth:`to_csv` (a path, or the CSV text itself)."""
+        text = _read_source(source, "\n")
+        reader = csv.reader(io.StringIO(text))
+        try:
+            columns = next(reader)
+        except StopIteration:
+            raise ValueError("CSV table is empty: expected a header row") from None
+        rows = []
+        for line, cells in enumerate(reader, start=2):
+            if len(cells) != len(columns):
+                raise ValueError(f"CSV line {line} has {len(cells)} cells, expected {len(columns)}")
+            rows.append({c: _parse_cell(v) for c, v in zip(columns, cells)})
+        return cls(rows, columns)
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """JSON ``{"columns": [...], "rows": [{...}, ...]}``, a row per line (NaN, inf: null)."""
+        rows = [
+            json.dumps({c: _json_cell(r[c]) for c in self.columns}, allow_nan=False)
+            for r in self.rows
+        ]
+        text = f'{{"columns": {json.dumps(self.columns)},\n "rows": [\n  ' + ",\n  ".join(rows)
+        text += "\n ]\n}" if rows else "]\n}"
+        if path is not None:
+            _write_text(path, text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> ResultsTable:
+        """Read a table written by :meth:`to_json` (a path, or the JSON text); null -> NaN."""
+        text = _read_source(source, "{")
+        data = json.loads(text)
+        if not isinstance(data, dict) or "columns" not in data or "rows" not in data:
+            raise ValueError('JSON table must be an object with "columns" and "rows"')
+        rows = [
+            {c: math.nan if r.get(c) is None else r[c] for c in data["columns"]}
+            for r in data["rows"]
+        ]
+        return cls(rows, data["columns"])
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b and type(a) is type(b)
+
+
+def _cell(v: Any, digits: int) -> str:
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _csv_cell(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _parse_cell(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _json_cell(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _read_source(source: str | os.PathLike, marker: str) -> str:
+    if isinstance(source, str) and marker in source:
+        return source  # the text itself
+    return Path(source).read_text()
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
