@@ -28,7 +28,9 @@ from jbpnn.compilation_cache import enable_compilation_cache
 from jbpnn.data import load_digits, one_hot, train_test_split
 from jbpnn.io import Saved, load, save
 from jbpnn.losses import LOSSES, VALID_PAIRS, Loss
-from jbpnn.many import EnsembleTooLarge, InitSpec, ManyResult, ResultsTable, grid, train_many
+from jbpnn.many import InitSpec, ManyResult, train_many
+from jbpnn.memory import EnsembleTooLarge
+from jbpnn.tables import ResultsTable, grid
 from jbpnn.network import (
     backward,
     batch_gradient,
@@ -48,10 +50,11 @@ from jbpnn.optimizers import (
     apply_updates,
     get_optimizer,
     momentum,
+    set_hyperparams,
     sgd,
 )
 from jbpnn.params import INITS, MLP, Layer, init_params
-from jbpnn.training import STOP_REASONS, TrainResult, accuracy, evaluate, train
+from jbpnn.training import STOP_REASONS, TrainResult, TrainState, accuracy, evaluate, train, train_epoch
 
 __version__ = "0.1.0"
 
@@ -74,6 +77,7 @@ __all__ = [
     "ResultsTable",
     "Saved",
     "TrainResult",
+    "TrainState",
     "accuracy",
     "adam",
     "apply_updates",
@@ -98,8 +102,10 @@ __all__ = [
     "per_example_grads",
     "predict",
     "save",
+    "set_hyperparams",
     "sgd",
     "train",
+    "train_epoch",
     "train_many",
     "train_test_split",
 ]

@@ -170,6 +170,17 @@ def predict_kernel(params: MLP, X: Array) -> Array:
     return _batched_forward(params, X)[0]
 
 
+def accuracy_kernel(params: MLP, X: Array, Y: Array) -> Array:
+    """Unchecked, traceable fraction of rows classified right.
+
+    The predicted class is the argmax of the outputs; for one output unit, ``O >= 0.5``.
+    """
+    out = predict_kernel(params, X)
+    if out.shape[1] == 1:
+        return jnp.mean((out[:, 0] >= 0.5) == (Y[:, 0] >= 0.5))
+    return jnp.mean(jnp.argmax(out, axis=1) == jnp.argmax(Y, axis=1))
+
+
 def _per_example_grads_kernel(params: MLP, X: Array, Y: Array) -> MLP:
     def one(x, y):
         _, cache = forward(params, x)

@@ -24,45 +24,65 @@ The rules, with ``lr`` the learning rate at this step and ``m`` the momentum:
 L2 weight decay (``weight_decay > 0``) first replaces ``g`` by ``g + weight_decay * w``
 for every parameter, biases included (the optimizers are generic over pytrees).
 
-``lr`` is a number or a *schedule*, a function ``count -> lr`` of the number of
-updates made so far (0 for the first): see :func:`constant`, :func:`step_decay`
-and :func:`inverse_scaling`. Every hyperparameter may be a traced JAX scalar
-(the code never branches on their values), so an optimizer can be built inside
-a function that ``jax.vmap`` maps over learning rates or momenta.
+``lr`` is a number or a *schedule* of the number of updates made so far (0 for the
+first): :func:`constant`, :func:`step_decay` and :func:`inverse_scaling` (whose
+parameters are hyperparameters like any other), or any function ``count -> lr``.
 
-This module imports only JAX and NumPy.
+**Hyperparameters are data** (as optax's ``inject_hyperparams``). An
+:class:`Optimizer` is its *kind* (the rule: ``sgd``, a momentum variant, ``adam``;
+the schedule's kind; whether weight decay is on) plus initial hyperparameter
+values. ``init`` puts the values into the state as arrays, ``state.hyperparams``
+(``{"lr": ..., "m": ..., "weight_decay": ...}``), and ``update`` reads them from
+there, never from the optimizer. ``opt.kind`` is the optimizer without its values;
+kinds of two optimizers that differ only in values are equal, so a jitted loop that takes the optimizer's ``kind`` as a static argument
+compiles once for every learning rate; :func:`set_hyperparams` changes the values of a
+state (a new learning rate mid-run, or one per network under ``jax.vmap``).
+Weight decay is part of the kind: ``weight_decay=0`` (a plain zero) skips its
+work, any other value (or an array) switches it on. A schedule given as a plain
+function is part of the kind too (a new function compiles a new program).
+
+Every hyperparameter may also be a traced JAX scalar (the code never branches on
+their values), so an optimizer can be built inside a function that ``jax.vmap``
+maps over learning rates or momenta.
+
+This module imports only JAX, NumPy and :mod:`jbpnn.checks`.
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from jbpnn.checks import check_number
+
+__all__ = [
+    "MOMENTUM_VARIANTS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "AdamState",
+    "MomentumState",
+    "Optimizer",
+    "SGDState",
+    "Schedule",
+    "adam",
+    "apply_updates",
+    "constant",
+    "get_optimizer",
+    "inverse_scaling",
+    "momentum",
+    "set_hyperparams",
+    "sgd",
+    "step_decay",
+]
 
 Array = jax.Array
 PyTree = Any
 State = Any
-Schedule = Callable[[Array], Array]
-ScalarOrSchedule = Any  # float | jax.Array | Schedule
-
-
-class Optimizer(NamedTuple):
-    """A pair of pure functions.
-
-    Attributes:
-        init: ``params -> state``.
-        update: ``(grads, state, params) -> (updates, new_state)``; ``updates``
-            has the structure of ``params`` and is added to them by
-            :func:`apply_updates`.
-    """
-
-    init: Callable[[PyTree], State]
-    update: Callable[[PyTree, State, PyTree], tuple[PyTree, State]]
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
@@ -71,15 +91,53 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 
 
 # ---------------------------------------------------------------- schedules
+def _constant_lr(count: Array, hp: Mapping[str, Array]) -> Array:
+    return hp["lr"]  # lr_t = lr
+
+
+def _step_decay_lr(count: Array, hp: Mapping[str, Array]) -> Array:
+    return hp["lr"] * hp["drop"] ** jnp.floor(_float(count) / hp["every"])  # lr drop^floor(t/every)
+
+
+def _inverse_scaling_lr(count: Array, hp: Mapping[str, Array]) -> Array:
+    return hp["lr"] / (_float(count) + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
+
+
+# kind -> (count, hyperparams) -> lr at that count
+_SCHEDULE_RULES: dict[str, Callable[[Array, Mapping[str, Array]], Array]] = {
+    "constant": _constant_lr,
+    "step_decay": _step_decay_lr,
+    "inverse_scaling": _inverse_scaling_lr,
+}
+
+
+class Schedule(NamedTuple):
+    """A learning-rate schedule: its kind (static) and its parameters (data).
+
+    Calling it, ``schedule(count)``, gives the learning rate after ``count`` updates.
+    Given as an optimizer's ``lr``, its parameters become hyperparameters of the
+    optimizer state (``lr``, ``drop``, ``every``, ``power_t``).
+    """
+
+    kind: str
+    params: tuple[tuple[str, Any], ...]
+
+    def __call__(self, count: Any) -> Array:
+        return _SCHEDULE_RULES[self.kind](jnp.asarray(count), dict(self.params))
+
+
 def constant(lr: Any) -> Schedule:
     """The schedule ``lr_t = lr``."""
-    return lambda count: lr
+    check_number("lr", lr, low=0.0)
+    return Schedule("constant", (("lr", lr),))
 
 
-def step_decay(lr: Any, drop: Any = 0.5, every: int = 10) -> Schedule:
+def step_decay(lr: Any, drop: Any = 0.5, every: Any = 10) -> Schedule:
     """The schedule ``lr_t = lr * drop ** floor(t / every)``, ``t`` the update count."""
-    _check_number("every", every, low=1, integer=True)
-    return lambda count: lr * drop ** jnp.floor(_float(count) / every)
+    check_number("lr", lr, low=0.0)
+    check_number("drop", drop, low=0.0)
+    check_number("every", every, low=1, integer=True)
+    return Schedule("step_decay", (("lr", lr), ("drop", drop), ("every", every)))
 
 
 def inverse_scaling(lr: Any, power_t: Any = 0.5) -> Schedule:
@@ -88,64 +146,60 @@ def inverse_scaling(lr: Any, power_t: Any = 0.5) -> Schedule:
     ``t`` is the number of updates made so far (scikit-learn counts samples
     seen; with ``batch_size=1`` the two agree).
     """
-    return lambda count: lr / (_float(count) + 1.0) ** power_t
+    check_number("lr", lr, low=0.0)
+    check_number("power_t", power_t, low=0.0)
+    return Schedule("inverse_scaling", (("lr", lr), ("power_t", power_t)))
 
 
 SCHEDULES = {"constant": constant, "step_decay": step_decay, "inverse_scaling": inverse_scaling}
 
 
-def _as_schedule(lr: ScalarOrSchedule) -> Schedule:
+def _lr_spec(lr: Any) -> tuple[Any, dict[str, Any]]:
+    """``(static schedule, hyperparameters)`` for an optimizer's ``lr`` argument.
+
+    The static part is a schedule kind (a string), or the user's own function.
+    """
+    if isinstance(lr, Schedule):
+        return lr.kind, dict(lr.params)
     if callable(lr):
-        return lr
-    _check_number("lr", lr, low=0.0)
-    return constant(lr)
+        return lr, {}
+    check_number("lr", lr, low=0.0)
+    return "constant", {"lr": lr}
+
+
+def _lr_at(schedule: Any, count: Array, hp: Mapping[str, Array]) -> Array:
+    if isinstance(schedule, str):
+        return _SCHEDULE_RULES[schedule](count, hp)
+    return schedule(count)  # the user's own function count -> lr
 
 
 # ---------------------------------------------------------------- states
 class SGDState(NamedTuple):
-    """Plain gradient descent keeps only the step count."""
+    """Plain gradient descent keeps the step count and its hyperparameters."""
 
     count: Array
+    hyperparams: dict[str, Array]
 
 
 class MomentumState(NamedTuple):
-    """Step count and velocity ``v`` (classical, nesterov) or ``prev_change`` (article)."""
+    """Step count, hyperparameters, and velocity ``v`` (classical, nesterov) or
+    ``prev_change`` (article)."""
 
     count: Array
+    hyperparams: dict[str, Array]
     trace: PyTree
 
 
 class AdamState(NamedTuple):
-    """Step count, first moment ``mu`` and second moment ``nu``."""
+    """Step count, hyperparameters, first moment ``mu`` and second moment ``nu``."""
 
     count: Array
+    hyperparams: dict[str, Array]
     mu: PyTree
     nu: PyTree
 
 
-# ---------------------------------------------------------------- optimizers
-def sgd(lr: ScalarOrSchedule, weight_decay: Any = 0.0) -> Optimizer:
-    """Gradient descent: ``w += -lr g`` (the article's ``w += l Err O`` without momentum).
-
-    Args:
-        lr: learning rate, a number or a schedule ``count -> lr``.
-        weight_decay: L2 coefficient; ``g + weight_decay * w`` is used for ``g``.
-    """
-    lr_at = _as_schedule(lr)
-    _check_number("weight_decay", weight_decay, low=0.0)
-
-    def init(params: PyTree) -> SGDState:
-        return SGDState(count=jnp.zeros((), jnp.int32))
-
-    def update(grads: PyTree, state: SGDState, params: PyTree) -> tuple[PyTree, SGDState]:
-        g = _decayed(grads, params, weight_decay)
-        lr_t = lr_at(state.count)
-        updates = jax.tree.map(lambda g: -lr_t * g, g)  # w += -lr g
-        return _like(updates, params), SGDState(state.count + 1)
-
-    return Optimizer(init, update)
-
-
+# ---------------------------------------------------------------- the rules
 def _classical(g: Array, v: Array, lr: Array, m: Array) -> tuple[Array, Array]:
     v = m * v - lr * g  # v = m v - lr g
     return v, v  # w += v
@@ -169,8 +223,181 @@ MOMENTUM_VARIANTS: dict[str, Callable[..., tuple[Array, Array]]] = {
 }
 
 
+def _sgd_init(params: PyTree, hp: dict[str, Array]) -> SGDState:
+    return SGDState(jnp.zeros((), jnp.int32), hp)
+
+
+def _sgd_update(grads, state: SGDState, params, lr_t, options) -> tuple[PyTree, SGDState]:
+    updates = jax.tree.map(lambda g: -lr_t * g, grads)  # w += -lr g
+    return updates, SGDState(state.count + 1, state.hyperparams)
+
+
+def _momentum_init(params: PyTree, hp: dict[str, Array]) -> MomentumState:
+    return MomentumState(jnp.zeros((), jnp.int32), hp, _zeros_like(params))
+
+
+def _momentum_update(grads, state: MomentumState, params, lr_t, options):
+    rule = MOMENTUM_VARIANTS[options["variant"]]
+    m = state.hyperparams["m"]
+    pairs = jax.tree.map(lambda g, t: rule(g, t, lr_t, m), grads, state.trace)
+    updates, trace = _unzip(pairs, grads)
+    return updates, MomentumState(state.count + 1, state.hyperparams, _like(trace, params))
+
+
+def _adam_init(params: PyTree, hp: dict[str, Array]) -> AdamState:
+    return AdamState(jnp.zeros((), jnp.int32), hp, _zeros_like(params), _zeros_like(params))
+
+
+def _adam_update(grads, state: AdamState, params, lr_t, options):
+    hp = state.hyperparams
+    b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
+    t = _float(state.count + 1)
+    mu = jax.tree.map(
+        lambda mu, g: b1 * mu + (1 - b1) * g, state.mu, grads
+    )  # mu = b1 mu + (1-b1) g
+    nu = jax.tree.map(
+        lambda nu, g: b2 * nu + (1 - b2) * g * g, state.nu, grads
+    )  # nu = b2 nu + (1-b2) g^2
+    mu_hat_scale = 1.0 / (1.0 - b1**t)
+    nu_hat_scale = 1.0 / (1.0 - b2**t)
+    updates = jax.tree.map(  # w += -lr mu_hat / (sqrt(nu_hat) + eps)
+        lambda mu, nu: -lr_t * (mu * mu_hat_scale) / (jnp.sqrt(nu * nu_hat_scale) + eps), mu, nu
+    )
+    return updates, AdamState(state.count + 1, hp, _like(mu, params), _like(nu, params))
+
+
+# name -> (init(params, hyperparams), update(grads, state, params, lr_t, options))
+_RULES: dict[str, tuple[Callable, Callable]] = {
+    "sgd": (_sgd_init, _sgd_update),
+    "momentum": (_momentum_init, _momentum_update),
+    "adam": (_adam_init, _adam_update),
+}
+
+
+# ---------------------------------------------------------------- the optimizer
+class Optimizer:
+    """An optimizer: its kind (static) and its initial hyperparameter values (data).
+
+    Use it as an ``(init, update)`` pair of pure functions::
+
+        state = opt.init(params)                          # hyperparams go into the state
+        updates, state = opt.update(grads, state, params)
+        params = apply_updates(params, updates)
+
+    Its *kind* (:attr:`kind`) is the rule (``name``), its static ``options``
+    (momentum variant, schedule kind, weight decay on or off) and the names of
+    its hyperparameters. :func:`jbpnn.training.train` compiles for the kind only,
+    so a new value never causes a recompilation. Two optimizers are equal when
+    their kinds and values are.
+
+    Attributes:
+        name: ``"sgd"``, ``"momentum"`` or ``"adam"``.
+        options: static settings, e.g. ``{"variant": "nesterov", "schedule": "constant",
+            "weight_decay": False}``.
+        hyperparams: initial values, e.g. ``{"lr": 0.1, "m": 0.9}``; schedule
+            parameters (``drop``, ``every``, ``power_t``) and ``weight_decay`` included.
+    """
+
+    __slots__ = ("name", "options", "hyperparams")
+
+    def __init__(self, name: str, options: Mapping[str, Any], hyperparams: Mapping[str, Any]):
+        if name not in _RULES:
+            raise ValueError(f"unknown optimizer {name!r}; expected one of {list(_RULES)}")
+        self.name = name
+        self.options = dict(options)
+        self.hyperparams = dict(hyperparams)
+
+    def _kind_key(self) -> tuple:
+        return (self.name, tuple(sorted(self.options.items(), key=str)), tuple(self.hyperparams))
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, Optimizer) or self._kind_key() != other._kind_key():
+            return False
+        return all(_same_value(v, other.hyperparams[k]) for k, v in self.hyperparams.items())
+
+    def __hash__(self) -> int:
+        return hash(self._kind_key())  # equal optimizers have equal kinds
+
+    @property
+    def kind(self) -> Optimizer:
+        """This optimizer without its values: what a compiled loop may take as static.
+
+        Kinds of two optimizers that differ only in values are equal, so a program
+        compiled for one serves the other; the values come from the state
+        (``state.hyperparams``). A kind can ``update`` but not ``init``.
+        """
+        return Optimizer(self.name, self.options, dict.fromkeys(self.hyperparams))
+
+    @property
+    def is_kind(self) -> bool:
+        return any(v is None for v in self.hyperparams.values())
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{k}={_show(v)}" for k, v in self.hyperparams.items())
+        options = "".join(f", {k}={v!r}" for k, v in self.options.items() if k in ("variant",))
+        schedule = self.options.get("schedule")
+        if schedule != "constant":
+            name = schedule if isinstance(schedule, str) else getattr(schedule, "__name__", "fn")
+            options += f", schedule={name}"
+        return f"{self.name}({values}{options})"
+
+    def replace(self, **hyperparams: Any) -> Optimizer:
+        """The same kind with other initial values, e.g. ``opt.replace(lr=0.05)``."""
+        unknown = sorted(set(hyperparams) - set(self.hyperparams))
+        if unknown:
+            raise ValueError(
+                f"{self.name} has no hyperparameters {unknown}; its hyperparameters are "
+                f"{list(self.hyperparams)}"
+            )
+        return Optimizer(self.name, self.options, {**self.hyperparams, **hyperparams})
+
+    def init(self, params: PyTree) -> State:
+        """``params -> state``: zero moments, count 0, the hyperparameters as arrays.
+
+        The hyperparameters take the dtype of the params' first floating leaf, as
+        Python numbers would (a float32 network keeps float32 arithmetic).
+        """
+        if self.is_kind:
+            raise ValueError(
+                f"{self!r} is an optimizer kind without values; init the optimizer it came from"
+            )
+        dtype = _float_dtype(params)
+        hp = {k: jnp.asarray(v, dtype) for k, v in self.hyperparams.items()}
+        return _RULES[self.name][0](params, hp)
+
+    def update(self, grads: PyTree, state: State, params: PyTree) -> tuple[PyTree, State]:
+        """``(grads, state, params) -> (updates, new_state)``; ``params + updates`` is the step."""
+        hp = state.hyperparams
+        if self.options.get("weight_decay"):
+            # L2 penalty weight_decay/2 |w|^2 adds weight_decay * w to the gradient.
+            grads = jax.tree.map(lambda g, p: g + hp["weight_decay"] * p, grads, params)
+        lr_t = _lr_at(self.options["schedule"], state.count, hp)
+        updates, state = _RULES[self.name][1](grads, state, params, lr_t, self.options)
+        return _like(updates, params), state
+
+
+def _build(name: str, lr: Any, weight_decay: Any, options: dict, hp: dict) -> Optimizer:
+    schedule, lr_hp = _lr_spec(lr)
+    check_number("weight_decay", weight_decay, low=0.0)
+    decay = not (isinstance(weight_decay, numbers.Real) and weight_decay == 0)
+    hp = {**lr_hp, **hp}
+    if decay:
+        hp["weight_decay"] = weight_decay
+    return Optimizer(name, {**options, "schedule": schedule, "weight_decay": decay}, hp)
+
+
+def sgd(lr: Any, weight_decay: Any = 0.0) -> Optimizer:
+    """Gradient descent: ``w += -lr g`` (the article's ``w += l Err O`` without momentum).
+
+    Args:
+        lr: learning rate: a number, a :class:`Schedule`, or a function ``count -> lr``.
+        weight_decay: L2 coefficient; ``g + weight_decay * w`` is used for ``g``.
+    """
+    return _build("sgd", lr, weight_decay, {}, {})
+
+
 def momentum(
-    lr: ScalarOrSchedule, m: Any = 0.9, variant: str = "classical", weight_decay: Any = 0.0
+    lr: Any, m: Any = 0.9, variant: str = "classical", weight_decay: Any = 0.0
 ) -> Optimizer:
     """Gradient descent with momentum, in three named variants.
 
@@ -190,38 +417,24 @@ def momentum(
     step: with ``lr = 0.1, m = 0.1`` it weighs as much as the step itself.
 
     Args:
-        lr: learning rate, a number or a schedule ``count -> lr``.
-        m: momentum coefficient.
-        variant: ``"classical"``, ``"nesterov"`` or ``"article"``.
+        lr: learning rate: a number, a :class:`Schedule`, or a function ``count -> lr``.
+        m: momentum coefficient, in ``[0, 1)``.
+        variant: ``"classical"``, ``"nesterov"`` or ``"article"`` (static: part of the kind).
         weight_decay: L2 coefficient; ``g + weight_decay * w`` is used for ``g``.
 
     Raises:
-        ValueError: for an unknown variant, listing the valid ones.
+        ValueError: for an unknown variant, listing the valid ones, or a bad value.
     """
     if variant not in MOMENTUM_VARIANTS:
         raise ValueError(
             f"unknown momentum variant {variant!r}; expected one of {list(MOMENTUM_VARIANTS)}"
         )
-    rule = MOMENTUM_VARIANTS[variant]
-    lr_at = _as_schedule(lr)
-    _check_number("m", m, low=0.0)
-    _check_number("weight_decay", weight_decay, low=0.0)
-
-    def init(params: PyTree) -> MomentumState:
-        return MomentumState(count=jnp.zeros((), jnp.int32), trace=_zeros_like(params))
-
-    def update(grads: PyTree, state: MomentumState, params: PyTree) -> tuple[PyTree, MomentumState]:
-        g = _decayed(grads, params, weight_decay)
-        lr_t = lr_at(state.count)
-        pairs = jax.tree.map(lambda g, t: rule(g, t, lr_t, m), g, state.trace)
-        updates, trace = _unzip(pairs, g)
-        return _like(updates, params), MomentumState(state.count + 1, _like(trace, params))
-
-    return Optimizer(init, update)
+    check_number("m", m, low=0.0, high=1.0)
+    return _build("momentum", lr, weight_decay, {"variant": variant}, {"m": m})
 
 
 def adam(
-    lr: ScalarOrSchedule = 1e-3,
+    lr: Any = 1e-3,
     b1: Any = 0.9,
     b2: Any = 0.999,
     eps: Any = 1e-8,
@@ -234,39 +447,15 @@ def adam(
         w += -lr (mu / (1 - b1^t)) / (sqrt(nu / (1 - b2^t)) + eps),   t = count + 1
 
     Args:
-        lr: learning rate, a number or a schedule ``count -> lr``.
+        lr: learning rate: a number, a :class:`Schedule`, or a function ``count -> lr``.
         b1, b2: decay rates of the first and second moments, in ``[0, 1)``.
         eps: added to the denominator.
         weight_decay: L2 coefficient added to the gradient (not AdamW's decoupled decay).
     """
-    lr_at = _as_schedule(lr)
-    _check_number("b1", b1, low=0.0, high=1.0)
-    _check_number("b2", b2, low=0.0, high=1.0)
-    _check_number("eps", eps, low=0.0)
-    _check_number("weight_decay", weight_decay, low=0.0)
-
-    def init(params: PyTree) -> AdamState:
-        return AdamState(
-            count=jnp.zeros((), jnp.int32), mu=_zeros_like(params), nu=_zeros_like(params)
-        )
-
-    def update(grads: PyTree, state: AdamState, params: PyTree) -> tuple[PyTree, AdamState]:
-        g = _decayed(grads, params, weight_decay)
-        lr_t = lr_at(state.count)
-        t = _float(state.count + 1)
-        mu = jax.tree.map(lambda mu, g: b1 * mu + (1 - b1) * g, state.mu, g)
-        nu = jax.tree.map(lambda nu, g: b2 * nu + (1 - b2) * g * g, state.nu, g)
-        mu_hat_scale = 1.0 / (1.0 - b1**t)
-        nu_hat_scale = 1.0 / (1.0 - b2**t)
-        updates = jax.tree.map(
-            lambda mu, nu: -lr_t * (mu * mu_hat_scale) / (jnp.sqrt(nu * nu_hat_scale) + eps),
-            mu,
-            nu,
-        )
-        new_state = AdamState(state.count + 1, _like(mu, params), _like(nu, params))
-        return _like(updates, params), new_state
-
-    return Optimizer(init, update)
+    check_number("b1", b1, low=0.0, high=1.0)
+    check_number("b2", b2, low=0.0, high=1.0)
+    check_number("eps", eps, low=0.0)
+    return _build("adam", lr, weight_decay, {}, {"b1": b1, "b2": b2, "eps": eps})
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": sgd, "momentum": momentum, "adam": adam}
@@ -275,10 +464,13 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": sgd, "momentum": momen
 def get_optimizer(name: str, **hparams: Any) -> Optimizer:
     """Build an optimizer by name, e.g. ``get_optimizer("momentum", lr=0.1, m=0.9)``.
 
+    The one name-to-optimizer lookup of the library (the command line, ``train_many``
+    and checkpoints use it).
+
     Raises:
         ValueError: for an unknown name or a hyperparameter the optimizer does not take.
     """
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {list(OPTIMIZERS)}")
     factory = OPTIMIZERS[name]
     accepted = list(inspect.signature(factory).parameters)
@@ -290,17 +482,56 @@ def get_optimizer(name: str, **hparams: Any) -> Optimizer:
     return factory(**hparams)
 
 
+def set_hyperparams(state: State, **values: Any) -> State:
+    """The optimizer ``state`` with new hyperparameter values (same kind, same moments).
+
+    ``set_hyperparams(state, lr=0.05)`` changes the learning rate from the next
+    update on; works on traced values, so ``jax.vmap`` can give every network its own.
+
+    Raises:
+        ValueError: a name the state does not hold.
+    """
+    hp = getattr(state, "hyperparams", None)
+    if not isinstance(hp, dict):
+        raise ValueError(f"{type(state).__name__} holds no hyperparameters")
+    unknown = sorted(set(values) - set(hp))
+    if unknown:
+        raise ValueError(f"the state has no hyperparameters {unknown}; it holds {list(hp)}")
+    new = {k: jnp.asarray(values[k], hp[k].dtype) if k in values else v for k, v in hp.items()}
+    return state._replace(hyperparams=new)
+
+
 # ---------------------------------------------------------------- helpers
 def _float(count: Any) -> Array:
     # int32 counts would promote to float32; use the default float (float64 under x64).
     return jnp.asarray(count).astype(jnp.result_type(float))
 
 
-def _decayed(grads: PyTree, params: PyTree, weight_decay: Any) -> PyTree:
-    # L2 penalty weight_decay/2 |w|^2 adds weight_decay * w to the gradient.
-    if isinstance(weight_decay, numbers.Real) and weight_decay == 0:
-        return grads  # a plain 0: skip the extra read of every param per update
-    return jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+def _float_dtype(params: PyTree) -> Any:
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+            return jnp.result_type(leaf)
+    return jnp.result_type(float)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, jax.Array) or isinstance(b, jax.Array):
+        return False  # arrays (maybe traced) are equal only to themselves
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "?"
+    try:
+        return f"{float(v):g}"
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+        return "<traced>"
 
 
 def _zeros_like(params: PyTree) -> PyTree:
@@ -308,7 +539,7 @@ def _zeros_like(params: PyTree) -> PyTree:
 
 
 def _like(tree: PyTree, params: PyTree) -> PyTree:
-    # Keep every leaf in its param's dtype, even when a hyperparameter is a wider traced scalar.
+    # Keep every leaf in its param's dtype, even when a hyperparameter is a wider scalar.
     return jax.tree.map(lambda x, p: jnp.asarray(x, dtype=jnp.result_type(p)), tree, params)
 
 
@@ -318,21 +549,3 @@ def _unzip(pairs: PyTree, like: PyTree) -> tuple[PyTree, PyTree]:
     firsts = treedef.unflatten([a for a, _ in leaves])
     seconds = treedef.unflatten([b for _, b in leaves])
     return firsts, seconds
-
-
-def _check_number(
-    name: str, value: Any, low: float, high: float | None = None, integer: bool = False
-) -> None:
-    """Check a hyperparameter given as a plain number; traced values pass through unchecked."""
-    if isinstance(value, jax.Array):  # concrete or traced (tracers are jax.Array too)
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if isinstance(value, np.ndarray) and value.ndim == 0:
-            value = value.item()
-        else:
-            raise ValueError(f"{name} must be a number, got {value!r}")
-    if integer and int(value) != value:
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not np.isfinite(value) or value < low or (high is not None and value >= high):
-        upper = f" and below {high}" if high is not None else ""
-        raise ValueError(f"{name} must be finite, at least {low}{upper}; got {value!r}")

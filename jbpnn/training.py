@@ -1,44 +1,65 @@
-"""Training: the whole run as ONE compiled XLA program, with the article's stop rules.
+"""Training: ONE pure epoch step over a :class:`TrainState`, and the loop around it.
 
-:func:`train` runs epochs in ``lax.while_loop`` and the updates of an epoch in
-``lax.scan``; each update is the hand-derived batch gradient
-(:func:`jbpnn.network.loss_and_gradient_kernel`) fed to an optimizer from
-:mod:`jbpnn.optimizers`. Nothing goes back to Python inside the loop (no host
-callbacks), so it can be sharded or ``vmap``-ed.
+The pieces, from the inside out:
+
+- :func:`epoch_batches` cuts one epoch's mini-batches out of the data (its own
+  order from ``jax.random.fold_in(state.key, epoch)``).
+- :func:`train_epoch` is the epoch step: ``lax.scan`` over the batches, each
+  update the hand-derived batch gradient (:func:`jbpnn.network.loss_and_gradient_kernel`,
+  or your ``grad_fn``) fed to an optimizer from :mod:`jbpnn.optimizers`; then the
+  stop rules and the history. Pure and jittable; a state that has stopped comes
+  back unchanged.
+- :func:`run_epochs` is the one loop: ``lax.while_loop`` over epochs until a
+  traced epoch bound or a stop rule. With ``networks="shared"`` or ``"own"`` the
+  state has a leading network axis and the epoch step is ``jax.vmap``-ed over it:
+  that is :func:`jbpnn.many.train_many`. With a shared data order the mini-batches
+  stay un-batched, so XLA sees one large product per layer for all networks.
+- :func:`train` checks its arguments, builds the state (or takes one to resume)
+  and runs the compiled loop in chunks of at most ``history_chunk`` epochs,
+  copying each chunk's history to the host.
+
+Everything that is a *value* is data: the optimizer's hyperparameters live in its
+state (:mod:`jbpnn.optimizers`), the stop-rule thresholds are traced arguments
+(:class:`StopRules`), the epoch bound is traced, and the history is a ring buffer
+of ``history_chunk`` epochs whose memory does not grow with ``epochs``. Only
+shapes and kinds are static (:class:`TrainConfig`): a second run with another
+learning rate, momentum, tolerance, epoch count or data of the same shape reuses
+the compiled program.
 
 Modes (``batch_size``):
 
 - ``1``: online training, one update after each example, in the data's order
   (the article's); pass ``shuffle=True`` for a new order every epoch.
-- ``k``: mini-batches of ``k``, a new order each epoch from
-  ``jax.random.fold_in(key, epoch)``. The last partial batch is padded to ``k``
-  rows with zero sample weight (its gradient is the mean over its real
-  examples), or dropped with ``drop_last=True``.
+- ``k``: mini-batches of ``k``, a new order each epoch. The last partial batch is
+  padded to ``k`` rows with zero sample weight (its gradient is the mean over its
+  real examples), or dropped with ``drop_last=True``.
 - ``None``: full batch, one update per epoch.
 
-The epoch loss is the mean, over the examples seen in the epoch, of each
-example's error ``E`` measured by the batch that used it, *before* that batch's
-update (as the article and scikit-learn accumulate it). In full-batch mode it is
-therefore the loss of the params at the start of the epoch.
+The epoch loss is the (sample-weighted) mean, over the examples seen in the
+epoch, of each example's error ``E`` measured by the batch that used it,
+*before* that batch's update (as the article and scikit-learn accumulate it). In
+full-batch mode it is therefore the loss of the params at the start of the epoch.
 
 Stop rules, checked on the device after every epoch, first match wins:
 
 1. ``"diverged"``: the epoch loss or a param is NaN/inf. The params (and
-   optimizer state) from the start of that epoch are returned, never NaN.
+   optimizer state) from the start of that epoch are kept, never NaN.
 2. ``"weight_change_below_threshold"`` (the article's rule 1): every
    ``|delta w|`` (weights and biases, every update of the epoch) is below
    ``min_weight_change``.
 3. ``"loss_below_tol"`` (the article's rule 2): the epoch loss is below ``tol``.
 4. ``"no_validation_improvement"``: the validation loss has not improved on its
    best by at least ``validation_tol`` for ``n_iter_no_change`` epochs in a row
-   (scikit-learn's ``n_iter_no_change``). The returned params are then the ones
+   (scikit-learn's ``n_iter_no_change``). The result's params are then the ones
    with the best validation loss, as scikit-learn's ``early_stopping`` keeps.
-5. ``"max_epochs"`` (the article's rule 3): ``epochs`` have run.
+5. ``"max_epochs"`` (the article's rule 3): ``epochs`` have run. The state is
+   still *running*: train it again to go on.
 
-For ``jax.vmap`` over params, keys or optimizer hyperparameters (the later
-``train_many``), use the pure pieces: :func:`train_config` (checks and static
-settings), :func:`make_train_fn` (``init``, ``run``) and
-:func:`result_from_state`; see :func:`make_train_fn` for an example.
+Resuming: ``train(result.state, X, Y, optimizer=..., epochs=k)`` (or
+``train(result, X, Y, epochs=k)``) runs ``k`` more epochs from where the state
+stopped, with its optimizer moments, step count (schedules), data-order key and
+early-stopping counters: 10 + 10 epochs give exactly the state of one 20-epoch run.
+A state stopped by a rule stays stopped.
 """
 
 from __future__ import annotations
@@ -46,7 +67,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -56,11 +77,37 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.network import check_batch, loss_and_gradient_kernel, loss_kernel, predict_kernel
+from jbpnn.checks import as_key, check_int, check_threshold
+from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import Optimizer, apply_updates
 from jbpnn.params import MLP
 
+__all__ = [
+    "HISTORY_CHUNK",
+    "RUNNING",
+    "STOP_REASONS",
+    "StopRules",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "accuracy",
+    "epoch_batches",
+    "evaluate",
+    "init_state",
+    "prepare_training",
+    "print_progress",
+    "run_epochs",
+    "shuffle_order",
+    "state_result",
+    "static_kind",
+    "stop_reason_name",
+    "train",
+    "train_config",
+    "train_epoch",
+]
+
 Array = jax.Array
+GradFn = Callable[..., tuple[Array, Any]]
 
 STOP_REASONS = (
     "max_epochs",
@@ -69,44 +116,131 @@ STOP_REASONS = (
     "no_validation_improvement",
     "diverged",
 )
-_RUNNING = -1
-_STOP = {name: i for i, name in enumerate(STOP_REASONS)}
+RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
+_CODE = {name: i for i, name in enumerate(STOP_REASONS)}
+
+HISTORY_CHUNK = 256  # epochs of history kept on the device; train copies it out per chunk
 
 
-# ---------------------------------------------------------------- static settings and carry
+def stop_reason_name(stop: int) -> str:
+    """The name of a ``TrainState.stop`` code (``RUNNING`` reads as ``"max_epochs"``)."""
+    return STOP_REASONS[_CODE["max_epochs"] if int(stop) == RUNNING else int(stop)]
+
+
+# ---------------------------------------------------------------- settings and state
 class TrainConfig(NamedTuple):
-    """Static settings of the compiled loop (hashable: part of the jit cache key)."""
+    """Static settings: shapes and which rules exist (hashable; part of the jit cache key).
 
-    epochs: int
+    Attributes:
+        n_examples: training examples.
+        batch_size: examples per update (``n_examples`` for full batch).
+        n_batches: updates per epoch.
+        shuffle: a new order every epoch.
+        watch_weight_change: the article's rule 1 is on (max ``|delta w|`` is measured).
+        early_stopping: ``n_iter_no_change`` is on (the best params are kept).
+        has_validation: validation data is given (``val_loss``, ``val_accuracy``).
+        weighted: the user gave sample weights (updates on all-zero batches are skipped).
+        history_chunk: epochs of history the state holds (a ring buffer).
+    """
+
     n_examples: int
-    batch_size: int  # examples per update; n_examples for full batch
-    n_batches: int  # updates per epoch
+    batch_size: int
+    n_batches: int
     shuffle: bool
-    tol: float | None
-    min_weight_change: float | None
-    n_iter_no_change: int | None
-    validation_tol: float
+    watch_weight_change: bool
+    early_stopping: bool
     has_validation: bool
+    weighted: bool = False
+    history_chunk: int = HISTORY_CHUNK
+
+    def history_keys(self) -> tuple[str, ...]:
+        keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
+        return keys + (("val_loss", "val_accuracy") if self.has_validation else ())
 
 
-class LoopState(NamedTuple):
-    """Carry of the epoch loop; the history arrays have length ``epochs``, NaN past the end."""
+class StopRules(NamedTuple):
+    """The stop-rule thresholds, as traced values (a new threshold is not a new program).
 
-    epoch: Array  # epochs run so far, int32
+    Attributes:
+        tol: stop when the epoch loss is below it (``-inf``: off).
+        min_weight_change: stop when every ``|delta w|`` of an epoch is below it.
+        n_iter_no_change: epochs without validation improvement before stopping (int32).
+        validation_tol: the improvement that counts.
+    """
+
+    tol: Array
+    min_weight_change: Array
+    n_iter_no_change: Array
+    validation_tol: Array
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to go on: a pure pytree (``jit``, ``vmap``, ``save`` it).
+
+    Attributes:
+        params: the network after the last epoch.
+        opt_state: the optimizer's state (moments, step count, hyperparameters).
+        key: the data-order key; epoch ``e`` is shuffled with ``fold_in(key, e)``.
+        epoch: epochs run so far (int32).
+        step: updates made so far (int32).
+        stop: the :data:`STOP_REASONS` index of the rule that fired, or ``RUNNING`` (-1).
+        best_params: with early stopping, the params of the best validation epoch
+            (None without early stopping).
+        best_val_loss: that epoch's validation loss (``inf`` before any).
+        best_epoch: its 1-based number (0 before any).
+        bad_epochs: epochs in a row without validation improvement.
+        history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
+            is at index ``e % history_chunk``. Keys: ``loss``, and
+            ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.
+    """
+
     params: MLP
     opt_state: Any
-    stop: Array  # index into STOP_REASONS, -1 while running
-    loss: Array  # (epochs,) epoch loss
-    max_weight_change: Array  # (epochs,) max |delta w| over the epoch's updates
-    val_loss: Array  # (epochs,)
-    val_accuracy: Array  # (epochs,)
-    best_params: MLP | None  # only with early stopping
+    key: Array
+    epoch: Array
+    step: Array
+    stop: Array
+    best_params: MLP | None
     best_val_loss: Array
-    best_epoch: Array  # 1-based epoch of best_params, 0 before any
-    bad_epochs: Array  # epochs in a row without validation improvement
+    best_epoch: Array
+    bad_epochs: Array
+    history: dict[str, Array]
 
 
-# ---------------------------------------------------------------- the compiled loop
+def init_state(
+    params: MLP, optimizer: Any, config: TrainConfig, key: ArrayLike | int | None = None
+) -> TrainState:
+    """The state before the first epoch (pure: ``jax.vmap`` it over params or keys).
+
+    ``key`` may be an int seed, a ``jax.random.key`` or None (seed 0).
+    """
+    dtype = params.dtype
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        key=key if _is_key(key) else as_key(key),
+        epoch=jnp.zeros((), jnp.int32),
+        step=jnp.zeros((), jnp.int32),
+        stop=jnp.full((), RUNNING, jnp.int32),
+        best_params=params if config.early_stopping else None,
+        best_val_loss=jnp.full((), jnp.inf, dtype),
+        best_epoch=jnp.zeros((), jnp.int32),
+        bad_epochs=jnp.zeros((), jnp.int32),
+        history=_empty_history(config, dtype),
+    )
+
+
+def _is_key(key: Any) -> bool:
+    return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def _empty_history(config: TrainConfig, dtype: Any, lead: tuple[int, ...] = ()) -> dict:
+    return {
+        k: jnp.full(lead + (config.history_chunk,), jnp.nan, dtype) for k in config.history_keys()
+    }
+
+
+# ---------------------------------------------------------------- the epoch step
 def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
@@ -124,9 +258,8 @@ def shuffle_order(key: Array, n: int) -> Array:
 
     For ``n <= 2**16`` it is ONE sort of ``n`` packed ``uint32`` keys, ``(random
     high bits) | index``, whose low bits are the permutation: on XLA's CPU backend
-    that is 4x cheaper than ``jax.random.permutation`` (two rounds of a key/value
-    sort), which cost more than the 57 updates of a digits epoch
-    (``experiments/bench.py``, profile 1). Indices whose random high bits collide
+    that is several times cheaper than ``jax.random.permutation`` (two rounds of a
+    key/value sort). Indices whose random high bits collide
     (``32 - bit_length(n - 1)`` random bits: about 0.8 pairs per shuffle for
     ``n = 1797``) keep their relative order, a bias no training run can see.
     Larger ``n`` uses ``jax.random.permutation``.
@@ -139,239 +272,181 @@ def shuffle_order(key: Array, n: int) -> Array:
     return (lax.sort(packed) & jnp.uint32((1 << low) - 1)).astype(jnp.int32)
 
 
-def _epoch_batches(
-    X: Array, Y: Array, key: Array, epoch: Array, config: TrainConfig
+def epoch_batches(
+    X: Array, Y: Array, weight: Array | None, key: Array, epoch: Array, config: TrainConfig
 ) -> tuple[Array, Array, Array]:
-    """This epoch's batches: ``(n_batches, batch_size, .)`` inputs, targets and sample weights."""
+    """One epoch's batches: inputs ``(n_batches, batch_size, n_in)``, targets, sample weights.
+
+    The order is ``shuffle_order(fold_in(key, epoch), n)`` (or the data's order);
+    a last partial batch is padded with weight-0 rows. ``weight`` None means all ones.
+    """
     n, k, nb = config.n_examples, config.batch_size, config.n_batches
     used = nb * k  # > n: the last batch is padded; < n: drop_last
     if config.shuffle:
         order = shuffle_order(jax.random.fold_in(key, epoch), n)
     else:
         order = jnp.arange(n)
-    weight = jnp.ones((n,), X.dtype)
+    w = jnp.ones((n,), X.dtype) if weight is None else (weight[order] if config.shuffle else weight)
     if used > n:
         order = jnp.concatenate([order, jnp.zeros((used - n,), order.dtype)])
-        weight = jnp.concatenate([weight, jnp.zeros((used - n,), X.dtype)])  # padding: weight 0
-    order, weight = order[:used], weight[:used]
+        w = jnp.concatenate([w, jnp.zeros((used - n,), w.dtype)])  # padding rows weigh 0
+    order, w = order[:used], w[:used]
     if config.shuffle or used != n:
         X, Y = X[order], Y[order]
-    return X.reshape(nb, k, -1), Y.reshape(nb, k, -1), weight.reshape(nb, k)
+    return X.reshape(nb, k, -1), Y.reshape(nb, k, -1), w.reshape(nb, k)
 
 
-def _accuracy_kernel(params: MLP, X: Array, Y: Array) -> Array:
-    """Fraction of rows whose predicted class matches ``Y``'s (argmax; one unit: ``>= 0.5``)."""
-    out = predict_kernel(params, X)
-    if out.shape[1] == 1:
-        return jnp.mean((out[:, 0] >= 0.5) == (Y[:, 0] >= 0.5))
-    return jnp.mean(jnp.argmax(out, axis=1) == jnp.argmax(Y, axis=1))
-
-
-def init_state(params: MLP, optimizer: Optimizer, config: TrainConfig) -> LoopState:
-    """The loop's carry before the first epoch."""
-    dtype = params.dtype
-    nan = jnp.full((config.epochs,), jnp.nan, dtype)
-    early = config.n_iter_no_change is not None
-    return LoopState(
-        epoch=jnp.zeros((), jnp.int32),
-        params=params,
-        opt_state=optimizer.init(params),
-        stop=jnp.full((), _RUNNING, jnp.int32),
-        loss=nan,
-        max_weight_change=nan,
-        val_loss=nan,
-        val_accuracy=nan,
-        best_params=params if early else None,
-        best_val_loss=jnp.full((), jnp.inf, dtype),
-        best_epoch=jnp.zeros((), jnp.int32),
-        bad_epochs=jnp.zeros((), jnp.int32),
-    )
-
-
-def end_epoch(
-    s: LoopState,
-    params: Any,
-    opt_state: Any,
-    epoch_loss: Array,
-    max_change: Array,
-    finite: Array,
-    validate: Callable[[Any], tuple[Array, Array]] | None,
+def train_epoch(
+    state: TrainState,
+    batches: tuple[Array, Array, Array],
+    val: tuple[Array, Array] | None,
+    rules: StopRules,
     *,
     config: TrainConfig,
-    where: Callable[[Array, Any, Any], Any],
-    record: Callable[[Array, Array], Array],
-) -> LoopState:
-    """The end of an epoch, on the device: divergence rollback, stop rules, early stopping.
+    optimizer: Any,
+    grad_fn: GradFn = loss_and_gradient_kernel,
+) -> TrainState:
+    """THE epoch step: one pass over ``batches``, then the stop rules, on the device.
 
-    Shared by :func:`run_epochs` and :func:`jbpnn.many.train_many` (whose arrays
-    carry a leading network axis, so every condition is per network).
+    Pure and jittable; ``jax.vmap`` over a leading network axis of ``state`` (with
+    ``batches`` shared or not) trains many networks. A state that has stopped
+    (``state.stop != RUNNING``) comes back unchanged.
 
     Args:
-        s: the state at the start of the epoch.
-        params, opt_state: after the epoch's updates.
-        epoch_loss, max_change: the epoch's loss and max ``|delta w|``.
-        finite: False where the loss or a param became NaN/inf.
-        validate: ``params -> (val_loss, val_accuracy)``, or None without validation.
+        state: the state at the start of the epoch.
+        batches: from :func:`epoch_batches`.
+        val: ``(X_val, Y_val)``, or None without validation.
+        rules: the thresholds.
         config: the static settings.
-        where: ``(cond, a, b) -> tree`` select (per network for ``train_many``).
-        record: ``(history, value) -> history`` with this epoch's entry written.
-    """
-    params = where(finite, params, s.params)  # diverged: keep the start-of-epoch params
-    opt_state = where(finite, opt_state, s.opt_state)
-
-    stop_if = [~finite]
-    codes = [_STOP["diverged"]]
-    if config.min_weight_change is not None:  # article rule 1
-        stop_if.append(max_change < config.min_weight_change)
-        codes.append(_STOP["weight_change_below_threshold"])
-    if config.tol is not None:  # article rule 2
-        stop_if.append(epoch_loss < config.tol)
-        codes.append(_STOP["loss_below_tol"])
-
-    val_loss, val_acc = s.val_loss, s.val_accuracy
-    best_params, best_val, best_epoch, bad = (
-        s.best_params,
-        s.best_val_loss,
-        s.best_epoch,
-        s.bad_epochs,
-    )
-    if validate is not None:
-        vl, va = validate(params)
-        val_loss, val_acc = record(val_loss, vl), record(val_acc, va)
-        if config.n_iter_no_change is not None:
-            bad = jnp.where(vl < best_val - config.validation_tol, 0, bad + 1)
-            better = vl < best_val
-            best_params = where(better, params, best_params)
-            best_epoch = jnp.where(better, s.epoch + 1, best_epoch)
-            best_val = jnp.where(better, vl, best_val)
-            stop_if.append(bad >= config.n_iter_no_change)
-            codes.append(_STOP["no_validation_improvement"])
-
-    stop = jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(_RUNNING))
-    return LoopState(
-        epoch=s.epoch + 1,
-        params=params,
-        opt_state=opt_state,
-        stop=stop,
-        loss=record(s.loss, epoch_loss),
-        max_weight_change=record(s.max_weight_change, max_change),
-        val_loss=val_loss,
-        val_accuracy=val_acc,
-        best_params=best_params,
-        best_val_loss=best_val,
-        best_epoch=best_epoch,
-        bad_epochs=bad,
-    )
-
-
-def run_epochs(
-    state: LoopState,
-    X: Array,
-    Y: Array,
-    key: Array,
-    X_val: Array | None,
-    Y_val: Array | None,
-    until: ArrayLike,
-    *,
-    config: TrainConfig,
-    optimizer: Optimizer,
-) -> LoopState:
-    """Run epochs from ``state.epoch`` until ``until`` epochs in all, or a stop rule fires.
-
-    Pure and traceable: ``lax.while_loop`` over epochs, ``lax.scan`` over batches.
-    Calling it twice with ``until = 10`` then ``until = 20`` gives the same state
-    as one call with ``until = 20``.
+        optimizer: an ``(init, update)`` optimizer.
+        grad_fn: ``(params, X, Y, sample_weight) -> (mean loss, dE/dtheta)``.
     """
 
     def one_update(carry, batch):
         params, opt_state = carry
         xb, yb, sb = batch
-        batch_loss, grads = loss_and_gradient_kernel(params, xb, yb, sb)  # hand-derived dE/dtheta
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = apply_updates(params, updates)  # p + u
+        batch_loss, grads = grad_fn(params, xb, yb, sb)  # hand-derived dE/dtheta by default
+        updates, new_opt = optimizer.update(grads, opt_state, params)
+        new_params = apply_updates(params, updates)  # p + u
+        if config.weighted:  # a batch of weight 0 (the user's zeros) changes nothing
+            real = jnp.sum(sb) > 0
+            new_params, new_opt = _tree_where(real, (new_params, new_opt), (params, opt_state))
         # max |delta w| only when the article's rule 1 needs it: it reads every update
-        change = (
-            _max_abs(updates)
-            if config.min_weight_change is not None
-            else jnp.zeros((), batch_loss.dtype)
-        )
-        return (params, opt_state), (batch_loss, jnp.sum(sb), change)
+        change = _max_abs(updates) if config.watch_weight_change else jnp.zeros((), xb.dtype)
+        return (new_params, new_opt), (batch_loss, jnp.sum(sb), change)
 
-    def one_epoch(s: LoopState) -> LoopState:
-        e = s.epoch
-        batches = _epoch_batches(X, Y, key, e, config)
-        (params, opt_state), (losses, counts, changes) = lax.scan(
-            one_update, (s.params, s.opt_state), batches
-        )
-        epoch_loss = jnp.sum(losses * counts) / jnp.sum(counts)
-        max_change = jnp.max(changes)
+    (params, opt_state), (losses, counts, changes) = lax.scan(
+        one_update, (state.params, state.opt_state), batches
+    )
+    seen = jnp.sum(counts)
+    epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
+    max_change = jnp.max(changes)
 
-        finite = jnp.isfinite(epoch_loss) & _all_finite(params)
+    finite = jnp.isfinite(epoch_loss) & _all_finite(params)
+    params = _tree_where(finite, params, state.params)  # diverged: keep the start-of-epoch params
+    opt_state = _tree_where(finite, opt_state, state.opt_state)
 
-        def validate(params: MLP) -> tuple[Array, Array]:
-            vl = loss_kernel(params, X_val, Y_val)
-            return vl, _accuracy_kernel(params, X_val, Y_val).astype(vl.dtype)
+    stop_if = [~finite]  # rule order: first match wins
+    codes = [_CODE["diverged"]]
+    if config.watch_weight_change:  # article rule 1
+        stop_if.append(max_change < rules.min_weight_change)
+        codes.append(_CODE["weight_change_below_threshold"])
+    stop_if.append(epoch_loss < rules.tol)  # article rule 2 (tol -inf: off)
+    codes.append(_CODE["loss_below_tol"])
 
-        return end_epoch(
-            s,
-            params,
-            opt_state,
-            epoch_loss,
-            max_change,
-            finite,
-            validate if config.has_validation else None,
-            config=config,
-            where=_tree_where,
-            record=lambda history, value: history.at[e].set(value),
-        )
+    slot = state.epoch % config.history_chunk
+    record = {"loss": epoch_loss}
+    if config.watch_weight_change:
+        record["max_weight_change"] = max_change
+    best = (state.best_params, state.best_val_loss, state.best_epoch, state.bad_epochs)
+    if config.has_validation:
+        X_val, Y_val = val
+        vl = loss_kernel(params, X_val, Y_val)
+        record["val_loss"] = vl
+        record["val_accuracy"] = accuracy_kernel(params, X_val, Y_val).astype(vl.dtype)
+        if config.early_stopping:
+            best_params, best_val, best_epoch, bad = best
+            bad = jnp.where(vl < best_val - rules.validation_tol, 0, bad + 1)
+            better = vl < best_val
+            best = (
+                _tree_where(better, params, best_params),
+                jnp.where(better, vl, best_val),
+                jnp.where(better, state.epoch + 1, best_epoch),
+                bad,
+            )
+            stop_if.append(bad >= rules.n_iter_no_change)
+            codes.append(_CODE["no_validation_improvement"])
 
-    def running(s: LoopState) -> Array:
-        return (s.epoch < until) & (s.stop == _RUNNING)
+    history = {k: buf.at[slot].set(record[k].astype(buf.dtype)) for k, buf in state.history.items()}
+    new = TrainState(
+        params=params,
+        opt_state=opt_state,
+        key=state.key,
+        epoch=state.epoch + 1,
+        step=state.step + config.n_batches,
+        stop=jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(RUNNING)),
+        best_params=best[0],
+        best_val_loss=best[1],
+        best_epoch=best[2],
+        bad_epochs=best[3],
+        history=history,
+    )
+    return _tree_where(state.stop == RUNNING, new, state)  # a stopped state stays as it is
 
-    return lax.while_loop(running, one_epoch, state)
 
+# ---------------------------------------------------------------- the one loop
+def run_epochs(
+    state: TrainState,
+    data: tuple[Array, Array, Array | None],
+    val: tuple[Array, Array] | None,
+    rules: StopRules,
+    until: ArrayLike,
+    *,
+    config: TrainConfig,
+    optimizer: Any,
+    grad_fn: GradFn = loss_and_gradient_kernel,
+    networks: str | None = None,
+) -> TrainState:
+    """Run epochs until epoch ``until`` (traced) or until every network has stopped.
 
-_run_jit = jax.jit(run_epochs, static_argnames=("config", "optimizer"))
-
-
-def make_train_fn(
-    config: TrainConfig, optimizer: Optimizer
-) -> tuple[Callable[[MLP], LoopState], Callable[..., LoopState]]:
-    """The pure ``(init, run)`` pair behind :func:`train`, for ``jit`` and ``vmap``.
-
-    ``init(params) -> state``; ``run(state, X, Y, key, X_val=None, Y_val=None,
-    until=config.epochs) -> state``. Neither is jitted nor checks its inputs:
-    check with :func:`train_config` and :func:`jbpnn.network.check_batch` first.
-    Build the optimizer *inside* the mapped function to map over its
-    hyperparameters::
-
-        config = train_config(len(X), epochs=100, batch_size=32)
-
-        def one(params, key, lr):
-            init, run = make_train_fn(config, sgd(lr))
-            return run(init(params), X, Y, key)
-
-        states = jax.jit(jax.vmap(one))(stacked_params, keys, lrs)
-        results = [result_from_state(jax.tree.map(lambda a: a[i], states), config)
-                   for i in range(len(lrs))]
+    Args:
+        state: one network's state, or (``networks`` given) states with a leading
+            network axis, e.g. ``jax.vmap(init_state)``.
+        data: ``(X, Y, sample_weight or None)``, shared by every network.
+        val, rules, config, optimizer, grad_fn: as :func:`train_epoch`.
+        until: stop once this many epochs have run in all (so calling it with 10
+            then 20 equals one call with 20).
+        networks: None (one network); ``"shared"``: a network axis, every network
+            sees the same mini-batches (the order of network 0's key), which stay
+            un-batched so each layer is ONE product for all networks; ``"own"``:
+            each network shuffles with its own key.
     """
+    X, Y, weight = data
+    step = partial(
+        train_epoch, val=val, rules=rules, config=config, optimizer=optimizer, grad_fn=grad_fn
+    )
 
-    def init(params: MLP) -> LoopState:
-        return init_state(params, optimizer, config)
+    def one_epoch(carry):
+        e, s = carry
+        if networks is None:
+            s = step(s, epoch_batches(X, Y, weight, s.key, e, config))
+        elif networks == "shared":
+            batches = epoch_batches(X, Y, weight, s.key[0], e, config)
+            s = jax.vmap(step, in_axes=(0, None))(s, batches)
+        else:
+            s = jax.vmap(lambda s1: step(s1, epoch_batches(X, Y, weight, s1.key, e, config)))(s)
+        return e + 1, s
 
-    def run(
-        state: LoopState,
-        X: Array,
-        Y: Array,
-        key: Array,
-        X_val: Array | None = None,
-        Y_val: Array | None = None,
-        until: ArrayLike | None = None,
-    ) -> LoopState:
-        until = config.epochs if until is None else until
-        return run_epochs(state, X, Y, key, X_val, Y_val, until, config=config, optimizer=optimizer)
+    def running(carry):
+        e, s = carry
+        return (e < until) & jnp.any(s.stop == RUNNING)
 
-    return init, run
+    # Running networks have all run the same epochs; stopped ones are frozen.
+    _, state = lax.while_loop(running, one_epoch, (jnp.max(state.epoch), state))
+    return state
+
+
+_run_jit = jax.jit(run_epochs, static_argnames=("config", "optimizer", "grad_fn", "networks"))
 
 
 # ---------------------------------------------------------------- result
@@ -380,18 +455,23 @@ class TrainResult:
     """What :func:`train` returns.
 
     Attributes:
-        params: the final params; with early stopping (``n_iter_no_change``) the
-            params of the epoch with the best validation loss (``best_epoch``);
-            after divergence, the last finite params (from before epoch ``diverged_at``).
-        history: NumPy arrays, one entry per epoch run: ``loss`` (the epoch loss),
-            ``max_weight_change`` (max ``|delta w|`` over the epoch's updates; only
-            with ``min_weight_change``, which is the one rule that needs it) and,
-            with a validation set, ``val_loss`` and ``val_accuracy``.
-        epochs_run: epochs run, the diverged one included.
+        params: the params to use: with early stopping the params of the epoch
+            with the best validation loss (``best_epoch``); after divergence, the
+            last finite params (from before epoch ``diverged_at``); else the last.
+        history: NumPy arrays, one entry per epoch of this run (see
+            ``start_epoch``): ``loss`` (the epoch loss), ``max_weight_change``
+            (only with ``min_weight_change``, the rule that needs it) and, with
+            a validation set, ``val_loss`` and ``val_accuracy``. Resuming from a
+            ``TrainResult`` extends its history.
+        epochs_run: epochs run in all, the diverged one included.
         stop_reason: one of :data:`STOP_REASONS`.
         diverged_at: the 1-based epoch whose loss or params became NaN/inf, or None.
         best_epoch: the 1-based epoch of ``params`` under early stopping, else None.
         elapsed: wall-clock seconds, compilation included.
+        state: the final :class:`TrainState`, to resume (``train(result.state, ...)``)
+            or checkpoint (:func:`jbpnn.io.save`).
+        optimizer: the optimizer used (so ``train(result, X, Y)`` can go on).
+        start_epoch: epochs run before the first entry of ``history`` (0 for a fresh run).
     """
 
     params: MLP
@@ -401,6 +481,9 @@ class TrainResult:
     diverged_at: int | None = None
     best_epoch: int | None = None
     elapsed: float = 0.0
+    state: TrainState | None = field(default=None, repr=False)
+    optimizer: Any = field(default=None, repr=False)
+    start_epoch: int = 0
 
     @property
     def final_loss(self) -> float:
@@ -413,14 +496,16 @@ class TrainResult:
             f"stopped: {self.stop_reason} after {self.epochs_run} epoch(s) in {self.elapsed:.2f} s",
             f"final loss: {self.final_loss:.6g}",
         ]
-        if "val_loss" in self.history and self.epochs_run:
+        if "val_loss" in self.history and len(self.history["val_loss"]):
             # Validation figures of the returned params: the best epoch's, or the last one's.
-            at = (self.best_epoch or self.epochs_run) - 1
-            which = "best, " if self.best_epoch is not None else ""
-            lines.append(
-                f"validation ({which}epoch {at + 1}): loss {self.history['val_loss'][at]:.6g}, "
-                f"accuracy {self.history['val_accuracy'][at]:.4f}"
-            )
+            epoch = self.best_epoch or self.epochs_run
+            at = epoch - 1 - self.start_epoch
+            if 0 <= at < len(self.history["val_loss"]):
+                which = "best, " if self.best_epoch is not None else ""
+                lines.append(
+                    f"validation ({which}epoch {epoch}): loss {self.history['val_loss'][at]:.6g}, "
+                    f"accuracy {self.history['val_accuracy'][at]:.4f}"
+                )
         if self.diverged_at is not None:
             lines.append(
                 f"diverged at epoch {self.diverged_at}: loss or params became NaN/inf; "
@@ -432,23 +517,18 @@ class TrainResult:
         return self.summary()
 
 
-def result_from_state(state: LoopState, config: TrainConfig, elapsed: float = 0.0) -> TrainResult:
-    """Turn a final (un-batched) :class:`LoopState` into a :class:`TrainResult`."""
+def state_result(
+    state: TrainState,
+    history: dict[str, np.ndarray],
+    *,
+    elapsed: float = 0.0,
+    optimizer: Any = None,
+    start_epoch: int = 0,
+) -> TrainResult:
+    """A :class:`TrainResult` from a final (un-batched, host) state and its host history."""
     n = int(state.epoch)
-    stop = int(state.stop)
-    reason = STOP_REASONS[_STOP["max_epochs"] if stop == _RUNNING else stop]
-    history = {
-        "loss": np.asarray(state.loss)[:n],
-        **(
-            {"max_weight_change": np.asarray(state.max_weight_change)[:n]}
-            if config.min_weight_change is not None
-            else {}
-        ),
-    }
-    if config.has_validation:
-        history["val_loss"] = np.asarray(state.val_loss)[:n]
-        history["val_accuracy"] = np.asarray(state.val_accuracy)[:n]
-    early = config.n_iter_no_change is not None and int(state.best_epoch) > 0
+    reason = stop_reason_name(int(state.stop))
+    early = state.best_params is not None and int(state.best_epoch) > 0
     return TrainResult(
         params=state.best_params if early else state.params,
         history=history,
@@ -457,151 +537,311 @@ def result_from_state(state: LoopState, config: TrainConfig, elapsed: float = 0.
         diverged_at=n if reason == "diverged" else None,
         best_epoch=int(state.best_epoch) if early else None,
         elapsed=elapsed,
+        state=state,
+        optimizer=optimizer,
+        start_epoch=start_epoch,
     )
 
 
 # ---------------------------------------------------------------- checks
-def _check_int(name: str, value: Any, low: int, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        none = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be an integer >= {low}{none}, got {value!r}")
-
-
-def _check_threshold(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
-    return float(value)
-
-
 def train_config(
     n_examples: int,
     *,
-    epochs: int = 200,
     batch_size: int | None = None,
     shuffle: bool | None = None,
     drop_last: bool = False,
-    tol: float | None = None,
-    min_weight_change: float | None = None,
-    n_iter_no_change: int | None = None,
-    validation_tol: float = 1e-4,
+    watch_weight_change: bool = False,
+    early_stopping: bool = False,
     has_validation: bool = False,
+    weighted: bool = False,
+    history_chunk: int = HISTORY_CHUNK,
 ) -> TrainConfig:
-    """Check the settings of :func:`train` and return its static :class:`TrainConfig`.
-
-    Raises:
-        ValueError: naming the bad setting and what was expected.
-    """
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1, allow_none=True)
+    """Check the static settings of a run and return its :class:`TrainConfig`."""
+    check_int("batch_size", batch_size, 1, allow_none=True)
     if batch_size is not None and batch_size > n_examples:
         raise ValueError(
             f"batch_size={batch_size} is larger than the {n_examples} training examples; "
             "use batch_size=None for full-batch training"
         )
+    if shuffle is not None and not isinstance(shuffle, (bool, np.bool_)):
+        raise ValueError(f"shuffle must be True, False or None, got {shuffle!r}")
+    if not isinstance(drop_last, (bool, np.bool_)):
+        raise ValueError(f"drop_last must be True or False, got {drop_last!r}")
+    check_int("history_chunk", history_chunk, 1)
     k = n_examples if batch_size is None else int(batch_size)
     n_batches = n_examples // k if drop_last else -(-n_examples // k)
     if shuffle is None:  # the article's online mode keeps the order; mini-batches shuffle
         shuffle = 1 < k < n_examples
-    _check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
-    if n_iter_no_change is not None and not has_validation:
+    if early_stopping and not has_validation:
         raise ValueError(
             "n_iter_no_change (early stopping) watches the validation loss: "
             "pass X_val and Y_val too"
         )
     return TrainConfig(
-        epochs=int(epochs),
         n_examples=int(n_examples),
         batch_size=k,
         n_batches=int(n_batches),
         shuffle=bool(shuffle) and k < n_examples,
-        tol=_check_threshold("tol", tol),
-        min_weight_change=_check_threshold("min_weight_change", min_weight_change),
-        n_iter_no_change=None if n_iter_no_change is None else int(n_iter_no_change),
-        validation_tol=_check_threshold("validation_tol", validation_tol),
+        watch_weight_change=bool(watch_weight_change),
+        early_stopping=bool(early_stopping),
         has_validation=bool(has_validation),
+        weighted=bool(weighted),
+        history_chunk=int(history_chunk),
     )
 
 
-def check_training_data(
-    params: MLP,
+def stop_rules(
+    dtype: Any,
+    *,
+    tol: float | None = None,
+    min_weight_change: float | None = None,
+    n_iter_no_change: int | None = None,
+    validation_tol: float = 1e-4,
+) -> StopRules:
+    """Check the thresholds and return them as arrays (``tol=None``: ``-inf``, never fires)."""
+    tol = check_threshold("tol", tol)
+    mwc = check_threshold("min_weight_change", min_weight_change)
+    check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
+    vtol = check_threshold("validation_tol", validation_tol)
+    if vtol is None:
+        raise ValueError("validation_tol must be a finite number >= 0, got None")
+    return StopRules(
+        tol=jnp.asarray(-np.inf if tol is None else tol, dtype),
+        min_weight_change=jnp.asarray(0.0 if mwc is None else mwc, dtype),
+        n_iter_no_change=jnp.asarray(
+            0 if n_iter_no_change is None else n_iter_no_change, jnp.int32
+        ),
+        validation_tol=jnp.asarray(vtol, dtype),
+    )
+
+
+def _as_optimizer(optimizer: Any) -> Any:
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    init, update = getattr(optimizer, "init", None), getattr(optimizer, "update", None)
+    if not (callable(init) and callable(update)):
+        raise ValueError(
+            "optimizer must be an Optimizer (init, update), e.g. jbpnn.optimizers.sgd(0.1) "
+            f"or get_optimizer('momentum', lr=0.1, m=0.9); got {optimizer!r}"
+        )
+    try:
+        hash(optimizer)
+    except TypeError:
+        raise ValueError(
+            f"optimizer {optimizer!r} must be hashable (it is a static argument of the "
+            "compiled loop), like a NamedTuple of functions"
+        ) from None
+    return optimizer
+
+
+def static_kind(optimizer: Any) -> Any:
+    """What a compiled loop takes as its static optimizer: an :class:`Optimizer`'s kind
+    (no values: they come from the state), any other optimizer as it is."""
+    return optimizer.kind if isinstance(optimizer, Optimizer) else optimizer
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    sa, sb = jax.eval_shape(lambda: a), jax.eval_shape(lambda: b)
+    return jax.tree.structure(sa) == jax.tree.structure(sb) and all(
+        x.shape == y.shape and x.dtype == y.dtype
+        for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb))
+    )
+
+
+def prepare_training(
+    start: MLP | TrainState | TrainResult,
     X: ArrayLike,
     Y: ArrayLike,
-    X_val: ArrayLike | None,
-    Y_val: ArrayLike | None,
     *,
+    optimizer: Any = None,
+    key: ArrayLike | int | None = None,
+    X_val: ArrayLike | None = None,
+    Y_val: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    batch_size: int | None = None,
+    shuffle: bool | None = None,
+    drop_last: bool = False,
+    tol: float | None = None,
+    min_weight_change: float | None = None,
+    n_iter_no_change: int | None = None,
+    validation_tol: float = 1e-4,
+    history_chunk: int = HISTORY_CHUNK,
     check_finite: bool = True,
-    **settings: Any,
-) -> tuple[Array, Array, Array | None, Array | None, TrainConfig]:
-    """Check the data and settings of a training run before anything is traced.
+    template: MLP | None = None,
+) -> dict[str, Any]:
+    """Check everything a run needs, before anything is traced (shared with ``train_many``).
 
-    Shared by :func:`train` and :func:`jbpnn.many.train_many`. ``settings`` are
-    :func:`train_config`'s keyword arguments.
-
-    Returns:
-        ``(X, Y, X_val, Y_val, config)``, the arrays cast to the params' dtype.
+    Returns a dict with ``config``, ``rules``, ``optimizer``, ``data`` ``(X, Y,
+    weight)``, ``val`` and ``state`` (the state to run: a fresh one for params, or
+    the given one adapted to the settings; None when ``template`` is given, for
+    ``train_many``, which builds its own).
     """
+    previous = start if isinstance(start, TrainResult) else None
+    if previous is not None:
+        if previous.state is None:
+            raise ValueError("this TrainResult carries no state to resume from")
+        start = previous.state
+        optimizer = previous.optimizer if optimizer is None else optimizer
+    if template is not None:
+        params = template
+    elif isinstance(start, TrainState):
+        params = start.params
+    elif isinstance(start, MLP):
+        params = start
+    else:
+        raise ValueError(
+            "train needs an MLP (see init_params), a TrainState or a TrainResult to resume; "
+            f"got {type(start).__name__}"
+        )
+    if not isinstance(params, MLP):
+        raise ValueError(f"params must be an MLP (see init_params), got {type(params).__name__}")
+    if optimizer is None:
+        raise ValueError(
+            "optimizer is missing: give e.g. optimizer=jbpnn.optimizers.momentum(0.1, 0.9)"
+        )
+    optimizer = _as_optimizer(optimizer)
     X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
     if X.shape[0] == 0:
         raise ValueError("X has no examples; training needs at least one")
+    weight = None
+    if sample_weight is not None:
+        _, _, weight = check_batch(params, X, None, sample_weight, check_finite=False)
+        w = np.asarray(weight)
+        if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise ValueError(
+                "sample_weight must be finite and >= 0 with a positive sum; "
+                f"got values from {w.min()} to {w.max()} (sum {w.sum()})"
+            )
     if (X_val is None) != (Y_val is None):
         raise ValueError("give both X_val and Y_val, or neither")
+    val = None
     if X_val is not None:
         X_val, Y_val, _ = check_batch(params, X_val, Y_val, check_finite=check_finite)
         if X_val.shape[0] == 0:
             raise ValueError("X_val has no examples")
-    config = train_config(X.shape[0], has_validation=X_val is not None, **settings)
-    return X, Y, X_val, Y_val, config
+        val = (X_val, Y_val)
+    config = train_config(
+        X.shape[0],
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        watch_weight_change=check_threshold("min_weight_change", min_weight_change) is not None,
+        early_stopping=check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
+        is not None,
+        has_validation=val is not None,
+        weighted=weight is not None,
+        history_chunk=history_chunk,
+    )
+    rules = stop_rules(
+        params.dtype,
+        tol=tol,
+        min_weight_change=min_weight_change,
+        n_iter_no_change=n_iter_no_change,
+        validation_tol=validation_tol,
+    )
+    state = None
+    if template is None and isinstance(start, TrainState):
+        if key is not None:
+            raise ValueError(
+                "a TrainState carries its own data-order key (state.key); drop key= to resume, "
+                "or replace it with state._replace(key=jax.random.key(seed))"
+            )
+        state = resume_state(start, optimizer, config)
+    elif template is None:
+        state = init_state(params, optimizer, config, as_key(key))  # eager: values stay data
+    return {
+        "config": config,
+        "rules": rules,
+        "optimizer": optimizer,
+        "data": (X, Y, weight),
+        "val": val,
+        "state": state,
+        "previous": previous,
+    }
 
 
-def _as_key(key: Any) -> Array:
-    if key is None:
-        return jax.random.PRNGKey(0)
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.PRNGKey(int(key))
-    return key
+def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> TrainState:
+    """``state`` adapted to a new run's settings: the moments, counters and key carried.
+
+    The history buffers are made anew (the host holds the earlier history); early
+    stopping switched on now starts tracking the best params from here; switched
+    off, drops them. The optimizer must be of the state's kind; its
+    hyperparameter values replace the state's (so a resume can change ``lr``).
+
+    Raises:
+        ValueError: the optimizer's state does not match (another kind of optimizer).
+    """
+    params = state.params
+    fresh = jax.eval_shape(optimizer.init, params)
+    if not _same_structure(fresh, state.opt_state):
+        raise ValueError(
+            f"the state was trained with another kind of optimizer than {optimizer!r}: its "
+            "optimizer state has another structure; resume with the optimizer it was trained with"
+        )
+    opt_state = state.opt_state
+    if isinstance(optimizer, Optimizer) and hasattr(opt_state, "hyperparams"):
+        hp = {
+            k: jnp.asarray(v, opt_state.hyperparams[k].dtype)
+            for k, v in optimizer.hyperparams.items()
+        }
+        opt_state = opt_state._replace(hyperparams=hp)
+    best = state.best_params
+    if config.early_stopping and best is None:
+        state = state._replace(
+            best_params=params,
+            best_val_loss=jnp.full((), jnp.inf, params.dtype),
+            best_epoch=jnp.zeros((), jnp.int32),
+            bad_epochs=jnp.zeros((), jnp.int32),
+        )
+    elif not config.early_stopping:
+        state = state._replace(best_params=None)
+    return state._replace(opt_state=opt_state, history=_empty_history(config, params.dtype))
 
 
 # ---------------------------------------------------------------- train
 def train(
-    params: MLP,
+    params: MLP | TrainState | TrainResult,
     X: ArrayLike,
     Y: ArrayLike,
     *,
-    optimizer: Optimizer,
+    optimizer: Any = None,
     epochs: int = 200,
     batch_size: int | None = None,
     key: ArrayLike | int | None = None,
     X_val: ArrayLike | None = None,
     Y_val: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
     tol: float | None = None,
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
     shuffle: bool | None = None,
     drop_last: bool = False,
+    grad_fn: GradFn | None = None,
     progress: Callable[[dict[str, Any]], Any] | None = None,
     progress_every: int | None = None,
+    history_chunk: int = HISTORY_CHUNK,
     check_finite: bool = True,
 ) -> TrainResult:
-    """Train ``params`` on ``(X, Y)`` in one compiled program; see the module docstring.
+    """Train a network on ``(X, Y)`` in one compiled loop; see the module docstring.
 
     Args:
-        params: the network, e.g. from :func:`jbpnn.params.init_params`.
+        params: the network (e.g. from :func:`jbpnn.params.init_params`), or a
+            :class:`TrainState` / :class:`TrainResult` to resume.
         X: inputs, shape ``(n, n_in)``.
         Y: targets, shape ``(n, n_out)`` (one-hot for classes).
-        optimizer: e.g. ``sgd(0.1)``, ``momentum(0.5, 0.9, variant="article")``.
-        epochs: maximum number of epochs (the article's rule 3).
+        optimizer: e.g. ``sgd(0.1)``, ``momentum(0.5, 0.9, variant="article")``; any
+            hashable object with ``init`` and ``update``. Optional when resuming
+            from a ``TrainResult`` (its optimizer is used).
+        epochs: epochs to run in this call (the article's rule 3); resuming, that
+            many more. Traced: a new value is not a new program.
         batch_size: ``1`` online, ``k`` mini-batches, ``None`` full batch.
-        key: a ``jax.random`` key or an int seed for the mini-batch order
-            (default seed 0: runs are reproducible).
+        key: a ``jax.random.key`` or an int seed for the mini-batch order
+            (default seed 0: runs are reproducible). A resumed state brings its own.
         X_val, Y_val: optional validation set; adds ``val_loss`` and
             ``val_accuracy`` to the history.
+        sample_weight: optional non-negative weights of the training examples,
+            shape ``(n,)``: every batch gradient and the epoch loss are weighted means.
         tol: stop when the epoch loss is below it (the article's rule 2).
         min_weight_change: stop when every ``|delta w|`` of an epoch is below it
             (the article's rule 1).
@@ -611,40 +851,45 @@ def train(
         shuffle: new order every epoch; default True for mini-batches, False for
             online (the article's order) and full batch.
         drop_last: drop the last partial mini-batch instead of padding it.
+        grad_fn: ``(params, X, Y, sample_weight) -> (mean loss, dE/dtheta)`` for one
+            batch, traceable; default the hand-derived
+            :func:`jbpnn.network.loss_and_gradient_kernel`. Pass e.g.
+            ``jax.value_and_grad(jbpnn.network.loss_kernel)`` to train with autodiff.
         progress: called as ``progress(info)`` after every chunk of
             ``progress_every`` epochs, ``info`` a dict with ``epoch``, ``epochs``,
             ``loss``, ``val_loss`` (or None), ``elapsed`` (seconds) and ``stop_reason``
             (None while running). :func:`print_progress` prints one line.
-        progress_every: epochs per compiled chunk (default: ``epochs // 10``
-            when ``progress`` is given). The chunks reuse one compiled function and
-            give the same result as one run.
+        progress_every: epochs per chunk (default: ``epochs // 10`` with
+            ``progress``, capped at ``history_chunk``). Chunks reuse one compiled
+            program and give the same result as one run.
+        history_chunk: epochs of history the device holds between copies to the
+            host (static: the size of a buffer).
         check_finite: raise on NaN/inf in the data before training.
 
     Returns:
-        A :class:`TrainResult`.
+        A :class:`TrainResult`; ``result.state`` resumes.
 
     Raises:
         ValueError: on bad data shapes, settings or optimizer, before any tracing.
     """
     start = time.perf_counter()
-    if not isinstance(optimizer, Optimizer):
-        init, update = getattr(optimizer, "init", None), getattr(optimizer, "update", None)
-        if not (callable(init) and callable(update)):
-            raise ValueError(
-                "optimizer must be an Optimizer (init, update), e.g. jbpnn.optimizers.sgd(0.1) "
-                f"or get_optimizer('momentum', lr=0.1, m=0.9); got {optimizer!r}"
-            )
-        optimizer = Optimizer(init, update)
-    if not isinstance(params, MLP):
-        raise ValueError(f"params must be an MLP (see init_params), got {type(params).__name__}")
-    X, Y, X_val, Y_val, config = check_training_data(
+    epochs = check_int("epochs", epochs, 1)
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a callable taking a dict, got {progress!r}")
+    check_int("progress_every", progress_every, 1, allow_none=True)
+    if grad_fn is not None and not callable(grad_fn):
+        raise ValueError(
+            f"grad_fn must be a function (params, X, Y, sample_weight), got {grad_fn!r}"
+        )
+    run = prepare_training(
         params,
         X,
         Y,
-        X_val,
-        Y_val,
-        check_finite=check_finite,
-        epochs=epochs,
+        optimizer=optimizer,
+        key=key,
+        X_val=X_val,
+        Y_val=Y_val,
+        sample_weight=sample_weight,
         batch_size=batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
@@ -652,43 +897,66 @@ def train(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
+        history_chunk=history_chunk,
+        check_finite=check_finite,
     )
-    if progress is not None and not callable(progress):
-        raise ValueError(f"progress must be a callable taking a dict, got {progress!r}")
-    _check_int("progress_every", progress_every, 1, allow_none=True)
+    config, state, previous = run["config"], run["state"], run["previous"]
     if progress_every is None:
-        progress_every = max(1, config.epochs // 10) if progress is not None else config.epochs
-    key = _as_key(key)
-
-    run = partial(_run_jit, config=config, optimizer=optimizer)
-    state = init_state(params, optimizer, config)
-    for until in range(progress_every, config.epochs + progress_every, progress_every):
-        # Same compiled function for every chunk: `until` is a traced argument.
-        state = run(state, X, Y, key, X_val, Y_val, np.int32(min(until, config.epochs)))
-        if progress is None:
-            if until < config.epochs and int(state.stop) != _RUNNING:
-                break
-            continue
-        info = _progress_info(state, config, start)  # the one host transfer per chunk
-        progress(info)
-        if info["stop_reason"] is not None:
-            break
-    return result_from_state(state, config, time.perf_counter() - start)
-
-
-def _progress_info(state: LoopState, config: TrainConfig, start: float) -> dict[str, Any]:
-    epoch, stop, loss, val_loss = jax.device_get(
-        (state.epoch, state.stop, state.loss, state.val_loss)
+        progress_every = max(1, epochs // 10) if progress is not None else epochs
+    chunk = min(progress_every, config.history_chunk)
+    loop = partial(
+        _run_jit,
+        config=config,
+        optimizer=static_kind(run["optimizer"]),
+        grad_fn=loss_and_gradient_kernel if grad_fn is None else grad_fn,
     )
-    epoch, stop = int(epoch), int(stop)
-    done = stop != _RUNNING or epoch >= config.epochs
+    first = int(state.epoch)
+    target = first + epochs
+    pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
+    epoch, stop = first, int(state.stop)
+    while epoch < target and stop == RUNNING:
+        until = min(epoch + chunk, target)
+        state = loop(state, run["data"], run["val"], run["rules"], np.int32(until))
+        done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
+        slots = np.arange(epoch, int(done)) % config.history_chunk
+        for k in pieces:
+            pieces[k].append(np.asarray(history[k])[slots])
+        epoch = int(done)
+        if progress is not None:
+            progress(_progress_info(pieces, epoch, target, int(stop), start))
+    history = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in pieces.items()}
+    start_epoch = first
+    if previous is not None:  # resuming a result: one history for the whole run
+        start_epoch = previous.start_epoch
+        history = {
+            k: np.concatenate([previous.history[k], v]) if k in previous.history else v
+            for k, v in history.items()
+        }
+    return state_result(
+        state,
+        history,
+        elapsed=time.perf_counter() - start,
+        optimizer=run["optimizer"],
+        start_epoch=start_epoch,
+    )
+
+
+def _progress_info(
+    pieces: dict[str, list[np.ndarray]], epoch: int, target: int, stop: int, start: float
+) -> dict[str, Any]:
+    def last(k: str) -> float | None:
+        if k not in pieces or not pieces[k] or not len(pieces[k][-1]):
+            return None
+        return float(pieces[k][-1][-1])
+
+    done = stop != RUNNING or epoch >= target
     return {
         "epoch": epoch,
-        "epochs": config.epochs,
-        "loss": float(loss[epoch - 1]),
-        "val_loss": float(val_loss[epoch - 1]) if config.has_validation else None,
+        "epochs": target,
+        "loss": last("loss"),
+        "val_loss": last("val_loss"),
         "elapsed": time.perf_counter() - start,
-        "stop_reason": STOP_REASONS[max(stop, 0)] if done else None,
+        "stop_reason": stop_reason_name(stop) if done else None,
     }
 
 
@@ -696,9 +964,10 @@ def print_progress(info: dict[str, Any]) -> None:
     """A ``progress`` callback for :func:`train` that prints one line per chunk."""
     val = f"  val_loss {info['val_loss']:.6g}" if info.get("val_loss") is not None else ""
     done = f"  ({info['stop_reason']})" if info.get("stop_reason") else ""
+    loss = info["loss"] if info["loss"] is not None else math.nan
     print(
         f"epoch {info['epoch']:>{len(str(info['epochs']))}}/{info['epochs']}  "
-        f"loss {info['loss']:.6g}{val}  {info['elapsed']:.1f} s{done}",
+        f"loss {loss:.6g}{val}  {info['elapsed']:.1f} s{done}",
         flush=True,
     )
 
@@ -740,5 +1009,5 @@ def evaluate(
     return {"loss": float(_loss_jit(params, X, Y)), "accuracy": float(_accuracy_jit(params, X, Y))}
 
 
-_accuracy_jit = jax.jit(_accuracy_kernel)
+_accuracy_jit = jax.jit(accuracy_kernel)
 _loss_jit = jax.jit(loss_kernel)

@@ -16,9 +16,10 @@ from jbpnn.training import (
     TrainResult,
     accuracy,
     evaluate,
-    make_train_fn,
-    result_from_state,
+    init_state,
+    run_epochs,
     shuffle_order,
+    stop_rules,
     train,
     train_config,
 )
@@ -261,27 +262,28 @@ def test_progress_stops_calling_after_a_stop_rule(x64):
     assert calls[-1]["epoch"] == result.epochs_run
 
 
-def test_vmap_over_learning_rates_matches_separate_runs():
+def test_vmap_of_the_epoch_step_over_learning_rates_matches_separate_runs():
+    """The public pieces compose: vmap(init_state) and run_epochs over a network axis."""
     X, Y = _data(n=12)
-    p0 = init_params(jax.random.PRNGKey(0), (3, 4, 2))
-    config = train_config(len(X), epochs=5, batch_size=4)
-    lrs = jnp.array([0.1, 0.5])
+    X, Y = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)
+    p0 = init_params(jax.random.key(0), (3, 4, 2))
+    config = train_config(len(X), batch_size=4)
+    rules = stop_rules(jnp.float32)
+    kind = sgd(0.1).kind  # static: no values
 
-    def one(lr):
-        init, run = make_train_fn(config, sgd(lr))
-        return run(
-            init(p0),
-            jnp.asarray(X, jnp.float32),
-            jnp.asarray(Y, jnp.float32),
-            jax.random.PRNGKey(0),
-        )
+    def init_one(lr):
+        return init_state(p0, sgd(lr), config, jax.random.key(0))
 
-    states = jax.jit(jax.vmap(one))(lrs)
+    states = jax.vmap(init_one)(jnp.array([0.1, 0.5]))
+    states = jax.jit(run_epochs, static_argnames=("config", "optimizer", "networks"))(
+        states, (X, Y, None), None, rules, 5, config=config, optimizer=kind, networks="shared"
+    )
     for i, lr in enumerate([0.1, 0.5]):
-        mapped = result_from_state(jax.tree.map(lambda a: a[i], states), config)
         alone = train(p0, X, Y, optimizer=sgd(lr), epochs=5, batch_size=4, key=0)
+        mapped = jax.tree.map(lambda a: a[i], states)
         tree_allclose(mapped.params, alone.params, rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(mapped.history["loss"], alone.history["loss"], rtol=1e-5)
+        assert int(mapped.epoch) == 5 and int(mapped.step) == 15
+        np.testing.assert_allclose(mapped.history["loss"][:5], alone.history["loss"], rtol=1e-5)
 
 
 def test_accuracy_and_evaluate():

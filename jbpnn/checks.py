@@ -1,0 +1,150 @@
+"""Every argument check in one place: numbers, integers, thresholds, seeds and keys, arrays.
+
+The API and the command line both call these, so they accept and refuse the same
+things (scikit-learn keeps its ``_parameter_constraints`` in one place for the same
+reason). Each check raises ``ValueError`` (or ``TypeError`` for a value of the wrong
+kind) naming the argument, what it got and what was expected, *before* anything is
+traced. Values that are already JAX arrays (traced hyperparameters inside the user's
+own ``jit`` or ``vmap``) pass the number checks unchecked: their values are unknown
+at trace time.
+
+PRNG keys: one kind, ``jax.random.key``. :func:`as_key` turns an int seed into one,
+passes a typed key through, and wraps a legacy ``uint32[2]`` key
+(``jax.random.PRNGKey``) with ``jax.random.wrap_key_data``; the bits, and so every
+shuffle, are the same as with the legacy key.
+
+This module imports only JAX and NumPy.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "as_key",
+    "check_finite",
+    "check_int",
+    "check_number",
+    "check_threshold",
+    "is_concrete",
+]
+
+Array = jax.Array
+
+
+def check_int(name: str, value: Any, low: int, *, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int ``>= low`` (or None when ``allow_none``); bools are refused."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        none = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be an integer >= {low}{none}, got {value!r}")
+    return int(value)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    low: float,
+    high: float | None = None,
+    *,
+    integer: bool = False,
+) -> None:
+    """Check a hyperparameter given as a plain number: finite, ``low <= value < high``.
+
+    JAX arrays (concrete or traced) pass through unchecked; a 0-d NumPy array is a number.
+    """
+    if isinstance(value, jax.Array):
+        return
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or value < low or (high is not None and value >= high):
+        upper = f" and below {high}" if high is not None else ""
+        raise ValueError(f"{name} must be finite, at least {low}{upper}; got {value!r}")
+    if integer and int(value) != value:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+
+
+def check_threshold(name: str, value: Any) -> float | None:
+    """A stop-rule threshold: a finite number ``>= 0``, or None (the rule is off)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
+    return float(value)
+
+
+def as_key(key: Any, name: str = "key") -> Array:
+    """A typed ``jax.random.key`` from an int seed, a typed key or a legacy ``uint32[2]`` key.
+
+    ``None`` means seed 0 (runs are reproducible by default).
+
+    Raises:
+        ValueError: a seed outside ``0 .. 2**32 - 1``, or an array of the wrong shape.
+        TypeError: anything else (a string, a float, ...).
+    """
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if not 0 <= int(key) < 2**32:
+            raise ValueError(f"{name}: a seed must lie in 0 .. 2**32 - 1, got {key!r}")
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{name} must be ONE jax.random key, got key array shape {key.shape}")
+        return key
+    if isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32:
+        if key.shape != (2,):
+            raise ValueError(
+                f"{name}: a raw uint32 key must have shape (2,) (jax.random.PRNGKey), "
+                f"got shape {key.shape}"
+            )
+        return jax.random.wrap_key_data(jnp.asarray(key))
+    raise TypeError(
+        f"{name} must be an int seed or a jax.random.key, got {type(key).__name__} {key!r}"
+    )
+
+
+def is_concrete(a: Any) -> bool:
+    """True unless ``a`` is a tracer (inside the user's ``jit``/``vmap``: values unknown).
+
+    Uses only public API: a tracer has no devices, and asking raises
+    ``jax.errors.ConcretizationTypeError``.
+    """
+    if not isinstance(a, jax.Array):
+        return True
+    try:
+        a.devices()
+    except jax.errors.ConcretizationTypeError:
+        return False
+    return True
+
+
+def check_finite(name: str, a: Any) -> None:
+    """Raise ``ValueError`` naming ``name`` and the first index if ``a`` holds NaN or inf.
+
+    Host (NumPy) data is checked with NumPy; a traced array is skipped.
+    """
+    if isinstance(a, np.ndarray):
+        if np.isfinite(a).all():
+            return
+    else:
+        if not is_concrete(a):
+            return
+        if bool(jnp.all(jnp.isfinite(a))):
+            return
+    bad = np.argwhere(~np.isfinite(np.asarray(a)))
+    first = tuple(int(i) for i in bad[0])
+    raise ValueError(
+        f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
+        "Clean the data, or pass check_finite=False to skip this check"
+    )
