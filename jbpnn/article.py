@@ -14,8 +14,10 @@ of its own. One call of :meth:`BPNN.backpropagate` is
                                                         # change = -dE/dw = Err O_prev
 
 and :meth:`BPNN.train` runs that same step over every example of every epoch
-in one compiled ``lax.scan``, so it equals calling ``update`` and
-``backpropagate`` on each example in order, only much faster.
+with the library's one training loop (:func:`jbpnn.training.train`, online,
+in order, resuming the object's :class:`jbpnn.training.TrainState`), so it
+equals calling ``update`` and ``backpropagate`` on each example in order, only
+much faster.
 
 Unlike the article's code (ARTICLE.md section 4): the sigmoid is the logistic
 sigmoid and its derivative ``O(1 - O)`` matches it; every hidden and output
@@ -40,6 +42,9 @@ from jax.typing import ArrayLike
 from jbpnn.network import backward, check_batch, forward, predict
 from jbpnn.optimizers import MomentumState, apply_updates, momentum
 from jbpnn.params import MLP, init_params
+from jbpnn.training import TrainState, init_state, train, train_config
+
+__all__ = ["BPNN", "article_gradient", "get_data"]
 
 Array = jax.Array
 
@@ -53,57 +58,31 @@ def _rms_error(o: Array, t: Array) -> Array:
     return jnp.sqrt(jnp.mean((t - o) ** 2))
 
 
-def _apply_example(
-    params: MLP, state: MomentumState, cache: tuple[Array, ...], y: Array, lr: Any, m: Any
-) -> tuple[MLP, MomentumState, Array]:
-    """One online update from one example's forward cache: the article's backpropagate.
+def article_gradient(
+    params: MLP, X: Array, Y: Array, sample_weight: Array | None = None
+) -> tuple[Array, MLP]:
+    """A ``grad_fn`` for :func:`jbpnn.training.train`: one example's hand-derived gradient.
 
-    Returns the new params and momentum state, and the example's RMS error
-    measured on the outputs of the forward pass (before the update), as the
-    article's code does.
+    For online batches of ONE example (``batch_size=1``): the gradient is
+    :func:`jbpnn.network.backward`'s, and the "loss" it reports is the article's
+    per-example error ``sqrt(mean_k (T_k - O_k)^2)`` on the outputs before the
+    update, so the epoch loss times the number of examples is the article's
+    epoch error.
     """
-    grads = backward(params, cache, y)
-    # Built inside the trace so lr and m are traced values: one compile for every BPNN.
-    updates, state = momentum(lr, m, variant="article").update(grads, state, params)
-    return apply_updates(params, updates), state, _rms_error(cache[-1], y)
+    x, y = X[0], Y[0]
+    out, cache = forward(params, x)
+    return _rms_error(out, y), backward(params, cache, y)
 
 
 @jax.jit
-def _backpropagate_step(params, state, cache, y, lr, m):
-    return _apply_example(params, state, cache, y, lr, m)
+def _backpropagate_step(params, state, cache, y):
+    grads = backward(params, cache, y)
+    kind = momentum(0.1, 0.1, variant="article").kind  # the values come from the state
+    updates, state = kind.update(grads, state, params)
+    return apply_updates(params, updates), state, _rms_error(cache[-1], y)
 
 
 _forward_jit = jax.jit(forward)
-
-
-def _jit_init(init: Any, params: MLP) -> Any:
-    """``optimizer.init(params)`` as one compiled program, not one per leaf."""
-    return jax.jit(init)(params)
-
-
-def _train_scan(params, state, X, Y, lr, m, epochs):
-    """``epochs`` passes of online training over (X, Y) in order, in one XLA program.
-
-    Returns the final params and state and the article's epoch errors (the sum
-    over the epoch's examples of each example's RMS error), shape ``(epochs,)``.
-    """
-
-    def example(carry, xy):
-        params, state = carry
-        x, y = xy
-        _, cache = forward(params, x)
-        params, state, err = _apply_example(params, state, cache, y, lr, m)
-        return (params, state), err
-
-    def epoch(carry, _):
-        carry, errs = jax.lax.scan(example, carry, (X, Y))
-        return carry, jnp.sum(errs)  # the article: err += self.backpropagate(y)
-
-    (params, state), epoch_errors = jax.lax.scan(epoch, (params, state), None, length=epochs)
-    return params, state, epoch_errors
-
-
-_train_scan_jit = jax.jit(_train_scan, static_argnames="epochs")
 
 
 # ---------------------------------------------------------------- the facade
@@ -131,6 +110,7 @@ class BPNN:
         params: the current :class:`jbpnn.MLP` (sizes ``(n_in, n_hidden, n_out)``);
             usable with every jbpnn function, e.g. :func:`jbpnn.io.save`.
         opt_state: the momentum state (``trace`` holds the previous change).
+        state: the :class:`jbpnn.training.TrainState` that every call carries on.
         lr, m: as given.
     """
 
@@ -149,14 +129,23 @@ class BPNN:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        optimizer = momentum(lr, m, variant="article")  # checks lr >= 0 and m >= 0
+        self._optimizer = momentum(lr, m, variant="article")  # checks 0 <= lr, 0 <= m < 1
         self.lr = lr
         self.m = m
-        self.params: MLP = init_params(
-            int(seed), (n_in, n_hidden, n_out), "sigmoid", "mse", "article", dtype
-        )
-        self.opt_state: MomentumState = _jit_init(optimizer.init, self.params)
+        params = init_params(int(seed), (n_in, n_hidden, n_out), "sigmoid", "mse", "article", dtype)
+        config = train_config(1, batch_size=1)
+        self.state: TrainState = init_state(params, self._optimizer, config)
         self._cache: tuple[Array, ...] | None = None
+
+    @property
+    def params(self) -> MLP:
+        """The current network (sizes ``(n_in, n_hidden, n_out)``)."""
+        return self.state.params
+
+    @property
+    def opt_state(self) -> MomentumState:
+        """The momentum state (``trace`` holds the previous change)."""
+        return self.state.opt_state
 
     @property
     def n_in(self) -> int:
@@ -205,9 +194,8 @@ class BPNN:
         if self._cache is None:
             raise ValueError("call update(inputs) before backpropagate(targets)")
         y = self._row(targets, self.n_out, _TARGET_MESSAGE)
-        self.params, self.opt_state, err = _backpropagate_step(
-            self.params, self.opt_state, self._cache, y, self.lr, self.m
-        )
+        params, opt_state, err = _backpropagate_step(self.params, self.opt_state, self._cache, y)
+        self.state = self.state._replace(params=params, opt_state=opt_state)
         self._cache = None  # the article's outputs are stale once the weights moved
         return float(err)
 
@@ -217,8 +205,9 @@ class BPNN:
     ) -> np.ndarray:
         """Online training: ``update(x)`` then ``backpropagate(y)`` for each pair, in order.
 
-        The whole run is one compiled ``lax.scan``; the momentum state carries
-        over from earlier calls, as in the article's object.
+        The whole run is the library's compiled loop (:func:`jbpnn.training.train`
+        with ``batch_size=1``, no shuffling and :func:`article_gradient`); the
+        momentum state carries over from earlier calls, as in the article's object.
 
         Args:
             data: ``[[x, y], ...]`` with ``len(x) == n_in`` and ``len(y) == n_out``.
@@ -236,11 +225,20 @@ class BPNN:
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         X, Y = self._pairs(data)
-        self.params, self.opt_state, errors = _train_scan_jit(
-            self.params, self.opt_state, X, Y, self.lr, self.m, epochs=int(epochs)
+        result = train(
+            self.state,
+            X,
+            Y,
+            optimizer=self._optimizer,
+            epochs=int(epochs),
+            batch_size=1,
+            shuffle=False,
+            grad_fn=article_gradient,
+            check_finite=False,  # checked by _pairs
         )
+        self.state = result.state
         self._cache = None
-        errors = np.asarray(errors)
+        errors = result.history["loss"] * len(X)  # mean RMS error per example -> the sum
         if verbose:
             print(f"Err: {float(errors.min())}")
         return errors

@@ -34,9 +34,10 @@ the schedule's kind; whether weight decay is on) plus initial hyperparameter
 values. ``init`` puts the values into the state as arrays, ``state.hyperparams``
 (``{"lr": ..., "m": ..., "weight_decay": ...}``), and ``update`` reads them from
 there, never from the optimizer. ``opt.kind`` is the optimizer without its values;
-kinds of two optimizers that differ only in values are equal, so a jitted loop that takes the optimizer's ``kind`` as a static argument
-compiles once for every learning rate; :func:`set_hyperparams` changes the values of a
-state (a new learning rate mid-run, or one per network under ``jax.vmap``).
+kinds of two optimizers that differ only in values are equal, so a jitted loop
+that takes the optimizer's ``kind`` as a static argument compiles once for every
+learning rate; :func:`set_hyperparams` changes the values of a state (a new
+learning rate mid-run, or one per network under ``jax.vmap``).
 Weight decay is part of the kind: ``weight_decay=0`` (a plain zero) skips its
 work, any other value (or an array) switches it on. A schedule given as a plain
 function is part of the kind too (a new function compiles a new program).
