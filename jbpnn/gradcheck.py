@@ -51,16 +51,15 @@ hand-derived ``T - O`` is the exact gradient: a mismatch there is the reference
 failing. Finite differences are also wrong for ReLU units whose net input lies
 within ``h`` of 0 (the kink).
 
-Command line: ``python -m jbpnn.gradcheck --sizes 64,32,10 --activation tanh``
-prints the report and exits 1 when a check fails.
+Command line (:mod:`jbpnn.cli.gradcheck`): ``jbpnn gradcheck --sizes 64,32,10
+--activation tanh`` (also ``python -m jbpnn.gradcheck``) prints the report and exits
+1 when a check fails.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -73,7 +72,21 @@ from jax.typing import ArrayLike
 
 from jbpnn.losses import LOSSES
 from jbpnn.network import batch_gradient, check_batch, forward, per_example_grads
-from jbpnn.params import INITS, MLP, init_params
+from jbpnn.params import MLP
+
+__all__ = [
+    "DEFAULT_EPS",
+    "DEFAULT_MAX_COORDS",
+    "DEFAULT_TOLERANCES",
+    "REFERENCES",
+    "GradFn",
+    "GradcheckReport",
+    "LeafCheck",
+    "compare_per_example",
+    "gradcheck",
+    "random_batch",
+    "reference_loss",
+]
 
 Array = jax.Array
 GradFn = Callable[[MLP, Array, Array], Any]
@@ -587,7 +600,7 @@ def compare_per_example(
     )
 
 
-# ---------------------------------------------------------------- data and command line
+# ---------------------------------------------------------------- data
 def random_batch(key: ArrayLike, params: MLP, batch_size: int) -> tuple[Array, Array]:
     """A random batch that suits the network's loss, in the params' dtype.
 
@@ -610,120 +623,7 @@ def random_batch(key: ArrayLike, params: MLP, batch_size: int) -> tuple[Array, A
     return X, Y
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers such as 64,32,10, got {text!r}"
-        ) from None
-    if len(values) < 2 or min(values) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected at least two positive layer widths (input first), got {text!r}"
-        )
-    return values
+if __name__ == "__main__":  # python -m jbpnn.gradcheck: the command line lives in jbpnn.cli
+    from jbpnn.cli.gradcheck import main
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the gradcheck options to ``parser`` (reused by ``jbpnn gradcheck``)."""
-    parser.add_argument(
-        "--sizes", type=_int_list, default=[64, 32, 10], help="layer widths, input first"
-    )
-    parser.add_argument(
-        "--activation",
-        default="tanh",
-        help="activation of every layer (the output gets softmax/sigmoid with the cross "
-        "entropies), or one name per layer, comma-separated",
-    )
-    parser.add_argument("--loss", default="mse", choices=sorted(LOSSES))
-    parser.add_argument("--init", default="article", choices=list(INITS))
-    parser.add_argument("--reference", default="autodiff", choices=list(REFERENCES))
-    parser.add_argument(
-        "--article-mode",
-        action="store_true",
-        help="reproduce the article code's bugs (expected to FAIL)",
-    )
-    parser.add_argument("--batch", type=int, default=16, help="number of random examples")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--x64", action="store_true", help="float64 params and data (finite differences always)"
-    )
-    parser.add_argument("--rtol", type=float, default=None, help="default: see the report")
-    parser.add_argument("--atol", type=float, default=None, help="default: see the report")
-    parser.add_argument(
-        "--eps", type=float, default=None, help=f"finite-difference step (default {DEFAULT_EPS})"
-    )
-    parser.add_argument(
-        "--per-example",
-        action="store_true",
-        help="also compare per_example_grads with vmap(jax.grad)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
-    return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m jbpnn.gradcheck``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m jbpnn.gradcheck",
-        description="Compare the hand-derived gradient of a random network with jax.grad "
-        "or with central finite differences (float64); exit 1 when a check fails.",
-        epilog="example: python -m jbpnn.gradcheck --sizes 64,32,10 --activation tanh "
-        "--reference finite_difference",
-    )
-    return add_arguments(parser)
-
-
-def run(args: argparse.Namespace, out: Any = None) -> int:
-    """Build the network and data that ``args`` describe, check, print; 0 if all passed.
-
-    Returns:
-        0 when every check passes, 1 when one fails, 2 on invalid settings.
-    """
-    out = sys.stdout if out is None else out
-    acts = args.activation.split(",") if "," in args.activation else args.activation
-    dtype = jnp.float64 if args.x64 else jnp.float32
-    try:
-        with jax.enable_x64(args.x64):
-            key_params, key_data = jax.random.split(jax.random.key(args.seed))
-            params = init_params(
-                key_params,
-                args.sizes,
-                activations=acts,
-                loss=args.loss,
-                init=args.init,
-                dtype=dtype,
-                article_mode=args.article_mode,
-            )
-            X, Y = random_batch(key_data, params, args.batch)
-            reports = [
-                gradcheck(
-                    params,
-                    X,
-                    Y,
-                    reference=args.reference,
-                    rtol=args.rtol,
-                    atol=args.atol,
-                    eps=args.eps,
-                    seed=args.seed,
-                )
-            ]
-            if args.per_example:
-                reports.append(compare_per_example(params, X, Y, rtol=args.rtol, atol=args.atol))
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps([r.to_dict() for r in reports], indent=2), file=out)
-    else:
-        print("\n\n".join(str(r) for r in reports), file=out)
-    return 0 if all(r.passed for r in reports) else 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jbpnn.gradcheck [options]``; returns the exit status."""
-    return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
     sys.exit(main())

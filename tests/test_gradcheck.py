@@ -13,12 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jbpnn.cli.gradcheck import main
 from jbpnn.gradcheck import (
     DEFAULT_TOLERANCES,
     GradcheckReport,
     compare_per_example,
     gradcheck,
-    main,
 )
 from jbpnn.losses import VALID_PAIRS
 from jbpnn.network import batch_gradient
