@@ -180,3 +180,15 @@ def test_bad_arguments_name_what_is_wrong(argv, capsys):
         bench.main(argv)
     assert exit_info.value.code == 2
     assert ("foo" if "--tasks" in argv else "bar") in capsys.readouterr().err
+
+
+def test_the_script_takes_the_arguments_jbpnn_bench_took():
+    """``jbpnn bench`` is gone; ``python experiments/bench.py ARGS`` is the way to run it."""
+    proc = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / "bench.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--quick" in proc.stdout

@@ -173,7 +173,18 @@ def test_example_prints_the_oracle_values(workdir):
         "-0.2608288463",
     ):
         assert figure in out
-    assert run(cwd=workdir).stdout == out  # no subcommand: the worked examples
+
+
+def test_no_subcommand_prints_the_help_and_exits_zero(workdir):
+    proc = run(cwd=workdir)
+    assert proc.stdout.startswith("usage: jbpnn") and "train" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_version(workdir):
+    import jbpnn
+
+    assert run("--version", cwd=workdir).stdout.strip() == f"jbpnn {jbpnn.__version__}"
 
 
 def test_demo_matches_the_article(workdir):
@@ -188,9 +199,20 @@ def test_gradcheck_subcommand_exit_codes(workdir):
     assert bad.returncode == 1 and "FAIL" in bad.stdout
 
 
-def test_bench_subcommand_passes_its_arguments_on():
-    out = run("bench", "--help", cwd=Path(__file__).resolve().parents[1]).stdout
-    assert "--quick" in out
+@pytest.mark.parametrize("args", [(), ("--quick",), ("--help",)])
+def test_bench_subcommand_was_removed_and_says_what_to_run(workdir, args):
+    proc = run("bench", *args, cwd=workdir, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "jbpnn bench was removed: run `python experiments/bench.py` from a source checkout"
+    ]
+
+
+def test_sweep_quick_without_timing(tmp_path):
+    proc = run("sweep", "--quick", "--no-plot", "--out", str(tmp_path / "s"), cwd=tmp_path)
+    assert "best configurations" in proc.stdout
+    assert "python experiments/sweep.py" in proc.stdout  # where the timing is
+    assert (tmp_path / "s" / "sweep.csv").is_file() and (tmp_path / "s" / "sweep.json").is_file()
 
 
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib not installed (jbpnn[plot])")
@@ -207,3 +229,51 @@ def test_plot_needs_matplotlib_and_says_how_to_install(monkeypatch, capsys):
     assert cli.main(["train", "--epochs", "1", "--plot", "never.png"]) == 2
     err = capsys.readouterr().err
     assert "--plot needs matplotlib" in err and 'pip install "jbpnn[plot]"' in err
+
+
+# ---------------------------------------------------------------- layout
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_jbpnn_loads_neither_the_cli_nor_matplotlib():
+    code = (
+        "import jbpnn, sys; "
+        "assert 'matplotlib' not in sys.modules and 'jbpnn.cli' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith(('matplotlib', 'jbpnn.cli')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_argparse_only_in_the_cli_package():
+    package = ROOT / "jbpnn"
+    holders = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "import argparse" in path.read_text() and path.parent != package / "cli"
+    )
+    assert holders == []
+
+
+def test_matplotlib_only_in_plots():
+    package = ROOT / "jbpnn"
+    holders = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "import matplotlib" in path.read_text()
+    )
+    assert holders == ["plots.py"]
+
+
+def test_python_m_jbpnn_gradcheck_still_runs():
+    proc = subprocess.run(
+        [sys.executable, "-m", "jbpnn.gradcheck", "--sizes", "4,3,2", "--batch", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "PASSED" in proc.stdout
