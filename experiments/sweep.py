@@ -11,8 +11,8 @@ high momentum saturate the sigmoid units and stay at chance). It prints the best
 over the 8 seeds, and then times ``train_many`` against training 64 networks (8
 learning rates from 0.01 to 1 x 8 seeds, m 0.9, 20 epochs) one after another with
 ``train`` (compilation excluded from both; 16 of them are timed one by one and their
-median is scaled to 64, as the output says), and against a plain ``jax.vmap``.
-Measured here: 5.5x faster than sequential ``train`` (plain vmap: 2.7x).
+median is scaled to 64, as the output says). The figures of a run are in the README's
+sweep section; they are not repeated here, where they would go stale.
 
 How long: about 35 s on a 2-core CPU (the 256 networks in 7 s, compilation
 included; the timing and its compilations the rest). It asks JAX for one CPU device
@@ -66,29 +66,27 @@ def time_against_sequential(
     optimizer: str = "momentum",
     sequential_subset: int | None = None,
     repeats: int = 3,
-    vmap_baseline: bool = True,
     **train_kwargs: Any,
 ) -> dict[str, Any]:
     """Time :func:`train_many` against training the same networks one after another.
 
     Compilation is excluded from both: ``train_many`` is called once to compile,
     then ``repeats`` times (median reported); each sequential network is trained
-    once to compile (a new optimizer means a new program for ``train``), then timed.
+    once first (compilation and caches), then timed.
     With ``sequential_subset = k`` only ``k`` networks spread over the grid are
     timed sequentially, and the sequential total is ``N`` times their median.
 
     Returns:
-        A dict: ``n``, ``many_s`` (median), ``many_runs``, ``many_first_s``
-        (with compilation), ``vmap_s`` (the plain vmap, median) if asked,
-        ``sequential_s`` (scaled to ``N``), ``sequential_per_network_s`` (all
-        timed), ``sequential_first_s`` (per network, with compilation),
-        ``timed_sequentially``, ``speedup`` and ``vmap_speedup``.
+        A dict: ``n``, ``many_s`` (median), ``many_runs``, ``many_first_s`` (with
+        compilation), ``sequential_s`` (scaled to ``N``), ``sequential_per_network_s``
+        (all timed), ``sequential_first_s`` (per network, with compilation),
+        ``timed_sequentially`` and ``speedup``.
     """
     seeds = np.asarray(list(seeds), dtype=np.int64)
     n = len(seeds)
     spec_args = (tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype)
 
-    def many(method: str) -> float:
+    def many() -> float:
         t = time.perf_counter()
         r = train_many(
             spec,
@@ -97,18 +95,14 @@ def time_against_sequential(
             seeds=seeds,
             optimizer=optimizer,
             hparams=hparams,
-            method=method,
             **train_kwargs,
         )
         jax.block_until_ready(r.params)
         return time.perf_counter() - t
 
-    out: dict[str, Any] = {"n": n, "many_first_s": many("fused")}
-    runs = [many("fused") for _ in range(repeats)]
+    out: dict[str, Any] = {"n": n, "many_first_s": many()}
+    runs = [many() for _ in range(repeats)]
     out.update(many_s=float(np.median(runs)), many_runs=runs)
-    if vmap_baseline:
-        many("vmap")
-        out["vmap_s"] = float(np.median([many("vmap") for _ in range(repeats)]))
 
     k = n if sequential_subset is None else max(1, min(int(sequential_subset), n))
     picks = np.unique(np.linspace(0, n - 1, k).round().astype(int))
@@ -130,8 +124,6 @@ def time_against_sequential(
         sequential_s=float(np.median(seq)) * n,
     )
     out["speedup"] = out["sequential_s"] / out["many_s"]
-    if vmap_baseline:
-        out["vmap_speedup"] = out["sequential_s"] / out["vmap_s"]
     return out
 
 

@@ -15,18 +15,17 @@ import pytest
 from conftest import tree_allclose
 
 from jbpnn.many import (
-    EnsembleTooLarge,
     InitSpec,
-    ResultsTable,
-    grid,
     init_many,
     network_count,
     stack_params,
     train_many,
     unstack_params,
 )
+from jbpnn.memory import EnsembleTooLarge
 from jbpnn.optimizers import OPTIMIZERS, momentum
 from jbpnn.params import init_params
+from jbpnn.tables import ResultsTable, grid
 from jbpnn.training import STOP_REASONS, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -100,7 +100,7 @@ def add_sweep_arguments(
         )
         parser.add_argument("--timing-repeats", type=int, default=5)
     else:
-        parser.set_defaults(timing=False)
+        parser.set_defaults(timing=None)
     parser.add_argument(
         "--plot",
         action=argparse.BooleanOptionalAction,
@@ -132,7 +132,7 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     """
     from jbpnn import data
 
-    timing = bool(getattr(args, "timing", False))
+    timing = getattr(args, "timing", None)  # None: a parser without the timing options
     if args.quick:
         args.lrs, args.momenta, args.seeds = args.lrs[2:6:2], args.momenta[1:3], 2
         args.epochs, args.hidden = 4, 16
@@ -207,7 +207,7 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
         except ImportError as error:
             print(f"no heatmap: {error}")
 
-    if timing and time_fn is None:
+    if timing is None or (timing and time_fn is None):
         print(
             "\ntiming: not run here; run `python experiments/sweep.py` from a source "
             "checkout to time train_many against sequential train"
@@ -233,7 +233,6 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
             key=args.seed,
             sequential_subset=args.timing_sequential,
             repeats=args.timing_repeats,
-            vmap_baseline=not args.quick,
             epochs=args.timing_epochs,
             batch_size=args.batch_size,
             X_val=X_val,
@@ -262,19 +261,15 @@ def _timing_lines(t: dict[str, Any], n_devices: int) -> str:
     n, k = t["n"], t["timed_sequentially"]
     seq = np.asarray(t["sequential_per_network_s"])
     lines = [
-        f"  train_many (fused, {n_devices} device(s)): {t['many_s']:.3f} s "
+        f"  train_many ({n_devices} device(s)): {t['many_s']:.3f} s "
         f"(runs: {', '.join(f'{v:.3f}' for v in t['many_runs'])}; first call with "
         f"compilation {t['many_first_s']:.2f} s)",
     ]
-    if "vmap_s" in t:
-        lines.append(
-            f"  train_many (plain vmap):   {t['vmap_s']:.3f} s  -> {t['vmap_speedup']:.2f}x"
-        )
     lines += [
         f"  sequential train:          {t['sequential_s']:.3f} s = {n} x the median "
         f"{np.median(seq) * 1e3:.1f} ms of {k} networks timed one by one "
         f"(range {seq.min() * 1e3:.1f}..{seq.max() * 1e3:.1f} ms; with compilation "
         f"{np.median(t['sequential_first_s']):.2f} s each)",
-        f"  speed-up of train_many (fused) over sequential train: {t['speedup']:.2f}x",
+        f"  speed-up of train_many over sequential train: {t['speedup']:.2f}x",
     ]
     return "\n".join(lines)
