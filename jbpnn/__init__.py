@@ -30,7 +30,6 @@ from jbpnn.io import Saved, load, save
 from jbpnn.losses import LOSSES, VALID_PAIRS, Loss
 from jbpnn.many import InitSpec, ManyResult, train_many
 from jbpnn.memory import EnsembleTooLarge
-from jbpnn.tables import ResultsTable, grid
 from jbpnn.network import (
     backward,
     batch_gradient,
@@ -54,7 +53,16 @@ from jbpnn.optimizers import (
     sgd,
 )
 from jbpnn.params import INITS, MLP, Layer, init_params
-from jbpnn.training import STOP_REASONS, TrainResult, TrainState, accuracy, evaluate, train, train_epoch
+from jbpnn.tables import ResultsTable, grid
+from jbpnn.training import (
+    STOP_REASONS,
+    TrainResult,
+    TrainState,
+    accuracy,
+    evaluate,
+    train,
+    train_epoch,
+)
 
 __version__ = "0.1.0"
 

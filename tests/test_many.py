@@ -23,7 +23,7 @@ from jbpnn.many import (
     unstack_params,
 )
 from jbpnn.memory import EnsembleTooLarge
-from jbpnn.optimizers import OPTIMIZERS, momentum
+from jbpnn.optimizers import OPTIMIZERS, momentum, sgd
 from jbpnn.params import init_params
 from jbpnn.tables import ResultsTable, grid
 from jbpnn.training import STOP_REASONS, train
@@ -74,7 +74,7 @@ def test_every_network_equals_train_alone(x64):
     seeds = [3, 4, 5, 6]
     kw = dict(key=7, epochs=5, batch_size=10, X_val=X_val, Y_val=Y_val)
     result = train_many(spec, X, Y, seeds=seeds, hparams=g, **kw)
-    assert result.method == "fused" and len(result) == 4
+    assert result.method == "shared" and len(result) == 4
     assert result.history["loss"].shape == (4, 5)
     for i in range(len(result)):
         hp = {"lr": float(g["lr"][i]), "m": float(g["m"][i])}
@@ -162,16 +162,31 @@ def test_own_data_order_per_network_vmap_path(x64):
     spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy", "glorot", jnp.float64)
     kw = dict(epochs=3, batch_size=8)
     result = train_many(spec, X, Y, seeds=[0, 0], keys=[11, 12], hparams={"lr": 0.5}, **kw)
-    assert result.method == "vmap"
+    assert result.method == "own"
     for i, k in enumerate([11, 12]):
         _assert_same(result, _alone(spec, 0, X, Y, hp={"lr": 0.5}, key=k, **kw), i)
     assert not np.allclose(result.history["loss"][0], result.history["loss"][1])
-    # the vmap path with a shared key gives what the fused path gives
-    shared = [
-        train_many(spec, X, Y, seeds=[0, 1], hparams={"lr": 0.5}, key=3, method=m, **kw)
-        for m in ("fused", "vmap")
-    ]
-    tree_allclose(shared[0].params, shared[1].params, rtol=1e-9, atol=1e-12)
+    # one key per network, all equal, gives what one shared key gives
+    shared = train_many(spec, X, Y, seeds=[0, 1], hparams={"lr": 0.5}, key=3, **kw)
+    own = train_many(spec, X, Y, seeds=[0, 1], hparams={"lr": 0.5}, keys=[3, 3], **kw)
+    assert (shared.method, own.method) == ("shared", "own")
+    tree_allclose(shared.params, own.params, rtol=1e-9, atol=1e-12)
+
+
+def test_history_chunks_equal_one_chunk_and_memory_does_not_grow_with_epochs(x64):
+    """The device history is a ring of history_chunk epochs; the host result is whole."""
+    X, Y = _classes(30)
+    X_val, Y_val = _classes(10, seed=3)
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy", "glorot", jnp.float64)
+    kw = dict(epochs=11, batch_size=8, X_val=X_val, Y_val=Y_val, n_iter_no_change=4)
+    hp = {"lr": [0.3, 3.0, 0.05]}
+    whole = train_many(spec, X, Y, seeds=[0, 1, 2], hparams=hp, **kw)
+    chunked = train_many(spec, X, Y, seeds=[0, 1, 2], hparams=hp, history_chunk=3, **kw)
+    assert chunked.state.history["loss"].shape == (3, 3)  # bounded, whatever epochs is
+    for name in whole.history:
+        np.testing.assert_array_equal(whole.history[name], chunked.history[name])
+    tree_allclose(whole.params, chunked.params, rtol=0)
+    np.testing.assert_array_equal(whole.epochs_run, chunked.epochs_run)
 
 
 def test_init_many_and_stacking():
@@ -201,8 +216,10 @@ def test_bad_requests_raise_before_training():
         train_many(spec, X, Y, hparams={"lr": 0.1})
     with pytest.raises(ValueError, match="not both"):
         train_many(spec, X, Y, seeds=[0], hparams={"lr": 0.1}, key=0, keys=[1])
-    with pytest.raises(ValueError, match="method='vmap'"):
-        train_many(spec, X, Y, seeds=[0], hparams={"lr": 0.1}, keys=[1], method="fused")
+    with pytest.raises(ValueError, match="cannot differ between networks"):
+        # lr hidden in the user's own schedule function: not data of the optimizer
+        train_many(spec, X, Y, seeds=[0, 1], optimizer=lambda lr: sgd(lambda count: lr),
+                   hparams={"lr": [0.1, 0.2]})
     with pytest.raises(ValueError, match="Your data length is 4"):
         train_many(spec, X[:, :4], Y, seeds=[0], hparams={"lr": 0.1})
     one = init_params(jax.random.key(0), (5, 4, 3), "sigmoid", "cross_entropy")
