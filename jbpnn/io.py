@@ -1,20 +1,54 @@
-"""Save and load a network: one ``.npz`` file, written atomically.
+"""Save and load a network, an ensemble or a whole training state: one ``.npz`` file.
+
+:func:`save` writes one of three things, :func:`load` rebuilds it without a template:
+
+- an :class:`~jbpnn.params.MLP` (one network);
+- a *stacked* MLP (``N`` networks, every leaf with a leading network axis, as
+  :func:`jbpnn.many.stack_params` and ``ManyResult.params`` hold them);
+- a :class:`~jbpnn.training.TrainState` (a checkpoint: params, optimizer moments
+  and hyperparameters, data-order key, counters, early-stopping record,
+  history buffers), stacked or not, so that ``train(load(p).state, X, Y,
+  optimizer=load(p).optimizer, epochs=k)`` goes on exactly as the run would have.
 
 The file is a plain NumPy ``.npz`` archive (readable with ``numpy.load(path,
 allow_pickle=False)``, no pickle anywhere) holding these entries:
 
     format          "jbpnn-mlp"                  what the file is
-    format_version  1                            bumped on incompatible changes
+    format_version  2                            bumped on incompatible changes (1 still read)
+    kind            "mlp" or "train_state"       v2; a version 1 file is an "mlp"
+    stacked         int64                        v2; N networks on a leading axis, 0 for one
     sizes           int64 (n_layers + 1,)        layer widths, input first
     activations     str (n_layers,)              one activation name per layer
     loss            str                          the loss name
     article_mode    bool                         see jbpnn.params.MLP
-    dtype           str                          e.g. "float32", "float64", "bfloat16"
-    w0, b0, w1, b1, ...                          each layer's weights and biases
+    dtype           str                          w0's dtype, e.g. "float32", "bfloat16"
+                                                 (version 1: every array's)
+    dtypes          str (n_layers, 2)            v2; each layer's w and b dtype
+    w0, b0, w1, b1, ...                          each layer's weights and biases; shape
+                                                 (N, n_in, n_out) and (N, n_out) when stacked
     metadata        str                          the user's metadata, as JSON
+    optimizer       str                          v2; JSON: the optimizer given to save
+                                                 ({"name", "options", "hyperparams"}) or null
 
-``w``/``b`` are stored in their own dtype; dtypes NumPy cannot store natively
+A ``train_state`` file adds (``w``/``b`` above hold ``state.params``):
+
+    structure       str                          JSON: what rebuilds the state, below
+    state/<path>    every other array leaf, named by its path in the state, e.g.
+                    state/opt_state/count, state/opt_state/trace/layers/0/w,
+                    state/best_params/layers/1/b, state/history/loss,
+                    state/key (the key's jax.random.key_data, uint32)
+
+``structure`` holds ``opt_state`` (the state's class, ``SGDState``,
+``MomentumState`` or ``AdamState``, and its hyperparameter names),
+``best_params`` (present or None), ``history`` (its keys and ``chunk``, the ring
+buffer's length), ``keys`` (``{entry: key impl name}``, e.g. ``"threefry2x32"``)
+and ``leaves`` (``{entry: dtype}``). :func:`load` builds the state's shape with
+:func:`jbpnn.training.init_state` (``jax.eval_shape``, nothing computed) and
+fills it entry by entry, refusing any entry whose shape or dtype differs.
+
+Every array is stored in its own dtype; dtypes NumPy cannot store natively
 (``bfloat16``) are stored as their bits (``uint16``) and viewed back on load.
+Params (and a state's best params) with NaN or inf are refused, on save and on load.
 
 The write is atomic: the archive is written to a temporary file in the target's
 directory, flushed and ``fsync``-ed, then moved over the target with
@@ -28,52 +62,96 @@ The file is written at exactly the path given: unlike ``numpy.savez``, no
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import secrets
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.params import MLP
+from jbpnn.checks import is_concrete
+from jbpnn.optimizers import (
+    SCHEDULES,
+    AdamState,
+    MomentumState,
+    Optimizer,
+    SGDState,
+    get_optimizer,
+)
+from jbpnn.params import MLP, Layer
+from jbpnn.training import TrainConfig, TrainState, init_state
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Saved", "load", "save"]
 
 FORMAT = "jbpnn-mlp"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Dtypes numpy stores natively in .npz; any other float (bfloat16) is stored as its bits.
 _NATIVE_FLOATS = ("float16", "float32", "float64")
 _BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _HEADER_KEYS = ("format", "format_version", "sizes", "activations", "loss", "article_mode", "dtype")
+_HEADER_KEYS_V2 = ("kind", "stacked", "dtypes")
+
+# The optimizer states a checkpoint can hold: class name -> optimizer name.
+_OPT_STATES = {SGDState: "sgd", MomentumState: "momentum", AdamState: "adam"}
+_OPT_BY_CLASS = {cls.__name__: name for cls, name in _OPT_STATES.items()}
 
 
-class Saved(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class Saved:
     """What :func:`load` returns; unpacks as ``params, metadata = load(path)``.
 
     Attributes:
-        params: the network, rebuilt (and validated) with :meth:`MLP.from_layers`.
+        params: the network, rebuilt (and validated) with :meth:`MLP.from_layers`;
+            stacked (leading network axis) if a stacked MLP was saved; for a
+            checkpoint, the state's params (``state.params``).
         metadata: the keyword arguments given to :func:`save`, after a JSON round
             trip (tuples come back as lists, NumPy/JAX scalars as Python numbers).
+        state: the :class:`~jbpnn.training.TrainState` of a checkpoint, else None.
+        optimizer: the :class:`~jbpnn.optimizers.Optimizer` given to :func:`save`
+            as ``optimizer=``, rebuilt; None if none was given.
     """
 
     params: MLP
     metadata: dict[str, Any]
+    state: TrainState | None = None
+    optimizer: Optimizer | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.params, self.metadata))  # params, metadata = load(path)
 
 
 # ---------------------------------------------------------------- save
-def save(path: str | os.PathLike, params: MLP, /, **metadata: Any) -> Path:
-    """Write ``params`` and ``metadata`` to ``path`` atomically.
+def save(
+    path: str | os.PathLike,
+    obj: MLP | TrainState,
+    /,
+    *,
+    optimizer: Optimizer | None = None,
+    **metadata: Any,
+) -> Path:
+    """Write a network, a stacked ensemble or a whole ``TrainState`` to ``path`` atomically.
 
     Args:
         path: the file to write, exactly (no suffix is added; ``.npz`` is the
             convention). Its directory must exist. An existing file is replaced
             only once the new one is completely on disk.
-        params: the network to save.
+        obj: an :class:`MLP`; a stacked MLP (every ``w`` of shape ``(N, n_in,
+            n_out)``, every ``b`` ``(N, n_out)``); or a
+            :class:`~jbpnn.training.TrainState` (a checkpoint), e.g.
+            ``result.state`` from ``train`` or ``train_many``.
+        optimizer: the :class:`~jbpnn.optimizers.Optimizer` to store with it
+            (keyword only), so that :func:`load` rebuilds it; for a state, the
+            one it was trained with. Its schedule must be a built-in one
+            (:data:`jbpnn.optimizers.SCHEDULES`). Not a metadata key.
         **metadata: anything JSON can hold (numbers, strings, bools, None, lists,
             dicts with string keys); NumPy and JAX scalars and arrays are
             converted to Python numbers and lists.
@@ -82,12 +160,18 @@ def save(path: str | os.PathLike, params: MLP, /, **metadata: Any) -> Path:
         The path written, as a :class:`pathlib.Path`.
 
     Raises:
-        TypeError: ``params`` is not an :class:`MLP`, or a metadata value is not
-            JSON-serialisable (the message names the key).
+        TypeError: ``obj`` is none of the above; its arrays are traced (inside
+            ``jax.jit``); a metadata value is not JSON-serialisable (the message
+            names the key); ``optimizer`` is not an Optimizer, or its schedule
+            is the user's own function (only built-in schedules can be checkpointed).
+        ValueError: params with NaN or inf (the message names the layer); stacked
+            layers that disagree on ``N``; a state that ``load`` could not rebuild
+            (another optimizer's state, or ``optimizer`` of another kind than the
+            state's). Nothing is written.
         FileNotFoundError: the target directory does not exist.
     """
     path = Path(path)
-    arrays = _to_arrays(params, metadata)
+    arrays = _to_arrays(obj, optimizer, metadata)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
@@ -111,19 +195,95 @@ def save(path: str | os.PathLike, params: MLP, /, **metadata: Any) -> Path:
     return path
 
 
-def _to_arrays(params: MLP, metadata: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    if not isinstance(params, MLP):
-        raise TypeError(f"save() expects an MLP as params, got {type(params).__name__}")
-    dtype = jnp.dtype(params.dtype)
+def _fsync_directory(directory: Path) -> None:
+    # Make the rename itself durable (POSIX); not possible on every platform.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _to_arrays(
+    obj: Any, optimizer: Optimizer | None, metadata: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    if isinstance(obj, TrainState):
+        params = obj.params
+        if not isinstance(params, MLP):
+            raise TypeError(f"the TrainState's params must be an MLP, got {type(params).__name__}")
+    elif isinstance(obj, MLP):
+        params = obj
+    else:
+        hint = ""
+        if hasattr(obj, "state") and hasattr(obj, "params"):  # a TrainResult or ManyResult
+            hint = (
+                "; save its params (save(path, result.params)) or its state as a checkpoint "
+                "(save(path, result.state, optimizer=result.optimizer))"
+            )
+        raise TypeError(
+            f"save() expects an MLP, a stacked MLP or a TrainState, got {type(obj).__name__}{hint}"
+        )
+    _check_concrete(obj)
+    n = _network_count(params)
+    _check_finite_params("save", "params", params)
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION, np.int64),
-        "sizes": np.array(params.sizes, np.int64),
+        "kind": np.array("train_state" if isinstance(obj, TrainState) else "mlp"),
+        "stacked": np.array(n, np.int64),
+        **_params_entries(params, n),
+        "metadata": np.array(_metadata_json(metadata)),
+        "optimizer": np.array(json.dumps(_optimizer_description(optimizer))),
+    }
+    if isinstance(obj, TrainState):
+        arrays.update(_state_entries(obj, optimizer, n))
+    return arrays
+
+
+def _check_concrete(obj: Any) -> None:
+    if not all(is_concrete(leaf) for leaf in jax.tree.leaves(obj)):
+        raise TypeError(
+            "save() needs concrete arrays, but got traced ones: call it outside jax.jit / jax.vmap"
+        )
+
+
+def _network_count(params: MLP) -> int:
+    """``N`` for stacked params (every ``w`` 3-D, every ``b`` 2-D), 0 for one network."""
+    ndims = {(np.ndim(layer.w), np.ndim(layer.b)) for layer in params.layers}
+    if ndims == {(2, 1)}:
+        return 0
+    if ndims != {(3, 2)}:
+        raise ValueError(
+            "params must be one network (w 2-D, b 1-D) or stacked networks (w 3-D, b 2-D, a "
+            f"leading network axis) in every layer; got (w, b) ndims {sorted(ndims)}"
+        )
+    counts = {np.shape(leaf)[0] for layer in params.layers for leaf in layer}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError(
+            f"stacked params: every layer needs the same number (>= 1) of networks, got {counts}"
+        )
+    return int(counts.pop())
+
+
+def _sizes(params: MLP) -> tuple[int, ...]:
+    """Layer widths of one network (stacked or not): the last two axes of each ``w``."""
+    shapes = [np.shape(layer.w)[-2:] for layer in params.layers]
+    return (int(shapes[0][0]),) + tuple(int(s[1]) for s in shapes)
+
+
+def _params_entries(params: MLP, n: int) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {
+        "sizes": np.array(_sizes(params), np.int64),
         "activations": np.array(params.activations),
         "loss": np.array(params.loss),
         "article_mode": np.array(params.article_mode),
-        "dtype": np.array(dtype.name),
-        "metadata": np.array(_metadata_json(metadata)),
+        "dtype": np.array(_dtype_name(params.layers[0].w)),
+        "dtypes": np.array([[_dtype_name(layer.w), _dtype_name(layer.b)] for layer in params]),
     }
     for i, layer in enumerate(params.layers):
         arrays[f"w{i}"] = _encode(np.asarray(layer.w))
@@ -131,9 +291,30 @@ def _to_arrays(params: MLP, metadata: Mapping[str, Any]) -> dict[str, np.ndarray
     return arrays
 
 
+def _dtype_name(a: Any) -> str:
+    return jnp.dtype(a.dtype).name
+
+
+class _NonFinite(ValueError):
+    """Params with NaN or inf (the load message says so, not 'inconsistent contents')."""
+
+
+def _check_finite_params(action: str, what: str, params: MLP) -> None:
+    for i, layer in enumerate(params.layers):
+        for name, leaf in (("w", layer.w), ("b", layer.b)):
+            bad = ~np.isfinite(np.asarray(leaf))
+            if bad.any():
+                first = tuple(int(j) for j in np.argwhere(bad)[0])
+                raise _NonFinite(
+                    f"cannot {action} {what}: layer {i} {name} holds {int(bad.sum())} NaN or inf "
+                    f"value(s), the first at index {first}; only finite params can be "
+                    f"{'saved' if action == 'save' else 'loaded'}"
+                )
+
+
 def _encode(a: np.ndarray) -> np.ndarray:
-    if a.dtype.name in _NATIVE_FLOATS:
-        return a
+    if a.dtype.name in _NATIVE_FLOATS or not jnp.issubdtype(a.dtype, jnp.floating):
+        return a  # float16/32/64 and the integer counters: numpy stores them as they are
     return a.view(_BITS[a.dtype.itemsize])  # e.g. bfloat16 -> its uint16 bits
 
 
@@ -157,38 +338,211 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
     return json.dumps(dict(metadata), default=_json_default)
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Make the rename itself durable (POSIX); not possible on every platform.
+def _optimizer_description(optimizer: Optimizer | None) -> dict[str, Any] | None:
+    """``{"name", "options", "hyperparams"}`` of an Optimizer, checked to rebuild on load."""
+    if optimizer is None:
+        return None
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            "optimizer= must be a jbpnn.optimizers.Optimizer (e.g. momentum(0.1, 0.9) or "
+            f"get_optimizer('adam', lr=1e-3)), got {type(optimizer).__name__} {optimizer!r}; "
+            "record anything else under another metadata key"
+        )
+    schedule = optimizer.options.get("schedule")
+    if not isinstance(schedule, str):
+        raise TypeError(
+            f"{optimizer!r} has a learning-rate schedule that is a user function; only built-in "
+            f"schedules ({', '.join(SCHEDULES)}) can be checkpointed, so that load can "
+            "rebuild them. Use a jbpnn.optimizers schedule, or save without optimizer="
+        )
+    hyperparams = {}
+    for name, value in optimizer.hyperparams.items():
+        if value is None or not is_concrete(value) or np.ndim(value) != 0:
+            raise TypeError(
+                f"{optimizer!r}: hyperparameter {name!r} must be one concrete number to be "
+                f"saved, got {value!r}"
+            )
+        hyperparams[name] = np.asarray(value).item()
+    description = {"name": optimizer.name, "options": optimizer.options, "hyperparams": hyperparams}
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
+        json.dumps(description)
+        _rebuild_optimizer(description)
+    except (TypeError, ValueError, KeyError) as e:
+        raise TypeError(f"{optimizer!r} cannot be saved so that load rebuilds it: {e}") from None
+    return description
+
+
+# ---------------------------------------------------------------- the state
+def _state_entries(state: TrainState, optimizer: Optimizer | None, n: int) -> dict[str, np.ndarray]:
+    """``structure`` and the ``state/<path>`` entries; checks that load can rebuild them."""
+    opt_state = state.opt_state
+    if type(opt_state) not in _OPT_STATES:
+        raise ValueError(
+            f"cannot save a TrainState whose optimizer state is a {type(opt_state).__name__}: "
+            f"only the states of jbpnn.optimizers ({', '.join(_OPT_BY_CLASS)}) can be checkpointed"
+        )
+    names = sorted(opt_state.hyperparams)
+    if optimizer is not None:
+        kind = _OPT_STATES[type(opt_state)]
+        if optimizer.name != kind or sorted(optimizer.hyperparams) != names:
+            raise ValueError(
+                f"optimizer={optimizer!r} is not the kind this state was trained with: the state "
+                f"is a {type(opt_state).__name__} with hyperparameters {names}"
+            )
+    history = state.history
+    if not isinstance(history, dict) or "loss" not in history:
+        raise ValueError("the TrainState's history must be a dict of ring buffers with 'loss'")
+    structure: dict[str, Any] = {
+        "opt_state": {"class": type(opt_state).__name__, "hyperparams": names},
+        "best_params": state.best_params is not None,
+        "history": {"keys": sorted(history), "chunk": int(np.shape(history["loss"])[-1])},
+        "keys": {},
+        "leaves": {},
+    }
+    if state.best_params is not None:
+        _check_finite_params("save", "best_params", state.best_params)
+    arrays: dict[str, np.ndarray] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        name = _entry_name(path)
+        if name.startswith("state/params/"):
+            continue  # stored once, as w0, b0, ...
+        if name in arrays:
+            raise ValueError(f"two leaves of the state would be stored as {name!r}")
+        if _is_key(leaf):
+            structure["keys"][name] = str(jax.random.key_impl(leaf))
+            arrays[name] = np.asarray(jax.random.key_data(leaf))
+        else:
+            a = np.asarray(leaf)
+            structure["leaves"][name] = a.dtype.name
+            arrays[name] = _encode(a)
+    # What load will build must fit what is stored: refuse now rather than write a dead file.
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        _check_leaves(state, _state_template(_first_network(state.params, n), structure), n)
+    except ValueError as e:
+        raise ValueError(f"this TrainState cannot be checkpointed: {e}") from None
+    arrays["structure"] = np.array(json.dumps(structure))
+    return arrays
+
+
+def _entry_name(path: tuple[Any, ...]) -> str:
+    """The entry of a state leaf: ``"state/opt_state/mu/layers/0/w"``."""
+    parts = ["state"]
+    for k in path:
+        if isinstance(k, jax.tree_util.FlattenedIndexKey):
+            parts.append("layers")  # an MLP flattens, without a name, to its one child
+        else:
+            parts.append(jax.tree_util.keystr((k,), simple=True))
+    return "/".join(parts)
+
+
+def _is_key(leaf: Any) -> bool:
+    return isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _first_network(params: MLP, n: int) -> MLP:
+    return jax.tree.map(lambda a: a[0], params) if n else params
+
+
+def _state_template(params: MLP, structure: Mapping[str, Any]) -> TrainState:
+    """The shape of the state (``jax.ShapeDtypeStruct`` leaves) of ONE network.
+
+    Built as ``train`` builds it, :func:`init_state`, under ``jax.eval_shape``. The
+    optimizer state's shape needs only the optimizer's name and hyperparameter
+    names: its options and values do not change it.
+    """
+    opt = structure["opt_state"]
+    if opt["class"] not in _OPT_BY_CLASS:
+        raise ValueError(
+            f"unknown optimizer state {opt['class']!r}; expected one of {list(_OPT_BY_CLASS)}"
+        )
+    shape_only = Optimizer(_OPT_BY_CLASS[opt["class"]], {}, dict.fromkeys(opt["hyperparams"], 0.0))
+    keys = set(structure["history"]["keys"])
+    config = TrainConfig(
+        n_examples=1,
+        batch_size=1,
+        n_batches=1,
+        shuffle=False,
+        watch_weight_change="max_weight_change" in keys,
+        early_stopping=bool(structure["best_params"]),
+        has_validation="val_loss" in keys,
+        history_chunk=int(structure["history"]["chunk"]),
+    )
+    if set(config.history_keys()) != keys:
+        raise ValueError(f"history keys {sorted(keys)} are not a set that train records")
+    return jax.eval_shape(lambda p: init_state(p, shape_only, config, jax.random.key(0)), params)
+
+
+def _check_leaves(state: TrainState, template: TrainState, n: int) -> None:
+    """``state`` has the template's structure, each leaf its shape (after ``N``) and dtype."""
+    if jax.tree.structure(state) != jax.tree.structure(template):
+        raise ValueError(
+            "its structure is not the one init_state and train build for its optimizer state, "
+            f"history and best_params: {jax.tree.structure(state)}"
+        )
+    lead = (n,) if n else ()
+    flat = jax.tree_util.tree_flatten_with_path(template)[0]
+    for (path, spec), leaf in zip(flat, jax.tree.leaves(state)):
+        name = _entry_name(path)
+        if np.shape(leaf) != lead + spec.shape:
+            raise ValueError(f"{name} has shape {np.shape(leaf)}, expected {lead + spec.shape}")
+        dtype = np.asarray(leaf).dtype if not _is_key(leaf) else spec.dtype
+        if dtype != spec.dtype:
+            raise ValueError(f"{name} has dtype {dtype}, expected {spec.dtype}")
+
+
+# ---------------------------------------------------------------- optimizer
+def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
+    """The Optimizer of ``description``, through ``get_optimizer`` and the schedule factories."""
+    name, options = description["name"], dict(description["options"])
+    hyperparams = dict(description["hyperparams"])
+    schedule = options.get("schedule", "constant")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; expected one of {list(SCHEDULES)}")
+    factory = SCHEDULES[schedule]
+    schedule_args = {k: hyperparams.pop(k) for k in inspect.signature(factory).parameters}
+    args: dict[str, Any] = {"lr": factory(**schedule_args), **hyperparams}
+    if "variant" in options:
+        args["variant"] = options["variant"]
+    if options.get("weight_decay") and args.get("weight_decay") == 0:
+        # A plain 0 switches weight decay off; as a 0-d array it stays on (a swept 0).
+        args["weight_decay"] = np.asarray(0.0)
+    optimizer = get_optimizer(name, **args)
+    names = set(description["hyperparams"])
+    if optimizer.options != options or set(optimizer.hyperparams) != names:
+        raise ValueError(
+            f"rebuilt {optimizer!r} with options {optimizer.options} and hyperparameters "
+            f"{sorted(optimizer.hyperparams)}, expected {options} and {sorted(names)}"
+        )
+    return optimizer
 
 
 # ---------------------------------------------------------------- load
 def load(path: str | os.PathLike) -> Saved:
-    """Read a network saved by :func:`save`.
+    """Read a network, a stacked ensemble or a checkpoint saved by :func:`save`.
 
     Args:
         path: the file, exactly as given to :func:`save`.
 
     Returns:
-        ``Saved(params, metadata)``: params equal to the saved ones bit for bit,
-        in the saved dtype (float64 needs ``jax.enable_x64``, else JAX
-        downcasts it to float32 as it does every float64 array).
+        A :class:`Saved`, which unpacks as ``params, metadata = load(path)``:
+
+        - ``params``: equal to the saved ones bit for bit, each array in its
+          saved dtype (float64 needs ``jax.enable_x64``, else JAX downcasts it to
+          float32 as it does every float64 array); stacked if saved stacked; a
+          checkpoint's ``state.params``.
+        - ``metadata``: the saved metadata.
+        - ``state``: a checkpoint's :class:`~jbpnn.training.TrainState`, every
+          leaf as saved (the key with its impl), else None.
+        - ``optimizer``: the Optimizer saved with ``optimizer=``, rebuilt with
+          :func:`~jbpnn.optimizers.get_optimizer`, else None.
 
     Raises:
         FileNotFoundError: no file at ``path``.
         ValueError: the file is not a readable ``.npz`` (truncated, corrupt,
             random bytes), is an ``.npz`` but not a jbpnn model, was written by a
-            newer format version, or its contents are inconsistent. The message
-            names the file and the fault.
+            newer format version, holds NaN or inf params, or its contents are
+            inconsistent (an entry missing, or of a shape or dtype other than the
+            structure says). The message names the file and the fault.
     """
     path = Path(path)
     if not path.exists():
@@ -252,46 +606,154 @@ def _from_entries(path: Path, entries: dict[str, np.ndarray] | np.ndarray) -> Sa
         )
     if version < 1:
         raise ValueError(f"cannot load {path}: invalid format version {version}")
+    missing = [k for k in _HEADER_KEYS_V2 if k not in entries] if version >= 2 else []
+    if missing:
+        raise ValueError(f"cannot load {path}: incomplete jbpnn model file, missing {missing}")
     try:
-        return _rebuild(entries)
+        return _rebuild(entries, version)
+    except _NonFinite as e:
+        raise ValueError(f"cannot load {path}: {e}") from None
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
         raise ValueError(f"cannot load {path}: inconsistent contents: {e}") from None
 
 
-def _rebuild(entries: dict[str, np.ndarray]) -> Saved:
-    sizes = tuple(int(n) for n in entries["sizes"])
-    n_layers = len(sizes) - 1
-    dtype = jnp.dtype(str(entries["dtype"]))
-    if dtype == np.float64 and jnp.result_type(float) != jnp.float64:  # x64 off
+def _rebuild(entries: dict[str, np.ndarray], version: int) -> Saved:
+    kind = str(entries["kind"]) if version >= 2 else "mlp"
+    if kind not in ("mlp", "train_state"):
+        raise ValueError(f"kind {kind!r} is neither 'mlp' nor 'train_state'")
+    n = int(entries["stacked"]) if version >= 2 else 0
+    if n < 0:
+        raise ValueError(f"stacked is {n}, expected a network count >= 1, or 0")
+    structure = _json_entry(entries, "structure") if kind == "train_state" else None
+    dtypes = _dtype_names(entries, version)
+    if structure is not None:
+        dtypes += list(structure["leaves"].values())
+    if "float64" in dtypes and jnp.result_type(float) != jnp.float64:  # x64 off
         warnings.warn(
             "the file holds float64 params but JAX's float64 is off (jax_enable_x64): "
             "they are loaded as float32. Load inside `with jax.enable_x64(True):` to keep them",
             stacklevel=4,
         )
+    params = _rebuild_params(entries, version, n)
+    metadata = _json_entry(entries, "metadata")
+    optimizer = None
+    if "optimizer" in entries:
+        description = _json_entry(entries, "optimizer", allow_none=True)
+        optimizer = _rebuild_optimizer(description) if description is not None else None
+    state = _rebuild_state(entries, structure, params, n) if structure is not None else None
+    if state is not None and optimizer is not None:
+        opt_kind = _OPT_BY_CLASS[structure["opt_state"]["class"]]
+        if optimizer.name != opt_kind:
+            raise ValueError(f"optimizer {optimizer!r} does not match the state's {opt_kind}")
+    return Saved(params, metadata, state, optimizer)
+
+
+def _json_entry(entries: dict[str, np.ndarray], key: str, allow_none: bool = False) -> Any:
+    value = json.loads(str(entries[key]))
+    if not isinstance(value, dict) and not (allow_none and value is None):
+        raise ValueError(f"{key} is a {type(value).__name__}, expected a JSON object")
+    return value
+
+
+def _dtype_names(entries: dict[str, np.ndarray], version: int) -> list[str]:
+    """Every ``w``/``b`` dtype name, layer by layer: ``[w0, b0, w1, b1, ...]``."""
+    n_layers = len(entries["sizes"]) - 1
+    if version < 2:  # version 1: one dtype for every array
+        return [str(entries["dtype"])] * (2 * n_layers)
+    dtypes = entries["dtypes"]
+    if dtypes.shape != (n_layers, 2):
+        raise ValueError(f"dtypes has shape {dtypes.shape}, expected ({n_layers}, 2)")
+    return [str(d) for d in dtypes.reshape(-1)]
+
+
+def _rebuild_params(entries: dict[str, np.ndarray], version: int, n: int) -> MLP:
+    sizes = tuple(int(s) for s in entries["sizes"])
+    n_layers = len(sizes) - 1
+    dtypes = iter(_dtype_names(entries, version))
+    lead = (n,) if n else ()
     layers = []
     for i in range(n_layers):
         if f"w{i}" not in entries or f"b{i}" not in entries:
             raise KeyError(f"missing w{i} or b{i} for layer {i} of {n_layers}")
-        w = _decode(entries[f"w{i}"], dtype)
-        b = _decode(entries[f"b{i}"], dtype)
-        if w.shape != (sizes[i], sizes[i + 1]):
-            raise ValueError(f"w{i} has shape {w.shape}, sizes {sizes} say {sizes[i : i + 2]}")
+        w = _decode(entries[f"w{i}"], jnp.dtype(next(dtypes)))
+        b = _decode(entries[f"b{i}"], jnp.dtype(next(dtypes)))
+        if w.shape != lead + sizes[i : i + 2]:
+            raise ValueError(
+                f"w{i} has shape {w.shape}, sizes {sizes} say {sizes[i : i + 2]}"
+                + (f" for each of {n} networks" if n else "")
+            )
+        if n and b.shape != (n, sizes[i + 1]):
+            raise ValueError(f"b{i} has shape {b.shape}, expected {(n, sizes[i + 1])}")
         layers.append((w, b))
     params = MLP.from_layers(
-        layers,
+        [(w[0], b[0]) for w, b in layers] if n else layers,  # checks names, shapes, the loss pair
         activations=[str(a) for a in entries["activations"]],
         loss=str(entries["loss"]),
         article_mode=bool(entries["article_mode"]),
     )
-    metadata = json.loads(str(entries["metadata"]))
-    if not isinstance(metadata, dict):
-        raise ValueError(f"metadata is a {type(metadata).__name__}, expected a JSON object")
-    return Saved(params, metadata)
+    if n:
+        params = params.replace_layers([Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in layers])
+    _check_finite_params("load", "params", params)
+    return params
 
 
-def _decode(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _rebuild_state(
+    entries: dict[str, np.ndarray], structure: Mapping[str, Any], params: MLP, n: int
+) -> TrainState:
+    """The state of :func:`_state_template`, filled entry by entry, every one checked."""
+    template = _state_template(_first_network(params, n), structure)
+    flat, treedef = jax.tree_util.tree_flatten_with_path(template)
+    names = [_entry_name(path) for path, _ in flat]
+    wanted = {name for name in names if not name.startswith("state/params/")}
+    stored = {key for key in entries if key.startswith("state/")}
+    if wanted - stored:
+        raise ValueError(f"missing state entries {sorted(wanted - stored)}")
+    if stored - wanted:
+        raise ValueError(f"unexpected state entries {sorted(stored - wanted)}")
+    lead = (n,) if n else ()
+    param_leaves = iter(jax.tree.leaves(params))  # the state's params come first, in order
+    leaves = []
+    for name, (_, spec) in zip(names, flat):
+        if name.startswith("state/params/"):
+            leaves.append(next(param_leaves))
+        elif name in structure["keys"]:
+            impl = structure["keys"][name]
+            leaves.append(_restore_key(name, entries[name], impl, lead + spec.shape))
+        else:
+            dtype = structure["leaves"].get(name)
+            leaves.append(_restore_leaf(name, entries[name], dtype, lead, spec))
+    state = treedef.unflatten(leaves)
+    if state.best_params is not None:
+        _check_finite_params("load", "best_params", state.best_params)
+    return state
+
+
+def _restore_key(name: str, data: np.ndarray, impl: str, shape: tuple[int, ...]) -> jax.Array:
+    try:
+        key = jax.random.wrap_key_data(jnp.asarray(data), impl=impl)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{name}: not key data of impl {impl!r} ({e})") from None
+    if key.shape != shape:
+        raise ValueError(f"{name} holds keys of shape {key.shape}, expected {shape}")
+    return key
+
+
+def _restore_leaf(
+    name: str, stored: np.ndarray, dtype: str | None, lead: tuple[int, ...], spec: Any
+) -> jax.Array:
+    if dtype is None:
+        raise ValueError(f"{name} has no dtype in the structure")
+    a = _decode(stored, jnp.dtype(dtype), name)
+    if a.shape != lead + spec.shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {lead + spec.shape}")
+    if jax.dtypes.canonicalize_dtype(a.dtype) != spec.dtype:  # float64 is float32 with x64 off
+        raise ValueError(f"{name} has dtype {a.dtype}, expected {spec.dtype}")
+    return jnp.asarray(a)
+
+
+def _decode(a: np.ndarray, dtype: np.dtype, name: str = "an array") -> np.ndarray:
     if a.dtype == dtype:
         return a
-    if dtype.name not in _NATIVE_FLOATS and a.dtype == _BITS[dtype.itemsize]:
+    if dtype.name not in _NATIVE_FLOATS and a.dtype == _BITS.get(dtype.itemsize):
         return a.view(dtype)
-    raise ValueError(f"an array is stored as {a.dtype}, but the file says dtype {dtype.name}")
+    raise ValueError(f"{name} is stored as {a.dtype}, but the file says dtype {dtype.name}")

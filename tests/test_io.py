@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
@@ -15,6 +16,7 @@ import pytest
 import jbpnn.io as jio
 from jbpnn.io import FORMAT, FORMAT_VERSION, Saved, load, save
 from jbpnn.params import MLP, init_params
+from jbpnn.training import TrainState, train
 
 
 def _params(dtype=jnp.float32, **kw) -> MLP:
@@ -291,3 +293,520 @@ def test_str_paths_work(tmp_path):
     path = os.fspath(tmp_path / "m.npz")
     save(path, _params())
     _assert_same(load(path).params, _params())
+
+
+# ---------------------------------------------------------------- version 1 files
+def _write_version_1(path, params: MLP, **metadata) -> None:
+    """A file exactly as jbpnn's format version 1 wrote it (one dtype for every array)."""
+    entries = {
+        "format": np.array("jbpnn-mlp"),
+        "format_version": np.array(1, np.int64),
+        "sizes": np.array(params.sizes, np.int64),
+        "activations": np.array(params.activations),
+        "loss": np.array(params.loss),
+        "article_mode": np.array(params.article_mode),
+        "dtype": np.array(jnp.dtype(params.dtype).name),
+        "metadata": np.array(json.dumps(metadata)),
+    }
+    for i, layer in enumerate(params.layers):
+        for name, a in (("w", np.asarray(layer.w)), ("b", np.asarray(layer.b))):
+            entries[f"{name}{i}"] = a.view(np.uint16) if a.dtype.name == "bfloat16" else a
+    with open(path, "wb") as f:
+        np.savez(f, **entries)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_version_1_file_still_loads(tmp_path, dtype):
+    params = _params(dtype)
+    _write_version_1(tmp_path / "v1.npz", params, run="old")
+    loaded = load(tmp_path / "v1.npz")
+    _assert_same(loaded.params, params)
+    assert loaded.metadata == {"run": "old"}
+    assert loaded.state is None and loaded.optimizer is None
+
+
+def test_new_files_are_version_2(tmp_path):
+    assert FORMAT_VERSION == 2
+    save(tmp_path / "m.npz", _params())
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        assert int(z["format_version"]) == 2
+        assert str(z["kind"]) == "mlp" and int(z["stacked"]) == 0
+        assert z["dtypes"].tolist() == [["float32", "float32"], ["float32", "float32"]]
+        assert json.loads(str(z["optimizer"])) is None
+
+
+def test_version_2_file_missing_a_v2_entry(tmp_path):
+    path = tmp_path / "m.npz"
+    save(path, _params())
+    _rewrite(path, stacked=None)
+    with pytest.raises(ValueError, match=r"m\.npz.*missing \['stacked'\]"):
+        load(path)
+
+
+# ---------------------------------------------------------------- Saved
+def test_saved_unpacks_to_params_and_metadata(tmp_path):
+    save(tmp_path / "m.npz", _params(), a=1)
+    saved = load(tmp_path / "m.npz")
+    params, meta = saved
+    assert params is saved.params and meta == {"a": 1}
+    assert saved.state is None and saved.optimizer is None
+    assert jio.Saved is Saved
+    import jbpnn
+
+    assert jbpnn.Saved is Saved
+
+
+# ---------------------------------------------------------------- mixed dtypes
+@pytest.mark.parametrize("b_dtype", [jnp.float16, jnp.bfloat16])
+def test_mixed_dtype_round_trip(tmp_path, b_dtype):
+    key = jax.random.key(2)
+    w0, w1 = jax.random.normal(key, (4, 5)), jax.random.normal(key, (5, 3))
+    b0 = jnp.arange(5, dtype=b_dtype) / 7
+    b1 = jnp.arange(3, dtype=b_dtype) / 3
+    params = MLP.from_layers([(w0, b0), (w1, b1)], "tanh", "mse")
+    assert params.layers[0].b.dtype == b_dtype  # from_layers keeps each array's dtype
+    save(tmp_path / "m.npz", params)
+    got = load(tmp_path / "m.npz").params
+    _assert_same(got, params)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        name = jnp.dtype(b_dtype).name
+        assert z["dtypes"].tolist() == [["float32", name], ["float32", name]]
+        assert str(z["dtype"]) == "float32"  # w0's, as version 1 readers expect
+
+
+def test_mixed_dtype_tampered_dtypes_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    params = MLP.from_layers(
+        [(np.ones((2, 3), np.float32), np.ones(3, np.float16))], "sigmoid", "mse"
+    )
+    save(path, params)
+    _rewrite(path, dtypes=np.array([["float32", "float32"]]))
+    with pytest.raises(ValueError, match=r"inconsistent.*stored as float16.*float32"):
+        load(path)
+
+
+# ---------------------------------------------------------------- stacked params
+def _stack_of_three() -> MLP:
+    from jbpnn.many import stack_params
+
+    nets = [init_params(jax.random.key(s), (4, 5, 3), "tanh", "mse") for s in range(3)]
+    return stack_params(nets)
+
+
+def test_stacked_round_trip(tmp_path):
+    stacked = _stack_of_three()
+    save(tmp_path / "s.npz", stacked, note="ensemble")
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as z:
+        assert int(z["stacked"]) == 3 and tuple(z["sizes"]) == (4, 5, 3)
+        assert z["w0"].shape == (3, 4, 5) and z["b1"].shape == (3, 3)
+    loaded = load(tmp_path / "s.npz")
+    assert loaded.metadata == {"note": "ensemble"}
+    got = loaded.params
+    assert got.layers[0].w.shape == (3, 4, 5) and got.layers[1].b.shape == (3, 3)
+    _assert_same(got, stacked)
+    from jbpnn.many import unstack_params
+
+    assert len(unstack_params(got)) == 3
+
+
+def test_stacked_of_one_network(tmp_path):
+    from jbpnn.many import stack_params
+
+    stacked = stack_params([_params()])
+    save(tmp_path / "s.npz", stacked)
+    got = load(tmp_path / "s.npz").params
+    assert got.layers[0].w.shape == (1, 4, 5)
+    _assert_same(got, stacked)
+
+
+@pytest.fixture(scope="module")
+def many():
+    """Three networks from train_many, with early stopping (best params and their record)."""
+    from jbpnn import InitSpec, train_many
+
+    X, Y = _data()
+    Xv, Yv = _data(20, seed=1)
+    return train_many(
+        InitSpec((3, 4, 2), "tanh", "cross_entropy"), X, Y, seeds=[0, 1, 2],
+        optimizer="adam", hparams={"lr": [0.01, 0.02, 0.03]}, epochs=4, X_val=Xv, Y_val=Yv,
+        n_iter_no_change=3,
+    )  # fmt: skip
+
+
+def test_stacked_from_many_result(tmp_path, many):
+    save(tmp_path / "s.npz", many.params)
+    got = load(tmp_path / "s.npz").params
+    _assert_same(got, many.params)
+    assert got.layers[0].w.shape == (3, 3, 4)
+
+
+def test_stacked_layers_must_agree(tmp_path):
+    stacked = _stack_of_three()
+    bad = stacked.replace_layers(
+        [stacked.layers[0], stacked.layers[1]._replace(b=jnp.ones((2, 3)))]
+    )
+    with pytest.raises(ValueError, match="same number"):
+        save(tmp_path / "s.npz", bad)
+    mixed = stacked.replace_layers([stacked.layers[0], _params().layers[1]])
+    with pytest.raises(ValueError, match="one network.*or stacked"):
+        save(tmp_path / "s.npz", mixed)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stacked_tampered_file(tmp_path):
+    path = tmp_path / "s.npz"
+    save(path, _stack_of_three())
+    _rewrite(path, stacked=np.array(2, np.int64))
+    with pytest.raises(ValueError, match=r"s\.npz.*inconsistent.*w0 has shape \(3, 4, 5\)"):
+        load(path)
+    save(path, _stack_of_three())
+    _rewrite(path, stacked=np.array(0, np.int64))  # says one network, holds three
+    with pytest.raises(ValueError, match=r"s\.npz.*inconsistent.*w0 has shape"):
+        load(path)
+
+
+# ---------------------------------------------------------------- NaN / inf
+def _with_bad_value(params: MLP, layer: int, name: str, value: float) -> MLP:
+    layers = list(params.layers)
+    leaf = getattr(layers[layer], name)
+    layers[layer] = layers[layer]._replace(
+        **{name: leaf.reshape(-1).at[1].set(value).reshape(leaf.shape)}
+    )
+    return params.replace_layers(layers)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_save_refuses_non_finite_params(tmp_path, value):
+    bad = _with_bad_value(_params(), 1, "b", value)
+    with pytest.raises(ValueError, match=r"cannot save params: layer 1 b holds 1 NaN or inf"):
+        save(tmp_path / "m.npz", bad)
+    stacked = _with_bad_value(_stack_of_three(), 0, "w", value)
+    with pytest.raises(ValueError, match=r"layer 0 w holds 1 NaN or inf.*index \(0, 0, 1\)"):
+        save(tmp_path / "m.npz", stacked)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_refuses_non_finite_params(tmp_path):
+    path = tmp_path / "m.npz"
+    save(path, _params())
+    w1 = np.asarray(_params().layers[1].w).copy()
+    w1[2, 0] = np.nan
+    _rewrite(path, w1=w1)
+    with pytest.raises(
+        ValueError, match=r"m\.npz: cannot load params: layer 1 w holds 1 NaN.*\(2, 0\)"
+    ):
+        load(path)
+    _write_version_1(path, _params())  # version 1 files are checked too
+    _rewrite(path, b0=np.full(5, np.inf, np.float32))
+    with pytest.raises(ValueError, match=r"layer 0 b holds 5 NaN or inf"):
+        load(path)
+
+
+# ---------------------------------------------------------------- checkpoints
+def _data(n=40, n_in=3, n_out=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in)).astype(np.float32)
+    labels = (X[:, 0] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    return X, np.eye(n_out, dtype=np.float32)[labels]
+
+
+def _net(dtype=jnp.float32):
+    return init_params(jax.random.key(7), (3, 6, 2), "tanh", "cross_entropy", "glorot", dtype)
+
+
+def _leaves_equal(a, b, what=""):
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert jax.tree.structure(a) == jax.tree.structure(b), what
+    for i, (x, y) in enumerate(zip(la, lb)):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            assert str(jax.random.key_impl(x)) == str(jax.random.key_impl(y))
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        assert np.asarray(x).dtype == np.asarray(y).dtype, f"{what} leaf {i}"
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{what} leaf {i}")
+
+
+_CARRIED = ("params", "opt_state", "key", "epoch", "step", "stop", "best_params",
+            "best_val_loss", "best_epoch", "bad_epochs")  # fmt: skip
+
+
+def _assert_same_run(a, b):
+    """Everything a resumed run carries (the history buffers are made anew on resume)."""
+    for name in _CARRIED:
+        _leaves_equal(getattr(a, name), getattr(b, name), name)
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    from jbpnn.optimizers import momentum
+
+    X, Y = _data()
+    opt = momentum(0.3, 0.8, variant="nesterov")
+    result = train(_net(), X, Y, optimizer=opt, epochs=5, batch_size=8, min_weight_change=1e-9)
+    save(tmp_path / "c.npz", result.state, optimizer=opt, run="ckpt")
+    loaded = load(tmp_path / "c.npz")
+    _leaves_equal(loaded.state, result.state, "state")  # history, key, everything
+    assert isinstance(loaded.state, TrainState)
+    _assert_same(loaded.params, result.state.params)
+    assert loaded.optimizer == opt and loaded.optimizer.options == opt.options
+    assert loaded.metadata == {"run": "ckpt"}
+    params, meta = loaded  # an MLP, as for a model file
+    assert isinstance(params, MLP) and meta == {"run": "ckpt"}
+
+
+def test_checkpoint_entries_are_documented(tmp_path):
+    from jbpnn.optimizers import momentum
+
+    X, Y = _data()
+    result = train(_net(), X, Y, optimizer=momentum(0.1), epochs=2, X_val=X, Y_val=Y,
+                   n_iter_no_change=5)  # fmt: skip
+    save(tmp_path / "c.npz", result.state)
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
+        assert str(z["kind"]) == "train_state" and int(z["stacked"]) == 0
+        assert z["state/opt_state/trace/layers/0/w"].shape == (3, 6)
+        assert z["state/best_params/layers/1/b"].shape == (2,)
+        assert z["state/history/val_loss"].shape == (256,)
+        assert z["state/key"].dtype == np.uint32 and z["state/key"].shape == (2,)
+        assert int(z["state/epoch"]) == 2
+        assert not any(k.startswith("state/params/") for k in z.files)  # stored once, as w0, ...
+        structure = json.loads(str(z["structure"]))
+        assert json.loads(str(z["optimizer"])) is None
+    assert structure["opt_state"] == {"class": "MomentumState", "hyperparams": ["lr", "m"]}
+    assert structure["best_params"] is True
+    assert structure["history"] == {"keys": ["loss", "val_accuracy", "val_loss"], "chunk": 256}
+    assert structure["keys"] == {"state/key": "threefry2x32"}
+    assert structure["leaves"]["state/opt_state/count"] == "int32"
+
+
+def _resume_cases():
+    from jbpnn.optimizers import adam, momentum, step_decay
+
+    fit = {"batch_size": 8}
+    cases = [
+        pytest.param(momentum(0.3, 0.8, variant=v), fit, id=f"momentum-{v}")
+        for v in ("classical", "nesterov", "article")
+    ]
+    cases.append(pytest.param(adam(step_decay(0.05, 0.5, 20)), fit, id="adam-step_decay"))
+    Xv, Yv = _data(20, seed=1)
+    # With these, the best validation epoch is 4 and the rule fires at epoch 12: the
+    # checkpoint at 10 carries the best params and the count of bad epochs.
+    early = {"batch_size": 8, "X_val": Xv, "Y_val": Yv, "n_iter_no_change": 8,
+             "validation_tol": 1e-3}  # fmt: skip
+    cases.append(pytest.param(adam(0.05), early, id="early-stopping"))
+    return cases
+
+
+@pytest.mark.parametrize("opt, fit", _resume_cases())
+def test_checkpoint_resume_equals_one_run(tmp_path, opt, fit):
+    X, Y = _data()
+    whole = train(_net(), X, Y, optimizer=opt, epochs=20, **fit)
+    first = train(_net(), X, Y, optimizer=opt, epochs=10, **fit)
+    save(tmp_path / "c.npz", first.state, optimizer=opt)
+    ckpt = load(tmp_path / "c.npz")
+    assert ckpt.optimizer == opt
+    rest = train(ckpt.state, X, Y, optimizer=ckpt.optimizer, epochs=10, **fit)
+    _assert_same_run(rest.state, whole.state)
+    assert rest.stop_reason == whole.stop_reason
+    np.testing.assert_array_equal(rest.history["loss"], whole.history["loss"][10:])
+    if "n_iter_no_change" in fit:  # the rule fired after the checkpoint, and was carried
+        assert whole.stop_reason == "no_validation_improvement"
+        assert 10 < whole.epochs_run < 20
+        _leaves_equal(rest.params, whole.params, "best params")
+
+
+def test_checkpoint_without_optimizer(tmp_path):
+    from jbpnn.optimizers import adam
+
+    X, Y = _data()
+    opt = adam(0.01)
+    first = train(_net(), X, Y, optimizer=opt, epochs=3, batch_size=10)
+    save(tmp_path / "c.npz", first.state)
+    ckpt = load(tmp_path / "c.npz")
+    assert ckpt.optimizer is None
+    rest = train(ckpt.state, X, Y, optimizer=opt, epochs=3, batch_size=10)
+    whole = train(_net(), X, Y, optimizer=opt, epochs=6, batch_size=10)
+    _assert_same_run(rest.state, whole.state)
+
+
+def test_optimizer_with_a_model_file(tmp_path):
+    from jbpnn.optimizers import inverse_scaling, sgd
+
+    opt = sgd(inverse_scaling(0.2, 0.25), weight_decay=1e-3)
+    save(tmp_path / "m.npz", _params(), optimizer=opt)
+    got = load(tmp_path / "m.npz")
+    assert got.optimizer == opt and got.state is None
+
+
+def test_weight_decay_swept_from_zero_stays_on(tmp_path):
+    from jbpnn.optimizers import momentum
+
+    opt = momentum(0.1, weight_decay=jnp.asarray(0.0))  # an array: decay is on, at 0
+    assert opt.options["weight_decay"] is True
+    X, Y = _data()
+    result = train(_net(), X, Y, optimizer=opt, epochs=2)
+    save(tmp_path / "c.npz", result.state, optimizer=opt)
+    got = load(tmp_path / "c.npz").optimizer
+    assert got.options == opt.options and float(got.hyperparams["weight_decay"]) == 0.0
+
+
+def test_checkpoint_float64(tmp_path, x64):
+    from jbpnn.optimizers import momentum
+
+    X, Y = _data()
+    opt = momentum(0.1)
+    result = train(_net(jnp.float64), X, Y.astype(np.float64), optimizer=opt, epochs=2)
+    save(tmp_path / "c.npz", result.state, optimizer=opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = load(tmp_path / "c.npz").state
+    assert got.opt_state.trace.layers[0].w.dtype == jnp.float64
+    _leaves_equal(got, result.state)
+
+
+def test_checkpoint_float64_without_x64_warns(tmp_path):
+    from jbpnn.optimizers import momentum
+
+    with jax.enable_x64(True):
+        X, Y = _data()
+        result = train(
+            _net(jnp.float64), X, Y.astype(np.float64), optimizer=momentum(0.1), epochs=2
+        )
+        save(tmp_path / "c.npz", result.state)
+    with pytest.warns(UserWarning, match="float64.*enable_x64"):
+        got = load(tmp_path / "c.npz").state
+    assert got.params.dtype == jnp.float32 and got.opt_state.count.dtype == jnp.int32
+    assert got.best_val_loss.dtype == jnp.float32
+
+
+def test_checkpoint_keeps_the_key_impl(tmp_path):
+    from jbpnn.optimizers import sgd
+
+    X, Y = _data()
+    result = train(_net(), X, Y, optimizer=sgd(0.1), epochs=1)
+    state = result.state._replace(key=jax.random.key(5, impl="rbg"))
+    save(tmp_path / "c.npz", state)
+    got = load(tmp_path / "c.npz").state
+    assert str(jax.random.key_impl(got.key)) == "rbg"
+    _leaves_equal(got, state)
+
+
+def test_stacked_checkpoint_from_train_many(tmp_path, many):
+    save(tmp_path / "c.npz", many.state, optimizer=many.optimizer)
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
+        assert int(z["stacked"]) == 3 and z["state/key"].shape == (3, 2)
+    got = load(tmp_path / "c.npz")
+    _leaves_equal(got.state, many.state, "stacked state")
+    assert got.params.layers[0].w.shape == (3, 3, 4)
+    np.testing.assert_array_equal(np.asarray(got.state.opt_state.hyperparams["lr"]),
+                                  np.float32([0.01, 0.02, 0.03]))  # fmt: skip
+    assert got.optimizer.name == "adam"
+
+
+# ---------------------------------------------------------------- refused checkpoints
+@functools.cache
+def _momentum_state():
+    """A small momentum run's state (immutable: the tests share it)."""
+    from jbpnn.optimizers import momentum
+
+    X, Y = _data()
+    return train(_net(), X, Y, optimizer=momentum(0.1), epochs=2).state
+
+
+def test_user_schedule_is_refused(tmp_path):
+    from jbpnn.optimizers import momentum
+
+    opt = momentum(lambda count: 0.1 / (1.0 + count))
+    with pytest.raises(TypeError, match="only built-in schedules.*can be checkpointed"):
+        save(tmp_path / "c.npz", _momentum_state(), optimizer=opt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_optimizer_of_another_kind_is_refused(tmp_path):
+    from jbpnn.optimizers import adam, sgd
+
+    with pytest.raises(ValueError, match=r"adam.*not the kind.*MomentumState"):
+        save(tmp_path / "c.npz", _momentum_state(), optimizer=adam(0.1))
+    with pytest.raises(ValueError, match="not the kind"):
+        save(tmp_path / "c.npz", _momentum_state(), optimizer=sgd(0.1))
+    with pytest.raises(TypeError, match="must be a jbpnn.optimizers.Optimizer"):
+        save(tmp_path / "c.npz", _momentum_state(), optimizer="momentum")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_foreign_optimizer_state_is_refused(tmp_path):
+    state = _momentum_state()
+    weird = state._replace(opt_state=(state.opt_state.count,))
+    with pytest.raises(ValueError, match="only the states of jbpnn.optimizers"):
+        save(tmp_path / "c.npz", weird)
+    broken = state._replace(epoch=np.int64(3))  # not the int32 counter init_state makes
+    with pytest.raises(ValueError, match="cannot be checkpointed: state/epoch has dtype int64"):
+        save(tmp_path / "c.npz", broken)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_finite_best_params_refused(tmp_path):
+    from jbpnn.optimizers import momentum
+
+    X, Y = _data()
+    state = train(_net(), X, Y, optimizer=momentum(0.1), epochs=2, X_val=X, Y_val=Y,
+                  n_iter_no_change=5).state  # fmt: skip
+    bad = state._replace(best_params=_with_bad_value(state.best_params, 0, "b", np.nan))
+    with pytest.raises(ValueError, match="cannot save best_params: layer 0 b"):
+        save(tmp_path / "c.npz", bad)
+    path = tmp_path / "c.npz"
+    save(path, state)
+    b0 = np.asarray(state.best_params.layers[0].b).copy()
+    b0[0] = np.inf
+    _rewrite(path, **{"state/best_params/layers/0/b": b0})
+    with pytest.raises(ValueError, match=r"c\.npz: cannot load best_params: layer 0 b"):
+        load(path)
+
+
+def test_results_are_refused_with_a_hint(tmp_path):
+    from jbpnn.optimizers import sgd
+
+    X, Y = _data()
+    result = train(_net(), X, Y, optimizer=sgd(0.1), epochs=1)
+    with pytest.raises(TypeError, match=r"expects an MLP.*got TrainResult.*result\.state"):
+        save(tmp_path / "c.npz", result)
+
+
+def test_traced_arrays_are_refused(tmp_path):
+    def inside(params):
+        save(tmp_path / "m.npz", params)
+        return params
+
+    with pytest.raises(TypeError, match="concrete arrays.*outside jax.jit"):
+        jax.jit(inside)(_params())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tampered_checkpoint(tmp_path):
+    path = tmp_path / "c.npz"
+    save(path, _momentum_state())
+    _rewrite(path, **{"state/opt_state/trace/layers/1/w": np.zeros((6, 3), np.float32)})
+    with pytest.raises(
+        ValueError, match=r"inconsistent.*state/opt_state/trace/layers/1/w has shape \(6, 3\)"
+    ):
+        load(path)
+    save(path, _momentum_state())
+    _rewrite(path, **{"state/step": np.zeros((), np.float32)})
+    with pytest.raises(ValueError, match=r"state/step is stored as float32.*int32"):
+        load(path)
+    save(path, _momentum_state())
+    _rewrite(path, **{"state/opt_state/count": None})
+    with pytest.raises(ValueError, match=r"missing state entries \['state/opt_state/count'\]"):
+        load(path)
+    save(path, _momentum_state())
+    _rewrite(path, **{"state/extra": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"unexpected state entries \['state/extra'\]"):
+        load(path)
+    save(path, _momentum_state())
+    _rewrite(path, **{"state/key": np.zeros(3, np.uint32)})
+    with pytest.raises(ValueError, match=r"state/key: not key data"):
+        load(path)
+    save(path, _momentum_state())
+    with np.load(path) as z:
+        structure = json.loads(str(z["structure"]))
+    structure["opt_state"]["class"] = "RMSPropState"
+    _rewrite(path, structure=np.array(json.dumps(structure)))
+    with pytest.raises(ValueError, match=r"inconsistent.*unknown optimizer state 'RMSPropState'"):
+        load(path)
