@@ -9,7 +9,7 @@ import pytest
 from conftest import tree_allclose
 
 from jbpnn.network import loss_and_gradient
-from jbpnn.optimizers import adam, apply_updates, momentum, sgd
+from jbpnn.optimizers import adam, apply_updates, inverse_scaling, momentum, sgd, step_decay
 from jbpnn.params import init_params
 from jbpnn.training import (
     STOP_REASONS,
@@ -353,3 +353,244 @@ def test_bad_data_are_clear_errors():
     X_bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         train(p0, X_bad, Y, optimizer=sgd(0.1))
+
+
+# ---------------------------------------------------------------- resume
+def _resume_case(opt, **kw):
+    X, Y = _data(n=23)
+    X_val, Y_val = _data(n=7, seed=5)
+    p0 = init_params(jax.random.key(3), (3, 5, 2), activations="tanh", dtype=jnp.float64)
+    kw = dict(optimizer=opt, batch_size=4, key=9, X_val=X_val, Y_val=Y_val, **kw)
+    whole = train(p0, X, Y, epochs=20, **kw)
+    first = train(p0, X, Y, epochs=10, **kw)
+    kw.pop("key")
+    again = train(first.state, X, Y, epochs=10, **kw)  # from the bare state
+    from_result = train(first, X, Y, epochs=10, **{k: v for k, v in kw.items() if k != "optimizer"})
+    return whole, again, from_result
+
+
+def _same_state(a, b):
+    a, b = a._replace(history=None), b._replace(history=None)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        sgd(0.3),
+        momentum(0.2, 0.9),
+        momentum(0.2, 0.9, variant="nesterov"),
+        momentum(0.2, 0.5, variant="article"),
+        adam(step_decay(0.05, 0.5, 7)),
+        sgd(inverse_scaling(0.5, 0.5), weight_decay=0.01),
+    ],
+    ids=["sgd", "classical", "nesterov", "article", "adam_step_decay", "sgd_invscaling_decay"],
+)
+def test_ten_plus_ten_epochs_equal_twenty_exactly(x64, opt):
+    whole, again, from_result = _resume_case(opt)
+    _same_state(whole.state, again.state)
+    _same_state(whole.state, from_result.state)
+    assert int(again.state.step) == 20 * 6 and int(again.state.opt_state.count) == 20 * 6
+    assert again.epochs_run == 20 and again.start_epoch == 10 and len(again.history["loss"]) == 10
+    np.testing.assert_array_equal(again.history["loss"], whole.history["loss"][10:])
+    # resuming a TrainResult extends its history: one history for the whole run
+    assert from_result.start_epoch == 0
+    for name in whole.history:
+        np.testing.assert_array_equal(from_result.history[name], whole.history[name])
+
+
+def test_resume_carries_the_early_stopping_counters(x64):
+    opt = momentum(0.5, 0.9)
+    whole, again, from_result = _resume_case(opt, n_iter_no_change=50)
+    _same_state(whole.state, again.state)
+    assert int(whole.state.best_epoch) >= 1 and whole.best_epoch == from_result.best_epoch
+    tree_allclose(whole.params, from_result.params, rtol=0)
+    # a run that stopped on a rule stays stopped: resuming it changes nothing
+    X, Y = _data(n=23)
+    X_val, Y_val = _data(n=7, seed=5)
+    p0 = init_params(jax.random.key(3), (3, 5, 2), dtype=jnp.float64)
+    kw = dict(optimizer=sgd(5.0), batch_size=4, X_val=X_val, Y_val=Y_val, n_iter_no_change=2)
+    stopped = train(p0, X, Y, epochs=200, **kw)
+    assert stopped.stop_reason == "no_validation_improvement"
+    more = train(stopped, X, Y, epochs=5, **{k: v for k, v in kw.items() if k != "optimizer"})
+    _same_state(stopped.state, more.state)
+    assert more.stop_reason == stopped.stop_reason and more.epochs_run == stopped.epochs_run
+
+
+def test_resume_refuses_another_kind_of_optimizer_and_a_second_key():
+    X, Y = _data(n=8)
+    first = train(init_params(0, (3, 2)), X, Y, optimizer=momentum(0.1), epochs=2)
+    with pytest.raises(ValueError, match="another kind of optimizer"):
+        train(first.state, X, Y, optimizer=adam(0.1), epochs=2)
+    with pytest.raises(ValueError, match="carries its own data-order key"):
+        train(first.state, X, Y, optimizer=momentum(0.1), epochs=2, key=3)
+    with pytest.raises(ValueError, match="optimizer is missing"):
+        train(first.state, X, Y, epochs=2)
+
+
+def test_resume_with_new_hyperparameter_values_uses_them(x64):
+    X, Y = _data(n=8)
+    p0 = init_params(jax.random.key(0), (3, 2), dtype=jnp.float64)
+    first = train(p0, X, Y, optimizer=sgd(0.1), epochs=1)
+    slow = train(first.state, X, Y, optimizer=sgd(0.1), epochs=1)
+    fast = train(first.state, X, Y, optimizer=sgd(0.4), epochs=1)
+    assert float(fast.state.opt_state.hyperparams["lr"]) == 0.4
+    step_slow = slow.params.layers[0].w - first.params.layers[0].w
+    step_fast = fast.params.layers[0].w - first.params.layers[0].w
+    np.testing.assert_allclose(step_fast, 4 * step_slow, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- one program per kind
+def _compilations(fn):
+    """How many XLA compilations ``fn()`` triggers (deterministic: JAX's own log)."""
+    import logging
+
+    records = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("Finished XLA compilation"):
+                records.append(record.getMessage())
+
+    handler = Count()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            fn()
+    finally:
+        logger.removeHandler(handler)
+    return [r for r in records if "run_epochs" in r]
+
+
+def test_new_hyperparameter_values_reuse_the_compiled_loop():
+    X, Y = _data(n=24)
+    X_val, Y_val = _data(n=6, seed=1)
+    p0 = init_params(jax.random.key(0), (3, 4, 2))
+    kw = dict(batch_size=5, X_val=X_val, Y_val=Y_val, n_iter_no_change=3, min_weight_change=1e-9)
+    train(p0, X, Y, optimizer=momentum(0.1, 0.9), epochs=4, tol=0.01, **kw)  # compiles once
+    X2, Y2 = _data(n=24, seed=7)  # other data values, same shapes
+    p1 = init_params(jax.random.key(5), (3, 4, 2))
+
+    def others():
+        train(
+            p1,
+            X2,
+            Y2,
+            optimizer=momentum(0.37, 0.55),
+            epochs=7,
+            tol=0.002,
+            key=4,
+            validation_tol=1e-3,
+            **{**kw, "n_iter_no_change": 5, "min_weight_change": 1e-7},
+        )
+        train(p0, X, Y, optimizer=momentum(step_decay(0.3, 0.1, 2), 0.1), epochs=3, **kw)
+        train(p0, X, Y, optimizer=momentum(step_decay(0.2, 0.5, 3), 0.2), epochs=9, **kw)
+
+    compiled = _compilations(others)
+    # the step_decay schedule is a new kind (compiles once); the rest reuse programs
+    assert len(compiled) == 1, compiled
+    assert _compilations(others) == []
+    # a new kind is a new program: another momentum variant
+    assert (
+        len(
+            _compilations(
+                lambda: train(p0, X, Y, optimizer=momentum(0.1, variant="nesterov"), epochs=2, **kw)
+            )
+        )
+        == 1
+    )
+
+
+def test_history_buffer_does_not_grow_with_epochs():
+    X, Y = _data(n=8)
+    p0 = init_params(jax.random.key(0), (3, 4, 2))
+    result = train(p0, X, Y, optimizer=sgd(0.1), epochs=10**8, tol=1e9)  # stops after one
+    assert result.epochs_run == 1 and result.stop_reason == "loss_below_tol"
+    assert result.state.history["loss"].shape == (256,)
+    long = train(p0, X, Y, optimizer=sgd(0.1), epochs=600, history_chunk=64)
+    assert long.state.history["loss"].shape == (64,) and long.history["loss"].shape == (600,)
+    short = train(p0, X, Y, optimizer=sgd(0.1), epochs=600)
+    np.testing.assert_array_equal(long.history["loss"], short.history["loss"])
+    tree_allclose(long.params, short.params, rtol=0)
+
+
+# ---------------------------------------------------------------- seams and weights
+def test_grad_fn_seam_trains_with_autodiff_to_the_same_params(x64):
+    from jbpnn.network import loss_kernel
+
+    X, Y = _data(n=12)
+    p0 = init_params(jax.random.key(2), (3, 4, 2), dtype=jnp.float64)
+    kw = dict(optimizer=momentum(0.3, 0.9), epochs=5, batch_size=5, key=1)
+    hand = train(p0, X, Y, **kw)
+    auto = train(p0, X, Y, grad_fn=jax.value_and_grad(loss_kernel), **kw)
+    tree_allclose(hand.params, auto.params, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(hand.history["loss"], auto.history["loss"], rtol=1e-12)
+    calls = []
+
+    def spy(params, X, Y, sample_weight):
+        calls.append(X.shape)  # traced once per compilation
+        return loss_kernel(params, X, Y, sample_weight), jax.tree.map(jnp.zeros_like, params)
+
+    frozen = train(p0, X, Y, grad_fn=spy, **kw)
+    assert calls and calls[0] == (5, 3)
+    tree_allclose(frozen.params, p0, rtol=0)  # zero gradients: nothing moves
+    with pytest.raises(ValueError, match="grad_fn must be a function"):
+        train(p0, X, Y, grad_fn="autodiff", **kw)
+
+
+def test_sample_weight_equals_repeating_rows_in_full_batch(x64):
+    X, Y = _data(n=6)
+    p0 = init_params(jax.random.key(4), (3, 2), dtype=jnp.float64)
+    w = np.array([1.0, 2.0, 0.0, 1.0, 3.0, 1.0])
+    weighted = train(p0, X, Y, optimizer=sgd(0.5), epochs=3, sample_weight=w)
+    rows = np.repeat(np.arange(6), w.astype(int))
+    repeated = train(p0, X[rows], Y[rows], optimizer=sgd(0.5), epochs=3)
+    tree_allclose(weighted.params, repeated.params, rtol=1e-12)
+    np.testing.assert_allclose(weighted.history["loss"], repeated.history["loss"], rtol=1e-12)
+    # a mini-batch of weight 0 changes nothing (no NaN from 0/0)
+    zero_first = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    r = train(
+        p0,
+        X,
+        Y,
+        optimizer=momentum(0.5),
+        epochs=2,
+        batch_size=2,
+        shuffle=False,
+        sample_weight=zero_first,
+    )
+    assert np.all(np.isfinite(r.history["loss"]))
+    for bad in ([-1.0] * 6, [0.0] * 6, [np.nan] + [1.0] * 5):
+        with pytest.raises(ValueError, match="sample_weight"):
+            train(p0, X, Y, optimizer=sgd(0.5), epochs=1, sample_weight=np.array(bad))
+
+
+def test_train_epoch_is_pure_and_a_stopped_state_stays():
+    from jbpnn.training import epoch_batches, stop_rules, train_config, train_epoch
+
+    X, Y = _data(n=8)
+    X, Y = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)
+    p0 = init_params(jax.random.key(0), (3, 2))
+    config = train_config(8, batch_size=4)
+    opt = momentum(0.2, 0.9)
+    s0 = init_state(p0, opt, config, 0)
+    batches = epoch_batches(X, Y, None, s0.key, s0.epoch, config)
+    step = jax.jit(
+        partial_step := (
+            lambda s, b: train_epoch(
+                s, b, None, stop_rules(jnp.float32), config=config, optimizer=opt.kind
+            )
+        )
+    )
+    s1 = step(s0, batches)
+    s1b = step(s0, batches)
+    _same_state(s1, s1b)
+    assert int(s1.epoch) == 1 and int(s1.step) == 2
+    stopped = s1._replace(stop=jnp.int32(1))
+    _same_state(step(stopped, batches), stopped)
+    assert callable(partial_step)
