@@ -19,6 +19,7 @@ from jbpnn.optimizers import (
     get_optimizer,
     inverse_scaling,
     momentum,
+    set_hyperparams,
     sgd,
     step_decay,
 )
@@ -211,3 +212,46 @@ def test_registry_and_get_optimizer():
         get_optimizer("rmsprop", lr=0.1)
     with pytest.raises(ValueError, match="does not take \\['m'\\]"):
         get_optimizer("sgd", lr=0.1, m=0.9)
+
+
+# ---------------------------------------------------------------- hyperparameters as data
+def test_hyperparameters_live_in_the_state_and_kinds_ignore_values(x64):
+    opt = momentum(0.1, 0.9, variant="nesterov")
+    state = opt.init(jax.tree.map(jnp.asarray, P))
+    assert set(state.hyperparams) == {"lr", "m"} and float(state.hyperparams["m"]) == 0.9
+    assert opt.kind == momentum(0.7, 0.2, variant="nesterov").kind
+    assert hash(opt.kind) == hash(momentum(0.3, 0.5, variant="nesterov"))
+    assert opt != momentum(0.2, 0.9, variant="nesterov") and opt == momentum(0.1, 0.9, "nesterov")
+    assert opt.kind != momentum(0.1, 0.9, variant="classical").kind
+    assert sgd(0.1).kind != sgd(0.1, weight_decay=0.01).kind  # weight decay on: another kind
+    assert sgd(step_decay(0.1, 0.5, 2)).kind == sgd(step_decay(0.9, 0.1, 5)).kind
+    with pytest.raises(ValueError, match="kind without values"):
+        opt.kind.init(P)
+
+
+def test_the_update_reads_the_values_from_the_state_not_the_optimizer(x64):
+    params = jax.tree.map(jnp.asarray, P)
+    grads = jax.tree.map(jnp.asarray, G1)
+    state = sgd(0.1).init(params)
+    fast = set_hyperparams(state, lr=0.5)
+    step = jax.jit(sgd(123.0).kind.update)  # the kind has no values at all
+    (u_slow, _), (u_fast, _) = step(grads, state, params), step(grads, fast, params)
+    _close(u_slow, _tmap(lambda g: -0.1 * g, G1))
+    _close(u_fast, _tmap(lambda g: -0.5 * g, G1))
+    with pytest.raises(ValueError, match="no hyperparameters \\['m'\\]"):
+        set_hyperparams(state, m=0.9)
+    assert sgd(0.1).replace(lr=0.2) == sgd(0.2)
+    with pytest.raises(ValueError, match="has no hyperparameters"):
+        sgd(0.1).replace(m=0.5)
+
+
+def test_impossible_hyperparameters_are_refused():
+    for make in (
+        lambda: momentum(0.1, m=1.0),
+        lambda: momentum(0.1, m=1.5),
+        lambda: adam(b2=1.2),
+        lambda: adam(eps=-1.0),
+        lambda: sgd(float("inf")),
+    ):
+        with pytest.raises(ValueError, match="must be finite"):
+            make()
