@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jbpnn import checks
 from jbpnn.activations import activation_table
 from jbpnn.losses import LOSSES
 from jbpnn.params import MLP, Layer
@@ -299,26 +300,6 @@ def _check_length(shape: tuple[int, ...], expected: int, what: str, side: str) -
         raise ValueError(f"Your {what} length is {shape[0]}, but our {side} needs {expected}")
 
 
-def _is_concrete(a: Any) -> bool:
-    return not isinstance(a, jax.core.Tracer)
-
-
-def _check_finite(name: str, a: Any) -> None:
-    if not _is_concrete(a):
-        return  # inside the user's own jit: values are unknown at trace time
-    if isinstance(a, np.ndarray):  # host data: check with NumPy, no device program
-        if np.isfinite(a).all():
-            return
-    elif bool(jnp.all(jnp.isfinite(a))):
-        return
-    bad = np.argwhere(~np.isfinite(np.asarray(a)))
-    first = tuple(int(i) for i in bad[0])
-    raise ValueError(
-        f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
-        "Clean the data, or pass check_finite=False to skip this check"
-    )
-
-
 def _cast(a: ArrayLike, dtype: Any) -> Any:
     """A JAX array (or tracer) cast on its device; anything else as a NumPy array on the host."""
     if isinstance(a, jax.Array):
@@ -356,7 +337,7 @@ def check_batch(
             f"(X has shape {X.shape})"
         )
     if check_finite:
-        _check_finite("X", X)
+        checks.check_finite("X", X)
     if Y is not None:
         Y = _cast(Y, dtype)
         if Y.ndim != 2:
@@ -373,7 +354,7 @@ def check_batch(
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} examples but Y has {Y.shape[0]}; they must match")
         if check_finite:
-            _check_finite("Y", Y)
+            checks.check_finite("Y", Y)
     if sample_weight is not None:
         sample_weight = jnp.asarray(sample_weight, dtype=dtype)
         if sample_weight.shape != (X.shape[0],):

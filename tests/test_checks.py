@@ -1,0 +1,84 @@
+"""The one validation module: numbers, integers, thresholds, keys, finite arrays."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jbpnn.checks import as_key, check_finite, check_int, check_number, check_threshold, is_concrete
+
+
+def test_check_int():
+    assert (
+        check_int("epochs", np.int64(3), 1) == 3
+        and check_int("n", None, 1, allow_none=True) is None
+    )
+    for bad in (0, 2.5, True, "3", None):
+        with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
+            check_int("epochs", bad, 1)
+
+
+def test_check_number_passes_traced_values_and_refuses_bad_plain_ones():
+    check_number("lr", 0.5, low=0.0)
+    check_number("lr", np.array(0.5), low=0.0)
+    jax.jit(lambda lr: check_number("lr", lr, low=0.0) or lr)(-1.0)  # traced: unknown here
+    for bad, match in (
+        (-1, "at least 0"),
+        (float("nan"), "finite"),
+        ("x", "a number"),
+        (True, "a number"),
+        (1.0, "below 1.0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            check_number("m", bad, low=0.0, high=1.0)
+    with pytest.raises(ValueError, match="integer"):
+        check_number("every", 2.5, low=1, integer=True)
+
+
+def test_check_threshold():
+    assert check_threshold("tol", None) is None and check_threshold("tol", 1) == 1.0
+    for bad in (-0.1, float("inf"), "0.1", False):
+        with pytest.raises(ValueError, match="tol must be"):
+            check_threshold("tol", bad)
+
+
+def test_as_key_one_key_kind():
+    k = as_key(5)
+    assert jnp.issubdtype(k.dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(jax.random.key_data(k), jax.random.key_data(jax.random.key(5)))
+    # a legacy PRNGKey is wrapped: the same bits, so the same shuffles
+    legacy = as_key(jax.random.PRNGKey(5))
+    np.testing.assert_array_equal(jax.random.key_data(legacy), jax.random.key_data(k))
+    assert as_key(k) is k
+    np.testing.assert_array_equal(
+        jax.random.key_data(as_key(None)), jax.random.key_data(jax.random.key(0))
+    )
+    for bad in (-1, 2**64, 2**70):
+        with pytest.raises(ValueError, match="seed must lie in 0 .. 2\\*\\*32 - 1"):
+            as_key(bad)
+    for bad in ("abc", 1.5, True):
+        with pytest.raises(TypeError, match="key must be an int seed or a jax.random.key"):
+            as_key(bad)
+    with pytest.raises(ValueError, match="ONE jax.random key"):
+        as_key(jax.random.split(k, 3))
+    with pytest.raises(ValueError, match="shape \\(2,\\)"):
+        as_key(np.zeros(3, np.uint32))
+
+
+def test_check_finite_names_the_argument_and_index():
+    check_finite("X", np.ones((2, 2)))
+    a = np.ones((2, 3))
+    a[1, 2] = np.inf
+    with pytest.raises(
+        ValueError,
+        match="X_val contains 1 NaN or inf value\\(s\\); the first is at index \\(1, 2\\)",
+    ):
+        check_finite("X_val", a)
+    with pytest.raises(ValueError, match="X contains"):
+        check_finite("X", jnp.asarray(a))
+    # inside the user's jit the values are unknown: no check, no error
+    jax.jit(lambda x: check_finite("X", x) or x)(jnp.asarray(a))
+    assert is_concrete(jnp.ones(2)) and is_concrete(np.ones(2))
+    assert jax.jit(lambda x: jnp.asarray(is_concrete(x)))(jnp.ones(2)) == False  # noqa: E712
