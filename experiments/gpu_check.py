@@ -7,7 +7,7 @@ Runs, on whatever device ``jax.devices()[0]`` is (GPU, TPU, or the CPU):
 - ``wide``: 8192 x 1024, 1024-2048-2048-10, batch 512, 3 epochs, GFLOP/s next to the
   device's own float32 matrix-product GFLOP/s;
 - ``train_many``: 64 digits networks (8 learning rates x 8 seeds) in one call of
-  ``jbpnn.many.train_many``, if that module exists (else a line says it was skipped).
+  ``jbpnn.many.train_many`` (a failure fails the script).
 
 Prints one table, with the device it ran on, and checks that jbpnn and the
 ``jax.grad`` loop report the same epoch losses (exit status 1 if not). Finishes
@@ -21,7 +21,6 @@ Writes nothing unless ``--out`` is given (JSON).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import statistics
 import sys
@@ -39,12 +38,13 @@ JAX_ONLY = ("jbpnn", "jax.grad")
 
 
 def train_many_row(settings: bench.Settings) -> dict[str, Any]:
-    """64 digits networks (8 learning rates x 8 seeds) in one ``train_many`` call, if it exists."""
-    try:
-        from jbpnn.many import InitSpec, train_many
-    except ImportError as error:
-        return {"skipped": f"jbpnn.many.train_many is not available ({error}); not run"}
+    """64 digits networks (8 learning rates x 8 seeds) in one ``train_many`` call.
+
+    Any failure propagates: a broken ``train_many`` fails the script, never a skipped row.
+    """
     import jax
+
+    from jbpnn.many import InitSpec, train_many
 
     X, Y = bench._digits(settings.digits_n)
     n_nets, epochs = 64, settings.digits_epochs
@@ -52,25 +52,21 @@ def train_many_row(settings: bench.Settings) -> dict[str, Any]:
     seeds = np.tile(np.arange(8), 8)
     spec = InitSpec(tuple(settings.digits_sizes), "sigmoid", "mse", "glorot")
     times = []
-    try:
-        for _ in range(2):  # the first call compiles
-            start = time.perf_counter()
-            result = train_many(
-                spec,
-                X,
-                Y,
-                seeds=seeds,
-                optimizer="momentum",
-                hparams={"lr": lrs, "m": bench.MOMENTUM},
-                key=0,
-                epochs=epochs,
-                batch_size=bench.BATCH,
-            )
-            jax.block_until_ready(jax.tree.leaves(result.params))
-            times.append(time.perf_counter() - start)
-    except TypeError as error:
-        sig = inspect.signature(train_many)
-        return {"skipped": f"train_many{sig} was called wrongly here ({error}); update gpu_check"}
+    for _ in range(2):  # the first call compiles
+        start = time.perf_counter()
+        result = train_many(
+            spec,
+            X,
+            Y,
+            seeds=seeds,
+            optimizer="momentum",
+            hparams={"lr": lrs, "m": bench.MOMENTUM},
+            key=0,
+            epochs=epochs,
+            batch_size=bench.BATCH,
+        )
+        jax.block_until_ready(jax.tree.leaves(result.params))
+        times.append(time.perf_counter() - start)
     final = result.history["loss"][:, -1]
     return {
         "networks": n_nets,
@@ -117,20 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{r['final_loss']:.6f}",
                 ]
             )
-    if "skipped" not in many:
-        rows.append(
-            [
-                f"train_many x{many['networks']}",
-                f"jbpnn.many.train_many ({many['method']})",
-                many["epoch_ms"],
-                many["samples_per_s"],
-                None,
-                many["first_call_s"] - many["steady_s"],
-                f"{many['best_final_loss']:.6f} (best)",
-            ]
-        )
-        one = digits["rows"][0]["epoch_ms"]  # jbpnn train, one network
-        many["vs_sequential_train"] = many["networks"] * one / many["epoch_ms"]
+    rows.append(
+        [
+            f"train_many x{many['networks']}",
+            f"jbpnn.many.train_many ({many['method']})",
+            many["epoch_ms"],
+            many["samples_per_s"],
+            None,
+            many["first_call_s"] - many["steady_s"],
+            f"{many['best_final_loss']:.6f} (best)",
+        ]
+    )
+    one = digits["rows"][0]["epoch_ms"]  # jbpnn train, one network
+    many["vs_sequential_train"] = many["networks"] * one / many["epoch_ms"]
     peak = wide["matmul_peak_gflops"]["jax"]
     print(f"gpu_check ({'quick' if args.quick else 'full'}) on {where}")
     print(
@@ -140,14 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     print(f"float32 matmul on this device (JAX): {peak:.1f} GFLOP/s")
-    if "skipped" in many:
-        print(f"train_many: {many['skipped']}")
-    else:
-        print(
-            f"train_many: {many['networks']} networks in one call are "
-            f"{many['vs_sequential_train']:.1f}x faster than {many['networks']} x the single "
-            "train() epoch above (the digits row)"
-        )
+    print(
+        f"train_many: {many['networks']} networks in one call are "
+        f"{many['vs_sequential_train']:.1f}x faster than {many['networks']} x the single "
+        "train() epoch above (the digits row)"
+    )
     failed = [c for c in run.checks if not c.ok]
     worst = max((c.rel_diff for c in run.checks), default=0.0)
     print(

@@ -37,6 +37,7 @@ import argparse
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from jax.typing import ArrayLike  # noqa: E402
 
 from jbpnn.cli.sweep import add_sweep_arguments, run_sweep  # noqa: E402
 from jbpnn.many import InitSpec, train_many  # noqa: E402
-from jbpnn.optimizers import OPTIMIZERS  # noqa: E402
+from jbpnn.optimizers import get_optimizer  # noqa: E402
 from jbpnn.params import init_params  # noqa: E402
 from jbpnn.training import train  # noqa: E402
 
@@ -106,7 +107,7 @@ def time_against_sequential(
 
     k = n if sequential_subset is None else max(1, min(int(sequential_subset), n))
     picks = np.unique(np.linspace(0, n - 1, k).round().astype(int))
-    factory = OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    factory = partial(get_optimizer, optimizer) if isinstance(optimizer, str) else optimizer
     seq, first = [], []
     for i in picks:
         params = init_params(jax.random.key(int(seeds[i])), *spec_args)

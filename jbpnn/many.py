@@ -50,7 +50,7 @@ from jax.typing import ArrayLike
 from jbpnn.checks import as_key
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
-from jbpnn.optimizers import OPTIMIZERS, Optimizer
+from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
 from jbpnn.params import MLP, init_params
 from jbpnn.tables import ResultsTable
 from jbpnn.training import (
@@ -197,7 +197,7 @@ def _split_hparams(
                 f"unknown optimizer {optimizer!r}; expected one of {list(OPTIMIZERS)}, "
                 "a factory like jbpnn.optimizers.momentum, or an Optimizer"
             )
-        build = OPTIMIZERS[optimizer]
+        build = partial(get_optimizer, optimizer)  # the one name-to-optimizer lookup
     elif isinstance(optimizer, Optimizer):
         base = optimizer
 
