@@ -95,7 +95,10 @@ __all__ = [
     "evaluate",
     "init_state",
     "prepare_training",
+    "data_parallel",
     "print_progress",
+    "replicate",
+    "resolve_mesh",
     "run_epochs",
     "shuffle_order",
     "state_result",
@@ -141,6 +144,8 @@ class TrainConfig(NamedTuple):
         has_validation: validation data is given (``val_loss``, ``val_accuracy``).
         weighted: the user gave sample weights (updates on all-zero batches are skipped).
         history_chunk: epochs of history the state holds (a ring buffer).
+        shards: devices each mini-batch is split across (data parallel); batches
+            are padded with weight-0 rows to a multiple of it.
     """
 
     n_examples: int
@@ -152,6 +157,7 @@ class TrainConfig(NamedTuple):
     has_validation: bool
     weighted: bool = False
     history_chunk: int = HISTORY_CHUNK
+    shards: int = 1
 
     def history_keys(self) -> tuple[str, ...]:
         keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
@@ -293,7 +299,57 @@ def epoch_batches(
     order, w = order[:used], w[:used]
     if config.shuffle or used != n:
         X, Y = X[order], Y[order]
-    return X.reshape(nb, k, -1), Y.reshape(nb, k, -1), w.reshape(nb, k)
+    X, Y, w = X.reshape(nb, k, -1), Y.reshape(nb, k, -1), w.reshape(nb, k)
+    pad = -k % config.shards  # rows of weight 0, so every device gets an equal share
+    if pad:
+        X, Y = (jnp.concatenate([a, jnp.zeros((nb, pad, a.shape[2]), a.dtype)], 1) for a in (X, Y))
+        w = jnp.concatenate([w, jnp.zeros((nb, pad), w.dtype)], 1)
+    return X, Y, w
+
+
+def data_parallel(grad_fn: GradFn, mesh: Any, axis: str) -> GradFn:
+    """``grad_fn`` on a mini-batch split along ``axis`` of ``mesh``, one share per device.
+
+    Each device computes its share's weighted mean loss and gradient; the sums
+    ``sum_d w_d mean_d`` and ``sum_d w_d`` (``w_d`` the share's total sample weight)
+    are all-reduced (``psum``) and divided, which is the whole batch's weighted
+    mean. A share of weight 0 (padding) adds nothing. The params stay replicated.
+    """
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    def local(params, X, Y, sample_weight):
+        loss, grads = grad_fn(params, X, Y, sample_weight)
+        w = jnp.sum(sample_weight)
+        some = w > 0  # a share of padding only has a 0/0 mean: leave it out
+        part = (
+            jnp.where(some, loss * w, 0),
+            jax.tree.map(lambda g: jnp.where(some, g * w, 0), grads),
+        )
+        total, (loss_sum, grad_sum) = lax.psum((w, part), axis)
+        return loss_sum / total, jax.tree.map(lambda g: g / total, grad_sum)
+
+    rep, split = P(), P(axis)
+    sharded = jax.shard_map(
+        local, mesh=mesh, in_specs=(rep, split, split, split), out_specs=(rep, rep), check_vma=False
+    )
+    explicit = _is_explicit(mesh, axis)
+
+    def grad(params, X, Y, sample_weight):
+        if explicit:  # Explicit axis types: the batch's sharding is part of its type
+            to = NamedSharding(mesh, split)
+            X, Y, sample_weight = (jax.reshard(a, to) for a in (X, Y, sample_weight))
+        return sharded(params, X, Y, sample_weight)
+
+    return grad
+
+
+def _is_explicit(mesh: Any, axis: str) -> bool:
+    types = getattr(mesh, "axis_types", None)
+    if not types:
+        return False
+    kind = dict(zip(mesh.axis_names, types))[axis]
+    return getattr(kind, "name", str(kind)) == "Explicit"
 
 
 def train_epoch(
@@ -305,6 +361,7 @@ def train_epoch(
     config: TrainConfig,
     optimizer: Any,
     grad_fn: GradFn = loss_and_gradient_kernel,
+    mesh: Any = None,
 ) -> TrainState:
     """THE epoch step: one pass over ``batches``, then the stop rules, on the device.
 
@@ -320,7 +377,11 @@ def train_epoch(
         config: the static settings.
         optimizer: an ``(init, update)`` optimizer.
         grad_fn: ``(params, X, Y, sample_weight) -> (mean loss, dE/dtheta)``.
+        mesh: ``(mesh, axis)`` to split every mini-batch across (see
+            :func:`data_parallel`), or None.
     """
+    if mesh is not None:
+        grad_fn = data_parallel(grad_fn, *mesh)
 
     def one_update(carry, batch):
         params, opt_state = carry
@@ -406,6 +467,7 @@ def run_epochs(
     optimizer: Any,
     grad_fn: GradFn = loss_and_gradient_kernel,
     networks: str | None = None,
+    mesh: Any = None,
 ) -> TrainState:
     """Run epochs until epoch ``until`` (traced) or until every network has stopped.
 
@@ -420,10 +482,17 @@ def run_epochs(
             sees the same mini-batches (the order of network 0's key), which stay
             un-batched so each layer is ONE product for all networks; ``"own"``:
             each network shuffles with its own key.
+        mesh: ``(mesh, axis)``: split every mini-batch across that mesh axis.
     """
     X, Y, weight = data
     step = partial(
-        train_epoch, val=val, rules=rules, config=config, optimizer=optimizer, grad_fn=grad_fn
+        train_epoch,
+        val=val,
+        rules=rules,
+        config=config,
+        optimizer=optimizer,
+        grad_fn=grad_fn,
+        mesh=mesh,
     )
 
     def one_epoch(carry):
@@ -446,7 +515,9 @@ def run_epochs(
     return state
 
 
-_run_jit = jax.jit(run_epochs, static_argnames=("config", "optimizer", "grad_fn", "networks"))
+_run_jit = jax.jit(
+    run_epochs, static_argnames=("config", "optimizer", "grad_fn", "networks", "mesh")
+)
 
 
 # ---------------------------------------------------------------- result
@@ -555,6 +626,7 @@ def train_config(
     has_validation: bool = False,
     weighted: bool = False,
     history_chunk: int = HISTORY_CHUNK,
+    shards: int = 1,
 ) -> TrainConfig:
     """Check the static settings of a run and return its :class:`TrainConfig`."""
     check_int("batch_size", batch_size, 1, allow_none=True)
@@ -587,6 +659,7 @@ def train_config(
         has_validation=bool(has_validation),
         weighted=bool(weighted),
         history_chunk=int(history_chunk),
+        shards=int(shards),
     )
 
 
@@ -668,6 +741,7 @@ def prepare_training(
     history_chunk: int = HISTORY_CHUNK,
     check_finite: bool = True,
     template: MLP | None = None,
+    mesh: Any = None,
 ) -> dict[str, Any]:
     """Check everything a run needs, before anything is traced (shared with ``train_many``).
 
@@ -731,6 +805,7 @@ def prepare_training(
         has_validation=val is not None,
         weighted=weight is not None,
         history_chunk=history_chunk,
+        shards=1 if mesh is None else mesh[0].shape[mesh[1]],
     )
     rules = stop_rules(
         params.dtype,
@@ -749,15 +824,81 @@ def prepare_training(
         state = resume_state(start, optimizer, config)
     elif template is None:
         state = init_state(params, optimizer, config, as_key(key))  # eager: values stay data
+    data = (X, Y, weight)
+    if mesh is not None:  # replicate what is not already on the mesh
+        data, val, rules = replicate((data, val, rules), mesh[0])
+        state = None if state is None else replicate(state, mesh[0])
     return {
         "config": config,
         "rules": rules,
         "optimizer": optimizer,
-        "data": (X, Y, weight),
+        "data": data,
         "val": val,
         "state": state,
         "previous": previous,
     }
+
+
+def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None):
+    """``(mesh, axis)`` for data-parallel training, or None for one device.
+
+    ``mesh`` is a ``jax.sharding.Mesh`` (Auto or Explicit axis types): with one
+    axis, the batch is split along it; with several, along ``axis`` (default
+    ``"data"``). ``devices`` (a count or a list of devices) builds a one-axis mesh
+    ``("data",)`` over them.
+    """
+    from jax.sharding import Mesh
+
+    if mesh is not None and devices is not None:
+        raise ValueError("give mesh or devices, not both")
+    if devices is not None:
+        if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+            available = jax.devices()
+            if not 1 <= devices <= len(available):
+                raise ValueError(
+                    f"devices={devices}: JAX sees {len(available)} devices ({available}); on a "
+                    "CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count=k"
+                )
+            devices = available[:devices]
+        devices = list(devices)
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise ValueError(f"devices must be a count or a list of jax devices, got {devices!r}")
+        mesh = Mesh(np.array(devices), ("data",))
+    if mesh is None:
+        return None
+    if not isinstance(mesh, Mesh):
+        raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    names = tuple(mesh.axis_names)
+    if axis is None:
+        axis = names[0] if len(names) == 1 else "data"
+    if axis not in names:
+        raise ValueError(
+            f"mesh axes are {names}: name the one to split the batch along with data_axis="
+        )
+    return mesh, axis
+
+
+def replicate(tree: Any, mesh: Any) -> Any:
+    """Every leaf of ``tree`` replicated on ``mesh`` (leaves already on it are kept).
+
+    Works with several processes (``jax.distributed``): host values must then be
+    the same in every process.
+    """
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    rep = NamedSharding(mesh, PartitionSpec())
+
+    def place(x: Any) -> Any:
+        if isinstance(x, jax.Array) and getattr(x.sharding, "mesh", None) == mesh:
+            return x
+        if _is_key(x):
+            return jax.random.wrap_key_data(
+                place(jax.random.key_data(x)), impl=jax.random.key_impl(x)
+            )
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, rep, lambda index: host[index])
+
+    return jax.tree.map(place, tree)
 
 
 def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> TrainState:
@@ -821,6 +962,9 @@ def train(
     progress: Callable[[dict[str, Any]], Any] | None = None,
     progress_every: int | None = None,
     history_chunk: int = HISTORY_CHUNK,
+    mesh: Any = None,
+    devices: int | Any = None,
+    data_axis: str | None = None,
     check_finite: bool = True,
 ) -> TrainResult:
     """Train a network on ``(X, Y)`` in one compiled loop; see the module docstring.
@@ -864,6 +1008,16 @@ def train(
             program and give the same result as one run.
         history_chunk: epochs of history the device holds between copies to the
             host (static: the size of a buffer).
+        mesh: a ``jax.sharding.Mesh`` (Auto or Explicit axis types, one process
+            or several after ``jax.distributed.initialize``): data-parallel
+            training of ONE network. Every mini-batch is split along ``data_axis``
+            (weight-0 padding makes it divisible), each device computes its
+            share's gradient and XLA all-reduces them; params and optimizer state
+            are replicated. The result equals one device's up to float rounding.
+        devices: a count or a list of devices: shorthand for a one-axis mesh
+            ``("data",)`` over them.
+        data_axis: the mesh axis to split batches along (default: the only axis,
+            or ``"data"``).
         check_finite: raise on NaN/inf in the data before training.
 
     Returns:
@@ -881,11 +1035,13 @@ def train(
         raise ValueError(
             f"grad_fn must be a function (params, X, Y, sample_weight), got {grad_fn!r}"
         )
+    mesh = resolve_mesh(mesh, devices, data_axis)
     run = prepare_training(
         params,
         X,
         Y,
         optimizer=optimizer,
+        mesh=mesh,
         key=key,
         X_val=X_val,
         Y_val=Y_val,
@@ -909,6 +1065,7 @@ def train(
         config=config,
         optimizer=static_kind(run["optimizer"]),
         grad_fn=loss_and_gradient_kernel if grad_fn is None else grad_fn,
+        mesh=mesh,
     )
     first = int(state.epoch)
     target = first + epochs
