@@ -23,6 +23,10 @@ The rules, with ``lr`` the learning rate at this step and ``m`` the momentum:
 
 L2 weight decay (``weight_decay > 0``) first replaces ``g`` by ``g + weight_decay * w``
 for every parameter, biases included (the optimizers are generic over pytrees).
+scikit-learn's ``alpha`` is the other L2 convention: ``(alpha / 2) |W|^2 / n_batch``
+added to the batch loss, on the weights only (leaves of two or more dimensions), so
+``g_w + alpha * w / n_batch``; ``update`` then needs ``batch_size=n_batch``, which
+:func:`jbpnn.training.train` passes.
 
 ``lr`` is a number or a *schedule* of the number of updates made so far (0 for the
 first): :func:`constant`, :func:`step_decay` and :func:`inverse_scaling` (whose
@@ -366,39 +370,72 @@ class Optimizer:
         hp = {k: jnp.asarray(v, dtype) for k, v in self.hyperparams.items()}
         return _RULES[self.name][0](params, hp)
 
-    def update(self, grads: PyTree, state: State, params: PyTree) -> tuple[PyTree, State]:
-        """``(grads, state, params) -> (updates, new_state)``; ``params + updates`` is the step."""
+    @property
+    def needs_batch_size(self) -> bool:
+        """True when ``update`` needs ``batch_size`` (scikit-learn's ``alpha`` is on)."""
+        return bool(self.options.get("alpha"))
+
+    def update(
+        self, grads: PyTree, state: State, params: PyTree, *, batch_size: Any = None
+    ) -> tuple[PyTree, State]:
+        """``(grads, state, params) -> (updates, new_state)``; ``params + updates`` is the step.
+
+        ``batch_size``: the number (total sample weight) of examples the gradient
+        averages over; needed only with ``alpha`` (:attr:`needs_batch_size`).
+        """
         hp = state.hyperparams
         if self.options.get("weight_decay"):
             # L2 penalty weight_decay/2 |w|^2 adds weight_decay * w to the gradient.
             grads = jax.tree.map(lambda g, p: g + hp["weight_decay"] * p, grads, params)
+        if self.options.get("alpha"):
+            if batch_size is None:
+                raise ValueError(f"{self!r} has alpha: pass update(..., batch_size=examples)")
+            # scikit-learn's alpha: (alpha/2) |W|^2 / n_batch on weights only (leaves of
+            # 2 or more dimensions; biases are left out): g_w += alpha w / n_batch.
+            grads = jax.tree.map(
+                lambda g, p: g + hp["alpha"] * p / batch_size if jnp.ndim(p) >= 2 else g,
+                grads,
+                params,
+            )
         lr_t = _lr_at(self.options["schedule"], state.count, hp)
         updates, state = _RULES[self.name][1](grads, state, params, lr_t, self.options)
         return _like(updates, params), state
 
 
-def _build(name: str, lr: Any, weight_decay: Any, options: dict, hp: dict) -> Optimizer:
+def _build(name: str, lr: Any, weight_decay: Any, alpha: Any, options: dict, hp: dict) -> Optimizer:
     schedule, lr_hp = _lr_spec(lr)
     check_number("weight_decay", weight_decay, low=0.0)
-    decay = not (isinstance(weight_decay, numbers.Real) and weight_decay == 0)
+    check_number("alpha", alpha, low=0.0)
+    decay, l2 = _is_on(weight_decay), _is_on(alpha)
     hp = {**lr_hp, **hp}
     if decay:
         hp["weight_decay"] = weight_decay
-    return Optimizer(name, {**options, "schedule": schedule, "weight_decay": decay}, hp)
+    if l2:
+        hp["alpha"] = alpha
+    options = {**options, "schedule": schedule, "weight_decay": decay, "alpha": l2}
+    return Optimizer(name, options, hp)
 
 
-def sgd(lr: Any, weight_decay: Any = 0.0) -> Optimizer:
+def _is_on(value: Any) -> bool:
+    """A penalty is off only for a plain zero (an array, maybe traced, switches it on)."""
+    return not (isinstance(value, numbers.Real) and value == 0)
+
+
+def sgd(lr: Any, weight_decay: Any = 0.0, alpha: Any = 0.0) -> Optimizer:
     """Gradient descent: ``w += -lr g`` (the article's ``w += l Err O`` without momentum).
 
     Args:
         lr: learning rate: a number, a :class:`Schedule`, or a function ``count -> lr``.
-        weight_decay: L2 coefficient; ``g + weight_decay * w`` is used for ``g``.
+        weight_decay: L2 coefficient; ``g + weight_decay * w`` is used for ``g``
+            (every param, biases included).
+        alpha: scikit-learn's L2 penalty ``(alpha / 2) |W|^2 / n_batch`` on the
+            weights only: ``g_w + alpha * w / n_batch``, biases untouched.
     """
-    return _build("sgd", lr, weight_decay, {}, {})
+    return _build("sgd", lr, weight_decay, alpha, {}, {})
 
 
 def momentum(
-    lr: Any, m: Any = 0.9, variant: str = "classical", weight_decay: Any = 0.0
+    lr: Any, m: Any = 0.9, variant: str = "classical", weight_decay: Any = 0.0, alpha: Any = 0.0
 ) -> Optimizer:
     """Gradient descent with momentum, in three named variants.
 
@@ -422,6 +459,7 @@ def momentum(
         m: momentum coefficient, in ``[0, 1)``.
         variant: ``"classical"``, ``"nesterov"`` or ``"article"`` (static: part of the kind).
         weight_decay: L2 coefficient; ``g + weight_decay * w`` is used for ``g``.
+        alpha: scikit-learn's L2 on the weights only, per batch (see :func:`sgd`).
 
     Raises:
         ValueError: for an unknown variant, listing the valid ones, or a bad value.
@@ -431,7 +469,7 @@ def momentum(
             f"unknown momentum variant {variant!r}; expected one of {list(MOMENTUM_VARIANTS)}"
         )
     check_number("m", m, low=0.0, high=1.0)
-    return _build("momentum", lr, weight_decay, {"variant": variant}, {"m": m})
+    return _build("momentum", lr, weight_decay, alpha, {"variant": variant}, {"m": m})
 
 
 def adam(
@@ -440,6 +478,7 @@ def adam(
     b2: Any = 0.999,
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,
+    alpha: Any = 0.0,
 ) -> Optimizer:
     """Adam (Kingma and Ba, 2015), with bias correction::
 
@@ -452,11 +491,12 @@ def adam(
         b1, b2: decay rates of the first and second moments, in ``[0, 1)``.
         eps: added to the denominator.
         weight_decay: L2 coefficient added to the gradient (not AdamW's decoupled decay).
+        alpha: scikit-learn's L2 on the weights only, per batch (see :func:`sgd`).
     """
     check_number("b1", b1, low=0.0, high=1.0)
     check_number("b2", b2, low=0.0, high=1.0)
     check_number("eps", eps, low=0.0)
-    return _build("adam", lr, weight_decay, {}, {"b1": b1, "b2": b2, "eps": eps})
+    return _build("adam", lr, weight_decay, alpha, {}, {"b1": b1, "b2": b2, "eps": eps})
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": sgd, "momentum": momentum, "adam": adam}

@@ -387,7 +387,10 @@ def train_epoch(
         params, opt_state = carry
         xb, yb, sb = batch
         batch_loss, grads = grad_fn(params, xb, yb, sb)  # hand-derived dE/dtheta by default
-        updates, new_opt = optimizer.update(grads, opt_state, params)
+        if getattr(optimizer, "needs_batch_size", False):  # scikit-learn's alpha / n_batch
+            updates, new_opt = optimizer.update(grads, opt_state, params, batch_size=jnp.sum(sb))
+        else:
+            updates, new_opt = optimizer.update(grads, opt_state, params)
         new_params = apply_updates(params, updates)  # p + u
         if config.weighted:  # a batch of weight 0 (the user's zeros) changes nothing
             real = jnp.sum(sb) > 0

@@ -594,3 +594,33 @@ def test_train_epoch_is_pure_and_a_stopped_state_stays():
     stopped = s1._replace(stop=jnp.int32(1))
     _same_state(step(stopped, batches), stopped)
     assert callable(partial_step)
+
+
+def test_alpha_reproduces_scikit_learns_worked_example(x64):
+    """scikit-learn's test_mlp.py::test_fit: one SGD step with alpha=0.1 (weights only)."""
+    from jbpnn.params import MLP
+
+    params = MLP.from_layers(
+        [
+            (np.array([[0.1, 0.2], [0.3, 0.1], [0.5, 0.0]]), np.array([0.1, 0.1])),
+            (np.array([[0.1], [0.2]]), np.array([1.0])),
+        ],
+        "sigmoid",
+        "binary_cross_entropy",
+        dtype=jnp.float64,
+    )
+    X, Y = np.array([[0.6, 0.8, 0.7]]), np.array([[0.0]])
+    result = train(params, X, Y, optimizer=sgd(0.1, alpha=0.1), epochs=1, batch_size=1)
+    (w1, b1), (w2, b2) = result.params.layers
+    # the published figures, to their published 3 decimals
+    np.testing.assert_allclose(
+        w1, [[0.098, 0.195756], [0.2956664, 0.096008], [0.4939998, -0.002244]], atol=5e-4
+    )
+    np.testing.assert_allclose(w2, [[0.04706], [0.154089]], atol=5e-4)
+    np.testing.assert_allclose(b1, [0.098333, 0.09626], atol=5e-4)  # biases: no alpha
+    np.testing.assert_allclose(b2, [0.9235], atol=5e-4)
+    out = jax.nn.sigmoid(jax.nn.sigmoid(X @ w1 + b1) @ w2 + b2)
+    np.testing.assert_allclose(out[0, 0], 0.739, atol=5e-4)
+    # weight_decay, by contrast, decays the biases too
+    decayed = train(params, X, Y, optimizer=sgd(0.1, weight_decay=0.1), epochs=1, batch_size=1)
+    assert abs(float(decayed.params.layers[1].b[0]) - 0.9235) > 0.009
