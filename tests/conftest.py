@@ -1,6 +1,15 @@
-"""Shared fixtures: float64 per test, and a tree comparison helper."""
+"""Shared fixtures: float64 per test, and a tree comparison helper.
+
+The whole session runs with ``JBPNN_NO_CACHE=1``: a test that calls ``jbpnn.cli.main``
+in-process would otherwise turn JAX's persistent compilation cache on (in the user's
+``~/.cache/jbpnn/jax``) for every later test, and subprocesses inherit the setting.
+"""
 
 from __future__ import annotations
+
+import os
+
+os.environ["JBPNN_NO_CACHE"] = "1"  # before any test imports jbpnn.cli
 
 import jax
 import numpy as np
