@@ -66,6 +66,7 @@ from jbpnn.training import (
     state_result,
     static_kind,
     stop_reason_name,
+    train_config,
 )
 
 __all__ = [
@@ -255,7 +256,14 @@ def _split_hparams(
 
 # ---------------------------------------------------------------- devices
 @functools.cache
-def _compiled(devices: tuple, config: TrainConfig, optimizer: Any, grad_fn: Any, order: str):
+def _compiled(
+    devices: tuple,
+    config: TrainConfig,
+    optimizer: Any,
+    grad_fn: Any,
+    order: str,
+    own_rows: bool = False,
+):
     """:func:`jbpnn.training.run_epochs` over a network axis, jitted; with several
     devices, the networks split evenly across them (``shard_map``): each device runs
     its share in its own loop and never waits for the others."""
@@ -265,10 +273,66 @@ def _compiled(devices: tuple, config: TrainConfig, optimizer: Any, grad_fn: Any,
 
         net, rep = PartitionSpec("net"), PartitionSpec()
         mesh = Mesh(np.array(devices), ("net",))
+        data = net if own_rows else rep  # each network's own rows travel with it
         fn = jax.shard_map(
-            fn, mesh=mesh, in_specs=(net, rep, rep, rep, rep), out_specs=net, check_vma=False
+            fn, mesh=mesh, in_specs=(net, data, rep, rep, rep), out_specs=net, check_vma=False
         )
     return jax.jit(fn)
+
+
+def _own_rows(
+    rows: Any,
+    n: int,
+    data: tuple,
+    config: TrainConfig,
+    batch_size: Any,
+    shuffle: Any,
+    drop_last: Any,
+) -> tuple[tuple, TrainConfig]:
+    """Every network's own training rows, padded to one length with weight-0 rows.
+
+    Returns the per-network data ``(X, Y, weight, n_rows)`` (leading axis ``n``) and
+    the config for ``n_max`` rows.
+    """
+    if drop_last:
+        raise ValueError("rows= (one set of training rows per network) cannot drop_last")
+    X, Y, weight = data
+    n_data = X.shape[0]
+    try:
+        idx = [np.asarray(r) for r in rows]
+    except TypeError:
+        raise ValueError(f"rows must be a sequence of {n} index arrays, got {rows!r}") from None
+    if len(idx) != n:
+        raise ValueError(f"rows has {len(idx)} entries for {n} networks; give one per network")
+    for i, r in enumerate(idx):
+        if r.ndim != 1 or r.size == 0 or not np.issubdtype(r.dtype, np.integer):
+            raise ValueError(f"rows[{i}] must be a non-empty 1-D array of row indices")
+        if r.min() < 0 or r.max() >= n_data:
+            raise ValueError(f"rows[{i}] has indices outside 0 .. {n_data - 1}")
+    n_rows = np.array([len(r) for r in idx])
+    n_max = int(n_rows.max())
+    if batch_size is not None and batch_size > n_rows.min():
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {int(n_rows.min())} rows of network "
+            f"{int(n_rows.argmin())}"
+        )
+    padded = np.stack([np.concatenate([r, np.zeros(n_max - len(r), r.dtype)]) for r in idx])
+    real = np.arange(n_max)[None, :] < n_rows[:, None]
+    w = real.astype(np.dtype(X.dtype))
+    if weight is not None:
+        w = w * np.asarray(weight)[padded]
+    new = train_config(
+        n_max,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        watch_weight_change=config.watch_weight_change,
+        early_stopping=config.early_stopping,
+        has_validation=config.has_validation,
+        weighted=True,
+        history_chunk=config.history_chunk,
+    )
+    take = jnp.asarray(padded)
+    return (X[take], Y[take], jnp.asarray(w), jnp.asarray(n_rows, jnp.int32)), new
 
 
 def _resolve_devices(devices: Any) -> tuple:
@@ -310,6 +374,7 @@ def train_many(
     hparams: Mapping[str, Any] | None = None,
     key: ArrayLike | int | None = None,
     keys: ArrayLike | Sequence[int] | None = None,
+    rows: Sequence[ArrayLike] | None = None,
     epochs: int = 200,
     batch_size: int | None = None,
     X_val: ArrayLike | None = None,
@@ -351,6 +416,12 @@ def train_many(
             layer of all of them is one large product.
         keys: one data-order key (or int seed) per network: each network shuffles
             its own way (a gather per network per epoch: slower).
+        rows: one array of row indices into ``X``/``Y`` per network: each network
+            trains on its own rows only (e.g. the training folds of a
+            cross-validation), and gets exactly what ``train`` gives on
+            ``X[rows[i]], Y[rows[i]]`` with the same key (as long as the row counts
+            need the same number of index bits, see
+            :func:`jbpnn.training.shuffle_order`).
         epochs, batch_size, X_val, Y_val, sample_weight, tol, min_weight_change,
             n_iter_no_change, validation_tol, shuffle, drop_last, grad_fn,
             history_chunk, check_finite: as :func:`jbpnn.training.train`.
@@ -419,10 +490,17 @@ def train_many(
         check_finite=check_finite,
         template=template,
     )
-    config = run["config"]
-    order = "own" if keys is not None else "shared"
-    data_keys = _as_keys(keys, n_nets) if keys is not None else as_key(key)
-    X_, _, _ = run["data"]
+    config, data = run["config"], run["data"]
+    if rows is not None:
+        data, config = _own_rows(rows, n_nets, data, config, batch_size, shuffle, drop_last)
+    order = "own" if keys is not None or rows is not None else "shared"
+    if keys is not None:
+        data_keys = _as_keys(keys, n_nets)
+    elif rows is not None:  # each network its own rows, every one the same data-order key
+        data_keys = jnp.stack([as_key(key)] * n_nets)
+    else:
+        data_keys = as_key(key)
+    X_ = run["data"][0]
     estimate = estimate_memory(
         template,
         n_nets,
@@ -432,7 +510,7 @@ def train_many(
         n_val=0 if run["val"] is None else run["val"][0].shape[0],
         optimizer=opt,
         early_stopping=config.early_stopping,
-        own_data_order=keys is not None,
+        own_data_order=order == "own",
         history_chunk=config.history_chunk,
     )
     check_memory(
@@ -455,12 +533,14 @@ def train_many(
         own_keys=own,
     )
     grad = loss_and_gradient_kernel if grad_fn is None else grad_fn
-    loop = _compiled(devs, config, kind, grad, order)
+    loop = _compiled(devs, config, kind, grad, order, rows is not None)
+    if rows is not None:
+        data = _pad(data, n_pad)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
     epoch = 0
     while epoch < epochs:
         until = min(epoch + config.history_chunk, epochs)
-        state = loop(state, run["data"], run["val"], run["rules"], np.int32(until))
+        state = loop(state, data, run["val"], run["rules"], np.int32(until))
         done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
         done, stop = np.asarray(done)[:n_nets], np.asarray(stop)[:n_nets]
         reached = int(done.max())

@@ -259,7 +259,7 @@ def _max_abs(tree: Any) -> Array:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
 
 
-def shuffle_order(key: Array, n: int) -> Array:
+def shuffle_order(key: Array, n: int, n_real: Array | None = None) -> Array:
     """A random permutation of ``range(n)``: the mini-batch order of one epoch.
 
     For ``n <= 2**16`` it is ONE sort of ``n`` packed ``uint32`` keys, ``(random
@@ -269,27 +269,47 @@ def shuffle_order(key: Array, n: int) -> Array:
     (``32 - bit_length(n - 1)`` random bits: about 0.8 pairs per shuffle for
     ``n = 1797``) keep their relative order, a bias no training run can see.
     Larger ``n`` uses ``jax.random.permutation``.
+
+    ``n_real`` (traced, ``<= n``): rows ``n_real ..`` are padding and come last;
+    the first ``n_real`` entries are then ``shuffle_order(key, n_real)`` exactly
+    whenever ``n`` and ``n_real`` need the same number of index bits and
+    ``n <= 2**16`` (JAX's random bits of a prefix do not depend on the length).
     """
     low = max(1, (n - 1).bit_length())  # bits that hold an index
+    index = jnp.arange(n, dtype=jnp.uint32)
     if n > 2**16:
-        return jax.random.permutation(key, n)
+        if n_real is None:
+            return jax.random.permutation(key, n)
+        bits = jnp.where(index < n_real, jax.random.bits(key, (n,), jnp.uint32), 0xFFFFFFFF)
+        return lax.sort((bits, index.astype(jnp.int32)), num_keys=1)[1]
     high = jnp.uint32((0xFFFFFFFF >> low) << low)
-    packed = (jax.random.bits(key, (n,), jnp.uint32) & high) | jnp.arange(n, dtype=jnp.uint32)
+    bits = jax.random.bits(key, (n,), jnp.uint32)
+    if n_real is not None:  # padding rows: all high bits set, so they sort after every real row
+        bits = jnp.where(index < n_real, bits, high)
+    packed = (bits & high) | index
     return (lax.sort(packed) & jnp.uint32((1 << low) - 1)).astype(jnp.int32)
 
 
 def epoch_batches(
-    X: Array, Y: Array, weight: Array | None, key: Array, epoch: Array, config: TrainConfig
+    X: Array,
+    Y: Array,
+    weight: Array | None,
+    key: Array,
+    epoch: Array,
+    config: TrainConfig,
+    n_real: Array | None = None,
 ) -> tuple[Array, Array, Array]:
     """One epoch's batches: inputs ``(n_batches, batch_size, n_in)``, targets, sample weights.
 
     The order is ``shuffle_order(fold_in(key, epoch), n)`` (or the data's order);
     a last partial batch is padded with weight-0 rows. ``weight`` None means all ones.
+    ``n_real``: only the first ``n_real`` rows are data (the rest weigh 0 and are
+    shuffled to the end, see :func:`shuffle_order`).
     """
     n, k, nb = config.n_examples, config.batch_size, config.n_batches
     used = nb * k  # > n: the last batch is padded; < n: drop_last
     if config.shuffle:
-        order = shuffle_order(jax.random.fold_in(key, epoch), n)
+        order = shuffle_order(jax.random.fold_in(key, epoch), n, n_real)
     else:
         order = jnp.arange(n)
     w = jnp.ones((n,), X.dtype) if weight is None else (weight[order] if config.shuffle else weight)
@@ -477,7 +497,10 @@ def run_epochs(
     Args:
         state: one network's state, or (``networks`` given) states with a leading
             network axis, e.g. ``jax.vmap(init_state)``.
-        data: ``(X, Y, sample_weight or None)``, shared by every network.
+        data: ``(X, Y, sample_weight or None)``, shared by every network; or, with
+            ``networks="own"``, ``(X, Y, sample_weight, n_rows)`` with a leading
+            network axis: each network's own rows, padded to one length (weight 0),
+            ``n_rows[i]`` real ones first.
         val, rules, config, optimizer, grad_fn: as :func:`train_epoch`.
         until: stop once this many epochs have run in all (so calling it with 10
             then 20 equals one call with 20).
@@ -487,7 +510,8 @@ def run_epochs(
             each network shuffles with its own key.
         mesh: ``(mesh, axis)``: split every mini-batch across that mesh axis.
     """
-    X, Y, weight = data
+    X, Y, weight, *rows = data
+    n_rows = rows[0] if rows else None  # per-network data: (N, n_max, .) and real row counts
     step = partial(
         train_epoch,
         val=val,
@@ -505,6 +529,12 @@ def run_epochs(
         elif networks == "shared":
             batches = epoch_batches(X, Y, weight, s.key[0], e, config)
             s = jax.vmap(step, in_axes=(0, None))(s, batches)
+        elif n_rows is not None:  # every network its own rows (e.g. the folds of a CV)
+
+            def own(s1, X1, Y1, w1, n1):
+                return step(s1, epoch_batches(X1, Y1, w1, s1.key, e, config, n1))
+
+            s = jax.vmap(own)(s, X, Y, weight, n_rows)
         else:
             s = jax.vmap(lambda s1: step(s1, epoch_batches(X, Y, weight, s1.key, e, config)))(s)
         return e + 1, s

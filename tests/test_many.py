@@ -218,8 +218,14 @@ def test_bad_requests_raise_before_training():
         train_many(spec, X, Y, seeds=[0], hparams={"lr": 0.1}, key=0, keys=[1])
     with pytest.raises(ValueError, match="cannot differ between networks"):
         # lr hidden in the user's own schedule function: not data of the optimizer
-        train_many(spec, X, Y, seeds=[0, 1], optimizer=lambda lr: sgd(lambda count: lr),
-                   hparams={"lr": [0.1, 0.2]})
+        train_many(
+            spec,
+            X,
+            Y,
+            seeds=[0, 1],
+            optimizer=lambda lr: sgd(lambda count: lr),
+            hparams={"lr": [0.1, 0.2]},
+        )
     with pytest.raises(ValueError, match="Your data length is 4"):
         train_many(spec, X[:, :4], Y, seeds=[0], hparams={"lr": 0.1})
     one = init_params(jax.random.key(0), (5, 4, 3), "sigmoid", "cross_entropy")
@@ -334,3 +340,25 @@ def test_quick_sweep_script(tmp_path):
         return
     png = (tmp_path / "heatmap.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_own_rows_per_network_equal_train_on_those_rows(x64):
+    """The folds of a cross-validation as networks: each equals train on its own rows."""
+    X, Y = _classes(37)
+    spec = InitSpec((5, 4, 3), "tanh", "cross_entropy", "glorot", jnp.float64)
+    rows = [np.arange(0, 30), np.arange(5, 37), np.r_[0:10, 20:37], np.arange(7, 37)]
+    kw = dict(epochs=4, batch_size=6, key=2)
+    result = train_many(
+        spec, X, Y, seeds=[1, 1, 2, 2], rows=rows, hparams={"lr": [0.3, 0.3, 0.1, 1.0]}, **kw
+    )
+    assert result.method == "own"
+    for i, (r, lr, seed) in enumerate(zip(rows, [0.3, 0.3, 0.1, 1.0], [1, 1, 2, 2])):
+        alone = _alone(spec, seed, X[r], Y[r], hp={"lr": lr}, **kw)
+        _assert_same(result, alone, i)
+        assert int(result[i].state.opt_state.count) == int(alone.state.opt_state.count)
+    with pytest.raises(ValueError, match="one per network"):
+        train_many(spec, X, Y, seeds=[1, 2], rows=rows, hparams={"lr": 0.1}, **kw)
+    with pytest.raises(ValueError, match="outside"):
+        train_many(spec, X, Y, seeds=[1], rows=[np.array([0, 99])], hparams={"lr": 0.1}, **kw)
+    with pytest.raises(ValueError, match="larger than the 3 rows"):
+        train_many(spec, X, Y, seeds=[1], rows=[np.arange(3)], hparams={"lr": 0.1}, **kw)
