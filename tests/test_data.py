@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from jbpnn.data import (
     check_classes,
     load_csv,
     load_digits,
+    load_features,
     load_npz,
     load_table,
     one_hot,
@@ -293,3 +295,106 @@ def test_npz_bad_contents(tmp_path):
     not_zip = write(tmp_path, "hello", "fake.npz")
     with pytest.raises(DataError, match="fake.npz: not a readable .npz archive"):
         load_npz(not_zip)
+
+
+# ------------------------------------------------------------------ CSV: read what is there
+def _labelled(header: str, n: int = 6) -> str:
+    rows = [f"{i}.5,{i},{-i},{'cat' if i % 2 else 'dog'}" for i in range(n)]
+    return header + "\n" + "\n".join(rows) + "\n"
+
+
+def test_numeric_looking_header_over_text_labels_is_a_header(tmp_path):
+    t = load_csv(write(tmp_path, _labelled("1,2,3,label")))
+    assert t.feature_names == ["1", "2", "3"] and t.target_name == "label"
+    assert t.X.shape == (6, 3) and sorted(set(t.y.tolist())) == ["cat", "dog"]
+    assert t.columns == ["1", "2", "3", "label"]
+    # the same rows without the header: all data, and a first label that repeats is data
+    plain = load_csv(write(tmp_path, _labelled("").lstrip("\n"), "plain.csv"))
+    assert plain.X.shape == (6, 3) and plain.feature_names == ["col0", "col1", "col2"]
+
+
+@pytest.mark.parametrize("cell", ["2023_01_05", "1_000", "\u0661\u0662", "0x10", "1e5e"])
+def test_cells_float_accepts_are_not_numbers(tmp_path, cell):
+    path = write(tmp_path, f"a,b,y\n1,{cell},0\n2,3,1\n")
+    with pytest.raises(DataError, match=rf"line 2, column 'b': '{cell}' is not a number"):
+        load_csv(path)
+
+
+def test_underscore_and_decimal_comma_hints(tmp_path):
+    with pytest.raises(DataError, match="underscores are not read as digit separators"):
+        load_csv(write(tmp_path, "a,y\n2023_01_05,0\n1,1\n"))
+    with pytest.raises(DataError, match="a decimal comma"):
+        load_csv(write(tmp_path, "a;b;y\n1,5;2;x\n2,5;3;y\n"))
+
+
+@pytest.mark.parametrize("marker", ["NaN", "nan", "NA", "N/A", "NULL", "None"])
+def test_missing_label_is_refused_not_a_class(tmp_path, marker):
+    path = write(tmp_path, f"a,label\n1,cat\n2,{marker}\n3,dog\n4,cat\n")
+    with pytest.raises(DataError, match=rf"line 3, target column 'label': '{marker}' is a missing"):
+        load_csv(path)
+    with pytest.raises(DataError, match="not a finite number .a missing value."):
+        load_csv(write(tmp_path, f"a,b,y\n1,{marker},0\n3,4,1\n", "f.csv"))
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_delimiter_is_detected(tmp_path, sep):
+    text = "a,b,label\n1,2.5,x\n3,4,y\n5,6,x\n".replace(",", sep)
+    t = load_table(write(tmp_path, text, "d.csv"))
+    assert t.feature_names == ["a", "b"] and t.X.tolist() == [[1, 2.5], [3, 4], [5, 6]]
+    assert t.y.tolist() == ["x", "y", "x"]
+
+
+def test_wrong_delimiter_names_the_likely_cause(tmp_path):
+    path = write(tmp_path, "a;b;label\n1;2;x\n3;4;y\n")
+    with pytest.raises(
+        DataError, match=r"single column.*delimited by ';'\? \(pass delimiter=';'\)"
+    ):
+        load_csv(path, delimiter=",")
+
+
+# ------------------------------------------------------------------ scalers at float64's edges
+@pytest.mark.parametrize("cls", [Standardizer, MinMaxScaler])
+def test_scalers_fit_huge_values_without_overflow(cls):
+    y = np.array([[1e300], [2e300], [-1e300], [1.5e300]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        s = cls().fit(y)
+        z = s.transform(y)
+    assert np.all(np.isfinite(s.offset_)) and np.all(np.isfinite(s.scale_))
+    assert np.all(np.isfinite(z)) and np.abs(z).max() < 3
+    np.testing.assert_allclose(s.inverse_transform(z), y, rtol=1e-6)
+
+
+def test_scaler_range_wider_than_float64_and_far_values_are_refused():
+    with pytest.raises(ValueError, match="column 0 spans from -1.7e.308 to 1.7e.308"):
+        MinMaxScaler().fit(np.array([[-1.7e308], [1.7e308]]))
+    s = Standardizer().fit(np.array([[0.0], [1.0]]))
+    with pytest.raises(ValueError, match="overflows float32"):
+        s.transform(np.array([[1e300]]))
+
+
+# ------------------------------------------------------------------ a model's features by name
+def test_load_features_matches_columns_by_name(tmp_path):
+    path = write(tmp_path, "c,label,a,b\n3,x,1,2\n6,y,4,5\n")
+    t = load_features(path, ["a", "b", "c"], "label")
+    assert t.X.tolist() == [[1, 2, 3], [4, 5, 6]] and t.y is None
+    with pytest.raises(DataError, match=r"lacks the model's feature column\(s\) \['d'\]"):
+        load_features(path, ["a", "b", "c", "d"], "label")
+    with pytest.raises(DataError, match=r"does not know its column\(s\) \['c'\]"):
+        load_features(path, ["a", "b"], "label")
+    numeric = write(tmp_path, "3,1,2\n30,10,20\n", "n.csv")  # a header of the model's names
+    assert load_features(numeric, ["1", "2", "3"]).X.tolist() == [[10, 20, 30]]
+
+
+def test_load_features_without_a_header_checks_the_count(tmp_path):
+    path = write(tmp_path, "1,2\n3,4\n", "n.csv")
+    assert load_features(path, ["a", "b"], "y").X.tolist() == [[1, 2], [3, 4]]
+    with pytest.raises(DataError, match="has 2 columns .* the model needs 3 features, or 4"):
+        load_features(path, ["a", "b", "c"], "y")
+    # one more column: the target, at its place in the training file
+    assert load_features(path, ["a"], "y", columns=["y", "a"]).X.tolist() == [[2], [4]]
+    assert load_features(path, ["col1"], "col0").X.tolist() == [[2], [4]]
+    assert load_features(path, ["a"], "y").X.tolist() == [[1], [3]]  # else the last
+    npz = tmp_path / "d.npz"
+    np.savez(npz, X=np.array([[1.0, 2.0]]), feature_names=np.array(["b", "a"]))
+    assert load_features(npz, ["a", "b"]).X.tolist() == [[2, 1]]
