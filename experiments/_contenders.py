@@ -30,7 +30,7 @@ that scikit-learn is still checked to do the same work.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
+GradFn = Callable[..., Any]  # train's grad_fn: (params, X, Y, sample_weight) -> (loss, grads)
 
 
 # ---------------------------------------------------------------- the problem
@@ -104,7 +105,7 @@ def jbpnn_orders(seed: int, n: int, batch_size: int, epochs: int) -> list[np.nda
 
     ``train`` shuffles by default when ``1 < batch_size < n``, epoch ``e`` taking
     ``jbpnn.training.shuffle_order(jax.random.fold_in(key, e), n)``; otherwise it keeps
-    the data's order. (This mirrors ``jbpnn.training._epoch_batches``; the benchmark's
+    the data's order. (This mirrors ``jbpnn.training.epoch_batches``; the benchmark's
     loss-agreement check fails if the two ever part.)
     """
     if not 1 < batch_size < n:
@@ -253,34 +254,25 @@ def run_numpy(problem: Problem) -> Result:
     return per_epoch_result("numpy (hand backprop)", problem, times, losses, layers)
 
 
-@contextlib.contextmanager
-def autodiff_gradient() -> Iterator[list[int]]:
-    """Inside the block, ``jbpnn.train`` takes its gradient from ``jax.value_and_grad``.
+@functools.cache
+def autodiff_grad_fn() -> GradFn:
+    """``jax.value_and_grad(jbpnn.network.loss_kernel)``: an autodiff ``grad_fn`` for ``train``.
 
-    Swaps ``jbpnn.training.loss_and_gradient_kernel`` (the hand-derived one) for
-    ``jax.value_and_grad(jbpnn.network.loss_kernel)``: the same loss and forward
-    pass, the same loop, optimizer and bookkeeping, only the gradient differs.
-    Yields a list that gets an entry each time the autodiff kernel is traced; the
-    caller must check it is non-empty (a compiled program cached from a run
-    outside the block would silently reuse the hand-derived gradient).
+    Passed as ``train(..., grad_fn=...)``, the seam of :func:`jbpnn.training.train`:
+    the same loss and forward pass, the same loop, optimizer and bookkeeping, only
+    the gradient differs. ``value_and_grad`` of ``loss_kernel(params, X, Y,
+    sample_weight)`` with respect to ``params`` returns ``(mean loss, grads)``,
+    ``grads`` an :class:`jbpnn.MLP` of the params' structure, as ``train`` wants.
+
+    ``grad_fn`` is a static argument of train's compiled loop (part of its cache
+    key), so it can never silently run the hand-derived gradient; this returns
+    ONE function per process so that repeated calls reuse the compiled program.
     """
     import jax
 
-    import jbpnn.training as training
     from jbpnn.network import loss_kernel
 
-    original = training.loss_and_gradient_kernel
-    traced: list[int] = []
-
-    def autodiff(params, X, Y, sample_weight=None):
-        traced.append(1)
-        return jax.value_and_grad(loss_kernel)(params, X, Y, sample_weight)
-
-    training.loss_and_gradient_kernel = autodiff
-    try:
-        yield traced
-    finally:
-        training.loss_and_gradient_kernel = original
+    return jax.value_and_grad(loss_kernel)
 
 
 def jbpnn_params(problem: Problem):
@@ -295,27 +287,29 @@ def jbpnn_params(problem: Problem):
     return MLP.from_layers(problem.layers, acts, problem.loss, dtype=np.float32)
 
 
-Patch = Callable[[], contextlib.AbstractContextManager[list[int]]]
-JBPNN: tuple[str, Patch] = ("jbpnn train", lambda: contextlib.nullcontext([1]))
-JAX_GRAD: tuple[str, Patch] = ("jax.grad loop (same train)", autodiff_gradient)
+# A contender of run_jax: its name, and a function giving its train(grad_fn=...) (None:
+# jbpnn's hand-derived gradient), called when it runs so that JAX is imported late.
+Variant = tuple[str, Callable[[], GradFn | None]]
+JBPNN: Variant = ("jbpnn train", lambda: None)
+JAX_GRAD: Variant = ("jax.grad loop (same train)", autodiff_grad_fn)
 
 
 def run_jax(
     problem: Problem,
-    variants: Sequence[tuple[str, Patch]] = (JBPNN,),
+    variants: Sequence[Variant] = (JBPNN,),
     *,
     repeats: int = 5,
     per_epoch: bool = False,
 ) -> list[Result]:
-    """``jbpnn.train`` under one or more patches (:data:`JBPNN`, :data:`JAX_GRAD`), interleaved.
+    """``jbpnn.train`` with one or more gradients (:data:`JBPNN`, :data:`JAX_GRAD`), interleaved.
 
     Every variant runs ``repeats`` rounds, the variants taking turns in each round,
     so that a busy moment of a shared machine hits them alike.
 
     Args:
-        variants: ``(name, patch)`` pairs; ``patch()`` is a context manager, entered
-            around every call, that yields a list which must be non-empty after the
-            first call (the patched code was traced); see :func:`autodiff_gradient`.
+        variants: ``(name, grad_fn_of)`` pairs; ``grad_fn_of()`` is the ``grad_fn``
+            passed to ``train`` (None: the hand-derived default); see
+            :func:`autodiff_grad_fn`.
         repeats: rounds. Whole-run timing (``per_epoch=False``, needs ``>= 2``): the
             first call compiles; the steady epoch time is the median over the other
             calls of (call time / epochs); the first-epoch time is (first call -
@@ -328,27 +322,21 @@ def run_jax(
     from jbpnn.training import train
 
     params = jbpnn_params(problem)
-    # A new optimizer object per variant: it is a static argument of the compiled loop,
-    # so no two variants ever share a compiled program.
-    opts = {name: momentum(problem.lr, problem.m) for name, _ in variants}
+    # The variants' grad_fn (a static argument of train's compiled loop, part of its
+    # cache key) keeps their compiled programs apart; the optimizer is only values.
+    grad_fns = {name: grad_fn_of() for name, grad_fn_of in variants}
     rounds: dict[str, list[Any]] = {name: [] for name, _ in variants}
     last: dict[str, Any] = {}
-    for r in range(max(repeats, 1 if per_epoch else 2)):
-        for name, patch in variants:
-            kwargs = dict(optimizer=opts[name], epochs=problem.epochs, key=problem.seed)
-            kwargs["batch_size"] = problem.batch_size
-            with patch() as traced:
-                stamps = [time.perf_counter()]
-                if per_epoch:
-                    kwargs["progress"] = lambda _, stamps=stamps: stamps.append(time.perf_counter())
-                    kwargs["progress_every"] = 1
-                res = train(params, problem.X, problem.Y, **kwargs)
-                stamps.append(time.perf_counter())
-            if r == 0 and not traced:
-                raise RuntimeError(
-                    f"variant {name!r} was never traced: the patched jbpnn.training function "
-                    "is no longer called by that name, or a cached program was reused"
-                )
+    for _ in range(max(repeats, 1 if per_epoch else 2)):
+        for name, _ in variants:
+            kwargs = dict(optimizer=momentum(problem.lr, problem.m), epochs=problem.epochs)
+            kwargs.update(key=problem.seed, batch_size=problem.batch_size, grad_fn=grad_fns[name])
+            stamps = [time.perf_counter()]
+            if per_epoch:
+                kwargs["progress"] = lambda _, stamps=stamps: stamps.append(time.perf_counter())
+                kwargs["progress_every"] = 1
+            res = train(params, problem.X, problem.Y, **kwargs)
+            stamps.append(time.perf_counter())
             rounds[name].append(list(np.diff(stamps[:-1])) if per_epoch else stamps[1] - stamps[0])
             last[name] = res
     results = []
@@ -396,9 +384,9 @@ def run_jbpnn(
 
     ``repeats <= 1`` times every epoch of one call (see :func:`run_jax`).
     """
-    default, patch = JAX_GRAD if autodiff else JBPNN
+    default, grad_fn_of = JAX_GRAD if autodiff else JBPNN
     (result,) = run_jax(
-        problem, [(name or default, patch)], repeats=repeats, per_epoch=repeats <= 1
+        problem, [(name or default, grad_fn_of)], repeats=repeats, per_epoch=repeats <= 1
     )
     return result
 

@@ -6,8 +6,8 @@ classical momentum (``v = m v - lr g; w += v``, which is also what
 ``torch.optim.SGD(momentum=m)`` does at a constant learning rate). Contenders:
 
 - ``jbpnn``: ``jbpnn.train`` (hand-derived gradient, one compiled program);
-- ``jax.grad``: the same ``train`` with ``jax.value_and_grad`` of the same loss
-  swapped in for the hand-derived gradient: nothing else differs;
+- ``jax.grad``: the same ``train`` with ``grad_fn=jax.value_and_grad(loss_kernel)``
+  (the same loss) in place of the hand-derived gradient: nothing else differs;
 - ``numpy``: vectorised NumPy, backprop written by hand;
 - ``torch``: PyTorch eager, ``torch.nn`` + autograd + ``torch.optim.SGD`` (optional);
 - ``sklearn``: ``MLPClassifier(solver="sgd")`` (optional). It has no squared
