@@ -31,6 +31,7 @@ from jbpnn.losses import LOSSES, VALID_PAIRS, Loss
 from jbpnn.many import InitSpec, ManyResult, train_many
 from jbpnn.memory import EnsembleTooLarge
 from jbpnn.network import (
+    apply,
     backward,
     batch_gradient,
     check_batch,
@@ -88,6 +89,7 @@ __all__ = [
     "TrainState",
     "accuracy",
     "adam",
+    "apply",
     "apply_updates",
     "backward",
     "batch_gradient",

@@ -39,6 +39,24 @@ from jbpnn.activations import activation_table
 from jbpnn.losses import LOSSES
 from jbpnn.params import MLP, Layer
 
+__all__ = [
+    "accuracy_kernel",
+    "apply",
+    "backward",
+    "batch_gradient",
+    "check_batch",
+    "deltas",
+    "example_loss",
+    "forward",
+    "loss",
+    "loss_and_gradient",
+    "loss_and_gradient_kernel",
+    "loss_kernel",
+    "per_example_grads",
+    "predict",
+    "predict_kernel",
+]
+
 Array = jax.Array
 Cache = tuple[Array, ...]
 
@@ -362,3 +380,136 @@ def check_batch(
                 f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}"
             )
     return jnp.asarray(X), None if Y is None else jnp.asarray(Y), sample_weight
+
+
+# ---------------------------------------------------------------- composing with JAX: apply
+def _pullback(params: MLP, cache: Cache, g: Array) -> tuple[tuple[Array, ...], Array]:
+    """Carry the cotangent ``g = dL/dO_L`` of ONE example back through the network.
+
+    The same recursion as :func:`deltas`, started from any cotangent instead of a
+    loss's output delta, and with the cotangent's sign (``dL/dnet``, no minus):
+
+        output     d_L = J_L^T g                  act.backprop(O_L, g)
+        hidden     d_l = J_l^T (w_{l+1} d_{l+1})  act.backprop(O_l, w_{l+1} @ d_{l+1})
+        input      dL/dx = w_1 d_1
+
+    Args:
+        params: the network.
+        cache: from :func:`forward`, ``(x, O_1, ..., O_L)``.
+        g: the cotangent of the outputs, shape ``(n_out,)``.
+
+    Returns:
+        ``(d, dx)``: ``d`` holds ``dL/dnet`` of every layer, input side first, and ``dx``
+        is ``dL/dx``, shape ``(n_in,)``.
+    """
+    table = activation_table(params.article_mode)
+    acts = [table[name] for name in params.activations]
+    d = acts[-1].backprop(cache[-1], g)  # d_L = J_L^T g, from the outputs O_L
+    ds = [d]
+    for l in range(len(params.layers) - 1, 0, -1):  # noqa: E741
+        d = acts[l - 1].backprop(cache[l], params.layers[l].w @ d)  # d_l = J_l^T (w d_{l+1})
+        ds.append(d)
+    dx = params.layers[0].w @ d  # dL/dx_i = sum_j w_ij d_j
+    return tuple(reversed(ds)), dx
+
+
+_batched_pullback = jax.vmap(_pullback, in_axes=(None, 0, 0))
+
+
+def _hand_vjp(params: MLP, cache: Cache, G: Array) -> tuple[MLP, Array]:
+    """The hand-derived VJP of a batch: cotangents of the params and of the inputs.
+
+    ``dL/dw = O_prev^T d`` and ``dL/db = sum_n d_n`` per layer (a contraction over the
+    batch, no per-example weight gradient), ``dL/dX = d_1 w_1^T``. In article mode the
+    biases never reach the forward pass but get ``sum_n d_n`` all the same, as the
+    article's code "updates" them (so the result is :func:`backward`'s, not autodiff's).
+    """
+    ds, dX = _batched_pullback(params, cache, G)
+    dX = dX.astype(cache[0].dtype)
+    grads = [
+        Layer(w=(o_prev.T @ d).astype(layer.w.dtype), b=jnp.sum(d, axis=0).astype(layer.b.dtype))
+        for o_prev, d, layer in zip(cache[:-1], ds, params.layers)
+    ]
+    return params.replace_layers(grads), dX
+
+
+# Its own jit so that the backward pass is one named call in any jaxpr of a gradient
+# (tests/test_apply.py looks for it); XLA inlines it, it costs nothing.
+_hand_vjp_jit = jax.jit(_hand_vjp)
+
+
+@jax.custom_vjp
+def _apply(params: MLP, X: Array) -> Array:
+    return _batched_forward(params, X)[0]
+
+
+def _apply_fwd(params: MLP, X: Array) -> tuple[Array, tuple[MLP, Cache]]:
+    out, cache = _batched_forward(params, X)
+    return out, (params, cache)
+
+
+def _apply_bwd(res: tuple[MLP, Cache], G: Array) -> tuple[MLP, Array]:
+    params, cache = res
+    return _hand_vjp_jit(params, cache, G)
+
+
+_apply.defvjp(_apply_fwd, _apply_bwd)
+_apply_jit = jax.jit(_apply)  # compiled when called eagerly; inlined into the caller's jit
+
+
+def apply(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
+    """The network's outputs, differentiable by JAX through the HAND-DERIVED backward pass.
+
+    Use it to put jbpnn in your own JAX code: any loss of the outputs, regularisers on
+    them, a jbpnn network inside a larger model, your own training loop (``jax.grad``
+    and an SGD step, or optax). ``jax.grad``, ``jax.vjp``, ``jax.vmap``, ``jax.jit`` and
+    ``lax.scan`` all work; every derivative through it is a ``jax.custom_vjp`` whose rule
+    is the article's back-propagation, never autodiff of the forward pass. Given the
+    cotangent ``G = dL/dO`` of the outputs, shape ``(B, n_out)``:
+
+        d_L = J_L^T G         (act.backprop(O_L, G), from the outputs)
+        d_l = J_l^T (d_{l+1} w_{l+1}^T)
+        dL/dw_l = O_{l-1}^T d_l     dL/db_l = sum_n d_l     dL/dX = d_1 w_1^T
+
+    These are cotangents, ``+dL/dnet``: with ``L = E`` they are minus the article's
+    ``Err``, so ``jax.grad`` through ``apply`` gives :func:`backward`'s gradients. With
+    ``params.article_mode`` the forward pass is the article code's (tanh, no biases) and
+    so is the backward (``O - O^2``, biases "updated"): ``jax.grad`` then returns the
+    article's gradient, which is NOT the derivative of its error.
+
+    Args:
+        params: ONE network (for stacked params, ``jax.vmap(apply, in_axes=(0, None))``).
+        X: one example, shape ``(n_in,)``, or a batch, shape ``(B, n_in)``. It is cast to
+            the params' dtype first (integer inputs included; their cotangent from
+            ``jax.vjp`` is then a ``float0`` zero, and ``jax.grad`` refuses them, as
+            always for integer arguments).
+        check_finite: raise on NaN/inf in a concrete ``X`` (traced values are never
+            checked).
+
+    Returns:
+        The outputs, shape ``(n_out,)`` for one example or ``(B, n_out)`` for a batch.
+
+    Raises:
+        ValueError: a wrong feature count or rank (before anything is traced), stacked
+            params, NaN/inf in ``X``.
+    """
+    ndims = {np.ndim(leaf) for layer in params.layers for leaf in layer}
+    if ndims != {1, 2}:
+        raise ValueError(
+            "apply takes ONE network (w 2-D, b 1-D); for stacked params use "
+            f"jax.vmap(jbpnn.apply, in_axes=(0, None)); got leaves of ndims {sorted(ndims)}"
+        )
+    if np.ndim(X) == 1:  # one example: a batch of one
+        X = X if isinstance(X, jax.Array) else np.asarray(X)
+        return apply(params, X[None, :], check_finite=check_finite)[0]
+    if np.ndim(X) != 2:
+        raise ValueError(
+            f"X must have shape ({params.n_in},) for one example or (batch, {params.n_in}), "
+            f"got shape {np.shape(X)}"
+        )
+    X, _, _ = check_batch(params, X, check_finite=False)
+    if check_finite and checks.is_concrete(X):
+        # X may be a constant inside the caller's jit/grad/scan: check its values now
+        with jax.ensure_compile_time_eval():
+            checks.check_finite("X", X)
+    return _apply_jit(params, X)

@@ -10,11 +10,17 @@ name as static *metadata*: ``jax.jit``, ``jax.vmap``, ``jax.tree.map`` and
 values. Gradients returned by ``backward`` are ``MLP`` objects of the same
 structure, so ``jax.tree.map(lambda p, g: p - lr * g, params, grads)`` is one
 step of gradient descent.
+
+Key paths name the leaves as attributes: ``jax.tree_util.keystr`` gives
+``.layers[0].w``, ``.layers[0].b``, ... (``jax.tree_util.tree_flatten_with_path``).
+:meth:`MLP.architecture` is everything but the arrays as a JSON-able dict, and
+:meth:`MLP.from_architecture` rebuilds params from it and ``jax.tree.leaves(params)``
+(no template network needed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -23,8 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jbpnn import checks
 from jbpnn.activations import get_activation
 from jbpnn.losses import LOSSES, check_pair, get_loss
+
+__all__ = ["INITS", "MLP", "Layer", "init_params"]
 
 Array = jax.Array
 
@@ -46,12 +55,15 @@ class Layer(NamedTuple):
     b: Array
 
 
-@jax.tree_util.register_pytree_node_class
+@jax.tree_util.register_pytree_with_keys_class
 class MLP:
     """A multilayer perceptron: layers as data, activation and loss names as metadata.
 
     Build one with :func:`init_params` or :meth:`MLP.from_layers`; both check
-    the names, the shapes and the (loss, output activation) pair.
+    the names, the shapes and the (loss, output activation) pair. Calling it,
+    ``params(x)``, is :func:`jbpnn.network.apply`: the outputs of one example
+    ``(n_in,)`` or a batch ``(B, n_in)``, differentiable through the hand-derived
+    backward pass.
 
     Attributes:
         layers: tuple of :class:`Layer`, input side first.
@@ -82,6 +94,11 @@ class MLP:
     def tree_flatten(self) -> tuple[tuple[tuple[Layer, ...]], tuple[Any, ...]]:
         return (self.layers,), (self.activations, self.loss, self.article_mode)
 
+    def tree_flatten_with_keys(self) -> tuple[tuple[tuple[Any, Any], ...], tuple[Any, ...]]:
+        """The one child, ``layers``, under its attribute name: paths read ``.layers[0].w``."""
+        children, aux = self.tree_flatten()
+        return ((jax.tree_util.GetAttrKey("layers"), children[0]),), aux
+
     @classmethod
     def tree_unflatten(cls, aux: tuple[Any, ...], children: Any) -> MLP:
         (layers,) = children
@@ -96,24 +113,38 @@ class MLP:
         loss: str = "mse",
         dtype: Any = None,
         article_mode: bool = False,
+        *,
+        check_finite: bool = True,
     ) -> MLP:
         """Build params from exact weights and biases (oracles, ported models).
 
         Args:
             layers: sequence of ``(w, b)`` pairs, ``w`` of shape ``(n_in, n_out)``
-                and ``b`` of shape ``(n_out,)``, input side first.
+                and ``b`` of shape ``(n_out,)``, input side first (one pair is
+                ``[(w, b)]``).
             activations: one name for every layer, or one name per layer.
             loss: loss name; see :data:`jbpnn.losses.LOSSES`.
-            dtype: cast every array to this dtype (default: keep the arrays' own,
-                floats only).
+            dtype: cast every array to this floating dtype (default: keep the
+                arrays' own; integer arrays become the default float dtype).
             article_mode: reproduce the article code's bugs (see :class:`MLP`).
+            check_finite: refuse NaN or inf in concrete arrays (traced ones are
+                never checked).
 
         Raises:
-            ValueError: on unknown names, an invalid (loss, output) pair, or
-                shapes that do not chain.
+            ValueError: on unknown names, an invalid (loss, output) pair, shapes
+                that do not chain, one bare ``(w, b)`` pair instead of a sequence of
+                pairs, or NaN/inf in a layer (naming the layer and the first index).
+            TypeError: ``dtype`` not one floating dtype (an integer dtype, a tuple).
         """
+        if dtype is not None:
+            dtype = _float_dtype("dtype", dtype)
         if len(layers) == 0:
             raise ValueError("an MLP needs at least one layer; got an empty list of layers")
+        if len(layers) == 2 and _ndim(layers[0]) == 2 and _ndim(layers[1]) == 1:
+            raise ValueError(
+                "layers must be a sequence of (w, b) pairs, but got one bare (w, b) pair; "
+                "for a one-layer network write [(w, b)]"
+            )
         built = []
         for i, pair in enumerate(layers):
             try:
@@ -136,9 +167,92 @@ class MLP:
                     f"layer {i}: w has {w.shape[0]} inputs but layer {i - 1} has "
                     f"{built[-1].w.shape[1]} outputs"
                 )
+            if check_finite:
+                _check_finite_layer(i, w, b)
             built.append(Layer(w, b))
         names = _resolve_activations(activations, len(built), loss)
         return cls(built, names, loss, article_mode)
+
+    # -- architecture: everything but the arrays -------------------------
+    def architecture(self) -> dict[str, Any]:
+        """Everything but the arrays, as a JSON-able dict (``json.dumps`` takes it as is).
+
+        Returns:
+            ``{"sizes": [n_in, ..., n_out], "activations": [...], "loss": ...,
+            "article_mode": bool, "dtypes": [[w dtype, b dtype], ...] per layer,
+            "networks": None}``; for stacked params (every leaf with one leading
+            network axis, as :func:`jbpnn.many.init_many` builds) ``networks`` is
+            their number and ``sizes`` describe one network.
+            ``MLP.from_architecture(params.architecture(), jax.tree.leaves(params))``
+            rebuilds ``params``.
+        """
+        ndims = {(np.ndim(layer.w), np.ndim(layer.b)) for layer in self.layers}
+        if ndims not in ({(2, 1)}, {(3, 2)}):
+            raise ValueError(
+                "params must be one network (w 2-D, b 1-D) or stacked networks (w 3-D, "
+                f"b 2-D) in every layer; got (w, b) ndims {sorted(ndims)}"
+            )
+        shapes = [np.shape(layer.w)[-2:] for layer in self.layers]
+        return {
+            "sizes": [int(shapes[0][0])] + [int(s[1]) for s in shapes],
+            "activations": list(self.activations),
+            "loss": self.loss,
+            "article_mode": self.article_mode,
+            "dtypes": [[jnp.dtype(leaf.dtype).name for leaf in layer] for layer in self.layers],
+            "networks": None if ndims == {(2, 1)} else int(np.shape(self.layers[0].w)[0]),
+        }
+
+    @classmethod
+    def from_architecture(cls, architecture: Mapping[str, Any], leaves: Sequence[ArrayLike]) -> MLP:
+        """Params from :meth:`architecture`'s dict and a flat list of arrays, no template.
+
+        Args:
+            architecture: a dict from :meth:`architecture` (or ``json.loads`` of one).
+            leaves: the arrays in ``jax.tree.leaves(params)`` order, ``w0, b0, w1, b1,
+                ...``; each is cast to the dtype the dict names. Tracers are fine
+                (inside ``jit``/``vmap``: shapes are checked, values are not).
+
+        Raises:
+            ValueError: a missing or malformed entry of the dict, the wrong number of
+                arrays or a wrong shape (naming the leaf, e.g. ``.layers[1].w``),
+                NaN/inf, unknown names or an invalid (loss, output) pair.
+            TypeError: a dtype name that is not a floating dtype.
+        """
+        arch = _check_architecture(architecture)
+        sizes, n = arch["sizes"], arch["networks"]
+        n_layers = len(sizes) - 1
+        leaves = list(leaves)
+        if len(leaves) != 2 * n_layers:
+            raise ValueError(
+                f"sizes {sizes} describe {n_layers} layer(s), so {2 * n_layers} arrays "
+                f"(w0, b0, w1, b1, ...), but got {len(leaves)}"
+            )
+        lead = () if n is None else (n,)
+        layers = []
+        for i in range(n_layers):
+            pair = []
+            for j, (name, shape) in enumerate(
+                (("w", sizes[i : i + 2]), ("b", sizes[i + 1 : i + 2]))
+            ):
+                leaf = leaves[2 * i + j]
+                expected = lead + tuple(shape)
+                if np.shape(leaf) != expected:
+                    per = f" ({n} networks)" if n is not None else ""
+                    raise ValueError(
+                        f".layers[{i}].{name} must have shape {expected}{per} for sizes "
+                        f"{sizes}, got {np.shape(leaf)}"
+                    )
+                pair.append(jnp.asarray(leaf, dtype=arch["dtypes"][i][j]))
+            _check_finite_layer(i, *pair)
+            layers.append(Layer(*pair))
+        names = _resolve_activations(arch["activations"], n_layers, arch["loss"])
+        return cls(layers, names, arch["loss"], arch["article_mode"])
+
+    def __call__(self, x: ArrayLike, *, check_finite: bool = True) -> Array:
+        """``jbpnn.network.apply(self, x)``: outputs of ``(n_in,)`` or ``(B, n_in)`` inputs."""
+        from jbpnn.network import apply  # network imports params: deferred, not circular
+
+        return apply(self, x, check_finite=check_finite)
 
     # -- conveniences ----------------------------------------------------
     @property
@@ -178,6 +292,107 @@ class MLP:
             shapes = "?"
         mode = ", article_mode=True" if self.article_mode else ""
         return f"MLP(w shapes=[{shapes}], activations={self.activations}, loss={self.loss!r}{mode})"
+
+
+_ARCHITECTURE_KEYS = ("sizes", "activations", "loss", "article_mode", "dtypes")
+
+
+def _check_architecture(arch: Any) -> dict[str, Any]:
+    """The dict of :meth:`MLP.architecture`, checked and normalised (sizes as a tuple)."""
+    if not isinstance(arch, Mapping):
+        raise ValueError(f"architecture must be a dict, got {type(arch).__name__}")
+    missing = [k for k in _ARCHITECTURE_KEYS if k not in arch]
+    unknown = sorted(set(arch) - set(_ARCHITECTURE_KEYS) - {"networks"})
+    if missing or unknown:
+        raise ValueError(
+            f"architecture: missing keys {missing}, unknown keys {unknown}; expected "
+            f"{list(_ARCHITECTURE_KEYS)} and optionally 'networks'"
+        )
+    sizes = arch["sizes"]
+    if (
+        isinstance(sizes, (str, bytes))
+        or not isinstance(sizes, Sequence)
+        or len(sizes) < 2
+        or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes
+        )
+    ):
+        raise ValueError(f"architecture['sizes'] must be >= 2 positive integers, got {sizes!r}")
+    sizes = tuple(int(s) for s in sizes)
+    n_layers = len(sizes) - 1
+    dtypes = arch["dtypes"]
+    if (
+        not isinstance(dtypes, Sequence)
+        or len(dtypes) != n_layers
+        or not all(
+            isinstance(d, Sequence) and not isinstance(d, str) and len(d) == 2 for d in dtypes
+        )
+    ):
+        raise ValueError(
+            f"architecture['dtypes'] must hold one [w dtype, b dtype] pair per layer "
+            f"({n_layers}), got {dtypes!r}"
+        )
+    dtypes = [
+        [_float_dtype(f"architecture['dtypes'][{i}][{j}]", d) for j, d in enumerate(pair)]
+        for i, pair in enumerate(dtypes)
+    ]
+    if not isinstance(arch["article_mode"], (bool, np.bool_)):
+        raise ValueError(
+            f"architecture['article_mode'] must be a bool, got {arch['article_mode']!r}"
+        )
+    networks = checks.check_int(
+        "architecture['networks']", arch.get("networks"), 1, allow_none=True
+    )
+    return {
+        "sizes": sizes,
+        "activations": arch["activations"],
+        "loss": arch["loss"],
+        "article_mode": bool(arch["article_mode"]),
+        "dtypes": dtypes,
+        "networks": networks,
+    }
+
+
+def _ndim(a: Any) -> int | None:
+    """``np.ndim(a)``, or None for a ragged sequence such as a ``(w, b)`` pair."""
+    try:
+        return np.ndim(a)
+    except ValueError:
+        return None
+
+
+def _float_dtype(name: str, dtype: Any) -> np.dtype:
+    """``dtype`` as ONE floating NumPy dtype; ``TypeError`` naming ``name`` otherwise."""
+    if isinstance(dtype, (tuple, list)):
+        raise TypeError(
+            f"{name} must be one floating dtype such as jnp.float32, "
+            f"got a {type(dtype).__name__}: {dtype!r}"
+        )
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a floating dtype such as jnp.float32, got {dtype!r}"
+        ) from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(
+            f"{name} must be a floating dtype (float16, bfloat16, float32, float64), got {dt.name}"
+        )
+    return dt
+
+
+def _check_finite_layer(i: int, w: Any, b: Any) -> None:
+    """``ValueError`` naming layer ``i``, the leaf and the first index of a NaN or inf."""
+    for name, leaf in (("w", w), ("b", b)):
+        if not checks.is_concrete(leaf):
+            continue
+        bad = ~np.isfinite(np.asarray(leaf))
+        if bad.any():
+            first = tuple(int(j) for j in np.argwhere(bad)[0])
+            raise ValueError(
+                f"layer {i}: {name} holds {int(bad.sum())} NaN or inf value(s), the first at "
+                f"index {first}; params must be finite"
+            )
 
 
 def _resolve_activations(
@@ -239,9 +454,16 @@ def init_params(
 
     Returns:
         An :class:`MLP` with ``len(sizes) - 1`` layers.
+
+    Raises:
+        ValueError: bad sizes, unknown names, an invalid (loss, output) pair.
+        TypeError: ``dtype`` not one floating dtype (an integer dtype, a tuple), or
+            ``key`` neither an int seed nor a ``jax.random`` key.
     """
     sizes = tuple(int(n) if isinstance(n, np.integer) else n for n in sizes)
-    if len(sizes) < 2 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in sizes):
+    if len(sizes) < 2 or not all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in sizes
+    ):
         raise ValueError(
             f"sizes must be at least two positive integers (n_in, ..., n_out), got {sizes!r}"
         )
@@ -250,10 +472,13 @@ def init_params(
     if loss not in LOSSES:
         get_loss(loss)
     names = _resolve_activations(activations, len(sizes) - 1, loss)
+    dtype = jnp.dtype(dtype) if dtype is None else _float_dtype("dtype", dtype)
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        layers = _init_layers_from_seed(int(key), sizes, init, jnp.dtype(dtype))
+        layers = _init_layers_from_seed(int(key), sizes, init, dtype)
     else:
-        layers = _init_layers(key, sizes, init, jnp.dtype(dtype))
+        if not isinstance(key, jax.Array):
+            key = checks.as_key(key, "key")  # a legacy uint32[2] key, or TypeError
+        layers = _init_layers(key, sizes, init, dtype)
     return MLP(layers, names, loss, article_mode)
 
 

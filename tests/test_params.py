@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -181,3 +183,161 @@ def test_host_data_lists_and_jax_arrays_are_accepted_and_checked(net):
         predict(net, rows)
     with pytest.raises(ValueError, match=r"X contains 1 NaN or inf .* index \(1, 3\)"):
         predict(net, jnp.asarray(rows))
+
+
+# ------------------------------------------------------------------ pytree ergonomics
+def test_key_paths_read_like_attributes():
+    p = init_params(jax.random.key(0), (3, 4, 2))
+    flat, treedef = jax.tree_util.tree_flatten_with_path(p)
+    assert [jax.tree_util.keystr(k) for k, _ in flat] == [
+        ".layers[0].w",
+        ".layers[0].b",
+        ".layers[1].w",
+        ".layers[1].b",
+    ]
+    for (_, leaf), expected in zip(flat, jax.tree.leaves(p)):
+        assert leaf is expected
+    assert jax.tree_util.keystr(flat[2][0], simple=True, separator="/") == "layers/1/w"
+    # the same structure with or without keys: unflatten gives the params back
+    rebuilt = treedef.unflatten([leaf for _, leaf in flat])
+    assert rebuilt.activations == p.activations and rebuilt.loss == p.loss
+    np.testing.assert_array_equal(rebuilt.layers[1].w, p.layers[1].w)
+    assert jax.tree.structure(p) == treedef
+    # tree_map_with_path sees the same names (a per-leaf weight decay, for example)
+    decayed = jax.tree_util.tree_map_with_path(
+        lambda k, a: a * 0.5 if jax.tree_util.keystr(k).endswith(".w") else a, p
+    )
+    np.testing.assert_allclose(decayed.layers[0].w, 0.5 * p.layers[0].w)
+    np.testing.assert_array_equal(decayed.layers[0].b, p.layers[0].b)
+
+
+def test_tree_map_device_put_with_a_sharding_jit_and_vmap():
+    p = init_params(jax.random.key(0), (3, 4, 2), "tanh")
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    moved = jax.device_put(p, sharding)
+    assert isinstance(moved, MLP) and moved.activations == p.activations
+    assert all(leaf.sharding == sharding for leaf in jax.tree.leaves(moved))
+    doubled = jax.tree.map(lambda a: 2 * a, moved)
+    np.testing.assert_allclose(doubled.layers[1].b, 2 * p.layers[1].b)
+    X = jnp.ones((5, 3))
+    np.testing.assert_allclose(jax.jit(predict)(moved, X), predict(p, X), rtol=1e-6)
+    stacked = jax.tree.map(lambda a: jnp.stack([a, 2 * a]), p)
+    outs = jax.vmap(lambda q: predict(q, X))(stacked)
+    np.testing.assert_allclose(outs[1], predict(doubled, X), rtol=1e-6)
+
+
+def _json_round_trip(arch):
+    return json.loads(json.dumps(arch))
+
+
+def test_architecture_round_trip_without_a_template(x64):
+    layers = [
+        (np.arange(6.0).reshape(3, 2), np.array([0.5, -0.5])),
+        (np.ones((2, 1), np.float32), np.zeros(1, np.float32)),
+    ]
+    p = MLP.from_layers(layers, ("tanh", "sigmoid"), "binary_cross_entropy", article_mode=True)
+    arch = p.architecture()
+    assert arch == {
+        "sizes": [3, 2, 1],
+        "activations": ["tanh", "sigmoid"],
+        "loss": "binary_cross_entropy",
+        "article_mode": True,
+        "dtypes": [["float64", "float64"], ["float32", "float32"]],
+        "networks": None,
+    }
+    q = MLP.from_architecture(_json_round_trip(arch), jax.tree.leaves(p))
+    assert jax.tree.structure(q) == jax.tree.structure(p)
+    assert q.architecture() == arch
+    for a, b in zip(jax.tree.leaves(q), jax.tree.leaves(p)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    # host arrays (e.g. from np.load) are cast to the recorded dtypes
+    r = MLP.from_architecture(arch, [np.asarray(a, np.float64) for a in jax.tree.leaves(p)])
+    assert [a.dtype.name for a in jax.tree.leaves(r)] == ["float64"] * 2 + ["float32"] * 2
+
+
+def test_architecture_of_stacked_networks_and_inside_jit():
+    from jbpnn.many import InitSpec, init_many
+
+    stacked = init_many(InitSpec(sizes=(4, 3, 2), activations="relu"), [0, 1, 2])
+    arch = stacked.architecture()
+    assert arch["sizes"] == [4, 3, 2] and arch["networks"] == 3
+    q = MLP.from_architecture(_json_round_trip(arch), jax.tree.leaves(stacked))
+    for a, b in zip(jax.tree.leaves(q), jax.tree.leaves(stacked)):
+        np.testing.assert_array_equal(a, b)
+    # inside jit the leaves are tracers: shapes are checked, values are not read
+    one = init_params(0, (4, 3, 2))
+    arch1 = one.architecture()
+    rebuilt = jax.jit(lambda leaves: MLP.from_architecture(arch1, leaves))(jax.tree.leaves(one))
+    np.testing.assert_array_equal(rebuilt.layers[1].w, one.layers[1].w)
+
+
+def test_from_architecture_errors():
+    p = init_params(0, (3, 4, 2))
+    arch, leaves = p.architecture(), jax.tree.leaves(p)
+    with pytest.raises(ValueError, match=r"describe 2 layer\(s\), so 4 arrays .* got 3"):
+        MLP.from_architecture(arch, leaves[:3])
+    bad = list(leaves)
+    bad[2] = np.ones((5, 2), np.float32)
+    with pytest.raises(ValueError, match=r"\.layers\[1\]\.w must have shape \(4, 2\) .* \(5, 2\)"):
+        MLP.from_architecture(arch, bad)
+    with pytest.raises(ValueError, match=r"missing keys \['loss'\]"):
+        MLP.from_architecture({k: v for k, v in arch.items() if k != "loss"}, leaves)
+    with pytest.raises(ValueError, match=r"unknown keys \['colour'\]"):
+        MLP.from_architecture({**arch, "colour": "red"}, leaves)
+    with pytest.raises(TypeError, match=r"architecture\['dtypes'\]\[0\]\[1\] must be a floating"):
+        MLP.from_architecture({**arch, "dtypes": [["float32", "int32"], ["float32"] * 2]}, leaves)
+    with pytest.raises(ValueError, match=r"architecture\['sizes'\] must be >= 2 positive"):
+        MLP.from_architecture({**arch, "sizes": [3]}, leaves)
+    with pytest.raises(ValueError, match="loss 'cross_entropy' cannot be used with output"):
+        MLP.from_architecture({**arch, "loss": "cross_entropy"}, leaves)
+    nan = list(leaves)
+    nan[3] = np.array([0.0, np.inf], np.float32)
+    with pytest.raises(ValueError, match=r"layer 1: b holds 1 NaN or inf .* index \(1,\)"):
+        MLP.from_architecture(arch, nan)
+
+
+# ------------------------------------------------------------------ refused arrays and dtypes
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_from_layers_refuses_non_finite_params(value):
+    w1 = np.ones((2, 3))
+    w1[1, 2] = value
+    layers = [(np.ones((4, 2)), np.zeros(2)), (w1, np.zeros(3))]
+    with pytest.raises(ValueError, match=r"layer 1: w holds 1 NaN or inf value\(s\).*\(1, 2\)"):
+        MLP.from_layers(layers)
+    b0 = np.zeros(2)
+    b0[1] = value
+    with pytest.raises(ValueError, match=r"layer 0: b holds 1 NaN or inf value\(s\).*\(1,\)"):
+        MLP.from_layers([(np.ones((4, 2)), b0)])
+    # an explicit opt-out, for code that checks (and words the error) itself
+    p = MLP.from_layers(layers, check_finite=False)
+    assert not np.isfinite(np.asarray(p.layers[1].w)).all()
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, np.int64, "int8", bool, jnp.complex64])
+def test_non_float_dtypes_are_refused(dtype):
+    with pytest.raises(TypeError, match=r"dtype must be a floating dtype .* got "):
+        init_params(0, (3, 2), dtype=dtype)
+    with pytest.raises(TypeError, match=r"dtype must be a floating dtype .* got "):
+        MLP.from_layers([(np.ones((3, 2)), np.zeros(2))], dtype=dtype)
+
+
+def test_tuple_dtypes_and_keys_are_refused():
+    with pytest.raises(TypeError, match=r"dtype must be one floating dtype .* got a tuple"):
+        init_params(0, (3, 2), dtype=(jnp.float32, jnp.float32))
+    with pytest.raises(TypeError, match=r"dtype must be one floating dtype .* got a list"):
+        MLP.from_layers([(np.ones((3, 2)), np.zeros(2))], dtype=[jnp.float32])
+    with pytest.raises(TypeError, match=r"key must be an int seed or a jax.random.key, got tuple"):
+        init_params((0, 1), (3, 2))
+    with pytest.raises(TypeError, match=r"key must be an int seed or a jax.random.key, got bool"):
+        init_params(True, (3, 2))
+    # integer arrays with no dtype still become floats, as before
+    p = MLP.from_layers([([[1, 2]], [0, 0])], "identity")
+    assert jnp.issubdtype(p.dtype, jnp.floating)
+
+
+def test_one_bare_pair_is_refused_with_a_hint():
+    w, b = np.ones((3, 2)), np.zeros(2)
+    with pytest.raises(ValueError, match=r"one bare \(w, b\) pair.*\[\(w, b\)\]"):
+        MLP.from_layers((w, b))
+    assert MLP.from_layers([(w, b)]).sizes == (3, 2)
