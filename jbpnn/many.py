@@ -257,27 +257,82 @@ def _split_hparams(
 # ---------------------------------------------------------------- devices
 @functools.cache
 def _compiled(
-    devices: tuple,
+    layout: tuple,
     config: TrainConfig,
     optimizer: Any,
     grad_fn: Any,
     order: str,
     own_rows: bool = False,
 ):
-    """:func:`jbpnn.training.run_epochs` over a network axis, jitted; with several
-    devices, the networks split evenly across them (``shard_map``): each device runs
-    its share in its own loop and never waits for the others."""
-    fn = partial(run_epochs, config=config, optimizer=optimizer, grad_fn=grad_fn, networks=order)
-    if len(devices) > 1:
-        from jax.sharding import Mesh, PartitionSpec
+    """:func:`jbpnn.training.run_epochs` over a network axis, jitted.
 
-        net, rep = PartitionSpec("net"), PartitionSpec()
-        mesh = Mesh(np.array(devices), ("net",))
+    ``layout`` is ``(mesh, network_axis, data_axis)``: the networks split evenly
+    over ``network_axis`` (``shard_map``; each device group runs its share in its
+    own loop and never waits for the others), and with a ``data_axis`` every
+    mini-batch of a network split across that axis too. ``mesh`` None: one device.
+    """
+    mesh, net_axis, data_axis = layout
+    fn = partial(
+        run_epochs,
+        config=config,
+        optimizer=optimizer,
+        grad_fn=grad_fn,
+        networks=order,
+        mesh=None if data_axis is None else (None, data_axis),
+    )
+    if mesh is not None:
+        from jax.sharding import PartitionSpec
+
+        net, rep = PartitionSpec(net_axis), PartitionSpec()
         data = net if own_rows else rep  # each network's own rows travel with it
         fn = jax.shard_map(
             fn, mesh=mesh, in_specs=(net, data, rep, rep, rep), out_specs=net, check_vma=False
         )
     return jax.jit(fn)
+
+
+def _layout(mesh: Any, devices: Any, network_axis: str | None, data_axis: str | None) -> tuple:
+    """``(mesh or None, network_axis, data_axis)`` from train_many's arguments."""
+    from jax.sharding import Mesh
+
+    if mesh is None:
+        if network_axis is not None or data_axis is not None:
+            raise ValueError("network_axis and data_axis name axes of a mesh: pass mesh= too")
+        devs = _resolve_devices(devices)
+        if len(devs) == 1:
+            return (None, None, None)
+        return (Mesh(np.array(devs), ("net",)), "net", None)
+    if devices is not None:
+        raise ValueError("give mesh or devices, not both")
+    if not isinstance(mesh, Mesh):
+        raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    names = tuple(mesh.axis_names)
+    if network_axis is None:
+        rest = [a for a in names if a != data_axis]
+        if len(rest) != 1:
+            raise ValueError(f"mesh axes are {names}: name the networks' axis with network_axis=")
+        network_axis = rest[0]
+    for what, axis in (("network_axis", network_axis), ("data_axis", data_axis)):
+        if axis is not None and axis not in names:
+            raise ValueError(f"{what}={axis!r} is not an axis of the mesh (axes {names})")
+    if network_axis == data_axis:
+        raise ValueError("network_axis and data_axis must be different mesh axes")
+    return (mesh, network_axis, data_axis)
+
+
+def _place(tree: Any, mesh: Any, axis: str | None) -> Any:
+    """``tree`` on ``mesh``: leading axis split along ``axis`` (None: replicated)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(mesh, PartitionSpec(axis) if axis else PartitionSpec())
+
+    def put(x: Any) -> Any:
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = put(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.device_put(x, sharding)
+
+    return jax.tree.map(put, tree)
 
 
 def _own_rows(
@@ -388,6 +443,9 @@ def train_many(
     drop_last: bool = False,
     grad_fn: Callable[..., Any] | None = None,
     devices: int | Sequence[Any] | None = None,
+    mesh: Any = None,
+    network_axis: str | None = None,
+    data_axis: str | None = None,
     memory_limit: int | None = None,
     history_chunk: int = HISTORY_CHUNK,
     progress: Callable[[dict[str, Any]], Any] | None = None,
@@ -428,6 +486,11 @@ def train_many(
         devices: split the networks evenly across these devices (a count, or a list
             of ``jax.Device``); default: every local device. On a CPU, JAX shows one
             device unless started with :func:`use_cpu_devices`.
+        mesh: a ``jax.sharding.Mesh`` instead of ``devices``: the networks split
+            over ``network_axis`` (default: the mesh's only axis, or the one that is
+            not ``data_axis``) and, with ``data_axis``, every mini-batch split over
+            that axis as in data-parallel ``train`` (each network's gradient
+            all-reduced over it).
         memory_limit: bytes the run may use (default: the memory available on the
             device, see :func:`jbpnn.memory.available_memory`).
         progress: called after every chunk of ``history_chunk`` epochs with a dict
@@ -519,8 +582,11 @@ def train_many(
 
     if seed_arr is not None:
         params = init_many(params, seed_arr)
-    devs = _resolve_devices(devices)
-    n_pad = -n_nets % len(devs)  # pad to a multiple of the device count
+    layout = _layout(mesh, devices, network_axis, data_axis)
+    if layout[2] is not None:  # batches split over the data axis: pad them to a multiple
+        config = config._replace(shards=int(layout[0].shape[layout[2]]))
+    groups = 1 if layout[0] is None else int(layout[0].shape[layout[1]])
+    n_pad = -n_nets % groups  # pad to a multiple of the device (group) count
     kind = static_kind(opt)
     hp = _all_hyperparams(opt, per, n_nets, template.dtype)
     own = order == "own"
@@ -533,14 +599,20 @@ def train_many(
         own_keys=own,
     )
     grad = loss_and_gradient_kernel if grad_fn is None else grad_fn
-    loop = _compiled(devs, config, kind, grad, order, rows is not None)
+    loop = _compiled(layout, config, kind, grad, order, rows is not None)
     if rows is not None:
         data = _pad(data, n_pad)
+    val, rules = run["val"], run["rules"]
+    if layout[0] is not None:  # on the mesh before the call: Explicit axes need it
+        net_axis = layout[1]
+        state = _place(state, layout[0], net_axis)
+        data = _place(data, layout[0], net_axis if rows is not None else None)
+        val, rules = _place((val, rules), layout[0], None)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
     epoch = 0
     while epoch < epochs:
         until = min(epoch + config.history_chunk, epochs)
-        state = loop(state, data, run["val"], run["rules"], np.int32(until))
+        state = loop(state, data, val, rules, np.int32(until))
         done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
         done, stop = np.asarray(done)[:n_nets], np.asarray(stop)[:n_nets]
         reached = int(done.max())

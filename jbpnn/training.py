@@ -327,16 +327,8 @@ def epoch_batches(
     return X, Y, w
 
 
-def data_parallel(grad_fn: GradFn, mesh: Any, axis: str) -> GradFn:
-    """``grad_fn`` on a mini-batch split along ``axis`` of ``mesh``, one share per device.
-
-    Each device computes its share's weighted mean loss and gradient; the sums
-    ``sum_d w_d mean_d`` and ``sum_d w_d`` (``w_d`` the share's total sample weight)
-    are all-reduced (``psum``) and divided, which is the whole batch's weighted
-    mean. A share of weight 0 (padding) adds nothing. The params stay replicated.
-    """
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
+def _weighted_psum(grad_fn: GradFn, axis: str) -> GradFn:
+    """One device's share of a batch: its weighted sums, all-reduced over ``axis``."""
 
     def local(params, X, Y, sample_weight):
         loss, grads = grad_fn(params, X, Y, sample_weight)
@@ -348,6 +340,36 @@ def data_parallel(grad_fn: GradFn, mesh: Any, axis: str) -> GradFn:
         )
         total, (loss_sum, grad_sum) = lax.psum((w, part), axis)
         return loss_sum / total, jax.tree.map(lambda g: g / total, grad_sum)
+
+    return local
+
+
+def data_parallel(grad_fn: GradFn, mesh: Any, axis: str) -> GradFn:
+    """``grad_fn`` on a mini-batch split along ``axis`` of ``mesh``, one share per device.
+
+    Each device computes its share's weighted mean loss and gradient; the sums
+    ``sum_d w_d mean_d`` and ``sum_d w_d`` (``w_d`` the share's total sample weight)
+    are all-reduced (``psum``) and divided, which is the whole batch's weighted
+    mean. A share of weight 0 (padding) adds nothing. The params stay replicated.
+
+    ``mesh`` None: already inside a ``shard_map`` that is manual over ``axis``
+    (``train_many`` on a mesh); each device then slices its share by
+    ``lax.axis_index(axis)``.
+    """
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    local = _weighted_psum(grad_fn, axis)
+    if mesh is None:
+
+        def manual(params, X, Y, sample_weight):
+            shards = lax.psum(1, axis)
+            k = X.shape[0] // shards
+            start = lax.axis_index(axis) * k
+            share = (lax.dynamic_slice_in_dim(a, start, k) for a in (X, Y, sample_weight))
+            return local(params, *share)
+
+        return manual
 
     rep, split = P(), P(axis)
     sharded = jax.shard_map(
