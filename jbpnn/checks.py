@@ -30,8 +30,11 @@ __all__ = [
     "check_finite",
     "check_int",
     "check_number",
+    "check_seed",
+    "check_targets",
     "check_threshold",
     "is_concrete",
+    "to_device",
 ]
 
 Array = jax.Array
@@ -93,10 +96,13 @@ def as_key(key: Any, name: str = "key") -> Array:
         TypeError: anything else (a string, a float, ...).
     """
     if key is None:
-        return jax.random.key(0)
+        key = 0
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         if not 0 <= int(key) < 2**32:
             raise ValueError(f"{name}: a seed must lie in 0 .. 2**32 - 1, got {key!r}")
+        if jax.config.jax_default_prng_impl == "threefry2x32":
+            # jax.random.key(seed)'s bits, [0, seed], without compiling a program for it
+            return jax.random.wrap_key_data(np.array([0, int(key)], np.uint32))
         return jax.random.key(int(key))
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
@@ -112,6 +118,21 @@ def as_key(key: Any, name: str = "key") -> Array:
     raise TypeError(
         f"{name} must be an int seed or a jax.random.key, got {type(key).__name__} {key!r}"
     )
+
+
+def to_device(x: Any, dtype: Any = None) -> Array:
+    """``x`` as a JAX array of ``dtype``, without compiling an XLA program when it can.
+
+    Host values (Python numbers, NumPy arrays) are converted by NumPy and moved with
+    ``jax.device_put`` (``jnp.asarray`` compiles a small program per new shape);
+    JAX arrays are cast on their device only if the dtype differs; tracers go
+    through ``jnp.asarray``.
+    """
+    if isinstance(x, jax.Array):
+        if not is_concrete(x):
+            return jnp.asarray(x, dtype)
+        return x if dtype is None or x.dtype == jnp.dtype(dtype) else x.astype(dtype)
+    return jax.device_put(np.asarray(x, None if dtype is None else np.dtype(dtype)))
 
 
 def is_concrete(a: Any) -> bool:
@@ -140,11 +161,57 @@ def check_finite(name: str, a: Any) -> None:
     else:
         if not is_concrete(a):
             return
-        if bool(jnp.all(jnp.isfinite(a))):
-            return
+        with jax.ensure_compile_time_eval():  # a concrete array inside someone's trace
+            if bool(jnp.all(jnp.isfinite(a))):
+                return
     bad = np.argwhere(~np.isfinite(np.asarray(a)))
     first = tuple(int(i) for i in bad[0])
     raise ValueError(
         f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
         "Clean the data, or pass check_finite=False to skip this check"
     )
+
+
+def check_seed(name: str, value: Any) -> int:
+    """``value`` as an int seed that :func:`as_key` accepts (``0 .. 2**32 - 1``).
+
+    The command line checks its ``--seed`` options with this, so it refuses exactly
+    the seeds the API refuses, with the same message; unlike :func:`as_key` it
+    creates no key, so JAX does not start (``jbpnn sweep`` sets up its devices first).
+
+    Raises:
+        ValueError: a seed out of range. TypeError: not an int (bools included).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int seed, got {type(value).__name__} {value!r}")
+    if not 0 <= int(value) < 2**32:  # as_key's range
+        raise ValueError(f"{name}: a seed must lie in 0 .. 2**32 - 1, got {value!r}")
+    return int(value)
+
+
+# Losses whose targets are probabilities: one-hot rows (or soft labels), or 0/1 values.
+_PROBABILITY_TARGETS = ("cross_entropy", "binary_cross_entropy")
+
+
+def check_targets(name: str, loss: str, Y: Any) -> None:
+    """Refuse targets that ``loss`` cannot learn: the cross-entropies need values in [0, 1].
+
+    A target of -1 (a "negative class" of some other convention) or a standardised
+    regression value makes ``-T log O`` unbounded below, and training reports a
+    meaningless loss. Other losses accept any finite target. Traced arrays pass.
+
+    Raises:
+        ValueError: naming ``name``, the loss and the range found.
+    """
+    if loss not in _PROBABILITY_TARGETS or not is_concrete(Y):
+        return
+    a = np.asarray(Y)
+    if a.size == 0:
+        return
+    lo, hi = float(np.min(a)), float(np.max(a))
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{name}: {loss} needs targets in [0, 1] (one-hot rows or probabilities), got "
+            f"values from {lo:g} to {hi:g}; for class labels use one_hot(labels, n_classes), "
+            "for regression the mse loss"
+        )

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+import io
 import json
 import os
 import re
@@ -106,6 +107,7 @@ __all__ = [
     "check_target",
     "load",
     "save",
+    "save_bytes",
     "write_files",
 ]
 
@@ -197,6 +199,19 @@ def save(
     arrays = _to_arrays(obj, optimizer, metadata)
     # a file object: numpy writes there and adds no suffix
     return atomic_write(path, lambda f: np.savez(f, **arrays), what="save to")
+
+
+def save_bytes(
+    obj: MLP | TrainState, /, *, optimizer: Optimizer | None = None, **metadata: Any
+) -> bytes:
+    """The bytes :func:`save` writes, in memory (checked as :func:`save` checks them).
+
+    For writing a model together with other files, all or none
+    (:func:`write_files`), as ``jbpnn train --save ... --plot ...`` does.
+    """
+    buffer = io.BytesIO()
+    np.savez(buffer, **_to_arrays(obj, optimizer, metadata))
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------- the one atomic write
@@ -314,9 +329,15 @@ def write_files(
         seen[key] = str(path)
     pending: list[_TempFile] = []
     try:
-        for target, (_, data) in zip(targets, items):
-            pending.append(_TempFile(target))
-            pending[-1].write(data)
+        for (path, data), target in zip(items, targets):
+            try:
+                pending.append(_TempFile(target))
+                pending[-1].write(data)
+            except OSError as e:
+                if e.errno is None:
+                    raise
+                # e.g. "cannot write m.npz: No space left on device", not the temp file's name
+                raise type(e)(e.errno, f"cannot {what} {path}: {e.strerror}") from e
         for temp in pending:
             temp.commit()
     finally:
@@ -355,13 +376,15 @@ class _TempFile:
             os.fchmod(self.fd, mode)  # a replaced file keeps its permissions
 
     def write(self, data: bytes | Callable[[BinaryIO], Any]) -> None:
-        with os.fdopen(os.dup(self.fd), "wb") as f:
-            if callable(data):
+        if callable(data):
+            with os.fdopen(os.dup(self.fd), "wb") as f:
                 data(f)
-            else:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+                f.flush()
+        else:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+        os.fsync(self.fd)
 
     def commit(self) -> None:
         if self.name is None:
@@ -934,6 +957,7 @@ def _rebuild_params(entries: dict[str, np.ndarray], version: int, n: int) -> MLP
         activations=[str(a) for a in entries["activations"]],
         loss=str(entries["loss"]),
         article_mode=bool(entries["article_mode"]),
+        check_finite=False,  # checked just below, with the file named
     )
     if n:
         params = params.replace_layers([Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in layers])

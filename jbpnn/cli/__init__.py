@@ -13,7 +13,11 @@ Subcommands:
     sweep      a learning-rate x momentum x seed grid at once (:mod:`jbpnn.cli.sweep`).
 
 The command line holds no maths of its own: it calls the library, prints, and
-chooses the exit status (2 for a user error, printed as one line). It turns on
+chooses the exit status: 2 for every failure, printed as ONE line on stderr and
+never a traceback (``JBPNN_DEBUG=1`` shows one for an unexpected error); 0 also
+when the reader of stdout goes away (``jbpnn train | head -1``). Every option's
+help shows its default. The files a command writes are checked before it runs and
+written all or none (:mod:`jbpnn.cli.files`). It turns on
 JAX's persistent compilation cache (see :func:`jbpnn.enable_compilation_cache`).
 This package is the only place in jbpnn that imports argparse; ``import jbpnn``
 does not import it.
@@ -22,21 +26,58 @@ does not import it.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from jbpnn import __version__
 from jbpnn.compilation_cache import enable_compilation_cache
 
-__all__ = ["BENCH_REMOVED", "CLIError", "add_subparser", "build_parser", "main"]
+__all__ = [
+    "BENCH_REMOVED",
+    "CLIError",
+    "HelpFormatter",
+    "Parser",
+    "add_subparser",
+    "build_parser",
+    "describe_error",
+    "main",
+]
 
 BENCH_REMOVED = "jbpnn bench was removed: run `python experiments/bench.py` from a source checkout"
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' layout and appends ``(default: X)`` to every option's help.
+
+    Options whose help already says its default (``default`` in the text) keep it;
+    flags (``store_true``) and options without a default say nothing more.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        if "default" in help or not action.option_strings:
+            return help
+        if action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0:
+            return help
+        value = action.default
+        if isinstance(value, (tuple, list)):
+            value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        return f"{help} (default: {value})".strip()
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are ONE line: ``jbpnn train: error: ...`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_subparser(
@@ -48,7 +89,7 @@ def add_subparser(
         help=help,
         description=textwrap.fill(description, 79),
         epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
 
 
@@ -58,14 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     from jbpnn.cli import gradcheck as cli_gradcheck
     from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="jbpnn",
         description="Back-propagation neural networks in JAX, gradients derived by hand.",
         epilog="example:\n  jbpnn train --hidden 64 --epochs 100 --save model.npz",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     train.add_parsers(sub)
     article.add_parsers(sub)
@@ -102,22 +143,114 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``jbpnn ARGS``; returns the exit status (bare ``jbpnn`` prints the help)."""
-    from jbpnn.data import DataError
+def describe_error(error: BaseException) -> str:
+    """One line naming the fault: the message, or for an OS error its reason and file."""
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+        if error.filename is not None:
+            text += f": {error.filename}"
+    else:
+        text = str(error) or type(error).__name__
+    if isinstance(error, KeyError):  # str(KeyError('x')) is "'x'"
+        text = f"missing {text}"
+    return " ".join(text.split())  # one line, whatever the message held
 
+
+class _PipeSafe(io.TextIOBase):
+    """stdout that, once the reader has gone (``jbpnn train | head -1``), drops the rest.
+
+    The command goes on (a ``--save`` is still written) and exits quietly: the
+    file descriptor is pointed at ``os.devnull``, so that Python's own flush at
+    exit does not fail either.
+    """
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.closed_pipe = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def isatty(self) -> bool:
+        return not self.closed_pipe and self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``jbpnn ARGS``; returns the exit status (bare ``jbpnn`` prints the help).
+
+    0 on success (also when the reader of stdout went away: the rest of the output
+    is dropped quietly); 2 for every failure, printed as ONE line on stderr,
+    ``jbpnn COMMAND: error: ...``, never a traceback; 1 when a check fails
+    (``gradcheck``, ``demo``).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # whatever follows, --help included
         print(BENCH_REMOVED, file=sys.stderr)
         return 2
+    stdout = sys.stdout
+    sys.stdout = safe = _PipeSafe(stdout)
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # a write to the real stdout, past the guard
+        safe._drop()
+        return 0
+    finally:
+        try:
+            safe.flush()
+        finally:
+            sys.stdout = stdout
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error (already printed)
+        return e.code if isinstance(e.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 0
     enable_compilation_cache()
     try:
         return args.func(args)
-    except (CLIError, DataError, FileNotFoundError, ValueError, TypeError) as error:
-        print(f"jbpnn {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"jbpnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: main exits quietly
+    except (CLIError, ValueError, TypeError, KeyError, OSError, MemoryError) as error:
+        print(f"jbpnn {args.command}: error: {describe_error(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a fault of jbpnn or of a library it calls: still one line
+        if os.environ.get("JBPNN_DEBUG"):
+            raise
+        print(
+            f"jbpnn {args.command}: error: {type(error).__name__}: {describe_error(error)} "
+            "(an unexpected error; JBPNN_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 2

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jbpnn.cli import add_subparser
+from jbpnn.cli.options import positive_int, seed
 from jbpnn.network import backward, deltas, forward
 from jbpnn.oracles import EXAMPLES
 from jbpnn.params import MLP
@@ -23,8 +24,12 @@ from jbpnn.params import MLP
 __all__ = ["add_parsers", "cmd_demo", "cmd_example", "print_example"]
 
 
-def print_example(spec: dict, out: Any = sys.stdout) -> None:
-    """Print one worked example of :data:`jbpnn.oracles.EXAMPLES` in the article's layout."""
+def print_example(spec: dict, out: Any = None) -> None:
+    """Print one worked example of :data:`jbpnn.oracles.EXAMPLES` in the article's layout.
+
+    ``out`` defaults to ``sys.stdout`` at the time of the call.
+    """
+    out = sys.stdout if out is None else out
     params = MLP.from_layers(spec["layers"], "sigmoid", "mse", dtype=jnp.float64)
     x = jnp.asarray(spec["x"], params.dtype)
     y = jnp.asarray(spec["y"], params.dtype)
@@ -102,7 +107,9 @@ def add_parsers(sub: Any) -> None:
         "unit / error, then the updated weights and biases.",
         "jbpnn example --which textbook",
     )
-    ex.add_argument("--which", choices=["all", *EXAMPLES], default="all")
+    ex.add_argument(
+        "--which", choices=["all", *EXAMPLES], default="all", help="which worked example"
+    )
     ex.set_defaults(func=cmd_example)
 
     de = add_subparser(
@@ -113,6 +120,6 @@ def add_parsers(sub: Any) -> None:
         "print the outputs for its ten test rows; exit 1 if they disagree with the article.",
         "jbpnn demo --epochs 1000",
     )
-    de.add_argument("--epochs", type=int, default=1000)
-    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--epochs", type=positive_int, default=1000, help="training epochs")
+    de.add_argument("--seed", type=seed, default=0, help="init seed, 0 .. 2**32 - 1")
     de.set_defaults(func=cmd_demo)

@@ -16,6 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jbpnn.checks import as_key
+from jbpnn.cli.options import positive_int, seed
 from jbpnn.gradcheck import (
     DEFAULT_EPS,
     REFERENCES,
@@ -55,16 +57,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="activation of every layer (the output gets softmax/sigmoid with the cross "
         "entropies), or one name per layer, comma-separated",
     )
-    parser.add_argument("--loss", default="mse", choices=sorted(LOSSES))
-    parser.add_argument("--init", default="article", choices=list(INITS))
-    parser.add_argument("--reference", default="autodiff", choices=list(REFERENCES))
+    parser.add_argument("--loss", default="mse", choices=sorted(LOSSES), help="the loss")
+    parser.add_argument(
+        "--init", default="article", choices=list(INITS), help="weight initialisation"
+    )
+    parser.add_argument(
+        "--reference", default="autodiff", choices=list(REFERENCES), help="what to compare with"
+    )
     parser.add_argument(
         "--article-mode",
         action="store_true",
         help="reproduce the article code's bugs (expected to FAIL)",
     )
-    parser.add_argument("--batch", type=int, default=16, help="number of random examples")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batch", type=positive_int, default=16, help="number of random examples (default 16)"
+    )
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="params and data seed, 0 .. 2**32 - 1 (default 0)"
+    )
     parser.add_argument(
         "--x64", action="store_true", help="float64 params and data (finite differences always)"
     )
@@ -105,7 +115,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     dtype = jnp.float64 if args.x64 else jnp.float32
     try:
         with jax.enable_x64(args.x64):
-            key_params, key_data = jax.random.split(jax.random.key(args.seed))
+            key_params, key_data = jax.random.split(as_key(args.seed, "--seed"))
             params = init_params(
                 key_params,
                 args.sizes,

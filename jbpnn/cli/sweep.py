@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,16 +18,25 @@ from typing import Any
 import jax
 import numpy as np
 
+from jbpnn.checks import check_int, check_seed
+from jbpnn.cli import CLIError
+from jbpnn.cli.files import check_folder
+from jbpnn.cli.options import non_negative_int, positive_int, seed
+from jbpnn.cli.progress import ProgressBar
+from jbpnn.io import check_target, write_files
 from jbpnn.many import InitSpec, train_many, use_cpu_devices
 from jbpnn.tables import ResultsTable, grid
 
 __all__ = [
+    "FULL",
+    "QUICK",
     "SWEEP_CPU_DEVICES",
     "SWEEP_LRS",
     "SWEEP_MOMENTA",
     "TIMING_LRS",
     "add_sweep_arguments",
     "number_list",
+    "resolve_budget",
     "run_sweep",
 ]
 
@@ -36,6 +47,38 @@ TIMING_LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)  # none diverges at m 0
 SWEEP_CPU_DEVICES = 0  # CPU devices the sweep asks JAX for by default; 0: one per core, up to 8
 
 
+# The grid and budget of a full sweep, and of --quick; an option given explicitly wins.
+FULL = {
+    "lrs": SWEEP_LRS,
+    "momenta": SWEEP_MOMENTA,
+    "seeds": 8,
+    "hidden": 64,
+    "epochs": 60,
+    "timing_networks": 64,
+    "timing_epochs": 20,
+    "timing_sequential": 16,
+    "timing_repeats": 5,
+}
+QUICK = {
+    "lrs": SWEEP_LRS[2:6:2],
+    "momenta": SWEEP_MOMENTA[1:3],
+    "seeds": 2,
+    "hidden": 16,
+    "epochs": 4,
+    "timing_networks": 4,
+    "timing_epochs": 2,
+    "timing_sequential": 2,
+    "timing_repeats": 1,
+}
+
+
+def _both(name: str) -> str:
+    full, quick = FULL[name], QUICK[name]
+    if isinstance(full, tuple):
+        full, quick = (",".join(f"{v:g}" for v in x) for x in (full, quick))
+    return f"(default {full}; with --quick {quick})"
+
+
 def add_sweep_arguments(
     parser: argparse.ArgumentParser, default_out: str = "sweep", timing: bool = True
 ) -> argparse.ArgumentParser:
@@ -43,9 +86,14 @@ def add_sweep_arguments(
 
     ``timing=False`` leaves out the ``--timing*`` options (``jbpnn sweep``: the timing
     harness is an experiment, ``experiments/sweep.py``, not part of the library).
+    The grid and budget options default to None: :func:`run_sweep` fills in the
+    values of :data:`FULL`, or of :data:`QUICK` with ``--quick``, for those not given.
     """
     parser.add_argument(
-        "--quick", action="store_true", help="a tiny grid and few epochs (for tests; seconds)"
+        "--quick",
+        action="store_true",
+        help="a tiny grid and few epochs, for tests (seconds); options given explicitly "
+        "still apply",
     )
     parser.add_argument(
         "--out",
@@ -53,36 +101,32 @@ def add_sweep_arguments(
         help=f"folder for the CSV, JSON and PNG (default {default_out})",
     )
     parser.add_argument(
-        "--lrs",
-        type=number_list,
-        default=SWEEP_LRS,
-        help="learning rates, comma-separated (default: 8 from 0.003 to 10)",
+        "--lrs", type=number_list, help=f"learning rates, comma-separated {_both('lrs')}"
     )
     parser.add_argument(
-        "--momenta",
-        type=number_list,
-        default=SWEEP_MOMENTA,
-        help="momenta m, comma-separated (default 0,0.5,0.9,0.97)",
+        "--momenta", type=number_list, help=f"momenta m, comma-separated {_both('momenta')}"
     )
-    parser.add_argument("--seeds", type=int, default=8, help="init seeds per cell (default 8)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
-    parser.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seeds", type=positive_int, help=f"init seeds per cell {_both('seeds')}")
+    parser.add_argument("--hidden", type=positive_int, help=f"hidden units {_both('hidden')}")
+    parser.add_argument("--epochs", type=positive_int, help=f"maximum epochs {_both('epochs')}")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="mini-batch size")
     parser.add_argument(
         "--n-iter-no-change",
-        type=int,
+        type=non_negative_int,
         default=10,
-        help="early-stopping patience on the validation loss (default 10; 0: off)",
+        help="early-stopping patience on the validation loss, in epochs; 0: off (default 10)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="data split and order seed")
+    parser.add_argument(
+        "--seed", type=seed, default=0, help="data split and order seed, 0 .. 2**32 - 1"
+    )
     parser.add_argument(
         "--devices",
-        type=int,
+        type=positive_int,
         default=None,
         help="ask JAX for this many CPU devices (before it starts) and split the networks "
         "across them (default: one per CPU core, at most 8)",
     )
-    parser.add_argument("--top", type=int, default=8, help="best configurations to print")
+    parser.add_argument("--top", type=positive_int, default=8, help="best configurations to print")
     if timing:
         parser.add_argument(
             "--timing",
@@ -90,15 +134,23 @@ def add_sweep_arguments(
             default=True,
             help="time train_many against sequential train (default on)",
         )
-        parser.add_argument("--timing-networks", type=int, default=64)
-        parser.add_argument("--timing-epochs", type=int, default=20)
+        parser.add_argument(
+            "--timing-networks",
+            type=positive_int,
+            help=f"networks in the timing {_both('timing_networks')}",
+        )
+        parser.add_argument(
+            "--timing-epochs", type=positive_int, help=f"epochs timed {_both('timing_epochs')}"
+        )
         parser.add_argument(
             "--timing-sequential",
-            type=int,
-            default=16,
-            help="networks actually trained one by one for the timing (default 16)",
+            type=positive_int,
+            help="networks actually trained one by one for the timing "
+            f"{_both('timing_sequential')}",
         )
-        parser.add_argument("--timing-repeats", type=int, default=5)
+        parser.add_argument(
+            "--timing-repeats", type=positive_int, help=f"timed runs {_both('timing_repeats')}"
+        )
     else:
         parser.set_defaults(timing=None)
     parser.add_argument(
@@ -107,7 +159,24 @@ def add_sweep_arguments(
         default=True,
         help="write the heatmap PNG (needs matplotlib; default on)",
     )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
     return parser
+
+
+def resolve_budget(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the grid and budget options not given with :data:`FULL` (or :data:`QUICK`)."""
+    values = QUICK if getattr(args, "quick", False) else FULL
+    for name, value in values.items():
+        if name.startswith("timing_") and not getattr(args, "timing", None):
+            continue
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return args
 
 
 def number_list(text: str) -> tuple[float, ...]:
@@ -133,23 +202,23 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     from jbpnn import data
 
     timing = getattr(args, "timing", None)  # None: a parser without the timing options
-    if args.quick:
-        args.lrs, args.momenta, args.seeds = args.lrs[2:6:2], args.momenta[1:3], 2
-        args.epochs, args.hidden = 4, 16
-        if timing:
-            args.timing_networks, args.timing_epochs, args.timing_sequential = 4, 2, 2
-            args.timing_repeats = 1
-    if args.devices is not None and args.devices < 1:
-        raise ValueError(f"--devices must be at least 1, got {args.devices}")
-    positive = ("seeds", "hidden", "epochs", "batch_size", "top")
-    for name in positive + (("timing_networks",) if timing else ()):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    resolve_budget(args)
+    for name in ("devices", "seeds", "hidden", "epochs", "batch_size", "top"):
+        value = getattr(args, name, None)
+        if value is not None:
+            check_int(f"--{name.replace('_', '-')}", value, 1)
+    check_seed("--seed", args.seed)
+    out = check_folder("--out", args.out)
+    names = ("sweep.csv", "sweep.json") + (("heatmap.png",) if args.plot else ())
+    if out.is_dir():  # the files it will replace: regular, writable files only
+        for name in names:
+            try:
+                check_target(out / name, what="write --out")
+            except (OSError, ValueError) as e:
+                raise CLIError(str(e)) from None
     # One CPU device per core, asked for before JAX starts (else JAX keeps its devices):
     # train_many runs its share of the networks on each, in parallel.
     use_cpu_devices(args.devices or SWEEP_CPU_DEVICES or None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     digits = data.load_digits()
     X_tr, X_val, y_tr, y_val = data.train_test_split(digits.X, digits.y, 0.2, seed=args.seed)
@@ -167,23 +236,32 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
         f"{len(X_val)} validation; {len(jax.local_devices())} {jax.default_backend()} device(s)",
         flush=True,
     )
-    result = train_many(
-        spec,
-        X_tr,
-        Y_tr,
-        seeds=seeds,
-        hparams=g,
-        key=args.seed,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        X_val=X_val,
-        Y_val=Y_val,
-        n_iter_no_change=args.n_iter_no_change or None,
-    )
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    bar = ProgressBar(args.epochs, networks=n) if show_progress else None
+    result = None
+    try:
+        result = train_many(
+            spec,
+            X_tr,
+            Y_tr,
+            seeds=seeds,
+            hparams=g,
+            key=args.seed,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            X_val=X_val,
+            Y_val=Y_val,
+            n_iter_no_change=args.n_iter_no_change or None,
+            progress=bar,
+            # the progress callback runs once per history chunk: about 20 a run
+            **({"history_chunk": max(1, -(-args.epochs // 20))} if bar else {}),
+        )
+    finally:
+        if bar is not None:
+            epochs_run = int(np.max(result.epochs_run)) if result is not None else None
+            bar.close(epochs_run)
     print(result.summary(), flush=True)
     table = result.table(X_tr, Y_tr)
-    table.to_csv(out / "sweep.csv")
-    table.to_json(out / "sweep.json")
     summary = table.summarize(["lr", "m"], ["val_accuracy", "train_accuracy", "epochs"])
     best = summary.sort("val_accuracy_mean", descending=True)
     print(f"\nbest configurations (validation accuracy over {args.seeds} seeds):")
@@ -193,19 +271,24 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
         f"worst: lr {worst['lr']:g}, m {worst['m']:g}: "
         f"{worst['val_accuracy_mean']:.4f} +- {worst['val_accuracy_std']:.4f}"
     )
-    print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.json'} (one row per network)")
+    # Every output is rendered first, then all are written at once (or none).
+    files: list[tuple[Path, str | bytes]] = [
+        (out / "sweep.csv", table.to_csv().encode()),
+        (out / "sweep.json", table.to_json().encode()),
+    ]
+    no_heatmap = None
     if args.plot:
-        from jbpnn.plots import plot_heatmap
-
         try:
-            plot_heatmap(
-                summary,
-                out / "heatmap.png",
-                title=f"digits {arch}, {args.seeds} seeds per cell, batch {args.batch_size}",
-            )
-            print(f"wrote {out / 'heatmap.png'}")
+            files.append((out / "heatmap.png", _render_heatmap(summary, arch, args)))
         except ImportError as error:
-            print(f"no heatmap: {error}")
+            no_heatmap = f"no heatmap: {error}"
+    out.mkdir(parents=True, exist_ok=True)
+    write_files(files, what="write")
+    print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.json'} (one row per network)")
+    if no_heatmap:
+        print(no_heatmap)
+    elif args.plot:
+        print(f"wrote {out / 'heatmap.png'}")
 
     if timing is None or (timing and time_fn is None):
         print(
@@ -240,6 +323,21 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
         )
         print(_timing_lines(t, len(jax.local_devices())))
     return 0
+
+
+def _render_heatmap(summary: ResultsTable, arch: str, args: argparse.Namespace) -> bytes:
+    """The heatmap PNG, in memory (ImportError without matplotlib)."""
+    from jbpnn.plots import plot_heatmap, require_matplotlib
+
+    require_matplotlib("the heatmap")
+    with tempfile.TemporaryDirectory(prefix="jbpnn-heatmap-") as tmp:
+        path = Path(tmp) / "heatmap.png"
+        plot_heatmap(
+            summary,
+            path,
+            title=f"digits {arch}, {args.seeds} seeds per cell, batch {args.batch_size}",
+        )
+        return path.read_bytes()
 
 
 def _best_lines(best: ResultsTable) -> str:
