@@ -374,12 +374,13 @@ def check_batch(
         if check_finite:
             checks.check_finite("Y", Y)
     if sample_weight is not None:
-        sample_weight = jnp.asarray(sample_weight, dtype=dtype)
+        sample_weight = checks.to_device(sample_weight, dtype)
         if sample_weight.shape != (X.shape[0],):
             raise ValueError(
                 f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}"
             )
-    return jnp.asarray(X), None if Y is None else jnp.asarray(Y), sample_weight
+    Y = None if Y is None else checks.to_device(Y)
+    return checks.to_device(X), Y, sample_weight
 
 
 # ---------------------------------------------------------------- composing with JAX: apply

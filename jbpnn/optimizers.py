@@ -62,8 +62,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jbpnn.checks import check_number
+from jbpnn.checks import check_number, is_concrete, to_device
 
 __all__ = [
     "MOMENTUM_VARIANTS",
@@ -229,7 +230,7 @@ MOMENTUM_VARIANTS: dict[str, Callable[..., tuple[Array, Array]]] = {
 
 
 def _sgd_init(params: PyTree, hp: dict[str, Array]) -> SGDState:
-    return SGDState(jnp.zeros((), jnp.int32), hp)
+    return SGDState(_count0(), hp)
 
 
 def _sgd_update(grads, state: SGDState, params, lr_t, options) -> tuple[PyTree, SGDState]:
@@ -238,7 +239,7 @@ def _sgd_update(grads, state: SGDState, params, lr_t, options) -> tuple[PyTree, 
 
 
 def _momentum_init(params: PyTree, hp: dict[str, Array]) -> MomentumState:
-    return MomentumState(jnp.zeros((), jnp.int32), hp, _zeros_like(params))
+    return MomentumState(_count0(), hp, _zeros_like(params))
 
 
 def _momentum_update(grads, state: MomentumState, params, lr_t, options):
@@ -250,7 +251,7 @@ def _momentum_update(grads, state: MomentumState, params, lr_t, options):
 
 
 def _adam_init(params: PyTree, hp: dict[str, Array]) -> AdamState:
-    return AdamState(jnp.zeros((), jnp.int32), hp, _zeros_like(params), _zeros_like(params))
+    return AdamState(_count0(), hp, _zeros_like(params), _zeros_like(params))
 
 
 def _adam_update(grads, state: AdamState, params, lr_t, options):
@@ -367,7 +368,7 @@ class Optimizer:
                 f"{self!r} is an optimizer kind without values; init the optimizer it came from"
             )
         dtype = _float_dtype(params)
-        hp = {k: jnp.asarray(v, dtype) for k, v in self.hyperparams.items()}
+        hp = {k: to_device(v, dtype) for k, v in self.hyperparams.items()}
         return _RULES[self.name][0](params, hp)
 
     @property
@@ -538,7 +539,7 @@ def set_hyperparams(state: State, **values: Any) -> State:
     unknown = sorted(set(values) - set(hp))
     if unknown:
         raise ValueError(f"the state has no hyperparameters {unknown}; it holds {list(hp)}")
-    new = {k: jnp.asarray(values[k], hp[k].dtype) if k in values else v for k, v in hp.items()}
+    new = {k: to_device(values[k], hp[k].dtype) if k in values else v for k, v in hp.items()}
     return state._replace(hyperparams=new)
 
 
@@ -575,8 +576,19 @@ def _show(v: Any) -> str:
         return "<traced>"
 
 
+def _count0() -> Array:
+    """The step count before the first update (built by NumPy: no compiled program)."""
+    return to_device(np.zeros((), np.int32))
+
+
 def _zeros_like(params: PyTree) -> PyTree:
-    return jax.tree.map(jnp.zeros_like, params)
+    return jax.tree.map(_zeros, params)
+
+
+def _zeros(x: Any) -> Array:
+    if is_concrete(x):  # built by NumPy: no XLA program compiled just for zeros
+        return to_device(np.zeros(np.shape(x), np.dtype(jnp.result_type(x))))
+    return jnp.zeros_like(x)
 
 
 def _like(tree: PyTree, params: PyTree) -> PyTree:

@@ -77,7 +77,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, check_threshold
+from jbpnn.checks import as_key, check_int, check_threshold, to_device
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import Optimizer, apply_updates
 from jbpnn.params import MLP
@@ -225,15 +225,20 @@ def init_state(
         params=params,
         opt_state=optimizer.init(params),
         key=key if _is_key(key) else as_key(key),
-        epoch=jnp.zeros((), jnp.int32),
-        step=jnp.zeros((), jnp.int32),
-        stop=jnp.full((), RUNNING, jnp.int32),
+        epoch=_filled(0, (), jnp.int32),
+        step=_filled(0, (), jnp.int32),
+        stop=_filled(RUNNING, (), jnp.int32),
         best_params=params if config.early_stopping else None,
-        best_val_loss=jnp.full((), jnp.inf, dtype),
-        best_epoch=jnp.zeros((), jnp.int32),
-        bad_epochs=jnp.zeros((), jnp.int32),
+        best_val_loss=_filled(np.inf, (), dtype),
+        best_epoch=_filled(0, (), jnp.int32),
+        bad_epochs=_filled(0, (), jnp.int32),
         history=_empty_history(config, dtype),
     )
+
+
+def _filled(value: Any, shape: tuple[int, ...], dtype: Any) -> Array:
+    """A constant array built by NumPy: no XLA program is compiled for it (jnp.full would)."""
+    return to_device(np.full(shape, value, np.dtype(dtype)))
 
 
 def _is_key(key: Any) -> bool:
@@ -242,7 +247,7 @@ def _is_key(key: Any) -> bool:
 
 def _empty_history(config: TrainConfig, dtype: Any, lead: tuple[int, ...] = ()) -> dict:
     return {
-        k: jnp.full(lead + (config.history_chunk,), jnp.nan, dtype) for k in config.history_keys()
+        k: _filled(np.nan, lead + (config.history_chunk,), dtype) for k in config.history_keys()
     }
 
 
@@ -734,12 +739,10 @@ def stop_rules(
     if vtol is None:
         raise ValueError("validation_tol must be a finite number >= 0, got None")
     return StopRules(
-        tol=jnp.asarray(-np.inf if tol is None else tol, dtype),
-        min_weight_change=jnp.asarray(0.0 if mwc is None else mwc, dtype),
-        n_iter_no_change=jnp.asarray(
-            0 if n_iter_no_change is None else n_iter_no_change, jnp.int32
-        ),
-        validation_tol=jnp.asarray(vtol, dtype),
+        tol=to_device(-np.inf if tol is None else tol, dtype),
+        min_weight_change=to_device(0.0 if mwc is None else mwc, dtype),
+        n_iter_no_change=to_device(0 if n_iter_no_change is None else n_iter_no_change, jnp.int32),
+        validation_tol=to_device(vtol, dtype),
     )
 
 
@@ -977,7 +980,7 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     opt_state = state.opt_state
     if isinstance(optimizer, Optimizer) and hasattr(opt_state, "hyperparams"):
         hp = {
-            k: jnp.asarray(v, opt_state.hyperparams[k].dtype)
+            k: to_device(v, opt_state.hyperparams[k].dtype)
             for k, v in optimizer.hyperparams.items()
         }
         opt_state = opt_state._replace(hyperparams=hp)
@@ -985,9 +988,9 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     if config.early_stopping and best is None:
         state = state._replace(
             best_params=params,
-            best_val_loss=jnp.full((), jnp.inf, params.dtype),
-            best_epoch=jnp.zeros((), jnp.int32),
-            bad_epochs=jnp.zeros((), jnp.int32),
+            best_val_loss=_filled(np.inf, (), params.dtype),
+            best_epoch=_filled(0, (), jnp.int32),
+            bad_epochs=_filled(0, (), jnp.int32),
         )
     elif not config.early_stopping:
         state = state._replace(best_params=None)
