@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key
+from jbpnn.checks import as_key, to_device
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
@@ -107,18 +107,31 @@ class InitSpec(NamedTuple):
 def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
     """One network per seed, stacked: leaves get a leading axis of length ``len(seeds)``.
 
-    Network ``n`` equals ``init_params(jax.random.key(seeds[n]), *spec)``.
+    Network ``n`` equals ``init_params(seeds[n], *spec)`` (the same as
+    ``init_params(jax.random.key(seeds[n]), ...)``). Up to :data:`INIT_ONE_BY_ONE`
+    networks are drawn one by one with the program ``init_params`` compiles anyway
+    (a vmapped draw would compile a second, larger one); more in one vmapped draw.
     """
     seeds = _as_seeds(seeds)
-    template = _init_one(spec, 0)  # checks the spec, raises ValueError before vmap
+    template = _init_one(spec, int(seeds[0]))  # checks the spec, raises ValueError first
+    if len(seeds) <= INIT_ONE_BY_ONE:
+        nets = [template] + [_init_one(spec, int(s)) for s in seeds[1:]]
+        leaves = [
+            np.stack(parts) for parts in zip(*(jax.device_get(jax.tree.leaves(p)) for p in nets))
+        ]
+        return jax.tree.unflatten(jax.tree.structure(template), [to_device(a) for a in leaves])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
     stacked = jax.vmap(lambda k: _init_one(spec, k, key_given=True))(keys)
     return template.replace_layers(stacked.layers)
 
 
+INIT_ONE_BY_ONE = 512  # networks init_many draws one by one before it vmaps the draw
+
+
 def _init_one(spec: InitSpec, seed_or_key: Any, key_given: bool = False) -> MLP:
-    key = seed_or_key if key_given else jax.random.key(seed_or_key)
-    return init_params(key, tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype)
+    return init_params(
+        seed_or_key, tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype
+    )
 
 
 def stack_params(networks: Sequence[MLP]) -> MLP:
