@@ -30,6 +30,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+__all__ = [
+    "ACTIVATIONS",
+    "ARTICLE_MODE_ACTIVATIONS",
+    "Activation",
+    "activation_table",
+    "get_activation",
+    "sigmoid",
+    "softmax",
+]
+
 Array = jax.Array
 
 

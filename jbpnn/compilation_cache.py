@@ -19,6 +19,10 @@ from pathlib import Path
 
 import jax
 
+__all__ = [
+    "cache_dir",
+    "enable_compilation_cache",
+]
 
 def cache_dir() -> Path:
     """The per-user folder of JAX's persistent compilation cache used by the CLI.

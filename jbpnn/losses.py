@@ -36,6 +36,21 @@ from jax.scipy.special import xlogy
 
 from jbpnn.activations import ACTIVATIONS, Activation
 
+__all__ = [
+    "LOSSES",
+    "VALID_PAIRS",
+    "Loss",
+    "binary_cross_entropy_delta",
+    "binary_cross_entropy_error",
+    "check_pair",
+    "cross_entropy_delta",
+    "cross_entropy_error",
+    "describe_valid_pairs",
+    "get_loss",
+    "mse_delta",
+    "mse_error",
+]
+
 Array = jax.Array
 
 

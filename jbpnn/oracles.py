@@ -10,6 +10,18 @@ tests (as oracles), by ``jbpnn example`` and by the docs.
 
 from __future__ import annotations
 
+__all__ = [
+    "ARTICLE_9_2_1",
+    "DEMO_2_ARTICLE",
+    "DEMO_2_ARTICLE_ERR",
+    "DEMO_A",
+    "DEMO_B",
+    "DEMO_TEST",
+    "DEMO_TRAIN",
+    "EXAMPLES",
+    "TEXTBOOK_3_2_1",
+]
+
 ARTICLE_9_2_1 = {
     "name": "the article's 9-2-1 network",
     "layers": [
