@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "as_key",
+    "check_data",
     "check_finite",
     "check_int",
     "check_number",
@@ -135,6 +136,86 @@ def to_device(x: Any, dtype: Any = None) -> Array:
     return jax.device_put(np.asarray(x, None if dtype is None else np.dtype(dtype)))
 
 
+def _host_or_device(a: Any, dtype: Any, name: str) -> Any:
+    """A JAX array (or tracer) cast on its device; anything else a NumPy array on the host."""
+    if isinstance(a, jax.Array):
+        return a if a.dtype == dtype else a.astype(dtype)
+    try:
+        out = np.asarray(a, dtype=np.dtype(dtype))  # host data stays on the host until checked
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{name} must be an array of numbers (the same length in every row), got "
+            f"{type(a).__name__}: {error}"
+        ) from None
+    return out
+
+
+def check_data(
+    X: Any,
+    Y: Any = None,
+    sample_weight: Any = None,
+    *,
+    n_in: int,
+    n_out: int,
+    dtype: Any,
+    check_finite: bool = True,
+    names: tuple[str, str] = ("X", "Y"),
+) -> tuple[Array, Array | None, Array | None]:
+    """Validate a batch for a network of ``n_in`` inputs and ``n_out`` outputs; cast it.
+
+    Raises ``ValueError`` naming the argument (``names``, e.g. ``("X_val", "Y_val")``)
+    and the sizes: a wrong feature count (the article's "Your data length is %d,
+    but our input needs %d"), a wrong target width, mismatched batch sizes, strings
+    or ragged rows, sample weights of the wrong shape, and (with ``check_finite``)
+    NaN or inf values with the index of the first.
+
+    Returns:
+        ``(X, Y, sample_weight)`` as JAX arrays of ``dtype`` (``Y`` and
+        ``sample_weight`` may be None).
+    """
+    xn, yn = names
+    X = _host_or_device(X, dtype, xn)
+    if X.ndim != 2:
+        raise ValueError(
+            f"{xn} must have shape (batch, {n_in}), got shape {X.shape}; "
+            "for one example use forward(params, x) or X[None, :]"
+        )
+    if X.shape[1] != n_in:
+        raise ValueError(
+            f"Your data length is {X.shape[1]}, but our input needs {n_in} "
+            f"({xn} has shape {X.shape})"
+        )
+    if check_finite:
+        _require_finite(xn, X)
+    if Y is not None:
+        Y = _host_or_device(Y, dtype, yn)
+        if Y.ndim != 2:
+            raise ValueError(
+                f"{yn} must have shape (batch, {n_out}), got shape {Y.shape}; "
+                "class labels need one-hot encoding first, e.g. jax.nn.one_hot(labels, "
+                f"{n_out})"
+            )
+        if Y.shape[1] != n_out:
+            raise ValueError(
+                f"Your target length is {Y.shape[1]}, but our output needs {n_out} "
+                f"({yn} has shape {Y.shape})"
+            )
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"{xn} has {X.shape[0]} examples but {yn} has {Y.shape[0]}; they must match"
+            )
+        if check_finite:
+            _require_finite(yn, Y)
+        Y = to_device(Y)
+    if sample_weight is not None:
+        sample_weight = to_device(_host_or_device(sample_weight, dtype, "sample_weight"))
+        if sample_weight.shape != (X.shape[0],):
+            raise ValueError(
+                f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}"
+            )
+    return to_device(X), Y, sample_weight
+
+
 def is_concrete(a: Any) -> bool:
     """True unless ``a`` is a tracer (inside the user's ``jit``/``vmap``: values unknown).
 
@@ -170,6 +251,9 @@ def check_finite(name: str, a: Any) -> None:
         f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
         "Clean the data, or pass check_finite=False to skip this check"
     )
+
+
+_require_finite = check_finite  # for check_data, whose check_finite flag shadows the name
 
 
 def check_seed(name: str, value: Any) -> int:

@@ -318,13 +318,6 @@ def _check_length(shape: tuple[int, ...], expected: int, what: str, side: str) -
         raise ValueError(f"Your {what} length is {shape[0]}, but our {side} needs {expected}")
 
 
-def _cast(a: ArrayLike, dtype: Any) -> Any:
-    """A JAX array (or tracer) cast on its device; anything else as a NumPy array on the host."""
-    if isinstance(a, jax.Array):
-        return a if a.dtype == dtype else a.astype(dtype)
-    return np.asarray(a, dtype=np.dtype(dtype))  # host data stays on the host until checked
-
-
 def check_batch(
     params: MLP,
     X: ArrayLike,
@@ -332,55 +325,28 @@ def check_batch(
     sample_weight: ArrayLike | None = None,
     *,
     check_finite: bool = True,
+    names: tuple[str, str] = ("X", "Y"),
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch against the network and cast it to the params' dtype.
 
-    Raises ``ValueError`` naming the sizes for a wrong feature count (the
-    article's "Your data length is %d, but our input needs %d"), a wrong target
-    width, mismatched batch sizes, and (with ``check_finite``) NaN or inf values.
+    :func:`jbpnn.checks.check_data` with the network's sizes: raises ``ValueError``
+    naming the argument and the sizes for a wrong feature count (the article's
+    "Your data length is %d, but our input needs %d"), a wrong target width,
+    mismatched batch sizes, and (with ``check_finite``) NaN or inf values.
 
     Returns:
         ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
     """
-    dtype = params.dtype
-    X = _cast(X, dtype)
-    if X.ndim != 2:
-        raise ValueError(
-            f"X must have shape (batch, {params.n_in}), got shape {X.shape}; "
-            "for one example use forward(params, x) or X[None, :]"
-        )
-    if X.shape[1] != params.n_in:
-        raise ValueError(
-            f"Your data length is {X.shape[1]}, but our input needs {params.n_in} "
-            f"(X has shape {X.shape})"
-        )
-    if check_finite:
-        checks.check_finite("X", X)
-    if Y is not None:
-        Y = _cast(Y, dtype)
-        if Y.ndim != 2:
-            raise ValueError(
-                f"Y must have shape (batch, {params.n_out}), got shape {Y.shape}; "
-                "class labels need one-hot encoding first, e.g. jax.nn.one_hot(labels, "
-                f"{params.n_out})"
-            )
-        if Y.shape[1] != params.n_out:
-            raise ValueError(
-                f"Your target length is {Y.shape[1]}, but our output needs {params.n_out} "
-                f"(Y has shape {Y.shape})"
-            )
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} examples but Y has {Y.shape[0]}; they must match")
-        if check_finite:
-            checks.check_finite("Y", Y)
-    if sample_weight is not None:
-        sample_weight = checks.to_device(sample_weight, dtype)
-        if sample_weight.shape != (X.shape[0],):
-            raise ValueError(
-                f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}"
-            )
-    Y = None if Y is None else checks.to_device(Y)
-    return checks.to_device(X), Y, sample_weight
+    return checks.check_data(
+        X,
+        Y,
+        sample_weight,
+        n_in=params.n_in,
+        n_out=params.n_out,
+        dtype=params.dtype,
+        check_finite=check_finite,
+        names=names,
+    )
 
 
 # ---------------------------------------------------------------- composing with JAX: apply

@@ -848,7 +848,9 @@ def prepare_training(
         raise ValueError("give both X_val and Y_val, or neither")
     val = None
     if X_val is not None:
-        X_val, Y_val, _ = check_batch(params, X_val, Y_val, check_finite=check_finite)
+        X_val, Y_val, _ = check_batch(
+            params, X_val, Y_val, check_finite=check_finite, names=("X_val", "Y_val")
+        )
         if X_val.shape[0] == 0:
             raise ValueError("X_val has no examples")
         val = (X_val, Y_val)

@@ -82,3 +82,25 @@ def test_check_finite_names_the_argument_and_index():
     jax.jit(lambda x: check_finite("X", x) or x)(jnp.asarray(a))
     assert is_concrete(jnp.ones(2)) and is_concrete(np.ones(2))
     assert jax.jit(lambda x: jnp.asarray(is_concrete(x)))(jnp.ones(2)) == False  # noqa: E712
+
+
+def test_check_data_names_the_argument_and_refuses_strings_and_ragged_rows():
+    from jbpnn.checks import check_data
+
+    kw = dict(n_in=3, n_out=2, dtype=jnp.float32)
+    X, Y, w = check_data(np.zeros((4, 3)), np.zeros((4, 2)), np.ones(4), **kw)
+    assert X.dtype == jnp.float32 and Y.shape == (4, 2) and w.shape == (4,)
+    bad = np.zeros((4, 3))
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="X_val contains 1 NaN"):
+        check_data(bad, np.zeros((4, 2)), **kw, names=("X_val", "Y_val"))
+    with pytest.raises(ValueError, match="Your data length is 2, but our input needs 3"):
+        check_data(np.zeros((4, 2)), **kw)
+    with pytest.raises(ValueError, match="Y_val has shape|Your target length is 3"):
+        check_data(np.zeros((4, 3)), np.zeros((4, 3)), **kw, names=("X_val", "Y_val"))
+    with pytest.raises(ValueError, match="X must be an array of numbers"):
+        check_data([[1, 2, 3], [1, 2]], **kw)
+    with pytest.raises(ValueError, match="X must be an array of numbers"):
+        check_data([["a", "b", "c"]], **kw)
+    with pytest.raises(ValueError, match="sample_weight must have shape \\(4,\\)"):
+        check_data(np.zeros((4, 3)), np.zeros((4, 2)), np.ones(3), **kw)
