@@ -21,7 +21,8 @@ except ImportError:
 
 
 def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, JBPNN_CACHE_DIR=str(cwd / "cache"))
+    env = dict(os.environ, JBPNN_CACHE_DIR=str(cwd / "cache"))  # a cache of the test's own
+    env.pop("JBPNN_NO_CACHE", None)
     proc = subprocess.run(
         [sys.executable, "-m", "jbpnn", *args],
         cwd=cwd,
@@ -277,3 +278,580 @@ def test_python_m_jbpnn_gradcheck_still_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "PASSED" in proc.stdout
+
+
+# ---------------------------------------------------------------- in-process helpers
+def jbpnn(capsys, *args: str) -> tuple[int, str, str]:
+    """``cli.main(args)`` in this process: (exit status, stdout, stderr)."""
+    from jbpnn import cli
+
+    rc = cli.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def one_line_error(rc: int, err: str, *fragments: str) -> None:
+    assert rc == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def flowers(tmp_path, monkeypatch):
+    """tmp_path as the working folder, holding flowers.csv (3 features, text classes)."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 3, 90)
+    X = rng.normal(size=(90, 3)) * 0.5 + c[:, None] * 2.0
+    names = np.array(["red", "green", "blue"])[c]
+    lines = ["a,b,colour,c"] + [f"{x[0]:.4f},{x[1]:.4f},{s},{x[2]:.4f}" for x, s in zip(X, names)]
+    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path, X, names
+
+
+TRAIN_FLOWERS = ("train", "--data", "flowers.csv", "--target", "colour", "--hidden", "4")
+
+
+def test_cli_in_process_leaves_the_compilation_cache_off(capsys, tmp_path, monkeypatch):
+    import jax
+
+    monkeypatch.chdir(tmp_path)
+    before = jax.config.jax_compilation_cache_dir
+    assert os.environ.get("JBPNN_NO_CACHE") == "1"  # tests/conftest.py, for the whole session
+    assert jbpnn(capsys, "example", "--which", "textbook")[0] == 0
+    assert jax.config.jax_compilation_cache_dir == before
+
+
+# ---------------------------------------------------------------- predict by column name
+def _train_flowers(capsys, *extra):
+    rc, out, err = jbpnn(capsys, *TRAIN_FLOWERS, "--epochs", "200", "--lr", "0.3", *extra)
+    assert rc == 0, err
+    return out
+
+
+def test_predict_matches_columns_by_name(capsys, flowers):
+    d, X, names = flowers
+    _train_flowers(capsys, "--save", "m.npz")
+    (d / "ordered.csv").write_text("a,b,c\n" + "".join(f"{x[0]},{x[1]},{x[2]}\n" for x in X[:8]))
+    (d / "shuffled.csv").write_text("c,a,b\n" + "".join(f"{x[2]},{x[0]},{x[1]}\n" for x in X[:8]))
+    rc, ordered, err = jbpnn(capsys, "predict", "m.npz", "ordered.csv")
+    assert rc == 0, err
+    assert ordered.split() == names[:8].tolist()
+    assert jbpnn(capsys, "predict", "m.npz", "shuffled.csv")[1] == ordered
+    (d / "with_target.csv").write_text(
+        "colour,c,b,a\n" + "".join(f"x,{x[2]},{x[1]},{x[0]}\n" for x in X[:8])
+    )
+    assert jbpnn(capsys, "predict", "m.npz", "with_target.csv")[1] == ordered
+    (d / "wrong.csv").write_text("a,b,d\n1,2,3\n")
+    rc, _, err = jbpnn(capsys, "predict", "m.npz", "wrong.csv")
+    one_line_error(rc, err, "lacks the model's feature column(s) ['c']", "column(s) ['d']")
+    (d / "nohead.csv").write_text("1,2\n3,4\n")
+    rc, _, err = jbpnn(capsys, "predict", "m.npz", "nohead.csv")
+    one_line_error(rc, err, "has 2 columns", "the model needs 3 features, or 4")
+
+
+@pytest.mark.parametrize("missing", ["classes", "target_scaler"])
+def test_model_metadata_missing_an_entry_is_one_line(capsys, flowers, missing):
+    from jbpnn.io import load, save
+
+    d, X, _ = flowers
+    if missing == "classes":
+        _train_flowers(capsys, "--save", "m.npz")
+    else:
+        (d / "reg.csv").write_text("a,y\n" + "".join(f"{i},{2.5 * i}\n" for i in range(30)))
+        assert (
+            jbpnn(capsys, "train", "--data", "reg.csv", "--epochs", "3", "--save", "m.npz")[0] == 0
+        )
+    params, meta = load("m.npz")
+    del meta[missing]
+    save("m.npz", params, **meta)
+    (d / "rows.csv").write_text("a,b,c\n1,2,3\n" if missing == "classes" else "a\n1\n")
+    rc, _, err = jbpnn(capsys, "predict", "m.npz", "rows.csv")
+    one_line_error(rc, err, f"has no '{missing}'", "m.npz")
+
+
+# ---------------------------------------------------------------- what is read is what is there
+def test_numeric_looking_header_is_not_trained_on(capsys, flowers):
+    from jbpnn.io import load
+
+    d, X, names = flowers
+    text = (d / "flowers.csv").read_text().replace("a,b,colour,c", "1,2,label,3", 1)
+    (d / "numeric_header.csv").write_text(text)
+    rc, out, err = jbpnn(
+        capsys,
+        "train",
+        "--data",
+        "numeric_header.csv",
+        "--target",
+        "label",
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+        "--save",
+        "m.npz",
+    )
+    assert rc == 0, err
+    assert "numeric_header.csv (90 x 3)" in out  # 90 data rows, not 91
+    meta = load("m.npz").metadata
+    assert meta["feature_names"] == ["1", "2", "3"]
+    assert meta["classes"]["classes"] == ["blue", "green", "red"]  # no class "label"
+
+
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        ("2023_01_05", "'2023_01_05' is not a number"),
+        ("NaN", "'NaN' is a missing value"),
+    ],
+    ids=["underscores", "nan-label"],
+)
+def test_cells_that_would_change_the_data_are_refused(capsys, flowers, cell, message):
+    d, _, _ = flowers
+    lines = (d / "flowers.csv").read_text().splitlines()
+    a, b, colour, c = lines[5].split(",")
+    lines[5] = ",".join([cell, b, colour, c] if cell[0].isdigit() else [a, b, cell, c])
+    (d / "bad.csv").write_text("\n".join(lines) + "\n")
+    rc, _, err = jbpnn(
+        capsys, "train", "--data", "bad.csv", "--target", "colour", "--save", "m.npz"
+    )
+    one_line_error(rc, err, "bad.csv, line 6", message)
+    assert not (d / "m.npz").exists()
+
+
+def test_semicolon_csv_is_read(capsys, flowers):
+    d, _, _ = flowers
+    (d / "semi.csv").write_text((d / "flowers.csv").read_text().replace(",", ";"))
+    rc, out, err = jbpnn(
+        capsys,
+        "train",
+        "--data",
+        "semi.csv",
+        "--target",
+        "colour",
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+    )
+    assert rc == 0, err
+    assert "semi.csv (90 x 3)" in out
+
+
+def test_regression_targets_near_1e300_give_a_finite_rmse(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, size=(120, 2))
+    y = (3 * x[:, 0] - 2 * x[:, 1]) * 1e300
+    (tmp_path / "huge.csv").write_text(
+        "x0,x1,y\n" + "".join(f"{a:.17g},{b:.17g},{t:.17g}\n" for (a, b), t in zip(x, y))
+    )
+    rc, out, err = jbpnn(
+        capsys,
+        "train",
+        "--data",
+        "huge.csv",
+        "--activation",
+        "tanh",
+        "--hidden",
+        "8",
+        "--epochs",
+        "200",
+    )
+    assert rc == 0, err
+    rmse = float(out.split("test RMSE")[1].split()[0])
+    assert np.isfinite(rmse) and 0 < rmse < 1e300  # y spreads about 2e300
+
+
+def test_regression_with_a_cross_entropy_loss_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reg.csv").write_text("a,y\n" + "".join(f"{i},{0.37 * i}\n" for i in range(40)))
+    for loss in ("cross_entropy", "binary_cross_entropy"):
+        rc, out, err = jbpnn(
+            capsys, "train", "--data", "reg.csv", "--task", "regression", "--loss", loss
+        )
+        one_line_error(rc, err, f"--loss {loss} cannot train a regression target", "mse")
+        assert out == ""
+
+
+def test_cross_entropy_targets_must_be_probabilities():
+    from jbpnn.checks import check_targets
+
+    check_targets("Y", "cross_entropy", np.eye(3))
+    check_targets("Y", "mse", -np.ones((2, 1)))
+    for loss in ("cross_entropy", "binary_cross_entropy"):
+        with pytest.raises(ValueError, match=rf"Y: {loss} needs targets in \[0, 1\].*from -1"):
+            check_targets("Y", loss, np.array([[-1.0, 1.0]]))
+
+
+# ---------------------------------------------------------------- lost or clobbered files
+def test_outputs_never_overwrite_inputs_or_each_other(capsys, flowers):
+    d, _, _ = flowers
+    data_before = (d / "flowers.csv").read_bytes()
+    rc, out, err = jbpnn(capsys, *TRAIN_FLOWERS, "--save", "flowers.csv")
+    one_line_error(rc, err, "--save flowers.csv is the command's input --data flowers.csv")
+    assert out == "" and (d / "flowers.csv").read_bytes() == data_before
+    rc, _, err = jbpnn(capsys, *TRAIN_FLOWERS, "--save", "x.out", "--plot", "./x.out")
+    one_line_error(rc, err, "are the same file")
+    _train_flowers(capsys, "--save", "m.npz")
+    model_before = (d / "m.npz").read_bytes()
+    for target in ("m.npz", "flowers.csv"):
+        rc, _, err = jbpnn(capsys, "predict", "m.npz", "flowers.csv", "--out", target)
+        one_line_error(rc, err, f"--out {target} is the command's input")
+    assert (d / "m.npz").read_bytes() == model_before
+    assert (d / "flowers.csv").read_bytes() == data_before
+
+
+def test_symlink_is_followed_and_named(capsys, flowers):
+    d, _, _ = flowers
+    (d / "real.npz").write_bytes(b"old")
+    (d / "link.npz").symlink_to(d / "real.npz")
+    out = _train_flowers(capsys, "--epochs", "2", "--save", "link.npz")
+    assert f"model link.npz (the symlink's target {d / 'real.npz'})" in out
+    assert (d / "link.npz").is_symlink() and (d / "real.npz").read_bytes()[:2] == b"PK"
+
+
+@pytest.mark.parametrize("kind", ["read-only", "directory", "sys", "empty"])
+def test_bad_targets_are_refused_before_training(capsys, flowers, kind):
+    d, _, _ = flowers
+    target = {
+        "read-only": "ro.npz",
+        "directory": ".",
+        "sys": "/sys/m.npz",
+        "empty": "",
+    }[kind]
+    if kind == "read-only":
+        (d / "ro.npz").write_bytes(b"keep")
+        (d / "ro.npz").chmod(0o444)
+    if kind == "sys" and not os.path.isdir("/sys"):
+        pytest.skip("no /sys")
+    message = {
+        "read-only": "read-only (mode 0444)",
+        "directory": "is a directory",
+        "sys": "does not take new files",
+        "empty": "needs a file name",
+    }[kind]
+    rc, out, err = jbpnn(capsys, *TRAIN_FLOWERS, "--save", target)
+    one_line_error(rc, err, message)
+    assert out == ""  # refused before anything ran
+    if kind == "read-only":
+        assert (d / "ro.npz").read_bytes() == b"keep"
+
+
+def test_special_files_are_refused():
+    # checked, not run: a test must never risk replacing /dev/null (today's code would)
+    from jbpnn.cli import CLIError
+    from jbpnn.cli.files import check_outputs
+
+    with pytest.raises(CLIError, match="--save /dev/null: it is a character device"):
+        check_outputs({"--save": "/dev/null"})
+    with pytest.raises(CLIError, match="--out /dev/null: it is a character device"):
+        check_outputs({"--out": "/dev/null"}, {"MODEL": "m.npz"})
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_model(capsys, flowers, monkeypatch):
+    import errno
+
+    d, _, _ = flowers
+    _train_flowers(capsys, "--epochs", "2", "--save", "m.npz")
+    before = (d / "m.npz").read_bytes()
+    real_write = os.write
+
+    def full_disk(fd, data):
+        if fd > 2:  # a file, not stdout/stderr
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    rc, _, err = jbpnn(capsys, *TRAIN_FLOWERS, "--epochs", "3", "--save", "m.npz")
+    monkeypatch.undo()
+    one_line_error(rc, err, "cannot write m.npz: No space left on device")
+    assert (d / "m.npz").read_bytes() == before
+    assert sorted(p.name for p in d.iterdir()) == ["flowers.csv", "m.npz"]  # no temp file
+
+
+def test_a_failing_plot_writes_no_model(capsys, flowers, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import jbpnn.plots as plots
+
+    d, _, _ = flowers
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the renderer broke")
+
+    monkeypatch.setattr(plots, "plot_history", broken)
+    rc, _, err = jbpnn(
+        capsys, *TRAIN_FLOWERS, "--epochs", "2", "--save", "m.npz", "--plot", "c.png"
+    )
+    one_line_error(rc, err, "RuntimeError: the renderer broke")
+    assert not (d / "m.npz").exists() and not (d / "c.png").exists()
+
+
+# ---------------------------------------------------------------- one line, never a traceback
+def test_sweep_out_under_a_regular_file(capsys, flowers):
+    rc, out, err = jbpnn(capsys, "sweep", "--quick", "--out", "flowers.csv/sweep")
+    one_line_error(rc, err, "--out flowers.csv/sweep: lies under the file flowers.csv")
+    assert out == ""
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "demo", "gradcheck"])
+def test_huge_seed_is_refused_as_the_api_refuses_it(capsys, command):
+    from jbpnn.checks import as_key, check_seed
+
+    rc, out, err = jbpnn(capsys, command, "--seed", str(2**70))
+    one_line_error(rc, err, "--seed", "a seed must lie in 0 .. 2**32 - 1")
+    for value in (2**70, 2**32, -1, 2**32 - 1, 0):  # one rule for the API and the CLI
+        api_ok = cli_ok = True
+        try:
+            as_key(value)
+        except ValueError:
+            api_ok = False
+        try:
+            check_seed("s", value)
+        except ValueError:
+            cli_ok = False
+        assert api_ok == cli_ok, value
+
+
+@pytest.mark.parametrize("command", [["train", "--epochs", "2"], ["example"]])
+def test_closed_pipe_exits_quietly(tmp_path, command):
+    env = dict(os.environ, JBPNN_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jbpnn", *command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = proc.stdout.readline()  # `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0 and first
+    assert err == "", err
+
+
+def test_closed_pipe_still_saves(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jbpnn", "train", "--epochs", "2", "--save", "m.npz"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0 and proc.stderr.read() == b""
+    assert load(tmp_path / "m.npz").metadata["epochs_run"] == 2
+
+
+# ---------------------------------------------------------------- options mean one thing
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--batch-size", "-3"), "--batch-size: the value must be an integer >= 0"),
+        (("--hidden", "0"), "--hidden widths must be at least 1"),
+        (("--hidden", ""), "--hidden needs layer widths"),
+        (("--save", ""), "--save needs a file name"),
+        (("--plot", ""), "--plot needs a file name"),
+        (
+            ("--optimizer", "adam", "--momentum", "0.5"),
+            "--momentum applies to --optimizer momentum",
+        ),
+        (("--optimizer", "sgd", "--momentum-variant", "nesterov"), "--momentum-variant applies"),
+        (("--epochs", "0"), "--epochs: the value must be an integer >= 1"),
+        (("--lr", "-1"), "--lr"),
+    ],
+)
+def test_bad_options_are_errors_not_silent_defaults(capsys, flowers, args, message):
+    rc, out, err = jbpnn(capsys, *TRAIN_FLOWERS, *args)
+    one_line_error(rc, err, message)
+    assert out == ""
+
+
+def test_hidden_none_is_the_explicit_linear_model(capsys, flowers):
+    out = _train_flowers(capsys, "--hidden", "none", "--epochs", "2")
+    assert "network: 3-3, softmax" in out
+
+
+def test_n_iter_no_change_zero_is_off_in_train_and_sweep(capsys, flowers, tmp_path):
+    out = _train_flowers(capsys, "--epochs", "30", "--n-iter-no-change", "0")
+    assert "stopped after 30 epochs: max_epochs" in out
+    rc, out, err = jbpnn(
+        capsys, "sweep", "--quick", "--no-plot", "--n-iter-no-change", "0", "--out", "s"
+    )
+    assert rc == 0, err
+    assert "early stopping patience off" in out
+
+
+def test_sweep_quick_keeps_explicit_options(capsys, flowers):
+    rc, out, err = jbpnn(
+        capsys,
+        "sweep",
+        "--quick",
+        "--no-plot",
+        "--epochs",
+        "3",
+        "--hidden",
+        "8",
+        "--lrs",
+        "0.1",
+        "--out",
+        "s",
+    )
+    assert rc == 0, err
+    assert "1 learning rates x 2 momenta x 2 seeds = 4 networks 64-8-10" in out
+    assert "up to 3 epochs" in out
+
+
+def test_help_shows_every_default():
+    import argparse
+
+    from jbpnn.cli import HelpFormatter, build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, sub in subparsers.choices.items():
+        formatter = HelpFormatter(name)
+        for action in sub._actions:
+            plain_flag = action.nargs == 0 and action.default in (False, argparse.SUPPRESS)
+            if not action.option_strings or plain_flag:
+                continue  # positionals, --help, plain flags (off unless given)
+            if "default" not in formatter._get_help_string(action):
+                missing.append(f"{name} {action.option_strings[0]}")
+    assert missing == []
+
+
+# ---------------------------------------------------------------- progress
+class Screen:
+    """What a terminal shows after a stream of ``\\r``-rewritten lines."""
+
+    def __init__(self, columns: int):
+        self.columns, self.lines, self.row, self.col, self.wrapped = columns, [""], 0, 0, False
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            if ch == "\r":
+                self.col = 0
+            elif ch == "\n":
+                self.lines.append("")
+                self.row, self.col = self.row + 1, 0
+            else:
+                if self.col >= self.columns:  # the terminal wraps: a new line per update
+                    self.wrapped = True
+                    self.lines.append("")
+                    self.row, self.col = self.row + 1, 0
+                line = self.lines[self.row].ljust(self.col)
+                self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
+                self.col += 1
+
+
+def _infos(epochs=300, stop_at=29):
+    infos = []
+    for epoch in range(3, stop_at + 1, 3):
+        infos.append(
+            {
+                "epoch": epoch,
+                "epochs": epochs,
+                "loss": 1.0 / epoch * (1 + epoch % 7),
+                "val_loss": 12.3 / epoch,
+                "elapsed": 2.0 + epoch / 100,
+                "stop_reason": None,
+            }
+        )
+    infos.append(dict(infos[-1], epoch=stop_at, stop_reason="no_validation_improvement"))
+    return infos
+
+
+def test_progress_fallback_fits_a_60_column_terminal(monkeypatch):
+    import io
+    import shutil
+
+    from jbpnn.cli.progress import ProgressBar
+
+    monkeypatch.setattr(
+        shutil, "get_terminal_size", lambda fallback=None: os.terminal_size((60, 24))
+    )
+    stream, screen = io.StringIO(), Screen(60)
+    bar = ProgressBar(300, stream, use_tqdm=False)
+    first = stream.getvalue()
+    assert "compiling..." in first and "epoch 0/300" in first  # before the first chunk
+    for info in _infos():
+        before = len(stream.getvalue())
+        bar(info)
+        update = stream.getvalue()[before:]
+        screen.feed(update)
+        shown = update.rsplit("\r", 1)[-1].rstrip()
+        assert screen.lines[screen.row].rstrip() == shown  # no stale characters left
+    bar.close(29, "no_validation_improvement")
+    screen.feed(stream.getvalue()[before:])
+    assert not screen.wrapped and all(len(line) <= 59 for line in screen.lines)
+    final = screen.lines[-2]
+    assert "epoch 29/300" in final and "no_validation_improvement" in final
+    assert stream.getvalue().endswith("\n")
+
+
+def test_progress_line_shows_rate_and_eta_and_shrinks():
+    from jbpnn.cli.progress import ProgressBar
+
+    bar = ProgressBar(300, __import__("io").StringIO(), use_tqdm=False)
+    infos = _infos()
+    bar(infos[0])
+    bar(infos[1])
+    line = bar._line(200)
+    assert "epoch/s" in line and "ETA" in line and line.startswith("[")
+    narrow = bar._line(30)
+    assert len(narrow) <= 30 and narrow.startswith("epoch 6/300")
+    bar(infos[-1])
+    assert "done: no_validation_improvement" in bar._line(60)
+    # a shorter line after a longer one is padded over the old characters
+    long_len = bar._shown
+    bar._draw("x")
+    assert bar.stream.getvalue().endswith("\rx" + " " * (long_len - 1))
+
+
+def test_progress_uses_tqdm_when_installed(monkeypatch):
+    import types
+
+    calls = []
+
+    class FakeTqdm:
+        def __init__(self, **kw):
+            self.n, self.total, self.kw = 0, kw["total"], kw
+            calls.append(("init", kw["desc"]))
+
+        def update(self, k):
+            self.n += k
+
+        def set_description(self, text, refresh=True):
+            calls.append(("desc", text))
+
+        def set_postfix_str(self, text, refresh=True):
+            calls.append(("postfix", text))
+
+        def close(self):
+            calls.append(("close", self.n, self.total))
+
+    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeTqdm))
+    from jbpnn.cli.progress import ProgressBar, have_tqdm
+
+    assert have_tqdm()
+    bar = ProgressBar(300, __import__("io").StringIO())
+    for info in _infos():
+        bar(info)
+    bar.close(29, "no_validation_improvement")
+    assert calls[0] == ("init", "compiling...")
+    assert ("desc", "done: no_validation_improvement") in calls
+    assert calls[-1] == ("close", 29, 29)  # ends full, on the real last epoch
+
+
+def test_train_and_sweep_show_progress(capsys, flowers):
+    rc, _, err = jbpnn(capsys, *TRAIN_FLOWERS, "--epochs", "40", "--progress")
+    assert rc == 0
+    assert "compiling..." in err and err.endswith("\n")
+    last = err.rstrip("\n").rsplit("\r", 1)[-1]
+    assert "epoch" in last and "done:" in last
+    rc, _, err = jbpnn(capsys, "sweep", "--quick", "--no-plot", "--out", "s", "--progress")
+    assert rc == 0
+    assert "compiling..." in err and "running" in err and "done:" in err
