@@ -77,7 +77,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, check_threshold, to_device
+from jbpnn.checks import as_key, check_int, check_targets, check_threshold, to_device
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import Optimizer, apply_updates
 from jbpnn.params import MLP
@@ -835,6 +835,7 @@ def prepare_training(
     X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
     if X.shape[0] == 0:
         raise ValueError("X has no examples; training needs at least one")
+    check_targets("Y", params.loss, Y)  # cross-entropies: targets in [0, 1]
     weight = None
     if sample_weight is not None:
         _, _, weight = check_batch(params, X, None, sample_weight, check_finite=False)
@@ -851,6 +852,7 @@ def prepare_training(
         X_val, Y_val, _ = check_batch(
             params, X_val, Y_val, check_finite=check_finite, names=("X_val", "Y_val")
         )
+        check_targets("Y_val", params.loss, Y_val)
         if X_val.shape[0] == 0:
             raise ValueError("X_val has no examples")
         val = (X_val, Y_val)

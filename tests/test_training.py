@@ -342,6 +342,15 @@ def test_bad_settings_are_clear_errors(kwargs, match):
         train(p0, X, Y, **kwargs)
 
 
+def test_cross_entropy_targets_outside_0_1_are_refused():
+    X, _ = _data(n=8)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 2), "sigmoid", "cross_entropy")
+    with pytest.raises(ValueError, match="Y: cross_entropy needs targets in \\[0, 1\\]"):
+        train(p0, X, -np.ones((8, 2)), optimizer=sgd(0.1))
+    with pytest.raises(ValueError, match="Y_val: cross_entropy"):
+        train(p0, X, np.full((8, 2), 0.5), optimizer=sgd(0.1), X_val=X, Y_val=np.full((8, 2), 2.0))
+
+
 def test_bad_data_are_clear_errors():
     X, Y = _data(n=8)
     p0 = init_params(jax.random.PRNGKey(0), (3, 2))
