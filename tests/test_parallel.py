@@ -110,19 +110,17 @@ def _run(code: str, devices: int, timeout: float = 300) -> subprocess.CompletedP
     )
 
 
-def test_data_parallel_on_8_cpu_devices_equals_one_device():
-    """Explicit and Auto axis types, a 2-D mesh, batch 30 over 8 devices (padded), validation
-    and early stopping: the result equals the single-device run within 1e-5 (float32)."""
-    run = _run(SCRIPT, 8)
+def test_one_network_and_many_networks_on_8_cpu_devices_equal_one_device():
+    """One subprocess with 8 forced CPU devices (JAX starts once for both checks).
+
+    Data-parallel train: Explicit and Auto axis types, a 2-D mesh, batch 30 over 8
+    devices (padded), validation and early stopping: the result equals the
+    single-device run within 1e-5 (float32). train_many on a mesh: networks over one
+    axis, each network's batches over another, also with every network's own rows.
+    """
+    run = _run(SCRIPT + MANY_SCRIPT, 8)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "explicit ok" in run.stdout and "auto ok" in run.stdout and "devices ok" in run.stdout
-
-
-def test_train_many_on_a_mesh_networks_and_batches_split():
-    """Networks over one mesh axis, each network's batches over another (Auto and Explicit
-    axis types), also with every network's own rows: equal to one device within 1e-5."""
-    run = _run(MANY_SCRIPT, 8)
-    assert run.returncode == 0, run.stdout + run.stderr
     for name in ("net x data auto", "net x data explicit", "net only explicit", "data only"):
         assert f"{name} ok" in run.stdout
     assert "rows on mesh ok" in run.stdout
