@@ -452,6 +452,8 @@ def train_many(
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
+    max_loss_growth: float | None = 1e6,
+    max_abs_param: float | None = 1e9,
     shuffle: bool | None = None,
     drop_last: bool = False,
     grad_fn: Callable[..., Any] | None = None,
@@ -494,7 +496,8 @@ def train_many(
             need the same number of index bits, see
             :func:`jbpnn.training.shuffle_order`).
         epochs, batch_size, X_val, Y_val, sample_weight, tol, min_weight_change,
-            n_iter_no_change, validation_tol, shuffle, drop_last, grad_fn,
+            n_iter_no_change, validation_tol, max_loss_growth, max_abs_param, shuffle,
+            drop_last, grad_fn,
             history_chunk, check_finite: as :func:`jbpnn.training.train`.
         devices: split the networks evenly across these devices (a count, or a list
             of ``jax.Device``); default: every local device. On a CPU, JAX shows one
@@ -562,6 +565,8 @@ def train_many(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
+        max_loss_growth=max_loss_growth,
+        max_abs_param=max_abs_param,
         history_chunk=history_chunk,
         check_finite=check_finite,
         template=template,

@@ -42,7 +42,10 @@ full-batch mode it is therefore the loss of the params at the start of the epoch
 
 Stop rules, checked on the device after every epoch, first match wins:
 
-1. ``"diverged"``: the epoch loss or a param is NaN/inf. The params (and
+1. ``"diverged"``: the epoch loss or a param is NaN/inf, or the run blew up
+   while still finite: the epoch loss exceeds ``max_loss_growth`` (default 1e6)
+   times the first epoch's, or a param's magnitude exceeds ``max_abs_param``
+   (default 1e9; a sigmoid or tanh unit saturates long before). The params (and
    optimizer state) from the start of that epoch are kept, never NaN.
 2. ``"weight_change_below_threshold"`` (the article's rule 1): every
    ``|delta w|`` (weights and biases, every update of the epoch) is below
@@ -172,12 +175,17 @@ class StopRules(NamedTuple):
         min_weight_change: stop when every ``|delta w|`` of an epoch is below it.
         n_iter_no_change: epochs without validation improvement before stopping (int32).
         validation_tol: the improvement that counts.
+        max_loss_growth: divergence: an epoch loss above this multiple of the first
+            epoch's (``inf``: off).
+        max_abs_param: divergence: a param of magnitude above it (``inf``: off).
     """
 
     tol: Array
     min_weight_change: Array
     n_iter_no_change: Array
     validation_tol: Array
+    max_loss_growth: Array
+    max_abs_param: Array
 
 
 class TrainState(NamedTuple):
@@ -195,6 +203,7 @@ class TrainState(NamedTuple):
         best_val_loss: that epoch's validation loss (``inf`` before any).
         best_epoch: its 1-based number (0 before any).
         bad_epochs: epochs in a row without validation improvement.
+        first_loss: the first epoch's loss (NaN before it), for the divergence rule.
         history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
             is at index ``e % history_chunk``. Keys: ``loss``, and
             ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.
@@ -210,6 +219,7 @@ class TrainState(NamedTuple):
     best_val_loss: Array
     best_epoch: Array
     bad_epochs: Array
+    first_loss: Array
     history: dict[str, Array]
 
 
@@ -232,6 +242,7 @@ def init_state(
         best_val_loss=_filled(np.inf, (), dtype),
         best_epoch=_filled(0, (), jnp.int32),
         bad_epochs=_filled(0, (), jnp.int32),
+        first_loss=_filled(np.nan, (), dtype),
         history=_empty_history(config, dtype),
     )
 
@@ -453,7 +464,11 @@ def train_epoch(
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes)
 
-    finite = jnp.isfinite(epoch_loss) & _all_finite(params)
+    first_loss = jnp.where(state.epoch == 0, epoch_loss, state.first_loss)
+    blown_up = (epoch_loss > rules.max_loss_growth * first_loss) | (
+        _max_abs(params) > rules.max_abs_param
+    )
+    finite = jnp.isfinite(epoch_loss) & _all_finite(params) & ~blown_up
     params = _tree_where(finite, params, state.params)  # diverged: keep the start-of-epoch params
     opt_state = _tree_where(finite, opt_state, state.opt_state)
 
@@ -500,6 +515,7 @@ def train_epoch(
         best_val_loss=best[1],
         best_epoch=best[2],
         bad_epochs=best[3],
+        first_loss=first_loss.astype(state.first_loss.dtype),
         history=history,
     )
     return _tree_where(state.stop == RUNNING, new, state)  # a stopped state stays as it is
@@ -596,7 +612,8 @@ class TrainResult:
             ``TrainResult`` extends its history.
         epochs_run: epochs run in all, the diverged one included.
         stop_reason: one of :data:`STOP_REASONS`.
-        diverged_at: the 1-based epoch whose loss or params became NaN/inf, or None.
+        diverged_at: the 1-based epoch whose loss or params became NaN/inf (or blew
+            up, see ``max_loss_growth``), or None.
         best_epoch: the 1-based epoch of ``params`` under early stopping, else None.
         elapsed: wall-clock seconds, compilation included.
         state: the final :class:`TrainState`, to resume (``train(result.state, ...)``)
@@ -639,7 +656,8 @@ class TrainResult:
                 )
         if self.diverged_at is not None:
             lines.append(
-                f"diverged at epoch {self.diverged_at}: loss or params became NaN/inf; "
+                f"diverged at epoch {self.diverged_at}: loss or params became NaN/inf or grew "
+                "past the divergence bounds; "
                 f"params are the last finite ones, from before that epoch"
             )
         return "\n".join(lines)
@@ -730,8 +748,11 @@ def stop_rules(
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
+    max_loss_growth: float | None = 1e6,
+    max_abs_param: float | None = 1e9,
 ) -> StopRules:
-    """Check the thresholds and return them as arrays (``tol=None``: ``-inf``, never fires)."""
+    """Check the thresholds and return them as arrays (``tol=None``: ``-inf``, never fires;
+    ``max_loss_growth`` / ``max_abs_param`` None: ``inf``, off)."""
     tol = check_threshold("tol", tol)
     mwc = check_threshold("min_weight_change", min_weight_change)
     check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
@@ -743,7 +764,19 @@ def stop_rules(
         min_weight_change=to_device(0.0 if mwc is None else mwc, dtype),
         n_iter_no_change=to_device(0 if n_iter_no_change is None else n_iter_no_change, jnp.int32),
         validation_tol=to_device(vtol, dtype),
+        max_loss_growth=to_device(_bound("max_loss_growth", max_loss_growth), dtype),
+        max_abs_param=to_device(_bound("max_abs_param", max_abs_param), dtype),
     )
+
+
+def _bound(name: str, value: Any) -> float:
+    """A divergence bound: a number > 0, or None for off (inf)."""
+    value = check_threshold(name, value)
+    if value is None:
+        return np.inf
+    if value <= 0:
+        raise ValueError(f"{name} must be a number > 0 or None (off), got {value!r}")
+    return value
 
 
 def _as_optimizer(optimizer: Any) -> Any:
@@ -796,6 +829,8 @@ def prepare_training(
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
+    max_loss_growth: float | None = 1e6,
+    max_abs_param: float | None = 1e9,
     history_chunk: int = HISTORY_CHUNK,
     check_finite: bool = True,
     template: MLP | None = None,
@@ -875,6 +910,8 @@ def prepare_training(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
+        max_loss_growth=max_loss_growth,
+        max_abs_param=max_abs_param,
     )
     state = None
     if template is None and isinstance(start, TrainState):
@@ -1018,6 +1055,8 @@ def train(
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
+    max_loss_growth: float | None = 1e6,
+    max_abs_param: float | None = 1e9,
     shuffle: bool | None = None,
     drop_last: bool = False,
     grad_fn: GradFn | None = None,
@@ -1054,6 +1093,11 @@ def train(
         n_iter_no_change: stop after this many epochs in a row whose validation
             loss did not beat the best by ``validation_tol``; the best params are returned.
         validation_tol: the improvement that counts, for ``n_iter_no_change``.
+        max_loss_growth, max_abs_param: the divergence rule for runs that blow up
+            without reaching NaN/inf: stop (``"diverged"``, the start-of-epoch
+            params kept) when the epoch loss exceeds ``max_loss_growth`` times the
+            first epoch's or a param exceeds ``max_abs_param`` in magnitude; None
+            switches either off.
         shuffle: new order every epoch; default True for mini-batches, False for
             online (the article's order) and full batch.
         drop_last: drop the last partial mini-batch instead of padding it.
@@ -1115,6 +1159,8 @@ def train(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
+        max_loss_growth=max_loss_growth,
+        max_abs_param=max_abs_param,
         history_chunk=history_chunk,
         check_finite=check_finite,
     )

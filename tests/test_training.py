@@ -173,7 +173,8 @@ def test_divergence_returns_last_finite_params(x64):
     # lr = 10 is far above 2 / (largest curvature): |w| grows ~10x per epoch until it overflows.
     p0, X, Y = _linear_problem()
     opt = sgd(10.0)
-    result = train(p0, X, Y, optimizer=opt, epochs=1000)
+    off = dict(max_loss_growth=None, max_abs_param=None)  # only NaN/inf counts here
+    result = train(p0, X, Y, optimizer=opt, epochs=1000, **off)
     assert result.stop_reason == "diverged", result
     assert result.diverged_at == result.epochs_run > 10
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(result.params))
@@ -181,7 +182,7 @@ def test_divergence_returns_last_finite_params(x64):
     assert np.all(np.isfinite(result.history["loss"][:-1]))
     assert "diverged at epoch" in str(result)
     # The params returned are those after the last finite epoch.
-    before = train(p0, X, Y, optimizer=opt, epochs=result.diverged_at - 1)
+    before = train(p0, X, Y, optimizer=opt, epochs=result.diverged_at - 1, **off)
     assert before.stop_reason == "max_epochs"
     tree_allclose(result.params, before.params, rtol=1e-12)
     np.testing.assert_array_equal(result.history["loss"][:-1], before.history["loss"])
@@ -633,3 +634,41 @@ def test_alpha_reproduces_scikit_learns_worked_example(x64):
     # weight_decay, by contrast, decays the biases too
     decayed = train(params, X, Y, optimizer=sgd(0.1, weight_decay=0.1), epochs=1, batch_size=1)
     assert abs(float(decayed.params.layers[1].b[0]) - 0.9235) > 0.009
+
+
+def test_finite_blow_ups_count_as_divergence(x64):
+    p0, X, Y = _linear_problem()
+    # full-batch GD with too large a step on an exact linear map: |error| grows
+    # geometrically, finite for hundreds of epochs
+    blown = train(p0, X, Y, optimizer=sgd(3.0), epochs=500)
+    assert blown.stop_reason == "diverged" and blown.diverged_at < 60
+    loss = blown.history["loss"]
+    assert np.all(np.isfinite(loss)) and loss[-1] > 1e6 * loss[0] >= loss[-2]
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(blown.params))
+    off = train(
+        p0,
+        X,
+        Y,
+        optimizer=sgd(3.0),
+        epochs=blown.epochs_run,
+        max_loss_growth=None,
+        max_abs_param=None,
+    )
+    assert off.stop_reason == "max_epochs"
+    # a weight past max_abs_param: the start-of-epoch params are kept
+    big = train(p0, X, Y, optimizer=sgd(3.0), epochs=500, max_loss_growth=None, max_abs_param=50.0)
+    assert big.stop_reason == "diverged"
+    assert max(float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(big.params)) <= 50.0
+    with pytest.raises(ValueError, match="max_abs_param must be a number > 0"):
+        train(p0, X, Y, optimizer=sgd(0.1), max_abs_param=0.0)
+
+
+def test_a_saturating_learning_rate_is_divergence_not_a_result():
+    X, Y = _data(n=20)
+    p0 = init_params(jax.random.key(0), (3, 8, 2), "sigmoid", "cross_entropy", "glorot")
+    r = train(
+        p0, X, Y / Y.sum(1, keepdims=True), optimizer=momentum(1e9, 0.9), epochs=10, batch_size=5
+    )
+    assert r.stop_reason == "diverged" and r.diverged_at < 10
+    # the epoch that blew up is rolled back: every weight within the bound, finite
+    assert max(float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(r.params)) <= 1e9
