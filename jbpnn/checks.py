@@ -141,13 +141,30 @@ def _host_or_device(a: Any, dtype: Any, name: str) -> Any:
     if isinstance(a, jax.Array):
         return a if a.dtype == dtype else a.astype(dtype)
     try:
-        out = np.asarray(a, dtype=np.dtype(dtype))  # host data stays on the host until checked
+        with np.errstate(over="ignore"):  # an overflow is reported by check_data, by name
+            out = np.asarray(a, dtype=np.dtype(dtype))  # host data stays on the host
     except (TypeError, ValueError) as error:
         raise ValueError(
             f"{name} must be an array of numbers (the same length in every row), got "
             f"{type(a).__name__}: {error}"
         ) from None
     return out
+
+
+def _finite_in_dtype(name: str, a: Any, raw: Any, dtype: Any) -> None:
+    """NaN/inf in ``a``: say whether the data had them, or the cast to ``dtype`` made them."""
+    try:
+        _require_finite(name, a)
+    except ValueError:
+        host = np.asarray(raw) if not isinstance(raw, jax.Array) else None
+        if host is not None and np.issubdtype(host.dtype, np.number) and np.isfinite(host).all():
+            big, kind = float(np.max(np.abs(host))), np.dtype(dtype).name
+            top = float(jnp.finfo(dtype).max)
+            raise ValueError(
+                f"{name} has values too large for {kind} (largest |value| {big:.3g}; {kind} "
+                f"holds up to {top:.3g}): scale the data, or use a wider dtype"
+            ) from None
+        raise
 
 
 def check_data(
@@ -174,6 +191,7 @@ def check_data(
         ``sample_weight`` may be None).
     """
     xn, yn = names
+    raw_x, raw_y = X, Y
     X = _host_or_device(X, dtype, xn)
     if X.ndim != 2:
         raise ValueError(
@@ -186,7 +204,7 @@ def check_data(
             f"({xn} has shape {X.shape})"
         )
     if check_finite:
-        _require_finite(xn, X)
+        _finite_in_dtype(xn, X, raw_x, dtype)
     if Y is not None:
         Y = _host_or_device(Y, dtype, yn)
         if Y.ndim != 2:
@@ -205,7 +223,7 @@ def check_data(
                 f"{xn} has {X.shape[0]} examples but {yn} has {Y.shape[0]}; they must match"
             )
         if check_finite:
-            _require_finite(yn, Y)
+            _finite_in_dtype(yn, Y, raw_y, dtype)
         Y = to_device(Y)
     if sample_weight is not None:
         sample_weight = to_device(_host_or_device(sample_weight, dtype, "sample_weight"))

@@ -104,3 +104,12 @@ def test_check_data_names_the_argument_and_refuses_strings_and_ragged_rows():
         check_data([["a", "b", "c"]], **kw)
     with pytest.raises(ValueError, match="sample_weight must have shape \\(4,\\)"):
         check_data(np.zeros((4, 3)), np.zeros((4, 2)), np.ones(3), **kw)
+
+
+def test_values_that_overflow_the_dtype_are_reported_as_such():
+    from jbpnn.checks import check_data
+
+    with pytest.raises(ValueError, match="X has values too large for float32 .* 1e\\+300"):
+        check_data(np.array([[1e300, 0.0, 1.0]]), n_in=3, n_out=2, dtype=jnp.float32)
+    with pytest.raises(ValueError, match="X contains 1 NaN"):
+        check_data(np.array([[np.nan, 0.0, 1.0]]), n_in=3, n_out=2, dtype=jnp.float32)
