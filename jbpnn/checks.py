@@ -177,6 +177,7 @@ def check_data(
     dtype: Any,
     check_finite: bool = True,
     names: tuple[str, str] = ("X", "Y"),
+    min_rows: int = 0,
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch for a network of ``n_in`` inputs and ``n_out`` outputs; cast it.
 
@@ -203,6 +204,8 @@ def check_data(
             f"Your data length is {X.shape[1]}, but our input needs {n_in} "
             f"({xn} has shape {X.shape})"
         )
+    if X.shape[0] < min_rows:
+        raise ValueError(f"{xn} has {X.shape[0]} examples; this needs at least {min_rows}")
     if check_finite:
         _finite_in_dtype(xn, X, raw_x, dtype)
     if Y is not None:

@@ -252,7 +252,7 @@ def loss(
     Returns:
         A scalar.
     """
-    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite)
+    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
     return _loss_jit(params, X, Y, sw)
 
 
@@ -265,7 +265,7 @@ def loss_and_gradient(
     check_finite: bool = True,
 ) -> tuple[Array, MLP]:
     """The batch loss and its gradient in one pass, jitted. See :func:`batch_gradient`."""
-    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite)
+    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
     return _loss_and_gradient_jit(params, X, Y, sw)
 
 
@@ -303,7 +303,7 @@ def per_example_grads(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: 
         An :class:`MLP` whose leaves have a leading batch axis: layer ``l``'s
         ``w`` has shape ``(B, n_in, n_out)`` and its ``b`` shape ``(B, n_out)``.
     """
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
     return _per_example_grads_jit(params, X, Y)
 
 
@@ -326,6 +326,7 @@ def check_batch(
     *,
     check_finite: bool = True,
     names: tuple[str, str] = ("X", "Y"),
+    min_rows: int = 0,
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch against the network and cast it to the params' dtype.
 
@@ -337,6 +338,11 @@ def check_batch(
     Returns:
         ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
     """
+    if not isinstance(params, MLP):
+        raise TypeError(
+            f"params must be an MLP (see init_params or MLP.from_layers), got "
+            f"{type(params).__name__}"
+        )
     return checks.check_data(
         X,
         Y,
@@ -346,6 +352,7 @@ def check_batch(
         dtype=params.dtype,
         check_finite=check_finite,
         names=names,
+        min_rows=min_rows,
     )
 
 

@@ -31,6 +31,7 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import get_activation
+from jbpnn.checks import check_seed
 from jbpnn.losses import LOSSES, check_pair, get_loss
 
 __all__ = ["INITS", "MLP", "Layer", "init_params"]
@@ -474,7 +475,7 @@ def init_params(
     names = _resolve_activations(activations, len(sizes) - 1, loss)
     dtype = jnp.dtype(dtype) if dtype is None else _float_dtype("dtype", dtype)
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        layers = _init_layers_from_seed(int(key), sizes, init, dtype)
+        layers = _init_layers_from_seed(check_seed("key", key), sizes, init, dtype)
     else:
         if not isinstance(key, jax.Array):
             key = checks.as_key(key, "key")  # a legacy uint32[2] key, or TypeError

@@ -1262,7 +1262,7 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
                     f"got values from {labels.min()} to {labels.max()}"
                 )
             Y = np.eye(params.n_out)[labels.astype(int)]
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
     return float(_accuracy_jit(params, X, Y))
 
 
@@ -1270,7 +1270,7 @@ def evaluate(
     params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = True
 ) -> dict[str, float]:
     """``{"loss": mean error, "accuracy": ...}`` on a data set (see :func:`accuracy`)."""
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
     return {"loss": float(_loss_jit(params, X, Y)), "accuracy": float(_accuracy_jit(params, X, Y))}
 
 

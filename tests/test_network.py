@@ -227,3 +227,18 @@ def test_sigmoid_is_stable(dtype):
     assert np.all(np.isfinite(o)) and np.all(np.isfinite(out))
     np.testing.assert_allclose(np.asarray(o)[[0, -1]], [0.0, 1.0])
     np.testing.assert_allclose(out[:, 0], [0.0, 1.0])
+
+
+def test_api_refuses_empty_batches_tuples_and_huge_seeds_by_name():
+    from jbpnn.training import accuracy, evaluate
+
+    p = init_params(0, (3, 2))
+    X0, Y0 = np.zeros((0, 3)), np.zeros((0, 2))
+    for fn in (jbpnn.loss, jbpnn.batch_gradient, jbpnn.loss_and_gradient, evaluate, accuracy):
+        with pytest.raises(ValueError, match="X has 0 examples; this needs at least 1"):
+            fn(p, X0, Y0)
+    assert jbpnn.predict(p, X0).shape == (0, 2)  # predicting nothing is fine
+    with pytest.raises(TypeError, match="params must be an MLP .* got tuple"):
+        jbpnn.predict(tuple(p.layers), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="seed must lie in 0 .. 2\\*\\*32 - 1"):
+        init_params(2**64, (3, 2))
