@@ -420,6 +420,7 @@ def train_epoch(
     optimizer: Any,
     grad_fn: GradFn = loss_and_gradient_kernel,
     mesh: Any = None,
+    freeze: bool = True,
 ) -> TrainState:
     """THE epoch step: one pass over ``batches``, then the stop rules, on the device.
 
@@ -437,6 +438,9 @@ def train_epoch(
         grad_fn: ``(params, X, Y, sample_weight) -> (mean loss, dE/dtheta)``.
         mesh: ``(mesh, axis)`` to split every mini-batch across (see
             :func:`data_parallel`), or None.
+        freeze: return a stopped state unchanged (one select over the state);
+            :func:`run_epochs` turns it off for one network, whose loop never runs a
+            stopped state.
     """
     if mesh is not None:
         grad_fn = data_parallel(grad_fn, *mesh)
@@ -518,6 +522,8 @@ def train_epoch(
         first_loss=first_loss.astype(state.first_loss.dtype),
         history=history,
     )
+    if not freeze:
+        return new
     return _tree_where(state.stop == RUNNING, new, state)  # a stopped state stays as it is
 
 
@@ -563,6 +569,7 @@ def run_epochs(
         optimizer=optimizer,
         grad_fn=grad_fn,
         mesh=mesh,
+        freeze=networks is not None,  # one network: the loop stops before a stopped epoch
     )
 
     def one_epoch(carry):
