@@ -1,0 +1,1147 @@
+"""scikit-learn estimators on jbpnn's one training core, and a grid search at ``train_many`` speed.
+
+scikit-learn is an optional extra (``pip install "jbpnn[sklearn]"``). This is the only
+module that imports it, and ``import jbpnn`` does not import this module.
+
+- :class:`BPNNClassifier` and :class:`BPNNRegressor` take the parameter names of
+  ``MLPClassifier`` / ``MLPRegressor`` where the meaning is the same, and train with
+  :func:`jbpnn.training.train`, the hand-derived backward pass:
+
+  ``solver="sgd"`` is :func:`jbpnn.optimizers.momentum` (variant ``"nesterov"`` if
+  ``nesterovs_momentum``, else ``"classical"``; or ``momentum_variant=``), ``"adam"`` is
+  :func:`jbpnn.optimizers.adam` (``beta_1, beta_2, epsilon`` -> ``b1, b2, eps``),
+  ``alpha`` is the optimizers' ``alpha`` (scikit-learn's own L2, ``(alpha/2) |W|^2 /
+  n_batch`` on the weights only), ``learning_rate="invscaling"`` is
+  :func:`jbpnn.optimizers.inverse_scaling`, ``max_iter`` is ``epochs``, and
+  ``early_stopping`` is the core's ``n_iter_no_change`` on a ``validation_fraction``
+  split (the best params are kept).
+
+  ``fit`` starts from fresh params; ``warm_start=True`` and ``partial_fit`` (one epoch)
+  resume ``state_``, the :class:`jbpnn.training.TrainState` of the last call, with its
+  optimizer moments, step count and data-order key.
+
+- :class:`SweepSearchCV` is a drop-in for ``GridSearchCV`` over these estimators.
+  Candidates that differ only in values the core holds as data (the learning rate,
+  momentum, ``alpha``, Adam's betas and epsilon, ``power_t``, ``random_state``) are
+  trained together with every cross-validation fold in ONE
+  :func:`jbpnn.many.train_many` call: each network its own training rows (``rows=``),
+  init seed (``seeds=``) and data-order key (``keys=``). Candidates that change the
+  architecture or another static setting are grouped, one call per group.
+
+Where jbpnn's core defines things otherwise than scikit-learn (also in the README):
+
+- **Stopping.** scikit-learn's ``tol`` without early stopping stops when the training
+  loss has not improved by ``tol`` for ``n_iter_no_change`` epochs; the core has no such
+  rule, so without ``early_stopping`` a fit runs exactly ``max_iter`` epochs and
+  ``tol`` / ``n_iter_no_change`` have no effect (``learning_rate="adaptive"``, which
+  needs that rule, is refused). With ``early_stopping`` the core watches the
+  validation *loss* (patience ``n_iter_no_change + 1`` epochs, scikit-learn's count,
+  improvement ``tol``); scikit-learn watches the validation accuracy (classifier) or
+  R^2 (regressor). For the regressor ``tol`` is converted so that the rule is exactly
+  scikit-learn's on the variance-weighted R^2 (its R^2 for one output).
+- **The loss curve** holds the core's epoch loss, the mean error of each example
+  measured before its batch's update (as scikit-learn), *without* the ``alpha``
+  penalty, which scikit-learn adds. The regressor's is scikit-learn's
+  ``squared_error``, ``1/2`` the squared error averaged over the outputs (jbpnn's
+  ``mse`` sums over them; the gradients are the same).
+- **Schedules.** ``invscaling`` is ``lr / (t + 1) ** power_t`` with ``t`` the number of
+  updates made; scikit-learn's ``t`` counts samples and changes once per epoch.
+- **Adam** adds ``epsilon`` to ``sqrt(nu_hat)`` (bias-corrected); scikit-learn adds it to
+  ``sqrt(nu)``.
+- **Init.** ``init="glorot"`` draws the weights uniform in ``+-sqrt(6/(n_in+n_out))``
+  and sets the biases to 0; scikit-learn also draws the biases and uses the factor 2
+  for ``logistic``. ``init`` may also be the initial params themselves.
+- **warm_start** carries the optimizer state; scikit-learn makes a new optimizer at
+  every ``fit`` (``partial_fit`` carries it in both).
+- **dtype.** Float32 by default (``dtype="float64"`` needs ``jax_enable_x64``); no sparse
+  input; ``solver="lbfgs"`` and ``MLPRegressor``'s ``loss="poisson"`` are not offered.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+try:
+    from sklearn.base import (
+        BaseEstimator,
+        ClassifierMixin,
+        MetaEstimatorMixin,
+        RegressorMixin,
+        clone,
+        is_classifier,
+    )
+except ImportError as error:  # pragma: no cover - the extra is missing
+    raise ImportError(
+        'jbpnn.sklearn needs scikit-learn: pip install "jbpnn[sklearn]" (or scikit-learn>=1.3)'
+    ) from error
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import check_scoring, r2_score
+from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import _safe_indexing
+from sklearn.utils.multiclass import _check_partial_fit_first_call, unique_labels
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_random_state,
+    column_or_1d,
+)
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    def validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
+        return estimator._validate_data(X, y, **kwargs)
+
+
+from jbpnn.many import InitSpec, train_many
+from jbpnn.network import predict
+from jbpnn.optimizers import Optimizer, adam, inverse_scaling, momentum
+from jbpnn.params import INITS, MLP, init_params
+from jbpnn.training import RUNNING, TrainResult, print_progress, train
+
+__all__ = ["EXPECTED_FAILED_CHECKS", "BPNNClassifier", "BPNNRegressor", "SweepSearchCV"]
+
+# scikit-learn's estimator checks these estimators fail, with the reason (for
+# ``parametrize_with_checks(..., expected_failed_checks=EXPECTED_FAILED_CHECKS.get)``).
+_FLOAT32 = (
+    "weighted and repeated rows give the same predictions only up to float32 rounding "
+    "(measured: relative differences of 1e-7 to 3e-7; the check asks rtol=1e-7); with "
+    "dtype='float64' it passes"
+)
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    "BPNNClassifier": {"check_sample_weight_equivalence_on_dense_data": _FLOAT32},
+    "BPNNRegressor": {"check_sample_weight_equivalence_on_dense_data": _FLOAT32},
+}
+
+# scikit-learn's activation names (and jbpnn's own) -> jbpnn's.
+ACTIVATION_NAMES = {
+    "logistic": "sigmoid",
+    "sigmoid": "sigmoid",
+    "relu": "relu",
+    "tanh": "tanh",
+    "identity": "identity",
+}
+# jbpnn's output activation -> scikit-learn's out_activation_ name.
+_OUT_ACTIVATION = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
+_PREDICT_CHUNK = 512  # predictions run in fixed-size chunks: one program, row-order invariant
+_SEED_LIMIT = 2**31 - 1
+
+
+# ---------------------------------------------------------------- settings
+class _Settings(NamedTuple):
+    """One estimator's checked settings: the static part (a group key) and the values.
+
+    ``values`` are the optimizer's hyperparameters (``lr``, ``alpha``, and ``m`` or
+    ``b1, b2, eps``, plus ``power_t`` for ``invscaling``): data to the core, so
+    networks that differ only there train in one ``train_many`` call.
+    """
+
+    hidden: tuple[int, ...]
+    activation: str
+    solver: str
+    variant: str | None
+    schedule: str
+    batch_size: int | None
+    shuffle: bool
+    max_iter: int
+    early_stopping: bool
+    validation_fraction: float
+    patience: int | None
+    tol: float
+    loss: str
+    init: Any
+    dtype: np.dtype
+    values: dict[str, float]
+
+    def static(self) -> tuple:
+        """What must be equal for two networks to train in one ``train_many`` call."""
+        init = self.init if isinstance(self.init, str) else ("params", id(self.init))
+        stop = (self.validation_fraction, self.patience, self.tol) if self.early_stopping else ()
+        return (
+            self.hidden,
+            self.activation,
+            self.solver,
+            self.variant,
+            self.schedule,
+            self.shuffle,
+            self.max_iter,
+            self.early_stopping,
+            stop,
+            self.loss,
+            init,
+            self.dtype.name,
+            tuple(sorted(self.values)),
+        )
+
+
+def _number(
+    name: str, value: Any, low: float, high: float | None = None, *, open_low=False, open_high=True
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    bad = value < low or (open_low and value == low)
+    if high is not None:
+        bad = bad or value > high or (open_high and value == high)
+    if bad:
+        lo = f"> {low}" if open_low else f">= {low}"
+        hi = "" if high is None else f" and {'<' if open_high else '<='} {high}"
+        raise ValueError(f"{name} must be {lo}{hi}, got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _settings(est: _BPNNBase) -> _Settings:
+    """Check every constructor parameter (as scikit-learn does, at fit time)."""
+    hidden = est.hidden_layer_sizes
+    if not hasattr(hidden, "__iter__") or isinstance(hidden, str):
+        hidden = [hidden]
+    hidden = tuple(_integer("hidden_layer_sizes", h, 1) for h in hidden)
+    if est.activation not in ACTIVATION_NAMES:
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATION_NAMES)}, got {est.activation!r}"
+        )
+    if est.solver not in ("sgd", "adam"):
+        extra = " (jbpnn trains with stochastic gradients only)" if est.solver == "lbfgs" else ""
+        raise ValueError(f"solver must be 'sgd' or 'adam', got {est.solver!r}{extra}")
+    if est.learning_rate == "adaptive":
+        raise ValueError(
+            "learning_rate='adaptive' divides the learning rate when scikit-learn's "
+            "training-loss rule fires; jbpnn's core has no such rule. Use 'constant' or "
+            "'invscaling'"
+        )
+    if est.learning_rate not in ("constant", "invscaling"):
+        raise ValueError(
+            f"learning_rate must be 'constant' or 'invscaling', got {est.learning_rate!r}"
+        )
+    values = {
+        "lr": _number("learning_rate_init", est.learning_rate_init, 0.0, open_low=True),
+        "alpha": _number("alpha", est.alpha, 0.0),
+    }
+    if est.learning_rate == "invscaling":
+        values["power_t"] = _number("power_t", est.power_t, 0.0)
+    variant = None
+    if est.solver == "sgd":
+        values["m"] = _number("momentum", est.momentum, 0.0, 1.0)  # the core needs m < 1
+        variant = est.momentum_variant
+        if variant is None:
+            if not isinstance(est.nesterovs_momentum, (bool, np.bool_)):
+                raise ValueError(
+                    f"nesterovs_momentum must be True or False, got {est.nesterovs_momentum!r}"
+                )
+            variant = "nesterov" if est.nesterovs_momentum else "classical"
+        elif variant not in ("classical", "nesterov", "article"):
+            raise ValueError(
+                "momentum_variant must be None, 'classical', 'nesterov' or 'article', "
+                f"got {variant!r}"
+            )
+    else:
+        values["b1"] = _number("beta_1", est.beta_1, 0.0, 1.0)
+        values["b2"] = _number("beta_2", est.beta_2, 0.0, 1.0)
+        values["eps"] = _number("epsilon", est.epsilon, 0.0, open_low=True)
+    batch = est.batch_size
+    if not (isinstance(batch, str) and batch == "auto"):
+        batch = _integer("batch_size", batch, 1)
+    else:
+        batch = None
+    for name in ("shuffle", "early_stopping", "warm_start"):
+        if not isinstance(getattr(est, name), (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {getattr(est, name)!r}")
+    patience = est.n_iter_no_change
+    if isinstance(patience, numbers.Real) and not isinstance(patience, bool) and patience == np.inf:
+        patience = None  # never stops; the best params are still kept
+    else:
+        patience = _integer("n_iter_no_change", patience, 1) + 1  # scikit-learn stops at count > n
+    fraction = _number("validation_fraction", est.validation_fraction, 0.0, 1.0)
+    if est.early_stopping and fraction == 0:
+        raise ValueError("early_stopping needs validation_fraction > 0")
+    if est.init is None or (isinstance(est.init, str) and est.init not in INITS):
+        raise ValueError(
+            f"init must be one of {list(INITS)}, an MLP, or a sequence of (coef, intercept) "
+            f"pairs; got {est.init!r}"
+        )
+    try:
+        dtype = np.dtype(est.dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {est.dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {est.dtype!r}")
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype='float64' needs 64-bit JAX: jax.config.update('jax_enable_x64', True) "
+            "before anything else runs"
+        )
+    return _Settings(
+        hidden=hidden,
+        activation=ACTIVATION_NAMES[est.activation],
+        solver=est.solver,
+        variant=variant,
+        schedule=est.learning_rate,
+        batch_size=batch,
+        shuffle=bool(est.shuffle),
+        max_iter=_integer("max_iter", est.max_iter, 1),
+        early_stopping=bool(est.early_stopping),
+        validation_fraction=fraction,
+        patience=patience,
+        tol=_number("tol", est.tol, 0.0),
+        loss=est._check_loss(),
+        init=est.init,
+        dtype=dtype,
+        values=values,
+    )
+
+
+def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: Any) -> Optimizer:
+    """The core optimizer of one network: ``momentum`` (sgd) or ``adam``, scikit-learn's alpha.
+
+    ``alpha`` is always passed as an array, so the penalty is part of every kind (adding
+    ``0 * w`` is exact): a network with ``alpha=0`` and one with ``alpha=1e-4`` share a
+    compiled program, and a ``train_many`` sweep over alpha is the same kind as a fit.
+    """
+    lr = values["lr"]
+    rate = inverse_scaling(lr, values["power_t"]) if schedule == "invscaling" else lr
+    alpha = jnp.asarray(values["alpha"])
+    if solver == "sgd":
+        return momentum(rate, values["m"], variant, alpha=alpha)
+    return adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
+
+
+def _optimizer_factory(s: _Settings) -> partial:
+    return partial(_build_optimizer, s.solver, s.variant, s.schedule)
+
+
+def _batch_size(s: _Settings, n: int) -> int:
+    """scikit-learn's rule: ``"auto"`` is ``min(200, n)``; a larger size is clipped to ``n``."""
+    if s.batch_size is None:
+        return min(200, n)
+    if s.batch_size > n:
+        warnings.warn(
+            "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+            stacklevel=3,
+        )
+    return min(s.batch_size, n)
+
+
+def _draw_seeds(random_state: Any) -> tuple[int, int, np.random.RandomState]:
+    """``(init seed, data-order seed, rng)`` from ``random_state`` (the rng then splits
+    off the early-stopping validation set, as scikit-learn's ``_random_state`` does)."""
+    rng = check_random_state(random_state)
+    init_seed, order_seed = (int(v) for v in rng.randint(0, _SEED_LIMIT, size=2))
+    return init_seed, order_seed, rng
+
+
+def _initial_params(
+    s: _Settings, n_in: int, n_out: int, output: tuple[str, str], init_seed: int
+) -> MLP:
+    """Fresh params: ``init_params(jax.random.key(init_seed), ...)``, or the given ones."""
+    loss, out_act = output
+    sizes = (n_in, *s.hidden, n_out)
+    activations = (s.activation,) * len(s.hidden) + (out_act,)
+    if isinstance(s.init, str):
+        return init_params(jax.random.key(init_seed), sizes, activations, loss, s.init, s.dtype)
+    layers = s.init.layers if isinstance(s.init, MLP) else s.init
+    try:
+        layers = [(np.asarray(w), np.asarray(b)) for w, b in layers]
+    except (TypeError, ValueError):
+        raise ValueError(
+            "init must be an init name, an MLP, or a sequence of (coef, intercept) pairs"
+        ) from None
+    params = MLP.from_layers(layers, activations, loss, dtype=s.dtype)
+    if params.sizes != sizes:
+        raise ValueError(
+            f"init params have layer sizes {params.sizes}, but the data and "
+            f"hidden_layer_sizes={s.hidden} need {sizes}"
+        )
+    return params
+
+
+def _predict_outputs(params: MLP, X: np.ndarray) -> np.ndarray:
+    """The network's outputs, in fixed chunks of ``_PREDICT_CHUNK`` rows (padded).
+
+    One compiled program for every batch size, and each row's output does not depend
+    on the rows next to it (scikit-learn checks both orders and subsets).
+    """
+    n = X.shape[0]
+    rows = -(-max(n, 1) // _PREDICT_CHUNK) * _PREDICT_CHUNK
+    padded = np.zeros((rows, X.shape[1]), params.dtype)
+    padded[:n] = X
+    outs = [
+        np.asarray(predict(params, padded[i : i + _PREDICT_CHUNK], check_finite=False))
+        for i in range(0, rows, _PREDICT_CHUNK)
+    ]
+    return np.concatenate(outs)[:n].astype(np.float64)
+
+
+# ---------------------------------------------------------------- the estimators
+class _BPNNBase(BaseEstimator):
+    """What the classifier and the regressor share: settings, fit, partial fit, record."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        loss="auto",
+        init="glorot",
+        momentum_variant=None,
+        dtype="float32",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.loss = loss
+        self.init = init
+        self.momentum_variant = momentum_variant
+        self.dtype = dtype
+
+    # -- subclass hooks --------------------------------------------------
+    def _check_loss(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _output(self) -> tuple[str, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _validate_input(self, X, y, incremental: bool, reset: bool, dtype) -> tuple:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _curve_scale(self, n_out: int) -> float:
+        return 1.0
+
+    def _validation_scores(self, run: TrainResult, Y_val: np.ndarray) -> list[float]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _validation_tol(self, s: _Settings, Y_val: np.ndarray) -> float:
+        return s.tol
+
+    # -- fitting ---------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)``: fresh params, or (``warm_start``) ``max_iter`` more epochs.
+
+        Args:
+            X: inputs, shape ``(n_samples, n_features)``.
+            y: targets, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``.
+            sample_weight: optional non-negative weights, shape ``(n_samples,)``.
+
+        Returns:
+            self.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _fit(self, X, y, sample_weight, incremental: bool):
+        s = _settings(self)
+        if incremental and s.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not hasattr(self, "state_") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first, dtype=s.dtype)
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=s.dtype)
+        init_seed, order_seed, rng = _draw_seeds(self.random_state)
+        output = self._output()
+        if first:
+            start, key = _initial_params(s, X.shape[1], Y.shape[1], output, init_seed), order_seed
+        else:
+            params = self.state_.params
+            expected = (X.shape[1], *s.hidden, Y.shape[1])
+            if params.sizes != expected or (params.loss, params.activations[-1]) != output:
+                raise ValueError(
+                    f"warm_start/partial_fit: the fitted network has sizes {params.sizes}, "
+                    f"loss {params.loss!r}; the settings now need sizes {expected}, loss "
+                    f"{output[0]!r}. Set warm_start=False to start afresh"
+                )
+            start, key = self.state_._replace(stop=jnp.asarray(RUNNING, jnp.int32)), None
+        val = {}
+        X_tr, Y_tr, sw_tr = X, Y, sw
+        if s.early_stopping:
+            X_tr, X_val, Y_tr, Y_val, sw_tr = self._split(X, Y, sw, s, rng)
+            val = {
+                "X_val": X_val,
+                "Y_val": Y_val,
+                "n_iter_no_change": s.max_iter + 1 if s.patience is None else s.patience,
+                "validation_tol": self._validation_tol(s, Y_val),
+            }
+        try:
+            run = train(
+                start,
+                X_tr,
+                Y_tr,
+                optimizer=_optimizer_factory(s)(**s.values),
+                epochs=1 if incremental else s.max_iter,
+                batch_size=_batch_size(s, X_tr.shape[0]),
+                key=key,
+                shuffle=s.shuffle,
+                sample_weight=sw_tr,
+                progress=print_progress if self.verbose else None,
+                check_finite=False,  # validate_data checked X and y
+                **val,
+            )
+        except ValueError as error:
+            if "another kind of optimizer" in str(error):
+                raise ValueError(
+                    f"warm_start/partial_fit: the fitted state was trained with another solver "
+                    f"or schedule than solver={self.solver!r}, learning_rate="
+                    f"{self.learning_rate!r}; set warm_start=False to start afresh"
+                ) from None
+            raise
+        self._record(run, s, X_tr.shape[0], first, Y_val=val.get("Y_val"), X_val=val.get("X_val"))
+        return self
+
+    def _split(self, X, Y, sw, s: _Settings, rng):
+        """scikit-learn's validation split: ``validation_fraction`` of the rows, from
+        ``random_state``; stratified for a single-output classifier."""
+        stratify = Y if is_classifier(self) and Y.shape[1] == 1 else None
+        arrays = (X, Y) if sw is None else (X, Y, sw)
+        parts = train_test_split(
+            *arrays, random_state=rng, test_size=s.validation_fraction, stratify=stratify
+        )
+        if parts[1].shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size "
+                "of your dataset."
+            )
+        X_tr, X_val, Y_tr, Y_val = parts[:4]
+        return X_tr, X_val, Y_tr, Y_val, (parts[4] if sw is not None else None)
+
+    def _record(
+        self,
+        run: TrainResult,
+        s: _Settings,
+        n_train: int,
+        first: bool,
+        Y_val: np.ndarray | None = None,
+        X_val: np.ndarray | None = None,
+    ) -> None:
+        """Set the fitted attributes from one run of the core (a fit, or a sweep's network)."""
+        n_out = run.params.n_out
+        losses = np.asarray(run.history["loss"], np.float64) * self._curve_scale(n_out)
+        if first or not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
+            self.t_ = 0
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.validation_loss_curve_ = None
+        self.loss_curve_ = self.loss_curve_ + losses.tolist()
+        self.n_iter_ = int(losses.size)
+        self.t_ = int(self.t_ + self.n_iter_ * n_train)
+        self.params_ = run.params
+        self.state_ = run.state
+        self.stop_reason_ = run.stop_reason
+        if s.early_stopping:
+            self.best_loss_ = None
+            self.validation_scores_ = (self.validation_scores_ or []) + self._validation_scores(
+                run, Y_val
+            )
+            self.validation_loss_curve_ = (self.validation_loss_curve_ or []) + np.asarray(
+                run.history["val_loss"], np.float64
+            ).tolist()
+            self.best_validation_score_ = float(self._score_outputs(X_val, Y_val))
+        else:
+            finite = [v for v in self.loss_curve_ if np.isfinite(v)]
+            self.best_loss_ = float(min(finite)) if finite else float("nan")
+        self.coefs_ = [np.asarray(layer.w) for layer in run.params.layers]
+        self.intercepts_ = [np.asarray(layer.b) for layer in run.params.layers]
+        self.n_layers_ = len(self.coefs_) + 1
+        self.n_outputs_ = n_out
+        self.out_activation_ = _OUT_ACTIVATION[run.params.activations[-1]]
+        if run.stop_reason == "diverged":
+            warnings.warn(
+                f"training diverged at epoch {run.diverged_at} (a loss or weight became NaN or "
+                "inf); the last finite params are kept. Lower learning_rate_init",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # -- predicting ------------------------------------------------------
+    def _outputs(self, X) -> np.ndarray:
+        """The network's outputs for ``X``, shape ``(n_samples, n_outputs)``, float64."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        return _predict_outputs(self.params_, X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+class BPNNClassifier(ClassifierMixin, _BPNNBase):
+    """``MLPClassifier``'s interface on jbpnn's core (see the module docstring).
+
+    Outputs: for more than two classes, softmax with cross-entropy; for two classes
+    (and one), ONE sigmoid unit with binary cross-entropy, as scikit-learn; for
+    multilabel targets (``y`` of shape ``(n, k)`` of 0/1), ``k`` sigmoid units with binary
+    cross-entropy. ``loss="mse"`` trains the article's network instead: sigmoid
+    outputs, ``E = 1/2 sum_k (T_k - O_k)^2``, one-hot targets (``predict_proba`` then
+    normalises the outputs to sum to 1).
+
+    Parameters are ``MLPClassifier``'s (``hidden_layer_sizes``, ``activation``:
+    ``"logistic"`` or ``"sigmoid"``, ``"relu"``, ``"tanh"``, ``"identity"``; ``solver``:
+    ``"sgd"`` or ``"adam"``; ``alpha``, ``batch_size``, ``learning_rate``:
+    ``"constant"`` or ``"invscaling"``, ``learning_rate_init``, ``power_t``,
+    ``max_iter``, ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``,
+    ``momentum``, ``nesterovs_momentum``, ``early_stopping``, ``validation_fraction``,
+    ``beta_1``, ``beta_2``, ``epsilon``, ``n_iter_no_change``) plus jbpnn's own:
+
+    Args:
+        loss: ``"auto"`` or ``"log_loss"`` (the outputs above) or ``"mse"``.
+        init: ``"glorot"``, ``"he"``, ``"article"`` (uniform in [-0.2, 0.2]), or the
+            initial params: a :class:`jbpnn.MLP` or a sequence of ``(coef, intercept)``
+            pairs in ``coefs_`` layout (``coef`` of shape ``(n_in, n_out)``).
+        momentum_variant: ``None`` (from ``nesterovs_momentum``), ``"classical"``,
+            ``"nesterov"`` or ``"article"`` (the article's rule).
+        dtype: ``"float32"`` or ``"float64"`` (needs ``jax_enable_x64``).
+
+    Attributes:
+        classes_, coefs_, intercepts_, loss_curve_, best_loss_, validation_scores_,
+        best_validation_score_, n_iter_, t_, n_layers_, n_outputs_, out_activation_,
+        n_features_in_, feature_names_in_: as ``MLPClassifier``'s (see the module
+            docstring for the loss curve's definition).
+        params_: the trained :class:`jbpnn.MLP` (the best params under early stopping).
+        state_: the :class:`jbpnn.TrainState` that ``warm_start`` and ``partial_fit`` resume.
+        stop_reason_: why the last call stopped (:data:`jbpnn.training.STOP_REASONS`).
+        validation_loss_curve_: the validation loss per epoch, what the core's early
+            stopping watches (None without early stopping).
+    """
+
+    def _check_loss(self) -> str:
+        if self.loss not in ("auto", "log_loss", "mse"):
+            raise ValueError(f"loss must be 'auto', 'log_loss' or 'mse', got {self.loss!r}")
+        return "mse" if self.loss == "mse" else "log_loss"
+
+    def _output(self) -> tuple[str, str]:
+        if self.loss == "mse":
+            return ("mse", "sigmoid")
+        if self._label_binarizer.y_type_ == "multiclass":
+            return ("cross_entropy", "softmax")
+        return ("binary_cross_entropy", "sigmoid")
+
+    def _validate_input(self, X, y, incremental, reset, dtype):
+        X, y = validate_data(
+            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        Y = self._label_binarizer.transform(y).astype(dtype)
+        return np.asarray(X, dtype), Y
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)``, resuming the optimizer state of the previous call.
+
+        Args:
+            X: inputs, shape ``(n_samples, n_features)``.
+            y: labels, shape ``(n_samples,)`` (or a multilabel indicator matrix).
+            sample_weight: optional weights, shape ``(n_samples,)``.
+            classes: every class of all calls; required on the first call.
+
+        Returns:
+            self.
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            y_arr = np.asarray(y) if not hasattr(y, "iloc") else y
+            if getattr(y_arr, "ndim", 1) == 2 and y_arr.shape[1] > 1:
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _validation_scores(self, run: TrainResult, Y_val: np.ndarray) -> list[float]:
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            # the core's per-epoch accuracy is argmax accuracy: not multilabel's subset accuracy
+            return [float("nan")] * len(run.history["val_loss"])
+        return np.asarray(run.history["val_accuracy"], np.float64).tolist()
+
+    def _score_outputs(self, X_val: np.ndarray, Y_val: np.ndarray) -> float:
+        """Accuracy (multilabel: subset accuracy) of ``params_`` on the validation split."""
+        truth = self._labels(Y_val)
+        right = self._labels(_predict_outputs(self.params_, X_val)) == truth
+        return float(np.mean(right if right.ndim == 1 else np.all(right, axis=1)))
+
+    def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
+        """Targets of the rows ``rows`` as a fit on ``y[rows]`` encodes them (zeros elsewhere);
+        sets ``classes_`` as that fit would."""
+        self._label_binarizer = LabelBinarizer().fit(y[rows])
+        self.classes_ = self._label_binarizer.classes_
+        Y = np.zeros((len(y), len(self.classes_) if self._n_outputs() > 1 else 1), dtype)
+        Y[rows] = self._label_binarizer.transform(y[rows])
+        return Y
+
+    def _n_outputs(self) -> int:
+        lb = self._label_binarizer
+        return len(lb.classes_) if lb.y_type_ != "binary" else 1
+
+    def _labels(self, out: np.ndarray) -> np.ndarray:
+        if out.shape[1] == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict(self, X):
+        """Class labels, shape ``(n_samples,)`` (multilabel: ``(n_samples, n_classes)``)."""
+        return self._labels(self._outputs(X))
+
+    def predict_proba(self, X):
+        """Class probabilities, shape ``(n_samples, n_classes)``, in ``classes_`` order."""
+        out = self._outputs(X)
+        if len(self.classes_) == 1:
+            return np.ones((out.shape[0], 1))
+        if out.shape[1] == 1:
+            return np.hstack([1 - out, out])
+        if self.loss == "mse" and self._label_binarizer.y_type_ == "multiclass":
+            total = out.sum(axis=1, keepdims=True)
+            return np.where(total > 0, out / np.where(total > 0, total, 1), 1.0 / out.shape[1])
+        return out
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class BPNNRegressor(RegressorMixin, _BPNNBase):
+    """``MLPRegressor``'s interface on jbpnn's core: identity outputs, squared error.
+
+    Parameters and attributes as :class:`BPNNClassifier` (no ``classes_``), with
+    ``loss="auto"`` or ``"squared_error"`` (jbpnn's ``mse``; ``loss_curve_`` reports
+    scikit-learn's value, ``1/2`` the squared error averaged over the outputs).
+    Multi-output ``y`` of shape ``(n, k)`` trains ``k`` outputs.
+    """
+
+    def _check_loss(self) -> str:
+        if self.loss not in ("auto", "squared_error"):
+            raise ValueError(
+                f"loss must be 'auto' or 'squared_error', got {self.loss!r}"
+                + (" (poisson is not offered)" if self.loss == "poisson" else "")
+            )
+        return "squared_error"
+
+    def _output(self) -> tuple[str, str]:
+        return ("mse", "identity")
+
+    def _validate_input(self, X, y, incremental, reset, dtype):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return np.asarray(X, dtype), np.asarray(y, dtype).reshape(y.shape[0], -1)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)``, resuming the optimizer state of the previous call."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _curve_scale(self, n_out: int) -> float:
+        return 1.0 / n_out  # scikit-learn's squared_error averages over the outputs
+
+    @staticmethod
+    def _total_variance(Y_val: np.ndarray) -> float:
+        return float(np.sum(np.var(np.asarray(Y_val, np.float64), axis=0)))
+
+    def _validation_tol(self, s: _Settings, Y_val: np.ndarray) -> float:
+        # R^2_vw = 1 - 2 val_loss / sum_k var_k: an R^2 gain of tol is a val_loss drop of
+        # tol * sum_k var_k / 2.
+        return s.tol * self._total_variance(Y_val) / 2
+
+    def _validation_scores(self, run: TrainResult, Y_val: np.ndarray) -> list[float]:
+        total = self._total_variance(Y_val)
+        val_loss = np.asarray(run.history["val_loss"], np.float64)
+        if total == 0:
+            return np.where(val_loss == 0, 1.0, 0.0).tolist()
+        return (1 - 2 * val_loss / total).tolist()
+
+    def _score_outputs(self, X_val: np.ndarray, Y_val: np.ndarray) -> float:
+        """R^2 of ``params_`` on the validation split, variance-weighted over the outputs as
+        ``validation_scores_`` (for one output, scikit-learn's R^2)."""
+        pred = _predict_outputs(self.params_, X_val)
+        return float(r2_score(Y_val, pred, multioutput="variance_weighted"))
+
+    def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
+        """Every row's targets, shape ``(n, n_outputs)``."""
+        return np.asarray(y, dtype).reshape(len(y), -1)
+
+    def predict(self, X):
+        """Predictions, shape ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``."""
+        out = self._outputs(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+
+# ---------------------------------------------------------------- the grid search
+class _Job(NamedTuple):
+    """One (candidate, fold) network of a sweep."""
+
+    candidate: int
+    split: int
+    estimator: _BPNNBase
+    settings: _Settings
+    train: np.ndarray
+    test: np.ndarray
+
+
+class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
+    """``GridSearchCV`` for :class:`BPNNClassifier` / :class:`BPNNRegressor`, at train_many speed.
+
+    The same candidates (``ParameterGrid(param_grid)``, in its order), folds
+    (``check_cv(cv, y, classifier=...)``), scoring and ``cv_results_`` keys as
+    ``GridSearchCV``; every (candidate, fold) network trains exactly as
+    ``clone(estimator).set_params(**candidate).fit(X[train], y[train])`` would, so
+    the scores equal ``GridSearchCV``'s up to float32 rounding.
+
+    How: the networks are grouped by everything that is static to the core (the
+    architecture, activation, solver, schedule kind, batch size, shuffle,
+    ``max_iter``, loss, init, dtype; and per fold the resolved batch size, the
+    number of index bits of its row count, and its classes). Each group is ONE
+    :func:`jbpnn.many.train_many` call: the folds' training rows as ``rows=``, each
+    network's init seed and data-order key (drawn from its ``random_state``) as
+    ``seeds=`` / ``keys=``, and the optimizer values (learning rate, momentum,
+    ``alpha``, Adam's betas and epsilon, ``power_t``) as ``hparams=``. Candidates with
+    ``early_stopping=True`` (each fold its own validation split, which ``train_many``
+    cannot take) fall back to one ``fit`` per fold, as ``GridSearchCV``.
+
+    Args:
+        estimator: a :class:`BPNNClassifier` or :class:`BPNNRegressor`.
+        param_grid: a dict of lists, or a list of such dicts (``GridSearchCV``'s).
+        scoring: None (the estimator's ``score``: accuracy or R^2), a scorer name or a
+            callable ``scorer(estimator, X, y)``.
+        refit: refit the best candidate on all the data (``best_estimator_``); True,
+            False, or a callable ``cv_results_ -> best index``.
+        cv: folds: an int (stratified k-fold for classifiers), a splitter, or an
+            iterable of ``(train, test)`` index arrays.
+
+    Attributes:
+        cv_results_, best_index_, best_params_, best_score_, best_estimator_,
+        refit_time_, n_splits_, scorer_, multimetric_: as ``GridSearchCV``'s.
+            ``mean_fit_time`` shares each ``train_many`` call's time evenly among its
+            networks.
+        sweep_calls_: one entry per ``train_many`` call: ``{"networks", "seconds",
+            "hparams"}``.
+        fallback_fits_: ``fit`` calls made one by one (early-stopping candidates).
+    """
+
+    def __init__(self, estimator, param_grid, *, scoring=None, refit=True, cv=5):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.scoring = scoring
+        self.refit = refit
+        self.cv = cv
+
+    def fit(self, X, y=None, *, groups=None, sample_weight=None):
+        """Score every candidate on every fold, then refit the best (see the class docstring).
+
+        Args:
+            X: inputs, shape ``(n_samples, n_features)`` (array or DataFrame).
+            y: targets, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``.
+            groups: group labels for the splitter (e.g. ``GroupKFold``).
+            sample_weight: optional weights, passed to every fit (and ``train_many``).
+
+        Returns:
+            self.
+        """
+        base = self.estimator
+        if not isinstance(base, _BPNNBase):
+            raise TypeError(
+                "SweepSearchCV trains BPNNClassifier or BPNNRegressor networks with "
+                f"train_many; got {type(base).__name__}. Use GridSearchCV for other estimators"
+            )
+        candidates = list(ParameterGrid(self.param_grid))
+        cv = check_cv(self.cv, y, classifier=is_classifier(base))
+        splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)]
+        self.n_splits_ = len(splits)
+        self.scorer_ = check_scoring(base, self.scoring)
+        self.multimetric_ = False
+        # The data as every fold's fit sees it (validated once; a fold is a row subset).
+        probe = clone(base)
+        Xf, yv = validate_data(
+            probe, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=True
+        )
+        if yv.ndim == 2 and yv.shape[1] == 1:
+            yv = column_or_1d(yv, warn=True)
+        sw = None if sample_weight is None else _check_sample_weight(sample_weight, Xf)
+
+        jobs, fallback = [], []
+        for c, params in enumerate(candidates):
+            for k, (tr, te) in enumerate(splits):
+                est = clone(base).set_params(**params)
+                job = _Job(c, k, est, _settings(est), tr, te)
+                (fallback if job.settings.early_stopping else jobs).append(job)
+        scores = np.full((len(candidates), len(splits)), np.nan)
+        fit_times = np.zeros_like(scores)
+        score_times = np.zeros_like(scores)
+        self.sweep_calls_ = []
+        self.fallback_fits_ = 0
+
+        def score(job: _Job, fitted: _BPNNBase) -> None:
+            start = time.perf_counter()
+            y_test = None if y is None else _safe_indexing(y, job.test)
+            value = self.scorer_(fitted, _safe_indexing(X, job.test), y_test)
+            scores[job.candidate, job.split] = value
+            score_times[job.candidate, job.split] = time.perf_counter() - start
+
+        groups_of: dict[tuple, list[_Job]] = {}
+        for job in jobs:
+            groups_of.setdefault(self._group_key(job, yv), []).append(job)
+        for members in groups_of.values():
+            start = time.perf_counter()
+            fitted = self._train_group(members, Xf, yv, sw, probe)
+            seconds = time.perf_counter() - start
+            for job, est in zip(members, fitted):
+                fit_times[job.candidate, job.split] = seconds / len(members)
+                score(job, est)
+        for job in fallback:
+            start = time.perf_counter()
+            fit_kw = {} if sw is None else {"sample_weight": sw[job.train]}
+            y_train = None if y is None else _safe_indexing(y, job.train)
+            job.estimator.fit(_safe_indexing(X, job.train), y_train, **fit_kw)
+            fit_times[job.candidate, job.split] = time.perf_counter() - start
+            self.fallback_fits_ += 1
+            score(job, job.estimator)
+
+        self.cv_results_ = _cv_results(candidates, scores, fit_times, score_times)
+        self.best_index_ = self._best_index()
+        self.best_params_ = candidates[self.best_index_]
+        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        if self.refit:
+            start = time.perf_counter()
+            fit_kw = {} if sample_weight is None else {"sample_weight": sample_weight}
+            self.best_estimator_ = clone(base).set_params(**self.best_params_).fit(X, y, **fit_kw)
+            self.refit_time_ = time.perf_counter() - start
+        return self
+
+    def _best_index(self) -> int:
+        if callable(self.refit):
+            index = self.refit(self.cv_results_)
+            if not isinstance(index, numbers.Integral) or not 0 <= index < len(
+                self.cv_results_["params"]
+            ):
+                raise IndexError("best_index_ returned by the refit callable is out of range")
+            return int(index)
+        return int(self.cv_results_["rank_test_score"].argmin())
+
+    @staticmethod
+    def _group_key(job: _Job, yv: np.ndarray) -> tuple:
+        s, n = job.settings, len(job.train)
+        k = _batch_size(s, n)
+        classes = None  # the output layer and the targets' encoding follow the fold's classes
+        if is_classifier(job.estimator):
+            labels = yv[job.train]
+            classes = ("multilabel", yv.shape[1]) if yv.ndim == 2 else tuple(np.unique(labels))
+        # rows= equals train on X[rows] when the row counts need the same index bits
+        return (s.static(), k, k >= n, (n - 1).bit_length(), classes)
+
+    def _train_group(
+        self, jobs: list[_Job], X: np.ndarray, y: np.ndarray, sw: np.ndarray | None, probe
+    ) -> list[_BPNNBase]:
+        """ONE train_many call for networks that differ only in data; fitted estimators."""
+        first = jobs[0]
+        s = first.settings
+        est0 = first.estimator
+        X = np.asarray(X, s.dtype)
+        # Targets as each fold's fit encodes them (the folds of a group have the same classes).
+        rows = np.unique(np.concatenate([job.train for job in jobs]))
+        Y = est0._fold_targets(y, rows, s.dtype)
+        output = est0._output()
+        draws = [_draw_seeds(copy.deepcopy(job.estimator.random_state)) for job in jobs]
+        n_out = Y.shape[1]
+        if isinstance(s.init, str):
+            activations = (s.activation,) * len(s.hidden) + (output[1],)
+            spec = InitSpec((X.shape[1], *s.hidden, n_out), activations, output[0], s.init, s.dtype)
+            nets, seeds = spec, [d[0] for d in draws]
+        else:
+            nets, seeds = [_initial_params(s, X.shape[1], n_out, output, 0)] * len(jobs), None
+        hparams = {name: np.array([job.settings.values[name] for job in jobs]) for name in s.values}
+        n_train = len(first.train)
+        k = _batch_size(s, n_train)
+        start = time.perf_counter()
+        result = train_many(
+            nets,
+            X,
+            Y,
+            seeds=seeds,
+            optimizer=_optimizer_factory(s),
+            hparams=hparams,
+            keys=[d[1] for d in draws],
+            rows=[job.train for job in jobs],
+            epochs=s.max_iter,
+            batch_size=k,
+            shuffle=s.shuffle,
+            sample_weight=sw,
+            check_finite=False,
+        )
+        self.sweep_calls_.append(
+            {"networks": len(jobs), "seconds": time.perf_counter() - start, "hparams": hparams}
+        )
+        fitted = []
+        for i, job in enumerate(jobs):
+            est = job.estimator
+            for name in ("n_features_in_", "feature_names_in_"):
+                if hasattr(probe, name):
+                    setattr(est, name, getattr(probe, name))
+            est._fold_targets(y, job.train, s.dtype)  # classes_ as its own fit finds them
+            est._record(result[i], job.settings, len(job.train), first=True)
+            fitted.append(est)
+        return fitted
+
+    # -- the best estimator's methods ------------------------------------
+    def _check_refit(self, method: str) -> None:
+        if not self.refit:
+            raise AttributeError(
+                f"This SweepSearchCV instance was initialized with refit=False; {method} is "
+                "available only after refitting on the best parameters"
+            )
+        check_is_fitted(self, "best_estimator_")
+
+    def predict(self, X):
+        """``best_estimator_.predict(X)``."""
+        self._check_refit("predict")
+        return self.best_estimator_.predict(X)
+
+    def predict_proba(self, X):
+        """``best_estimator_.predict_proba(X)`` (classifiers)."""
+        self._check_refit("predict_proba")
+        return self.best_estimator_.predict_proba(X)
+
+    def score(self, X, y=None):
+        """The scorer on the best estimator: ``scorer_(best_estimator_, X, y)``."""
+        self._check_refit("score")
+        return self.scorer_(self.best_estimator_, X, y)
+
+    @property
+    def classes_(self):
+        self._check_refit("classes_")
+        return self.best_estimator_.classes_
+
+    @property
+    def n_features_in_(self):
+        self._check_refit("n_features_in_")
+        return self.best_estimator_.n_features_in_
+
+
+def _masked_params(candidates: Sequence[Mapping[str, Any]]) -> dict[str, np.ma.MaskedArray]:
+    """``param_<name>`` arrays as ``GridSearchCV`` builds them (masked where a candidate
+    lacks the parameter; object dtype for strings and sequences)."""
+    names: dict[str, dict[int, Any]] = {}
+    for i, params in enumerate(candidates):
+        for name, value in params.items():
+            names.setdefault(f"param_{name}", {})[i] = value
+    out = {}
+    for key, found in names.items():
+        values = list(found.values())
+        try:
+            arr = np.array(values)
+            dtype = arr.dtype if arr.dtype.kind != "U" and arr.ndim == 1 else object
+        except ValueError:
+            dtype = np.dtype(object)
+        ma = np.ma.MaskedArray(np.empty(len(candidates), dtype=dtype), mask=True)
+        for i, value in found.items():
+            ma[i] = value
+        out[key] = ma
+    return out
+
+
+def _cv_results(
+    candidates: list[dict], scores: np.ndarray, fit_times: np.ndarray, score_times: np.ndarray
+) -> dict[str, Any]:
+    """``GridSearchCV``'s ``cv_results_`` (same keys, same order, same ranking rule)."""
+    from scipy.stats import rankdata
+
+    results: dict[str, Any] = {}
+    for name, array in (("fit_time", fit_times), ("score_time", score_times)):
+        results[f"mean_{name}"] = array.mean(axis=1)
+        results[f"std_{name}"] = array.std(axis=1)
+    results.update(_masked_params(candidates))
+    results["params"] = candidates
+    for k in range(scores.shape[1]):
+        results[f"split{k}_test_score"] = scores[:, k]
+    means = scores.mean(axis=1)
+    results["mean_test_score"] = means
+    results["std_test_score"] = np.sqrt(np.mean((scores - means[:, None]) ** 2, axis=1))
+    if not np.isfinite(means).all():
+        warnings.warn(f"One or more of the test scores are non-finite: {means}", stacklevel=3)
+    if np.isnan(means).all():
+        rank = np.ones_like(means, dtype=np.int32)
+    else:
+        filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
+        rank = rankdata(-filled, method="min").astype(np.int32)
+    results["rank_test_score"] = rank
+    return results
