@@ -91,7 +91,7 @@ def test_backward_equals_autodiff_float32(loss_name, out_act, hidden):
     tree_allclose(g_hand, g_auto, rtol=1e-4, atol=1e-6)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 6), min_size=2, max_size=5),
     hidden=st.sampled_from(HIDDEN),
