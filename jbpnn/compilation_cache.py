@@ -24,6 +24,7 @@ __all__ = [
     "enable_compilation_cache",
 ]
 
+
 def cache_dir() -> Path:
     """The per-user folder of JAX's persistent compilation cache used by the CLI.
 
