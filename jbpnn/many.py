@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, to_device
+from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
@@ -121,14 +121,14 @@ def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
         ]
         return jax.tree.unflatten(jax.tree.structure(template), [to_device(a) for a in leaves])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-    stacked = jax.vmap(lambda k: _init_one(spec, k, key_given=True))(keys)
+    stacked = jax.vmap(lambda k: _init_one(spec, k))(keys)
     return template.replace_layers(stacked.layers)
 
 
 INIT_ONE_BY_ONE = 512  # networks init_many draws one by one before it vmaps the draw
 
 
-def _init_one(spec: InitSpec, seed_or_key: Any, key_given: bool = False) -> MLP:
+def _init_one(spec: InitSpec, seed_or_key: Any) -> MLP:
     return init_params(
         seed_or_key, tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype
     )
@@ -524,7 +524,7 @@ def train_many(
         raise ValueError("give key (one data order for all) or keys (one per network), not both")
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be a callable taking a dict, got {progress!r}")
-    epochs = _check_epochs(epochs)
+    epochs = check_int("epochs", epochs, 1)
 
     # What to train: stacked params, or a spec and seeds (nothing allocated yet).
     seed_arr = None
@@ -670,12 +670,6 @@ def train_many(
         start,
         tuple(hparams or {}),
     )
-
-
-def _check_epochs(epochs: Any) -> int:
-    from jbpnn.checks import check_int
-
-    return check_int("epochs", epochs, 1)
 
 
 def _all_hyperparams(opt: Any, per: dict[str, np.ndarray], n: int, dtype: Any) -> dict[str, Array]:

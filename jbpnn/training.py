@@ -256,10 +256,8 @@ def _is_key(key: Any) -> bool:
     return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
-def _empty_history(config: TrainConfig, dtype: Any, lead: tuple[int, ...] = ()) -> dict:
-    return {
-        k: _filled(np.nan, lead + (config.history_chunk,), dtype) for k in config.history_keys()
-    }
+def _empty_history(config: TrainConfig, dtype: Any) -> dict:
+    return {k: _filled(np.nan, (config.history_chunk,), dtype) for k in config.history_keys()}
 
 
 # ---------------------------------------------------------------- the epoch step
