@@ -398,6 +398,9 @@ def _own_rows(
         has_validation=config.has_validation,
         weighted=True,
         history_chunk=config.history_chunk,
+        monitor=config.monitor,
+        watch_loss=config.watch_loss,
+        reduce_lr=config.reduce_lr,
     )
     take = jnp.asarray(padded)
     return (X[take], Y[take], jnp.asarray(w), jnp.asarray(n_rows, jnp.int32)), new
@@ -452,6 +455,11 @@ def train_many(
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
+    monitor: str = "val_loss",
+    loss_patience: int | None = None,
+    loss_tol: float = 1e-4,
+    lr_factor: float | None = None,
+    min_lr: float = 1e-6,
     max_loss_growth: float | None = 1e6,
     max_abs_param: float | None = 1e9,
     shuffle: bool | None = None,
@@ -496,8 +504,8 @@ def train_many(
             need the same number of index bits, see
             :func:`jbpnn.training.shuffle_order`).
         epochs, batch_size, X_val, Y_val, sample_weight, tol, min_weight_change,
-            n_iter_no_change, validation_tol, max_loss_growth, max_abs_param, shuffle,
-            drop_last, grad_fn,
+            n_iter_no_change, validation_tol, monitor, loss_patience, loss_tol, lr_factor,
+            min_lr, max_loss_growth, max_abs_param, shuffle, drop_last, grad_fn,
             history_chunk, check_finite: as :func:`jbpnn.training.train`.
         devices: split the networks evenly across these devices (a count, or a list
             of ``jax.Device``); default: every local device. On a CPU, JAX shows one
@@ -565,6 +573,11 @@ def train_many(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
+        monitor=monitor,
+        loss_patience=loss_patience,
+        loss_tol=loss_tol,
+        lr_factor=lr_factor,
+        min_lr=min_lr,
         max_loss_growth=max_loss_growth,
         max_abs_param=max_abs_param,
         history_chunk=history_chunk,

@@ -193,10 +193,13 @@ def accuracy_kernel(params: MLP, X: Array, Y: Array) -> Array:
     """Unchecked, traceable fraction of rows classified right.
 
     The predicted class is the argmax of the outputs; for one output unit, ``O >= 0.5``.
+    With ``binary_cross_entropy`` over several outputs (multilabel: independent 0/1
+    targets) a row is right when every output is (``O >= 0.5`` where ``T >= 0.5``):
+    scikit-learn's subset accuracy.
     """
     out = predict_kernel(params, X)
-    if out.shape[1] == 1:
-        return jnp.mean((out[:, 0] >= 0.5) == (Y[:, 0] >= 0.5))
+    if out.shape[1] == 1 or params.loss == "binary_cross_entropy":
+        return jnp.mean(jnp.all((out >= 0.5) == (Y >= 0.5), axis=1))
     return jnp.mean(jnp.argmax(out, axis=1) == jnp.argmax(Y, axis=1))
 
 

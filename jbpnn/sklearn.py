@@ -30,15 +30,18 @@ module that imports it, and ``import jbpnn`` does not import this module.
 
 Where jbpnn's core defines things otherwise than scikit-learn (also in the README):
 
-- **Stopping.** scikit-learn's ``tol`` without early stopping stops when the training
-  loss has not improved by ``tol`` for ``n_iter_no_change`` epochs; the core has no such
-  rule, so without ``early_stopping`` a fit runs exactly ``max_iter`` epochs and
-  ``tol`` / ``n_iter_no_change`` have no effect (``learning_rate="adaptive"``, which
-  needs that rule, is refused). With ``early_stopping`` the core watches the
-  validation *loss* (patience ``n_iter_no_change + 1`` epochs, scikit-learn's count,
-  improvement ``tol``); scikit-learn watches the validation accuracy (classifier) or
-  R^2 (regressor). For the regressor ``tol`` is converted so that the rule is exactly
-  scikit-learn's on the variance-weighted R^2 (its R^2 for one output).
+- **Stopping** is scikit-learn's, run by the core's rules: without
+  ``early_stopping``, the core's ``loss_patience=n_iter_no_change + 1`` and
+  ``loss_tol=tol`` (scikit-learn stops once its count exceeds ``n_iter_no_change``);
+  with it, ``n_iter_no_change + 1`` epochs on the validation split, watching the
+  accuracy (``monitor="val_accuracy"``, subset accuracy for multilabel) for the
+  classifier and the variance-weighted R^2 for the regressor (the core watches the
+  validation loss with ``tol`` converted, which is exactly the rule on that R^2; its
+  R^2 for one output). ``learning_rate="adaptive"`` (sgd) is the core's
+  ``lr_factor=0.2, min_lr=1e-6``: a plateau divides the learning rate by 5 until it
+  is at most 1e-6. Two differences: the training loss watched has no ``alpha``
+  penalty (see the loss curve), and the validation score ignores sample weights
+  (scikit-learn weights it).
 - **The loss curve** holds the core's epoch loss, the mean error of each example
   measured before its batch's update (as scikit-learn), *without* the ``alpha``
   penalty, which scikit-learn adds. The regressor's is scikit-learn's
@@ -168,7 +171,8 @@ class _Settings(NamedTuple):
     def static(self) -> tuple:
         """What must be equal for two networks to train in one ``train_many`` call."""
         init = self.init if isinstance(self.init, str) else ("params", id(self.init))
-        stop = (self.validation_fraction, self.patience, self.tol) if self.early_stopping else ()
+        stop = (self.validation_fraction,) if self.early_stopping else ()
+        stop = (*stop, self.patience, self.tol)
         return (
             self.hidden,
             self.activation,
@@ -220,21 +224,18 @@ def _settings(est: _BPNNBase) -> _Settings:
     if est.solver not in ("sgd", "adam"):
         extra = " (jbpnn trains with stochastic gradients only)" if est.solver == "lbfgs" else ""
         raise ValueError(f"solver must be 'sgd' or 'adam', got {est.solver!r}{extra}")
-    if est.learning_rate == "adaptive":
+    if est.learning_rate not in ("constant", "invscaling", "adaptive"):
         raise ValueError(
-            "learning_rate='adaptive' divides the learning rate when scikit-learn's "
-            "training-loss rule fires; jbpnn's core has no such rule. Use 'constant' or "
-            "'invscaling'"
+            "learning_rate must be 'constant', 'invscaling' or 'adaptive', "
+            f"got {est.learning_rate!r}"
         )
-    if est.learning_rate not in ("constant", "invscaling"):
-        raise ValueError(
-            f"learning_rate must be 'constant' or 'invscaling', got {est.learning_rate!r}"
-        )
+    # scikit-learn: learning_rate and power_t are only used when solver='sgd'
+    schedule = est.learning_rate if est.solver == "sgd" else "constant"
     values = {
         "lr": _number("learning_rate_init", est.learning_rate_init, 0.0, open_low=True),
         "alpha": _number("alpha", est.alpha, 0.0),
     }
-    if est.learning_rate == "invscaling":
+    if schedule == "invscaling":
         values["power_t"] = _number("power_t", est.power_t, 0.0)
     variant = None
     if est.solver == "sgd":
@@ -292,7 +293,7 @@ def _settings(est: _BPNNBase) -> _Settings:
         activation=ACTIVATION_NAMES[est.activation],
         solver=est.solver,
         variant=variant,
-        schedule=est.learning_rate,
+        schedule=schedule,
         batch_size=batch,
         shuffle=bool(est.shuffle),
         max_iter=_integer("max_iter", est.max_iter, 1),
@@ -316,6 +317,7 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
     """
     lr = values["lr"]
     rate = inverse_scaling(lr, values["power_t"]) if schedule == "invscaling" else lr
+    # "adaptive" is a constant lr that the core's plateau rule divides (lr_factor)
     alpha = jnp.asarray(values["alpha"])
     if solver == "sgd":
         return momentum(rate, values["m"], variant, alpha=alpha)
@@ -468,6 +470,23 @@ class _BPNNBase(BaseEstimator):
     def _validation_tol(self, s: _Settings, Y_val: np.ndarray) -> float:
         return s.tol
 
+    _monitor = "val_loss"  # what the core's early stopping watches
+
+    def _stop_rules(self, s: _Settings, Y_val: np.ndarray | None = None) -> dict[str, Any]:
+        """scikit-learn's stopping as the core's rules (keyword arguments of ``train``)."""
+        rules: dict[str, Any] = {}
+        if s.early_stopping:
+            rules = {
+                "n_iter_no_change": s.max_iter + 1 if s.patience is None else s.patience,
+                "validation_tol": self._validation_tol(s, Y_val),
+                "monitor": self._monitor,
+            }
+        elif s.patience is not None:  # the training-loss rule
+            rules = {"loss_patience": s.patience, "loss_tol": s.tol}
+        if s.schedule == "adaptive" and s.patience is not None:
+            rules.update(lr_factor=0.2, min_lr=1e-6)  # scikit-learn: lr / 5 while lr > 1e-6
+        return rules
+
     # -- fitting ---------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
         """Train on ``(X, y)``: fresh params, or (``warm_start``) ``max_iter`` more epochs.
@@ -509,12 +528,7 @@ class _BPNNBase(BaseEstimator):
         X_tr, Y_tr, sw_tr = X, Y, sw
         if s.early_stopping:
             X_tr, X_val, Y_tr, Y_val, sw_tr = self._split(X, Y, sw, s, rng)
-            val = {
-                "X_val": X_val,
-                "Y_val": Y_val,
-                "n_iter_no_change": s.max_iter + 1 if s.patience is None else s.patience,
-                "validation_tol": self._validation_tol(s, Y_val),
-            }
+            val = {"X_val": X_val, "Y_val": Y_val}
         try:
             run = train(
                 start,
@@ -529,6 +543,7 @@ class _BPNNBase(BaseEstimator):
                 progress=print_progress if self.verbose else None,
                 check_finite=False,  # validate_data checked X and y
                 **val,
+                **self._stop_rules(s, val.get("Y_val")),
             )
         except ValueError as error:
             if "another kind of optimizer" in str(error):
@@ -539,6 +554,13 @@ class _BPNNBase(BaseEstimator):
                 ) from None
             raise
         self._record(run, s, X_tr.shape[0], first, Y_val=val.get("Y_val"), X_val=val.get("X_val"))
+        if not incremental and run.stop_reason == "max_epochs":
+            warnings.warn(  # scikit-learn's warning, word for word
+                f"Stochastic Optimizer: Maximum iterations ({s.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         return self
 
     def _split(self, X, Y, sw, s: _Settings, rng):
@@ -632,7 +654,8 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
     Parameters are ``MLPClassifier``'s (``hidden_layer_sizes``, ``activation``:
     ``"logistic"`` or ``"sigmoid"``, ``"relu"``, ``"tanh"``, ``"identity"``; ``solver``:
     ``"sgd"`` or ``"adam"``; ``alpha``, ``batch_size``, ``learning_rate``:
-    ``"constant"`` or ``"invscaling"``, ``learning_rate_init``, ``power_t``,
+    ``"constant"``, ``"invscaling"`` or ``"adaptive"`` (sgd only, as scikit-learn),
+    ``learning_rate_init``, ``power_t``,
     ``max_iter``, ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``,
     ``momentum``, ``nesterovs_momentum``, ``early_stopping``, ``validation_fraction``,
     ``beta_1``, ``beta_2``, ``epsilon``, ``n_iter_no_change``) plus jbpnn's own:
@@ -717,10 +740,10 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, sample_weight, incremental=True)
 
+    _monitor = "val_accuracy"
+
     def _validation_scores(self, run: TrainResult, Y_val: np.ndarray) -> list[float]:
-        if self._label_binarizer.y_type_.startswith("multilabel"):
-            # the core's per-epoch accuracy is argmax accuracy: not multilabel's subset accuracy
-            return [float("nan")] * len(run.history["val_loss"])
+        # the core's accuracy: argmax, one unit at 0.5, or multilabel's subset accuracy
         return np.asarray(run.history["val_accuracy"], np.float64).tolist()
 
     def _score_outputs(self, X_val: np.ndarray, Y_val: np.ndarray) -> float:
@@ -1047,6 +1070,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             shuffle=s.shuffle,
             sample_weight=sw,
             check_finite=False,
+            **est0._stop_rules(s),
         )
         self.sweep_calls_.append(
             {"networks": len(jobs), "seconds": time.perf_counter() - start, "hparams": hparams}

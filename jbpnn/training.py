@@ -51,12 +51,23 @@ Stop rules, checked on the device after every epoch, first match wins:
    ``|delta w|`` (weights and biases, every update of the epoch) is below
    ``min_weight_change``.
 3. ``"loss_below_tol"`` (the article's rule 2): the epoch loss is below ``tol``.
-4. ``"no_validation_improvement"``: the validation loss has not improved on its
-   best by at least ``validation_tol`` for ``n_iter_no_change`` epochs in a row
-   (scikit-learn's ``n_iter_no_change``). The result's params are then the ones
-   with the best validation loss, as scikit-learn's ``early_stopping`` keeps.
-5. ``"max_epochs"`` (the article's rule 3): ``epochs`` have run. The state is
+4. ``"no_loss_improvement"``: the epoch loss has not beaten its best by at
+   least ``loss_tol`` for ``loss_patience`` epochs in a row (scikit-learn's
+   ``tol`` / ``n_iter_no_change`` without early stopping).
+5. ``"no_validation_improvement"``: the monitored validation value (the
+   validation loss, or with ``monitor="val_accuracy"`` the error rate
+   ``1 - accuracy``) has not beaten its best by at least ``validation_tol`` for
+   ``n_iter_no_change`` epochs in a row (scikit-learn's ``early_stopping``). The
+   result's params are then the ones of the best validation epoch (any
+   improvement counts there), as scikit-learn keeps.
+6. ``"max_epochs"`` (the article's rule 3): ``epochs`` have run. The state is
    still *running*: train it again to go on.
+
+With ``lr_factor`` (scikit-learn's ``learning_rate="adaptive"``: 0.2), rules 4
+and 5 first reduce the learning rate instead: ``lr <- lr_factor * lr``, the
+count starts again, and the run stops only when a plateau comes with
+``lr <= min_lr`` already. The reductions so far are ``state.lr_scale`` (the
+updates use ``lr * lr_scale``), carried when a run resumes.
 
 Resuming: ``train(result.state, X, Y, optimizer=..., epochs=k)`` (or
 ``train(result, X, Y, epochs=k)``) runs ``k`` more epochs from where the state
@@ -82,7 +93,7 @@ from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, check_targets, check_threshold, to_device
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
-from jbpnn.optimizers import Optimizer, apply_updates
+from jbpnn.optimizers import Optimizer, apply_updates, set_hyperparams
 from jbpnn.params import MLP
 
 __all__ = [
@@ -121,9 +132,12 @@ STOP_REASONS = (
     "weight_change_below_threshold",
     "no_validation_improvement",
     "diverged",
+    "no_loss_improvement",
 )
 RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
 _CODE = {name: i for i, name in enumerate(STOP_REASONS)}
+
+MONITORS = ("val_loss", "val_accuracy")  # what early stopping can watch
 
 HISTORY_CHUNK = 256  # epochs of history kept on the device; train copies it out per chunk
 
@@ -144,6 +158,9 @@ class TrainConfig(NamedTuple):
         shuffle: a new order every epoch.
         watch_weight_change: the article's rule 1 is on (max ``|delta w|`` is measured).
         early_stopping: ``n_iter_no_change`` is on (the best params are kept).
+        monitor: what early stopping watches: ``"val_loss"`` or ``"val_accuracy"``.
+        watch_loss: ``loss_patience`` is on (the training-loss plateau rule).
+        reduce_lr: a plateau reduces the learning rate (``lr_factor``) before stopping.
         has_validation: validation data is given (``val_loss``, ``val_accuracy``).
         weighted: the user gave sample weights (updates on all-zero batches are skipped).
         history_chunk: epochs of history the state holds (a ring buffer).
@@ -159,6 +176,9 @@ class TrainConfig(NamedTuple):
     early_stopping: bool
     has_validation: bool
     weighted: bool = False
+    monitor: str = "val_loss"
+    watch_loss: bool = False
+    reduce_lr: bool = False
     history_chunk: int = HISTORY_CHUNK
     shards: int = 1
 
@@ -175,6 +195,10 @@ class StopRules(NamedTuple):
         min_weight_change: stop when every ``|delta w|`` of an epoch is below it.
         n_iter_no_change: epochs without validation improvement before stopping (int32).
         validation_tol: the improvement that counts.
+        loss_patience: epochs without training-loss improvement before stopping (int32).
+        loss_tol: the improvement of the epoch loss that counts.
+        lr_factor: with ``reduce_lr``, the learning rate's factor on a plateau.
+        min_lr: with ``reduce_lr``, a plateau at ``lr <= min_lr`` stops the run.
         max_loss_growth: divergence: an epoch loss above this multiple of the first
             epoch's (``inf``: off).
         max_abs_param: divergence: a param of magnitude above it (``inf``: off).
@@ -186,6 +210,10 @@ class StopRules(NamedTuple):
     validation_tol: Array
     max_loss_growth: Array
     max_abs_param: Array
+    loss_patience: Array
+    loss_tol: Array
+    lr_factor: Array
+    min_lr: Array
 
 
 class TrainState(NamedTuple):
@@ -200,9 +228,14 @@ class TrainState(NamedTuple):
         stop: the :data:`STOP_REASONS` index of the rule that fired, or ``RUNNING`` (-1).
         best_params: with early stopping, the params of the best validation epoch
             (None without early stopping).
-        best_val_loss: that epoch's validation loss (``inf`` before any).
+        best_val: that epoch's monitored validation value, lower is better: the
+            validation loss, or ``1 - accuracy`` (``inf`` before any).
         best_epoch: its 1-based number (0 before any).
         bad_epochs: epochs in a row without validation improvement.
+        best_loss: the lowest epoch loss so far (``inf`` before any).
+        loss_bad_epochs: epochs in a row whose loss did not beat ``best_loss - loss_tol``.
+        lr_scale: the product of the ``lr_factor`` reductions so far (1 before any):
+            the updates use ``lr * lr_scale``, the optimizer state keeps ``lr``.
         first_loss: the first epoch's loss (NaN before it), for the divergence rule.
         history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
             is at index ``e % history_chunk``. Keys: ``loss``, and
@@ -216,9 +249,12 @@ class TrainState(NamedTuple):
     step: Array
     stop: Array
     best_params: MLP | None
-    best_val_loss: Array
+    best_val: Array
     best_epoch: Array
     bad_epochs: Array
+    best_loss: Array
+    loss_bad_epochs: Array
+    lr_scale: Array
     first_loss: Array
     history: dict[str, Array]
 
@@ -239,9 +275,12 @@ def init_state(
         step=_filled(0, (), jnp.int32),
         stop=_filled(RUNNING, (), jnp.int32),
         best_params=params if config.early_stopping else None,
-        best_val_loss=_filled(np.inf, (), dtype),
+        best_val=_filled(np.inf, (), dtype),
         best_epoch=_filled(0, (), jnp.int32),
         bad_epochs=_filled(0, (), jnp.int32),
+        best_loss=_filled(np.inf, (), dtype),
+        loss_bad_epochs=_filled(0, (), jnp.int32),
+        lr_scale=_filled(1.0, (), dtype),
         first_loss=_filled(np.nan, (), dtype),
         history=_empty_history(config, dtype),
     )
@@ -459,9 +498,16 @@ def train_epoch(
         change = _max_abs(updates) if config.watch_weight_change else jnp.zeros((), xb.dtype)
         return (new_params, new_opt), (batch_loss, jnp.sum(sb), change)
 
+    opt_state = state.opt_state
+    if config.reduce_lr:  # the updates use lr * lr_scale; the state keeps the lr it was given
+        lr = opt_state.hyperparams["lr"]
+        lr_now = lr * state.lr_scale.astype(lr.dtype)
+        opt_state = set_hyperparams(opt_state, lr=lr_now)
     (params, opt_state), (losses, counts, changes) = lax.scan(
-        one_update, (state.params, state.opt_state), batches
+        one_update, (state.params, opt_state), batches
     )
+    if config.reduce_lr:
+        opt_state = set_hyperparams(opt_state, lr=lr)
     seen = jnp.sum(counts)
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes)
@@ -486,24 +532,42 @@ def train_epoch(
     record = {"loss": epoch_loss}
     if config.watch_weight_change:
         record["max_weight_change"] = max_change
-    best = (state.best_params, state.best_val_loss, state.best_epoch, state.bad_epochs)
+    # Plateaus (scikit-learn's counting): an epoch is bad unless it beats the best by tol.
+    plateaus = []  # (stalled, code); with reduce_lr, a stall first reduces lr
+    best_loss, loss_bad = state.best_loss, state.loss_bad_epochs
+    if config.watch_loss:
+        loss_bad = jnp.where(epoch_loss < best_loss - rules.loss_tol, 0, loss_bad + 1)
+        best_loss = jnp.where(finite, jnp.minimum(best_loss, epoch_loss), best_loss)
+        plateaus.append((loss_bad >= rules.loss_patience, _CODE["no_loss_improvement"]))
+    best = (state.best_params, state.best_val, state.best_epoch, state.bad_epochs)
     if config.has_validation:
         X_val, Y_val = val
         vl = loss_kernel(params, X_val, Y_val)
-        record["val_loss"] = vl
-        record["val_accuracy"] = accuracy_kernel(params, X_val, Y_val).astype(vl.dtype)
+        va = accuracy_kernel(params, X_val, Y_val).astype(vl.dtype)
+        record["val_loss"], record["val_accuracy"] = vl, va
         if config.early_stopping:
+            watched = vl if config.monitor == "val_loss" else 1 - va  # lower is better
             best_params, best_val, best_epoch, bad = best
-            bad = jnp.where(vl < best_val - rules.validation_tol, 0, bad + 1)
-            better = vl < best_val
+            bad = jnp.where(watched < best_val - rules.validation_tol, 0, bad + 1)
+            better = watched < best_val  # the best params follow any improvement
             best = (
                 _tree_where(better, params, best_params),
-                jnp.where(better, vl, best_val),
+                jnp.where(better, watched, best_val),
                 jnp.where(better, state.epoch + 1, best_epoch),
                 bad,
             )
-            stop_if.append(bad >= rules.n_iter_no_change)
-            codes.append(_CODE["no_validation_improvement"])
+            plateaus.append((bad >= rules.n_iter_no_change, _CODE["no_validation_improvement"]))
+    lr_scale = state.lr_scale
+    if config.reduce_lr:  # scikit-learn's adaptive: lr / 5 on a plateau, until lr <= 1e-6
+        stalled = jnp.any(jnp.stack([p for p, _ in plateaus]))
+        reduce = stalled & finite & (lr_now > rules.min_lr)
+        lr_scale = jnp.where(reduce, lr_scale * rules.lr_factor, lr_scale)
+        loss_bad = jnp.where(reduce, 0, loss_bad)
+        best = (*best[:3], jnp.where(reduce, 0, best[3]))
+        plateaus = [(p & ~reduce, code) for p, code in plateaus]
+    for stalled, code in plateaus:
+        stop_if.append(stalled)
+        codes.append(code)
 
     history = {k: buf.at[slot].set(record[k].astype(buf.dtype)) for k, buf in state.history.items()}
     new = TrainState(
@@ -514,9 +578,12 @@ def train_epoch(
         step=state.step + config.n_batches,
         stop=jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(RUNNING)),
         best_params=best[0],
-        best_val_loss=best[1],
+        best_val=best[1],
         best_epoch=best[2],
         bad_epochs=best[3],
+        best_loss=best_loss,
+        loss_bad_epochs=loss_bad,
+        lr_scale=lr_scale,
         first_loss=first_loss.astype(state.first_loss.dtype),
         history=history,
     )
@@ -710,8 +777,18 @@ def train_config(
     weighted: bool = False,
     history_chunk: int = HISTORY_CHUNK,
     shards: int = 1,
+    monitor: str = "val_loss",
+    watch_loss: bool = False,
+    reduce_lr: bool = False,
 ) -> TrainConfig:
     """Check the static settings of a run and return its :class:`TrainConfig`."""
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {list(MONITORS)}, got {monitor!r}")
+    if monitor != "val_loss" and not early_stopping:
+        raise ValueError(
+            f"monitor={monitor!r} is what early stopping watches: give n_iter_no_change "
+            "(and X_val, Y_val) too"
+        )
     check_int("batch_size", batch_size, 1, allow_none=True)
     if batch_size is not None and batch_size > n_examples:
         raise ValueError(
@@ -743,6 +820,9 @@ def train_config(
         weighted=bool(weighted),
         history_chunk=int(history_chunk),
         shards=int(shards),
+        monitor=monitor,
+        watch_loss=bool(watch_loss),
+        reduce_lr=bool(reduce_lr),
     )
 
 
@@ -755,15 +835,29 @@ def stop_rules(
     validation_tol: float = 1e-4,
     max_loss_growth: float | None = 1e6,
     max_abs_param: float | None = 1e9,
+    loss_patience: int | None = None,
+    loss_tol: float = 1e-4,
+    lr_factor: float | None = None,
+    min_lr: float = 1e-6,
 ) -> StopRules:
     """Check the thresholds and return them as arrays (``tol=None``: ``-inf``, never fires;
     ``max_loss_growth`` / ``max_abs_param`` None: ``inf``, off)."""
     tol = check_threshold("tol", tol)
     mwc = check_threshold("min_weight_change", min_weight_change)
     check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
+    check_int("loss_patience", loss_patience, 1, allow_none=True)
     vtol = check_threshold("validation_tol", validation_tol)
     if vtol is None:
         raise ValueError("validation_tol must be a finite number >= 0, got None")
+    ltol = check_threshold("loss_tol", loss_tol)
+    if ltol is None:
+        raise ValueError("loss_tol must be a finite number >= 0, got None")
+    factor = check_threshold("lr_factor", lr_factor)
+    if factor is not None and not 0 < factor < 1:
+        raise ValueError(f"lr_factor must lie in (0, 1) (or None: off), got {lr_factor!r}")
+    floor = check_threshold("min_lr", min_lr)
+    if floor is None:
+        raise ValueError("min_lr must be a finite number >= 0, got None")
     return StopRules(
         tol=to_device(-np.inf if tol is None else tol, dtype),
         min_weight_change=to_device(0.0 if mwc is None else mwc, dtype),
@@ -771,6 +865,10 @@ def stop_rules(
         validation_tol=to_device(vtol, dtype),
         max_loss_growth=to_device(_bound("max_loss_growth", max_loss_growth), dtype),
         max_abs_param=to_device(_bound("max_abs_param", max_abs_param), dtype),
+        loss_patience=to_device(0 if loss_patience is None else loss_patience, jnp.int32),
+        loss_tol=to_device(ltol, dtype),
+        lr_factor=to_device(1.0 if factor is None else factor, dtype),
+        min_lr=to_device(floor, dtype),
     )
 
 
@@ -834,6 +932,11 @@ def prepare_training(
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
+    monitor: str = "val_loss",
+    loss_patience: int | None = None,
+    loss_tol: float = 1e-4,
+    lr_factor: float | None = None,
+    min_lr: float = 1e-6,
     max_loss_growth: float | None = 1e6,
     max_abs_param: float | None = 1e9,
     history_chunk: int = HISTORY_CHUNK,
@@ -908,6 +1011,9 @@ def prepare_training(
         weighted=weight is not None,
         history_chunk=history_chunk,
         shards=1 if mesh is None else mesh[0].shape[mesh[1]],
+        monitor=monitor,
+        watch_loss=check_int("loss_patience", loss_patience, 1, allow_none=True) is not None,
+        reduce_lr=check_threshold("lr_factor", lr_factor) is not None,
     )
     rules = stop_rules(
         params.dtype,
@@ -917,7 +1023,24 @@ def prepare_training(
         validation_tol=validation_tol,
         max_loss_growth=max_loss_growth,
         max_abs_param=max_abs_param,
+        loss_patience=loss_patience,
+        loss_tol=loss_tol,
+        lr_factor=lr_factor,
+        min_lr=min_lr,
     )
+    if config.reduce_lr:
+        hp = getattr(optimizer, "hyperparams", None)
+        if not isinstance(optimizer, Optimizer) or "lr" not in hp:
+            raise ValueError(
+                "lr_factor reduces the learning rate held in the optimizer state: it needs a "
+                "jbpnn Optimizer whose lr is a number or a jbpnn schedule, got "
+                f"{optimizer!r}"
+            )
+        if not (config.watch_loss or config.early_stopping):
+            raise ValueError(
+                "lr_factor acts on a plateau: give loss_patience (training loss) or "
+                "n_iter_no_change (validation) too"
+            )
     state = None
     if template is None and isinstance(start, TrainState):
         if key is not None:
@@ -1034,7 +1157,7 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     if config.early_stopping and best is None:
         state = state._replace(
             best_params=params,
-            best_val_loss=_filled(np.inf, (), params.dtype),
+            best_val=_filled(np.inf, (), params.dtype),
             best_epoch=_filled(0, (), jnp.int32),
             bad_epochs=_filled(0, (), jnp.int32),
         )
@@ -1060,6 +1183,11 @@ def train(
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
     validation_tol: float = 1e-4,
+    monitor: str = "val_loss",
+    loss_patience: int | None = None,
+    loss_tol: float = 1e-4,
+    lr_factor: float | None = None,
+    min_lr: float = 1e-6,
     max_loss_growth: float | None = 1e6,
     max_abs_param: float | None = 1e9,
     shuffle: bool | None = None,
@@ -1095,9 +1223,22 @@ def train(
         tol: stop when the epoch loss is below it (the article's rule 2).
         min_weight_change: stop when every ``|delta w|`` of an epoch is below it
             (the article's rule 1).
-        n_iter_no_change: stop after this many epochs in a row whose validation
-            loss did not beat the best by ``validation_tol``; the best params are returned.
+        n_iter_no_change: early stopping: stop after this many epochs in a row whose
+            validation loss (or error rate, see ``monitor``) did not beat the best by
+            ``validation_tol``; the params of the best epoch are returned.
         validation_tol: the improvement that counts, for ``n_iter_no_change``.
+        monitor: what early stopping watches: ``"val_loss"`` (default) or
+            ``"val_accuracy"`` (scikit-learn's classifier), as the error rate
+            ``1 - accuracy``, so ``validation_tol`` is an accuracy gain.
+        loss_patience: stop after this many epochs in a row whose epoch loss did
+            not beat the lowest so far by ``loss_tol`` (scikit-learn's ``tol`` and
+            ``n_iter_no_change + 1`` without early stopping); None: off.
+        loss_tol: the improvement that counts, for ``loss_patience``.
+        lr_factor: on a plateau (``loss_patience`` or ``n_iter_no_change``),
+            multiply the learning rate by this factor (0 < f < 1) and go on,
+            stopping only once ``lr <= min_lr`` (scikit-learn's
+            ``learning_rate="adaptive"``: 0.2 and 1e-6). None: a plateau stops.
+        min_lr: see ``lr_factor``.
         max_loss_growth, max_abs_param: the divergence rule for runs that blow up
             without reaching NaN/inf: stop (``"diverged"``, the start-of-epoch
             params kept) when the epoch loss exceeds ``max_loss_growth`` times the
@@ -1164,6 +1305,11 @@ def train(
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
         validation_tol=validation_tol,
+        monitor=monitor,
+        loss_patience=loss_patience,
+        loss_tol=loss_tol,
+        lr_factor=lr_factor,
+        min_lr=min_lr,
         max_loss_growth=max_loss_growth,
         max_abs_param=max_abs_param,
         history_chunk=history_chunk,
@@ -1247,7 +1393,8 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
     """Fraction of examples classified right.
 
     The predicted class is the argmax of the outputs, or for a single output
-    unit ``output >= 0.5``.
+    unit ``output >= 0.5``; with ``binary_cross_entropy`` over several outputs
+    (multilabel), a row counts when every output is right (subset accuracy).
 
     Args:
         params: the network.

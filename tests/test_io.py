@@ -693,7 +693,8 @@ def _leaves_equal(a, b, what=""):
 
 
 _CARRIED = ("params", "opt_state", "key", "epoch", "step", "stop", "best_params",
-            "best_val_loss", "best_epoch", "bad_epochs")  # fmt: skip
+            "best_val", "best_epoch", "bad_epochs", "best_loss", "loss_bad_epochs",
+            "lr_scale")  # fmt: skip
 
 
 def _assert_same_run(a, b):
@@ -840,7 +841,7 @@ def test_checkpoint_float64_without_x64_warns(tmp_path):
     with pytest.warns(UserWarning, match="float64.*enable_x64"):
         got = load(tmp_path / "c.npz").state
     assert got.params.dtype == jnp.float32 and got.opt_state.count.dtype == jnp.int32
-    assert got.best_val_loss.dtype == jnp.float32
+    assert got.best_val.dtype == jnp.float32
 
 
 def test_checkpoint_keeps_the_key_impl(tmp_path):

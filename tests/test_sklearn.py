@@ -202,7 +202,9 @@ def test_early_stopping_keeps_the_best_params(digits):
     assert clf.stop_reason_ == "no_validation_improvement" and clf.best_loss_ is None
     assert len(clf.validation_scores_) == len(clf.loss_curve_) == clf.n_iter_ < 200
     best = int(clf.state_.best_epoch)
-    assert 1 <= clf.n_iter_ - best <= 4  # at most n_iter_no_change + 1 epochs after the best
+    # scikit-learn's rule: an epoch counts as bad unless it beats the best by tol, while the
+    # best params follow any improvement, so the best can be the last epoch itself
+    assert 1 <= best <= clf.n_iter_ and clf.n_iter_ - best <= 4 == int(clf.state_.bad_epochs)
     assert_almost_equal(clf.best_validation_score_, clf.validation_scores_[best - 1])
     Y = np.c_[X[:, 20], X[:, 36]]
     reg = BPNNRegressor(**kw, max_iter=30, early_stopping=True).fit(X, Y)
@@ -210,10 +212,70 @@ def test_early_stopping_keeps_the_best_params(digits):
     assert_allclose(reg.best_validation_score_, reg.validation_scores_[best - 1], atol=1e-5)
 
 
+def _sklearn_stop(values, n_iter_no_change, tol, lr=None):
+    """scikit-learn's _fit_stochastic stopping on a curve (lower is better), in Python:
+    the epochs it runs and (learning_rate="adaptive", lr given) its lr at the end."""
+    best, count = np.inf, 0
+    for i, v in enumerate(values):
+        count = count + 1 if v > best - tol else 0  # _update_no_improvement_count
+        best = min(best, v)
+        if count > n_iter_no_change:
+            if lr is None or lr <= 1e-6:  # trigger_stopping
+                return i + 1, lr
+            lr, count = lr / 5.0, 0
+    return len(values), lr
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_tol_and_n_iter_no_change_stop_as_scikit_learn_counts(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.2, batch_size=64,
+              max_iter=300, random_state=0)  # fmt: skip
+    free = BPNNClassifier(**kw, n_iter_no_change=np.inf).fit(X, y)  # the rule off
+    assert free.n_iter_ == 300 and free.stop_reason_ == "max_epochs"
+    clf = BPNNClassifier(**kw, n_iter_no_change=3, tol=1e-3).fit(X, y)
+    expected, _ = _sklearn_stop(free.loss_curve_, 3, 1e-3)
+    assert clf.stop_reason_ == "no_loss_improvement" and clf.n_iter_ == expected < 300
+    assert_array_equal(clf.loss_curve_, free.loss_curve_[:expected])
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    # learning_rate="adaptive": each plateau divides the lr by 5, until it is <= 1e-6
+    ada = BPNNClassifier(**{**kw, "max_iter": 2000}, learning_rate="adaptive", n_iter_no_change=2,
+                         tol=1e-2).fit(X, y)  # fmt: skip
+    epochs, lr = _sklearn_stop(ada.loss_curve_, 2, 1e-2, lr=0.2)
+    assert ada.n_iter_ == epochs and ada.stop_reason_ == "no_loss_improvement"
+    assert lr <= 1e-6 and float(ada.state_.lr_scale) * 0.2 == pytest.approx(lr, rel=1e-5)
+    # with adam, learning_rate is ignored (as scikit-learn ignores it)
+    a1 = BPNNClassifier(**{**kw, "solver": "adam", "max_iter": 5, "learning_rate_init": 1e-3})
+    assert_array_equal(a1.fit(X, y).loss_curve_, a1.set_params(learning_rate="adaptive",
+                       power_t=9.0).fit(X, y).loss_curve_)  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_early_stopping_watches_the_validation_accuracy(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.3, batch_size=32,
+              early_stopping=True, random_state=0, max_iter=300)  # fmt: skip
+    free = BPNNClassifier(**kw, n_iter_no_change=np.inf).fit(X, y)
+    clf = BPNNClassifier(**kw, n_iter_no_change=4, tol=1e-3).fit(X, y)
+    scores = np.asarray(free.validation_scores_)
+    expected, _ = _sklearn_stop(-scores, 4, 1e-3)  # score < best + tol counts as no gain
+    assert clf.n_iter_ == expected and clf.stop_reason_ == "no_validation_improvement"
+    best = int(np.argmax(scores[:expected]))  # the params of the first best score are kept
+    assert int(clf.state_.best_epoch) == best + 1
+    assert clf.best_validation_score_ == pytest.approx(scores[best], abs=1e-6)  # float32
+    # multilabel: subset accuracy, per epoch
+    Y = np.c_[y % 2, y < 5, y % 3 == 0].astype(int)
+    ml = BPNNClassifier(**{**kw, "max_iter": 8}).fit(X, Y)
+    assert np.all(np.isfinite(ml.validation_scores_))
+    assert int(ml.state_.best_epoch) and ml.best_validation_score_ == pytest.approx(
+        max(ml.validation_scores_), abs=1e-6
+    )
+
+
 def test_refusals_name_the_setting(digits):
     X, y = digits
     for kw, message in (
-        (dict(learning_rate="adaptive"), "training-loss rule"),
+        (dict(learning_rate="optimal"), "learning_rate must be 'constant', 'invscaling' or"),
         (dict(solver="lbfgs"), "stochastic gradients only"),
         (dict(solver="sgd", momentum=1.0), "momentum must be"),
         (dict(activation="softplus"), "activation must be one of"),

@@ -169,6 +169,86 @@ def test_no_validation_improvement_stops_and_keeps_the_best(x64):
     assert "val_accuracy" in result.history and len(result.history["val_accuracy"]) == len(val)
 
 
+def _replay_plateau(values, patience, tol, factor=None, lr=1.0, min_lr=1e-6):
+    """scikit-learn's ``_update_no_improvement_count`` and ``trigger_stopping`` in Python:
+    (epochs run, lr scale at the end)."""
+    best, count, scale = np.inf, 0, 1.0
+    for i, v in enumerate(values):
+        count = 0 if v < best - tol else count + 1
+        best = min(best, v)
+        if count >= patience:
+            if factor is None or lr * scale <= min_lr:
+                return i + 1, scale
+            scale, count = scale * factor, 0
+    return len(values), scale
+
+
+def test_training_loss_plateau_stops_as_scikit_learn_counts(x64):
+    X, Y = _data(n=40, seed=3)
+    p0 = init_params(jax.random.key(1), (3, 6, 2), dtype=jnp.float64)
+    kw = dict(optimizer=momentum(0.3, 0.9), batch_size=8)
+    free = train(p0, X, Y, epochs=300, **kw)  # the same run without the rule
+    result = train(p0, X, Y, epochs=300, loss_patience=4, loss_tol=1e-3, **kw)
+    assert result.stop_reason == "no_loss_improvement"
+    expected, _ = _replay_plateau(free.history["loss"], 4, 1e-3)
+    assert expected < 300 and result.epochs_run == expected
+    np.testing.assert_array_equal(result.history["loss"], free.history["loss"][:expected])
+    assert int(result.state.loss_bad_epochs) == 4
+    assert float(result.state.best_loss) == free.history["loss"][:expected].min()
+
+
+def test_lr_factor_divides_the_learning_rate_on_each_plateau(x64):
+    X, Y = _data(n=40, seed=3)
+    p0 = init_params(jax.random.key(1), (3, 6, 2), dtype=jnp.float64)
+    kw = dict(optimizer=sgd(0.5), batch_size=8, loss_patience=3, loss_tol=1e-3)
+    result = train(p0, X, Y, epochs=400, lr_factor=0.2, min_lr=1e-4, **kw)
+    epochs, scale = _replay_plateau(result.history["loss"], 3, 1e-3, 0.2, 0.5, 1e-4)
+    assert result.stop_reason == "no_loss_improvement" and result.epochs_run == epochs
+    assert scale <= 0.2**3 and float(result.state.lr_scale) == pytest.approx(scale, rel=1e-12)
+    assert float(result.state.opt_state.hyperparams["lr"]) == 0.5  # the state keeps lr
+    # resume: 10 + 10 epochs equal 20, the reductions carried
+    whole = train(p0, X, Y, epochs=60, lr_factor=0.5, min_lr=1e-9, **kw)
+    half = train(p0, X, Y, epochs=30, lr_factor=0.5, min_lr=1e-9, **kw)
+    again = train(half.state, X, Y, epochs=30, lr_factor=0.5, min_lr=1e-9, **kw)
+    assert float(half.state.lr_scale) < 1 and again.stop_reason == whole.stop_reason
+    _same_state(whole.state, again.state)
+
+
+def test_lr_scale_is_the_learning_rate_the_updates_use(x64):
+    X, Y = _data(n=16, seed=4)
+    p0 = init_params(jax.random.key(2), (3, 4, 2), dtype=jnp.float64)
+    kw = dict(batch_size=4, shuffle=False, loss_patience=1, loss_tol=10.0)  # every epoch stalls
+    reduced = train(p0, X, Y, optimizer=sgd(0.8), epochs=3, lr_factor=0.5, min_lr=0.0, **kw)
+    # epoch 1 beats the initial best (inf); epochs 2 and 3 stall, each halving the lr after it
+    assert float(reduced.state.lr_scale) == 0.5**2
+    params = p0  # so epochs 1, 2, 3 ran with lr 0.8, 0.8, 0.4: as three runs by hand
+    for lr in (0.8, 0.8, 0.4):
+        params = train(params, X, Y, optimizer=sgd(lr), epochs=1, batch_size=4, shuffle=False).params
+    tree_allclose(reduced.params, params, rtol=1e-12)
+
+
+def test_early_stopping_on_validation_accuracy(x64):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    labels = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    Y = np.eye(2)[labels]
+    p0 = init_params(jax.random.key(0), (4, 6, 2), ("sigmoid", "softmax"), "cross_entropy",
+                     dtype=jnp.float64)  # fmt: skip
+    kw = dict(optimizer=sgd(0.5), batch_size=10, X_val=X[80:], Y_val=Y[80:])
+    free = train(p0, X[:80], Y[:80], epochs=200, **kw)
+    result = train(p0, X[:80], Y[:80], epochs=200, n_iter_no_change=4, validation_tol=0.01,
+                   monitor="val_accuracy", **kw)  # fmt: skip
+    acc = free.history["val_accuracy"]
+    expected, _ = _replay_plateau(1 - acc, 4, 0.01)
+    assert result.stop_reason == "no_validation_improvement" and result.epochs_run == expected
+    best = int(np.argmax(acc[:expected]))  # the first epoch of the highest accuracy
+    assert result.best_epoch == best + 1
+    assert accuracy(result.params, X[80:], Y[80:]) == acc[best]
+    # the loss monitor stops elsewhere: the two rules are not the same rule
+    by_loss = train(p0, X[:80], Y[:80], epochs=200, n_iter_no_change=4, validation_tol=0.01, **kw)
+    assert by_loss.epochs_run == _replay_plateau(free.history["val_loss"], 4, 0.01)[0]
+
+
 def test_divergence_returns_last_finite_params(x64):
     # lr = 10 is far above 2 / (largest curvature): |w| grows ~10x per epoch until it overflows.
     p0, X, Y = _linear_problem()
@@ -333,6 +413,13 @@ def test_result_is_readable():
         (dict(X_val=np.zeros((2, 4)), Y_val=np.zeros((2, 2))), "Your data length is 4"),
         (dict(progress_every=0), "progress_every"),
         (dict(progress="yes"), "progress must be a callable"),
+        (dict(loss_patience=0), "loss_patience must be an integer >= 1"),
+        (dict(loss_patience=2, loss_tol=None), "loss_tol must be a finite number"),
+        (dict(loss_patience=2, lr_factor=1.0), r"lr_factor must lie in \(0, 1\)"),
+        (dict(lr_factor=0.5), "lr_factor acts on a plateau"),
+        (dict(loss_patience=2, lr_factor=0.5, min_lr=float("nan")), "min_lr must be"),
+        (dict(monitor="val_accuracy"), "is what early stopping watches"),
+        (dict(monitor="accuracy"), "monitor must be one of"),
     ],
 )
 def test_bad_settings_are_clear_errors(kwargs, match):
@@ -514,6 +601,20 @@ def test_new_hyperparameter_values_reuse_the_compiled_loop():
         )
         == 1
     )
+
+
+def test_new_plateau_thresholds_reuse_the_compiled_loop():
+    X, Y = _data(n=27)  # shapes no other test compiles
+    p0 = init_params(jax.random.key(0), (3, 7, 2))
+    kw = dict(optimizer=sgd(0.1), batch_size=5)
+    train(p0, X, Y, epochs=4, loss_patience=3, loss_tol=1e-3, lr_factor=0.5, **kw)
+
+    def others():
+        train(p0, X, Y, epochs=9, loss_patience=7, loss_tol=0.1, lr_factor=0.2, min_lr=1e-3, **kw)
+
+    assert _compilations(others) == []
+    # the rule switched off is another program (it is not computed at all)
+    assert len(_compilations(lambda: train(p0, X, Y, epochs=2, **kw))) == 1
 
 
 def test_history_buffer_does_not_grow_with_epochs():
