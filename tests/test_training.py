@@ -223,7 +223,9 @@ def test_lr_scale_is_the_learning_rate_the_updates_use(x64):
     assert float(reduced.state.lr_scale) == 0.5**2
     params = p0  # so epochs 1, 2, 3 ran with lr 0.8, 0.8, 0.4: as three runs by hand
     for lr in (0.8, 0.8, 0.4):
-        params = train(params, X, Y, optimizer=sgd(lr), epochs=1, batch_size=4, shuffle=False).params
+        params = train(
+            params, X, Y, optimizer=sgd(lr), epochs=1, batch_size=4, shuffle=False
+        ).params
     tree_allclose(reduced.params, params, rtol=1e-12)
 
 
