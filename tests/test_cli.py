@@ -278,6 +278,17 @@ def test_python_m_jbpnn_gradcheck_still_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "PASSED" in proc.stdout
+    for bad in (["--bogus"], ["--sizes", "abc"], ["--seed", str(2**70)]):  # one line, exit 2
+        proc = subprocess.run(
+            [sys.executable, "-m", "jbpnn.gradcheck", *bad],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 2 and proc.stdout == "", (bad, proc.stdout)
+        assert proc.stderr.count("\n") == 1 and "error:" in proc.stderr, (bad, proc.stderr)
+        assert "Traceback" not in proc.stderr and "usage:" not in proc.stderr
 
 
 # ---------------------------------------------------------------- in-process helpers

@@ -28,7 +28,7 @@ from jbpnn.gradcheck import (
 from jbpnn.losses import LOSSES
 from jbpnn.params import INITS, init_params
 
-__all__ = ["add_arguments", "build_parser", "int_list", "main", "run"]
+__all__ = ["add_arguments", "int_list", "main", "run"]
 
 
 def int_list(text: str) -> list[int]:
@@ -92,18 +92,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m jbpnn.gradcheck``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m jbpnn.gradcheck",
-        description="Compare the hand-derived gradient of a random network with jax.grad "
-        "or with central finite differences (float64); exit 1 when a check fails.",
-        epilog="example: python -m jbpnn.gradcheck --sizes 64,32,10 --activation tanh "
-        "--reference finite_difference",
-    )
-    return add_arguments(parser)
-
-
 def run(args: argparse.Namespace, out: Any = None) -> int:
     """Build the network and data that ``args`` describe, check, print; 0 if all passed.
 
@@ -151,5 +139,8 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jbpnn.gradcheck [options]``; returns the exit status."""
-    return run(build_parser().parse_args(argv))
+    """``python -m jbpnn.gradcheck [options]``: ``jbpnn gradcheck [options]``, with its
+    one-line errors (exit 2), never a traceback; returns the exit status."""
+    from jbpnn.cli import main as jbpnn_main
+
+    return jbpnn_main(["gradcheck", *(sys.argv[1:] if argv is None else argv)])
