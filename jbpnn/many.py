@@ -276,6 +276,7 @@ def _compiled(
     grad_fn: Any,
     order: str,
     own_rows: bool = False,
+    own_val: bool = False,
 ):
     """:func:`jbpnn.training.run_epochs` over a network axis, jitted.
 
@@ -292,14 +293,16 @@ def _compiled(
         grad_fn=grad_fn,
         networks=order,
         mesh=None if data_axis is None else (None, data_axis),
+        own_val=own_val,
     )
     if mesh is not None:
         from jax.sharding import PartitionSpec
 
         net, rep = PartitionSpec(net_axis), PartitionSpec()
         data = net if own_rows else rep  # each network's own rows travel with it
+        val = net if own_val else rep
         fn = jax.shard_map(
-            fn, mesh=mesh, in_specs=(net, data, rep, rep, rep), out_specs=net, check_vma=False
+            fn, mesh=mesh, in_specs=(net, data, val, rep, rep), out_specs=net, check_vma=False
         )
     return jax.jit(fn)
 
@@ -348,6 +351,41 @@ def _place(tree: Any, mesh: Any, axis: str | None) -> Any:
     return jax.tree.map(put, tree)
 
 
+def _row_sets(name: str, rows: Any, n: int, n_data: int) -> list[np.ndarray]:
+    """``n`` checked, non-empty 1-D integer index arrays into ``n_data`` rows."""
+    try:
+        idx = [np.asarray(r) for r in rows]
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of {n} index arrays, got {rows!r}") from None
+    if len(idx) != n:
+        raise ValueError(f"{name} has {len(idx)} entries for {n} networks; give one per network")
+    for i, r in enumerate(idx):
+        if r.ndim != 1 or r.size == 0 or not np.issubdtype(r.dtype, np.integer):
+            raise ValueError(f"{name}[{i}] must be a non-empty 1-D array of row indices")
+        if r.min() < 0 or r.max() >= n_data:
+            raise ValueError(f"{name}[{i}] has indices outside 0 .. {n_data - 1}")
+    return idx
+
+
+def _own_val(val_rows: Any, n: int, val: tuple) -> tuple:
+    """Every network's own validation rows of ``val``, padded to one length with weight 0:
+    ``(X_val, Y_val, weight)`` with a leading network axis."""
+    X_val, Y_val, *w = val
+    idx = _row_sets("val_rows", val_rows, n, X_val.shape[0])
+    m = max(len(r) for r in idx)
+    take = np.stack([np.concatenate([r, np.zeros(m - len(r), r.dtype)]) for r in idx])
+    real = (np.arange(m)[None, :] < np.array([len(r) for r in idx])[:, None]).astype(
+        np.dtype(X_val.dtype)
+    )
+    if w:
+        real = real * np.asarray(w[0])[take]
+        if not (real.sum(axis=1) > 0).all():
+            bad = int(np.argmin(real.sum(axis=1)))
+            raise ValueError(f"val_sample_weight is 0 on every row of val_rows[{bad}]")
+    t = jnp.asarray(take)
+    return X_val[t], Y_val[t], jnp.asarray(real)
+
+
 def _own_rows(
     rows: Any,
     n: int,
@@ -365,18 +403,7 @@ def _own_rows(
     if drop_last:
         raise ValueError("rows= (one set of training rows per network) cannot drop_last")
     X, Y, weight = data
-    n_data = X.shape[0]
-    try:
-        idx = [np.asarray(r) for r in rows]
-    except TypeError:
-        raise ValueError(f"rows must be a sequence of {n} index arrays, got {rows!r}") from None
-    if len(idx) != n:
-        raise ValueError(f"rows has {len(idx)} entries for {n} networks; give one per network")
-    for i, r in enumerate(idx):
-        if r.ndim != 1 or r.size == 0 or not np.issubdtype(r.dtype, np.integer):
-            raise ValueError(f"rows[{i}] must be a non-empty 1-D array of row indices")
-        if r.min() < 0 or r.max() >= n_data:
-            raise ValueError(f"rows[{i}] has indices outside 0 .. {n_data - 1}")
+    idx = _row_sets("rows", rows, n, X.shape[0])
     n_rows = np.array([len(r) for r in idx])
     n_max = int(n_rows.max())
     if batch_size is not None and batch_size > n_rows.min():
@@ -450,7 +477,9 @@ def train_many(
     batch_size: int | None = None,
     X_val: ArrayLike | None = None,
     Y_val: ArrayLike | None = None,
+    val_rows: Sequence[ArrayLike] | None = None,
     sample_weight: ArrayLike | None = None,
+    val_sample_weight: ArrayLike | None = None,
     tol: float | None = None,
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
@@ -503,7 +532,13 @@ def train_many(
             ``X[rows[i]], Y[rows[i]]`` with the same key (as long as the row counts
             need the same number of index bits, see
             :func:`jbpnn.training.shuffle_order`).
-        epochs, batch_size, X_val, Y_val, sample_weight, tol, min_weight_change,
+        val_rows: one array of row indices into ``X_val``/``Y_val`` per network:
+            each network validates (and early-stops) on its own rows, e.g. the
+            validation split of its fold (pass ``X_val=X, Y_val=Y`` to take them
+            from the training data); network ``i`` then gets what ``train`` gives
+            with ``X_val[val_rows[i]], Y_val[val_rows[i]]``.
+        epochs, batch_size, X_val, Y_val, sample_weight, val_sample_weight, tol,
+            min_weight_change,
             n_iter_no_change, validation_tol, monitor, loss_patience, loss_tol, lr_factor,
             min_lr, max_loss_growth, max_abs_param, shuffle, drop_last, grad_fn,
             history_chunk, check_finite: as :func:`jbpnn.training.train`.
@@ -566,6 +601,7 @@ def train_many(
         X_val=X_val,
         Y_val=Y_val,
         sample_weight=sample_weight,
+        val_sample_weight=val_sample_weight,
         batch_size=batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
@@ -584,7 +620,11 @@ def train_many(
         check_finite=check_finite,
         template=template,
     )
-    config, data = run["config"], run["data"]
+    config, data, val = run["config"], run["data"], run["val"]
+    if val_rows is not None:
+        if val is None:
+            raise ValueError("val_rows index X_val and Y_val: give them too (X_val=X, Y_val=Y)")
+        val = _own_val(val_rows, n_nets, val)
     if rows is not None:
         data, config = _own_rows(rows, n_nets, data, config, batch_size, shuffle, drop_last)
     order = "own" if keys is not None or rows is not None else "shared"
@@ -601,7 +641,7 @@ def train_many(
         n_examples=X_.shape[0],
         batch_size=config.batch_size,
         epochs=epochs,
-        n_val=0 if run["val"] is None else run["val"][0].shape[0],
+        n_val=0 if val is None else val[0].shape[-2],  # per network
         optimizer=opt,
         early_stopping=config.early_stopping,
         own_data_order=order == "own",
@@ -630,15 +670,18 @@ def train_many(
         own_keys=own,
     )
     grad = loss_and_gradient_kernel if grad_fn is None else grad_fn
-    loop = _compiled(layout, config, kind, grad, order, rows is not None)
+    loop = _compiled(layout, config, kind, grad, order, rows is not None, val_rows is not None)
     if rows is not None:
         data = _pad(data, n_pad)
-    val, rules = run["val"], run["rules"]
+    rules = run["rules"]
+    if val_rows is not None:
+        val = _pad(val, n_pad)
     if layout[0] is not None:  # on the mesh before the call: Explicit axes need it
         net_axis = layout[1]
         state = _place(state, layout[0], net_axis)
         data = _place(data, layout[0], net_axis if rows is not None else None)
-        val, rules = _place((val, rules), layout[0], None)
+        val = _place(val, layout[0], net_axis if val_rows is not None else None)
+        rules = _place(rules, layout[0], None)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
     epoch = 0
     while epoch < epochs:

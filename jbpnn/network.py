@@ -189,18 +189,22 @@ def predict_kernel(params: MLP, X: Array) -> Array:
     return _batched_forward(params, X)[0]
 
 
-def accuracy_kernel(params: MLP, X: Array, Y: Array) -> Array:
+def accuracy_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
     """Unchecked, traceable fraction of rows classified right.
 
     The predicted class is the argmax of the outputs; for one output unit, ``O >= 0.5``.
     With ``binary_cross_entropy`` over several outputs (multilabel: independent 0/1
     targets) a row is right when every output is (``O >= 0.5`` where ``T >= 0.5``):
-    scikit-learn's subset accuracy.
+    scikit-learn's subset accuracy. ``sample_weight``: the weighted fraction.
     """
     out = predict_kernel(params, X)
     if out.shape[1] == 1 or params.loss == "binary_cross_entropy":
-        return jnp.mean(jnp.all((out >= 0.5) == (Y >= 0.5), axis=1))
-    return jnp.mean(jnp.argmax(out, axis=1) == jnp.argmax(Y, axis=1))
+        right = jnp.all((out >= 0.5) == (Y >= 0.5), axis=1)
+    else:
+        right = jnp.argmax(out, axis=1) == jnp.argmax(Y, axis=1)
+    if sample_weight is None:
+        return jnp.mean(right)
+    return jnp.sum(sample_weight * right) / jnp.sum(sample_weight)
 
 
 def _per_example_grads_kernel(params: MLP, X: Array, Y: Array) -> MLP:

@@ -37,11 +37,10 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
   accuracy (``monitor="val_accuracy"``, subset accuracy for multilabel) for the
   classifier and the variance-weighted R^2 for the regressor (the core watches the
   validation loss with ``tol`` converted, which is exactly the rule on that R^2; its
-  R^2 for one output). ``learning_rate="adaptive"`` (sgd) is the core's
-  ``lr_factor=0.2, min_lr=1e-6``: a plateau divides the learning rate by 5 until it
-  is at most 1e-6. Two differences: the training loss watched has no ``alpha``
-  penalty (see the loss curve), and the validation score ignores sample weights
-  (scikit-learn weights it).
+  R^2 for one output), both weighted by the split's sample weights as scikit-learn's.
+  ``learning_rate="adaptive"`` (sgd) is the core's ``lr_factor=0.2, min_lr=1e-6``: a
+  plateau divides the learning rate by 5 until it is at most 1e-6. One difference: the
+  training loss watched has no ``alpha`` penalty (see the loss curve).
 - **The loss curve** holds the core's epoch loss, the mean error of each example
   measured before its batch's update (as scikit-learn), *without* the ``alpha``
   penalty, which scikit-learn adds. The regressor's is scikit-learn's
@@ -63,6 +62,7 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
 from __future__ import annotations
 
 import copy
+import inspect
 import numbers
 import time
 import warnings
@@ -143,6 +143,14 @@ _SEED_LIMIT = 2**31 - 1
 
 
 # ---------------------------------------------------------------- settings
+class _ValSet(NamedTuple):
+    """The validation split of an early-stopping fit: inputs, targets, weights or None."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    w: np.ndarray | None
+
+
 class _Settings(NamedTuple):
     """One estimator's checked settings: the static part (a group key) and the values.
 
@@ -464,21 +472,21 @@ class _BPNNBase(BaseEstimator):
     def _curve_scale(self, n_out: int) -> float:
         return 1.0
 
-    def _validation_scores(self, run: TrainResult, Y_val: np.ndarray) -> list[float]:
+    def _validation_scores(self, run: TrainResult, val: _ValSet) -> list[float]:
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def _validation_tol(self, s: _Settings, Y_val: np.ndarray) -> float:
+    def _validation_tol(self, s: _Settings, val: _ValSet | None) -> float:
         return s.tol
 
     _monitor = "val_loss"  # what the core's early stopping watches
 
-    def _stop_rules(self, s: _Settings, Y_val: np.ndarray | None = None) -> dict[str, Any]:
+    def _stop_rules(self, s: _Settings, val: _ValSet | None = None) -> dict[str, Any]:
         """scikit-learn's stopping as the core's rules (keyword arguments of ``train``)."""
         rules: dict[str, Any] = {}
         if s.early_stopping:
             rules = {
                 "n_iter_no_change": s.max_iter + 1 if s.patience is None else s.patience,
-                "validation_tol": self._validation_tol(s, Y_val),
+                "validation_tol": self._validation_tol(s, val),
                 "monitor": self._monitor,
             }
         elif s.patience is not None:  # the training-loss rule
@@ -524,11 +532,11 @@ class _BPNNBase(BaseEstimator):
                     f"{output[0]!r}. Set warm_start=False to start afresh"
                 )
             start, key = self.state_._replace(stop=jnp.asarray(RUNNING, jnp.int32)), None
-        val = {}
+        val, val_set = {}, None
         X_tr, Y_tr, sw_tr = X, Y, sw
         if s.early_stopping:
-            X_tr, X_val, Y_tr, Y_val, sw_tr = self._split(X, Y, sw, s, rng)
-            val = {"X_val": X_val, "Y_val": Y_val}
+            X_tr, Y_tr, sw_tr, val_set = self._split(X, Y, sw, s, rng)
+            val = {"X_val": val_set.X, "Y_val": val_set.Y, "val_sample_weight": val_set.w}
         try:
             run = train(
                 start,
@@ -543,7 +551,7 @@ class _BPNNBase(BaseEstimator):
                 progress=print_progress if self.verbose else None,
                 check_finite=False,  # validate_data checked X and y
                 **val,
-                **self._stop_rules(s, val.get("Y_val")),
+                **self._stop_rules(s, val_set),
             )
         except ValueError as error:
             if "another kind of optimizer" in str(error):
@@ -553,7 +561,7 @@ class _BPNNBase(BaseEstimator):
                     f"{self.learning_rate!r}; set warm_start=False to start afresh"
                 ) from None
             raise
-        self._record(run, s, X_tr.shape[0], first, Y_val=val.get("Y_val"), X_val=val.get("X_val"))
+        self._record(run, s, X_tr.shape[0], first, val_set)
         if not incremental and run.stop_reason == "max_epochs":
             warnings.warn(  # scikit-learn's warning, word for word
                 f"Stochastic Optimizer: Maximum iterations ({s.max_iter}) reached and the "
@@ -564,20 +572,25 @@ class _BPNNBase(BaseEstimator):
         return self
 
     def _split(self, X, Y, sw, s: _Settings, rng):
-        """scikit-learn's validation split: ``validation_fraction`` of the rows, from
-        ``random_state``; stratified for a single-output classifier."""
+        """scikit-learn's validation split: ``(X_tr, Y_tr, sw_tr, _ValSet)``."""
+        tr, va = self._split_rows(Y, s, rng)
+        sw_tr, sw_va = (None, None) if sw is None else (sw[tr], sw[va])
+        return X[tr], Y[tr], sw_tr, _ValSet(X[va], Y[va], sw_va)
+
+    def _split_rows(self, Y, s: _Settings, rng) -> tuple[np.ndarray, np.ndarray]:
+        """The row indices of scikit-learn's validation split of ``Y``'s rows:
+        ``validation_fraction`` of them, from ``random_state``; stratified for a
+        single-output classifier (as ``train_test_split`` of the arrays themselves)."""
         stratify = Y if is_classifier(self) and Y.shape[1] == 1 else None
-        arrays = (X, Y) if sw is None else (X, Y, sw)
-        parts = train_test_split(
-            *arrays, random_state=rng, test_size=s.validation_fraction, stratify=stratify
+        tr, va = train_test_split(
+            np.arange(len(Y)), random_state=rng, test_size=s.validation_fraction, stratify=stratify
         )
-        if parts[1].shape[0] < 2:
+        if len(va) < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size "
                 "of your dataset."
             )
-        X_tr, X_val, Y_tr, Y_val = parts[:4]
-        return X_tr, X_val, Y_tr, Y_val, (parts[4] if sw is not None else None)
+        return tr, va
 
     def _record(
         self,
@@ -585,8 +598,7 @@ class _BPNNBase(BaseEstimator):
         s: _Settings,
         n_train: int,
         first: bool,
-        Y_val: np.ndarray | None = None,
-        X_val: np.ndarray | None = None,
+        val: _ValSet | None = None,
     ) -> None:
         """Set the fitted attributes from one run of the core (a fit, or a sweep's network)."""
         n_out = run.params.n_out
@@ -606,12 +618,12 @@ class _BPNNBase(BaseEstimator):
         if s.early_stopping:
             self.best_loss_ = None
             self.validation_scores_ = (self.validation_scores_ or []) + self._validation_scores(
-                run, Y_val
+                run, val
             )
             self.validation_loss_curve_ = (self.validation_loss_curve_ or []) + np.asarray(
                 run.history["val_loss"], np.float64
             ).tolist()
-            self.best_validation_score_ = float(self._score_outputs(X_val, Y_val))
+            self.best_validation_score_ = float(self._score_outputs(val))
         else:
             finite = [v for v in self.loss_curve_ if np.isfinite(v)]
             self.best_loss_ = float(min(finite)) if finite else float("nan")
@@ -742,15 +754,16 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
 
     _monitor = "val_accuracy"
 
-    def _validation_scores(self, run: TrainResult, Y_val: np.ndarray) -> list[float]:
-        # the core's accuracy: argmax, one unit at 0.5, or multilabel's subset accuracy
+    def _validation_scores(self, run: TrainResult, val: _ValSet) -> list[float]:
+        # the core's (weighted) accuracy: argmax, one unit at 0.5, or subset accuracy
         return np.asarray(run.history["val_accuracy"], np.float64).tolist()
 
-    def _score_outputs(self, X_val: np.ndarray, Y_val: np.ndarray) -> float:
-        """Accuracy (multilabel: subset accuracy) of ``params_`` on the validation split."""
-        truth = self._labels(Y_val)
-        right = self._labels(_predict_outputs(self.params_, X_val)) == truth
-        return float(np.mean(right if right.ndim == 1 else np.all(right, axis=1)))
+    def _score_outputs(self, val: _ValSet) -> float:
+        """Accuracy (multilabel: subset accuracy) of ``params_`` on the validation split,
+        weighted by its sample weights (scikit-learn's ``accuracy_score``)."""
+        truth = self._labels(val.Y)
+        right = self._labels(_predict_outputs(self.params_, val.X)) == truth
+        return float(np.average(right if right.ndim == 1 else np.all(right, axis=1), weights=val.w))
 
     def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
         """Targets of the rows ``rows`` as a fit on ``y[rows]`` encodes them (zeros elsewhere);
@@ -839,26 +852,29 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
         return 1.0 / n_out  # scikit-learn's squared_error averages over the outputs
 
     @staticmethod
-    def _total_variance(Y_val: np.ndarray) -> float:
-        return float(np.sum(np.var(np.asarray(Y_val, np.float64), axis=0)))
+    def _total_variance(val: _ValSet) -> float:
+        """sum_k of the (sample-weighted) variance of output k on the validation split."""
+        Y = np.asarray(val.Y, np.float64)
+        mean = np.average(Y, axis=0, weights=val.w)
+        return float(np.sum(np.average((Y - mean) ** 2, axis=0, weights=val.w)))
 
-    def _validation_tol(self, s: _Settings, Y_val: np.ndarray) -> float:
+    def _validation_tol(self, s: _Settings, val: _ValSet | None) -> float:
         # R^2_vw = 1 - 2 val_loss / sum_k var_k: an R^2 gain of tol is a val_loss drop of
-        # tol * sum_k var_k / 2.
-        return s.tol * self._total_variance(Y_val) / 2
+        # tol * sum_k var_k / 2 (weighted mean and variances with sample weights).
+        return s.tol * self._total_variance(val) / 2
 
-    def _validation_scores(self, run: TrainResult, Y_val: np.ndarray) -> list[float]:
-        total = self._total_variance(Y_val)
+    def _validation_scores(self, run: TrainResult, val: _ValSet) -> list[float]:
+        total = self._total_variance(val)
         val_loss = np.asarray(run.history["val_loss"], np.float64)
         if total == 0:
             return np.where(val_loss == 0, 1.0, 0.0).tolist()
         return (1 - 2 * val_loss / total).tolist()
 
-    def _score_outputs(self, X_val: np.ndarray, Y_val: np.ndarray) -> float:
+    def _score_outputs(self, val: _ValSet) -> float:
         """R^2 of ``params_`` on the validation split, variance-weighted over the outputs as
-        ``validation_scores_`` (for one output, scikit-learn's R^2)."""
-        pred = _predict_outputs(self.params_, X_val)
-        return float(r2_score(Y_val, pred, multioutput="variance_weighted"))
+        ``validation_scores_`` (for one output, scikit-learn's R^2), sample-weighted."""
+        pred = _predict_outputs(self.params_, val.X)
+        return float(r2_score(val.Y, pred, sample_weight=val.w, multioutput="variance_weighted"))
 
     def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
         """Every row's targets, shape ``(n, n_outputs)``."""
@@ -880,6 +896,8 @@ class _Job(NamedTuple):
     settings: _Settings
     train: np.ndarray
     test: np.ndarray
+    fit_rows: np.ndarray | None = None  # early stopping: the rows it trains on ...
+    val_rows: np.ndarray | None = None  # ... and its validation split, both into X
 
 
 class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -898,9 +916,11 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     :func:`jbpnn.many.train_many` call: the folds' training rows as ``rows=``, each
     network's init seed and data-order key (drawn from its ``random_state``) as
     ``seeds=`` / ``keys=``, and the optimizer values (learning rate, momentum,
-    ``alpha``, Adam's betas and epsilon, ``power_t``) as ``hparams=``. Candidates with
-    ``early_stopping=True`` (each fold its own validation split, which ``train_many``
-    cannot take) fall back to one ``fit`` per fold, as ``GridSearchCV``.
+    ``alpha``, Adam's betas and epsilon, ``power_t``) as ``hparams=``. With
+    ``early_stopping=True`` each network also gets its own validation split (the one
+    its fit would draw) as ``val_rows=``; only the regressor's early-stopping
+    candidates (whose ``tol`` the core converts per split) fall back to one ``fit`` per
+    fold, as ``GridSearchCV``.
 
     Args:
         estimator: a :class:`BPNNClassifier` or :class:`BPNNRegressor`.
@@ -919,7 +939,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             networks.
         sweep_calls_: one entry per ``train_many`` call: ``{"networks", "seconds",
             "hparams"}``.
-        fallback_fits_: ``fit`` calls made one by one (early-stopping candidates).
+        fallback_fits_: ``fit`` calls made one by one (the regressor's early-stopping
+            candidates).
     """
 
     def __init__(self, estimator, param_grid, *, scoring=None, refit=True, cv=5):
@@ -936,7 +957,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             X: inputs, shape ``(n_samples, n_features)`` (array or DataFrame).
             y: targets, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``.
             groups: group labels for the splitter (e.g. ``GroupKFold``).
-            sample_weight: optional weights, passed to every fit (and ``train_many``).
+            sample_weight: optional weights, passed to every fit (and ``train_many``) and,
+                as ``GridSearchCV`` does, to the scorer of every test fold.
 
         Returns:
             self.
@@ -967,17 +989,25 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             for k, (tr, te) in enumerate(splits):
                 est = clone(base).set_params(**params)
                 job = _Job(c, k, est, _settings(est), tr, te)
-                (fallback if job.settings.early_stopping else jobs).append(job)
+                if job.settings.early_stopping:
+                    if not is_classifier(est):  # its tol depends on each split's variance
+                        fallback.append(job)
+                        continue
+                    job = self._with_validation_split(job, yv)
+                jobs.append(job)
         scores = np.full((len(candidates), len(splits)), np.nan)
         fit_times = np.zeros_like(scores)
         score_times = np.zeros_like(scores)
         self.sweep_calls_ = []
         self.fallback_fits_ = 0
 
+        weigh = sample_weight is not None and self._scorer_accepts_sample_weight()
+
         def score(job: _Job, fitted: _BPNNBase) -> None:
             start = time.perf_counter()
             y_test = None if y is None else _safe_indexing(y, job.test)
-            value = self.scorer_(fitted, _safe_indexing(X, job.test), y_test)
+            kw = {"sample_weight": _safe_indexing(sample_weight, job.test)} if weigh else {}
+            value = self.scorer_(fitted, _safe_indexing(X, job.test), y_test, **kw)
             scores[job.candidate, job.split] = value
             score_times[job.candidate, job.split] = time.perf_counter() - start
 
@@ -1011,6 +1041,24 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.refit_time_ = time.perf_counter() - start
         return self
 
+    def _scorer_accepts_sample_weight(self) -> bool:
+        """As GridSearchCV: the test folds are scored with their sample weights when the
+        scorer takes them, else it warns."""
+        scorer = self.scorer_
+        accept = getattr(scorer, "_accept_sample_weight", None)
+        ok = (
+            accept()
+            if callable(accept)
+            else "sample_weight" in inspect.signature(scorer).parameters
+        )
+        if not ok:
+            warnings.warn(
+                f"The scoring {scorer} does not support sample_weight, which may lead to "
+                f"statistically incorrect results when fitting {self} with sample_weight. ",
+                stacklevel=3,
+            )
+        return ok
+
     def _best_index(self) -> int:
         if callable(self.refit):
             index = self.refit(self.cv_results_)
@@ -1022,8 +1070,19 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         return int(self.cv_results_["rank_test_score"].argmin())
 
     @staticmethod
+    def _with_validation_split(job: _Job, yv: np.ndarray) -> _Job:
+        """The job with the validation split its fit would draw (scikit-learn's split of
+        the fold's training rows, from its ``random_state``), as row indices into X."""
+        est = job.estimator
+        Y = est._fold_targets(yv, job.train, job.settings.dtype)[job.train]
+        rng = _draw_seeds(copy.deepcopy(est.random_state))[2]
+        fit, val = est._split_rows(Y, job.settings, rng)
+        return job._replace(fit_rows=job.train[fit], val_rows=job.train[val])
+
+    @staticmethod
     def _group_key(job: _Job, yv: np.ndarray) -> tuple:
-        s, n = job.settings, len(job.train)
+        s = job.settings
+        n = len(job.train if job.fit_rows is None else job.fit_rows)
         k = _batch_size(s, n)
         classes = None  # the output layer and the targets' encoding follow the fold's classes
         if is_classifier(job.estimator):
@@ -1053,7 +1112,12 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         else:
             nets, seeds = [_initial_params(s, X.shape[1], n_out, output, 0)] * len(jobs), None
         hparams = {name: np.array([job.settings.values[name] for job in jobs]) for name in s.values}
-        n_train = len(first.train)
+        fit_rows = [job.train if job.fit_rows is None else job.fit_rows for job in jobs]
+        val: dict[str, Any] = {}
+        if s.early_stopping:  # each network its own validation split, weighted as its fit's
+            val = {"X_val": X, "Y_val": Y, "val_rows": [job.val_rows for job in jobs]}
+            val["val_sample_weight"] = sw
+        n_train = len(fit_rows[0])
         k = _batch_size(s, n_train)
         start = time.perf_counter()
         result = train_many(
@@ -1064,12 +1128,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             optimizer=_optimizer_factory(s),
             hparams=hparams,
             keys=[d[1] for d in draws],
-            rows=[job.train for job in jobs],
+            rows=fit_rows,
             epochs=s.max_iter,
             batch_size=k,
             shuffle=s.shuffle,
             sample_weight=sw,
             check_finite=False,
+            **val,
             **est0._stop_rules(s),
         )
         self.sweep_calls_.append(
@@ -1082,7 +1147,11 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 if hasattr(probe, name):
                     setattr(est, name, getattr(probe, name))
             est._fold_targets(y, job.train, s.dtype)  # classes_ as its own fit finds them
-            est._record(result[i], job.settings, len(job.train), first=True)
+            split = None
+            if job.val_rows is not None:
+                w = None if sw is None else sw[job.val_rows]
+                split = _ValSet(X[job.val_rows], Y[job.val_rows], w)
+            est._record(result[i], job.settings, len(fit_rows[i]), first=True, val=split)
             fitted.append(est)
         return fitted
 

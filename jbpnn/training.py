@@ -468,7 +468,7 @@ def train_epoch(
     Args:
         state: the state at the start of the epoch.
         batches: from :func:`epoch_batches`.
-        val: ``(X_val, Y_val)``, or None without validation.
+        val: ``(X_val, Y_val)`` or ``(X_val, Y_val, weights)``, or None without validation.
         rules: the thresholds.
         config: the static settings.
         optimizer: an ``(init, update)`` optimizer.
@@ -541,9 +541,10 @@ def train_epoch(
         plateaus.append((loss_bad >= rules.loss_patience, _CODE["no_loss_improvement"]))
     best = (state.best_params, state.best_val, state.best_epoch, state.bad_epochs)
     if config.has_validation:
-        X_val, Y_val = val
-        vl = loss_kernel(params, X_val, Y_val)
-        va = accuracy_kernel(params, X_val, Y_val).astype(vl.dtype)
+        X_val, Y_val, *w_val = val  # (X_val, Y_val) or (X_val, Y_val, weights)
+        w_val = w_val[0] if w_val else None
+        vl = loss_kernel(params, X_val, Y_val, w_val)  # the (weighted) mean error
+        va = accuracy_kernel(params, X_val, Y_val, w_val).astype(vl.dtype)
         record["val_loss"], record["val_accuracy"] = vl, va
         if config.early_stopping:
             watched = vl if config.monitor == "val_loss" else 1 - va  # lower is better
@@ -605,6 +606,7 @@ def run_epochs(
     grad_fn: GradFn = loss_and_gradient_kernel,
     networks: str | None = None,
     mesh: Any = None,
+    own_val: bool = False,
 ) -> TrainState:
     """Run epochs until epoch ``until`` (traced) or until every network has stopped.
 
@@ -623,12 +625,13 @@ def run_epochs(
             un-batched so each layer is ONE product for all networks; ``"own"``:
             each network shuffles with its own key.
         mesh: ``(mesh, axis)``: split every mini-batch across that mesh axis.
+        own_val: ``val`` has a leading network axis: each network its own
+            validation rows (padded to one length with weight 0).
     """
     X, Y, weight, *rows = data
     n_rows = rows[0] if rows else None  # per-network data: (N, n_max, .) and real row counts
     step = partial(
         train_epoch,
-        val=val,
         rules=rules,
         config=config,
         optimizer=optimizer,
@@ -637,21 +640,27 @@ def run_epochs(
         freeze=networks is not None,  # one network: the loop stops before a stopped epoch
     )
 
+    v_axis = 0 if own_val else None  # each network its own validation rows, or shared
+
     def one_epoch(carry):
         e, s = carry
         if networks is None:
-            s = step(s, epoch_batches(X, Y, weight, s.key, e, config))
+            s = step(s, epoch_batches(X, Y, weight, s.key, e, config), val)
         elif networks == "shared":
             batches = epoch_batches(X, Y, weight, s.key[0], e, config)
-            s = jax.vmap(step, in_axes=(0, None))(s, batches)
+            s = jax.vmap(step, in_axes=(0, None, v_axis))(s, batches, val)
         elif n_rows is not None:  # every network its own rows (e.g. the folds of a CV)
 
-            def own(s1, X1, Y1, w1, n1):
-                return step(s1, epoch_batches(X1, Y1, w1, s1.key, e, config, n1))
+            def own(s1, X1, Y1, w1, n1, v1):
+                return step(s1, epoch_batches(X1, Y1, w1, s1.key, e, config, n1), v1)
 
-            s = jax.vmap(own)(s, X, Y, weight, n_rows)
+            s = jax.vmap(own, in_axes=(0, 0, 0, 0, 0, v_axis))(s, X, Y, weight, n_rows, val)
         else:
-            s = jax.vmap(lambda s1: step(s1, epoch_batches(X, Y, weight, s1.key, e, config)))(s)
+
+            def own_order(s1, v1):
+                return step(s1, epoch_batches(X, Y, weight, s1.key, e, config), v1)
+
+            s = jax.vmap(own_order, in_axes=(0, v_axis))(s, val)
         return e + 1, s
 
     def running(carry):
@@ -664,7 +673,7 @@ def run_epochs(
 
 
 _run_jit = jax.jit(
-    run_epochs, static_argnames=("config", "optimizer", "grad_fn", "networks", "mesh")
+    run_epochs, static_argnames=("config", "optimizer", "grad_fn", "networks", "mesh", "own_val")
 )
 
 
@@ -925,6 +934,7 @@ def prepare_training(
     X_val: ArrayLike | None = None,
     Y_val: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
+    val_sample_weight: ArrayLike | None = None,
     batch_size: int | None = None,
     shuffle: bool | None = None,
     drop_last: bool = False,
@@ -979,15 +989,7 @@ def prepare_training(
     if X.shape[0] == 0:
         raise ValueError("X has no examples; training needs at least one")
     check_targets("Y", params.loss, Y)  # cross-entropies: targets in [0, 1]
-    weight = None
-    if sample_weight is not None:
-        _, _, weight = check_batch(params, X, None, sample_weight, check_finite=False)
-        w = np.asarray(weight)
-        if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
-            raise ValueError(
-                "sample_weight must be finite and >= 0 with a positive sum; "
-                f"got values from {w.min()} to {w.max()} (sum {w.sum()})"
-            )
+    weight = None if sample_weight is None else _weights(params, X, sample_weight)
     if (X_val is None) != (Y_val is None):
         raise ValueError("give both X_val and Y_val, or neither")
     val = None
@@ -999,6 +1001,10 @@ def prepare_training(
         if X_val.shape[0] == 0:
             raise ValueError("X_val has no examples")
         val = (X_val, Y_val)
+        if val_sample_weight is not None:
+            val = (X_val, Y_val, _weights(params, X_val, val_sample_weight, "val_sample_weight"))
+    elif val_sample_weight is not None:
+        raise ValueError("val_sample_weight weights X_val's rows: give X_val and Y_val too")
     config = train_config(
         X.shape[0],
         batch_size=batch_size,
@@ -1064,6 +1070,18 @@ def prepare_training(
         "state": state,
         "previous": previous,
     }
+
+
+def _weights(params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight") -> Array:
+    """Checked sample weights of ``X``'s rows: finite, >= 0, a positive sum."""
+    _, _, weight = check_batch(params, X, None, weight, check_finite=False)
+    w = np.asarray(weight)
+    if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+        raise ValueError(
+            f"{name} must be finite and >= 0 with a positive sum; "
+            f"got values from {w.min()} to {w.max()} (sum {w.sum()})"
+        )
+    return weight
 
 
 def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None):
@@ -1179,6 +1197,7 @@ def train(
     X_val: ArrayLike | None = None,
     Y_val: ArrayLike | None = None,
     sample_weight: ArrayLike | None = None,
+    val_sample_weight: ArrayLike | None = None,
     tol: float | None = None,
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
@@ -1220,6 +1239,8 @@ def train(
             ``val_accuracy`` to the history.
         sample_weight: optional non-negative weights of the training examples,
             shape ``(n,)``: every batch gradient and the epoch loss are weighted means.
+        val_sample_weight: optional weights of ``X_val``'s rows: ``val_loss`` and
+            ``val_accuracy`` (and so early stopping) are weighted means.
         tol: stop when the epoch loss is below it (the article's rule 2).
         min_weight_change: stop when every ``|delta w|`` of an epoch is below it
             (the article's rule 1).
@@ -1298,6 +1319,7 @@ def train(
         X_val=X_val,
         Y_val=Y_val,
         sample_weight=sample_weight,
+        val_sample_weight=val_sample_weight,
         batch_size=batch_size,
         shuffle=shuffle,
         drop_last=drop_last,

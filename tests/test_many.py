@@ -362,3 +362,40 @@ def test_own_rows_per_network_equal_train_on_those_rows(x64):
         train_many(spec, X, Y, seeds=[1], rows=[np.array([0, 99])], hparams={"lr": 0.1}, **kw)
     with pytest.raises(ValueError, match="larger than the 3 rows"):
         train_many(spec, X, Y, seeds=[1], rows=[np.arange(3)], hparams={"lr": 0.1}, **kw)
+
+
+def test_own_validation_rows_per_network_equal_train_with_that_validation_set(x64):
+    """Each fold its own training AND validation rows (scikit-learn's early stopping in a
+    cross-validation): network i equals train with X[rows[i]] and X[val_rows[i]]."""
+    X, Y = _classes(41)
+    spec = InitSpec((5, 4, 3), "tanh", "cross_entropy", "glorot", jnp.float64)
+    rows = [np.arange(0, 30), np.arange(8, 37), np.r_[0:10, 20:35]]
+    val_rows = [np.arange(30, 41), np.arange(0, 8), np.r_[10:20, 35:41]]  # lengths 11, 8, 16
+    weight = np.random.default_rng(1).uniform(0.5, 2.0, 41)
+    kw = dict(epochs=60, batch_size=5, key=3, n_iter_no_change=3, monitor="val_accuracy")
+    lrs = [0.5, 2.0, 1.0]
+    for order in ({}, {"keys": [4, 5, 6], "key": None}):  # rows with one key; each its own
+        result = train_many(spec, X, Y, seeds=[1, 2, 3], rows=rows, X_val=X, Y_val=Y,
+                            val_rows=val_rows, val_sample_weight=weight, hparams={"lr": lrs},
+                            **{**kw, **order})  # fmt: skip
+        for i, (r, v, lr) in enumerate(zip(rows, val_rows, lrs)):
+            k = {**kw, "key": order["keys"][i]} if order else kw  # the key train gets
+            alone = _alone(spec, i + 1, X[r], Y[r], hp={"lr": lr}, X_val=X[v], Y_val=Y[v],
+                           val_sample_weight=weight[v], **k)  # fmt: skip
+            _assert_same(result, alone, i)
+        assert any(result[i].stop_reason == "no_validation_improvement" for i in range(3))
+    # shared training data, own validation rows (the "shared" path)
+    result = train_many(spec, X, Y, seeds=[1, 2], X_val=X, Y_val=Y, val_rows=val_rows[:2],
+                        hparams={"lr": 0.5}, **kw)  # fmt: skip
+    for i, v in enumerate(val_rows[:2]):
+        _assert_same(result, _alone(spec, i + 1, X, Y, hp={"lr": 0.5}, X_val=X[v], Y_val=Y[v],
+                                    **kw), i)  # fmt: skip
+    with pytest.raises(ValueError, match="give them too"):
+        train_many(spec, X, Y, seeds=[1], val_rows=[np.arange(3)], hparams={"lr": 0.1})
+    with pytest.raises(ValueError, match=r"val_rows\[0\] has indices outside"):
+        train_many(spec, X, Y, seeds=[1], X_val=X[:5], Y_val=Y[:5], val_rows=[np.arange(9)],
+                   hparams={"lr": 0.1})  # fmt: skip
+    with pytest.raises(ValueError, match="val_sample_weight is 0 on every row"):
+        zero_first = np.r_[np.zeros(3), np.ones(38)]
+        train_many(spec, X, Y, seeds=[1], X_val=X, Y_val=Y, val_rows=[np.arange(3)],
+                   val_sample_weight=zero_first, hparams={"lr": 0.1})  # fmt: skip

@@ -326,7 +326,8 @@ def test_sweep_equals_grid_search_in_one_train_many_call(digits):
 
 
 def test_sweep_groups_static_settings_and_falls_back_for_early_stopping(digits):
-    """Two max_iter values: two calls; adam values as data; early stopping: one fit per fold."""
+    """Two max_iter values: two calls; adam values as data; the regressor's early stopping:
+    one fit per fold."""
     X, _ = digits
     y = X[:, 28] + X[:, 35]
     base = BPNNRegressor(
@@ -344,6 +345,22 @@ def test_sweep_groups_static_settings_and_falls_back_for_early_stopping(digits):
     _same_results(sweep, reference, atol=1e-5)
     with pytest.raises(TypeError, match="GridSearchCV for other estimators"):
         SweepSearchCV(MLPClassifier(), {"alpha": [1e-4]}).fit(X, y > 1)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sweep_trains_early_stopping_classifiers_in_one_call_as_grid_search(digits):
+    """Each fold its own validation split (val_rows=), weighted: GridSearchCV's results."""
+    X, y = digits
+    X, y = X[:600], y[:600]
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    base = BPNNClassifier(hidden_layer_sizes=(16,), solver="sgd", batch_size=32, max_iter=40,
+                          early_stopping=True, n_iter_no_change=2, random_state=3)  # fmt: skip
+    grid = {"learning_rate_init": [0.05, 0.3], "momentum": [0.5, 0.9]}
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    sweep = SweepSearchCV(base, grid, cv=cv).fit(X, y, sample_weight=weight)
+    assert [c["networks"] for c in sweep.sweep_calls_] == [12] and sweep.fallback_fits_ == 0
+    reference = GridSearchCV(base, grid, cv=cv).fit(X, y, sample_weight=weight)
+    _same_results(sweep, reference)
 
 
 # ---------------------------------------------------------------- the README section
