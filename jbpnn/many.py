@@ -57,6 +57,7 @@ from jbpnn.training import (
     HISTORY_CHUNK,
     RUNNING,
     STOP_REASONS,
+    StopRules,
     TrainConfig,
     TrainResult,
     TrainState,
@@ -66,6 +67,7 @@ from jbpnn.training import (
     state_result,
     static_kind,
     stop_reason_name,
+    stop_rules,
     train_config,
 )
 
@@ -277,6 +279,7 @@ def _compiled(
     order: str,
     own_rows: bool = False,
     own_val: bool = False,
+    own_rules: bool = False,
 ):
     """:func:`jbpnn.training.run_epochs` over a network axis, jitted.
 
@@ -294,6 +297,7 @@ def _compiled(
         networks=order,
         mesh=None if data_axis is None else (None, data_axis),
         own_val=own_val,
+        own_rules=own_rules,
     )
     if mesh is not None:
         from jax.sharding import PartitionSpec
@@ -301,8 +305,9 @@ def _compiled(
         net, rep = PartitionSpec(net_axis), PartitionSpec()
         data = net if own_rows else rep  # each network's own rows travel with it
         val = net if own_val else rep
+        rules = net if own_rules else rep
         fn = jax.shard_map(
-            fn, mesh=mesh, in_specs=(net, data, val, rep, rep), out_specs=net, check_vma=False
+            fn, mesh=mesh, in_specs=(net, data, val, rules, rep), out_specs=net, check_vma=False
         )
     return jax.jit(fn)
 
@@ -365,6 +370,54 @@ def _row_sets(name: str, rows: Any, n: int, n_data: int) -> list[np.ndarray]:
         if r.min() < 0 or r.max() >= n_data:
             raise ValueError(f"{name}[{i}] has indices outside 0 .. {n_data - 1}")
     return idx
+
+
+def _per_network_thresholds(thresholds: dict[str, Any], n: int) -> dict[str, list]:
+    """The stop thresholds given as one value per network (a list, tuple or 1-D array of
+    ``n``), as lists; the shared ones are left out."""
+    own = {}
+    for name, value in thresholds.items():
+        if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
+            values = list(np.asarray(value).tolist()) if np.ndim(value) == 1 else None
+            if values is None or len(values) != n:
+                raise ValueError(
+                    f"{name}: give one number for every network or a sequence of {n} "
+                    f"(one per network), got shape {np.shape(value)}"
+                )
+            own[name] = values
+    return own
+
+
+def _stacked_rules(
+    thresholds: dict[str, Any], own: dict[str, list], n: int, dtype: Any, config: TrainConfig
+) -> StopRules:
+    """StopRules with a leading network axis: network ``i``'s thresholds checked as
+    ``train`` checks them, stacked on the host, copied to the device once."""
+    rows = []
+    for i in range(n):
+        kw = {**thresholds, **{k: v[i] for k, v in own.items()}}
+        flags = (
+            kw["min_weight_change"] is not None,
+            kw["n_iter_no_change"] is not None,
+            kw["loss_patience"] is not None,
+            kw["lr_factor"] is not None,
+        )
+        if flags != (
+            config.watch_weight_change,
+            config.early_stopping,
+            config.watch_loss,
+            config.reduce_lr,
+        ):
+            raise ValueError(
+                f"network {i}: a stop rule is on for some networks and off (None) for others; "
+                "every network of one train_many call has the same rules (their thresholds "
+                "may differ)"
+            )
+        try:
+            rows.append(stop_rules(dtype, host=True, **kw))
+        except ValueError as error:
+            raise ValueError(f"network {i}: {error}") from None
+    return StopRules(*(to_device(np.stack(column)) for column in zip(*rows)))
 
 
 def _own_val(val_rows: Any, n: int, val: tuple) -> tuple:
@@ -537,6 +590,11 @@ def train_many(
             validation split of its fold (pass ``X_val=X, Y_val=Y`` to take them
             from the training data); network ``i`` then gets what ``train`` gives
             with ``X_val[val_rows[i]], Y_val[val_rows[i]]``.
+        tol, min_weight_change, n_iter_no_change, validation_tol, loss_patience,
+            loss_tol, lr_factor, min_lr, max_loss_growth, max_abs_param: the stop
+            rules of :func:`jbpnn.training.train`; each a single value for every
+            network, or a sequence of ``N`` (one per network: thresholds are data
+            too, one compiled program). A rule is on or off (None) for all networks.
         epochs, batch_size, X_val, Y_val, sample_weight, val_sample_weight, tol,
             min_weight_change,
             n_iter_no_change, validation_tol, monitor, loss_patience, loss_tol, lr_factor,
@@ -593,6 +651,20 @@ def train_many(
         template = _one_network(params)
 
     opt, per, shared = _split_hparams(optimizer, hparams, n_nets)
+    thresholds = {
+        "tol": tol,
+        "min_weight_change": min_weight_change,
+        "n_iter_no_change": n_iter_no_change,
+        "validation_tol": validation_tol,
+        "loss_patience": loss_patience,
+        "loss_tol": loss_tol,
+        "lr_factor": lr_factor,
+        "min_lr": min_lr,
+        "max_loss_growth": max_loss_growth,
+        "max_abs_param": max_abs_param,
+    }
+    own_thresholds = _per_network_thresholds(thresholds, n_nets)
+    first = {k: v[0] for k, v in own_thresholds.items()}  # network 0's: the checks, the flags
     run = prepare_training(
         template,
         X,
@@ -605,20 +677,11 @@ def train_many(
         batch_size=batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
-        tol=tol,
-        min_weight_change=min_weight_change,
-        n_iter_no_change=n_iter_no_change,
-        validation_tol=validation_tol,
         monitor=monitor,
-        loss_patience=loss_patience,
-        loss_tol=loss_tol,
-        lr_factor=lr_factor,
-        min_lr=min_lr,
-        max_loss_growth=max_loss_growth,
-        max_abs_param=max_abs_param,
         history_chunk=history_chunk,
         check_finite=check_finite,
         template=template,
+        **{**thresholds, **first},
     )
     config, data, val = run["config"], run["data"], run["val"]
     if val_rows is not None:
@@ -670,10 +733,22 @@ def train_many(
         own_keys=own,
     )
     grad = loss_and_gradient_kernel if grad_fn is None else grad_fn
-    loop = _compiled(layout, config, kind, grad, order, rows is not None, val_rows is not None)
+    loop = _compiled(
+        layout,
+        config,
+        kind,
+        grad,
+        order,
+        rows is not None,
+        val_rows is not None,
+        bool(own_thresholds),
+    )
     if rows is not None:
         data = _pad(data, n_pad)
     rules = run["rules"]
+    if own_thresholds:  # each network its own thresholds: StopRules of (N,) arrays
+        rules = _stacked_rules(thresholds, own_thresholds, n_nets, template.dtype, run["config"])
+        rules = _pad(rules, n_pad)
     if val_rows is not None:
         val = _pad(val, n_pad)
     if layout[0] is not None:  # on the mesh before the call: Explicit axes need it
@@ -681,7 +756,7 @@ def train_many(
         state = _place(state, layout[0], net_axis)
         data = _place(data, layout[0], net_axis if rows is not None else None)
         val = _place(val, layout[0], net_axis if val_rows is not None else None)
-        rules = _place(rules, layout[0], None)
+        rules = _place(rules, layout[0], net_axis if own_thresholds else None)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
     epoch = 0
     while epoch < epochs:

@@ -179,8 +179,9 @@ class _Settings(NamedTuple):
     def static(self) -> tuple:
         """What must be equal for two networks to train in one ``train_many`` call."""
         init = self.init if isinstance(self.init, str) else ("params", id(self.init))
+        # tol and n_iter_no_change are data (per-network thresholds); whether a rule is on is not
         stop = (self.validation_fraction,) if self.early_stopping else ()
-        stop = (*stop, self.patience, self.tol)
+        stop = (*stop, self.patience is None)
         return (
             self.hidden,
             self.activation,
@@ -916,11 +917,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     :func:`jbpnn.many.train_many` call: the folds' training rows as ``rows=``, each
     network's init seed and data-order key (drawn from its ``random_state``) as
     ``seeds=`` / ``keys=``, and the optimizer values (learning rate, momentum,
-    ``alpha``, Adam's betas and epsilon, ``power_t``) as ``hparams=``. With
+    ``alpha``, Adam's betas and epsilon, ``power_t``) as ``hparams=``, and the stop
+    thresholds (``tol``, ``n_iter_no_change``) as per-network thresholds. With
     ``early_stopping=True`` each network also gets its own validation split (the one
-    its fit would draw) as ``val_rows=``; only the regressor's early-stopping
-    candidates (whose ``tol`` the core converts per split) fall back to one ``fit`` per
-    fold, as ``GridSearchCV``.
+    its fit would draw) as ``val_rows=``.
 
     Args:
         estimator: a :class:`BPNNClassifier` or :class:`BPNNRegressor`.
@@ -939,8 +939,6 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             networks.
         sweep_calls_: one entry per ``train_many`` call: ``{"networks", "seconds",
             "hparams"}``.
-        fallback_fits_: ``fit`` calls made one by one (the regressor's early-stopping
-            candidates).
     """
 
     def __init__(self, estimator, param_grid, *, scoring=None, refit=True, cv=5):
@@ -984,22 +982,18 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             yv = column_or_1d(yv, warn=True)
         sw = None if sample_weight is None else _check_sample_weight(sample_weight, Xf)
 
-        jobs, fallback = [], []
+        jobs = []
         for c, params in enumerate(candidates):
             for k, (tr, te) in enumerate(splits):
                 est = clone(base).set_params(**params)
                 job = _Job(c, k, est, _settings(est), tr, te)
                 if job.settings.early_stopping:
-                    if not is_classifier(est):  # its tol depends on each split's variance
-                        fallback.append(job)
-                        continue
                     job = self._with_validation_split(job, yv)
                 jobs.append(job)
         scores = np.full((len(candidates), len(splits)), np.nan)
         fit_times = np.zeros_like(scores)
         score_times = np.zeros_like(scores)
         self.sweep_calls_ = []
-        self.fallback_fits_ = 0
 
         weigh = sample_weight is not None and self._scorer_accepts_sample_weight()
 
@@ -1021,14 +1015,6 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             for job, est in zip(members, fitted):
                 fit_times[job.candidate, job.split] = seconds / len(members)
                 score(job, est)
-        for job in fallback:
-            start = time.perf_counter()
-            fit_kw = {} if sw is None else {"sample_weight": sw[job.train]}
-            y_train = None if y is None else _safe_indexing(y, job.train)
-            job.estimator.fit(_safe_indexing(X, job.train), y_train, **fit_kw)
-            fit_times[job.candidate, job.split] = time.perf_counter() - start
-            self.fallback_fits_ += 1
-            score(job, job.estimator)
 
         self.cv_results_ = _cv_results(candidates, scores, fit_times, score_times)
         self.best_index_ = self._best_index()
@@ -1114,9 +1100,21 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         hparams = {name: np.array([job.settings.values[name] for job in jobs]) for name in s.values}
         fit_rows = [job.train if job.fit_rows is None else job.fit_rows for job in jobs]
         val: dict[str, Any] = {}
+        splits = [None] * len(jobs)
         if s.early_stopping:  # each network its own validation split, weighted as its fit's
             val = {"X_val": X, "Y_val": Y, "val_rows": [job.val_rows for job in jobs]}
             val["val_sample_weight"] = sw
+            splits = [
+                _ValSet(X[j.val_rows], Y[j.val_rows], None if sw is None else sw[j.val_rows])
+                for j in jobs
+            ]
+        # each network its own thresholds (tol, n_iter_no_change; the regressor's tol as its
+        # split's variance makes it): one value when all agree
+        per_job = [job.estimator._stop_rules(job.settings, v) for job, v in zip(jobs, splits)]
+        rules = {
+            name: (values[0] if len(set(values)) == 1 else list(values))
+            for name, values in ((k, [r[k] for r in per_job]) for k in per_job[0])
+        }
         n_train = len(fit_rows[0])
         k = _batch_size(s, n_train)
         start = time.perf_counter()
@@ -1135,7 +1133,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             sample_weight=sw,
             check_finite=False,
             **val,
-            **est0._stop_rules(s),
+            **rules,
         )
         self.sweep_calls_.append(
             {"networks": len(jobs), "seconds": time.perf_counter() - start, "hparams": hparams}
@@ -1147,11 +1145,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 if hasattr(probe, name):
                     setattr(est, name, getattr(probe, name))
             est._fold_targets(y, job.train, s.dtype)  # classes_ as its own fit finds them
-            split = None
-            if job.val_rows is not None:
-                w = None if sw is None else sw[job.val_rows]
-                split = _ValSet(X[job.val_rows], Y[job.val_rows], w)
-            est._record(result[i], job.settings, len(fit_rows[i]), first=True, val=split)
+            est._record(result[i], job.settings, len(fit_rows[i]), first=True, val=splits[i])
             fitted.append(est)
         return fitted
 

@@ -607,6 +607,7 @@ def run_epochs(
     networks: str | None = None,
     mesh: Any = None,
     own_val: bool = False,
+    own_rules: bool = False,
 ) -> TrainState:
     """Run epochs until epoch ``until`` (traced) or until every network has stopped.
 
@@ -627,12 +628,12 @@ def run_epochs(
         mesh: ``(mesh, axis)``: split every mini-batch across that mesh axis.
         own_val: ``val`` has a leading network axis: each network its own
             validation rows (padded to one length with weight 0).
+        own_rules: ``rules`` has a leading network axis: each network its own thresholds.
     """
     X, Y, weight, *rows = data
     n_rows = rows[0] if rows else None  # per-network data: (N, n_max, .) and real row counts
     step = partial(
         train_epoch,
-        rules=rules,
         config=config,
         optimizer=optimizer,
         grad_fn=grad_fn,
@@ -641,26 +642,28 @@ def run_epochs(
     )
 
     v_axis = 0 if own_val else None  # each network its own validation rows, or shared
+    r_axis = 0 if own_rules else None  # each network its own thresholds, or shared
 
     def one_epoch(carry):
         e, s = carry
         if networks is None:
-            s = step(s, epoch_batches(X, Y, weight, s.key, e, config), val)
+            s = step(s, epoch_batches(X, Y, weight, s.key, e, config), val, rules)
         elif networks == "shared":
             batches = epoch_batches(X, Y, weight, s.key[0], e, config)
-            s = jax.vmap(step, in_axes=(0, None, v_axis))(s, batches, val)
+            s = jax.vmap(step, in_axes=(0, None, v_axis, r_axis))(s, batches, val, rules)
         elif n_rows is not None:  # every network its own rows (e.g. the folds of a CV)
 
-            def own(s1, X1, Y1, w1, n1, v1):
-                return step(s1, epoch_batches(X1, Y1, w1, s1.key, e, config, n1), v1)
+            def own(s1, X1, Y1, w1, n1, v1, r1):
+                return step(s1, epoch_batches(X1, Y1, w1, s1.key, e, config, n1), v1, r1)
 
-            s = jax.vmap(own, in_axes=(0, 0, 0, 0, 0, v_axis))(s, X, Y, weight, n_rows, val)
+            axes = (0, 0, 0, 0, 0, v_axis, r_axis)
+            s = jax.vmap(own, in_axes=axes)(s, X, Y, weight, n_rows, val, rules)
         else:
 
-            def own_order(s1, v1):
-                return step(s1, epoch_batches(X, Y, weight, s1.key, e, config), v1)
+            def own_order(s1, v1, r1):
+                return step(s1, epoch_batches(X, Y, weight, s1.key, e, config), v1, r1)
 
-            s = jax.vmap(own_order, in_axes=(0, v_axis))(s, val)
+            s = jax.vmap(own_order, in_axes=(0, v_axis, r_axis))(s, val, rules)
         return e + 1, s
 
     def running(carry):
@@ -673,7 +676,8 @@ def run_epochs(
 
 
 _run_jit = jax.jit(
-    run_epochs, static_argnames=("config", "optimizer", "grad_fn", "networks", "mesh", "own_val")
+    run_epochs,
+    static_argnames=("config", "optimizer", "grad_fn", "networks", "mesh", "own_val", "own_rules"),
 )
 
 
@@ -848,9 +852,11 @@ def stop_rules(
     loss_tol: float = 1e-4,
     lr_factor: float | None = None,
     min_lr: float = 1e-6,
+    host: bool = False,
 ) -> StopRules:
     """Check the thresholds and return them as arrays (``tol=None``: ``-inf``, never fires;
-    ``max_loss_growth`` / ``max_abs_param`` None: ``inf``, off)."""
+    ``max_loss_growth`` / ``max_abs_param`` None: ``inf``, off); ``host=True``: as NumPy
+    scalars (to stack per network before one copy to the device)."""
     tol = check_threshold("tol", tol)
     mwc = check_threshold("min_weight_change", min_weight_change)
     check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
@@ -867,17 +873,21 @@ def stop_rules(
     floor = check_threshold("min_lr", min_lr)
     if floor is None:
         raise ValueError("min_lr must be a finite number >= 0, got None")
+
+    def put(value: Any, dtype: Any) -> Any:
+        return np.asarray(value, np.dtype(dtype)) if host else to_device(value, dtype)
+
     return StopRules(
-        tol=to_device(-np.inf if tol is None else tol, dtype),
-        min_weight_change=to_device(0.0 if mwc is None else mwc, dtype),
-        n_iter_no_change=to_device(0 if n_iter_no_change is None else n_iter_no_change, jnp.int32),
-        validation_tol=to_device(vtol, dtype),
-        max_loss_growth=to_device(_bound("max_loss_growth", max_loss_growth), dtype),
-        max_abs_param=to_device(_bound("max_abs_param", max_abs_param), dtype),
-        loss_patience=to_device(0 if loss_patience is None else loss_patience, jnp.int32),
-        loss_tol=to_device(ltol, dtype),
-        lr_factor=to_device(1.0 if factor is None else factor, dtype),
-        min_lr=to_device(floor, dtype),
+        tol=put(-np.inf if tol is None else tol, dtype),
+        min_weight_change=put(0.0 if mwc is None else mwc, dtype),
+        n_iter_no_change=put(0 if n_iter_no_change is None else n_iter_no_change, jnp.int32),
+        validation_tol=put(vtol, dtype),
+        max_loss_growth=put(_bound("max_loss_growth", max_loss_growth), dtype),
+        max_abs_param=put(_bound("max_abs_param", max_abs_param), dtype),
+        loss_patience=put(0 if loss_patience is None else loss_patience, jnp.int32),
+        loss_tol=put(ltol, dtype),
+        lr_factor=put(1.0 if factor is None else factor, dtype),
+        min_lr=put(floor, dtype),
     )
 
 

@@ -399,3 +399,27 @@ def test_own_validation_rows_per_network_equal_train_with_that_validation_set(x6
         zero_first = np.r_[np.zeros(3), np.ones(38)]
         train_many(spec, X, Y, seeds=[1], X_val=X, Y_val=Y, val_rows=[np.arange(3)],
                    val_sample_weight=zero_first, hparams={"lr": 0.1})  # fmt: skip
+
+
+def test_per_network_stop_thresholds_equal_train_with_each(x64):
+    """Thresholds are data too: each network its own tol, patience and validation tol."""
+    X, Y = _classes(40)
+    spec = InitSpec((5, 4, 3), "tanh", "cross_entropy", "glorot", jnp.float64)
+    patience, vtol, ltol = [2, 3, 5], [1e-3, 0.0, 1e-2], [1e-2, 1e-3, 1e-4]
+    kw = dict(epochs=80, batch_size=8, key=1)
+    val = dict(X_val=X[:12], Y_val=Y[:12])
+    result = train_many(spec, X, Y, seeds=[1, 2, 3], hparams={"lr": [0.5, 1.0, 2.0]}, **kw,
+                        **val, n_iter_no_change=patience, validation_tol=vtol,
+                        loss_patience=np.array([4, 6, 9]), loss_tol=ltol)  # fmt: skip
+    for i, lr in enumerate([0.5, 1.0, 2.0]):
+        alone = _alone(spec, i + 1, X, Y, hp={"lr": lr}, **kw, **val,
+                       n_iter_no_change=patience[i], validation_tol=vtol[i],
+                       loss_patience=[4, 6, 9][i], loss_tol=ltol[i])  # fmt: skip
+        _assert_same(result, alone, i)
+    assert len({result[i].epochs_run for i in range(3)}) > 1
+    with pytest.raises(ValueError, match="a sequence of 3"):
+        train_many(spec, X, Y, seeds=[1, 2, 3], hparams={"lr": 0.1}, tol=[0.1, 0.2])
+    with pytest.raises(ValueError, match="network 1: tol must be"):
+        train_many(spec, X, Y, seeds=[1, 2, 3], hparams={"lr": 0.1}, tol=[0.1, -1.0, 0.2])
+    with pytest.raises(ValueError, match="on for some networks and off"):
+        train_many(spec, X, Y, seeds=[1, 2], hparams={"lr": 0.1}, loss_patience=[3, None])

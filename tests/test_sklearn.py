@@ -318,16 +318,15 @@ def test_sweep_equals_grid_search_in_one_train_many_call(digits):
     grid = {"learning_rate_init": [0.03, 0.1], "alpha": [1e-4, 0.1], "random_state": [0, 1]}
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     sweep = SweepSearchCV(base, grid, cv=cv).fit(X, y)
-    assert [c["networks"] for c in sweep.sweep_calls_] == [8 * 3] and sweep.fallback_fits_ == 0
+    assert [c["networks"] for c in sweep.sweep_calls_] == [8 * 3]
     reference = GridSearchCV(base, grid, cv=cv).fit(X, y)
     _same_results(sweep, reference)
     assert_array_equal(sweep.predict(X), reference.predict(X))
     assert sweep.score(X, y) == reference.score(X, y) and list(sweep.classes_) == list(range(10))
 
 
-def test_sweep_groups_static_settings_and_falls_back_for_early_stopping(digits):
-    """Two max_iter values: two calls; adam values as data; the regressor's early stopping:
-    one fit per fold."""
+def test_sweep_groups_static_settings_and_early_stopping(digits):
+    """Two max_iter values: two calls; adam values as data; early stopping: one call."""
     X, _ = digits
     y = X[:, 28] + X[:, 35]
     base = BPNNRegressor(
@@ -339,8 +338,9 @@ def test_sweep_groups_static_settings_and_falls_back_for_early_stopping(digits):
     ]
     cv = KFold(3, shuffle=True, random_state=1)
     sweep = SweepSearchCV(base, grid, cv=cv, scoring="neg_mean_squared_error").fit(X, y)
-    assert sorted(c["networks"] for c in sweep.sweep_calls_) == [6, 6]
-    assert sweep.fallback_fits_ == 3
+    # the early-stopping regressors train in one call too: each split's own tol (thresholds
+    # per network) and validation rows
+    assert sorted(c["networks"] for c in sweep.sweep_calls_) == [3, 6, 6]
     reference = GridSearchCV(base, grid, cv=cv, scoring="neg_mean_squared_error").fit(X, y)
     _same_results(sweep, reference, atol=1e-5)
     with pytest.raises(TypeError, match="GridSearchCV for other estimators"):
@@ -358,9 +358,24 @@ def test_sweep_trains_early_stopping_classifiers_in_one_call_as_grid_search(digi
     grid = {"learning_rate_init": [0.05, 0.3], "momentum": [0.5, 0.9]}
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     sweep = SweepSearchCV(base, grid, cv=cv).fit(X, y, sample_weight=weight)
-    assert [c["networks"] for c in sweep.sweep_calls_] == [12] and sweep.fallback_fits_ == 0
+    assert [c["networks"] for c in sweep.sweep_calls_] == [12]
     reference = GridSearchCV(base, grid, cv=cv).fit(X, y, sample_weight=weight)
     _same_results(sweep, reference)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sweep_over_stop_thresholds_is_one_call(digits):
+    """tol and n_iter_no_change are per-network thresholds: one train_many call."""
+    X, y = digits
+    X, y = X[:500], y[:500]
+    base = BPNNClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.2,
+                          batch_size=50, max_iter=60, random_state=1)  # fmt: skip
+    grid = {"n_iter_no_change": [1, 4], "tol": [1e-3, 3e-2]}
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    sweep = SweepSearchCV(base, grid, cv=cv).fit(X, y)
+    assert [c["networks"] for c in sweep.sweep_calls_] == [12]
+    _same_results(sweep, GridSearchCV(base, grid, cv=cv).fit(X, y))
+    assert len(set(sweep.cv_results_["mean_test_score"])) > 1  # the thresholds mattered
 
 
 # ---------------------------------------------------------------- the README section
