@@ -611,6 +611,7 @@ class _BPNNBase(BaseEstimator):
             self.best_validation_score_ = None
             self.validation_loss_curve_ = None
         self.loss_curve_ = self.loss_curve_ + losses.tolist()
+        self.loss_ = float(self.loss_curve_[-1])  # the last epoch's, as scikit-learn's
         self.n_iter_ = int(losses.size)
         self.t_ = int(self.t_ + self.n_iter_ * n_train)
         self.params_ = run.params
@@ -683,7 +684,7 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
         dtype: ``"float32"`` or ``"float64"`` (needs ``jax_enable_x64``).
 
     Attributes:
-        classes_, coefs_, intercepts_, loss_curve_, best_loss_, validation_scores_,
+        classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
         best_validation_score_, n_iter_, t_, n_layers_, n_outputs_, out_activation_,
         n_features_in_, feature_names_in_: as ``MLPClassifier``'s (see the module
             docstring for the loss curve's definition).
@@ -912,13 +913,16 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     How: the networks are grouped by everything that is static to the core (the
     architecture, activation, solver, schedule kind, batch size, shuffle,
-    ``max_iter``, loss, init, dtype; and per fold the resolved batch size, the
+    ``max_iter``, loss, init, dtype, early stopping and its ``validation_fraction``,
+    whether ``n_iter_no_change`` is finite; and per fold the resolved batch size, the
     number of index bits of its row count, and its classes). Each group is ONE
     :func:`jbpnn.many.train_many` call: the folds' training rows as ``rows=``, each
     network's init seed and data-order key (drawn from its ``random_state``) as
     ``seeds=`` / ``keys=``, and the optimizer values (learning rate, momentum,
     ``alpha``, Adam's betas and epsilon, ``power_t``) as ``hparams=``, and the stop
-    thresholds (``tol``, ``n_iter_no_change``) as per-network thresholds. With
+    thresholds (``tol``, ``n_iter_no_change``) as per-network thresholds. Given
+    ``sample_weight``, the fits are weighted and the test folds scored with their
+    weights, as ``GridSearchCV`` does. With
     ``early_stopping=True`` each network also gets its own validation split (the one
     its fit would draw) as ``val_rows=``.
 

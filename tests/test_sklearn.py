@@ -144,6 +144,7 @@ def test_regressor_is_train_with_the_documented_mapping(digits):
     for ours, layer in zip(est.coefs_, run.params.layers):
         assert_allclose(ours, layer.w, rtol=1e-6, atol=1e-7)
     assert est.n_iter_ == 7 and est.t_ == 7 * len(X) and est.best_loss_ == min(est.loss_curve_)
+    assert est.loss_ == est.loss_curve_[-1]
     assert set(est.state_.opt_state.hyperparams) >= {"lr", "power_t", "m", "alpha"}
     assert est.predict(X).shape == (len(X), 2) and est.out_activation_ == "identity"
 
