@@ -41,12 +41,19 @@ __all__ = [
 Array = jax.Array
 
 
-def check_int(name: str, value: Any, low: int, *, allow_none: bool = False) -> int | None:
-    """``value`` as a Python int ``>= low`` (or None when ``allow_none``); bools are refused."""
+def check_int(
+    name: str, value: Any, low: int, *, allow_none: bool = False, none_means: str = ""
+) -> int | None:
+    """``value`` as a Python int ``>= low`` (or None when ``allow_none``); bools are refused.
+
+    ``none_means`` says what None does, in the message (e.g. ``"early stopping off"``).
+    """
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        none = " or None" if allow_none else ""
+        none = (
+            (f" or None (None: {none_means})" if none_means else " or None") if allow_none else ""
+        )
         raise ValueError(f"{name} must be an integer >= {low}{none}, got {value!r}")
     return int(value)
 
@@ -178,13 +185,15 @@ def check_data(
     check_finite: bool = True,
     names: tuple[str, str] = ("X", "Y"),
     min_rows: int = 0,
+    weight_name: str = "sample_weight",
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch for a network of ``n_in`` inputs and ``n_out`` outputs; cast it.
 
     Raises ``ValueError`` naming the argument (``names``, e.g. ``("X_val", "Y_val")``)
     and the sizes: a wrong feature count (the article's "Your data length is %d,
     but our input needs %d"), a wrong target width, mismatched batch sizes, strings
-    or ragged rows, sample weights of the wrong shape, and (with ``check_finite``)
+    or ragged rows, sample weights of the wrong shape or values (see
+    :func:`check_weights`; ``weight_name`` names them), and (with ``check_finite``)
     NaN or inf values with the index of the first.
 
     Returns:
@@ -229,12 +238,33 @@ def check_data(
             _finite_in_dtype(yn, Y, raw_y, dtype)
         Y = to_device(Y)
     if sample_weight is not None:
-        sample_weight = to_device(_host_or_device(sample_weight, dtype, "sample_weight"))
+        sample_weight = to_device(_host_or_device(sample_weight, dtype, weight_name))
         if sample_weight.shape != (X.shape[0],):
             raise ValueError(
-                f"sample_weight must have shape ({X.shape[0]},), got {sample_weight.shape}"
+                f"{weight_name} must have shape ({X.shape[0]},), got {sample_weight.shape}"
             )
+        check_weights(weight_name, sample_weight)
     return to_device(X), Y, sample_weight
+
+
+def check_weights(name: str, w: Any) -> None:
+    """Refuse sample weights that make a weighted mean meaningless.
+
+    A weighted mean ``sum(s E) / sum(s)`` needs finite weights ``s >= 0`` with a
+    positive sum: all zeros (or a zero sum) give 0/0 = NaN, a NaN weight makes the
+    mean NaN, and a negative weight turns an error into a reward. Individual zeros
+    are fine (those rows count for nothing). Traced arrays pass.
+
+    Raises:
+        ValueError: naming ``name`` and the range and sum found.
+    """
+    if not is_concrete(w):
+        return
+    a = np.asarray(w, dtype=np.float64)
+    if a.size and np.isfinite(a).all() and (a >= 0).all() and a.sum() > 0:
+        return
+    found = f"values from {np.min(a):g} to {np.max(a):g}, sum {a.sum():g}" if a.size else "none"
+    raise ValueError(f"{name} must be finite and >= 0 with a positive sum; got {found}")
 
 
 def is_concrete(a: Any) -> bool:

@@ -225,7 +225,7 @@ def check_target(path: str | os.PathLike, what: str = "write") -> Path:
 
     Follows a symlink to a regular file (the file it points at is the one replaced,
     the link stays). Refuses, with a message naming the fault: an empty path; a
-    directory; a special file (``/dev/null``, a FIFO, a socket); a dangling symlink;
+    directory, or a path ending in a slash (``m.npz/``: a folder's name); a special file (``/dev/null``, a FIFO, a socket); a dangling symlink;
     a read-only file (no write bit, e.g. mode ``0444``: it is not replaced); a parent
     that is missing, not a folder or not writable.
 
@@ -239,6 +239,11 @@ def check_target(path: str | os.PathLike, what: str = "write") -> Path:
     """
     if not str(path):
         raise ValueError(f"cannot {what} an empty path")
+    text = os.fspath(path)
+    if isinstance(text, str) and text.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise IsADirectoryError(
+            f"cannot {what} {text}: a path ending in {text[-1]!r} names a folder, not a file"
+        )
     given = Path(path)
     target = given
     if given.is_symlink():
@@ -806,7 +811,8 @@ def load(path: str | os.PathLike) -> Saved:
     Raises:
         FileNotFoundError: no file at ``path``.
         ValueError: the file is not a readable ``.npz`` (truncated, corrupt,
-            random bytes), is an ``.npz`` but not a jbpnn model, was written by a
+            random bytes), holds pickled objects (never loaded), is an ``.npz`` but
+            not a jbpnn model, was written by a
             newer format version, holds NaN or inf params, or its contents are
             inconsistent (an entry missing, or of a shape or dtype other than the
             structure says). The message names the file and the fault.
@@ -825,16 +831,51 @@ def load(path: str | os.PathLike) -> Saved:
     return _from_entries(path, entries)
 
 
+class _Pickled(ValueError):
+    """A member holds pickled Python objects, which are never loaded."""
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray] | np.ndarray:
-    data = np.load(path, allow_pickle=False)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if _is_pickle_refusal(e):  # NumPy says so of ANY file that is not zip or .npy
+            with open(path, "rb") as f:
+                head = f.read(6)
+            if head == b"\x93NUMPY":
+                raise _Pickled("the .npy data holds pickled Python objects") from e
+            if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+                raise _Pickled("it is not an .npz file but a Python pickle") from e
+        raise
     if not isinstance(data, np.lib.npyio.NpzFile):
         return data  # a single .npy array
     # Read every entry now: NpzFile is lazy, and a damaged member only fails when read.
+    entries = {}
     with data:
-        return {key: data[key] for key in data.files}
+        for key in data.files:
+            try:
+                entries[key] = data[key]
+            except ValueError as e:
+                if _is_pickle_refusal(e):
+                    raise _Pickled(
+                        f"its member {key!r} holds pickled Python objects (an object array)"
+                    ) from e
+                raise
+    return entries
+
+
+def _is_pickle_refusal(error: ValueError) -> bool:
+    """NumPy refusing an object array because ``allow_pickle=False``."""
+    return "allow_pickle" in str(error)
 
 
 def _read_fault(path: Path, error: Exception) -> str:
+    if isinstance(error, _Pickled):
+        return (
+            f"{error}, which jbpnn never loads: loading a pickle can run "
+            "any code. A jbpnn model holds only numeric arrays and JSON text; this file "
+            "was written by other code"
+        )
     with open(path, "rb") as f:
         head = f.read(4)
     if head.startswith(b"PK"):

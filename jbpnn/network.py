@@ -254,7 +254,8 @@ def loss(
         Y: targets, shape ``(B, n_out)``.
         sample_weight: optional non-negative weights, shape ``(B,)``; the mean
             is then ``sum(s E) / sum(s)``.
-        check_finite: raise on NaN/inf in the inputs.
+        check_finite: raise on NaN/inf in the inputs and on targets the loss cannot
+            take (the cross-entropies need values in [0, 1]).
 
     Returns:
         A scalar.
@@ -295,7 +296,8 @@ def batch_gradient(
         X: inputs, shape ``(B, n_in)``.
         Y: targets, shape ``(B, n_out)``.
         sample_weight: optional weights, shape ``(B,)``.
-        check_finite: raise on NaN/inf in the inputs.
+        check_finite: raise on NaN/inf in the inputs and on targets the loss cannot
+            take (the cross-entropies need values in [0, 1]).
 
     Returns:
         An :class:`MLP` of the same structure as ``params``.
@@ -334,13 +336,16 @@ def check_batch(
     check_finite: bool = True,
     names: tuple[str, str] = ("X", "Y"),
     min_rows: int = 0,
+    weight_name: str = "sample_weight",
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch against the network and cast it to the params' dtype.
 
     :func:`jbpnn.checks.check_data` with the network's sizes: raises ``ValueError``
     naming the argument and the sizes for a wrong feature count (the article's
     "Your data length is %d, but our input needs %d"), a wrong target width,
-    mismatched batch sizes, and (with ``check_finite``) NaN or inf values.
+    mismatched batch sizes, sample weights that are not finite, >= 0 with a positive
+    sum, and (with ``check_finite``) NaN or inf values and targets the loss cannot take
+    (:func:`jbpnn.checks.check_targets`: the cross-entropies need values in [0, 1]).
 
     Returns:
         ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
@@ -350,7 +355,7 @@ def check_batch(
             f"params must be an MLP (see init_params or MLP.from_layers), got "
             f"{type(params).__name__}"
         )
-    return checks.check_data(
+    X, Y, sample_weight = checks.check_data(
         X,
         Y,
         sample_weight,
@@ -360,7 +365,11 @@ def check_batch(
         check_finite=check_finite,
         names=names,
         min_rows=min_rows,
+        weight_name=weight_name,
     )
+    if check_finite and Y is not None:
+        checks.check_targets(names[1], params.loss, Y)
+    return X, Y, sample_weight
 
 
 # ---------------------------------------------------------------- composing with JAX: apply

@@ -474,6 +474,11 @@ def init_params(
         get_loss(loss)
     names = _resolve_activations(activations, len(sizes) - 1, loss)
     dtype = jnp.dtype(dtype) if dtype is None else _float_dtype("dtype", dtype)
+    if key is None:  # as_key would take None as seed 0; here the key is required
+        raise TypeError(
+            "key must be an int seed or a jax.random.key, got NoneType None; init_params "
+            "has no default key (e.g. key=0)"
+        )
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         layers = _init_layers_from_seed(check_seed("key", key), sizes, init, dtype)
     else:

@@ -44,9 +44,15 @@ Stop rules, checked on the device after every epoch, first match wins:
 
 1. ``"diverged"``: the epoch loss or a param is NaN/inf, or the run blew up
    while still finite: the epoch loss exceeds ``max_loss_growth`` (default 1e6)
-   times the first epoch's, or a param's magnitude exceeds ``max_abs_param``
-   (default 1e9; a sigmoid or tanh unit saturates long before). The params (and
-   optimizer state) from the start of that epoch are kept, never NaN.
+   times the *reference loss*, or a param's magnitude exceeds ``max_abs_param``
+   (default 1e9; a sigmoid or tanh unit saturates long before). The reference is
+   the loss of the starting params over the training data (measured before the
+   first update, so a first epoch of mini-batches that already blows up is
+   caught), or the targets' own spread ``1/2 mean sum_k (T_k - mean T_k)^2`` when
+   that is larger (a start that fits well, e.g. fine-tuning, is no hair
+   trigger): a network a million times worse than predicting the mean target
+   has diverged. The params (and optimizer state) from the start of that epoch
+   are kept, never NaN.
 2. ``"weight_change_below_threshold"`` (the article's rule 1): every
    ``|delta w|`` (weights and biases, every update of the epoch) is below
    ``min_weight_change``.
@@ -113,6 +119,7 @@ __all__ = [
     "print_progress",
     "replicate",
     "resolve_mesh",
+    "reference_loss",
     "run_epochs",
     "shuffle_order",
     "state_result",
@@ -124,6 +131,7 @@ __all__ = [
 ]
 
 Array = jax.Array
+_OFF = "early stopping off, as --n-iter-no-change 0 on the command line"
 GradFn = Callable[..., tuple[Array, Any]]
 
 STOP_REASONS = (
@@ -199,8 +207,8 @@ class StopRules(NamedTuple):
         loss_tol: the improvement of the epoch loss that counts.
         lr_factor: with ``reduce_lr``, the learning rate's factor on a plateau.
         min_lr: with ``reduce_lr``, a plateau at ``lr <= min_lr`` stops the run.
-        max_loss_growth: divergence: an epoch loss above this multiple of the first
-            epoch's (``inf``: off).
+        max_loss_growth: divergence: an epoch loss above this multiple of the
+            reference loss (``TrainState.first_loss``; ``inf``: off).
         max_abs_param: divergence: a param of magnitude above it (``inf``: off).
     """
 
@@ -236,7 +244,10 @@ class TrainState(NamedTuple):
         loss_bad_epochs: epochs in a row whose loss did not beat ``best_loss - loss_tol``.
         lr_scale: the product of the ``lr_factor`` reductions so far (1 before any):
             the updates use ``lr * lr_scale``, the optimizer state keeps ``lr``.
-        first_loss: the first epoch's loss (NaN before it), for the divergence rule.
+        first_loss: the divergence rule's reference loss: the starting params' loss
+            over the training data, or the targets' spread if larger (see the module
+            docstring). :func:`run_epochs` measures it before the first epoch; NaN
+            until then (:func:`train_epoch` alone then takes the first epoch's loss).
         history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
             is at index ``e % history_chunk``. Keys: ``loss``, and
             ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.
@@ -512,7 +523,7 @@ def train_epoch(
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes)
 
-    first_loss = jnp.where(state.epoch == 0, epoch_loss, state.first_loss)
+    first_loss = jnp.where(jnp.isnan(state.first_loss), epoch_loss, state.first_loss)
     blown_up = (epoch_loss > rules.max_loss_growth * first_loss) | (
         _max_abs(params) > rules.max_abs_param
     )
@@ -670,9 +681,60 @@ def run_epochs(
         e, s = carry
         return (e < until) & jnp.any(s.stop == RUNNING)
 
+    def reference(params, X1, Y1, w1, n1):
+        return reference_loss(params, (X1, Y1, w1), config, grad_fn, n1)
+
+    def measure(s):  # the divergence rule's yardstick, once, before the first epoch
+        if networks is None:
+            ref = reference(s.params, X, Y, weight, None)
+        elif n_rows is not None:
+            ref = jax.vmap(reference)(s.params, X, Y, weight, n_rows)
+        else:
+            ref = jax.vmap(reference, in_axes=(0, None, None, None, None))(
+                s.params, X, Y, weight, None
+            )
+        ref = ref.astype(s.first_loss.dtype)
+        return s._replace(first_loss=jnp.where(jnp.isnan(s.first_loss), ref, s.first_loss))
+
+    state = lax.cond(jnp.any(jnp.isnan(state.first_loss)), measure, lambda s: s, state)
     # Running networks have all run the same epochs; stopped ones are frozen.
     _, state = lax.while_loop(running, one_epoch, (jnp.max(state.epoch), state))
     return state
+
+
+def reference_loss(
+    params: MLP,
+    data: tuple[Array, Array, Array | None],
+    config: TrainConfig,
+    grad_fn: GradFn = loss_and_gradient_kernel,
+    n_real: Array | None = None,
+) -> Array:
+    """The divergence rule's reference: ``max(E(params), spread of the targets)``.
+
+    ``E(params)`` is the (weighted) mean loss over the training data, batch by batch
+    in the data's order (forward passes only, memory as one epoch); with a custom
+    ``grad_fn`` its own loss, so the units match the epoch loss. The spread is
+    ``1/2 mean sum_k (T_k - mean T_k)^2``, the error of predicting the mean target.
+    Never below the dtype's eps. Pure and jittable.
+    """
+    X, Y, weight = data
+    xb, yb, wb = epoch_batches(X, Y, weight, None, 0, config._replace(shuffle=False), n_real)
+
+    def one(batch):
+        x, y, w = batch
+        if grad_fn is loss_and_gradient_kernel:
+            batch_loss = loss_kernel(params, x, y, w)  # E, forward only
+        else:
+            batch_loss = grad_fn(params, x, y, w)[0]
+        return batch_loss, jnp.sum(w)
+
+    losses, counts = lax.map(one, (xb, yb, wb))
+    seen = jnp.sum(counts)
+    start = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
+    w = wb[..., None]
+    mean_t = jnp.sum(w * yb, axis=(0, 1)) / seen
+    spread = 0.5 * jnp.sum(w * (yb - mean_t) ** 2) / seen
+    return jnp.maximum(jnp.maximum(start, spread), jnp.finfo(start.dtype).eps)
 
 
 _run_jit = jax.jit(
@@ -859,7 +921,7 @@ def stop_rules(
     scalars (to stack per network before one copy to the device)."""
     tol = check_threshold("tol", tol)
     mwc = check_threshold("min_weight_change", min_weight_change)
-    check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
+    check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True, none_means=_OFF)
     check_int("loss_patience", loss_patience, 1, allow_none=True)
     vtol = check_threshold("validation_tol", validation_tol)
     if vtol is None:
@@ -1021,7 +1083,9 @@ def prepare_training(
         shuffle=shuffle,
         drop_last=drop_last,
         watch_weight_change=check_threshold("min_weight_change", min_weight_change) is not None,
-        early_stopping=check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True)
+        early_stopping=check_int(
+            "n_iter_no_change", n_iter_no_change, 1, allow_none=True, none_means=_OFF
+        )
         is not None,
         has_validation=val is not None,
         weighted=weight is not None,
@@ -1084,14 +1148,7 @@ def prepare_training(
 
 def _weights(params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight") -> Array:
     """Checked sample weights of ``X``'s rows: finite, >= 0, a positive sum."""
-    _, _, weight = check_batch(params, X, None, weight, check_finite=False)
-    w = np.asarray(weight)
-    if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
-        raise ValueError(
-            f"{name} must be finite and >= 0 with a positive sum; "
-            f"got values from {w.min()} to {w.max()} (sum {w.sum()})"
-        )
-    return weight
+    return check_batch(params, X, None, weight, check_finite=False, weight_name=name)[2]
 
 
 def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None):
