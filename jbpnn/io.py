@@ -225,9 +225,10 @@ def check_target(path: str | os.PathLike, what: str = "write") -> Path:
 
     Follows a symlink to a regular file (the file it points at is the one replaced,
     the link stays). Refuses, with a message naming the fault: an empty path; a
-    directory, or a path ending in a slash (``m.npz/``: a folder's name); a special file (``/dev/null``, a FIFO, a socket); a dangling symlink;
-    a read-only file (no write bit, e.g. mode ``0444``: it is not replaced); a parent
-    that is missing, not a folder or not writable.
+    directory, or a path ending in a slash (``m.npz/``: a folder's name); a special
+    file (``/dev/null``, a FIFO, a socket); a dangling symlink; a read-only file (no
+    write bit, e.g. mode ``0444``: it is not replaced); a parent that is missing, not
+    a folder or not writable.
 
     Returns:
         The path to write: ``path`` itself, or the regular file its symlink points at.
