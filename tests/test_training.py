@@ -775,3 +775,31 @@ def test_a_saturating_learning_rate_is_divergence_not_a_result():
     assert r.stop_reason == "diverged" and r.diverged_at < 10
     # the epoch that blew up is rolled back: every weight within the bound, finite
     assert max(float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(r.params)) <= 1e9
+
+
+def test_divergence_reference_is_the_loss_before_the_first_update(x64):
+    # the reference (state.first_loss) is E(start params) over the data, or the
+    # targets' spread when larger; a run resumed keeps it
+    p0, X, Y = _linear_problem()
+    r = train(p0, X, Y, optimizer=sgd(0.05), epochs=3, batch_size=4)
+    start = float(loss_and_gradient(p0, X, Y)[0])
+    spread = 0.5 * float(np.mean((Y - Y.mean(0)) ** 2))
+    assert float(r.state.first_loss) == pytest.approx(max(start, spread), rel=1e-12)
+    more = train(r, X, Y, optimizer=sgd(0.05), epochs=6, batch_size=4)
+    assert float(more.state.first_loss) == float(r.state.first_loss)
+
+
+def test_a_start_that_fits_well_is_no_hair_trigger(x64):
+    # fine-tuning from an exact fit (start loss ~1e-30) with weight decay: the loss
+    # rises far more than 1e6-fold, but stays far below the targets' spread, which
+    # is the reference then; the rule still fires for a real blow-up
+    p0, X, Y = _linear_problem()
+    fitted = train(p0, X, Y, optimizer=sgd(0.3), epochs=3000, tol=1e-30).params
+    start = float(loss_and_gradient(fitted, X, Y)[0])
+    assert start < 1e-24
+    r = train(fitted, X, Y, optimizer=sgd(0.1, weight_decay=0.01), epochs=20, batch_size=4)
+    assert r.stop_reason == "max_epochs", r
+    assert float(r.history["loss"][-1]) > 1e6 * start
+    assert float(r.state.first_loss) == pytest.approx(0.5 * float(np.mean((Y - Y.mean(0)) ** 2)))
+    blown = train(fitted, X, Y, optimizer=sgd(3.0), epochs=500, batch_size=4)
+    assert blown.stop_reason == "diverged", blown
