@@ -1,6 +1,6 @@
 """jbpnn: back-propagation neural networks in JAX, with gradients derived by hand.
 
-The maths follows the article in ``shared/ARTICLE.md``: sigmoid units, the
+The maths follows the article in ``docs/ARTICLE.md``: sigmoid units, the
 error ``E = 1/2 sum (T - O)^2``, output delta ``O(1-O)(T-O)``, hidden delta
 ``O(1-O) sum_k Err_k w_jk`` and updates ``w += lr Err O_prev``.
 

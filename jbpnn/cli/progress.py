@@ -16,6 +16,7 @@ stale characters of a longer line remain).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -146,7 +147,13 @@ class ProgressBar:
         validation loss, the time and the loss: the epoch and the stop reason stay.
         """
         epoch = 0 if self.info is None else self.info["epoch"]
-        columns = shutil.get_terminal_size((80, 24)).columns - 1 if width is None else width
+        if width is None:
+            try:  # the terminal this line is drawn on (stdout may be redirected)
+                columns = os.get_terminal_size(self.stream.fileno()).columns - 1
+            except (AttributeError, OSError, ValueError):
+                columns = shutil.get_terminal_size((80, 24)).columns - 1
+        else:
+            columns = width
         columns = max(columns, 1)
         fields = [f"epoch {epoch}/{self.epochs}", *self._fields()]
         for prefix in _DROP_ORDER:
