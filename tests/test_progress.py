@@ -1,0 +1,238 @@
+"""Progress through the public surfaces (``jbpnn train/sweep --progress``, ``train_many``).
+
+The unit tests of ``jbpnn.cli.progress.ProgressBar`` in test_cli.py cannot run on
+code without that class; these go through the command and the API, so they state the
+behaviour itself: the line fits a 60-column terminal and leaves no stale characters,
+shows rate and ETA, ends on the real last epoch and the stop reason, uses tqdm when it
+is installed, and train_many/sweep report progress too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+class Screen:
+    """What a terminal shows after a stream of ``\\r``-rewritten lines (wraps at ``columns``)."""
+
+    def __init__(self, columns: int):
+        self.columns, self.lines, self.row, self.col, self.wrapped = columns, [""], 0, 0, False
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            if ch == "\r":
+                self.col = 0
+            elif ch == "\n":
+                self.lines.append("")
+                self.row, self.col = self.row + 1, 0
+            else:
+                if self.col >= self.columns:
+                    self.wrapped = True
+                    self.lines.append("")
+                    self.row, self.col = self.row + 1, 0
+                line = self.lines[self.row].ljust(self.col)
+                self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
+                self.col += 1
+
+
+FAKE_TQDM = """
+bars = []
+class tqdm:
+    def __init__(self, total=None, file=None, **kw):
+        self.n, self.total, self.file = 0, total, file
+    def update(self, k=1):
+        self.n += k
+    def set_description(self, *a, **k):
+        pass
+    def set_postfix_str(self, *a, **k):
+        pass
+    def refresh(self, *a, **k):
+        pass
+    def close(self):
+        import sys
+        sys.stderr.write(f"FAKE_TQDM closed n={self.n} total={self.total}\\n")
+"""
+
+
+def jbpnn(cwd, *args: str, columns: int = 200, tqdm: str = "absent"):
+    """``python -m jbpnn args`` in ``cwd`` with a ``columns``-wide terminal.
+
+    ``tqdm``: "absent" (import tqdm fails: the fallback line) or "fake" (a stand-in
+    tqdm that reports how it was closed).
+    """
+    shim = cwd / "shim"
+    shim.mkdir(exist_ok=True)
+    if tqdm == "fake":
+        (shim / "tqdm.py").write_text(FAKE_TQDM)
+    else:
+        (shim / "tqdm.py").write_text("raise ImportError('no tqdm in this test')\n")
+    env = dict(os.environ, COLUMNS=str(columns), LINES="24", JBPNN_NO_CACHE="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(shim), *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.run(
+        [sys.executable, "-m", "jbpnn", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )  # bytes: keep every \r
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+@pytest.fixture
+def flowers(tmp_path):
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 3, 90)
+    X = rng.normal(size=(90, 3)) * 0.5 + c[:, None] * 2.0
+    names = np.array(["red", "green", "blue"])[c]
+    lines = ["a,b,colour,c"] + [f"{x[0]:.4f},{x[1]:.4f},{s},{x[2]:.4f}" for x, s in zip(X, names)]
+    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+# early stopping fires well before the 300 epochs (at 57 on this data)
+EARLY_STOP = (
+    "train",
+    "--data",
+    "flowers.csv",
+    "--target",
+    "colour",
+    "--hidden",
+    "4",
+    "--epochs",
+    "300",
+    "--lr",
+    "0.1",
+    "--n-iter-no-change",
+    "5",
+    "--progress",
+)
+
+
+def _stopped(out: str) -> tuple[int, str]:
+    m = re.search(r"stopped after (\d+) epochs: (\w+)", out)
+    assert m, out
+    return int(m.group(1)), m.group(2)
+
+
+def test_train_progress_fits_60_columns_without_stale_characters(flowers):
+    rc, out, err = jbpnn(flowers, *EARLY_STOP, columns=60)
+    assert rc == 0, err
+    screen = Screen(60)
+    for update in re.split(r"(?=\r)", err):
+        screen.feed(update)
+        written = update.lstrip("\r").rstrip("\n").rstrip()
+        if written and not screen.wrapped:
+            assert screen.lines[screen.row - update.endswith("\n")].rstrip() == written, update
+    assert not screen.wrapped, err  # the terminal never wrapped: no new line per update
+    assert all(len(line) <= 59 for line in screen.lines)
+    epochs, reason = _stopped(out)
+    final = [line for line in screen.lines if line.strip()][-1]
+    assert f"epoch {epochs}/300" in final and reason in final, final
+
+
+def test_train_progress_shows_rate_eta_and_ends_on_the_real_stop(flowers):
+    rc, out, err = jbpnn(flowers, *EARLY_STOP)
+    assert rc == 0, err
+    epochs, reason = _stopped(out)
+    assert reason == "no_validation_improvement" and epochs < 300
+    updates = [u for u in err.split("\r") if u.strip()]
+    last = updates[-1]  # ends on the real last epoch and says why it stopped
+    assert last.endswith("\n") and f"epoch {epochs}/300" in last and reason in last, last
+    assert any("epoch/s" in u and "ETA" in u for u in updates), updates  # rate and time left
+    assert "compiling" in updates[0]  # the compilation phase is shown
+
+
+def test_train_progress_uses_tqdm_when_installed(flowers):
+    rc, out, err = jbpnn(flowers, *EARLY_STOP, tqdm="fake")
+    assert rc == 0, err
+    epochs, _ = _stopped(out)
+    closed = re.findall(r"FAKE_TQDM closed n=(\d+) total=(\d+)", err)
+    assert closed, err  # the command drew with tqdm
+    assert closed == [(str(epochs), str(epochs))], closed  # ends full, on the real last epoch
+
+
+def test_train_many_reports_progress():
+    from jbpnn.many import InitSpec, train_many
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
+    calls = []
+    result = train_many(
+        InitSpec((3, 4, 2), "sigmoid", "cross_entropy", "glorot"),
+        X,
+        Y,
+        seeds=[0, 1, 2],
+        hparams={"lr": [0.1, 0.2, 0.3], "m": 0.9},
+        epochs=30,
+        progress=calls.append,
+    )
+    assert calls, "train_many called progress"
+    assert {"epoch", "epochs", "running", "elapsed"} <= set(calls[-1])
+    assert calls[-1]["epoch"] == int(np.max(result.epochs_run)) and calls[-1]["epochs"] == 30
+
+
+def test_sweep_shows_progress(tmp_path):
+    rc, _, err = jbpnn(tmp_path, "sweep", "--quick", "--no-plot", "--out", "s", "--progress")
+    assert rc == 0, err
+    updates = [u for u in err.split("\r") if u.strip()]
+    assert "compiling" in updates[0] and len(updates) >= 2, err
+    assert "running" in err and "done:" in updates[-1], err
+
+
+def _run_on_a_pty(cwd, args, columns: int) -> tuple[int, str, str]:
+    """``python -m jbpnn args``: stderr on a ``columns``-wide pseudo-terminal, stdout a pipe
+    (as in ``jbpnn train ... > log.txt``). Returns (exit status, stdout, what the tty got)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["JBPNN_NO_CACHE"] = "1"
+    shim = cwd / "shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "tqdm.py").write_text("raise ImportError('no tqdm in this test')\n")
+    env["PYTHONPATH"] = os.pathsep.join([str(shim), *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jbpnn", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    tty = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        tty += chunk
+    os.close(master)
+    out = proc.stdout.read().decode()
+    proc.wait(timeout=300)
+    return proc.returncode, out, tty.decode().replace("\r\n", "\n")  # the tty's ONLCR
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux pty")
+def test_train_progress_fits_the_terminal_it_is_drawn_on(flowers):
+    """The width is stderr's terminal's, also when stdout is redirected to a file or pipe."""
+    rc, out, tty = _run_on_a_pty(flowers, EARLY_STOP, columns=60)
+    assert rc == 0, tty
+    screen = Screen(60)
+    screen.feed(tty)
+    assert not screen.wrapped, screen.lines
+    epochs, reason = _stopped(out)
+    final = [line for line in screen.lines if line.strip()][-1]
+    assert f"epoch {epochs}/300" in final and reason in final, final
