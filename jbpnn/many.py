@@ -759,9 +759,15 @@ def train_many(
         rules = _place(rules, layout[0], net_axis if own_thresholds else None)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
     epoch = 0
-    while epoch < epochs:
-        until = min(epoch + config.history_chunk, epochs)
-        state = loop(state, data, val, rules, np.int32(until))
+    until = min(config.history_chunk, epochs)
+    ahead = loop(state, data, val, rules, np.int32(until)) if epochs > 0 else None
+    while ahead is not None:
+        state = ahead
+        # the next chunk is queued before this one is read (see jbpnn.training.train):
+        # the device never waits for the host; dropped if every network has stopped
+        following = min(until + config.history_chunk, epochs)
+        ahead = loop(state, data, val, rules, np.int32(following)) if until < epochs else None
+        until = following
         done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
         done, stop = np.asarray(done)[:n_nets], np.asarray(stop)[:n_nets]
         reached = int(done.max())
@@ -781,7 +787,7 @@ def train_many(
                 }
             )
         if running == 0:
-            break
+            ahead = None
     state = jax.device_get(state)
     if n_pad:
         state = jax.tree.map(lambda a: a[:n_nets], state)

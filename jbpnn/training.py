@@ -1418,17 +1418,29 @@ def train(
     first = int(state.epoch)
     target = first + epochs
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
+
+    def launch(s: TrainState, until: int) -> TrainState:  # asynchronous: returns at once
+        return loop(s, run["data"], run["val"], run["rules"], np.int32(until))
+
     epoch, stop = first, int(state.stop)
-    while epoch < target and stop == RUNNING:
-        until = min(epoch + chunk, target)
-        state = loop(state, run["data"], run["val"], run["rules"], np.int32(until))
+    until = min(epoch + chunk, target)
+    ahead = launch(state, until) if epoch < target and stop == RUNNING else None
+    while ahead is not None:
+        state = ahead
+        # The next chunk is queued before this one is read, so the device never waits
+        # for the host (the history copy, the progress line). If this chunk stopped, the
+        # queued one finds a stopped state and returns at once; it is then dropped.
+        following = min(until + chunk, target)
+        ahead = launch(state, following) if until < target else None
         done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
         slots = np.arange(epoch, int(done)) % config.history_chunk
         for k in pieces:
             pieces[k].append(np.asarray(history[k])[slots])
-        epoch = int(done)
+        epoch, until = int(done), following
         if progress is not None:
             progress(_progress_info(pieces, epoch, target, int(stop), start))
+        if stop != RUNNING:
+            ahead = None
     history = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in pieces.items()}
     start_epoch = first
     if previous is not None:  # resuming a result: one history for the whole run
