@@ -446,3 +446,20 @@ def test_init_params_refuses_a_none_key():
         TypeError, match=r"^key must be an int seed or a jax.random.key, got NoneType"
     ):
         init_params(None, (3, 2))
+
+
+def test_n_iter_no_change_zero_says_how_to_turn_early_stopping_off():
+    # the command line's --n-iter-no-change 0 is "off"; the API's off is None (0 is
+    # refused, as scikit-learn refuses it), and the message says so
+    p = init_params(0, (3, 2))
+    X, Y = np.zeros((4, 3), np.float32), np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+    with pytest.raises(ValueError, match=r"None: early stopping off, as --n-iter-no-change 0"):
+        train(p, X, Y, optimizer=sgd(0.1), X_val=X, Y_val=Y, n_iter_no_change=0)
+
+
+def test_a_save_path_ending_in_a_slash_is_refused(capsys, flowers):
+    rc, out, err = run_cli(capsys, *TRAIN, "--save", "m.npz/")
+    one_line_error(rc, err, "m.npz/", "names a folder")
+    assert out == "" and not (flowers / "m.npz").exists()  # before: m.npz written, exit 0
+    with pytest.raises(IsADirectoryError, match="names a folder"):
+        save(str(flowers / "n.npz") + "/", init_params(0, (3, 2)))
