@@ -1330,8 +1330,9 @@ def train(
         max_loss_growth, max_abs_param: the divergence rule for runs that blow up
             without reaching NaN/inf: stop (``"diverged"``, the start-of-epoch
             params kept) when the epoch loss exceeds ``max_loss_growth`` times the
-            first epoch's or a param exceeds ``max_abs_param`` in magnitude; None
-            switches either off.
+            reference loss (the starting params' loss over ``X``, measured before the
+            first update, or the targets' spread if larger: see the module docstring)
+            or a param exceeds ``max_abs_param`` in magnitude; None switches either off.
         shuffle: new order every epoch; default True for mini-batches, False for
             online (the article's order) and full batch.
         drop_last: drop the last partial mini-batch instead of padding it.

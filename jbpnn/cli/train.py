@@ -257,7 +257,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.stop_reason == "diverged":
         raise CLIError(
             f"training diverged at epoch {result.diverged_at} (the loss or a weight became NaN "
-            "or inf, or blew up: loss over 1e6 x the first epoch's, or |w| over 1e9); "
+            "or inf, or blew up: loss over 1e6 x the starting loss, or |w| over 1e9); "
             "nothing was saved. Try a smaller --lr"
         )
     arch = "-".join(str(n) for n in sizes)
