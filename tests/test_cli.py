@@ -715,6 +715,39 @@ def test_sweep_quick_keeps_explicit_options(capsys, flowers):
     assert "up to 3 epochs" in out
 
 
+def test_sweep_quick_never_overrides_any_option_given():
+    # every option --quick sets (grid, budget, timing): a given value stays as given,
+    # from the parsed command line (momenta and seeds included, not only the three above)
+    import argparse
+
+    from jbpnn.cli.sweep import QUICK, add_sweep_arguments, resolve_budget
+
+    def build_parser():  # experiments/sweep.py's parser: jbpnn sweep's plus --timing-*
+        return add_sweep_arguments(argparse.ArgumentParser())
+
+    given = {
+        "--lrs": "0.7",
+        "--momenta": "0.25",
+        "--seeds": "3",
+        "--hidden": "5",
+        "--epochs": "6",
+        "--timing-networks": "7",
+        "--timing-epochs": "8",
+        "--timing-sequential": "9",
+        "--timing-repeats": "2",
+    }
+    assert sorted(f.lstrip("-").replace("-", "_") for f in given) == sorted(QUICK)
+    argv = ["--quick", *(x for kv in given.items() for x in kv)]
+    args = resolve_budget(build_parser().parse_args(argv))
+    assert isinstance(args, argparse.Namespace)
+    assert (args.lrs, args.momenta) == ((0.7,), (0.25,))
+    assert (args.seeds, args.hidden, args.epochs) == (3, 5, 6)
+    timing = (args.timing_networks, args.timing_epochs, args.timing_sequential)
+    assert timing + (args.timing_repeats,) == (7, 8, 9, 2)
+    quick = resolve_budget(build_parser().parse_args(["--quick"]))
+    assert all(getattr(quick, name) == value for name, value in QUICK.items())
+
+
 def test_help_shows_every_default():
     import argparse
 
