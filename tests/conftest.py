@@ -31,3 +31,48 @@ def tree_allclose(a, b, rtol=1e-7, atol=0.0, err_msg=""):
         np.testing.assert_allclose(
             np.asarray(x), np.asarray(y), rtol=rtol, atol=atol, err_msg=f"{err_msg} leaf {i}"
         )
+
+
+# ---------------------------------------------------------------- command-line helpers
+def write_flowers(folder):
+    """``folder/flowers.csv``: 90 rows, features a, b, c and a text class ``colour``
+    between b and c (red/green/blue, separated by c * 2); returns ``(X, names)``."""
+    rng = np.random.default_rng(0)
+    c = rng.integers(0, 3, 90)
+    X = rng.normal(size=(90, 3)) * 0.5 + c[:, None] * 2.0
+    names = np.array(["red", "green", "blue"])[c]
+    lines = ["a,b,colour,c"] + [f"{x[0]:.4f},{x[1]:.4f},{s},{x[2]:.4f}" for x, s in zip(X, names)]
+    (folder / "flowers.csv").write_text("\n".join(lines) + "\n")
+    return X, names
+
+
+def one_line_error(rc, err, *fragments):
+    """The command failed as the CLI must: exit 2, one line on stderr, no traceback."""
+    assert rc == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+class Screen:
+    """What a terminal shows after a stream of ``\\r``-rewritten lines (wraps at ``columns``)."""
+
+    def __init__(self, columns: int):
+        self.columns, self.lines, self.row, self.col, self.wrapped = columns, [""], 0, 0, False
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            if ch == "\r":
+                self.col = 0
+            elif ch == "\n":
+                self.lines.append("")
+                self.row, self.col = self.row + 1, 0
+            else:
+                if self.col >= self.columns:  # the terminal wraps: a new line per update
+                    self.wrapped = True
+                    self.lines.append("")
+                    self.row, self.col = self.row + 1, 0
+                line = self.lines[self.row].ljust(self.col)
+                self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
+                self.col += 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Screen, one_line_error, write_flowers
 
 from jbpnn.io import load
 
@@ -301,24 +302,11 @@ def jbpnn(capsys, *args: str) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
-def one_line_error(rc: int, err: str, *fragments: str) -> None:
-    assert rc == 2, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 @pytest.fixture
 def flowers(tmp_path, monkeypatch):
     """tmp_path as the working folder, holding flowers.csv (3 features, text classes)."""
     monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    c = rng.integers(0, 3, 90)
-    X = rng.normal(size=(90, 3)) * 0.5 + c[:, None] * 2.0
-    names = np.array(["red", "green", "blue"])[c]
-    lines = ["a,b,colour,c"] + [f"{x[0]:.4f},{x[1]:.4f},{s},{x[2]:.4f}" for x, s in zip(X, names)]
-    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    X, names = write_flowers(tmp_path)
     return tmp_path, X, names
 
 
@@ -768,29 +756,6 @@ def test_help_shows_every_default():
 
 
 # ---------------------------------------------------------------- progress
-class Screen:
-    """What a terminal shows after a stream of ``\\r``-rewritten lines."""
-
-    def __init__(self, columns: int):
-        self.columns, self.lines, self.row, self.col, self.wrapped = columns, [""], 0, 0, False
-
-    def feed(self, text: str) -> None:
-        for ch in text:
-            if ch == "\r":
-                self.col = 0
-            elif ch == "\n":
-                self.lines.append("")
-                self.row, self.col = self.row + 1, 0
-            else:
-                if self.col >= self.columns:  # the terminal wraps: a new line per update
-                    self.wrapped = True
-                    self.lines.append("")
-                    self.row, self.col = self.row + 1, 0
-                line = self.lines[self.row].ljust(self.col)
-                self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
-                self.col += 1
-
-
 def _infos(epochs=300, stop_at=29):
     infos = []
     for epoch in range(3, stop_at + 1, 3):

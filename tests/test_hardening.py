@@ -21,6 +21,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import one_line_error, write_flowers
 
 import jbpnn.network
 from jbpnn.io import load, save
@@ -37,23 +38,10 @@ def run_cli(capsys, *args):
     return rc, out.out, out.err
 
 
-def one_line_error(rc, err, *fragments):
-    assert rc == 2, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 @pytest.fixture
 def flowers(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    c = rng.integers(0, 3, 90)
-    X = rng.normal(size=(90, 3)) * 0.5 + c[:, None] * 2.0
-    names = np.array(["red", "green", "blue"])[c]
-    lines = ["a,b,colour,c"] + [f"{x[0]:.4f},{x[1]:.4f},{s},{x[2]:.4f}" for x, s in zip(X, names)]
-    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    write_flowers(tmp_path)
     return tmp_path
 
 

@@ -16,30 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-
-
-class Screen:
-    """What a terminal shows after a stream of ``\\r``-rewritten lines (wraps at ``columns``)."""
-
-    def __init__(self, columns: int):
-        self.columns, self.lines, self.row, self.col, self.wrapped = columns, [""], 0, 0, False
-
-    def feed(self, text: str) -> None:
-        for ch in text:
-            if ch == "\r":
-                self.col = 0
-            elif ch == "\n":
-                self.lines.append("")
-                self.row, self.col = self.row + 1, 0
-            else:
-                if self.col >= self.columns:
-                    self.wrapped = True
-                    self.lines.append("")
-                    self.row, self.col = self.row + 1, 0
-                line = self.lines[self.row].ljust(self.col)
-                self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
-                self.col += 1
-
+from conftest import Screen, write_flowers
 
 FAKE_TQDM = """
 bars = []
@@ -86,12 +63,7 @@ def jbpnn(cwd, *args: str, columns: int = 200, tqdm: str = "absent"):
 
 @pytest.fixture
 def flowers(tmp_path):
-    rng = np.random.default_rng(0)
-    c = rng.integers(0, 3, 90)
-    X = rng.normal(size=(90, 3)) * 0.5 + c[:, None] * 2.0
-    names = np.array(["red", "green", "blue"])[c]
-    lines = ["a,b,colour,c"] + [f"{x[0]:.4f},{x[1]:.4f},{s},{x[2]:.4f}" for x, s in zip(X, names)]
-    (tmp_path / "flowers.csv").write_text("\n".join(lines) + "\n")
+    write_flowers(tmp_path)
     return tmp_path
 
 
