@@ -46,6 +46,15 @@ def write_flowers(folder):
     return X, names
 
 
+def run_cli(capsys, *args):
+    """``jbpnn.cli.main(args)`` in this process: ``(exit status, stdout, stderr)``."""
+    from jbpnn import cli
+
+    rc = cli.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
 def one_line_error(rc, err, *fragments):
     """The command failed as the CLI must: exit 2, one line on stderr, no traceback."""
     assert rc == 2, err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Screen, one_line_error, write_flowers
+from conftest import Screen, one_line_error, run_cli, write_flowers
 
 from jbpnn.io import load
 
@@ -293,13 +293,7 @@ def test_python_m_jbpnn_gradcheck_still_runs():
 
 
 # ---------------------------------------------------------------- in-process helpers
-def jbpnn(capsys, *args: str) -> tuple[int, str, str]:
-    """``cli.main(args)`` in this process: (exit status, stdout, stderr)."""
-    from jbpnn import cli
-
-    rc = cli.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+jbpnn = run_cli  # cli.main in this process: (exit status, stdout, stderr)
 
 
 @pytest.fixture

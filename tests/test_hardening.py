@@ -21,21 +21,13 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import one_line_error, write_flowers
+from conftest import one_line_error, run_cli, write_flowers
 
 import jbpnn.network
 from jbpnn.io import load, save
 from jbpnn.optimizers import adam, momentum, sgd
 from jbpnn.params import init_params
 from jbpnn.training import train
-
-
-def run_cli(capsys, *args):
-    from jbpnn import cli
-
-    rc = cli.main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture
