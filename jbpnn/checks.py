@@ -51,9 +51,9 @@ def check_int(
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        none = (
-            (f" or None (None: {none_means})" if none_means else " or None") if allow_none else ""
-        )
+        none = ""
+        if allow_none:
+            none = f" or None (None: {none_means})" if none_means else " or None"
         raise ValueError(f"{name} must be an integer >= {low}{none}, got {value!r}")
     return int(value)
 

@@ -837,17 +837,7 @@ class _Pickled(ValueError):
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray] | np.ndarray:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        if _is_pickle_refusal(e):  # NumPy says so of ANY file that is not zip or .npy
-            with open(path, "rb") as f:
-                head = f.read(6)
-            if head == b"\x93NUMPY":
-                raise _Pickled("the .npy data holds pickled Python objects") from e
-            if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-                raise _Pickled("it is not an .npz file but a Python pickle") from e
-        raise
+    data = np.load(path, allow_pickle=False)
     if not isinstance(data, np.lib.npyio.NpzFile):
         return data  # a single .npy array
     # Read every entry now: NpzFile is lazy, and a damaged member only fails when read.
@@ -871,14 +861,23 @@ def _is_pickle_refusal(error: ValueError) -> bool:
 
 
 def _read_fault(path: Path, error: Exception) -> str:
-    if isinstance(error, _Pickled):
-        return (
-            f"{error}, which jbpnn never loads: loading a pickle can run "
-            "any code. A jbpnn model holds only numeric arrays and JSON text; this file "
-            "was written by other code"
-        )
     with open(path, "rb") as f:
-        head = f.read(4)
+        head = f.read(6)
+    pickled = None
+    if isinstance(error, _Pickled):
+        pickled = str(error)
+    elif isinstance(error, ValueError) and _is_pickle_refusal(error):
+        # NumPy says so of ANY file that is neither a zip nor an .npy: look at the bytes
+        if head == b"\x93NUMPY":
+            pickled = "the .npy data holds pickled Python objects"
+        elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+            pickled = "it is not an .npz file but a Python pickle"
+    if pickled is not None:
+        return (
+            f"{pickled}, which jbpnn never loads: loading a pickle can run any code. A "
+            "jbpnn model holds only numeric arrays and JSON text; this file was written "
+            "by other code"
+        )
     if head.startswith(b"PK"):
         return f"the zip archive is truncated or damaged ({type(error).__name__}: {error})"
     if head.startswith(b"\x93NUM"):

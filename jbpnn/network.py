@@ -337,6 +337,7 @@ def check_batch(
     names: tuple[str, str] = ("X", "Y"),
     min_rows: int = 0,
     weight_name: str = "sample_weight",
+    targets: bool | None = None,
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch against the network and cast it to the params' dtype.
 
@@ -344,8 +345,9 @@ def check_batch(
     naming the argument and the sizes for a wrong feature count (the article's
     "Your data length is %d, but our input needs %d"), a wrong target width,
     mismatched batch sizes, sample weights that are not finite, >= 0 with a positive
-    sum, and (with ``check_finite``) NaN or inf values and targets the loss cannot take
-    (:func:`jbpnn.checks.check_targets`: the cross-entropies need values in [0, 1]).
+    sum, (with ``check_finite``) NaN or inf values, and (with ``targets``, default
+    ``check_finite``) targets the loss cannot take (:func:`jbpnn.checks.check_targets`:
+    the cross-entropies need values in [0, 1]).
 
     Returns:
         ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
@@ -367,7 +369,7 @@ def check_batch(
         min_rows=min_rows,
         weight_name=weight_name,
     )
-    if check_finite and Y is not None:
+    if (check_finite if targets is None else targets) and Y is not None:
         checks.check_targets(names[1], params.loss, Y)
     return X, Y, sample_weight
 

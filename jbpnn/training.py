@@ -97,7 +97,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, check_targets, check_threshold, to_device
+from jbpnn.checks import as_key, check_int, check_threshold, to_device
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import Optimizer, apply_updates, set_hyperparams
 from jbpnn.params import MLP
@@ -1057,19 +1057,18 @@ def prepare_training(
             "optimizer is missing: give e.g. optimizer=jbpnn.optimizers.momentum(0.1, 0.9)"
         )
     optimizer = _as_optimizer(optimizer)
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite)
+    # cross-entropies: targets in [0, 1], checked even with check_finite=False
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, targets=True)
     if X.shape[0] == 0:
         raise ValueError("X has no examples; training needs at least one")
-    check_targets("Y", params.loss, Y)  # cross-entropies: targets in [0, 1]
     weight = None if sample_weight is None else _weights(params, X, sample_weight)
     if (X_val is None) != (Y_val is None):
         raise ValueError("give both X_val and Y_val, or neither")
     val = None
     if X_val is not None:
         X_val, Y_val, _ = check_batch(
-            params, X_val, Y_val, check_finite=check_finite, names=("X_val", "Y_val")
+            params, X_val, Y_val, check_finite=check_finite, names=("X_val", "Y_val"), targets=True
         )
-        check_targets("Y_val", params.loss, Y_val)
         if X_val.shape[0] == 0:
             raise ValueError("X_val has no examples")
         val = (X_val, Y_val)
