@@ -96,7 +96,7 @@ from jbpnn.optimizers import (
     SGDState,
     get_optimizer,
 )
-from jbpnn.params import MLP, Layer
+from jbpnn.params import MLP, Layer, network_count
 from jbpnn.training import TrainConfig, TrainState, init_state
 
 __all__ = [
@@ -502,7 +502,7 @@ def _to_arrays(
             f"save() expects an MLP, a stacked MLP or a TrainState, got {type(obj).__name__}{hint}"
         )
     _check_concrete(obj)
-    n = _network_count(params)
+    n = network_count(params)
     _check_finite_params("save", "params", params)
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT),
@@ -523,24 +523,6 @@ def _check_concrete(obj: Any) -> None:
         raise TypeError(
             "save() needs concrete arrays, but got traced ones: call it outside jax.jit / jax.vmap"
         )
-
-
-def _network_count(params: MLP) -> int:
-    """``N`` for stacked params (every ``w`` 3-D, every ``b`` 2-D), 0 for one network."""
-    ndims = {(np.ndim(layer.w), np.ndim(layer.b)) for layer in params.layers}
-    if ndims == {(2, 1)}:
-        return 0
-    if ndims != {(3, 2)}:
-        raise ValueError(
-            "params must be one network (w 2-D, b 1-D) or stacked networks (w 3-D, b 2-D, a "
-            f"leading network axis) in every layer; got (w, b) ndims {sorted(ndims)}"
-        )
-    counts = {np.shape(leaf)[0] for layer in params.layers for leaf in layer}
-    if len(counts) != 1 or 0 in counts:
-        raise ValueError(
-            f"stacked params: every layer needs the same number (>= 1) of networks, got {counts}"
-        )
-    return int(counts.pop())
 
 
 def _sizes(params: MLP) -> tuple[int, ...]:

@@ -51,7 +51,7 @@ from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
-from jbpnn.params import MLP, init_params
+from jbpnn.params import MLP, first_network, init_params, network_count
 from jbpnn.tables import ResultsTable
 from jbpnn.training import (
     HISTORY_CHUNK,
@@ -157,16 +157,6 @@ def unstack_params(stacked: MLP) -> list[MLP]:
     return [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(n)]
 
 
-def network_count(stacked: MLP) -> int:
-    """``N``, the length of the leading axis of stacked params."""
-    return int(stacked.layers[0].w.shape[0])
-
-
-def _one_network(stacked: MLP) -> MLP:
-    """Network 0 of a stack (the template for shapes, dtype and names)."""
-    return jax.tree.map(lambda a: a[0], stacked)
-
-
 def _as_seeds(seeds: Any) -> np.ndarray:
     arr = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
@@ -176,29 +166,6 @@ def _as_seeds(seeds: Any) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _check_stacked(params: MLP) -> int:
-    n = None
-    for l, layer in enumerate(params.layers):
-        for name, leaf, ndim in (("w", layer.w, 3), ("b", layer.b, 2)):
-            shape = np.shape(leaf)
-            if len(shape) != ndim:
-                raise ValueError(
-                    f"stacked params: layer {l} {name} must have a leading network axis "
-                    f"(ndim {ndim}), got shape {shape}; stack networks with stack_params, or "
-                    "pass an InitSpec with seeds"
-                )
-            if n is None:
-                n = shape[0]
-            elif shape[0] != n:
-                raise ValueError(
-                    f"stacked params: layer {l} {name} has {shape[0]} networks, layer 0 has {n}"
-                )
-    if not n:
-        raise ValueError("stacked params hold no networks")
-    return int(n)
-
-
-# ---------------------------------------------------------------- hyperparameters
 def _split_hparams(
     optimizer: str | Callable[..., Any] | Optimizer, hparams: Mapping[str, Any] | None, n: int
 ) -> tuple[Optimizer, dict[str, np.ndarray], dict[str, Any]]:
@@ -639,7 +606,13 @@ def train_many(
         if seeds is not None:
             raise ValueError("seeds go with an InitSpec; stacked params are already initialised")
         if isinstance(params, MLP):
-            n_nets = _check_stacked(params)
+            n_nets = network_count(params)
+            if n_nets == 0:
+                raise ValueError(
+                    "train_many needs stacked params (w 3-D, b 2-D: a leading network axis), "
+                    "got one network; stack networks with stack_params, or pass an InitSpec "
+                    "with seeds"
+                )
         elif isinstance(params, (list, tuple)):
             params = stack_params(params)
             n_nets = network_count(params)
@@ -648,7 +621,7 @@ def train_many(
                 "params must be stacked params (an MLP with a leading network axis), a list "
                 f"of MLPs, or an InitSpec with seeds; got {type(params).__name__}"
             )
-        template = _one_network(params)
+        template = first_network(params)
 
     opt, per, shared = _split_hparams(optimizer, hparams, n_nets)
     thresholds = {
@@ -983,7 +956,7 @@ class ManyResult:
             else np.where(self.best_epoch > 0, self.best_epoch - 1, last)
         )
         if X is not None:
-            template = _one_network(self.params)
+            template = first_network(self.params)
             Xc, Yc, _ = check_batch(template, X, Y, check_finite=check_finite)
             loss, acc = _scores_jit(self.params, Xc, Yc)
             cols["train_loss"] = [float(v) for v in np.asarray(loss)]

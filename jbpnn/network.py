@@ -37,7 +37,7 @@ from jax.typing import ArrayLike
 from jbpnn import checks
 from jbpnn.activations import activation_table
 from jbpnn.losses import LOSSES
-from jbpnn.params import MLP, Layer
+from jbpnn.params import MLP, Layer, network_count
 
 __all__ = [
     "accuracy_kernel",
@@ -485,11 +485,11 @@ def apply(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
         ValueError: a wrong feature count or rank (before anything is traced), stacked
             params, NaN/inf in ``X``.
     """
-    ndims = {np.ndim(leaf) for layer in params.layers for leaf in layer}
-    if ndims != {1, 2}:
+    n = network_count(params)
+    if n:
         raise ValueError(
             "apply takes ONE network (w 2-D, b 1-D); for stacked params use "
-            f"jax.vmap(jbpnn.apply, in_axes=(0, None)); got leaves of ndims {sorted(ndims)}"
+            f"jax.vmap(jbpnn.apply, in_axes=(0, None)); got a stack of {n} networks"
         )
     if np.ndim(X) == 1:  # one example: a batch of one
         X = X if isinstance(X, jax.Array) else np.asarray(X)

@@ -34,7 +34,7 @@ from jbpnn.activations import get_activation
 from jbpnn.checks import check_seed
 from jbpnn.losses import LOSSES, check_pair, get_loss
 
-__all__ = ["INITS", "MLP", "Layer", "init_params"]
+__all__ = ["INITS", "MLP", "Layer", "first_network", "init_params", "network_count"]
 
 Array = jax.Array
 
@@ -187,12 +187,7 @@ class MLP:
             ``MLP.from_architecture(params.architecture(), jax.tree.leaves(params))``
             rebuilds ``params``.
         """
-        ndims = {(np.ndim(layer.w), np.ndim(layer.b)) for layer in self.layers}
-        if ndims not in ({(2, 1)}, {(3, 2)}):
-            raise ValueError(
-                "params must be one network (w 2-D, b 1-D) or stacked networks (w 3-D, "
-                f"b 2-D) in every layer; got (w, b) ndims {sorted(ndims)}"
-            )
+        n = network_count(self)
         shapes = [np.shape(layer.w)[-2:] for layer in self.layers]
         return {
             "sizes": [int(shapes[0][0])] + [int(s[1]) for s in shapes],
@@ -200,7 +195,7 @@ class MLP:
             "loss": self.loss,
             "article_mode": self.article_mode,
             "dtypes": [[jnp.dtype(leaf.dtype).name for leaf in layer] for layer in self.layers],
-            "networks": None if ndims == {(2, 1)} else int(np.shape(self.layers[0].w)[0]),
+            "networks": n or None,
         }
 
     @classmethod
@@ -296,6 +291,36 @@ class MLP:
 
 
 _ARCHITECTURE_KEYS = ("sizes", "activations", "loss", "article_mode", "dtypes")
+
+
+def network_count(params: MLP) -> int:
+    """How many networks ``params`` holds: 0 for ONE network (every ``w`` 2-D, ``b`` 1-D),
+    ``N`` for stacked networks (every ``w`` 3-D, ``b`` 2-D, one leading axis of length
+    ``N >= 1``, as :func:`jbpnn.many.init_many` builds). The one place this is decided.
+
+    Raises:
+        ValueError: a mix of ranks, or layers with different network counts.
+    """
+    ndims = {(np.ndim(layer.w), np.ndim(layer.b)) for layer in params.layers}
+    if ndims == {(2, 1)}:
+        return 0
+    if ndims != {(3, 2)}:
+        raise ValueError(
+            "params must be one network (w 2-D, b 1-D) or stacked networks (w 3-D, b 2-D, a "
+            f"leading network axis) in every layer; got (w, b) ndims {sorted(ndims)}"
+        )
+    counts = {np.shape(leaf)[0] for layer in params.layers for leaf in layer}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError(
+            "stacked params: every layer needs the same number (>= 1) of networks, got "
+            f"{sorted(counts)}"
+        )
+    return int(counts.pop())
+
+
+def first_network(stacked: MLP) -> MLP:
+    """Network 0 of stacked params (the template for shapes, dtype and names)."""
+    return jax.tree.map(lambda a: a[0], stacked)
 
 
 def _check_architecture(arch: Any) -> dict[str, Any]:
