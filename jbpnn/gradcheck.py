@@ -3,8 +3,10 @@
 This is the only library module that calls ``jax.grad``: nothing on the training
 path imports it. It answers one question with evidence: is the backward pass
 right? :func:`gradcheck` compares the hand-derived batch gradient
-(:func:`jbpnn.network.batch_gradient`, or any ``grad_fn(params, X, Y)`` you
-wrote) with a reference computed without it:
+(:func:`jbpnn.network.loss_and_gradient_kernel`, or any
+:data:`~jbpnn.network.GradFn` ``grad_fn(params, X, Y, sample_weight) -> (loss,
+grads)``, the signature ``train(grad_fn=)`` takes, so the function you train with
+is checked as is) with a reference computed without it:
 
     reference="autodiff"            jax.grad of  L(theta) = 1/B sum_n E(forward(theta, x_n), t_n)
     reference="finite_difference"   dL/dtheta_i ~ (L(theta + h e_i) - L(theta - h e_i)) / 2h
@@ -12,7 +14,9 @@ wrote) with a reference computed without it:
 The reference loss :func:`reference_loss` is written from :func:`jbpnn.network.forward`
 and the loss table's ``error`` only, never from the deltas, so the two sides are
 independent derivations of the same quantity (``dE/dtheta``, the sign
-convention of :mod:`jbpnn.losses`: gradients, not descent directions).
+convention of :mod:`jbpnn.losses`: gradients, not descent directions). With the
+autodiff reference the loss ``grad_fn`` returns is checked too, against
+:func:`reference_loss`, with the same tolerances (``report.loss_check``).
 
 Error measure, for each entry of each layer's ``w`` and ``b``::
 
@@ -58,6 +62,7 @@ Command line (:mod:`jbpnn.cli.gradcheck`): ``jbpnn gradcheck --sizes 64,32,10
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -71,7 +76,13 @@ from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
 from jbpnn.losses import LOSSES
-from jbpnn.network import batch_gradient, check_batch, forward, per_example_grads
+from jbpnn.network import (
+    GradFn,
+    check_batch,
+    forward,
+    loss_and_gradient_kernel,
+    per_example_grads,
+)
 from jbpnn.params import MLP
 
 __all__ = [
@@ -82,6 +93,8 @@ __all__ = [
     "GradFn",
     "GradcheckReport",
     "LeafCheck",
+    "LossCheck",
+    "PerExampleFn",
     "compare_per_example",
     "gradcheck",
     "random_batch",
@@ -89,7 +102,11 @@ __all__ = [
 ]
 
 Array = jax.Array
-GradFn = Callable[[MLP, Array, Array], Any]
+# GradFn (re-exported from jbpnn.network): grad_fn(params, X, Y, sample_weight) -> (loss,
+# grads), what train(grad_fn=) and gradcheck(grad_fn=) take. PerExampleFn, what
+# compare_per_example(per_example_fn=) takes: (params, X, Y) -> grads whose leaves have a
+# leading batch axis (one gradient per example, unweighted).
+PerExampleFn = Callable[[MLP, Array, Array], Any]
 
 REFERENCES = ("autodiff", "finite_difference")
 
@@ -134,7 +151,8 @@ def _example_error(params: MLP, x: Array, y: Array) -> Array:
     return LOSSES[params.loss].error(out, y)
 
 
-_autodiff_grad = jax.jit(jax.grad(reference_loss))
+_autodiff_loss_and_grad = jax.jit(jax.value_and_grad(reference_loss))
+_hand_loss_and_grad = jax.jit(loss_and_gradient_kernel)
 _autodiff_per_example = jax.jit(jax.vmap(jax.grad(_example_error), in_axes=(None, 0, 0)))
 
 
@@ -195,11 +213,31 @@ class LeafCheck:
 
 
 @dataclass(frozen=True)
+class LossCheck:
+    """The loss ``grad_fn`` returned against :func:`reference_loss` (autodiff reference).
+
+    Attributes:
+        hand: the loss ``grad_fn`` returned.
+        ref: :func:`reference_loss` of the same batch.
+        abs_err: ``|hand - ref|``.
+        rel_err: ``|hand - ref| / max(|hand|, |ref|, atol / rtol)``.
+        passed: ``rel_err <= rtol`` (and both finite), the rule of the gradient entries.
+    """
+
+    hand: float
+    ref: float
+    abs_err: float
+    rel_err: float
+    passed: bool
+
+
+@dataclass(frozen=True)
 class GradcheckReport:
     """The result of :func:`gradcheck` or :func:`compare_per_example`.
 
     ``str(report)`` is an aligned table; ``report.passed`` the verdict;
-    ``report.failed`` the ``(layer, param)`` pairs that failed.
+    ``report.failed`` the ``(layer, param)`` pairs that failed; ``report.loss_check``
+    the returned loss against the reference (autodiff only), which must pass too.
 
     Attributes:
         checks: one :class:`LeafCheck` per layer and parameter (``w`` then ``b``).
@@ -215,6 +253,9 @@ class GradcheckReport:
         article_mode: whether the network reproduces the article code's bugs.
         batch_size: number of examples.
         notes: extra lines (casts, sampling, article mode).
+        loss_check: the loss ``grad_fn`` returned against :func:`reference_loss`
+            (a :class:`LossCheck`), or None where it is not compared (finite
+            differences, per-example gradients).
     """
 
     checks: tuple[LeafCheck, ...]
@@ -230,15 +271,20 @@ class GradcheckReport:
     article_mode: bool
     batch_size: int
     notes: tuple[str, ...] = field(default_factory=tuple)
+    loss_check: LossCheck | None = None
 
     @property
     def passed(self) -> bool:
-        """True when every layer's ``w`` and ``b`` pass."""
-        return all(c.passed for c in self.checks)
+        """True when every layer's ``w`` and ``b`` pass, and the loss where it is checked."""
+        loss_ok = self.loss_check is None or self.loss_check.passed
+        return loss_ok and all(c.passed for c in self.checks)
 
     @property
     def failed(self) -> list[tuple[int, str]]:
-        """The ``(layer, param)`` pairs that failed, e.g. ``[(0, "w"), (0, "b")]``."""
+        """The ``(layer, param)`` pairs that failed, e.g. ``[(0, "w"), (0, "b")]``.
+
+        Gradients only: a wrong loss shows in ``loss_check`` (and makes ``passed`` False).
+        """
         return [(c.layer, c.param) for c in self.checks if not c.passed]
 
     @property
@@ -298,11 +344,21 @@ class GradcheckReport:
             for i, (v, w) in enumerate(zip(r, widths))
         ).rstrip()
         lines = head + [fmt(cols)] + [fmt(r) for r in rows]
+        lc = self.loss_check
+        if lc is not None:
+            lines.append(
+                f"loss: hand {lc.hand:.8e}, reference {lc.ref:.8e}, abs err "
+                f"{lc.abs_err:.2e}, rel err {lc.rel_err:.2e}  {'ok' if lc.passed else 'FAIL'}"
+            )
+        n, loss_failed = len(self.checks), lc is not None and not lc.passed
         if self.passed:
-            lines.append(f"PASSED: all {len(self.checks)} checks within tolerance")
-        else:
+            lines.append(f"PASSED: all {n} checks{' and the loss' if lc else ''} within tolerance")
+        elif self.failed:
             names = ", ".join(f"layer {layer} {p}" for layer, p in self.failed)
-            lines.append(f"FAILED {len(self.failed)} of {len(self.checks)}: {names}")
+            also = "; the loss differs too" if loss_failed else ""
+            lines.append(f"FAILED {len(self.failed)} of {n}: {names}{also}")
+        else:
+            lines.append(f"FAILED: the loss differs (all {n} gradient checks within tolerance)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -346,6 +402,69 @@ def _leaves_like(params: MLP, grads: Any, who: str) -> list[Array]:
             f"(w, b) per layer) with shapes {[tuple(p.shape) for p in want]}; got shapes {shapes}"
         )
     return leaves
+
+
+_GRAD_FN_SIGNATURE = (
+    "grad_fn must be (params, X, Y, sample_weight) -> (loss, grads), as train(grad_fn=) "
+    "takes (jbpnn.network.GradFn)"
+)
+
+
+def _check_grad_fn(grad_fn: Any) -> None:
+    """Refuse, before anything is traced, a ``grad_fn`` that cannot take 4 positional arguments.
+
+    Functions whose signature cannot be read (some builtins) are let through.
+    """
+    if not callable(grad_fn):
+        raise ValueError(f"{_GRAD_FN_SIGNATURE}; got {grad_fn!r}, not a function")
+    try:
+        sig = inspect.signature(grad_fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(None, None, None, None)
+    except TypeError:
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        n = sum(q.kind in kinds for q in sig.parameters.values())
+        raise ValueError(
+            f"{_GRAD_FN_SIGNATURE}; got a function of {n} positional parameters {sig}. "
+            "Wrap a (params, X, Y) -> grads function f as "
+            "lambda p, X, Y, w: (jbpnn.network.loss_kernel(p, X, Y, w), f(p, X, Y))"
+        ) from None
+
+
+def _split_output(out: Any) -> tuple[Any, Any]:
+    """``(loss, grads)`` from what a ``grad_fn`` returned, or a ValueError saying what it was."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
+        raise ValueError(f"{_GRAD_FN_SIGNATURE}: it must return a pair (loss, grads); got {got}")
+    loss = out[0]
+    if not isinstance(loss, jax.Array | np.ndarray | np.generic | float | int):
+        raise ValueError(
+            f"{_GRAD_FN_SIGNATURE}: it must return a pair (loss, grads); got a pair whose "
+            f"first item is a {type(loss).__name__}, not a scalar loss"
+        )
+    if np.shape(loss) != ():
+        raise ValueError(
+            f"{_GRAD_FN_SIGNATURE}: its loss must be a scalar (the batch mean); got shape "
+            f"{np.shape(loss)}"
+        )
+    return loss, out[1]
+
+
+def _call(grad_fn: GradFn, p: MLP, x: Array, y: Array) -> tuple[Any, list[np.ndarray]]:
+    """``grad_fn(p, x, y, ones)``, checked: the loss, and the gradient leaves on the host."""
+    loss, grads = _split_output(grad_fn(p, x, y, jnp.ones(x.shape[:1], x.dtype)))
+    return loss, [np.asarray(g) for g in _leaves_like(p, grads, "grad_fn")]
+
+
+def _compare_loss(
+    hand: Any, ref: Any, rtol: float, atol: float
+) -> tuple[float, float, float, float, bool]:
+    """(hand, ref, abs err, rel err, passed) for the scalar losses: the rule of the leaves."""
+    hand, ref = np.asarray(hand, np.float64), np.asarray(ref, np.float64)
+    _, abs_err, rel_err, ok = _compare_leaf(hand, ref, rtol, atol)
+    return float(hand), float(ref), abs_err, rel_err, ok
 
 
 def _check_params(params: Any) -> None:
@@ -462,9 +581,13 @@ def gradcheck(
         Y: targets, shape ``(B, n_out)``.
         reference: ``"autodiff"`` (``jax.grad`` of :func:`reference_loss`) or
             ``"finite_difference"`` (central differences, always in float64).
-        grad_fn: the gradient to audit, ``grad_fn(params, X, Y) -> grads`` with the
-            structure of params (an MLP or a list of ``(w, b)``) holding ``dL/dtheta``
-            of the batch-mean loss. Default: :func:`jbpnn.network.batch_gradient`.
+        grad_fn: the gradient to audit, a :data:`jbpnn.network.GradFn`, the signature
+            ``train(grad_fn=)`` takes: ``grad_fn(params, X, Y, sample_weight) -> (loss,
+            grads)``, called here with ``sample_weight`` all ones; ``loss`` is the
+            batch-mean loss (checked against :func:`reference_loss` with the autodiff
+            reference) and ``grads`` its ``dL/dtheta`` with the structure of params (an
+            MLP or a list of ``(w, b)``). E.g. ``jax.value_and_grad(loss_kernel)``.
+            Default: the hand-derived :func:`jbpnn.network.loss_and_gradient_kernel`.
         rtol: relative tolerance; default from :data:`DEFAULT_TOLERANCES`.
         atol: absolute tolerance; default from :data:`DEFAULT_TOLERANCES`.
         eps: finite-difference step ``h`` (default 1e-6); ignored for autodiff.
@@ -479,15 +602,20 @@ def gradcheck(
 
     Raises:
         ValueError: on an unknown reference, bad shapes, non-positive tolerances
-            or step, or a ``grad_fn`` whose output does not match params.
+            or step, a ``grad_fn`` that cannot take ``(params, X, Y, sample_weight)``
+            (checked before anything runs), or one whose output is not ``(scalar loss,
+            grads)`` with grads matching params.
     """
     _check_params(params)
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; expected one of {list(REFERENCES)}")
+    if grad_fn is not None:
+        _check_grad_fn(grad_fn)
     X, Y, _ = check_batch(params, X, Y)
-    source = "grad_fn" if grad_fn is not None else "hand-derived batch_gradient"
-    grad_fn = grad_fn if grad_fn is not None else batch_gradient
+    source = "grad_fn" if grad_fn is not None else "hand-derived loss_and_gradient_kernel"
+    grad_fn = grad_fn if grad_fn is not None else _hand_loss_and_grad
     notes = []
+    loss_check = None
     if reference == "autodiff":
         dtype = _dtype_name(params.dtype if dtype is None else dtype)
         if dtype not in ("float32", "float64"):
@@ -495,8 +623,10 @@ def gradcheck(
         rtol, atol = _tolerances(reference, dtype, rtol, atol)
         with jax.enable_x64(dtype == "float64"):
             p, x, y = _cast(params, X, Y, dtype)
-            hand = [np.asarray(g) for g in _leaves_like(p, grad_fn(p, x, y), "grad_fn")]
-            ref = [np.asarray(g) for g in jax.tree.leaves(_autodiff_grad(p, x, y).layers)]
+            hand_loss, hand = _call(grad_fn, p, x, y)
+            ref_loss, ref = _autodiff_loss_and_grad(p, x, y)
+            ref = [np.asarray(g) for g in jax.tree.leaves(ref.layers)]
+        loss_check = LossCheck(*_compare_loss(hand_loss, ref_loss, rtol, atol))
         n_total = [r.size for r in ref]
         compared = f"{source} vs jax.grad of the batch loss"
         eps = None
@@ -517,7 +647,7 @@ def gradcheck(
             )
         with jax.enable_x64(True):
             p, x, y = _cast(params, X, Y, jnp.float64)
-            hand_full = [np.asarray(g) for g in _leaves_like(p, grad_fn(p, x, y), "grad_fn")]
+            hand_full = _call(grad_fn, p, x, y)[1]
             picked = _pick_coordinates(p, int(max_coords), seed, notes)
             ref = _finite_difference_reference(p, x, y, picked, eps)
         hand = [h.ravel()[c] for h, c in zip(hand_full, picked)]
@@ -536,6 +666,7 @@ def gradcheck(
         eps=eps,
         batch_size=int(X.shape[0]),
         notes=notes,
+        loss_check=loss_check,
     )
 
 
@@ -544,7 +675,7 @@ def compare_per_example(
     X: ArrayLike,
     Y: ArrayLike,
     *,
-    grad_fn: GradFn | None = None,
+    per_example_fn: PerExampleFn | None = None,
     rtol: float | None = None,
     atol: float | None = None,
     dtype: Any = None,
@@ -555,7 +686,8 @@ def compare_per_example(
         params: the network.
         X: inputs, shape ``(B, n_in)``.
         Y: targets, shape ``(B, n_out)``.
-        grad_fn: ``grad_fn(params, X, Y)`` returning gradients whose leaves have a
+        per_example_fn: ``per_example_fn(params, X, Y)`` (a :data:`PerExampleFn`, not a
+            :data:`GradFn`: no weights, no loss) returning gradients whose leaves have a
             leading batch axis (layer ``l``'s ``w``: ``(B, n_in, n_out)``); default
             :func:`jbpnn.network.per_example_grads`.
         rtol: relative tolerance (default as for the autodiff reference).
@@ -572,17 +704,17 @@ def compare_per_example(
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     rtol, atol = _tolerances("autodiff", dtype, rtol, atol)
-    source = "grad_fn" if grad_fn is not None else "hand-derived per_example_grads"
-    grad_fn = grad_fn if grad_fn is not None else per_example_grads
+    source = "per_example_fn" if per_example_fn is not None else "hand-derived per_example_grads"
+    per_example_fn = per_example_fn if per_example_fn is not None else per_example_grads
     with jax.enable_x64(dtype == "float64"):
         p, x, y = _cast(params, X, Y, dtype)
-        hand = grad_fn(p, x, y)
+        hand = per_example_fn(p, x, y)
         hand = hand.layers if isinstance(hand, MLP) else hand
         hand = [np.asarray(g) for g in jax.tree.leaves(hand)]
         ref = [np.asarray(g) for g in jax.tree.leaves(_autodiff_per_example(p, x, y).layers)]
     if [h.shape for h in hand] != [r.shape for r in ref]:
         raise ValueError(
-            f"grad_fn must return per-example gradients of shapes {[r.shape for r in ref]}, "
+            f"per_example_fn must return per-example gradients of shapes {[r.shape for r in ref]}, "
             f"got {[h.shape for h in hand]}"
         )
     return _report(

@@ -52,23 +52,21 @@ from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
 from jbpnn.params import MLP, first_network, init_params, network_count
+from jbpnn.stopping import RUNNING, STOP_REASONS, Stopping, stack_rules, stop_reason_name
 from jbpnn.tables import ResultsTable
 from jbpnn.training import (
     HISTORY_CHUNK,
-    RUNNING,
-    STOP_REASONS,
-    StopRules,
     TrainConfig,
     TrainResult,
     TrainState,
+    batching,
+    check_progress,
     init_state,
     prepare_training,
+    run_chunks,
     run_epochs,
     state_result,
     static_kind,
-    stop_reason_name,
-    stop_rules,
-    train_config,
 )
 
 __all__ = [
@@ -339,9 +337,17 @@ def _row_sets(name: str, rows: Any, n: int, n_data: int) -> list[np.ndarray]:
     return idx
 
 
-def _per_network_thresholds(thresholds: dict[str, Any], n: int) -> dict[str, list]:
-    """The stop thresholds given as one value per network (a list, tuple or 1-D array of
-    ``n``), as lists; the shared ones are left out."""
+def _stoppings(stopping: Any, thresholds: dict[str, Any], n: int) -> list[Stopping]:
+    """The networks' stop rules: ``[one]`` when every network shares them, else ``n``
+    (network ``i``'s from the thresholds given as one value per network)."""
+    if stopping is not None and not isinstance(stopping, Stopping):
+        stoppings = list(stopping)
+        if len(stoppings) != n or not all(isinstance(s, Stopping) for s in stoppings):
+            raise ValueError(
+                f"stopping must be one jbpnn Stopping or a sequence of {n} (one per network)"
+            )
+        Stopping.from_keywords(stoppings[0], **thresholds)  # not both spellings
+        return stoppings if len(set(stoppings)) > 1 else stoppings[:1]
     own = {}
     for name, value in thresholds.items():
         if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
@@ -352,39 +358,17 @@ def _per_network_thresholds(thresholds: dict[str, Any], n: int) -> dict[str, lis
                     f"(one per network), got shape {np.shape(value)}"
                 )
             own[name] = values
-    return own
-
-
-def _stacked_rules(
-    thresholds: dict[str, Any], own: dict[str, list], n: int, dtype: Any, config: TrainConfig
-) -> StopRules:
-    """StopRules with a leading network axis: network ``i``'s thresholds checked as
-    ``train`` checks them, stacked on the host, copied to the device once."""
-    rows = []
+    if not own:
+        return [Stopping.from_keywords(stopping, **thresholds)]
+    if stopping is not None:
+        Stopping.from_keywords(stopping, **thresholds)  # raises: both spellings
+    stoppings = []
     for i in range(n):
-        kw = {**thresholds, **{k: v[i] for k, v in own.items()}}
-        flags = (
-            kw["min_weight_change"] is not None,
-            kw["n_iter_no_change"] is not None,
-            kw["loss_patience"] is not None,
-            kw["lr_factor"] is not None,
-        )
-        if flags != (
-            config.watch_weight_change,
-            config.early_stopping,
-            config.watch_loss,
-            config.reduce_lr,
-        ):
-            raise ValueError(
-                f"network {i}: a stop rule is on for some networks and off (None) for others; "
-                "every network of one train_many call has the same rules (their thresholds "
-                "may differ)"
-            )
         try:
-            rows.append(stop_rules(dtype, host=True, **kw))
+            stoppings.append(Stopping(**{**thresholds, **{k: v[i] for k, v in own.items()}}))
         except ValueError as error:
             raise ValueError(f"network {i}: {error}") from None
-    return StopRules(*(to_device(np.stack(column)) for column in zip(*rows)))
+    return stoppings
 
 
 def _own_val(val_rows: Any, n: int, val: tuple) -> tuple:
@@ -436,19 +420,7 @@ def _own_rows(
     w = real.astype(np.dtype(X.dtype))
     if weight is not None:
         w = w * np.asarray(weight)[padded]
-    new = train_config(
-        n_max,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        watch_weight_change=config.watch_weight_change,
-        early_stopping=config.early_stopping,
-        has_validation=config.has_validation,
-        weighted=True,
-        history_chunk=config.history_chunk,
-        monitor=config.monitor,
-        watch_loss=config.watch_loss,
-        reduce_lr=config.reduce_lr,
-    )
+    new = config._replace(**batching(n_max, batch_size, shuffle, False), weighted=True)
     take = jnp.asarray(padded)
     return (X[take], Y[take], jnp.asarray(w), jnp.asarray(n_rows, jnp.int32)), new
 
@@ -511,6 +483,7 @@ def train_many(
     min_lr: float = 1e-6,
     max_loss_growth: float | None = 1e6,
     max_abs_param: float | None = 1e9,
+    stopping: Stopping | Sequence[Stopping] | None = None,
     shuffle: bool | None = None,
     drop_last: bool = False,
     grad_fn: Callable[..., Any] | None = None,
@@ -562,6 +535,8 @@ def train_many(
             rules of :func:`jbpnn.training.train`; each a single value for every
             network, or a sequence of ``N`` (one per network: thresholds are data
             too, one compiled program). A rule is on or off (None) for all networks.
+        stopping: those keywords as one :class:`jbpnn.stopping.Stopping` for every
+            network, or a sequence of ``N`` (one per network); not both.
         epochs, batch_size, X_val, Y_val, sample_weight, val_sample_weight, tol,
             min_weight_change,
             n_iter_no_change, validation_tol, monitor, loss_patience, loss_tol, lr_factor,
@@ -587,11 +562,23 @@ def train_many(
         ValueError: bad shapes, settings or hyperparameters, before any tracing.
         EnsembleTooLarge: the estimated memory exceeds ``memory_limit`` (before allocating).
     """
+    thresholds = {
+        "tol": tol,
+        "min_weight_change": min_weight_change,
+        "n_iter_no_change": n_iter_no_change,
+        "validation_tol": validation_tol,
+        "monitor": monitor,
+        "loss_patience": loss_patience,
+        "loss_tol": loss_tol,
+        "lr_factor": lr_factor,
+        "min_lr": min_lr,
+        "max_loss_growth": max_loss_growth,
+        "max_abs_param": max_abs_param,
+    }
     start = time.perf_counter()
     if keys is not None and key is not None:
         raise ValueError("give key (one data order for all) or keys (one per network), not both")
-    if progress is not None and not callable(progress):
-        raise ValueError(f"progress must be a callable taking a dict, got {progress!r}")
+    check_progress(progress)
     epochs = check_int("epochs", epochs, 1)
 
     # What to train: stacked params, or a spec and seeds (nothing allocated yet).
@@ -624,25 +611,13 @@ def train_many(
         template = first_network(params)
 
     opt, per, shared = _split_hparams(optimizer, hparams, n_nets)
-    thresholds = {
-        "tol": tol,
-        "min_weight_change": min_weight_change,
-        "n_iter_no_change": n_iter_no_change,
-        "validation_tol": validation_tol,
-        "loss_patience": loss_patience,
-        "loss_tol": loss_tol,
-        "lr_factor": lr_factor,
-        "min_lr": min_lr,
-        "max_loss_growth": max_loss_growth,
-        "max_abs_param": max_abs_param,
-    }
-    own_thresholds = _per_network_thresholds(thresholds, n_nets)
-    first = {k: v[0] for k, v in own_thresholds.items()}  # network 0's: the checks, the flags
+    stoppings = _stoppings(stopping, thresholds, n_nets)
     run = prepare_training(
         template,
         X,
         Y,
         optimizer=opt,
+        stopping=stoppings[0],
         X_val=X_val,
         Y_val=Y_val,
         sample_weight=sample_weight,
@@ -650,13 +625,12 @@ def train_many(
         batch_size=batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
-        monitor=monitor,
         history_chunk=history_chunk,
         check_finite=check_finite,
         template=template,
-        **{**thresholds, **first},
     )
-    config, data, val = run["config"], run["data"], run["val"]
+    own_thresholds = len(stoppings) > 1
+    config, data, val = run.config, run.data, run.val
     if val_rows is not None:
         if val is None:
             raise ValueError("val_rows index X_val and Y_val: give them too (X_val=X, Y_val=Y)")
@@ -670,7 +644,7 @@ def train_many(
         data_keys = jnp.stack([as_key(key)] * n_nets)
     else:
         data_keys = as_key(key)
-    X_ = run["data"][0]
+    X_ = run.data[0]
     estimate = estimate_memory(
         template,
         n_nets,
@@ -714,14 +688,13 @@ def train_many(
         order,
         rows is not None,
         val_rows is not None,
-        bool(own_thresholds),
+        own_thresholds,
     )
     if rows is not None:
         data = _pad(data, n_pad)
-    rules = run["rules"]
+    rules = run.rules
     if own_thresholds:  # each network its own thresholds: StopRules of (N,) arrays
-        rules = _stacked_rules(thresholds, own_thresholds, n_nets, template.dtype, run["config"])
-        rules = _pad(rules, n_pad)
+        rules = _pad(stack_rules(stoppings, template.dtype), n_pad)
     if val_rows is not None:
         val = _pad(val, n_pad)
     if layout[0] is not None:  # on the mesh before the call: Explicit axes need it
@@ -731,36 +704,28 @@ def train_many(
         val = _place(val, layout[0], net_axis if val_rows is not None else None)
         rules = _place(rules, layout[0], net_axis if own_thresholds else None)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
-    epoch = 0
-    until = min(config.history_chunk, epochs)
-    ahead = loop(state, data, val, rules, np.int32(until)) if epochs > 0 else None
-    while ahead is not None:
-        state = ahead
-        # the next chunk is queued before this one is read (see jbpnn.training.train):
-        # the device never waits for the host; dropped if every network has stopped
-        following = min(until + config.history_chunk, epochs)
-        ahead = loop(state, data, val, rules, np.int32(following)) if until < epochs else None
-        until = following
-        done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
+
+    def collect(epoch: int, done: Any, stop: Any, history: dict) -> int:
         done, stop = np.asarray(done)[:n_nets], np.asarray(stop)[:n_nets]
         reached = int(done.max())
         span = np.arange(epoch, reached)
-        for k in pieces:
+        for k in pieces:  # a network that stopped earlier: NaN after its last epoch
             chunk = np.asarray(history[k])[:n_nets][:, span % config.history_chunk]
             pieces[k].append(np.where(span[None, :] < done[:, None], chunk, np.nan))
-        epoch = reached
-        running = int(np.sum(stop == RUNNING))
         if progress is not None:
-            progress(
-                {
-                    "epoch": epoch,
-                    "epochs": epochs,
-                    "running": running,
-                    "elapsed": time.perf_counter() - start,
-                }
-            )
-        if running == 0:
-            ahead = None
+            running = int(np.sum(stop == RUNNING))
+            elapsed = time.perf_counter() - start
+            progress({"epoch": reached, "epochs": epochs, "running": running, "elapsed": elapsed})
+        return reached
+
+    state = run_chunks(
+        lambda s, until: loop(s, data, val, rules, np.int32(until)),
+        state,
+        0,
+        epochs,
+        config.history_chunk,
+        collect,
+    )
     state = jax.device_get(state)
     if n_pad:
         state = jax.tree.map(lambda a: a[:n_nets], state)

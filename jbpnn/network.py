@@ -27,6 +27,7 @@ No autodiff here: this module is the training path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -40,6 +41,7 @@ from jbpnn.losses import LOSSES
 from jbpnn.params import MLP, Layer, network_count
 
 __all__ = [
+    "GradFn",
     "accuracy_kernel",
     "apply",
     "backward",
@@ -59,6 +61,14 @@ __all__ = [
 
 Array = jax.Array
 Cache = tuple[Array, ...]
+
+# The gradient function, one signature everywhere (train(grad_fn=), gradcheck(grad_fn=)):
+# grad_fn(params, X, Y, sample_weight) -> (loss, grads), where X is (B, n_in), Y is
+# (B, n_out), sample_weight is (B,) non-negative, loss is the scalar batch mean of the
+# per-example errors weighted by sample_weight (sum_n s_n E_n / sum_n s_n), and grads is
+# dE/dtheta of that loss (a gradient, not a descent direction) with the params' structure.
+# loss_and_gradient_kernel is the hand-derived one; jax.value_and_grad(loss_kernel) another.
+GradFn = Callable[[MLP, Array, Array, Array], tuple[Array, Any]]
 
 
 # ---------------------------------------------------------------- one example

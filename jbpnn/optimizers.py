@@ -377,14 +377,24 @@ class Optimizer:
         return bool(self.options.get("alpha"))
 
     def update(
-        self, grads: PyTree, state: State, params: PyTree, *, batch_size: Any = None
+        self,
+        grads: PyTree,
+        state: State,
+        params: PyTree,
+        *,
+        batch_size: Any = None,
+        lr_scale: Any = None,
     ) -> tuple[PyTree, State]:
         """``(grads, state, params) -> (updates, new_state)``; ``params + updates`` is the step.
 
         ``batch_size``: the number (total sample weight) of examples the gradient
         averages over; needed only with ``alpha`` (:attr:`needs_batch_size`).
+        ``lr_scale``: this step uses ``lr * lr_scale`` (the plateau rule's reductions,
+        ``TrainState.lr_scale``); the state keeps the ``lr`` it was given.
         """
         hp = state.hyperparams
+        if lr_scale is not None:
+            hp = {**hp, "lr": hp["lr"] * jnp.asarray(lr_scale).astype(hp["lr"].dtype)}
         if self.options.get("weight_decay"):
             # L2 penalty weight_decay/2 |w|^2 adds weight_decay * w to the gradient.
             grads = jax.tree.map(lambda g, p: g + hp["weight_decay"] * p, grads, params)

@@ -112,6 +112,7 @@ from jbpnn.many import InitSpec, train_many
 from jbpnn.network import predict
 from jbpnn.optimizers import Optimizer, adam, inverse_scaling, momentum
 from jbpnn.params import INITS, MLP, init_params
+from jbpnn.stopping import Stopping
 from jbpnn.training import RUNNING, TrainResult, print_progress, train
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "BPNNClassifier", "BPNNRegressor", "SweepSearchCV"]
@@ -181,7 +182,7 @@ class _Settings(NamedTuple):
         init = self.init if isinstance(self.init, str) else ("params", id(self.init))
         # tol and n_iter_no_change are data (per-network thresholds); whether a rule is on is not
         stop = (self.validation_fraction,) if self.early_stopping else ()
-        stop = (*stop, self.patience is None)
+        stop = (*stop, _stopping(self, "val_loss", 0.0).switches)
         return (
             self.hidden,
             self.activation,
@@ -218,6 +219,25 @@ def _integer(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def _stopping(s: _Settings, monitor: str, validation_tol: float | None) -> Stopping:
+    """scikit-learn's stopping rules as the core's: ``early_stopping`` is
+    ``n_iter_no_change`` on the validation split (``validation_tol``, ``monitor``);
+    without it, ``tol`` / ``n_iter_no_change`` are the training-loss plateau
+    (``loss_patience``); ``learning_rate="adaptive"`` makes a plateau divide lr by 5."""
+    rules: dict[str, Any] = {}
+    if s.early_stopping:
+        rules = {
+            "n_iter_no_change": s.max_iter + 1 if s.patience is None else s.patience,
+            "validation_tol": validation_tol,
+            "monitor": monitor,
+        }
+    elif s.patience is not None:  # the training-loss rule
+        rules = {"loss_patience": s.patience, "loss_tol": s.tol}
+    if s.schedule == "adaptive" and s.patience is not None:
+        rules.update(lr_factor=0.2, min_lr=1e-6)  # scikit-learn: lr / 5 while lr > 1e-6
+    return Stopping(**rules)
 
 
 def _settings(est: _BPNNBase) -> _Settings:
@@ -481,20 +501,10 @@ class _BPNNBase(BaseEstimator):
 
     _monitor = "val_loss"  # what the core's early stopping watches
 
-    def _stop_rules(self, s: _Settings, val: _ValSet | None = None) -> dict[str, Any]:
-        """scikit-learn's stopping as the core's rules (keyword arguments of ``train``)."""
-        rules: dict[str, Any] = {}
-        if s.early_stopping:
-            rules = {
-                "n_iter_no_change": s.max_iter + 1 if s.patience is None else s.patience,
-                "validation_tol": self._validation_tol(s, val),
-                "monitor": self._monitor,
-            }
-        elif s.patience is not None:  # the training-loss rule
-            rules = {"loss_patience": s.patience, "loss_tol": s.tol}
-        if s.schedule == "adaptive" and s.patience is not None:
-            rules.update(lr_factor=0.2, min_lr=1e-6)  # scikit-learn: lr / 5 while lr > 1e-6
-        return rules
+    def _stopping(self, s: _Settings, val: _ValSet | None = None) -> Stopping:
+        """scikit-learn's stopping as the core's :class:`jbpnn.stopping.Stopping`."""
+        vtol = self._validation_tol(s, val) if s.early_stopping else None
+        return _stopping(s, self._monitor, vtol)
 
     # -- fitting ---------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
@@ -552,7 +562,7 @@ class _BPNNBase(BaseEstimator):
                 progress=print_progress if self.verbose else None,
                 check_finite=False,  # validate_data checked X and y
                 **val,
-                **self._stop_rules(s, val_set),
+                stopping=self._stopping(s, val_set),
             )
         except ValueError as error:
             if "another kind of optimizer" in str(error):
@@ -1114,11 +1124,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             ]
         # each network its own thresholds (tol, n_iter_no_change; the regressor's tol as its
         # split's variance makes it): one value when all agree
-        per_job = [job.estimator._stop_rules(job.settings, v) for job, v in zip(jobs, splits)]
-        rules = {
-            name: (values[0] if len(set(values)) == 1 else list(values))
-            for name, values in ((k, [r[k] for r in per_job]) for k in per_job[0])
-        }
+        stopping = [job.estimator._stopping(job.settings, v) for job, v in zip(jobs, splits)]
         n_train = len(fit_rows[0])
         k = _batch_size(s, n_train)
         start = time.perf_counter()
@@ -1136,8 +1142,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             shuffle=s.shuffle,
             sample_weight=sw,
             check_finite=False,
+            stopping=stopping,
             **val,
-            **rules,
         )
         self.sweep_calls_.append(
             {"networks": len(jobs), "seconds": time.perf_counter() - start, "hparams": hparams}

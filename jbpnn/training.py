@@ -97,10 +97,25 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, check_threshold, to_device
-from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
-from jbpnn.optimizers import Optimizer, apply_updates, set_hyperparams
+from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.network import (
+    GradFn,
+    accuracy_kernel,
+    check_batch,
+    loss_and_gradient_kernel,
+    loss_kernel,
+)
+from jbpnn.optimizers import Optimizer, apply_updates
 from jbpnn.params import MLP
+from jbpnn.stopping import (
+    CODE,
+    RUNNING,
+    STOP_REASONS,
+    Stopping,
+    StopRules,
+    Switches,
+    stop_reason_name,
+)
 
 __all__ = [
     "HISTORY_CHUNK",
@@ -114,12 +129,15 @@ __all__ = [
     "epoch_batches",
     "evaluate",
     "init_state",
+    "Prepared",
     "prepare_training",
+    "run_chunks",
+    "batching",
     "data_parallel",
     "print_progress",
     "replicate",
     "resolve_mesh",
-    "reference_loss",
+    "divergence_reference",
     "run_epochs",
     "shuffle_order",
     "state_result",
@@ -131,28 +149,8 @@ __all__ = [
 ]
 
 Array = jax.Array
-_OFF = "early stopping off, as --n-iter-no-change 0 on the command line"
-GradFn = Callable[..., tuple[Array, Any]]
-
-STOP_REASONS = (
-    "max_epochs",
-    "loss_below_tol",
-    "weight_change_below_threshold",
-    "no_validation_improvement",
-    "diverged",
-    "no_loss_improvement",
-)
-RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
-_CODE = {name: i for i, name in enumerate(STOP_REASONS)}
-
-MONITORS = ("val_loss", "val_accuracy")  # what early stopping can watch
 
 HISTORY_CHUNK = 256  # epochs of history kept on the device; train copies it out per chunk
-
-
-def stop_reason_name(stop: int) -> str:
-    """The name of a ``TrainState.stop`` code (``RUNNING`` reads as ``"max_epochs"``)."""
-    return STOP_REASONS[_CODE["max_epochs"] if int(stop) == RUNNING else int(stop)]
 
 
 # ---------------------------------------------------------------- settings and state
@@ -193,35 +191,6 @@ class TrainConfig(NamedTuple):
     def history_keys(self) -> tuple[str, ...]:
         keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
         return keys + (("val_loss", "val_accuracy") if self.has_validation else ())
-
-
-class StopRules(NamedTuple):
-    """The stop-rule thresholds, as traced values (a new threshold is not a new program).
-
-    Attributes:
-        tol: stop when the epoch loss is below it (``-inf``: off).
-        min_weight_change: stop when every ``|delta w|`` of an epoch is below it.
-        n_iter_no_change: epochs without validation improvement before stopping (int32).
-        validation_tol: the improvement that counts.
-        loss_patience: epochs without training-loss improvement before stopping (int32).
-        loss_tol: the improvement of the epoch loss that counts.
-        lr_factor: with ``reduce_lr``, the learning rate's factor on a plateau.
-        min_lr: with ``reduce_lr``, a plateau at ``lr <= min_lr`` stops the run.
-        max_loss_growth: divergence: an epoch loss above this multiple of the
-            reference loss (``TrainState.first_loss``; ``inf``: off).
-        max_abs_param: divergence: a param of magnitude above it (``inf``: off).
-    """
-
-    tol: Array
-    min_weight_change: Array
-    n_iter_no_change: Array
-    validation_tol: Array
-    max_loss_growth: Array
-    max_abs_param: Array
-    loss_patience: Array
-    loss_tol: Array
-    lr_factor: Array
-    min_lr: Array
 
 
 class TrainState(NamedTuple):
@@ -497,10 +466,12 @@ def train_epoch(
         params, opt_state = carry
         xb, yb, sb = batch
         batch_loss, grads = grad_fn(params, xb, yb, sb)  # hand-derived dE/dtheta by default
+        extra = {}
         if getattr(optimizer, "needs_batch_size", False):  # scikit-learn's alpha / n_batch
-            updates, new_opt = optimizer.update(grads, opt_state, params, batch_size=jnp.sum(sb))
-        else:
-            updates, new_opt = optimizer.update(grads, opt_state, params)
+            extra["batch_size"] = jnp.sum(sb)
+        if config.reduce_lr:  # the plateau rule's reductions so far: lr * lr_scale
+            extra["lr_scale"] = state.lr_scale
+        updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
         new_params = apply_updates(params, updates)  # p + u
         if config.weighted:  # a batch of weight 0 (the user's zeros) changes nothing
             real = jnp.sum(sb) > 0
@@ -509,16 +480,9 @@ def train_epoch(
         change = _max_abs(updates) if config.watch_weight_change else jnp.zeros((), xb.dtype)
         return (new_params, new_opt), (batch_loss, jnp.sum(sb), change)
 
-    opt_state = state.opt_state
-    if config.reduce_lr:  # the updates use lr * lr_scale; the state keeps the lr it was given
-        lr = opt_state.hyperparams["lr"]
-        lr_now = lr * state.lr_scale.astype(lr.dtype)
-        opt_state = set_hyperparams(opt_state, lr=lr_now)
     (params, opt_state), (losses, counts, changes) = lax.scan(
-        one_update, (state.params, opt_state), batches
+        one_update, (state.params, state.opt_state), batches
     )
-    if config.reduce_lr:
-        opt_state = set_hyperparams(opt_state, lr=lr)
     seen = jnp.sum(counts)
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes)
@@ -532,12 +496,12 @@ def train_epoch(
     opt_state = _tree_where(finite, opt_state, state.opt_state)
 
     stop_if = [~finite]  # rule order: first match wins
-    codes = [_CODE["diverged"]]
+    codes = [CODE["diverged"]]
     if config.watch_weight_change:  # article rule 1
         stop_if.append(max_change < rules.min_weight_change)
-        codes.append(_CODE["weight_change_below_threshold"])
+        codes.append(CODE["weight_change_below_threshold"])
     stop_if.append(epoch_loss < rules.tol)  # article rule 2 (tol -inf: off)
-    codes.append(_CODE["loss_below_tol"])
+    codes.append(CODE["loss_below_tol"])
 
     slot = state.epoch % config.history_chunk
     record = {"loss": epoch_loss}
@@ -549,7 +513,7 @@ def train_epoch(
     if config.watch_loss:
         loss_bad = jnp.where(epoch_loss < best_loss - rules.loss_tol, 0, loss_bad + 1)
         best_loss = jnp.where(finite, jnp.minimum(best_loss, epoch_loss), best_loss)
-        plateaus.append((loss_bad >= rules.loss_patience, _CODE["no_loss_improvement"]))
+        plateaus.append((loss_bad >= rules.loss_patience, CODE["no_loss_improvement"]))
     best = (state.best_params, state.best_val, state.best_epoch, state.bad_epochs)
     if config.has_validation:
         X_val, Y_val, *w_val = val  # (X_val, Y_val) or (X_val, Y_val, weights)
@@ -568,11 +532,12 @@ def train_epoch(
                 jnp.where(better, state.epoch + 1, best_epoch),
                 bad,
             )
-            plateaus.append((bad >= rules.n_iter_no_change, _CODE["no_validation_improvement"]))
+            plateaus.append((bad >= rules.n_iter_no_change, CODE["no_validation_improvement"]))
     lr_scale = state.lr_scale
     if config.reduce_lr:  # scikit-learn's adaptive: lr / 5 on a plateau, until lr <= 1e-6
         stalled = jnp.any(jnp.stack([p for p, _ in plateaus]))
-        reduce = stalled & finite & (lr_now > rules.min_lr)
+        lr = state.opt_state.hyperparams["lr"]
+        reduce = stalled & finite & (lr * state.lr_scale.astype(lr.dtype) > rules.min_lr)
         lr_scale = jnp.where(reduce, lr_scale * rules.lr_factor, lr_scale)
         loss_bad = jnp.where(reduce, 0, loss_bad)
         best = (*best[:3], jnp.where(reduce, 0, best[3]))
@@ -682,7 +647,7 @@ def run_epochs(
         return (e < until) & jnp.any(s.stop == RUNNING)
 
     def reference(params, X1, Y1, w1, n1):
-        return reference_loss(params, (X1, Y1, w1), config, grad_fn, n1)
+        return divergence_reference(params, (X1, Y1, w1), config, grad_fn, n1)
 
     def measure(s):  # the divergence rule's yardstick, once, before the first epoch
         if networks is None:
@@ -702,7 +667,7 @@ def run_epochs(
     return state
 
 
-def reference_loss(
+def divergence_reference(
     params: MLP,
     data: tuple[Array, Array, Array | None],
     config: TrainConfig,
@@ -846,24 +811,42 @@ def train_config(
     batch_size: int | None = None,
     shuffle: bool | None = None,
     drop_last: bool = False,
-    watch_weight_change: bool = False,
-    early_stopping: bool = False,
+    stopping: Stopping | Switches | None = None,
     has_validation: bool = False,
     weighted: bool = False,
     history_chunk: int = HISTORY_CHUNK,
     shards: int = 1,
-    monitor: str = "val_loss",
-    watch_loss: bool = False,
-    reduce_lr: bool = False,
 ) -> TrainConfig:
-    """Check the static settings of a run and return its :class:`TrainConfig`."""
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {list(MONITORS)}, got {monitor!r}")
-    if monitor != "val_loss" and not early_stopping:
+    """Check the static settings of a run and return its :class:`TrainConfig`.
+
+    ``stopping`` (a :class:`jbpnn.stopping.Stopping` or its ``switches``) says which
+    optional rules exist; None: only the article's rules 2 and 3 and divergence.
+    """
+    switches = Stopping().switches if stopping is None else stopping
+    if isinstance(switches, Stopping):
+        switches = switches.switches
+    check_int("history_chunk", history_chunk, 1)
+    if switches.early_stopping and not has_validation:
         raise ValueError(
-            f"monitor={monitor!r} is what early stopping watches: give n_iter_no_change "
-            "(and X_val, Y_val) too"
+            "n_iter_no_change (early stopping) watches the validation loss: "
+            "pass X_val and Y_val too"
         )
+    return TrainConfig(
+        **batching(n_examples, batch_size, shuffle, drop_last),
+        **switches._asdict(),
+        has_validation=bool(has_validation),
+        weighted=bool(weighted),
+        history_chunk=int(history_chunk),
+        shards=int(shards),
+    )
+
+
+def batching(
+    n_examples: int, batch_size: int | None, shuffle: bool | None, drop_last: bool
+) -> dict[str, Any]:
+    """The batching fields of a :class:`TrainConfig` (``n_examples``, ``batch_size``,
+    ``n_batches``, ``shuffle``), checked: ``batch_size`` None is full batch; ``shuffle``
+    None shuffles mini-batches only (the article's online mode keeps the order)."""
     check_int("batch_size", batch_size, 1, allow_none=True)
     if batch_size is not None and batch_size > n_examples:
         raise ValueError(
@@ -874,93 +857,16 @@ def train_config(
         raise ValueError(f"shuffle must be True, False or None, got {shuffle!r}")
     if not isinstance(drop_last, (bool, np.bool_)):
         raise ValueError(f"drop_last must be True or False, got {drop_last!r}")
-    check_int("history_chunk", history_chunk, 1)
     k = n_examples if batch_size is None else int(batch_size)
     n_batches = n_examples // k if drop_last else -(-n_examples // k)
-    if shuffle is None:  # the article's online mode keeps the order; mini-batches shuffle
+    if shuffle is None:
         shuffle = 1 < k < n_examples
-    if early_stopping and not has_validation:
-        raise ValueError(
-            "n_iter_no_change (early stopping) watches the validation loss: "
-            "pass X_val and Y_val too"
-        )
-    return TrainConfig(
-        n_examples=int(n_examples),
-        batch_size=k,
-        n_batches=int(n_batches),
-        shuffle=bool(shuffle) and k < n_examples,
-        watch_weight_change=bool(watch_weight_change),
-        early_stopping=bool(early_stopping),
-        has_validation=bool(has_validation),
-        weighted=bool(weighted),
-        history_chunk=int(history_chunk),
-        shards=int(shards),
-        monitor=monitor,
-        watch_loss=bool(watch_loss),
-        reduce_lr=bool(reduce_lr),
-    )
-
-
-def stop_rules(
-    dtype: Any,
-    *,
-    tol: float | None = None,
-    min_weight_change: float | None = None,
-    n_iter_no_change: int | None = None,
-    validation_tol: float = 1e-4,
-    max_loss_growth: float | None = 1e6,
-    max_abs_param: float | None = 1e9,
-    loss_patience: int | None = None,
-    loss_tol: float = 1e-4,
-    lr_factor: float | None = None,
-    min_lr: float = 1e-6,
-    host: bool = False,
-) -> StopRules:
-    """Check the thresholds and return them as arrays (``tol=None``: ``-inf``, never fires;
-    ``max_loss_growth`` / ``max_abs_param`` None: ``inf``, off); ``host=True``: as NumPy
-    scalars (to stack per network before one copy to the device)."""
-    tol = check_threshold("tol", tol)
-    mwc = check_threshold("min_weight_change", min_weight_change)
-    check_int("n_iter_no_change", n_iter_no_change, 1, allow_none=True, none_means=_OFF)
-    check_int("loss_patience", loss_patience, 1, allow_none=True)
-    vtol = check_threshold("validation_tol", validation_tol)
-    if vtol is None:
-        raise ValueError("validation_tol must be a finite number >= 0, got None")
-    ltol = check_threshold("loss_tol", loss_tol)
-    if ltol is None:
-        raise ValueError("loss_tol must be a finite number >= 0, got None")
-    factor = check_threshold("lr_factor", lr_factor)
-    if factor is not None and not 0 < factor < 1:
-        raise ValueError(f"lr_factor must lie in (0, 1) (or None: off), got {lr_factor!r}")
-    floor = check_threshold("min_lr", min_lr)
-    if floor is None:
-        raise ValueError("min_lr must be a finite number >= 0, got None")
-
-    def put(value: Any, dtype: Any) -> Any:
-        return np.asarray(value, np.dtype(dtype)) if host else to_device(value, dtype)
-
-    return StopRules(
-        tol=put(-np.inf if tol is None else tol, dtype),
-        min_weight_change=put(0.0 if mwc is None else mwc, dtype),
-        n_iter_no_change=put(0 if n_iter_no_change is None else n_iter_no_change, jnp.int32),
-        validation_tol=put(vtol, dtype),
-        max_loss_growth=put(_bound("max_loss_growth", max_loss_growth), dtype),
-        max_abs_param=put(_bound("max_abs_param", max_abs_param), dtype),
-        loss_patience=put(0 if loss_patience is None else loss_patience, jnp.int32),
-        loss_tol=put(ltol, dtype),
-        lr_factor=put(1.0 if factor is None else factor, dtype),
-        min_lr=put(floor, dtype),
-    )
-
-
-def _bound(name: str, value: Any) -> float:
-    """A divergence bound: a number > 0, or None for off (inf)."""
-    value = check_threshold(name, value)
-    if value is None:
-        return np.inf
-    if value <= 0:
-        raise ValueError(f"{name} must be a number > 0 or None (off), got {value!r}")
-    return value
+    return {
+        "n_examples": int(n_examples),
+        "batch_size": k,
+        "n_batches": int(n_batches),
+        "shuffle": bool(shuffle) and k < n_examples,
+    }
 
 
 def _as_optimizer(optimizer: Any) -> Any:
@@ -996,12 +902,36 @@ def _same_structure(a: Any, b: Any) -> bool:
     )
 
 
+class Prepared(NamedTuple):
+    """A run, checked and ready to compile (what :func:`prepare_training` returns).
+
+    Attributes:
+        config: the static settings (:class:`TrainConfig`).
+        rules: the stop rules' thresholds as arrays (:class:`StopRules`).
+        optimizer: the checked optimizer (with its hyperparameter values).
+        data: ``(X, Y, sample_weight or None)`` on the device.
+        val: ``(X_val, Y_val)`` or ``(X_val, Y_val, weights)``, or None.
+        state: the state to run: fresh for params, the given one adapted to the
+            settings when resuming; None with ``template`` (``train_many`` builds its own).
+        previous: the :class:`TrainResult` resumed from, or None.
+    """
+
+    config: TrainConfig
+    rules: StopRules
+    optimizer: Any
+    data: tuple[Array, Array, Array | None]
+    val: tuple | None
+    state: TrainState | None
+    previous: TrainResult | None
+
+
 def prepare_training(
     start: MLP | TrainState | TrainResult,
     X: ArrayLike,
     Y: ArrayLike,
     *,
     optimizer: Any = None,
+    stopping: Stopping | None = None,
     key: ArrayLike | int | None = None,
     X_val: ArrayLike | None = None,
     Y_val: ArrayLike | None = None,
@@ -1010,29 +940,18 @@ def prepare_training(
     batch_size: int | None = None,
     shuffle: bool | None = None,
     drop_last: bool = False,
-    tol: float | None = None,
-    min_weight_change: float | None = None,
-    n_iter_no_change: int | None = None,
-    validation_tol: float = 1e-4,
-    monitor: str = "val_loss",
-    loss_patience: int | None = None,
-    loss_tol: float = 1e-4,
-    lr_factor: float | None = None,
-    min_lr: float = 1e-6,
-    max_loss_growth: float | None = 1e6,
-    max_abs_param: float | None = 1e9,
     history_chunk: int = HISTORY_CHUNK,
     check_finite: bool = True,
     template: MLP | None = None,
     mesh: Any = None,
-) -> dict[str, Any]:
+) -> Prepared:
     """Check everything a run needs, before anything is traced (shared with ``train_many``).
 
-    Returns a dict with ``config``, ``rules``, ``optimizer``, ``data`` ``(X, Y,
-    weight)``, ``val`` and ``state`` (the state to run: a fresh one for params, or
-    the given one adapted to the settings; None when ``template`` is given, for
-    ``train_many``, which builds its own).
+    ``stopping`` is the run's checked :class:`jbpnn.stopping.Stopping` (default: the
+    defaults); ``template`` (one network of a stack) asks for no state. Returns a
+    :class:`Prepared`.
     """
+    stopping = Stopping() if stopping is None else stopping
     previous = start if isinstance(start, TrainResult) else None
     if previous is not None:
         if previous.state is None:
@@ -1062,51 +981,19 @@ def prepare_training(
     if X.shape[0] == 0:
         raise ValueError("X has no examples; training needs at least one")
     weight = None if sample_weight is None else _weights(params, X, sample_weight)
-    if (X_val is None) != (Y_val is None):
-        raise ValueError("give both X_val and Y_val, or neither")
-    val = None
-    if X_val is not None:
-        X_val, Y_val, _ = check_batch(
-            params, X_val, Y_val, check_finite=check_finite, names=("X_val", "Y_val"), targets=True
-        )
-        if X_val.shape[0] == 0:
-            raise ValueError("X_val has no examples")
-        val = (X_val, Y_val)
-        if val_sample_weight is not None:
-            val = (X_val, Y_val, _weights(params, X_val, val_sample_weight, "val_sample_weight"))
-    elif val_sample_weight is not None:
-        raise ValueError("val_sample_weight weights X_val's rows: give X_val and Y_val too")
+    val = _validation(params, X_val, Y_val, val_sample_weight, check_finite)
     config = train_config(
         X.shape[0],
         batch_size=batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
-        watch_weight_change=check_threshold("min_weight_change", min_weight_change) is not None,
-        early_stopping=check_int(
-            "n_iter_no_change", n_iter_no_change, 1, allow_none=True, none_means=_OFF
-        )
-        is not None,
+        stopping=stopping,
         has_validation=val is not None,
         weighted=weight is not None,
         history_chunk=history_chunk,
         shards=1 if mesh is None else mesh[0].shape[mesh[1]],
-        monitor=monitor,
-        watch_loss=check_int("loss_patience", loss_patience, 1, allow_none=True) is not None,
-        reduce_lr=check_threshold("lr_factor", lr_factor) is not None,
     )
-    rules = stop_rules(
-        params.dtype,
-        tol=tol,
-        min_weight_change=min_weight_change,
-        n_iter_no_change=n_iter_no_change,
-        validation_tol=validation_tol,
-        max_loss_growth=max_loss_growth,
-        max_abs_param=max_abs_param,
-        loss_patience=loss_patience,
-        loss_tol=loss_tol,
-        lr_factor=lr_factor,
-        min_lr=min_lr,
-    )
+    rules = stopping.rules(params.dtype)
     if config.reduce_lr:
         hp = getattr(optimizer, "hyperparams", None)
         if not isinstance(optimizer, Optimizer) or "lr" not in hp:
@@ -1114,11 +1001,6 @@ def prepare_training(
                 "lr_factor reduces the learning rate held in the optimizer state: it needs a "
                 "jbpnn Optimizer whose lr is a number or a jbpnn schedule, got "
                 f"{optimizer!r}"
-            )
-        if not (config.watch_loss or config.early_stopping):
-            raise ValueError(
-                "lr_factor acts on a plateau: give loss_patience (training loss) or "
-                "n_iter_no_change (validation) too"
             )
     state = None
     if template is None and isinstance(start, TrainState):
@@ -1134,15 +1016,31 @@ def prepare_training(
     if mesh is not None:  # replicate what is not already on the mesh
         data, val, rules = replicate((data, val, rules), mesh[0])
         state = None if state is None else replicate(state, mesh[0])
-    return {
-        "config": config,
-        "rules": rules,
-        "optimizer": optimizer,
-        "data": data,
-        "val": val,
-        "state": state,
-        "previous": previous,
-    }
+    return Prepared(config, rules, optimizer, data, val, state, previous)
+
+
+def _validation(
+    params: MLP,
+    X_val: ArrayLike | None,
+    Y_val: ArrayLike | None,
+    val_sample_weight: ArrayLike | None,
+    check_finite: bool,
+) -> tuple | None:
+    """The checked validation set: ``(X_val, Y_val)``, ``(X_val, Y_val, weights)`` or None."""
+    if (X_val is None) != (Y_val is None):
+        raise ValueError("give both X_val and Y_val, or neither")
+    if X_val is None:
+        if val_sample_weight is not None:
+            raise ValueError("val_sample_weight weights X_val's rows: give X_val and Y_val too")
+        return None
+    X_val, Y_val, _ = check_batch(
+        params, X_val, Y_val, check_finite=check_finite, names=("X_val", "Y_val"), targets=True
+    )
+    if X_val.shape[0] == 0:
+        raise ValueError("X_val has no examples")
+    if val_sample_weight is None:
+        return (X_val, Y_val)
+    return (X_val, Y_val, _weights(params, X_val, val_sample_weight, "val_sample_weight"))
 
 
 def _weights(params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight") -> Array:
@@ -1275,6 +1173,7 @@ def train(
     min_lr: float = 1e-6,
     max_loss_growth: float | None = 1e6,
     max_abs_param: float | None = 1e9,
+    stopping: Stopping | None = None,
     shuffle: bool | None = None,
     drop_last: bool = False,
     grad_fn: GradFn | None = None,
@@ -1332,6 +1231,9 @@ def train(
             reference loss (the starting params' loss over ``X``, measured before the
             first update, or the targets' spread if larger: see the module docstring)
             or a param exceeds ``max_abs_param`` in magnitude; None switches either off.
+        stopping: the eleven stop-rule keywords above as one
+            :class:`jbpnn.stopping.Stopping`, to reuse a rule set; give either it or
+            those keywords, not both.
         shuffle: new order every epoch; default True for mini-batches, False for
             online (the article's order) and full batch.
         drop_last: drop the last partial mini-batch instead of padding it.
@@ -1366,30 +1268,8 @@ def train(
     Raises:
         ValueError: on bad data shapes, settings or optimizer, before any tracing.
     """
-    start = time.perf_counter()
-    epochs = check_int("epochs", epochs, 1)
-    if progress is not None and not callable(progress):
-        raise ValueError(f"progress must be a callable taking a dict, got {progress!r}")
-    check_int("progress_every", progress_every, 1, allow_none=True)
-    if grad_fn is not None and not callable(grad_fn):
-        raise ValueError(
-            f"grad_fn must be a function (params, X, Y, sample_weight), got {grad_fn!r}"
-        )
-    mesh = resolve_mesh(mesh, devices, data_axis)
-    run = prepare_training(
-        params,
-        X,
-        Y,
-        optimizer=optimizer,
-        mesh=mesh,
-        key=key,
-        X_val=X_val,
-        Y_val=Y_val,
-        sample_weight=sample_weight,
-        val_sample_weight=val_sample_weight,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last,
+    stopping = Stopping.from_keywords(
+        stopping,
         tol=tol,
         min_weight_change=min_weight_change,
         n_iter_no_change=n_iter_no_change,
@@ -1401,17 +1281,41 @@ def train(
         min_lr=min_lr,
         max_loss_growth=max_loss_growth,
         max_abs_param=max_abs_param,
+    )
+    start = time.perf_counter()
+    epochs = check_int("epochs", epochs, 1)
+    check_progress(progress)
+    check_int("progress_every", progress_every, 1, allow_none=True)
+    if grad_fn is not None and not callable(grad_fn):
+        raise ValueError(
+            f"grad_fn must be a function (params, X, Y, sample_weight), got {grad_fn!r}"
+        )
+    mesh = resolve_mesh(mesh, devices, data_axis)
+    run = prepare_training(
+        params,
+        X,
+        Y,
+        optimizer=optimizer,
+        stopping=stopping,
+        mesh=mesh,
+        key=key,
+        X_val=X_val,
+        Y_val=Y_val,
+        sample_weight=sample_weight,
+        val_sample_weight=val_sample_weight,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
         history_chunk=history_chunk,
         check_finite=check_finite,
     )
-    config, state, previous = run["config"], run["state"], run["previous"]
+    config, state, previous = run.config, run.state, run.previous
     if progress_every is None:
         progress_every = max(1, epochs // 10) if progress is not None else epochs
-    chunk = min(progress_every, config.history_chunk)
     loop = partial(
         _run_jit,
         config=config,
-        optimizer=static_kind(run["optimizer"]),
+        optimizer=static_kind(run.optimizer),
         grad_fn=loss_and_gradient_kernel if grad_fn is None else grad_fn,
         mesh=mesh,
     )
@@ -1419,28 +1323,22 @@ def train(
     target = first + epochs
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
 
-    def launch(s: TrainState, until: int) -> TrainState:  # asynchronous: returns at once
-        return loop(s, run["data"], run["val"], run["rules"], np.int32(until))
-
-    epoch, stop = first, int(state.stop)
-    until = min(epoch + chunk, target)
-    ahead = launch(state, until) if epoch < target and stop == RUNNING else None
-    while ahead is not None:
-        state = ahead
-        # The next chunk is queued before this one is read, so the device never waits
-        # for the host (the history copy, the progress line). If this chunk stopped, the
-        # queued one finds a stopped state and returns at once; it is then dropped.
-        following = min(until + chunk, target)
-        ahead = launch(state, following) if until < target else None
-        done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
+    def collect(epoch: int, done: Any, stop: Any, history: dict) -> int:
         slots = np.arange(epoch, int(done)) % config.history_chunk
         for k in pieces:
             pieces[k].append(np.asarray(history[k])[slots])
-        epoch, until = int(done), following
         if progress is not None:
-            progress(_progress_info(pieces, epoch, target, int(stop), start))
-        if stop != RUNNING:
-            ahead = None
+            progress(_progress_info(pieces, int(done), target, int(stop), start))
+        return int(done)
+
+    state = run_chunks(
+        lambda s, until: loop(s, run.data, run.val, run.rules, np.int32(until)),
+        state,
+        first,
+        target,
+        min(progress_every, config.history_chunk),
+        collect,
+    )
     history = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in pieces.items()}
     start_epoch = first
     if previous is not None:  # resuming a result: one history for the whole run
@@ -1453,9 +1351,52 @@ def train(
         state,
         history,
         elapsed=time.perf_counter() - start,
-        optimizer=run["optimizer"],
+        optimizer=run.optimizer,
         start_epoch=start_epoch,
     )
+
+
+def run_chunks(
+    launch: Callable[[Any, int], Any],
+    state: Any,
+    first: int,
+    target: int,
+    chunk: int,
+    collect: Callable[[int, Any, Any, dict], int],
+) -> Any:
+    """THE chunk loop of :func:`train` and :func:`jbpnn.many.train_many`.
+
+    Runs the compiled loop ``launch(state, until)`` (asynchronous: it returns at
+    once) in chunks of ``chunk`` epochs from epoch ``first`` to ``target``. The
+    next chunk is queued before the last one is read, so the device never waits
+    for the host (the history copy, the progress line); if the last chunk stopped
+    every network, the queued one finds stopped states, returns at once and is
+    dropped. After each chunk, ``collect(epoch, done, stop, history)`` gets the
+    host copies of ``state.epoch``, ``state.stop`` and the history ring buffer
+    (one network's, or with a leading network axis), takes the epochs from
+    ``epoch`` on, reports progress, and returns the epoch reached.
+
+    Returns:
+        The final state (on the device).
+    """
+    epoch, until = first, min(first + chunk, target)
+    running = np.any(np.asarray(jax.device_get(state.stop)) == RUNNING)
+    ahead = launch(state, until) if first < target and running else None
+    while ahead is not None:
+        state = ahead
+        following = min(until + chunk, target)
+        ahead = launch(state, following) if until < target else None
+        done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
+        epoch, until = collect(epoch, done, stop, history), following
+        if not np.any(np.asarray(stop) == RUNNING):
+            ahead = None
+    return state
+
+
+def check_progress(progress: Any) -> None:
+    """A ``progress`` callback is None or callable (``train``, ``train_many``)."""
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a callable taking a dict, got {progress!r}")
 
 
 def _progress_info(

@@ -13,15 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jbpnn import network
 from jbpnn.cli.gradcheck import main
 from jbpnn.gradcheck import (
     DEFAULT_TOLERANCES,
+    REFERENCES,
     GradcheckReport,
+    GradFn,
     compare_per_example,
     gradcheck,
 )
 from jbpnn.losses import VALID_PAIRS
-from jbpnn.network import batch_gradient
+from jbpnn.network import loss_and_gradient_kernel, loss_kernel, per_example_grads
 from jbpnn.params import MLP, Layer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +50,16 @@ def _problem(seed, sizes, activations, loss, dtype=jnp.float64, batch=6, init="h
     else:
         Y = rng.uniform(size=(batch, sizes[-1]))
     return params, X, Y
+
+
+def _with_grads(change):
+    """A GradFn (train's signature): the hand-derived loss, and ``change`` of its gradient."""
+
+    def grad_fn(p, X, Y, sample_weight):
+        loss, grads = loss_and_gradient_kernel(p, X, Y, sample_weight)
+        return loss, change(grads)
+
+    return grad_fn
 
 
 def _hidden_cycle(depth, start):
@@ -75,6 +88,8 @@ def test_passes_every_pair_and_depth_float64(x64, loss, output, hidden):
     report = gradcheck(params, X, Y)
     assert report.passed, str(report)
     assert report.dtype == "float64"
+    assert report.compared.startswith("hand-derived")
+    assert report.loss_check.passed and report.loss_check.rel_err < 1e-10
     assert len(report.checks) == 2 * depth
     assert report.max_rel_err < 1e-10  # far inside rtol 1e-8: the tolerance is not what passes it
     assert report.failed == []
@@ -140,8 +155,8 @@ def test_article_mode_sigmoid_fails_everywhere_while_correct_tanh_passes():
 def test_corrupted_grad_fn_names_the_corrupted_layer(x64):
     params, X, Y = _problem(5, (4, 6, 5, 3), "tanh", "mse")
 
-    def corrupted(p, X, Y):
-        g = batch_gradient(p, X, Y)
+    @_with_grads
+    def corrupted(g):
         layers = list(g.layers)
         layers[1] = Layer(layers[1].w.at[2, 3].add(1e-3), layers[1].b)  # one entry of w_1
         return g.replace_layers(layers)
@@ -159,8 +174,7 @@ def test_corrupted_grad_fn_names_the_corrupted_layer(x64):
 def test_user_grad_fn_as_list_of_pairs_passes(x64):
     params, X, Y = _problem(6, (3, 4, 2), "sigmoid", "mse")
 
-    def mine(p, X, Y):
-        return [(layer.w, layer.b) for layer in batch_gradient(p, X, Y).layers]
+    mine = _with_grads(lambda g: [(layer.w, layer.b) for layer in g.layers])
 
     assert gradcheck(params, X, Y, grad_fn=mine).passed
 
@@ -168,17 +182,90 @@ def test_user_grad_fn_as_list_of_pairs_passes(x64):
 def test_grad_fn_with_wrong_shapes_is_a_value_error(x64):
     params, X, Y = _problem(6, (3, 4, 2), "sigmoid", "mse")
     with pytest.raises(ValueError, match="structure of params"):
-        gradcheck(params, X, Y, grad_fn=lambda p, X, Y: [(layer.w.T, layer.b) for layer in p])
+        gradcheck(params, X, Y, grad_fn=_with_grads(lambda g: [(lay.w.T, lay.b) for lay in g]))
 
 
 def test_wrong_sign_is_caught(x64):
     # A descent direction instead of a gradient: max rel err 2 everywhere.
     params, X, Y = _problem(7, (3, 4, 2), "tanh", "mse")
-    report = gradcheck(
-        params, X, Y, grad_fn=lambda p, X, Y: jax.tree.map(jnp.negative, batch_gradient(p, X, Y))
-    )
+    report = gradcheck(params, X, Y, grad_fn=_with_grads(lambda g: jax.tree.map(jnp.negative, g)))
     assert len(report.failed) == 4
+    assert report.loss_check.passed  # the loss is right, the gradient is not
     assert report.max_rel_err == pytest.approx(2.0)
+
+
+# ---------------------------------------------------------------- train's grad_fn, as is
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_trainings_grad_fns_pass_as_is(x64, reference):
+    # the GradFn train(grad_fn=) takes: (params, X, Y, sample_weight) -> (mean loss, grads)
+    assert GradFn is network.GradFn
+    params, X, Y = _problem(14, (4, 5, 3), ["relu", "softmax"], "cross_entropy")
+    for grad_fn in (jax.value_and_grad(loss_kernel), loss_and_gradient_kernel):
+        report = gradcheck(params, X, Y, grad_fn=grad_fn, reference=reference)
+        assert report.passed, str(report)
+        assert "grad_fn" in report.compared
+        if reference == "autodiff":
+            assert report.loss_check.passed and report.loss_check.rel_err < 1e-10
+            assert "PASSED: all 4 checks and the loss within tolerance" in str(report)
+        else:  # finite differences check the gradient only
+            assert report.loss_check is None
+
+
+def test_a_wrong_loss_fails(x64):
+    params, X, Y = _problem(15, (4, 5, 3), "tanh", "mse")
+
+    def wrong_loss(p, X, Y, sample_weight):  # the right gradient, the loss summed not averaged
+        loss, grads = loss_and_gradient_kernel(p, X, Y, sample_weight)
+        return loss * X.shape[0], grads
+
+    report = gradcheck(params, X, Y, grad_fn=wrong_loss)
+    assert not report.passed
+    assert report.failed == []  # every gradient leaf is right
+    lc = report.loss_check
+    assert not lc.passed and lc.hand == pytest.approx(6 * lc.ref)
+    assert lc.rel_err == pytest.approx(5 / 6)
+    text = str(report)
+    assert "FAIL" in text.splitlines()[-2] and text.splitlines()[-1].startswith("FAILED: the loss")
+    d = report.to_dict()
+    assert d["passed"] is False and d["loss_check"]["passed"] is False
+    assert json.loads(json.dumps(d)) == d
+
+    def nudged(p, X, Y, sample_weight):  # off by 1e-6: fails in float64 (rtol 1e-8)...
+        loss, grads = loss_and_gradient_kernel(p, X, Y, sample_weight)
+        return loss * (1 + 1e-6), grads
+
+    assert not gradcheck(params, X, Y, grad_fn=nudged).passed
+    assert gradcheck(params, X, Y, grad_fn=nudged, rtol=1e-5).passed  # ...within rtol 1e-5
+
+    def both(p, X, Y, sample_weight):  # a wrong loss and a wrong gradient: both named
+        return 2.0, _with_grads(lambda g: jax.tree.map(jnp.negative, g))(p, X, Y, sample_weight)[1]
+
+    line = str(gradcheck(params, X, Y, grad_fn=both)).splitlines()[-1]
+    assert line.startswith("FAILED 4 of 4") and line.endswith("the loss differs too")
+
+
+def test_the_old_three_argument_form_is_a_clear_error(x64):
+    params, X, Y = _problem(16, (3, 4, 2), "sigmoid", "mse")
+
+    def old(p, X, Y):  # gradcheck's former (params, X, Y) -> grads
+        raise AssertionError("called: the signature must be refused before anything runs")
+
+    want = (
+        r"grad_fn must be \(params, X, Y, sample_weight\) -> \(loss, grads\), as "
+        r"train\(grad_fn=\) takes.*got a function of 3 positional parameters \(p, X, Y\)"
+    )
+    for reference in REFERENCES:
+        with pytest.raises(ValueError, match=want):
+            gradcheck(params, X, Y, grad_fn=old, reference=reference)
+    with pytest.raises(ValueError, match=want):
+        gradcheck(params, X, Y, grad_fn=jax.jit(old))
+    with pytest.raises(ValueError, match="not a function"):
+        gradcheck(params, X, Y, grad_fn="autodiff")
+    # four parameters but the old output (grads only, or a loss that is not a scalar)
+    with pytest.raises(ValueError, match=r"must return a pair \(loss, grads\); got MLP"):
+        gradcheck(params, X, Y, grad_fn=lambda p, X, Y, w: loss_and_gradient_kernel(p, X, Y, w)[1])
+    with pytest.raises(ValueError, match="loss must be a scalar"):
+        gradcheck(params, X, Y, grad_fn=lambda p, X, Y, w: (jnp.ones(2), p))
 
 
 # ---------------------------------------------------------------- finite differences
@@ -226,6 +313,21 @@ def test_per_example_fails_in_article_mode():
     assert compare_per_example(params, X, Y).failed == [(0, "w"), (0, "b"), (1, "w"), (1, "b")]
 
 
+def test_per_example_fn_is_its_own_signature(x64):
+    # compare_per_example takes per_example_fn (params, X, Y) -> per-example grads, not a GradFn
+    params, X, Y = _problem(17, (3, 4, 2), "tanh", "mse", batch=5)
+    report = compare_per_example(params, X, Y, per_example_fn=per_example_grads)
+    assert report.passed and "per_example_fn" in report.compared
+
+    def corrupted(p, X, Y):
+        g = per_example_grads(p, X, Y)
+        return g.replace_layers([g.layers[0], Layer(g.layers[1].w, g.layers[1].b + 1e-3)])
+
+    assert compare_per_example(params, X, Y, per_example_fn=corrupted).failed == [(1, "b")]
+    with pytest.raises(TypeError):
+        compare_per_example(params, X, Y, grad_fn=per_example_grads)
+
+
 # ---------------------------------------------------------------- report and bad input
 def test_report_table_and_dict(x64):
     params, X, Y = _problem(12, (3, 4, 2), "tanh", "mse")
@@ -266,9 +368,11 @@ def test_errors_computed_on_known_values():
         [(np.zeros((1, 2)), np.zeros(2))], "identity", "mse", dtype=jnp.float32
     )
     X, Y = np.ones((1, 1)), np.array([[1.0, 2.0]])  # grad of 1/2|T - O|^2 at O = 0: -T
-    exact = lambda p, X, Y: [(np.array([[-1.0, -2.0]]), np.array([-1.0, -2.0]))]  # noqa: E731
-    assert gradcheck(params, X, Y, grad_fn=exact).max_abs_err == 0.0
-    off = lambda p, X, Y: [(np.array([[-1.1, -2.0]]), np.array([-1.0, -2.0]))]  # noqa: E731
+    # loss E = 1/2 (1^2 + 2^2) = 2.5
+    exact = lambda p, X, Y, w: (2.5, [(np.array([[-1.0, -2.0]]), np.array([-1.0, -2.0]))])  # noqa: E731
+    report = gradcheck(params, X, Y, grad_fn=exact)
+    assert report.max_abs_err == 0.0 and report.loss_check.abs_err == 0.0
+    off = lambda p, X, Y, w: (2.5, [(np.array([[-1.1, -2.0]]), np.array([-1.0, -2.0]))])  # noqa: E731
     report = gradcheck(params, X, Y, grad_fn=off, rtol=0.05, atol=1e-6)
     w = report.checks[0]
     assert w.max_abs_err == pytest.approx(0.1, rel=1e-5)

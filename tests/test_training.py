@@ -19,10 +19,10 @@ from jbpnn.training import (
     init_state,
     run_epochs,
     shuffle_order,
-    stop_rules,
     train,
     train_config,
 )
+from jbpnn.stopping import stop_rules
 
 
 def _data(n=10, n_in=3, n_out=2, seed=0):
@@ -684,7 +684,7 @@ def test_sample_weight_equals_repeating_rows_in_full_batch(x64):
 
 
 def test_train_epoch_is_pure_and_a_stopped_state_stays():
-    from jbpnn.training import epoch_batches, stop_rules, train_config, train_epoch
+    from jbpnn.training import epoch_batches, train_config, train_epoch
 
     X, Y = _data(n=8)
     X, Y = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)

@@ -1,0 +1,305 @@
+"""The stop rules of a run, declared once: :class:`Stopping`; their traced form StopRules.
+
+A :class:`Stopping` holds the eleven thresholds of the stop rules (see
+:mod:`jbpnn.training` for what each rule does), checked ONCE, in its constructor.
+Everything downstream reads it:
+
+- :meth:`Stopping.switches`: which optional rules exist (static: part of the
+  compiled program's :class:`jbpnn.training.TrainConfig`);
+- :meth:`Stopping.rules`: the thresholds as arrays (:class:`StopRules`, traced: a
+  new threshold is not a new program);
+- :func:`stack_rules`: one :class:`StopRules` with a leading network axis for
+  ``train_many`` (every network its own thresholds, the same switches).
+
+What ``None`` means, for every threshold (the API and the command line agree):
+
+==================== ========================== ==========================================
+threshold            ``None`` (command line)     a number
+==================== ========================== ==========================================
+tol                  off (default)               stop when the epoch loss < tol (>= 0)
+min_weight_change    off (default)               stop when every ``|delta w|`` < it (>= 0)
+n_iter_no_change     off (``off``)               epochs without validation gain, >= 1
+loss_patience        off (default)               epochs without loss gain, >= 1
+lr_factor            off: a plateau stops        0 < f < 1: a plateau multiplies lr by f
+max_loss_growth      off (``off``)               > 0 (default 1e6)
+max_abs_param        off (``off``)               > 0 (default 1e9)
+validation_tol,      not allowed                 >= 0 (defaults 1e-4, 1e-4, 1e-6)
+loss_tol, min_lr
+==================== ========================== ==========================================
+
+A count of ``0`` (``n_iter_no_change=0``, ``loss_patience=0``) is refused: "no
+patience" could mean "off" or "stop at the first epoch without gain"; ``None`` is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jbpnn.checks import check_int, check_threshold, to_device
+
+__all__ = [
+    "MONITORS",
+    "RUNNING",
+    "STOP_REASONS",
+    "StopRules",
+    "Stopping",
+    "stack_rules",
+    "stop_reason_name",
+    "stop_rules",
+]
+
+Array = jax.Array
+
+STOP_REASONS = (
+    "max_epochs",
+    "loss_below_tol",
+    "weight_change_below_threshold",
+    "no_validation_improvement",
+    "diverged",
+    "no_loss_improvement",
+)
+RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
+CODE = {name: i for i, name in enumerate(STOP_REASONS)}  # reason -> TrainState.stop
+
+MONITORS = ("val_loss", "val_accuracy")  # what early stopping can watch
+
+
+def stop_reason_name(stop: int) -> str:
+    """The name of a ``TrainState.stop`` code (``RUNNING`` reads as ``"max_epochs"``)."""
+    return STOP_REASONS[CODE["max_epochs"] if int(stop) == RUNNING else int(stop)]
+
+
+class StopRules(NamedTuple):
+    """The stop-rule thresholds, as traced values (a new threshold is not a new program).
+
+    Attributes:
+        tol: stop when the epoch loss is below it (``-inf``: off).
+        min_weight_change: stop when every ``|delta w|`` of an epoch is below it.
+        n_iter_no_change: epochs without validation improvement before stopping (int32).
+        validation_tol: the improvement that counts.
+        loss_patience: epochs without training-loss improvement before stopping (int32).
+        loss_tol: the improvement of the epoch loss that counts.
+        lr_factor: with ``reduce_lr``, the learning rate's factor on a plateau.
+        min_lr: with ``reduce_lr``, a plateau at ``lr <= min_lr`` stops the run.
+        max_loss_growth: divergence: an epoch loss above this multiple of the
+            reference loss (``TrainState.first_loss``; ``inf``: off).
+        max_abs_param: divergence: a param of magnitude above it (``inf``: off).
+    """
+
+    tol: Array
+    min_weight_change: Array
+    n_iter_no_change: Array
+    validation_tol: Array
+    max_loss_growth: Array
+    max_abs_param: Array
+    loss_patience: Array
+    loss_tol: Array
+    lr_factor: Array
+    min_lr: Array
+
+
+class Switches(NamedTuple):
+    """Which optional rules exist: static (they shape the compiled program)."""
+
+    watch_weight_change: bool  # the article's rule 1 (max |delta w| is measured)
+    early_stopping: bool  # n_iter_no_change (the best params are kept)
+    watch_loss: bool  # loss_patience, the training-loss plateau
+    reduce_lr: bool  # a plateau first multiplies lr by lr_factor
+    monitor: str  # what early stopping watches
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """The stop rules of a run: eleven thresholds, checked once, here.
+
+    ``train(..., stopping=Stopping(n_iter_no_change=10))`` is ``train(...,
+    n_iter_no_change=10)``; build one to reuse a rule set across runs. See
+    :mod:`jbpnn.training` for the rules and this module's table for what None means.
+
+    Attributes:
+        tol: stop when the epoch loss is below it (the article's rule 2); None: off.
+        min_weight_change: stop when every ``|delta w|`` of an epoch is below it
+            (the article's rule 1); None: off.
+        n_iter_no_change: early stopping: epochs in a row without validation
+            improvement (by ``validation_tol``) before stopping, >= 1; None: off.
+        validation_tol: the improvement that counts, for ``n_iter_no_change``.
+        monitor: what early stopping watches: ``"val_loss"`` or ``"val_accuracy"``
+            (as the error rate ``1 - accuracy``).
+        loss_patience: epochs in a row without training-loss improvement (by
+            ``loss_tol``) before stopping, >= 1; None: off.
+        loss_tol: the improvement that counts, for ``loss_patience``.
+        lr_factor: on a plateau, multiply the learning rate by it (0 < f < 1) and
+            go on until ``lr <= min_lr``; None: a plateau stops.
+        min_lr: see ``lr_factor``.
+        max_loss_growth: divergence: an epoch loss above this multiple of the
+            reference loss; None: off.
+        max_abs_param: divergence: a param of magnitude above it; None: off.
+
+    Raises:
+        ValueError: a threshold out of range, with its name and what is expected;
+            ``monitor`` other than val_loss without ``n_iter_no_change``;
+            ``lr_factor`` without a plateau rule.
+    """
+
+    tol: float | None = None
+    min_weight_change: float | None = None
+    n_iter_no_change: int | None = None
+    validation_tol: float = 1e-4
+    monitor: str = "val_loss"
+    loss_patience: int | None = None
+    loss_tol: float = 1e-4
+    lr_factor: float | None = None
+    min_lr: float = 1e-6
+    max_loss_growth: float | None = 1e6
+    max_abs_param: float | None = 1e9
+
+    def __post_init__(self) -> None:
+        checked = {
+            "tol": check_threshold("tol", self.tol),
+            "min_weight_change": check_threshold("min_weight_change", self.min_weight_change),
+            "n_iter_no_change": _patience("n_iter_no_change", self.n_iter_no_change, "early"),
+            "validation_tol": _required("validation_tol", self.validation_tol),
+            "loss_patience": _patience("loss_patience", self.loss_patience, "training-loss"),
+            "loss_tol": _required("loss_tol", self.loss_tol),
+            "lr_factor": check_threshold("lr_factor", self.lr_factor),
+            "min_lr": _required("min_lr", self.min_lr),
+            "max_loss_growth": _bound("max_loss_growth", self.max_loss_growth),
+            "max_abs_param": _bound("max_abs_param", self.max_abs_param),
+        }
+        factor = checked["lr_factor"]
+        if factor is not None and not 0 < factor < 1:
+            raise ValueError(f"lr_factor must lie in (0, 1) (or None: off), got {factor!r}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {list(MONITORS)}, got {self.monitor!r}")
+        if self.monitor != "val_loss" and checked["n_iter_no_change"] is None:
+            raise ValueError(
+                f"monitor={self.monitor!r} is what early stopping watches: give n_iter_no_change "
+                "(and X_val, Y_val) too"
+            )
+        if factor is not None and checked["loss_patience"] is None:
+            if checked["n_iter_no_change"] is None:
+                raise ValueError(
+                    "lr_factor acts on a plateau: give loss_patience (training loss) or "
+                    "n_iter_no_change (validation) too"
+                )
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_keywords(cls, stopping: Stopping | None = None, **thresholds: Any) -> Stopping:
+        """``stopping`` when given (then every keyword must be at its default), else
+        ``Stopping(**thresholds)``: how ``train`` takes both spellings."""
+        if stopping is None:
+            return cls(**thresholds)
+        if not isinstance(stopping, Stopping):
+            raise ValueError(f"stopping must be a jbpnn Stopping, got {type(stopping).__name__}")
+        defaults = {f.name: f.default for f in fields(cls)}
+        mixed = sorted(k for k, v in thresholds.items() if not _same(v, defaults[k]))
+        if mixed:
+            raise ValueError(
+                f"give the stop rules either as stopping= or as keywords, not both: got "
+                f"stopping= and {', '.join(mixed)}"
+            )
+        return stopping
+
+    def replace(self, **thresholds: Any) -> Stopping:
+        """A copy with some thresholds changed (checked again)."""
+        return type(self)(**{**self.as_dict(), **thresholds})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The eleven thresholds by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def switches(self) -> Switches:
+        """Which optional rules are on (static)."""
+        return Switches(
+            watch_weight_change=self.min_weight_change is not None,
+            early_stopping=self.n_iter_no_change is not None,
+            watch_loss=self.loss_patience is not None,
+            reduce_lr=self.lr_factor is not None,
+            monitor=self.monitor,
+        )
+
+    def rules(self, dtype: Any, *, host: bool = False) -> StopRules:
+        """The thresholds as arrays of ``dtype`` (counts int32): off is ``-inf`` for
+        ``tol``, ``inf`` for the divergence bounds, 0 for the others; ``host=True``:
+        NumPy scalars (to stack before one copy to the device)."""
+
+        def put(value: Any, kind: Any) -> Any:
+            return np.asarray(value, np.dtype(kind)) if host else to_device(value, kind)
+
+        off = {"tol": -np.inf, "max_loss_growth": np.inf, "max_abs_param": np.inf}
+        counts = ("n_iter_no_change", "loss_patience")
+        values = {k: v for k, v in self.as_dict().items() if k != "monitor"}
+        values["lr_factor"] = 1.0 if self.lr_factor is None else self.lr_factor
+        return StopRules(
+            **{
+                k: put(off.get(k, 0) if v is None else v, jnp.int32 if k in counts else dtype)
+                for k, v in values.items()
+            }
+        )
+
+
+def stop_rules(dtype: Any, **thresholds: Any) -> StopRules:
+    """``Stopping(**thresholds).rules(dtype)``: the checked thresholds as arrays."""
+    return Stopping(**thresholds).rules(dtype)
+
+
+def stack_rules(stoppings: Sequence[Stopping], dtype: Any) -> StopRules:
+    """One :class:`StopRules` with a leading network axis, network ``i``'s from
+    ``stoppings[i]``; copied to the device once.
+
+    Raises:
+        ValueError: the networks' switches differ (a rule on for some, off for
+            others): one compiled program has one set of rules.
+    """
+    first = stoppings[0].switches
+    for i, s in enumerate(stoppings):
+        if s.switches != first:
+            raise ValueError(
+                f"network {i}: a stop rule is on for some networks and off (None) for others "
+                f"({_diff(first, s.switches)}); every network of one train_many call has the "
+                "same rules (their thresholds may differ)"
+            )
+    rows = [s.rules(dtype, host=True) for s in stoppings]
+    return StopRules(*(to_device(np.stack(column)) for column in zip(*rows)))
+
+
+def _diff(a: Switches, b: Switches) -> str:
+    return ", ".join(f"{k}: {x} vs {y}" for k, x, y in zip(a._fields, a, b) if x != y)
+
+
+def _patience(name: str, value: Any, what: str) -> int | None:
+    if value is not None and not isinstance(value, bool) and value == 0:
+        raise ValueError(
+            f"{name} must be an integer >= 1 or None (None: {what} stopping off), got 0: "
+            "0 is ambiguous (off, or stop at the first epoch without a gain?)"
+        )
+    return check_int(name, value, 1, allow_none=True, none_means=f"{what} stopping off")
+
+
+def _required(name: str, value: Any) -> float:
+    checked = check_threshold(name, value)
+    if checked is None:
+        raise ValueError(f"{name} must be a finite number >= 0, got None")
+    return checked
+
+
+def _bound(name: str, value: Any) -> float | None:
+    """A divergence bound: a number > 0, or None for off."""
+    checked = check_threshold(name, value)
+    if checked is not None and checked <= 0:
+        raise ValueError(f"{name} must be a number > 0 or None (off), got {value!r}")
+    return checked
+
+
+def _same(given: Any, default: Any) -> bool:
+    """``given`` is the keyword's default (an array or another type never is)."""
+    return given is default or (type(given) is type(default) and given == default)
