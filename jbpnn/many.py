@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,9 +44,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.devices import network_layout, place, use_cpu_devices
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
@@ -265,8 +266,6 @@ def _compiled(
         own_rules=own_rules,
     )
     if mesh is not None:
-        from jax.sharding import PartitionSpec
-
         net, rep = PartitionSpec(net_axis), PartitionSpec()
         data = net if own_rows else rep  # each network's own rows travel with it
         val = net if own_val else rep
@@ -275,50 +274,6 @@ def _compiled(
             fn, mesh=mesh, in_specs=(net, data, val, rules, rep), out_specs=net, check_vma=False
         )
     return jax.jit(fn)
-
-
-def _layout(mesh: Any, devices: Any, network_axis: str | None, data_axis: str | None) -> tuple:
-    """``(mesh or None, network_axis, data_axis)`` from train_many's arguments."""
-    from jax.sharding import Mesh
-
-    if mesh is None:
-        if network_axis is not None or data_axis is not None:
-            raise ValueError("network_axis and data_axis name axes of a mesh: pass mesh= too")
-        devs = _resolve_devices(devices)
-        if len(devs) == 1:
-            return (None, None, None)
-        return (Mesh(np.array(devs), ("net",)), "net", None)
-    if devices is not None:
-        raise ValueError("give mesh or devices, not both")
-    if not isinstance(mesh, Mesh):
-        raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    names = tuple(mesh.axis_names)
-    if network_axis is None:
-        rest = [a for a in names if a != data_axis]
-        if len(rest) != 1:
-            raise ValueError(f"mesh axes are {names}: name the networks' axis with network_axis=")
-        network_axis = rest[0]
-    for what, axis in (("network_axis", network_axis), ("data_axis", data_axis)):
-        if axis is not None and axis not in names:
-            raise ValueError(f"{what}={axis!r} is not an axis of the mesh (axes {names})")
-    if network_axis == data_axis:
-        raise ValueError("network_axis and data_axis must be different mesh axes")
-    return (mesh, network_axis, data_axis)
-
-
-def _place(tree: Any, mesh: Any, axis: str | None) -> Any:
-    """``tree`` on ``mesh``: leading axis split along ``axis`` (None: replicated)."""
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    sharding = NamedSharding(mesh, PartitionSpec(axis) if axis else PartitionSpec())
-
-    def put(x: Any) -> Any:
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            data = put(jax.random.key_data(x))
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
-        return jax.device_put(x, sharding)
-
-    return jax.tree.map(put, tree)
 
 
 def _row_sets(name: str, rows: Any, n: int, n_data: int) -> list[np.ndarray]:
@@ -423,27 +378,6 @@ def _own_rows(
     new = config._replace(**batching(n_max, batch_size, shuffle, False), weighted=True)
     take = jnp.asarray(padded)
     return (X[take], Y[take], jnp.asarray(w), jnp.asarray(n_rows, jnp.int32)), new
-
-
-def _resolve_devices(devices: Any) -> tuple:
-    if devices is None:
-        return tuple(jax.local_devices())
-    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
-        available = jax.local_devices()
-        if not 1 <= devices <= len(available):
-            raise ValueError(
-                f"devices={devices}: there are {len(available)} local devices ({available}); "
-                "on CPU, start with jax.config.update('jax_num_cpu_devices', k) (before any "
-                "JAX computation) or XLA_FLAGS=--xla_force_host_platform_device_count=k "
-                "to get k devices"
-            )
-        return tuple(available[:devices])
-    devices = tuple(devices)
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError(
-            f"devices must be None, a count, or a list of jax devices; got {devices!r}"
-        )
-    return devices
 
 
 def _pad(tree: PyTree, n_pad: int) -> PyTree:
@@ -663,7 +597,7 @@ def train_many(
 
     if seed_arr is not None:
         params = init_many(params, seed_arr)
-    layout = _layout(mesh, devices, network_axis, data_axis)
+    layout = network_layout(mesh, devices, network_axis, data_axis)
     if layout[2] is not None:  # batches split over the data axis: pad them to a multiple
         config = config._replace(shards=int(layout[0].shape[layout[2]]))
     groups = 1 if layout[0] is None else int(layout[0].shape[layout[1]])
@@ -699,10 +633,10 @@ def train_many(
         val = _pad(val, n_pad)
     if layout[0] is not None:  # on the mesh before the call: Explicit axes need it
         net_axis = layout[1]
-        state = _place(state, layout[0], net_axis)
-        data = _place(data, layout[0], net_axis if rows is not None else None)
-        val = _place(val, layout[0], net_axis if val_rows is not None else None)
-        rules = _place(rules, layout[0], net_axis if own_thresholds else None)
+        state = place(state, layout[0], net_axis)
+        data = place(data, layout[0], net_axis if rows is not None else None)
+        val = place(val, layout[0], net_axis if val_rows is not None else None)
+        rules = place(rules, layout[0], net_axis if own_thresholds else None)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
 
     def collect(epoch: int, done: Any, stop: Any, history: dict) -> int:
@@ -974,19 +908,3 @@ def _scores_jit(stacked: MLP, X: Array, Y: Array) -> tuple[Array, Array]:
         return loss, accuracy_kernel(p, X, Y).astype(loss.dtype)
 
     return jax.vmap(one)(stacked)
-
-
-def use_cpu_devices(k: int | None = None) -> int:
-    """Ask JAX for ``k`` CPU devices (default: one per core, at most 8), if it has not started.
-
-    ``train_many`` splits its networks across them. Returns the number of
-    devices JAX then has (unchanged if JAX had already run something).
-    """
-    if k is None:
-        k = max(1, min(8, os.cpu_count() or 1))
-    try:
-        if jax.config.jax_num_cpu_devices != k:
-            jax.config.update("jax_num_cpu_devices", int(k))
-    except (RuntimeError, AttributeError):
-        pass  # JAX already started (or too old): keep the devices it has
-    return len(jax.local_devices())

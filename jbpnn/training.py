@@ -95,9 +95,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.devices import replicate, resolve_mesh
 from jbpnn.network import (
     GradFn,
     accuracy_kernel,
@@ -135,8 +138,6 @@ __all__ = [
     "batching",
     "data_parallel",
     "print_progress",
-    "replicate",
-    "resolve_mesh",
     "divergence_reference",
     "run_epochs",
     "shuffle_order",
@@ -389,9 +390,6 @@ def data_parallel(grad_fn: GradFn, mesh: Any, axis: str) -> GradFn:
     (``train_many`` on a mesh); each device then slices its share by
     ``lax.axis_index(axis)``.
     """
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
-
     local = _weighted_psum(grad_fn, axis)
     if mesh is None:
 
@@ -1046,68 +1044,6 @@ def _validation(
 def _weights(params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight") -> Array:
     """Checked sample weights of ``X``'s rows: finite, >= 0, a positive sum."""
     return check_batch(params, X, None, weight, check_finite=False, weight_name=name)[2]
-
-
-def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None):
-    """``(mesh, axis)`` for data-parallel training, or None for one device.
-
-    ``mesh`` is a ``jax.sharding.Mesh`` (Auto or Explicit axis types): with one
-    axis, the batch is split along it; with several, along ``axis`` (default
-    ``"data"``). ``devices`` (a count or a list of devices) builds a one-axis mesh
-    ``("data",)`` over them.
-    """
-    from jax.sharding import Mesh
-
-    if mesh is not None and devices is not None:
-        raise ValueError("give mesh or devices, not both")
-    if devices is not None:
-        if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
-            available = jax.devices()
-            if not 1 <= devices <= len(available):
-                raise ValueError(
-                    f"devices={devices}: JAX sees {len(available)} devices ({available}); on a "
-                    "CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count=k"
-                )
-            devices = available[:devices]
-        devices = list(devices)
-        if not devices or not all(isinstance(d, jax.Device) for d in devices):
-            raise ValueError(f"devices must be a count or a list of jax devices, got {devices!r}")
-        mesh = Mesh(np.array(devices), ("data",))
-    if mesh is None:
-        return None
-    if not isinstance(mesh, Mesh):
-        raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
-    names = tuple(mesh.axis_names)
-    if axis is None:
-        axis = names[0] if len(names) == 1 else "data"
-    if axis not in names:
-        raise ValueError(
-            f"mesh axes are {names}: name the one to split the batch along with data_axis="
-        )
-    return mesh, axis
-
-
-def replicate(tree: Any, mesh: Any) -> Any:
-    """Every leaf of ``tree`` replicated on ``mesh`` (leaves already on it are kept).
-
-    Works with several processes (``jax.distributed``): host values must then be
-    the same in every process.
-    """
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    rep = NamedSharding(mesh, PartitionSpec())
-
-    def place(x: Any) -> Any:
-        if isinstance(x, jax.Array) and getattr(x.sharding, "mesh", None) == mesh:
-            return x
-        if _is_key(x):
-            return jax.random.wrap_key_data(
-                place(jax.random.key_data(x)), impl=jax.random.key_impl(x)
-            )
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, rep, lambda index: host[index])
-
-    return jax.tree.map(place, tree)
 
 
 def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> TrainState:

@@ -1,0 +1,171 @@
+"""Devices and meshes: which devices a run uses, and putting arrays on them.
+
+The one place that turns ``devices=`` / ``mesh=`` arguments into a mesh:
+
+- :func:`resolve_mesh`: ``train``'s data-parallel mesh (every mini-batch split
+  along one axis; the devices may span processes after ``jax.distributed``).
+- :func:`network_layout`: ``train_many``'s ``(mesh, network_axis, data_axis)``
+  (the networks split along one axis, optionally every batch along another).
+- :func:`pick_devices`: a count or a list of devices, checked, with one message
+  for "not enough devices". ``train`` counts every device (``jax.devices()``: a
+  data-parallel mesh spans processes); ``train_many`` counts this process's
+  (``jax.local_devices()``: its networks live here).
+- :func:`replicate`, :func:`place`: arrays onto a mesh (replicated, or split along
+  the leading axis); typed PRNG keys go through their key data.
+- :func:`use_cpu_devices`: ask JAX for several CPU devices before it starts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = [
+    "network_layout",
+    "pick_devices",
+    "place",
+    "replicate",
+    "resolve_mesh",
+    "use_cpu_devices",
+]
+
+
+def pick_devices(devices: Any, *, local: bool = False) -> tuple:
+    """``devices`` as a tuple of ``jax.Device``: a count (the first ``k``), a list, or
+    None (all of them). ``local``: this process's devices only.
+
+    Raises:
+        ValueError: a count JAX cannot give, or a list of something else.
+    """
+    available = jax.local_devices() if local else jax.devices()
+    if devices is None:
+        return tuple(available)
+    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            where = "local devices" if local else "devices"
+            raise ValueError(
+                f"devices={devices}: JAX sees {len(available)} {where} ({available}); on a "
+                "CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count=k "
+                "or call jbpnn.many.use_cpu_devices(k) before any JAX computation"
+            )
+        return tuple(available[:devices])
+    devices = tuple(devices) if isinstance(devices, (list, tuple)) else ()
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(f"devices must be None, a count or a list of jax devices; got {devices!r}")
+    return devices
+
+
+def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None):
+    """``(mesh, axis)`` for data-parallel training, or None for one device.
+
+    ``mesh`` is a ``jax.sharding.Mesh`` (Auto or Explicit axis types): with one
+    axis, the batch is split along it; with several, along ``axis`` (default
+    ``"data"``). ``devices`` (a count or a list of devices) builds a one-axis mesh
+    ``("data",)`` over them.
+    """
+    if mesh is not None and devices is not None:
+        raise ValueError("give mesh or devices, not both")
+    if devices is not None:
+        mesh = Mesh(np.array(pick_devices(devices)), ("data",))
+    if mesh is None:
+        return None
+    _check_mesh(mesh)
+    names = tuple(mesh.axis_names)
+    if axis is None:
+        axis = names[0] if len(names) == 1 else "data"
+    if axis not in names:
+        raise ValueError(
+            f"mesh axes are {names}: name the one to split the batch along with data_axis="
+        )
+    return mesh, axis
+
+
+def network_layout(
+    mesh: Any, devices: Any, network_axis: str | None, data_axis: str | None
+) -> tuple:
+    """``(mesh or None, network_axis, data_axis)`` from ``train_many``'s arguments:
+    without a mesh, the networks split over ``devices`` (default: every local device)."""
+    if mesh is None:
+        if network_axis is not None or data_axis is not None:
+            raise ValueError("network_axis and data_axis name axes of a mesh: pass mesh= too")
+        devs = pick_devices(devices, local=True)
+        if len(devs) == 1:
+            return (None, None, None)
+        return (Mesh(np.array(devs), ("net",)), "net", None)
+    if devices is not None:
+        raise ValueError("give mesh or devices, not both")
+    _check_mesh(mesh)
+    names = tuple(mesh.axis_names)
+    if network_axis is None:
+        rest = [a for a in names if a != data_axis]
+        if len(rest) != 1:
+            raise ValueError(f"mesh axes are {names}: name the networks' axis with network_axis=")
+        network_axis = rest[0]
+    for what, axis in (("network_axis", network_axis), ("data_axis", data_axis)):
+        if axis is not None and axis not in names:
+            raise ValueError(f"{what}={axis!r} is not an axis of the mesh (axes {names})")
+    if network_axis == data_axis:
+        raise ValueError("network_axis and data_axis must be different mesh axes")
+    return (mesh, network_axis, data_axis)
+
+
+def _check_mesh(mesh: Any) -> None:
+    if not isinstance(mesh, Mesh):
+        raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+
+
+def _keys_too(put: Any) -> Any:
+    """``put`` for arrays, extended to typed PRNG keys (placed through their key data)."""
+
+    def put_any(x: Any) -> Any:
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = put_any(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return put(x)
+
+    return put_any
+
+
+def replicate(tree: Any, mesh: Any) -> Any:
+    """Every leaf of ``tree`` replicated on ``mesh`` (leaves already on it are kept).
+
+    Works with several processes (``jax.distributed``): host values must then be
+    the same in every process.
+    """
+    rep = NamedSharding(mesh, PartitionSpec())
+
+    def put(x: Any) -> Any:
+        if isinstance(x, jax.Array) and getattr(x.sharding, "mesh", None) == mesh:
+            return x
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, rep, lambda index: host[index])
+
+    return jax.tree.map(_keys_too(put), tree)
+
+
+def place(tree: Any, mesh: Any, axis: str | None) -> Any:
+    """``tree`` on ``mesh`` (this process's devices): the leading axis split along
+    ``axis``, or replicated when ``axis`` is None."""
+    sharding = NamedSharding(mesh, PartitionSpec(axis) if axis else PartitionSpec())
+    return jax.tree.map(_keys_too(lambda x: jax.device_put(x, sharding)), tree)
+
+
+def use_cpu_devices(k: int | None = None) -> int:
+    """Ask JAX for ``k`` CPU devices (default: one per core, at most 8), if it has not started.
+
+    ``train_many`` splits its networks across them. Returns the number of
+    devices JAX then has (unchanged if JAX had already run something).
+    """
+    if k is None:
+        k = max(1, min(8, os.cpu_count() or 1))
+    try:
+        if jax.config.jax_num_cpu_devices != k:
+            jax.config.update("jax_num_cpu_devices", int(k))
+    except (RuntimeError, AttributeError):
+        pass  # JAX already started (or too old): keep the devices it has
+    return len(jax.local_devices())
