@@ -12,6 +12,8 @@ The one place that turns ``devices=`` / ``mesh=`` arguments into a mesh:
   (``jax.local_devices()``: its networks live here).
 - :func:`replicate`, :func:`place`: arrays onto a mesh (replicated, or split along
   the leading axis); typed PRNG keys go through their key data.
+- :func:`data_parallel`: a batch gradient split across a mesh axis, one share
+  per device, the weighted shares all-reduced (``psum``).
 - :func:`use_cpu_devices`: ask JAX for several CPU devices before it starts.
 """
 
@@ -23,9 +25,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import PartitionSpec as P
+
+from jbpnn.network import GradFn
 
 __all__ = [
+    "data_parallel",
     "network_layout",
     "pick_devices",
     "place",
@@ -153,6 +160,70 @@ def place(tree: Any, mesh: Any, axis: str | None) -> Any:
     ``axis``, or replicated when ``axis`` is None."""
     sharding = NamedSharding(mesh, PartitionSpec(axis) if axis else PartitionSpec())
     return jax.tree.map(_keys_too(lambda x: jax.device_put(x, sharding)), tree)
+
+
+def _weighted_psum(grad_fn: GradFn, axis: str) -> GradFn:
+    """One device's share of a batch: its weighted sums, all-reduced over ``axis``."""
+
+    def local(params, X, Y, sample_weight):
+        loss, grads = grad_fn(params, X, Y, sample_weight)
+        w = jnp.sum(sample_weight)
+        some = w > 0  # a share of padding only has a 0/0 mean: leave it out
+        part = (
+            jnp.where(some, loss * w, 0),
+            jax.tree.map(lambda g: jnp.where(some, g * w, 0), grads),
+        )
+        total, (loss_sum, grad_sum) = lax.psum((w, part), axis)
+        return loss_sum / total, jax.tree.map(lambda g: g / total, grad_sum)
+
+    return local
+
+
+def data_parallel(grad_fn: GradFn, mesh: Any, axis: str) -> GradFn:
+    """``grad_fn`` on a mini-batch split along ``axis`` of ``mesh``, one share per device.
+
+    Each device computes its share's weighted mean loss and gradient; the sums
+    ``sum_d w_d mean_d`` and ``sum_d w_d`` (``w_d`` the share's total sample weight)
+    are all-reduced (``psum``) and divided, which is the whole batch's weighted
+    mean. A share of weight 0 (padding) adds nothing. The params stay replicated.
+
+    ``mesh`` None: already inside a ``shard_map`` that is manual over ``axis``
+    (``train_many`` on a mesh); each device then slices its share by
+    ``lax.axis_index(axis)``.
+    """
+    local = _weighted_psum(grad_fn, axis)
+    if mesh is None:
+
+        def manual(params, X, Y, sample_weight):
+            shards = lax.psum(1, axis)
+            k = X.shape[0] // shards
+            start = lax.axis_index(axis) * k
+            share = (lax.dynamic_slice_in_dim(a, start, k) for a in (X, Y, sample_weight))
+            return local(params, *share)
+
+        return manual
+
+    rep, split = P(), P(axis)
+    sharded = jax.shard_map(
+        local, mesh=mesh, in_specs=(rep, split, split, split), out_specs=(rep, rep), check_vma=False
+    )
+    explicit = _is_explicit(mesh, axis)
+
+    def grad(params, X, Y, sample_weight):
+        if explicit:  # Explicit axis types: the batch's sharding is part of its type
+            to = NamedSharding(mesh, split)
+            X, Y, sample_weight = (jax.reshard(a, to) for a in (X, Y, sample_weight))
+        return sharded(params, X, Y, sample_weight)
+
+    return grad
+
+
+def _is_explicit(mesh: Any, axis: str) -> bool:
+    types = getattr(mesh, "axis_types", None)
+    if not types:
+        return False
+    kind = dict(zip(mesh.axis_names, types))[axis]
+    return getattr(kind, "name", str(kind)) == "Explicit"
 
 
 def use_cpu_devices(k: int | None = None) -> int:

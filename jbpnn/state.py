@@ -1,0 +1,373 @@
+"""A run's settings and state: what the compiled loop carries, and what ``train`` returns.
+
+- :class:`TrainConfig`: the static settings (shapes, which rules exist), part of
+  the compiled program's cache key; :func:`train_config` checks and builds it.
+- :class:`TrainState`: everything a run needs to go on, a pure pytree (``jit``,
+  ``vmap``, ``save`` it); :func:`init_state` starts one, :func:`resume_state`
+  adapts one to a new run's settings.
+- :class:`TrainResult`: what :func:`jbpnn.training.train` returns;
+  :func:`state_result` builds it from a final state and its history.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.optimizers import Optimizer
+from jbpnn.params import MLP
+from jbpnn.stopping import RUNNING, Stopping, Switches, stop_reason_name
+
+__all__ = [
+    "HISTORY_CHUNK",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "batching",
+    "init_state",
+    "resume_state",
+    "state_result",
+    "train_config",
+]
+
+Array = jax.Array
+
+HISTORY_CHUNK = 256  # epochs of history kept on the device; train copies it out per chunk
+
+
+# ---------------------------------------------------------------- settings and state
+class TrainConfig(NamedTuple):
+    """Static settings: shapes and which rules exist (hashable; part of the jit cache key).
+
+    Attributes:
+        n_examples: training examples.
+        batch_size: examples per update (``n_examples`` for full batch).
+        n_batches: updates per epoch.
+        shuffle: a new order every epoch.
+        watch_weight_change: the article's rule 1 is on (max ``|delta w|`` is measured).
+        early_stopping: ``n_iter_no_change`` is on (the best params are kept).
+        monitor: what early stopping watches: ``"val_loss"`` or ``"val_accuracy"``.
+        watch_loss: ``loss_patience`` is on (the training-loss plateau rule).
+        reduce_lr: a plateau reduces the learning rate (``lr_factor``) before stopping.
+        has_validation: validation data is given (``val_loss``, ``val_accuracy``).
+        weighted: the user gave sample weights (updates on all-zero batches are skipped).
+        history_chunk: epochs of history the state holds (a ring buffer).
+        shards: devices each mini-batch is split across (data parallel); batches
+            are padded with weight-0 rows to a multiple of it.
+    """
+
+    n_examples: int
+    batch_size: int
+    n_batches: int
+    shuffle: bool
+    watch_weight_change: bool
+    early_stopping: bool
+    has_validation: bool
+    weighted: bool = False
+    monitor: str = "val_loss"
+    watch_loss: bool = False
+    reduce_lr: bool = False
+    history_chunk: int = HISTORY_CHUNK
+    shards: int = 1
+
+    def history_keys(self) -> tuple[str, ...]:
+        keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
+        return keys + (("val_loss", "val_accuracy") if self.has_validation else ())
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to go on: a pure pytree (``jit``, ``vmap``, ``save`` it).
+
+    Attributes:
+        params: the network after the last epoch.
+        opt_state: the optimizer's state (moments, step count, hyperparameters).
+        key: the data-order key; epoch ``e`` is shuffled with ``fold_in(key, e)``.
+        epoch: epochs run so far (int32).
+        step: updates made so far (int32).
+        stop: the :data:`STOP_REASONS` index of the rule that fired, or ``RUNNING`` (-1).
+        best_params: with early stopping, the params of the best validation epoch
+            (None without early stopping).
+        best_val: that epoch's monitored validation value, lower is better: the
+            validation loss, or ``1 - accuracy`` (``inf`` before any).
+        best_epoch: its 1-based number (0 before any).
+        bad_epochs: epochs in a row without validation improvement.
+        best_loss: the lowest epoch loss so far (``inf`` before any).
+        loss_bad_epochs: epochs in a row whose loss did not beat ``best_loss - loss_tol``.
+        lr_scale: the product of the ``lr_factor`` reductions so far (1 before any):
+            the updates use ``lr * lr_scale``, the optimizer state keeps ``lr``.
+        first_loss: the divergence rule's reference loss: the starting params' loss
+            over the training data, or the targets' spread if larger (see the module
+            docstring). :func:`run_epochs` measures it before the first epoch; NaN
+            until then (:func:`train_epoch` alone then takes the first epoch's loss).
+        history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
+            is at index ``e % history_chunk``. Keys: ``loss``, and
+            ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.
+    """
+
+    params: MLP
+    opt_state: Any
+    key: Array
+    epoch: Array
+    step: Array
+    stop: Array
+    best_params: MLP | None
+    best_val: Array
+    best_epoch: Array
+    bad_epochs: Array
+    best_loss: Array
+    loss_bad_epochs: Array
+    lr_scale: Array
+    first_loss: Array
+    history: dict[str, Array]
+
+
+def init_state(
+    params: MLP, optimizer: Any, config: TrainConfig, key: ArrayLike | int | None = None
+) -> TrainState:
+    """The state before the first epoch (pure: ``jax.vmap`` it over params or keys).
+
+    ``key`` may be an int seed, a ``jax.random.key`` or None (seed 0).
+    """
+    dtype = params.dtype
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        key=key if _is_key(key) else as_key(key),
+        epoch=_filled(0, (), jnp.int32),
+        step=_filled(0, (), jnp.int32),
+        stop=_filled(RUNNING, (), jnp.int32),
+        best_params=params if config.early_stopping else None,
+        best_val=_filled(np.inf, (), dtype),
+        best_epoch=_filled(0, (), jnp.int32),
+        bad_epochs=_filled(0, (), jnp.int32),
+        best_loss=_filled(np.inf, (), dtype),
+        loss_bad_epochs=_filled(0, (), jnp.int32),
+        lr_scale=_filled(1.0, (), dtype),
+        first_loss=_filled(np.nan, (), dtype),
+        history=_empty_history(config, dtype),
+    )
+
+
+def _filled(value: Any, shape: tuple[int, ...], dtype: Any) -> Array:
+    """A constant array built by NumPy: no XLA program is compiled for it (jnp.full would)."""
+    return to_device(np.full(shape, value, np.dtype(dtype)))
+
+
+def _is_key(key: Any) -> bool:
+    return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def _empty_history(config: TrainConfig, dtype: Any) -> dict:
+    return {k: _filled(np.nan, (config.history_chunk,), dtype) for k in config.history_keys()}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        params: the params to use: with early stopping the params of the epoch
+            with the best validation loss (``best_epoch``); after divergence, the
+            last finite params (from before epoch ``diverged_at``); else the last.
+        history: NumPy arrays, one entry per epoch of this run (see
+            ``start_epoch``): ``loss`` (the epoch loss), ``max_weight_change``
+            (only with ``min_weight_change``, the rule that needs it) and, with
+            a validation set, ``val_loss`` and ``val_accuracy``. Resuming from a
+            ``TrainResult`` extends its history.
+        epochs_run: epochs run in all, the diverged one included.
+        stop_reason: one of :data:`STOP_REASONS`.
+        diverged_at: the 1-based epoch whose loss or params became NaN/inf (or blew
+            up, see ``max_loss_growth``), or None.
+        best_epoch: the 1-based epoch of ``params`` under early stopping, else None.
+        elapsed: wall-clock seconds, compilation included.
+        state: the final :class:`TrainState`, to resume (``train(result.state, ...)``)
+            or checkpoint (:func:`jbpnn.io.save`).
+        optimizer: the optimizer used (so ``train(result, X, Y)`` can go on).
+        start_epoch: epochs run before the first entry of ``history`` (0 for a fresh run).
+    """
+
+    params: MLP
+    history: dict[str, np.ndarray]
+    epochs_run: int
+    stop_reason: str
+    diverged_at: int | None = None
+    best_epoch: int | None = None
+    elapsed: float = 0.0
+    state: TrainState | None = field(default=None, repr=False)
+    optimizer: Any = field(default=None, repr=False)
+    start_epoch: int = 0
+
+    @property
+    def final_loss(self) -> float:
+        """The last finite epoch loss (NaN if none)."""
+        finite = self.history["loss"][np.isfinite(self.history["loss"])]
+        return float(finite[-1]) if finite.size else math.nan
+
+    def summary(self) -> str:
+        lines = [
+            f"stopped: {self.stop_reason} after {self.epochs_run} epoch(s) in {self.elapsed:.2f} s",
+            f"final loss: {self.final_loss:.6g}",
+        ]
+        if "val_loss" in self.history and len(self.history["val_loss"]):
+            # Validation figures of the returned params: the best epoch's, or the last one's.
+            epoch = self.best_epoch or self.epochs_run
+            at = epoch - 1 - self.start_epoch
+            if 0 <= at < len(self.history["val_loss"]):
+                which = "best, " if self.best_epoch is not None else ""
+                lines.append(
+                    f"validation ({which}epoch {epoch}): loss {self.history['val_loss'][at]:.6g}, "
+                    f"accuracy {self.history['val_accuracy'][at]:.4f}"
+                )
+        if self.diverged_at is not None:
+            lines.append(
+                f"diverged at epoch {self.diverged_at}: loss or params became NaN/inf or grew "
+                "past the divergence bounds; "
+                f"params are the last finite ones, from before that epoch"
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def state_result(
+    state: TrainState,
+    history: dict[str, np.ndarray],
+    *,
+    elapsed: float = 0.0,
+    optimizer: Any = None,
+    start_epoch: int = 0,
+) -> TrainResult:
+    """A :class:`TrainResult` from a final (un-batched, host) state and its host history."""
+    n = int(state.epoch)
+    reason = stop_reason_name(int(state.stop))
+    early = state.best_params is not None and int(state.best_epoch) > 0
+    return TrainResult(
+        params=state.best_params if early else state.params,
+        history=history,
+        epochs_run=n,
+        stop_reason=reason,
+        diverged_at=n if reason == "diverged" else None,
+        best_epoch=int(state.best_epoch) if early else None,
+        elapsed=elapsed,
+        state=state,
+        optimizer=optimizer,
+        start_epoch=start_epoch,
+    )
+
+
+def train_config(
+    n_examples: int,
+    *,
+    batch_size: int | None = None,
+    shuffle: bool | None = None,
+    drop_last: bool = False,
+    stopping: Stopping | Switches | None = None,
+    has_validation: bool = False,
+    weighted: bool = False,
+    history_chunk: int = HISTORY_CHUNK,
+    shards: int = 1,
+) -> TrainConfig:
+    """Check the static settings of a run and return its :class:`TrainConfig`.
+
+    ``stopping`` (a :class:`jbpnn.stopping.Stopping` or its ``switches``) says which
+    optional rules exist; None: only the article's rules 2 and 3 and divergence.
+    """
+    switches = Stopping().switches if stopping is None else stopping
+    if isinstance(switches, Stopping):
+        switches = switches.switches
+    check_int("history_chunk", history_chunk, 1)
+    if switches.early_stopping and not has_validation:
+        raise ValueError(
+            "n_iter_no_change (early stopping) watches the validation loss: "
+            "pass X_val and Y_val too"
+        )
+    return TrainConfig(
+        **batching(n_examples, batch_size, shuffle, drop_last),
+        **switches._asdict(),
+        has_validation=bool(has_validation),
+        weighted=bool(weighted),
+        history_chunk=int(history_chunk),
+        shards=int(shards),
+    )
+
+
+def batching(
+    n_examples: int, batch_size: int | None, shuffle: bool | None, drop_last: bool
+) -> dict[str, Any]:
+    """The batching fields of a :class:`TrainConfig` (``n_examples``, ``batch_size``,
+    ``n_batches``, ``shuffle``), checked: ``batch_size`` None is full batch; ``shuffle``
+    None shuffles mini-batches only (the article's online mode keeps the order)."""
+    check_int("batch_size", batch_size, 1, allow_none=True)
+    if batch_size is not None and batch_size > n_examples:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {n_examples} training examples; "
+            "use batch_size=None for full-batch training"
+        )
+    if shuffle is not None and not isinstance(shuffle, (bool, np.bool_)):
+        raise ValueError(f"shuffle must be True, False or None, got {shuffle!r}")
+    if not isinstance(drop_last, (bool, np.bool_)):
+        raise ValueError(f"drop_last must be True or False, got {drop_last!r}")
+    k = n_examples if batch_size is None else int(batch_size)
+    n_batches = n_examples // k if drop_last else -(-n_examples // k)
+    if shuffle is None:
+        shuffle = 1 < k < n_examples
+    return {
+        "n_examples": int(n_examples),
+        "batch_size": k,
+        "n_batches": int(n_batches),
+        "shuffle": bool(shuffle) and k < n_examples,
+    }
+
+
+def _same_structure(a: Any, b: Any) -> bool:
+    sa, sb = jax.eval_shape(lambda: a), jax.eval_shape(lambda: b)
+    return jax.tree.structure(sa) == jax.tree.structure(sb) and all(
+        x.shape == y.shape and x.dtype == y.dtype
+        for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb))
+    )
+
+
+def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> TrainState:
+    """``state`` adapted to a new run's settings: the moments, counters and key carried.
+
+    The history buffers are made anew (the host holds the earlier history); early
+    stopping switched on now starts tracking the best params from here; switched
+    off, drops them. The optimizer must be of the state's kind; its
+    hyperparameter values replace the state's (so a resume can change ``lr``).
+
+    Raises:
+        ValueError: the optimizer's state does not match (another kind of optimizer).
+    """
+    params = state.params
+    fresh = jax.eval_shape(optimizer.init, params)
+    if not _same_structure(fresh, state.opt_state):
+        raise ValueError(
+            f"the state was trained with another kind of optimizer than {optimizer!r}: its "
+            "optimizer state has another structure; resume with the optimizer it was trained with"
+        )
+    opt_state = state.opt_state
+    if isinstance(optimizer, Optimizer) and hasattr(opt_state, "hyperparams"):
+        hp = {
+            k: to_device(v, opt_state.hyperparams[k].dtype)
+            for k, v in optimizer.hyperparams.items()
+        }
+        opt_state = opt_state._replace(hyperparams=hp)
+    best = state.best_params
+    if config.early_stopping and best is None:
+        state = state._replace(
+            best_params=params,
+            best_val=_filled(np.inf, (), params.dtype),
+            best_epoch=_filled(0, (), jnp.int32),
+            bad_epochs=_filled(0, (), jnp.int32),
+        )
+    elif not config.early_stopping:
+        state = state._replace(best_params=None)
+    return state._replace(opt_state=opt_state, history=_empty_history(config, params.dtype))
