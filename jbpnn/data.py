@@ -1,16 +1,18 @@
-"""Data for training: the bundled digits, CSV/NPZ loading, splits, scalers, labels.
+"""Data for training: the bundled digits, splits, scalers, label encoding.
 
 NumPy only (no JAX), so the command line can load and check data before JAX starts.
 
 - :func:`load_digits`: the UCI 8x8 handwritten digits shipped inside the package
   (``jbpnn/data/digits.npz``, CC BY 4.0, see ``jbpnn/data/DIGITS_LICENSE.txt``).
-- :func:`load_csv`, :func:`load_npz`, :func:`load_table`: a user's own data as a
-  :class:`Table`; bad files raise :class:`DataError` naming the file and the line.
-  :func:`load_features`: a model's features from a file, matched by column name.
 - :func:`train_test_split`, :func:`one_hot`, :func:`check_classes`.
 - :class:`Standardizer`, :class:`MinMaxScaler`, :class:`LabelEncoder`: fitted on the
   training data, saved as plain JSON (``to_dict``/``from_dict``) in a model's metadata
   so that prediction applies the same scaling and prints the original labels.
+
+A user's own files are read by :mod:`jbpnn.loaders` (CSV / NPZ as a
+:class:`~jbpnn.loaders.Table`, a model's features by column name). :func:`load_csv`
+and :func:`load_npz` are re-exported here, where the README documents them, and
+:class:`DataError`, which the label checks here raise too.
 
 Note: the data folder ``jbpnn/data/`` has no ``__init__.py``; it is read through
 ``importlib.resources`` and never imported, so ``import jbpnn.data`` is this module.
@@ -18,21 +20,33 @@ Note: the data folder ``jbpnn/data/`` has no ``__init__.py``; it is read through
 
 from __future__ import annotations
 
-import csv
 import io
-import itertools
-import math
-import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from os import PathLike
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-StrPath = str | PathLike
+from jbpnn.loaders import DataError, load_csv, load_npz
+
+__all__ = [
+    "DIGITS_CITATION",
+    "DIGITS_DESCRIPTION",
+    "SCALERS",
+    "DataError",
+    "Dataset",
+    "LabelEncoder",
+    "MinMaxScaler",
+    "Standardizer",
+    "check_classes",
+    "load_csv",
+    "load_digits",
+    "load_npz",
+    "one_hot",
+    "scaler_from_dict",
+    "train_test_split",
+]
 
 DIGITS_CITATION = (
     'E. Alpaydin and C. Kaynak, "Optical Recognition of Handwritten Digits", '
@@ -49,10 +63,6 @@ Source: {DIGITS_CITATION}
 """
 
 
-class DataError(ValueError):
-    """Bad data: the message names the file and, where it applies, the line."""
-
-
 class Dataset(NamedTuple):
     """A bundled dataset.
 
@@ -67,27 +77,6 @@ class Dataset(NamedTuple):
     y: np.ndarray
     target_names: np.ndarray
     description: str
-
-
-class Table(NamedTuple):
-    """A table loaded from a user's file.
-
-    Attributes:
-        X: features, shape ``(n, d)``, float64 (lossless; scalers return float32).
-        y: targets, shape ``(n,)``: float64 when every target value is a number,
-            otherwise strings (a categorical target, for :class:`LabelEncoder`);
-            ``None`` when loaded with ``has_target=False``.
-        feature_names: ``d`` names, from the header, else ``col0, col1, ...`` by index.
-        target_name: the target column's name, or ``None`` without a target.
-        columns: every column of the file in its order, the target included (a CSV's
-            header, or ``col0, col1, ...``); ``None`` when unknown (NPZ).
-    """
-
-    X: np.ndarray
-    y: np.ndarray | None
-    feature_names: list[str]
-    target_name: str | None
-    columns: list[str] | None = None
 
 
 # ------------------------------------------------------------------ bundled digits
@@ -467,508 +456,3 @@ def _check_features(X: np.ndarray, what: str, n_features: int | None = None) -> 
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{what}: X contains NaN or inf")
     return X
-
-
-# ------------------------------------------------------------------ loading files
-def load_table(path: StrPath, target: str | int | None = None, **kwargs: Any) -> Table:
-    """Load a CSV (``.csv``, ``.tsv``) or NPZ (``.npz``) file by its suffix.
-
-    Args:
-        path: the file.
-        target: the target column (CSV: name or index, default the last column) or
-            array name (NPZ: default ``"y"``).
-        **kwargs: passed on to :func:`load_csv` or :func:`load_npz` (e.g. ``has_target``).
-
-    Returns:
-        A :class:`Table`.
-
-    Raises:
-        FileNotFoundError: no such file. DataError: unknown suffix or bad contents.
-    """
-    path = _existing_file(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return load_npz(path, "y" if target is None else target, **kwargs)
-    if suffix in _DELIMITERS:
-        kwargs.setdefault("delimiter", _DELIMITERS[suffix])
-        return load_csv(path, target, **kwargs)
-    raise DataError(
-        f"{path}: unsupported file type {suffix or '(no suffix)'!r}; "
-        f"expected one of {', '.join(sorted([*_DELIMITERS, '.npz']))}"
-    )
-
-
-_DELIMITERS: dict[str, str | None] = {".csv": None, ".tsv": "\t"}  # None: detected
-_CANDIDATE_DELIMITERS = (",", "\t", ";", "|")
-_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
-
-
-def detect_delimiter(path: StrPath) -> str:
-    """The field separator of a delimited text file: ``,``, tab, ``;`` or ``|``.
-
-    The one that splits the first 50 non-blank lines into the same number (at least
-    2) of fields, the most of them numbers (``1,5`` counts, for a ``;`` file with
-    decimal commas); ``,`` when none does.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            sample = [line for line in itertools.islice(f, 500) if line.strip()][:50]
-    except (OSError, UnicodeDecodeError):
-        return ","  # reading the file again says what is wrong
-    best, best_score = ",", -1.0
-    for d in _CANDIDATE_DELIMITERS:
-        try:
-            rows = list(csv.reader(sample, delimiter=d))
-        except csv.Error:
-            continue
-        counts = {len(r) for r in rows}
-        if len(counts) != 1 or counts.pop() < 2:
-            continue
-        cells = [c.strip() for r in rows for c in r]
-        score = sum(_kind(c) == "number" or bool(_DECIMAL_COMMA.fullmatch(c)) for c in cells)
-        if score / len(cells) > best_score:
-            best, best_score = d, score / len(cells)
-    return best
-
-
-def load_csv(
-    path: StrPath,
-    target: str | int | None = None,
-    header: bool | str = "auto",
-    *,
-    has_target: bool = True,
-    delimiter: str | None = None,
-) -> Table:
-    """Load a numeric table with one target column from a delimited text file.
-
-    Header detection (``header="auto"``): the first row is a header when some
-    column holds text there and only numbers below it, or when a column of text
-    labels (values that repeat) holds there a value found nowhere below it
-    (``1,2,3,label`` over rows ending in ``cat``/``dog`` is a header). A file whose
-    first row is all numbers (in its number columns) and a known label is read as
-    data. Pass ``header=True``/``False`` to decide yourself. Blank lines are
-    skipped; cells are stripped of surrounding spaces; a UTF-8 byte order mark is
-    ignored.
-
-    Numbers are written with ASCII digits, an optional sign, a decimal point and
-    an exponent (``-1.5e3``); unlike Python's ``float``, underscores are not digit
-    separators (``2023_01_05`` is text, not 20230105). Missing-value markers
-    (:data:`MISSING_MARKERS`: ``NaN``, ``NA``, ``NULL``, ``None``, ... as pandas
-    reads them) and empty cells are refused, in features and in the target alike
-    (a ``NaN`` label never becomes a class).
-
-    Args:
-        path: the file.
-        target: the target column: a header name, an index (negative counts from
-            the end; a string of digits that is not a name is taken as an index), or
-            ``None`` for the last column.
-        header: ``"auto"``, ``True`` or ``False``.
-        has_target: ``False`` for a file of features only (``y`` is then ``None``).
-        delimiter: the field separator; ``None`` detects it (:func:`detect_delimiter`).
-
-    Returns:
-        A :class:`Table`: ``X`` float64 ``(n, d)``, ``y`` ``(n,)`` float64 if every
-        target cell is a number, else strings.
-
-    Raises:
-        FileNotFoundError: no such file.
-        DataError: empty file, no data rows, ragged rows, a non-numeric / empty /
-            NaN feature cell, an empty target cell, an unknown target column; each
-            message names the file and, for a cell or row, its line number.
-    """
-    path = _existing_file(path)
-    if delimiter is None:
-        delimiter = detect_delimiter(path)
-    rows = _read_rows(path, delimiter)
-    if not rows:
-        raise DataError(f"{path} is empty: no rows to load")
-    if header == "auto":
-        header = _looks_like_header(rows[0][1], [row for _, row in rows[1:]])
-    elif header not in (True, False):
-        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
-    first_line, first = rows[0]
-    names = [name if header and name else f"col{j}" for j, name in enumerate(first)]
-    data = rows[1:] if header else rows
-    if not data:
-        raise DataError(f"{path} has a header (line {first_line}) but no data rows")
-    for line, row in data:
-        if len(row) != len(names):
-            raise DataError(
-                f"{path}, line {line}: has {len(row)} fields, expected {len(names)} "
-                f"(as in {'the header' if header else 'the first row'}, line {first_line})"
-            )
-    if has_target and len(names) == 1:
-        raise DataError(
-            f"{path} has a single column, so no features beside the target"
-            + _delimiter_hint(first, delimiter)
-        )
-    t = _target_index(path, names, target, bool(header)) if has_target else None
-    feature_cols = [j for j in range(len(names)) if j != t]
-    X = np.empty((len(data), len(feature_cols)), dtype=np.float64)
-    for i, (line, row) in enumerate(data):
-        for k, j in enumerate(feature_cols):
-            X[i, k] = _parse_feature(path, line, names[j], row[j])
-    y = None
-    if t is not None:
-        y = _parse_target(path, names[t], [(line, row[t]) for line, row in data])
-    return Table(
-        X, y, [names[j] for j in feature_cols], None if t is None else names[t], list(names)
-    )
-
-
-def _delimiter_hint(first: list[str], delimiter: str) -> str:
-    others = [d for d in _CANDIDATE_DELIMITERS if d != delimiter and d in first[0]]
-    if not others:
-        return ""
-    shown = {"\t": "tab"}.get(others[0], repr(others[0]))
-    return (
-        f"; its first line holds {shown}, not {delimiter!r}: is the file delimited by "
-        f"{shown}? (pass delimiter={others[0]!r})"
-    )
-
-
-def _existing_file(path: StrPath) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"{path} is not a file")
-    return path
-
-
-def _read_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
-    """The non-blank rows as ``(line number, stripped cells)``."""
-    rows = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        try:
-            for row in reader:
-                cells = [cell.strip() for cell in row]
-                if any(cells):
-                    rows.append((reader.line_num, cells))
-        except csv.Error as e:
-            raise DataError(f"{path}, line {reader.line_num}: cannot parse ({e})") from e
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-    return rows
-
-
-# A number as people write them in a table: ASCII digits, an optional sign, point and
-# exponent. Python's float() also takes "1_000" (so "2023_01_05" would be 20230105),
-# non-ASCII digits and surrounding spaces; none of them is a number here.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
-# Missing-value markers, as pandas.read_csv reads them by default (plus "nan" in any case).
-MISSING_MARKERS = frozenset(
-    ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
-    + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-)
-
-
-def _is_missing(cell: str) -> bool:
-    return cell == "" or cell in MISSING_MARKERS or cell.lower() in ("nan", "+nan", "-nan")
-
-
-def _number(cell: str) -> float | None:
-    """The cell as a float (``inf`` spelled out included), or ``None`` if it is not a number.
-
-    Stricter than ``float()``: no underscores (``2023_01_05`` is not 20230105), ASCII
-    digits only, and missing-value markers (``NaN``, ``NA``, ...) are not numbers.
-    """
-    if _NUMBER.fullmatch(cell):
-        return float(cell)
-    if _INFINITY.fullmatch(cell):
-        return float(cell)
-    return None
-
-
-def _kind(cell: str) -> str:
-    """``"number"``, ``"missing"`` or ``"text"``."""
-    if _is_missing(cell):
-        return "missing"
-    return "number" if _number(cell) is not None else "text"
-
-
-def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
-    """Whether the first row names the columns (see :func:`load_csv`).
-
-    Yes when some column holds text in the first row and only numbers (or missing
-    values) below it; or when some text column (class labels, which repeat) holds in
-    the first row a value found nowhere below it, as ``label`` over ``cat, dog, cat``.
-    With a single row: when every cell is text.
-    """
-    if not rest:
-        return all(_kind(a) == "text" for a in first)
-    for j, a in enumerate(first):
-        if _kind(a) != "text":
-            continue
-        below = [row[j] for row in rest if j < len(row)]
-        kinds = {_kind(c) for c in below}
-        if "number" in kinds and "text" not in kinds:
-            return True
-        if "text" in kinds and a not in below:
-            labels = [c for c in below if _kind(c) == "text"]
-            if len(set(labels)) < len(labels):  # repeating values: a label column
-                return True
-    return False
-
-
-def _target_index(path: Path, names: list[str], target: str | int | None, header: bool) -> int:
-    """The column index of ``target`` (see :func:`load_csv`)."""
-    m = len(names)
-    if target is None:
-        return m - 1
-    if isinstance(target, str):
-        hits = [j for j, name in enumerate(names) if name == target]
-        if len(hits) > 1:
-            raise DataError(f"{path}: target column {target!r} appears {len(hits)} times")
-        if hits:
-            return hits[0]
-        if not target.lstrip("-").isdigit():
-            shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if m > 20 else "")
-            hint = "" if header else " (the file has no header row: give the column index)"
-            raise DataError(
-                f"{path}: no target column named {target!r}; the columns are {shown}{hint}"
-            )
-        target = int(target)
-    if not isinstance(target, int | np.integer) or isinstance(target, bool):
-        raise ValueError(f"target must be a column name, an index or None, got {target!r}")
-    if not -m <= target < m:
-        raise DataError(f"{path}: target column index {target} is out of range for {m} columns")
-    return int(target) % m
-
-
-def _parse_feature(path: Path, line: int, name: str, cell: str) -> float:
-    if cell == "":
-        raise DataError(f"{path}, line {line}, column {name!r}: empty cell (missing value)")
-    if _is_missing(cell):
-        raise DataError(
-            f"{path}, line {line}, column {name!r}: {cell!r} is not a finite number "
-            "(a missing value)"
-        )
-    value = _number(cell)
-    if value is None:
-        raise DataError(
-            f"{path}, line {line}, column {name!r}: {cell!r} is not a number "
-            f"(features must be numeric{_number_hint(cell)})"
-        )
-    if not math.isfinite(value):
-        raise DataError(f"{path}, line {line}, column {name!r}: {cell!r} is not a finite number")
-    return value
-
-
-def _number_hint(cell: str) -> str:
-    if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", cell):
-        return "; a decimal comma? numbers are read with a point, 1.5"
-    if "_" in cell and _number(cell.replace("_", "")) is not None:
-        return "; underscores are not read as digit separators"
-    return ""
-
-
-def _parse_target(path: Path, name: str, cells: list[tuple[int, str]]) -> np.ndarray:
-    """Float64 if every cell is a finite number, else strings; missing values raise."""
-    for line, cell in cells:
-        if cell == "":
-            raise DataError(f"{path}, line {line}, target column {name!r}: empty cell")
-        if _is_missing(cell):
-            raise DataError(
-                f"{path}, line {line}, target column {name!r}: {cell!r} is a missing value; "
-                "drop the rows without a target"
-            )
-    values = [_number(cell) for _, cell in cells]
-    if all(v is not None for v in values):
-        for (line, cell), v in zip(cells, values):
-            if not math.isfinite(v):
-                raise DataError(
-                    f"{path}, line {line}, target column {name!r}: {cell!r} is not finite"
-                )
-        return np.array(values, dtype=np.float64)
-    return np.array([cell for _, cell in cells], dtype=str)
-
-
-def load_features(
-    path: StrPath,
-    feature_names: Sequence[str],
-    target_name: str | None = None,
-    *,
-    columns: Sequence[str] | None = None,
-    header: bool | str = "auto",
-    delimiter: str | None = None,
-) -> Table:
-    """Load the feature columns a model was trained on from a CSV or NPZ file.
-
-    With a header (a CSV's first row, or an NPZ's ``feature_names`` array) the
-    columns are matched **by name**: reordered to ``feature_names``, the target
-    column ``target_name`` dropped if present; a missing feature or a column the
-    model does not know is refused, the message naming them. Without one (or when
-    the model was trained on a file without a header, its names ``col0, col1,
-    ...``), the columns are taken by position and their count must be ``d`` (the
-    features) or ``d + 1`` (the target column too, at its place in ``columns``,
-    the training file's column order; else the last).
-
-    Args:
-        path: a ``.csv``/``.tsv`` or ``.npz`` file (NPZ: array ``X``).
-        feature_names: the model's ``d`` feature names, in its input order.
-        target_name: the name of the training target (may be present, is dropped).
-        columns: the training file's columns in order, the target included.
-        header: ``"auto"`` (a first row made of the model's column names is a
-            header; else as :func:`load_csv` detects it), ``True`` or ``False``.
-        delimiter: the CSV separator; ``None`` detects it.
-
-    Returns:
-        A :class:`Table`: ``X`` float64 ``(n, d)`` in the model's order, ``y`` None.
-
-    Raises:
-        FileNotFoundError: no such file. DataError: columns that do not match, a
-        wrong column count, bad cells (as :func:`load_csv`).
-    """
-    path = _existing_file(path)
-    feature_names = [str(n) for n in feature_names]
-    d = len(feature_names)
-    generic = all(re.fullmatch(r"col[0-9]+", n) for n in feature_names)
-    if path.suffix.lower() == ".npz":
-        table = load_npz(path, has_target=False)
-        named = table.feature_names != [f"col{j}" for j in range(table.X.shape[1])]
-        if named and not generic:
-            idx = _match_names(path, table.feature_names, feature_names, target_name)
-            return Table(table.X[:, idx], None, feature_names, None, table.feature_names)
-        if table.X.shape[1] != d:
-            raise DataError(f"{path}: 'X' has {table.X.shape[1]} columns; the model needs {d}")
-        return table._replace(feature_names=feature_names)
-    if delimiter is None:
-        delimiter = _DELIMITERS.get(path.suffix.lower()) or detect_delimiter(path)
-    rows = _read_rows(path, delimiter)
-    if not rows:
-        raise DataError(f"{path} is empty: no rows to load")
-    first_line, first = rows[0]
-    if header == "auto":
-        known = set(feature_names) | ({target_name} if target_name is not None else set())
-        header = bool(set(first) <= known and len(set(first)) == len(first)) or (
-            _looks_like_header(first, [row for _, row in rows[1:]])
-        )
-    data = rows[1:] if header else rows
-    if not data:
-        raise DataError(f"{path} has a header (line {first_line}) but no data rows")
-    width = len(first)
-    if header and not generic:
-        idx = _match_names(path, first, feature_names, target_name)
-    elif width == d:
-        idx = list(range(d))
-    elif width == d + 1:
-        if columns is not None and target_name in list(columns) and len(columns) == width:
-            t = list(columns).index(target_name)
-        elif target_name is not None and re.fullmatch(r"col[0-9]+", target_name):
-            t = int(target_name[3:])
-        else:
-            t = width - 1
-        idx = [j for j in range(width) if j != t]
-    else:
-        which = "its header" if header else "its first row (no header)"
-        raise DataError(
-            f"{path} has {width} columns ({which}, line {first_line}); the model needs {d} "
-            f"features, or {d + 1} columns with its target column {target_name!r}"
-        )
-    names = first if header else [f"col{j}" for j in range(width)]
-    X = np.empty((len(data), d), dtype=np.float64)
-    for i, (line, row) in enumerate(data):
-        if len(row) != width:
-            raise DataError(
-                f"{path}, line {line}: has {len(row)} fields, expected {width} "
-                f"(as in {'the header' if header else 'the first row'}, line {first_line})"
-            )
-        for k, j in enumerate(idx):
-            X[i, k] = _parse_feature(path, line, names[j], row[j])
-    return Table(X, None, feature_names, None, list(names))
-
-
-def _match_names(
-    path: Path, names: Sequence[str], feature_names: list[str], target_name: str | None
-) -> list[int]:
-    """The index in ``names`` of each of ``feature_names``; refuses missing and extra ones."""
-    dupes = sorted({n for n in names if list(names).count(n) > 1})
-    if dupes:
-        raise DataError(f"{path}: columns {dupes} appear more than once in the header")
-    missing = [n for n in feature_names if n not in names]
-    extra = [n for n in names if n not in feature_names and n != target_name]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"it lacks the model's feature column(s) {missing}")
-        if extra:
-            parts.append(f"the model does not know its column(s) {extra}")
-        target = f" (target {target_name!r})" if target_name else ""
-        raise DataError(
-            f"{path}: the columns do not match the model's: {'; '.join(parts)}. "
-            f"The model was trained on {feature_names}{target}"
-        )
-    return [list(names).index(n) for n in feature_names]
-
-
-def load_npz(
-    path: StrPath, target: str = "y", *, features: str = "X", has_target: bool = True
-) -> Table:
-    """Load features and targets from a NumPy ``.npz`` archive.
-
-    Args:
-        path: the file, e.g. written by ``np.savez(path, X=X, y=y)``.
-        target: the name of the target array, shape ``(n,)``.
-        features: the name of the feature array, shape ``(n, d)`` (or ``(n,)``: one
-            feature). An optional array ``feature_names`` of ``d`` strings is used.
-        has_target: ``False`` to load the features only (``y`` is then ``None``).
-
-    Returns:
-        A :class:`Table`: ``X`` float64 ``(n, d)``, ``y`` as stored (float64 if
-        floating), ``feature_names`` from the file or ``col0, col1, ...``.
-
-    Raises:
-        FileNotFoundError: no such file. DataError: not an NPZ archive, a missing
-        array (the message lists those in the file), wrong shapes, NaN/inf features.
-    """
-    path = _existing_file(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: not a readable .npz archive ({e})") from e
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array, expected an .npz archive with X and y")
-    with archive:
-        wanted = [features, target] if has_target else [features]
-        missing = [k for k in wanted if k not in archive.files]
-        if missing:
-            raise DataError(
-                f"{path}: no array named {', '.join(map(repr, missing))}; "
-                f"the file holds {sorted(archive.files)}"
-            )
-        try:
-            X = archive[features]
-            y = archive[target] if has_target else None
-            names = archive["feature_names"] if "feature_names" in archive.files else None
-        except ValueError as e:  # object arrays need pickle, which we never load
-            raise DataError(f"{path}: cannot read without pickle ({e})") from e
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2 or X.dtype.kind not in "biuf":
-        raise DataError(
-            f"{path}: {features!r} must be a numeric array (n, d), got {X.dtype} {X.shape}"
-        )
-    X = X.astype(np.float64)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}: {features!r} has NaN/inf, first at row {i}, column {j}")
-    if y is not None:
-        if y.ndim != 1 or len(y) != len(X):
-            raise DataError(
-                f"{path}: {target!r} must have shape ({len(X)},) to match {features!r}, "
-                f"got {y.shape}"
-            )
-        if y.dtype.kind == "f":
-            y = y.astype(np.float64)
-            if not np.all(np.isfinite(y)):
-                raise DataError(f"{path}: {target!r} has NaN/inf")
-    d = X.shape[1]
-    if names is None or names.shape != (d,):
-        feature_names = [f"col{j}" for j in range(d)]
-    else:
-        feature_names = [str(n) for n in names.tolist()]
-    return Table(X, y, feature_names, target if y is not None else None)

@@ -50,15 +50,15 @@ Every array is stored in its own dtype; dtypes NumPy cannot store natively
 (``bfloat16``) are stored as their bits (``uint16``) and viewed back on load.
 Params (and a state's best params) with NaN or inf are refused, on save and on load.
 
-The write is atomic (:func:`atomic_write`, the one atomic write of jbpnn, which
-the command line uses for every file it writes): the archive is written to a
-temporary file in the target's directory (on Linux an unnamed ``O_TMPFILE``, so a
-process killed mid-write leaves nothing behind), flushed and ``fsync``-ed, then
-given the target's name (``linkat``, then ``os.replace`` over an existing file). A
-failure at any point, a full disk included, removes the temporary file and leaves
-any previous file at ``path`` untouched. Only regular files are written
-(:func:`check_target`): a symlink to a regular file is followed, and directories,
-special files (``/dev/null``) and read-only files are refused, never replaced.
+The write is atomic (:func:`jbpnn.files.atomic_write`, the one atomic write of
+jbpnn): the archive is written to a temporary file in the target's directory (on
+Linux an unnamed ``O_TMPFILE``, so a process killed mid-write leaves nothing
+behind), flushed and ``fsync``-ed, then given the target's name (``linkat``, then
+``os.replace`` over an existing file). A failure at any point, a full disk
+included, removes the temporary file and leaves any previous file at ``path``
+untouched. Only regular files are written (:func:`jbpnn.files.check_target`): a
+symlink to a regular file is followed, and directories, special files
+(``/dev/null``) and read-only files are refused, never replaced.
 
 The file is written at exactly the path given: unlike ``numpy.savez``, no
 ``.npz`` suffix is appended, so ``load(path)`` always reads what ``save(path,
@@ -67,27 +67,23 @@ The file is written at exactly the path given: unlike ``numpy.savez``, no
 
 from __future__ import annotations
 
-import errno
 import inspect
 import io
 import json
 import os
-import re
-import secrets
-import stat
-import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jbpnn.checks import is_concrete
+from jbpnn.files import atomic_write
 from jbpnn.optimizers import (
     SCHEDULES,
     AdamState,
@@ -99,17 +95,7 @@ from jbpnn.optimizers import (
 from jbpnn.params import MLP, Layer, network_count
 from jbpnn.training import TrainConfig, TrainState, init_state
 
-__all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
-    "Saved",
-    "atomic_write",
-    "check_target",
-    "load",
-    "save",
-    "save_bytes",
-    "write_files",
-]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Saved", "load", "save", "save_bytes"]
 
 FORMAT = "jbpnn-mlp"
 FORMAT_VERSION = 2
@@ -193,7 +179,7 @@ def save(
         IsADirectoryError, NotADirectoryError, PermissionError: ``path`` is a
             directory, under a regular file, read-only or in a folder that is not
             writable; a special file (``/dev/null``) is a ValueError. See
-            :func:`check_target`. OSError: the write failed (a full disk): the
+            :func:`jbpnn.files.check_target`. OSError: the write failed (a full disk): the
             previous file is intact and no temporary file is left.
     """
     arrays = _to_arrays(obj, optimizer, metadata)
@@ -207,279 +193,11 @@ def save_bytes(
     """The bytes :func:`save` writes, in memory (checked as :func:`save` checks them).
 
     For writing a model together with other files, all or none
-    (:func:`write_files`), as ``jbpnn train --save ... --plot ...`` does.
+    (:func:`jbpnn.files.write_files`), as ``jbpnn train --save ... --plot ...`` does.
     """
     buffer = io.BytesIO()
     np.savez(buffer, **_to_arrays(obj, optimizer, metadata))
     return buffer.getvalue()
-
-
-# ---------------------------------------------------------------- the one atomic write
-_TEMP_SUFFIX = ".tmp"
-_STALE_LEGACY_S = 3600.0  # today's-code temp names carry no pid: removed once this old
-_USE_O_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
-
-
-def check_target(path: str | os.PathLike, what: str = "write") -> Path:
-    """The regular file that writing ``path`` creates or replaces; refuses anything else.
-
-    Follows a symlink to a regular file (the file it points at is the one replaced,
-    the link stays). Refuses, with a message naming the fault: an empty path; a
-    directory, or a path ending in a slash (``m.npz/``: a folder's name); a special
-    file (``/dev/null``, a FIFO, a socket); a dangling symlink; a read-only file (no
-    write bit, e.g. mode ``0444``: it is not replaced); a parent that is missing, not
-    a folder or not writable.
-
-    Returns:
-        The path to write: ``path`` itself, or the regular file its symlink points at.
-
-    Raises:
-        ValueError: an empty path, a special file or a dangling symlink.
-        IsADirectoryError, NotADirectoryError, FileNotFoundError, PermissionError:
-            as the names say.
-    """
-    if not str(path):
-        raise ValueError(f"cannot {what} an empty path")
-    text = os.fspath(path)
-    if isinstance(text, str) and text.endswith(("/", os.sep)):  # Path() would drop the slash
-        raise IsADirectoryError(
-            f"cannot {what} {text}: a path ending in {text[-1]!r} names a folder, not a file"
-        )
-    given = Path(path)
-    target = given
-    if given.is_symlink():
-        target = Path(os.path.realpath(given))
-        if not target.exists():
-            raise ValueError(
-                f"cannot {what} {given}: it is a symlink to {target}, which does not exist"
-            )
-    try:
-        st = target.stat()
-    except FileNotFoundError:
-        st = None
-    except NotADirectoryError:
-        st = None  # a parent is a file: said below
-    if st is not None:
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(f"cannot {what} {given}: it is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(
-                f"cannot {what} {given}: it is {_file_kind(st.st_mode)}, not a regular file; "
-                "jbpnn writes only regular files"
-            )
-        if not st.st_mode & 0o222 or not os.access(target, os.W_OK):
-            raise PermissionError(
-                f"cannot {what} {given}: the file is read-only "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}); it is not replaced"
-            )
-    directory = target.parent
-    if not directory.exists():
-        raise FileNotFoundError(f"cannot {what} {given}: directory {directory} does not exist")
-    if not directory.is_dir():
-        raise NotADirectoryError(f"cannot {what} {given}: {directory} is not a folder")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot {what} {given}: folder {directory} is not writable")
-    return target
-
-
-def _file_kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "a special file"
-
-
-def atomic_write(
-    path: str | os.PathLike, data: bytes | Callable[[BinaryIO], Any], what: str = "write"
-) -> Path:
-    """Write ``data`` (bytes, or a function writing to a binary file) to ``path`` atomically.
-
-    See :func:`write_files`, of which this is the one-file case.
-
-    Returns:
-        The file written (a symlink's target, see :func:`check_target`).
-    """
-    return write_files([(path, data)], what=what)[0]
-
-
-def write_files(
-    items: Sequence[tuple[str | os.PathLike, bytes | Callable[[BinaryIO], Any]]],
-    what: str = "write",
-) -> list[Path]:
-    """Write several files all or none: each completely and ``fsync``-ed before any is named.
-
-    Every target is checked first (:func:`check_target`; two items may not name one
-    file). Each file's contents are then written to an unnamed temporary file in its
-    target's folder (Linux: ``O_TMPFILE``, so a process killed mid-write leaves
-    nothing behind; elsewhere a hidden ``.NAME.PID-XXXXXXXXXXXX.tmp`` that the next
-    write of the same target removes once its process is gone), flushed and
-    ``fsync``-ed. Only when all are complete are they put in place, each by one
-    rename over its target (``linkat`` + rename for ``O_TMPFILE``). A failure before
-    that (a full disk, an error of a writer) removes every temporary file and leaves
-    every previous file untouched. A replaced file keeps its permission bits.
-
-    Returns:
-        The files written, in order (symlinks resolved to their targets).
-    """
-    targets = [check_target(path, what) for path, _ in items]
-    seen: dict[Path, str] = {}
-    for (path, _), target in zip(items, targets):
-        key = Path(os.path.realpath(target))
-        if key in seen:
-            raise ValueError(f"cannot {what} {path} and {seen[key]}: they are the same file")
-        seen[key] = str(path)
-    pending: list[_TempFile] = []
-    try:
-        for (path, data), target in zip(items, targets):
-            try:
-                pending.append(_TempFile(target))
-                pending[-1].write(data)
-            except OSError as e:
-                if e.errno is None:
-                    raise
-                # e.g. "cannot write m.npz: No space left on device", not the temp file's name
-                raise type(e)(e.errno, f"cannot {what} {path}: {e.strerror}") from e
-        for temp in pending:
-            temp.commit()
-    finally:
-        for temp in pending:
-            temp.discard()
-    return targets
-
-
-class _TempFile:
-    """A file written completely in ``target``'s folder before it takes ``target``'s name."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        self.directory = target.parent
-        self.name: str | None = None  # the temporary name; None while anonymous (O_TMPFILE)
-        self.fd: int | None = None
-        self.done = False
-        _remove_stale_temps(target)
-        if _USE_O_TMPFILE:
-            try:
-                self.fd = os.open(self.directory, os.O_TMPFILE | os.O_WRONLY, 0o666)
-            except OSError as e:
-                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
-                    raise
-        if self.fd is None:
-            self.name = _temp_name(target)
-            # O_EXCL: never clobber a file we did not create; 0o666 is filtered by the umask
-            self.fd = os.open(
-                self.directory / self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666
-            )
-        try:
-            mode = stat.S_IMODE(target.stat().st_mode)
-        except FileNotFoundError:
-            mode = None
-        if mode is not None and hasattr(os, "fchmod"):
-            os.fchmod(self.fd, mode)  # a replaced file keeps its permissions
-
-    def write(self, data: bytes | Callable[[BinaryIO], Any]) -> None:
-        if callable(data):
-            with os.fdopen(os.dup(self.fd), "wb") as f:
-                data(f)
-                f.flush()
-        else:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
-        os.fsync(self.fd)
-
-    def commit(self) -> None:
-        if self.name is None:
-            dir_fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            try:
-                try:  # a new file gets its name at once: nothing to leave behind
-                    self._link(self.target.name, dir_fd)
-                except FileExistsError:  # replacing: link under a temporary name, rename
-                    name = _temp_name(self.target)
-                    self._link(name, dir_fd)
-                    self.name = name
-                    os.replace(self.directory / name, self.target)
-            finally:
-                os.close(dir_fd)
-        else:
-            os.replace(self.directory / self.name, self.target)
-        self.done = True
-        _fsync_directory(self.directory)
-
-    def _link(self, name: str, dir_fd: int) -> None:
-        # dst_dir_fd makes os.link call linkat(..., AT_SYMLINK_FOLLOW), which names the
-        # anonymous file behind /proc/self/fd/N (plain link() would link the magic symlink)
-        os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
-
-    def discard(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        if self.name is not None and not self.done:
-            try:
-                os.unlink(self.directory / self.name)
-            except FileNotFoundError:
-                pass
-            self.name = None
-
-
-def _temp_name(target: Path) -> str:
-    return f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}{_TEMP_SUFFIX}"
-
-
-def _remove_stale_temps(target: Path) -> None:
-    """Remove the temporary files of earlier writes of ``target`` whose process is gone.
-
-    ``.NAME.PID-XXXXXXXXXXXX.tmp`` when process PID no longer runs, and the
-    ``.NAME.XXXXXXXXXXXX.tmp`` of earlier jbpnn versions (no PID) once an hour old.
-    """
-    ours = re.compile(rf"\.{re.escape(target.name)}\.(\d+)-[0-9a-f]{{12}}\.tmp")
-    legacy = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp")
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return
-    now = time.time()
-    for name in names:
-        m = ours.fullmatch(name)
-        path = target.parent / name
-        try:
-            if m and not _process_alive(int(m.group(1))):
-                path.unlink()
-            elif legacy.fullmatch(name) and now - path.lstat().st_mtime > _STALE_LEGACY_S:
-                path.unlink()
-        except OSError:
-            pass  # gone already, or not ours to remove
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # another user's process, or no way to tell: keep its file
-    return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Make the rename itself durable (POSIX); not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _to_arrays(

@@ -2,17 +2,19 @@
 
 The only module of jbpnn that imports matplotlib, and only inside the functions
 (``pip install "jbpnn[plot]"``): importing jbpnn never loads it. Files are written
-atomically (a temporary file, then a rename).
+atomically (:func:`jbpnn.files.atomic_write`: a unique temporary file in the same
+folder, ``fsync``-ed, then renamed; special and read-only files are refused).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jbpnn.files import atomic_write
 
 __all__ = ["plot_heatmap", "plot_history", "require_matplotlib"]
 
@@ -38,11 +40,11 @@ def _pyplot(what: str) -> Any:
 
 
 def _save(fig: Any, plt: Any, path: str | os.PathLike) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    """Write ``fig`` as a PNG to ``path`` atomically (:func:`jbpnn.files.atomic_write`)."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"), what="write the figure to")
+    finally:
+        plt.close(fig)
 
 
 def plot_history(path: str | os.PathLike, history: Mapping[str, np.ndarray], title: str) -> None:

@@ -2,7 +2,8 @@
 
 :func:`grid` builds the columns of a grid (every combination, first axis slowest);
 :class:`ResultsTable` is a small table of rows with fixed columns that prints,
-sorts, summarises over seeds and round-trips through CSV and JSON, with no pandas.
+sorts, summarises over seeds and round-trips through CSV and JSON, with no pandas;
+its files are written atomically (:func:`jbpnn.files.atomic_write`).
 :meth:`jbpnn.many.ManyResult.table` returns one.
 """
 
@@ -16,9 +17,11 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from jbpnn.files import atomic_write
 
 __all__ = ["ResultsTable", "grid"]
 
@@ -271,7 +274,12 @@ def _read_source(source: str | os.PathLike, marker: str) -> str:
 
 
 def _write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` as ``open(path, "w")`` would, but atomically (:mod:`jbpnn.files`)."""
+
+    def write(file: BinaryIO) -> None:
+        wrapper = io.TextIOWrapper(file, encoding=io.text_encoding(None))
+        wrapper.write(text)
+        wrapper.flush()
+        wrapper.detach()  # the file is the writer's to close
+
+    atomic_write(path, write, what="write the table to")

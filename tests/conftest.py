@@ -7,7 +7,9 @@ in-process would otherwise turn JAX's persistent compilation cache on (in the us
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 
 os.environ["JBPNN_NO_CACHE"] = "1"  # before any test imports jbpnn.cli
 
@@ -85,3 +87,23 @@ class Screen:
                 line = self.lines[self.row].ljust(self.col)
                 self.lines[self.row] = line[: self.col] + ch + line[self.col + 1 :]
                 self.col += 1
+
+
+# ---------------------------------------------------------------- a full disk, for real
+@contextlib.contextmanager
+def file_size_limit(nbytes: int):
+    """Writes past ``nbytes`` fail with EFBIG, as a full disk fails them (RLIMIT_FSIZE).
+
+    For this process only, and restored on exit; SIGXFSZ is ignored meanwhile so the
+    write raises instead of killing the process. Skips the test where POSIX rlimits
+    are missing.
+    """
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)

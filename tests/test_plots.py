@@ -1,11 +1,16 @@
-"""plots: the loss curves and the heatmap are PNG files; a clear error without matplotlib."""
+"""plots: the loss curves and the heatmap are PNG files; a clear error without matplotlib;
+the files written as jbpnn.files writes them (atomic, refused targets, no collisions)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import sys
 
 import numpy as np
 import pytest
+from conftest import file_size_limit
 
 from jbpnn.plots import plot_heatmap, plot_history, require_matplotlib
 from jbpnn.tables import ResultsTable
@@ -43,3 +48,56 @@ def test_png_files_are_written(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == PNG
     # no temporaries left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "heat.png"]
+
+
+# ---------------------------------------------------------------- writing the files
+HISTORY = {"loss": np.array([1.0, 0.5, 0.25])}
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "curve.png"
+    plot_history(path, HISTORY, "before")
+    before = path.read_bytes()
+    with file_size_limit(len(before) // 2), pytest.raises(OSError) as info:
+        plot_history(path, HISTORY, "after")
+    assert info.value.errno == errno.EFBIG
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]
+
+
+def test_read_only_and_special_targets_are_refused(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "curve.png"
+    plot_history(path, HISTORY, "before")
+    before = path.read_bytes()
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only .mode 0444.; it is not replaced"):
+        plot_history(path, HISTORY, "after")
+    assert path.read_bytes() == before
+    pipe = tmp_path / "heat.png"
+    os.mkfifo(pipe)
+    with pytest.raises(ValueError, match="a FIFO .named pipe., not a regular file"):
+        plot_heatmap([{"lr": 0.1, "m": 0.0, "val_accuracy_mean": 0.5}], pipe)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "heat.png"]
+
+
+def test_two_writers_of_one_file_do_not_collide(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    path, alone = tmp_path / "curve.png", tmp_path / "alone" / "curve.png"
+    alone.parent.mkdir()
+    plot_history(alone, HISTORY, "first")  # what the first writer's file holds
+    path.write_bytes(b"old")
+    real_replace = os.replace
+
+    def replace(src, dst, **kwargs):  # the first writer's rename, with another write just before
+        monkeypatch.setattr(os, "replace", real_replace)
+        plot_history(path, HISTORY, "second")
+        assert path.read_bytes()[:8] == PNG
+        real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    plot_history(path, HISTORY, "first")
+    assert path.read_bytes() == alone.read_bytes()  # the last rename wins, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "curve.png"]

@@ -1,12 +1,17 @@
-"""grid and ResultsTable: the Cartesian product, CSV/JSON round trips, sort, summarize."""
+"""grid and ResultsTable: the Cartesian product, CSV/JSON round trips, sort, summarize,
+and files written as jbpnn.files writes them (atomic, refused targets, no collisions)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
+from conftest import file_size_limit
 
 from jbpnn.tables import ResultsTable, grid
 
@@ -61,3 +66,64 @@ def test_results_table_sort_print_summarize():
     assert s[1]["val_accuracy_mean"] == pytest.approx(1 / 3)  # NaN left out
     with pytest.raises(KeyError, match="no column"):
         table.sort("accuracy")
+
+
+# ---------------------------------------------------------------- writing the files
+@pytest.mark.parametrize("method", ["to_csv", "to_json"])
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, method):
+    path = tmp_path / f"t.{method[3:]}"
+    getattr(_table().head(1), method)(path)
+    before = path.read_bytes()
+    with file_size_limit(len(before) + 10), pytest.raises(OSError) as info:
+        getattr(_table(), method)(path)  # four rows do not fit: the "disk" is full
+    assert info.value.errno == errno.EFBIG
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_read_only_and_special_targets_are_refused(tmp_path):
+    path = tmp_path / "t.csv"
+    _table().head(1).to_csv(path)
+    before = path.read_bytes()
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only .mode 0444.; it is not replaced"):
+        _table().to_csv(path)
+    assert path.read_bytes() == before
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    with pytest.raises(ValueError, match="a FIFO .named pipe., not a regular file"):
+        _table().to_json(pipe)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.json", "t.csv"]
+
+
+def test_two_writers_of_one_file_do_not_collide(tmp_path, monkeypatch):
+    path = tmp_path / "t.csv"
+    path.write_text("old\n")
+    first, second = _table(), _table().head(2)
+    real_replace = os.replace
+
+    def replace(src, dst, **kwargs):  # the first writer's rename, with another write just before
+        monkeypatch.setattr(os, "replace", real_replace)
+        second.to_csv(path)
+        assert ResultsTable.from_csv(path) == second
+        real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    first.to_csv(path)
+    assert ResultsTable.from_csv(path) == first  # the last rename wins, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+def test_the_data_is_fsynced_before_it_is_named(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.exists(tmp_path / "t.json"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    _table().to_json(tmp_path / "t.json")
+    assert synced and synced[0] is False  # the file's data, then (maybe) its folder
+    assert ResultsTable.from_json(tmp_path / "t.json") == _table()

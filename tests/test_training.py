@@ -11,6 +11,7 @@ from conftest import tree_allclose
 from jbpnn.network import loss_and_gradient
 from jbpnn.optimizers import adam, apply_updates, inverse_scaling, momentum, sgd, step_decay
 from jbpnn.params import init_params
+from jbpnn.stopping import stop_rules
 from jbpnn.training import (
     STOP_REASONS,
     TrainResult,
@@ -22,7 +23,6 @@ from jbpnn.training import (
     train,
     train_config,
 )
-from jbpnn.stopping import stop_rules
 
 
 def _data(n=10, n_in=3, n_out=2, seed=0):
