@@ -10,11 +10,19 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.losses`       name -> (error, output delta); the valid pairs
 - :mod:`jbpnn.params`       ``Layer``, the ``MLP`` pytree, ``init_params``
 - :mod:`jbpnn.network`      ``forward``, ``backward``, ``deltas`` and batched forms
+- :mod:`jbpnn.jacobian`     ``jacobian``, ``normal_equations``: dO/dtheta by the Marquardt
+  back-propagation (Hagan and Menhaj 1994), ``J^T J`` and ``J^T e`` without storing J
 - :mod:`jbpnn.optimizers`   ``sgd``, ``momentum`` (classical, nesterov, article), ``adam``
-- :mod:`jbpnn.training`     ``train``: one compiled loop, the article's stop rules
+- :mod:`jbpnn.stopping`     ``Stopping``: a run's stop rules, declared and checked once
+- :mod:`jbpnn.training`     ``train``: one compiled loop over epochs, the chunk driver
+- :mod:`jbpnn.devices`      devices and meshes: which a run uses, placing arrays on them
 - :mod:`jbpnn.many`         ``train_many``: N networks in one compiled call; grids, tables
-- :mod:`jbpnn.io`           ``save`` / ``load`` (atomic ``.npz``)
-- :mod:`jbpnn.data`         bundled digits, CSV/NPZ loading, splits, scalers
+- :mod:`jbpnn.files`        the one atomic write (fsync, rename) and the checks of a target
+- :mod:`jbpnn.io`           ``save`` / ``load`` (the ``.npz`` model format)
+- :mod:`jbpnn.loaders`      reading a user's files: CSV / NPZ tables, a model's features
+- :mod:`jbpnn.data`         bundled digits, splits, scalers, label encoding
+- :mod:`jbpnn.preprocessing`  ``Preprocessing``: a table's scaling and target coding,
+  saved with a model; ``infer_task`` (classes or numbers?)
 - :mod:`jbpnn.article`      the article's ``BPNN`` class and ``get_data``
 - :mod:`jbpnn.gradcheck`    hand-derived gradients against autodiff (the only
   module that calls autodiff, ``jax.grad``; not imported here)
@@ -27,6 +35,13 @@ from jbpnn.article import BPNN, get_data
 from jbpnn.compilation_cache import enable_compilation_cache
 from jbpnn.data import load_digits, one_hot, train_test_split
 from jbpnn.io import Saved, load, save
+from jbpnn.jacobian import (
+    NormalEquations,
+    flatten_params,
+    n_params,
+    normal_equations,
+    unflatten_params,
+)
 from jbpnn.losses import LOSSES, VALID_PAIRS, Loss
 from jbpnn.many import InitSpec, ManyResult, train_many
 from jbpnn.memory import EnsembleTooLarge
@@ -54,6 +69,8 @@ from jbpnn.optimizers import (
     sgd,
 )
 from jbpnn.params import INITS, MLP, Layer, init_params
+from jbpnn.preprocessing import Preprocessing, infer_task
+from jbpnn.stopping import Stopping
 from jbpnn.tables import ResultsTable, grid
 from jbpnn.training import (
     STOP_REASONS,
@@ -82,9 +99,12 @@ __all__ = [
     "Activation",
     "Layer",
     "Loss",
+    "NormalEquations",
     "Optimizer",
+    "Preprocessing",
     "ResultsTable",
     "Saved",
+    "Stopping",
     "TrainResult",
     "TrainState",
     "accuracy",
@@ -98,16 +118,20 @@ __all__ = [
     "enable_compilation_cache",
     "evaluate",
     "example_loss",
+    "flatten_params",
     "forward",
     "get_data",
     "get_optimizer",
     "grid",
+    "infer_task",
     "init_params",
     "load",
     "load_digits",
     "loss",
     "loss_and_gradient",
     "momentum",
+    "n_params",
+    "normal_equations",
     "one_hot",
     "per_example_grads",
     "predict",
@@ -118,4 +142,5 @@ __all__ = [
     "train_epoch",
     "train_many",
     "train_test_split",
+    "unflatten_params",
 ]

@@ -62,7 +62,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import numpy as np
+from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from jbpnn.checks import check_number, is_concrete, to_device
 
@@ -71,6 +74,9 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "AdamState",
+    "LMState",
+    "Objective",
+    "RpropState",
     "MomentumState",
     "Optimizer",
     "SGDState",
@@ -80,7 +86,9 @@ __all__ = [
     "constant",
     "get_optimizer",
     "inverse_scaling",
+    "levenberg_marquardt",
     "momentum",
+    "rprop",
     "set_hyperparams",
     "sgd",
     "step_decay",
@@ -205,6 +213,42 @@ class AdamState(NamedTuple):
     nu: PyTree
 
 
+class RpropState(NamedTuple):
+    """Step count, hyperparameters, every weight's own step size ``delta`` and the
+    previous gradient (its sign decides whether ``delta`` grows or shrinks)."""
+
+    count: Array
+    hyperparams: dict[str, Array]
+    delta: PyTree
+    prev_grad: PyTree
+
+
+class LMState(NamedTuple):
+    """Step count, hyperparameters (``mu`` there is the initial value), the current
+    damping ``mu`` (data: carried on resume) and the gradient norm ``|dE/dtheta|`` at
+    the start of the last epoch."""
+
+    count: Array
+    hyperparams: dict[str, Array]
+    mu: Array
+    grad_norm: Array
+
+
+class Objective(NamedTuple):
+    """What a full-batch optimizer may ask of the training data; the training loop
+    builds it for each update (``Optimizer.update(..., objective=...)``).
+
+    Attributes:
+        loss: ``params -> E``, the (weighted) mean loss over the whole training set.
+        normal_equations: ``params -> (J^T J, J^T e, e^T e)`` of the residuals
+            ``e = O - T`` (weighted by ``sqrt(sample_weight)``), the columns in
+            :func:`jax.flatten_util.ravel_pytree` order (see :mod:`jbpnn.jacobian`).
+    """
+
+    loss: Callable[[PyTree], Array]
+    normal_equations: Callable[[PyTree], Any]
+
+
 # ---------------------------------------------------------------- the rules
 def _classical(g: Array, v: Array, lr: Array, m: Array) -> tuple[Array, Array]:
     v = m * v - lr * g  # v = m v - lr g
@@ -272,12 +316,82 @@ def _adam_update(grads, state: AdamState, params, lr_t, options):
     return updates, AdamState(state.count + 1, hp, _like(mu, params), _like(nu, params))
 
 
-# name -> (init(params, hyperparams), update(grads, state, params, lr_t, options))
+def _rprop_init(params: PyTree, hp: dict[str, Array]) -> RpropState:
+    delta = jax.tree.map(lambda z: z + hp["delta0"].astype(z.dtype), _zeros_like(params))
+    return RpropState(_count0(), hp, delta, _zeros_like(params))
+
+
+def _rprop_update(grads, state: RpropState, params, lr_t, options, objective=None):
+    hp = state.hyperparams
+
+    def one(g: Array, g_prev: Array, delta: Array) -> tuple[Array, Array]:
+        same = g * g_prev  # > 0: the slope kept its sign; < 0: a minimum was jumped over
+        delta = jnp.where(same > 0, delta * hp["delta_inc"], delta)  # delta *= delta_inc
+        delta = jnp.where(same < 0, delta * hp["delta_dec"], delta)  # delta *= delta_dec
+        delta = jnp.minimum(delta, hp["delta_max"])
+        return -jnp.sign(g) * delta, delta  # w += -sign(g) delta
+
+    pairs = jax.tree.map(one, grads, state.prev_grad, state.delta)
+    updates, delta = _unzip(pairs, grads)
+    return updates, RpropState(state.count + 1, hp, _like(delta, params), _like(grads, params))
+
+
+def _lm_init(params: PyTree, hp: dict[str, Array]) -> LMState:
+    dtype = hp["mu"].dtype
+    return LMState(_count0(), hp, hp["mu"], to_device(np.asarray(np.nan, np.dtype(dtype))))
+
+
+def _lm_update(grads, state: LMState, params, lr_t, options, objective=None):
+    """One Levenberg-Marquardt epoch (Hagan and Menhaj 1994; MATLAB's trainlm).
+
+    With ``e = O - T`` and ``J = de/dtheta`` (by hand, :mod:`jbpnn.jacobian`)::
+
+        (J^T J + mu I) dx = -J^T e              solved by Cholesky
+        E(x + dx) < E(x):  accept, mu <- max(mu mu_dec, 1e-20)
+        otherwise:         mu <- mu mu_inc and solve again, while mu <= mu_max
+
+    ``mu > mu_max`` with no step accepted leaves the params as they were (the
+    ``"mu_max_reached"`` stop rule then fires).
+    """
+    if objective is None:
+        raise ValueError("lm is full batch: update(..., objective=Objective(...)); train builds it")
+    hp = state.hyperparams
+    flat, unravel = ravel_pytree(params)
+    jtj, jte, sse = objective.normal_equations(params)
+    loss = objective.loss(params)
+    eye = jnp.eye(flat.shape[0], dtype=flat.dtype)
+
+    def try_mu(carry):
+        mu, _, _ = carry
+        factor = jax.scipy.linalg.cho_factor(jtj + mu * eye)
+        dx = -jax.scipy.linalg.cho_solve(factor, jte)  # (J^T J + mu I) dx = -J^T e
+        better = objective.loss(unravel(flat + dx)) < loss  # False for NaN (a failed factor)
+        return jnp.where(better, mu, mu * hp["mu_inc"]), dx, better
+
+    def rejected(carry):
+        mu, _, better = carry
+        return ~better & (mu <= hp["mu_max"])
+
+    start = (state.mu, jnp.zeros_like(flat), jnp.zeros((), bool))
+    mu, dx, better = lax.while_loop(rejected, try_mu, start)
+    mu = jnp.where(better, jnp.maximum(mu * hp["mu_dec"], 1e-20), mu)
+    updates = unravel(jnp.where(better, dx, 0))
+    # |dE/dtheta| with E = e^T e / (2 sum w): J^T e over the examples' total weight
+    weight = jnp.where(loss > 0, sse / (2 * loss), 1.0)
+    grad_norm = jnp.linalg.norm(jte) / weight
+    return updates, LMState(state.count + 1, hp, mu.astype(state.mu.dtype), grad_norm)
+
+
+# name -> (init(params, hyperparams), update(grads, state, params, lr_t, options[, objective]))
 _RULES: dict[str, tuple[Callable, Callable]] = {
     "sgd": (_sgd_init, _sgd_update),
     "momentum": (_momentum_init, _momentum_update),
     "adam": (_adam_init, _adam_update),
+    "rprop": (_rprop_init, _rprop_update),
+    "lm": (_lm_init, _lm_update),
 }
+_FULL_BATCH = ("rprop", "lm")  # one update per epoch over the whole training set
+_NEEDS_OBJECTIVE = ("lm",)  # evaluates the loss and the normal equations itself
 
 
 # ---------------------------------------------------------------- the optimizer
@@ -342,7 +456,7 @@ class Optimizer:
         values = ", ".join(f"{k}={_show(v)}" for k, v in self.hyperparams.items())
         options = "".join(f", {k}={v!r}" for k, v in self.options.items() if k in ("variant",))
         schedule = self.options.get("schedule")
-        if schedule != "constant":
+        if schedule not in ("constant", None):
             name = schedule if isinstance(schedule, str) else getattr(schedule, "__name__", "fn")
             options += f", schedule={name}"
         return f"{self.name}({values}{options})"
@@ -384,6 +498,7 @@ class Optimizer:
         *,
         batch_size: Any = None,
         lr_scale: Any = None,
+        objective: Objective | None = None,
     ) -> tuple[PyTree, State]:
         """``(grads, state, params) -> (updates, new_state)``; ``params + updates`` is the step.
 
@@ -391,6 +506,8 @@ class Optimizer:
         averages over; needed only with ``alpha`` (:attr:`needs_batch_size`).
         ``lr_scale``: this step uses ``lr * lr_scale`` (the plateau rule's reductions,
         ``TrainState.lr_scale``); the state keeps the ``lr`` it was given.
+        ``objective``: the full training set's loss and normal equations, for an
+        optimizer that :attr:`needs_objective` (``lm``).
         """
         hp = state.hyperparams
         if lr_scale is not None:
@@ -408,9 +525,45 @@ class Optimizer:
                 grads,
                 params,
             )
-        lr_t = _lr_at(self.options["schedule"], state.count, hp)
-        updates, state = _RULES[self.name][1](grads, state, params, lr_t, self.options)
+        schedule = self.options.get("schedule")
+        lr_t = None if schedule is None else _lr_at(schedule, state.count, hp)
+        rule = _RULES[self.name][1]
+        if self.name in _NEEDS_OBJECTIVE:
+            updates, state = rule(grads, state, params, lr_t, self.options, objective)
+        else:
+            updates, state = rule(grads, state, params, lr_t, self.options)
         return _like(updates, params), state
+
+    @property
+    def full_batch(self) -> bool:
+        """True for a full-batch optimizer (``rprop``, ``lm``): ``train`` then needs
+        ``batch_size=None``."""
+        return self.name in _FULL_BATCH
+
+    @property
+    def needs_objective(self) -> bool:
+        """True when ``update`` needs ``objective=`` (the loss and the normal equations)."""
+        return self.name in _NEEDS_OBJECTIVE
+
+    @property
+    def history_keys(self) -> tuple[str, ...]:
+        """What the optimizer adds to a run's history each epoch (:meth:`record`)."""
+        return ("mu", "grad_norm") if self.name == "lm" else ()
+
+    def record(self, state: State) -> dict[str, Array]:
+        """This epoch's entries of :attr:`history_keys`, read from the state."""
+        return {k: getattr(state, k) for k in self.history_keys}
+
+    def stops(self, state: State) -> list[tuple[Array, str]]:
+        """The optimizer's own stop rules: ``(fired, reason)`` pairs (lm: MATLAB's
+        ``min_grad`` and ``mu_max``)."""
+        if self.name != "lm":
+            return []
+        hp = state.hyperparams
+        return [
+            (state.grad_norm < hp["min_grad"], "min_grad_reached"),
+            (state.mu > hp["mu_max"], "mu_max_reached"),
+        ]
 
 
 def _build(name: str, lr: Any, weight_decay: Any, alpha: Any, options: dict, hp: dict) -> Optimizer:
@@ -510,7 +663,68 @@ def adam(
     return _build("adam", lr, weight_decay, alpha, {}, {"b1": b1, "b2": b2, "eps": eps})
 
 
-OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": sgd, "momentum": momentum, "adam": adam}
+def rprop(
+    delta0: Any = 0.07, delta_inc: Any = 1.2, delta_dec: Any = 0.5, delta_max: Any = 50.0
+) -> Optimizer:
+    """Resilient back-propagation (Riedmiller and Braun 1993; MATLAB's ``trainrp``),
+    full batch: every weight has its own step ``delta``, and only the gradient's
+    SIGN is used::
+
+        delta <- delta * delta_inc   where g g_prev > 0  (same slope: go faster)
+        delta <- delta * delta_dec   where g g_prev < 0  (jumped over a minimum)
+        delta <- min(delta, delta_max);    w += -sign(g) delta
+
+    Defaults are MATLAB's ``net.trainParam`` (``delta0``, ``delt_inc``,
+    ``delt_dec``, ``deltamax``). One update per epoch: ``train(batch_size=None)``.
+    """
+    check_number("delta0", delta0, low=0.0)
+    check_number("delta_inc", delta_inc, low=1.0)
+    check_number("delta_dec", delta_dec, low=0.0, high=1.0)
+    check_number("delta_max", delta_max, low=0.0)
+    hp = {"delta0": delta0, "delta_inc": delta_inc, "delta_dec": delta_dec, "delta_max": delta_max}
+    return Optimizer("rprop", {}, hp)
+
+
+def levenberg_marquardt(
+    mu: Any = 1e-3,
+    mu_dec: Any = 0.1,
+    mu_inc: Any = 10.0,
+    mu_max: Any = 1e10,
+    min_grad: Any = 1e-7,
+) -> Optimizer:
+    """Levenberg-Marquardt (Hagan and Menhaj 1994; MATLAB's ``trainlm``), full batch,
+    for the ``mse`` loss: each epoch solves ``(J^T J + mu I) dx = -J^T e`` with the
+    hand-derived Jacobian of the residuals ``e = O - T`` (:mod:`jbpnn.jacobian`),
+    keeps the step only if the loss falls (``mu <- mu mu_dec``), else raises ``mu``
+    (``mu <- mu mu_inc``) and solves again, in the compiled program.
+
+    Stops (besides :mod:`jbpnn.stopping`'s rules, ``tol`` being MATLAB's ``goal`` and
+    ``n_iter_no_change`` its ``max_fail``): ``"min_grad_reached"`` when
+    ``|dE/dtheta| < min_grad`` (E the mean loss), ``"mu_max_reached"`` when no step
+    is accepted below ``mu_max``. The history gets ``mu`` and ``grad_norm``.
+    Memory: ``J^T J`` is ``P x P`` (P weights and biases).
+    """
+    check_number("mu", mu, low=0.0)
+    check_number("mu_dec", mu_dec, low=0.0, high=1.0)
+    check_number("mu_inc", mu_inc, low=1.0)
+    check_number("mu_max", mu_max, low=0.0)
+    check_number("min_grad", min_grad, low=0.0)
+    for name, value in (("mu", mu), ("mu_dec", mu_dec)):
+        if isinstance(value, numbers.Real) and value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    if isinstance(mu_inc, numbers.Real) and mu_inc <= 1:
+        raise ValueError(f"mu_inc must be > 1 (mu grows on a rejected step), got {mu_inc!r}")
+    hp = {"mu": mu, "mu_dec": mu_dec, "mu_inc": mu_inc, "mu_max": mu_max, "min_grad": min_grad}
+    return Optimizer("lm", {}, hp)
+
+
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
+    "sgd": sgd,
+    "momentum": momentum,
+    "adam": adam,
+    "rprop": rprop,
+    "lm": levenberg_marquardt,
+}
 
 
 def get_optimizer(name: str, **hparams: Any) -> Optimizer:

@@ -61,6 +61,8 @@ class TrainConfig(NamedTuple):
         history_chunk: epochs of history the state holds (a ring buffer).
         shards: devices each mini-batch is split across (data parallel); batches
             are padded with weight-0 rows to a multiple of it.
+        optimizer_history: what the optimizer adds to the history each epoch
+            (``Optimizer.history_keys``: ``mu``, ``grad_norm`` for ``lm``).
     """
 
     n_examples: int
@@ -76,10 +78,12 @@ class TrainConfig(NamedTuple):
     reduce_lr: bool = False
     history_chunk: int = HISTORY_CHUNK
     shards: int = 1
+    optimizer_history: tuple[str, ...] = ()
 
     def history_keys(self) -> tuple[str, ...]:
         keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
-        return keys + (("val_loss", "val_accuracy") if self.has_validation else ())
+        keys += ("val_loss", "val_accuracy") if self.has_validation else ()
+        return keys + self.optimizer_history
 
 
 class TrainState(NamedTuple):
@@ -274,11 +278,14 @@ def train_config(
     weighted: bool = False,
     history_chunk: int = HISTORY_CHUNK,
     shards: int = 1,
+    optimizer: Any = None,
 ) -> TrainConfig:
     """Check the static settings of a run and return its :class:`TrainConfig`.
 
     ``stopping`` (a :class:`jbpnn.stopping.Stopping` or its ``switches``) says which
     optional rules exist; None: only the article's rules 2 and 3 and divergence.
+    ``optimizer``: a full-batch one (``full_batch``) needs ``batch_size=None``; its
+    ``history_keys`` join the history.
     """
     switches = Stopping().switches if stopping is None else stopping
     if isinstance(switches, Stopping):
@@ -289,6 +296,11 @@ def train_config(
             "n_iter_no_change (early stopping) watches the validation loss: "
             "pass X_val and Y_val too"
         )
+    if getattr(optimizer, "full_batch", False) and batch_size not in (None, n_examples):
+        raise ValueError(
+            f"{optimizer!r} is a full-batch optimizer (one update per epoch over the whole "
+            f"training set): give batch_size=None, not {batch_size!r}"
+        )
     return TrainConfig(
         **batching(n_examples, batch_size, shuffle, drop_last),
         **switches._asdict(),
@@ -296,6 +308,7 @@ def train_config(
         weighted=bool(weighted),
         history_chunk=int(history_chunk),
         shards=int(shards),
+        optimizer_history=tuple(getattr(optimizer, "history_keys", ())),
     )
 
 

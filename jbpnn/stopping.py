@@ -63,6 +63,8 @@ STOP_REASONS = (
     "no_validation_improvement",
     "diverged",
     "no_loss_improvement",
+    "min_grad_reached",  # lm: |dE/dtheta| < min_grad (MATLAB's min_grad)
+    "mu_max_reached",  # lm: no step accepted with mu <= mu_max (MATLAB's mu_max)
 )
 RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
 CODE = {name: i for i, name in enumerate(STOP_REASONS)}  # reason -> TrainState.stop

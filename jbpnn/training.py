@@ -103,6 +103,8 @@ from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int
 from jbpnn.devices import data_parallel, replicate, resolve_mesh
+from jbpnn.jacobian import RESIDUAL_LOSSES, n_params, normal_equations_kernel
+from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
 from jbpnn.network import (
     GradFn,
     accuracy_kernel,
@@ -110,7 +112,7 @@ from jbpnn.network import (
     loss_and_gradient_kernel,
     loss_kernel,
 )
-from jbpnn.optimizers import Optimizer, apply_updates
+from jbpnn.optimizers import Objective, Optimizer, apply_updates
 from jbpnn.params import MLP
 from jbpnn.state import (
     HISTORY_CHUNK,
@@ -288,6 +290,11 @@ def train_epoch(
             extra["batch_size"] = jnp.sum(sb)
         if config.reduce_lr:  # the plateau rule's reductions so far: lr * lr_scale
             extra["lr_scale"] = state.lr_scale
+        if getattr(optimizer, "needs_objective", False):  # lm: the whole set's E and J^T J
+            extra["objective"] = Objective(
+                loss=lambda p: loss_kernel(p, xb, yb, sb),
+                normal_equations=lambda p: normal_equations_kernel(p, xb, yb, sb),
+            )
         updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
         new_params = apply_updates(params, updates)  # p + u
         if config.weighted:  # a batch of weight 0 (the user's zeros) changes nothing
@@ -319,11 +326,16 @@ def train_epoch(
         codes.append(CODE["weight_change_below_threshold"])
     stop_if.append(epoch_loss < rules.tol)  # article rule 2 (tol -inf: off)
     codes.append(CODE["loss_below_tol"])
+    for fired, reason in getattr(optimizer, "stops", lambda s: [])(opt_state):
+        stop_if.append(fired)  # the optimizer's own rules (lm: min_grad, mu_max)
+        codes.append(CODE[reason])
 
     slot = state.epoch % config.history_chunk
     record = {"loss": epoch_loss}
     if config.watch_weight_change:
         record["max_weight_change"] = max_change
+    if config.optimizer_history:
+        record.update(optimizer.record(opt_state))
     # Plateaus (scikit-learn's counting): an epoch is bad unless it beats the best by tol.
     plateaus = []  # (stalled, code); with reduce_lr, a stall first reduces lr
     best_loss, loss_bad = state.best_loss, state.loss_bad_epochs
@@ -641,6 +653,7 @@ def prepare_training(
         weighted=weight is not None,
         history_chunk=history_chunk,
         shards=1 if mesh is None else mesh[0].shape[mesh[1]],
+        optimizer=optimizer,
     )
     rules = stopping.rules(params.dtype)
     if config.reduce_lr:
@@ -651,6 +664,8 @@ def prepare_training(
                 "jbpnn Optimizer whose lr is a number or a jbpnn schedule, got "
                 f"{optimizer!r}"
             )
+    if getattr(optimizer, "needs_objective", False):
+        check_normal_equations(params, optimizer, n_networks=1)
     state = None
     if template is None and isinstance(start, TrainState):
         if key is not None:
@@ -666,6 +681,31 @@ def prepare_training(
         data, val, rules = replicate((data, val, rules), mesh[0])
         state = None if state is None else replicate(state, mesh[0])
     return Prepared(config, rules, optimizer, data, val, state, previous)
+
+
+def check_normal_equations(params: MLP, optimizer: Any, n_networks: int) -> None:
+    """A network Levenberg-Marquardt can train: a loss of residuals (mse), and
+    ``J^T J`` (``P x P``, about 4 copies live while it is solved) of every network
+    within the device's available memory.
+
+    Raises:
+        ValueError: another loss; EnsembleTooLarge: ``J^T J`` would not fit.
+    """
+    if params.loss not in RESIDUAL_LOSSES:
+        raise ValueError(
+            f"{optimizer!r} minimises a sum of squared residuals e = O - T: it needs loss "
+            f"{' or '.join(map(repr, RESIDUAL_LOSSES))}, but the network's loss is "
+            f"{params.loss!r}; use rprop, adam or momentum for it"
+        )
+    p = n_params(params)
+    need = 4 * p * p * np.dtype(params.dtype).itemsize * n_networks
+    free, source = available_memory()
+    if need > free:
+        raise EnsembleTooLarge(
+            f"{optimizer!r} on {n_networks} network(s) of {p} weights and biases needs about "
+            f"{format_bytes(need)} for J^T J ({p} x {p}), more than the {format_bytes(free)} of "
+            f"{source}; use a first-order optimizer (rprop, adam) or fewer networks"
+        )
 
 
 def _validation(

@@ -17,8 +17,11 @@ chooses the exit status: 2 for every failure, printed as ONE line on stderr and
 never a traceback (``JBPNN_DEBUG=1`` shows one for an unexpected error); 0 also
 when the reader of stdout goes away (``jbpnn train | head -1``). Every option's
 help shows its default. The files a command writes are checked before it runs and
-written all or none (:mod:`jbpnn.cli.files`). It turns on
-JAX's persistent compilation cache (see :func:`jbpnn.enable_compilation_cache`).
+written all or none (:mod:`jbpnn.cli.files`). Every flag is checked by the
+library's own check (:mod:`jbpnn.cli.options`), so the command line and the API
+accept and refuse the same values. The error and the parser that every subcommand
+shares are in :mod:`jbpnn.cli.base`. It turns on JAX's persistent compilation cache
+(see :func:`jbpnn.enable_compilation_cache`).
 This package is the only place in jbpnn that imports argparse; ``import jbpnn``
 does not import it.
 """
@@ -29,11 +32,14 @@ import argparse
 import io
 import os
 import sys
-import textwrap
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from jbpnn import __version__
+from jbpnn.cli import article, train
+from jbpnn.cli import gradcheck as cli_gradcheck
+from jbpnn.cli.base import CLIError, HelpFormatter, Parser, add_subparser
+from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
 from jbpnn.compilation_cache import enable_compilation_cache
 
 __all__ = [
@@ -50,55 +56,8 @@ __all__ = [
 BENCH_REMOVED = "jbpnn bench was removed: run `python experiments/bench.py` from a source checkout"
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the descriptions' layout and appends ``(default: X)`` to every option's help.
-
-    Options whose help already says its default (``default`` in the text) keep it;
-    flags (``store_true``) and options without a default say nothing more.
-    """
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        help = action.help or ""
-        if "default" in help or not action.option_strings:
-            return help
-        if action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0:
-            return help
-        value = action.default
-        if isinstance(value, (tuple, list)):
-            value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-        return f"{help} (default: {value})".strip()
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are ONE line: ``jbpnn train: error: ...`` (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def add_subparser(
-    sub: Any, name: str, help: str, description: str, example: str
-) -> argparse.ArgumentParser:
-    """A subcommand parser with the wrapped description and an ``example:`` epilog."""
-    return sub.add_parser(
-        name,
-        help=help,
-        description=textwrap.fill(description, 79),
-        epilog=f"example:\n  {example}",
-        formatter_class=HelpFormatter,
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``jbpnn``: every subcommand, ``--version`` and ``--help``."""
-    from jbpnn.cli import article, train
-    from jbpnn.cli import gradcheck as cli_gradcheck
-    from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
-
     parser = Parser(
         prog="jbpnn",
         description="Back-propagation neural networks in JAX, gradients derived by hand.",

@@ -15,10 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.cli import add_subparser
+from jbpnn.article import BPNN
+from jbpnn.cli.base import add_subparser
 from jbpnn.cli.options import positive_int, seed
 from jbpnn.network import backward, deltas, forward
-from jbpnn.oracles import EXAMPLES
+from jbpnn.oracles import DEMO_2_ARTICLE, DEMO_A, DEMO_B, DEMO_TEST, DEMO_TRAIN, EXAMPLES
 from jbpnn.params import MLP
 
 __all__ = ["add_parsers", "cmd_demo", "cmd_example", "print_example"]
@@ -73,9 +74,6 @@ def cmd_example(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jbpnn.article import BPNN
-    from jbpnn.oracles import DEMO_2_ARTICLE, DEMO_A, DEMO_B, DEMO_TEST, DEMO_TRAIN
-
     print("== Demo 1 (binary): net = BPNN(5, 1); net.train(train); net.fit(test)")
     net = BPNN(5, 1, seed=args.seed)
     net.train(DEMO_TRAIN, epochs=args.epochs)

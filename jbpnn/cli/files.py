@@ -4,7 +4,7 @@ A command names its inputs and outputs once (:func:`check_outputs`): an output t
 is one of the inputs (``--save`` onto ``--data``), two outputs onto one file, an
 empty name, a directory, a special file (``/dev/null``), a read-only file or a
 folder that cannot be written is refused before any work is done. The outputs are
-then rendered in memory and handed to :func:`jbpnn.io.write_files`, the one atomic
+then rendered in memory and handed to :func:`jbpnn.files.write_files`, the one atomic
 write, which names none of them until all are completely on disk.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jbpnn.cli import CLIError
-from jbpnn.io import check_target
+from jbpnn.cli.base import CLIError
+from jbpnn.files import check_target
 
 __all__ = ["check_folder", "check_outputs", "same_file"]
 
@@ -43,7 +43,7 @@ def check_outputs(
 
     Returns:
         The file each given output writes (a symlink resolved to the regular file it
-        points at, see :func:`jbpnn.io.check_target`).
+        points at, see :func:`jbpnn.files.check_target`).
 
     Raises:
         CLIError: naming the option and the fault.

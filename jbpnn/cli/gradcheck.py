@@ -16,8 +16,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+import jbpnn.cli
 from jbpnn.checks import as_key
-from jbpnn.cli.options import positive_int, seed
+from jbpnn.cli.options import comma_list, positive_int, seed
 from jbpnn.gradcheck import (
     DEFAULT_EPS,
     REFERENCES,
@@ -28,28 +29,19 @@ from jbpnn.gradcheck import (
 from jbpnn.losses import LOSSES
 from jbpnn.params import INITS, init_params
 
-__all__ = ["add_arguments", "int_list", "main", "run"]
+__all__ = ["add_arguments", "layer_sizes", "main", "run"]
 
 
-def int_list(text: str) -> list[int]:
-    """``"64,32,10"`` -> ``[64, 32, 10]``: an argparse type for layer widths (input first)."""
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers such as 64,32,10, got {text!r}"
-        ) from None
-    if len(values) < 2 or min(values) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected at least two positive layer widths (input first), got {text!r}"
-        )
-    return values
+# --sizes: layer widths, input first (at least the input and the output)
+layer_sizes = comma_list(
+    positive_int, "at least two layer widths, input first, such as 64,32,10", at_least=2
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the gradcheck options to ``parser`` (reused by ``jbpnn gradcheck``)."""
     parser.add_argument(
-        "--sizes", type=int_list, default=[64, 32, 10], help="layer widths, input first"
+        "--sizes", type=layer_sizes, default=(64, 32, 10), help="layer widths, input first"
     )
     parser.add_argument(
         "--activation",
@@ -141,6 +133,5 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m jbpnn.gradcheck [options]``: ``jbpnn gradcheck [options]``, with its
     one-line errors (exit 2), never a traceback; returns the exit status."""
-    from jbpnn.cli import main as jbpnn_main
-
-    return jbpnn_main(["gradcheck", *(sys.argv[1:] if argv is None else argv)])
+    # jbpnn.cli.main, looked up when called: the package imports this module first
+    return jbpnn.cli.main(["gradcheck", *(sys.argv[1:] if argv is None else argv)])

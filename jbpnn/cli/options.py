@@ -1,64 +1,185 @@
-"""argparse types of the command line, each built on :mod:`jbpnn.checks`.
+"""argparse types of the command line, each the library's own check (:mod:`jbpnn.checks`).
 
-So that ``jbpnn ... --seed 2**70`` is refused with the message ``train(key=2**70)``
-gets, as one usage line, before anything runs.
+A numeric flag accepts and refuses exactly what the library accepts and refuses for
+the argument it becomes, because it calls the same check with the same range:
+
+- ``--lr``: as every optimizer checks ``lr``, ``check_number(lr, 0)``: 0 is allowed;
+- ``--momentum`` (and ``jbpnn sweep --momenta``): as ``momentum(m=)``, ``0 <= m < 1``;
+- ``--weight-decay``: as the optimizers, ``check_number(weight_decay, 0)``;
+- ``--epochs``: as ``train(epochs=)``, ``check_int(epochs, 1)``;
+- ``--batch-size``: as ``train(batch_size=)``, ``check_int``, with 0 for None (below);
+- ``--tol``, ``--min-weight-change``: as the stop rules, ``check_threshold``: >= 0;
+- ``--validation-fraction``: ``[0, 1)``, as the estimators' ``validation_fraction``;
+- ``--test-fraction``: ``(0, 1)``, as ``train_test_split(test_fraction=)``;
+- ``--seed``: ``check_seed``, ``0 .. 2**32 - 1``, as ``as_key``.
+
+The message is the check's own, which argparse prefixes with the flag (``jbpnn train:
+error: argument --epochs: the value must be an integer >= 1, got 0``), one line,
+before anything runs.
+
+Where the command line spells an API value its own way (the one table of them):
+
+=============================== ==============================================
+command line                     API
+=============================== ==============================================
+``--batch-size 0``               ``batch_size=None``: full batch
+``--batch-size`` above the rows  full batch, as scikit-learn (the API refuses it)
+``--hidden none``                no hidden layer: ``sizes=(n_in, n_out)``
+``--validation-fraction 0``      no validation rows: no early stopping
+``--n-iter-no-change``           see :mod:`jbpnn.stopping`
+=============================== ==============================================
+
+Comma lists (``jbpnn train --hidden 64,32``, ``jbpnn sweep --lrs 0.01,0.1 --momenta
+0.5,0.9``, ``jbpnn gradcheck --sizes 64,32,10``) are read by one parser,
+:func:`comma_list`: each item is checked as the single value is, and a bad list
+raises ``argparse.ArgumentTypeError`` with one message shape, the bad item, the list
+and what the flag takes: ``argument --hidden: item '0' of '64,0' is refused (the value
+must be an integer >= 1, got 0); expected layer widths such as 64 or 64,32, or none``.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jbpnn.checks import check_int, check_number, check_seed, check_threshold
 
 __all__ = [
+    "FlagType",
+    "batch_size",
+    "comma_list",
+    "fraction",
     "integer",
+    "learning_rate",
+    "momentum_m",
     "non_negative_int",
     "number",
+    "open_fraction",
     "positive_int",
-    "positive_number",
     "seed",
     "threshold",
 ]
 
 
-def _type(name: str, parse: Callable[[str], Any], check: Callable[[Any], Any]) -> Any:
-    def convert(text: str) -> Any:
+class FlagType:
+    """An argparse type: the text of one value, parsed, then checked by a library check.
+
+    Args:
+        what: what the flag takes, for the message of a value that does not parse
+            (``"an integer >= 1"``).
+        parse: text -> value (``int``, ``float``); ``ValueError`` if it cannot.
+        check: the library check of the value; raises ``ValueError`` or ``TypeError``;
+            returns the value to use, or None to keep the parsed one.
+        spellings: checked values the command line spells its own way -> the API's
+            value (``{0: None}``: ``--batch-size 0`` is full batch).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        parse: Callable[[str], Any],
+        check: Callable[[Any], Any],
+        spellings: Mapping[Any, Any] | None = None,
+    ) -> None:
+        self.what, self.parse, self.check = what, parse, check
+        self.spellings = dict(spellings or {})
+        self.__name__ = what  # argparse names the type by it in some messages
+
+    def __call__(self, text: str) -> Any:
         try:
-            value = parse(text)
+            value = self.parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {self.what}, got {text!r}") from None
+        return self.checked(value)
+
+    def checked(self, value: Any) -> Any:
+        """``value`` through the library check; ``argparse.ArgumentTypeError`` if refused."""
         try:
-            result = check(value)
+            result = self.check(value)
         except (ValueError, TypeError) as e:  # "the seed: a seed must ..." -> "a seed must ..."
             raise argparse.ArgumentTypeError(str(e).removeprefix("the seed: ")) from None
-        return value if result is None else result
-
-    convert.__name__ = name  # argparse names the type in its messages
-    return convert
+        value = value if result is None else result
+        return self.spellings.get(value, value)
 
 
-def integer(low: int) -> Any:
-    """An argparse type: an int ``>= low``."""
-    return _type(f"an integer >= {low}", int, lambda v: check_int("the value", v, low))
+def integer(low: int) -> FlagType:
+    """An int ``>= low``, checked by :func:`jbpnn.checks.check_int`."""
+    return FlagType(f"an integer >= {low}", int, lambda v: check_int("the value", v, low))
 
 
-def number(low: float, high: float | None = None) -> Any:
-    """An argparse type: a finite float ``low <= x < high``."""
-    return _type("a number", float, lambda v: check_number("the value", v, low, high))
+def number(low: float, high: float | None = None) -> FlagType:
+    """A finite float ``low <= x < high``, checked by :func:`jbpnn.checks.check_number`."""
+    return FlagType("a number", float, lambda v: check_number("the value", v, low, high))
+
+
+def _open_fraction(value: float) -> None:
+    # train_test_split's own check (jbpnn.data), which jbpnn.checks has no function for
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"the value must be in (0, 1), got {value}")
 
 
 positive_int = integer(1)
 non_negative_int = integer(0)
+seed = FlagType("an int seed", int, lambda v: check_seed("the seed", v))
+threshold = FlagType("a number >= 0", float, lambda v: check_threshold("the value", v))
+learning_rate = number(0.0)  # every optimizer: check_number("lr", lr, low=0.0)
+momentum_m = number(0.0, 1.0)  # momentum(): check_number("m", m, low=0.0, high=1.0)
+fraction = number(0.0, 1.0)  # [0, 1): a share of rows that may be none
+open_fraction = FlagType("a number", float, _open_fraction)  # (0, 1), as train_test_split
+# train(batch_size=): check_int(batch_size, 1, allow_none=True), None spelled 0
+batch_size = FlagType(
+    "an integer >= 0", int, lambda v: check_int("the value", v, 0), spellings={0: None}
+)
 
 
-def _positive(value: float) -> None:
-    check_number("the value", value, 0.0)
-    if value <= 0:
-        raise ValueError(f"the value must be above 0, got {value!r}")
+def comma_list(
+    item: FlagType,
+    expected: str,
+    *,
+    at_least: int = 1,
+    words: Mapping[str, tuple] | None = None,
+) -> Callable[[str], tuple]:
+    """An argparse type for a comma-separated list: ``"64,32"`` -> ``(64, 32)``.
+
+    Args:
+        item: the type of one item (e.g. :data:`positive_int`): each is parsed and
+            checked as the single value would be.
+        expected: what the flag takes, for the message (``"layer widths such as 64,32"``).
+        at_least: the fewest items.
+        words: whole-list spellings, case-insensitive (``{"none": ()}``).
+
+    Returns:
+        A function ``text -> tuple`` of the items' values.
+
+    Raises (the function):
+        argparse.ArgumentTypeError: ``item 'x' of '1,x' is not a number; expected ...``,
+        ``item '-1' of '1,-1' is refused (<the library's message>); expected ...``, or
+        ``'4' has 1 item, too few; expected ...``.
+    """
+
+    def convert(text: str) -> tuple:
+        if words and text.strip().lower() in words:
+            return words[text.strip().lower()]
+        values = []
+        for part in text.split(","):
+            try:
+                value = item.parse(part.strip())
+            except ValueError:
+                problem = f"item {part!r} of {text!r} is not {item.what}"
+                raise _list_error(problem, expected) from None
+            try:
+                values.append(item.checked(value))
+            except argparse.ArgumentTypeError as e:
+                problem = f"item {part!r} of {text!r} is refused ({e})"
+                raise _list_error(problem, expected) from None
+        if len(values) < at_least:
+            raise _list_error(f"{text!r} has {len(values)} item(s), too few", expected)
+        return tuple(values)
+
+    convert.__name__ = "a comma-separated list"
+    return convert
 
 
-positive_number = _type("a number > 0", float, _positive)
-seed = _type("an int seed", int, lambda v: check_seed("the seed", v))
-threshold = _type("a number >= 0", float, lambda v: check_threshold("the value", v))
+def _list_error(problem: str, expected: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"{problem}; expected {expected}")

@@ -28,7 +28,7 @@ __all__ = ["ProgressBar", "have_tqdm"]
 def have_tqdm() -> bool:
     """Whether tqdm can be imported."""
     try:
-        import tqdm  # noqa: F401
+        import tqdm  # noqa: F401  (lazy: tqdm is optional; a missing one means the fallback)
     except ImportError:
         return False
     return True
@@ -83,7 +83,7 @@ class ProgressBar:
         if use_tqdm is None:
             use_tqdm = have_tqdm()
         if use_tqdm:
-            from tqdm import tqdm
+            from tqdm import tqdm  # lazy: optional, and only when a bar is drawn with it
 
             self._tqdm = tqdm(
                 total=epochs,

@@ -8,7 +8,6 @@ The options (:func:`add_sweep_arguments`) and the run (:func:`run_sweep`) shared
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 from collections.abc import Callable
@@ -18,12 +17,20 @@ from typing import Any
 import jax
 import numpy as np
 
+from jbpnn import data, plots
 from jbpnn.checks import check_int, check_seed
-from jbpnn.cli import CLIError
+from jbpnn.cli.base import CLIError
 from jbpnn.cli.files import check_folder
-from jbpnn.cli.options import non_negative_int, positive_int, seed
+from jbpnn.cli.options import (
+    comma_list,
+    learning_rate,
+    momentum_m,
+    non_negative_int,
+    positive_int,
+    seed,
+)
 from jbpnn.cli.progress import ProgressBar
-from jbpnn.io import check_target, write_files
+from jbpnn.files import check_target, write_files
 from jbpnn.many import InitSpec, train_many, use_cpu_devices
 from jbpnn.tables import ResultsTable, grid
 
@@ -35,7 +42,8 @@ __all__ = [
     "SWEEP_MOMENTA",
     "TIMING_LRS",
     "add_sweep_arguments",
-    "number_list",
+    "learning_rates",
+    "momenta",
     "resolve_budget",
     "run_sweep",
 ]
@@ -72,6 +80,11 @@ QUICK = {
 }
 
 
+# --lrs and --momenta: each item checked as momentum(lr, m) checks it
+learning_rates = comma_list(learning_rate, "learning rates >= 0 such as 0.01,0.1")
+momenta = comma_list(momentum_m, "momenta m, 0 <= m < 1, such as 0.5,0.9")
+
+
 def _both(name: str) -> str:
     full, quick = FULL[name], QUICK[name]
     if isinstance(full, tuple):
@@ -101,10 +114,10 @@ def add_sweep_arguments(
         help=f"folder for the CSV, JSON and PNG (default {default_out})",
     )
     parser.add_argument(
-        "--lrs", type=number_list, help=f"learning rates, comma-separated {_both('lrs')}"
+        "--lrs", type=learning_rates, help=f"learning rates, comma-separated {_both('lrs')}"
     )
     parser.add_argument(
-        "--momenta", type=number_list, help=f"momenta m, comma-separated {_both('momenta')}"
+        "--momenta", type=momenta, help=f"momenta m, comma-separated {_both('momenta')}"
     )
     parser.add_argument("--seeds", type=positive_int, help=f"init seeds per cell {_both('seeds')}")
     parser.add_argument("--hidden", type=positive_int, help=f"hidden units {_both('hidden')}")
@@ -179,17 +192,6 @@ def resolve_budget(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def number_list(text: str) -> tuple[float, ...]:
-    """``'0.1,0.3'`` -> ``(0.1, 0.3)``: an argparse type for lists of non-negative numbers."""
-    try:
-        values = tuple(float(t) for t in str(text).split(","))
-    except ValueError:
-        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
-        raise ValueError(f"expected non-negative finite numbers, got {text!r}")
-    return values
-
-
 def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = None) -> int:
     """``jbpnn sweep``: the digits grid of ``args`` (see :func:`add_sweep_arguments`).
 
@@ -199,8 +201,6 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     ``time_fn`` (``experiments/sweep.py``'s ``time_against_sequential``; without
     it a line says where the timing is). Returns the exit status.
     """
-    from jbpnn import data
-
     timing = getattr(args, "timing", None)  # None: a parser without the timing options
     resolve_budget(args)
     for name in ("devices", "seeds", "hidden", "epochs", "batch_size", "top"):
@@ -326,13 +326,14 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
 
 
 def _render_heatmap(summary: ResultsTable, arch: str, args: argparse.Namespace) -> bytes:
-    """The heatmap PNG, in memory (ImportError without matplotlib)."""
-    from jbpnn.plots import plot_heatmap, require_matplotlib
+    """The heatmap PNG, in memory (ImportError without matplotlib).
 
-    require_matplotlib("the heatmap")
+    matplotlib stays lazy: :mod:`jbpnn.plots` imports it inside its functions only.
+    """
+    plots.require_matplotlib("the heatmap")
     with tempfile.TemporaryDirectory(prefix="jbpnn-heatmap-") as tmp:
         path = Path(tmp) / "heatmap.png"
-        plot_heatmap(
+        plots.plot_heatmap(
             summary,
             path,
             title=f"digits {arch}, {args.seeds} seeds per cell, batch {args.batch_size}",

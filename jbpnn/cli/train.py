@@ -1,9 +1,13 @@
 """``jbpnn train`` and ``jbpnn predict``: train on a table and save; predict with a model.
 
 ``train`` trains on the bundled digits (or ``--data FILE``), reports train and test
-accuracy (or RMSE), optionally saves the model with its scaler and label encoding
-and plots the loss curves; a :class:`ProgressBar` shows the epochs on stderr.
-``predict`` applies a saved model to a CSV/NPZ file.
+accuracy (or RMSE), optionally saves the model with its preprocessing record
+(:class:`jbpnn.preprocessing.Preprocessing`: scaler, label encoding, column names)
+and plots the loss curves; a :class:`ProgressBar` shows the epochs on stderr. It runs
+in stages, one function each: load the rows, fit the preprocessing, build the
+network and optimizer, train, report, save. The modelling decisions (which task,
+which loss and output unit, what is saved to predict again) are the library's
+(:mod:`jbpnn.preprocessing`). ``predict`` applies a saved model to a CSV/NPZ file.
 """
 
 from __future__ import annotations
@@ -13,94 +17,87 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from jbpnn.cli import CLIError, add_subparser
+from jbpnn import plots
+from jbpnn.activations import ACTIVATIONS
+from jbpnn.checks import as_key, check_targets
+from jbpnn.cli.base import CLIError, add_subparser
 from jbpnn.cli.files import check_outputs
 from jbpnn.cli.options import (
+    batch_size,
+    comma_list,
+    fraction,
+    learning_rate,
+    momentum_m,
     non_negative_int,
     number,
+    open_fraction,
     positive_int,
-    positive_number,
     seed,
     threshold,
 )
 from jbpnn.cli.progress import ProgressBar
-from jbpnn.params import MLP
+from jbpnn.data import SCALERS, check_classes, load_digits, train_test_split
+from jbpnn.files import atomic_write, write_files
+from jbpnn.io import load, save_bytes
+from jbpnn.loaders import Table, load_features, load_table
+from jbpnn.losses import LOSSES
+from jbpnn.network import predict
+from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
+from jbpnn.params import INITS, MLP, init_params
+from jbpnn.preprocessing import Preprocessing, infer_task, output_activation, task_loss
+from jbpnn.training import TrainResult, accuracy, evaluate, train
 
-__all__ = ["TASK_LOSSES", "ProgressBar", "add_parsers", "cmd_predict", "cmd_train"]
+__all__ = ["ProgressBar", "add_parsers", "cmd_predict", "cmd_train", "hidden_sizes"]
 
-
-def _require_matplotlib(flag: str) -> None:
-    from jbpnn.plots import require_matplotlib
-
-    try:
-        require_matplotlib(flag)
-    except ImportError:
-        raise CLIError(
-            f"{flag} needs matplotlib, which is not installed; install it with: "
-            'pip install "jbpnn[plot]"'
-        ) from None
-
-
-def _parse_hidden(text: str) -> tuple[int, ...]:
-    """``"64,32"`` -> ``(64, 32)``; ``"none"`` -> ``()`` (no hidden layer, said explicitly)."""
-    if text.strip().lower() == "none":
-        return ()
-    if not text.strip():
-        raise CLIError(
-            "--hidden needs layer widths such as 64 or 64,32 (or 'none' for a network "
-            "without a hidden layer), got an empty string"
-        )
-    try:
-        sizes = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise CLIError(
-            f"--hidden must be comma-separated integers like 64,32; got {text!r}"
-        ) from None
-    if any(n < 1 for n in sizes):
-        raise CLIError(
-            f"--hidden widths must be at least 1, got {text!r}; for a network without a "
-            "hidden layer say --hidden none"
-        )
-    return sizes
+# --hidden: the hidden layers' widths; "none": no hidden layer
+hidden_sizes = comma_list(
+    positive_int,
+    "layer widths such as 64 or 64,32, or none for no hidden layer",
+    words={"none": ()},
+)
 
 
-# Which losses each task trains with. A regression target is one standardised number,
-# so only mse fits it: a 1-unit softmax is constant 1 (loss 0, nothing learnt), and
-# the cross-entropies need targets in [0, 1].
-TASK_LOSSES = {
-    "classification": ("cross_entropy", "binary_cross_entropy", "mse"),
-    "regression": ("mse",),
-}
+class _Rows(NamedTuple):
+    """The rows of one run: where they came from, their task and loss, and the three parts."""
+
+    table: Table
+    source: str
+    task: str
+    loss: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    X_test: np.ndarray
+    y_test: np.ndarray
 
 
-def _is_classification(y: np.ndarray, task: str) -> bool:
-    if task != "auto":
-        return task == "classification"
-    if y.dtype.kind in "USO":  # text labels
-        return True
-    values = np.unique(y)
-    return bool(np.all(values == np.round(values)) and len(values) <= 20)
+def cmd_train(args: argparse.Namespace) -> int:
+    """``jbpnn train``: check the options, then load, preprocess, build, train, report, save.
 
-
-def _load_training_data(args: argparse.Namespace) -> tuple[Any, str]:
-    from jbpnn import data
-
-    if args.data is None:
-        d = data.load_digits(scale=False)  # scaled below with the chosen scaler
-        names = [f"pixel{i}" for i in range(64)]
-        table = data.Table(d.X.astype(np.float64), d.y, names, "digit", [*names, "digit"])
-        return table, "the bundled UCI digits (1797 x 64, 10 classes)"
-    kwargs = {}
-    if args.header is not None:
-        if Path(args.data).suffix.lower() == ".npz":
-            raise CLIError("--header/--no-header apply to CSV files; an NPZ has no header")
-        kwargs["header"] = args.header
-    table = data.load_table(args.data, args.target, **kwargs)
-    return table, f"{args.data} ({table.X.shape[0]} x {table.X.shape[1]})"
+    Every option and output file is checked before the data is read; nothing is
+    written when training fails, diverges or scores a non-finite number.
+    """
+    start = time.perf_counter()
+    hparams = _optimizer_hparams(args)
+    outputs = check_outputs({"--save": args.save, "--plot": args.plot}, {"--data": args.data})
+    if args.plot is not None:
+        _require_matplotlib("--plot")
+    rows = _load_rows(args)
+    prep = _fit_preprocessing(args, rows)
+    params, optimizer = _build_network(args, prep, rows.loss, hparams)
+    result = _train(args, rows, prep, params, optimizer)
+    scores = _report(args, rows, prep, result)
+    written = _save(args, outputs, rows, prep, result, scores)
+    elapsed = time.perf_counter() - start
+    headline = "test accuracy" if prep.task == "classification" else "test RMSE"
+    where = "; saved " + ", ".join(written) if written else ""
+    print(f"done in {elapsed:.1f} s: {headline} {_show(headline, scores[headline])}{where}")
+    return 0
 
 
 def _optimizer_hparams(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +123,203 @@ def _optimizer_hparams(args: argparse.Namespace) -> dict[str, Any]:
     return hparams
 
 
+def _require_matplotlib(flag: str) -> None:
+    """CLIError saying how to install matplotlib when it is missing (checked before training).
+
+    matplotlib stays lazy: :mod:`jbpnn.plots` imports it inside its functions only.
+    """
+    try:
+        plots.require_matplotlib(flag)
+    except ImportError:
+        raise CLIError(
+            f"{flag} needs matplotlib, which is not installed; install it with: "
+            'pip install "jbpnn[plot]"'
+        ) from None
+
+
+# ---------------------------------------------------------------- stage 1: the rows
+def _load_rows(args: argparse.Namespace) -> _Rows:
+    """Read the table, decide its task and loss, split it into train, validation, test."""
+    table, source = _load_table(args)
+    task = infer_task(table.y, args.task)
+    try:
+        loss = task_loss(task, args.loss)
+    except ValueError as e:
+        hint = "; for class labels pass --task classification" if task == "regression" else ""
+        target = f"the target {table.target_name!r} of {source}"
+        raise CLIError(f"--loss {e} ({target}){hint}") from None
+    classification = task == "classification"
+    if classification:
+        check_classes(table.y, f"the target {table.target_name!r} of {source}")
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        table.X, table.y, test_fraction=args.test_fraction, seed=args.seed, stratify=classification
+    )
+    X_val = y_val = None
+    if args.validation_fraction > 0:
+        X_tr, X_val, y_tr, y_val = train_test_split(
+            X_tr, y_tr, args.validation_fraction, seed=args.seed + 1, stratify=classification
+        )
+    return _Rows(table, source, task, loss, X_tr, y_tr, X_val, y_val, X_te, y_te)
+
+
+def _load_table(args: argparse.Namespace) -> tuple[Table, str]:
+    """The ``--data`` table (the bundled digits without it) and a description of it."""
+    if args.data is None:
+        d = load_digits(scale=False)  # scaled later, with the chosen scaler
+        names = [f"pixel{i}" for i in range(64)]
+        table = Table(d.X.astype(np.float64), d.y, names, "digit", [*names, "digit"])
+        return table, "the bundled UCI digits (1797 x 64, 10 classes)"
+    kwargs = {}
+    if args.header is not None:
+        if Path(args.data).suffix.lower() == ".npz":
+            raise CLIError("--header/--no-header apply to CSV files; an NPZ has no header")
+        kwargs["header"] = args.header
+    table = load_table(args.data, args.target, **kwargs)
+    return table, f"{args.data} ({table.X.shape[0]} x {table.X.shape[1]})"
+
+
+# ---------------------------------------------------------------- stage 2: preprocessing
+def _fit_preprocessing(args: argparse.Namespace, rows: _Rows) -> Preprocessing:
+    """The ``--scale`` scaler and the target coding, fitted on the training rows.
+
+    The class labels come from the whole target column, so that a class absent from
+    the training rows is still known.
+    """
+    return Preprocessing.fit(
+        rows.X_train,
+        rows.y_train,
+        rows.task,
+        scale=args.scale,
+        feature_names=rows.table.feature_names,
+        target_name=rows.table.target_name,
+        columns=rows.table.columns,
+        labels=rows.table.y,
+    )
+
+
+# ---------------------------------------------------------------- stage 3: network
+def _build_network(
+    args: argparse.Namespace, prep: Preprocessing, loss: str, hparams: dict[str, Any]
+) -> tuple[MLP, Optimizer]:
+    """The initial network (``--hidden``, ``--activation``, ``--init``) and the optimizer."""
+    sizes = (prep.n_features, *args.hidden, prep.n_outputs)
+    output = output_activation(prep.task, loss)
+    activations: Any = args.activation
+    if output is not None:
+        activations = (args.activation,) * len(args.hidden) + (output,)
+    params = init_params(as_key(args.seed, "--seed"), sizes, activations, loss, args.init)
+    return params, get_optimizer(args.optimizer, **hparams)
+
+
+# ---------------------------------------------------------------- stage 4: training
+def _train(
+    args: argparse.Namespace,
+    rows: _Rows,
+    prep: Preprocessing,
+    params: MLP,
+    optimizer: Optimizer,
+) -> TrainResult:
+    """Train with the stop rules and progress the options ask for; CLIError if it diverged."""
+    Xs_tr, Y_tr = prep.transform(rows.X_train), prep.targets(rows.y_train)
+    check_targets("the training targets", rows.loss, Y_tr)
+    val = {}
+    if rows.X_val is not None:
+        val = {"X_val": prep.transform(rows.X_val), "Y_val": prep.targets(rows.y_val)}
+    patience = args.n_iter_no_change or None  # 0: early stopping off, as in jbpnn sweep
+    # like scikit-learn, a batch larger than the data means full batch (None: 0 given)
+    full = args.batch_size is None or args.batch_size >= len(Xs_tr)
+    bar = _progress_bar(args)
+    result = None
+    try:
+        result = train(
+            params,
+            Xs_tr,
+            Y_tr,
+            optimizer=optimizer,
+            epochs=args.epochs,
+            batch_size=None if full else args.batch_size,
+            key=args.seed,
+            tol=args.tol,
+            min_weight_change=args.min_weight_change,
+            n_iter_no_change=patience if val else None,
+            progress=bar,
+            progress_every=_progress_every(args.epochs) if bar else None,
+            **val,
+        )
+    finally:
+        if bar is not None and result is not None:
+            bar.close(result.epochs_run, result.stop_reason)
+        elif bar is not None:
+            bar.close()
+    if result.stop_reason == "diverged":
+        raise CLIError(
+            f"training diverged at epoch {result.diverged_at} (the loss or a weight became NaN "
+            "or inf, or blew up: loss over 1e6 x the starting loss, or |w| over 1e9); "
+            "nothing was saved. Try a smaller --lr"
+        )
+    return result
+
+
+def _progress_bar(args: argparse.Namespace) -> ProgressBar | None:
+    """The ``--progress`` bar (default: when stderr is a terminal), or None."""
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    return ProgressBar(args.epochs) if show else None
+
+
+def _progress_every(epochs: int) -> int:
+    """Epochs per progress update: about 20 updates a run (under 5% of its time)."""
+    return max(1, -(-epochs // 20))
+
+
+# ---------------------------------------------------------------- stage 5: report
+def _report(
+    args: argparse.Namespace, rows: _Rows, prep: Preprocessing, result: TrainResult
+) -> dict[str, float]:
+    """Print the run (data, network, stop, scores); the scores by name, all finite."""
+    params = result.params
+    n_val = 0 if rows.X_val is None else len(rows.X_val)
+    print(
+        f"data: {rows.source}; {len(rows.X_train)} train, {n_val} validation, "
+        f"{len(rows.X_test)} test rows"
+    )
+    print(
+        f"network: {_arch(params)}, {', '.join(params.activations)}, loss {rows.loss}, "
+        f"optimizer {args.optimizer} (lr {args.lr})"
+    )
+    print(
+        f"stopped after {result.epochs_run} epochs: {result.stop_reason}"
+        + (f" (best epoch {result.best_epoch})" if result.best_epoch else "")
+    )
+    Xs_tr, Xs_te = prep.transform(rows.X_train), prep.transform(rows.X_test)
+    if prep.task == "classification":
+        scores = {
+            "train accuracy": accuracy(params, Xs_tr, prep.class_indices(rows.y_train)),
+            "test accuracy": accuracy(params, Xs_te, prep.class_indices(rows.y_test)),
+        }
+    else:
+        pred = prep.decode(np.asarray(predict(params, Xs_te)))
+        scores = {
+            "train loss": evaluate(params, Xs_tr, prep.targets(rows.y_train))["loss"],
+            "test loss": evaluate(params, Xs_te, prep.targets(rows.y_test))["loss"],
+            "test RMSE": _rmse(pred, np.asarray(rows.y_test, np.float64)),
+        }
+    print("   ".join(f"{name} {_show(name, value)}" for name, value in scores.items()))
+    bad = [name for name, v in scores.items() if not np.isfinite(v)]
+    if bad:
+        raise CLIError(f"the {' and '.join(bad)} are not finite numbers; nothing was saved")
+    return scores
+
+
+def _show(name: str, value: float) -> str:
+    """A score as printed: an accuracy to 4 decimals, a loss or RMSE to 4 digits."""
+    return f"{value:.4f}" if "accuracy" in name else f"{value:.4g}"
+
+
+def _arch(params: MLP) -> str:
+    """``64-32-10``: the layer widths."""
+    return "-".join(str(n) for n in params.sizes)
+
+
 def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
     """Root mean squared error without overflow for values near float64's limit."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -136,13 +330,47 @@ def _rmse(pred: np.ndarray, y: np.ndarray) -> float:
     return 0.0 if s == 0.0 else s * float(np.sqrt(np.mean((diff / s) ** 2)))
 
 
+# ---------------------------------------------------------------- stage 6: save
+def _save(
+    args: argparse.Namespace,
+    outputs: dict[str, Path],
+    rows: _Rows,
+    prep: Preprocessing,
+    result: TrainResult,
+    scores: dict[str, float],
+) -> list[str]:
+    """Render every output, then write all at once (or none); what was written, as shown.
+
+    The model's metadata is the preprocessing record (:meth:`Preprocessing.to_dict`),
+    the data's description, the scores and how training stopped.
+    """
+    files: list[tuple[Path, bytes]] = []
+    if "--save" in outputs:
+        metadata = {
+            **prep.to_dict(),
+            "source": rows.source,
+            **{name.lower().replace(" ", "_"): value for name, value in scores.items()},
+            "epochs_run": result.epochs_run,
+            "stop_reason": result.stop_reason,
+        }
+        files.append((outputs["--save"], save_bytes(result.params, **metadata)))
+    if "--plot" in outputs:
+        title = f"jbpnn {_arch(result.params)} on {Path(args.data or 'digits').name}"
+        files.append((outputs["--plot"], _render_plot(result.history, title)))
+    write_files(files)
+    written = []
+    if args.save is not None:
+        written.append(_written("model", args.save, outputs["--save"]))
+    if args.plot is not None:
+        written.append(_written("curves", args.plot, outputs["--plot"]))
+    return written
+
+
 def _render_plot(history: dict[str, np.ndarray], title: str) -> bytes:
     """The loss-curve PNG, in memory: written only once every output can be."""
-    from jbpnn.plots import plot_history
-
     with tempfile.TemporaryDirectory(prefix="jbpnn-plot-") as tmp:
         path = Path(tmp) / "curve.png"
-        plot_history(path, history, title)
+        plots.plot_history(path, history, title)
         return path.read_bytes()
 
 
@@ -153,255 +381,23 @@ def _written(flag_name: str, given: str, target: Path) -> str:
     return f"{flag_name} {given}"
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from jbpnn import data
-    from jbpnn.checks import as_key, check_targets
-    from jbpnn.io import save_bytes, write_files
-    from jbpnn.optimizers import get_optimizer
-    from jbpnn.params import init_params
-    from jbpnn.training import accuracy, evaluate, train
-
-    start = time.perf_counter()
-    hidden = _parse_hidden(args.hidden)
-    hparams = _optimizer_hparams(args)
-    outputs = check_outputs({"--save": args.save, "--plot": args.plot}, {"--data": args.data})
-    if args.plot is not None:
-        _require_matplotlib("--plot")
-    if not 0.0 < args.test_fraction < 1.0:
-        raise CLIError(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
-    if not 0.0 <= args.validation_fraction < 1.0:
-        raise CLIError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
-
-    table, source = _load_training_data(args)
-    classification = _is_classification(table.y, args.task)
-    task = "classification" if classification else "regression"
-    loss_name = args.loss or ("cross_entropy" if classification else "mse")
-    if loss_name not in TASK_LOSSES[task]:
-        raise CLIError(
-            f"--loss {loss_name} cannot train a {task} target ({table.target_name!r} of "
-            f"{source}); {task} trains with {' or '.join(TASK_LOSSES[task])}"
-            + (" (or pass --task classification for class labels)" if not classification else "")
-        )
-    if classification:
-        data.check_classes(table.y, f"the target {table.target_name!r} of {source}")
-    X_tr, X_te, y_tr, y_te = data.train_test_split(
-        table.X, table.y, test_fraction=args.test_fraction, seed=args.seed, stratify=classification
-    )
-    X_val = y_val = None
-    if args.validation_fraction > 0:
-        X_tr, X_val, y_tr, y_val = data.train_test_split(
-            X_tr, y_tr, args.validation_fraction, seed=args.seed + 1, stratify=classification
-        )
-    scaler = data.SCALERS[args.scale]().fit(X_tr)
-    metadata: dict[str, Any] = {
-        "task": task,
-        "feature_names": list(table.feature_names),
-        "target_name": table.target_name,
-        "columns": table.columns,
-        "scaler": scaler.to_dict(),
-        "source": source,
-    }
-    if classification:
-        encoder = data.LabelEncoder().fit(table.y)
-        n_out = encoder.n_classes
-        targets = lambda y: data.one_hot(encoder.transform(y), n_out)  # noqa: E731
-        metadata["classes"] = encoder.to_dict()
-    else:
-        y_scaler = data.Standardizer().fit(np.asarray(y_tr, np.float64).reshape(-1, 1))
-        n_out = 1
-        targets = lambda y: y_scaler.transform(np.asarray(y, np.float64).reshape(-1, 1))  # noqa: E731
-        metadata["target_scaler"] = y_scaler.to_dict()
-
-    sizes = (table.X.shape[1], *hidden, n_out)
-    output = None
-    if not classification and loss_name == "mse":
-        output = "identity"
-    activations: Any = args.activation
-    if output is not None:
-        activations = (args.activation,) * len(hidden) + (output,)
-    params = init_params(as_key(args.seed, "--seed"), sizes, activations, loss_name, args.init)
-    optimizer = get_optimizer(args.optimizer, **hparams)
-
-    Xs_tr, Y_tr = scaler.transform(X_tr), targets(y_tr)
-    check_targets("the training targets", loss_name, Y_tr)
-    val = {}
-    if X_val is not None:
-        val = {"X_val": scaler.transform(X_val), "Y_val": targets(y_val)}
-    patience = args.n_iter_no_change or None  # 0: early stopping off, as in jbpnn sweep
-    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
-    bar = ProgressBar(args.epochs) if show_progress else None
-    result = None
-    try:
-        result = train(
-            params,
-            Xs_tr,
-            Y_tr,
-            optimizer=optimizer,
-            epochs=args.epochs,
-            # like scikit-learn, a batch larger than the data means full batch; 0: full batch
-            batch_size=args.batch_size if 0 < args.batch_size < len(Xs_tr) else None,
-            key=args.seed,
-            tol=args.tol,
-            min_weight_change=args.min_weight_change,
-            n_iter_no_change=patience if val else None,
-            progress=bar,
-            progress_every=_progress_every(args.epochs) if bar else None,
-            **val,
-        )
-    finally:
-        if bar is not None:
-            if result is not None:
-                bar.close(result.epochs_run, result.stop_reason)
-            else:
-                bar.close()
-    if result.stop_reason == "diverged":
-        raise CLIError(
-            f"training diverged at epoch {result.diverged_at} (the loss or a weight became NaN "
-            "or inf, or blew up: loss over 1e6 x the starting loss, or |w| over 1e9); "
-            "nothing was saved. Try a smaller --lr"
-        )
-    arch = "-".join(str(n) for n in sizes)
-    print(
-        f"data: {source}; {len(X_tr)} train, {len(X_val) if val else 0} validation, "
-        f"{len(X_te)} test rows"
-    )
-    print(
-        f"network: {arch}, {', '.join(params.activations)}, loss {loss_name}, "
-        f"optimizer {args.optimizer} (lr {args.lr})"
-    )
-    print(
-        f"stopped after {result.epochs_run} epochs: {result.stop_reason}"
-        + (f" (best epoch {result.best_epoch})" if result.best_epoch else "")
-    )
-    Xs_te = scaler.transform(X_te)
-    if classification:
-        train_score = accuracy(result.params, Xs_tr, encoder.transform(y_tr))
-        test_score = accuracy(result.params, Xs_te, encoder.transform(y_te))
-        print(f"train accuracy {train_score:.4f}   test accuracy {test_score:.4f}")
-        metadata.update(train_accuracy=train_score, test_accuracy=test_score)
-        scores = {"train accuracy": train_score, "test accuracy": test_score}
-    else:
-        train_score = evaluate(result.params, Xs_tr, Y_tr)["loss"]
-        test_score = evaluate(result.params, Xs_te, targets(y_te))["loss"]
-        pred = _regression_values(result.params, Xs_te, metadata)
-        rmse = _rmse(pred, np.asarray(y_te, np.float64))
-        print(f"train loss {train_score:.4g}   test loss {test_score:.4g}   test RMSE {rmse:.4g}")
-        metadata.update(train_loss=train_score, test_loss=test_score, test_rmse=rmse)
-        scores = {"train loss": train_score, "test loss": test_score, "test RMSE": rmse}
-    bad = [name for name, v in scores.items() if not np.isfinite(v)]
-    if bad:
-        raise CLIError(f"the {' and '.join(bad)} are not finite numbers; nothing was saved")
-
-    # Every output is rendered first, then all are written at once (or none).
-    files: list[tuple[Path, bytes]] = []
-    if "--save" in outputs:
-        metadata.update(epochs_run=result.epochs_run, stop_reason=result.stop_reason)
-        files.append((outputs["--save"], save_bytes(result.params, **metadata)))
-    if "--plot" in outputs:
-        title = f"jbpnn {arch} on {Path(args.data or 'digits').name}"
-        files.append((outputs["--plot"], _render_plot(result.history, title)))
-    write_files(files)
-    written = []
-    if args.save is not None:
-        written.append(_written("model", args.save, outputs["--save"]))
-    if args.plot is not None:
-        written.append(_written("curves", args.plot, outputs["--plot"]))
-    elapsed = time.perf_counter() - start
-    score = f"test accuracy {test_score:.4f}" if classification else f"test RMSE {rmse:.4g}"
-    where = "; saved " + ", ".join(written) if written else ""
-    print(f"done in {elapsed:.1f} s: {score}{where}")
-    return 0
-
-
-def _progress_every(epochs: int) -> int:
-    """Epochs per progress update: about 20 updates a run (under 5% of its time)."""
-    return max(1, -(-epochs // 20))
-
-
-def _regression_values(params: MLP, X: np.ndarray, metadata: dict[str, Any]) -> np.ndarray:
-    from jbpnn import data
-    from jbpnn.network import predict
-
-    y_scaler = data.scaler_from_dict(metadata["target_scaler"])
-    return y_scaler.inverse_transform(np.asarray(predict(params, X)))[:, 0]
-
-
-def _model_metadata(model: str, params: MLP, meta: dict[str, Any]) -> dict[str, Any]:
-    """What predict needs from a model's metadata, every entry checked; CLIError if unusable."""
-    from jbpnn import data
-
-    def broken(what: str) -> CLIError:
-        return CLIError(
-            f"{model}: its metadata {what}; it was not written by 'jbpnn train', or it was "
-            "altered. Use jbpnn.io.load and jbpnn.predict from Python"
-        )
-
-    task = meta.get("task")
-    if task not in TASK_LOSSES or "scaler" not in meta:
-        raise broken("has no 'task' and 'scaler'")
-    try:
-        scaler = data.scaler_from_dict(meta["scaler"])
-        if len(scaler.offset_) != params.n_in:
-            raise ValueError(f"it scales {len(scaler.offset_)} features, not {params.n_in}")
-    except (ValueError, TypeError, AttributeError) as e:
-        raise broken(f"holds an unusable 'scaler' ({e})") from None
-    names = meta.get("feature_names")
-    if names is None:
-        names = [f"col{j}" for j in range(params.n_in)]
-    if not isinstance(names, list) or len(names) != params.n_in:
-        raise broken(f"'feature_names' is not a list of {params.n_in} names")
-    found: dict[str, Any] = {
-        "task": task,
-        "scaler": scaler,
-        "feature_names": [str(n) for n in names],
-        "target_name": meta.get("target_name"),
-        "columns": meta.get("columns"),
-    }
-    if task == "classification":
-        if "classes" not in meta:
-            raise broken("has no 'classes' (the class labels of a classification model)")
-        try:
-            encoder = data.LabelEncoder.from_dict(meta["classes"])
-            if encoder.n_classes != params.n_out:
-                raise ValueError(f"{encoder.n_classes} classes for {params.n_out} outputs")
-        except (ValueError, TypeError, AttributeError) as e:
-            raise broken(f"holds unusable 'classes' ({e})") from None
-        found["encoder"] = encoder
-    else:
-        if "target_scaler" not in meta:
-            raise broken("has no 'target_scaler' (how a regression model's outputs are scaled)")
-        try:
-            y_scaler = data.scaler_from_dict(meta["target_scaler"])
-            if len(y_scaler.offset_) != 1 or params.n_out != 1:
-                raise ValueError("a regression model has one output and one target scale")
-        except (ValueError, TypeError, AttributeError) as e:
-            raise broken(f"holds an unusable 'target_scaler' ({e})") from None
-        found["target_scaler"] = y_scaler
-    return found
-
-
+# ---------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
-    from jbpnn import data
-    from jbpnn.io import atomic_write, load
-    from jbpnn.network import predict
-
+    """``jbpnn predict``: one prediction per row of DATA, with the model's preprocessing."""
     outputs = check_outputs({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
     params, meta = load(args.model)
-    model = _model_metadata(args.model, params, meta)
-    table = data.load_features(
+    prep = _model_preprocessing(args.model, params, meta)
+    table = load_features(
         args.data,
-        model["feature_names"],
-        model["target_name"],
-        columns=model["columns"],
+        list(prep.feature_names),
+        prep.target_name,
+        columns=None if prep.columns is None else list(prep.columns),
         header="auto" if args.header is None else args.header,
     )
-    X = model["scaler"].transform(table.X)
-    if model["task"] == "classification":
-        labels = np.argmax(np.asarray(predict(params, X)), axis=1)
-        lines = [str(v) for v in model["encoder"].inverse_transform(labels)]
+    values = prep.decode(np.asarray(predict(params, prep.transform(table.X))))
+    if prep.task == "classification":
+        lines = [str(v) for v in values]
     else:
-        y_scaler = model["target_scaler"]
-        values = y_scaler.inverse_transform(np.asarray(predict(params, X)))[:, 0]
         lines = [f"{v:.6g}" for v in values]
     text = "\n".join(lines) + "\n"
     if "--out" in outputs:
@@ -415,14 +411,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_preprocessing(model: str, params: MLP, meta: Any) -> Preprocessing:
+    """The preprocessing record of a saved model, checked against its network."""
+    try:
+        prep = Preprocessing.from_dict(meta)
+        prep.check_network(params.n_in, params.n_out)
+    except ValueError as e:
+        raise CLIError(
+            f"{model}: its metadata is unusable: {e}; it was not written by 'jbpnn train', "
+            "or it was altered. Use jbpnn.io.load and jbpnn.predict from Python"
+        ) from None
+    return prep
+
+
 def add_parsers(sub: Any) -> None:
     """Add the ``train`` and ``predict`` subcommands to ``sub`` (an argparse subparsers)."""
-    from jbpnn.activations import ACTIVATIONS
-    from jbpnn.data import SCALERS
-    from jbpnn.losses import LOSSES
-    from jbpnn.optimizers import OPTIMIZERS
-    from jbpnn.params import INITS
-
     tr = add_subparser(
         sub,
         "train",
@@ -455,6 +458,7 @@ def add_parsers(sub: Any) -> None:
     )
     tr.add_argument(
         "--hidden",
+        type=hidden_sizes,
         default="64",
         help="hidden layer widths, e.g. 64,32; 'none' for no hidden layer (default 64)",
     )
@@ -473,10 +477,10 @@ def add_parsers(sub: Any) -> None:
     )
     tr.add_argument("--init", choices=INITS, default="glorot", help="weight initialisation")
     tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="momentum", help="optimizer")
-    tr.add_argument("--lr", type=positive_number, default=0.1, help="learning rate")
+    tr.add_argument("--lr", type=learning_rate, default=0.1, help="learning rate, >= 0")
     tr.add_argument(
         "--momentum",
-        type=number(0.0, 1.0),
+        type=momentum_m,
         default=None,
         help="momentum m, in [0, 1) (default 0.9; --optimizer momentum only)",
     )
@@ -486,11 +490,11 @@ def add_parsers(sub: Any) -> None:
         default=None,
         help="the momentum rule (default classical; --optimizer momentum only)",
     )
-    tr.add_argument("--weight-decay", type=threshold, default=0.0, help="L2 penalty")
+    tr.add_argument("--weight-decay", type=number(0.0), default=0.0, help="L2 penalty, >= 0")
     tr.add_argument("--epochs", type=positive_int, default=100, help="maximum epochs")
     tr.add_argument(
         "--batch-size",
-        type=non_negative_int,
+        type=batch_size,
         default=32,
         help="1 = online (the article's), 0 = full batch; a batch larger than the data "
         "is full batch (default 32)",
@@ -514,12 +518,15 @@ def add_parsers(sub: Any) -> None:
     )
     tr.add_argument(
         "--validation-fraction",
-        type=float,
+        type=fraction,
         default=0.1,
         help="share of the training rows held out for early stopping, in [0, 1)",
     )
     tr.add_argument(
-        "--test-fraction", type=float, default=0.2, help="share of rows held out for the test"
+        "--test-fraction",
+        type=open_fraction,
+        default=0.2,
+        help="share of rows held out for the test, in (0, 1)",
     )
     tr.add_argument(
         "--scale",

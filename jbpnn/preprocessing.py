@@ -1,0 +1,413 @@
+"""What a table's columns become for a network, and back: :class:`Preprocessing`.
+
+A model trained on a user's table can predict later only if it keeps what was done
+to the data: the task, the scaler fitted on the training rows, the class labels
+(classification) or the target's scaling (regression), and the columns' names.
+:class:`Preprocessing` holds exactly that, as plain immutable values. It is fitted
+once (:meth:`Preprocessing.fit`), applied both ways (:meth:`~Preprocessing.transform`,
+:meth:`~Preprocessing.targets`; :meth:`~Preprocessing.decode` turns the network's
+outputs back into labels or values) and saved as JSON in a model's metadata
+(:meth:`~Preprocessing.to_dict`, what ``jbpnn train --save`` writes), read back by
+:meth:`~Preprocessing.from_dict`, which refuses a malformed record with a message
+naming the bad field.
+
+The record, as saved (the keys of a model's metadata; other keys are left alone)::
+
+    task            "classification" or "regression"
+    feature_names   the d input columns' names, in the network's input order
+    target_name     the target column's name (or null)
+    columns         every column of the training file in order, target included (or null)
+    scaler          {"kind": "minmax" | "standardize", "offset": [d], "scale": [d]}
+    classes         classification: {"kind": "label_encoder", "classes": [C labels]}
+    target_scaler   regression: {"kind": "standardize", "offset": [1], "scale": [1]}
+
+The modelling choices that go with a task live here too, so that the command line
+and a script make them alike: :func:`infer_task` (is a target classes or numbers?),
+:data:`TASK_LOSSES` and :func:`task_loss` (which losses train a task, the default
+first), :func:`output_activation` (a regression's output unit is linear).
+
+NumPy only (no JAX), like :mod:`jbpnn.data`, whose scalers and label encoder it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from jbpnn.data import SCALERS, LabelEncoder, one_hot, scaler_from_dict
+
+__all__ = [
+    "MAX_CLASSES",
+    "TASKS",
+    "TASK_LOSSES",
+    "Preprocessing",
+    "Scaling",
+    "infer_task",
+    "output_activation",
+    "task_loss",
+]
+
+TASKS = ("classification", "regression")
+
+# Which losses train each task, the default first. A regression target is one
+# standardised number, so only mse fits it: a 1-unit softmax is constant 1 (loss 0,
+# nothing learnt), and the cross-entropies need targets in [0, 1].
+TASK_LOSSES: dict[str, tuple[str, ...]] = {
+    "classification": ("cross_entropy", "binary_cross_entropy", "mse"),
+    "regression": ("mse",),
+}
+
+MAX_CLASSES = 20  # an integer target with more distinct values than this is a regression
+
+
+def infer_task(y: Any, task: str = "auto") -> str:
+    """The task of a target: ``"classification"`` or ``"regression"``.
+
+    With ``task="auto"``: text labels are classes; numbers are classes when every one
+    is a whole number and there are at most :data:`MAX_CLASSES` distinct values, else
+    a regression. Any other ``task`` is returned as given (after a check).
+
+    Args:
+        y: the target column, shape ``(n,)``.
+        task: ``"auto"``, ``"classification"`` or ``"regression"``.
+
+    Raises:
+        ValueError: an unknown ``task``.
+    """
+    if task != "auto":
+        if task not in TASKS:
+            raise ValueError(f"task must be 'auto', {TASKS[0]!r} or {TASKS[1]!r}, got {task!r}")
+        return task
+    y = np.asarray(y)
+    if y.dtype.kind in "USO":  # text labels
+        return "classification"
+    values = np.unique(y)
+    whole = bool(np.all(values == np.round(values)))
+    return "classification" if whole and len(values) <= MAX_CLASSES else "regression"
+
+
+def task_loss(task: str, loss: str | None = None) -> str:
+    """The loss that trains ``task``: ``loss`` if it can, the task's default for None.
+
+    Raises:
+        ValueError: ``loss`` cannot train ``task`` (see :data:`TASK_LOSSES`), naming
+            the losses that can.
+    """
+    if loss is None:
+        return TASK_LOSSES[task][0]
+    if loss not in TASK_LOSSES[task]:
+        raise ValueError(
+            f"{loss} cannot train a {task} target; {task} trains with "
+            f"{' or '.join(TASK_LOSSES[task])}"
+        )
+    return loss
+
+
+def output_activation(task: str, loss: str) -> str | None:
+    """The output unit for ``task`` trained with ``loss``: ``"identity"`` for a regression
+    with mse (a standardised target takes any value); None: the loss's own default
+    (softmax for cross-entropy, sigmoid otherwise, see :func:`jbpnn.params.init_params`)."""
+    return "identity" if task == "regression" and loss == "mse" else None
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """A fitted per-column scaling ``x' = (x - offset) / scale`` (see :mod:`jbpnn.data`).
+
+    Attributes:
+        kind: the rule that fitted it, a key of :data:`jbpnn.data.SCALERS`.
+        offset: ``d`` finite numbers.
+        scale: ``d`` finite numbers > 0.
+    """
+
+    kind: str
+    offset: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCALERS:
+            raise ValueError(f"unknown scaler kind {self.kind!r}; expected {sorted(SCALERS)}")
+        offset = np.asarray(self.offset, np.float64)
+        scale = np.asarray(self.scale, np.float64)
+        if offset.ndim != 1 or offset.shape != scale.shape or offset.size == 0:
+            raise ValueError(
+                f"offset and scale must be two lists of one number per column, got "
+                f"{len(self.offset)} and {len(self.scale)}"
+            )
+        if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise ValueError("offset must be finite numbers and scale finite numbers > 0")
+        object.__setattr__(self, "offset", tuple(offset.tolist()))
+        object.__setattr__(self, "scale", tuple(scale.tolist()))
+
+    @classmethod
+    def fit(cls, kind: str, X: Any) -> Scaling:
+        """Fit a ``kind`` scaler (``"minmax"``, ``"standardize"``) on ``X`` ``(n, d)``."""
+        if kind not in SCALERS:
+            raise ValueError(f"unknown scaler kind {kind!r}; expected one of {sorted(SCALERS)}")
+        fitted = SCALERS[kind]().fit(X)
+        return cls(kind, tuple(fitted.offset_), tuple(fitted.scale_))
+
+    @property
+    def n_columns(self) -> int:
+        """``d``, the number of columns it scales."""
+        return len(self.offset)
+
+    def scaler(self) -> Any:
+        """The fitted :mod:`jbpnn.data` scaler (``transform``, ``inverse_transform``)."""
+        return SCALERS[self.kind](self.offset, self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"kind": ..., "offset": [d floats], "scale": [d floats]}``."""
+        return {"kind": self.kind, "offset": list(self.offset), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Scaling:
+        """Rebuild from :meth:`to_dict` (exact: JSON keeps every float64 digit)."""
+        fitted = scaler_from_dict(d)
+        return cls(fitted.kind, tuple(fitted.offset_), tuple(fitted.scale_))
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a table's columns become a network's inputs and targets, and back.
+
+    Attributes:
+        task: ``"classification"`` or ``"regression"``.
+        scaler: the features' scaling, fitted on the training rows.
+        feature_names: the ``d`` input columns' names (default ``col0, col1, ...``).
+        target_name: the target column's name, or None.
+        columns: every column of the training file in order, the target included;
+            None when unknown (NPZ).
+        classes: classification: the ``C`` labels, sorted; class ``c`` is
+            ``classes[c]`` (network output ``c``). None for a regression.
+        target_scaler: regression: the target's scaling (one column); None for
+            classification.
+
+    Raises:
+        ValueError: a field that does not fit the others, naming it (e.g. a
+            classification without ``classes``).
+    """
+
+    task: str
+    scaler: Scaling
+    feature_names: tuple[str, ...] | None = None
+    target_name: str | None = None
+    columns: tuple[str, ...] | None = None
+    classes: tuple[Any, ...] | None = None
+    target_scaler: Scaling | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise _bad(f"holds an unusable 'task' ({self.task!r}; expected {' or '.join(TASKS)})")
+        if not isinstance(self.scaler, Scaling):
+            raise _bad(f"holds an unusable 'scaler' (a Scaling, got {type(self.scaler).__name__})")
+        d = self.scaler.n_columns
+        names = self.feature_names
+        if names is None:
+            names = [f"col{j}" for j in range(d)]
+        if not _is_list(names) or len(names) != d:
+            raise _bad(f"holds an unusable 'feature_names' (not a list of {d} names)")
+        object.__setattr__(self, "feature_names", tuple(str(n) for n in names))
+        if self.target_name is not None and not isinstance(self.target_name, str):
+            raise _bad(f"holds an unusable 'target_name' ({self.target_name!r}, not a name)")
+        if self.columns is not None:
+            if not _is_list(self.columns):
+                raise _bad(f"holds an unusable 'columns' ({self.columns!r}, not a list)")
+            object.__setattr__(self, "columns", tuple(str(c) for c in self.columns))
+        if self.task == "classification":
+            self._check_classes()
+        else:
+            self._check_target_scaler()
+
+    def _check_classes(self) -> None:
+        if self.target_scaler is not None:
+            raise _bad("holds a 'target_scaler', which a classification model has not")
+        if self.classes is None:
+            raise _bad("has no 'classes' (the class labels of a classification model)")
+        try:
+            classes = LabelEncoder(self.classes).classes_.tolist()
+        except (ValueError, TypeError) as e:
+            raise _bad(f"holds an unusable 'classes' ({e})") from None
+        if len(classes) < 2:
+            raise _bad(f"holds an unusable 'classes' ({classes}: fewer than 2 classes)")
+        object.__setattr__(self, "classes", tuple(classes))
+
+    def _check_target_scaler(self) -> None:
+        if self.classes is not None:
+            raise _bad("holds 'classes', which a regression model has not")
+        if self.target_scaler is None:
+            raise _bad("has no 'target_scaler' (how a regression model's outputs are scaled)")
+        if not isinstance(self.target_scaler, Scaling) or self.target_scaler.n_columns != 1:
+            raise _bad("holds an unusable 'target_scaler' (a regression has one target column)")
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def fit(
+        cls,
+        X: Any,
+        y: Any,
+        task: str,
+        *,
+        scale: str = "minmax",
+        feature_names: Sequence[str] | None = None,
+        target_name: str | None = None,
+        columns: Sequence[str] | None = None,
+        labels: Any = None,
+    ) -> Preprocessing:
+        """Fit on the training rows: the ``scale`` scaler on ``X``, the task's target coding.
+
+        Args:
+            X: training features, shape ``(n, d)``.
+            y: training targets, shape ``(n,)``.
+            task: ``"classification"`` or ``"regression"`` (see :func:`infer_task`).
+            scale: a key of :data:`jbpnn.data.SCALERS`.
+            feature_names, target_name, columns: the table's names (see the attributes).
+            labels: classification: every label there is (e.g. the whole target
+                column, so that a class absent from the training rows is still
+                known); default: those of ``y``.
+        """
+        if task not in TASKS:
+            raise ValueError(f"task must be {TASKS[0]!r} or {TASKS[1]!r}, got {task!r}")
+        classes = target_scaler = None
+        if task == "classification":
+            classes = tuple(LabelEncoder().fit(y if labels is None else labels).classes_.tolist())
+        else:
+            target_scaler = Scaling.fit("standardize", np.asarray(y, np.float64).reshape(-1, 1))
+        return cls(
+            task,
+            Scaling.fit(scale, X),
+            None if feature_names is None else tuple(feature_names),
+            target_name,
+            None if columns is None else tuple(columns),
+            classes,
+            target_scaler,
+        )
+
+    # ------------------------------------------------------------------ applying
+    @property
+    def n_features(self) -> int:
+        """``d``, the network's inputs."""
+        return self.scaler.n_columns
+
+    @property
+    def n_outputs(self) -> int:
+        """The network's outputs: ``C`` classes, or 1 for a regression."""
+        return 1 if self.classes is None else len(self.classes)
+
+    def check_network(self, n_inputs: int, n_outputs: int) -> None:
+        """Refuse a network of another shape than this record describes.
+
+        Raises:
+            ValueError: naming the field that does not fit.
+        """
+        if self.n_features != n_inputs:
+            raise _bad(
+                f"holds an unusable 'scaler' (it scales {self.n_features} features; the "
+                f"network has {n_inputs} inputs)"
+            )
+        if self.n_outputs != n_outputs:
+            field = "classes" if self.task == "classification" else "target_scaler"
+            raise _bad(
+                f"holds an unusable {field!r} ({self.n_outputs} output(s) for a network "
+                f"of {n_outputs})"
+            )
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Features ``(n, d)`` -> the network's inputs ``(n, d)``, float32."""
+        return self.scaler.scaler().transform(X)
+
+    def class_indices(self, y: Any) -> np.ndarray:
+        """Classification: labels ``(n,)`` -> class indices ``(n,)`` int64 (unknown: DataError)."""
+        return LabelEncoder(self._classes()).transform(y)
+
+    def targets(self, y: Any) -> np.ndarray:
+        """Targets ``(n,)`` -> the network's targets ``(n, n_outputs)``, float32.
+
+        Classification: one-hot rows; regression: the standardised value.
+        """
+        if self.target_scaler is None:
+            return one_hot(self.class_indices(y), self.n_outputs)
+        return self.target_scaler.scaler().transform(np.asarray(y, np.float64).reshape(-1, 1))
+
+    def decode(self, outputs: Any) -> np.ndarray:
+        """The network's outputs ``(n, n_outputs)`` -> predictions ``(n,)``.
+
+        Classification: the label of the largest output; regression: the value,
+        unscaled (float64).
+        """
+        outputs = np.asarray(outputs)
+        if self.target_scaler is None:
+            return LabelEncoder(self._classes()).inverse_transform(np.argmax(outputs, axis=1))
+        return self.target_scaler.scaler().inverse_transform(outputs)[:, 0]
+
+    def _classes(self) -> tuple[Any, ...]:
+        if self.classes is None:
+            raise ValueError("a regression record has no classes")
+        return self.classes
+
+    # ------------------------------------------------------------------ saving
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (the layout in this module's docstring)."""
+        d: dict[str, Any] = {
+            "task": self.task,
+            "feature_names": list(self.feature_names or ()),
+            "target_name": self.target_name,
+            "columns": None if self.columns is None else list(self.columns),
+            "scaler": self.scaler.to_dict(),
+        }
+        if self.classes is not None:
+            d["classes"] = {"kind": "label_encoder", "classes": list(self.classes)}
+        if self.target_scaler is not None:
+            d["target_scaler"] = self.target_scaler.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Preprocessing:
+        """Rebuild from :meth:`to_dict` (or a model's metadata: other keys are ignored).
+
+        ``feature_names``, ``target_name`` and ``columns`` may be absent (models
+        saved before they were recorded): ``col0, col1, ...``, None and None.
+
+        Raises:
+            ValueError: a missing or malformed field, naming it.
+        """
+        if not isinstance(d, Mapping):
+            raise _bad(f"must be a dict, got {type(d).__name__}")
+        for key, what in (("task", "classification or regression"), ("scaler", "its scaling")):
+            if key not in d:
+                raise _bad(f"has no {key!r} ({what})")
+        return cls(
+            task=d["task"],
+            scaler=_field(d, "scaler", Scaling.from_dict),
+            feature_names=d.get("feature_names"),
+            target_name=d.get("target_name"),
+            columns=d.get("columns"),
+            classes=_field(d, "classes", _labels),
+            target_scaler=_field(d, "target_scaler", Scaling.from_dict),
+        )
+
+
+def _bad(problem: str) -> ValueError:
+    return ValueError(f"the preprocessing record {problem}")
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def _labels(d: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The labels of a saved label encoder, ``{"kind": "label_encoder", "classes": [...]}``."""
+    return tuple(LabelEncoder.from_dict(d).classes_.tolist())
+
+
+def _field(d: Mapping[str, Any], key: str, read: Any) -> Any:
+    """``read(d[key])``, None when absent; a ValueError naming ``key`` when unusable."""
+    if d.get(key) is None:
+        return None
+    try:
+        return read(d[key])
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        raise _bad(f"holds an unusable {key!r} ({e})") from None
