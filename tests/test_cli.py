@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import Screen, one_line_error, run_cli, write_flowers
 
+import jbpnn as jbpnn_api
 from jbpnn.io import load
 
 try:
@@ -667,14 +668,24 @@ def test_hidden_none_is_the_explicit_linear_model(capsys, flowers):
     assert "network: 3-3, softmax" in out
 
 
-def test_n_iter_no_change_zero_is_off_in_train_and_sweep(capsys, flowers, tmp_path):
-    out = _train_flowers(capsys, "--epochs", "30", "--n-iter-no-change", "0")
+def test_n_iter_no_change_off_in_train_and_sweep(capsys, flowers, tmp_path):
+    out = _train_flowers(capsys, "--epochs", "30", "--n-iter-no-change", "off")
     assert "stopped after 30 epochs: max_epochs" in out
     rc, out, err = jbpnn(
-        capsys, "sweep", "--quick", "--no-plot", "--n-iter-no-change", "0", "--out", "s"
+        capsys, "sweep", "--quick", "--no-plot", "--n-iter-no-change", "off", "--out", "s"
     )
     assert rc == 0, err
     assert "early stopping patience off" in out
+
+
+@pytest.mark.parametrize("command", [("train",), ("sweep", "--quick", "--no-plot")])
+def test_n_iter_no_change_zero_is_refused_as_the_api_refuses_it(capsys, flowers, command):
+    # the API refuses n_iter_no_change=0 (ambiguous); the command line refuses it too
+    rc, out, err = jbpnn(capsys, *command, "--n-iter-no-change", "0")
+    assert rc == 2 and out == ""
+    assert "--n-iter-no-change" in err and "0 is ambiguous" in err and "or off" in err
+    with pytest.raises(ValueError, match="0 is ambiguous"):
+        jbpnn_api.Stopping(n_iter_no_change=0)
 
 
 def test_sweep_quick_keeps_explicit_options(capsys, flowers):
@@ -1064,3 +1075,32 @@ def test_cmd_train_is_stages_of_a_few_dozen_lines():
         fn = functions[name]
         assert fn.end_lineno - fn.lineno + 1 <= 50, (name, fn.end_lineno - fn.lineno + 1)
         assert ast.get_docstring(fn), name
+
+
+# ---------------------------------------------------------------- full-batch optimizers
+def test_lm_and_rprop_train_full_batch_from_the_command_line(capsys, flowers):
+    rc, out, err = jbpnn(
+        capsys, *TRAIN_FLOWERS, "--optimizer", "lm", "--loss", "mse", "--epochs", "30"
+    )
+    assert rc == 0, err
+    assert "optimizer lm (full batch)" in out and "loss mse" in out
+    rc, out, err = jbpnn(capsys, *TRAIN_FLOWERS, "--optimizer", "rprop", "--epochs", "30")
+    assert rc == 0, err
+    assert "optimizer rprop (full batch)" in out
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (
+            ("--optimizer", "lm", "--lr", "0.1"),
+            "--lr applies to --optimizer adam or momentum or sgd",
+        ),
+        (("--optimizer", "momentum", "--mu", "0.01"), "--mu applies to --optimizer lm only"),
+        (("--optimizer", "rprop", "--batch-size", "8"), "rprop trains full batch"),
+        (("--optimizer", "lm"), "needs loss 'mse'"),  # the flowers are classes: cross_entropy
+    ],
+)
+def test_full_batch_optimizer_options_are_refused_in_one_line(capsys, flowers, extra, words):
+    rc, out, err = jbpnn(capsys, *TRAIN_FLOWERS, "--epochs", "2", *extra)
+    one_line_error(rc, err, words)

@@ -26,7 +26,8 @@ command line                     API
 ``--batch-size`` above the rows  full batch, as scikit-learn (the API refuses it)
 ``--hidden none``                no hidden layer: ``sizes=(n_in, n_out)``
 ``--validation-fraction 0``      no validation rows: no early stopping
-``--n-iter-no-change``           see :mod:`jbpnn.stopping`
+``--n-iter-no-change off``       ``n_iter_no_change=None``: early stopping off
+                                 (0 is refused by both: see :mod:`jbpnn.stopping`)
 =============================== ==============================================
 
 Comma lists (``jbpnn train --hidden 64,32``, ``jbpnn sweep --lrs 0.01,0.1 --momenta
@@ -44,6 +45,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jbpnn.checks import check_int, check_number, check_seed, check_threshold
+from jbpnn.stopping import Stopping
 
 __all__ = [
     "FlagType",
@@ -56,6 +58,7 @@ __all__ = [
     "non_negative_int",
     "number",
     "open_fraction",
+    "patience",
     "positive_int",
     "seed",
     "threshold",
@@ -127,6 +130,22 @@ learning_rate = number(0.0)  # every optimizer: check_number("lr", lr, low=0.0)
 momentum_m = number(0.0, 1.0)  # momentum(): check_number("m", m, low=0.0, high=1.0)
 fraction = number(0.0, 1.0)  # [0, 1): a share of rows that may be none
 open_fraction = FlagType("a number", float, _open_fraction)  # (0, 1), as train_test_split
+
+
+def _patience_text(text: str) -> int | None:
+    return None if text.strip().lower() in ("off", "none") else int(text)
+
+
+def _check_patience(value: int | None) -> int | None:
+    """Stopping's own check of ``n_iter_no_change``, its None spelled ``off``."""
+    try:
+        return Stopping(n_iter_no_change=value).n_iter_no_change
+    except ValueError as e:
+        raise ValueError(str(e).replace("None", "off")) from None
+
+
+# train(n_iter_no_change=): a count >= 1, or off (None); 0 is refused as by the API
+patience = FlagType("a count >= 1 of epochs, or off", _patience_text, _check_patience)
 # train(batch_size=): check_int(batch_size, 1, allow_none=True), None spelled 0
 batch_size = FlagType(
     "an integer >= 0", int, lambda v: check_int("the value", v, 0), spellings={0: None}

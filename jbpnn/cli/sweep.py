@@ -25,7 +25,7 @@ from jbpnn.cli.options import (
     comma_list,
     learning_rate,
     momentum_m,
-    non_negative_int,
+    patience,
     positive_int,
     seed,
 )
@@ -125,9 +125,9 @@ def add_sweep_arguments(
     parser.add_argument("--batch-size", type=positive_int, default=32, help="mini-batch size")
     parser.add_argument(
         "--n-iter-no-change",
-        type=non_negative_int,
+        type=patience,
         default=10,
-        help="early-stopping patience on the validation loss, in epochs; 0: off (default 10)",
+        help="early-stopping patience on the validation loss, in epochs, or off (default 10)",
     )
     parser.add_argument(
         "--seed", type=seed, default=0, help="data split and order seed, 0 .. 2**32 - 1"
@@ -251,7 +251,7 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
             batch_size=args.batch_size,
             X_val=X_val,
             Y_val=Y_val,
-            n_iter_no_change=args.n_iter_no_change or None,
+            n_iter_no_change=args.n_iter_no_change,
             progress=bar,
             # the progress callback runs once per history chunk: about 20 a run
             **({"history_chunk": max(1, -(-args.epochs // 20))} if bar else {}),

@@ -13,6 +13,7 @@ which loss and output unit, what is saved to predict again) are the library's
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import tempfile
 import time
@@ -32,9 +33,9 @@ from jbpnn.cli.options import (
     fraction,
     learning_rate,
     momentum_m,
-    non_negative_int,
     number,
     open_fraction,
+    patience,
     positive_int,
     seed,
     threshold,
@@ -59,6 +60,11 @@ hidden_sizes = comma_list(
     "layer widths such as 64 or 64,32, or none for no hidden layer",
     words={"none": ()},
 )
+
+
+DEFAULT_LR = 0.1  # --lr, for an optimizer with a learning rate
+DEFAULT_BATCH = 32  # --batch-size, for an optimizer that takes mini-batches
+AUTO = -1  # --batch-size not given (not a string: argparse leaves it unparsed)
 
 
 class _Rows(NamedTuple):
@@ -101,25 +107,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _optimizer_hparams(args: argparse.Namespace) -> dict[str, Any]:
-    """The optimizer's arguments; momentum options are refused for other optimizers."""
-    hparams: dict[str, Any] = {"lr": args.lr}
+    """The optimizer's arguments from its flags; a flag of another optimizer is refused
+    (``--lr`` for a full-batch optimizer without a learning rate, ``--mu`` for one
+    without a damping)."""
+    takes = _arguments(OPTIMIZERS[args.optimizer])
+    flags = {
+        "--lr": ("lr", args.lr),
+        "--momentum": ("m", args.momentum),
+        "--momentum-variant": ("variant", args.momentum_variant),
+        "--weight-decay": ("weight_decay", args.weight_decay or None),
+        "--mu": ("mu", args.mu),
+    }
+    for flag, (name, value) in flags.items():
+        if value is not None and name not in takes:
+            users = sorted(
+                o for o, f in OPTIMIZERS.items() if name in inspect.signature(f).parameters
+            )
+            raise CLIError(
+                f"{flag} applies to --optimizer {' or '.join(users)} only, not "
+                f"{args.optimizer}: drop {flag} or use one of those optimizers"
+            )
+    hparams = {name: value for name, value in flags.values() if value is not None}
+    if "lr" in takes:
+        hparams.setdefault("lr", DEFAULT_LR)
     if args.optimizer == "momentum":
-        hparams.update(
-            m=0.9 if args.momentum is None else args.momentum,
-            variant=args.momentum_variant or "classical",
-        )
-    else:
-        for flag, value in (
-            ("--momentum", args.momentum),
-            ("--momentum-variant", args.momentum_variant),
-        ):
-            if value is not None:
-                raise CLIError(
-                    f"{flag} applies to --optimizer momentum only, not {args.optimizer}: "
-                    f"drop {flag} or use --optimizer momentum"
-                )
-    if args.weight_decay:
-        hparams["weight_decay"] = args.weight_decay
+        hparams.setdefault("m", 0.9)
+        hparams.setdefault("variant", "classical")
     return hparams
 
 
@@ -225,9 +238,8 @@ def _train(
     val = {}
     if rows.X_val is not None:
         val = {"X_val": prep.transform(rows.X_val), "Y_val": prep.targets(rows.y_val)}
-    patience = args.n_iter_no_change or None  # 0: early stopping off, as in jbpnn sweep
     # like scikit-learn, a batch larger than the data means full batch (None: 0 given)
-    full = args.batch_size is None or args.batch_size >= len(Xs_tr)
+    size = _batch_size(args, optimizer, len(Xs_tr))
     bar = _progress_bar(args)
     result = None
     try:
@@ -237,11 +249,11 @@ def _train(
             Y_tr,
             optimizer=optimizer,
             epochs=args.epochs,
-            batch_size=None if full else args.batch_size,
+            batch_size=size,
             key=args.seed,
             tol=args.tol,
             min_weight_change=args.min_weight_change,
-            n_iter_no_change=patience if val else None,
+            n_iter_no_change=args.n_iter_no_change if val else None,
             progress=bar,
             progress_every=_progress_every(args.epochs) if bar else None,
             **val,
@@ -258,6 +270,32 @@ def _train(
             "nothing was saved. Try a smaller --lr"
         )
     return result
+
+
+def _batch_size(args: argparse.Namespace, optimizer: Optimizer, n_rows: int) -> int | None:
+    """``train``'s batch_size: ``--batch-size`` (default 32 mini-batches, or the full batch
+    for a full-batch optimizer); one at least as large as the data is the full batch."""
+    size = args.batch_size
+    if optimizer.full_batch and size not in (AUTO, None):
+        raise CLIError(
+            f"--optimizer {args.optimizer} trains full batch (one update per epoch): drop "
+            f"--batch-size {size} or give --batch-size 0"
+        )
+    if size == AUTO:
+        size = None if optimizer.full_batch else DEFAULT_BATCH
+    return None if size is None or size >= n_rows else size  # as scikit-learn
+
+
+def _arguments(factory: Any) -> set[str]:
+    """The hyperparameters an optimizer factory takes."""
+    return set(inspect.signature(factory).parameters)
+
+
+def _describe(optimizer: Optimizer) -> str:
+    """``momentum (lr 0.1)``; a full-batch optimizer without a learning rate: ``lm (full
+    batch)``."""
+    lr = optimizer.hyperparams.get("lr")
+    return f"{optimizer.name} ({'full batch' if lr is None else f'lr {lr}'})"
 
 
 def _progress_bar(args: argparse.Namespace) -> ProgressBar | None:
@@ -284,7 +322,7 @@ def _report(
     )
     print(
         f"network: {_arch(params)}, {', '.join(params.activations)}, loss {rows.loss}, "
-        f"optimizer {args.optimizer} (lr {args.lr})"
+        f"optimizer {_describe(result.optimizer)}"
     )
     print(
         f"stopped after {result.epochs_run} epochs: {result.stop_reason}"
@@ -477,7 +515,18 @@ def add_parsers(sub: Any) -> None:
     )
     tr.add_argument("--init", choices=INITS, default="glorot", help="weight initialisation")
     tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="momentum", help="optimizer")
-    tr.add_argument("--lr", type=learning_rate, default=0.1, help="learning rate, >= 0")
+    tr.add_argument(
+        "--lr",
+        type=learning_rate,
+        default=None,
+        help=f"learning rate, >= 0 (default {DEFAULT_LR}; optimizers with a learning rate)",
+    )
+    tr.add_argument(
+        "--mu",
+        type=number(0.0),
+        default=None,
+        help="the initial damping of --optimizer lm (MATLAB's mu, default 0.001)",
+    )
     tr.add_argument(
         "--momentum",
         type=momentum_m,
@@ -495,9 +544,9 @@ def add_parsers(sub: Any) -> None:
     tr.add_argument(
         "--batch-size",
         type=batch_size,
-        default=32,
+        default=AUTO,
         help="1 = online (the article's), 0 = full batch; a batch larger than the data "
-        "is full batch (default 32)",
+        f"is full batch (default {DEFAULT_BATCH}; full batch for rprop, lm)",
     )
     tr.add_argument(
         "--seed", type=seed, default=0, help="init, split and order seed, 0 .. 2**32 - 1"
@@ -512,9 +561,9 @@ def add_parsers(sub: Any) -> None:
     )
     tr.add_argument(
         "--n-iter-no-change",
-        type=non_negative_int,
+        type=patience,
         default=10,
-        help="early stopping patience on the validation loss, in epochs; 0: off (default 10)",
+        help="early stopping patience on the validation loss, in epochs, or off (default 10)",
     )
     tr.add_argument(
         "--validation-fraction",
