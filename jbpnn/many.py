@@ -1,5 +1,8 @@
 """Train many networks of one architecture at once: sweeps over seeds and hyperparameters.
 
+(One job in about 900 lines: ``train_many``'s checks of per-network rows, keys and
+thresholds, and :class:`ManyResult`'s views of the stacked run.)
+
 :func:`train_many` trains ``N`` independent networks in ONE compiled program and
 returns a :class:`ManyResult` (stacked params, per-network histories, epochs run,
 stop reasons, the stacked :class:`jbpnn.training.TrainState`). It is ``jax.vmap`` of
