@@ -1,0 +1,251 @@
+"""Full-batch training of small networks: Levenberg-Marquardt (and Rprop) against adam,
+autodiff and SciPy, one network and many at once.
+
+What it shows, as ratios from one run on this machine (medians of ``--repeats`` timings,
+compilation excluded unless a row says so):
+
+1. **Epochs and time to adam's loss.** A 1-10-1 tanh network on 200 noisy samples of
+   ``sin(3x)``, and scikit-learn's diabetes table (10-10-1), inputs and targets scaled to
+   [-1, 1] as MATLAB's ``mapminmax``: the training loss ``adam(0.01)`` reaches after 1000
+   full-batch epochs, and how many epochs and seconds LM and Rprop take to reach it
+   (``tol`` = that loss, so the run stops there). Wall time with compilation (a fresh
+   shape: the first call) and without (the second call).
+2. **One LM iteration's normal equations**: jbpnn's hand-derived ``J^T J``, ``J^T e``
+   (:func:`jbpnn.jacobian.normal_equations_kernel`) against the same products from
+   ``jax.jacfwd`` and ``jax.jacrev`` Jacobians, jitted, on the diabetes network and a
+   wider 64-32-10 digits network.
+3. **SciPy**: ``scipy.optimize.least_squares(method="lm")`` (MINPACK) given a compiled
+   autodiff Jacobian, from the same initial weights, to its own stopping point; then
+   jbpnn's LM until its SSE is within 1% of SciPy's.
+4. **Many networks**: 256 networks (seeds 0..255) trained by LM in one ``train_many``
+   call against 256 sequential ``train`` calls (one CPU device, compile excluded).
+
+Takes about two minutes on a 2-core CPU; prints tables on stdout, writes nothing.
+Run: ``python experiments/second_order.py`` (``--quick``: fewer networks, one repeat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jbpnn
+from jbpnn.jacobian import normal_equations_kernel
+from jbpnn.many import InitSpec, train_many
+from jbpnn.network import predict_kernel
+from jbpnn.optimizers import adam, levenberg_marquardt, rprop
+
+
+def scaled(a: np.ndarray) -> np.ndarray:
+    """MATLAB's mapminmax: every column to [-1, 1]."""
+    lo, hi = a.min(axis=0), a.max(axis=0)
+    return (2 * (a - lo) / np.where(hi > lo, hi - lo, 1) - 1).astype(np.float32)
+
+
+def tasks() -> dict[str, tuple[np.ndarray, np.ndarray, tuple[int, ...]]]:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (200, 1))
+    y = np.sin(3 * x) + 0.1 * rng.normal(size=x.shape)
+    from sklearn.datasets import load_diabetes  # bundled with scikit-learn, no download
+
+    d = load_diabetes()
+    return {
+        "sin 1-10-1, 200 rows": (scaled(x), scaled(y), (1, 10, 1)),
+        "diabetes 10-10-1, 442 rows": (scaled(d.data), scaled(d.target[:, None]), (10, 10, 1)),
+    }
+
+
+def network(sizes: tuple[int, ...], seed: int = 0) -> jbpnn.MLP:
+    return jbpnn.init_params(seed, sizes, ("tanh", "identity"), "mse", "glorot")
+
+
+def fit(p: jbpnn.MLP, X: np.ndarray, Y: np.ndarray, **kw) -> jbpnn.MLP:
+    return jbpnn.train(p, X, Y, **kw).params
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    """(median seconds, last result) of ``fn()``, results blocked on."""
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+# ---------------------------------------------------------------- 1. epochs to adam's loss
+def to_adams_loss(repeats: int) -> None:
+    print("1. epochs and seconds to reach the training loss of adam(0.01) after 1000 epochs")
+    print(f"{'task':28} {'optimizer':10} {'epochs':>7} {'loss':>10} {'s (compile)':>12} {'s':>8}")
+    for name, (X, Y, sizes) in tasks().items():
+        p = network(sizes)
+        target = None
+        for label, opt, epochs in (
+            ("adam", adam(0.01), 1000),
+            ("lm", levenberg_marquardt(), 1000),
+            ("rprop", rprop(), 5000),
+        ):
+            kw = {"optimizer": opt, "epochs": epochs, "tol": target}
+            t = time.perf_counter()
+            first = jbpnn.train(p, X, Y, **kw)  # compiles: a new optimizer kind
+            cold = time.perf_counter() - t
+            warm, _ = timed(partial(fit, p, X, Y, **kw), repeats)
+            r = jbpnn.train(p, X, Y, **kw)
+            assert r.epochs_run == first.epochs_run
+            loss = r.final_loss  # the epoch loss the tol rule watches
+            if target is None:
+                target = loss  # adam's: what the others must reach
+            print(
+                f"{name:28} {label:10} {r.epochs_run:7d} {loss:10.3g} {cold:12.2f} {warm:8.3f}"
+                + ("" if label == "adam" or loss <= target else "  (did not reach it)")
+            )
+
+
+# ---------------------------------------------------------------- 2. normal equations
+def autodiff_normal_equations(mode):
+    """``J^T J, J^T e, e^T e`` with J from ``jax.jacfwd`` / ``jax.jacrev`` of the residuals."""
+
+    def normal(params, X, Y):
+        flat, unravel = jax.flatten_util.ravel_pytree(params)
+
+        def residuals(theta):
+            return (predict_kernel(unravel(theta), X) - Y).ravel()
+
+        J = mode(residuals)(flat)
+        e = residuals(flat)
+        return J.T @ J, J.T @ e, e @ e
+
+    return jax.jit(normal)
+
+
+def normal_equations_speed(repeats: int) -> None:
+    print("\n2. one LM iteration's J^T J and J^T e: hand-derived vs autodiff Jacobians")
+    print(
+        f"{'network':30} {'P':>6} {'hand s':>9} {'jacfwd s':>9} {'jacrev s':>9} "
+        f"{'fwd/hand':>9} {'rev/hand':>9}"
+    )
+    d = jbpnn.load_digits()
+    cases = dict(tasks())
+    cases["digits 64-32-10, 1797 rows"] = (
+        d.X.astype(np.float32),
+        jbpnn.one_hot(d.y, 10).astype(np.float32),
+        (64, 32, 10),
+    )
+    hand = jax.jit(normal_equations_kernel)
+    fwd, rev = autodiff_normal_equations(jax.jacfwd), autodiff_normal_equations(jax.jacrev)
+    for name, (X, Y, sizes) in cases.items():
+        p = jbpnn.init_params(0, sizes, ("tanh", "sigmoid" if sizes[-1] > 1 else "identity"), "mse")
+        X, Y = jnp.asarray(X), jnp.asarray(Y)
+        runs = {}
+        for label, fn in (("hand", hand), ("jacfwd", fwd), ("jacrev", rev)):
+            jax.block_until_ready(fn(p, X, Y))  # compile
+            runs[label] = timed(partial(fn, p, X, Y), repeats)
+        a, b = runs["hand"][1][0], runs["jacrev"][1][0]
+        agree = float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+        P = a.shape[0]
+        th, tf, tr = (runs[k][0] for k in ("hand", "jacfwd", "jacrev"))
+        print(
+            f"{name:30} {P:6d} {th:9.4f} {tf:9.4f} {tr:9.4f} {tf / th:8.1f}x {tr / th:8.1f}x"
+            f"   (J^T J agree to {agree:.1e})"
+        )
+
+
+# ---------------------------------------------------------------- 3. SciPy
+def scipy_problem(p: jbpnn.MLP, X: np.ndarray, Y: np.ndarray):
+    """SciPy's residuals and Jacobian (jitted ``jax.jacfwd``) in float64 NumPy, and x0."""
+    flat, unravel = jax.flatten_util.ravel_pytree(p)
+    Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+
+    @jax.jit
+    def residuals(theta):
+        return (predict_kernel(unravel(theta), Xj) - Yj).ravel()
+
+    jac = jax.jit(jax.jacfwd(residuals))
+
+    def res_np(t):
+        return np.asarray(residuals(jnp.asarray(t, jnp.float32)), np.float64)
+
+    def jac_np(t):
+        return np.asarray(jac(jnp.asarray(t, jnp.float32)), np.float64)
+
+    return res_np, jac_np, np.asarray(flat, np.float64)
+
+
+def against_scipy(repeats: int) -> None:
+    from scipy.optimize import least_squares
+
+    print("\n3. scipy.optimize.least_squares(method='lm') with a compiled jacfwd Jacobian")
+    print(
+        f"{'task':28} {'scipy SSE':>10} {'scipy s':>8} {'nfev':>6} {'jbpnn SSE':>10} "
+        f"{'jbpnn s':>8} {'epochs':>7} {'speed-up':>9}"
+    )
+    for name, (X, Y, sizes) in tasks().items():
+        p = network(sizes)
+        res_np, jac_np, x0 = scipy_problem(p, X, Y)
+        res_np(x0), jac_np(x0)  # compile
+        # SciPy's MINPACK run is slow on the larger table: timed once
+        once = partial(least_squares, res_np, x0, jac=jac_np, method="lm")
+        t_scipy, sol = timed(once, 1)
+        sse_scipy = float(np.sum(sol.fun**2))
+        # jbpnn's loss is 1/2 mean_n sum_k e^2, so SSE = 2 n loss: stop within 1% of SciPy's
+        tol = 1.01 * sse_scipy / (2 * len(X))
+        kw = {"optimizer": levenberg_marquardt(), "epochs": 2000, "tol": tol}
+        jbpnn.train(p, X, Y, **kw)  # compile
+        t_jbpnn, _ = timed(partial(fit, p, X, Y, **kw), repeats)
+        r = jbpnn.train(p, X, Y, **kw)
+        sse = 2 * len(X) * float(jbpnn.loss(r.params, X, Y))
+        print(
+            f"{name:28} {sse_scipy:10.4g} {t_scipy:8.3f} {sol.nfev:6d} {sse:10.4g} {t_jbpnn:8.3f} "
+            f"{r.epochs_run:7d} {t_scipy / t_jbpnn:8.1f}x  ({r.stop_reason})"
+        )
+
+
+# ---------------------------------------------------------------- 4. many networks
+def many_networks(n: int, repeats: int) -> None:
+    print(f"\n4. {n} networks 1-10-1 by LM, 100 epochs: one train_many call vs {n} train calls")
+    X, Y, sizes = tasks()["sin 1-10-1, 200 rows"]
+    spec = InitSpec(sizes, ("tanh", "identity"), "mse", "glorot")
+    kw = {"epochs": 100}
+    many = partial(train_many, spec, X, Y, seeds=range(n), optimizer="lm", hparams={}, **kw)
+    many()  # compile
+    start = jbpnn.many.init_many(spec, np.arange(n))  # the networks train_many starts from
+    nets = [jax.tree.map(lambda a, i=i: a[i], start) for i in range(n)]
+    opt = levenberg_marquardt()
+
+    def one():
+        return [fit(q, X, Y, optimizer=opt, **kw) for q in nets]
+
+    jbpnn.train(nets[0], X, Y, optimizer=opt, **kw)  # compile
+    t_many, _ = timed(lambda: many().params, repeats)
+    t_one, _ = timed(one, max(1, repeats // 2))
+    r = many()
+    best = int(np.argmin([h[-1] for h in r.history["loss"]]))
+    print(
+        f"train_many {t_many:.2f} s, {n} x train {t_one:.2f} s: {t_one / t_many:.1f}x faster; "
+        f"best network {best}, loss {r.history['loss'][best][-1]:.3g}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="16 networks, one repeat")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; load average {load:.2f}\n")
+    to_adams_loss(repeats)
+    normal_equations_speed(repeats)
+    against_scipy(repeats)
+    many_networks(16 if args.quick else 256, repeats)
+
+
+if __name__ == "__main__":
+    main()
