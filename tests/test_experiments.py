@@ -39,3 +39,15 @@ def test_progress_overhead_quick(tmp_path):
             for line in proc.stdout.splitlines()
         ), proc.stdout
     assert "largest overhead" in proc.stdout
+
+
+def test_second_order_quick(tmp_path):
+    # LM against adam, autodiff and SciPy; the figures are the README's, never asserted on time
+    proc = _run(str(EXPERIMENTS / "second_order.py"), "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    lm = [line for line in lines if line.split()[-5:-4] == ["lm"] or " lm " in line]
+    assert lm and not any("did not reach it" in line for line in lm), proc.stdout
+    assert any("J^T J agree to" in line for line in lines), proc.stdout
+    assert any("(loss_below_tol)" in line for line in lines), proc.stdout  # reached SciPy's SSE
+    assert "train_many" in proc.stdout
