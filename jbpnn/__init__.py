@@ -23,6 +23,7 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.data`         bundled digits, splits, scalers, label encoding
 - :mod:`jbpnn.preprocessing`  ``Preprocessing``: a table's scaling and target coding,
   saved with a model; ``infer_task`` (classes or numbers?)
+- :mod:`jbpnn.matlab`       ``feedforwardnet`` with MATLAB's defaults, ``mapminmax``, ``dividerand``
 - :mod:`jbpnn.article`      the article's ``BPNN`` class and ``get_data``
 - :mod:`jbpnn.gradcheck`    hand-derived gradients against autodiff (the only
   module that calls autodiff, ``jax.grad``; not imported here)

@@ -1,0 +1,245 @@
+"""For MATLAB users: ``feedforwardnet`` + ``train`` as one call, with MATLAB's defaults.
+
+MATLAB's Deep Learning Toolbox trains a fitting network like this::
+
+    net = feedforwardnet(10, 'trainlm');     % tansig hidden, purelin output
+    net.divideParam.trainRatio = 0.70;        % dividerand: 70 / 15 / 15
+    [net, tr] = train(net, x, t);             % mapminmax on inputs and targets,
+                                              % stops on max_fail = 6 validation failures
+    y = net(x);
+
+:func:`feedforwardnet` does the same on jbpnn's core, and names its pieces as MATLAB
+does: :func:`mapminmax` (every column to [-1, 1], kept to map back), :func:`dividerand`
+(a random 70/15/15 split), ``train_fcn`` (``"trainlm"`` Levenberg-Marquardt,
+``"trainbr"`` Bayesian regularization, ``"trainrp"`` Rprop, ``"traingdm"`` gradient
+descent with momentum, ``"traingd"`` plain gradient descent) and ``net.trainParam``'s
+``epochs``, ``goal``, ``max_fail``, ``min_grad``, ``mu``. Rows are examples (MATLAB's
+columns): pass ``x.T`` if your data comes from MATLAB.
+
+One difference is deliberate: MATLAB's ``goal`` and ``perf`` are the mean squared error
+over all targets, ``mse = mean (t - y)^2``; jbpnn's loss is ``E = 1/2 mean_n sum_k
+(t - y)^2``. :class:`FitResult` reports MATLAB's ``mse`` (of the scaled targets, as
+``tr.perf`` is) and converts ``goal`` for you.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from jax.typing import ArrayLike
+
+from jbpnn.checks import check_int, check_number
+from jbpnn.network import predict
+from jbpnn.optimizers import OPTIMIZERS, get_optimizer
+from jbpnn.params import MLP, init_params
+from jbpnn.state import TrainResult
+from jbpnn.training import train
+
+__all__ = ["TRAIN_FCNS", "FitResult", "MapMinMax", "dividerand", "feedforwardnet", "mapminmax"]
+
+# MATLAB's training functions -> (jbpnn optimizer, its arguments, whether it validates)
+TRAIN_FCNS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "trainlm": ("lm", {}, True),
+    "trainbr": ("br", {}, False),  # MATLAB's trainbr uses no validation split
+    "trainrp": ("rprop", {}, True),
+    "traingdm": ("momentum", {"lr": 0.01, "m": 0.9}, True),
+    "traingd": ("sgd", {"lr": 0.01}, True),
+}
+
+
+@dataclass(frozen=True)
+class MapMinMax:
+    """MATLAB's ``mapminmax`` settings: ``y = (ymax - ymin) (x - xmin) / (xmax - xmin) + ymin``
+    per column; a constant column maps to ``ymin`` (MATLAB passes it through unchanged)."""
+
+    xmin: np.ndarray
+    xmax: np.ndarray
+    ymin: float = -1.0
+    ymax: float = 1.0
+
+    def _gain(self) -> np.ndarray:
+        span = self.xmax - self.xmin
+        return (self.ymax - self.ymin) / np.where(span > 0, span, 1.0)
+
+    def apply(self, x: ArrayLike) -> np.ndarray:
+        """``x`` (rows of columns) into ``[ymin, ymax]``."""
+        x = np.asarray(x, np.float64)
+        return ((x - self.xmin) * self._gain() + self.ymin).astype(np.float32)
+
+    def reverse(self, y: ArrayLike) -> np.ndarray:
+        """The inverse of :meth:`apply`: back to the original units."""
+        return (np.asarray(y, np.float64) - self.ymin) / self._gain() + self.xmin
+
+
+def mapminmax(x: ArrayLike, ymin: float = -1.0, ymax: float = 1.0) -> tuple[np.ndarray, MapMinMax]:
+    """Every column of ``x`` (shape ``(n, d)``) to ``[ymin, ymax]``; returns ``(y, settings)``."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 2 or not len(x):
+        raise ValueError(
+            f"mapminmax takes rows of columns, shape (n, d) with n >= 1, got {x.shape}"
+        )
+    if not np.isfinite(x).all():
+        raise ValueError("mapminmax: x holds NaN or inf")
+    if not ymin < ymax:
+        raise ValueError(f"mapminmax needs ymin < ymax, got {ymin} and {ymax}")
+    settings = MapMinMax(x.min(axis=0), x.max(axis=0), float(ymin), float(ymax))
+    return settings.apply(x), settings
+
+
+def dividerand(
+    n: int,
+    train_ratio: float = 0.70,
+    val_ratio: float = 0.15,
+    test_ratio: float = 0.15,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MATLAB's ``dividerand``: row indices of a random train / validation / test split.
+
+    The ratios are normalised by their sum, as MATLAB does; each part gets its rounded
+    share, the test part the rest.
+    """
+    check_int("n", n, 1)
+    ratios = {"train_ratio": train_ratio, "val_ratio": val_ratio, "test_ratio": test_ratio}
+    for name, value in ratios.items():
+        check_number(name, value, 0.0)
+    if train_ratio <= 0:
+        raise ValueError(f"train_ratio must be > 0, got {train_ratio}")
+    shares = np.asarray(list(ratios.values()), np.float64) / sum(ratios.values())
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = max(1, int(round(shares[0] * n)))
+    n_val = int(round(shares[1] * n))
+    return (
+        np.sort(order[:n_train]),
+        np.sort(order[n_train : n_train + n_val]),
+        np.sort(order[n_train + n_val :]),
+    )
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`feedforwardnet` returns: the network, MATLAB's ``tr`` and the mappings.
+
+    Attributes:
+        net: the trained :class:`jbpnn.params.MLP` (on the mapped data).
+        result: jbpnn's :class:`TrainResult` (history, stop reason, state to resume).
+        input_map, target_map: the :class:`MapMinMax` settings of ``x`` and ``t``.
+        train_ind, val_ind, test_ind: the rows of each part (``tr.trainInd`` ...).
+        perf, vperf, tperf: MATLAB's ``mse`` of each part, on the mapped targets.
+        best_epoch: the epoch of ``net`` (``tr.best_epoch``).
+        stop: why training stopped (``tr.stop``), as jbpnn names it.
+    """
+
+    net: MLP
+    result: TrainResult
+    input_map: MapMinMax
+    target_map: MapMinMax
+    train_ind: np.ndarray
+    val_ind: np.ndarray
+    test_ind: np.ndarray
+    perf: float
+    vperf: float
+    tperf: float
+    best_epoch: int
+    stop: str
+
+    def __call__(self, x: ArrayLike) -> np.ndarray:
+        """``y = net(x)`` in the targets' own units (inputs mapped, outputs mapped back)."""
+        return self.target_map.reverse(np.asarray(predict(self.net, self.input_map.apply(x))))
+
+
+def feedforwardnet(
+    x: ArrayLike,
+    t: ArrayLike,
+    hidden: int | tuple[int, ...] = 10,
+    train_fcn: str = "trainlm",
+    *,
+    epochs: int = 1000,
+    goal: float = 0.0,
+    max_fail: int = 6,
+    min_grad: float | None = None,
+    mu: float | None = None,
+    ratios: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    seed: int = 0,
+) -> FitResult:
+    """MATLAB's ``net = feedforwardnet(hidden, train_fcn); [net, tr] = train(net, x, t)``.
+
+    ``tansig`` (tanh) hidden layers, a ``purelin`` (identity) output, the mse loss;
+    inputs and targets through :func:`mapminmax`; rows split by :func:`dividerand`
+    (``trainbr`` validates on nothing: its validation rows join the training rows, as
+    MATLAB's ``trainbr`` does); stops on ``epochs``, ``goal`` (MATLAB's mse),
+    ``max_fail`` validation failures in a row (the best epoch's net is kept),
+    ``min_grad`` and ``mu_max`` (lm, br).
+
+    Args:
+        x: inputs, shape ``(n, d)`` (MATLAB's ``x.'``).
+        t: targets, shape ``(n,)`` or ``(n, k)``.
+        hidden: hidden layer sizes (``feedforwardnet(10)`` or ``[10 5]``).
+        train_fcn: one of :data:`TRAIN_FCNS`.
+        epochs, goal, max_fail, min_grad, mu: ``net.trainParam``'s.
+        ratios: ``divideParam``'s train / validation / test ratios.
+        seed: the initial weights' and the split's seed.
+
+    Raises:
+        ValueError: an unknown ``train_fcn`` (listing the known ones), bad shapes or values.
+    """
+    if train_fcn not in TRAIN_FCNS:
+        raise ValueError(f"unknown train_fcn {train_fcn!r}; expected one of {list(TRAIN_FCNS)}")
+    name, kwargs, validates = TRAIN_FCNS[train_fcn]
+    if name not in OPTIMIZERS:
+        raise ValueError(f"train_fcn {train_fcn!r} needs jbpnn's {name!r} optimizer, not built in")
+    hidden = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
+    check_int("epochs", epochs, 1)
+    check_int("max_fail", max_fail, 1)
+    check_number("goal", goal, 0.0)
+    t = np.asarray(t, np.float64)
+    t = t[:, None] if t.ndim == 1 else t
+    xs, input_map = mapminmax(x)
+    ts, target_map = mapminmax(t)
+    if len(xs) != len(ts):
+        raise ValueError(f"x has {len(xs)} rows and t {len(ts)}: one target row per input row")
+    train_ind, val_ind, test_ind = dividerand(len(xs), *ratios, seed=seed)
+    if not validates:  # trainbr: no early stopping, the validation rows train too
+        train_ind, val_ind = np.sort(np.concatenate([train_ind, val_ind])), val_ind[:0]
+    for key, value in (("min_grad", min_grad), ("mu", mu)):
+        if value is not None:
+            kwargs = {**kwargs, key: value}
+    optimizer = get_optimizer(name, **kwargs)
+    sizes = (xs.shape[1], *hidden, ts.shape[1])
+    params = init_params(seed, sizes, ("tanh",) * len(hidden) + ("identity",), "mse", "glorot")
+    val = {}
+    if len(val_ind):
+        val = {"X_val": xs[val_ind], "Y_val": ts[val_ind], "n_iter_no_change": max_fail}
+    k = ts.shape[1]  # E = 1/2 mean_n sum_k e^2 = (k / 2) mse: MATLAB's goal in E's units
+    result = train(
+        params,
+        xs[train_ind],
+        ts[train_ind],
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=None,  # MATLAB trains these functions in batch mode
+        tol=goal * k / 2 if goal > 0 else None,
+        **val,
+    )
+    net = result.params
+
+    def mse(rows: np.ndarray) -> float:
+        if not len(rows):
+            return float("nan")
+        return float(np.mean((np.asarray(predict(net, xs[rows])) - ts[rows]) ** 2))
+
+    return FitResult(
+        net=net,
+        result=result,
+        input_map=input_map,
+        target_map=target_map,
+        train_ind=train_ind,
+        val_ind=val_ind,
+        test_ind=test_ind,
+        perf=mse(train_ind),
+        vperf=mse(val_ind),
+        tperf=mse(test_ind),
+        best_epoch=result.best_epoch or result.epochs_run,
+        stop=result.stop_reason,
+    )

@@ -1,0 +1,83 @@
+"""jbpnn.matlab: MATLAB's feedforwardnet workflow, names and defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jbpnn.matlab import TRAIN_FCNS, dividerand, feedforwardnet, mapminmax
+
+
+def _data(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-3, 5, (n, 2))
+    t = 10 + 4 * np.sin(x[:, 0]) + x[:, 1] ** 2 + 0.05 * rng.normal(size=n)
+    return x, t
+
+
+def test_mapminmax_is_matlabs_formula_and_reverses():
+    x = np.array([[0.0, 5.0, 2.0], [10.0, 5.0, 4.0], [5.0, 5.0, 3.0]])
+    y, s = mapminmax(x)
+    # y = (ymax - ymin) (x - xmin) / (xmax - xmin) + ymin; a constant column goes to ymin
+    np.testing.assert_allclose(y, [[-1, -1, -1], [1, -1, 1], [0, -1, 0]], atol=1e-7)
+    np.testing.assert_allclose(s.reverse(y), x, atol=1e-5)
+    y2, _ = mapminmax(x, 0.0, 1.0)
+    np.testing.assert_allclose(y2[:, 0], [0, 1, 0.5])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        mapminmax([[np.nan]])
+    with pytest.raises(ValueError, match="ymin < ymax"):
+        mapminmax(x, 1, -1)
+
+
+def test_dividerand_is_a_random_partition_in_matlabs_ratios():
+    tr, va, te = dividerand(100, seed=3)
+    assert (len(tr), len(va), len(te)) == (70, 15, 15)
+    assert sorted(np.concatenate([tr, va, te])) == list(range(100))
+    again = dividerand(100, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
+    assert not np.array_equal(tr, dividerand(100, seed=4)[0])
+    assert [len(p) for p in dividerand(10, 2, 1, 1)] == [5, 2, 3]  # ratios normalised
+    with pytest.raises(ValueError, match="train_ratio must be > 0"):
+        dividerand(10, 0, 1, 1)
+
+
+def test_trainlm_fits_with_validation_stopping_in_the_targets_units():
+    x, t = _data()
+    net = feedforwardnet(x, t, 8, "trainlm", seed=1)
+    assert net.result.optimizer.name == "lm" and net.net.activations == ("tanh", "identity")
+    assert net.stop in (
+        "no_validation_improvement",
+        "mu_max_reached",
+        "min_grad_reached",
+        "max_epochs",
+    )
+    assert len(net.val_ind) == 18 and len(net.test_ind) == 18
+    pred = net(x[net.test_ind]).ravel()
+    rmse = float(np.sqrt(np.mean((pred - t[net.test_ind]) ** 2)))
+    assert rmse < 0.25 * np.std(t), rmse  # in t's own units, far better than the mean
+    # perf is MATLAB's mse on the mapped targets
+    assert 0 < net.perf < 0.05
+
+
+def test_goal_is_matlabs_mse():
+    x, t = _data()
+    net = feedforwardnet(x, t, 8, "trainlm", goal=0.01, max_fail=1000, seed=1)
+    assert net.stop == "loss_below_tol"
+    # the goal fired on the epoch loss (the params before that epoch's step), whose mse is
+    # below the goal; the step taken after it only lowers it (lm accepts only descents)
+    assert net.perf < 0.01
+
+
+def test_unknown_train_fcn_lists_the_known_ones():
+    x, t = _data(20)
+    with pytest.raises(
+        ValueError, match=r"unknown train_fcn 'trainscg'; expected one of \['trainlm'"
+    ):
+        feedforwardnet(x, t, train_fcn="trainscg")
+    assert set(TRAIN_FCNS) >= {"trainlm", "trainbr", "trainrp", "traingdm", "traingd"}
+
+
+def test_rows_must_match():
+    x, t = _data(20)
+    with pytest.raises(ValueError, match="x has 20 rows and t 19"):
+        feedforwardnet(x, t[:19])
