@@ -8,6 +8,9 @@ Runs, on whatever device ``jax.devices()[0]`` is (GPU, TPU, or the CPU):
   device's own float32 matrix-product GFLOP/s;
 - ``train_many``: 64 digits networks (8 learning rates x 8 seeds) in one call of
   ``jbpnn.many.train_many`` (a failure fails the script);
+- ``lm x N``: Levenberg-Marquardt (the hand-derived ``J^T J``) on many 1-10-1
+  networks at once (256, ``--quick`` 16), 50 epochs each, one ``train_many`` call, against
+  the same networks one ``train`` call at a time (a failure fails the script);
 - ``apply``: one jitted SGD step of ``jax.grad`` through ``jbpnn.apply`` (the
   hand-derived backward as a ``custom_vjp``) against ``jax.grad`` of the plain
   forward, on the wide network;
@@ -86,6 +89,44 @@ def train_many_row(settings: bench.Settings) -> dict[str, Any]:
     }
 
 
+def lm_many_row(n_nets: int) -> dict[str, Any]:
+    """``n_nets`` 1-10-1 networks trained by LM in one ``train_many`` call vs one by one."""
+    import jax
+
+    import jbpnn
+    from jbpnn.many import InitSpec, init_many, train_many
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (200, 1)).astype(np.float32)
+    Y = (np.sin(3 * X) + 0.1 * rng.normal(size=X.shape)).astype(np.float32)
+    spec = InitSpec((1, 10, 1), ("tanh", "identity"), "mse", "glorot")
+    epochs, seeds = 50, np.arange(n_nets)
+    times = []
+    for _ in range(2):  # the first call compiles
+        start = time.perf_counter()
+        result = train_many(spec, X, Y, seeds=seeds, optimizer="lm", hparams={}, epochs=epochs)
+        jax.block_until_ready(jax.tree.leaves(result.params))
+        times.append(time.perf_counter() - start)
+    nets = init_many(spec, seeds)
+    opt = jbpnn.levenberg_marquardt()
+    first = jax.tree.map(lambda a: a[0], nets)
+    jbpnn.train(first, X, Y, optimizer=opt, epochs=epochs)  # compiles
+    k = min(n_nets, 32)  # time a sample of the one-by-one calls
+    start = time.perf_counter()
+    for i in range(k):
+        r = jbpnn.train(jax.tree.map(lambda a, i=i: a[i], nets), X, Y, optimizer=opt, epochs=epochs)
+        jax.block_until_ready(r.params)
+    one_by_one = (time.perf_counter() - start) / k * n_nets
+    return {
+        "networks": n_nets,
+        "epochs": epochs,
+        "first_call_s": times[0],
+        "steady_s": times[1],
+        "one_by_one_s": one_by_one,
+        "best_final_loss": float(np.nanmin(result.history["loss"][:, -1])),
+    }
+
+
 def compose_rows(settings: bench.Settings) -> dict[str, Any]:
     """``jax.grad`` through ``apply`` vs the plain forward, and data-parallel ``train``."""
     import jax
@@ -144,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     digits = bench.task_digits(run, contenders=JAX_ONLY)
     wide = bench.task_wide(run, contenders=JAX_ONLY)
     many = train_many_row(settings)
+    lm = lm_many_row(16 if args.quick else 256)
     composed = compose_rows(settings)
 
     rows = []
@@ -171,6 +213,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{many['best_final_loss']:.6f} (best)",
         ]
     )
+    rows.append(
+        [
+            f"lm x{lm['networks']} (1-10-1)",
+            "train_many, levenberg_marquardt",
+            1e3 * lm["steady_s"] / lm["epochs"],
+            lm["networks"] * 200 * lm["epochs"] / lm["steady_s"],
+            None,
+            lm["first_call_s"] - lm["steady_s"],
+            f"{lm['best_final_loss']:.6f} (best)",
+        ]
+    )
     one = digits["rows"][0]["epoch_ms"]  # jbpnn train, one network
     many["vs_sequential_train"] = many["networks"] * one / many["epoch_ms"]
     peak = wide["matmul_peak_gflops"]["jax"]
@@ -186,6 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"train_many: {many['networks']} networks in one call are "
         f"{many['vs_sequential_train']:.1f}x faster than {many['networks']} x the single "
         "train() epoch above (the digits row)"
+    )
+    print(
+        f"lm: {lm['networks']} networks in one train_many call {lm['steady_s']:.2f} s, one "
+        f"train call at a time {lm['one_by_one_s']:.2f} s "
+        f"({lm['one_by_one_s'] / lm['steady_s']:.1f}x)"
     )
     print(
         f"jax.grad through apply (hand-derived custom_vjp): {composed['apply_ms']:.3f} ms per "
@@ -216,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "digits": digits,
                     "wide": wide,
                     "train_many": many,
+                    "lm_many": lm,
                     "compose": composed,
                     "checks": [c.__dict__ | {"ok": c.ok} for c in run.checks],
                     "median_check": statistics.median([c.rel_diff for c in run.checks] or [0.0]),
