@@ -39,7 +39,8 @@ A ``train_state`` file adds (``w``/``b`` above hold ``state.params``):
                     state/key (the key's jax.random.key_data, uint32)
 
 ``structure`` holds ``opt_state`` (the state's class, ``SGDState``,
-``MomentumState`` or ``AdamState``, and its hyperparameter names),
+``MomentumState``, ``AdamState``, ``RpropState``, ``LMState`` or ``BRState``, and
+its hyperparameter names),
 ``best_params`` (present or None), ``history`` (its keys and ``chunk``, the ring
 buffer's length), ``keys`` (``{entry: key impl name}``, e.g. ``"threefry2x32"``)
 and ``leaves`` (``{entry: dtype}``). :func:`load` builds the state's shape with
@@ -87,8 +88,11 @@ from jbpnn.files import atomic_write
 from jbpnn.optimizers import (
     SCHEDULES,
     AdamState,
+    BRState,
+    LMState,
     MomentumState,
     Optimizer,
+    RpropState,
     SGDState,
     get_optimizer,
 )
@@ -107,7 +111,14 @@ _HEADER_KEYS = ("format", "format_version", "sizes", "activations", "loss", "art
 _HEADER_KEYS_V2 = ("kind", "stacked", "dtypes")
 
 # The optimizer states a checkpoint can hold: class name -> optimizer name.
-_OPT_STATES = {SGDState: "sgd", MomentumState: "momentum", AdamState: "adam"}
+_OPT_STATES = {
+    SGDState: "sgd",
+    MomentumState: "momentum",
+    AdamState: "adam",
+    RpropState: "rprop",
+    LMState: "lm",
+    BRState: "br",
+}
 _OPT_BY_CLASS = {cls.__name__: name for cls, name in _OPT_STATES.items()}
 
 
@@ -321,7 +332,7 @@ def _optimizer_description(optimizer: Optimizer | None) -> dict[str, Any] | None
             f"get_optimizer('adam', lr=1e-3)), got {type(optimizer).__name__} {optimizer!r}; "
             "record anything else under another metadata key"
         )
-    schedule = optimizer.options.get("schedule")
+    schedule = optimizer.options.get("schedule", "none")  # rprop, lm, br: no lr, no schedule
     if not isinstance(schedule, str):
         raise TypeError(
             f"{optimizer!r} has a learning-rate schedule that is a user function; only built-in "
@@ -439,6 +450,7 @@ def _state_template(params: MLP, structure: Mapping[str, Any]) -> TrainState:
         early_stopping=bool(structure["best_params"]),
         has_validation="val_loss" in keys,
         history_chunk=int(structure["history"]["chunk"]),
+        optimizer_history=shape_only.history_keys,  # lm: mu, grad_norm; br: and gamma
     )
     if set(config.history_keys()) != keys:
         raise ValueError(f"history keys {sorted(keys)} are not a set that train records")
@@ -467,13 +479,14 @@ def _check_leaves(state: TrainState, template: TrainState, n: int) -> None:
 def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
     """The Optimizer of ``description``, through ``get_optimizer`` and the schedule factories."""
     name, options = description["name"], dict(description["options"])
-    hyperparams = dict(description["hyperparams"])
-    schedule = options.get("schedule", "constant")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; expected one of {list(SCHEDULES)}")
-    factory = SCHEDULES[schedule]
-    schedule_args = {k: hyperparams.pop(k) for k in inspect.signature(factory).parameters}
-    args: dict[str, Any] = {"lr": factory(**schedule_args), **hyperparams}
+    args: dict[str, Any] = dict(description["hyperparams"])
+    if "schedule" in options:  # an optimizer with a learning rate (rprop, lm, br have none)
+        schedule = options["schedule"]
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; expected one of {list(SCHEDULES)}")
+        factory = SCHEDULES[schedule]
+        schedule_args = {k: args.pop(k) for k in inspect.signature(factory).parameters}
+        args["lr"] = factory(**schedule_args)
     if "variant" in options:
         args["variant"] = options["variant"]
     if options.get("weight_decay") and args.get("weight_decay") == 0:

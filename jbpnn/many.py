@@ -64,6 +64,7 @@ from jbpnn.training import (
     TrainResult,
     TrainState,
     batching,
+    check_normal_equations,
     check_progress,
     init_state,
     prepare_training,
@@ -567,6 +568,8 @@ def train_many(
         template=template,
     )
     own_thresholds = len(stoppings) > 1
+    if getattr(run.optimizer, "needs_objective", False):  # lm, br: N copies of J^T J
+        check_normal_equations(template, run.optimizer, n_networks=n_nets)
     config, data, val = run.config, run.data, run.val
     if val_rows is not None:
         if val is None:

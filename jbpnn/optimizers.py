@@ -50,7 +50,8 @@ Every hyperparameter may also be a traced JAX scalar (the code never branches on
 their values), so an optimizer can be built inside a function that ``jax.vmap``
 maps over learning rates or momenta.
 
-This module imports only JAX, NumPy and :mod:`jbpnn.checks`.
+This module imports only JAX, NumPy, :mod:`jbpnn.checks` and :mod:`jbpnn.lbfgs` (the
+L-BFGS rule, written on flat vectors).
 """
 
 from __future__ import annotations
@@ -68,12 +69,19 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from jbpnn.checks import check_number, is_concrete, to_device
+from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
+from jbpnn.lbfgs import LBFGSState
+from jbpnn.lbfgs import init as _lbfgs_init
+from jbpnn.lbfgs import stops as _lbfgs_stops
+from jbpnn.lbfgs import update as _lbfgs_update
 
 __all__ = [
     "MOMENTUM_VARIANTS",
     "OPTIMIZERS",
     "SCHEDULES",
     "AdamState",
+    "BRState",
+    "LBFGSState",
     "LMState",
     "Objective",
     "RpropState",
@@ -83,9 +91,11 @@ __all__ = [
     "Schedule",
     "adam",
     "apply_updates",
+    "bayesian_regularization",
     "constant",
     "get_optimizer",
     "inverse_scaling",
+    "lbfgs",
     "levenberg_marquardt",
     "momentum",
     "rprop",
@@ -234,6 +244,20 @@ class LMState(NamedTuple):
     grad_norm: Array
 
 
+class BRState(NamedTuple):
+    """:class:`LMState`'s fields, and the Bayesian regularization's weights of the
+    objective ``F = beta SSE + alpha SSW`` and effective number of parameters ``gamma``,
+    as the last epoch's step used them (data: carried on resume)."""
+
+    count: Array
+    hyperparams: dict[str, Array]
+    mu: Array
+    grad_norm: Array
+    alpha: Array
+    beta: Array
+    gamma: Array
+
+
 class Objective(NamedTuple):
     """What a full-batch optimizer may ask of the training data; the training loop
     builds it for each update (``Optimizer.update(..., objective=...)``).
@@ -243,10 +267,14 @@ class Objective(NamedTuple):
         normal_equations: ``params -> (J^T J, J^T e, e^T e)`` of the residuals
             ``e = O - T`` (weighted by ``sqrt(sample_weight)``), the columns in
             :func:`jax.flatten_util.ravel_pytree` order (see :mod:`jbpnn.jacobian`).
+        loss_and_grad: ``params -> (E, dE/dtheta)`` over the whole training set: the
+            training loop's ``grad_fn`` (the hand-derived gradient by default); what
+            L-BFGS's line search evaluates at every trial step.
     """
 
     loss: Callable[[PyTree], Array]
     normal_equations: Callable[[PyTree], Any]
+    loss_and_grad: Callable[[PyTree], tuple[Array, PyTree]] | None = None
 
 
 # ---------------------------------------------------------------- the rules
@@ -323,8 +351,10 @@ def _rprop_init(params: PyTree, hp: dict[str, Array]) -> RpropState:
 
 def _rprop_update(grads, state: RpropState, params, lr_t, options, objective=None):
     hp = state.hyperparams
+    first = state.count == 0  # MATLAB's trainrp: g_prev = g before the first step
 
     def one(g: Array, g_prev: Array, delta: Array) -> tuple[Array, Array]:
+        g_prev = jnp.where(first, g, g_prev)
         same = g * g_prev  # > 0: the slope kept its sign; < 0: a minimum was jumped over
         delta = jnp.where(same > 0, delta * hp["delta_inc"], delta)  # delta *= delta_inc
         delta = jnp.where(same < 0, delta * hp["delta_dec"], delta)  # delta *= delta_dec
@@ -337,8 +367,73 @@ def _rprop_update(grads, state: RpropState, params, lr_t, options, objective=Non
 
 
 def _lm_init(params: PyTree, hp: dict[str, Array]) -> LMState:
-    dtype = hp["mu"].dtype
-    return LMState(_count0(), hp, hp["mu"], to_device(np.asarray(np.nan, np.dtype(dtype))))
+    return LMState(_count0(), hp, hp["mu"], _nan_like(hp["mu"]))
+
+
+def _br_init(params: PyTree, hp: dict[str, Array]) -> BRState:
+    nan = _nan_like(hp["mu"])  # alpha, beta, gamma: estimated from the data in epoch 1
+    return BRState(_count0(), hp, hp["mu"], nan, nan, nan, nan)
+
+
+def _nan_like(x: Array) -> Array:
+    return to_device(np.asarray(np.nan, np.dtype(x.dtype)))
+
+
+class _Residuals(NamedTuple):
+    """The Gauss-Newton terms at the params, flat (what lm and br both start from)."""
+
+    x: Array  # every weight and bias, ravel_pytree order
+    unravel: Callable[[Array], PyTree]
+    jtj: Array  # J^T J
+    jte: Array  # J^T e
+    sse: Array  # e^T e
+    loss: Array  # E, the (weighted) mean loss
+    weight: Array  # W: the examples' total (sample) weight, N without sample weights
+    grad_norm: Array  # |dE/dtheta| of the mean loss E = e^T e / (2 W)
+
+
+def _residuals(params: PyTree, objective: Objective | None, name: str) -> _Residuals:
+    if objective is None:
+        raise ValueError(
+            f"{name} is full batch: update(..., objective=Objective(...)); train builds it"
+        )
+    x, unravel = ravel_pytree(params)
+    jtj, jte, sse = objective.normal_equations(params)
+    loss = objective.loss(params)
+    weight = jnp.where(loss > 0, sse / (2 * loss), 1.0)  # E = e^T e / (2 W)
+    return _Residuals(x, unravel, jtj, jte, sse, loss, weight, jnp.linalg.norm(jte) / weight)
+
+
+def _marquardt(
+    hessian: Array, gradient: Array, mu: Array, hp: Mapping[str, Array], falls: Callable
+) -> tuple[Array, Array]:
+    """MATLAB's inner Levenberg-Marquardt loop (trainlm, trainbr), compiled::
+
+        (H + mu I) dx = -g                      solved by Cholesky
+        falls(dx):  keep dx, mu <- max(mu mu_dec, 1e-20)
+        otherwise:  mu <- mu mu_inc and solve again, while mu <= mu_max
+
+    ``H`` and ``g`` are the Gauss-Newton Hessian and the gradient of the objective
+    (halved alike: the step is the same). Returns the next epoch's ``mu`` and the step,
+    0 when none was kept below ``mu_max`` (then ``mu > mu_max``).
+    """
+    eye = jnp.eye(gradient.shape[0], dtype=gradient.dtype)
+
+    def try_mu(carry):
+        mu, _, _ = carry
+        factor = jax.scipy.linalg.cho_factor(hessian + mu * eye)
+        dx = -jax.scipy.linalg.cho_solve(factor, gradient)  # (H + mu I) dx = -g
+        better = falls(dx)  # False for NaN (a failed factor)
+        return jnp.where(better, mu, mu * hp["mu_inc"]), dx, better
+
+    def rejected(carry):
+        mu, _, better = carry
+        return ~better & (mu <= hp["mu_max"])
+
+    start = (mu, jnp.zeros_like(gradient), jnp.zeros((), bool))
+    mu_out, dx, better = lax.while_loop(rejected, try_mu, start)
+    mu_out = jnp.where(better, jnp.maximum(mu_out * hp["mu_dec"], 1e-20), mu_out)
+    return mu_out.astype(mu.dtype), jnp.where(better, dx, 0)
 
 
 def _lm_update(grads, state: LMState, params, lr_t, options, objective=None):
@@ -353,33 +448,72 @@ def _lm_update(grads, state: LMState, params, lr_t, options, objective=None):
     ``mu > mu_max`` with no step accepted leaves the params as they were (the
     ``"mu_max_reached"`` stop rule then fires).
     """
-    if objective is None:
-        raise ValueError("lm is full batch: update(..., objective=Objective(...)); train builds it")
+    r = _residuals(params, objective, "lm")
+
+    def falls(dx: Array) -> Array:
+        return objective.loss(r.unravel(r.x + dx)) < r.loss  # E(x + dx) < E(x)
+
+    mu, dx = _marquardt(r.jtj, r.jte, state.mu, state.hyperparams, falls)
+    return r.unravel(dx), LMState(state.count + 1, state.hyperparams, mu, r.grad_norm)
+
+
+def _br_update(grads, state: BRState, params, lr_t, options, objective=None):
+    """One epoch of Bayesian regularization (MacKay 1992; Foresee and Hagan 1997;
+    MATLAB's trainbr): Levenberg-Marquardt on ``F = beta SSE + alpha SSW``.
+
+    With ``x`` every weight and bias, ``SSW = x^T x``, ``SSE = e^T e``, ``P`` weights,
+    ``N`` residuals (examples, or their total sample weight, times outputs)::
+
+        first epoch:  gamma = P,  beta = (N - P) / (2 SSE) (1 if <= 0),  alpha = P / (2 SSW)
+        after a kept step, at the new x (H = 2 beta J^T J + 2 alpha I, the old alpha, beta):
+            gamma = P - 2 alpha tr(H^-1) = P - alpha tr((beta J^T J + alpha I)^-1)
+            alpha = gamma / (2 SSW),     beta = (N - gamma) / (2 SSE)
+        (beta J^T J + (alpha + mu) I) dx = -(beta J^T e + alpha x)      as lm's step,
+        kept if F(x + dx) < F(x)
+
+    An ``alpha`` or ``beta`` that is not positive and finite is 1 (MATLAB's guards: a
+    zero SSW or SSE, and ``beta <= 0`` in the first epoch). The re-estimate after epoch
+    ``k``'s step is made at the start of epoch ``k + 1``, from the ``J^T J`` computed
+    there anyway (MATLAB computes it at the same point), so one ``J^T J`` serves each
+    epoch; the state and history hold the values each epoch's step used.
+    """
     hp = state.hyperparams
-    flat, unravel = ravel_pytree(params)
-    jtj, jte, sse = objective.normal_equations(params)
-    loss = objective.loss(params)
-    eye = jnp.eye(flat.shape[0], dtype=flat.dtype)
+    r = _residuals(params, objective, "br")
+    P = r.x.shape[0]
+    N = r.weight * params.n_out  # the number of residuals (weighted)
+    ssw = r.x @ r.x  # SSW, the sum of squared weights and biases
+    eye = jnp.eye(P, dtype=r.x.dtype)
 
-    def try_mu(carry):
-        mu, _, _ = carry
-        factor = jax.scipy.linalg.cho_factor(jtj + mu * eye)
-        dx = -jax.scipy.linalg.cho_solve(factor, jte)  # (J^T J + mu I) dx = -J^T e
-        better = objective.loss(unravel(flat + dx)) < loss  # False for NaN (a failed factor)
-        return jnp.where(better, mu, mu * hp["mu_inc"]), dx, better
+    # the re-estimate, with the alpha and beta of the last (kept) step
+    trace = jnp.trace(jnp.linalg.inv(state.beta * r.jtj + state.alpha * eye))
+    gamma = P - state.alpha * trace  # P - 2 alpha tr(H^-1)
+    re_estimate = (gamma, _or_one(gamma / (2 * ssw)), _or_one((N - gamma) / (2 * r.sse)))
+    first = (jnp.asarray(P, ssw.dtype), _or_one(P / (2 * ssw)), _or_one((N - P) / (2 * r.sse)))
+    kept = state.mu <= hp["mu_max"]  # the last step was kept (or there was none yet)
+    old = (state.gamma, state.alpha, state.beta)
+    gamma, alpha, beta = (
+        jnp.where(state.count == 0, a, jnp.where(kept, b, c)).astype(c.dtype)
+        for a, b, c in zip(first, re_estimate, old)
+    )
 
-    def rejected(carry):
-        mu, _, better = carry
-        return ~better & (mu <= hp["mu_max"])
+    def objective_at(x: Array) -> Array:  # F = beta SSE + alpha SSW, SSE = 2 W E
+        return beta * 2 * r.weight * objective.loss(r.unravel(x)) + alpha * (x @ x)
 
-    start = (state.mu, jnp.zeros_like(flat), jnp.zeros((), bool))
-    mu, dx, better = lax.while_loop(rejected, try_mu, start)
-    mu = jnp.where(better, jnp.maximum(mu * hp["mu_dec"], 1e-20), mu)
-    updates = unravel(jnp.where(better, dx, 0))
-    # |dE/dtheta| with E = e^T e / (2 sum w): J^T e over the examples' total weight
-    weight = jnp.where(loss > 0, sse / (2 * loss), 1.0)
-    grad_norm = jnp.linalg.norm(jte) / weight
-    return updates, LMState(state.count + 1, hp, mu.astype(state.mu.dtype), grad_norm)
+    f = objective_at(r.x)
+    mu, dx = _marquardt(
+        beta * r.jtj + alpha * eye,  # H / 2
+        beta * r.jte + alpha * r.x,  # dF/dx / 2
+        state.mu,
+        hp,
+        lambda dx: objective_at(r.x + dx) < f,
+    )
+    state = BRState(state.count + 1, hp, mu, r.grad_norm, alpha, beta, gamma)
+    return r.unravel(dx), state
+
+
+def _or_one(ratio: Array) -> Array:
+    """MATLAB's guard on alpha and beta: 1 for a ratio that is not positive and finite."""
+    return jnp.where(jnp.isfinite(ratio) & (ratio > 0), ratio, 1.0)
 
 
 # name -> (init(params, hyperparams), update(grads, state, params, lr_t, options[, objective]))
@@ -389,9 +523,19 @@ _RULES: dict[str, tuple[Callable, Callable]] = {
     "adam": (_adam_init, _adam_update),
     "rprop": (_rprop_init, _rprop_update),
     "lm": (_lm_init, _lm_update),
+    "br": (_br_init, _br_update),
+    "lbfgs": (_lbfgs_init, _lbfgs_update),
 }
-_FULL_BATCH = ("rprop", "lm")  # one update per epoch over the whole training set
-_NEEDS_OBJECTIVE = ("lm",)  # evaluates the loss and the normal equations itself
+_FULL_BATCH = ("rprop", "lm", "br", "lbfgs")  # one update per epoch over the whole training set
+_NEEDS_OBJECTIVE = ("lm", "br", "lbfgs")  # evaluate the loss (and J^T J, or g) themselves
+_GRADIENT_ONLY = ("lbfgs",)  # of the objective, only the loss and gradient: any loss
+_INIT_OPTIONS = {"lbfgs": ("history",)}  # static options an init needs (its arrays' shapes)
+# what lm and br add to the history each epoch (Optimizer.history_keys)
+_HISTORY_KEYS = {
+    "lm": ("mu", "grad_norm"),
+    "br": ("mu", "grad_norm", "gamma"),
+    "lbfgs": _LBFGS_HISTORY_KEYS,
+}
 
 
 # ---------------------------------------------------------------- the optimizer
@@ -411,7 +555,8 @@ class Optimizer:
     their kinds and values are.
 
     Attributes:
-        name: ``"sgd"``, ``"momentum"`` or ``"adam"``.
+        name: a key of :data:`OPTIMIZERS`: ``"sgd"``, ``"momentum"``, ``"adam"``, or a
+            full-batch one (:attr:`full_batch`): ``"rprop"``, ``"lm"``, ``"br"``, ``"lbfgs"``.
         options: static settings, e.g. ``{"variant": "nesterov", "schedule": "constant",
             "weight_decay": False}``.
         hyperparams: initial values, e.g. ``{"lr": 0.1, "m": 0.9}``; schedule
@@ -483,7 +628,8 @@ class Optimizer:
             )
         dtype = _float_dtype(params)
         hp = {k: to_device(v, dtype) for k, v in self.hyperparams.items()}
-        return _RULES[self.name][0](params, hp)
+        static = {k: self.options[k] for k in _INIT_OPTIONS.get(self.name, ()) if k in self.options}
+        return _RULES[self.name][0](params, hp, **static)
 
     @property
     def needs_batch_size(self) -> bool:
@@ -525,6 +671,8 @@ class Optimizer:
                 grads,
                 params,
             )
+            if objective is not None:  # what a full-batch rule evaluates carries it too
+                objective = _with_alpha(objective, hp["alpha"], batch_size)
         schedule = self.options.get("schedule")
         lr_t = None if schedule is None else _lr_at(schedule, state.count, hp)
         rule = _RULES[self.name][1]
@@ -536,7 +684,7 @@ class Optimizer:
 
     @property
     def full_batch(self) -> bool:
-        """True for a full-batch optimizer (``rprop``, ``lm``): ``train`` then needs
+        """True for a full-batch optimizer (``rprop``, ``lm``, ``br``): ``train`` then needs
         ``batch_size=None``."""
         return self.name in _FULL_BATCH
 
@@ -546,18 +694,26 @@ class Optimizer:
         return self.name in _NEEDS_OBJECTIVE
 
     @property
+    def needs_normal_equations(self) -> bool:
+        """True when the objective's ``J^T J`` is used (``lm``, ``br``): only losses of
+        residuals, and ``P x P`` memory; ``lbfgs`` uses only the loss and gradient."""
+        return self.needs_objective and self.name not in _GRADIENT_ONLY
+
+    @property
     def history_keys(self) -> tuple[str, ...]:
         """What the optimizer adds to a run's history each epoch (:meth:`record`)."""
-        return ("mu", "grad_norm") if self.name == "lm" else ()
+        return _HISTORY_KEYS.get(self.name, ())
 
     def record(self, state: State) -> dict[str, Array]:
         """This epoch's entries of :attr:`history_keys`, read from the state."""
         return {k: getattr(state, k) for k in self.history_keys}
 
     def stops(self, state: State) -> list[tuple[Array, str]]:
-        """The optimizer's own stop rules: ``(fired, reason)`` pairs (lm: MATLAB's
+        """The optimizer's own stop rules: ``(fired, reason)`` pairs (lm, br: MATLAB's
         ``min_grad`` and ``mu_max``)."""
-        if self.name != "lm":
+        if self.name == "lbfgs":  # scipy L-BFGS-B's: gtol, ftol, max_fun, a failed search
+            return _lbfgs_stops(state)
+        if self.name not in ("lm", "br"):
             return []
         hp = state.hyperparams
         return [
@@ -676,6 +832,8 @@ def rprop(
 
     Defaults are MATLAB's ``net.trainParam`` (``delta0``, ``delt_inc``,
     ``delt_dec``, ``deltamax``). One update per epoch: ``train(batch_size=None)``.
+    As in ``trainrp``, the first gradient counts as its own predecessor, so the first
+    step is ``delta0 * delta_inc`` where ``g != 0``.
     """
     check_number("delta0", delta0, low=0.0)
     check_number("delta_inc", delta_inc, low=1.0)
@@ -704,6 +862,47 @@ def levenberg_marquardt(
     is accepted below ``mu_max``. The history gets ``mu`` and ``grad_norm``.
     Memory: ``J^T J`` is ``P x P`` (P weights and biases).
     """
+    return Optimizer("lm", {}, _marquardt_hyperparams(mu, mu_dec, mu_inc, mu_max, min_grad))
+
+
+def bayesian_regularization(
+    mu: Any = 0.005,
+    mu_dec: Any = 0.1,
+    mu_inc: Any = 10.0,
+    mu_max: Any = 1e10,
+    min_grad: Any = 1e-7,
+) -> Optimizer:
+    """Bayesian regularization (MacKay 1992; Foresee and Hagan 1997, "Gauss-Newton
+    approximation to Bayesian learning"; MATLAB's ``trainbr``), full batch, ``mse`` loss.
+
+    Levenberg-Marquardt (:func:`levenberg_marquardt`'s solve and ``mu`` schedule) on
+    ``F = beta SSE + alpha SSW``, ``SSW`` the sum of squared weights AND biases, with
+    ``alpha``, ``beta`` and the effective number of parameters ``gamma`` re-estimated
+    after every kept step (``N`` residuals, ``P`` weights and biases)::
+
+        gamma = P - 2 alpha tr(H^-1),   H = 2 beta J^T J + 2 alpha I
+        alpha = gamma / (2 SSW),        beta = (N - gamma) / (2 SSE)
+
+    starting from ``gamma = P``, ``alpha = P / (2 SSW)``, ``beta = (N - P) / (2 SSE)``
+    as MATLAB does (see ``_br_update``). ``alpha / beta`` is the weight decay the
+    data ask for, so BR needs NO validation split: it is its own guard against
+    overfitting, and MATLAB turns validation stops off for it (give all the data to
+    training; ``X_val`` is still recorded if given). ``gamma`` (how many parameters the
+    data determine, in ``(0, P]``) far below ``P`` says the network is larger than it
+    needs to be.
+
+    Same stops as lm (``"min_grad_reached"``, ``"mu_max_reached"``, ``tol`` as
+    ``goal``); the history gets ``mu``, ``grad_norm`` and ``gamma``; ``alpha``,
+    ``beta`` and ``gamma`` live in the state (:class:`BRState`), so a resumed run
+    goes on exactly. Defaults are MATLAB's ``trainbr`` ``net.trainParam``.
+    """
+    return Optimizer("br", {}, _marquardt_hyperparams(mu, mu_dec, mu_inc, mu_max, min_grad))
+
+
+def _marquardt_hyperparams(
+    mu: Any, mu_dec: Any, mu_inc: Any, mu_max: Any, min_grad: Any
+) -> dict[str, Any]:
+    """The checked hyperparameters of lm and br (MATLAB's names)."""
     check_number("mu", mu, low=0.0)
     check_number("mu_dec", mu_dec, low=0.0, high=1.0)
     check_number("mu_inc", mu_inc, low=1.0)
@@ -714,8 +913,82 @@ def levenberg_marquardt(
             raise ValueError(f"{name} must be > 0, got {value!r}")
     if isinstance(mu_inc, numbers.Real) and mu_inc <= 1:
         raise ValueError(f"mu_inc must be > 1 (mu grows on a rejected step), got {mu_inc!r}")
-    hp = {"mu": mu, "mu_dec": mu_dec, "mu_inc": mu_inc, "mu_max": mu_max, "min_grad": min_grad}
-    return Optimizer("lm", {}, hp)
+    return {"mu": mu, "mu_dec": mu_dec, "mu_inc": mu_inc, "mu_max": mu_max, "min_grad": min_grad}
+
+
+def lbfgs(
+    history: int = 10,
+    max_linesearch: Any = 20,
+    c1: Any = 1e-4,
+    c2: Any = 0.9,
+    gtol: Any = 1e-5,
+    ftol: Any = 2.220446049250313e-09,
+    max_fun: Any = 15000,
+    alpha: Any = 0.0,
+) -> Optimizer:
+    """L-BFGS (Liu and Nocedal 1989; scikit-learn's ``solver="lbfgs"``), full batch: one
+    iteration per epoch, ``x <- x + a d`` with ``d = -H g`` from the last ``history``
+    pairs (the two-loop recursion) and ``a`` from a line search that meets the strong
+    Wolfe conditions, all in the compiled program (:mod:`jbpnn.lbfgs`)::
+
+        E(x + a d) <= E(x) + c1 a g^T d,        |g(x + a d)^T d| <= c2 |g^T d|
+
+    For every loss; the gradient is the run's ``grad_fn`` (hand-derived by default).
+    Stops (besides :mod:`jbpnn.stopping`'s rules; the epochs are scipy's ``maxiter``) as
+    scipy's L-BFGS-B: ``"min_grad_reached"`` when ``max|g| <= gtol`` (``pgtol``),
+    ``"loss_reduction_below_ftol"`` when ``(E_old - E_new) / max(|E_old|, |E_new|, 1)
+    <= ftol``, ``"max_fun_reached"`` after more than ``max_fun`` evaluations of
+    ``(E, g)``, ``"line_search_failed"`` when no step along ``-g`` meets the conditions
+    in ``max_linesearch`` evaluations (the params stay; a failed search along the
+    L-BFGS direction first forgets the pairs and tries ``-g`` the next epoch). The
+    history gets ``grad_max``, ``step`` and ``n_evals``. Defaults are scipy's, but ``c1``
+    (scipy's line search uses ``1e-3``).
+
+    Args:
+        history: pairs kept, ``m`` (static: the state holds ``(m, P)`` arrays).
+        max_linesearch: evaluations one line search may make (scipy's ``maxls``).
+        c1, c2: the Wolfe constants, ``0 < c1 < c2 < 1``.
+        gtol, ftol, max_fun: the stop rules above.
+        alpha: scikit-learn's L2 penalty ``(alpha / 2) |W|^2 / n`` on the weights only,
+            added to the loss the line search evaluates and to the gradient.
+    """
+    if isinstance(history, bool) or not isinstance(history, numbers.Integral) or history < 1:
+        raise ValueError(f"history must be an integer >= 1 (pairs kept), got {history!r}")
+    check_number("max_linesearch", max_linesearch, low=1, integer=True)
+    check_number("c1", c1, low=0.0, high=1.0)
+    check_number("c2", c2, low=0.0, high=1.0)
+    if all(isinstance(c, numbers.Real) for c in (c1, c2)) and not 0 < c1 < c2:
+        raise ValueError(f"the Wolfe constants need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
+    check_number("gtol", gtol, low=0.0)
+    check_number("ftol", ftol, low=0.0)
+    check_number("max_fun", max_fun, low=1, integer=True)
+    check_number("alpha", alpha, low=0.0)
+    hp = {"max_linesearch": max_linesearch, "c1": c1, "c2": c2}
+    hp.update(gtol=gtol, ftol=ftol, max_fun=max_fun)
+    l2 = _is_on(alpha)
+    if l2:
+        hp["alpha"] = alpha
+    return Optimizer("lbfgs", {"history": int(history), "alpha": l2}, hp)
+
+
+def _with_alpha(objective: Objective, alpha: Array, n: Array) -> Objective:
+    """``objective`` plus scikit-learn's L2, as :meth:`Optimizer.update` adds it to the
+    gradient: ``E + (alpha / 2) |W|^2 / n`` and ``g_w + alpha w / n``, W the weights
+    (leaves of two or more dimensions)."""
+
+    def penalty(p: PyTree) -> Array:
+        weights = [w for w in jax.tree.leaves(p) if jnp.ndim(w) >= 2]
+        return alpha / (2 * n) * sum(jnp.sum(w * w) for w in weights)
+
+    def loss_and_grad(p: PyTree) -> tuple[Array, PyTree]:
+        loss, g = objective.loss_and_grad(p)
+        g = jax.tree.map(lambda gi, w: gi + alpha * w / n if jnp.ndim(w) >= 2 else gi, g, p)
+        return loss + penalty(p), g
+
+    return objective._replace(
+        loss=lambda p: objective.loss(p) + penalty(p),
+        loss_and_grad=None if objective.loss_and_grad is None else loss_and_grad,
+    )
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
@@ -724,6 +997,8 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
     "adam": adam,
     "rprop": rprop,
     "lm": levenberg_marquardt,
+    "br": bayesian_regularization,
+    "lbfgs": lbfgs,
 }
 
 

@@ -205,7 +205,9 @@ def test_bad_hyperparameters(make, match):
 
 
 def test_registry_and_get_optimizer():
-    assert set(OPTIMIZERS) == {"sgd", "momentum", "adam"}
+    first_order = {"sgd", "momentum", "adam"}
+    assert first_order | {"rprop", "lm", "br"} <= set(OPTIMIZERS)  # lbfgs joins them
+    assert not any(get_optimizer(n, lr=0.1).full_batch for n in first_order)
     opt = get_optimizer("momentum", lr=0.1, m=0.5, variant="article")
     assert isinstance(opt, Optimizer)
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'.*sgd"):
