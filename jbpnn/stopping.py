@@ -63,8 +63,11 @@ STOP_REASONS = (
     "no_validation_improvement",
     "diverged",
     "no_loss_improvement",
-    "min_grad_reached",  # lm: |dE/dtheta| < min_grad (MATLAB's min_grad)
+    "min_grad_reached",  # lm: |dE/dtheta| < min_grad (MATLAB's); lbfgs: max|g| <= gtol
     "mu_max_reached",  # lm: no step accepted with mu <= mu_max (MATLAB's mu_max)
+    "loss_reduction_below_ftol",  # lbfgs: relative loss reduction <= ftol (scipy's)
+    "max_fun_reached",  # lbfgs: more than max_fun evaluations of (E, g) (scikit-learn's)
+    "line_search_failed",  # lbfgs: no step along -g met the Wolfe conditions
 )
 RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
 CODE = {name: i for i, name in enumerate(STOP_REASONS)}  # reason -> TrainState.stop

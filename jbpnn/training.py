@@ -294,6 +294,7 @@ def train_epoch(
             extra["objective"] = Objective(
                 loss=lambda p: loss_kernel(p, xb, yb, sb),
                 normal_equations=lambda p: normal_equations_kernel(p, xb, yb, sb),
+                loss_and_grad=lambda p: grad_fn(p, xb, yb, sb),  # lbfgs: E and g at trial steps
             )
         updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
         new_params = apply_updates(params, updates)  # p + u
@@ -664,7 +665,7 @@ def prepare_training(
                 "jbpnn Optimizer whose lr is a number or a jbpnn schedule, got "
                 f"{optimizer!r}"
             )
-    if getattr(optimizer, "needs_objective", False):
+    if getattr(optimizer, "needs_normal_equations", False):  # lm, br (not lbfgs: any loss)
         check_normal_equations(params, optimizer, n_networks=1)
     state = None
     if template is None and isinstance(start, TrainState):
