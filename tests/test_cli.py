@@ -1096,7 +1096,7 @@ def test_lm_and_rprop_train_full_batch_from_the_command_line(capsys, flowers):
             ("--optimizer", "lm", "--lr", "0.1"),
             "--lr applies to --optimizer adam or momentum or sgd",
         ),
-        (("--optimizer", "momentum", "--mu", "0.01"), "--mu applies to --optimizer lm only"),
+        (("--optimizer", "momentum", "--mu", "0.01"), "--mu applies to --optimizer br or lm only"),
         (("--optimizer", "rprop", "--batch-size", "8"), "rprop trains full batch"),
         (("--optimizer", "lm"), "needs loss 'mse'"),  # the flowers are classes: cross_entropy
     ],

@@ -525,7 +525,7 @@ def add_parsers(sub: Any) -> None:
         "--mu",
         type=number(0.0),
         default=None,
-        help="the initial damping of --optimizer lm (MATLAB's mu, default 0.001)",
+        help="the initial damping of --optimizer lm or br (MATLAB's mu)",
     )
     tr.add_argument(
         "--momentum",
