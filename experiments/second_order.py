@@ -9,7 +9,8 @@ compilation excluded unless a row says so):
    [-1, 1] as MATLAB's ``mapminmax``: the training loss ``adam(0.01)`` reaches after 1000
    full-batch epochs, and how many epochs and seconds LM and Rprop take to reach it
    (``tol`` = that loss, so the run stops there). Wall time with compilation (a fresh
-   shape: the first call) and without (the second call).
+   shape: the first call) and without (the second call). Bayesian regularization (br)
+   minimises ``beta SSE + alpha SSW``, not the training loss: it may stop above it.
 2. **One LM iteration's normal equations**: jbpnn's hand-derived ``J^T J``, ``J^T e``
    (:func:`jbpnn.jacobian.normal_equations_kernel`) against the same products from
    ``jax.jacfwd`` and ``jax.jacrev`` Jacobians, jitted, on the diabetes network and a
@@ -40,7 +41,7 @@ import jbpnn
 from jbpnn.jacobian import normal_equations_kernel
 from jbpnn.many import InitSpec, train_many
 from jbpnn.network import predict_kernel
-from jbpnn.optimizers import adam, levenberg_marquardt, rprop
+from jbpnn.optimizers import adam, bayesian_regularization, levenberg_marquardt, rprop
 
 
 def scaled(a: np.ndarray) -> np.ndarray:
@@ -90,6 +91,7 @@ def to_adams_loss(repeats: int) -> None:
         for label, opt, epochs in (
             ("adam", adam(0.01), 1000),
             ("lm", levenberg_marquardt(), 1000),
+            ("br", bayesian_regularization(), 1000),
             ("rprop", rprop(), 5000),
         ):
             kw = {"optimizer": opt, "epochs": epochs, "tol": target}

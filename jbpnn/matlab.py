@@ -210,7 +210,14 @@ def feedforwardnet(
     params = init_params(seed, sizes, ("tanh",) * len(hidden) + ("identity",), "mse", "glorot")
     val = {}
     if len(val_ind):
-        val = {"X_val": xs[val_ind], "Y_val": ts[val_ind], "n_iter_no_change": max_fail}
+        # max_fail: epochs in a row whose validation mse does not beat the best (any gain
+        # counts, as in MATLAB: validation_tol 0)
+        val = {
+            "X_val": xs[val_ind],
+            "Y_val": ts[val_ind],
+            "n_iter_no_change": max_fail,
+            "validation_tol": 0.0,
+        }
     k = ts.shape[1]  # E = 1/2 mean_n sum_k e^2 = (k / 2) mse: MATLAB's goal in E's units
     result = train(
         params,

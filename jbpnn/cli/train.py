@@ -525,7 +525,8 @@ def add_parsers(sub: Any) -> None:
         "--mu",
         type=number(0.0),
         default=None,
-        help="the initial damping of --optimizer lm or br (MATLAB's mu)",
+        help="the initial damping of --optimizer lm or br (MATLAB's mu; "
+        "default 0.001 for lm, 0.005 for br)",
     )
     tr.add_argument(
         "--momentum",
