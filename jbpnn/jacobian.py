@@ -58,7 +58,7 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import activation_table
-from jbpnn.network import check_batch, forward
+from jbpnn.network import check_batch, forward, predict_kernel
 from jbpnn.params import MLP, Layer, network_count
 
 __all__ = [
@@ -250,6 +250,8 @@ def normal_equations_kernel(
     all, where forming ``J`` first and then ``J^T J`` costs ``N n_out P^2``.
     """
     _require_residuals(params, "normal_equations")
+    if params.n_out == 1:  # J's rows are the examples: J^T J is ONE product per block
+        return _normal_equations_by_rows(params, X, Y, sample_weight, block)
     n, n_layers = X.shape[0], len(params.layers)
     block = _block_size(block, n, params)
     n_blocks = -(-n // block)
@@ -297,6 +299,35 @@ def normal_equations_kernel(
         tiles[m, l] = tiles[l, m].T  # J^T J is symmetric
     full = jnp.block([[tiles[l, m] for m in range(n_layers)] for l in range(n_layers)])
     return NormalEquations(full, jnp.concatenate([g.ravel() for g in jte]), sse)
+
+
+def _normal_equations_by_rows(
+    params: MLP, X: Array, Y: Array, sample_weight: Array | None, block: int | None
+) -> NormalEquations:
+    """One output unit: ``J`` has one row per example, so a block's ``J_b`` (``block x P``)
+    is formed and ``J^T J += J_b^T J_b`` is one matrix product (as many flops as the
+    sum-first form, which pays off with several outputs, and one product instead of one
+    per pair of layers: several times faster, and far faster under ``vmap``)."""
+    n, P = X.shape[0], n_params(params)
+    block = max(1, min(n, block or max(1, _AUTO_BLOCK_ENTRIES // P)))
+    n_blocks = -(-n // block)
+    pad = n_blocks * block - n
+    dtype = jnp.result_type(*jax.tree.leaves(params))
+    w = jnp.ones((n,), dtype) if sample_weight is None else sample_weight.astype(dtype)
+    r = jnp.sqrt(jnp.pad(w, (0, pad))).reshape(n_blocks, block)  # r_n = sqrt(w_n)
+    Xb = jnp.pad(X, ((0, pad), (0, 0))).reshape(n_blocks, block, -1)
+    Yb = jnp.pad(Y, ((0, pad), (0, 0))).reshape(n_blocks, block)
+
+    def add_block(sums, xyr):
+        jtj, jte, sse = sums
+        x, y, rb = xyr
+        J = rb[:, None] * jax.vmap(example_jacobian, in_axes=(None, 0))(params, x)[:, 0]
+        e = rb * (predict_kernel(params, x)[:, 0] - y)  # r_n e_n, e = O - T
+        return (jtj + J.T @ J, jte + J.T @ e, sse + e @ e), None  # J^T J, J^T e, e^T e
+
+    zeros = (jnp.zeros((P, P), dtype), jnp.zeros((P,), dtype), jnp.zeros((), dtype))
+    (jtj, jte, sse), _ = lax.scan(add_block, zeros, (Xb, Yb, r))
+    return NormalEquations((jtj + jtj.T) / 2, jte, sse)  # exactly symmetric, as the tiles
 
 
 _jacobian_jit = jax.jit(jacobian_kernel)

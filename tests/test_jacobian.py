@@ -190,9 +190,10 @@ def test_article_mode_gives_the_articles_gradient_not_autodiffs(x64):
 
 
 # ---------------------------------------------------------------- normal equations
+@pytest.mark.parametrize("n_out", [3, 1])  # 1: J's rows formed, one product per block
 @pytest.mark.parametrize("block", [1, 2, 3, 4, 7, 10, 11, 100, None])
-def test_blocks_equal_the_dense_products(x64, block):
-    params, rng = _network(8, (3, 5, 4, 3), ("tanh", "relu", "sigmoid"))
+def test_blocks_equal_the_dense_products(x64, block, n_out):
+    params, rng = _network(8, (3, 5, 4, n_out), ("tanh", "relu", "sigmoid"))
     X, Y = _data(rng, params, 10)
     J = np.asarray(jacobian(params, X))
     e = np.asarray(predict_kernel(params, X) - Y).ravel()
@@ -215,11 +216,12 @@ def test_jte_is_n_times_the_hand_gradient(x64, out_act, depth):
     np.testing.assert_allclose(ne.sse, 2 * 9 * loss, rtol=1e-12)  # e^T e = 2 N loss
 
 
-def test_sample_weights_weigh_each_row_by_their_square_root(x64):
-    params, rng = _network(9, (3, 4, 2), ("sigmoid", "identity"))
+@pytest.mark.parametrize("n_out", [2, 1])
+def test_sample_weights_weigh_each_row_by_their_square_root(x64, n_out):
+    params, rng = _network(9, (3, 4, n_out), ("sigmoid", "identity"))
     X, Y = _data(rng, params, 7)
     sw = jnp.asarray([0.0, 1.0, 2.5, 0.5, 3.0, 0.0, 1.5])
-    r = np.repeat(np.sqrt(np.asarray(sw)), 2)  # sqrt(w_n) for each of example n's rows
+    r = np.repeat(np.sqrt(np.asarray(sw)), n_out)  # sqrt(w_n) for each of example n's rows
     Jw = r[:, None] * np.asarray(jacobian(params, X))
     ew = r * np.asarray(predict_kernel(params, X) - Y).ravel()
     for block in (2, 3, None):
