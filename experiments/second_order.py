@@ -84,7 +84,10 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 # ---------------------------------------------------------------- 1. epochs to adam's loss
 def to_adams_loss(repeats: int) -> None:
     print("1. epochs and seconds to reach the training loss of adam(0.01) after 1000 epochs")
-    print(f"{'task':28} {'optimizer':10} {'epochs':>7} {'loss':>10} {'s (compile)':>12} {'s':>8}")
+    print(
+        f"{'task':28} {'optimizer':10} {'epochs':>7} {'loss':>10} {'s (compile)':>12} {'s':>8}"
+        "  stop"
+    )
     for name, (X, Y, sizes) in tasks().items():
         p = network(sizes)
         target = None
@@ -106,7 +109,8 @@ def to_adams_loss(repeats: int) -> None:
                 target = loss  # adam's: what the others must reach
             print(
                 f"{name:28} {label:10} {r.epochs_run:7d} {loss:10.3g} {cold:12.2f} {warm:8.3f}"
-                + ("" if label == "adam" or loss <= target else "  (did not reach it)")
+                f"  {r.stop_reason}"
+                + ("" if label == "adam" or loss <= target else " (did not reach it)")
             )
 
 
