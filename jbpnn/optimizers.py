@@ -485,7 +485,11 @@ def _br_update(grads, state: BRState, params, lr_t, options, objective=None):
     eye = jnp.eye(P, dtype=r.x.dtype)
 
     # the re-estimate, with the alpha and beta of the last (kept) step
-    trace = jnp.trace(jnp.linalg.inv(state.beta * r.jtj + state.alpha * eye))
+    # tr((beta J^T J + alpha I)^-1) = sum_i 1 / (beta lambda_i + alpha), lambda_i >= 0 the
+    # eigenvalues of J^T J: every term lies in (0, 1/alpha], so 0 <= gamma < P even in
+    # float32, where inverting the matrix itself loses the small eigenvalues
+    lam = jnp.maximum(jnp.linalg.eigvalsh(r.jtj), 0)
+    trace = jnp.sum(1 / (state.beta * lam + state.alpha))
     gamma = P - state.alpha * trace  # P - 2 alpha tr(H^-1)
     re_estimate = (gamma, _or_one(gamma / (2 * ssw)), _or_one((N - gamma) / (2 * r.sse)))
     first = (jnp.asarray(P, ssw.dtype), _or_one(P / (2 * ssw)), _or_one((N - P) / (2 * r.sse)))

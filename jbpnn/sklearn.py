@@ -19,6 +19,15 @@ side by side with scikit-learn's own ``_multilayer_perceptron.py``.)
   ``early_stopping`` is the core's ``n_iter_no_change`` on a ``validation_fraction``
   split (the best params are kept).
 
+  ``solver="lbfgs"`` is :func:`jbpnn.optimizers.lbfgs`, full batch, as scikit-learn's
+  (``batch_size``, ``shuffle``, ``early_stopping``, ``n_iter_no_change`` and the
+  learning-rate parameters are not used): ``max_iter`` iterations (one per epoch),
+  ``tol`` is scipy's ``gtol`` (stop when ``max|g| <= tol``), ``max_fun`` the most
+  evaluations of the loss and gradient, scipy's ``ftol`` (2.2e-9) its default; the
+  loss it minimises includes ``(alpha/2) |W|^2 / n`` (``n`` the total sample weight),
+  and ``loss_`` is that objective at the final params, as scikit-learn's. Not reaching
+  ``gtol`` or ``ftol`` warns as scikit-learn does (``ConvergenceWarning``).
+
   ``fit`` starts from fresh params; ``warm_start=True`` and ``partial_fit`` (one epoch)
   resume ``state_``, the :class:`jbpnn.training.TrainState` of the last call, with its
   optimizer moments, step count and data-order key.
@@ -59,7 +68,12 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
 - **warm_start** carries the optimizer state; scikit-learn makes a new optimizer at
   every ``fit`` (``partial_fit`` carries it in both).
 - **dtype.** Float32 by default (``dtype="float64"`` needs ``jax_enable_x64``); no sparse
-  input; ``solver="lbfgs"`` and ``MLPRegressor``'s ``loss="poisson"`` are not offered.
+  input; ``MLPRegressor``'s ``loss="poisson"`` is not offered.
+- **lbfgs** is L-BFGS with a strong-Wolfe line search written in JAX (scipy's L-BFGS-B
+  uses More and Thuente's; here ``c1 = 1e-3`` as there, the zoom of Nocedal and
+  Wright): the same stop rules, not the same iterates. ``partial_fit`` makes one
+  iteration (scikit-learn offers it for sgd and adam only); ``warm_start`` carries the
+  pairs, and each call has its own ``max_fun`` budget.
 """
 
 from __future__ import annotations
@@ -113,7 +127,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 from jbpnn.many import InitSpec, train_many
 from jbpnn.network import predict
-from jbpnn.optimizers import Optimizer, adam, inverse_scaling, momentum
+from jbpnn.optimizers import Optimizer, adam, inverse_scaling, lbfgs, momentum
 from jbpnn.params import INITS, MLP, init_params
 from jbpnn.stopping import Stopping
 from jbpnn.training import RUNNING, TrainResult, print_progress, train
@@ -230,6 +244,8 @@ def _stopping(s: _Settings, monitor: str, validation_tol: float | None) -> Stopp
     without it, ``tol`` / ``n_iter_no_change`` are the training-loss plateau
     (``loss_patience``); ``learning_rate="adaptive"`` makes a plateau divide lr by 5."""
     rules: dict[str, Any] = {}
+    if s.solver == "lbfgs":  # scikit-learn's lbfgs: scipy's own rules only (the optimizer's)
+        return Stopping()
     if s.early_stopping:
         rules = {
             "n_iter_no_change": s.max_iter + 1 if s.patience is None else s.patience,
@@ -253,9 +269,9 @@ def _settings(est: _BPNNBase) -> _Settings:
         raise ValueError(
             f"activation must be one of {sorted(ACTIVATION_NAMES)}, got {est.activation!r}"
         )
-    if est.solver not in ("sgd", "adam"):
-        extra = " (jbpnn trains with stochastic gradients only)" if est.solver == "lbfgs" else ""
-        raise ValueError(f"solver must be 'sgd' or 'adam', got {est.solver!r}{extra}")
+    if est.solver not in ("sgd", "adam", "lbfgs"):
+        raise ValueError(f"solver must be 'sgd', 'adam' or 'lbfgs', got {est.solver!r}")
+    full_batch = est.solver == "lbfgs"  # scikit-learn's lbfgs: no batches, shuffle or split
     if est.learning_rate not in ("constant", "invscaling", "adaptive"):
         raise ValueError(
             "learning_rate must be 'constant', 'invscaling' or 'adaptive', "
@@ -267,6 +283,10 @@ def _settings(est: _BPNNBase) -> _Settings:
         "lr": _number("learning_rate_init", est.learning_rate_init, 0.0, open_low=True),
         "alpha": _number("alpha", est.alpha, 0.0),
     }
+    max_fun = _integer("max_fun", est.max_fun, 1)
+    if full_batch:  # scipy's gtol is scikit-learn's tol
+        del values["lr"]
+        values.update(gtol=_number("tol", est.tol, 0.0), max_fun=max_fun)
     if schedule == "invscaling":
         values["power_t"] = _number("power_t", est.power_t, 0.0)
     variant = None
@@ -284,7 +304,7 @@ def _settings(est: _BPNNBase) -> _Settings:
                 "momentum_variant must be None, 'classical', 'nesterov' or 'article', "
                 f"got {variant!r}"
             )
-    else:
+    elif est.solver == "adam":
         values["b1"] = _number("beta_1", est.beta_1, 0.0, 1.0)
         values["b2"] = _number("beta_2", est.beta_2, 0.0, 1.0)
         values["eps"] = _number("epsilon", est.epsilon, 0.0, open_low=True)
@@ -327,9 +347,9 @@ def _settings(est: _BPNNBase) -> _Settings:
         variant=variant,
         schedule=schedule,
         batch_size=batch,
-        shuffle=bool(est.shuffle),
+        shuffle=bool(est.shuffle) and not full_batch,
         max_iter=_integer("max_iter", est.max_iter, 1),
-        early_stopping=bool(est.early_stopping),
+        early_stopping=bool(est.early_stopping) and not full_batch,
         validation_fraction=fraction,
         patience=patience,
         tol=_number("tol", est.tol, 0.0),
@@ -341,12 +361,16 @@ def _settings(est: _BPNNBase) -> _Settings:
 
 
 def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: Any) -> Optimizer:
-    """The core optimizer of one network: ``momentum`` (sgd) or ``adam``, scikit-learn's alpha.
+    """The core optimizer of one network: ``momentum`` (sgd), ``adam`` or ``lbfgs`` (with
+    scipy's line-search constant ``c1 = 1e-3``), scikit-learn's alpha.
 
     ``alpha`` is always passed as an array, so the penalty is part of every kind (adding
     ``0 * w`` is exact): a network with ``alpha=0`` and one with ``alpha=1e-4`` share a
     compiled program, and a ``train_many`` sweep over alpha is the same kind as a fit.
     """
+    if solver == "lbfgs":
+        alpha = jnp.asarray(values["alpha"])
+        return lbfgs(c1=1e-3, gtol=values["gtol"], max_fun=values["max_fun"], alpha=alpha)
     lr = values["lr"]
     rate = inverse_scaling(lr, values["power_t"]) if schedule == "invscaling" else lr
     # "adaptive" is a constant lr that the core's plateau rule divides (lr_factor)
@@ -356,12 +380,41 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
     return adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
 
 
+# scipy's L-BFGS-B status and message for the stop reasons scikit-learn warns about
+_LBFGS_STATUS = {
+    "max_epochs": (1, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"),
+    "max_fun_reached": (1, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"),
+    "line_search_failed": (2, "ABNORMAL_TERMINATION_IN_LNSRCH"),
+}
+
+
+def _warn_lbfgs(stop_reason: str, n_iter: int, max_iter: int) -> None:
+    """scikit-learn's ``ConvergenceWarning`` for an lbfgs fit that stopped before ``gtol``
+    or ``ftol`` (its ``_check_optimize_result``, word for word)."""
+    if stop_reason not in _LBFGS_STATUS:
+        return
+    status, message = _LBFGS_STATUS[stop_reason]
+    text = f"lbfgs failed to converge after {n_iter} iteration(s) (status={status}):\n{message}\n"
+    if n_iter == max_iter:
+        text += (
+            f"\nIncrease the number of iterations to improve the convergence (max_iter={max_iter})."
+        )
+    text += (
+        "\nYou might also want to scale the data as shown in:\n"
+        "    https://scikit-learn.org/stable/modules/preprocessing.html"
+    )
+    warnings.warn(text, ConvergenceWarning, stacklevel=4)
+
+
 def _optimizer_factory(s: _Settings) -> partial:
     return partial(_build_optimizer, s.solver, s.variant, s.schedule)
 
 
-def _batch_size(s: _Settings, n: int) -> int:
-    """scikit-learn's rule: ``"auto"`` is ``min(200, n)``; a larger size is clipped to ``n``."""
+def _batch_size(s: _Settings, n: int) -> int | None:
+    """scikit-learn's rule: ``"auto"`` is ``min(200, n)``; a larger size is clipped to ``n``;
+    lbfgs: None, full batch (``batch_size`` is not used)."""
+    if s.solver == "lbfgs":
+        return None
     if s.batch_size is None:
         return min(200, n)
     if s.batch_size > n:
@@ -451,6 +504,7 @@ class _BPNNBase(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         loss="auto",
         init="glorot",
         momentum_variant=None,
@@ -478,6 +532,7 @@ class _BPNNBase(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.loss = loss
         self.init = init
         self.momentum_variant = momentum_variant
@@ -546,6 +601,10 @@ class _BPNNBase(BaseEstimator):
                     f"{output[0]!r}. Set warm_start=False to start afresh"
                 )
             start, key = self.state_._replace(stop=jnp.asarray(RUNNING, jnp.int32)), None
+            if s.solver == "lbfgs" and hasattr(start.opt_state, "n_evals"):
+                # each call its own max_fun budget, as scikit-learn's
+                no_evals = jnp.zeros_like(start.opt_state.n_evals)
+                start = start._replace(opt_state=start.opt_state._replace(n_evals=no_evals))
         val, val_set = {}, None
         X_tr, Y_tr, sw_tr = X, Y, sw
         if s.early_stopping:
@@ -575,8 +634,11 @@ class _BPNNBase(BaseEstimator):
                     f"{self.learning_rate!r}; set warm_start=False to start afresh"
                 ) from None
             raise
-        self._record(run, s, X_tr.shape[0], first, val_set)
-        if not incremental and run.stop_reason == "max_epochs":
+        weight = None if sw_tr is None else float(np.sum(sw_tr))
+        self._record(run, s, X_tr.shape[0], first, val_set, weight_total=weight)
+        if not incremental and s.solver == "lbfgs":
+            _warn_lbfgs(run.stop_reason, self.n_iter_, s.max_iter)
+        elif not incremental and run.stop_reason == "max_epochs":
             warnings.warn(  # scikit-learn's warning, word for word
                 f"Stochastic Optimizer: Maximum iterations ({s.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
@@ -613,8 +675,12 @@ class _BPNNBase(BaseEstimator):
         n_train: int,
         first: bool,
         val: _ValSet | None = None,
+        weight_total: float | None = None,
     ) -> None:
-        """Set the fitted attributes from one run of the core (a fit, or a sweep's network)."""
+        """Set the fitted attributes from one run of the core (a fit, or a sweep's network).
+
+        ``weight_total``: the training rows' total sample weight (None: ``n_train``).
+        """
         n_out = run.params.n_out
         losses = np.asarray(run.history["loss"], np.float64) * self._curve_scale(n_out)
         if first or not hasattr(self, "loss_curve_"):
@@ -647,6 +713,8 @@ class _BPNNBase(BaseEstimator):
         self.n_layers_ = len(self.coefs_) + 1
         self.n_outputs_ = n_out
         self.out_activation_ = _OUT_ACTIVATION[run.params.activations[-1]]
+        if s.solver == "lbfgs":
+            self.loss_ = self._lbfgs_loss(run, s, n_train if weight_total is None else weight_total)
         if run.stop_reason == "diverged":
             warnings.warn(
                 f"training diverged at epoch {run.diverged_at} (a loss or weight became NaN or "
@@ -654,6 +722,16 @@ class _BPNNBase(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    def _lbfgs_loss(self, run: TrainResult, s: _Settings, weight_total: float) -> float:
+        """scikit-learn's lbfgs ``loss_``: the objective at the final params, the loss (in
+        the loss curve's units) plus ``(alpha/2) |W|^2 / n``; the curve's last without it."""
+        objective = float(np.asarray(run.state.opt_state.loss))  # E + penalty, the core's E
+        if not np.isfinite(objective):  # no iteration was kept (diverged at once)
+            return self.loss_
+        squares = sum(float(np.sum(np.square(w, dtype=np.float64))) for w in self.coefs_)
+        penalty = s.values["alpha"] / (2 * weight_total) * squares
+        return (objective - penalty) * self._curve_scale(self.n_outputs_) + penalty
 
     # -- predicting ------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
@@ -680,12 +758,12 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
 
     Parameters are ``MLPClassifier``'s (``hidden_layer_sizes``, ``activation``:
     ``"logistic"`` or ``"sigmoid"``, ``"relu"``, ``"tanh"``, ``"identity"``; ``solver``:
-    ``"sgd"`` or ``"adam"``; ``alpha``, ``batch_size``, ``learning_rate``:
+    ``"sgd"``, ``"adam"`` or ``"lbfgs"``; ``alpha``, ``batch_size``, ``learning_rate``:
     ``"constant"``, ``"invscaling"`` or ``"adaptive"`` (sgd only, as scikit-learn),
     ``learning_rate_init``, ``power_t``,
     ``max_iter``, ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``,
     ``momentum``, ``nesterovs_momentum``, ``early_stopping``, ``validation_fraction``,
-    ``beta_1``, ``beta_2``, ``epsilon``, ``n_iter_no_change``) plus jbpnn's own:
+    ``beta_1``, ``beta_2``, ``epsilon``, ``n_iter_no_change``, ``max_fun``) plus jbpnn's own:
 
     Args:
         loss: ``"auto"`` or ``"log_loss"`` (the outputs above) or ``"mse"``.
@@ -1092,7 +1170,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             labels = yv[job.train]
             classes = ("multilabel", yv.shape[1]) if yv.ndim == 2 else tuple(np.unique(labels))
         # rows= equals train on X[rows] when the row counts need the same index bits
-        return (s.static(), k, k >= n, (n - 1).bit_length(), classes)
+        return (s.static(), k, k is None or k >= n, (n - 1).bit_length(), classes)
 
     def _train_group(
         self, jobs: list[_Job], X: np.ndarray, y: np.ndarray, sw: np.ndarray | None, probe
@@ -1158,7 +1236,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 if hasattr(probe, name):
                     setattr(est, name, getattr(probe, name))
             est._fold_targets(y, job.train, s.dtype)  # classes_ as its own fit finds them
-            est._record(result[i], job.settings, len(fit_rows[i]), first=True, val=splits[i])
+            weight = None if sw is None else float(np.sum(sw[fit_rows[i]]))
+            est._record(
+                result[i], job.settings, len(fit_rows[i]), True, splits[i], weight_total=weight
+            )
             fitted.append(est)
         return fitted
 

@@ -463,3 +463,15 @@ def test_train_many_counts_every_networks_jtj(monkeypatch):
     train_many(spec, X, Y, seeds=range(2), optimizer="lm", hparams={}, epochs=1)
     with pytest.raises(EnsembleTooLarge, match=r"on 64 network\(s\) of 31 weights and biases"):
         train_many(spec, X, Y, seeds=range(64), optimizer="lm", hparams={}, epochs=1)
+
+
+def test_br_gamma_stays_within_0_and_p_in_float32():
+    # inverting beta J^T J + alpha I in float32 lost the small eigenvalues once beta grew
+    # (gamma ran from -2069 to 1632 on this problem); the eigenvalue form cannot leave [0, P]
+    from jbpnn.matlab import feedforwardnet
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, (300, 2))
+    t = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.05 * rng.normal(size=300)
+    gamma = feedforwardnet(x, t, 10, "trainbr").result.history["gamma"]  # P = 41
+    assert np.all((gamma >= 0) & (gamma <= 41)), (gamma.min(), gamma.max())

@@ -3,6 +3,7 @@
 - ``parametrize_with_checks`` runs every check of scikit-learn's suite on both
   estimators; the checks they fail are declared with their reasons
   (``jbpnn.sklearn.EXPECTED_FAILED_CHECKS``), as scikit-learn's own estimators do.
+  With ``solver="lbfgs"``, the checks that train.
 - ``test_mlp.py::test_fit``'s one SGD step with ``alpha=0.1`` through the estimator.
 - The estimators are ``jbpnn.train`` with the documented mapping, exactly.
 - ``SweepSearchCV`` equals ``GridSearchCV`` with the same folds, in ONE ``train_many``
@@ -25,7 +26,10 @@ pytest.importorskip("sklearn")
 from numpy.testing import assert_allclose, assert_almost_equal, assert_array_equal  # noqa: E402
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.estimator_checks import (  # noqa: E402
+    estimator_checks_generator,
+    parametrize_with_checks,
+)
 
 import jbpnn  # noqa: E402
 from jbpnn.sklearn import (  # noqa: E402
@@ -50,6 +54,42 @@ def digits():
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS[type(est).__name__],
 )
 def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# solver="lbfgs": the checks that train (the input checks before training do not depend on
+# the solver). Every check of the suite passes with lbfgs too (measured: 117 passed, the 2
+# declared float32 failures; 160 s on one core, which is why the suite runs these only).
+_LBFGS_CHECKS = {
+    "check_classifiers_classes",
+    "check_classifiers_one_label_sample_weights",
+    "check_classifiers_train",
+    "check_estimators_dtypes",
+    "check_estimators_partial_fit_n_features",
+    "check_estimators_pickle",
+    "check_fit2d_1sample",
+    "check_fit_idempotent",
+    "check_non_transformer_estimators_n_iter",
+    "check_regressors_int",
+    "check_regressors_train",
+    "check_supervised_y_2d",
+}
+
+
+def _lbfgs_checks():
+    for est in (
+        BPNNClassifier(solver="lbfgs", max_iter=50),
+        BPNNRegressor(solver="lbfgs", max_iter=50),
+    ):
+        for item in estimator_checks_generator(est, mark="xfail"):
+            estimator, check = getattr(item, "values", item)
+            name = check.func.__name__
+            if name in _LBFGS_CHECKS:
+                yield pytest.param(estimator, check, id=f"{type(est).__name__}-lbfgs-{name}")
+
+
+@pytest.mark.parametrize("estimator, check", list(_lbfgs_checks()))
+def test_scikit_learn_estimator_checks_with_lbfgs(estimator, check):
     check(estimator)
 
 
@@ -277,7 +317,8 @@ def test_refusals_name_the_setting(digits):
     X, y = digits
     for kw, message in (
         (dict(learning_rate="optimal"), "learning_rate must be 'constant', 'invscaling' or"),
-        (dict(solver="lbfgs"), "stochastic gradients only"),
+        (dict(solver="newton"), "solver must be 'sgd', 'adam' or 'lbfgs'"),
+        (dict(solver="lbfgs", max_fun=0), "max_fun must be an integer >= 1"),
         (dict(solver="sgd", momentum=1.0), "momentum must be"),
         (dict(activation="softplus"), "activation must be one of"),
         (dict(init="zeros"), "init must be one of"),
