@@ -1,4 +1,4 @@
-"""Full-batch training of small networks: Levenberg-Marquardt (and Rprop) against adam,
+"""Full-batch training of small networks: Levenberg-Marquardt (BR, Rprop, L-BFGS) vs adam,
 autodiff and SciPy, one network and many at once.
 
 What it shows, as ratios from one run on this machine (medians of ``--repeats`` timings,
@@ -20,6 +20,9 @@ compilation excluded unless a row says so):
    jbpnn's LM until its SSE is within 1% of SciPy's.
 4. **Many networks**: 256 networks (seeds 0..255) trained by LM in one ``train_many``
    call against 256 sequential ``train`` calls (one CPU device, compile excluded).
+5. **scikit-learn's lbfgs**: ``BPNNRegressor(solver="lbfgs")`` against
+   ``MLPRegressor(solver="lbfgs")`` from the same initial weights, 50 and 200
+   iterations: final loss (with the ``alpha`` term) and time per fit.
 
 Takes about two minutes on a 2-core CPU; prints tables on stdout, writes nothing.
 Run: ``python experiments/second_order.py`` (``--quick``: fewer networks, one repeat).
@@ -41,7 +44,7 @@ import jbpnn
 from jbpnn.jacobian import normal_equations_kernel
 from jbpnn.many import InitSpec, train_many
 from jbpnn.network import predict_kernel
-from jbpnn.optimizers import adam, bayesian_regularization, levenberg_marquardt, rprop
+from jbpnn.optimizers import adam, bayesian_regularization, lbfgs, levenberg_marquardt, rprop
 
 
 def scaled(a: np.ndarray) -> np.ndarray:
@@ -96,6 +99,7 @@ def to_adams_loss(repeats: int) -> None:
             ("lm", levenberg_marquardt(), 1000),
             ("br", bayesian_regularization(), 1000),
             ("rprop", rprop(), 5000),
+            ("lbfgs", lbfgs(), 1000),
         ):
             kw = {"optimizer": opt, "epochs": epochs, "tol": target}
             t = time.perf_counter()
@@ -241,6 +245,53 @@ def many_networks(n: int, repeats: int) -> None:
     )
 
 
+# ---------------------------------------------------------------- 5. scikit-learn's lbfgs
+def against_mlp_regressor(repeats: int) -> None:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    from jbpnn.sklearn import BPNNRegressor
+
+    print(
+        "\n5. BPNNRegressor(solver='lbfgs') vs MLPRegressor(solver='lbfgs'), same initial weights"
+    )
+    print(
+        f"{'task':28} {'iters':>5} {'sklearn loss':>12} {'jbpnn loss':>11} {'sklearn s':>10} "
+        f"{'jbpnn s':>8} {'1st fit s':>10} {'speed-up':>9}"
+    )
+    for name, (X, Y, sizes) in tasks().items():
+        rng = np.random.default_rng(0)
+        init = [
+            (rng.uniform(-0.5, 0.5, (a, b)), rng.uniform(-0.5, 0.5, b))
+            for a, b in zip(sizes[:-1], sizes[1:])
+        ]
+        kw = dict(hidden_layer_sizes=sizes[1:-1], activation="tanh", solver="lbfgs", alpha=1e-4)
+        y = Y.ravel()
+        for iters in (50, 200):
+
+            def sklearn_fit(iters=iters, init=init, kw=kw, X=X, y=y):
+                sk = MLPRegressor(**kw, max_iter=1).fit(X, y)  # then from the same weights
+                sk.coefs_ = [w.copy() for w, _ in init]
+                sk.intercepts_ = [b.copy() for _, b in init]
+                sk.set_params(warm_start=True, max_iter=iters)
+                return sk.fit(X, y)
+
+            jb = BPNNRegressor(**kw, max_iter=iters, init=init)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                t = time.perf_counter()
+                jb.fit(X, y)  # a new shape: compiles
+                first = time.perf_counter() - t
+                t_jb, jb = timed(partial(jb.fit, X, y), repeats)
+                t_sk, sk = timed(sklearn_fit, repeats)
+            print(
+                f"{name:28} {iters:5d} {sk.loss_:12.5f} {jb.loss_:11.5f} {t_sk:10.4f} "
+                f"{t_jb:8.4f} {first:10.2f} {t_sk / t_jb:8.2f}x"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -255,6 +306,7 @@ def main() -> None:
     normal_equations_speed(repeats, args.quick)
     against_scipy(repeats, args.quick)
     many_networks(16 if args.quick else 256, repeats)
+    against_mlp_regressor(repeats)
 
 
 if __name__ == "__main__":
