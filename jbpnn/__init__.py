@@ -12,7 +12,9 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.network`      ``forward``, ``backward``, ``deltas`` and batched forms
 - :mod:`jbpnn.jacobian`     ``jacobian``, ``normal_equations``: dO/dtheta by the Marquardt
   back-propagation (Hagan and Menhaj 1994), ``J^T J`` and ``J^T e`` without storing J
-- :mod:`jbpnn.optimizers`   ``sgd``, ``momentum`` (classical, nesterov, article), ``adam``
+- :mod:`jbpnn.optimizers`   ``sgd``, ``momentum`` (classical, nesterov, article), ``adam``;
+  full batch ``rprop``, ``levenberg_marquardt``, ``bayesian_regularization``, ``lbfgs``
+  (their rules in :mod:`jbpnn.marquardt` and :mod:`jbpnn.lbfgs`)
 - :mod:`jbpnn.stopping`     ``Stopping``: a run's stop rules, declared and checked once
 - :mod:`jbpnn.training`     ``train``: one compiled loop over epochs, the chunk driver
 - :mod:`jbpnn.devices`      devices and meshes: which a run uses, placing arrays on them
