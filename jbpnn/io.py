@@ -85,6 +85,7 @@ import numpy as np
 
 from jbpnn.checks import is_concrete
 from jbpnn.files import atomic_write
+from jbpnn.lbfgs import LBFGSState
 from jbpnn.optimizers import (
     SCHEDULES,
     AdamState,
@@ -118,6 +119,7 @@ _OPT_STATES = {
     RpropState: "rprop",
     LMState: "lm",
     BRState: "br",
+    LBFGSState: "lbfgs",
 }
 _OPT_BY_CLASS = {cls.__name__: name for cls, name in _OPT_STATES.items()}
 
@@ -377,7 +379,11 @@ def _state_entries(state: TrainState, optimizer: Optimizer | None, n: int) -> di
     if not isinstance(history, dict) or "loss" not in history:
         raise ValueError("the TrainState's history must be a dict of ring buffers with 'loss'")
     structure: dict[str, Any] = {
-        "opt_state": {"class": type(opt_state).__name__, "hyperparams": names},
+        "opt_state": {
+            "class": type(opt_state).__name__,
+            "hyperparams": names,
+            "options": _shape_options(opt_state),
+        },
         "best_params": state.best_params is not None,
         "history": {"keys": sorted(history), "chunk": int(np.shape(history["loss"])[-1])},
         "keys": {},
@@ -427,6 +433,14 @@ def _first_network(params: MLP, n: int) -> MLP:
     return jax.tree.map(lambda a: a[0], params) if n else params
 
 
+def _shape_options(opt_state: Any) -> dict[str, int]:
+    """The static options that shape an optimizer state (lbfgs: ``history``, the pairs
+    it keeps); read from the state itself, so a state saved without its optimizer loads."""
+    if isinstance(opt_state, LBFGSState):
+        return {"history": int(np.shape(opt_state.s)[-2])}
+    return {}
+
+
 def _state_template(params: MLP, structure: Mapping[str, Any]) -> TrainState:
     """The shape of the state (``jax.ShapeDtypeStruct`` leaves) of ONE network.
 
@@ -439,7 +453,10 @@ def _state_template(params: MLP, structure: Mapping[str, Any]) -> TrainState:
         raise ValueError(
             f"unknown optimizer state {opt['class']!r}; expected one of {list(_OPT_BY_CLASS)}"
         )
-    shape_only = Optimizer(_OPT_BY_CLASS[opt["class"]], {}, dict.fromkeys(opt["hyperparams"], 0.0))
+    options = dict(opt.get("options", {}))  # lbfgs: history; none for the others
+    shape_only = Optimizer(
+        _OPT_BY_CLASS[opt["class"]], options, dict.fromkeys(opt["hyperparams"], 0.0)
+    )
     keys = set(structure["history"]["keys"])
     config = TrainConfig(
         n_examples=1,
@@ -487,11 +504,13 @@ def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
         factory = SCHEDULES[schedule]
         schedule_args = {k: args.pop(k) for k in inspect.signature(factory).parameters}
         args["lr"] = factory(**schedule_args)
-    if "variant" in options:
-        args["variant"] = options["variant"]
-    if options.get("weight_decay") and args.get("weight_decay") == 0:
-        # A plain 0 switches weight decay off; as a 0-d array it stays on (a swept 0).
-        args["weight_decay"] = np.asarray(0.0)
+    for static in ("variant", "history"):  # momentum's rule, lbfgs's pairs
+        if static in options:
+            args[static] = options[static]
+    for penalty in ("weight_decay", "alpha"):
+        if options.get(penalty) and args.get(penalty) == 0:
+            # A plain 0 switches the penalty off; as a 0-d array it stays on (a swept 0).
+            args[penalty] = np.asarray(0.0)
     optimizer = get_optimizer(name, **args)
     names = set(description["hyperparams"])
     if optimizer.options != options or set(optimizer.hyperparams) != names:

@@ -186,6 +186,24 @@ def test_resume_equals_the_uninterrupted_run(x64):
         np.testing.assert_array_equal(again.history[k], full.history[k], err_msg=k)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 1e-3])
+def test_a_checkpoint_resumes_as_the_uninterrupted_run(x64, tmp_path, alpha):
+    from jbpnn import load, save
+
+    X, Y = regression(n=40)
+    opt = lbfgs(history=3, gtol=0.0, ftol=0.0, alpha=alpha)
+    full = train(net(), X, Y, optimizer=opt, epochs=16)
+    half = train(net(), X, Y, optimizer=opt, epochs=8)
+    save(tmp_path / "lbfgs.npz", half.state, optimizer=opt)
+    saved = load(tmp_path / "lbfgs.npz")
+    assert saved.optimizer == opt and saved.state.opt_state.s.shape == (3, 19)
+    again = train(saved.state, X, Y, optimizer=saved.optimizer, epochs=8)
+    tree_allclose(again.params, full.params, rtol=0)
+    tree_allclose(again.state.opt_state, full.state.opt_state, rtol=0)
+    save(tmp_path / "bare.npz", half.state)  # without its optimizer: the state still loads
+    assert load(tmp_path / "bare.npz").state.opt_state.s.shape == (3, 19)
+
+
 def test_train_many_network_i_equals_train_alone(x64):
     X, Y = regression(n=40)
     spec = InitSpec((1, 5, 1), ("tanh", "identity"), init="glorot", dtype=jnp.float64)
