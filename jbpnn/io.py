@@ -39,8 +39,9 @@ A ``train_state`` file adds (``w``/``b`` above hold ``state.params``):
                     state/key (the key's jax.random.key_data, uint32)
 
 ``structure`` holds ``opt_state`` (the state's class, ``SGDState``,
-``MomentumState``, ``AdamState``, ``RpropState``, ``LMState`` or ``BRState``, and
-its hyperparameter names),
+``MomentumState``, ``AdamState``, ``RpropState``, ``LMState``, ``BRState`` or
+``LBFGSState``, its hyperparameter names and, for L-BFGS, ``options``: the number of
+pairs it keeps, ``history``),
 ``best_params`` (present or None), ``history`` (its keys and ``chunk``, the ring
 buffer's length), ``keys`` (``{entry: key impl name}``, e.g. ``"threefry2x32"``)
 and ``leaves`` (``{entry: dtype}``). :func:`load` builds the state's shape with
@@ -379,11 +380,8 @@ def _state_entries(state: TrainState, optimizer: Optimizer | None, n: int) -> di
     if not isinstance(history, dict) or "loss" not in history:
         raise ValueError("the TrainState's history must be a dict of ring buffers with 'loss'")
     structure: dict[str, Any] = {
-        "opt_state": {
-            "class": type(opt_state).__name__,
-            "hyperparams": names,
-            "options": _shape_options(opt_state),
-        },
+        "opt_state": {"class": type(opt_state).__name__, "hyperparams": names}
+        | ({"options": _shape_options(opt_state)} if _shape_options(opt_state) else {}),
         "best_params": state.best_params is not None,
         "history": {"keys": sorted(history), "chunk": int(np.shape(history["loss"])[-1])},
         "keys": {},
