@@ -380,13 +380,15 @@ def _state_entries(state: TrainState, optimizer: Optimizer | None, n: int) -> di
     if not isinstance(history, dict) or "loss" not in history:
         raise ValueError("the TrainState's history must be a dict of ring buffers with 'loss'")
     structure: dict[str, Any] = {
-        "opt_state": {"class": type(opt_state).__name__, "hyperparams": names}
-        | ({"options": _shape_options(opt_state)} if _shape_options(opt_state) else {}),
+        "opt_state": {"class": type(opt_state).__name__, "hyperparams": names},
         "best_params": state.best_params is not None,
         "history": {"keys": sorted(history), "chunk": int(np.shape(history["loss"])[-1])},
         "keys": {},
         "leaves": {},
     }
+    options = _shape_options(opt_state)
+    if options:  # lbfgs only: older structures stay as they were
+        structure["opt_state"]["options"] = options
     if state.best_params is not None:
         _check_finite_params("save", "best_params", state.best_params)
     arrays: dict[str, np.ndarray] = {}

@@ -49,7 +49,7 @@ file to make sure.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -252,29 +252,24 @@ def normal_equations_kernel(
     _require_residuals(params, "normal_equations")
     if params.n_out == 1:  # J's rows are the examples: J^T J is ONE product per block
         return _normal_equations_by_rows(params, X, Y, sample_weight, block)
-    n, n_layers = X.shape[0], len(params.layers)
-    block = _block_size(block, n, params)
-    n_blocks = -(-n // block)
-    pad = n_blocks * block - n
+    n_layers = len(params.layers)
     dtype = jnp.result_type(*jax.tree.leaves(params))
-    w = jnp.ones((n,), dtype) if sample_weight is None else sample_weight.astype(dtype)
-    r = jnp.sqrt(jnp.pad(w, (0, pad)))  # r_n = sqrt(w_n); padded rows weigh 0
-    Xb = jnp.pad(X, ((0, pad), (0, 0))).reshape(n_blocks, block, -1)
-    Yb = jnp.pad(Y, ((0, pad), (0, 0))).reshape(n_blocks, block, -1)
+    blocks = _blocks(X, Y, sample_weight, _block_size(block, X.shape[0], params), dtype)
     n_inputs = [n_in + 1 for n_in in params.sizes[:-1]]  # len(Ob_{l-1}) = n_{l-1} + 1
     n_units = params.sizes[1:]
 
     def add_block(sums, xyr):
         jtj, jte, sse = sums
         x, y, rb = xyr
+        b = x.shape[0]  # examples in the block
         cache, sens = jax.vmap(sensitivities, in_axes=(None, 0))(params, x)
         S = [rb[:, None, None] * s for s in sens]  # r_n S_l, shape (block, n_out, n_l)
         e = rb[:, None] * (cache[-1] - y)  # r_n e_n, e = O - T
         Ob = [jnp.pad(o, ((0, 0), (0, 1)), constant_values=1) for o in cache[:-1]]  # [O_{l-1}, 1]
         jtj = list(jtj)
         for t, (l, m) in enumerate(_pairs(n_layers)):
-            A = (Ob[l][:, :, None] * Ob[m][:, None, :]).reshape(block, -1)  # Ob_{l-1} Ob_{m-1}^T
-            B = jnp.einsum("nkp,nkq->npq", S[l], S[m]).reshape(block, -1)  # S_l^T S_m
+            A = (Ob[l][:, :, None] * Ob[m][:, None, :]).reshape(b, -1)  # Ob_{l-1} Ob_{m-1}^T
+            B = jnp.einsum("nkp,nkq->npq", S[l], S[m]).reshape(b, -1)  # S_l^T S_m
             jtj[t] = jtj[t] + A.T @ B  # sum_n A_n (x) B_n, as [(i, j), (p, q)]
         jte = [
             g + Ob[l].T @ jnp.einsum("nkp,nk->np", S[l], e)  # sum_n Ob_{l-1} (S_l^T e_n)^T
@@ -290,7 +285,7 @@ def normal_equations_kernel(
         tuple(jnp.zeros((a, u), dtype) for a, u in zip(n_inputs, n_units)),
         jnp.zeros((), dtype),
     )
-    (jtj, jte, sse), _ = lax.scan(add_block, zeros, (Xb, Yb, r.reshape(n_blocks, block)))
+    (jtj, jte, sse), _ = lax.scan(add_block, zeros, blocks)
     # [(i, j), (p, q)] -> [(i, p), (j, q)]: rows and columns in flatten_params's order
     tiles = {}
     for (l, m), G in zip(_pairs(n_layers), jtj):
@@ -299,6 +294,23 @@ def normal_equations_kernel(
         tiles[m, l] = tiles[l, m].T  # J^T J is symmetric
     full = jnp.block([[tiles[l, m] for m in range(n_layers)] for l in range(n_layers)])
     return NormalEquations(full, jnp.concatenate([g.ravel() for g in jte]), sse)
+
+
+def _blocks(
+    X: Array, Y: Array, sample_weight: Array | None, block: int, dtype: Any
+) -> tuple[Array, Array, Array]:
+    """``(X, Y, r)`` cut into blocks of ``block`` examples, ``r_n = sqrt(w_n)``; the last
+    block padded with zero rows of weight 0."""
+    n = X.shape[0]
+    n_blocks = -(-n // block)
+    pad = n_blocks * block - n
+    w = jnp.ones((n,), dtype) if sample_weight is None else sample_weight.astype(dtype)
+    r = jnp.sqrt(jnp.pad(w, (0, pad))).reshape(n_blocks, block)  # padded rows weigh 0
+
+    def cut(a: Array) -> Array:
+        return jnp.pad(a, ((0, pad), (0, 0))).reshape(n_blocks, block, -1)
+
+    return cut(X), cut(Y), r
 
 
 def _normal_equations_by_rows(
@@ -310,23 +322,18 @@ def _normal_equations_by_rows(
     per pair of layers: several times faster, and far faster under ``vmap``)."""
     n, P = X.shape[0], n_params(params)
     block = max(1, min(n, block or max(1, _AUTO_BLOCK_ENTRIES // P)))
-    n_blocks = -(-n // block)
-    pad = n_blocks * block - n
     dtype = jnp.result_type(*jax.tree.leaves(params))
-    w = jnp.ones((n,), dtype) if sample_weight is None else sample_weight.astype(dtype)
-    r = jnp.sqrt(jnp.pad(w, (0, pad))).reshape(n_blocks, block)  # r_n = sqrt(w_n)
-    Xb = jnp.pad(X, ((0, pad), (0, 0))).reshape(n_blocks, block, -1)
-    Yb = jnp.pad(Y, ((0, pad), (0, 0))).reshape(n_blocks, block)
+    blocks = _blocks(X, Y, sample_weight, block, dtype)
 
     def add_block(sums, xyr):
         jtj, jte, sse = sums
         x, y, rb = xyr
         J = rb[:, None] * jax.vmap(example_jacobian, in_axes=(None, 0))(params, x)[:, 0]
-        e = rb * (predict_kernel(params, x)[:, 0] - y)  # r_n e_n, e = O - T
+        e = rb * (predict_kernel(params, x)[:, 0] - y[:, 0])  # r_n e_n, e = O - T
         return (jtj + J.T @ J, jte + J.T @ e, sse + e @ e), None  # J^T J, J^T e, e^T e
 
     zeros = (jnp.zeros((P, P), dtype), jnp.zeros((P,), dtype), jnp.zeros((), dtype))
-    (jtj, jte, sse), _ = lax.scan(add_block, zeros, (Xb, Yb, r))
+    (jtj, jte, sse), _ = lax.scan(add_block, zeros, blocks)
     return NormalEquations((jtj + jtj.T) / 2, jte, sse)  # exactly symmetric, as the tiles
 
 

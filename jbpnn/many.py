@@ -568,7 +568,7 @@ def train_many(
         template=template,
     )
     own_thresholds = len(stoppings) > 1
-    if getattr(run.optimizer, "needs_objective", False):  # lm, br: N copies of J^T J
+    if getattr(run.optimizer, "needs_normal_equations", False):  # lm, br: N copies of J^T J
         check_normal_equations(template, run.optimizer, n_networks=n_nets)
     config, data, val = run.config, run.data, run.val
     if val_rows is not None:

@@ -665,8 +665,8 @@ def prepare_training(
                 "jbpnn Optimizer whose lr is a number or a jbpnn schedule, got "
                 f"{optimizer!r}"
             )
-    if getattr(optimizer, "needs_normal_equations", False):  # lm, br (not lbfgs: any loss)
-        check_normal_equations(params, optimizer, n_networks=1)
+    if template is None and getattr(optimizer, "needs_normal_equations", False):
+        check_normal_equations(params, optimizer, n_networks=1)  # train_many checks its N
     state = None
     if template is None and isinstance(start, TrainState):
         if key is not None:

@@ -362,3 +362,13 @@ def test_sweep_equals_grid_search_in_one_call(x64):
     np.testing.assert_allclose(
         sweep.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], rtol=1e-9
     )
+
+
+def test_train_many_takes_lbfgs_for_any_loss():
+    # only lm and br need a loss of residuals (and J^T J in memory); lbfgs needs a gradient
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (30, 3)).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 30)]
+    spec = InitSpec((3, 4, 3), "tanh", "cross_entropy")
+    result = train_many(spec, X, Y, seeds=[0, 1], optimizer="lbfgs", hparams={}, epochs=3)
+    assert result[0].epochs_run >= 1 and np.all(np.isfinite(result.history["loss"][:, 0]))
