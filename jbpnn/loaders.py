@@ -79,7 +79,8 @@ def load_table(path: StrPath, target: str | int | None = None, **kwargs: Any) ->
         A :class:`Table`.
 
     Raises:
-        FileNotFoundError: no such file. DataError: unknown suffix or bad contents.
+        FileNotFoundError: no such file.
+        DataError: unknown suffix or bad contents.
     """
     path = _existing_file(path)
     suffix = path.suffix.lower()
@@ -415,8 +416,9 @@ def load_features(
         A :class:`Table`: ``X`` float64 ``(n, d)`` in the model's order, ``y`` None.
 
     Raises:
-        FileNotFoundError: no such file. DataError: columns that do not match, a
-        wrong column count, bad cells (as :func:`load_csv`).
+        FileNotFoundError: no such file.
+        DataError: columns that do not match, a wrong column count, bad cells (as
+            :func:`load_csv`).
     """
     path = _existing_file(path)
     feature_names = [str(n) for n in feature_names]
@@ -517,8 +519,9 @@ def load_npz(
         floating), ``feature_names`` from the file or ``col0, col1, ...``.
 
     Raises:
-        FileNotFoundError: no such file. DataError: not an NPZ archive, a missing
-        array (the message lists those in the file), wrong shapes, NaN/inf features.
+        FileNotFoundError: no such file.
+        DataError: not an NPZ archive, a missing array (the message lists those in the
+            file), wrong shapes, NaN/inf features.
     """
     path = _existing_file(path)
     try:
