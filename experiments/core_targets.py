@@ -24,6 +24,16 @@ c. 64 networks (8 learning rates x 8 seeds, shared data order, ``devices=1``,
    fresh process is printed too, for information.
 d. digits epoch time: ms per epoch of a 50-epoch ``train`` call (no validation),
    next to the ``jax.grad`` + ``lax.scan`` loop of (b) in the same run.
+f. 64 networks per epoch (8 learning rates x 8 seeds, shared data order,
+   ``devices=1``, no validation, compile excluded): ms per epoch of ``train_many``
+   against an equinox + optax ensemble (``eqx.filter_vmap`` of one update over the
+   networks, ``optax.inject_hyperparams(optax.sgd)`` with one lr per network, the
+   loop a JAX user writes; only when equinox and optax are installed: the ``bench``
+   extra), against ``train_many`` with the core kernel vmapped (``grad_fn=
+   loss_and_gradient_kernel``: what it ran before :mod:`jbpnn.ensemble`), and
+   against 64 sequential ``train`` calls; each with its GFLOP/s against the float32
+   matrix-product peak (1024 x 1024 x 1024) measured in the same rounds. Targets:
+   train_many no slower than equinox (ratio <= 1) and >= 4x faster than sequential.
 e. peak memory: in fresh processes, ``train`` on a 3-4-1 network (4 XOR rows,
    sgd, ``tol=1e9`` so it stops after epoch 1) with ``epochs=10**8`` against
    ``epochs=100``: peak RSS (``ru_maxrss``) of each; target: within 50 MB. (Each
@@ -41,7 +51,10 @@ per measurement with every timing and the XLA compilations of the timed part
 (fresh processes), and one table: each figure, its reference, the ratio, the
 target and MET/MISSED. Timings only, no assertions; exit status 0.
 
-    python experiments/core_targets.py [--repeats 5]
+    python experiments/core_targets.py [--repeats 5] [--only f] [--quick]
+
+``--only f`` runs only (f) (about a minute); ``--quick`` is (f) with 16 networks,
+3 epochs and one round (a smoke test: tests/test_experiments.py runs it).
 """
 
 from __future__ import annotations
@@ -447,6 +460,177 @@ def task_c_warm(repeats: int) -> dict[str, Any]:
     }
 
 
+def flops_per_update(sizes: Sequence[int], batch: int) -> float:
+    """Multiply-adds x 2 of one hand-derived update of one network: each layer's forward
+    product and weight gradient, and every layer's but the first backward product."""
+    pairs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return 2.0 * batch * (2 * sum(pairs) + sum(pairs[1:]))
+
+
+def matmul_peak() -> Callable[[], float]:
+    """A timed float32 1024^3 product (10 calls): GFLOP/s of this CPU right now."""
+    a = jnp.ones((1024, 1024), jnp.float32)
+    mm = jax.jit(lambda x, y: x @ y)
+    jax.block_until_ready(mm(a, a))
+
+    def peak() -> float:
+        t = time.perf_counter()
+        for _ in range(10):
+            out = mm(a, a)
+        jax.block_until_ready(out)
+        return 10 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
+
+    return peak
+
+
+def equinox_ensemble(X, Y, lrs, seeds, epochs: int) -> Callable[[], Any] | None:
+    """The equinox + optax ensemble a JAX user writes: ``eqx.filter_vmap`` of one update
+    over the networks (the batch shared), ``lax.scan`` over the batches and epochs, a
+    new order each epoch (``epochs * n_batches`` updates of 32 rows, as ``train``'s
+    padded last batch is a full one here). None without equinox and optax."""
+    try:
+        import equinox as eqx
+        import optax
+    except ImportError:
+        return None
+    n, nb = X.shape[0], -(-X.shape[0] // BATCH)
+    X, Y = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+    models = eqx.filter_vmap(
+        lambda k: eqx.nn.MLP(SIZES[0], SIZES[-1], SIZES[1], 1, jax.nn.sigmoid, key=k)
+    )(keys)
+    params, static = eqx.partition(models, eqx.is_array)
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=M)
+
+    def init(p, lr):
+        state = tx.init(p)
+        state.hyperparams["learning_rate"] = lr
+        return state
+
+    states = jax.vmap(init)(params, jnp.asarray(lrs, jnp.float32))
+
+    def loss_fn(p, x, y):
+        logits = jax.vmap(eqx.combine(p, static))(x)
+        return optax.softmax_cross_entropy(logits, y).mean()
+
+    @eqx.filter_vmap(in_axes=(0, 0, None, None))
+    def step(p, state, x, y):
+        loss, g = eqx.filter_value_and_grad(loss_fn)(p, x, y)
+        updates, state = tx.update(g, state, p)
+        return eqx.apply_updates(p, updates), state, loss
+
+    @eqx.filter_jit
+    def fit(params, states, key):
+        def epoch(carry, e):
+            order = jax.random.permutation(jax.random.fold_in(key, e), n)
+            order = jnp.concatenate([order, order])[: nb * BATCH].reshape(nb, BATCH)
+
+            def update(c, idx):
+                p, s, _ = step(*c, X[idx], Y[idx])
+                return (p, s), None
+
+            return lax.scan(update, carry, order)[0], None
+
+        return lax.scan(epoch, (params, states), jnp.arange(epochs))[0]
+
+    key = jax.random.key(0)
+    return lambda: jax.block_until_ready(fit(params, states, key))
+
+
+def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[str, Any]:
+    """ms per epoch of N networks: train_many, equinox + optax, the vmapped core, N x train."""
+    import jbpnn
+    from jbpnn.network import loss_and_gradient_kernel
+
+    X, Y = digits()
+    n_seed = max(1, n_nets // N_LR)
+    seeds = np.tile(np.arange(n_seed), n_nets // n_seed)
+    lrs = np.repeat(LRS[: n_nets // n_seed], n_seed).astype(np.float32)
+    spec = jbpnn.InitSpec(SIZES, ACTS, LOSS, "glorot")
+
+    def many(**kw: Any) -> Any:
+        r = jbpnn.train_many(
+            spec,
+            X,
+            Y,
+            seeds=seeds,
+            optimizer="momentum",
+            hparams={"lr": lrs, "m": M},
+            epochs=epochs,
+            batch_size=BATCH,
+            devices=1,
+            **kw,
+        )
+        return jax.block_until_ready(r.params)
+
+    def sequential() -> None:
+        for lr, seed in zip(lrs, seeds):
+            run_train(net(int(seed)), X, Y, epochs, optimizer=jbpnn.momentum(float(lr), M))
+
+    fs: dict[str, Callable[[], Any]] = {
+        "train_many": many,
+        "train_many, vmapped core": lambda: many(grad_fn=loss_and_gradient_kernel),
+    }
+    eqx_fit = equinox_ensemble(X, Y, lrs, seeds, epochs)
+    if eqx_fit is not None:
+        fs["equinox + optax"] = eqx_fit
+    fs[f"{n_nets} x train"] = sequential
+    peak = matmul_peak()
+    for f in fs.values():  # compile
+        f()
+    peaks: list[float] = []
+    rounds = {"peak": lambda i: peaks.append(peak())}
+    times = interleaved(rounds | {k: lambda i, f=f: f() for k, f in fs.items()}, repeats)
+    del times["peak"]
+    n_updates = -(-X.shape[0] // BATCH)
+    gflop = flops_per_update(SIZES, BATCH) * n_updates * n_nets / 1e9  # one epoch, all nets
+    ms = {k: 1e3 * statistics.median(v) / epochs for k, v in times.items()}
+    return {
+        "ms_per_epoch": ms,
+        "gflop_per_epoch": gflop,
+        "gflops": {k: gflop / (v / 1e3) for k, v in ms.items()},
+        "peak_gflops": statistics.median(peaks),
+        "n": n_nets,
+        "epochs": epochs,
+        "sequential": f"{n_nets} x train",
+    }
+
+
+def rows_f(f: dict[str, Any]) -> list[list[str]]:
+    """The table rows of (f): train_many against equinox + optax and against N x train."""
+    ms, rows = f["ms_per_epoch"], []
+    many, n = ms["train_many"], f["n"]
+    if "equinox + optax" in ms:
+        eq = ms["equinox + optax"]
+        ok = verdict(many / eq, "<=", 1.0)
+        rows.append(
+            [f"f. {n} nets ms/epoch: train_many vs equinox+optax", f"{many:.3g}", f"{eq:.3g}"]
+            + [f"{many / eq:.3g}", "<= 1", ok]
+        )
+    seq = ms[f["sequential"]]
+    rows.append(
+        [f"f. {n} nets ms/epoch: {n} x train vs train_many (speed-up)", f"{seq:.3g}"]
+        + [f"{many:.3g}", f"{seq / many:.3g}", ">= 4", verdict(seq / many, ">=", 4.0)]
+    )
+    old = ms["train_many, vmapped core"]
+    rows.append(
+        [f"f. {n} nets ms/epoch: vmapped core vs train_many (speed-up)", f"{old:.3g}"]
+        + [f"{many:.3g}", f"{old / many:.3g}", "(info)", "-"]
+    )
+    return rows
+
+
+def report_f(f: dict[str, Any]) -> None:
+    peak = f["peak_gflops"]
+    print(
+        f"f. {f['n']} digits networks, {f['epochs']} epochs, {f['gflop_per_epoch']:.2f} GFLOP "
+        f"an epoch; float32 matrix-product peak in the same rounds {peak:.0f} GFLOP/s"
+    )
+    for k, v in f["ms_per_epoch"].items():
+        g = f["gflops"][k]
+        print(f"   {k:26s} {v:8.1f} ms/epoch  {g:6.1f} GFLOP/s  ({g / peak:.2f} of peak)")
+
+
 # ---------------------------------------------------------------- report
 def secs(values: Any, places: int = 2) -> str:
     return ", ".join(f"{v:.{places}f}" for v in values)
@@ -471,15 +655,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timings per median (>= 5)")
+    parser.add_argument("--only", choices=["f"], help="run only this measurement")
+    parser.add_argument("--quick", action="store_true", help="(f) only, small: a smoke test")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_child(args.child)))
         return 0
-    n = args.repeats
+    n = 1 if args.quick else args.repeats
     started = time.perf_counter()
     print(f"load average (1, 5, 15 min) before: {load_avg()}  ({os.cpu_count()} CPUs)")
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; medians of {n} timings")
+    if args.quick or args.only == "f":
+        log("f: 64 networks per epoch")
+        f = task_f(n, 16, 3) if args.quick else task_f(n)
+        print()
+        report_f(f)
+        print()
+        print(table(["figure", "value", "reference", "ratio", "target", ""], rows_f(f)))
+        print(f"\nload average (1, 5, 15 min) after: {load_avg()}")
+        return 0
     counter = CompileCounter()
 
     log("a: second call with new hyperparameters")
@@ -494,6 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log("c: cold user loop and cold train_many, fresh processes")
     c_runs = children(["cold:user_loop", "cold:train_many"], n)
     cold = {k: statistics.median(r["s"] for r in v) for k, v in c_runs.items()}
+    log("f: 64 networks per epoch")
+    f = task_f(n)
     log("e: peak memory, fresh processes")
     e_runs = children(["memory:100", f"memory:{10**8}"], 3)
     e = {k: statistics.median(r["peak_mb"] for r in v) for k, v in e_runs.items()}
@@ -532,6 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{secs((x['vm_hwm_mb'] for x in v), 1)}; before train {r['before_train_mb']:.1f}; "
             f"epochs run {r['epochs_run']} ({r['stop_reason']}), train {r['s']:.2f} s"
         )
+
+    report_f(f)
 
     rows: list[list[str]] = []
 
@@ -592,6 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         None,
         0,
     )
+    rows += rows_f(f)
     big, small = e[f"memory:{10**8}"], e["memory:100"]
     rows.append(
         [

@@ -13,9 +13,12 @@ network that has stopped is frozen while the others go on, and its result is the
 one ``train`` gives for it alone (same init, data key and hyperparameters).
 
 Data order: with one ``key`` (the default) every network sees the same
-mini-batches, which stay un-batched under ``vmap``, so XLA turns each layer of all
-``N`` networks into ONE large product (``X_batch @ W_all``). With ``keys`` (one per
-network) each network shuffles its own way, a gather per network per epoch.
+mini-batches, which stay un-batched under ``vmap``; the batch gradient of all ``N``
+networks is then :func:`jbpnn.ensemble.ensemble_kernel` (the core's formulas for ``N``
+networks at once, the first layer ONE product ``X_batch @ W_all``), which the vmapped
+core step calls through the batching rule of
+:data:`jbpnn.ensemble.ensemble_loss_and_gradient`. With ``keys`` (one per network)
+each network shuffles its own way, a gather per network per epoch.
 
 Optimizer hyperparameters are data (:mod:`jbpnn.optimizers`):
 ``hparams={"lr": [...], "m": [...]}`` gives each network its own values (arrays
@@ -52,6 +55,7 @@ from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.devices import network_layout, place, use_cpu_devices
+from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
@@ -619,7 +623,10 @@ def train_many(
         config=config,
         own_keys=own,
     )
-    grad = loss_and_gradient_kernel if grad_fn is None else grad_fn
+    grad = grad_fn
+    if grad is None:  # shared batches, not split: one product per layer for all networks
+        one_batch = order == "shared" and layout[2] is None
+        grad = ensemble_loss_and_gradient if one_batch else loss_and_gradient_kernel
     loop = _compiled(
         layout,
         config,
