@@ -89,6 +89,44 @@ def _fix_links(body: str, depth: int) -> str:
     return re.sub(r"\]\(((?:docs|experiments)/[^)#\s]+|CHANGELOG\.md)\)", repl, body)
 
 
+def github_anchor(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces -> ``-``."""
+    return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def _anchor_pages(sections: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """``{README anchor: (guide page, anchor on it)}`` for every ``##``-``######`` heading:
+    a ``##`` heading is a page of its own (no anchor), a deeper one an anchor on its page."""
+    where: dict[str, tuple[str, str]] = {}
+    for title, body in sections:
+        page = f"{slug(title)}.md"
+        where[github_anchor(title)] = (page, "")
+        in_fence = False
+        for line in body.splitlines():
+            if _FENCE.match(line):
+                in_fence = not in_fence
+            m = None if in_fence else re.match(r"#{3,6} (.+)", line)
+            if m:
+                where.setdefault(github_anchor(m.group(1)), (page, github_anchor(m.group(1))))
+    return where
+
+
+def _fix_anchors(body: str, where: dict[str, tuple[str, str]], page: str, prefix: str) -> str:
+    """README-internal links ``(#anchor)`` pointed at the guide page that holds the heading
+    (``prefix`` is the way from the current page to the guides folder)."""
+
+    def repl(m: re.Match) -> str:
+        anchor = m.group(1)
+        if anchor not in where:
+            return m.group(0)  # not a README heading: left for the strict build to judge
+        target, inner = where[anchor]
+        if target == page:
+            return f"](#{inner})" if inner else m.group(0)
+        return f"]({prefix}{target}{'#' + inner if inner else ''})"
+
+    return re.sub(r"\]\(#([^)\s]+)\)", repl, body)
+
+
 def public_modules(root: Path = ROOT) -> list[str]:
     """Every public module: ``jbpnn``, ``jbpnn.<name>``, ``jbpnn.cli`` and ``jbpnn.cli.<name>``."""
     names = ["jbpnn"]
@@ -197,11 +235,14 @@ def pages(root: Path = ROOT) -> dict[str, str]:
     index = (root / "docs" / "index.md").read_text(encoding="utf-8")
     if INTRO_MARKER not in index:
         raise ValueError(f"docs/index.md must contain {INTRO_MARKER} (the README's first lines)")
+    where = _anchor_pages(sections)
+    intro = _fix_anchors(intro, where, "", "guides/")
     out["index.md"] = index.replace(INTRO_MARKER, _fix_links(intro, 0).rstrip())
 
     nav = ["* [Home](index.md)", "* Guides (the README's sections)"]
     for title, body in sections:
         name = f"guides/{slug(title)}.md"
+        body = _fix_anchors(body, where, f"{slug(title)}.md", "")
         out[name] = f"# {title}\n\n" + _fix_links(_promote_headings(body), 1)
         nav.append(f"    * [{title}]({name})")
 

@@ -173,7 +173,7 @@ class JbpnnDocstrings(griffe.Extension):
     def _absent_optional(self, loader: griffe.GriffeLoader, target: str) -> bool:
         for module in self.optional:
             if target == module or target.startswith(module + "."):
-                # A module, not a re-exported name: jbpnn.forward is also a function.
+                # A module, not a re-exported name.
                 obj: Any = loader.modules_collection
                 for part in module.split("."):
                     members = getattr(obj, "members", None)

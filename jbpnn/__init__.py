@@ -9,7 +9,11 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.activations`  name -> (function, derivative from the output)
 - :mod:`jbpnn.losses`       name -> (error, output delta); the valid pairs
 - :mod:`jbpnn.params`       ``Layer``, the ``MLP`` pytree, ``init_params``
-- :mod:`jbpnn.network`      ``forward``, ``backward``, ``deltas`` and batched forms
+- :mod:`jbpnn.network`      ``forward``, ``backward``, ``deltas`` and batched forms;
+  ``apply`` and ``jvp``, differentiable by JAX through the hand rules
+- :mod:`jbpnn.tangents`      forward mode by hand: tangents carried through the layers
+- :mod:`jbpnn.curvature`    ``hvp`` (Pearlmutter's R-operator), ``gnvp`` (Gauss-Newton),
+  ``per_example_grad_norms``, all by hand
 - :mod:`jbpnn.jacobian`     ``jacobian``, ``normal_equations``: dO/dtheta by the Marquardt
   back-propagation (Hagan and Menhaj 1994), ``J^T J`` and ``J^T e`` without storing J
 - :mod:`jbpnn.optimizers`   ``sgd``, ``momentum`` (classical, nesterov, article), ``adam``;
@@ -29,13 +33,14 @@ Modules, one job each (the maths imports nothing of ours above it):
 - :mod:`jbpnn.article`      the article's ``BPNN`` class and ``get_data``
 - :mod:`jbpnn.gradcheck`    hand-derived gradients against autodiff (the only
   module that calls autodiff, ``jax.grad``; not imported here)
-- :mod:`jbpnn.compilation_cache`  JAX's persistent cache, small programs included
+- :mod:`jbpnn.compilation_cache`  JAX's persistent cache, on by default for ``train``
 - :mod:`jbpnn.cli`          the ``jbpnn`` command
 """
 
 from jbpnn.activations import ACTIVATIONS, Activation
 from jbpnn.article import BPNN, get_data
-from jbpnn.compilation_cache import enable_compilation_cache
+from jbpnn.compilation_cache import disable_compilation_cache, enable_compilation_cache
+from jbpnn.curvature import gnvp, hvp, per_example_grad_norms
 from jbpnn.data import load_digits, one_hot, train_test_split
 from jbpnn.io import Saved, load, save
 from jbpnn.jacobian import (
@@ -56,6 +61,8 @@ from jbpnn.network import (
     deltas,
     example_loss,
     forward,
+    jvp,
+    jvp_kernel,
     loss,
     loss_and_gradient,
     per_example_grads,
@@ -122,6 +129,7 @@ __all__ = [
     "bayesian_regularization",
     "check_batch",
     "deltas",
+    "disable_compilation_cache",
     "enable_compilation_cache",
     "evaluate",
     "example_loss",
@@ -129,9 +137,13 @@ __all__ = [
     "forward",
     "get_data",
     "get_optimizer",
+    "gnvp",
     "grid",
+    "hvp",
     "infer_task",
     "init_params",
+    "jvp",
+    "jvp_kernel",
     "levenberg_marquardt",
     "load",
     "load_digits",
@@ -141,6 +153,7 @@ __all__ = [
     "n_params",
     "normal_equations",
     "one_hot",
+    "per_example_grad_norms",
     "per_example_grads",
     "predict",
     "rprop",

@@ -1,32 +1,51 @@
-"""JAX's persistent compilation cache, set up so that jbpnn's small programs are cached.
+"""JAX's persistent compilation cache, on by default for jbpnn's training programs.
 
-By default JAX caches only programs that took over a second to compile; a
-jbpnn training loop compiles in less, so every new process would compile it
-again. :func:`enable_compilation_cache` points JAX at a per-user folder and
-caches every program. The ``jbpnn`` command calls it at start; scripts can too::
+A new Python process compiles every program again: for a small network that is
+most of the first ``train`` call (or the first ``BPNNClassifier().fit``). JAX can
+keep compiled programs on disk, but by default it caches nothing (no folder) and
+only programs that took over a second to compile. So the first :func:`jbpnn.train`
+of a process (and so every estimator's ``fit``, which calls it; and the ``jbpnn``
+command) calls :func:`default_compilation_cache`, which points JAX at a per-user
+folder and caches every program:
 
-    import jbpnn
-    jbpnn.enable_compilation_cache()
+- the folder: ``$JBPNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/jbpnn/jax``
+  (default ``~/.cache/jbpnn/jax``), made private to the user (mode 0700);
+- off: set ``JBPNN_NO_CACHE=1``, or call :func:`disable_compilation_cache` (before
+  or after the first ``train``); either leaves JAX's settings alone;
+- your own JAX cache wins: if ``jax_compilation_cache_dir`` is already set
+  (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.update``), jbpnn changes nothing;
+- safe: a folder that cannot be created or written (read-only, a file in the
+  way) leaves the cache off, silently; two processes may share one folder (JAX
+  writes an entry only once, and an entry read while another process is still
+  writing it fails its checksum and is compiled again).
 
-Measured in ``experiments/bench.py`` (task "tiny", 2-core CPU): the article's demo
-as a whole process takes 0.67 s with a warm cache instead of 1.25 s.
+Once on, the setting is JAX's and holds for the whole process, so your own
+programs are cached there too. The folder is not pruned: delete it to reclaim the
+space. ``experiments/cold_start.py`` measures the first fit with the cache cold
+and warm.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import jax
+from jax.experimental.compilation_cache import compilation_cache as _jax_cache
 
 __all__ = [
     "cache_dir",
+    "default_compilation_cache",
+    "disable_compilation_cache",
     "enable_compilation_cache",
 ]
 
+_state = {"decided": False, "disabled": False, "folder": None}
+
 
 def cache_dir() -> Path:
-    """The per-user folder of JAX's persistent compilation cache used by the CLI.
+    """The per-user folder of JAX's persistent compilation cache used by jbpnn.
 
     ``$JBPNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/jbpnn/jax`` (default
     ``~/.cache/jbpnn/jax``).
@@ -37,25 +56,73 @@ def cache_dir() -> Path:
     return Path(base) / "jbpnn" / "jax"
 
 
+def _env_disabled() -> bool:
+    """``JBPNN_NO_CACHE`` set to anything but ``""`` or ``"0"``."""
+    return os.environ.get("JBPNN_NO_CACHE", "") not in ("", "0")
+
+
+def _writable(folder: Path) -> bool:
+    """The folder exists (made if missing, private to the user) and a file can be
+    written in it: the one test that holds for every kind of read-only (permissions,
+    a read-only file system, root on either)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return False
+    return True
+
+
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | None:
-    """Turn on JAX's persistent compilation cache, small programs included.
+    """Turn on JAX's persistent compilation cache now, small programs included.
 
     By default JAX only caches programs that took over a second to compile;
     jbpnn's are smaller, so both thresholds are set to cache everything. A
-    second ``jbpnn`` run with the same shapes then skips XLA compilation.
-    Set ``JBPNN_NO_CACHE=1`` to leave JAX's settings alone.
+    second process with the same shapes then skips XLA compilation.
+    ``JBPNN_NO_CACHE=1`` leaves JAX's settings alone.
+
+    Args:
+        path: the folder; default :func:`cache_dir`.
 
     Returns:
         The cache folder, or None when disabled or not writable.
     """
-    if os.environ.get("JBPNN_NO_CACHE"):
+    if _env_disabled():
         return None
     folder = Path(path) if path is not None else cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    if not _writable(folder):
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    _jax_cache.reset_cache()  # JAX opens its cache at the next compile, in this folder
+    _state.update(decided=True, folder=folder)
     return folder
+
+
+def default_compilation_cache() -> Path | None:
+    """What :func:`jbpnn.train` calls first: the cache on in the per-user folder, once
+    per process, unless it is off (``JBPNN_NO_CACHE``, :func:`disable_compilation_cache`)
+    or JAX's cache folder is already set. Cheap after the first call.
+
+    Returns:
+        The folder jbpnn turned the cache on in (this call or an earlier one), else None.
+    """
+    if _state["decided"]:
+        return _state["folder"]
+    _state["decided"] = True
+    if _state["disabled"] or _env_disabled() or jax.config.jax_compilation_cache_dir:
+        return None
+    return enable_compilation_cache()
+
+
+def disable_compilation_cache() -> None:
+    """Keep jbpnn from turning the persistent cache on; if it already did, turn it off
+    (JAX's cache folder unset). A cache you configured yourself is left alone."""
+    _state["disabled"] = True
+    _state["decided"] = True
+    folder, _state["folder"] = _state["folder"], None
+    if folder is not None and jax.config.jax_compilation_cache_dir == str(folder):
+        jax.config.update("jax_compilation_cache_dir", None)
+        _jax_cache.reset_cache()  # else JAX keeps writing to the cache it opened

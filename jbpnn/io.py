@@ -97,6 +97,7 @@ from jbpnn.optimizers import (
     RpropState,
     SGDState,
     get_optimizer,
+    with_loss_penalty,
 )
 from jbpnn.params import MLP, Layer, network_count
 from jbpnn.training import TrainConfig, TrainState, init_state
@@ -511,7 +512,10 @@ def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
         if options.get(penalty) and args.get(penalty) == 0:
             # A plain 0 switches the penalty off; as a 0-d array it stays on (a swept 0).
             args[penalty] = np.asarray(0.0)
+    loss_alpha = args.pop("loss_alpha") if options.get("loss_alpha") else None
     optimizer = get_optimizer(name, **args)
+    if loss_alpha is not None:  # the estimators' recorded loss: scikit-learn's alpha term
+        optimizer = with_loss_penalty(optimizer, loss_alpha)
     names = set(description["hyperparams"])
     if optimizer.options != options or set(optimizer.hyperparams) != names:
         raise ValueError(

@@ -132,7 +132,7 @@ def two_loop(g: Array, s: Array, y: Array, rho: Array, n_pairs: Array) -> Array:
         alpha = jnp.where(kept[i], rho[i] * (s[i] @ q), 0)  # alpha_i = rho_i s_i^T q
         return q - alpha * y[i], alpha  # q <- q - alpha_i y_i
 
-    q, alphas = lax.scan(newest_to_oldest, g, jnp.arange(m - 1, -1, -1))
+    q, alphas = lax.scan(newest_to_oldest, g, jnp.arange(m - 1, -1, -1), unroll=True)
     gamma = jnp.where(n_pairs > 0, (s[-1] @ y[-1]) / (y[-1] @ y[-1]), 1)  # H_0 = gamma I
 
     def oldest_to_newest(r: Array, i_alpha: tuple[Array, Array]) -> tuple[Array, None]:
@@ -140,7 +140,9 @@ def two_loop(g: Array, s: Array, y: Array, rho: Array, n_pairs: Array) -> Array:
         beta = rho[i] * (y[i] @ r)  # beta = rho_i y_i^T r
         return r + jnp.where(kept[i], alpha - beta, 0) * s[i], None  # r <- r + s_i (alpha_i - beta)
 
-    r, _ = lax.scan(oldest_to_newest, (gamma * q).astype(g.dtype), (jnp.arange(m), alphas[::-1]))
+    r, _ = lax.scan(
+        oldest_to_newest, (gamma * q).astype(g.dtype), (jnp.arange(m), alphas[::-1]), unroll=True
+    )
     return r
 
 

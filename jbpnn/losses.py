@@ -22,6 +22,20 @@ f'(net) factor cancels against the log); any other pairing would silently
 follow the wrong gradient, so ``VALID_PAIRS`` lists the allowed ones and
 building params with another pair raises ``ValueError``.
 
+For the curvature products (:mod:`jbpnn.curvature`) each loss also knows how its output
+delta changes when the output layer's net inputs move along ``r`` (``R{net}``), in the
+same sign (``-d^2E/dnet^2 r``), exactly (``delta_r``) and in the Gauss-Newton form
+(``delta_gn``, ``-J^T H_O J r`` with ``H_O`` the Hessian of ``E`` in the outputs):
+
+    mse                   R{Err} = -J^T J r + R{J^T} (T - O)     GN: -J^T J r      (H_O = I)
+    cross_entropy         R{Err} = -sum(T) J r                   GN: the same
+    binary_cross_entropy  R{Err} = -O (1 - O) r                  GN: the same
+
+``J`` is the output activation's ``dO/dnet`` (``Activation.tangent``), ``R{J^T} g`` its
+second derivative (``Activation.second``). The log losses are convex in the net inputs
+of their own output activation, so there the exact and the Gauss-Newton terms agree
+(``sum(T) (diag(O) - O O^T)`` per example for softmax, ``diag(O (1 - O))`` for sigmoid).
+
 This module imports only JAX and the activation table.
 """
 
@@ -41,13 +55,17 @@ __all__ = [
     "VALID_PAIRS",
     "Loss",
     "binary_cross_entropy_delta",
+    "binary_cross_entropy_delta_r",
     "binary_cross_entropy_error",
     "check_pair",
     "cross_entropy_delta",
+    "cross_entropy_delta_r",
     "cross_entropy_error",
     "describe_valid_pairs",
     "get_loss",
     "mse_delta",
+    "mse_delta_gn",
+    "mse_delta_r",
     "mse_error",
 ]
 
@@ -61,11 +79,16 @@ class Loss(NamedTuple):
         error: ``(O, T) -> E`` for one example, ``O`` and ``T`` of shape ``(n_out,)``.
         delta: ``(O, T, activation) -> Err`` at the output layer, ``-dE/dnet``.
         output_activations: output activations for which ``delta`` is exact.
+        delta_r: ``(O, T, activation, r) -> R{Err}``: the change of ``delta`` when the
+            output layer's net inputs move along ``r``, ``-d^2E/dnet^2 r``.
+        delta_gn: ``(O, T, activation, r) -> -J^T H_O J r``: its Gauss-Newton part.
     """
 
     error: Callable[[Array, Array], Array]
     delta: Callable[[Array, Array, Activation], Array]
     output_activations: tuple[str, ...]
+    delta_r: Callable[[Array, Array, Activation, Array], Array] | None = None
+    delta_gn: Callable[[Array, Array, Activation, Array], Array] | None = None
 
 
 def _clip_for_log(o: Array) -> Array:
@@ -103,11 +126,41 @@ def binary_cross_entropy_delta(o: Array, t: Array, act: Activation) -> Array:
     return t - o
 
 
+def mse_delta_gn(o: Array, t: Array, act: Activation, r: Array) -> Array:
+    """-J^T J r: the Gauss-Newton change of the mse delta (H_O = I)."""
+    return -act.backprop(o, act.tangent(o, r))
+
+
+def mse_delta_r(o: Array, t: Array, act: Activation, r: Array) -> Array:
+    """R{Err} = -J^T J r + R{J^T} (T - O): R{} of ``act.backprop(O, T - O)``."""
+    return mse_delta_gn(o, t, act, r) + act.second(o, r, t - o)
+
+
+def cross_entropy_delta_r(o: Array, t: Array, act: Activation, r: Array) -> Array:
+    """R{Err} = -sum(T) J r, ``J = diag(O) - O O^T``: R{} of ``T - O sum(T)``."""
+    return -act.tangent(o, r) * jnp.sum(t)
+
+
+def binary_cross_entropy_delta_r(o: Array, t: Array, act: Activation, r: Array) -> Array:
+    """R{Err} = -O (1 - O) r: R{} of ``T - O`` for a sigmoid output."""
+    return -act.tangent(o, r)
+
+
 LOSSES: dict[str, Loss] = {
-    "mse": Loss(mse_error, mse_delta, tuple(ACTIVATIONS)),
-    "cross_entropy": Loss(cross_entropy_error, cross_entropy_delta, ("softmax",)),
+    "mse": Loss(mse_error, mse_delta, tuple(ACTIVATIONS), mse_delta_r, mse_delta_gn),
+    "cross_entropy": Loss(
+        cross_entropy_error,
+        cross_entropy_delta,
+        ("softmax",),
+        cross_entropy_delta_r,
+        cross_entropy_delta_r,
+    ),
     "binary_cross_entropy": Loss(
-        binary_cross_entropy_error, binary_cross_entropy_delta, ("sigmoid",)
+        binary_cross_entropy_error,
+        binary_cross_entropy_delta,
+        ("sigmoid",),
+        binary_cross_entropy_delta_r,
+        binary_cross_entropy_delta_r,
     ),
 }
 

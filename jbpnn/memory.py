@@ -4,7 +4,8 @@
 ``N`` networks of one architecture (a deliberate over-estimate, by part),
 :func:`available_memory` says what the device has free, and :func:`check_memory`
 raises :class:`EnsembleTooLarge` when the estimate does not fit, with the number of
-networks that would.
+networks that would. :func:`check_array_memory` does the same for one dense array (a
+sparse input densified by the scikit-learn estimators).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from jbpnn.params import MLP
 
 __all__ = [
     "RUNTIME_OVERHEAD",
+    "ArrayTooLarge",
     "EnsembleTooLarge",
     "MemoryEstimate",
     "SizedOptimizer",
     "available_memory",
+    "check_array_memory",
     "check_memory",
     "estimate_memory",
     "format_bytes",
@@ -41,6 +44,10 @@ RUNTIME_OVERHEAD = 256 * 2**20  # bytes for XLA's compiler and runtime (measured
 
 class EnsembleTooLarge(MemoryError, ValueError):
     """The requested ensemble would not fit in the memory available (raised before allocating)."""
+
+
+class ArrayTooLarge(MemoryError, ValueError):
+    """A dense array would not fit in the memory available (raised before allocating)."""
 
 
 class MemoryEstimate(NamedTuple):
@@ -189,6 +196,25 @@ def check_memory(
         f"At most {fit} such networks fit: train the grid in parts of at most {fit} networks, "
         "or use a smaller batch, validation set or network"
     )
+
+
+def check_array_memory(
+    shape: tuple[int, ...], dtype: Any, what: str, copies: int = 1, limit: int | None = None
+) -> None:
+    """Raise :class:`ArrayTooLarge` if ``copies`` dense arrays of ``shape`` and ``dtype``
+    exceed ``limit`` bytes (default 90% of :func:`available_memory`), naming ``what``."""
+    need = copies * int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    if limit is None:
+        free, source = available_memory(jax.devices("cpu")[0])
+        limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {source}"
+    else:
+        source = "the limit given"
+    if need > limit:
+        raise ArrayTooLarge(
+            f"{what} as a dense {np.dtype(dtype).name} array of shape {tuple(shape)} needs "
+            f"{format_bytes(need)}, more than the {format_bytes(limit)} allowed ({source}); "
+            "use fewer rows (train with partial_fit on chunks) or fewer columns"
+        )
 
 
 def format_bytes(n: float) -> str:

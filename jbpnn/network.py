@@ -22,7 +22,13 @@ The one-example functions (:func:`forward`, :func:`deltas`, :func:`backward`,
 :func:`per_example_grads`, which check their inputs (shapes, NaN/inf) in
 Python before calling a ``jax.jit``-compiled kernel.
 
-No autodiff here: this module is the training path.
+Forward mode: :func:`jvp` carries a direction of the weights and inputs forward
+(:mod:`jbpnn.tangents`, the same tables), and :func:`apply` composes with JAX both ways:
+``jax.grad`` through it runs the hand backward, ``jax.jvp`` the hand forward tangent.
+
+No autodiff on the training path. The one ``jax.jvp`` call (in ``hand_linear``'s rules)
+differentiates the hand rules' own code when a user nests forward mode over a derivative
+of :func:`apply` (``jax.hessian``); nothing in training reaches it.
 """
 
 from __future__ import annotations
@@ -31,14 +37,18 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
+from jax.api_util import shaped_abstractify
+from jax.interpreters import ad, batching, mlir
 from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import activation_table
 from jbpnn.losses import LOSSES
 from jbpnn.params import MLP, Layer, network_count
+from jbpnn.tangents import tangents
 
 __all__ = [
     "GradFn",
@@ -47,9 +57,12 @@ __all__ = [
     "backward",
     "batch_gradient",
     "check_batch",
+    "check_direction",
     "deltas",
     "example_loss",
     "forward",
+    "jvp",
+    "jvp_kernel",
     "loss",
     "loss_and_gradient",
     "loss_and_gradient_kernel",
@@ -258,6 +271,14 @@ def loss(
 ) -> Array:
     """Mean over the batch of the per-example error ``E``, jitted.
 
+    NOT for ``jax.grad``: differentiating this function differentiates its forward pass
+    by JAX's AUTODIFF, not by the hand-derived back-propagation (it is the reference
+    :mod:`jbpnn.gradcheck` compares the hand rule against). For the hand-derived gradient
+    call :func:`loss_and_gradient` or :func:`batch_gradient`; inside your own
+    ``jax.grad`` write the loss on :func:`apply`'s outputs, e.g.
+    ``jnp.mean(jax.vmap(jbpnn.LOSSES[params.loss].error)(jbpnn.apply(params, X), Y))``,
+    whose gradient runs the hand backward.
+
     Args:
         params: the network.
         X: inputs, shape ``(B, n_in)``.
@@ -324,6 +345,102 @@ def per_example_grads(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: 
     """
     X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
     return _per_example_grads_jit(params, X, Y)
+
+
+def jvp_kernel(params: MLP, X: Array, dparams: MLP, dX: Array) -> tuple[Array, Array]:
+    """Unchecked, traceable core of :func:`jvp`: ``(outputs, tangents)``, each ``(B, n_out)``."""
+    out, cache = _batched_forward(params, X)
+    return out, _hand_jvp(params, cache, dparams, dX)
+
+
+_jvp_jit = jax.jit(jvp_kernel)
+
+
+def jvp(
+    params: MLP,
+    X: ArrayLike,
+    dparams: MLP,
+    dX: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+) -> tuple[Array, Array]:
+    """The outputs and their tangent along ``(dparams, dX)``: forward mode BY HAND, jitted.
+
+    For every example and layer (:func:`jbpnn.tangents.tangents`, the same tables as
+    :func:`backward`, each derivative from the unit's output):
+
+        dnet_l = dO_{l-1} w_l + O_{l-1} dw_l + db_l      dO_l = f'(net_l) dnet_l
+
+    from ``dO_0 = dX``. ``dO_L`` is the Jacobian of the outputs times the direction, what
+    ``jax.jvp(jbpnn.apply, (params, X), (dparams, dX))`` returns (it runs this same pass).
+    In article mode it is the article's derivative (``O - O^2``, biases moving ``net``),
+    the transpose of :func:`backward`'s rule, not the derivative of the forward pass.
+
+    Args:
+        params: ONE network.
+        X: one example ``(n_in,)`` or a batch ``(B, n_in)``.
+        dparams: the direction of the weights: an :class:`MLP` of the same structure as
+            ``params`` (e.g. ``jax.tree.map(jnp.zeros_like, params)`` edited), cast to
+            the params' dtypes.
+        dX: the direction of the inputs, shaped like ``X``; default zeros.
+        check_finite: raise on NaN/inf in ``X`` and ``dX``.
+
+    Returns:
+        ``(outputs, tangents)``, each ``(n_out,)`` for one example or ``(B, n_out)``.
+
+    Raises:
+        ValueError: a wrong feature count or rank, ``dparams`` or ``dX`` not shaped like
+            ``params`` or ``X``, stacked params, NaN/inf.
+    """
+    _require_one_network(params, "jvp")
+    if np.ndim(X) == 1:  # one example: a batch of one
+        dX = None if dX is None else np.asarray(dX)[None, :]
+        out, dout = jvp(params, np.asarray(X)[None, :], dparams, dX, check_finite=check_finite)
+        return out[0], dout[0]
+    X, _, _ = check_batch(params, X, check_finite=check_finite)
+    if dX is None:
+        dX = jnp.zeros_like(X)
+    else:
+        if np.shape(dX) != X.shape:
+            raise ValueError(f"dX must have the shape of X, {X.shape}, got {np.shape(dX)}")
+        dX = jnp.asarray(dX, X.dtype)
+        if check_finite:
+            checks.check_finite("dX", dX)
+    dparams = check_direction(params, dparams, "dparams")
+    return _jvp_jit(params, X, dparams, dX)
+
+
+def _require_one_network(params: MLP, name: str) -> None:
+    if not isinstance(params, MLP):
+        raise TypeError(f"params must be an MLP, got {type(params).__name__}")
+    n = network_count(params)
+    if n:
+        raise ValueError(
+            f"{name} takes ONE network (w 2-D, b 1-D); for stacked params use "
+            f"jax.vmap(jbpnn.{name}, ...); got a stack of {n} networks"
+        )
+
+
+def check_direction(params: MLP, other: Any, name: str = "dparams") -> MLP:
+    """A direction ``other`` in the weights, checked to be shaped like ``params``.
+
+    Returns it as an :class:`MLP` with ``params``' names, each leaf cast to ``params``'
+    dtype; raises ``ValueError`` naming ``name`` and the first layer whose shapes differ.
+    """
+    if not isinstance(other, MLP) or len(other.layers) != len(params.layers):
+        raise ValueError(
+            f"{name} must be an MLP with the structure of params ({len(params.layers)} "
+            f"layers, e.g. jax.tree.map(jnp.zeros_like, params)), got {type(other).__name__}"
+        )
+    layers = []
+    for i, (layer, d) in enumerate(zip(params.layers, other.layers)):
+        if np.shape(d.w) != layer.w.shape or np.shape(d.b) != layer.b.shape:
+            raise ValueError(
+                f"{name}: layer {i} has w {np.shape(d.w)} and b {np.shape(d.b)}, but params' "
+                f"layer {i} has w {layer.w.shape} and b {layer.b.shape}"
+            )
+        layers.append(Layer(jnp.asarray(d.w, layer.w.dtype), jnp.asarray(d.b, layer.b.dtype)))
+    return params.replace_layers(layers)
 
 
 # ---------------------------------------------------------------- input checks
@@ -416,6 +533,7 @@ def _pullback(params: MLP, cache: Cache, g: Array) -> tuple[tuple[Array, ...], A
 
 
 _batched_pullback = jax.vmap(_pullback, in_axes=(None, 0, 0))
+_batched_tangents = jax.vmap(tangents, in_axes=(None, 0, None, 0))
 
 
 def _hand_vjp(params: MLP, cache: Cache, G: Array) -> tuple[MLP, Array]:
@@ -435,49 +553,203 @@ def _hand_vjp(params: MLP, cache: Cache, G: Array) -> tuple[MLP, Array]:
     return params.replace_layers(grads), dX
 
 
+def _hand_jvp(params: MLP, cache: Cache, dparams: MLP, dX: Array) -> Array:
+    """The hand-derived JVP of a batch: the tangent of the outputs, shape ``(B, n_out)``.
+
+    :func:`jbpnn.tangents.tangents` of every example: ``dnet = dO_prev w + O_prev dw + db``,
+    ``dO = act.tangent(O, dnet)``, from ``dO_0 = dX``. Linear in ``(dparams, dX)``, and the
+    transpose of :func:`_hand_vjp` (both are the same tables' derivatives).
+    """
+    return _batched_tangents(params, cache, dparams, dX)[1][-1].astype(cache[-1].dtype)
+
+
 # Its own jit so that the backward pass is one named call in any jaxpr of a gradient
 # (tests/test_apply.py looks for it); XLA inlines it, it costs nothing.
 _hand_vjp_jit = jax.jit(_hand_vjp)
+_hand_jvp_jit = jax.jit(_hand_jvp)
 
 
-@jax.custom_vjp
+# ---------------------------------------------------------------- linear, with a hand transpose
+# JAX differentiates in reverse by linearising (forward mode) and transposing the linear
+# part. A jax.custom_vjp function cannot be linearised forward, and the transpose of a
+# jax.custom_jvp rule is JAX's own. So apply is a custom_jvp whose tangent is ONE
+# primitive, ``hand_linear``: evaluated, it runs the hand JVP; transposed (jax.grad,
+# jax.vjp), it runs the hand VJP (and transposed again, the hand JVP). Its batching rule
+# vmaps both maps; its JVP rule (forward mode over a derivative: jax.hessian, jacfwd of
+# jacfwd) differentiates the hand maps' own code along the residuals by jax.jvp, the one
+# use of autodiff in this module, never reached by training.
+class _Linear:
+    """A named linear map ``(residuals, inputs) -> outputs`` on flat lists of arrays."""
+
+    def __init__(self, name: str, fn: Callable[[list[Array], list[Array]], Any]):
+        self.name, self.fn = name, fn
+
+    def __call__(self, res: list[Array], lin: list[Array]) -> list[Array]:
+        return list(self.fn(list(res), list(lin)))
+
+    def __repr__(self) -> str:  # what a jaxpr shows: hand_linear[fn=hand_jvp ...]
+        return self.name
+
+
+_hand_linear_p = jax.extend.core.Primitive("hand_linear")
+_hand_linear_p.multiple_results = True
+
+
+def _shaped(x: Any) -> Any:
+    """The abstract value (``ShapedArray``) of ``x``, through ``jax.api_util``."""
+    return shaped_abstractify(jax.ShapeDtypeStruct(np.shape(x), x.dtype))
+
+
+def _bind_linear(fn: _Linear, fn_t: _Linear, res: list[Array], lin: list[Array]) -> list[Array]:
+    out = jax.eval_shape(fn, [_shaped(r) for r in res], [_shaped(x) for x in lin])
+    return _hand_linear_p.bind(
+        *res,
+        *lin,
+        fn=fn,
+        fn_t=fn_t,
+        n_res=len(res),
+        out_avals=tuple(_shaped(o) for o in out),
+        lin_avals=tuple(_shaped(x) for x in lin),
+    )
+
+
+def _hand_linear(
+    name: str, fn: Callable, name_t: str, fn_t: Callable, residuals: Any, inputs: Any
+) -> Any:
+    """``fn(residuals, inputs)``, linear in ``inputs``, whose transpose is ``fn_t``.
+
+    ``fn_t(residuals, cotangent of the outputs)`` returns the cotangent of ``inputs``
+    (same pytree). Like ``jax.custom_derivatives.linear_call``, with rules for ``vmap``
+    and for forward mode along the residuals.
+    """
+    res, res_tree = jax.tree.flatten(residuals)
+    lin, lin_tree = jax.tree.flatten(inputs)
+    out_tree = jax.tree.structure(jax.eval_shape(fn, residuals, inputs))
+
+    def flat(r, x):
+        return jax.tree.leaves(fn(res_tree.unflatten(r), lin_tree.unflatten(x)))
+
+    def flat_t(r, g):
+        return jax.tree.leaves(fn_t(res_tree.unflatten(r), out_tree.unflatten(g)))
+
+    outs = _bind_linear(_Linear(name, flat), _Linear(name_t, flat_t), res, lin)
+    return out_tree.unflatten(outs)
+
+
+def _hand_linear_impl(*args, fn, fn_t, n_res, out_avals, lin_avals):
+    return fn(args[:n_res], args[n_res:])
+
+
+def _hand_linear_jvp(primals, tangents, *, fn, fn_t, n_res, out_avals, lin_avals):
+    res, lin = list(primals[:n_res]), list(primals[n_res:])
+    dres, dlin = tangents[:n_res], tangents[n_res:]
+    out = _bind_linear(fn, fn_t, res, lin)
+    parts = []
+    if any(type(t) is not ad.Zero for t in dlin):  # linear: the same map on the tangents
+        parts.append(_bind_linear(fn, fn_t, res, [ad.instantiate_zeros(t) for t in dlin]))
+    if any(type(t) is not ad.Zero for t in dres):  # along the residuals: the maps' own code
+        dres = [ad.instantiate_zeros(t) for t in dres]
+        parts.append(jax.jvp(lambda *r: fn(r, lin), res, dres)[1])
+    if not parts:
+        return out, [ad.Zero(a.to_tangent_aval()) for a in out_avals]
+    return out, [sum(ts) for ts in zip(*parts)]
+
+
+def _hand_linear_transpose(cts, *args, fn, fn_t, n_res, out_avals, lin_avals):
+    res = list(args[:n_res])
+    if any(ad.is_undefined_primal(r) for r in res):
+        raise NotImplementedError("hand_linear is linear in its inputs only, not its residuals")
+    cts = [jnp.zeros(a.shape, a.dtype) if type(c) is ad.Zero else c for c, a in zip(cts, out_avals)]
+    return [None] * n_res + _bind_linear(fn_t, fn, res, cts)
+
+
+def _hand_linear_batch(args, dims, *, fn, fn_t, n_res, out_avals, lin_avals):
+    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+    args = [a if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)]
+    res, lin = args[:n_res], args[n_res:]
+    res_axes = [None if d is None else 0 for d in dims[:n_res]]
+    # every input batched (an unbatched one broadcast), so the transpose's outputs are too
+    lin = [
+        x if d is not None else jnp.broadcast_to(x, (size, *x.shape))
+        for x, d in zip(lin, dims[n_res:])
+    ]
+
+    def vmapped(f: _Linear) -> _Linear:
+        return _Linear(
+            f"vmap({f.name})", lambda r, x: jax.vmap(f, in_axes=(res_axes, [0] * len(x)))(r, x)
+        )
+
+    outs = _bind_linear(vmapped(fn), vmapped(fn_t), res, lin)
+    return outs, [0] * len(outs)
+
+
+_hand_linear_p.def_impl(_hand_linear_impl)
+_hand_linear_p.def_abstract_eval(lambda *args, out_avals, **params: list(out_avals))
+mlir.register_lowering(_hand_linear_p, mlir.lower_fun(_hand_linear_impl, multiple_results=True))
+ad.primitive_jvps[_hand_linear_p] = _hand_linear_jvp
+ad.primitive_transposes[_hand_linear_p] = _hand_linear_transpose
+batching.primitive_batchers[_hand_linear_p] = _hand_linear_batch
+
+
+# ---------------------------------------------------------------- apply
+@jax.custom_jvp
 def _apply(params: MLP, X: Array) -> Array:
     return _batched_forward(params, X)[0]
 
 
-def _apply_fwd(params: MLP, X: Array) -> tuple[Array, tuple[MLP, Cache]]:
+@_apply.defjvp
+def _apply_jvp(primals: tuple[MLP, Array], tangents: tuple[MLP, Array]) -> tuple[Array, Array]:
+    params, X = primals
     out, cache = _batched_forward(params, X)
-    return out, (params, cache)
+    dout = _hand_linear(
+        "hand_jvp",
+        lambda res, lin: _hand_jvp_jit(*res, *lin),
+        "hand_vjp",
+        lambda res, G: _hand_vjp_jit(*res, G),
+        (params, cache),
+        tangents,
+    )
+    return out, dout
 
 
-def _apply_bwd(res: tuple[MLP, Cache], G: Array) -> tuple[MLP, Array]:
-    params, cache = res
-    return _hand_vjp_jit(params, cache, G)
-
-
-_apply.defvjp(_apply_fwd, _apply_bwd)
 _apply_jit = jax.jit(_apply)  # compiled when called eagerly; inlined into the caller's jit
 
 
 def apply(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
-    """The network's outputs, differentiable by JAX through the HAND-DERIVED backward pass.
+    """The network's outputs, differentiable by JAX through the HAND-DERIVED rules.
 
     Use it to put jbpnn in your own JAX code: any loss of the outputs, regularisers on
     them, a jbpnn network inside a larger model, your own training loop (``jax.grad``
-    and an SGD step, or optax). ``jax.grad``, ``jax.vjp``, ``jax.vmap``, ``jax.jit`` and
-    ``lax.scan`` all work; every derivative through it is a ``jax.custom_vjp`` whose rule
-    is the article's back-propagation, never autodiff of the forward pass. Given the
-    cotangent ``G = dL/dO`` of the outputs, shape ``(B, n_out)``:
+    and an SGD step, or optax). Only the network is needed: the output units come from
+    ``params.activations``; ``params.loss`` plays no part. ``jax.grad``, ``jax.vjp``,
+    ``jax.jvp``, ``jax.linearize``, ``jax.jacfwd``, ``jax.jacrev``, ``jax.hessian``,
+    ``jax.vmap``, ``jax.jit`` and ``lax.scan`` all work. Which rule runs where:
 
-        d_L = J_L^T G         (act.backprop(O_L, G), from the outputs)
-        d_l = J_l^T (d_{l+1} w_{l+1}^T)
-        dL/dw_l = O_{l-1}^T d_l     dL/db_l = sum_n d_l     dL/dX = d_1 w_1^T
+    - reverse mode (``jax.grad``, ``jax.vjp``, ``jax.jacrev``): the article's
+      back-propagation, never autodiff of the forward pass. Given the cotangent
+      ``G = dL/dO`` of the outputs, shape ``(B, n_out)``:
 
-    These are cotangents, ``+dL/dnet``: with ``L = E`` they are minus the article's
-    ``Err``, so ``jax.grad`` through ``apply`` gives :func:`backward`'s gradients. With
-    ``params.article_mode`` the forward pass is the article code's (tanh, no biases) and
-    so is the backward (``O - O^2``, biases "updated"): ``jax.grad`` then returns the
-    article's gradient, which is NOT the derivative of its error.
+          d_L = J_L^T G         (act.backprop(O_L, G), from the outputs)
+          d_l = J_l^T (d_{l+1} w_{l+1}^T)
+          dL/dw_l = O_{l-1}^T d_l     dL/db_l = sum_n d_l     dL/dX = d_1 w_1^T
+
+    - forward mode (``jax.jvp``, ``jax.linearize``, ``jax.jacfwd``): the hand forward
+      tangent of :func:`jvp`, ``dnet = dO_prev w + O_prev dw + db``, ``dO = act.tangent(O,
+      dnet)``.
+    - forward over reverse (``jax.hessian`` = ``jacfwd(jacrev)``) or forward over forward:
+      the inner derivative is the hand rule; the outer one is JAX's forward-mode autodiff
+      OF the hand rules' code (the only way to compose a custom rule). For second
+      derivatives derived by hand see :mod:`jbpnn.curvature` (Pearlmutter's R-operator).
+
+    Mechanism: a ``jax.custom_jvp`` whose tangent is one linear primitive,
+    ``hand_linear``, evaluated as the hand JVP and transposed as the hand VJP (a jaxpr of
+    a gradient shows ``hand_linear[fn=hand_vjp ...]``, of a JVP ``hand_linear[fn=hand_jvp
+    ...]``). The derivatives are cotangents, ``+dL/dnet``: with ``L = E`` they are minus
+    the article's ``Err``, so ``jax.grad`` through ``apply`` gives :func:`backward`'s
+    gradients. With ``params.article_mode`` the forward pass is the article code's (tanh,
+    no biases) and so are both rules (``O - O^2``, biases "updated"): ``jax.grad`` then
+    returns the article's gradient, which is NOT the derivative of its error, and
+    ``jax.jvp`` its transpose.
 
     Args:
         params: ONE network (for stacked params, ``jax.vmap(apply, in_axes=(0, None))``).

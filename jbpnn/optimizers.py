@@ -68,6 +68,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from jbpnn.checks import check_number, is_concrete, to_device
 from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
@@ -99,6 +100,7 @@ __all__ = [
     "apply_updates",
     "bayesian_regularization",
     "constant",
+    "epoch_inverse_scaling",
     "get_optimizer",
     "inverse_scaling",
     "lbfgs",
@@ -108,6 +110,7 @@ __all__ = [
     "set_hyperparams",
     "sgd",
     "step_decay",
+    "with_loss_penalty",
 ]
 
 Array = jax.Array
@@ -133,11 +136,19 @@ def _inverse_scaling_lr(count: Array, hp: Mapping[str, Array]) -> Array:
     return hp["lr"] / (_float(count) + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
 
 
+def _epoch_inverse_scaling_lr(count: Array, hp: Mapping[str, Array]) -> Array:
+    # t = samples seen at the start of this epoch (scikit-learn's MLP invscaling)
+    epochs = jnp.floor((_float(count) - hp["updates_before"]) / hp["updates_per_epoch"])
+    t = hp["samples_before"] + epochs * hp["samples_per_epoch"]
+    return hp["lr"] / (t + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
+
+
 # kind -> (count, hyperparams) -> lr at that count
 _SCHEDULE_RULES: dict[str, Callable[[Array, Mapping[str, Array]], Array]] = {
     "constant": _constant_lr,
     "step_decay": _step_decay_lr,
     "inverse_scaling": _inverse_scaling_lr,
+    "epoch_inverse_scaling": _epoch_inverse_scaling_lr,
 }
 
 
@@ -181,7 +192,40 @@ def inverse_scaling(lr: Any, power_t: Any = 0.5) -> Schedule:
     return Schedule("inverse_scaling", (("lr", lr), ("power_t", power_t)))
 
 
-SCHEDULES = {"constant": constant, "step_decay": step_decay, "inverse_scaling": inverse_scaling}
+def epoch_inverse_scaling(
+    lr: Any,
+    power_t: Any,
+    samples_per_epoch: Any,
+    updates_per_epoch: Any,
+    samples_before: Any = 0,
+    updates_before: Any = 0,
+) -> Schedule:
+    """scikit-learn's ``MLPClassifier(learning_rate="invscaling")`` exactly:
+    ``lr_t = lr / (t + 1) ** power_t`` with ``t`` the SAMPLES seen before this epoch,
+    so the rate changes once per epoch (its ``SGDOptimizer.iteration_ends(t_)``)::
+
+        t = samples_before + floor((count - updates_before) / updates_per_epoch) * samples_per_epoch
+
+    ``count`` is the number of updates made; ``samples_before`` / ``updates_before``
+    carry ``t`` and the count of the calls before (a resumed run), as data.
+    """
+    check_number("lr", lr, low=0.0)
+    check_number("power_t", power_t, low=0.0)
+    check_number("samples_per_epoch", samples_per_epoch, low=1)
+    check_number("updates_per_epoch", updates_per_epoch, low=1)
+    check_number("samples_before", samples_before, low=0)
+    check_number("updates_before", updates_before, low=0)
+    params = (("lr", lr), ("power_t", power_t), ("samples_per_epoch", samples_per_epoch))
+    params += (("updates_per_epoch", updates_per_epoch), ("samples_before", samples_before))
+    return Schedule("epoch_inverse_scaling", (*params, ("updates_before", updates_before)))
+
+
+SCHEDULES = {
+    "constant": constant,
+    "step_decay": step_decay,
+    "inverse_scaling": inverse_scaling,
+    "epoch_inverse_scaling": epoch_inverse_scaling,
+}
 
 
 def _lr_spec(lr: Any) -> tuple[Any, dict[str, Any]]:
@@ -514,6 +558,18 @@ class Optimizer:
         return _like(updates, params), state
 
     @property
+    def reports_penalty(self) -> bool:
+        """True when the training loss carries an L2 term (:func:`with_loss_penalty`)."""
+        return bool(self.options.get("loss_alpha"))
+
+    def loss_penalty(self, params: PyTree, state: State, batch_size: Any) -> Array:
+        """``(loss_alpha / 2) |W|^2 / batch_size``, W the weights (leaves of two or more
+        dimensions): what :func:`with_loss_penalty` adds to a batch's loss."""
+        weights = [w for w in jax.tree.leaves(params) if jnp.ndim(w) >= 2]
+        squares = sum(jnp.sum(w * w) for w in weights)
+        return state.hyperparams["loss_alpha"] / (2 * batch_size) * squares
+
+    @property
     def full_batch(self) -> bool:
         """True for a full-batch optimizer (``rprop``, ``lm``, ``br``): ``train`` then needs
         ``batch_size=None``."""
@@ -680,6 +736,7 @@ def levenberg_marquardt(
     mu_inc: Any = 10.0,
     mu_max: Any = 1e10,
     min_grad: Any = 1e-7,
+    alpha: Any = 0.0,
 ) -> Optimizer:
     """Levenberg-Marquardt (Hagan and Menhaj 1994; MATLAB's ``trainlm``), full batch,
     for the ``mse`` loss: each epoch solves ``(J^T J + mu I) dx = -J^T e`` with the
@@ -692,8 +749,17 @@ def levenberg_marquardt(
     ``|dE/dtheta| < min_grad`` (E the mean loss), ``"mu_max_reached"`` when no step
     is accepted below ``mu_max``. The history gets ``mu`` and ``grad_norm``.
     Memory: ``J^T J`` is ``P x P`` (P weights and biases).
+
+    ``alpha``: scikit-learn's L2 penalty ``(alpha / 2) |W|^2 / n`` on the weights only
+    (``n`` the total sample weight), added to the loss each step must lower and to the
+    normal equations: ``(J^T J + alpha D + mu I) dx = -(J^T e + alpha D x)``, ``D`` 1 on
+    the weights' entries, 0 on the biases'.
     """
-    return Optimizer("lm", {}, _marquardt_hyperparams(mu, mu_dec, mu_inc, mu_max, min_grad))
+    hp = _marquardt_hyperparams(mu, mu_dec, mu_inc, mu_max, min_grad)
+    check_number("alpha", alpha, low=0.0)
+    if not _is_on(alpha):
+        return Optimizer("lm", {}, hp)
+    return Optimizer("lm", {"alpha": True}, {**hp, "alpha": alpha})
 
 
 def bayesian_regularization(
@@ -816,10 +882,30 @@ def _with_alpha(objective: Objective, alpha: Array, n: Array) -> Objective:
         g = jax.tree.map(lambda gi, w: gi + alpha * w / n if jnp.ndim(w) >= 2 else gi, g, p)
         return loss + penalty(p), g
 
+    def normal_equations(p: PyTree) -> tuple[Array, Array, Array]:
+        # E = e^T e / (2 n): in e^T e's units the penalty is alpha |W|^2, so J^T J gains
+        # alpha D and J^T e gains alpha D x (D: 1 on the weights' entries, 0 on the biases')
+        jtj, jte, sse = objective.normal_equations(p)
+        x, _ = ravel_pytree(p)
+        on = jax.tree.map(lambda w: jnp.full(jnp.shape(w), jnp.ndim(w) >= 2, x.dtype), p)
+        d = alpha * ravel_pytree(on)[0]
+        return jtj + jnp.diag(d), jte + d * x, sse + jnp.sum(d * x * x)
+
     return objective._replace(
         loss=lambda p: objective.loss(p) + penalty(p),
+        normal_equations=normal_equations,
         loss_and_grad=None if objective.loss_and_grad is None else loss_and_grad,
     )
+
+
+def with_loss_penalty(optimizer: Optimizer, loss_alpha: Any) -> Optimizer:
+    """``optimizer`` whose training loss (the history's ``loss``) carries scikit-learn's
+    L2 term, ``(loss_alpha / 2) |W|^2 / n_batch`` on each batch's loss before its update,
+    as scikit-learn's ``loss_curve_`` does. The updates are unchanged (the gradient's
+    term is ``alpha``'s); ``loss_alpha`` is a hyperparameter (data)."""
+    check_number("loss_alpha", loss_alpha, low=0.0)
+    options = {**optimizer.options, "loss_alpha": True}
+    return Optimizer(optimizer.name, options, {**optimizer.hyperparams, "loss_alpha": loss_alpha})
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {

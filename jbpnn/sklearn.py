@@ -14,8 +14,9 @@ side by side with scikit-learn's own ``_multilayer_perceptron.py``.)
   ``nesterovs_momentum``, else ``"classical"``; or ``momentum_variant=``), ``"adam"`` is
   :func:`jbpnn.optimizers.adam` (``beta_1, beta_2, epsilon`` -> ``b1, b2, eps``),
   ``alpha`` is the optimizers' ``alpha`` (scikit-learn's own L2, ``(alpha/2) |W|^2 /
-  n_batch`` on the weights only), ``learning_rate="invscaling"`` is
-  :func:`jbpnn.optimizers.inverse_scaling`, ``max_iter`` is ``epochs``, and
+  n_batch`` on the weights only), ``learning_rate="invscaling"`` is scikit-learn's
+  (:func:`jbpnn.optimizers.epoch_inverse_scaling`: ``t`` the samples seen, once per
+  epoch; the core's own ``inverse_scaling`` counts updates), ``max_iter`` is ``epochs``, and
   ``early_stopping`` is the core's ``n_iter_no_change`` on a ``validation_fraction``
   split (the best params are kept).
 
@@ -27,6 +28,13 @@ side by side with scikit-learn's own ``_multilayer_perceptron.py``.)
   loss it minimises includes ``(alpha/2) |W|^2 / n`` (``n`` the total sample weight),
   and ``loss_`` is that objective at the final params, as scikit-learn's. Not reaching
   ``gtol`` or ``ftol`` warns as scikit-learn does (``ConvergenceWarning``).
+
+  ``solver="lm"`` (jbpnn's own) is :func:`jbpnn.optimizers.levenberg_marquardt`, full
+  batch, on the squared error: ``max_iter`` epochs, ``tol`` its ``min_grad`` (stop when
+  ``|dE/dtheta| < tol``, the meaning lbfgs gives ``tol``), ``alpha`` the same L2 term in
+  the normal equations. The regressor's loss is the squared error already; the
+  classifier needs ``loss="mse"`` (sigmoid outputs, squared error on one-hot targets)
+  and refuses its cross-entropy with ``lm``, pointing to ``solver="lbfgs"``.
 
   ``fit`` starts from fresh params; ``warm_start=True`` and ``partial_fit`` (one epoch)
   resume ``state_``, the :class:`jbpnn.training.TrainState` of the last call, with its
@@ -51,15 +59,17 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
   validation loss with ``tol`` converted, which is exactly the rule on that R^2; its
   R^2 for one output), both weighted by the split's sample weights as scikit-learn's.
   ``learning_rate="adaptive"`` (sgd) is the core's ``lr_factor=0.2, min_lr=1e-6``: a
-  plateau divides the learning rate by 5 until it is at most 1e-6. One difference: the
-  training loss watched has no ``alpha`` penalty (see the loss curve).
+  plateau divides the learning rate by 5 until it is at most 1e-6.
+  ``validation_scores_`` are exact fractions ``right / n`` without sample weights, and
+  ``best_validation_score_`` is their maximum; a constant validation target scores 0.
 - **The loss curve** holds the core's epoch loss, the mean error of each example
-  measured before its batch's update (as scikit-learn), *without* the ``alpha``
-  penalty, which scikit-learn adds. The regressor's is scikit-learn's
+  measured before its batch's update, plus scikit-learn's ``0.5 alpha |W|^2 / n_batch``
+  on each batch (:func:`jbpnn.optimizers.with_loss_penalty`), as scikit-learn; ``verbose``
+  prints its ``Iteration 1, loss = 0.32264812`` lines. The regressor's is scikit-learn's
   ``squared_error``, ``1/2`` the squared error averaged over the outputs (jbpnn's
   ``mse`` sums over them; the gradients are the same).
-- **Schedules.** ``invscaling`` is ``lr / (t + 1) ** power_t`` with ``t`` the number of
-  updates made; scikit-learn's ``t`` counts samples and changes once per epoch.
+- **coefs_ / intercepts_** set by hand are the network of the next ``partial_fit``,
+  warm-started ``fit`` and ``predict`` (as scikit-learn's ``test_fit`` sets them).
 - **Adam** adds ``epsilon`` to ``sqrt(nu_hat)`` (bias-corrected); scikit-learn adds it to
   ``sqrt(nu)``.
 - **Init.** ``init="glorot"`` draws the weights uniform in ``+-sqrt(6/(n_in+n_out))``
@@ -67,8 +77,11 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
   for ``logistic``. ``init`` may also be the initial params themselves.
 - **warm_start** carries the optimizer state; scikit-learn makes a new optimizer at
   every ``fit`` (``partial_fit`` carries it in both).
-- **dtype.** Float32 by default (``dtype="float64"`` needs ``jax_enable_x64``); no sparse
-  input; ``MLPRegressor``'s ``loss="poisson"`` is not offered.
+- **dtype.** Float32 by default (``dtype="float64"`` needs ``jax_enable_x64``):
+  ``coefs_`` are in that dtype, predictions in NumPy's type of ``X @ coefs_`` (float32
+  for float32 input). Finite input that overflows it (``X``, a ``y`` whose squares do, a
+  ``sample_weight`` sum) is refused before training. scipy.sparse input is densified
+  after a memory check. ``MLPRegressor``'s ``loss="poisson"`` is not offered.
 - **lbfgs** is L-BFGS with a strong-Wolfe line search written in JAX (scipy's L-BFGS-B
   uses More and Thuente's; here ``c1 = 1e-3`` as there, the zoom of Nocedal and
   Wright): the same stop rules, not the same iterates. ``partial_fit`` makes one
@@ -80,6 +93,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import numbers
 import time
 import warnings
@@ -90,6 +104,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 
 try:
     from sklearn.base import (
@@ -105,7 +120,7 @@ except ImportError as error:  # pragma: no cover - the extra is missing
         'jbpnn.sklearn needs scikit-learn: pip install "jbpnn[sklearn]" (or scikit-learn>=1.3)'
     ) from error
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import check_scoring, r2_score
+from sklearn.metrics import check_scoring
 from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import _safe_indexing
@@ -125,12 +140,23 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(X, y, **kwargs)
 
 
+from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.many import InitSpec, train_many
+from jbpnn.memory import check_array_memory
 from jbpnn.network import predict
-from jbpnn.optimizers import Optimizer, adam, inverse_scaling, lbfgs, momentum
+from jbpnn.optimizers import (
+    Optimizer,
+    adam,
+    epoch_inverse_scaling,
+    lbfgs,
+    levenberg_marquardt,
+    momentum,
+    with_loss_penalty,
+)
 from jbpnn.params import INITS, MLP, init_params
+from jbpnn.state import TrainState
 from jbpnn.stopping import Stopping
-from jbpnn.training import RUNNING, TrainResult, print_progress, train
+from jbpnn.training import RUNNING, TrainResult, train
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "BPNNClassifier", "BPNNRegressor", "SweepSearchCV"]
 
@@ -141,9 +167,13 @@ _FLOAT32 = (
     "(measured: relative differences of 1e-7 to 3e-7; the check asks rtol=1e-7); with "
     "dtype='float64' it passes"
 )
+_WEIGHTS = {  # the sparse input is densified: the same float32 rounding
+    "check_sample_weight_equivalence_on_dense_data": _FLOAT32,
+    "check_sample_weight_equivalence_on_sparse_data": _FLOAT32,
+}
 EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
-    "BPNNClassifier": {"check_sample_weight_equivalence_on_dense_data": _FLOAT32},
-    "BPNNRegressor": {"check_sample_weight_equivalence_on_dense_data": _FLOAT32},
+    "BPNNClassifier": dict(_WEIGHTS),
+    "BPNNRegressor": dict(_WEIGHTS),
 }
 
 # scikit-learn's activation names (and jbpnn's own) -> jbpnn's.
@@ -158,6 +188,11 @@ ACTIVATION_NAMES = {
 _OUT_ACTIVATION = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
 _PREDICT_CHUNK = 512  # predictions run in fixed-size chunks: one program, row-order invariant
 _SEED_LIMIT = 2**31 - 1
+SOLVERS = ("sgd", "adam", "lbfgs", "lm")
+_FULL_BATCH = ("lbfgs", "lm")  # scikit-learn's lbfgs, and jbpnn's lm: no batches, shuffle or split
+_NEVER = (
+    2**31 - 1
+)  # n_iter_no_change=inf: the core still counts (_no_improvement_count), never stops
 
 
 # ---------------------------------------------------------------- settings
@@ -244,7 +279,7 @@ def _stopping(s: _Settings, monitor: str, validation_tol: float | None) -> Stopp
     without it, ``tol`` / ``n_iter_no_change`` are the training-loss plateau
     (``loss_patience``); ``learning_rate="adaptive"`` makes a plateau divide lr by 5."""
     rules: dict[str, Any] = {}
-    if s.solver == "lbfgs":  # scikit-learn's lbfgs: scipy's own rules only (the optimizer's)
+    if s.solver in _FULL_BATCH:  # scikit-learn's lbfgs: scipy's own rules only (the optimizer's)
         return Stopping()
     if s.early_stopping:
         rules = {
@@ -252,8 +287,8 @@ def _stopping(s: _Settings, monitor: str, validation_tol: float | None) -> Stopp
             "validation_tol": validation_tol,
             "monitor": monitor,
         }
-    elif s.patience is not None:  # the training-loss rule
-        rules = {"loss_patience": s.patience, "loss_tol": s.tol}
+    else:  # the training-loss rule (n_iter_no_change=inf: counted, never fires)
+        rules = {"loss_patience": _NEVER if s.patience is None else s.patience, "loss_tol": s.tol}
     if s.schedule == "adaptive" and s.patience is not None:
         rules.update(lr_factor=0.2, min_lr=1e-6)  # scikit-learn: lr / 5 while lr > 1e-6
     return Stopping(**rules)
@@ -269,9 +304,9 @@ def _settings(est: _BPNNBase) -> _Settings:
         raise ValueError(
             f"activation must be one of {sorted(ACTIVATION_NAMES)}, got {est.activation!r}"
         )
-    if est.solver not in ("sgd", "adam", "lbfgs"):
-        raise ValueError(f"solver must be 'sgd', 'adam' or 'lbfgs', got {est.solver!r}")
-    full_batch = est.solver == "lbfgs"  # scikit-learn's lbfgs: no batches, shuffle or split
+    if est.solver not in SOLVERS:
+        raise ValueError(f"solver must be 'sgd', 'adam', 'lbfgs' or 'lm', got {est.solver!r}")
+    full_batch = est.solver in _FULL_BATCH
     if est.learning_rate not in ("constant", "invscaling", "adaptive"):
         raise ValueError(
             "learning_rate must be 'constant', 'invscaling' or 'adaptive', "
@@ -284,9 +319,12 @@ def _settings(est: _BPNNBase) -> _Settings:
         "alpha": _number("alpha", est.alpha, 0.0),
     }
     max_fun = _integer("max_fun", est.max_fun, 1)
-    if full_batch:  # scipy's gtol is scikit-learn's tol
+    if est.solver == "lbfgs":  # scipy's gtol is scikit-learn's tol
         del values["lr"]
         values.update(gtol=_number("tol", est.tol, 0.0), max_fun=max_fun)
+    elif est.solver == "lm":  # tol as lbfgs's: stop when the gradient is that small (min_grad)
+        del values["lr"]
+        values["min_grad"] = _number("tol", est.tol, 0.0)
     if schedule == "invscaling":
         values["power_t"] = _number("power_t", est.power_t, 0.0)
     variant = None
@@ -340,6 +378,14 @@ def _settings(est: _BPNNBase) -> _Settings:
             "dtype='float64' needs 64-bit JAX: jax.config.update('jax_enable_x64', True) "
             "before anything else runs"
         )
+    loss = est._check_loss()
+    if est.solver == "lm" and loss == "log_loss":
+        raise ValueError(
+            "solver='lm' (Levenberg-Marquardt) minimises a sum of squared residuals, and "
+            "the classifier's loss is the cross-entropy: use solver='lbfgs' for a full-batch "
+            "second-order fit of that loss, or loss='mse' with solver='lm' (sigmoid outputs, "
+            "squared error on one-hot targets: the article's network)"
+        )
     return _Settings(
         hidden=hidden,
         activation=ACTIVATION_NAMES[est.activation],
@@ -353,7 +399,7 @@ def _settings(est: _BPNNBase) -> _Settings:
         validation_fraction=fraction,
         patience=patience,
         tol=_number("tol", est.tol, 0.0),
-        loss=est._check_loss(),
+        loss=loss,
         init=est.init,
         dtype=dtype,
         values=values,
@@ -361,23 +407,54 @@ def _settings(est: _BPNNBase) -> _Settings:
 
 
 def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: Any) -> Optimizer:
-    """The core optimizer of one network: ``momentum`` (sgd), ``adam`` or ``lbfgs`` (with
-    scipy's line-search constant ``c1 = 1e-3``), scikit-learn's alpha.
+    """The core optimizer of one network: ``momentum`` (sgd), ``adam``, ``lbfgs`` (with
+    scipy's line-search constant ``c1 = 1e-3``) or ``levenberg_marquardt``, scikit-learn's
+    alpha, and the alpha term in the training loss (``loss_alpha``, see :func:`_data_values`).
 
     ``alpha`` is always passed as an array, so the penalty is part of every kind (adding
     ``0 * w`` is exact): a network with ``alpha=0`` and one with ``alpha=1e-4`` share a
     compiled program, and a ``train_many`` sweep over alpha is the same kind as a fit.
+    ``invscaling`` is scikit-learn's (:func:`jbpnn.optimizers.epoch_inverse_scaling`).
     """
-    if solver == "lbfgs":
-        alpha = jnp.asarray(values["alpha"])
-        return lbfgs(c1=1e-3, gtol=values["gtol"], max_fun=values["max_fun"], alpha=alpha)
-    lr = values["lr"]
-    rate = inverse_scaling(lr, values["power_t"]) if schedule == "invscaling" else lr
-    # "adaptive" is a constant lr that the core's plateau rule divides (lr_factor)
     alpha = jnp.asarray(values["alpha"])
-    if solver == "sgd":
-        return momentum(rate, values["m"], variant, alpha=alpha)
-    return adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
+    if solver == "lbfgs":
+        opt = lbfgs(c1=1e-3, gtol=values["gtol"], max_fun=values["max_fun"], alpha=alpha)
+    elif solver == "lm":
+        opt = levenberg_marquardt(min_grad=values["min_grad"], alpha=alpha)
+    else:
+        rate = values["lr"]
+        if schedule == "invscaling":
+            names = ("samples_per_epoch", "updates_per_epoch", "samples_before", "updates_before")
+            rate = epoch_inverse_scaling(rate, values["power_t"], *(values[k] for k in names))
+        # "adaptive" is a constant lr that the core's plateau rule divides (lr_factor)
+        if solver == "sgd":
+            opt = momentum(rate, values["m"], variant, alpha=alpha)
+        else:
+            opt = adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
+    return with_loss_penalty(opt, jnp.asarray(values["loss_alpha"]))
+
+
+def _data_values(
+    s: _Settings, n_train: int, k: int | None, n_out: int, t_before: int = 0, count_before: int = 0
+) -> dict[str, float]:
+    """The optimizer values that depend on the data, beside ``s.values``.
+
+    ``loss_alpha``: the alpha term of the training loss in the core's units, so that the
+    loss curve carries scikit-learn's ``(alpha/2) |W|^2 / n_batch`` (the regressor's curve
+    is the core's loss over ``n_out``, so its term is ``alpha * n_out`` there).
+    ``invscaling``: scikit-learn's ``t`` (samples seen, once per epoch) as
+    :func:`jbpnn.optimizers.epoch_inverse_scaling`'s data: this call's rows per epoch,
+    updates per epoch, and the samples and updates of the calls before.
+    """
+    values = {"loss_alpha": s.values["alpha"] * (n_out if s.loss == "squared_error" else 1)}
+    if s.schedule == "invscaling":
+        values.update(
+            samples_per_epoch=n_train,
+            updates_per_epoch=-(-n_train // (k or n_train)),
+            samples_before=t_before,
+            updates_before=count_before,
+        )
+    return values
 
 
 # scipy's L-BFGS-B status and message for the stop reasons scikit-learn warns about
@@ -412,8 +489,8 @@ def _optimizer_factory(s: _Settings) -> partial:
 
 def _batch_size(s: _Settings, n: int) -> int | None:
     """scikit-learn's rule: ``"auto"`` is ``min(200, n)``; a larger size is clipped to ``n``;
-    lbfgs: None, full batch (``batch_size`` is not used)."""
-    if s.solver == "lbfgs":
+    lbfgs and lm: None, full batch (``batch_size`` is not used)."""
+    if s.solver in _FULL_BATCH:
         return None
     if s.batch_size is None:
         return min(200, n)
@@ -459,7 +536,9 @@ def _initial_params(
 
 
 def _predict_outputs(params: MLP, X: np.ndarray) -> np.ndarray:
-    """The network's outputs, in fixed chunks of ``_PREDICT_CHUNK`` rows (padded).
+    """The network's outputs, in fixed chunks of ``_PREDICT_CHUNK`` rows (padded), in
+    NumPy's type of ``X @ coefs_`` (as scikit-learn: float32 for float32 input and
+    params, float64 when either is float64).
 
     One compiled program for every batch size, and each row's output does not depend
     on the rows next to it (scikit-learn checks both orders and subsets).
@@ -472,7 +551,87 @@ def _predict_outputs(params: MLP, X: np.ndarray) -> np.ndarray:
         np.asarray(predict(params, padded[i : i + _PREDICT_CHUNK], check_finite=False))
         for i in range(0, rows, _PREDICT_CHUNK)
     ]
-    return np.concatenate(outs)[:n].astype(np.float64)
+    return np.concatenate(outs)[:n].astype(np.result_type(X.dtype, params.dtype))
+
+
+def _dense(X: Any, dtype: np.dtype, what: str = "X") -> np.ndarray:
+    """``X`` as a dense array (a scipy.sparse matrix densified after a memory check)."""
+    if sp.issparse(X):
+        check_array_memory(X.shape, np.float64, f"the sparse {what}", copies=2)
+        X = X.toarray()
+    return np.asarray(X)
+
+
+def _column_ranges(columns: np.ndarray) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    runs, start = [], None
+    for i, c in enumerate(columns):
+        if start is None:
+            start = c
+        if i + 1 == len(columns) or columns[i + 1] != c + 1:
+            runs.append(f"{start}" if start == c else f"{start}-{c}")
+            start = None
+    return ", ".join(runs)
+
+
+def _check_magnitudes(name: str, A: np.ndarray, dtype: np.dtype, squared: bool = False) -> None:
+    """Refuse finite values that overflow the network's dtype (``squared``: whose square,
+    the squared error, does), naming the argument, its columns and the dtype."""
+    info = np.finfo(dtype)
+    if np.dtype(A.dtype).kind == "f" and np.finfo(A.dtype).max <= info.max and not squared:
+        return  # cannot overflow (float32 data for a float32 network)
+    limit = float(np.sqrt(info.max)) if squared else float(info.max)
+    big = np.abs(np.asarray(A, np.float64).reshape(len(A), -1)) > limit
+    if not big.any():
+        return
+    cols = np.flatnonzero(big.any(axis=0))
+    largest = float(np.max(np.abs(np.asarray(A, np.float64))))
+    what = "whose squares (the squared error) overflow" if squared else "which overflow"
+    raise ValueError(
+        f"{name} has values of magnitude up to {largest:.3g} in column(s) {_column_ranges(cols)} "
+        f"(of {big.shape[1]}), {what} the network's dtype {info.dtype.name} (largest value "
+        f"{info.max:.3g}); scale them (e.g. sklearn.preprocessing.StandardScaler) first"
+    )
+
+
+def _check_sample_weight_sum(sw: np.ndarray | None, dtype: np.dtype) -> None:
+    """Refuse sample weights whose sum (the loss's denominator) overflows ``dtype``."""
+    if sw is None:
+        return
+    total = float(np.sum(np.asarray(sw, np.float64)))
+    if not total <= np.finfo(dtype).max:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}, which overflows the network's dtype "
+            f"{np.dtype(dtype).name} (largest value {np.finfo(dtype).max:.3g}); rescale the "
+            "weights (only their ratios matter)"
+        )
+
+
+def _same_weights(params: MLP, coefs: list, intercepts: list) -> bool:
+    """``coefs`` and ``intercepts`` hold ``params``'s values (in its dtype)."""
+    if len(coefs) != len(params.layers) or len(intercepts) != len(params.layers):
+        return False
+    for layer, w, b in zip(params.layers, coefs, intercepts):
+        for ours, theirs in ((layer.w, w), (layer.b, b)):
+            theirs = np.asarray(theirs)
+            if theirs.size != ours.size or not np.array_equal(
+                np.asarray(ours), theirs.astype(params.dtype, copy=False).reshape(ours.shape)
+            ):
+                return False
+    return True
+
+
+def _print_iteration(scale: float, info: dict[str, Any]) -> None:
+    """``verbose``: scikit-learn's line per epoch, ``Iteration 1, loss = 0.32264812``."""
+    loss = math.nan if info["loss"] is None else info["loss"] * scale
+    print(f"Iteration {info['epoch']}, loss = {loss:.8f}", flush=True)
+
+
+class _OptimizerView(NamedTuple):
+    """What scikit-learn's tests read of ``MLPClassifier._optimizer``: the learning rate
+    the next update would use (see :meth:`_BPNNBase._record_private`)."""
+
+    learning_rate: float
 
 
 # ---------------------------------------------------------------- the estimators
@@ -579,20 +738,28 @@ class _BPNNBase(BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=False)
 
     def _fit(self, X, y, sample_weight, incremental: bool):
+        default_compilation_cache()  # as train does, before the params' programs compile
         s = _settings(self)
         if incremental and s.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
-        first = not hasattr(self, "state_") or (not self.warm_start and not incremental)
+        # as scikit-learn: a fit starts afresh unless warm_start; partial_fit goes on from
+        # coefs_ / intercepts_ (the fitted ones, or ones the user set by hand)
+        first = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first, dtype=s.dtype)
         sw = None
         if sample_weight is not None:
-            sw = _check_sample_weight(sample_weight, X, dtype=s.dtype)
+            sw = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            _check_magnitudes("sample_weight", sw, s.dtype)
+            _check_sample_weight_sum(sw, s.dtype)
+            # weights all 1 are no weights: the same program and rounding as without
+            sw = None if np.all(sw == 1) else sw.astype(s.dtype)
         init_seed, order_seed, rng = _draw_seeds(self.random_state)
         output = self._output()
+        count_before = 0
         if first:
             start, key = _initial_params(s, X.shape[1], Y.shape[1], output, init_seed), order_seed
         else:
-            params = self.state_.params
+            params = self._current_params(s)
             expected = (X.shape[1], *s.hidden, Y.shape[1])
             if params.sizes != expected or (params.loss, params.activations[-1]) != output:
                 raise ValueError(
@@ -600,9 +767,16 @@ class _BPNNBase(BaseEstimator):
                     f"loss {params.loss!r}; the settings now need sizes {expected}, loss "
                     f"{output[0]!r}. Set warm_start=False to start afresh"
                 )
-            start, key = self.state_._replace(stop=jnp.asarray(RUNNING, jnp.int32)), None
-            if s.solver == "lbfgs" and hasattr(start.opt_state, "n_evals"):
-                # each call its own max_fun budget, as scikit-learn's
+            state = getattr(self, "state_", None)
+            if state is None or state.params.sizes != params.sizes:
+                start, key = params, order_seed  # weights set by hand: a fresh optimizer
+            else:
+                if params is not self.params_:  # coefs_ set by hand: they take effect
+                    state = state._replace(params=params, best_params=None)
+                start, key = state._replace(stop=jax.device_put(np.int32(RUNNING))), None
+                count_before = int(np.max(np.asarray(getattr(state.opt_state, "count", 0))))
+            if isinstance(start, TrainState) and hasattr(start.opt_state, "n_evals"):
+                # lbfgs: each call its own max_fun budget, as scikit-learn's
                 no_evals = jnp.zeros_like(start.opt_state.n_evals)
                 start = start._replace(opt_state=start.opt_state._replace(n_evals=no_evals))
         val, val_set = {}, None
@@ -610,18 +784,24 @@ class _BPNNBase(BaseEstimator):
         if s.early_stopping:
             X_tr, Y_tr, sw_tr, val_set = self._split(X, Y, sw, s, rng)
             val = {"X_val": val_set.X, "Y_val": val_set.Y, "val_sample_weight": val_set.w}
+        k = _batch_size(s, X_tr.shape[0])
+        t_before = 0 if first else int(getattr(self, "t_", 0))
+        values = {**s.values, **_data_values(s, len(X_tr), k, Y.shape[1], t_before, count_before)}
+        scale = self._curve_scale(Y.shape[1])
+        progress = partial(_print_iteration, scale) if self.verbose else None
         try:
             run = train(
                 start,
                 X_tr,
                 Y_tr,
-                optimizer=_optimizer_factory(s)(**s.values),
+                optimizer=_optimizer_factory(s)(**values),
                 epochs=1 if incremental else s.max_iter,
-                batch_size=_batch_size(s, X_tr.shape[0]),
+                batch_size=k,
                 key=key,
                 shuffle=s.shuffle,
                 sample_weight=sw_tr,
-                progress=print_progress if self.verbose else None,
+                progress=progress,
+                progress_every=1 if progress else None,
                 check_finite=False,  # validate_data checked X and y
                 **val,
                 stopping=self._stopping(s, val_set),
@@ -634,18 +814,43 @@ class _BPNNBase(BaseEstimator):
                     f"{self.learning_rate!r}; set warm_start=False to start afresh"
                 ) from None
             raise
-        weight = None if sw_tr is None else float(np.sum(sw_tr))
+        weight = None if sw_tr is None else float(np.sum(sw_tr, dtype=np.float64))
         self._record(run, s, X_tr.shape[0], first, val_set, weight_total=weight)
         if not incremental and s.solver == "lbfgs":
             _warn_lbfgs(run.stop_reason, self.n_iter_, s.max_iter)
         elif not incremental and run.stop_reason == "max_epochs":
+            name = "Levenberg-Marquardt" if s.solver == "lm" else "Stochastic Optimizer"
             warnings.warn(  # scikit-learn's warning, word for word
-                f"Stochastic Optimizer: Maximum iterations ({s.max_iter}) reached and the "
+                f"{name}: Maximum iterations ({s.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
         return self
+
+    def _current_params(self, s: _Settings | None = None) -> MLP:
+        """The network ``coefs_`` / ``intercepts_`` describe: ``params_``, or, when they
+        were set (or changed) by hand, a network made of them, which the next
+        ``partial_fit``, warm-started ``fit`` or ``predict`` uses (as scikit-learn's)."""
+        params = getattr(self, "params_", None)
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        if params is not None and _same_weights(params, coefs, intercepts):
+            return params
+        if params is not None:
+            activations, loss, dtype = params.activations, params.loss, params.dtype
+        else:
+            s = s or _settings(self)
+            loss, out = self._output()
+            activations = (s.activation,) * (len(coefs) - 1) + (out,)
+            dtype = s.dtype
+        try:
+            layers = [(np.asarray(w), np.asarray(b).reshape(-1)) for w, b in zip(coefs, intercepts)]
+            return MLP.from_layers(layers, activations, loss, dtype=dtype)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"coefs_ and intercepts_ do not make a network of {len(activations)} layers: "
+                f"{error}"
+            ) from None
 
     def _split(self, X, Y, sw, s: _Settings, rng):
         """scikit-learn's validation split: ``(X_tr, Y_tr, sw_tr, _ValSet)``."""
@@ -657,7 +862,8 @@ class _BPNNBase(BaseEstimator):
         """The row indices of scikit-learn's validation split of ``Y``'s rows:
         ``validation_fraction`` of them, from ``random_state``; stratified for a
         single-output classifier (as ``train_test_split`` of the arrays themselves)."""
-        stratify = Y if is_classifier(self) and Y.shape[1] == 1 else None
+        # as scikit-learn's, on the binarized labels as booleans (its message names 'True')
+        stratify = Y.astype(bool) if is_classifier(self) and Y.shape[1] == 1 else None
         tr, va = train_test_split(
             np.arange(len(Y)), random_state=rng, test_size=s.validation_fraction, stratify=stratify
         )
@@ -696,6 +902,7 @@ class _BPNNBase(BaseEstimator):
         self.params_ = run.params
         self.state_ = run.state
         self.stop_reason_ = run.stop_reason
+        self._record_private(run.state)
         if s.early_stopping:
             self.best_loss_ = None
             self.validation_scores_ = (self.validation_scores_ or []) + self._validation_scores(
@@ -704,12 +911,16 @@ class _BPNNBase(BaseEstimator):
             self.validation_loss_curve_ = (self.validation_loss_curve_ or []) + np.asarray(
                 run.history["val_loss"], np.float64
             ).tolist()
-            self.best_validation_score_ = float(self._score_outputs(val))
+            # scikit-learn's: the largest score so far (NaN never counts), the same numbers
+            scores = [v for v in self.validation_scores_ if not np.isnan(v)]
+            self.best_validation_score_ = max(scores) if scores else -np.inf
         else:
             finite = [v for v in self.loss_curve_ if np.isfinite(v)]
             self.best_loss_ = float(min(finite)) if finite else float("nan")
-        self.coefs_ = [np.asarray(layer.w) for layer in run.params.layers]
-        self.intercepts_ = [np.asarray(layer.b) for layer in run.params.layers]
+        # writable copies in the network's dtype; assigning other values makes them the
+        # network of the next partial_fit / predict (_current_params)
+        self.coefs_ = [np.array(layer.w) for layer in run.params.layers]
+        self.intercepts_ = [np.array(layer.b) for layer in run.params.layers]
         self.n_layers_ = len(self.coefs_) + 1
         self.n_outputs_ = n_out
         self.out_activation_ = _OUT_ACTIVATION[run.params.activations[-1]]
@@ -733,16 +944,52 @@ class _BPNNBase(BaseEstimator):
         penalty = s.values["alpha"] / (2 * weight_total) * squares
         return (objective - penalty) * self._curve_scale(self.n_outputs_) + penalty
 
+    # -- what scikit-learn's tests read of MLPClassifier's private state ------
+    def _record_private(self, state: TrainState) -> None:
+        """``_optimizer`` and ``_no_improvement_count`` as ``MLPClassifier`` has them after
+        a fit (plain attributes, as there): the learning rate the next update would use,
+        and the core's count of epochs without improvement by ``tol``.
+
+        ``_optimizer.learning_rate``: sgd's schedule at the state's step (``invscaling``:
+        ``learning_rate_init / (t_ + 1) ** power_t``, ``t_`` the samples seen, as
+        scikit-learn's) times the plateau reductions (``adaptive``); adam's
+        ``learning_rate_init sqrt(1 - beta_2^t) / (1 - beta_1^t)``; evaluated in float64
+        from the estimator's own values (the core computes it in the params' dtype).
+        lbfgs and lm have neither, as scikit-learn's lbfgs has no ``_optimizer``.
+        """
+        for name in ("_optimizer", "_no_improvement_count"):
+            self.__dict__.pop(name, None)
+        if self.solver not in ("sgd", "adam"):
+            return
+        lr = float(self.learning_rate_init) * float(np.asarray(state.lr_scale))
+        count = int(np.asarray(state.opt_state.count))
+        if self.solver == "adam":
+            lr *= np.sqrt(1 - self.beta_2**count) / (1 - self.beta_1**count) if count else 1.0
+        elif self.learning_rate == "invscaling":
+            hp = state.opt_state.hyperparams
+            done = (count - int(hp["updates_before"])) // int(hp["updates_per_epoch"])
+            t = int(hp["samples_before"]) + done * int(hp["samples_per_epoch"])
+            lr = float(self.learning_rate_init) / (t + 1) ** self.power_t
+        self._optimizer = _OptimizerView(lr)
+        bad = state.bad_epochs if self.early_stopping else state.loss_bad_epochs
+        self._no_improvement_count = int(np.asarray(bad))
+
     # -- predicting ------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
-        """The network's outputs for ``X``, shape ``(n_samples, n_outputs)``, float64."""
+        """The network's outputs for ``X``, shape ``(n_samples, n_outputs)``, in NumPy's
+        type of ``X @ coefs_``."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return _predict_outputs(self.params_, X)
+        X = validate_data(
+            self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse=["csr", "csc"]
+        )
+        params = self._current_params()
+        X = _dense(X, params.dtype)
+        _check_magnitudes("X", X, params.dtype)
+        return _predict_outputs(params, X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True  # densified (after a memory check)
         return tags
 
 
@@ -758,7 +1005,9 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
 
     Parameters are ``MLPClassifier``'s (``hidden_layer_sizes``, ``activation``:
     ``"logistic"`` or ``"sigmoid"``, ``"relu"``, ``"tanh"``, ``"identity"``; ``solver``:
-    ``"sgd"``, ``"adam"`` or ``"lbfgs"``; ``alpha``, ``batch_size``, ``learning_rate``:
+    ``"sgd"``, ``"adam"``, ``"lbfgs"``, or jbpnn's ``"lm"`` (Levenberg-Marquardt, only
+    with ``loss="mse"``: it needs squared residuals; for the cross-entropy use
+    ``"lbfgs"``); ``alpha``, ``batch_size``, ``learning_rate``:
     ``"constant"``, ``"invscaling"`` or ``"adaptive"`` (sgd only, as scikit-learn),
     ``learning_rate_init``, ``power_t``,
     ``max_iter``, ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``warm_start``,
@@ -800,8 +1049,16 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
 
     def _validate_input(self, X, y, incremental, reset, dtype):
         X, y = validate_data(
-            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+            self,
+            X,
+            y,
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+            accept_sparse=["csr", "csc"],
         )
+        X = _dense(X, dtype)
+        _check_magnitudes("X", X, dtype)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -848,15 +1105,16 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
     _monitor = "val_accuracy"
 
     def _validation_scores(self, run: TrainResult, val: _ValSet) -> list[float]:
-        # the core's (weighted) accuracy: argmax, one unit at 0.5, or subset accuracy
-        return np.asarray(run.history["val_accuracy"], np.float64).tolist()
-
-    def _score_outputs(self, val: _ValSet) -> float:
-        """Accuracy (multilabel: subset accuracy) of ``params_`` on the validation split,
-        weighted by its sample weights (scikit-learn's ``accuracy_score``)."""
-        truth = self._labels(val.Y)
-        right = self._labels(_predict_outputs(self.params_, val.X)) == truth
-        return float(np.average(right if right.ndim == 1 else np.all(right, axis=1), weights=val.w))
+        """The core's accuracy per epoch (argmax, one unit at 0.5, or subset accuracy) as
+        scikit-learn's ``accuracy_score``: without sample weights (or with equal ones) the
+        exact fraction ``right / n`` (``right`` recovered from the float32 mean, exact for
+        ``n < 2**23``); with unequal weights the core's weighted mean."""
+        acc = np.asarray(run.history["val_accuracy"], np.float64)
+        n = len(val.Y)
+        if val.w is None or np.all(val.w == val.w[0]):
+            with np.errstate(invalid="ignore"):
+                return [float(v) if np.isnan(v) else int(round(v * n)) / n for v in acc]
+        return acc.tolist()
 
     def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
         """Targets of the rows ``rows`` as a fit on ``y[rows]`` encodes them (zeros elsewhere);
@@ -906,8 +1164,10 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
 class BPNNRegressor(RegressorMixin, _BPNNBase):
     """``MLPRegressor``'s interface on jbpnn's core: identity outputs, squared error.
 
-    Parameters and attributes as :class:`BPNNClassifier` (no ``classes_``), with
-    ``loss="auto"`` or ``"squared_error"`` (jbpnn's ``mse``; ``loss_curve_`` reports
+    Parameters and attributes as :class:`BPNNClassifier` (no ``classes_``);
+    ``solver="lm"`` is Levenberg-Marquardt (full batch, ``tol`` its gradient-norm stop,
+    ``alpha`` in its normal equations; see the module docstring). ``loss="auto"`` or
+    ``"squared_error"`` (jbpnn's ``mse``; ``loss_curve_`` reports
     scikit-learn's value, ``1/2`` the squared error averaged over the outputs).
     Multi-output ``y`` of shape ``(n, k)`` trains ``k`` outputs.
     """
@@ -932,7 +1192,11 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
             y_numeric=True,
             dtype=(np.float64, np.float32),
             reset=reset,
+            accept_sparse=["csr", "csc"],
         )
+        X = _dense(X, dtype)
+        _check_magnitudes("X", X, dtype)
+        _check_magnitudes("y", y, dtype, squared=True)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return np.asarray(X, dtype), np.asarray(y, dtype).reshape(y.shape[0], -1)
@@ -954,7 +1218,10 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
     def _validation_tol(self, s: _Settings, val: _ValSet | None) -> float:
         # R^2_vw = 1 - 2 val_loss / sum_k var_k: an R^2 gain of tol is a val_loss drop of
         # tol * sum_k var_k / 2 (weighted mean and variances with sample weights).
-        return s.tol * self._total_variance(val) / 2
+        total = self._total_variance(val)
+        if total == 0:  # a constant target: R^2 is 0 unless the fit is exact (scikit-learn's
+            return float(np.finfo(np.float32).max)  # r2_score), so no epoch gains tol
+        return s.tol * total / 2
 
     def _validation_scores(self, run: TrainResult, val: _ValSet) -> list[float]:
         total = self._total_variance(val)
@@ -962,12 +1229,6 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
         if total == 0:
             return np.where(val_loss == 0, 1.0, 0.0).tolist()
         return (1 - 2 * val_loss / total).tolist()
-
-    def _score_outputs(self, val: _ValSet) -> float:
-        """R^2 of ``params_`` on the validation split, variance-weighted over the outputs as
-        ``validation_scores_`` (for one output, scikit-learn's R^2), sample-weighted."""
-        pred = _predict_outputs(self.params_, val.X)
-        return float(r2_score(val.Y, pred, sample_weight=val.w, multioutput="variance_weighted"))
 
     def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
         """Every row's targets, shape ``(n, n_outputs)``."""
@@ -1179,6 +1440,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         first = jobs[0]
         s = first.settings
         est0 = first.estimator
+        _check_magnitudes("X", X, s.dtype)
         X = np.asarray(X, s.dtype)
         # Targets as each fold's fit encodes them (the folds of a group have the same classes).
         rows = np.unique(np.concatenate([job.train for job in jobs]))
@@ -1192,8 +1454,14 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             nets, seeds = spec, [d[0] for d in draws]
         else:
             nets, seeds = [_initial_params(s, X.shape[1], n_out, output, 0)] * len(jobs), None
-        hparams = {name: np.array([job.settings.values[name] for job in jobs]) for name in s.values}
         fit_rows = [job.train if job.fit_rows is None else job.fit_rows for job in jobs]
+        n_train = len(fit_rows[0])
+        k = _batch_size(s, n_train)
+        values = [
+            {**job.settings.values, **_data_values(job.settings, len(rows), k, n_out)}
+            for job, rows in zip(jobs, fit_rows)
+        ]
+        hparams = {name: np.array([v[name] for v in values]) for name in values[0]}
         val: dict[str, Any] = {}
         splits = [None] * len(jobs)
         if s.early_stopping:  # each network its own validation split, weighted as its fit's
@@ -1206,8 +1474,6 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         # each network its own thresholds (tol, n_iter_no_change; the regressor's tol as its
         # split's variance makes it): one value when all agree
         stopping = [job.estimator._stopping(job.settings, v) for job, v in zip(jobs, splits)]
-        n_train = len(fit_rows[0])
-        k = _batch_size(s, n_train)
         start = time.perf_counter()
         result = train_many(
             nets,

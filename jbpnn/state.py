@@ -63,6 +63,9 @@ class TrainConfig(NamedTuple):
             are padded with weight-0 rows to a multiple of it.
         optimizer_history: what the optimizer adds to the history each epoch
             (``Optimizer.history_keys``: ``mu``, ``grad_norm`` for ``lm``).
+        watch_growth: the divergence rule's ``max_loss_growth`` is on (the reference
+            pass runs once before the first epoch); off, neither is compiled.
+        watch_params: the divergence rule's ``max_abs_param`` is on.
     """
 
     n_examples: int
@@ -79,6 +82,8 @@ class TrainConfig(NamedTuple):
     history_chunk: int = HISTORY_CHUNK
     shards: int = 1
     optimizer_history: tuple[str, ...] = ()
+    watch_growth: bool = True
+    watch_params: bool = True
 
     def history_keys(self) -> tuple[str, ...]:
         keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
@@ -108,8 +113,9 @@ class TrainState(NamedTuple):
             the updates use ``lr * lr_scale``, the optimizer state keeps ``lr``.
         first_loss: the divergence rule's reference loss: the starting params' loss
             over the training data, or the targets' spread if larger (see the module
-            docstring). :func:`run_epochs` measures it before the first epoch; NaN
-            until then (:func:`train_epoch` alone then takes the first epoch's loss).
+            docstring). :func:`run_epochs` measures it before the first epoch run with
+            ``max_loss_growth`` on; NaN until then (:func:`train_epoch` alone then takes
+            the first epoch's loss).
         history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
             is at index ``e % history_chunk``. Keys: ``loss``, and
             ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.
@@ -288,7 +294,9 @@ def train_config(
     ``history_keys`` join the history.
     """
     switches = Stopping().switches if stopping is None else stopping
+    divergence = {"watch_growth": True, "watch_params": True}  # Stopping()'s, and Switches'
     if isinstance(switches, Stopping):
+        divergence = switches.divergence._asdict()
         switches = switches.switches
     check_int("history_chunk", history_chunk, 1)
     if switches.early_stopping and not has_validation:
@@ -309,6 +317,7 @@ def train_config(
         history_chunk=int(history_chunk),
         shards=int(shards),
         optimizer_history=tuple(getattr(optimizer, "history_keys", ())),
+        **divergence,
     )
 
 
@@ -340,12 +349,38 @@ def batching(
     }
 
 
+def _specs(tree: Any) -> tuple:
+    """``(structure, ((shape, dtype), ...))`` of a pytree of arrays or shape structs
+    (no tracing: a resumed ``partial_fit`` pays microseconds, not milliseconds)."""
+    leaves, structure = jax.tree.flatten(tree)
+    specs = tuple((tuple(np.shape(x)), _dtype(x)) for x in leaves)
+    return structure, specs
+
+
+def _dtype(x: Any) -> Any:
+    """An array's (or shape struct's) dtype; a Python number's as JAX would store it."""
+    return x.dtype if hasattr(x, "dtype") else jax.eval_shape(lambda: x).dtype
+
+
 def _same_structure(a: Any, b: Any) -> bool:
-    sa, sb = jax.eval_shape(lambda: a), jax.eval_shape(lambda: b)
-    return jax.tree.structure(sa) == jax.tree.structure(sb) and all(
-        x.shape == y.shape and x.dtype == y.dtype
-        for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb))
-    )
+    return _specs(a) == _specs(b)
+
+
+_INIT_SHAPES: dict[Any, Any] = {}  # (optimizer kind and shapes, params' specs) -> init's shape
+
+
+def _init_shape(optimizer: Any, params: MLP) -> Any:
+    """``jax.eval_shape(optimizer.init, params)``, traced once per kind and shapes."""
+    kind, shapes = optimizer, ()
+    if isinstance(optimizer, Optimizer):  # values take the params' dtype; shapes are theirs
+        kind = optimizer.kind
+        shapes = tuple((k, np.shape(v)) for k, v in sorted(optimizer.hyperparams.items()))
+    key = (kind, shapes, _specs(params))
+    if key not in _INIT_SHAPES:
+        if len(_INIT_SHAPES) > 256:
+            _INIT_SHAPES.clear()
+        _INIT_SHAPES[key] = jax.eval_shape(optimizer.init, params)
+    return _INIT_SHAPES[key]
 
 
 def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> TrainState:
@@ -360,7 +395,7 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
         ValueError: the optimizer's state does not match (another kind of optimizer).
     """
     params = state.params
-    fresh = jax.eval_shape(optimizer.init, params)
+    fresh = _init_shape(optimizer, params)
     if not _same_structure(fresh, state.opt_state):
         raise ValueError(
             f"the state was trained with another kind of optimizer than {optimizer!r}: its "

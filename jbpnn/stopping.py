@@ -4,8 +4,9 @@ A :class:`Stopping` holds the eleven thresholds of the stop rules (see
 :mod:`jbpnn.training` for what each rule does), checked ONCE, in its constructor.
 Everything downstream reads it:
 
-- :meth:`Stopping.switches`: which optional rules exist (static: part of the
-  compiled program's :class:`jbpnn.training.TrainConfig`);
+- :meth:`Stopping.switches` and :meth:`Stopping.divergence`: which optional rules
+  and divergence bounds exist (static: part of the compiled program's
+  :class:`jbpnn.training.TrainConfig`; a rule that is off is not compiled);
 - :meth:`Stopping.rules`: the thresholds as arrays (:class:`StopRules`, traced: a
   new threshold is not a new program);
 - :func:`stack_rules`: one :class:`StopRules` with a leading network axis for
@@ -44,6 +45,7 @@ import numpy as np
 from jbpnn.checks import check_int, check_threshold, to_device
 
 __all__ = [
+    "Divergence",
     "MONITORS",
     "RUNNING",
     "STOP_REASONS",
@@ -117,6 +119,17 @@ class Switches(NamedTuple):
     watch_loss: bool  # loss_patience, the training-loss plateau
     reduce_lr: bool  # a plateau first multiplies lr by lr_factor
     monitor: str  # what early stopping watches
+
+
+class Divergence(NamedTuple):
+    """Which bounds of the divergence rule are on: static (off, they are not compiled).
+
+    NaN/inf always count as divergence; these add the bounds for runs that blow up
+    while still finite.
+    """
+
+    watch_growth: bool  # max_loss_growth (and the reference pass it needs)
+    watch_params: bool  # max_abs_param
 
 
 @dataclass(frozen=True)
@@ -232,24 +245,32 @@ class Stopping:
             monitor=self.monitor,
         )
 
+    @property
+    def divergence(self) -> Divergence:
+        """Which divergence bounds are on (static)."""
+        return Divergence(
+            watch_growth=self.max_loss_growth is not None,
+            watch_params=self.max_abs_param is not None,
+        )
+
     def rules(self, dtype: Any, *, host: bool = False) -> StopRules:
         """The thresholds as arrays of ``dtype`` (counts int32): off is ``-inf`` for
         ``tol``, ``inf`` for the divergence bounds, 0 for the others; ``host=True``:
         NumPy scalars (to stack before one copy to the device)."""
 
-        def put(value: Any, kind: Any) -> Any:
-            return np.asarray(value, np.dtype(kind)) if host else to_device(value, kind)
-
         off = {"tol": -np.inf, "max_loss_growth": np.inf, "max_abs_param": np.inf}
         counts = ("n_iter_no_change", "loss_patience")
         values = {k: v for k, v in self.as_dict().items() if k != "monitor"}
         values["lr_factor"] = 1.0 if self.lr_factor is None else self.lr_factor
-        return StopRules(
+        rules = StopRules(
             **{
-                k: put(off.get(k, 0) if v is None else v, jnp.int32 if k in counts else dtype)
+                k: np.asarray(
+                    off.get(k, 0) if v is None else v, np.dtype(jnp.int32 if k in counts else dtype)
+                )
                 for k, v in values.items()
             }
         )
+        return rules if host else jax.device_put(rules)  # one batched copy to the device
 
 
 def stop_rules(dtype: Any, **thresholds: Any) -> StopRules:
@@ -265,19 +286,20 @@ def stack_rules(stoppings: Sequence[Stopping], dtype: Any) -> StopRules:
         ValueError: the networks' switches differ (a rule on for some, off for
             others): one compiled program has one set of rules.
     """
-    first = stoppings[0].switches
+    first = (stoppings[0].switches, stoppings[0].divergence)
     for i, s in enumerate(stoppings):
-        if s.switches != first:
+        if (s.switches, s.divergence) != first:
+            diff = _diff(first[0], s.switches) or _diff(first[1], s.divergence)
             raise ValueError(
                 f"network {i}: a stop rule is on for some networks and off (None) for others "
-                f"({_diff(first, s.switches)}); every network of one train_many call has the "
+                f"({diff}); every network of one train_many call has the "
                 "same rules (their thresholds may differ)"
             )
     rows = [s.rules(dtype, host=True) for s in stoppings]
     return StopRules(*(to_device(np.stack(column)) for column in zip(*rows)))
 
 
-def _diff(a: Switches, b: Switches) -> str:
+def _diff(a: NamedTuple, b: NamedTuple) -> str:
     return ", ".join(f"{k}: {x} vs {y}" for k, x, y in zip(a._fields, a, b) if x != y)
 
 

@@ -38,7 +38,10 @@ Modes (``batch_size``):
 - ``k``: mini-batches of ``k``, a new order each epoch. The last partial batch is
   padded to ``k`` rows with zero sample weight (its gradient is the mean over its
   real examples), or dropped with ``drop_last=True``.
-- ``None``: full batch, one update per epoch.
+- ``None``: full batch, one update per epoch. ``train`` runs a one-batch epoch of
+  at most ``ROW_BUCKETS_UP_TO`` rows on a bucket of rows (weight-0 padding, see
+  :func:`row_bucket`): data of another length in the bucket (a stream of
+  ``partial_fit`` chunks) reuses the compiled program.
 
 The epoch loss is the (sample-weighted) mean, over the examples seen in the
 epoch, of each example's error ``E`` measured by the batch that used it,
@@ -57,7 +60,8 @@ Stop rules, checked on the device after every epoch, first match wins:
    that is larger (a start that fits well, e.g. fine-tuning, is no hair
    trigger): a network a million times worse than predicting the mean target
    has diverged. The params (and optimizer state) from the start of that epoch
-   are kept, never NaN.
+   are kept, never NaN. A bound set to None is not compiled (``max_loss_growth=None``
+   drops the reference pass from the program).
 2. ``"weight_change_below_threshold"`` (the article's rule 1): every
    ``|delta w|`` (weights and biases, every update of the epoch) is below
    ``min_weight_change``.
@@ -102,6 +106,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int
+from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import data_parallel, replicate, resolve_mesh
 from jbpnn.jacobian import RESIDUAL_LOSSES, n_params, normal_equations_kernel
 from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
@@ -148,6 +153,9 @@ __all__ = [
     "init_state",
     "Prepared",
     "prepare_training",
+    "row_bucket",
+    "ROW_BUCKETS_UP_TO",
+    "SMALLEST_BUCKET",
     "run_chunks",
     "batching",
     "print_progress",
@@ -166,15 +174,12 @@ Array = jax.Array
 
 
 # ---------------------------------------------------------------- the epoch step
-def _all_finite(tree: Any) -> Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def _tree_where(cond: Array, a: Any, b: Any) -> Any:
     return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
 def _max_abs(tree: Any) -> Array:
+    """The largest ``|x|`` over the leaves: NaN if any is NaN, inf if any is inf."""
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
 
 
@@ -285,6 +290,8 @@ def train_epoch(
         params, opt_state = carry
         xb, yb, sb = batch
         batch_loss, grads = grad_fn(params, xb, yb, sb)  # hand-derived dE/dtheta by default
+        if getattr(optimizer, "reports_penalty", False):  # scikit-learn's loss: E + its L2 term
+            batch_loss = batch_loss + optimizer.loss_penalty(params, opt_state, jnp.sum(sb))
         extra = {}
         if getattr(optimizer, "needs_batch_size", False):  # scikit-learn's alpha / n_batch
             extra["batch_size"] = jnp.sum(sb)
@@ -302,23 +309,30 @@ def train_epoch(
             real = jnp.sum(sb) > 0
             new_params, new_opt = _tree_where(real, (new_params, new_opt), (params, opt_state))
         # max |delta w| only when the article's rule 1 needs it: it reads every update
-        change = _max_abs(updates) if config.watch_weight_change else jnp.zeros((), xb.dtype)
-        return (new_params, new_opt), (batch_loss, jnp.sum(sb), change)
+        change = (_max_abs(updates),) if config.watch_weight_change else ()
+        return (new_params, new_opt), (batch_loss, jnp.sum(sb), *change)
 
-    (params, opt_state), (losses, counts, changes) = lax.scan(
+    (params, opt_state), (losses, counts, *changes) = lax.scan(
         one_update, (state.params, state.opt_state), batches
     )
     seen = jnp.sum(counts)
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
-    max_change = jnp.max(changes)
+    max_change = jnp.max(changes[0]) if config.watch_weight_change else None
 
-    first_loss = jnp.where(jnp.isnan(state.first_loss), epoch_loss, state.first_loss)
-    blown_up = (epoch_loss > rules.max_loss_growth * first_loss) | (
-        _max_abs(params) > rules.max_abs_param
+    # Divergence: NaN/inf in the loss or a param (max |param| is NaN/inf then), or a
+    # bound that is on (static: a bound that is off is not compiled).
+    largest = _max_abs(params)
+    finite = jnp.isfinite(epoch_loss) & jnp.isfinite(largest)
+    first_loss = state.first_loss
+    if config.watch_growth:
+        first_loss = jnp.where(jnp.isnan(first_loss), epoch_loss, first_loss)
+        finite &= ~(epoch_loss > rules.max_loss_growth * first_loss)
+    if config.watch_params:
+        finite &= ~(largest > rules.max_abs_param)
+    # diverged: keep the start-of-epoch params (a cond forwards buffers, selects would copy)
+    params, opt_state = lax.cond(
+        finite, lambda: (params, opt_state), lambda: (state.params, state.opt_state)
     )
-    finite = jnp.isfinite(epoch_loss) & _all_finite(params) & ~blown_up
-    params = _tree_where(finite, params, state.params)  # diverged: keep the start-of-epoch params
-    opt_state = _tree_where(finite, opt_state, state.opt_state)
 
     stop_if = [~finite]  # rule order: first match wins
     codes = [CODE["diverged"]]
@@ -491,7 +505,8 @@ def run_epochs(
         ref = ref.astype(s.first_loss.dtype)
         return s._replace(first_loss=jnp.where(jnp.isnan(s.first_loss), ref, s.first_loss))
 
-    state = lax.cond(jnp.any(jnp.isnan(state.first_loss)), measure, lambda s: s, state)
+    if config.watch_growth:  # off: no reference pass is compiled
+        state = lax.cond(jnp.any(jnp.isnan(state.first_loss)), measure, lambda s: s, state)
     # Running networks have all run the same epochs; stopped ones are frozen.
     _, state = lax.while_loop(running, one_epoch, (jnp.max(state.epoch), state))
     return state
@@ -606,6 +621,7 @@ def prepare_training(
     check_finite: bool = True,
     template: MLP | None = None,
     mesh: Any = None,
+    pad_rows: bool = False,
 ) -> Prepared:
     """Check everything a run needs, before anything is traced (shared with ``train_many``).
 
@@ -644,6 +660,11 @@ def prepare_training(
         raise ValueError("X has no examples; training needs at least one")
     weight = None if sample_weight is None else _weights(params, X, sample_weight)
     val = _validation(params, X_val, Y_val, val_sample_weight, check_finite)
+    weighted = weight is not None
+    rows = row_bucket(X.shape[0], batch_size, optimizer, mesh) if pad_rows else None
+    if rows is not None:  # one batch of a bucket's size: the same program for every n in it
+        X, Y, weight = _pad_rows(X, Y, weight, rows)
+        batch_size = None
     config = train_config(
         X.shape[0],
         batch_size=batch_size,
@@ -651,7 +672,7 @@ def prepare_training(
         drop_last=drop_last,
         stopping=stopping,
         has_validation=val is not None,
-        weighted=weight is not None,
+        weighted=weighted,
         history_chunk=history_chunk,
         shards=1 if mesh is None else mesh[0].shape[mesh[1]],
         optimizer=optimizer,
@@ -682,6 +703,48 @@ def prepare_training(
         data, val, rules = replicate((data, val, rules), mesh[0])
         state = None if state is None else replicate(state, mesh[0])
     return Prepared(config, rules, optimizer, data, val, state, previous)
+
+
+ROW_BUCKETS_UP_TO = 4096  # train pads one-batch runs of at most this many rows to a bucket
+SMALLEST_BUCKET = 64  # so chunks of 1 to 64 rows share one program
+
+
+def row_bucket(
+    n: int, batch_size: int | None, optimizer: Any = None, mesh: Any = None
+) -> int | None:
+    """The rows :func:`train` runs ``n`` examples on, or None: ``n`` as they are.
+
+    A run whose epoch is ONE batch of every row (``batch_size`` None or ``n``) with
+    a first-order optimizer, on one device, with ``n <= ROW_BUCKETS_UP_TO``, runs on
+    a bucket of rows, the next power of two (at least ``SMALLEST_BUCKET``): the real
+    rows first, then weight-0 copies of row 0. Every ``n`` of a bucket shares one
+    compiled program (a stream of ``partial_fit`` chunks compiles once per bucket,
+    not once per size). The batch gradient, the loss and scikit-learn's
+    ``alpha / n`` are weighted means over the real rows, so the padding changes
+    only the float rounding of the sums over rows: a run on ``n`` rows equals, bit
+    for bit, the run on those rows plus any weight-0 rows within the bucket, and
+    the unpadded run up to rounding (XLA's sums over 37 rows and over 64 round
+    differently, so no padding can equal it bit for bit). Other runs
+    (mini-batches, ``lm``/``br``/``lbfgs``, a mesh, more rows): None.
+    """
+    one_batch = batch_size is None or batch_size == n
+    first_order = not getattr(optimizer, "needs_objective", False)
+    if not (one_batch and first_order and mesh is None and 0 < n <= ROW_BUCKETS_UP_TO):
+        return None
+    return max(SMALLEST_BUCKET, 1 << (n - 1).bit_length())
+
+
+def _pad_rows(X: Array, Y: Array, weight: Array | None, rows: int) -> tuple[Array, Array, Array]:
+    """``X``, ``Y`` with weight-0 copies of row 0 appended up to ``rows`` rows (on the host:
+    no program is compiled), and the weights (ones without any) with zeros appended."""
+    n = X.shape[0]
+    Xh, Yh = np.asarray(X), np.asarray(Y)
+    w = np.ones((n,), Xh.dtype) if weight is None else np.asarray(weight)
+    pad = rows - n  # may be 0: the weights are an argument all the same (one program)
+    Xh = np.concatenate([Xh, np.repeat(Xh[:1], pad, 0)])
+    Yh = np.concatenate([Yh, np.repeat(Yh[:1], pad, 0)])
+    w = np.concatenate([w, np.zeros((pad,), w.dtype)])
+    return jax.device_put(Xh), jax.device_put(Yh), jax.device_put(w)
 
 
 def check_normal_equations(params: MLP, optimizer: Any, n_networks: int) -> None:
@@ -873,6 +936,7 @@ def train(
         max_abs_param=max_abs_param,
     )
     start = time.perf_counter()
+    default_compilation_cache()  # on in the per-user folder unless turned off (once a process)
     epochs = check_int("epochs", epochs, 1)
     check_progress(progress)
     check_int("progress_every", progress_every, 1, allow_none=True)
@@ -898,6 +962,7 @@ def train(
         drop_last=drop_last,
         history_chunk=history_chunk,
         check_finite=check_finite,
+        pad_rows=True,
     )
     config, state, previous = run.config, run.state, run.previous
     if progress_every is None:

@@ -1,8 +1,9 @@
 """Shared fixtures: float64 per test, and a tree comparison helper.
 
-The whole session runs with ``JBPNN_NO_CACHE=1``: a test that calls ``jbpnn.cli.main``
-in-process would otherwise turn JAX's persistent compilation cache on (in the user's
-``~/.cache/jbpnn/jax``) for every later test, and subprocesses inherit the setting.
+The whole session runs with ``JBPNN_NO_CACHE=1``: ``jbpnn.train``, the estimators and
+``jbpnn.cli.main`` would otherwise turn JAX's persistent compilation cache on (in the
+user's ``~/.cache/jbpnn/jax``) for every later test, and subprocesses inherit the
+setting. ``tests/test_compile.py`` tests the cache in fresh processes on temporary folders.
 """
 
 from __future__ import annotations

@@ -114,12 +114,13 @@ def test_the_custom_rule_is_in_the_jaxpr():
         return jnp.sum(apply(p, X) ** 2)
 
     forward_jaxpr = str(jax.make_jaxpr(f)(params, X))
-    assert "custom_vjp_call" in forward_jaxpr and "_apply_bwd" in forward_jaxpr
+    assert "custom_jvp_call" in forward_jaxpr and "_apply_jvp" in forward_jaxpr
     grad_jaxpr = str(jax.make_jaxpr(jax.grad(f, argnums=(0, 1)))(params, X))
-    assert "_hand_vjp" in grad_jaxpr  # the hand-derived backward, one named call
+    # reverse mode: the hand-derived backward, one primitive, NOT JAX's transpose of the JVP
+    assert "fn=hand_vjp" in grad_jaxpr and "fn=hand_jvp" not in grad_jaxpr
     # the reference has neither, so these checks can fail
     plain = str(jax.make_jaxpr(jax.grad(lambda p: jnp.sum(plain_apply(p, X) ** 2)))(params))
-    assert "custom_vjp_call" not in plain and "_hand_vjp" not in plain
+    assert "custom_jvp_call" not in plain and "hand_linear" not in plain
 
 
 def test_vjp_gives_param_and_input_cotangents(x64):

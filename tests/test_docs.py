@@ -169,3 +169,17 @@ def test_the_site_builds_in_strict_mode(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     for page in ("index.html", "api/jbpnn.training/index.html", "examples/xor/index.html"):
         assert (tmp_path / "site" / page).is_file(), page
+
+
+def test_readme_internal_links_point_at_the_guide_that_holds_the_heading():
+    # a README section links "(#performance)"; on the site each section is its own page
+    sections = [
+        ("Training", "See [Performance](#performance) and [below](#stop-rules).\n### Stop rules\n"),
+        ("Performance", "Back to [training](#training) and [its rules](#stop-rules).\n"),
+    ]
+    where = docs_pages._anchor_pages(sections)
+    first = docs_pages._fix_anchors(sections[0][1], where, "training.md", "")
+    second = docs_pages._fix_anchors(sections[1][1], where, "performance.md", "")
+    assert "[Performance](performance.md)" in first and "[below](#stop-rules)" in first
+    assert "[training](training.md)" in second and "(training.md#stop-rules)" in second
+    assert docs_pages._fix_anchors("[x](#nowhere)", where, "training.md", "") == "[x](#nowhere)"

@@ -51,3 +51,30 @@ def test_second_order_quick(tmp_path):
     assert any("J^T J agree to" in line for line in lines), proc.stdout
     assert any("(loss_below_tol)" in line for line in lines), proc.stdout  # reached SciPy's SSE
     assert "train_many" in proc.stdout
+
+
+def test_curvature_quick(tmp_path):
+    # hand H v and G v against autodiff's; the times are the README's, never asserted on
+    proc = _run(str(EXPERIMENTS / "curvature.py"), "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line[:30].strip(): line.split() for line in proc.stdout.splitlines()}
+    for name in ("hand H v (R-operator)", "hand G v (Gauss-Newton)"):
+        assert name in rows, proc.stdout
+        assert float(rows[name][-1]) < 1e-5, proc.stdout  # agrees with autodiff (float32)
+    assert "autodiff H v (jvp of grad)" in rows and "wide:" not in proc.stdout
+
+
+def test_cold_start_quick(tmp_path):
+    # the first call's compilations; timings are the experiment's to report, never asserted
+    proc = _run(str(EXPERIMENTS / "cold_start.py"), "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = next(line for line in proc.stdout.splitlines() if line.strip().startswith("jbpnn "))
+    assert first.split()[3] == "1", proc.stdout  # one compilation in the first train call
+
+
+def test_core_targets_quick(tmp_path):
+    # (f) only: train_many vs the vmapped core (and equinox + optax where installed) and
+    # N x train, with GFLOP/s against the measured peak; the figures are never asserted on
+    proc = _run(str(EXPERIMENTS / "core_targets.py"), "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "of peak" in proc.stdout and "16 x train vs train_many" in proc.stdout, proc.stdout

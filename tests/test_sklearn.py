@@ -80,12 +80,14 @@ def _lbfgs_checks():
     for est in (
         BPNNClassifier(solver="lbfgs", max_iter=50),
         BPNNRegressor(solver="lbfgs", max_iter=50),
+        BPNNRegressor(solver="lm", max_iter=20, hidden_layer_sizes=(10,)),  # Levenberg-Marquardt
     ):
         for item in estimator_checks_generator(est, mark="xfail"):
             estimator, check = getattr(item, "values", item)
             name = check.func.__name__
             if name in _LBFGS_CHECKS:
-                yield pytest.param(estimator, check, id=f"{type(est).__name__}-lbfgs-{name}")
+                tag = f"{type(est).__name__}-{est.solver}-{name}"
+                yield pytest.param(estimator, check, id=tag)
 
 
 @pytest.mark.parametrize("estimator, check", list(_lbfgs_checks()))
@@ -176,7 +178,11 @@ def test_regressor_is_train_with_the_documented_mapping(digits):
     params = jbpnn.init_params(
         jax.random.key(int(init_seed)), (64, 8, 2), ("tanh", "identity"), "mse", "glorot"
     )
-    opt = jbpnn.momentum(jbpnn.optimizers.inverse_scaling(0.05, 0.25), 0.5, "classical", alpha=1e-3)
+    # scikit-learn's invscaling: t the samples seen before the epoch (300 rows, 19 batches)
+    rate = jbpnn.optimizers.epoch_inverse_scaling(0.05, 0.25, len(X), -(-len(X) // 16))
+    opt = jbpnn.momentum(rate, 0.5, "classical", alpha=1e-3)
+    # the loss curve carries scikit-learn's alpha term (alpha * 2 outputs in the core's units)
+    opt = jbpnn.optimizers.with_loss_penalty(opt, 2e-3)
     run = jbpnn.train(
         params, X, Y, optimizer=opt, epochs=7, batch_size=16, key=int(order_seed), shuffle=True
     )
@@ -317,7 +323,8 @@ def test_refusals_name_the_setting(digits):
     X, y = digits
     for kw, message in (
         (dict(learning_rate="optimal"), "learning_rate must be 'constant', 'invscaling' or"),
-        (dict(solver="newton"), "solver must be 'sgd', 'adam' or 'lbfgs'"),
+        (dict(solver="newton"), "solver must be 'sgd', 'adam', 'lbfgs' or 'lm'"),
+        (dict(solver="lm"), "use solver='lbfgs'.*or loss='mse' with solver='lm'"),
         (dict(solver="lbfgs", max_fun=0), "max_fun must be an integer >= 1"),
         (dict(solver="sgd", momentum=1.0), "momentum must be"),
         (dict(activation="softplus"), "activation must be one of"),
@@ -429,3 +436,244 @@ def test_readme_section_has_a_python_block():
     code = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(code) == 1 and "MLPClassifier" in code[0] and "BPNNClassifier" in code[0]
     compile(code[0], "README.md", "exec")
+
+
+# ---------------------------------------------------------------- solver="lm"
+def test_lm_regressor_is_levenberg_marquardt_with_alpha(digits):
+    """solver="lm": jbpnn.train with levenberg_marquardt(min_grad=tol, alpha=alpha), full
+    batch; alpha enters the normal equations (smaller weights) and the loss curve."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (120, 3))
+    y = np.sin(2 * X).sum(axis=1)
+    kw = dict(solver="lm", hidden_layer_sizes=(8,), activation="tanh", max_iter=15, random_state=0)
+    free = BPNNRegressor(**kw, alpha=0.0).fit(X, y)
+    assert free.score(X, y) > 0.99 and free.params_.loss == "mse" and free.t_ == 15 * len(X)
+    est = BPNNRegressor(**kw, alpha=1.0).fit(X, y)
+    init_seed, _ = np.random.RandomState(0).randint(0, 2**31 - 1, size=2)
+    params = jbpnn.init_params(
+        jax.random.key(int(init_seed)), (3, 8, 1), ("tanh", "identity"), "mse", "glorot"
+    )
+    opt = jbpnn.optimizers.levenberg_marquardt(min_grad=1e-4, alpha=1.0)
+    opt = jbpnn.optimizers.with_loss_penalty(opt, 1.0)
+    run = jbpnn.train(params, X, y[:, None], optimizer=opt, epochs=15, batch_size=None)
+    assert_allclose(est.loss_curve_, run.history["loss"], rtol=1e-6)
+    for ours, layer in zip(est.coefs_, run.params.layers):
+        assert_allclose(ours, layer.w, rtol=1e-5, atol=1e-6)
+    norm = [sum(float(np.sum(w**2)) for w in e.coefs_) for e in (free, est)]
+    assert norm[1] < norm[0]  # the penalty pulls the weights in
+    w0 = [np.asarray(layer.w, np.float64) for layer in params.layers]  # epoch 1: from the init
+    penalty = 0.5 * sum(np.sum(w**2) for w in w0) / len(X)
+    E0 = 0.5 * np.mean((np.asarray(jbpnn.predict(params, X))[:, 0] - y) ** 2)
+    assert est.loss_curve_[0] == pytest.approx(E0 + penalty, rel=1e-5)
+
+
+def test_lm_classifier_needs_the_squared_error(digits):
+    X, y = digits
+    X, y = X[:150], y[:150] % 3
+    with pytest.raises(ValueError, match="use solver='lbfgs'.*or loss='mse' with solver='lm'"):
+        BPNNClassifier(solver="lm").fit(X, y)
+    clf = BPNNClassifier(solver="lm", loss="mse", hidden_layer_sizes=(6,), max_iter=10,
+                         random_state=0).fit(X, y)  # fmt: skip
+    assert clf.params_.activations[-1] == "sigmoid" and clf.score(X, y) > 0.9
+    assert_allclose(clf.predict_proba(X).sum(axis=1), 1, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- issue 20's defects
+def test_finite_input_that_overflows_float32_is_refused_before_training():
+    """test_mlp.py::test_nonfinite_params: X = float64 max * uniform; y and sample_weight."""
+    rng = np.random.RandomState(0)
+    X = np.finfo(np.float64).max * rng.uniform(size=(10, 2))
+    y = rng.standard_normal(size=10)
+    for est in (BPNNRegressor(max_iter=5), BPNNClassifier(max_iter=5)):
+        with pytest.raises(ValueError, match=r"^X has .* column\(s\) 0-1 .*float32"):
+            est.fit(X, y > 0)
+    X1 = np.c_[
+        rng.uniform(size=10), 1e39 * np.ones(10), rng.uniform(size=(10, 2)), 1e40 * np.ones(10)
+    ]
+    with pytest.raises(ValueError, match=r"column\(s\) 1, 4 \(of 5\)"):
+        BPNNRegressor(max_iter=5).fit(X1, y)
+    small = rng.uniform(size=(10, 2))
+    with pytest.raises(ValueError, match=r"^y has values .*squared error.*float32"):
+        BPNNRegressor(max_iter=5).fit(small, 1e30 * y)
+    with pytest.raises(ValueError, match=r"^sample_weight sums to 1e\+39.*float32"):
+        BPNNRegressor(max_iter=5).fit(small, y, sample_weight=np.full(10, 1e38))
+    fitted = BPNNRegressor(max_iter=2).fit(small, y)
+    with pytest.raises(ValueError, match=r"^X has values"):
+        fitted.predict(X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_best_validation_score_is_the_largest_validation_score(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.1, batch_size=32,
+              early_stopping=True, max_iter=12)  # fmt: skip
+    for seed in range(3):
+        clf = BPNNClassifier(**kw, random_state=seed).fit(X, y)
+        n_val = 30  # validation_fraction 0.1 of 300
+        assert clf.best_validation_score_ == max(clf.validation_scores_)
+        for score in clf.validation_scores_:  # exact fractions k / n_val
+            assert score == round(score * n_val) / n_val
+        reg = BPNNRegressor(**kw, random_state=seed).fit(X, X[:, 20])
+        assert reg.best_validation_score_ == max(reg.validation_scores_)
+
+
+def test_regressor_early_stopping_stops_on_a_constant_validation_target():
+    """R^2 of a constant target is 0 (scikit-learn's r2_score): no epoch gains tol, so it
+    stops after n_iter_no_change + 2 epochs, as MLPRegressor does."""
+    from sklearn.neural_network import MLPRegressor
+
+    X = np.random.RandomState(0).uniform(size=(100, 3))
+    y = np.full(100, 2.0)
+    kw = dict(hidden_layer_sizes=(4,), solver="sgd", early_stopping=True, max_iter=200,
+              random_state=0)  # fmt: skip
+    ours = BPNNRegressor(**kw).fit(X, y)
+    theirs = MLPRegressor(**kw).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 12
+    assert ours.stop_reason_ == "no_validation_improvement"
+    assert set(ours.validation_scores_) == {0.0} == set(theirs.validation_scores_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_invscaling_is_scikit_learns_samples_seen_once_per_epoch():
+    """lr = learning_rate_init / (t + 1) ** power_t, t the samples seen, per epoch: the
+    rates after 1 and 5 epochs on iris are MLPClassifier's, and they are the rates used."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    kw = dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.1, power_t=0.5,
+              batch_size=20, random_state=0, hidden_layer_sizes=(5,), momentum=0.5)  # fmt: skip
+    for epochs in (1, 5):
+        theirs = MLPClassifier(**kw, max_iter=epochs).fit(X, y)._optimizer.learning_rate
+        ours = BPNNClassifier(**kw, max_iter=epochs).fit(X, y)
+        assert ours._optimizer.learning_rate == theirs == 0.1 / (150 * epochs + 1) ** 0.5
+        hp = ours.state_.opt_state.hyperparams  # the core's own schedule at its step count
+        rate = jbpnn.optimizers.epoch_inverse_scaling(
+            *(float(hp[k]) for k in ("lr", "power_t", "samples_per_epoch", "updates_per_epoch"))
+        )
+        assert float(rate(ours.state_.opt_state.count)) == pytest.approx(theirs, rel=1e-6)
+    # the rates the updates used: 3 epochs == 3 one-epoch runs at constant lr 0.1/(150e+1)^0.5
+    kw.update(shuffle=False, max_iter=3)
+    est = BPNNClassifier(**kw).fit(X, y)
+    init_seed, _ = np.random.RandomState(0).randint(0, 2**31 - 1, size=2)
+    run = jbpnn.init_params(jax.random.key(int(init_seed)), (4, 5, 3), ("relu", "softmax"),
+                            "cross_entropy", "glorot")  # fmt: skip
+    Y = np.eye(3)[y]
+    for epoch in range(3):
+        opt = jbpnn.momentum(0.1 / (150 * epoch + 1) ** 0.5, 0.5, "nesterov", alpha=1e-4)
+        run = jbpnn.train(run, X, Y, optimizer=opt, epochs=1, batch_size=20, shuffle=False)
+    for ours, layer in zip(est.coefs_, run.params.layers):
+        assert_allclose(ours, layer.w, rtol=1e-5, atol=1e-6)
+
+
+def test_coefs_set_by_hand_take_effect():
+    rng = np.random.RandomState(0)
+    X, y = rng.uniform(size=(50, 3)), rng.uniform(size=50)
+    kw = dict(hidden_layer_sizes=(4,), solver="sgd", momentum=0.0, shuffle=False,
+              batch_size=10, random_state=0, learning_rate_init=0.05)  # fmt: skip
+    with pytest.warns(Warning):
+        est = BPNNRegressor(**kw, max_iter=3).fit(X, y)
+    W = [rng.normal(size=w.shape) for w in est.coefs_]
+    b = [rng.normal(size=c.shape) for c in est.intercepts_]
+    est.coefs_, est.intercepts_ = [w.copy() for w in W], [c.copy() for c in b]
+    hidden = np.maximum(X @ W[0] + b[0], 0)
+    assert_allclose(est.predict(X), (hidden @ W[1] + b[1]).ravel(), rtol=1e-5)  # predict
+    est.partial_fit(X, y)  # goes on from the weights set (sgd without momentum: no memory)
+    fresh = BPNNRegressor(**kw, init=list(zip(W, b))).partial_fit(X, y)
+    for ours, theirs in zip(est.coefs_ + est.intercepts_, fresh.coefs_ + fresh.intercepts_):
+        assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    est.coefs_[1][:] = 0.0  # in place, too
+    est.intercepts_[1][:] = 3.0
+    assert_allclose(est.predict(X), 3.0)
+
+
+def test_sparse_input_is_densified_with_a_memory_guard(monkeypatch):
+    import scipy.sparse as sp
+
+    import jbpnn.memory
+
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(40, 6)) * (rng.uniform(size=(40, 6)) < 0.3)
+    y = (X.sum(axis=1) > 0.6).astype(int)
+    kw = dict(hidden_layer_sizes=(5,), max_iter=5, random_state=1, solver="lbfgs")
+    dense = BPNNClassifier(**kw).fit(X, y)
+    for make in (sp.csr_matrix, sp.csc_matrix, sp.csr_array):
+        est = BPNNClassifier(**kw).fit(make(X), y)
+        assert_array_equal(est.predict(make(X)), dense.predict(X))
+        assert_allclose(est.predict_proba(X), dense.predict_proba(X), rtol=1e-6)
+        est.partial_fit(make(X), y)
+    reg = BPNNRegressor(**kw).fit(sp.csr_matrix(X), X[:, 0])
+    assert reg.predict(sp.csc_matrix(X)).shape == (40,)
+    monkeypatch.setattr(jbpnn.memory, "available_memory", lambda device=None: (1000, "test RAM"))
+    with pytest.raises(
+        MemoryError, match=r"the sparse X as a dense float64 array of shape \(40, 6\)"
+    ):
+        BPNNClassifier(**kw).fit(sp.csr_matrix(X), y)
+
+
+@pytest.mark.parametrize("Estimator", [BPNNClassifier, BPNNRegressor])
+def test_dtypes_follow_scikit_learns_contract(Estimator, digits):
+    """test_mlp.py::test_mlp_param_dtypes: float32 input, float32 coefs_ and predictions;
+    float64 input: predictions in float64 (X @ coefs_), coefs_ in the network's dtype."""
+    X, y = digits
+    est = Estimator(hidden_layer_sizes=(5, 3), max_iter=5, random_state=1)
+    with pytest.warns(Warning):
+        est.fit(X.astype(np.float32), y)
+    assert {w.dtype for w in est.coefs_ + est.intercepts_} == {np.dtype(np.float32)}
+    out32 = est.predict_proba if Estimator is BPNNClassifier else est.predict
+    assert out32(X.astype(np.float32)).dtype == np.float32
+    assert out32(X.astype(np.float64)).dtype == np.float64
+
+
+def test_loss_curve_has_scikit_learns_alpha_term_and_verbose_its_lines(capsys):
+    """The worked example's step with alpha=0.1, and two more: MLPClassifier's loss_curve_,
+    which adds 0.5 alpha |W|^2 / n_batch to every batch's loss."""
+    X = np.array([[0.6, 0.8, 0.7], [0.1, 0.4, 0.9], [0.3, 0.3, 0.2]])
+    y = np.array([0, 1, 0])
+    kw = dict(solver="sgd", learning_rate_init=0.1, alpha=0.1, activation="logistic",
+              random_state=1, max_iter=1, hidden_layer_sizes=2, momentum=0, batch_size=2,
+              shuffle=False)  # fmt: skip
+    ours = BPNNClassifier(**kw, init=_INIT, verbose=True)
+    theirs = MLPClassifier(**kw).partial_fit(X, y, classes=[0, 1])
+    theirs.coefs_ = [w.copy() for w, _ in _INIT]
+    theirs.intercepts_ = [b.copy() for _, b in _INIT]
+    theirs.loss_curve_ = []
+    del theirs._optimizer
+    for _ in range(3):
+        ours.partial_fit(X, y, classes=[0, 1])
+        theirs.partial_fit(X, y)
+    assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
+    assert ours.loss_ == ours.loss_curve_[-1] and ours.best_loss_ == min(ours.loss_curve_)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"Iteration {i}, loss = {v:.8f}" for i, v in zip((1, 2, 3), ours.loss_curve_)]
+    assert re.fullmatch(r"Iteration 1, loss = \d\.\d{8}", lines[0])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lm"])
+def test_an_estimators_optimizer_saves_and_loads_with_its_alpha_term(tmp_path, solver):
+    # the estimators record scikit-learn's alpha term in the loss (the optimizer's
+    # loss_alpha option) and sgd's invscaling counts samples: a checkpoint written with
+    # the estimator's own optimizer must load it back, with the same options and values
+    from jbpnn.optimizers import (
+        adam,
+        epoch_inverse_scaling,
+        levenberg_marquardt,
+        momentum,
+        with_loss_penalty,
+    )
+
+    base = {
+        "sgd": momentum(epoch_inverse_scaling(0.1, 0.5, 150, 8, 300, 16), 0.9),
+        "adam": adam(1e-3),
+        "lm": levenberg_marquardt(alpha=1e-4),
+    }[solver]
+    opt = with_loss_penalty(base, 0.1)
+    params = jbpnn.init_params(0, (4, 3, 2), "sigmoid", "mse")
+    X = np.random.default_rng(0).normal(size=(16, 4))
+    Y = np.eye(2)[np.arange(16) % 2]
+    run = jbpnn.train(
+        params, X, Y, optimizer=opt, epochs=2, batch_size=None if solver == "lm" else 8
+    )
+    jbpnn.save(tmp_path / "s.npz", run.state, optimizer=opt)
+    back = jbpnn.load(tmp_path / "s.npz").optimizer
+    assert back.options == opt.options and back.reports_penalty
+    assert float(back.hyperparams["loss_alpha"]) == pytest.approx(0.1)

@@ -1,0 +1,271 @@
+"""Curvature by hand: Hessian- and Gauss-Newton-vector products, per-example gradient norms.
+
+Second-order methods (Newton-CG, Hessian-free, K-FAC's checks, sharpness studies) need
+the product of the Hessian ``H`` of the batch loss (:func:`jbpnn.network.loss`, the
+weighted mean ``sum_n s_n E_n``) with a direction ``v`` of the weights, never ``H``
+itself. Pearlmutter (Neural Computation 6(1), 1994, "Fast exact multiplication by the
+Hessian") gets ``H v`` exactly, at the cost of about two gradients, with the operator
+``R{.} = d/de (.)(theta + e v)`` at ``e = 0`` applied to every line of the back-propagation.
+For ONE example, with ``v = (V_l, c_l)`` per layer and the deltas ``Err = -dE/dnet``:
+
+    forward R-pass     R{net_l} = R{O_{l-1}} w_l + O_{l-1} V_l + c_l      R{O_0} = 0
+                       R{O_l}   = f'(net_l) R{net_l}                      (jbpnn.tangents)
+    output             R{Err_L} = loss.delta_r(O_L, T, f_L, R{net_L})     (jbpnn.losses)
+    backward R-pass    R{Err_l} = f'(net_l) (V_{l+1} Err_{l+1} + w_{l+1} R{Err_{l+1}})
+                                  + f''(net_l) R{net_l} (w_{l+1} Err_{l+1})
+    products           (H v)_{w_l} = -(outer(R{O_{l-1}}, Err_l) + outer(O_{l-1}, R{Err_l}))
+                       (H v)_{b_l} = -R{Err_l}
+
+with ``f'`` and ``f''`` from the unit's output (``Activation.backprop``/``tangent`` and
+``Activation.second``: ``O(1-O)(1-2O)`` for the sigmoid, ``-2 O (1 - O^2)`` for tanh).
+Over a batch the products are contracted with the normalised sample weights ``s``,
+``-(R{O_prev}^T (s Err) + O_prev^T (s R{Err}))``, as the gradient is.
+
+The Gauss-Newton product ``G v = sum_n s_n J_n^T H_n J_n v`` (Schraudolph 2002) keeps
+only the terms through the loss's curvature ``H_n``: ``J_n`` is the Jacobian of the
+outputs ``O`` for mse (``H_n = I``: ``E = 1/2 |T - O|^2``) and of the output layer's net
+inputs for the log losses (``H_n = sum(T) (diag(O) - O O^T)`` for softmax with
+cross-entropy, ``diag(O (1 - O))`` for sigmoid with binary cross-entropy), so ``G`` is
+positive semi-definite. By hand it is the same passes without the second-derivative and
+``V Err`` terms:
+
+    output             R{Err_L} = loss.delta_gn(O_L, T, f_L, R{net_L})
+    backward           R{Err_l} = f'(net_l) (w_{l+1} R{Err_{l+1}})
+    products           (G v)_{w_l} = -O_{l-1}^T (s R{Err_l})       (G v)_{b_l} = -s^T R{Err_l}
+
+Per-example gradient norms use the rank-one structure of each example's gradient,
+``dE_n/dw_l = -outer(O_{l-1}, Err_l)``, whose squared norm is ``|O_{l-1}|^2 |Err_l|^2``:
+
+    |g_n|^2 = sum_l |Err_{l,n}|^2 (|O_{l-1,n}|^2 + 1)          (+1: the bias)
+
+without forming the ``(B, n_in, n_out)`` per-example gradients.
+
+The article mode has no curvature (its derivative is not one of a function), so the
+products refuse it; the norms follow its :func:`jbpnn.network.backward`.
+
+No autodiff here: the tests compare every product with ``jax.jvp(jax.grad(loss))`` and
+``jax.hessian``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jbpnn.activations import activation_table
+from jbpnn.losses import LOSSES
+from jbpnn.network import check_batch, check_direction, deltas, forward
+from jbpnn.params import MLP, Layer, network_count
+from jbpnn.tangents import tangents
+
+__all__ = [
+    "example_r_deltas",
+    "gnvp",
+    "gnvp_kernel",
+    "hvp",
+    "hvp_kernel",
+    "per_example_grad_norms",
+    "per_example_grad_norms_kernel",
+]
+
+Array = jax.Array
+
+
+# ---------------------------------------------------------------- one example
+def example_r_deltas(
+    params: MLP, x: Array, y: Array, v: MLP, gauss_newton: bool = False
+) -> tuple[tuple[Array, ...], tuple[Array, ...], tuple[Array, ...], tuple[Array | None, ...]]:
+    """Pearlmutter's two R-passes for ONE example.
+
+    Args:
+        params: the network (not article mode).
+        x: one input, shape ``(n_in,)``.
+        y: its targets, shape ``(n_out,)``.
+        v: the direction of the weights, shaped like ``params``.
+        gauss_newton: keep only the Gauss-Newton terms (then ``errs`` is empty).
+
+    Returns:
+        ``(cache, errs, r_errs, r_outs)``: ``cache`` from :func:`jbpnn.network.forward`,
+        ``errs`` the deltas ``Err_l`` (:func:`jbpnn.network.deltas`), ``r_errs`` their
+        ``R{Err_l}``, one per layer, input side first, and ``r_outs`` the forward R-pass
+        ``(None, R{O_1}, ..., R{O_L})`` (the input does not move).
+    """
+    _, cache = forward(params, x)
+    r_nets, r_outs = tangents(params, cache, v, None)  # forward R-pass
+    acts = [activation_table()[name] for name in params.activations]
+    loss = LOSSES[params.loss]
+    if gauss_newton:
+        err = None
+        r_err = loss.delta_gn(cache[-1], y, acts[-1], r_nets[-1])
+    else:
+        err = loss.delta(cache[-1], y, acts[-1])  # Err_L, as jbpnn.network.deltas
+        r_err = loss.delta_r(cache[-1], y, acts[-1], r_nets[-1])
+    errs, r_errs = [err], [r_err]
+    for l in range(len(params.layers) - 1, 0, -1):  # noqa: E741
+        w, act, o = params.layers[l].w, acts[l - 1], cache[l]
+        if gauss_newton:
+            r_err = act.backprop(o, r_err @ w.T)  # f'(net_l) (w R{Err})
+        else:
+            g = err @ w.T  # w_{l+1} Err_{l+1} (row vectors: batched by vmap without a transpose)
+            r_err = act.backprop(o, err @ v.layers[l].w.T + r_err @ w.T) + act.second(
+                o, r_nets[l - 1], g
+            )  # f'(net_l) (V Err + w R{Err}) + f''(net_l) R{net_l} (w Err)
+            err = act.backprop(o, g)  # Err_l = f'(net_l) (w Err), the usual backward
+        errs.append(err)
+        r_errs.append(r_err)
+    errs = () if gauss_newton else tuple(reversed(errs))
+    return cache, errs, tuple(reversed(r_errs)), r_outs
+
+
+def _weights(X: Array, sample_weight: Array | None) -> Array:
+    if sample_weight is None:
+        return jnp.full((X.shape[0],), 1.0 / X.shape[0], X.dtype)
+    return sample_weight / jnp.sum(sample_weight)
+
+
+def _product(
+    params: MLP, X: Array, Y: Array, v: MLP, sample_weight: Array | None, gauss_newton: bool
+) -> MLP:
+    batched = jax.vmap(example_r_deltas, in_axes=(None, 0, 0, None, None))
+    cache, errs, r_errs, r_outs = batched(params, X, Y, v, gauss_newton)
+    s = _weights(X, sample_weight)[:, None]
+    layers = []
+    for l, (o_prev, r_err) in enumerate(zip(cache[:-1], r_errs)):  # noqa: E741
+        w = -(o_prev.T @ (s * r_err))  # -O_prev^T (s R{Err})
+        if not gauss_newton and r_outs[l] is not None:
+            w = w - r_outs[l].T @ (s * errs[l])  # -R{O_prev}^T (s Err)
+        layers.append(Layer(w=w, b=-jnp.sum(s * r_err, axis=0)))
+    return params.replace_layers(layers)
+
+
+# ---------------------------------------------------------------- kernels
+def hvp_kernel(params: MLP, X: Array, Y: Array, v: MLP, sample_weight: Array | None = None) -> MLP:
+    """Unchecked, traceable core of :func:`hvp`."""
+    return _product(params, X, Y, v, sample_weight, gauss_newton=False)
+
+
+def gnvp_kernel(params: MLP, X: Array, Y: Array, v: MLP, sample_weight: Array | None = None) -> MLP:
+    """Unchecked, traceable core of :func:`gnvp`."""
+    return _product(params, X, Y, v, sample_weight, gauss_newton=True)
+
+
+def per_example_grad_norms_kernel(params: MLP, X: Array, Y: Array) -> Array:
+    """Unchecked, traceable core of :func:`per_example_grad_norms`."""
+    _, cache = jax.vmap(forward, in_axes=(None, 0))(params, X)
+    errs = jax.vmap(deltas, in_axes=(None, 0, 0))(params, cache, Y)
+    squared = sum(
+        jnp.sum(err**2, axis=1) * (jnp.sum(o_prev**2, axis=1) + 1)  # |Err|^2 (|O_prev|^2 + 1)
+        for o_prev, err in zip(cache[:-1], errs)
+    )
+    return jnp.sqrt(squared)
+
+
+_hvp_jit = jax.jit(hvp_kernel)
+_gnvp_jit = jax.jit(gnvp_kernel)
+_norms_jit = jax.jit(per_example_grad_norms_kernel)
+
+
+# ---------------------------------------------------------------- checked public API
+def hvp(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    v: MLP,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+) -> MLP:
+    """The exact Hessian of :func:`jbpnn.loss` times ``v``, by Pearlmutter's R-operator, jitted.
+
+    Args:
+        params: ONE network, not article mode.
+        X: inputs, shape ``(B, n_in)``.
+        Y: targets, shape ``(B, n_out)``.
+        v: the direction, an :class:`MLP` shaped like ``params``.
+        sample_weight: optional non-negative weights, shape ``(B,)``, as for the loss.
+        check_finite: raise on NaN/inf and on targets the loss cannot take.
+
+    Returns:
+        ``H v`` as an :class:`MLP` shaped like ``params``.
+    """
+    params, X, Y, v, sw = _check(params, X, Y, v, sample_weight, check_finite, "hvp")
+    return _hvp_jit(params, X, Y, v, sw)
+
+
+def gnvp(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    v: MLP,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+) -> MLP:
+    """The Gauss-Newton matrix of :func:`jbpnn.loss` times ``v``, ``sum_n s_n J_n^T H_n J_n v``.
+
+    ``J_n`` is the Jacobian of the outputs (mse, ``H_n = I``) or of the output layer's
+    net inputs (the log losses, ``H_n`` their exact Hessian there); see the module's
+    docstring. Positive semi-definite; equal to the Hessian where the network is linear
+    in its weights up to that point (one layer). Arguments and result as :func:`hvp`.
+    """
+    params, X, Y, v, sw = _check(params, X, Y, v, sample_weight, check_finite, "gnvp")
+    return _gnvp_jit(params, X, Y, v, sw)
+
+
+def per_example_grad_norms(
+    params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = True
+) -> Array:
+    """The norm of every example's gradient, without forming the per-example gradients.
+
+    ``|g_n| = sqrt(sum_l |Err_{l,n}|^2 (|O_{l-1,n}|^2 + 1))``: the norms of the rows of
+    :func:`jbpnn.per_example_grads` (all leaves of one example raveled together), in
+    ``O(B sum_l n_l)`` memory instead of ``O(B P)``.
+
+    Args:
+        params: ONE network.
+        X: inputs, shape ``(B, n_in)``.
+        Y: targets, shape ``(B, n_out)``.
+        check_finite: raise on NaN/inf and on targets the loss cannot take.
+
+    Returns:
+        Shape ``(B,)``.
+    """
+    _require_one(params, "per_example_grad_norms")
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
+    return _norms_jit(params, X, Y)
+
+
+def _require_one(params: MLP, name: str) -> None:
+    if not isinstance(params, MLP):
+        raise TypeError(f"params must be an MLP, got {type(params).__name__}")
+    if network_count(params):
+        raise ValueError(
+            f"{name} takes ONE network; for stacked params use jax.vmap(jbpnn.{name}_kernel)"
+        )
+
+
+def _check(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    v: Any,
+    sample_weight: ArrayLike | None,
+    check_finite: bool,
+    name: str,
+) -> tuple[MLP, Array, Array, MLP, Array | None]:
+    _require_one(params, name)
+    if params.article_mode:
+        raise ValueError(
+            f"{name}: article_mode networks have no curvature (their derivative is not the "
+            "derivative of a function); use a correct network"
+        )
+    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
+    v = check_direction(params, v, "v")
+    if check_finite:
+        for i, layer in enumerate(v.layers):
+            if not (bool(jnp.all(jnp.isfinite(layer.w))) and bool(jnp.all(jnp.isfinite(layer.b)))):
+                raise ValueError(f"{name}: v has NaN or inf in layer {i}")
+    return params, X, Y, v, sw

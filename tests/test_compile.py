@@ -1,0 +1,294 @@
+"""What ``train`` compiles: one program per kind of run, none for a rule that is off,
+one per row bucket for a stream of chunks; and the persistent compilation cache.
+
+Compilations are counted with JAX's monitoring events (one per XLA compilation,
+named by the jitted function). Each test uses a network size no other test file
+uses, so the programs it counts are not already in this process's caches. The
+persistent cache is off for the suite (``conftest.py``); its tests run fresh
+processes on temporary folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jbpnn import compilation_cache, training
+from jbpnn.data import load_digits, one_hot
+from jbpnn.optimizers import adam, momentum, sgd
+from jbpnn.params import init_params
+from jbpnn.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_compiled: list[str] | None = None  # the programs compiled while counting
+
+
+def _listen(event: str, duration: float, **kwargs) -> None:
+    if _compiled is not None and event == _COMPILE_EVENT:
+        _compiled.append(str(kwargs.get("fun_name", "?")))
+
+
+jax.monitoring.register_event_duration_secs_listener(_listen)
+
+
+@contextlib.contextmanager
+def compiles():
+    """The names of the XLA programs compiled inside the block."""
+    global _compiled
+    _compiled = names = []
+    try:
+        yield names
+    finally:
+        _compiled = None
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_digits()
+    return np.asarray(ds.X, np.float32), np.asarray(one_hot(ds.y, 10), np.float32)
+
+
+def _leaves(result):
+    return [np.asarray(x) for x in jax.tree.leaves(result.params)] + [result.history["loss"]]
+
+
+# ---------------------------------------------------------------- one program per run
+def test_first_train_call_compiles_one_program(digits):
+    X, Y = (jax.device_put(a[:300]) for a in digits)  # data already on the device
+    params = init_params(0, (64, 11, 10), "sigmoid", "cross_entropy", "glorot")
+    kw = dict(optimizer=momentum(0.1, 0.9), batch_size=64)
+    with compiles() as first:
+        train(params, X, Y, epochs=3, **kw)
+    assert first == ["jit(run_epochs)"]
+    with compiles() as again:  # other values, more epochs, progress chunks: the same program
+        train(params, X, Y, epochs=4, key=3, progress=lambda info: None, progress_every=2, **kw)
+        train(params, X, Y, epochs=2, optimizer=momentum(0.3, 0.5), batch_size=64)
+    assert again == []
+    X_val, Y_val = (jax.device_put(a[:100]) for a in digits)
+    with compiles() as val:  # validation, early stopping: one program, checks included
+        train(params, X, Y, epochs=2, X_val=X_val, Y_val=Y_val, n_iter_no_change=3, **kw)
+    assert val == ["jit(run_epochs)"]
+
+
+def _equations(config) -> int:
+    """Equations in the jaxpr of the training loop of ``config`` (nested ones included)."""
+    params = init_params(0, (6, 4, 3), "tanh", "cross_entropy", "glorot")
+    X, Y = np.zeros((20, 6), np.float32), np.eye(3, dtype=np.float32)[np.arange(20) % 3]
+    run = training.prepare_training(params, X, Y, optimizer=sgd(0.1), stopping=config)
+    loop = functools.partial(
+        training.run_epochs, config=run.config, optimizer=training.static_kind(run.optimizer)
+    )
+    jaxpr = jax.make_jaxpr(loop)(run.state, run.data, run.val, run.rules, np.int32(1))
+
+    def count(jp) -> int:
+        return sum(
+            1 + sum(count(sub.jaxpr if hasattr(sub, "jaxpr") else sub) for sub in _subjaxprs(e))
+            for e in jp.eqns
+        )
+
+    return count(jaxpr.jaxpr)
+
+
+def _subjaxprs(eqn):
+    for v in eqn.params.values():
+        for item in v if isinstance(v, (tuple, list)) else (v,):
+            if hasattr(item, "eqns") or hasattr(getattr(item, "jaxpr", None), "eqns"):
+                yield item
+
+
+def test_a_rule_that_is_off_is_not_traced():
+    from jbpnn.stopping import Stopping
+
+    on = _equations(Stopping())
+    no_growth = _equations(Stopping(max_loss_growth=None))
+    off = _equations(Stopping(max_loss_growth=None, max_abs_param=None))
+    assert off < no_growth < on
+    assert on - no_growth > 40  # the reference pass: a forward pass over every batch
+
+
+# ---------------------------------------------------------------- streams of chunk sizes
+SIZES = [50, 50, 37, 50, 41, 50, 23, 50, 37, 64]
+
+
+def test_a_stream_of_chunk_sizes_compiles_one_program_per_bucket(digits):
+    X, Y = digits
+    cuts = np.cumsum([0, *SIZES])
+    run = init_params(1, (64, 12, 10), "relu", "cross_entropy", "glorot")
+    with compiles() as names:
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            run = train(run, X[a:b], Y[a:b], optimizer=adam(1e-3), epochs=1)
+    assert names == ["jit(run_epochs)"]  # every chunk in the bucket of 64 rows
+    assert run.epochs_run == len(SIZES) and len(run.history["loss"]) == len(SIZES)
+
+
+def test_partial_fit_stream_compiles_once(digits):
+    pytest.importorskip("sklearn")
+    from jbpnn.sklearn import BPNNClassifier
+
+    X, Y = digits
+    y = Y.argmax(1)
+    est = BPNNClassifier(hidden_layer_sizes=(13,), random_state=0)
+    cuts = np.cumsum([0, *SIZES])
+    counts = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        with compiles() as names:
+            est.partial_fit(X[a:b], y[a:b], classes=np.arange(10))
+        counts.append(names.count("jit(run_epochs)"))
+    assert counts == [1] + [0] * (len(SIZES) - 1)
+    assert est.t_ == sum(SIZES)
+
+
+def test_padded_rows_equal_weight_zero_rows_exactly(digits, monkeypatch):
+    """n rows run on their bucket: the same as the caller's own weight-0 rows, bit for bit,
+    and as the unpadded run up to float rounding (sums over 37 and 64 rows round apart).
+    sgd with alpha: the penalty's alpha / n counts the real rows only."""
+    X, Y = digits
+    params = init_params(0, (64, 9, 10), "sigmoid", "cross_entropy", "glorot")
+    opt, n, m = sgd(0.5, alpha=0.01), 37, 61  # 37 and 61 rows: both in the bucket of 64
+    padded = train(params, X[:n], Y[:n], optimizer=opt, epochs=12)
+    w = np.r_[np.ones(n), np.zeros(m - n)].astype(np.float32)
+    theirs = train(params, X[:m], Y[:m], optimizer=opt, epochs=12, sample_weight=w)
+    for a, b in zip(_leaves(padded), _leaves(theirs)):
+        np.testing.assert_array_equal(a, b)
+    assert padded.state.step == theirs.state.step == 12
+    assert training.row_bucket(n, None, opt) == training.row_bucket(m, m, opt) == 64
+    monkeypatch.setattr(training, "ROW_BUCKETS_UP_TO", 0)  # no bucket: 37 rows as they are
+    plain = train(params, X[:n], Y[:n], optimizer=opt, epochs=12)
+    for a, b in zip(_leaves(padded), _leaves(plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_only_one_batch_runs_are_padded():
+    opt = sgd(0.1)
+    assert training.row_bucket(37, None, opt) == 64
+    assert training.row_bucket(100, 100, opt) == 128
+    assert training.row_bucket(64, None, opt) == 64  # weights all the same (one program)
+    assert training.row_bucket(100, 32, opt) is None  # mini-batches: shuffled, not padded
+    assert training.row_bucket(5000, None, opt) is None  # compile time is not what counts
+    lbfgs = training._as_optimizer(__import__("jbpnn").optimizers.lbfgs())
+    assert training.row_bucket(37, None, lbfgs) is None  # line searches on the whole set
+
+
+# ---------------------------------------------------------------- the persistent cache
+def _python(code: str, env: dict, **popen) -> subprocess.Popen:
+    full = {k: v for k, v in os.environ.items() if k != "JBPNN_NO_CACHE"}
+    full.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+_FIT = """
+    import jax, numpy as np, jbpnn
+    hits = []
+    jax.monitoring.register_event_listener(
+        lambda event, **kw: hits.append(event) if event.endswith("cache_hits") else None)
+    X = np.random.default_rng(0).uniform(size=(40, 5)).astype(np.float32)
+    Y = np.eye(2, dtype=np.float32)[(X[:, 0] > 0.5).astype(int)]
+    p = jbpnn.init_params(0, (5, 7, 2), "tanh", "cross_entropy", "glorot")
+    r = jbpnn.train(p, X, Y, optimizer=jbpnn.momentum(0.1, 0.9), epochs=5)
+    print("dir", jax.config.jax_compilation_cache_dir)
+    print("hits", len(hits))
+    print("loss", repr(r.final_loss))
+"""
+
+
+def _report(proc: subprocess.Popen) -> dict[str, str]:
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Error reading" not in err and "Error writing" not in err, err[-3000:]
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def test_cache_is_on_by_default_per_user_and_shared_by_two_processes(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path), "JBPNN_CACHE_DIR": ""}
+    folder = tmp_path / "jbpnn" / "jax"
+    two = [_python(_FIT, env) for _ in range(2)]  # at once, on one (missing) folder
+    cold = [_report(p) for p in two]
+    assert cold[0]["dir"] == cold[1]["dir"] == str(folder)
+    assert cold[0]["loss"] == cold[1]["loss"]
+    assert any(folder.iterdir()) and (folder.stat().st_mode & 0o777) == 0o700
+    warm = _report(_python(_FIT, env))
+    assert int(warm["hits"]) >= 1 and warm["loss"] == cold[0]["loss"]
+
+
+def test_cache_folder_that_cannot_be_written_leaves_it_off(tmp_path, monkeypatch):
+    before = jax.config.jax_compilation_cache_dir
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = [blocker / "jax"]  # cannot be created
+    if Path("/proc").is_dir():
+        bad.append(Path("/proc"))  # exists, read-only even for root
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        bad.append(ro)
+    monkeypatch.delenv("JBPNN_NO_CACHE", raising=False)
+    for folder in bad:
+        assert compilation_cache.enable_compilation_cache(folder) is None, folder
+        assert jax.config.jax_compilation_cache_dir == before
+    monkeypatch.setenv("JBPNN_CACHE_DIR", str(blocker / "jax"))
+    monkeypatch.setattr(
+        compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
+    )
+    assert compilation_cache.default_compilation_cache() is None
+    assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_cache_setting_and_variable_turn_it_off(tmp_path, monkeypatch):
+    before = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv("JBPNN_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("JBPNN_NO_CACHE", "1")
+    monkeypatch.setattr(
+        compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
+    )
+    assert compilation_cache.default_compilation_cache() is None
+    monkeypatch.setenv("JBPNN_NO_CACHE", "0")  # "0" is not "off"
+    monkeypatch.setattr(
+        compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
+    )
+    compilation_cache.disable_compilation_cache()  # the setting
+    assert compilation_cache.default_compilation_cache() is None
+    assert not (tmp_path / "c").exists() and jax.config.jax_compilation_cache_dir == before
+
+
+def test_disable_after_enable_stops_writing(tmp_path):
+    code = """
+        import os, jax, jax.numpy as jnp, jbpnn
+        folder = jbpnn.enable_compilation_cache()
+        jax.jit(lambda x: x * 3 + 1)(jnp.ones(5)).block_until_ready()
+        n = len(os.listdir(folder))
+        jbpnn.disable_compilation_cache()
+        jax.jit(lambda x: x * 5 + 2)(jnp.ones(5)).block_until_ready()
+        print("entries", n, len(os.listdir(folder)), jax.config.jax_compilation_cache_dir)
+    """
+    out = _report(_python(code, {"JBPNN_CACHE_DIR": str(tmp_path)}))
+    n, after, folder = out["entries"].split()
+    assert int(n) >= 1 and after == n and folder == "None"
+
+
+def test_finite_check_of_cpu_arrays_compiles_nothing():
+    # read in place with NumPy: no program, the same message
+    a = jnp.array([[1.0, 2.0], [3.0, np.inf]])
+    from jbpnn.checks import check_finite
+
+    with compiles() as names, pytest.raises(ValueError, match=r"index \(1, 1\)"):
+        check_finite("X", a)
+    assert names == []
