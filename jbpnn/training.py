@@ -108,6 +108,7 @@ from jax.typing import ArrayLike
 from jbpnn.checks import as_key, check_int
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import data_parallel, replicate, resolve_mesh
+from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.jacobian import RESIDUAL_LOSSES, n_params, normal_equations_kernel
 from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
 from jbpnn.network import (
@@ -532,7 +533,7 @@ def divergence_reference(
 
     def one(batch):
         x, y, w = batch
-        if grad_fn is loss_and_gradient_kernel:
+        if grad_fn is loss_and_gradient_kernel or grad_fn is ensemble_loss_and_gradient:
             batch_loss = loss_kernel(params, x, y, w)  # E, forward only
         else:
             batch_loss = grad_fn(params, x, y, w)[0]
