@@ -648,6 +648,10 @@ def _hand_linear_jvp(primals, tangents, *, fn, fn_t, n_res, out_avals, lin_avals
     if any(type(t) is not ad.Zero for t in dlin):  # linear: the same map on the tangents
         parts.append(_bind_linear(fn, fn_t, res, [ad.instantiate_zeros(t) for t in dlin]))
     if any(type(t) is not ad.Zero for t in dres):  # along the residuals: the maps' own code
+        # Reached only when the user differentiates apply's DERIVATIVE again (jax.hessian,
+        # jacfwd of grad): JAX's forward mode of the hand rules' code, as apply's docstring
+        # says. Never on the training path (train uses loss_and_gradient_kernel, no apply);
+        # second derivatives by hand are jbpnn.curvature's.
         dres = [ad.instantiate_zeros(t) for t in dres]
         parts.append(jax.jvp(lambda *r: fn(r, lin), res, dres)[1])
     if not parts:
