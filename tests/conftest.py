@@ -4,11 +4,17 @@ The whole session runs with ``JBPNN_NO_CACHE=1``: ``jbpnn.train``, the estimator
 ``jbpnn.cli.main`` would otherwise turn JAX's persistent compilation cache on (in the
 user's ``~/.cache/jbpnn/jax``) for every later test, and subprocesses inherit the
 setting. ``tests/test_compile.py`` tests the cache in fresh processes on temporary folders.
+
+Each compiled XLA program keeps about three memory mappings in the process, and a test
+worker compiles thousands of them: past the kernel's ``vm.max_map_count`` (65530 by
+default) the next compilation aborts or segfaults the worker. ``_release_compiled_programs``
+clears JAX's caches between tests once a third of that limit is in use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 
@@ -17,6 +23,35 @@ os.environ["JBPNN_NO_CACHE"] = "1"  # before any test imports jbpnn.cli
 import jax
 import numpy as np
 import pytest
+
+
+def _mapped_regions() -> int:
+    """How many memory mappings this process holds (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def _map_limit() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65530
+
+
+_MAPS_BUDGET = _map_limit() // 3
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """After a test, drop JAX's compiled programs if the worker's mappings near the limit."""
+    yield
+    if _mapped_regions() > _MAPS_BUDGET:
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.fixture

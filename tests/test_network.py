@@ -62,22 +62,26 @@ def _autodiff_batch_loss(params, X, Y):
     return jnp.mean(jax.vmap(example_loss, in_axes=(None, 0, 0))(params, X, Y))
 
 
+@jax.jit
+def _hand_and_autodiff(params, X, Y):
+    """Every hand gradient beside its autodiff twin, in ONE compiled program per case."""
+    _, cache = forward(params, X[0])
+    one = backward(params, cache, Y[0]), jax.grad(example_loss)(params, X[0], Y[0])
+    batch = loss_and_gradient(params, X, Y), jax.value_and_grad(_autodiff_batch_loss)(params, X, Y)
+    per_auto = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, X, Y)
+    return one, batch, (per_example_grads(params, X, Y), per_auto)
+
+
 @pytest.mark.parametrize("loss_name,out_act,depth,hidden", CASES)
 def test_backward_equals_autodiff_float64(x64, loss_name, out_act, depth, hidden):
     params, rng = _network(depth * 7 + len(hidden), loss_name, out_act, depth, hidden, jnp.float64)
     X, Y = _data(rng, params, 5, loss_name, jnp.float64)
     tol = dict(rtol=1e-10, atol=1e-13)
-    # one example
-    _, cache = forward(params, X[0])
-    tree_allclose(backward(params, cache, Y[0]), jax.grad(example_loss)(params, X[0], Y[0]), **tol)
-    # batch mean gradient, and the loss itself
-    l_hand, g_hand = loss_and_gradient(params, X, Y)
-    l_auto, g_auto = jax.value_and_grad(_autodiff_batch_loss)(params, X, Y)
-    np.testing.assert_allclose(l_hand, l_auto, rtol=1e-12)
-    tree_allclose(g_hand, g_auto, **tol)
-    # per-example gradients
-    per_auto = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))(params, X, Y)
-    tree_allclose(per_example_grads(params, X, Y), per_auto, **tol)
+    one, ((l_hand, g_hand), (l_auto, g_auto)), per = _hand_and_autodiff(params, X, Y)
+    tree_allclose(*one, **tol)  # one example
+    np.testing.assert_allclose(l_hand, l_auto, rtol=1e-12)  # the batch's loss ...
+    tree_allclose(g_hand, g_auto, **tol)  # ... and mean gradient
+    tree_allclose(*per, **tol)  # per-example gradients
 
 
 @pytest.mark.parametrize("loss_name,out_act", VALID_PAIRS)
