@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn import LOSSES, init_params, load_digits, one_hot
+from jbpnn import LOSSES, MLP, init_params, load_digits, one_hot
 from jbpnn.curvature import gnvp_kernel, hvp_kernel
 from jbpnn.network import loss_kernel, predict_kernel
 
@@ -53,7 +53,8 @@ def autodiff_gnvp(params, X, Y, v):
     """``J^T H_L J v`` with ``J`` the Jacobian of the output layer's net inputs (softmax/CE)."""
 
     def nets(p):  # the last layer's net inputs
-        O = predict_kernel(p.replace_layers(p.layers[:-1]), X)
+        hidden = MLP(p.layers[:-1], p.activations[:-1], "mse", p.article_mode)  # tanh layers
+        O = predict_kernel(hidden, X)
         return O @ p.layers[-1].w + p.layers[-1].b
 
     def batch_loss(z):

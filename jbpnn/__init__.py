@@ -6,8 +6,10 @@ error ``E = 1/2 sum (T - O)^2``, output delta ``O(1-O)(T-O)``, hidden delta
 
 Modules, one job each (the maths imports nothing of ours above it):
 
-- :mod:`jbpnn.activations`  name -> (function, derivative from the output)
+- :mod:`jbpnn.activations`  name -> (function, derivative from the output or the net input)
 - :mod:`jbpnn.losses`       name -> (error, output delta); the valid pairs
+- :mod:`jbpnn.units`        ``register_activation``, ``register_loss``: your own, by name,
+  checked against autodiff when registered
 - :mod:`jbpnn.params`       ``Layer``, the ``MLP`` pytree, ``init_params``
 - :mod:`jbpnn.network`      ``forward``, ``backward``, ``deltas`` and batched forms;
   ``apply`` and ``jvp``, differentiable by JAX through the hand rules
@@ -94,6 +96,7 @@ from jbpnn.training import (
     train,
     train_epoch,
 )
+from jbpnn.units import register_activation, register_loss
 
 __version__ = "0.1.0"
 
@@ -156,6 +159,8 @@ __all__ = [
     "per_example_grad_norms",
     "per_example_grads",
     "predict",
+    "register_activation",
+    "register_loss",
     "rprop",
     "save",
     "set_hyperparams",

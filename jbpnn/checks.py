@@ -282,6 +282,15 @@ def is_concrete(a: Any) -> bool:
     return True
 
 
+def local_values(a: Any) -> np.ndarray:
+    """``a`` on the host; for a global array of several processes, this process's shards
+    (stacked along the first axis: each process checks the rows it holds)."""
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+        shards = [np.asarray(s.data) for s in a.addressable_shards]
+        return np.concatenate(shards) if shards else np.zeros((0,) + a.shape[1:], a.dtype)
+    return np.asarray(a)
+
+
 def check_finite(name: str, a: Any) -> None:
     """Raise ``ValueError`` naming ``name`` and the first index if ``a`` holds NaN or inf.
 
@@ -302,7 +311,7 @@ def check_finite(name: str, a: Any) -> None:
             with jax.ensure_compile_time_eval():  # a concrete array inside someone's trace
                 if bool(_all_finite(a)):
                     return
-    bad = np.argwhere(~np.isfinite(np.asarray(a)))
+    bad = np.argwhere(~np.isfinite(local_values(a)))
     first = tuple(int(i) for i in bad[0])
     raise ValueError(
         f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
@@ -348,7 +357,7 @@ def check_targets(name: str, loss: str, Y: Any) -> None:
     """
     if loss not in _PROBABILITY_TARGETS or not is_concrete(Y):
         return
-    a = np.asarray(Y)
+    a = local_values(Y)
     if a.size == 0:
         return
     lo, hi = float(np.min(a)), float(np.max(a))

@@ -4,8 +4,9 @@ A new Python process compiles every program again: for a small network that is
 most of the first ``train`` call (or the first ``BPNNClassifier().fit``). JAX can
 keep compiled programs on disk, but by default it caches nothing (no folder) and
 only programs that took over a second to compile. So the first :func:`jbpnn.train`
-of a process (and so every estimator's ``fit``, which calls it; and the ``jbpnn``
-command) calls :func:`default_compilation_cache`, which points JAX at a per-user
+or :func:`jbpnn.train_many` of a process (and so every estimator's ``fit`` and
+``SweepSearchCV``, which call them; and the ``jbpnn`` command) calls
+:func:`default_compilation_cache`, which points JAX at a per-user
 folder and caches every program:
 
 - the folder: ``$JBPNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/jbpnn/jax``
@@ -15,9 +16,9 @@ folder and caches every program:
 - your own JAX cache wins: if ``jax_compilation_cache_dir`` is already set
   (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.update``), jbpnn changes nothing;
 - safe: a folder that cannot be created or written (read-only, a file in the
-  way) leaves the cache off, silently; two processes may share one folder (JAX
-  writes an entry only once, and an entry read while another process is still
-  writing it fails its checksum and is compiled again).
+  way), or no home directory to put it in, leaves the cache off, silently; two
+  processes may share one folder (JAX writes an entry only once, and an entry read
+  while another process is still writing it fails its checksum and is compiled again).
 
 Once on, the setting is JAX's and holds for the whole process, so your own
 programs are cached there too. The folder is not pruned: delete it to reclaim the
@@ -44,15 +45,25 @@ __all__ = [
 _state = {"decided": False, "disabled": False, "folder": None}
 
 
-def cache_dir() -> Path:
+def cache_dir() -> Path | None:
     """The per-user folder of JAX's persistent compilation cache used by jbpnn.
 
     ``$JBPNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/jbpnn/jax`` (default
-    ``~/.cache/jbpnn/jax``).
+    ``~/.cache/jbpnn/jax``); None when there is no home directory to put it in
+    (``HOME`` unset and a user id without a passwd entry, as in some containers):
+    the cache then stays off.
     """
     if os.environ.get("JBPNN_CACHE_DIR"):
         return Path(os.environ["JBPNN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            home = Path.home()
+        except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry
+            return None
+        if not home.is_absolute():
+            return None
+        base = home / ".cache"
     return Path(base) / "jbpnn" / "jax"
 
 
@@ -91,7 +102,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     if _env_disabled():
         return None
     folder = Path(path) if path is not None else cache_dir()
-    if not _writable(folder):
+    if folder is None or not _writable(folder):
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

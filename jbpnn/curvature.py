@@ -17,7 +17,11 @@ For ONE example, with ``v = (V_l, c_l)`` per layer and the deltas ``Err = -dE/dn
                        (H v)_{b_l} = -R{Err_l}
 
 with ``f'`` and ``f''`` from the unit's output (``Activation.backprop``/``tangent`` and
-``Activation.second``: ``O(1-O)(1-2O)`` for the sigmoid, ``-2 O (1 - O^2)`` for tanh).
+``Activation.second``: ``O(1-O)(1-2O)`` for the sigmoid, ``-2 O (1 - O^2)`` for tanh),
+or from its net input for the units that use it (``s(1-s)(2 + net(1-2s))`` for swish). A
+unit registered without ``second=`` (:func:`jbpnn.register_activation`), or a loss without
+``delta_r`` / ``delta_gn`` (:func:`jbpnn.register_loss`), has no hand-derived curvature:
+:func:`hvp` (and :func:`gnvp` for the loss) then refuse, naming it.
 Over a batch the products are contracted with the normalised sample weights ``s``,
 ``-(R{O_prev}^T (s Err) + O_prev^T (s R{Err}))``, as the gradient is.
 
@@ -55,7 +59,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jbpnn.activations import activation_table
+from jbpnn.activations import get_activation, units
 from jbpnn.losses import LOSSES
 from jbpnn.network import check_batch, check_direction, deltas, forward
 from jbpnn.params import MLP, Layer, network_count
@@ -95,7 +99,7 @@ def example_r_deltas(
     """
     _, cache = forward(params, x)
     r_nets, r_outs = tangents(params, cache, v, None)  # forward R-pass
-    acts = [activation_table()[name] for name in params.activations]
+    acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     loss = LOSSES[params.loss]
     if gauss_newton:
         err = None
@@ -262,6 +266,7 @@ def _check(
             f"{name}: article_mode networks have no curvature (their derivative is not the "
             "derivative of a function); use a correct network"
         )
+    _require_derivatives(params, name)
     X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
     v = check_direction(params, v, "v")
     if check_finite:
@@ -269,3 +274,23 @@ def _check(
             if not (bool(jnp.all(jnp.isfinite(layer.w))) and bool(jnp.all(jnp.isfinite(layer.b)))):
                 raise ValueError(f"{name}: v has NaN or inf in layer {i}")
     return params, X, Y, v, sw
+
+
+def _require_derivatives(params: MLP, name: str) -> None:
+    """Refuse a network whose units or loss lack the derivatives ``name`` needs."""
+    loss = LOSSES[params.loss]
+    rule = "delta_gn" if name == "gnvp" else "delta_r"
+    if getattr(loss, rule) is None:
+        raise ValueError(
+            f"{name}: the loss {params.loss!r} has no {rule} (its output delta's change "
+            f"along R{{net}}); register it with {rule}=... (jbpnn.register_loss) to use {name}"
+        )
+    if name != "hvp":
+        return
+    for i, act_name in enumerate(params.activations):
+        if get_activation(act_name).second is None:
+            raise ValueError(
+                f"hvp: the activation {act_name!r} (layer {i}) has no second derivative; "
+                "register it with second=... (f''(net), jbpnn.register_activation) to use "
+                "hvp, or use gnvp, which needs only f'"
+            )

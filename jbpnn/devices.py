@@ -15,31 +15,47 @@ The one place that turns ``devices=`` / ``mesh=`` arguments into a mesh:
 - :func:`data_parallel`: a batch gradient split across a mesh axis, one share
   per device, the weighted shares all-reduced (``psum``).
 - :func:`use_cpu_devices`: ask JAX for several CPU devices before it starts.
+- :func:`agree_across_processes`: before a run whose mesh spans processes starts,
+  every process's arguments are compared (one small all-gather), so processes
+  called with different settings stop with both values named instead of hanging in
+  the first collective, and a process that never arrives is reported after
+  ``$JBPNN_PROCESS_TIMEOUT`` seconds (default 300).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import threading
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.sharding import PartitionSpec as P
 
 from jbpnn.network import GradFn
 
 __all__ = [
+    "agree_across_processes",
     "data_parallel",
     "network_layout",
     "pick_devices",
     "place",
     "replicate",
     "resolve_mesh",
+    "spans_processes",
     "use_cpu_devices",
 ]
+
+PROCESS_TIMEOUT_ENV = "JBPNN_PROCESS_TIMEOUT"
+DEFAULT_PROCESS_TIMEOUT = 300.0  # seconds a process waits for the others at a run's start
+_FINGERPRINT_BYTES = 8192  # the gathered buffer: every process's arguments, described
 
 
 def pick_devices(devices: Any, *, local: bool = False) -> tuple:
@@ -61,10 +77,14 @@ def pick_devices(devices: Any, *, local: bool = False) -> tuple:
                 "or call jbpnn.many.use_cpu_devices(k) before any JAX computation"
             )
         return tuple(available[:devices])
-    devices = tuple(devices) if isinstance(devices, (list, tuple)) else ()
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError(f"devices must be None, a count or a list of jax devices; got {devices!r}")
-    return devices
+    given = tuple(devices) if isinstance(devices, (list, tuple)) else None
+    if not given or not all(isinstance(d, jax.Device) for d in given):
+        raise ValueError(
+            "devices must be None (every device), a count k >= 1 (the first k) or a non-empty "
+            f"list of jax devices (e.g. jax.devices()[:2]); got {type(devices).__name__} "
+            f"{devices!r}"
+        )
+    return given
 
 
 def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None):
@@ -122,8 +142,22 @@ def network_layout(
 
 
 def _check_mesh(mesh: Any) -> None:
+    """A ``Mesh`` whose axes are all Auto or Explicit: a Manual axis belongs inside a
+    ``shard_map``, where jbpnn's own ``shard_map`` cannot run."""
     if not isinstance(mesh, Mesh):
         raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+    types = getattr(mesh, "axis_types", None) or ()
+    manual = [
+        name
+        for name, kind in zip(mesh.axis_names, types)
+        if getattr(kind, "name", str(kind)) == "Manual"
+    ]
+    if manual:
+        raise ValueError(
+            f"mesh: axis {manual[0]!r} has axis type Manual; jbpnn splits the work over a mesh "
+            "itself and needs Auto or Explicit axes (jax.make_mesh(..., axis_types="
+            "(AxisType.Auto, ...)) or AxisType.Explicit)"
+        )
 
 
 def _keys_too(put: Any) -> Any:
@@ -240,3 +274,123 @@ def use_cpu_devices(k: int | None = None) -> int:
     except (RuntimeError, AttributeError):
         pass  # JAX already started (or too old): keep the devices it has
     return len(jax.local_devices())
+
+
+# ---------------------------------------------------------------- several processes
+def spans_processes(mesh: Any) -> bool:
+    """Whether ``mesh`` holds devices of more than one process (after ``jax.distributed``)."""
+    if mesh is None:
+        return False
+    return len({d.process_index for d in np.asarray(mesh.devices).flat}) > 1
+
+
+def describe(value: Any) -> str:
+    """A short text that is equal in two processes exactly when ``value`` is.
+
+    Arrays give dtype, shape and a digest of their bytes (a global array that this
+    process cannot read whole gives its sharding instead); pytrees (an ``MLP``, a
+    ``TrainState``) their structure and leaves; functions their qualified name;
+    anything else its ``repr`` without memory addresses.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        return repr(value)
+    if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+        return "key " + describe(jax.random.key_data(value))
+    if isinstance(value, (np.ndarray, jax.Array)):
+        head = f"{value.dtype}{list(value.shape)}"
+        if isinstance(value, jax.Array) and not value.is_fully_addressable:
+            return f"{head} global {value.sharding.spec}"
+        data = np.ascontiguousarray(np.asarray(value))
+        return f"{head} {hashlib.blake2b(data.tobytes(), digest_size=8).hexdigest()}"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+    leaves, treedef = jax.tree.flatten(value)
+    if not (len(leaves) == 1 and leaves[0] is value):  # a container or a registered pytree
+        text = str(treedef) + "|" + "|".join(describe(x) for x in leaves)
+        digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        return f"{type(value).__name__} of {len(leaves)} leaves {digest}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _process_timeout() -> float:
+    text = os.environ.get(PROCESS_TIMEOUT_ENV, "")
+    try:
+        seconds = float(text) if text else DEFAULT_PROCESS_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"${PROCESS_TIMEOUT_ENV}={text!r}: expected a number of seconds > 0")
+    return seconds
+
+
+def _encode(described: dict[str, str]) -> np.ndarray:
+    """``described`` as a fixed-size byte buffer (as digests, if the texts are too long)."""
+    raw = json.dumps(described, sort_keys=True).encode()
+    if len(raw) > _FINGERPRINT_BYTES:
+        digest = {k: hashlib.blake2b(v.encode()).hexdigest()[:16] for k, v in described.items()}
+        raw = json.dumps(digest, sort_keys=True).encode()
+    buf = np.zeros(_FINGERPRINT_BYTES, np.uint8)
+    buf[: len(raw)] = np.frombuffer(raw, np.uint8)
+    return buf
+
+
+def _decode(buf: np.ndarray) -> dict[str, str]:
+    return json.loads(bytes(np.asarray(buf, np.uint8)).rstrip(b"\0").decode())
+
+
+def agree_across_processes(mesh: Any, what: str, arguments: dict[str, Any]) -> None:
+    """Check that every process of a run on ``mesh`` was called with the same ``arguments``.
+
+    A data-parallel run over several processes runs ONE program whose collectives
+    pair up across processes. Processes called with different settings (a
+    different ``batch_size``, ``epochs`` or optimizer; different initial params or
+    data, as different seeds give) would hang in the first collective, or train
+    replicas that silently differ. So, before anything else, every process
+    describes its arguments (:func:`describe`) and the descriptions are all-gathered
+    (one small collective of the same shape everywhere). Does nothing when ``mesh``
+    is None or lives in this process only.
+
+    Raises:
+        ValueError: in every process, naming each argument that differs and its
+            value in each process.
+        TimeoutError: when the other processes have not reached ``what`` within
+            ``$JBPNN_PROCESS_TIMEOUT`` seconds (default 300): one never called it,
+            or crashed.
+    """
+    if not spans_processes(mesh):
+        return
+    timeout = _process_timeout()
+    mine = {name: describe(value) for name, value in arguments.items()}
+    box: dict[str, Any] = {}
+
+    def gather() -> None:
+        try:
+            box["all"] = multihost_utils.process_allgather(_encode(mine))
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    waiter = threading.Thread(target=gather, name=f"jbpnn-{what}-agree", daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    me, count = jax.process_index(), jax.process_count()
+    if waiter.is_alive():
+        raise TimeoutError(
+            f"{what}: process {me} of {count} waited {timeout:g} s for the other processes "
+            f"of this data-parallel run to reach {what}; every process must call it (one may "
+            f"have crashed or taken another path). Set ${PROCESS_TIMEOUT_ENV} to wait longer"
+        )
+    if "error" in box:
+        raise box["error"]
+    everyone = [_decode(row) for row in np.asarray(box["all"]).reshape(count, -1)]
+    differ = [k for k in sorted(everyone[0]) if len({str(d.get(k)) for d in everyone}) > 1]
+    if differ:
+        parts = []
+        for k in differ:
+            values = ", ".join(f"{d.get(k)} in process {i}" for i, d in enumerate(everyone))
+            parts.append(f"{k} is {values}")
+        raise ValueError(
+            f"{what}: the processes of this data-parallel run were called with different "
+            f"arguments: {'; '.join(parts)}. Every process must call {what} with the same "
+            "arguments, params and data (a different seed gives different params), or "
+            "pass the data as one global array"
+        )

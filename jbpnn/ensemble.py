@@ -14,6 +14,7 @@ layer of all networks is ONE matrix product with the shared inputs::
                O_l = f(net_l)                      (O_0 = X^T, the same for every network)
     output     Err_L = the loss's delta             (-dE/dnet, per example)
     hidden     Err_l = J_l^T sum_k w_{l+1}[n, j, k] Err_{l+1}[n, k, b]
+                                      (J_l from O_l; from net_l, kept, where the unit uses it)
     gradient   dE/dw_l[n, i, j] = -sum_b s_b O_{l-1}[n, i, b] Err_l[n, j, b]
                dE/dtheta_l[n, j] = -sum_b s_b Err_l[n, j, b]
 
@@ -36,7 +37,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jbpnn.activations import activation_table
+from jbpnn.activations import activation_table, bind
 from jbpnn.losses import LOSSES
 from jbpnn.network import loss_and_gradient_kernel
 from jbpnn.params import MLP, Layer
@@ -77,7 +78,7 @@ def ensemble_kernel(
         else sample_weight / jnp.sum(sample_weight)
     )
     # forward: O_l[n, j, b]; layer 1 is one product of the shared X with every network's w
-    outs = []
+    outs, nets = [], []
     o = None
     for l, (layer, act) in enumerate(zip(params.layers, acts)):
         if l == 0:
@@ -88,11 +89,17 @@ def ensemble_kernel(
             net = net + layer.b[:, :, None]  # + theta_j
         o = _per_example(act.fn, False)(net)  # O_j = f(net_j)
         outs.append(o)
+        nets.append(net if act.uses == "net" else None)  # kept only where f' needs it
     YT = Y.T.astype(o.dtype)
     errors = _per_example(loss.error, False, True)(o, YT)  # E per network and example
     mean_loss = errors @ s
     # backward: Err_L from the loss table, then Err_j = J^T sum_k w_jk Err_k
-    err = _per_example(lambda o1, y1: loss.delta(o1, y1, acts[-1]), False, True)(o, YT)
+    if acts[-1].uses == "net":  # the output unit's rows bound to each example's net
+        err = _per_example(
+            lambda o1, n1, y1: loss.delta(o1, y1, bind(acts[-1], n1)), False, False, True
+        )(o, nets[-1], YT)
+    else:
+        err = _per_example(lambda o1, y1: loss.delta(o1, y1, acts[-1]), False, True)(o, YT)
     grads = [None] * len(params.layers)
     for l in range(len(params.layers) - 1, -1, -1):
         weighted = err * s  # s_b Err_j
@@ -103,7 +110,8 @@ def ensemble_kernel(
         grads[l] = Layer(w=gw, b=-jnp.sum(weighted, axis=-1))  # dE/dtheta_j = -sum_b s Err_j
         if l > 0:
             back = jnp.einsum("nij,njb->nib", params.layers[l].w, err)  # sum_k w_jk Err_k
-            err = _per_example(acts[l - 1].backprop, False, False)(outs[l - 1], back)
+            z = nets[l - 1] if acts[l - 1].uses == "net" else outs[l - 1]  # f' from O or net
+            err = _per_example(acts[l - 1].backprop, False, False)(z, back)
     return mean_loss, params.replace_layers(grads)
 
 

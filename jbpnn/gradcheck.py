@@ -75,7 +75,9 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
-from jbpnn.losses import LOSSES
+from jbpnn.activations import Activation, bind
+from jbpnn.losses import LOSSES, Loss
+from jbpnn.memory import check_array_memory
 from jbpnn.network import (
     GradFn,
     check_batch,
@@ -94,7 +96,10 @@ __all__ = [
     "GradcheckReport",
     "LeafCheck",
     "LossCheck",
+    "UNIT_RTOL",
     "PerExampleFn",
+    "check_activation",
+    "check_loss",
     "compare_per_example",
     "gradcheck",
     "random_batch",
@@ -559,6 +564,24 @@ def _finite_difference_reference(
     return np.split(np.asarray(fd), np.cumsum([c.size for c in picked])[:-1])
 
 
+def _check_size(params: MLP, X: Any, dtype: str) -> None:
+    """Refuse, before anything is allocated, a check that cannot fit in memory: 20
+    copies of the params in ``dtype`` (the cast, two gradients, autodiff's temporaries,
+    the host copies and the comparison's; ``jbpnn gradcheck --sizes 6000,6000,10``
+    peaked at about 16) and four of every layer's activations."""
+    n_params = sum(int(np.size(l.w)) + int(np.size(l.b)) for l in params.layers)
+    n_rows = int(np.shape(X)[0]) if np.ndim(X) > 1 else 1
+    count = 20 * n_params + 4 * n_rows * sum(params.sizes[1:])
+    check_array_memory(
+        (count,),
+        dtype,
+        f"gradcheck of a {'-'.join(map(str, params.sizes))} network on {n_rows} rows",
+        device=jax.devices()[0],
+        advice="check a smaller network on fewer rows (the check of the formulas does not "
+        "need the full size)",
+    )
+
+
 def gradcheck(
     params: MLP,
     X: ArrayLike,
@@ -620,6 +643,7 @@ def gradcheck(
         dtype = _dtype_name(params.dtype if dtype is None else dtype)
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        _check_size(params, X, dtype)
         rtol, atol = _tolerances(reference, dtype, rtol, atol)
         with jax.enable_x64(dtype == "float64"):
             p, x, y = _cast(params, X, Y, dtype)
@@ -634,6 +658,7 @@ def gradcheck(
         if dtype is not None and _dtype_name(dtype) != "float64":
             raise ValueError(f"finite differences run in float64 only; got dtype={dtype}")
         dtype = "float64"
+        _check_size(params, X, dtype)
         rtol, atol = _tolerances(reference, dtype, rtol, atol)
         eps = DEFAULT_EPS if eps is None else float(eps)
         if not eps > 0:
@@ -753,6 +778,169 @@ def random_batch(key: ArrayLike, params: MLP, batch_size: int) -> tuple[Array, A
     else:
         Y = jax.random.uniform(ky, shape, params.dtype)
     return X, Y
+
+
+# ---------------------------------------------------------------- a unit's own derivatives
+UNIT_RTOL = 1e-6  # float64: a right derivative measures ~1e-15, a wrong one ~1e-1
+UNIT_ROWS, UNIT_WIDTH = 32, 6  # the random net inputs: 32 layers' worth of 6 units
+
+
+def _unit_relative_error(hand: Any, ref: Any) -> float:
+    """``|hand - ref| / |ref|`` over every entry (Frobenius norms); inf if not finite."""
+    hand, ref = np.asarray(hand, np.float64), np.asarray(ref, np.float64)
+    if hand.shape != ref.shape:
+        raise ValueError(f"it returned shape {hand.shape}, expected {ref.shape}")
+    if not (np.all(np.isfinite(hand)) and np.all(np.isfinite(ref))):
+        return float("inf")
+    return float(np.linalg.norm(hand - ref) / max(np.linalg.norm(ref), 1e-300))
+
+
+def _random_nets(seed: int) -> tuple[Array, Array, Array]:
+    """Net inputs ~ N(0, 2^2), kept 0.1 away from 0 (kinks there), and two directions."""
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    shape = (UNIT_ROWS, UNIT_WIDTH)
+    net = 2.0 * jax.random.normal(k1, shape, jnp.float64)
+    net = net + jnp.where(net < 0, -0.1, 0.1)
+    return net, jax.random.normal(k2, shape, jnp.float64), jax.random.normal(k3, shape, jnp.float64)
+
+
+def _refuse(what: str, rule: str, error: float, against: str, rtol: float) -> None:
+    if not error <= rtol:
+        measured = "not finite" if not np.isfinite(error) else f"{error:.3g}"
+        raise ValueError(
+            f"{what}: {rule} disagrees with autodiff of {against}: relative error {measured} "
+            f"(|hand - autodiff| / |autodiff| over {UNIT_ROWS * UNIT_WIDTH} random net inputs "
+            f"in float64; at most {rtol:g} is accepted)"
+        )
+
+
+def check_activation(
+    act: Activation, what: str = "activation", *, seed: int = 0, rtol: float = UNIT_RTOL
+) -> dict[str, float]:
+    """Check an activation's hand derivatives against autodiff of its ``fn``, in float64.
+
+    At random net inputs ``net`` (and directions ``r``, ``g``), with ``z`` the unit's
+    output ``fn(net)`` or ``net`` itself as ``act.uses`` says, each row of a layer:
+
+        backprop(z, g)     vs  jax.vjp(fn, net)(g)                          J^T g
+        tangent(z, r)      vs  jax.jvp(fn, net, r)                          J r
+        second(z, r, g)    vs  jax.jvp(net -> jax.vjp(fn, net)(g), net, r)  d/de J(net + e r)^T g
+
+    (``second`` only where given). :func:`jbpnn.register_activation` calls it.
+
+    Returns:
+        The relative error of each rule checked, ``{"backprop": ..., ...}``.
+
+    Raises:
+        ValueError: a rule off by more than ``rtol`` (or not finite), naming ``what``,
+            the rule and the measured error; a rule that fails to run (its message).
+    """
+    with jax.enable_x64(True):  # locally, never globally
+        net, r, g = _random_nets(seed)
+
+        def vjp_row(n: Array, c: Array) -> Array:
+            return jax.vjp(act.fn, n)[1](c)[0]
+
+        out = jax.vmap(act.fn)(net)
+        if out.shape != net.shape:
+            raise ValueError(f"{what}: fn maps shape {net.shape[1:]} to {out.shape[1:]}")
+        bad = int(np.sum(~np.isfinite(np.asarray(out))))
+        if bad:
+            raise ValueError(
+                f"{what}: fn gives NaN or inf at {bad} of {net.size} random net inputs "
+                "(normal, standard deviation 2); an activation must be finite for every net input"
+            )
+
+        @jax.jit  # one small program: quicker than op by op
+        def pairs(net: Array, r: Array, g: Array) -> dict[str, tuple[Array, Array]]:
+            z = net if act.uses == "net" else jax.vmap(act.fn)(net)
+            checks = {"backprop": (jax.vmap(act.backprop)(z, g), jax.vmap(vjp_row)(net, g))}
+            if act.tangent is not None:
+                ref = jax.vmap(lambda n, d: jax.jvp(act.fn, (n,), (d,))[1])(net, r)
+                checks["tangent"] = (jax.vmap(act.tangent)(z, r), ref)
+            if act.second is not None:
+                ref = jax.vmap(lambda n, d, c: jax.jvp(lambda m: vjp_row(m, c), (n,), (d,))[1])(
+                    net, r, g
+                )
+                checks["second"] = (jax.vmap(act.second)(z, r, g), ref)
+            return checks
+
+        checks = pairs(net, r, g)
+        errors = {}
+        for rule, (hand, ref) in checks.items():
+            try:
+                errors[rule] = _unit_relative_error(hand, ref)
+            except ValueError as e:
+                raise ValueError(f"{what}: {rule}: {e}") from None
+            name = {"backprop": "the derivative", "second": "the second derivative"}
+            _refuse(what, name.get(rule, "the tangent"), errors[rule], "fn", rtol)
+    return errors
+
+
+def check_loss(
+    loss: Loss,
+    table: dict[str, Activation],
+    what: str = "loss",
+    *,
+    seed: int = 0,
+    rtol: float = UNIT_RTOL,
+) -> dict[str, float]:
+    """Check a loss's output delta (and ``delta_r``) against autodiff, for each output unit.
+
+    For every name in ``loss.output_activations`` (its row from ``table``), at random
+    net inputs of the output layer and random targets in (0, 1) (rows summing to 1 for
+    softmax, probability targets):
+
+        delta(O, T, act)          vs  -d/dnet E(fn(net), T)                 Err = -dE/dnet
+        delta_r(O, T, act, r)     vs  -jax.jvp(d/dnet E(fn(net), T), net, r)
+
+    ``delta_gn`` is not checked (which part of the curvature it keeps is the loss's
+    choice). :func:`jbpnn.register_loss` calls it.
+
+    Returns:
+        ``{"<activation>: delta": error, ...}``.
+
+    Raises:
+        ValueError: a rule off by more than ``rtol``, naming ``what``, the output
+            activation and the measured error.
+    """
+    errors = {}
+    with jax.enable_x64(True):  # locally, never globally
+        net, r, u = _random_nets(seed)
+        for name in loss.output_activations:
+            act = table[name]
+            t = jax.nn.sigmoid(u)  # targets in (0, 1)
+            if name == "softmax":
+                t = t / jnp.sum(t, axis=-1, keepdims=True)
+
+            def minus_grad(n: Array, y: Array, act: Activation = act) -> Array:
+                return -jax.grad(lambda m: loss.error(act.fn(m), y))(n)
+
+            def hand_delta(n: Array, y: Array, act: Activation = act) -> Array:
+                return loss.delta(act.fn(n), y, bind(act, n))
+
+            def hand_r(n: Array, y: Array, d: Array, act: Activation = act) -> Array:
+                return loss.delta_r(act.fn(n), y, bind(act, n), d)
+
+            def ref_r(n: Array, y: Array, d: Array, act: Activation = act) -> Array:
+                return jax.jvp(lambda m: minus_grad(m, y, act), (n,), (d,))[1]
+
+            @jax.jit  # one small program: quicker than op by op
+            def pairs(net: Array, t: Array, r: Array) -> dict[str, tuple[Array, Array]]:
+                checks = {"delta": (jax.vmap(hand_delta)(net, t), jax.vmap(minus_grad)(net, t))}
+                if loss.delta_r is not None:
+                    checks["delta_r"] = (jax.vmap(hand_r)(net, t, r), jax.vmap(ref_r)(net, t, r))
+                return checks
+
+            checks = pairs(net, t, r)
+            for rule, (hand, ref) in checks.items():
+                key = f"{name}: {rule}"
+                try:
+                    errors[key] = _unit_relative_error(hand, ref)
+                except ValueError as e:
+                    raise ValueError(f"{what}: {rule} with output {name!r}: {e}") from None
+                _refuse(what, f"{rule} with output {name!r}", errors[key], "E(fn(net), T)", rtol)
+    return errors
 
 
 if __name__ == "__main__":  # python -m jbpnn.gradcheck: the command line lives in jbpnn.cli

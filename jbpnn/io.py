@@ -1,5 +1,9 @@
 """Save and load a network, an ensemble or a whole training state: one ``.npz`` file.
 
+(One job, the model file format, in about 850 lines: what a file holds, how it is
+written and how every part of it is checked when read back; the atomic writing
+itself lives in :mod:`jbpnn.files`.)
+
 :func:`save` writes one of three things, :func:`load` rebuilds it without a template:
 
 - an :class:`~jbpnn.params.MLP` (one network);
@@ -18,7 +22,9 @@ allow_pickle=False)``, no pickle anywhere) holding these entries:
     kind            "mlp" or "train_state"       v2; a version 1 file is an "mlp"
     stacked         int64                        v2; N networks on a leading axis, 0 for one
     sizes           int64 (n_layers + 1,)        layer widths, input first
-    activations     str (n_layers,)              one activation name per layer
+    activations     str (n_layers,)              one activation name per layer (a unit of
+                                                 your own is saved by name: register it
+                                                 again before loading, or load refuses)
     loss            str                          the loss name
     article_mode    bool                         see jbpnn.params.MLP
     dtype           str                          w0's dtype, e.g. "float32", "bfloat16"
@@ -84,9 +90,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jbpnn.activations import ACTIVATIONS
 from jbpnn.checks import is_concrete
 from jbpnn.files import atomic_write
 from jbpnn.lbfgs import LBFGSState
+from jbpnn.losses import LOSSES
 from jbpnn.optimizers import (
     SCHEDULES,
     AdamState,
@@ -100,6 +108,7 @@ from jbpnn.optimizers import (
     with_loss_penalty,
 )
 from jbpnn.params import MLP, Layer, network_count
+from jbpnn.stopping import RUNNING, STOP_REASONS
 from jbpnn.training import TrainConfig, TrainState, init_state
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Saved", "load", "save", "save_bytes"]
@@ -550,7 +559,8 @@ def load(path: str | os.PathLike) -> Saved:
         ValueError: the file is not a readable ``.npz`` (truncated, corrupt,
             random bytes), holds pickled objects (never loaded), is an ``.npz`` but
             not a jbpnn model, was written by a
-            newer format version, holds NaN or inf params, or its contents are
+            newer format version, holds NaN or inf params, names an activation or loss
+            not registered in this process (:func:`jbpnn.register_activation`), or its contents are
             inconsistent (an entry missing, or of a shape or dtype other than the
             structure says). The message names the file and the fault.
     """
@@ -653,12 +663,38 @@ def _from_entries(path: Path, entries: dict[str, np.ndarray] | np.ndarray) -> Sa
     missing = [k for k in _HEADER_KEYS_V2 if k not in entries] if version >= 2 else []
     if missing:
         raise ValueError(f"cannot load {path}: incomplete jbpnn model file, missing {missing}")
+    _check_registered(path, entries)
     try:
         return _rebuild(entries, version)
     except _NonFinite as e:
         raise ValueError(f"cannot load {path}: {e}") from None
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
         raise ValueError(f"cannot load {path}: inconsistent contents: {e}") from None
+
+
+def _check_registered(path: Path, entries: dict[str, np.ndarray]) -> None:
+    """Refuse a file naming a unit or loss this process has not registered, saying so.
+
+    A file records names only; a user's unit (:func:`jbpnn.register_activation`) or loss
+    (:func:`jbpnn.register_loss`) must be registered again, by the same code, before
+    loading: importing the module that registers it.
+    """
+    names = np.asarray(entries["activations"]).reshape(-1)
+    for i, name in enumerate(names):
+        if isinstance(name, (str, np.str_)) and str(name) not in ACTIVATIONS:
+            raise ValueError(
+                f"cannot load {path}: layer {i} uses the activation {str(name)!r}, which is not "
+                f"registered in this process; register it before loading (import the module "
+                f"that calls jbpnn.register_activation({str(name)!r}, ...); jbpnn predict: "
+                f"--import MODULE)"
+            )
+    loss = entries["loss"]
+    if np.ndim(loss) == 0 and isinstance(loss.item(), str) and loss.item() not in LOSSES:
+        raise ValueError(
+            f"cannot load {path}: it uses the loss {loss.item()!r}, which is not registered in "
+            f"this process; register it before loading (import the module that calls "
+            f"jbpnn.register_loss({loss.item()!r}, ...); jbpnn predict: --import MODULE)"
+        )
 
 
 def _rebuild(entries: dict[str, np.ndarray], version: int) -> Saved:
@@ -768,6 +804,13 @@ def _rebuild_state(
             dtype = structure["leaves"].get(name)
             leaves.append(_restore_leaf(name, entries[name], dtype, lead, spec))
     state = treedef.unflatten(leaves)
+    codes = np.asarray(state.stop)
+    bad = (codes < RUNNING) | (codes >= len(STOP_REASONS))
+    if bad.any():
+        raise ValueError(
+            f"state/stop holds the stop code {int(codes[bad].flat[0])}; expected {RUNNING} "
+            f"(running) or 0 .. {len(STOP_REASONS) - 1} (an index of STOP_REASONS)"
+        )
     if state.best_params is not None:
         _check_finite_params("load", "best_params", state.best_params)
     return state

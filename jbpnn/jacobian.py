@@ -19,9 +19,10 @@ For ONE example, with ``S_l`` of shape ``(n_out, n_l)``, row ``k`` = ``dO_k/dnet
 ``J_l`` is the activation's Jacobian ``dO_l/dnet_l``, applied through the SAME
 ``backprop`` entries of :func:`jbpnn.activations.activation_table` that the deltas use,
 written from the unit's output: ``O(1 - O)`` for the sigmoid, ``1 - O^2`` for tanh,
-``diag(O) - O O^T`` for softmax. So with ``params.article_mode`` the Jacobian is the
-article code's derivative (its tanh "sigmoid" differentiated as ``O - O^2``, biases that
-never reach the forward pass still given ``dO/db = S``), consistent with
+``diag(O) - O O^T`` for softmax (from the net input for the units that use it, swish,
+gelu, softplus: :func:`jbpnn.activations.units`). So with ``params.article_mode`` the
+Jacobian is the article code's derivative (its tanh "sigmoid" differentiated as
+``O - O^2``, biases that never reach the forward pass still given ``dO/db = S``), consistent with
 :func:`jbpnn.network.backward` and NOT the derivative of its forward pass.
 
 Relation to the gradient (mse, ``E_n = 1/2 sum_k e_nk^2``): ``dE_n/dtheta = J_n^T e_n``,
@@ -57,7 +58,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jbpnn import checks
-from jbpnn.activations import activation_table
+from jbpnn.activations import units
 from jbpnn.network import check_batch, forward, predict_kernel
 from jbpnn.params import MLP, Layer, network_count
 
@@ -173,8 +174,7 @@ def sensitivities(params: MLP, x: ArrayLike) -> tuple[tuple[Array, ...], tuple[A
         with row ``k`` = ``dO_k/dnet_l`` (``S[-1]`` is the output layer's).
     """
     _, cache = forward(params, x)
-    table = activation_table(params.article_mode)
-    acts = [table[name] for name in params.activations]
+    acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     eye = jnp.eye(params.n_out, dtype=cache[-1].dtype)
     S = _rows(acts[-1].backprop, cache[-1], eye)  # S_L = J_L^T I: row k is dO_k/dnet_L
     sens = [S]

@@ -36,6 +36,12 @@ second derivative (``Activation.second``). The log losses are convex in the net 
 of their own output activation, so there the exact and the Gauss-Newton terms agree
 (``sum(T) (diag(O) - O O^T)`` per example for softmax, ``diag(O (1 - O))`` for sigmoid).
 
+For an output unit that uses its net input (swish, gelu, softplus: ``uses="net"``) the
+``activation`` a loss receives is already bound to the output layer's net inputs
+(:func:`jbpnn.activations.bind`): ``act.backprop(O, g)`` is ``J^T g`` for every unit.
+
+User-defined losses join the table through :func:`jbpnn.register_loss`.
+
 This module imports only JAX and the activation table.
 """
 
@@ -51,9 +57,13 @@ from jax.scipy.special import xlogy
 from jbpnn.activations import ACTIVATIONS, Activation
 
 __all__ = [
+    "ANY_OUTPUT_LOSSES",
+    "BUILTIN_LOSSES",
     "LOSSES",
     "VALID_PAIRS",
     "Loss",
+    "add_loss",
+    "add_output_activation",
     "binary_cross_entropy_delta",
     "binary_cross_entropy_delta_r",
     "binary_cross_entropy_error",
@@ -164,9 +174,30 @@ LOSSES: dict[str, Loss] = {
     ),
 }
 
+BUILTIN_LOSSES: tuple[str, ...] = tuple(LOSSES)
+
+# The built-in pairs. describe_valid_pairs and check_pair read LOSSES itself, so they
+# also see the units and losses registered later (jbpnn.register_activation, register_loss).
 VALID_PAIRS: tuple[tuple[str, str], ...] = tuple(
     (loss, act) for loss, entry in LOSSES.items() for act in entry.output_activations
 )
+
+# Exact with ANY output activation: mse's delta is J^T (T - O), through the unit's own
+# backprop, so a registered activation becomes a valid mse output unit.
+ANY_OUTPUT_LOSSES: tuple[str, ...] = ("mse",)
+
+
+def add_loss(name: str, loss: Loss) -> None:
+    """Put ``loss`` in the table under ``name``; :func:`jbpnn.register_loss` checks it first."""
+    LOSSES[name] = loss
+
+
+def add_output_activation(name: str) -> None:
+    """Make the activation ``name`` a valid output unit of every loss in ANY_OUTPUT_LOSSES."""
+    for loss in ANY_OUTPUT_LOSSES:
+        entry = LOSSES[loss]
+        if name not in entry.output_activations:
+            LOSSES[loss] = entry._replace(output_activations=(*entry.output_activations, name))
 
 
 def describe_valid_pairs() -> str:
@@ -181,7 +212,11 @@ def get_loss(name: str) -> Loss:
     try:
         return LOSSES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None
+        raise ValueError(
+            f"unknown loss {name!r}; expected one of {sorted(LOSSES)}. A loss of your own "
+            "must be registered (jbpnn.register_loss) in this process first: import the "
+            "module that registers it"
+        ) from None
 
 
 def check_pair(loss: str, output_activation: str) -> None:

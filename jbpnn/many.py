@@ -54,6 +54,7 @@ from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import network_layout, place, use_cpu_devices
 from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
@@ -383,6 +384,14 @@ def _own_rows(
     w = real.astype(np.dtype(X.dtype))
     if weight is not None:
         w = w * np.asarray(weight)[padded]
+        totals = w.sum(axis=1)
+        if not (totals > 0).all():
+            bad = int(np.argmin(totals > 0))
+            raise ValueError(
+                f"network {bad}: sample_weight is 0 on every row of rows[{bad}]; each network "
+                "needs training rows of positive total weight (its weighted mean loss would "
+                "be 0/0)"
+            )
     new = config._replace(**batching(n_max, batch_size, shuffle, False), weighted=True)
     take = jnp.asarray(padded)
     return (X[take], Y[take], jnp.asarray(w), jnp.asarray(n_rows, jnp.int32)), new
@@ -518,6 +527,7 @@ def train_many(
         "max_abs_param": max_abs_param,
     }
     start = time.perf_counter()
+    default_compilation_cache()  # on in the per-user folder unless turned off, as train does
     if keys is not None and key is not None:
         raise ValueError("give key (one data order for all) or keys (one per network), not both")
     check_progress(progress)
@@ -575,35 +585,43 @@ def train_many(
     if getattr(run.optimizer, "needs_normal_equations", False):  # lm, br: N copies of J^T J
         check_normal_equations(template, run.optimizer, n_networks=n_nets)
     config, data, val = run.config, run.data, run.val
+    order = "own" if keys is not None or rows is not None else "shared"
+    if val_rows is not None and val is None:
+        raise ValueError("val_rows index X_val and Y_val: give them too (X_val=X, Y_val=Y)")
+    # The memory check comes before the per-network copies of rows= and val_rows=
+    # (N copies of the largest set each), and counts them.
+    n_each = data[0].shape[0]
+    if rows is not None:
+        n_each = max(len(r) for r in _row_sets("rows", rows, n_nets, n_each))
+    n_val = 0 if val is None else val[0].shape[-2]
     if val_rows is not None:
-        if val is None:
-            raise ValueError("val_rows index X_val and Y_val: give them too (X_val=X, Y_val=Y)")
+        n_val = max(len(r) for r in _row_sets("val_rows", val_rows, n_nets, n_val))
+    estimate = estimate_memory(
+        template,
+        n_nets,
+        n_examples=n_each,
+        batch_size=config.batch_size,
+        epochs=epochs,
+        n_val=n_val,  # per network
+        optimizer=opt,
+        early_stopping=config.early_stopping,
+        own_data_order=order == "own",
+        own_validation=val_rows is not None,
+        history_chunk=config.history_chunk,
+    )
+    check_memory(
+        estimate, memory_limit, what=f"{n_nets} networks {'-'.join(map(str, template.sizes))}"
+    )
+    if val_rows is not None:
         val = _own_val(val_rows, n_nets, val)
     if rows is not None:
         data, config = _own_rows(rows, n_nets, data, config, batch_size, shuffle, drop_last)
-    order = "own" if keys is not None or rows is not None else "shared"
     if keys is not None:
         data_keys = _as_keys(keys, n_nets)
     elif rows is not None:  # each network its own rows, every one the same data-order key
         data_keys = jnp.stack([as_key(key)] * n_nets)
     else:
         data_keys = as_key(key)
-    X_ = run.data[0]
-    estimate = estimate_memory(
-        template,
-        n_nets,
-        n_examples=X_.shape[0],
-        batch_size=config.batch_size,
-        epochs=epochs,
-        n_val=0 if val is None else val[0].shape[-2],  # per network
-        optimizer=opt,
-        early_stopping=config.early_stopping,
-        own_data_order=order == "own",
-        history_chunk=config.history_chunk,
-    )
-    check_memory(
-        estimate, memory_limit, what=f"{n_nets} networks {'-'.join(map(str, template.sizes))}"
-    )
 
     if seed_arr is not None:
         params = init_many(params, seed_arr)

@@ -11,13 +11,14 @@ sparse input densified by the scikit-learn estimators).
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.params import MLP
+if TYPE_CHECKING:  # params imports this module (its size guard)
+    from jbpnn.params import MLP
 
 __all__ = [
     "RUNTIME_OVERHEAD",
@@ -89,6 +90,7 @@ def estimate_memory(
     optimizer: SizedOptimizer | None = None,
     early_stopping: bool = False,
     own_data_order: bool = False,
+    own_validation: bool = False,
     history_chunk: int | None = None,
 ) -> MemoryEstimate:
     """Estimate the device memory of :func:`train_many`, without allocating anything.
@@ -112,7 +114,10 @@ def estimate_memory(
             state (traced with ``jax.eval_shape``, nothing allocated; default: one
             slot per parameter, as momentum).
         early_stopping: keeps a copy of the best params.
-        own_data_order: every network shuffles its own copy of the data (``keys``).
+        own_data_order: every network shuffles its own copy of the data (``keys``;
+            with ``rows=``, ``n_examples`` is its largest set of rows).
+        own_validation: every network holds its own copy of ``n_val`` validation
+            rows (``val_rows=``).
         history_chunk: the history is kept in a buffer of this many epochs
             (default None: one entry per epoch, ``epochs`` of them).
     """
@@ -137,6 +142,8 @@ def estimate_memory(
     }
     if own_data_order:
         parts["activations"] += n_examples * (template.n_in + template.n_out) * item
+    if own_validation:
+        parts["activations"] += n_val * (template.n_in + template.n_out) * item
     shared = 2 * data * item + RUNTIME_OVERHEAD
     return MemoryEstimate(int(n_networks), sum(parts.values()), shared, parts)
 
@@ -145,7 +152,9 @@ def available_memory(device: Any = None) -> tuple[int, str]:
     """Bytes free on ``device`` (default: the first JAX device) and where that came from.
 
     Accelerators: ``bytes_limit - bytes_in_use`` of ``device.memory_stats()``.
-    CPU: ``MemAvailable`` of ``/proc/meminfo``, else ``os.sysconf`` available pages.
+    CPU: ``MemAvailable`` of ``/proc/meminfo``, or less where the process's cgroup
+    (Docker, Kubernetes, SLURM) allows less (:func:`cgroup_memory`); else
+    ``os.sysconf`` available pages.
     """
     device = device or jax.devices()[0]
     stats = None
@@ -157,18 +166,81 @@ def available_memory(device: Any = None) -> tuple[int, str]:
     if stats and "bytes_limit" in stats:
         free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
         return free, f"{device.platform} device memory ({device})"
+    host = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "available RAM (/proc/meminfo)"
+                    host = int(line.split()[1]) * 1024, "available RAM (/proc/meminfo)"
     except OSError:
         pass
+    group = cgroup_memory()
+    if group is not None and (host is None or group[0] < host[0]):
+        return group
+    if host is not None:
+        return host
     try:
         pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         return int(pages), "available RAM (os.sysconf)"
     except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf
         return 2**62, "unknown (no limit applied)"
+
+
+_NO_LIMIT = 2**60  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # "max" (v2: no limit) gives None
+
+
+def cgroup_memory(
+    root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup"
+) -> tuple[int, str] | None:
+    """Bytes this process's cgroup still allows (its limit minus its usage), or None.
+
+    A container (Docker, Kubernetes) or a batch job (SLURM) limits memory through
+    the cgroup, where the kernel kills the process at the limit however much RAM
+    the host has free. cgroup v2 (``memory.max``, ``memory.current``) and v1
+    (``memory.limit_in_bytes``, ``memory.usage_in_bytes``) are read for the group
+    and each of its parents, at the path ``/proc/self/cgroup`` names and at the
+    mount's root (inside a container the group is the root); the tightest one wins.
+    """
+    try:
+        with open(proc_cgroup) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    places = []  # (folder, limit file, usage file)
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2: "0::/path"
+            files, base = ("memory.max", "memory.current"), root
+        elif "memory" in controllers.split(","):
+            files, base = ("memory.limit_in_bytes", "memory.usage_in_bytes"), f"{root}/memory"
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            places.append(("/".join([base, *parts[:depth]]), *files))
+    best = None
+    for folder, limit_file, usage_file in places:
+        limit = _read_int(f"{folder}/{limit_file}")
+        if limit is None or limit >= _NO_LIMIT:
+            continue
+        used = _read_int(f"{folder}/{usage_file}") or 0
+        free = max(0, limit - used)
+        if best is None or free < best[0]:
+            best = (
+                free,
+                f"the cgroup's memory limit ({folder}/{limit_file}: "
+                f"{format_bytes(limit)}, {format_bytes(used)} in use)",
+            )
+    return best
 
 
 def check_memory(
@@ -199,13 +271,21 @@ def check_memory(
 
 
 def check_array_memory(
-    shape: tuple[int, ...], dtype: Any, what: str, copies: int = 1, limit: int | None = None
+    shape: tuple[int, ...],
+    dtype: Any,
+    what: str,
+    copies: int = 1,
+    limit: int | None = None,
+    *,
+    device: Any = None,
+    advice: str = "use fewer rows (train with partial_fit on chunks) or fewer columns",
 ) -> None:
     """Raise :class:`ArrayTooLarge` if ``copies`` dense arrays of ``shape`` and ``dtype``
-    exceed ``limit`` bytes (default 90% of :func:`available_memory`), naming ``what``."""
+    exceed ``limit`` bytes (default 90% of :func:`available_memory` of ``device``, the
+    CPU unless given), naming ``what``; ``advice`` ends the message."""
     need = copies * int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
     if limit is None:
-        free, source = available_memory(jax.devices("cpu")[0])
+        free, source = available_memory(device or jax.devices("cpu")[0])
         limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {source}"
     else:
         source = "the limit given"
@@ -213,7 +293,7 @@ def check_array_memory(
         raise ArrayTooLarge(
             f"{what} as a dense {np.dtype(dtype).name} array of shape {tuple(shape)} needs "
             f"{format_bytes(need)}, more than the {format_bytes(limit)} allowed ({source}); "
-            "use fewer rows (train with partial_fit on chunks) or fewer columns"
+            f"{advice}"
         )
 
 

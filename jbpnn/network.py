@@ -12,7 +12,9 @@ article code's bugs: biases skipped in the forward pass but still "updated",
 and its tanh-valued "sigmoid" differentiated as ``O - O^2``.
 
 ``Err`` is ``-dE/dnet`` (the sign convention of :mod:`jbpnn.losses`), every
-``f'`` is written from the unit's output ``O``, and :func:`backward` returns
+``f'`` is written from the unit's output ``O`` (for the units that need their net input,
+swish, gelu, softplus and a user's ``uses="net"`` unit, from ``net``, recomputed from the
+cache as ``O_prev w + theta``: :func:`jbpnn.activations.units`), and :func:`backward` returns
 *gradients* ``dE/dtheta`` with the structure of the params, so one step of the
 article's online rule ``w_ij += l Err_j O_i`` is ``p - l * g``.
 
@@ -45,9 +47,9 @@ from jax.interpreters import ad, batching, mlir
 from jax.typing import ArrayLike
 
 from jbpnn import checks
-from jbpnn.activations import activation_table
+from jbpnn.activations import activation_table, units
 from jbpnn.losses import LOSSES
-from jbpnn.params import MLP, Layer, network_count
+from jbpnn.params import MLP, Layer, check_network
 from jbpnn.tangents import tangents
 
 __all__ = [
@@ -97,6 +99,7 @@ def forward(params: MLP, x: ArrayLike) -> tuple[Array, Cache]:
         outputs of every layer with the input first: ``(x, O_1, ..., O_L)``,
         ``cache[-1] is y``. That is all :func:`backward` needs.
     """
+    check_network(params, "forward")  # shapes and names, before anything is traced
     x = jnp.asarray(x)
     _check_length(x.shape, params.n_in, "data", "input")
     table = activation_table(params.article_mode)
@@ -126,8 +129,7 @@ def deltas(params: MLP, cache: Cache, y: ArrayLike) -> tuple[Array, ...]:
     """
     y = jnp.asarray(y)
     _check_length(y.shape, params.n_out, "target", "output")
-    table = activation_table(params.article_mode)
-    acts = [table[name] for name in params.activations]
+    acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     # Output layer: Err_k = f'(net_k)(T_k - O_k) for mse, T_k - O_k for the log losses.
     delta = LOSSES[params.loss].delta(cache[-1], y, acts[-1])
     errs = [delta]
@@ -257,7 +259,7 @@ def predict(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
     Returns:
         Outputs, shape ``(B, n_out)``.
     """
-    X, _, _ = check_batch(params, X, None, check_finite=check_finite)
+    X, _, _ = check_batch(params, X, None, check_finite=check_finite, what="predict")
     return _predict_jit(params, X)
 
 
@@ -291,7 +293,9 @@ def loss(
     Returns:
         A scalar.
     """
-    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
+    X, Y, sw = check_batch(
+        params, X, Y, sample_weight, check_finite=check_finite, min_rows=1, what="loss"
+    )
     return _loss_jit(params, X, Y, sw)
 
 
@@ -304,7 +308,9 @@ def loss_and_gradient(
     check_finite: bool = True,
 ) -> tuple[Array, MLP]:
     """The batch loss and its gradient in one pass, jitted. See :func:`batch_gradient`."""
-    X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
+    X, Y, sw = check_batch(
+        params, X, Y, sample_weight, check_finite=check_finite, min_rows=1, what="batch_gradient"
+    )
     return _loss_and_gradient_jit(params, X, Y, sw)
 
 
@@ -411,14 +417,7 @@ def jvp(
 
 
 def _require_one_network(params: MLP, name: str) -> None:
-    if not isinstance(params, MLP):
-        raise TypeError(f"params must be an MLP, got {type(params).__name__}")
-    n = network_count(params)
-    if n:
-        raise ValueError(
-            f"{name} takes ONE network (w 2-D, b 1-D); for stacked params use "
-            f"jax.vmap(jbpnn.{name}, ...); got a stack of {n} networks"
-        )
+    check_network(params, name)
 
 
 def check_direction(params: MLP, other: Any, name: str = "dparams") -> MLP:
@@ -465,6 +464,7 @@ def check_batch(
     min_rows: int = 0,
     weight_name: str = "sample_weight",
     targets: bool | None = None,
+    what: str = "params",
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch against the network and cast it to the params' dtype.
 
@@ -476,14 +476,13 @@ def check_batch(
     ``check_finite``) targets the loss cannot take (:func:`jbpnn.checks.check_targets`:
     the cross-entropies need values in [0, 1]).
 
+    ``what`` names the caller in the message for params that are not ONE network
+    (:func:`jbpnn.params.check_network`).
+
     Returns:
         ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
     """
-    if not isinstance(params, MLP):
-        raise TypeError(
-            f"params must be an MLP (see init_params or MLP.from_layers), got "
-            f"{type(params).__name__}"
-        )
+    check_network(params, what)  # ONE network, shapes that chain, known activation names
     X, Y, sample_weight = checks.check_data(
         X,
         Y,
@@ -521,8 +520,7 @@ def _pullback(params: MLP, cache: Cache, g: Array) -> tuple[tuple[Array, ...], A
         ``(d, dx)``: ``d`` holds ``dL/dnet`` of every layer, input side first, and ``dx``
         is ``dL/dx``, shape ``(n_in,)``.
     """
-    table = activation_table(params.article_mode)
-    acts = [table[name] for name in params.activations]
+    acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     d = acts[-1].backprop(cache[-1], g)  # d_L = J_L^T g, from the outputs O_L
     ds = [d]
     for l in range(len(params.layers) - 1, 0, -1):  # noqa: E741
@@ -771,12 +769,7 @@ def apply(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
         ValueError: a wrong feature count or rank (before anything is traced), stacked
             params, NaN/inf in ``X``.
     """
-    n = network_count(params)
-    if n:
-        raise ValueError(
-            "apply takes ONE network (w 2-D, b 1-D); for stacked params use "
-            f"jax.vmap(jbpnn.apply, in_axes=(0, None)); got a stack of {n} networks"
-        )
+    check_network(params, "apply")  # ONE network, shapes that chain, known names
     if np.ndim(X) == 1:  # one example: a batch of one
         X = X if isinstance(X, jax.Array) else np.asarray(X)
         return apply(params, X[None, :], check_finite=check_finite)[0]

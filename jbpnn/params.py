@@ -33,8 +33,17 @@ from jbpnn import checks
 from jbpnn.activations import get_activation
 from jbpnn.checks import check_seed
 from jbpnn.losses import LOSSES, check_pair, get_loss
+from jbpnn.memory import check_array_memory
 
-__all__ = ["INITS", "MLP", "Layer", "first_network", "init_params", "network_count"]
+__all__ = [
+    "INITS",
+    "MLP",
+    "Layer",
+    "check_network",
+    "first_network",
+    "init_params",
+    "network_count",
+]
 
 Array = jax.Array
 
@@ -318,6 +327,70 @@ def network_count(params: MLP) -> int:
     return int(counts.pop())
 
 
+def check_network(params: Any, what: str = "params", *, stacked: bool = False) -> int:
+    """Check an :class:`MLP` before anything is traced; returns :func:`network_count`.
+
+    The constructor cannot check (JAX rebuilds pytrees from placeholders), so an
+    ``MLP(layers, activations, loss)`` built directly is checked here, where it is used:
+    every ``w`` ``(n_in, n_out)`` and ``b`` ``(n_out,)`` (after the network axis), each
+    layer's inputs the outputs of the layer below, one known activation name per layer.
+
+    Args:
+        params: the network (or stacked networks).
+        what: the function that takes it, named in the messages.
+        stacked: accept stacked params (else ONE network is required).
+
+    Raises:
+        TypeError: ``params`` is not an MLP.
+        ValueError: shapes that do not chain (naming the layer and the shapes), unknown
+            activation names (listing the known ones), or stacked params where ONE network
+            is expected (pointing to ``jax.vmap`` and ``result[i].params``).
+    """
+    where = "" if what == "params" else f"{what}: "
+    if not isinstance(params, MLP):
+        raise TypeError(
+            f"{where}params must be an MLP (see init_params or MLP.from_layers), got "
+            f"{type(params).__name__}"
+        )
+    if not params.layers:
+        raise ValueError(f"{where}params has no layers; an MLP needs at least one")
+    n = network_count(params)
+    lead = 1 if n else 0
+    previous = None
+    for i, layer in enumerate(params.layers):
+        w, b = tuple(np.shape(layer.w)[lead:]), tuple(np.shape(layer.b)[lead:])
+        if b != (w[1],):
+            raise ValueError(
+                f"{where}layer {i}'s b has shape {b}, but its w {w} needs b of shape ({w[1]},)"
+            )
+        if previous is not None and previous[1] != w[0]:
+            raise ValueError(
+                f"{where}the layer shapes do not chain: layer {i}'s w has shape {w} "
+                f"({w[0]} inputs) but layer {i - 1}'s w has shape {previous} "
+                f"({previous[1]} outputs); w of layer l must be (n_out of layer l-1, n_out)"
+            )
+        previous = w
+    if len(params.activations) != len(params.layers):
+        raise ValueError(
+            f"{where}params has {len(params.activations)} activation names for "
+            f"{len(params.layers)} layers; give one per layer"
+        )
+    for i, name in enumerate(params.activations):
+        try:
+            get_activation(name)  # the registry's names, units registered by the user included
+        except ValueError as error:
+            raise ValueError(f"{where}layer {i}: {error}") from None
+    if n and not stacked:
+        raise ValueError(
+            f"{what} takes ONE network (w 2-D, b 1-D), but params is a stack of {n} networks "
+            "(train_many's result.params, or a stacked checkpoint); take network i with "
+            "result[i].params or jax.tree.map(lambda a: a[i], params), or map over the stack "
+            "with jax.vmap, in_axes 0 for params and None for the data, e.g. "
+            "jax.vmap(jbpnn.apply, in_axes=(0, None))"
+        )
+    return n
+
+
 def first_network(stacked: MLP) -> MLP:
     """Network 0 of stacked params (the template for shapes, dtype and names)."""
     return jax.tree.map(lambda a: a[0], stacked)
@@ -503,6 +576,15 @@ def init_params(
         raise TypeError(
             "key must be an int seed or a jax.random.key, got NoneType None; init_params "
             "has no default key (e.g. key=0)"
+        )
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_params * dtype.itemsize > 2**26:  # above 64 MiB, ask how much memory is free
+        check_array_memory(
+            (n_params,),
+            dtype,
+            f"the {n_params:,} params of a {'-'.join(map(str, sizes))} network",
+            device=jax.devices()[0],
+            advice="choose smaller layers",
         )
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         layers = _init_layers_from_seed(check_seed("key", key), sizes, init, dtype)

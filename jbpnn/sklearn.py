@@ -2,7 +2,7 @@
 
 scikit-learn is an optional extra (``pip install "jbpnn[sklearn]"``). This is the only
 module that imports it, and ``import jbpnn`` does not import this module. (One job,
-scikit-learn's contract, in one module of about 1600 lines: the two estimators and the
+scikit-learn's contract, in one module of about 1800 lines: the two estimators and the
 grid search share the settings, the splits and the fitted attributes, and read best
 side by side with scikit-learn's own ``_multilayer_perceptron.py``.)
 
@@ -121,6 +121,7 @@ except ImportError as error:  # pragma: no cover - the extra is missing
     ) from error
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
+from sklearn.metrics._scorer import _check_multimetric_scoring
 from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import _safe_indexing
@@ -535,6 +536,49 @@ def _initial_params(
     return params
 
 
+def _set_now(est: _BPNNBase) -> tuple[str, np.dtype]:
+    """The hidden activation and dtype the estimator is set to now, checked as
+    :func:`_settings` checks them (``predict`` checks nothing else). A float64 that JAX
+    cannot give (x64 off) reads as the fitted dtype: only ``fit`` refuses it."""
+    activation = ACTIVATION_NAMES.get(est.activation) if isinstance(est.activation, str) else None
+    if activation is None:
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATION_NAMES)}, got {est.activation!r}"
+        )
+    try:
+        dtype = np.dtype(est.dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {est.dtype!r}")
+    return activation, dtype
+
+
+def _as_set(params: MLP, activation: str, dtype: np.dtype) -> MLP:
+    """``params`` with the estimator's hidden activation and dtype as set now: after
+    ``set_params(activation=...)`` (or ``dtype=``) the existing weights with the new
+    hidden activation (as ``MLPClassifier``'s ``predict`` and warm-started ``fit``)."""
+    if dtype == np.float64 and not jax.config.jax_enable_x64:
+        dtype = params.dtype  # fit refuses it; predict goes on in the fitted dtype
+    activations = (activation,) * (len(params.layers) - 1) + params.activations[-1:]
+    if activations == params.activations and params.dtype == dtype:
+        return params
+    layers = [(layer.w, layer.b) for layer in params.layers]
+    return MLP.from_layers(
+        layers, activations, params.loss, dtype=dtype, article_mode=params.article_mode
+    )
+
+
+def _renamed(tree: Any, activations: tuple[str, ...]) -> Any:
+    """Every :class:`MLP` in ``tree`` (a TrainState: params, optimizer moments) with these
+    activation names; the arrays are kept."""
+    return jax.tree.map(
+        lambda m: MLP(m.layers, activations, m.loss, m.article_mode) if isinstance(m, MLP) else m,
+        tree,
+        is_leaf=lambda m: isinstance(m, MLP),
+    )
+
+
 def _predict_outputs(params: MLP, X: np.ndarray) -> np.ndarray:
     """The network's outputs, in fixed chunks of ``_PREDICT_CHUNK`` rows (padded), in
     NumPy's type of ``X @ coefs_`` (as scikit-learn: float32 for float32 input and
@@ -604,6 +648,28 @@ def _check_sample_weight_sum(sw: np.ndarray | None, dtype: np.dtype) -> None:
             f"sample_weight sums to {total:.3g}, which overflows the network's dtype "
             f"{np.dtype(dtype).name} (largest value {np.finfo(dtype).max:.3g}); rescale the "
             "weights (only their ratios matter)"
+        )
+
+
+def _check_label_types(y: Any, name: str = "y") -> None:
+    """Class labels all strings or all numbers, never None: scikit-learn's ``ValueError``
+    ("Mix of label input types (string and number)", ``unique_labels``) before NumPy's
+    sort of the labels fails with "'<' not supported"."""
+    values = np.asarray(y, dtype=object).ravel() if np.asarray(y).dtype == object else None
+    if values is None:  # a numeric or a string array: one type
+        return
+    for i, v in enumerate(values):
+        if v is None:
+            raise ValueError(
+                f"{name} holds None at index {i}: class labels must be all strings or all "
+                "numbers, never None (drop those rows or give them a label)"
+            )
+    strings = [isinstance(v, str) for v in values]
+    if any(strings) and not all(strings):
+        text, number = values[strings.index(True)], values[strings.index(False)]
+        raise ValueError(
+            f"Mix of label input types (string and number) in {name}: e.g. {text!r} and "
+            f"{number!r}; class labels must be all strings or all numbers"
         )
 
 
@@ -768,11 +834,17 @@ class _BPNNBase(BaseEstimator):
                     f"{output[0]!r}. Set warm_start=False to start afresh"
                 )
             state = getattr(self, "state_", None)
-            if state is None or state.params.sizes != params.sizes:
-                start, key = params, order_seed  # weights set by hand: a fresh optimizer
+            if (
+                state is None
+                or state.params.sizes != params.sizes
+                or state.params.dtype != params.dtype
+            ):
+                # weights set by hand, or a new dtype: a fresh optimizer
+                start, key = params, order_seed
             else:
-                if params is not self.params_:  # coefs_ set by hand: they take effect
-                    state = state._replace(params=params, best_params=None)
+                if params is not self.params_:  # coefs_ set by hand, a new activation: they
+                    state = state._replace(params=params, best_params=None)  # take effect
+                    state = _renamed(state, params.activations)
                 start, key = state._replace(stop=jax.device_put(np.int32(RUNNING))), None
                 count_before = int(np.max(np.asarray(getattr(state.opt_state, "count", 0))))
             if isinstance(start, TrainState) and hasattr(start.opt_state, "n_evals"):
@@ -831,11 +903,12 @@ class _BPNNBase(BaseEstimator):
     def _current_params(self, s: _Settings | None = None) -> MLP:
         """The network ``coefs_`` / ``intercepts_`` describe: ``params_``, or, when they
         were set (or changed) by hand, a network made of them, which the next
-        ``partial_fit``, warm-started ``fit`` or ``predict`` uses (as scikit-learn's)."""
+        ``partial_fit``, warm-started ``fit`` or ``predict`` uses (as scikit-learn's); with
+        the hidden activation and dtype the estimator is set to now (``set_params``)."""
         params = getattr(self, "params_", None)
         coefs, intercepts = list(self.coefs_), list(self.intercepts_)
         if params is not None and _same_weights(params, coefs, intercepts):
-            return params
+            return _as_set(params, *(_set_now(self) if s is None else (s.activation, s.dtype)))
         if params is not None:
             activations, loss, dtype = params.activations, params.loss, params.dtype
         else:
@@ -845,12 +918,13 @@ class _BPNNBase(BaseEstimator):
             dtype = s.dtype
         try:
             layers = [(np.asarray(w), np.asarray(b).reshape(-1)) for w, b in zip(coefs, intercepts)]
-            return MLP.from_layers(layers, activations, loss, dtype=dtype)
+            params = MLP.from_layers(layers, activations, loss, dtype=dtype)
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"coefs_ and intercepts_ do not make a network of {len(activations)} layers: "
                 f"{error}"
             ) from None
+        return _as_set(params, *(_set_now(self) if s is None else (s.activation, s.dtype)))
 
     def _split(self, X, Y, sw, s: _Settings, rng):
         """scikit-learn's validation split: ``(X_tr, Y_tr, sw_tr, _ValSet)``."""
@@ -1061,6 +1135,7 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
         _check_magnitudes("X", X, dtype)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        _check_label_types(y)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
@@ -1093,6 +1168,8 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
         Returns:
             self.
         """
+        if classes is not None:
+            _check_label_types(classes, "classes")
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             y_arr = np.asarray(y) if not hasattr(y, "iloc") else y
@@ -1282,11 +1359,15 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         estimator: a :class:`BPNNClassifier` or :class:`BPNNRegressor`.
         param_grid: a dict of lists, or a list of such dicts (``GridSearchCV``'s).
         scoring: None (the estimator's ``score``: accuracy or R^2), a scorer name or a
-            callable ``scorer(estimator, X, y)``.
+            callable ``scorer(estimator, X, y)``; or several metrics, as ``GridSearchCV``: a
+            list, tuple or set of scorer names, or a dict ``{name: scorer}`` (or a callable
+            returning such a dict), giving ``mean_test_<name>`` etc. in ``cv_results_``.
         refit: refit the best candidate on all the data (``best_estimator_``); True,
-            False, or a callable ``cv_results_ -> best index``.
+            False, or a callable ``cv_results_ -> best index``; with several metrics, the
+            name of the one that picks the best candidate (or a callable, or False).
         cv: folds: an int (stratified k-fold for classifiers), a splitter, or an
-            iterable of ``(train, test)`` index arrays.
+            iterable of ``(train, test)`` index arrays or boolean masks (indices outside
+            X's rows are refused, naming the fold).
 
     Attributes:
         cv_results_, best_index_, best_params_, best_score_, best_estimator_,
@@ -1324,11 +1405,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 f"train_many; got {type(base).__name__}. Use GridSearchCV for other estimators"
             )
         candidates = list(ParameterGrid(self.param_grid))
+        if is_classifier(base) and y is not None:
+            _check_label_types(y)
+        scorers, refit_metric = self._scorers(base)
         cv = check_cv(self.cv, y, classifier=is_classifier(base))
-        splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(X, y, groups)]
-        self.n_splits_ = len(splits)
-        self.scorer_ = check_scoring(base, self.scoring)
-        self.multimetric_ = False
         # The data as every fold's fit sees it (validated once; a fold is a row subset).
         probe = clone(base)
         Xf, yv = validate_data(
@@ -1336,7 +1416,20 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         )
         if yv.ndim == 2 and yv.shape[1] == 1:
             yv = column_or_1d(yv, warn=True)
+        n_rows = Xf.shape[0]
+        splits = [
+            (_fold_rows(k, "train", tr, n_rows), _fold_rows(k, "test", te, n_rows))
+            for k, (tr, te) in enumerate(cv.split(X, y, groups))
+        ]
+        self.n_splits_ = len(splits)
         sw = None if sample_weight is None else _check_sample_weight(sample_weight, Xf)
+        if sw is not None:  # as a fit refuses weights that are all 0
+            for k, (tr, _) in enumerate(splits):
+                if not np.sum(sw[tr], dtype=np.float64) > 0:
+                    raise ValueError(
+                        f"cv fold {k}: sample_weight is 0 on every one of its {len(tr)} "
+                        "training rows; a fit needs training weights with a positive sum"
+                    )
 
         jobs = []
         for c, params in enumerate(candidates):
@@ -1346,19 +1439,23 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 if job.settings.early_stopping:
                     job = self._with_validation_split(job, yv)
                 jobs.append(job)
-        scores = np.full((len(candidates), len(splits)), np.nan)
-        fit_times = np.zeros_like(scores)
-        score_times = np.zeros_like(scores)
+        fit_times = np.zeros((len(candidates), len(splits)))
+        score_times = np.zeros_like(fit_times)
+        values: dict[tuple[int, int], Any] = {}
         self.sweep_calls_ = []
 
-        weigh = sample_weight is not None and self._scorer_accepts_sample_weight()
+        weigh = sample_weight is not None and self._scorer_accepts_sample_weight(scorers)
 
         def score(job: _Job, fitted: _BPNNBase) -> None:
             start = time.perf_counter()
             y_test = None if y is None else _safe_indexing(y, job.test)
             kw = {"sample_weight": _safe_indexing(sample_weight, job.test)} if weigh else {}
-            value = self.scorer_(fitted, _safe_indexing(X, job.test), y_test, **kw)
-            scores[job.candidate, job.split] = value
+            X_test = _safe_indexing(X, job.test)
+            if isinstance(scorers, dict):
+                value = {name: sc(fitted, X_test, y_test, **kw) for name, sc in scorers.items()}
+            else:
+                value = scorers(fitted, X_test, y_test, **kw)
+            values[job.candidate, job.split] = value
             score_times[job.candidate, job.split] = time.perf_counter() - start
 
         groups_of: dict[tuple, list[_Job]] = {}
@@ -1372,10 +1469,20 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 fit_times[job.candidate, job.split] = seconds / len(members)
                 score(job, est)
 
+        scores = self._score_arrays(values, len(candidates), len(splits))
+        # several metrics: a dict of scorers, or a callable that returns a dict (GridSearchCV's)
+        self.multimetric_ = isinstance(next(iter(values.values())), Mapping)
+        if self.multimetric_ and not isinstance(scorers, dict):
+            self._check_refit_for_multimetric(scores)
+            refit_metric = self.refit
+        self.scorer_ = scorers
         self.cv_results_ = _cv_results(candidates, scores, fit_times, score_times)
-        self.best_index_ = self._best_index()
-        self.best_params_ = candidates[self.best_index_]
-        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        if self.refit or not self.multimetric_:  # as GridSearchCV
+            self.best_index_ = self._best_index(refit_metric)
+            self.best_params_ = candidates[self.best_index_]
+            if not (self.multimetric_ and callable(self.refit)):
+                mean = self.cv_results_[f"mean_test_{refit_metric}"]
+                self.best_score_ = float(mean[self.best_index_])
         if self.refit:
             start = time.perf_counter()
             fit_kw = {} if sample_weight is None else {"sample_weight": sample_weight}
@@ -1383,25 +1490,78 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.refit_time_ = time.perf_counter() - start
         return self
 
-    def _scorer_accepts_sample_weight(self) -> bool:
+    def _scorers(self, base: _BPNNBase) -> tuple[Any, Any]:
+        """``(scorer or {name: scorer}, refit metric)`` as GridSearchCV's ``_get_scorers``:
+        one scorer for None, a name or a callable; a dict of them for a list, tuple, set or
+        dict of scorer names or callables (multi-metric: ``refit`` must name one, be a
+        callable, or be False)."""
+        if callable(self.scoring) or self.scoring is None or isinstance(self.scoring, str):
+            return check_scoring(base, self.scoring), "score"
+        scorers = _check_multimetric_scoring(base, self.scoring)
+        self._check_refit_for_multimetric(scorers)
+        return scorers, self.refit
+
+    def _check_refit_for_multimetric(self, scorers: Mapping[str, Any]) -> None:
+        """GridSearchCV's rule: with several metrics, ``refit`` names the one that picks the
+        best candidate (or is a callable, or False)."""
+        if self.refit is not False and not callable(self.refit):
+            if not (isinstance(self.refit, str) and self.refit in scorers):
+                raise ValueError(
+                    "For multi-metric scoring, the parameter refit must be set to a scorer "
+                    f"key ({sorted(scorers)}) or a callable to refit an estimator with the "
+                    "best parameter setting on the whole data and make the best_* attributes "
+                    "available for that metric. If this is not needed, refit should be set to "
+                    f"False explicitly. {self.refit!r} was passed."
+                )
+
+    @staticmethod
+    def _score_arrays(
+        values: Mapping[tuple[int, int], Any], n_candidates: int, n_splits: int
+    ) -> dict[str, np.ndarray]:
+        """The scores as ``{metric: (candidates, splits) array}``: ``"score"`` for one
+        metric, the scorer names for a dict of scorers (or a callable returning a dict)."""
+        first = next(iter(values.values()))
+        names = list(first) if isinstance(first, Mapping) else None
+        scores = {name: np.full((n_candidates, n_splits), np.nan) for name in names or ["score"]}
+        for (c, k), value in values.items():
+            if (names is None) == isinstance(value, Mapping) or (
+                names is not None and list(value) != names
+            ):
+                raise ValueError(
+                    f"scoring returned {value!r} for candidate {c}, fold {k}, but {first!r} for "
+                    "another: a scorer returns one number, or always a dict of the same names"
+                )
+            for name, v in value.items() if names is not None else [("score", value)]:
+                try:
+                    scores[name][c, k] = v
+                except (TypeError, ValueError):
+                    metric = "" if names is None else f", metric {name!r}"
+                    raise ValueError(
+                        f"scoring returned {v!r} ({type(v).__name__}) for candidate {c}, fold "
+                        f"{k}{metric}; a score must be a number"
+                    ) from None
+        return scores
+
+    def _scorer_accepts_sample_weight(self, scorers: Any) -> bool:
         """As GridSearchCV: the test folds are scored with their sample weights when the
-        scorer takes them, else it warns."""
-        scorer = self.scorer_
-        accept = getattr(scorer, "_accept_sample_weight", None)
-        ok = (
-            accept()
-            if callable(accept)
-            else "sample_weight" in inspect.signature(scorer).parameters
-        )
+        scorers take them, else it warns."""
+        ok = True
+        for scorer in scorers.values() if isinstance(scorers, dict) else [scorers]:
+            accept = getattr(scorer, "_accept_sample_weight", None)
+            ok = ok and (
+                accept()
+                if callable(accept)
+                else "sample_weight" in inspect.signature(scorer).parameters
+            )
         if not ok:
             warnings.warn(
-                f"The scoring {scorer} does not support sample_weight, which may lead to "
+                f"The scoring {scorers} does not support sample_weight, which may lead to "
                 f"statistically incorrect results when fitting {self} with sample_weight. ",
                 stacklevel=3,
             )
         return ok
 
-    def _best_index(self) -> int:
+    def _best_index(self, metric: str = "score") -> int:
         if callable(self.refit):
             index = self.refit(self.cv_results_)
             if not isinstance(index, numbers.Integral) or not 0 <= index < len(
@@ -1409,7 +1569,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             ):
                 raise IndexError("best_index_ returned by the refit callable is out of range")
             return int(index)
-        return int(self.cv_results_["rank_test_score"].argmin())
+        return int(self.cv_results_[f"rank_test_{metric}"].argmin())
 
     @staticmethod
     def _with_validation_split(job: _Job, yv: np.ndarray) -> _Job:
@@ -1529,9 +1689,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         return self.best_estimator_.predict_proba(X)
 
     def score(self, X, y=None):
-        """The scorer on the best estimator: ``scorer_(best_estimator_, X, y)``."""
+        """The scorer on the best estimator: ``scorer_(best_estimator_, X, y)`` (with
+        several metrics, the one ``refit`` names)."""
         self._check_refit("score")
-        return self.scorer_(self.best_estimator_, X, y)
+        if isinstance(self.scorer_, dict):
+            return self.scorer_[self.refit](self.best_estimator_, X, y)
+        value = self.scorer_(self.best_estimator_, X, y)
+        return value[self.refit] if self.multimetric_ else value
 
     @property
     def classes_(self):
@@ -1567,9 +1731,14 @@ def _masked_params(candidates: Sequence[Mapping[str, Any]]) -> dict[str, np.ma.M
 
 
 def _cv_results(
-    candidates: list[dict], scores: np.ndarray, fit_times: np.ndarray, score_times: np.ndarray
+    candidates: list[dict],
+    scores: Mapping[str, np.ndarray],
+    fit_times: np.ndarray,
+    score_times: np.ndarray,
 ) -> dict[str, Any]:
-    """``GridSearchCV``'s ``cv_results_`` (same keys, same order, same ranking rule)."""
+    """``GridSearchCV``'s ``cv_results_`` (same keys, same order, same ranking rule):
+    ``scores`` maps each metric (``"score"`` for one) to its ``(candidates, splits)``
+    scores, giving ``split<k>_test_<metric>``, ``mean_``, ``std_`` and ``rank_test_<metric>``."""
     from scipy.stats import rankdata
 
     results: dict[str, Any] = {}
@@ -1578,17 +1747,45 @@ def _cv_results(
         results[f"std_{name}"] = array.std(axis=1)
     results.update(_masked_params(candidates))
     results["params"] = candidates
-    for k in range(scores.shape[1]):
-        results[f"split{k}_test_score"] = scores[:, k]
-    means = scores.mean(axis=1)
-    results["mean_test_score"] = means
-    results["std_test_score"] = np.sqrt(np.mean((scores - means[:, None]) ** 2, axis=1))
-    if not np.isfinite(means).all():
-        warnings.warn(f"One or more of the test scores are non-finite: {means}", stacklevel=3)
-    if np.isnan(means).all():
-        rank = np.ones_like(means, dtype=np.int32)
-    else:
-        filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
-        rank = rankdata(-filled, method="min").astype(np.int32)
-    results["rank_test_score"] = rank
+    for metric, array in scores.items():
+        for k in range(array.shape[1]):
+            results[f"split{k}_test_{metric}"] = array[:, k]
+        means = array.mean(axis=1)
+        results[f"mean_test_{metric}"] = means
+        results[f"std_test_{metric}"] = np.sqrt(np.mean((array - means[:, None]) ** 2, axis=1))
+        if not np.isfinite(means).all():
+            warnings.warn(f"One or more of the test scores are non-finite: {means}", stacklevel=3)
+        if np.isnan(means).all():
+            rank = np.ones_like(means, dtype=np.int32)
+        else:
+            filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
+            rank = rankdata(-filled, method="min").astype(np.int32)
+        results[f"rank_test_{metric}"] = rank
     return results
+
+
+def _fold_rows(k: int, part: str, rows: Any, n: int) -> np.ndarray:
+    """One side of cv fold ``k`` as row indices into X, checked: a boolean mask (as
+    ``GridSearchCV`` takes them) becomes its indices, negative indices count from the end
+    (as NumPy's), and indices outside X's ``n`` rows are refused, naming the fold."""
+    a = np.asarray(rows)
+    if a.dtype == bool:
+        if a.shape != (n,):
+            raise ValueError(
+                f"cv fold {k}: the {part} mask has shape {a.shape}, expected ({n},): one "
+                "entry per row of X"
+            )
+        a = np.flatnonzero(a)
+    elif a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(
+            f"cv fold {k}: {part} must be a 1-D array of row indices or a boolean mask, got "
+            f"shape {a.shape} and dtype {a.dtype}"
+        )
+    if a.size == 0:
+        raise ValueError(f"cv fold {k}: its {part} rows are empty")
+    if a.min() < -n or a.max() >= n:
+        raise ValueError(
+            f"cv fold {k}: {part} indices run from {a.min()} to {a.max()}, but X has {n} rows "
+            f"(indices 0 .. {n - 1})"
+        )
+    return np.where(a < 0, a + n, a)

@@ -78,8 +78,19 @@ MONITORS = ("val_loss", "val_accuracy")  # what early stopping can watch
 
 
 def stop_reason_name(stop: int) -> str:
-    """The name of a ``TrainState.stop`` code (``RUNNING`` reads as ``"max_epochs"``)."""
-    return STOP_REASONS[CODE["max_epochs"] if int(stop) == RUNNING else int(stop)]
+    """The name of a ``TrainState.stop`` code (``RUNNING`` reads as ``"max_epochs"``).
+
+    Raises:
+        ValueError: a code that is neither ``RUNNING`` nor an index of :data:`STOP_REASONS`
+            (an edited state).
+    """
+    code = int(stop)
+    if not RUNNING <= code < len(STOP_REASONS):
+        raise ValueError(
+            f"TrainState.stop holds the stop code {code}; expected {RUNNING} (running) or "
+            f"0 .. {len(STOP_REASONS) - 1} (an index of STOP_REASONS)"
+        )
+    return STOP_REASONS[CODE["max_epochs"] if code == RUNNING else code]
 
 
 class StopRules(NamedTuple):

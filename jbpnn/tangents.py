@@ -10,8 +10,9 @@ forward pass. For ONE example, layer by layer:
 
 starting from ``dO_0 = dx``; ``f'`` is written from the unit's output, from the same
 table as the backward pass (:mod:`jbpnn.activations`: ``O (1 - O)`` for the sigmoid,
-``(diag(O) - O O^T)`` for softmax). Pearlmutter (1994) calls this the forward R-pass:
-``R{net} = dnet`` and ``R{O} = dO`` are what :mod:`jbpnn.curvature` starts from.
+``(diag(O) - O O^T)`` for softmax; from the net input for swish, gelu, softplus and any
+``uses="net"`` unit, :func:`jbpnn.activations.units`). Pearlmutter (1994) calls this the
+forward R-pass: ``R{net} = dnet`` and ``R{O} = dO`` are what :mod:`jbpnn.curvature` starts from.
 
 With ``params.article_mode`` the tangent is the article code's derivative, as the
 backward is: its tanh "sigmoid" differentiated as ``O - O^2``, and the biases, which never
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import jax
 
-from jbpnn.activations import activation_table
+from jbpnn.activations import units
 from jbpnn.params import MLP
 
 __all__ = ["tangents"]
@@ -55,16 +56,16 @@ def tangents(
         of shape ``(n_out of layer l,)``; ``douts`` like the cache, ``(dx, dO_1, ..., dO_L)``,
         ``douts[-1]`` the tangent of the outputs.
     """
-    table = activation_table(params.article_mode)
+    acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     do = dx
     dnets, douts = [], [do]
-    for layer, dlayer, name, o_prev, o in zip(
-        params.layers, dparams.layers, params.activations, cache[:-1], cache[1:]
+    for layer, dlayer, act, o_prev, o in zip(
+        params.layers, dparams.layers, acts, cache[:-1], cache[1:]
     ):
         dnet = o_prev @ dlayer.w + dlayer.b  # dnet = dO_prev w + O_prev dw + db
         if do is not None:
             dnet = dnet + do @ layer.w
-        do = table[name].tangent(o, dnet)  # dO = f'(net) dnet, from the outputs
+        do = act.tangent(o, dnet)  # dO = f'(net) dnet, from the outputs (or net)
         dnets.append(dnet)
         douts.append(do)
     return tuple(dnets), tuple(douts)

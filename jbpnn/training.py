@@ -107,7 +107,7 @@ from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int
 from jbpnn.compilation_cache import default_compilation_cache
-from jbpnn.devices import data_parallel, replicate, resolve_mesh
+from jbpnn.devices import agree_across_processes, data_parallel, replicate, resolve_mesh
 from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.jacobian import RESIDUAL_LOSSES, n_params, normal_equations_kernel
 from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
@@ -656,7 +656,7 @@ def prepare_training(
         )
     optimizer = _as_optimizer(optimizer)
     # cross-entropies: targets in [0, 1], checked even with check_finite=False
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, targets=True)
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, targets=True, what="train")
     if X.shape[0] == 0:
         raise ValueError("X has no examples; training needs at least one")
     weight = None if sample_weight is None else _weights(params, X, sample_weight)
@@ -946,6 +946,34 @@ def train(
             f"grad_fn must be a function (params, X, Y, sample_weight), got {grad_fn!r}"
         )
     mesh = resolve_mesh(mesh, devices, data_axis)
+    if progress_every is None:
+        progress_every = max(1, epochs // 10) if progress is not None else epochs
+    if mesh is not None:  # several processes: the same arguments everywhere, or a clear error
+        agree_across_processes(
+            mesh[0],
+            "train",
+            dict(
+                params=params,
+                X=X,
+                Y=Y,
+                optimizer=optimizer,
+                epochs=epochs,
+                batch_size=batch_size,
+                key=key,
+                X_val=X_val,
+                Y_val=Y_val,
+                sample_weight=sample_weight,
+                val_sample_weight=val_sample_weight,
+                stopping=stopping,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                grad_fn=grad_fn,
+                progress_every=progress_every,
+                history_chunk=history_chunk,
+                data_axis=mesh[1],
+                check_finite=check_finite,
+            ),
+        )
     run = prepare_training(
         params,
         X,
@@ -966,8 +994,6 @@ def train(
         pad_rows=True,
     )
     config, state, previous = run.config, run.state, run.previous
-    if progress_every is None:
-        progress_every = max(1, epochs // 10) if progress is not None else epochs
     loop = partial(
         _run_jit,
         config=config,
@@ -1112,7 +1138,7 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
                     f"got values from {labels.min()} to {labels.max()}"
                 )
             Y = np.eye(params.n_out)[labels.astype(int)]
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1, what="accuracy")
     return float(_accuracy_jit(params, X, Y))
 
 
@@ -1120,7 +1146,7 @@ def evaluate(
     params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = True
 ) -> dict[str, float]:
     """``{"loss": mean error, "accuracy": ...}`` on a data set (see :func:`accuracy`)."""
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
+    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1, what="evaluate")
     return {"loss": float(_loss_jit(params, X, Y)), "accuracy": float(_accuracy_jit(params, X, Y))}
 
 

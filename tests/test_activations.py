@@ -6,6 +6,8 @@ hand-written derivatives can be held to the autodiff ones at rtol 1e-12.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +22,7 @@ from jbpnn.activations import (
 
 pytestmark = pytest.mark.usefixtures("x64")
 
-NAMES = ["sigmoid", "tanh", "relu", "identity", "softmax"]
+NAMES = ["sigmoid", "tanh", "relu", "identity", "softmax", "swish", "gelu", "softplus"]
 SEEDS = [0, 1, 2, 3]
 RTOL = 1e-12
 # Derivatives written from O lose absolute precision ~eps where f' is tiny (saturation):
@@ -50,12 +52,17 @@ def _vjp(fn, net, g):
     return pullback(g)[0]
 
 
+def _z(act, net):
+    """What the unit's derivatives are written from: its output, or its net input."""
+    return net if act.uses == "net" else act.fn(net)
+
+
 def _assert_backprop_matches_vjp(name: str, net: np.ndarray, g: np.ndarray) -> None:
     act = ACTIVATIONS[name]
     net, g = _f64(net), _f64(g)
     o = act.fn(net)
     assert o.dtype == jnp.float64
-    got = act.backprop(o, g)
+    got = act.backprop(_z(act, net), g)
     want = _vjp(act.fn, net, g)
     assert got.shape == want.shape == net.shape
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=RTOL, atol=ATOL)
@@ -104,7 +111,7 @@ def test_backprop_equals_vjp_saturated(name, net):
     _assert_backprop_matches_vjp(name, np.asarray(net), g)
     # And the result is finite: no 0 * inf or inf - inf at saturation.
     act = ACTIVATIONS[name]
-    assert np.all(np.isfinite(np.asarray(act.backprop(act.fn(_f64(net)), _f64(g)))))
+    assert np.all(np.isfinite(np.asarray(act.backprop(_z(act, _f64(net)), _f64(g)))))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -112,13 +119,13 @@ def test_backprop_is_linear_in_g_and_not_identity(name):
     # Guards against a backprop that ignores O: for a non-identity activation, J^T g != g.
     act = ACTIVATIONS[name]
     net, g = _f64(_random_net(5)), _f64(_cotangent(5))
-    got = np.asarray(act.backprop(act.fn(net), g))
+    got = np.asarray(act.backprop(_z(act, net), g))
     if name == "identity":
         np.testing.assert_array_equal(got, np.asarray(g))
     else:
         assert not np.allclose(got, np.asarray(g))
     np.testing.assert_allclose(
-        np.asarray(act.backprop(act.fn(net), 3.0 * g)), 3.0 * got, rtol=RTOL, atol=ATOL
+        np.asarray(act.backprop(_z(act, net), 3.0 * g)), 3.0 * got, rtol=RTOL, atol=ATOL
     )
 
 
@@ -148,6 +155,9 @@ NUMPY_FORMS = {
     "relu": lambda x: np.maximum(x, 0.0),
     "identity": lambda x: x,
     "softmax": _np_softmax,
+    "swish": lambda x: x / (1.0 + np.exp(-x)),
+    "gelu": lambda x: 0.5 * x * (1.0 + np.vectorize(math.erf)(x / np.sqrt(2.0))),
+    "softplus": lambda x: np.log1p(np.exp(x)),
 }
 
 
@@ -247,7 +257,7 @@ def test_get_activation_known(name):
     assert get_activation(name) is ACTIVATIONS[name]
 
 
-@pytest.mark.parametrize("bad", ["sigmod", "Sigmoid", "", "gelu", None, ["relu"]])
+@pytest.mark.parametrize("bad", ["sigmod", "Sigmoid", "", "mish", None, ["relu"]])
 def test_get_activation_unknown_raises_listing_valid_names(bad):
     with pytest.raises(ValueError) as info:
         get_activation(bad)

@@ -229,6 +229,19 @@ def test_cache_is_on_by_default_per_user_and_shared_by_two_processes(tmp_path):
     assert int(warm["hits"]) >= 1 and warm["loss"] == cold[0]["loss"]
 
 
+def test_train_many_turns_the_cache_on_as_train_does(tmp_path):
+    code = """
+        import jax, numpy as np, jbpnn
+        X = np.random.default_rng(0).uniform(size=(40, 5)).astype(np.float32)
+        Y = np.eye(2, dtype=np.float32)[(X[:, 0] > 0.5).astype(int)]
+        spec = jbpnn.InitSpec((5, 7, 2), "tanh", "cross_entropy", "glorot")
+        jbpnn.train_many(spec, X, Y, seeds=[0, 1], optimizer=jbpnn.sgd(0.1), epochs=2)
+        print("dir", jax.config.jax_compilation_cache_dir)
+    """
+    report = _report(_python(code, {"JBPNN_CACHE_DIR": str(tmp_path / "c")}))
+    assert report["dir"] == str(tmp_path / "c") and any((tmp_path / "c").iterdir())
+
+
 def test_cache_folder_that_cannot_be_written_leaves_it_off(tmp_path, monkeypatch):
     before = jax.config.jax_compilation_cache_dir
     blocker = tmp_path / "a-file"

@@ -18,6 +18,7 @@ CASES = [
     ((4, 6, 5, 2), ("tanh", "relu", "identity"), "mse"),
     ((3, 2), "sigmoid", "binary_cross_entropy"),
     ((3, 4, 1), ("tanh", "sigmoid"), "mse"),
+    ((4, 5, 3, 2), ("swish", "gelu", "softplus"), "mse"),  # f' from the net input
 ]
 
 

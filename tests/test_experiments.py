@@ -64,6 +64,23 @@ def test_curvature_quick(tmp_path):
     assert "autodiff H v (jvp of grad)" in rows and "wide:" not in proc.stdout
 
 
+def test_conventions_exact_equivalents_agree_and_the_built_ins_differ(tmp_path):
+    # the README's "Differences" table: each one-line optax equivalent reproduces jbpnn's
+    # epoch losses to float32 rounding, and the closest built-in differs (2 epochs here)
+    proc = _run(str(EXPERIMENTS / "conventions.py"), "--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    diff = {line[33:79].strip(): float(line.split()[-1]) for line in proc.stdout.splitlines()[2:-1]}
+    for exact in (
+        "chain(scale_by_schedule(-sched), trace(0.9))",
+        "optax.sgd(0.1, momentum=0.9)",
+        "optax.sgd(0.1, 0.9, nesterov=True)",
+        "chain(add_decayed_weights(1e-2), adam(1e-3))",
+    ):
+        assert diff[exact] < 2e-5, proc.stdout
+    assert diff["optax.sgd(schedule, momentum=0.9)"] > 1e-3, proc.stdout
+    assert diff["optax.adamw(1e-3, weight_decay=1e-2)"] > 1e-3, proc.stdout
+
+
 def test_cold_start_quick(tmp_path):
     # the first call's compilations; timings are the experiment's to report, never asserted
     proc = _run(str(EXPERIMENTS / "cold_start.py"), "--quick", cwd=tmp_path)

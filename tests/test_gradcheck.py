@@ -75,6 +75,7 @@ def _hidden_cycle(depth, start):
 CONFIGS = [(loss, out, tuple(_hidden_cycle(4, i))) for i, (loss, out) in enumerate(VALID_PAIRS)]
 CONFIGS += [
     ("mse", "tanh", ()),
+    ("cross_entropy", "softmax", ("identity",)),
     ("cross_entropy", "softmax", ("sigmoid",)),
     ("binary_cross_entropy", "sigmoid", ("tanh", "identity")),
 ]

@@ -39,14 +39,20 @@ TIGHT = dict(rtol=1e-10, atol=1e-13)
 
 
 def _cases():
-    # every output x every hidden unit at depths 2 and 4; depth 3 with one hidden unit
-    # (it adds no rule that depths 2 and 4 do not exercise, and halves the suite's share)
-    for out_act in OUTPUTS:
+    # every output unit, with 1 and 3 outputs, at depths 1 to 4 (the hidden unit cycling);
+    # every hidden unit at depth 2 under two outputs (the whole product adds no rule that
+    # these do not exercise, and tripled the suite's share when three units were added)
+    seen = set()
+    for i, out_act in enumerate(OUTPUTS):
         for n_out in (1, 3):
             for depth in (1, 2, 3, 4):
-                hidden_units = {1: ("-",), 3: ("tanh",)}.get(depth, HIDDEN)
-                for hidden in hidden_units:
-                    yield out_act, n_out, depth, hidden
+                hidden = "-" if depth == 1 else HIDDEN[(i + n_out + depth) % len(HIDDEN)]
+                seen.add((out_act, n_out, depth, hidden))
+                yield out_act, n_out, depth, hidden
+    for out_act in ("identity", "sigmoid"):
+        for hidden in HIDDEN:
+            if (out_act, 3, 2, hidden) not in seen:
+                yield out_act, 3, 2, hidden
 
 
 def _network(seed, sizes, acts, loss="mse", dtype=jnp.float64, article_mode=False):

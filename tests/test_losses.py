@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jbpnn.activations import ACTIVATIONS
+from jbpnn.activations import ACTIVATIONS, bind
 from jbpnn.losses import (
     LOSSES,
     VALID_PAIRS,
@@ -23,13 +23,16 @@ from jbpnn.losses import (
 
 pytestmark = pytest.mark.usefixtures("x64")
 
-ACT_NAMES = ["sigmoid", "tanh", "relu", "identity", "softmax"]
+ACT_NAMES = ["sigmoid", "tanh", "relu", "identity", "softmax", "swish", "gelu", "softplus"]
 EXPECTED_PAIRS = [
     ("mse", "sigmoid"),
     ("mse", "tanh"),
     ("mse", "relu"),
     ("mse", "identity"),
     ("mse", "softmax"),
+    ("mse", "swish"),
+    ("mse", "gelu"),
+    ("mse", "softplus"),
     ("cross_entropy", "softmax"),
     ("binary_cross_entropy", "sigmoid"),
 ]
@@ -107,7 +110,7 @@ def test_delta_is_minus_grad_of_error(loss, act, kind, seed):
     entry, activation = LOSSES[loss], ACTIVATIONS[act]
     net, t = _f64(_random_net(seed)), _f64(_targets(loss, kind, seed))
     o = activation.fn(net)
-    got = entry.delta(o, t, activation)
+    got = entry.delta(o, t, bind(activation, net))  # swish, gelu, softplus: f' from net
     want = _neg_grad(loss, act, net, t)
     assert got.dtype == want.dtype == jnp.float64
     assert got.shape == want.shape == (N_OUT,)

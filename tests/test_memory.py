@@ -89,3 +89,115 @@ def test_available_memory_and_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(1536) == "1.5 KiB"
     assert format_bytes(3 * 2**30) == "3.0 GiB"
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_limits_v2_and_v1_parents_included(tmp_path):
+    from jbpnn.memory import cgroup_memory
+
+    GiB = 2**30
+    # v2: the job's group allows 4 GiB (1 GiB used); its parent has no limit ("max")
+    _write(tmp_path / "v2" / "proc", "0::/slurm/job7\n")
+    _write(tmp_path / "v2" / "fs" / "slurm" / "job7" / "memory.max", f"{4 * GiB}\n")
+    _write(tmp_path / "v2" / "fs" / "slurm" / "job7" / "memory.current", f"{GiB}\n")
+    _write(tmp_path / "v2" / "fs" / "slurm" / "memory.max", "max\n")
+    free, source = cgroup_memory(str(tmp_path / "v2" / "fs"), str(tmp_path / "v2" / "proc"))
+    assert free == 3 * GiB and "memory.max" in source and "4.0 GiB" in source
+    # v1: no limit on the group itself (2**63 - 4096), 2 GiB on its parent: the parent's
+    _write(tmp_path / "v1" / "proc", "5:cpu,cpuacct:/\n4:memory:/docker/abc\n")
+    mem = tmp_path / "v1" / "fs" / "memory"
+    _write(mem / "docker" / "abc" / "memory.limit_in_bytes", "9223372036854771712\n")
+    _write(mem / "docker" / "memory.limit_in_bytes", f"{2 * GiB}\n")
+    _write(mem / "docker" / "memory.usage_in_bytes", f"{GiB // 2}\n")
+    free, source = cgroup_memory(str(tmp_path / "v1" / "fs"), str(tmp_path / "v1" / "proc"))
+    assert free == 2 * GiB - GiB // 2 and "limit_in_bytes" in source
+    # no cgroup file, or no limit anywhere: None (the host's RAM decides)
+    assert cgroup_memory(str(tmp_path / "none"), str(tmp_path / "missing")) is None
+    _write(tmp_path / "v2u" / "proc", "0::/\n")
+    _write(tmp_path / "v2u" / "fs" / "memory.max", "max\n")
+    assert cgroup_memory(str(tmp_path / "v2u" / "fs"), str(tmp_path / "v2u" / "proc")) is None
+
+
+def test_the_cgroup_limit_is_the_guard_when_it_is_tighter_than_the_host(monkeypatch):
+    """25000 digits networks with adam do not fit a 1 GiB container: refused, naming it."""
+    import jbpnn.memory as memory
+
+    monkeypatch.setattr(memory, "cgroup_memory", lambda: (2**30, "the cgroup's memory limit"))
+    free, source = available_memory(jax.devices("cpu")[0])
+    assert free == 2**30 and "cgroup" in source
+    one = init_params(jax.random.key(0), (64, 64, 10), "sigmoid", "cross_entropy")
+    est = estimate_memory(
+        one, 25000, n_examples=1797, batch_size=32, optimizer=OPTIMIZERS["adam"](0.01)
+    )
+    with pytest.raises(EnsembleTooLarge, match="cgroup"):
+        check_memory(est)
+
+
+def test_train_many_counts_and_checks_per_network_row_copies_before_making_them(monkeypatch):
+    """100 candidates x 5 folds of a 20000 x 100 table: the N copies of each network's rows
+    are estimated and refused before a single one is made."""
+    import jbpnn
+    import jbpnn.many as many
+
+    def no_copy(*args, **kw):
+        raise AssertionError("the rows were copied before the memory check")
+
+    monkeypatch.setattr(many, "_own_rows", no_copy)
+    monkeypatch.setattr(many, "_own_val", no_copy)
+    X = np.zeros((20000, 100), np.float32)
+    Y = np.zeros((20000, 1), np.float32)
+    folds = [np.arange(20000)[np.arange(20000) % 5 != k] for k in range(5)] * 100
+    val = [np.arange(20000)[np.arange(20000) % 5 == k] for k in range(5)] * 100
+    spec = jbpnn.InitSpec((100, 8, 1), "tanh", "mse", "glorot")
+    with pytest.raises(EnsembleTooLarge, match="500 networks") as info:
+        jbpnn.train_many(
+            spec,
+            X,
+            Y,
+            seeds=range(500),
+            optimizer=jbpnn.sgd(0.1),
+            epochs=1,
+            rows=folds,
+            X_val=X,
+            Y_val=Y,
+            val_rows=val,
+            memory_limit=2**28,
+        )
+    # 16000 rows x 101 numbers x 4 bytes per network for its training copy alone: 6.2 MiB
+    assert "per network" in str(info.value)
+    est = estimate_memory(
+        init_params(jax.random.key(0), (100, 8, 1)),
+        500,
+        n_examples=16000,
+        n_val=4000,
+        own_data_order=True,
+        own_validation=True,
+    )
+    assert est.per_network >= (16000 + 4000) * 101 * 4
+
+
+def test_huge_networks_are_refused_before_anything_is_allocated(monkeypatch):
+    """init_params (and so every estimator's fit) and gradcheck size what they would allocate
+    first: a 10**9-unit hidden layer, or a check that needs more than the memory there is."""
+    import jbpnn
+    import jbpnn.memory as memory
+    from jbpnn.gradcheck import gradcheck
+    from jbpnn.memory import ArrayTooLarge
+
+    with pytest.raises(ArrayTooLarge, match=r"75,000,000,010 params of a 64-1000000000-10"):
+        jbpnn.init_params(0, (64, 10**9, 10))
+    sklearn = pytest.importorskip("sklearn")
+    del sklearn
+    from jbpnn.sklearn import BPNNClassifier
+
+    X, y = np.zeros((6, 4), np.float32), np.array([0, 1, 0, 1, 0, 1])
+    with pytest.raises(ArrayTooLarge, match="choose smaller layers"):
+        BPNNClassifier(hidden_layer_sizes=(10**9,)).fit(X, y)
+    params = jbpnn.init_params(0, (4, 3, 2))
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: (1000, "a tiny test"))
+    with pytest.raises(ArrayTooLarge, match="gradcheck of a 4-3-2 network on 6 rows"):
+        gradcheck(params, X, np.eye(2, dtype=np.float32)[y])

@@ -126,8 +126,15 @@ def test_one_network_and_many_networks_on_8_cpu_devices_equal_one_device():
     assert "rows on mesh ok" in run.stdout
 
 
-def test_two_processes_of_two_cpu_devices_equal_one_process():
-    """jax.distributed on 127.0.0.1 with gloo; the script kills its workers on failure."""
+@pytest.mark.parametrize(
+    "local_devices, extra",
+    [("2", []), ("1", ["--local-data"])],
+    ids=["whole-data-2x2-devices", "process-local-data-2x1-devices"],
+)
+def test_two_processes_equal_one_process(local_devices, extra):
+    """jax.distributed on 127.0.0.1 with gloo; the script kills its workers on failure.
+    ``--local-data``: each process holds only its rows (a global array), which the
+    checks of the data read shard by shard."""
     run = subprocess.run(
         [
             sys.executable,
@@ -135,9 +142,10 @@ def test_two_processes_of_two_cpu_devices_equal_one_process():
             "--processes",
             "2",
             "--local-devices",
-            "2",
+            local_devices,
             "--timeout",
             "240",
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -162,3 +170,97 @@ def test_mesh_arguments_are_checked():
     one = jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), epochs=2, batch_size=3)
     same = jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), epochs=2, batch_size=3, mesh=mesh)
     np.testing.assert_allclose(one.history["loss"], same.history["loss"], rtol=1e-6)
+
+
+DISAGREE = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    port, me, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                               process_id=me, initialization_timeout=60)
+    import numpy as np
+    from jax.sharding import Mesh
+    import jbpnn
+
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    X = np.linspace(-1, 1, 64, dtype=np.float32).reshape(32, 2)
+    Y = (X[:, :1] > 0).astype(np.float32)
+    seen = {}
+
+    def attempt(name, **kw):
+        args = dict(optimizer=jbpnn.sgd(0.1), epochs=2, batch_size=16, mesh=mesh)
+        params = kw.pop("params", jbpnn.init_params(0, (2, 3, 1)))
+        t = time.perf_counter()
+        try:
+            jbpnn.train(params, X, Y, **{**args, **kw})
+            seen[name] = ["ran", "", time.perf_counter() - t]
+        except Exception as e:
+            seen[name] = [type(e).__name__, str(e), time.perf_counter() - t]
+
+    attempt("same")
+    attempt("batch_size", batch_size=16 if me == 0 else 8)
+    attempt("seed", params=jbpnn.init_params(me, (2, 3, 1)))
+    if me == 0:  # process 1 never calls train: process 0 must not wait forever
+        os.environ["JBPNN_PROCESS_TIMEOUT"] = "3"
+        attempt("absent")
+    with open(out, "w") as f:
+        json.dump(seen, f)
+    time.sleep(8 if me == 1 else 0)  # process 1 keeps the run alive until 0 has written
+    os._exit(0)
+    """
+)
+
+
+def test_processes_called_with_different_arguments_stop_with_both_values_named(tmp_path):
+    """Two processes of one data-parallel run: different batch sizes or seeds give the same
+    ValueError in both (not a hang), and a process whose partner never arrives stops after
+    $JBPNN_PROCESS_TIMEOUT seconds with a TimeoutError."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "worker.py").write_text(DISAGREE)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(tmp_path / "worker.py"),
+                str(port),
+                str(i),
+                str(tmp_path / f"{i}"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=150)[0].decode()[-3000:])
+    finally:
+        for p in procs:  # nothing is left running, whatever happened
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    import json
+
+    assert all((tmp_path / f"{i}").exists() for i in range(2)), "\n".join(logs)
+    seen = [json.loads((tmp_path / f"{i}").read_text()) for i in range(2)]
+    for mine in seen:
+        assert mine["same"][0] == "ran", mine["same"]
+        kind, message, _ = mine["batch_size"]
+        assert kind == "ValueError", mine["batch_size"]
+        assert "batch_size is 16 in process 0, 8 in process 1" in message, message
+        kind, message, _ = mine["seed"]
+        assert kind == "ValueError" and "params is MLP" in message, mine["seed"]
+        assert "different seed" in message
+    kind, message, waited = seen[0]["absent"]
+    assert kind == "TimeoutError" and "JBPNN_PROCESS_TIMEOUT" in message, seen[0]["absent"]
+    assert 3 <= waited < 30

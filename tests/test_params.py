@@ -81,7 +81,7 @@ def test_from_layers_exact_values():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(activations="swish"), r"unknown activation 'swish'; expected one of \['identity'"),
+        (dict(activations="mish"), r"unknown activation 'mish'; expected one of \['gelu'"),
         (dict(loss="hinge"), r"unknown loss 'hinge'; expected one of \['binary_cross_entropy'"),
         (dict(init="xavier"), r"unknown init 'xavier'; expected one of \['article', 'glorot'"),
         (dict(activations=("tanh",)), r"got 1 activation names for 2 layers"),

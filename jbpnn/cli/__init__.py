@@ -12,6 +12,10 @@ Subcommands:
     gradcheck  the hand-derived gradient against jax.grad (:mod:`jbpnn.cli.gradcheck`).
     sweep      a learning-rate x momentum x seed grid at once (:mod:`jbpnn.cli.sweep`).
 
+``train``, ``predict`` and ``gradcheck`` take ``--import MODULE`` (repeatable): the user's
+module that registers units or losses of their own, imported before the arguments are
+read (:mod:`jbpnn.cli.imports`).
+
 The command line holds no maths of its own: it calls the library, prints, and
 chooses the exit status: 2 for every failure, printed as ONE line on stderr and
 never a traceback (``JBPNN_DEBUG=1`` shows one for an unexpected error); 0 also
@@ -39,6 +43,7 @@ from jbpnn import __version__
 from jbpnn.cli import article, train
 from jbpnn.cli import gradcheck as cli_gradcheck
 from jbpnn.cli.base import CLIError, HelpFormatter, Parser, add_subparser
+from jbpnn.cli.imports import IMPORTING_COMMANDS, add_import_argument, import_modules
 from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
 from jbpnn.compilation_cache import enable_compilation_cache
 
@@ -80,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "jbpnn gradcheck --sizes 64,32,10 --activation tanh --reference finite_difference",
     )
     cli_gradcheck.add_arguments(gc)
+    add_import_argument(gc)
     gc.set_defaults(func=cli_gradcheck.run)
 
     sw = add_subparser(
@@ -120,12 +126,15 @@ class _PipeSafe(io.TextIOBase):
 
     The command goes on (a ``--save`` is still written) and exits quietly: the
     file descriptor is pointed at ``os.devnull``, so that Python's own flush at
-    exit does not fail either.
+    exit does not fail either. With no stdout at all (started with ``>&-``: Python's
+    ``sys.stdout`` is None, ``missing``) the output is dropped the same way;
+    ``jbpnn predict``, whose output is its result, refuses to run without ``--out``.
     """
 
     def __init__(self, stream: Any):
         self.stream = stream
-        self.closed_pipe = False
+        self.missing = stream is None or bool(getattr(stream, "closed", False))
+        self.closed_pipe = self.missing
 
     def write(self, text: str) -> int:
         if not self.closed_pipe:
@@ -144,6 +153,8 @@ class _PipeSafe(io.TextIOBase):
 
     def _drop(self) -> None:
         self.closed_pipe = True
+        if self.missing:
+            return
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.stream.fileno())
@@ -155,6 +166,8 @@ class _PipeSafe(io.TextIOBase):
         return not self.closed_pipe and self.stream.isatty()
 
     def fileno(self) -> int:
+        if self.missing:
+            raise io.UnsupportedOperation("stdout is closed")
         return self.stream.fileno()
 
 
@@ -185,6 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    if argv[:1] and argv[0] in IMPORTING_COMMANDS:  # --import MODULE: before the choices
+        try:
+            import_modules(argv[1:])
+        except CLIError as error:
+            print(f"jbpnn {argv[0]}: error: {error}", file=sys.stderr)
+            return 2
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

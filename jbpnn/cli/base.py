@@ -10,14 +10,25 @@ package's ``build_parser`` can import each other at the top of their modules.
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 from typing import Any, NoReturn
 
-__all__ = ["CLIError", "HelpFormatter", "Parser", "add_subparser"]
+__all__ = ["CLIError", "HelpFormatter", "Parser", "add_subparser", "stdout_closed"]
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+def stdout_closed() -> bool:
+    """No stdout at all: Python started with file descriptor 1 closed (``jbpnn ... >&-``,
+    ``sys.stdout`` None) or it was closed. (A reader that went away is another case: the
+    rest of the output is dropped quietly.)"""
+    out = sys.stdout
+    return (
+        out is None or bool(getattr(out, "missing", False)) or bool(getattr(out, "closed", False))
+    )
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -25,8 +25,9 @@ import numpy as np
 from jbpnn import plots
 from jbpnn.activations import ACTIVATIONS
 from jbpnn.checks import as_key, check_targets
-from jbpnn.cli.base import CLIError, add_subparser
+from jbpnn.cli.base import CLIError, add_subparser, stdout_closed
 from jbpnn.cli.files import check_outputs
+from jbpnn.cli.imports import add_import_argument
 from jbpnn.cli.options import (
     batch_size,
     comma_list,
@@ -422,6 +423,10 @@ def _written(flag_name: str, given: str, target: Path) -> str:
 # ---------------------------------------------------------------- predict
 def cmd_predict(args: argparse.Namespace) -> int:
     """``jbpnn predict``: one prediction per row of DATA, with the model's preprocessing."""
+    if args.out is None and stdout_closed():
+        raise CLIError(
+            "stdout is closed (started with >&-): nowhere to print the predictions; give --out FILE"
+        )
     outputs = check_outputs({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
     params, meta = load(args.model)
     prep = _model_preprocessing(args.model, params, meta)
@@ -503,8 +508,8 @@ def add_parsers(sub: Any) -> None:
     tr.add_argument(
         "--activation",
         default="sigmoid",
-        choices=[a for a in ACTIVATIONS if a != "softmax"],
-        help="hidden activation",
+        choices=[name for name, act in ACTIVATIONS.items() if not act.output_only],
+        help="hidden activation (with --import, also the units your module registers)",
     )
     tr.add_argument(
         "--loss",
@@ -598,6 +603,7 @@ def add_parsers(sub: Any) -> None:
         default=None,
         help="progress line on stderr (default: when stderr is a terminal)",
     )
+    add_import_argument(tr)
     tr.set_defaults(func=cmd_train)
 
     pr = add_subparser(
@@ -625,4 +631,5 @@ def add_parsers(sub: Any) -> None:
         help="DATA's first row is (--header) or is not (--no-header) a header (default: detected)",
     )
     pr.add_argument("--out", help="write the predictions here (default: stdout)")
+    add_import_argument(pr)
     pr.set_defaults(func=cmd_predict)

@@ -1,0 +1,85 @@
+"""``--import MODULE``: the user's own modules, imported before the parser is built.
+
+A unit or loss of the user's own (:func:`jbpnn.register_activation`,
+:func:`jbpnn.register_loss`) lives in the user's module; ``jbpnn train --import my_units
+--activation mine`` imports ``my_units`` first, so that ``--activation`` and ``--loss``
+offer the names it registers and ``jbpnn predict --import my_units model.npz ...`` loads
+a model that uses them. :func:`import_modules` runs on the subcommand's raw arguments
+before the parser is built; :func:`add_import_argument` declares the option so that
+``--help`` shows it and the parser accepts it. A module that fails to import is one line
+on stderr and exit status 2 (a :class:`~jbpnn.cli.base.CLIError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from jbpnn.cli.base import CLIError
+
+__all__ = ["IMPORTING_COMMANDS", "add_import_argument", "import_modules"]
+
+# The subcommands that take --import MODULE: those that name units (--activation,
+# --loss) or load a model that may use a unit of the user's own.
+IMPORTING_COMMANDS = ("train", "predict", "gradcheck")
+
+
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    """Declare ``--import MODULE`` (repeatable) on a subcommand's parser."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        metavar="MODULE",
+        action="append",
+        help="import this Python module first, e.g. the one that registers your own units "
+        "(jbpnn.register_activation, register_loss); repeatable; found on PYTHONPATH or in "
+        "the current folder (default: none)",
+    )
+
+
+def _import_names(argv: Sequence[str]) -> list[str]:
+    """The values of ``--import MODULE`` / ``--import=MODULE`` in ``argv`` (up to ``--``)."""
+    names, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        if arg == "--import" and i + 1 < len(argv):
+            names.append(argv[i + 1])
+            i += 1
+        elif arg.startswith("--import="):
+            names.append(arg.removeprefix("--import="))
+        i += 1
+    return names
+
+
+def import_modules(argv: Sequence[str]) -> list[str]:
+    """Import every ``--import`` module of ``argv`` (the arguments after the subcommand).
+
+    The current folder is searched after ``sys.path`` (where ``python -m`` would look
+    first), so ``--import my_units`` finds ``./my_units.py``.
+
+    Returns:
+        The module names, in order.
+
+    Raises:
+        CLIError: a module that cannot be imported or fails while importing (a
+            registration refused, for one), naming it and the fault, in one line.
+    """
+    names = _import_names(argv)
+    if names and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # the user's code: any fault is one line
+            text = " ".join((str(error) or type(error).__name__).split())
+            raise CLIError(
+                f"--import {name}: cannot import it ({type(error).__name__}: {text})"
+            ) from None
+    return names

@@ -1,0 +1,274 @@
+"""Issue 20's red-team defects: each input that used to fail deep inside JAX, NumPy or
+Python (or, worse, to run) is refused up front with a message naming the argument, what
+was wrong and what was expected. One small test per defect, each failing before its fix."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import one_line_error, run_cli, write_flowers
+
+import jbpnn
+from jbpnn.activations import ACTIVATIONS
+from jbpnn.many import InitSpec, stack_params
+from jbpnn.optimizers import sgd
+from jbpnn.params import MLP, Layer
+
+X3 = np.linspace(0, 1, 12, dtype=np.float32).reshape(4, 3)
+Y1 = np.array([[0.0], [1.0], [1.0], [0.0]], np.float32)
+
+
+# ---------------------------------------------------------------- 1, 2: a directly built MLP
+def test_layers_that_do_not_chain_are_refused_naming_the_layer_and_shapes():
+    bad = MLP(
+        [Layer(jnp.ones((3, 4)), jnp.ones(4)), Layer(jnp.ones((5, 2)), jnp.ones(2))],
+        ("sigmoid", "sigmoid"),
+        "mse",
+    )
+    for call, name in (
+        (lambda: jbpnn.predict(bad, X3), "predict"),
+        (lambda: jbpnn.apply(bad, X3), "apply"),
+        (lambda: jbpnn.forward(bad, X3[0]), "forward"),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"{name}: .*layer 1's w has shape \(5, 2\).*\(3, 4\)"
+        ):
+            call()
+
+
+def test_unknown_activation_of_a_direct_mlp_lists_the_known_names():
+    bad = MLP([Layer(jnp.ones((3, 1)), jnp.ones(1))], ("nosuch",), "mse")
+    for call in (lambda: jbpnn.predict(bad, X3), lambda: jbpnn.forward(bad, X3[0])):
+        with pytest.raises(ValueError, match="layer 0: unknown activation 'nosuch'") as info:
+            call()
+        assert all(repr(name) in str(info.value) for name in ACTIVATIONS)  # the registry's
+
+
+# ---------------------------------------------------------------- 3, 4: devices and meshes
+def test_devices_true_is_refused_saying_what_devices_accepts():
+    p = jbpnn.init_params(0, (3, 2, 1))
+    expected = r"devices must be None .*a count .*list of jax devices.*got bool True"
+    with pytest.raises(ValueError, match=expected):
+        jbpnn.train(p, X3, Y1, optimizer=sgd(0.1), epochs=1, devices=True)
+    with pytest.raises(ValueError, match=expected):
+        jbpnn.train_many(
+            InitSpec((3, 2, 1)), X3, Y1, seeds=[0, 1], optimizer=sgd(0.1), epochs=1, devices=True
+        )
+
+
+def test_a_mesh_with_a_manual_axis_is_refused_up_front():
+    AxisType = pytest.importorskip("jax.sharding").__dict__.get("AxisType")
+    if AxisType is None or not hasattr(AxisType, "Manual"):
+        pytest.skip("this jax has no AxisType.Manual")
+    from jax.sharding import Mesh
+
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",), axis_types=(AxisType.Manual,))
+    p = jbpnn.init_params(0, (3, 2, 1))
+    with pytest.raises(
+        ValueError, match="mesh: axis 'data' has axis type Manual.*Auto or Explicit"
+    ):
+        jbpnn.train(p, X3, Y1, optimizer=sgd(0.1), epochs=1, mesh=mesh)
+    with pytest.raises(ValueError, match="axis type Manual"):
+        jbpnn.train_many(
+            InitSpec((3, 2, 1)), X3, Y1, seeds=[0, 1], optimizer=sgd(0.1), epochs=1, mesh=mesh
+        )
+
+
+# ---------------------------------------------------------------- 5: an edited checkpoint
+def test_checkpoint_with_an_out_of_range_stop_code_names_the_file_and_field(tmp_path):
+    from jbpnn.stopping import stop_reason_name
+
+    run = jbpnn.train(jbpnn.init_params(0, (3, 2, 1)), X3, Y1, optimizer=sgd(0.1), epochs=1)
+    good, edited = tmp_path / "ck.npz", tmp_path / "edited.npz"
+    jbpnn.save(good, run.state, optimizer=sgd(0.1))
+    entries = dict(np.load(good, allow_pickle=False))
+    entries["state/stop"] = np.array(99, entries["state/stop"].dtype)
+    np.savez(edited, **entries)
+    with pytest.raises(ValueError, match=r"edited\.npz.*state/stop holds the stop code 99"):
+        jbpnn.load(edited)
+    with pytest.raises(ValueError, match="stop code 99; expected -1"):
+        stop_reason_name(99)
+
+
+# ---------------------------------------------------------------- 6: mixed label types
+def test_classifier_labels_mixing_strings_with_none_or_numbers_are_refused():
+    from jbpnn.sklearn import BPNNClassifier
+
+    X = np.random.default_rng(0).random((6, 2))
+    clf = BPNNClassifier(hidden_layer_sizes=(2,), max_iter=1)
+    with pytest.raises(ValueError, match="y holds None at index 2"):
+        clf.fit(X, np.array(["a", "b", None, "a", "b", "a"], dtype=object))
+    with pytest.raises(ValueError, match=r"Mix of label input types \(string and number\)"):
+        clf.fit(X, np.array(["a", "b", 1, "a", "b", 2], dtype=object))
+    with pytest.raises(ValueError, match="Mix of label input types .* in classes"):
+        clf.partial_fit(X, ["a"] * 6, classes=np.array(["a", 0], dtype=object))
+
+
+# ---------------------------------------------------------------- 7, 8, 13: SweepSearchCV
+def _search(**kw):
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    est = BPNNClassifier(hidden_layer_sizes=(2,), max_iter=2, random_state=0)
+    return SweepSearchCV(est, {"alpha": [1e-4]}, **kw)
+
+
+XS = np.random.default_rng(1).random((12, 2))
+YS = np.array([0, 1] * 6)
+FOLDS = [(np.arange(8), np.arange(8, 12)), (np.arange(4, 12), np.arange(4))]
+
+
+@pytest.fixture
+def quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def test_sweep_cv_takes_boolean_masks_and_refuses_indices_out_of_range(quiet):
+    masks = []
+    for tr, te in FOLDS:
+        m = np.zeros(12, bool)
+        m[tr] = True
+        masks.append((m, ~m))
+    by_index = _search(cv=FOLDS, refit=False).fit(XS, YS).cv_results_
+    by_mask = _search(cv=masks, refit=False).fit(XS, YS).cv_results_
+    for k in range(2):  # as GridSearchCV: a mask selects the same rows as its indices
+        assert by_mask[f"split{k}_test_score"] == by_index[f"split{k}_test_score"]
+    bad = [FOLDS[0], (np.arange(8), np.array([8, 9, 12]))]
+    with pytest.raises(ValueError, match=r"cv fold 1: test indices run from 8 to 12, but X has 12"):
+        _search(cv=bad).fit(XS, YS)
+    with pytest.raises(ValueError, match=r"cv fold 0: the train mask has shape \(5,\)"):
+        _search(cv=[(np.ones(5, bool), masks[0][1])]).fit(XS, YS)
+
+
+def test_sweep_multimetric_scoring_as_gridsearchcv(quiet):
+    from sklearn.model_selection import GridSearchCV
+
+    from jbpnn.sklearn import BPNNClassifier
+
+    scoring = {"acc": "accuracy", "bal": "balanced_accuracy"}
+    search = _search(cv=FOLDS, scoring=scoring, refit="bal").fit(XS, YS)
+    est = BPNNClassifier(hidden_layer_sizes=(2,), max_iter=2, random_state=0)
+    grid = GridSearchCV(est, {"alpha": [1e-4]}, cv=FOLDS, scoring=scoring, refit="bal")
+    grid.fit(XS, YS)
+    assert list(search.cv_results_) == list(grid.cv_results_)
+    assert search.multimetric_ and set(search.scorer_) == {"acc", "bal"}
+    assert search.best_score_ == pytest.approx(grid.best_score_, abs=1e-6)
+    assert search.score(XS, YS) == pytest.approx(grid.score(XS, YS), abs=1e-6)
+    listed = _search(cv=FOLDS, scoring=["accuracy", "f1"], refit=False).fit(XS, YS)
+    assert "mean_test_f1" in listed.cv_results_ and not hasattr(listed, "best_index_")
+    with pytest.raises(ValueError, match="For multi-metric scoring, the parameter refit"):
+        _search(cv=FOLDS, scoring=scoring).fit(XS, YS)  # refit=True names no metric
+
+
+def test_all_zero_training_weights_are_refused_per_network_and_per_fold(quiet):
+    weights = np.ones(12)
+    weights[:6] = 0
+    with pytest.raises(
+        ValueError, match=r"network 0: sample_weight is 0 on every row of rows\[0\]"
+    ):
+        jbpnn.train_many(
+            InitSpec((2, 2, 1)),
+            XS.astype(np.float32),
+            YS[:, None].astype(np.float32),
+            seeds=[0, 1],
+            optimizer=sgd(0.1),
+            epochs=1,
+            rows=[np.arange(6), np.arange(6, 12)],
+            sample_weight=weights,
+        )
+    folds = [(np.arange(6, 12), np.arange(6)), (np.arange(6), np.arange(6, 12))]
+    with pytest.raises(ValueError, match="cv fold 1: sample_weight is 0 on every one of its 6"):
+        _search(cv=folds).fit(XS, YS, sample_weight=weights)
+
+
+# ---------------------------------------------------------------- 9, 10: the command line
+def test_predict_with_stdout_closed_is_one_line_and_other_commands_exit_quietly(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    write_flowers(tmp_path)
+    train = ("train", "--data", "flowers.csv", "--target", "colour", "--hidden", "2")
+    rc, _, err = run_cli(capsys, *train, "--epochs", "1", "--save", "m.npz")
+    assert rc == 0, err
+    monkeypatch.setattr(sys, "stdout", None)  # what Python sets when started with >&-
+    rc, _, err = run_cli(capsys, "predict", "m.npz", "flowers.csv")
+    one_line_error(rc, err, "jbpnn predict: error: stdout is closed", "--out")
+    rc, _, err = run_cli(capsys, "predict", "m.npz", "flowers.csv", "--out", "p.txt")
+    assert rc == 0 and len((tmp_path / "p.txt").read_text().split()) == 90, err
+    rc, _, err = run_cli(capsys, *train, "--epochs", "1")  # as for a closed pipe: quiet
+    assert (rc, err) == (0, "")
+
+
+def test_no_home_directory_leaves_the_compilation_cache_off(capsys, tmp_path, monkeypatch):
+    from jbpnn import compilation_cache
+
+    for name in ("HOME", "XDG_CACHE_HOME", "JBPNN_CACHE_DIR", "JBPNN_NO_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    before = jax.config.jax_compilation_cache_dir
+    assert compilation_cache.cache_dir() is None
+    assert compilation_cache.enable_compilation_cache() is None
+    rc, _, err = run_cli(capsys, "predict", tmp_path / "none.npz", tmp_path / "none.csv")
+    one_line_error(rc, err, "jbpnn predict: error:", "none.npz")
+    assert jax.config.jax_compilation_cache_dir == before
+
+
+# ---------------------------------------------------------------- 11: stacked params
+def test_stacked_params_are_refused_where_one_network_is_expected():
+    one = jbpnn.init_params(0, (3, 2, 1))
+    stacked = stack_params([one, one, one])  # 3 networks of 3 inputs: shapes alone pass
+    hint = r"takes ONE network .* a stack of 3 networks .*result\[i\]\.params.*jax\.vmap"
+    for call, name in (
+        (lambda: jbpnn.predict(stacked, X3), "predict"),
+        (lambda: jbpnn.forward(stacked, X3[0]), "forward"),
+        (lambda: jbpnn.loss(stacked, X3, Y1), "loss"),
+        (lambda: jbpnn.batch_gradient(stacked, X3, Y1), "batch_gradient"),
+        (lambda: jbpnn.train(stacked, X3, Y1, optimizer=sgd(0.1), epochs=1), "train"),
+    ):
+        with pytest.raises(ValueError, match=name + " " + hint):
+            call()
+    # the advice works: vmap over the stack gives each network's predictions
+    out = jax.vmap(jbpnn.predict, in_axes=(0, None))(stacked, X3)
+    np.testing.assert_allclose(out[1], jbpnn.predict(one, X3), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- 12: warm_start after set_params
+def test_warm_start_after_set_params_uses_the_new_activation_as_mlpclassifier(quiet):
+    from jbpnn.sklearn import BPNNClassifier
+
+    X = np.random.default_rng(2).random((20, 2))
+    y = (X[:, 0] > 0.5).astype(int)
+    clf = BPNNClassifier(hidden_layer_sizes=(3,), max_iter=2, warm_start=True, random_state=0)
+    clf.fit(X, y).set_params(activation="tanh")
+    (w0, w1), (b0, b1) = clf.coefs_, clf.intercepts_
+    by_hand = 1 / (1 + np.exp(-(np.tanh(X @ w0 + b0) @ w1 + b1)))  # MLPClassifier's forward
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], by_hand.ravel(), rtol=1e-5)
+    clf.fit(X, y)  # the existing weights go on training with the new activation
+    assert (
+        clf.params_.activations == ("tanh", "sigmoid") and clf.get_params()["activation"] == "tanh"
+    )
+    assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 4
+
+
+def test_warm_start_after_set_params_dtype_trains_in_the_new_dtype(x64, quiet):
+    from jbpnn.sklearn import BPNNClassifier
+
+    X = np.random.default_rng(3).random((20, 2))
+    y = (X[:, 0] > 0.5).astype(int)
+    clf = BPNNClassifier(hidden_layer_sizes=(3,), max_iter=2, warm_start=True, random_state=0)
+    clf.fit(X, y).set_params(dtype="float64")
+    coefs = [c.copy() for c in clf.coefs_]
+    clf.fit(X, y)
+    assert clf.params_.dtype == np.float64 and clf.coefs_[0].dtype == np.float64
+    assert not np.allclose(clf.coefs_[0], coefs[0])  # trained on from the fitted weights

@@ -1,0 +1,361 @@
+"""Units and losses of the user's own (jbpnn.register_activation / register_loss), and the
+built-ins written that way (swish, gelu, softplus: derivatives from the net input).
+
+The references are JAX's autodiff of the plain forward pass in float64. Every test leaves
+the tables as it found them (``_tables``), so registrations never leak into other tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import one_line_error, run_cli, tree_allclose, write_flowers
+
+import jbpnn
+from jbpnn import activations, losses
+from jbpnn.gradcheck import check_activation, check_loss, reference_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+NET_UNITS = ("swish", "gelu", "softplus")
+TOL = dict(rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(autouse=True)
+def _tables():
+    """Restore the activation and loss tables after each test (same dict objects)."""
+    saved = [(t, dict(t)) for t in (activations.ACTIVATIONS, activations.ARTICLE_MODE_ACTIVATIONS)]
+    saved.append((losses.LOSSES, dict(losses.LOSSES)))
+    yield
+    for table, copy in saved:
+        table.clear()
+        table.update(copy)
+
+
+def softsign(net):
+    return net / (1 + jnp.abs(net))
+
+
+def softsign_d(net):
+    return 1 / (1 + jnp.abs(net)) ** 2  # f'(net) = 1 / (1 + |net|)^2
+
+
+def softsign_d2(net):
+    return -2 * jnp.sign(net) / (1 + jnp.abs(net)) ** 3  # f''(net)
+
+
+def _register_softsign(name="softsign", **kwargs):
+    kwargs.setdefault("uses", "net")
+    kwargs.setdefault("second", softsign_d2)
+    return jbpnn.register_activation(name, softsign, softsign_d, **kwargs)
+
+
+def _network(seed, sizes, acts, loss="mse"):
+    rng = np.random.default_rng(seed)
+    params = jbpnn.init_params(jax.random.key(seed), sizes, acts, loss, "glorot", jnp.float64)
+    params = jax.tree.map(lambda a: a + 0.3 * jnp.asarray(rng.normal(size=a.shape)), params)
+    return params, rng
+
+
+def _plain_forward(params, X):
+    """The forward pass written again from the table's ``fn`` only: the autodiff reference."""
+    o = X
+    for layer, name in zip(params.layers, params.activations):
+        o = jax.vmap(activations.ACTIVATIONS[name].fn)(o @ layer.w + layer.b)
+    return o
+
+
+@jax.jit
+def _autodiff(params, X, Y, dparams, dX):
+    grads = jax.grad(reference_loss)(params, X, Y)
+    return grads, jax.jvp(_plain_forward, (params, X), (dparams, dX))[1]
+
+
+@jax.jit
+def _hvp_reference(params, X, Y, v):
+    return jax.jvp(jax.grad(lambda p: reference_loss(p, X, Y)), (params,), (v,))[1]
+
+
+# ---------------------------------------------------------------- the built-ins
+@pytest.mark.parametrize("name", NET_UNITS)
+def test_builtins_use_the_net_input_and_pass_the_registration_check(name):
+    act = activations.ACTIVATIONS[name]
+    assert act.uses == "net" and act.second is not None and not act.output_only
+    errors = check_activation(act, name)
+    assert set(errors) == {"backprop", "tangent", "second"}
+    assert max(errors.values()) < 1e-13
+
+
+# Every depth 1-4; each unit is an output unit once and a hidden unit in the deeper ones.
+DEPTH_CASES = [
+    ("swish",),
+    ("softplus", "gelu"),
+    ("gelu", "swish", "softplus"),
+    ("softplus", "gelu", "swish", "swish"),
+]
+
+
+@pytest.mark.parametrize("acts", DEPTH_CASES, ids=lambda acts: f"depth{len(acts)}")
+def test_hand_backward_and_jvp_equal_autodiff(x64, acts):
+    """Hand gradient (mse) and hand JVP against autodiff of the plain forward pass."""
+    sizes = (3, 5, 4, 4, 2)[: len(acts) + 1]
+    params, rng = _network(len(acts), sizes, acts)
+    X = jnp.asarray(rng.normal(size=(6, sizes[0])))
+    Y = jnp.asarray(rng.normal(size=(6, sizes[-1])))
+    dparams = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), params)
+    dX = jnp.asarray(rng.normal(size=X.shape))
+    grads_ref, dout_ref = _autodiff(params, X, Y, dparams, dX)
+    tree_allclose(jbpnn.batch_gradient(params, X, Y), grads_ref, **TOL, err_msg=str(acts))
+    np.testing.assert_allclose(jbpnn.jvp(params, X, dparams, dX)[1], dout_ref, **TOL)
+    assert float(jnp.max(jnp.abs(dout_ref))) > 1e-6
+
+
+# ---------------------------------------------------------------- registering a unit
+def test_register_a_unit_and_train_with_it(x64):
+    act = _register_softsign()
+    assert jbpnn.ACTIVATIONS["softsign"] is act and act.uses == "net"
+    assert "softsign" in losses.LOSSES["mse"].output_activations  # a valid mse output unit
+    params, rng = _network(0, (3, 6, 2), ("softsign", "softsign"))
+    X = jnp.asarray(rng.normal(size=(20, 3)))
+    Y = 0.5 * jnp.tanh(X[:, :2])
+    grads_ref, _ = _autodiff(params, X, Y, params, X)
+    tree_allclose(jbpnn.batch_gradient(params, X, Y), grads_ref, **TOL)
+    p = params  # ten steps of gradient descent, the hand gradient each time
+    for _ in range(10):
+        loss, g = jbpnn.loss_and_gradient(p, X, Y)
+        p = jax.tree.map(lambda a, d: a - 0.5 * d, p, g)
+    assert float(jbpnn.loss_and_gradient(p, X, Y)[0]) < 0.8 * float(jbpnn.loss(params, X, Y))
+    # curvature with the registered second derivative: hvp equals autodiff's
+    v = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), params)
+    hv = jbpnn.hvp(params, X, Y, v)
+    tree_allclose(hv, _hvp_reference(params, X, Y, v), **TOL)
+
+
+def test_a_unit_written_from_its_output():
+    # the logistic sigmoid again, f' = O (1 - O) from the output, under another name
+    jbpnn.register_activation(
+        "logistic",
+        jax.nn.sigmoid,
+        lambda o: o * (1 - o),
+        second=lambda o: o * (1 - o) * (1 - 2 * o),
+    )
+    params = jbpnn.init_params(0, (4, 3, 2), "logistic")
+    same = jbpnn.MLP(params.layers, ("sigmoid", "sigmoid"), "mse")
+    X, Y = np.ones((5, 4), np.float32), np.zeros((5, 2), np.float32)
+    got, want = jbpnn.batch_gradient(params, X, Y), jbpnn.batch_gradient(same, X, Y)
+    tree_allclose(got.layers, want.layers, rtol=1e-6)
+
+
+def test_a_wrong_derivative_is_refused_with_the_measured_error():
+    with pytest.raises(
+        ValueError,
+        match=r"register_activation\('bad'\): the derivative "
+        r"disagrees with autodiff of fn: relative error \d",
+    ):
+        jbpnn.register_activation("bad", jnp.tanh, lambda o: 1 - o)  # tanh' is 1 - O^2
+    assert "bad" not in jbpnn.ACTIVATIONS
+    with pytest.raises(ValueError, match="the second derivative disagrees"):
+        _register_softsign("bad", second=lambda net: 0 * net)
+    with pytest.raises(ValueError, match="relative error not finite"):
+        jbpnn.register_activation("bad", jnp.tanh, lambda o: (1 - o**2) / 0.0)
+    with pytest.raises(ValueError, match=r"fn gives NaN or inf at \d+ of 192 random net inputs"):
+        jbpnn.register_activation("bad", jnp.log, lambda net: 1 / net, uses="net")
+    assert "bad" not in jbpnn.ACTIVATIONS
+    # the same unit, written from the wrong thing: f' of the output given uses="net"
+    with pytest.raises(ValueError, match="relative error"):
+        jbpnn.register_activation("bad", jnp.tanh, lambda o: 1 - o**2, uses="net")
+
+
+def test_registration_arguments_are_checked():
+    with pytest.raises(ValueError, match="'tanh' is a built-in activation; pass replace=True"):
+        jbpnn.register_activation("tanh", jnp.tanh, lambda o: 1 - o**2)
+    with pytest.raises(TypeError, match=r"backprop must be callable, got float"):
+        jbpnn.register_activation("mine", jnp.tanh, 1.0)
+    with pytest.raises(TypeError, match=r"fn must be callable"):
+        jbpnn.register_activation("mine", "tanh", lambda o: 1 - o**2)
+    with pytest.raises(ValueError, match=r"uses must be 'output'"):
+        jbpnn.register_activation("mine", jnp.tanh, lambda o: 1 - o**2, uses="input")
+    with pytest.raises(ValueError, match="the name must be one word"):
+        jbpnn.register_activation("my unit", jnp.tanh, lambda o: 1 - o**2)
+    _register_softsign()
+    with pytest.raises(ValueError, match="'softsign' is an already registered activation"):
+        _register_softsign()
+    _register_softsign(replace=True)  # allowed when asked
+    # replacing a built-in (here by an equal one) is allowed when asked
+    jbpnn.register_activation("tanh", jnp.tanh, lambda o: 1 - o**2, replace=True)
+    assert jbpnn.ACTIVATIONS["tanh"].uses == "output"
+
+
+def test_hvp_refuses_a_unit_without_its_second_derivative():
+    _register_softsign(second=None)
+    params = jbpnn.init_params(0, (3, 4, 2), "softsign")
+    X, Y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    with pytest.raises(
+        ValueError,
+        match=r"hvp: the activation 'softsign' \(layer 0\) has no "
+        "second derivative; register it with second=",
+    ):
+        jbpnn.hvp(params, X, Y, params)
+    assert np.all(np.isfinite(jbpnn.flatten_params(jbpnn.gnvp(params, X, Y, params))))
+
+
+# ---------------------------------------------------------------- registering a loss
+def _register_half_mse(delta=None, **kwargs):
+    return jbpnn.register_loss(
+        "half_mse",
+        error=lambda o, t: 0.25 * jnp.sum((t - o) ** 2),  # E = 1/4 sum (T - O)^2
+        delta=delta or (lambda o, t, act: act.backprop(o, 0.5 * (t - o))),  # J^T (T - O) / 2
+        output_activations=("identity", "swish"),
+        delta_r=lambda o, t, act, r: 0.5 * losses.mse_delta_r(o, t, act, r),
+        **kwargs,
+    )
+
+
+def test_register_a_loss_and_train_with_it(x64):
+    loss = _register_half_mse()
+    assert jbpnn.LOSSES["half_mse"] is loss
+    errors = check_loss(loss, jbpnn.ACTIVATIONS)
+    assert set(errors) == {f"{a}: {r}" for a in ("identity", "swish") for r in ("delta", "delta_r")}
+    params, rng = _network(3, (3, 4, 2), ("tanh", "swish"), "half_mse")
+    X, Y = jnp.asarray(rng.normal(size=(8, 3))), jnp.asarray(rng.normal(size=(8, 2)))
+    grads_ref, _ = _autodiff(params, X, Y, params, X)
+    tree_allclose(jbpnn.batch_gradient(params, X, Y), grads_ref, **TOL)
+    v = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape)), params)
+    tree_allclose(jbpnn.hvp(params, X, Y, v), _hvp_reference(params, X, Y, v), **TOL)
+    with pytest.raises(ValueError, match="gnvp: the loss 'half_mse' has no delta_gn"):
+        jbpnn.gnvp(params, X, Y, v)
+    with pytest.raises(ValueError, match="cannot be used with output activation 'sigmoid'"):
+        jbpnn.init_params(0, (3, 2), "sigmoid", "half_mse")
+
+
+def test_a_wrong_loss_delta_is_refused():
+    with pytest.raises(
+        ValueError,
+        match=r"register_loss\('half_mse'\): delta with output "
+        r"'identity' disagrees with autodiff of E\(fn\(net\), T\): relative error",
+    ):
+        _register_half_mse(delta=lambda o, t, act: act.backprop(o, t - o))  # twice too large
+    assert "half_mse" not in jbpnn.LOSSES
+    with pytest.raises(ValueError, match="unknown output activation 'nope'"):
+        jbpnn.register_loss("l", lambda o, t: jnp.sum(o), lambda o, t, a: o, ("nope",))
+    with pytest.raises(ValueError, match="'mse' is a built-in loss"):
+        jbpnn.register_loss("mse", lambda o, t: jnp.sum(o), lambda o, t, a: o, "identity")
+
+
+# ---------------------------------------------------------------- saved by name
+UNITS_MODULE = """
+import jax.numpy as jnp
+import jbpnn
+
+jbpnn.register_activation(
+    "softsign",
+    lambda net: net / (1 + jnp.abs(net)),
+    backprop=lambda net: 1 / (1 + jnp.abs(net)) ** 2,
+    uses="net",
+)
+jbpnn.register_loss(
+    "half_mse",
+    error=lambda o, t: 0.25 * jnp.sum((t - o) ** 2),
+    delta=lambda o, t, act: act.backprop(o, 0.5 * (t - o)),
+    output_activations=("identity", "softsign"),
+)
+"""
+
+
+@pytest.fixture
+def units_module(tmp_path, monkeypatch):
+    """``tmp_path/my_units.py`` registering softsign and half_mse, importable here."""
+    (tmp_path / "my_units.py").write_text(UNITS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_units", raising=False)
+    yield "my_units"
+    sys.modules.pop("my_units", None)
+
+
+def _python(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(cwd)]))
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_save_and_load_in_a_process_with_and_without_the_registration(tmp_path, units_module):
+    import my_units  # noqa: F401 -- registers softsign and half_mse here
+
+    params = jbpnn.init_params(0, (3, 4, 1), ("softsign", "softsign"), "half_mse")
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    result = jbpnn.train(params, X, X[:, :1] * 0.5, optimizer=jbpnn.sgd(0.3), epochs=5)
+    jbpnn.save(tmp_path / "m.npz", result.params)
+    np.save(tmp_path / "X.npy", X)
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import jbpnn
+        try:
+            jbpnn.load("m.npz")
+        except ValueError as e:
+            print("refused:", e)
+        else:
+            sys.exit("loaded without the registration")
+        import my_units
+        params = jbpnn.load("m.npz").params
+        print(params.activations, params.loss)
+        np.save("pred.npy", np.asarray(jbpnn.predict(params, np.load("X.npy"))))
+        """
+    )
+    proc = _python("-c", script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    refused, names = proc.stdout.splitlines()
+    assert "layer 0 uses the activation 'softsign', which is not registered" in refused
+    assert "import the module that calls jbpnn.register_activation('softsign'" in refused
+    assert names == "('softsign', 'softsign') half_mse"
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "pred.npy"), np.asarray(jbpnn.predict(result.params, X))
+    )
+
+
+def test_load_names_a_missing_loss(tmp_path, units_module):
+    import my_units  # noqa: F401
+
+    jbpnn.save(tmp_path / "m.npz", jbpnn.init_params(0, (2, 1), "identity", "half_mse"))
+    del jbpnn.LOSSES["half_mse"]  # as in a process that never registered it
+    with pytest.raises(ValueError, match="uses the loss 'half_mse', which is not registered"):
+        jbpnn.load(tmp_path / "m.npz")
+
+
+def test_cli_import_hook(tmp_path, units_module, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_flowers(tmp_path)
+    rc, out, err = run_cli(
+        capsys, "train", "--import", units_module, "--data", "flowers.csv", "--target",
+        "colour", "--activation", "softsign", "--hidden", "4", "--epochs", "2",
+        "--save", "m.npz",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "softsign" in out
+    assert jbpnn.load(tmp_path / "m.npz").params.activations[0] == "softsign"
+    # a fresh process: predict with the same --import
+    proc = _python("-m", "jbpnn", "predict", "--import", units_module, "m.npz", "flowers.csv",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 90
+    # without the registration (as in a process that never imported it): one line naming it
+    del activations.ACTIVATIONS["softsign"]
+    rc, _, err = run_cli(capsys, "predict", "m.npz", "flowers.csv")
+    one_line_error(rc, err, "'softsign'", "not registered", "--import")
+    # a module that does not import: one line, exit 2, no traceback
+    rc, _, err = run_cli(capsys, "train", "--import", "no_such_units_module", "--epochs", "1")
+    one_line_error(rc, err, "jbpnn train: error: --import no_such_units_module: cannot import")
+    (tmp_path / "broken_units.py").write_text(
+        "import jbpnn\njbpnn.register_activation('x', 1, 2)\n"
+    )
+    rc, _, err = run_cli(capsys, "gradcheck", "--import", "broken_units")
+    one_line_error(rc, err, "--import broken_units", "TypeError", "fn must be callable")
