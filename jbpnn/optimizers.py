@@ -332,7 +332,7 @@ def _sgd_init(params: PyTree, hp: dict[str, Array]) -> SGDState:
 
 def _sgd_update(grads, state: SGDState, params, lr_t, options) -> tuple[PyTree, SGDState]:
     updates = jax.tree.map(lambda g: -lr_t * g, grads)  # w += -lr g
-    return updates, SGDState(state.count + 1, state.hyperparams)
+    return updates, SGDState(_next(state.count), state.hyperparams)
 
 
 def _momentum_init(params: PyTree, hp: dict[str, Array]) -> MomentumState:
@@ -344,7 +344,7 @@ def _momentum_update(grads, state: MomentumState, params, lr_t, options):
     m = state.hyperparams["m"]
     pairs = jax.tree.map(lambda g, t: rule(g, t, lr_t, m), grads, state.trace)
     updates, trace = _unzip(pairs, grads)
-    return updates, MomentumState(state.count + 1, state.hyperparams, _like(trace, params))
+    return updates, MomentumState(_next(state.count), state.hyperparams, _like(trace, params))
 
 
 def _adam_init(params: PyTree, hp: dict[str, Array]) -> AdamState:
@@ -354,7 +354,7 @@ def _adam_init(params: PyTree, hp: dict[str, Array]) -> AdamState:
 def _adam_update(grads, state: AdamState, params, lr_t, options):
     hp = state.hyperparams
     b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
-    t = _float(state.count + 1)
+    t = _float(_next(state.count))
     mu = jax.tree.map(
         lambda mu, g: b1 * mu + (1 - b1) * g, state.mu, grads
     )  # mu = b1 mu + (1-b1) g
@@ -366,7 +366,7 @@ def _adam_update(grads, state: AdamState, params, lr_t, options):
     updates = jax.tree.map(  # w += -lr mu_hat / (sqrt(nu_hat) + eps)
         lambda mu, nu: -lr_t * (mu * mu_hat_scale) / (jnp.sqrt(nu * nu_hat_scale) + eps), mu, nu
     )
-    return updates, AdamState(state.count + 1, hp, _like(mu, params), _like(nu, params))
+    return updates, AdamState(_next(state.count), hp, _like(mu, params), _like(nu, params))
 
 
 def _rprop_init(params: PyTree, hp: dict[str, Array]) -> RpropState:
@@ -388,7 +388,7 @@ def _rprop_update(grads, state: RpropState, params, lr_t, options, objective=Non
 
     pairs = jax.tree.map(one, grads, state.prev_grad, state.delta)
     updates, delta = _unzip(pairs, grads)
-    return updates, RpropState(state.count + 1, hp, _like(delta, params), _like(grads, params))
+    return updates, RpropState(_next(state.count), hp, _like(delta, params), _like(grads, params))
 
 
 # name -> (init(params, hyperparams), update(grads, state, params, lr_t, options[, objective]))
@@ -995,6 +995,13 @@ def _show(v: Any) -> str:
 def _count0() -> Array:
     """The step count before the first update (built by NumPy: no compiled program)."""
     return to_device(np.zeros((), np.int32))
+
+
+def _next(count: Array) -> Array:
+    """``count + 1``, saturating at int32's largest value: after 2**31 - 1 updates (a long
+    online run) the count stays there, so a schedule keeps its last rate instead of
+    wrapping to a negative count (``lr / (t + 1)^p`` of a negative ``t`` is NaN)."""
+    return count + (count < jnp.iinfo(count.dtype).max).astype(count.dtype)
 
 
 def _zeros_like(params: PyTree) -> PyTree:

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jbpnn
 from jbpnn.optimizers import (
     OPTIMIZERS,
     AdamState,
@@ -257,3 +258,18 @@ def test_impossible_hyperparameters_are_refused():
     ):
         with pytest.raises(ValueError, match="must be finite"):
             make()
+
+
+@pytest.mark.parametrize("make", [jbpnn.sgd, jbpnn.momentum, jbpnn.adam])
+def test_the_update_count_saturates_instead_of_wrapping_after_2_31_updates(make):
+    """A long online run: after 2**31 - 1 updates the int32 count stays at its largest value,
+    so inverse scaling keeps its last (tiny, finite) rate instead of turning into NaN."""
+    params = jbpnn.init_params(0, (2, 1))
+    opt = make(jbpnn.optimizers.inverse_scaling(0.1, 0.5))
+    state = opt.init(params)
+    state = state._replace(count=jnp.asarray(2**31 - 3, jnp.int32))
+    grads = jax.tree.map(jnp.ones_like, params)
+    for _ in range(4):
+        updates, state = opt.update(grads, state, params)
+        assert all(np.isfinite(np.asarray(u)).all() for u in jax.tree.leaves(updates))
+    assert int(state.count) == 2**31 - 1
