@@ -95,6 +95,7 @@ from jbpnn.checks import is_concrete
 from jbpnn.files import atomic_write
 from jbpnn.lbfgs import LBFGSState
 from jbpnn.losses import LOSSES
+from jbpnn.memory import ArrayTooLarge, check_array_memory
 from jbpnn.optimizers import (
     SCHEDULES,
     AdamState,
@@ -570,12 +571,92 @@ def load(path: str | os.PathLike) -> Saved:
     if path.is_dir():
         raise ValueError(f"cannot load {path}: it is a directory, not a saved model")
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return _from_entries(path, _Members(path, archive))
         entries = _read_npz(path)
     except PermissionError:
         raise
+    except _Unreadable as e:
+        raise ValueError(f"cannot load {path}: {e}") from e.__cause__
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        if isinstance(e, ValueError) and str(e).startswith(f"cannot load {path}"):
+            raise  # _from_entries's own message
         raise ValueError(f"cannot load {path}: {_read_fault(path, e)}") from e
     return _from_entries(path, entries)
+
+
+class _Unreadable(ValueError):
+    """A member of the archive that cannot be read: its message says why."""
+
+
+class _Members(Mapping):
+    """The members of an ``.npz`` archive, each read only when asked for.
+
+    Only the members the format defines are ever asked for, so an extra member (a
+    compressed one that would inflate to gigabytes) is never read. Before a member is
+    read, the size its ``.npy`` header declares (shape x dtype) must match the size the
+    zip directory records for it and fit in memory; a pickled member is never loaded.
+    """
+
+    def __init__(self, path: Path, archive: zipfile.ZipFile):
+        self._path, self._zip, self._done = path, archive, {}
+        self._names = {n[: -len(".npy")]: n for n in archive.namelist() if n.endswith(".npy")}
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._names:
+            raise KeyError(key)
+        if key not in self._done:
+            self._done[key] = self._read(key)
+        return self._done[key]
+
+    def _read(self, key: str) -> np.ndarray:
+        name = self._names[key]
+        try:
+            info = self._zip.getinfo(name)
+            with self._zip.open(name) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise _Unreadable(f"its member {key!r} is an .npy of version {version}")
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(f)
+                header = f.tell()
+            if dtype.hasobject:
+                raise _Pickled(f"its member {key!r} holds pickled Python objects (an object array)")
+            declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if header + declared != info.file_size:
+                raise _Unreadable(
+                    f"its member {key!r} is damaged: its header declares {declared} bytes of "
+                    f"{dtype} {tuple(shape)}, the archive holds {info.file_size - header}"
+                )
+            check_array_memory(
+                shape, dtype, f"the member {key!r}", advice="this file is not a model to load"
+            )
+            with self._zip.open(name) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        except _Pickled as e:
+            raise _Unreadable(_read_fault(self._path, e)) from e
+        except _Unreadable:
+            raise
+        except ArrayTooLarge as e:
+            raise _Unreadable(str(e)) from e
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+            raise _Unreadable(
+                f"the zip archive is truncated or damaged ({type(e).__name__}: {e})"
+            ) from e
 
 
 class _Pickled(ValueError):
@@ -632,8 +713,8 @@ def _read_fault(path: Path, error: Exception) -> str:
     return "not an .npz file: it does not start with the zip signature (corrupt, or another format)"
 
 
-def _from_entries(path: Path, entries: dict[str, np.ndarray] | np.ndarray) -> Saved:
-    if not isinstance(entries, dict):
+def _from_entries(path: Path, entries: Mapping[str, np.ndarray] | np.ndarray) -> Saved:
+    if not isinstance(entries, Mapping):
         raise ValueError(
             f"cannot load {path}: it holds a single .npy array, not a jbpnn model "
             f"(expected an .npz archive with format={FORMAT!r})"

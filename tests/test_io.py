@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import warnings
@@ -811,3 +812,46 @@ def test_tampered_checkpoint(tmp_path):
     _rewrite(path, structure=np.array(json.dumps(structure)))
     with pytest.raises(ValueError, match=r"inconsistent.*unknown optimizer state 'RMSPropState'"):
         load(path)
+
+
+def _add_member(path, name, header_shape, data=b"", compress=zipfile.ZIP_DEFLATED):
+    """Append ``name`` to the archive: an .npy header declaring float64 ``header_shape``,
+    followed by ``data`` (a lie when it is shorter than the shape says)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": header_shape}
+    )
+    with zipfile.ZipFile(path, "a", compression=compress) as z:
+        z.writestr(name, buf.getvalue() + data)
+
+
+def test_load_reads_only_the_members_the_format_defines_and_sizes_them_first(tmp_path, monkeypatch):
+    """A model file with an extra member (one that would inflate to a terabyte) loads: the
+    extra member is never read. A known member whose header and archive disagree on its
+    size, or that would not fit in memory, is refused before its data is read."""
+    import jbpnn.memory as memory
+
+    params = init_params(jax.random.key(0), (3, 4, 2))
+    extra = tmp_path / "extra.npz"
+    save(extra, params)
+    _add_member(extra, "junk.npy", (2**37,))  # 1 TiB declared, nothing behind it
+    back = load(extra)
+    for a, b in zip(jax.tree.leaves(back.params), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)
+
+    lying = tmp_path / "lying.npz"
+    save(lying, params)
+    with zipfile.ZipFile(lying) as z, zipfile.ZipFile(tmp_path / "tmp.npz", "w") as out:
+        for info in z.infolist():
+            if info.filename != "w0.npy":
+                out.writestr(info, z.read(info.filename))
+    os.replace(tmp_path / "tmp.npz", lying)
+    _add_member(lying, "w0.npy", (2**30, 4), b"\0" * 96)
+    with pytest.raises(ValueError, match=r"member 'w0' is damaged: its header declares"):
+        load(lying)
+
+    fine = tmp_path / "fine.npz"
+    save(fine, init_params(jax.random.key(0), (300, 400, 2)))  # w0: 480000 bytes
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: (100_000, "a test"))
+    with pytest.raises(ValueError, match=r"the member 'w0' as a dense float32 array"):
+        load(fine)
