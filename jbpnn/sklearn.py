@@ -143,7 +143,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.many import InitSpec, train_many
-from jbpnn.memory import check_array_memory
+from jbpnn.memory import EnsembleTooLarge, check_array_memory, check_memory, estimate_memory
 from jbpnn.network import predict
 from jbpnn.optimizers import (
     Optimizer,
@@ -1431,6 +1431,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                         "training rows; a fit needs training weights with a positive sum"
                     )
 
+        self._check_size(base, len(candidates), splits, Xf.shape[1], yv)
         jobs = []
         for c, params in enumerate(candidates):
             for k, (tr, te) in enumerate(splits):
@@ -1580,6 +1581,66 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         rng = _draw_seeds(copy.deepcopy(est.random_state))[2]
         fit, val = est._split_rows(Y, job.settings, rng)
         return job._replace(fit_rows=job.train[fit], val_rows=job.train[val])
+
+    # Grid parameters that are data of one train_many call (per-network values); every
+    # other one (sizes, activation, solver, batch_size, ...) makes a group of its own.
+    _DATA_PARAMS = frozenset(
+        ("learning_rate_init", "momentum", "alpha", "beta_1", "beta_2", "epsilon", "power_t")
+        + ("random_state", "tol", "n_iter_no_change", "max_fun")
+    )
+
+    def _check_size(self, base, n_candidates: int, splits: list, n_in: int, yv) -> None:
+        """Refuse, before any network is set up, a sweep whose largest train_many call
+        cannot fit in memory (:func:`jbpnn.memory.check_memory`), naming the numbers.
+
+        The largest call trains every candidate that differs from another only in data
+        parameters (learning rates, alpha, seeds, ...), on every fold; its size is taken
+        from the grid alone (``n_candidates / static combinations`` per sub-grid), with
+        the widest ``hidden_layer_sizes`` of the grid and Adam's state (an over-estimate).
+        """
+        grids = self.param_grid if isinstance(self.param_grid, (list, tuple)) else [self.param_grid]
+        largest, programs = 0, 0
+        for grid in grids:
+            sizes = {k: len(v) for k, v in grid.items()}
+            total = int(np.prod(list(sizes.values()), dtype=np.float64)) if sizes else 1
+            static = int(
+                np.prod(
+                    [n for k, n in sizes.items() if k not in self._DATA_PARAMS], dtype=np.float64
+                )
+            )
+            largest, programs = max(largest, total // max(static, 1)), programs + static
+        hidden = [base.hidden_layer_sizes]
+        for grid in grids:
+            hidden += list(grid.get("hidden_layer_sizes", []))
+        hidden = [(h,) if isinstance(h, (int, np.integer)) else tuple(h) for h in hidden]
+        n_out = (
+            yv.shape[1]
+            if yv.ndim == 2
+            else max(1, len(np.unique(yv)) if is_classifier(base) else 1)
+        )
+        widest = max(hidden, key=lambda h: sum(a * b for a, b in zip((n_in, *h), (*h, n_out))))
+        template = init_params(0, (n_in, *widest, n_out), "tanh", "mse")
+        n_rows = max(len(tr) for tr, _ in splits)
+        n_networks = largest * len(splits)
+        estimate = estimate_memory(
+            template,
+            n_networks,
+            n_examples=n_rows,
+            batch_size=min(200, n_rows) if base.batch_size == "auto" else base.batch_size,
+            epochs=base.max_iter,
+            optimizer=adam(1e-3),
+            own_data_order=True,
+        )
+        try:
+            check_memory(estimate, what=f"{n_networks} networks")
+        except EnsembleTooLarge as e:
+            raise EnsembleTooLarge(
+                f"SweepSearchCV: {n_candidates} candidates x {len(splits)} folds; its largest "
+                f"train_many call (candidates that differ only in data parameters, every fold) "
+                f"would train {n_networks} networks of up to {'-'.join(map(str, template.sizes))}, "
+                f"in about {programs} compiled program(s) in all: {e}. Split the grid into "
+                "several searches, or use fewer folds"
+            ) from None
 
     @staticmethod
     def _group_key(job: _Job, yv: np.ndarray) -> tuple:

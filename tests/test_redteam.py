@@ -272,3 +272,21 @@ def test_warm_start_after_set_params_dtype_trains_in_the_new_dtype(x64, quiet):
     clf.fit(X, y)
     assert clf.params_.dtype == np.float64 and clf.coefs_[0].dtype == np.float64
     assert not np.allclose(clf.coefs_[0], coefs[0])  # trained on from the fitted weights
+
+
+def test_sweep_that_cannot_fit_is_refused_before_any_network_is_set_up(monkeypatch):
+    """10**6 candidates x 3 folds ran for minutes before: now refused before a single job is
+    set up, naming the candidates, folds, networks of the largest train_many call and its
+    memory."""
+    import jbpnn.sklearn as jsk
+    from jbpnn.memory import EnsembleTooLarge
+
+    def no_job(*args, **kw):
+        raise AssertionError("a job was set up before the size check")
+
+    monkeypatch.setattr(jsk, "_settings", no_job)
+    X = np.random.default_rng(0).normal(size=(300, 8))
+    y = (X[:, 0] > 0).astype(int)
+    grid = {"alpha": np.logspace(-6, 0, 10**6)}
+    with pytest.raises(EnsembleTooLarge, match=r"1000000 candidates x 3 folds.*3000000 networks"):
+        jsk.SweepSearchCV(jsk.BPNNClassifier(max_iter=5), grid, cv=3).fit(X, y)
