@@ -534,6 +534,21 @@ _batched_pullback = jax.vmap(_pullback, in_axes=(None, 0, 0))
 _batched_tangents = jax.vmap(tangents, in_axes=(None, 0, None, 0))
 
 
+def over_batch(a: Array, b: Array) -> Array:
+    """``a^T b``: the sum over the batch rows of ``a (B, m)`` times ``b (B, n)`` (or ``(B,)``).
+
+    Inside the user's ``jit`` with the batch sharded along an Explicit mesh axis, the
+    sharding is part of the arrays' types and JAX asks where a contraction over that axis
+    lives; the sum is the same on every device (an all-reduce), so it is replicated.
+    Unsharded (or Auto) arrays: the plain product.
+    """
+    spec = getattr(getattr(jax.typeof(a), "sharding", None), "spec", None)
+    if spec and spec[0] is not None:  # rows split along an Explicit axis
+        dims = (((0,), (0,)), ((), ()))
+        return jax.lax.dot_general(a, b, dims, out_sharding=jax.sharding.PartitionSpec())
+    return a.T @ b
+
+
 def _hand_vjp(params: MLP, cache: Cache, G: Array) -> tuple[MLP, Array]:
     """The hand-derived VJP of a batch: cotangents of the params and of the inputs.
 
@@ -545,7 +560,10 @@ def _hand_vjp(params: MLP, cache: Cache, G: Array) -> tuple[MLP, Array]:
     ds, dX = _batched_pullback(params, cache, G)
     dX = dX.astype(cache[0].dtype)
     grads = [
-        Layer(w=(o_prev.T @ d).astype(layer.w.dtype), b=jnp.sum(d, axis=0).astype(layer.b.dtype))
+        Layer(
+            w=over_batch(o_prev, d).astype(layer.w.dtype),
+            b=jnp.sum(d, axis=0).astype(layer.b.dtype),
+        )
         for o_prev, d, layer in zip(cache[:-1], ds, params.layers)
     ]
     return params.replace_layers(grads), dX
