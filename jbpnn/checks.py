@@ -262,6 +262,12 @@ def check_weights(name: str, w: Any) -> None:
         return
     a = np.asarray(w, dtype=np.float64)
     if a.size and np.isfinite(a).all() and (a >= 0).all() and a.sum() > 0:
+        kind = np.dtype(getattr(w, "dtype", np.float64))
+        if kind.kind == "f" and a.sum() > np.finfo(kind).max:  # the weighted mean's divisor
+            raise ValueError(
+                f"{name}: the weights sum to {a.sum():g}, more than {kind.name} holds "
+                f"({float(np.finfo(kind).max):g}); scale them down (only their ratios matter)"
+            )
         return
     found = f"values from {np.min(a):g} to {np.max(a):g}, sum {a.sum():g}" if a.size else "none"
     raise ValueError(f"{name} must be finite and >= 0 with a positive sum; got {found}")

@@ -290,3 +290,22 @@ def test_sweep_that_cannot_fit_is_refused_before_any_network_is_set_up(monkeypat
     grid = {"alpha": np.logspace(-6, 0, 10**6)}
     with pytest.raises(EnsembleTooLarge, match=r"1000000 candidates x 3 folds.*3000000 networks"):
         jsk.SweepSearchCV(jsk.BPNNClassifier(max_iter=5), grid, cv=3).fit(X, y)
+
+
+def test_train_refuses_finite_inputs_and_weights_that_overflow_float32():
+    """X = 1e39 (finite in float64) and sample weights whose float32 sum overflows (each
+    1e38, the weighted mean's divisor 4e38): refused before training, naming the argument
+    and the dtype (the weights once trained silently on a divisor of inf)."""
+    params = jbpnn.init_params(0, (2, 3, 1))
+    Y = np.zeros((4, 1))
+    with pytest.raises(ValueError, match=r"X has values too large for float32"):
+        jbpnn.train(params, np.full((4, 2), 1e39), Y, optimizer=jbpnn.sgd(0.1), epochs=1)
+    with pytest.raises(ValueError, match=r"sample_weight: the weights sum to 4e\+38.*float32"):
+        jbpnn.train(
+            params,
+            np.ones((4, 2)),
+            Y,
+            optimizer=jbpnn.sgd(0.1),
+            epochs=1,
+            sample_weight=np.full(4, 1e38),
+        )
