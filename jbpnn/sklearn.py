@@ -96,6 +96,7 @@ import inspect
 import math
 import numbers
 import time
+import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -1368,6 +1369,15 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         cv: folds: an int (stratified k-fold for classifiers), a splitter, or an
             iterable of ``(train, test)`` index arrays or boolean masks (indices outside
             X's rows are refused, naming the fold).
+        n_jobs, pre_dispatch: accepted for ``GridSearchCV``'s signature and not used:
+            each group of networks is ONE ``train_many`` call that already uses the
+            device (there are no separate fits to spread over workers).
+        verbose: above 0, ``GridSearchCV``'s "Fitting k folds for each of n candidates"
+            line, then one line per ``train_many`` call.
+        error_score: the score recorded when a scorer raises on a fold (with a
+            ``UserWarning``, as ``GridSearchCV``), or ``"raise"`` to raise.
+        return_train_score: also score every network on its training fold
+            (``split<k>_train_<metric>``, ``mean_train_<metric>``, ``std_train_<metric>``).
 
     Attributes:
         cv_results_, best_index_, best_params_, best_score_, best_estimator_,
@@ -1378,12 +1388,30 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             "hparams"}``.
     """
 
-    def __init__(self, estimator, param_grid, *, scoring=None, refit=True, cv=5):
+    def __init__(
+        self,
+        estimator,
+        param_grid,
+        *,
+        scoring=None,
+        n_jobs=None,
+        refit=True,
+        cv=5,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        error_score=np.nan,
+        return_train_score=False,
+    ):
         self.estimator = estimator
         self.param_grid = param_grid
         self.scoring = scoring
+        self.n_jobs = n_jobs
         self.refit = refit
         self.cv = cv
+        self.verbose = verbose
+        self.pre_dispatch = pre_dispatch
+        self.error_score = error_score
+        self.return_train_score = return_train_score
 
     def fit(self, X, y=None, *, groups=None, sample_weight=None):
         """Score every candidate on every fold, then refit the best (see the class docstring).
@@ -1447,25 +1475,52 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
 
         weigh = sample_weight is not None and self._scorer_accepts_sample_weight(scorers)
 
+        train_values: dict[tuple[int, int], Any] = {}
+
+        def on(rows: np.ndarray, fitted: _BPNNBase) -> Any:
+            """The score(s) of ``fitted`` on ``rows``; ``error_score`` where a scorer raises."""
+            y_part = None if y is None else _safe_indexing(y, rows)
+            kw = {"sample_weight": _safe_indexing(sample_weight, rows)} if weigh else {}
+            X_part = _safe_indexing(X, rows)
+            named = scorers if isinstance(scorers, dict) else {None: scorers}
+            out = {}
+            for name, sc in named.items():
+                try:
+                    out[name] = sc(fitted, X_part, y_part, **kw)
+                except Exception:
+                    if isinstance(self.error_score, str) and self.error_score == "raise":
+                        raise
+                    warnings.warn(
+                        "Scoring failed. The score on this train-test partition for these "
+                        f"parameters will be set to {self.error_score}. Details: \n"
+                        f"{traceback.format_exc()}",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                    out[name] = self.error_score
+            return out if isinstance(scorers, dict) else out[None]
+
         def score(job: _Job, fitted: _BPNNBase) -> None:
             start = time.perf_counter()
-            y_test = None if y is None else _safe_indexing(y, job.test)
-            kw = {"sample_weight": _safe_indexing(sample_weight, job.test)} if weigh else {}
-            X_test = _safe_indexing(X, job.test)
-            if isinstance(scorers, dict):
-                value = {name: sc(fitted, X_test, y_test, **kw) for name, sc in scorers.items()}
-            else:
-                value = scorers(fitted, X_test, y_test, **kw)
-            values[job.candidate, job.split] = value
+            values[job.candidate, job.split] = on(job.test, fitted)
             score_times[job.candidate, job.split] = time.perf_counter() - start
+            if self.return_train_score:
+                train_values[job.candidate, job.split] = on(job.train, fitted)
 
         groups_of: dict[tuple, list[_Job]] = {}
         for job in jobs:
             groups_of.setdefault(self._group_key(job, yv), []).append(job)
+        if self.verbose > 0:  # GridSearchCV's line
+            print(
+                f"Fitting {len(splits)} folds for each of {len(candidates)} candidates, "
+                f"totalling {len(jobs)} fits"
+            )
         for members in groups_of.values():
             start = time.perf_counter()
             fitted = self._train_group(members, Xf, yv, sw, probe)
             seconds = time.perf_counter() - start
+            if self.verbose > 0:
+                print(f"[SweepSearchCV] train_many: {len(members)} networks in {seconds:.1f}s")
             for job, est in zip(members, fitted):
                 fit_times[job.candidate, job.split] = seconds / len(members)
                 score(job, est)
@@ -1477,7 +1532,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             self._check_refit_for_multimetric(scores)
             refit_metric = self.refit
         self.scorer_ = scorers
-        self.cv_results_ = _cv_results(candidates, scores, fit_times, score_times)
+        train_scores = None
+        if self.return_train_score:
+            train_scores = self._score_arrays(train_values, len(candidates), len(splits))
+        self.cv_results_ = _cv_results(candidates, scores, fit_times, score_times, train_scores)
         if self.refit or not self.multimetric_:  # as GridSearchCV
             self.best_index_ = self._best_index(refit_metric)
             self.best_params_ = candidates[self.best_index_]
@@ -1796,10 +1854,13 @@ def _cv_results(
     scores: Mapping[str, np.ndarray],
     fit_times: np.ndarray,
     score_times: np.ndarray,
+    train_scores: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """``GridSearchCV``'s ``cv_results_`` (same keys, same order, same ranking rule):
     ``scores`` maps each metric (``"score"`` for one) to its ``(candidates, splits)``
-    scores, giving ``split<k>_test_<metric>``, ``mean_``, ``std_`` and ``rank_test_<metric>``."""
+    scores, giving ``split<k>_test_<metric>``, ``mean_``, ``std_`` and ``rank_test_<metric>``;
+    ``train_scores`` (``return_train_score``) adds ``split<k>_train_<metric>``, ``mean_``
+    and ``std_train_<metric>`` after each metric's test keys."""
     from scipy.stats import rankdata
 
     results: dict[str, Any] = {}
@@ -1822,6 +1883,13 @@ def _cv_results(
             filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
             rank = rankdata(-filled, method="min").astype(np.int32)
         results[f"rank_test_{metric}"] = rank
+        if train_scores is not None:
+            train = train_scores[metric]
+            for k in range(train.shape[1]):
+                results[f"split{k}_train_{metric}"] = train[:, k]
+            mean = train.mean(axis=1)
+            results[f"mean_train_{metric}"] = mean
+            results[f"std_train_{metric}"] = np.sqrt(np.mean((train - mean[:, None]) ** 2, axis=1))
     return results
 
 

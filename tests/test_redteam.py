@@ -309,3 +309,36 @@ def test_train_refuses_finite_inputs_and_weights_that_overflow_float32():
             epochs=1,
             sample_weight=np.full(4, 1e38),
         )
+
+
+def test_sweep_takes_gridsearchcv_arguments_with_their_meaning(capsys):
+    """n_jobs, pre_dispatch, verbose, error_score and return_train_score (a TypeError before):
+    the same cv_results_ keys in the same order and the same train scores as GridSearchCV;
+    a scorer that raises (f1 on three classes) records error_score with a warning instead
+    of throwing the sweep away, or raises with error_score='raise'."""
+    import warnings
+
+    from sklearn.model_selection import GridSearchCV
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    base = BPNNClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    grid = {"alpha": [1e-4, 1e-2]}
+    kw = dict(cv=3, return_train_score=True, n_jobs=2, pre_dispatch=4, error_score=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = SweepSearchCV(base, grid, verbose=1, **kw).fit(X, y)
+        search = GridSearchCV(base, grid, **kw).fit(X, y)
+    assert "Fitting 3 folds for each of 2 candidates, totalling 6 fits" in capsys.readouterr().out
+    assert list(sweep.cv_results_) == list(search.cv_results_)
+    np.testing.assert_allclose(
+        sweep.cv_results_["mean_train_score"], search.cv_results_["mean_train_score"], atol=0.02
+    )
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        failed = SweepSearchCV(base, grid, scoring="f1", cv=3).fit(X, y)
+    assert np.isnan(failed.cv_results_["mean_test_score"]).all()
+    with pytest.raises(ValueError, match="average"):
+        SweepSearchCV(base, grid, scoring="f1", cv=3, error_score="raise").fit(X, y)
