@@ -124,11 +124,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
 from sklearn.metrics._scorer import _check_multimetric_scoring
 from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import _check_partial_fit_first_call, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_samples,
     check_is_fitted,
     check_random_state,
     column_or_1d,
@@ -1356,8 +1358,15 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     ``early_stopping=True`` each network also gets its own validation split (the one
     its fit would draw) as ``val_rows=``.
 
+    A ``Pipeline`` whose last step is one of them works as in ``GridSearchCV``: per fold
+    (and per setting of the preceding steps' parameters in the grid) the preceding steps
+    are fitted on the training rows only and transform both sides; the transformed folds
+    are stacked into one table, and the networks of every fold train together on their
+    own rows of it; ``best_estimator_`` is the refitted pipeline.
+
     Args:
-        estimator: a :class:`BPNNClassifier` or :class:`BPNNRegressor`.
+        estimator: a :class:`BPNNClassifier` or :class:`BPNNRegressor`, or a ``Pipeline``
+            ending with one (grid keys ``<step>__<param>``, as ``GridSearchCV``'s).
         param_grid: a dict of lists, or a list of such dicts (``GridSearchCV``'s).
         scoring: None (the estimator's ``score``: accuracy or R^2), a scorer name or a
             callable ``scorer(estimator, X, y)``; or several metrics, as ``GridSearchCV``: a
@@ -1427,10 +1436,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.
         """
         base = self.estimator
+        if isinstance(base, Pipeline):
+            return self._fit_pipeline(X, y, groups, sample_weight)
         if not isinstance(base, _BPNNBase):
             raise TypeError(
-                "SweepSearchCV trains BPNNClassifier or BPNNRegressor networks with "
-                f"train_many; got {type(base).__name__}. Use GridSearchCV for other estimators"
+                "SweepSearchCV trains BPNNClassifier or BPNNRegressor networks (or a Pipeline "
+                f"that ends with one) with train_many; got {type(base).__name__}. Use "
+                "GridSearchCV for other estimators"
             )
         candidates = list(ParameterGrid(self.param_grid))
         if is_classifier(base) and y is not None:
@@ -1526,15 +1538,32 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 score(job, est)
 
         scores = self._score_arrays(values, len(candidates), len(splits))
+        train_scores = None
+        if self.return_train_score:
+            train_scores = self._score_arrays(train_values, len(candidates), len(splits))
+        return self._conclude(
+            X,
+            y,
+            sample_weight,
+            candidates,
+            (scores, train_scores, fit_times, score_times),
+            scorers,
+            refit_metric,
+        )
+
+    def _conclude(
+        self, X, y, sample_weight, candidates, arrays, scorers, refit_metric, fit_kw=None
+    ):
+        """``cv_results_``, the best candidate and the refit, from the score arrays
+        ``(test, train or None, fit times, score times)`` of every candidate and fold."""
+        scores, train_scores, fit_times, score_times = arrays
+        base = self.estimator
         # several metrics: a dict of scorers, or a callable that returns a dict (GridSearchCV's)
-        self.multimetric_ = isinstance(next(iter(values.values())), Mapping)
+        self.multimetric_ = list(scores) != ["score"] or isinstance(scorers, dict)
         if self.multimetric_ and not isinstance(scorers, dict):
             self._check_refit_for_multimetric(scores)
             refit_metric = self.refit
         self.scorer_ = scorers
-        train_scores = None
-        if self.return_train_score:
-            train_scores = self._score_arrays(train_values, len(candidates), len(splits))
         self.cv_results_ = _cv_results(candidates, scores, fit_times, score_times, train_scores)
         if self.refit or not self.multimetric_:  # as GridSearchCV
             self.best_index_ = self._best_index(refit_metric)
@@ -1544,10 +1573,99 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 self.best_score_ = float(mean[self.best_index_])
         if self.refit:
             start = time.perf_counter()
-            fit_kw = {} if sample_weight is None else {"sample_weight": sample_weight}
+            if fit_kw is None:
+                fit_kw = {} if sample_weight is None else {"sample_weight": sample_weight}
             self.best_estimator_ = clone(base).set_params(**self.best_params_).fit(X, y, **fit_kw)
             self.refit_time_ = time.perf_counter() - start
         return self
+
+    def _fit_pipeline(self, X, y, groups, sample_weight):
+        """A ``Pipeline`` that ends with a jbpnn estimator, as ``GridSearchCV`` fits it: per
+        fold (and per setting of the preceding steps' parameters in the grid) the preceding
+        steps are fitted on the training rows only and transform both sides; then the
+        networks of all folds train together, one inner sweep over the transformed folds
+        stacked into one table, and are scored on their fold's transformed test rows."""
+        pipe = self.estimator
+        last_name, last = pipe.steps[-1]
+        if not isinstance(last, _BPNNBase):
+            raise TypeError(
+                "SweepSearchCV trains a Pipeline whose last step is a BPNNClassifier or "
+                f"BPNNRegressor; its last step is {type(last).__name__}. Use GridSearchCV"
+            )
+        if is_classifier(last) and y is not None:
+            _check_label_types(y)
+        candidates = list(ParameterGrid(self.param_grid))
+        prefix = f"{last_name}__"
+        n_rows = _num_samples(X)
+        cv = check_cv(self.cv, y, classifier=is_classifier(last))
+        splits = [
+            (_fold_rows(k, "train", tr, n_rows), _fold_rows(k, "test", te, n_rows))
+            for k, (tr, te) in enumerate(cv.split(X, y, groups))
+        ]
+        self.n_splits_ = len(splits)
+        by_head: dict[str, tuple[dict, list]] = {}  # the preceding steps' settings -> candidates
+        for c, params in enumerate(candidates):
+            head = {k: v for k, v in params.items() if not k.startswith(prefix)}
+            final = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+            by_head.setdefault(repr(sorted(head.items())), (head, []))[1].append((c, final))
+        arrays: dict[str, dict[str, np.ndarray]] = {"test": {}, "train": {}}
+        times = np.zeros((2, len(candidates), len(splits)))
+        self.sweep_calls_ = []
+        for head, members in by_head.values():
+            parts, rows, start = [], [], 0
+            for tr, te in splits:
+                steps = Pipeline(clone(pipe).set_params(**head).steps[:-1])
+                X_tr = steps.fit_transform(_safe_indexing(X, tr), _safe_indexing(y, tr))
+                X_te = steps.transform(_safe_indexing(X, te))
+                parts.append((X_tr, tr))
+                parts.append((X_te, te))
+                fit_rows = np.arange(start, start + len(tr))  # the fold's rows in the table
+                rows.append((fit_rows, np.arange(len(te)) + start + len(tr)))
+                start += len(tr) + len(te)
+            if any(sp.issparse(a) for a, _ in parts):  # e.g. a OneHotEncoder's output
+                X_all = sp.vstack([sp.csr_matrix(a) for a, _ in parts]).tocsr()
+            else:
+                X_all = np.concatenate([np.asarray(a) for a, _ in parts])
+            take = np.concatenate([r for _, r in parts])
+            y_all = None if y is None else _safe_indexing(y, take)
+            w_all = None if sample_weight is None else np.asarray(sample_weight)[take]
+            inner = SweepSearchCV(
+                clone(last),
+                [{k: [v] for k, v in final.items()} for _, final in members],
+                scoring=self.scoring,
+                refit=False,
+                cv=rows,
+                verbose=self.verbose,
+                error_score=self.error_score,
+                return_train_score=self.return_train_score,
+            ).fit(X_all, y_all, sample_weight=w_all)
+            self.sweep_calls_ += inner.sweep_calls_
+            res = inner.cv_results_
+            for i, (c, _) in enumerate(members):
+                for key, value in res.items():
+                    for side in ("test", "train"):
+                        tag = f"_{side}_"
+                        if key.startswith("split") and tag in key:
+                            k, metric = key[len("split") :].split(tag, 1)
+                            block = arrays[side].setdefault(
+                                metric, np.full((len(candidates), len(splits)), np.nan)
+                            )
+                            block[c, int(k)] = value[i]
+                times[0, c] = res["mean_fit_time"][i]
+                times[1, c] = res["mean_score_time"][i]
+            scorers, refit_metric = inner.scorer_, self._scorers(last)[1]
+        fit_kw = {} if sample_weight is None else {f"{last_name}__sample_weight": sample_weight}
+        train = arrays["train"] if self.return_train_score else None
+        return self._conclude(
+            X,
+            y,
+            sample_weight,
+            candidates,
+            (arrays["test"], train, times[0], times[1]),
+            scorers,
+            refit_metric,
+            fit_kw,
+        )
 
     def _scorers(self, base: _BPNNBase) -> tuple[Any, Any]:
         """``(scorer or {name: scorer}, refit metric)`` as GridSearchCV's ``_get_scorers``:

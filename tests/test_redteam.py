@@ -342,3 +342,37 @@ def test_sweep_takes_gridsearchcv_arguments_with_their_meaning(capsys):
     assert np.isnan(failed.cv_results_["mean_test_score"]).all()
     with pytest.raises(ValueError, match="average"):
         SweepSearchCV(base, grid, scoring="f1", cv=3, error_score="raise").fit(X, y)
+
+
+def test_sweep_takes_a_pipeline_and_fits_its_preceding_steps_per_fold_as_gridsearchcv():
+    """A scaler before the network (a TypeError before, so users scaled outside the search,
+    leaking the test folds into the scaler): per fold the scaler is fitted on the training
+    rows only; the scores, keys and best parameters equal GridSearchCV's, and the networks
+    of every fold still train in one train_many call per scaler setting."""
+    import warnings
+
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4)) * [1, 10, 100, 0.1] + [0, 5, -50, 1]
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 5)
+    net = BPNNClassifier(hidden_layer_sizes=(6,), max_iter=10, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("net", net)])
+    grid = {"scale__with_mean": [True, False], "net__alpha": [1e-4, 1e-2]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = SweepSearchCV(pipe, grid, cv=3).fit(X, y)
+        search = GridSearchCV(pipe, grid, cv=3).fit(X, y)
+    assert list(sweep.cv_results_) == list(search.cv_results_)
+    np.testing.assert_allclose(
+        sweep.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], atol=0.02
+    )
+    assert sweep.best_params_ == search.best_params_
+    assert isinstance(sweep.best_estimator_, Pipeline)
+    assert [call["networks"] for call in sweep.sweep_calls_] == [6, 6]
+    with pytest.raises(TypeError, match="last step is StandardScaler"):
+        SweepSearchCV(Pipeline([("net", net), ("scale", StandardScaler())]), {}, cv=3).fit(X, y)
