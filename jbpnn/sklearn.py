@@ -1608,6 +1608,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             head = {k: v for k, v in params.items() if not k.startswith(prefix)}
             final = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
             by_head.setdefault(repr(sorted(head.items())), (head, []))[1].append((c, final))
+        scorers, refit_metric = self._scorers(last)  # what every inner sweep scores with
         arrays: dict[str, dict[str, np.ndarray]] = {"test": {}, "train": {}}
         times = np.zeros((2, len(candidates), len(splits)))
         self.sweep_calls_ = []
@@ -1653,7 +1654,6 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                             block[c, int(k)] = value[i]
                 times[0, c] = res["mean_fit_time"][i]
                 times[1, c] = res["mean_score_time"][i]
-            scorers, refit_metric = inner.scorer_, self._scorers(last)[1]
         fit_kw = {} if sample_weight is None else {f"{last_name}__sample_weight": sample_weight}
         train = arrays["train"] if self.return_train_score else None
         return self._conclude(
