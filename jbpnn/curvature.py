@@ -23,7 +23,10 @@ unit registered without ``second=`` (:func:`jbpnn.register_activation`), or a lo
 ``delta_r`` / ``delta_gn`` (:func:`jbpnn.register_loss`), has no hand-derived curvature:
 :func:`hvp` (and :func:`gnvp` for the loss) then refuse, naming it.
 Over a batch the products are contracted with the normalised sample weights ``s``,
-``-(R{O_prev}^T (s Err) + O_prev^T (s R{Err}))``, as the gradient is.
+``-(R{O_prev}^T (s Err) + O_prev^T (s R{Err}))``, as the gradient is. Every ``Err_l`` and
+``R{Err_l}`` is linear in the output's pair ``(Err_L, R{Err_L})``, so ``-s_n`` multiplies
+that pair once per example and the layers need no weighting (autodiff's cotangent ``1/B``
+does the same): one element-wise pass instead of one per layer.
 
 The Gauss-Newton product ``G v = sum_n s_n J_n^T H_n J_n v`` (Schraudolph 2002) keeps
 only the terms through the loss's curvature ``H_n``: ``J_n`` is the Jacobian of the
@@ -80,7 +83,7 @@ Array = jax.Array
 
 # ---------------------------------------------------------------- one example
 def example_r_deltas(
-    params: MLP, x: Array, y: Array, v: MLP, gauss_newton: bool = False
+    params: MLP, x: Array, y: Array, v: MLP, gauss_newton: bool = False, scale: ArrayLike = 1.0
 ) -> tuple[tuple[Array, ...], tuple[Array, ...], tuple[Array, ...], tuple[Array | None, ...]]:
     """Pearlmutter's two R-passes for ONE example.
 
@@ -90,6 +93,9 @@ def example_r_deltas(
         y: its targets, shape ``(n_out,)``.
         v: the direction of the weights, shaped like ``params``.
         gauss_newton: keep only the Gauss-Newton terms (then ``errs`` is empty).
+        scale: a factor on the output deltas ``Err_L`` and ``R{Err_L}``; every delta and
+            R-delta below is linear in them, so it scales them all (the batch products
+            pass each example's ``-s_n`` here, once, instead of weighting every layer).
 
     Returns:
         ``(cache, errs, r_errs, r_outs)``: ``cache`` from :func:`jbpnn.network.forward`,
@@ -103,10 +109,10 @@ def example_r_deltas(
     loss = LOSSES[params.loss]
     if gauss_newton:
         err = None
-        r_err = loss.delta_gn(cache[-1], y, acts[-1], r_nets[-1])
+        r_err = scale * loss.delta_gn(cache[-1], y, acts[-1], r_nets[-1])
     else:
-        err = loss.delta(cache[-1], y, acts[-1])  # Err_L, as jbpnn.network.deltas
-        r_err = loss.delta_r(cache[-1], y, acts[-1], r_nets[-1])
+        err = scale * loss.delta(cache[-1], y, acts[-1])  # Err_L, as jbpnn.network.deltas
+        r_err = scale * loss.delta_r(cache[-1], y, acts[-1], r_nets[-1])
     errs, r_errs = [err], [r_err]
     for l in range(len(params.layers) - 1, 0, -1):  # noqa: E741
         w, act, o = params.layers[l].w, acts[l - 1], cache[l]
@@ -133,15 +139,16 @@ def _weights(X: Array, sample_weight: Array | None) -> Array:
 def _product(
     params: MLP, X: Array, Y: Array, v: MLP, sample_weight: Array | None, gauss_newton: bool
 ) -> MLP:
-    batched = jax.vmap(example_r_deltas, in_axes=(None, 0, 0, None, None))
-    cache, errs, r_errs, r_outs = batched(params, X, Y, v, gauss_newton)
-    s = _weights(X, sample_weight)[:, None]
+    # The deltas of example n are weighted (and negated) once, at the output: -s_n Err_L.
+    batched = jax.vmap(example_r_deltas, in_axes=(None, 0, 0, None, None, 0))
+    neg_s = -_weights(X, sample_weight)
+    cache, errs, r_errs, r_outs = batched(params, X, Y, v, gauss_newton, neg_s)
     layers = []
     for l, (o_prev, r_err) in enumerate(zip(cache[:-1], r_errs)):  # noqa: E741
-        w = -(o_prev.T @ (s * r_err))  # -O_prev^T (s R{Err})
+        w = o_prev.T @ r_err  # -O_prev^T (s R{Err}): R{Err} carries the -s
         if not gauss_newton and r_outs[l] is not None:
-            w = w - r_outs[l].T @ (s * errs[l])  # -R{O_prev}^T (s Err)
-        layers.append(Layer(w=w, b=-jnp.sum(s * r_err, axis=0)))
+            w = w + r_outs[l].T @ errs[l]  # -R{O_prev}^T (s Err): Err carries the -s
+        layers.append(Layer(w=w, b=jnp.sum(r_err, axis=0)))
     return params.replace_layers(layers)
 
 
