@@ -44,6 +44,7 @@ __all__ = [
     "TASKS",
     "TASK_LOSSES",
     "Preprocessing",
+    "add_task_loss",
     "Scaling",
     "infer_task",
     "output_activation",
@@ -59,6 +60,18 @@ TASK_LOSSES: dict[str, tuple[str, ...]] = {
     "classification": ("cross_entropy", "binary_cross_entropy", "mse"),
     "regression": ("mse",),
 }
+_BUILTIN_TASK_LOSSES = dict(TASK_LOSSES)
+
+
+def add_task_loss(name: str, tasks: Sequence[str]) -> None:
+    """Let the loss ``name`` train ``tasks``, after the built-ins (``jbpnn.register_loss``'s
+    ``tasks=``). It replaces what an earlier registration of ``name`` said; a built-in
+    loss keeps its own tasks."""
+    for task in TASKS:
+        builtin = _BUILTIN_TASK_LOSSES[task]
+        listed = tuple(n for n in TASK_LOSSES[task] if n != name or n in builtin)
+        TASK_LOSSES[task] = (*listed, name) if task in tasks and name not in listed else listed
+
 
 MAX_CLASSES = 20  # an integer target with more distinct values than this is a regression
 
@@ -99,18 +112,25 @@ def task_loss(task: str, loss: str | None = None) -> str:
     if loss is None:
         return TASK_LOSSES[task][0]
     if loss not in TASK_LOSSES[task]:
+        builtin = any(loss in names for names in _BUILTIN_TASK_LOSSES.values())
+        hint = "" if builtin else " (a loss of your own says which: register_loss(..., tasks=))"
         raise ValueError(
             f"{loss} cannot train a {task} target; {task} trains with "
-            f"{' or '.join(TASK_LOSSES[task])}"
+            f"{' or '.join(TASK_LOSSES[task])}{hint}"
         )
     return loss
 
 
-def output_activation(task: str, loss: str) -> str | None:
+def output_activation(task: str, loss: str, exact_with: Sequence[str] = ()) -> str | None:
     """The output unit for ``task`` trained with ``loss``: ``"identity"`` for a regression
-    with mse (a standardised target takes any value); None: the loss's own default
-    (softmax for cross-entropy, sigmoid otherwise, see :func:`jbpnn.params.init_params`)."""
-    return "identity" if task == "regression" and loss == "mse" else None
+    (a standardised target takes any value); for classes, None: the loss's own default
+    (softmax for cross-entropy, sigmoid otherwise, see :func:`jbpnn.params.init_params`),
+    and for a loss of the user's own the first unit it is exact with (``exact_with``, its
+    ``output_activations``)."""
+    if task == "regression":
+        return "identity"
+    builtin = loss in _BUILTIN_TASK_LOSSES[task]
+    return None if builtin or not exact_with else exact_with[0]
 
 
 @dataclass(frozen=True)

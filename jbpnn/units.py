@@ -31,6 +31,7 @@ from jbpnn import activations as _activations
 from jbpnn import losses as _losses
 from jbpnn.activations import Activation, elementwise
 from jbpnn.losses import Loss
+from jbpnn.preprocessing import TASKS, add_task_loss
 
 __all__ = ["register_activation", "register_loss"]
 
@@ -146,6 +147,7 @@ def register_loss(
     *,
     delta_r: Callable[[Array, Array, Activation, Array], Array] | None = None,
     delta_gn: Callable[[Array, Array, Activation, Array], Array] | None = None,
+    tasks: str | Sequence[str] = (),
     replace: bool = False,
     check: bool = True,
 ) -> Loss:
@@ -174,6 +176,12 @@ def register_loss(
             needs it.
         delta_gn: ``(O, T, act, r)``, optional: its Gauss-Newton part, for
             :func:`jbpnn.gnvp` (not checked: which part it keeps is the loss's choice).
+        tasks: the tables it can train from the command line (``jbpnn train --loss
+            name``): ``"classification"`` (one-hot targets; the output unit is the first
+            of ``output_activations``) and/or ``"regression"`` (one standardised target;
+            the output unit is ``"identity"``, which must then be in
+            ``output_activations``). Without it the command line refuses the loss, naming
+            this argument: which targets a loss is written for is not guessed.
         replace: allow ``name`` to be an existing loss's (a built-in's too); JAX's
             compiled programs are then dropped.
         check: compare ``delta`` (and ``delta_r``) with autodiff of ``error(fn(net), T)``
@@ -209,6 +217,7 @@ def register_loss(
                 f"register_loss({name!r}): unknown output activation {out!r}; expected "
                 f"registered names, {sorted(_activations.ACTIVATIONS)}"
             )
+    tasks = _check_tasks(name, tasks, outputs)
     loss = Loss(error, delta, tuple(dict.fromkeys(outputs)), delta_r, delta_gn)
     if check:
         from jbpnn.gradcheck import check_loss  # autodiff, here only: never on training
@@ -216,6 +225,24 @@ def register_loss(
         check_loss(loss, _activations.ACTIVATIONS, f"register_loss({name!r})")
     existed = name in _losses.LOSSES
     _losses.add_loss(name, loss)
+    add_task_loss(name, tasks)
     if existed:
         jax.clear_caches()
     return loss
+
+
+def _check_tasks(name: str, tasks: object, outputs: tuple[str, ...]) -> tuple[str, ...]:
+    """``register_loss``'s ``tasks=``: names from TASKS; regression needs an identity output."""
+    found = (tasks,) if isinstance(tasks, str) else tasks
+    if not isinstance(found, Sequence) or any(t not in TASKS for t in found):
+        raise ValueError(
+            f"register_loss({name!r}): tasks must be a sequence of {TASKS[0]!r} and/or "
+            f"{TASKS[1]!r}, got {tasks!r}"
+        )
+    if "regression" in found and "identity" not in outputs:
+        raise ValueError(
+            f"register_loss({name!r}): a regression loss trains an 'identity' output unit "
+            f"(its target is one standardised number), but output_activations are {outputs}; "
+            "add 'identity' or leave 'regression' out of tasks"
+        )
+    return tuple(dict.fromkeys(found))

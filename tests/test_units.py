@@ -20,7 +20,7 @@ import pytest
 from conftest import one_line_error, run_cli, tree_allclose, write_flowers
 
 import jbpnn
-from jbpnn import activations, losses
+from jbpnn import activations, losses, preprocessing
 from jbpnn.gradcheck import check_activation, check_loss, reference_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +33,7 @@ def _tables():
     """Restore the activation and loss tables after each test (same dict objects)."""
     saved = [(t, dict(t)) for t in (activations.ACTIVATIONS, activations.ARTICLE_MODE_ACTIVATIONS)]
     saved.append((losses.LOSSES, dict(losses.LOSSES)))
+    saved.append((preprocessing.TASK_LOSSES, dict(preprocessing.TASK_LOSSES)))
     yield
     for table, copy in saved:
         table.clear()
@@ -265,6 +266,7 @@ jbpnn.register_loss(
     error=lambda o, t: 0.25 * jnp.sum((t - o) ** 2),
     delta=lambda o, t, act: act.backprop(o, 0.5 * (t - o)),
     output_activations=("identity", "softsign"),
+    tasks="regression",
 )
 """
 
@@ -359,3 +361,50 @@ def test_cli_import_hook(tmp_path, units_module, capsys, monkeypatch):
     )
     rc, _, err = run_cli(capsys, "gradcheck", "--import", "broken_units")
     one_line_error(rc, err, "--import broken_units", "TypeError", "fn must be callable")
+
+
+def test_cli_trains_with_a_registered_loss(tmp_path, units_module, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    np.savetxt("reg.csv", np.c_[X, X @ [1.0, -2.0, 0.5]], delimiter=",", header="a,b,c,y",
+               comments="")  # fmt: skip
+    rc, out, err = run_cli(
+        capsys, "train", "--import", units_module, "--data", "reg.csv", "--loss", "half_mse",
+        "--hidden", "4", "--epochs", "3", "--save", "m.npz",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "3-4-1, sigmoid, identity, loss half_mse" in out  # regression: an identity output
+    assert jbpnn.load(tmp_path / "m.npz").params.loss == "half_mse"
+    # registered for regression only: a class target is refused, naming what trains it
+    write_flowers(tmp_path)
+    rc, _, err = run_cli(capsys, "train", "--data", "flowers.csv", "--target", "colour",
+                         "--loss", "half_mse", "--epochs", "1")  # fmt: skip
+    one_line_error(rc, err, "--loss half_mse cannot train a classification target",
+                   "cross_entropy or binary_cross_entropy or mse", "tasks=")  # fmt: skip
+    # a registration without tasks= trains no table; with classification, the output
+    # unit is the first it is exact with
+    for tasks, output in (((), None), ("classification", "softsign")):
+        jbpnn.register_loss(
+            "quarter", lambda o, t: 0.125 * jnp.sum((t - o) ** 2),
+            lambda o, t, act: act.backprop(o, 0.25 * (t - o)), ("softsign", "identity"),
+            tasks=tasks, replace=True,
+        )  # fmt: skip
+        rc, out, err = run_cli(capsys, "train", "--data", "flowers.csv", "--target", "colour",
+                               "--loss", "quarter", "--hidden", "3", "--epochs", "1")  # fmt: skip
+        if output is None:
+            one_line_error(rc, err, "--loss quarter cannot train a classification", "tasks=")
+        else:
+            assert rc == 0, err
+            assert f"sigmoid, {output}, loss quarter" in out
+    assert preprocessing.TASK_LOSSES["regression"] == ("mse", "half_mse")
+
+
+def test_register_loss_checks_its_tasks():
+    args = ("l", lambda o, t: jnp.sum((t - o) ** 2), lambda o, t, act: act.backprop(o, 2 * (t - o)))
+    with pytest.raises(ValueError, match=r"tasks must be a sequence of 'classification'"):
+        jbpnn.register_loss(*args, "identity", tasks="clustering")
+    with pytest.raises(ValueError, match=r"a regression loss trains an 'identity' output unit"):
+        jbpnn.register_loss(*args, "sigmoid", tasks=("regression",))
+    assert "l" not in jbpnn.LOSSES
+    assert "l" not in preprocessing.TASK_LOSSES["classification"]

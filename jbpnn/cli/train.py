@@ -50,7 +50,13 @@ from jbpnn.losses import LOSSES
 from jbpnn.network import predict
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
 from jbpnn.params import INITS, MLP, init_params
-from jbpnn.preprocessing import Preprocessing, infer_task, output_activation, task_loss
+from jbpnn.preprocessing import (
+    TASK_LOSSES,
+    Preprocessing,
+    infer_task,
+    output_activation,
+    task_loss,
+)
 from jbpnn.training import TrainResult, accuracy, evaluate, train
 
 __all__ = ["ProgressBar", "add_parsers", "cmd_predict", "cmd_train", "hidden_sizes"]
@@ -159,7 +165,8 @@ def _load_rows(args: argparse.Namespace) -> _Rows:
     try:
         loss = task_loss(task, args.loss)
     except ValueError as e:
-        hint = "; for class labels pass --task classification" if task == "regression" else ""
+        classes = task == "regression" and args.loss in TASK_LOSSES["classification"]
+        hint = "; for class labels pass --task classification" if classes else ""
         target = f"the target {table.target_name!r} of {source}"
         raise CLIError(f"--loss {e} ({target}){hint}") from None
     classification = task == "classification"
@@ -217,7 +224,7 @@ def _build_network(
 ) -> tuple[MLP, Optimizer]:
     """The initial network (``--hidden``, ``--activation``, ``--init``) and the optimizer."""
     sizes = (prep.n_features, *args.hidden, prep.n_outputs)
-    output = output_activation(prep.task, loss)
+    output = output_activation(prep.task, loss, LOSSES[loss].output_activations)
     activations: Any = args.activation
     if output is not None:
         activations = (args.activation,) * len(args.hidden) + (output,)
@@ -516,7 +523,8 @@ def add_parsers(sub: Any) -> None:
         choices=sorted(LOSSES),
         default=None,
         help="default: cross_entropy (softmax output) for classes, mse for regression "
-        "(the only loss for regression)",
+        "(the only built-in loss for regression); with --import, also the losses your "
+        "module registers with tasks=",
     )
     tr.add_argument("--init", choices=INITS, default="glorot", help="weight initialisation")
     tr.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="momentum", help="optimizer")
