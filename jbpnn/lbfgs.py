@@ -260,8 +260,8 @@ def init(params: PyTree, hp: dict[str, Array], history: int = 10) -> LBFGSState:
     flat = ravel_pytree(params)[0]
     dtype = np.dtype(flat.dtype)
 
-    def filled(value: Any, shape: tuple[int, ...], kind: Any = dtype) -> Array:
-        return jax.device_put(np.full(shape, value, kind))  # NumPy: no program compiled
+    def filled(value: Any, shape: tuple[int, ...], kind: Any = dtype) -> Any:
+        return np.full(shape, value, kind)  # NumPy: no program compiled; the loop copies it
 
     p = flat.shape[0]
     nan = filled(np.nan, ())

@@ -70,7 +70,7 @@ import jax.scipy.linalg
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jbpnn.checks import check_number, is_concrete, to_device
+from jbpnn.checks import check_number, host_or_device, is_concrete, to_device
 from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
 from jbpnn.lbfgs import LBFGSState
 from jbpnn.lbfgs import init as _lbfgs_init
@@ -502,7 +502,7 @@ class Optimizer:
                 f"{self!r} is an optimizer kind without values; init the optimizer it came from"
             )
         dtype = _float_dtype(params)
-        hp = {k: to_device(v, dtype) for k, v in self.hyperparams.items()}
+        hp = {k: host_or_device(v, dtype) for k, v in self.hyperparams.items()}
         static = {k: self.options[k] for k in _INIT_OPTIONS.get(self.name, ()) if k in self.options}
         return _RULES[self.name][0](params, hp, **static)
 

@@ -165,12 +165,15 @@ def init_state(
     )
 
 
-def _filled(value: Any, shape: tuple[int, ...], dtype: Any) -> Array:
-    """A constant array built by NumPy: no XLA program is compiled for it (jnp.full would)."""
-    return to_device(np.full(shape, value, np.dtype(dtype)))
+def _filled(value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """A constant array built by NumPy, left on the host: no XLA program is compiled for it
+    (jnp.full would), and the compiled loop that first takes the state copies it with the
+    call's other arguments (about 0.2 us each, against about 20 us for a jax.device_put
+    of its own: a small full-batch fit made 30 of those)."""
+    return np.full(shape, value, np.dtype(dtype))
 
 
-def _is_key(key: Any) -> bool:
+def _is_key(key: Any) -> TypeGuard[Array]:
     return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 

@@ -678,9 +678,9 @@ def prepare_training(
         shards=1 if mesh is None else mesh[0].shape[mesh[1]],
         optimizer=optimizer,
     )
-    rules = stopping.rules(params.dtype)
+    rules = stopping.rules(params.dtype, host=True)  # NumPy: each launch copies them with its call
     if config.reduce_lr:
-        hp = getattr(optimizer, "hyperparams", None)
+        hp: Any = getattr(optimizer, "hyperparams", None)  # an Optimizer's dict
         if not isinstance(optimizer, Optimizer) or "lr" not in hp:
             raise ValueError(
                 "lr_factor reduces the learning rate held in the optimizer state: it needs a "
