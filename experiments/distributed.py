@@ -22,7 +22,12 @@ process_id=i)`` (on SLURM, ``jax.distributed.initialize()`` with no arguments
 reads them from the environment), build ``Mesh(np.array(jax.devices()), ("data",))``
 and call ``train(..., mesh=mesh)`` with the same arguments in every process.
 
-Usage: ``python experiments/distributed.py [--processes 2] [--local-devices 2] [--local-data]``
+``--many``: instead, ``train_many`` of six networks and a ``SweepSearchCV`` of 18 networks
+(6 candidates x 3 folds) with the networks split over a mesh of every process's devices
+(``mesh=``), each network checked against the same calls in one process.
+
+Usage: ``python experiments/distributed.py [--processes 2] [--local-devices 2] [--local-data]
+[--many]``
 """
 
 from __future__ import annotations
@@ -82,6 +87,62 @@ def _train(mesh=None, local_data=False):
     )
 
 
+MANY = dict(epochs=4, batch_size=50)
+LRS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)  # one network per rate, seeds 0..5
+
+
+def _train_many(mesh=None):
+    """Six digits networks (their own lr and init seed) in ONE train_many call; with
+    ``mesh``, split over its devices (and processes)."""
+    import numpy as np
+
+    import jbpnn
+
+    X, Y, X_val, Y_val = _data()
+    spec = jbpnn.InitSpec(SIZES, "sigmoid", "cross_entropy", "glorot")
+    return jbpnn.train_many(
+        spec,
+        X,
+        Y,
+        seeds=np.arange(len(LRS)),
+        optimizer="momentum",
+        hparams={"lr": np.array(LRS), "m": 0.9},
+        X_val=X_val,
+        Y_val=Y_val,
+        mesh=mesh,
+        **MANY,
+    )
+
+
+def _sweep(mesh=None):
+    """SweepSearchCV of 3 learning rates x 2 alphas x 3 folds on 600 digits rows."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    X, _, _, _ = _data()
+    y = __import__("jbpnn").load_digits().y[:1200]
+    grid = {"learning_rate_init": [0.001, 0.003, 0.01], "alpha": [1e-4, 1e-2]}
+    est = BPNNClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return SweepSearchCV(est, grid, cv=3, mesh=mesh).fit(X[:600], y[:600])
+
+
+def _many_summary(result, sweep) -> dict:
+    import jax
+    import numpy as np
+
+    return {
+        "params": [np.asarray(a).tolist() for a in jax.tree.leaves(result.params)],
+        "loss": np.asarray(result.history["loss"]).tolist(),
+        "scores": np.asarray(sweep.cv_results_["mean_test_score"]).tolist(),
+        "best": sweep.best_params_,
+    }
+
+
 def worker(args) -> int:
     import jax
 
@@ -95,12 +156,28 @@ def worker(args) -> int:
     import numpy as np
     from jax.sharding import Mesh
 
+    devices = {"global_devices": len(jax.devices()), "local_devices": len(jax.local_devices())}
+    if args.many:  # the networks split over the processes' devices
+        import jbpnn.many
+
+        mesh = Mesh(np.array(jax.devices()), ("net",))
+        placed, place = [], jbpnn.many.place  # record where train_many puts its arrays
+
+        def recorded(tree, where, axis):
+            placed.append(where.is_multi_process)
+            return place(tree, where, axis)
+
+        jbpnn.many.place = recorded
+        out = {**devices, **_many_summary(_train_many(mesh), _sweep(mesh))}
+        out["split"] = bool(placed) and all(placed)
+        Path(args.out).write_text(json.dumps(out))
+        jax.distributed.shutdown()
+        return 0
     mesh = Mesh(np.array(jax.devices()), ("data",))
     result = _train(mesh, args.local_data)
     out = {
         "process": jax.process_index(),
-        "global_devices": len(jax.devices()),
-        "local_devices": len(jax.local_devices()),
+        **devices,
         "params": [np.asarray(a).tolist() for a in jax.tree.leaves(result.params)],
         "loss": result.history["loss"].tolist(),
         "epochs_run": result.epochs_run,
@@ -129,6 +206,7 @@ def launch(args) -> int:
         cmd = [sys.executable, __file__, "--worker", str(i), "--port", str(port)]
         cmd += ["--processes", str(args.processes), "--out", str(tmp / f"{i}.json")]
         cmd += ["--timeout", str(args.timeout)] + (["--local-data"] if args.local_data else [])
+        cmd += ["--many"] if args.many else []
         procs.append(
             subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         )
@@ -149,6 +227,8 @@ def launch(args) -> int:
         print("\n".join(failed), file=sys.stderr)
         return 1
     results = [json.loads((tmp / f"{i}.json").read_text()) for i in range(args.processes)]
+    if args.many:
+        return _compare_many(args, results, start)
     alone = _train()
     ref = [np.asarray(a) for a in __import__("jax").tree.leaves(alone.params)]
     worst_p = max(
@@ -171,11 +251,53 @@ def launch(args) -> int:
     return 0 if ok else 1
 
 
+def _compare_many(args, results: list[dict], start: float) -> int:
+    """Every process's networks and sweep against the same calls in this one process."""
+    import numpy as np
+
+    alone = _many_summary(_train_many(), _sweep())
+    worst_p = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for r in results
+        for a, b in zip(r["params"], alone["params"])
+    )
+    worst_l = max(
+        float(np.nanmax(np.abs(np.asarray(r["loss"]) - np.asarray(alone["loss"])))) for r in results
+    )
+    worst_s = max(
+        float(np.max(np.abs(np.asarray(r["scores"]) - np.asarray(alone["scores"]))))
+        for r in results
+    )
+    same_best = all(r["best"] == alone["best"] for r in results)
+    split = all(r["split"] for r in results)
+    n = results[0]["global_devices"]
+    print(
+        f"{args.processes} processes x {results[0]['local_devices']} CPU devices = {n} global "
+        f"devices (gloo, 127.0.0.1), the networks split over them: train_many of "
+        f"{len(LRS)} 64-32-10 digits networks ({MANY['epochs']} epochs), and SweepSearchCV "
+        "of 6 candidates x 3 folds"
+    )
+    print(
+        f"max |params - one process|: {worst_p:.2e}; max |epoch loss - one process|: "
+        f"{worst_l:.2e}; max |mean test score - one process|: {worst_s:.2e}; "
+        f"best_params_ {'the same' if same_best else 'DIFFERENT'}; every call's state on a "
+        f"mesh spanning the processes: {'yes' if split else 'NO'}"
+    )
+    ok = worst_p <= 1e-5 and worst_l <= 1e-5 and worst_s <= 1e-6 and same_best and split
+    print(f"{'EQUAL' if ok else 'DIFFERENT'} within 1e-5; {time.perf_counter() - start:.1f} s")
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--local-devices", type=int, default=2)
     ap.add_argument("--local-data", action="store_true", help="each process feeds its own rows")
+    ap.add_argument(
+        "--many",
+        action="store_true",
+        help="train_many and SweepSearchCV with the networks split over the processes",
+    )
     ap.add_argument(
         "--timeout", type=float, default=240.0, help="seconds before every child is killed"
     )

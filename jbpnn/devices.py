@@ -49,6 +49,7 @@ __all__ = [
     "place",
     "replicate",
     "resolve_mesh",
+    "to_host",
     "spans_processes",
     "use_cpu_devices",
 ]
@@ -190,10 +191,41 @@ def replicate(tree: Any, mesh: Any) -> Any:
 
 
 def place(tree: Any, mesh: Any, axis: str | None) -> Any:
-    """``tree`` on ``mesh`` (this process's devices): the leading axis split along
-    ``axis``, or replicated when ``axis`` is None."""
+    """``tree`` on ``mesh``: the leading axis split along ``axis``, or replicated when
+    ``axis`` is None.
+
+    Works with several processes (``jax.distributed``): each process builds the shards
+    of its own devices from its copy, so host values must be the same in every process
+    (:func:`agree_across_processes` checks the arguments they come from).
+    """
     sharding = NamedSharding(mesh, PartitionSpec(axis) if axis else PartitionSpec())
-    return jax.tree.map(_keys_too(lambda x: jax.device_put(x, sharding)), tree)
+
+    def put(x: Any) -> Any:
+        if not mesh.is_multi_process:
+            return jax.device_put(x, sharding)
+        host = np.asarray(x)  # jax.device_put would compare the copies, and NaN != NaN
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(_keys_too(put), tree)
+
+
+def to_host(tree: Any) -> Any:
+    """Every leaf of ``tree`` as a NumPy array of its whole (global) value, keys as keys.
+
+    An array sharded over several processes is gathered from all of them
+    (``multihost_utils.process_allgather``: a collective, so every process calls this
+    at the same point); the others are copied with ``jax.device_get``.
+    """
+
+    def get(x: Any) -> Any:
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = get(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return jax.device_get(x)
+
+    return jax.tree.map(get, tree)
 
 
 def _weighted_psum(grad_fn: GradFn, axis: str) -> GradFn:

@@ -55,7 +55,13 @@ from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.compilation_cache import default_compilation_cache
-from jbpnn.devices import network_layout, place, use_cpu_devices
+from jbpnn.devices import (
+    agree_across_processes,
+    network_layout,
+    place,
+    to_host,
+    use_cpu_devices,
+)
 from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
@@ -532,6 +538,19 @@ def train_many(
         raise ValueError("give key (one data order for all) or keys (one per network), not both")
     check_progress(progress)
     epochs = check_int("epochs", epochs, 1)
+    if mesh is not None:  # several processes: the same arguments everywhere, or a clear error
+        agree_across_processes(
+            mesh,
+            "train_many",
+            dict(
+                params=params, X=X, Y=Y, seeds=seeds, optimizer=optimizer, hparams=hparams,
+                epochs=epochs, batch_size=batch_size, key=key, keys=keys, X_val=X_val,
+                Y_val=Y_val, rows=rows, val_rows=val_rows, sample_weight=sample_weight,
+                val_sample_weight=val_sample_weight, stopping=stopping, shuffle=shuffle,
+                drop_last=drop_last, grad_fn=grad_fn, network_axis=network_axis,
+                data_axis=data_axis, history_chunk=history_chunk, **thresholds,
+            ),
+        )  # fmt: skip
 
     # What to train: stacked params, or a spec and seeds (nothing allocated yet).
     seed_arr = None
@@ -671,7 +690,7 @@ def train_many(
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
 
     def collect(epoch: int, done: Any, stop: Any, history: dict) -> int:
-        done, stop = np.asarray(done)[:n_nets], np.asarray(stop)[:n_nets]
+        done, stop = done[:n_nets], stop[:n_nets]  # host copies (run_chunks)
         reached = int(done.max())
         span = np.arange(epoch, reached)
         for k in pieces:  # a network that stopped earlier: NaN after its last epoch
@@ -691,7 +710,7 @@ def train_many(
         config.history_chunk,
         collect,
     )
-    state = jax.device_get(state)
+    state = to_host(state)
     if n_pad:
         state = jax.tree.map(lambda a: a[:n_nets], state)
     history = {

@@ -1387,6 +1387,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             ``UserWarning``, as ``GridSearchCV``), or ``"raise"`` to raise.
         return_train_score: also score every network on its training fold
             (``split<k>_train_<metric>``, ``mean_train_<metric>``, ``std_train_<metric>``).
+        mesh: a jbpnn extension: a ``jax.sharding.Mesh`` with one axis over whose devices
+            every ``train_many`` call splits its networks (``train_many(mesh=)``). After
+            ``jax.distributed.initialize`` it may span several processes or hosts: every
+            process then runs the same ``fit`` on the same data (checked before the first
+            collective), trains its share of the networks, and ends with the same
+            ``cv_results_`` as one process; the refit runs in every process. None: one
+            device.
 
     Attributes:
         cv_results_, best_index_, best_params_, best_score_, best_estimator_,
@@ -1410,6 +1417,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         pre_dispatch="2*n_jobs",
         error_score=np.nan,
         return_train_score=False,
+        mesh=None,
     ):
         self.estimator = estimator
         self.param_grid = param_grid
@@ -1421,6 +1429,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.pre_dispatch = pre_dispatch
         self.error_score = error_score
         self.return_train_score = return_train_score
+        self.mesh = mesh
 
     def fit(self, X, y=None, *, groups=None, sample_weight=None):
         """Score every candidate on every fold, then refit the best (see the class docstring).
@@ -1887,6 +1896,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             sample_weight=sw,
             check_finite=False,
             stopping=stopping,
+            mesh=self.mesh,
             **val,
         )
         self.sweep_calls_.append(

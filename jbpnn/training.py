@@ -107,7 +107,13 @@ from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int
 from jbpnn.compilation_cache import default_compilation_cache
-from jbpnn.devices import agree_across_processes, data_parallel, replicate, resolve_mesh
+from jbpnn.devices import (
+    agree_across_processes,
+    data_parallel,
+    replicate,
+    resolve_mesh,
+    to_host,
+)
 from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.jacobian import RESIDUAL_LOSSES, n_params, normal_equations_kernel
 from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
@@ -1062,13 +1068,13 @@ def run_chunks(
         The final state (on the device).
     """
     epoch, until = first, min(first + chunk, target)
-    running = np.any(np.asarray(jax.device_get(state.stop)) == RUNNING)
+    running = np.any(to_host(state.stop) == RUNNING)
     ahead = launch(state, until) if first < target and running else None
     while ahead is not None:
         state = ahead
         following = min(until + chunk, target)
         ahead = launch(state, following) if until < target else None
-        done, stop, history = jax.device_get((state.epoch, state.stop, state.history))
+        done, stop, history = to_host((state.epoch, state.stop, state.history))  # all processes
         epoch, until = collect(epoch, done, stop, history), following
         if not np.any(np.asarray(stop) == RUNNING):
             ahead = None

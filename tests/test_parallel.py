@@ -128,13 +128,18 @@ def test_one_network_and_many_networks_on_8_cpu_devices_equal_one_device():
 
 @pytest.mark.parametrize(
     "local_devices, extra",
-    [("2", []), ("1", ["--local-data"])],
-    ids=["whole-data-2x2-devices", "process-local-data-2x1-devices"],
+    [("2", []), ("1", ["--local-data"]), ("1", ["--many"])],
+    ids=[
+        "whole-data-2x2-devices",
+        "process-local-data-2x1-devices",
+        "train-many-and-sweep-2x1-devices",
+    ],
 )
 def test_two_processes_equal_one_process(local_devices, extra):
     """jax.distributed on 127.0.0.1 with gloo; the script kills its workers on failure.
     ``--local-data``: each process holds only its rows (a global array), which the
-    checks of the data read shard by shard."""
+    checks of the data read shard by shard. ``--many``: train_many and SweepSearchCV with
+    the networks split over the two processes, every network equal to one process's."""
     run = subprocess.run(
         [
             sys.executable,
