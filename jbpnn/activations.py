@@ -223,6 +223,7 @@ def elementwise(
         return derivative(z) * g  # J^T g = f'(net) g
 
     def second_rule(z: Array, r: Array, g: Array) -> Array:
+        assert second is not None  # only used where second is given (below)
         return second(z) * r * g  # f''(net) r g
 
     return Activation(
@@ -321,10 +322,10 @@ def bind(act: Activation, net: Array) -> Activation:
     """
     if act.uses != "net":
         return act
-    second = act.second
+    tangent, second = act.tangent, act.second
     return act._replace(
         backprop=lambda o, g: act.backprop(net, g),
-        tangent=None if act.tangent is None else (lambda o, r: act.tangent(net, r)),
+        tangent=None if tangent is None else (lambda o, r: tangent(net, r)),
         second=None if second is None else (lambda o, r, g: second(net, r, g)),
     )
 

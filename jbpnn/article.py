@@ -236,6 +236,7 @@ class BPNN:
             grad_fn=article_gradient,
             check_finite=False,  # checked by _pairs
         )
+        assert result.state is not None  # train always returns its final state
         self.state = result.state
         self._cache = None
         errors = result.history["loss"] * len(X)  # mean RMS error per example -> the sum
@@ -243,14 +244,14 @@ class BPNN:
             print(f"Err: {float(errors.min())}")
         return errors
 
-    def predict(self, xs: ArrayLike) -> np.ndarray:
+    def predict(self, xs: ArrayLike | Sequence[Any]) -> np.ndarray:
         """Outputs for many inputs, shape ``(len(xs), n_out)``; does not change the net."""
-        xs = [self._row(x, self.n_in, _INPUT_MESSAGE, i) for i, x in enumerate(_rows(xs))]
-        if not xs:
+        rows = [self._row(x, self.n_in, _INPUT_MESSAGE, i) for i, x in enumerate(_rows(xs))]
+        if not rows:
             return np.zeros((0, self.n_out), np.dtype(self.params.dtype))
-        return np.asarray(predict(self.params, np.stack(xs)))
+        return np.asarray(predict(self.params, np.stack(rows)))
 
-    def fit(self, xs: ArrayLike) -> list[list[float]]:
+    def fit(self, xs: ArrayLike | Sequence[Any]) -> list[list[float]]:
         """The article's name for predicting: ``[update(x) for x in xs]``, as lists.
 
         Unlike the article's ``fit`` (which calls ``update``), it leaves nothing

@@ -19,7 +19,7 @@ This module imports only JAX and NumPy.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,18 @@ __all__ = [
 ]
 
 Array = jax.Array
+
+
+@overload
+def check_int(
+    name: str, value: Any, low: int, *, allow_none: Literal[False] = False, none_means: str = ""
+) -> int: ...
+
+
+@overload
+def check_int(
+    name: str, value: Any, low: int, *, allow_none: bool, none_means: str = ""
+) -> int | None: ...
 
 
 def check_int(
@@ -76,10 +88,11 @@ def check_number(
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
-    if not np.isfinite(value) or value < low or (high is not None and value >= high):
+    # The ignores: typeshed's numbers.Real declares no conversions or comparisons.
+    if not np.isfinite(value) or value < low or (high is not None and value >= high):  # type: ignore[call-overload, operator]
         upper = f" and below {high}" if high is not None else ""
         raise ValueError(f"{name} must be finite, at least {low}{upper}; got {value!r}")
-    if integer and int(value) != value:
+    if integer and int(value) != value:  # type: ignore[call-overload]
         raise ValueError(f"{name} must be an integer, got {value!r}")
 
 
@@ -108,9 +121,11 @@ def as_key(key: Any, name: str = "key") -> Array:
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         if not 0 <= int(key) < 2**32:
             raise ValueError(f"{name}: a seed must lie in 0 .. 2**32 - 1, got {key!r}")
-        if jax.config.jax_default_prng_impl == "threefry2x32":
+        # jax.config's options are attributes set at run time: mypy cannot see them.
+        if jax.config.jax_default_prng_impl == "threefry2x32":  # type: ignore[attr-defined]
             # jax.random.key(seed)'s bits, [0, seed], without compiling a program for it
-            return jax.random.wrap_key_data(np.array([0, int(key)], np.uint32))
+            # (a NumPy array, which jax accepts where its annotation says Array)
+            return jax.random.wrap_key_data(np.array([0, int(key)], np.uint32))  # type: ignore[arg-type]
         return jax.random.key(int(key))
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():

@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import jax
 from jax.experimental.compilation_cache import compilation_cache as _jax_cache
@@ -42,7 +43,7 @@ __all__ = [
     "enable_compilation_cache",
 ]
 
-_state = {"decided": False, "disabled": False, "folder": None}
+_state: dict[str, Any] = {"decided": False, "disabled": False, "folder": None}
 
 
 def cache_dir() -> Path | None:
@@ -55,7 +56,7 @@ def cache_dir() -> Path | None:
     """
     if os.environ.get("JBPNN_CACHE_DIR"):
         return Path(os.environ["JBPNN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME")
+    base: str | Path | None = os.environ.get("XDG_CACHE_HOME")
     if not base:
         try:
             home = Path.home()
@@ -123,7 +124,8 @@ def default_compilation_cache() -> Path | None:
     if _state["decided"]:
         return _state["folder"]
     _state["decided"] = True
-    if _state["disabled"] or _env_disabled() or jax.config.jax_compilation_cache_dir:
+    # jax.config's options are attributes set at run time: mypy cannot see them.
+    if _state["disabled"] or _env_disabled() or jax.config.jax_compilation_cache_dir:  # type: ignore[attr-defined]
         return None
     return enable_compilation_cache()
 
@@ -134,6 +136,6 @@ def disable_compilation_cache() -> None:
     _state["disabled"] = True
     _state["decided"] = True
     folder, _state["folder"] = _state["folder"], None
-    if folder is not None and jax.config.jax_compilation_cache_dir == str(folder):
+    if folder is not None and jax.config.jax_compilation_cache_dir == str(folder):  # type: ignore[attr-defined]
         jax.config.update("jax_compilation_cache_dir", None)
         _jax_cache.reset_cache()  # else JAX keeps writing to the cache it opened

@@ -107,10 +107,17 @@ def example_r_deltas(
     r_nets, r_outs = tangents(params, cache, v, None)  # forward R-pass
     acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     loss = LOSSES[params.loss]
+    # Any: err is None with gauss_newton (never read then), and a product with the
+    # ArrayLike scale is typed as NumPy's or JAX's
+    err: Any
+    r_err: Any
+    errs: list[Any] | tuple[Any, ...]
     if gauss_newton:
         err = None
+        assert loss.delta_gn is not None  # gnvp refuses a loss without it
         r_err = scale * loss.delta_gn(cache[-1], y, acts[-1], r_nets[-1])
     else:
+        assert loss.delta_r is not None  # hvp refuses a loss without it
         err = scale * loss.delta(cache[-1], y, acts[-1])  # Err_L, as jbpnn.network.deltas
         r_err = scale * loss.delta_r(cache[-1], y, acts[-1], r_nets[-1])
     errs, r_errs = [err], [r_err]
@@ -119,6 +126,7 @@ def example_r_deltas(
         if gauss_newton:
             r_err = act.backprop(o, r_err @ w.T)  # f'(net_l) (w R{Err})
         else:
+            assert act.second is not None  # hvp refuses a unit without it
             g = err @ w.T  # w_{l+1} Err_{l+1} (row vectors: batched by vmap without a transpose)
             r_err = act.backprop(o, err @ v.layers[l].w.T + r_err @ w.T) + act.second(
                 o, r_nets[l - 1], g
@@ -146,8 +154,9 @@ def _product(
     layers = []
     for l, (o_prev, r_err) in enumerate(zip(cache[:-1], r_errs)):  # noqa: E741
         w = o_prev.T @ r_err  # -O_prev^T (s R{Err}): R{Err} carries the -s
-        if not gauss_newton and r_outs[l] is not None:
-            w = w + r_outs[l].T @ errs[l]  # -R{O_prev}^T (s Err): Err carries the -s
+        r_out = r_outs[l]
+        if not gauss_newton and r_out is not None:
+            w = w + r_out.T @ errs[l]  # -R{O_prev}^T (s Err): Err carries the -s
         layers.append(Layer(w=w, b=jnp.sum(r_err, axis=0)))
     return params.replace_layers(layers)
 

@@ -21,7 +21,7 @@ Note: the data folder ``jbpnn/data/`` has no ``__init__.py``; it is read through
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, NamedTuple
@@ -291,7 +291,7 @@ class LabelEncoder:
         return {"kind": "label_encoder", "classes": self._fitted().tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LabelEncoder:
+    def from_dict(cls, d: Mapping[str, Any]) -> LabelEncoder:
         """Rebuild from :meth:`to_dict`."""
         if "classes" not in d:
             raise ValueError(f"a label encoder dict needs 'classes', got keys {sorted(d)}")
@@ -389,7 +389,7 @@ class _Scaler:
         return {"kind": self.kind, "offset": offset.tolist(), "scale": scale.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> _Scaler:
+    def from_dict(cls, d: Mapping[str, Any]) -> _Scaler:
         """Rebuild from :meth:`to_dict` (exact: JSON keeps every float64 digit)."""
         if d.get("kind") != cls.kind or "offset" not in d or "scale" not in d:
             raise ValueError(
@@ -430,7 +430,7 @@ class MinMaxScaler(_Scaler):
 SCALERS: dict[str, type[_Scaler]] = {"standardize": Standardizer, "minmax": MinMaxScaler}
 
 
-def scaler_from_dict(d: dict[str, Any]) -> _Scaler:
+def scaler_from_dict(d: Mapping[str, Any]) -> _Scaler:
     """Rebuild any scaler from its ``to_dict()`` by its ``"kind"`` (see :data:`SCALERS`)."""
     kind = d.get("kind")
     if kind not in SCALERS:

@@ -301,7 +301,8 @@ def use_cpu_devices(k: int | None = None) -> int:
     if k is None:
         k = max(1, min(8, os.cpu_count() or 1))
     try:
-        if jax.config.jax_num_cpu_devices != k:
+        # jax.config's options are attributes set at run time: mypy cannot see them.
+        if jax.config.jax_num_cpu_devices != k:  # type: ignore[attr-defined]
             jax.config.update("jax_num_cpu_devices", int(k))
     except (RuntimeError, AttributeError):
         pass  # JAX already started (or too old): keep the devices it has
@@ -331,7 +332,8 @@ def describe(value: Any) -> str:
     if isinstance(value, (np.ndarray, jax.Array)):
         head = f"{value.dtype}{list(value.shape)}"
         if isinstance(value, jax.Array) and not value.is_fully_addressable:
-            return f"{head} global {value.sharding.spec}"
+            # spec: a NamedSharding's (the typed attribute is the base Sharding)
+            return f"{head} global {value.sharding.spec}"  # type: ignore[attr-defined]
         data = np.ascontiguousarray(np.asarray(value))
         return f"{head} {hashlib.blake2b(data.tobytes(), digest_size=8).hexdigest()}"
     if callable(value) and hasattr(value, "__qualname__"):

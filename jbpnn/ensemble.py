@@ -90,6 +90,7 @@ def ensemble_kernel(
         o = _per_example(act.fn, False)(net)  # O_j = f(net_j)
         outs.append(o)
         nets.append(net if act.uses == "net" else None)  # kept only where f' needs it
+    assert o is not None  # a network has at least one layer
     YT = Y.T.astype(o.dtype)
     errors = _per_example(loss.error, False, True)(o, YT)  # E per network and example
     mean_loss = errors @ s
@@ -100,7 +101,7 @@ def ensemble_kernel(
         )(o, nets[-1], YT)
     else:
         err = _per_example(lambda o1, y1: loss.delta(o1, y1, acts[-1]), False, True)(o, YT)
-    grads = [None] * len(params.layers)
+    grads: list[Any] = [None] * len(params.layers)  # a Layer each, from the output side
     for l in range(len(params.layers) - 1, -1, -1):
         weighted = err * s  # s_b Err_j
         if l == 0:

@@ -203,6 +203,7 @@ class _TempFile:
             os.fchmod(self.fd, mode)  # a replaced file keeps its permissions
 
     def write(self, data: bytes | Callable[[BinaryIO], Any]) -> None:
+        assert self.fd is not None  # open from __init__ until discard()
         if callable(data):
             with os.fdopen(os.dup(self.fd), "wb") as f:
                 data(f)

@@ -792,7 +792,7 @@ def _unit_relative_error(hand: Any, ref: Any) -> float:
         raise ValueError(f"it returned shape {hand.shape}, expected {ref.shape}")
     if not (np.all(np.isfinite(hand)) and np.all(np.isfinite(ref))):
         return float("inf")
-    return float(np.linalg.norm(hand - ref) / max(np.linalg.norm(ref), 1e-300))
+    return float(np.linalg.norm(hand - ref) / max(float(np.linalg.norm(ref)), 1e-300))
 
 
 def _random_nets(seed: int) -> tuple[Array, Array, Array]:
@@ -920,6 +920,7 @@ def check_loss(
                 return loss.delta(act.fn(n), y, bind(act, n))
 
             def hand_r(n: Array, y: Array, d: Array, act: Activation = act) -> Array:
+                assert loss.delta_r is not None  # only called where it is set (below)
                 return loss.delta_r(act.fn(n), y, bind(act, n), d)
 
             def ref_r(n: Array, y: Array, d: Array, act: Activation = act) -> Array:

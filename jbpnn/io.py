@@ -207,7 +207,8 @@ def save(
             :func:`jbpnn.files.check_target`. OSError: the write failed (a full disk): the
             previous file is intact and no temporary file is left.
     """
-    arrays = _to_arrays(obj, optimizer, metadata)
+    # Any: numpy's savez stub types its keyword allow_pickle, which ** could name
+    arrays: dict[str, Any] = _to_arrays(obj, optimizer, metadata)
     # a file object: numpy writes there and adds no suffix
     return atomic_write(path, lambda f: np.savez(f, **arrays), what="save to")
 
@@ -221,7 +222,8 @@ def save_bytes(
     (:func:`jbpnn.files.write_files`), as ``jbpnn train --save ... --plot ...`` does.
     """
     buffer = io.BytesIO()
-    np.savez(buffer, **_to_arrays(obj, optimizer, metadata))
+    arrays: dict[str, Any] = _to_arrays(obj, optimizer, metadata)  # Any: as in save
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 
@@ -487,7 +489,8 @@ def _state_template(params: MLP, structure: Mapping[str, Any]) -> TrainState:
 
 def _check_leaves(state: TrainState, template: TrainState, n: int) -> None:
     """``state`` has the template's structure, each leaf its shape (after ``N``) and dtype."""
-    if jax.tree.structure(state) != jax.tree.structure(template):
+    # mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it)
+    if jax.tree.structure(state) != jax.tree.structure(template):  # type: ignore[operator]
         raise ValueError(
             "its structure is not the one init_state and train build for its optimizer state, "
             f"history and best_params: {jax.tree.structure(state)}"
@@ -600,6 +603,7 @@ class _Members(Mapping):
     """
 
     def __init__(self, path: Path, archive: zipfile.ZipFile):
+        self._done: dict[str, np.ndarray]
         self._path, self._zip, self._done = path, archive, {}
         self._names = {n[: -len(".npy")]: n for n in archive.namelist() if n.endswith(".npy")}
 
@@ -753,7 +757,7 @@ def _from_entries(path: Path, entries: Mapping[str, np.ndarray] | np.ndarray) ->
         raise ValueError(f"cannot load {path}: inconsistent contents: {e}") from None
 
 
-def _check_registered(path: Path, entries: dict[str, np.ndarray]) -> None:
+def _check_registered(path: Path, entries: Mapping[str, np.ndarray]) -> None:
     """Refuse a file naming a unit or loss this process has not registered, saying so.
 
     A file records names only; a user's unit (:func:`jbpnn.register_activation`) or loss
@@ -778,7 +782,7 @@ def _check_registered(path: Path, entries: dict[str, np.ndarray]) -> None:
         )
 
 
-def _rebuild(entries: dict[str, np.ndarray], version: int) -> Saved:
+def _rebuild(entries: Mapping[str, np.ndarray], version: int) -> Saved:
     kind = str(entries["kind"]) if version >= 2 else "mlp"
     if kind not in ("mlp", "train_state"):
         raise ValueError(f"kind {kind!r} is neither 'mlp' nor 'train_state'")
@@ -803,20 +807,21 @@ def _rebuild(entries: dict[str, np.ndarray], version: int) -> Saved:
         optimizer = _rebuild_optimizer(description) if description is not None else None
     state = _rebuild_state(entries, structure, params, n) if structure is not None else None
     if state is not None and optimizer is not None:
+        assert structure is not None  # the state was rebuilt from it
         opt_kind = _OPT_BY_CLASS[structure["opt_state"]["class"]]
         if optimizer.name != opt_kind:
             raise ValueError(f"optimizer {optimizer!r} does not match the state's {opt_kind}")
     return Saved(params, metadata, state, optimizer)
 
 
-def _json_entry(entries: dict[str, np.ndarray], key: str, allow_none: bool = False) -> Any:
+def _json_entry(entries: Mapping[str, np.ndarray], key: str, allow_none: bool = False) -> Any:
     value = json.loads(str(entries[key]))
     if not isinstance(value, dict) and not (allow_none and value is None):
         raise ValueError(f"{key} is a {type(value).__name__}, expected a JSON object")
     return value
 
 
-def _dtype_names(entries: dict[str, np.ndarray], version: int) -> list[str]:
+def _dtype_names(entries: Mapping[str, np.ndarray], version: int) -> list[str]:
     """Every ``w``/``b`` dtype name, layer by layer: ``[w0, b0, w1, b1, ...]``."""
     n_layers = len(entries["sizes"]) - 1
     if version < 2:  # version 1: one dtype for every array
@@ -827,7 +832,7 @@ def _dtype_names(entries: dict[str, np.ndarray], version: int) -> list[str]:
     return [str(d) for d in dtypes.reshape(-1)]
 
 
-def _rebuild_params(entries: dict[str, np.ndarray], version: int, n: int) -> MLP:
+def _rebuild_params(entries: Mapping[str, np.ndarray], version: int, n: int) -> MLP:
     sizes = tuple(int(s) for s in entries["sizes"])
     n_layers = len(sizes) - 1
     dtypes = iter(_dtype_names(entries, version))
@@ -860,10 +865,11 @@ def _rebuild_params(entries: dict[str, np.ndarray], version: int, n: int) -> MLP
 
 
 def _rebuild_state(
-    entries: dict[str, np.ndarray], structure: Mapping[str, Any], params: MLP, n: int
+    entries: Mapping[str, np.ndarray], structure: Mapping[str, Any], params: MLP, n: int
 ) -> TrainState:
     """The state of :func:`_state_template`, filled entry by entry, every one checked."""
     template = _state_template(_first_network(params, n), structure)
+    treedef: Any  # mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it)
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)
     names = [_entry_name(path) for path, _ in flat]
     wanted = {name for name in names if not name.startswith("state/params/")}

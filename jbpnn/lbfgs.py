@@ -87,7 +87,7 @@ class LBFGSState(NamedTuple):
         failed: the last line search found no step.
     """
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
     s: Array
     y: Array
@@ -199,7 +199,7 @@ def wolfe_line_search(
         return loss, grad, grad @ d
 
     zero = jnp.zeros_like(slope0)
-    start = {
+    start: dict[str, Any] = {
         "zoom": jnp.zeros((), bool),  # False: bracketing (Alg. 3.5); True: zoom (Alg. 3.6)
         "done": jnp.zeros((), bool),
         "a": jnp.asarray(step0, slope0.dtype),  # the next trial step

@@ -85,7 +85,8 @@ def load_table(path: StrPath, target: str | int | None = None, **kwargs: Any) ->
     path = _existing_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return load_npz(path, "y" if target is None else target, **kwargs)
+        # An int target (a CSV column index) reaches load_npz, which names it as missing.
+        return load_npz(path, "y" if target is None else target, **kwargs)  # type: ignore[arg-type]
     if suffix in _DELIMITERS:
         kwargs.setdefault("delimiter", _DELIMITERS[suffix])
         return load_csv(path, target, **kwargs)
@@ -375,6 +376,7 @@ def _parse_target(path: Path, name: str, cells: list[tuple[int, str]]) -> np.nda
     values = [_number(cell) for _, cell in cells]
     if all(v is not None for v in values):
         for (line, cell), v in zip(cells, values):
+            assert v is not None  # all(...) above
             if not math.isfinite(v):
                 raise DataError(
                     f"{path}, line {line}, target column {name!r}: {cell!r} is not finite"

@@ -138,21 +138,25 @@ def binary_cross_entropy_delta(o: Array, t: Array, act: Activation) -> Array:
 
 def mse_delta_gn(o: Array, t: Array, act: Activation, r: Array) -> Array:
     """-J^T J r: the Gauss-Newton change of the mse delta (H_O = I)."""
+    assert act.tangent is not None  # every table row has one
     return -act.backprop(o, act.tangent(o, r))
 
 
 def mse_delta_r(o: Array, t: Array, act: Activation, r: Array) -> Array:
     """R{Err} = -J^T J r + R{J^T} (T - O): R{} of ``act.backprop(O, T - O)``."""
+    assert act.second is not None  # jbpnn.hvp refuses a unit without one
     return mse_delta_gn(o, t, act, r) + act.second(o, r, t - o)
 
 
 def cross_entropy_delta_r(o: Array, t: Array, act: Activation, r: Array) -> Array:
     """R{Err} = -sum(T) J r, ``J = diag(O) - O O^T``: R{} of ``T - O sum(T)``."""
+    assert act.tangent is not None  # every table row has one
     return -act.tangent(o, r) * jnp.sum(t)
 
 
 def binary_cross_entropy_delta_r(o: Array, t: Array, act: Activation, r: Array) -> Array:
     """R{Err} = -O (1 - O) r: R{} of ``T - O`` for a sigmoid output."""
+    assert act.tangent is not None  # every table row has one
     return -act.tangent(o, r)
 
 

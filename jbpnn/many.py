@@ -157,7 +157,8 @@ def stack_params(networks: Sequence[MLP]) -> MLP:
         raise ValueError("stack_params needs a non-empty sequence of MLPs")
     first = networks[0]
     for i, p in enumerate(networks[1:], 1):
-        if jax.tree.structure(p) != jax.tree.structure(first) or p.sizes != first.sizes:
+        # mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it)
+        if jax.tree.structure(p) != jax.tree.structure(first) or p.sizes != first.sizes:  # type: ignore[operator]
             raise ValueError(
                 f"network {i} has architecture {p.sizes} {p.activations} {p.loss!r}; "
                 f"expected {first.sizes} {first.activations} {first.loss!r} like network 0"
@@ -188,6 +189,7 @@ def _split_hparams(
     The template is built with the per-network hyperparameters as arrays, so that
     its *kind* holds them as data (weight decay swept from 0 is switched on).
     """
+    build: Callable[..., Any]  # values -> the optimizer
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
             raise ValueError(
@@ -632,6 +634,7 @@ def train_many(
         estimate, memory_limit, what=f"{n_nets} networks {'-'.join(map(str, template.sizes))}"
     )
     if val_rows is not None:
+        assert val is not None  # refused above: val_rows without X_val
         val = _own_val(val_rows, n_nets, val)
     if rows is not None:
         data, config = _own_rows(rows, n_nets, data, config, batch_size, shuffle, drop_last)
@@ -643,6 +646,7 @@ def train_many(
         data_keys = as_key(key)
 
     if seed_arr is not None:
+        assert isinstance(params, InitSpec)  # seed_arr is set for an InitSpec only
         params = init_many(params, seed_arr)
     layout = network_layout(mesh, devices, network_axis, data_axis)
     if layout[2] is not None:  # batches split over the data axis: pad them to a multiple
@@ -694,7 +698,7 @@ def train_many(
         reached = int(done.max())
         span = np.arange(epoch, reached)
         for k in pieces:  # a network that stopped earlier: NaN after its last epoch
-            chunk = np.asarray(history[k])[:n_nets][:, span % config.history_chunk]
+            chunk = history[k][:n_nets][:, span % config.history_chunk]
             pieces[k].append(np.where(span[None, :] < done[:, None], chunk, np.nan))
         if progress is not None:
             running = int(np.sum(stop == RUNNING))
@@ -758,6 +762,7 @@ def _init_many_jit(params: MLP, hp: dict, keys: Array, *, opt, config, own_keys)
 
 
 def _as_keys(keys: Any, n: int) -> Array:
+    arr: Any  # the keys; NumPy seeds or key data before they are made keys
     if isinstance(keys, jax.Array) and jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         arr = keys
     else:

@@ -40,7 +40,7 @@ class LMState(NamedTuple):
     damping ``mu`` (data: carried on resume) and the gradient norm ``|dE/dtheta|`` at
     the start of the last epoch."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
     mu: Array
     grad_norm: Array
@@ -51,7 +51,7 @@ class BRState(NamedTuple):
     objective ``F = beta SSE + alpha SSW`` and effective number of parameters ``gamma``,
     as the last epoch's step used them (data: carried on resume)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
     mu: Array
     grad_norm: Array

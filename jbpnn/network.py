@@ -36,7 +36,7 @@ of :func:`apply` (``jax.hessian``); nothing in training reaches it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import jax
 import jax.extend.core
@@ -453,6 +453,38 @@ def _check_length(shape: tuple[int, ...], expected: int, what: str, side: str) -
         raise ValueError(f"Your {what} length is {shape[0]}, but our {side} needs {expected}")
 
 
+@overload
+def check_batch(
+    params: MLP,
+    X: ArrayLike,
+    Y: ArrayLike,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+    names: tuple[str, str] = ("X", "Y"),
+    min_rows: int = 0,
+    weight_name: str = "sample_weight",
+    targets: bool | None = None,
+    what: str = "params",
+) -> tuple[Array, Array, Array | None]: ...
+
+
+@overload
+def check_batch(
+    params: MLP,
+    X: ArrayLike,
+    Y: None = None,
+    sample_weight: ArrayLike | None = None,
+    *,
+    check_finite: bool = True,
+    names: tuple[str, str] = ("X", "Y"),
+    min_rows: int = 0,
+    weight_name: str = "sample_weight",
+    targets: bool | None = None,
+    what: str = "params",
+) -> tuple[Array, None, Array | None]: ...
+
+
 def check_batch(
     params: MLP,
     X: ArrayLike,
@@ -576,7 +608,9 @@ def _hand_jvp(params: MLP, cache: Cache, dparams: MLP, dX: Array) -> Array:
     ``dO = act.tangent(O, dnet)``, from ``dO_0 = dX``. Linear in ``(dparams, dX)``, and the
     transpose of :func:`_hand_vjp` (both are the same tables' derivatives).
     """
-    return _batched_tangents(params, cache, dparams, dX)[1][-1].astype(cache[-1].dtype)
+    d_out = _batched_tangents(params, cache, dparams, dX)[1][-1]
+    assert d_out is not None  # only douts[0], the input's, may be None
+    return d_out.astype(cache[-1].dtype)
 
 
 # Its own jit so that the backward pass is one named call in any jaxpr of a gradient
@@ -638,9 +672,12 @@ def _hand_linear(
     (same pytree). Like ``jax.custom_derivatives.linear_call``, with rules for ``vmap``
     and for forward mode along the residuals.
     """
+    # The treedefs as Any: mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 has no stub).
+    res_tree: Any
+    lin_tree: Any
     res, res_tree = jax.tree.flatten(residuals)
     lin, lin_tree = jax.tree.flatten(inputs)
-    out_tree = jax.tree.structure(jax.eval_shape(fn, residuals, inputs))
+    out_tree: Any = jax.tree.structure(jax.eval_shape(fn, residuals, inputs))
 
     def flat(r, x):
         return jax.tree.leaves(fn(res_tree.unflatten(r), lin_tree.unflatten(x)))

@@ -215,12 +215,13 @@ def epoch_inverse_scaling(
     check_number("updates_per_epoch", updates_per_epoch, low=1)
     check_number("samples_before", samples_before, low=0)
     check_number("updates_before", updates_before, low=0)
+    params: tuple[tuple[str, Any], ...]
     params = (("lr", lr), ("power_t", power_t), ("samples_per_epoch", samples_per_epoch))
     params += (("updates_per_epoch", updates_per_epoch), ("samples_before", samples_before))
     return Schedule("epoch_inverse_scaling", (*params, ("updates_before", updates_before)))
 
 
-SCHEDULES = {
+SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "constant": constant,
     "step_decay": step_decay,
     "inverse_scaling": inverse_scaling,
@@ -251,7 +252,7 @@ def _lr_at(schedule: Any, count: Array, hp: Mapping[str, Array]) -> Array:
 class SGDState(NamedTuple):
     """Plain gradient descent keeps the step count and its hyperparameters."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
 
 
@@ -259,7 +260,7 @@ class MomentumState(NamedTuple):
     """Step count, hyperparameters, and velocity ``v`` (classical, nesterov) or
     ``prev_change`` (article)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
     trace: PyTree
 
@@ -267,7 +268,7 @@ class MomentumState(NamedTuple):
 class AdamState(NamedTuple):
     """Step count, hyperparameters, first moment ``mu`` and second moment ``nu``."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
     mu: PyTree
     nu: PyTree
@@ -277,7 +278,7 @@ class RpropState(NamedTuple):
     """Step count, hyperparameters, every weight's own step size ``delta`` and the
     previous gradient (its sign decides whether ``delta`` grows or shrinks)."""
 
-    count: Array
+    count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
     delta: PyTree
     prev_grad: PyTree
@@ -878,6 +879,7 @@ def _with_alpha(objective: Objective, alpha: Array, n: Array) -> Objective:
         return alpha / (2 * n) * sum(jnp.sum(w * w) for w in weights)
 
     def loss_and_grad(p: PyTree) -> tuple[Array, PyTree]:
+        assert objective.loss_and_grad is not None  # only used where it is set (below)
         loss, g = objective.loss_and_grad(p)
         g = jax.tree.map(lambda gi, w: gi + alpha * w / n if jnp.ndim(w) >= 2 else gi, g, p)
         return loss + penalty(p), g
@@ -1020,7 +1022,8 @@ def _like(tree: PyTree, params: PyTree) -> PyTree:
 
 
 def _unzip(pairs: PyTree, like: PyTree) -> tuple[PyTree, PyTree]:
-    treedef = jax.tree.structure(like)
+    # Any: mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it).
+    treedef: Any = jax.tree.structure(like)
     leaves = treedef.flatten_up_to(pairs)
     firsts = treedef.unflatten([a for a, _ in leaves])
     seconds = treedef.unflatten([b for _, b in leaves])

@@ -155,7 +155,7 @@ class MLP:
                 "layers must be a sequence of (w, b) pairs, but got one bare (w, b) pair; "
                 "for a one-layer network write [(w, b)]"
             )
-        built = []
+        built: list[Layer] = []
         for i, pair in enumerate(layers):
             try:
                 w, b = pair

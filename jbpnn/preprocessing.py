@@ -168,6 +168,7 @@ class Scaling:
         if kind not in SCALERS:
             raise ValueError(f"unknown scaler kind {kind!r}; expected one of {sorted(SCALERS)}")
         fitted = SCALERS[kind]().fit(X)
+        assert fitted.offset_ is not None and fitted.scale_ is not None  # fit sets them
         return cls(kind, tuple(fitted.offset_), tuple(fitted.scale_))
 
     @property
@@ -187,7 +188,8 @@ class Scaling:
     def from_dict(cls, d: Mapping[str, Any]) -> Scaling:
         """Rebuild from :meth:`to_dict` (exact: JSON keeps every float64 digit)."""
         fitted = scaler_from_dict(d)
-        return cls(fitted.kind, tuple(fitted.offset_), tuple(fitted.scale_))
+        # None (a JSON null) stays a TypeError here, as the callers expect
+        return cls(fitted.kind, tuple(fitted.offset_), tuple(fitted.scale_))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ class Preprocessing:
         if not isinstance(self.scaler, Scaling):
             raise _bad(f"holds an unusable 'scaler' (a Scaling, got {type(self.scaler).__name__})")
         d = self.scaler.n_columns
-        names = self.feature_names
+        names: Sequence[str] | None = self.feature_names
         if names is None:
             names = [f"col{j}" for j in range(d)]
         if not _is_list(names) or len(names) != d:
@@ -248,7 +250,7 @@ class Preprocessing:
         if self.classes is None:
             raise _bad("has no 'classes' (the class labels of a classification model)")
         try:
-            classes = LabelEncoder(self.classes).classes_.tolist()
+            classes = LabelEncoder(self.classes).classes_.tolist()  # type: ignore[union-attr]
         except (ValueError, TypeError) as e:
             raise _bad(f"holds an unusable 'classes' ({e})") from None
         if len(classes) < 2:
@@ -293,7 +295,9 @@ class Preprocessing:
             raise ValueError(f"task must be {TASKS[0]!r} or {TASKS[1]!r}, got {task!r}")
         classes = target_scaler = None
         if task == "classification":
-            classes = tuple(LabelEncoder().fit(y if labels is None else labels).classes_.tolist())
+            encoder = LabelEncoder().fit(y if labels is None else labels)
+            assert encoder.classes_ is not None  # fit sets them
+            classes = tuple(encoder.classes_.tolist())
         else:
             target_scaler = Scaling.fit("standardize", np.asarray(y, np.float64).reshape(-1, 1))
         return cls(
@@ -420,7 +424,8 @@ def _is_list(value: Any) -> bool:
 
 def _labels(d: Mapping[str, Any]) -> tuple[Any, ...]:
     """The labels of a saved label encoder, ``{"kind": "label_encoder", "classes": [...]}``."""
-    return tuple(LabelEncoder.from_dict(d).classes_.tolist())
+    # classes_ None (a JSON null) stays an AttributeError, which _field reports
+    return tuple(LabelEncoder.from_dict(d).classes_.tolist())  # type: ignore[union-attr]
 
 
 def _field(d: Mapping[str, Any], key: str, read: Any) -> Any:

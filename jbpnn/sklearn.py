@@ -259,11 +259,12 @@ class _Settings(NamedTuple):
 def _number(
     name: str, value: Any, low: float, high: float | None = None, *, open_low=False, open_high=True
 ) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    # The ignores: typeshed's numbers.Real declares no conversions or comparisons.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):  # type: ignore[call-overload]
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     bad = value < low or (open_low and value == low)
     if high is not None:
-        bad = bad or value > high or (open_high and value == high)
+        bad = bad or value > high or (open_high and value == high)  # type: ignore[operator]
     if bad:
         lo = f"> {low}" if open_low else f">= {low}"
         hi = "" if high is None else f" and {'<' if open_high else '<='} {high}"
@@ -377,7 +378,8 @@ def _settings(est: _BPNNBase) -> _Settings:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {est.dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {est.dtype!r}")
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
+    # jax.config's options are attributes set at run time: mypy cannot see them.
+    if dtype == np.float64 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
         raise ValueError(
             "dtype='float64' needs 64-bit JAX: jax.config.update('jax_enable_x64', True) "
             "before anything else runs"
@@ -432,6 +434,7 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
             rate = epoch_inverse_scaling(rate, values["power_t"], *(values[k] for k in names))
         # "adaptive" is a constant lr that the core's plateau rule divides (lr_factor)
         if solver == "sgd":
+            assert variant is not None  # _settings sets it for sgd
             opt = momentum(rate, values["m"], variant, alpha=alpha)
         else:
             opt = adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
@@ -561,7 +564,7 @@ def _as_set(params: MLP, activation: str, dtype: np.dtype) -> MLP:
     """``params`` with the estimator's hidden activation and dtype as set now: after
     ``set_params(activation=...)`` (or ``dtype=``) the existing weights with the new
     hidden activation (as ``MLPClassifier``'s ``predict`` and warm-started ``fit``)."""
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
+    if dtype == np.float64 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
         dtype = params.dtype  # fit refuses it; predict goes on in the fitted dtype
     activations = (activation,) * (len(params.layers) - 1) + params.activations[-1:]
     if activations == params.activations and params.dtype == dtype:
@@ -967,9 +970,9 @@ class _BPNNBase(BaseEstimator):
         n_out = run.params.n_out
         losses = np.asarray(run.history["loss"], np.float64) * self._curve_scale(n_out)
         if first or not hasattr(self, "loss_curve_"):
-            self.loss_curve_ = []
+            self.loss_curve_: list[float] = []
             self.t_ = 0
-            self.validation_scores_ = None
+            self.validation_scores_: list[float] | None = None
             self.best_validation_score_ = None
             self.validation_loss_curve_ = None
         self.loss_curve_ = self.loss_curve_ + losses.tolist()
@@ -979,8 +982,10 @@ class _BPNNBase(BaseEstimator):
         self.params_ = run.params
         self.state_ = run.state
         self.stop_reason_ = run.stop_reason
+        assert run.state is not None  # train and train_many return their final states
         self._record_private(run.state)
         if s.early_stopping:
+            assert val is not None  # early stopping splits one off (_split)
             self.best_loss_ = None
             self.validation_scores_ = (self.validation_scores_ or []) + self._validation_scores(
                 run, val
@@ -1014,6 +1019,7 @@ class _BPNNBase(BaseEstimator):
     def _lbfgs_loss(self, run: TrainResult, s: _Settings, weight_total: float) -> float:
         """scikit-learn's lbfgs ``loss_``: the objective at the final params, the loss (in
         the loss curve's units) plus ``(alpha/2) |W|^2 / n``; the curve's last without it."""
+        assert run.state is not None  # train and train_many return their final states
         objective = float(np.asarray(run.state.opt_state.loss))  # E + penalty, the core's E
         if not np.isfinite(objective):  # no iteration was kept (diverged at once)
             return self.loss_
@@ -1298,6 +1304,7 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
     def _validation_tol(self, s: _Settings, val: _ValSet | None) -> float:
         # R^2_vw = 1 - 2 val_loss / sum_k var_k: an R^2 gain of tol is a val_loss drop of
         # tol * sum_k var_k / 2 (weighted mean and variances with sample weights).
+        assert val is not None  # called with early stopping, which splits one off
         total = self._total_variance(val)
         if total == 0:  # a constant target: R^2 is 0 unless the fit is exact (scikit-learn's
             return float(np.finfo(np.float32).max)  # r2_score), so no epoch gains tol
@@ -1750,7 +1757,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     def _best_index(self, metric: str = "score") -> int:
         if callable(self.refit):
             index = self.refit(self.cv_results_)
-            if not isinstance(index, numbers.Integral) or not 0 <= index < len(
+            # typeshed's numbers.Integral declares no comparisons
+            if not isinstance(index, numbers.Integral) or not 0 <= index < len(  # type: ignore[operator]
                 self.cv_results_["params"]
             ):
                 raise IndexError("best_index_ returned by the refit callable is out of range")
@@ -1857,6 +1865,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         if isinstance(s.init, str):
             activations = (s.activation,) * len(s.hidden) + (output[1],)
             spec = InitSpec((X.shape[1], *s.hidden, n_out), activations, output[0], s.init, s.dtype)
+            nets: InitSpec | list[MLP]
             nets, seeds = spec, [d[0] for d in draws]
         else:
             nets, seeds = [_initial_params(s, X.shape[1], n_out, output, 0)] * len(jobs), None
@@ -1869,7 +1878,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         ]
         hparams = {name: np.array([v[name] for v in values]) for name in values[0]}
         val: dict[str, Any] = {}
-        splits = [None] * len(jobs)
+        splits: list[_ValSet | None] = [None] * len(jobs)
         if s.early_stopping:  # each network its own validation split, weighted as its fit's
             val = {"X_val": X, "Y_val": Y, "val_rows": [job.val_rows for job in jobs]}
             val["val_sample_weight"] = sw

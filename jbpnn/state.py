@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -263,7 +263,7 @@ def state_result(
     reason = stop_reason_name(int(state.stop))
     early = state.best_params is not None and int(state.best_epoch) > 0
     return TrainResult(
-        params=state.best_params if early else state.params,
+        params=state.best_params if early and state.best_params is not None else state.params,
         history=history,
         epochs_run=n,
         stop_reason=reason,
@@ -297,6 +297,7 @@ def train_config(
     ``history_keys`` join the history.
     """
     switches = Stopping().switches if stopping is None else stopping
+    divergence: dict[str, Any]
     divergence = {"watch_growth": True, "watch_params": True}  # Stopping()'s, and Switches'
     if isinstance(switches, Stopping):
         divergence = switches.divergence._asdict()
@@ -374,6 +375,7 @@ _INIT_SHAPES: dict[Any, Any] = {}  # (optimizer kind and shapes, params' specs) 
 
 def _init_shape(optimizer: Any, params: MLP) -> Any:
     """``jax.eval_shape(optimizer.init, params)``, traced once per kind and shapes."""
+    shapes: tuple[Any, ...]
     kind, shapes = optimizer, ()
     if isinstance(optimizer, Optimizer):  # values take the params' dtype; shapes are theirs
         kind = optimizer.kind

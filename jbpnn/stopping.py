@@ -273,8 +273,9 @@ class Stopping:
         counts = ("n_iter_no_change", "loss_patience")
         values = {k: v for k, v in self.as_dict().items() if k != "monitor"}
         values["lr_factor"] = 1.0 if self.lr_factor is None else self.lr_factor
+        # host=True keeps the NumPy arrays in the (Array-typed) fields, for one device_put.
         rules = StopRules(
-            **{
+            **{  # type: ignore[arg-type]
                 k: np.asarray(
                     off.get(k, 0) if v is None else v, np.dtype(jnp.int32 if k in counts else dtype)
                 )

@@ -65,6 +65,7 @@ def tangents(
         dnet = o_prev @ dlayer.w + dlayer.b  # dnet = dO_prev w + O_prev dw + db
         if do is not None:
             dnet = dnet + do @ layer.w
+        assert act.tangent is not None  # every table row has one
         do = act.tangent(o, dnet)  # dO = f'(net) dnet, from the outputs (or net)
         dnets.append(dnet)
         douts.append(do)

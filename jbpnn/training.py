@@ -261,7 +261,7 @@ def epoch_batches(
 def train_epoch(
     state: TrainState,
     batches: tuple[Array, Array, Array],
-    val: tuple[Array, Array] | None,
+    val: tuple[Array, ...] | None,
     rules: StopRules,
     *,
     config: TrainConfig,
@@ -299,7 +299,7 @@ def train_epoch(
         batch_loss, grads = grad_fn(params, xb, yb, sb)  # hand-derived dE/dtheta by default
         if getattr(optimizer, "reports_penalty", False):  # scikit-learn's loss: E + its L2 term
             batch_loss = batch_loss + optimizer.loss_penalty(params, opt_state, jnp.sum(sb))
-        extra = {}
+        extra: dict[str, Any] = {}
         if getattr(optimizer, "needs_batch_size", False):  # scikit-learn's alpha / n_batch
             extra["batch_size"] = jnp.sum(sb)
         if config.reduce_lr:  # the plateau rule's reductions so far: lr * lr_scale
@@ -344,6 +344,7 @@ def train_epoch(
     stop_if = [~finite]  # rule order: first match wins
     codes = [CODE["diverged"]]
     if config.watch_weight_change:  # article rule 1
+        assert max_change is not None  # measured under the same switch
         stop_if.append(max_change < rules.min_weight_change)
         codes.append(CODE["weight_change_below_threshold"])
     stop_if.append(epoch_loss < rules.tol)  # article rule 2 (tol -inf: off)
@@ -355,6 +356,7 @@ def train_epoch(
     slot = state.epoch % config.history_chunk
     record = {"loss": epoch_loss}
     if config.watch_weight_change:
+        assert max_change is not None  # measured under the same switch
         record["max_weight_change"] = max_change
     if config.optimizer_history:
         record.update(optimizer.record(opt_state))
@@ -367,8 +369,9 @@ def train_epoch(
         plateaus.append((loss_bad >= rules.loss_patience, CODE["no_loss_improvement"]))
     best = (state.best_params, state.best_val, state.best_epoch, state.bad_epochs)
     if config.has_validation:
-        X_val, Y_val, *w_val = val  # (X_val, Y_val) or (X_val, Y_val, weights)
-        w_val = w_val[0] if w_val else None
+        assert val is not None  # has_validation says it is given
+        X_val, Y_val, *weights = val  # (X_val, Y_val) or (X_val, Y_val, weights)
+        w_val = weights[0] if weights else None
         vl = loss_kernel(params, X_val, Y_val, w_val)  # the (weighted) mean error
         va = accuracy_kernel(params, X_val, Y_val, w_val).astype(vl.dtype)
         record["val_loss"], record["val_accuracy"] = vl, va
@@ -423,8 +426,8 @@ def train_epoch(
 # ---------------------------------------------------------------- the one loop
 def run_epochs(
     state: TrainState,
-    data: tuple[Array, Array, Array | None],
-    val: tuple[Array, Array] | None,
+    data: tuple[Array, Array, Array | None] | tuple[Array, Array, Array | None, Array],
+    val: tuple[Array, ...] | None,
     rules: StopRules,
     until: ArrayLike,
     *,
@@ -535,7 +538,8 @@ def divergence_reference(
     Never below the dtype's eps. Pure and jittable.
     """
     X, Y, weight = data
-    xb, yb, wb = epoch_batches(X, Y, weight, None, 0, config._replace(shuffle=False), n_real)
+    # no key, no epoch: without shuffling epoch_batches reads neither
+    xb, yb, wb = epoch_batches(X, Y, weight, None, 0, config._replace(shuffle=False), n_real)  # type: ignore[arg-type]
 
     def one(batch):
         x, y, w = batch
@@ -805,7 +809,9 @@ def _validation(
 
 def _weights(params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight") -> Array:
     """Checked sample weights of ``X``'s rows: finite, >= 0, a positive sum."""
-    return check_batch(params, X, None, weight, check_finite=False, weight_name=name)[2]
+    checked = check_batch(params, X, None, weight, check_finite=False, weight_name=name)[2]
+    assert checked is not None  # weights given, weights returned
+    return checked
 
 
 # ---------------------------------------------------------------- train
@@ -1000,6 +1006,7 @@ def train(
         pad_rows=True,
     )
     config, state, previous = run.config, run.state, run.previous
+    assert state is not None  # prepared without a template: its state is built
     loop = partial(
         _run_jit,
         config=config,

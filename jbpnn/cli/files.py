@@ -48,13 +48,13 @@ def check_outputs(
     Raises:
         CLIError: naming the option and the fault.
     """
-    inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
+    given_inputs = {k: v for k, v in (inputs or {}).items() if v is not None}
     given = {k: v for k, v in outputs.items() if v is not None}
     checked: dict[str, Path] = {}
     for flag, path in given.items():
         if str(path) == "":
             raise CLIError(f"{flag} needs a file name, got an empty string")
-        for in_flag, in_path in inputs.items():
+        for in_flag, in_path in given_inputs.items():
             if same_file(path, in_path):
                 raise CLIError(
                     f"{flag} {path} is the command's input {in_flag} {in_path}: writing it "

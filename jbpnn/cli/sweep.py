@@ -56,7 +56,7 @@ SWEEP_CPU_DEVICES = 0  # CPU devices the sweep asks JAX for by default; 0: one p
 
 
 # The grid and budget of a full sweep, and of --quick; an option given explicitly wins.
-FULL = {
+FULL: dict[str, Any] = {
     "lrs": SWEEP_LRS,
     "momenta": SWEEP_MOMENTA,
     "seeds": 8,
@@ -67,7 +67,7 @@ FULL = {
     "timing_sequential": 16,
     "timing_repeats": 5,
 }
-QUICK = {
+QUICK: dict[str, Any] = {
     "lrs": SWEEP_LRS[2:6:2],
     "momenta": SWEEP_MOMENTA[1:3],
     "seeds": 2,
@@ -272,7 +272,7 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
         f"{worst['val_accuracy_mean']:.4f} +- {worst['val_accuracy_std']:.4f}"
     )
     # Every output is rendered first, then all are written at once (or none).
-    files: list[tuple[Path, str | bytes]] = [
+    files: list[tuple[Path, bytes]] = [
         (out / "sweep.csv", table.to_csv().encode()),
         (out / "sweep.json", table.to_json().encode()),
     ]
@@ -296,10 +296,11 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
             "checkout to time train_many against sequential train"
         )
     elif timing:
+        assert time_fn is not None  # the branch above took the timing without it
         k = args.timing_networks
         tg = grid(lr=list(TIMING_LRS), seed=range(-(-k // len(TIMING_LRS))))
         t_seeds = tg.pop("seed")[:k]
-        t_hp = {"lr": tg["lr"][:k], "m": 0.9}
+        t_hp: dict[str, Any] = {"lr": tg["lr"][:k], "m": 0.9}
         print(
             f"\ntiming: {k} networks {arch} ({len(set(t_hp['lr']))} learning rates from "
             f"{min(t_hp['lr']):g} to {max(t_hp['lr']):g} x seeds, m 0.9), {args.timing_epochs} "

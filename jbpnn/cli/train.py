@@ -161,6 +161,7 @@ def _require_matplotlib(flag: str) -> None:
 def _load_rows(args: argparse.Namespace) -> _Rows:
     """Read the table, decide its task and loss, split it into train, validation, test."""
     table, source = _load_table(args)
+    assert table.y is not None  # read with its target column
     task = infer_task(table.y, args.task)
     try:
         loss = task_loss(task, args.loss)
@@ -243,7 +244,7 @@ def _train(
     """Train with the stop rules and progress the options ask for; CLIError if it diverged."""
     Xs_tr, Y_tr = prep.transform(rows.X_train), prep.targets(rows.y_train)
     check_targets("the training targets", rows.loss, Y_tr)
-    val = {}
+    val: dict[str, Any] = {}
     if rows.X_val is not None:
         val = {"X_val": prep.transform(rows.X_val), "Y_val": prep.targets(rows.y_val)}
     # like scikit-learn, a batch larger than the data means full batch (None: 0 given)
@@ -437,6 +438,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     outputs = check_outputs({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
     params, meta = load(args.model)
     prep = _model_preprocessing(args.model, params, meta)
+    assert prep.feature_names is not None  # Preprocessing.__post_init__ always sets them
     table = load_features(
         args.data,
         list(prep.feature_names),
