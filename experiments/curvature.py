@@ -77,14 +77,25 @@ TWIN = {
 }
 
 
-def median_time(fn, args, repeats):
-    jax.block_until_ready(fn(*args))  # compile, and warm up
-    times = []
-    for _ in range(repeats):
+def median_times(fns, args, repeats):
+    """Each function's median time per call, the contenders interleaved round by round
+    (so a change of load hits them alike); a round times enough calls in a row to last
+    about 50 ms (one call of the wide task, dozens of a digits one)."""
+    calls = {}
+    for name, fn in fns.items():
+        jax.block_until_ready(fn(*args))  # compile, and warm up
         t0 = time.perf_counter()
         jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        calls[name] = max(1, int(0.05 / max(time.perf_counter() - t0, 1e-6)))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(calls[name]):
+                out = fn(*args)
+            jax.block_until_ready(out)
+            times[name].append((time.perf_counter() - t0) / calls[name])
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def relative_difference(a, b):
@@ -99,7 +110,7 @@ def run(title, params, X, Y, repeats):
     v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(a.size), a.shape, a.dtype), params)
     fns = {name: jax.jit(fn) for name, fn in CONTENDERS.items()}
     results = {name: fn(params, X, Y, v) for name, fn in fns.items()}
-    times = {name: median_time(fn, (params, X, Y, v), repeats) for name, fn in fns.items()}
+    times = median_times(fns, (params, X, Y, v), repeats)
     base = times["autodiff H v (jvp of grad)"]
     print(f"\n{title}")
     print(f"{'product':30s} {'time (s)':>10s} {'vs autodiff H v':>16s} {'max rel diff':>13s}")
@@ -123,7 +134,7 @@ def main(argv=None):
     repeats = 2 if args.quick else args.repeats
     print(
         f"float32 on {jax.devices()[0].platform} ({jax.devices()[0].device_kind}); "
-        f"median of {repeats}, compile excluded"
+        f"median of {repeats} interleaved rounds, compile excluded"
     )
 
     data = load_digits()
