@@ -586,13 +586,96 @@ def init_params(
             device=jax.devices()[0],
             advice="choose smaller layers",
         )
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        layers = _init_layers_from_seed(check_seed("key", key), sizes, init, dtype)
+    seed = isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+    if seed:
+        key = check_seed("key", key)
+    elif not isinstance(key, jax.Array):
+        key = checks.as_key(key, "key")  # a legacy uint32[2] key, or TypeError
+    if seed:  # as uint32: a Python int from 2**31 on would overflow jit's int32
+        key = np.uint32(key)
+    if _shape_free_draws(key, seed):
+        layers = _init_layers_bucketed(key, seed, sizes, init, dtype)
+    elif seed:
+        layers = _init_layers_from_seed(key, sizes, init, dtype)
     else:
-        if not isinstance(key, jax.Array):
-            key = checks.as_key(key, "key")  # a legacy uint32[2] key, or TypeError
         layers = _init_layers(key, sizes, init, dtype)
     return MLP(layers, names, loss, article_mode)
+
+
+# ---------------------------------------------------------------- the draws, bucketed
+# Compiling JAX's threefry for a new set of shapes takes 0.5-1 s on a CPU: most of an
+# estimator's first fit. With JAX's default "partitionable" threefry, element i of
+# jax.random.uniform(k, shape) depends only on k and i (the flat row-major index), and
+# jax.random.split(k, n)[i] only on k and i. So every layer's draws are the first
+# n_in * n_out of one long draw per layer key, and ONE program per (power-of-two layer
+# count, power-of-two length, init, dtype) serves every architecture with the same
+# values as _init_layers (tests/test_params.py checks them bit for bit).
+_MIN_DRAW = 4096  # the shortest draw per layer (a power of two)
+
+
+def _shape_free_draws(key: Any, seed: bool) -> bool:
+    """True where the bucketed draws equal _init_layers': JAX's partitionable threefry,
+    a concrete seed or threefry key (a traced one goes through _init_layers)."""
+    if not jax.config.jax_threefry_partitionable:  # type: ignore[attr-defined]
+        return False
+    if seed:
+        return checks.is_concrete(key)
+    return (
+        checks.is_concrete(key)
+        and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        and key.shape == ()
+        and str(jax.random.key_impl(key)) == "threefry2x32"
+    )
+
+
+def _power_of_two(n: int, least: int = 1) -> int:
+    return max(least, 1 << (max(n, 1) - 1).bit_length())
+
+
+def _init_layers_bucketed(
+    key: Any, seed: bool, sizes: tuple[int, ...], init: str, dtype: Any
+) -> list[Layer]:
+    """_init_layers' arrays, drawn by a program shared by every architecture."""
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    count = _power_of_two(len(pairs))
+    width = _power_of_two(max(a * b for a, b in pairs), _MIN_DRAW)
+    b_width = _power_of_two(max(b for _, b in pairs), _MIN_DRAW) if init == "article" else 0
+    npd = np.dtype(dtype)
+    if init == "he":  # w = normal * sqrt(2 / n_in)
+        lo = np.zeros(count, npd)
+        hi = np.array([np.sqrt(2.0 / a) for a, _ in pairs] + [1.0] * (count - len(pairs)), npd)
+    else:  # w ~ uniform(-limit, limit)
+        limits = [0.2 if init == "article" else np.sqrt(6.0 / (a + b)) for a, b in pairs]
+        limits += [1.0] * (count - len(pairs))
+        lo, hi = -np.array(limits, npd), np.array(limits, npd)
+    w_all, b_all = jax.device_get(_bucketed_draws(key, lo, hi, count, width, b_width, init, seed))
+    w_host = [w_all[i, : a * b].reshape(a, b) for i, (a, b) in enumerate(pairs)]
+    if init == "article":
+        b_host = [b_all[i, :b] for i, (_, b) in enumerate(pairs)]
+    else:
+        b_host = [np.zeros(b, npd) for _, b in pairs]
+    w_dev, b_dev = jax.device_put((w_host, b_host))
+    return [Layer(w, b) for w, b in zip(w_dev, b_dev)]
+
+
+@partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))
+def _bucketed_draws(
+    key: Array, lo: Array, hi: Array, count: int, width: int, b_width: int, init: str, seed: bool
+) -> tuple[Array, Array]:
+    """``count`` layer keys, as _init_layers splits them, and a draw of ``width`` weights
+    (and ``b_width`` biases) from each: uniform on ``[lo, hi)``, or for "he" normal
+    times ``hi``."""
+    keys = jax.random.split(jax.random.key(key) if seed else key, count)
+    kw, kb = jax.vmap(jax.random.split, out_axes=1)(keys)
+    dtype = lo.dtype
+    if init == "he":
+        w = jax.vmap(lambda k, scale: jax.random.normal(k, (width,), dtype) * scale)(kw, hi)
+    else:
+        w = jax.vmap(lambda k, a, b: jax.random.uniform(k, (width,), dtype, a, b))(kw, lo, hi)
+    if not b_width:
+        return w, jnp.zeros((count, 0), dtype)
+    bias = lambda k: jax.random.uniform(k, (b_width,), dtype, -0.2, 0.2)  # noqa: E731
+    return w, jax.vmap(bias)(kb)
 
 
 @partial(jax.jit, static_argnums=(1, 2, 3))

@@ -341,3 +341,52 @@ def test_one_bare_pair_is_refused_with_a_hint():
     with pytest.raises(ValueError, match=r"one bare \(w, b\) pair.*\[\(w, b\)\]"):
         MLP.from_layers((w, b))
     assert MLP.from_layers([(w, b)]).sizes == (3, 2)
+
+
+# ---------------------------------------------------------------- the draws, bucketed
+_SIZES = [(64, 100, 10), (3, 1), (1, 10, 1), (784, 256, 128, 10), (5, 7, 9, 11, 2)]
+
+
+def _reference(key, sizes, init, dtype):
+    """The per-architecture program init_params compiled before the bucketed draws."""
+    from jbpnn.params import _init_layers
+
+    k = jax.random.key(key) if isinstance(key, int) else key
+    return _init_layers(k, sizes, init, dtype)
+
+
+@pytest.mark.parametrize("init", ["glorot", "article", "he"])
+def test_bucketed_draws_equal_the_per_architecture_program_bit_for_bit(init):
+    for sizes in _SIZES:
+        for key in (0, 2**31 + 5, jax.random.key(7)):  # 2**31 + 5 overflowed int32 before
+            got = init_params(key, sizes, "tanh", "mse", init).layers
+            for layer, ref in zip(got, _reference(key, sizes, init, jnp.float32)):
+                assert layer.w.shape == ref.w.shape and layer.w.dtype == ref.w.dtype
+                np.testing.assert_array_equal(np.asarray(layer.w), np.asarray(ref.w))
+                np.testing.assert_array_equal(np.asarray(layer.b), np.asarray(ref.b))
+
+
+def test_bucketed_draws_in_float64_and_under_tracing(x64):
+    for init in ("glorot", "article", "he"):
+        got = init_params(3, (5, 7, 9, 2), "tanh", "mse", init, dtype=jnp.float64)
+        for layer, ref in zip(got.layers, _reference(3, (5, 7, 9, 2), init, jnp.float64)):
+            assert layer.w.dtype == jnp.float64
+            np.testing.assert_array_equal(np.asarray(layer.w), np.asarray(ref.w))
+    # a traced key cannot be read on the host: the per-architecture program draws it
+    stacked = jax.jit(jax.vmap(lambda k: init_params(k, (4, 3, 2), "tanh").layers[0].w))(
+        jax.random.split(jax.random.key(1), 3)
+    )
+    one = init_params(jax.random.split(jax.random.key(1), 3)[2], (4, 3, 2), "tanh")
+    np.testing.assert_array_equal(np.asarray(stacked[2]), np.asarray(one.layers[0].w))
+
+
+def test_architectures_of_one_bucket_share_one_compiled_draw():
+    from jbpnn import params as params_module
+
+    draws = params_module._bucketed_draws
+    draws.clear_cache()
+    for sizes in [(6, 5, 3), (7, 9, 4), (60, 60, 2), (2, 2, 2)]:  # 2 layers, <= 4096 weights
+        init_params(0, sizes, "sigmoid", "mse", "glorot")
+    assert draws._cache_size() == 1
+    init_params(0, (100, 50, 3), "sigmoid", "mse", "glorot")  # 5000 weights: the next length
+    assert draws._cache_size() == 2
