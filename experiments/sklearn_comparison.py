@@ -120,7 +120,10 @@ def measure(what: str, quick: bool, cache: str | None = None) -> dict:
     argv = [sys.executable, __file__, "--worker", what] + (["--quick"] if quick else [])
     argv += ["--cache", cache] if cache else []
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("JBPNN_NO_CACHE", None)
+    if cache:  # warm: the folder given, filled by an earlier identical process
+        env.pop("JBPNN_NO_CACHE", None)
+    else:  # cold: no persistent cache at all, not even jbpnn's per-user default folder
+        env["JBPNN_NO_CACHE"] = "1"
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{proc.stderr[-3000:]}")
