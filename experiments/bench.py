@@ -488,7 +488,7 @@ t0 = time.perf_counter()
 import jax
 t_jax = time.perf_counter()
 from jbpnn.article import BPNN
-from jbpnn import enable_compilation_cache
+from jbpnn import disable_compilation_cache, enable_compilation_cache
 from jbpnn.oracles import DEMO_TEST, DEMO_TRAIN
 t_import = time.perf_counter()
 events = {}
@@ -502,6 +502,8 @@ if "--events" in sys.argv:
 cache = sys.argv[1] if sys.argv[1] != "-" else None
 if cache:
     enable_compilation_cache(cache)
+else:  # no persistent cache at all: not even jbpnn's per-user default folder
+    disable_compilation_cache()
 jax.devices()
 t_backend = time.perf_counter()
 net = BPNN(5, 1, seed=0)

@@ -286,7 +286,6 @@ def against_mlp_regressor(repeats: int, quick: bool) -> None:
         kw = dict(hidden_layer_sizes=sizes[1:-1], activation="tanh", solver="lbfgs", alpha=1e-4)
         y = Y.ravel()
         for iters in (50,) if quick else (50, 200):
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 # one iteration builds the estimator; each timed fit then starts from
