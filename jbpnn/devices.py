@@ -162,7 +162,7 @@ def _check_mesh(mesh: Any) -> None:
 
 
 def _keys_too(put: Any) -> Any:
-    """``put`` for arrays, extended to typed PRNG keys (placed through their key data)."""
+    """``put`` for arrays, extended to typed PRNG keys (moved through their key data)."""
 
     def put_any(x: Any) -> Any:
         if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
@@ -184,10 +184,16 @@ def replicate(tree: Any, mesh: Any) -> Any:
     def put(x: Any) -> Any:
         if isinstance(x, jax.Array) and getattr(x.sharding, "mesh", None) == mesh:
             return x
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, rep, lambda index: host[index])
+        return _from_host(x, rep)
 
     return jax.tree.map(_keys_too(put), tree)
+
+
+def _from_host(x: Any, sharding: NamedSharding) -> jax.Array:
+    """``x`` placed by ``sharding``, each process building its own devices' shards from
+    its copy (``jax.device_put`` would compare the copies, and NaN != NaN)."""
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def place(tree: Any, mesh: Any, axis: str | None) -> Any:
@@ -201,10 +207,9 @@ def place(tree: Any, mesh: Any, axis: str | None) -> Any:
     sharding = NamedSharding(mesh, PartitionSpec(axis) if axis else PartitionSpec())
 
     def put(x: Any) -> Any:
-        if not mesh.is_multi_process:
-            return jax.device_put(x, sharding)
-        host = np.asarray(x)  # jax.device_put would compare the copies, and NaN != NaN
-        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+        if mesh.is_multi_process:
+            return _from_host(x, sharding)
+        return jax.device_put(x, sharding)
 
     return jax.tree.map(_keys_too(put), tree)
 
@@ -218,14 +223,11 @@ def to_host(tree: Any) -> Any:
     """
 
     def get(x: Any) -> Any:
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            data = get(jax.random.key_data(x))
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))
         return jax.device_get(x)
 
-    return jax.tree.map(get, tree)
+    return jax.tree.map(_keys_too(get), tree)
 
 
 def _weighted_psum(grad_fn: GradFn, axis: str) -> GradFn:

@@ -587,12 +587,10 @@ def init_params(
             advice="choose smaller layers",
         )
     seed = isinstance(key, (int, np.integer)) and not isinstance(key, bool)
-    if seed:
-        key = check_seed("key", key)
+    if seed:  # as uint32: a Python int from 2**31 on would overflow jit's int32
+        key = np.uint32(check_seed("key", key))
     elif not isinstance(key, jax.Array):
         key = checks.as_key(key, "key")  # a legacy uint32[2] key, or TypeError
-    if seed:  # as uint32: a Python int from 2**31 on would overflow jit's int32
-        key = np.uint32(key)
     if _shape_free_draws(key, seed):
         layers = _init_layers_bucketed(key, seed, sizes, init, dtype)
     elif seed:
