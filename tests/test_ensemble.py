@@ -19,6 +19,7 @@ CASES = [
     ((3, 2), "sigmoid", "binary_cross_entropy"),
     ((3, 4, 1), ("tanh", "sigmoid"), "mse"),
     ((4, 5, 3, 2), ("swish", "gelu", "softplus"), "mse"),  # f' from the net input
+    ((3, 12, 14, 4), ("tanh", "sigmoid", "softmax"), "cross_entropy"),  # > FEW_UNITS: products
 ]
 
 

@@ -709,6 +709,40 @@ def test_train_epoch_is_pure_and_a_stopped_state_stays():
     assert callable(partial_step)
 
 
+@pytest.mark.parametrize("make_opt", [lambda: momentum(0.2, 0.9), lambda: adam(0.05)])
+def test_train_epoch_with_the_weights_carried_transposed_is_the_same_epoch(x64, make_opt):
+    """swap_carry (train_many's shared batches) only relays the weights out inside the
+    batch loop: every w of the params and the optimizer's state comes back as it would."""
+    from jbpnn.training import epoch_batches, train_config, train_epoch
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.uniform(-1, 1, (12, 4)), rng.uniform(0, 1, (12, 4))
+    opt = make_opt()
+    p0 = init_params(jax.random.key(1), (4, 4, 4), "tanh", "mse", dtype=jnp.float64)  # square w
+    config = train_config(12, batch_size=4)
+    s0 = init_state(p0, opt, config, 0)
+    batches = epoch_batches(jnp.asarray(X), jnp.asarray(Y), None, s0.key, s0.epoch, config)
+
+    def epoch(swap):
+        rules = stop_rules(jnp.float64)
+        return jax.jit(
+            lambda s, b: train_epoch(
+                s, b, None, rules, config=config, optimizer=opt.kind, swap_carry=swap
+            )
+        )(s0, batches)
+
+    plain, swapped = epoch(False), epoch(True)
+    assert jax.tree.structure(plain) == jax.tree.structure(swapped)
+    key_data = jax.random.key_data
+    tree_allclose(
+        swapped._replace(key=key_data(swapped.key)),
+        plain._replace(key=key_data(plain.key)),
+        rtol=1e-13,
+        atol=1e-15,
+    )
+    assert not np.allclose(plain.params.layers[0].w, p0.layers[0].w)  # it trained
+
+
 def test_alpha_reproduces_scikit_learns_worked_example(x64):
     """scikit-learn's test_mlp.py::test_fit: one SGD step with alpha=0.1 (weights only)."""
     from jbpnn.params import MLP
