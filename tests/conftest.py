@@ -5,6 +5,15 @@ The whole session runs with ``JBPNN_NO_CACHE=1``: ``jbpnn.train``, the estimator
 user's ``~/.cache/jbpnn/jax``) for every later test, and subprocesses inherit the
 setting. ``tests/test_compile.py`` tests the cache in fresh processes on temporary folders.
 
+Instead the session shares ONE persistent cache of its own, a temporary folder made by
+the first process (pytest, or xdist's controller), used by every worker and every
+subprocess that inherits the environment (``JAX_COMPILATION_CACHE_DIR``; jbpnn leaves a
+cache set this way alone) and deleted at the end. The same program is then compiled
+once per session, not once per worker and per command-line test. A test that counts
+XLA compilations turns it off around the counted block (:func:`no_persistent_cache`):
+a program read from the cache is not compiled. A cache of your own
+(``JAX_COMPILATION_CACHE_DIR`` already set) is used as it is.
+
 Each compiled XLA program keeps about three memory mappings in the process, and a test
 worker compiles thousands of them: past the kernel's ``vm.max_map_count`` (65530 by
 default) the next compilation aborts or segfaults the worker. ``_release_compiled_programs``
@@ -17,13 +26,31 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import signal
+import tempfile
 
 os.environ["JBPNN_NO_CACHE"] = "1"  # before any test imports jbpnn.cli
 
-import jax
-import numpy as np
-import pytest
+# JAX's settings of its persistent cache; a subprocess that tests jbpnn's own cache drops them
+JAX_CACHE = (
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES",
+)
+_SESSION_CACHE = "JBPNN_TEST_SESSION_CACHE"  # the folder, set by the process that made it
+if not os.environ.get(_SESSION_CACHE) and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    os.environ[_SESSION_CACHE] = tempfile.mkdtemp(prefix="jbpnn-test-cache-")
+    _OWN_CACHE: str | None = os.environ[_SESSION_CACHE]  # this process deletes it at the end
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # every program
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+else:
+    _OWN_CACHE = None
+
+import jax  # noqa: E402 (after the environment above: JAX reads it on import)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def _mapped_regions() -> int:
@@ -45,6 +72,22 @@ def _map_limit() -> int:
 
 _MAPS_BUDGET = _map_limit() // 2
 _tests_run = [0]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _OWN_CACHE is not None and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def no_persistent_cache():
+    """Within the block, every program is compiled (none is read from the session cache)."""
+    before = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", before)
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import JAX_CACHE, no_persistent_cache
 
 from jbpnn import compilation_cache, training
 from jbpnn.data import load_digits, one_hot
@@ -48,7 +49,8 @@ def compiles():
     global _compiled
     _compiled = names = []
     try:
-        yield names
+        with no_persistent_cache():  # a program read from the session's cache is not compiled
+            yield names
     finally:
         _compiled = None
 
@@ -182,7 +184,7 @@ def test_only_one_batch_runs_are_padded():
 
 # ---------------------------------------------------------------- the persistent cache
 def _python(code: str, env: dict, **popen) -> subprocess.Popen:
-    full = {k: v for k, v in os.environ.items() if k != "JBPNN_NO_CACHE"}
+    full = {k: v for k, v in os.environ.items() if k != "JBPNN_NO_CACHE" and k not in JAX_CACHE}
     full.update(env)
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tree_allclose
+from conftest import no_persistent_cache, tree_allclose
 
 from jbpnn.network import loss_and_gradient
 from jbpnn.optimizers import adam, apply_updates, inverse_scaling, momentum, sgd, step_decay
@@ -559,7 +559,7 @@ def _compilations(fn):
     logger = logging.getLogger("jax")
     logger.addHandler(handler)
     try:
-        with jax.log_compiles(True):
+        with jax.log_compiles(True), no_persistent_cache():
             fn()
     finally:
         logger.removeHandler(handler)
