@@ -18,7 +18,16 @@ networks is then :func:`jbpnn.ensemble.ensemble_kernel` (the core's formulas for
 networks at once, the first layer ONE product ``X_batch @ W_all``), which the vmapped
 core step calls through the batching rule of
 :data:`jbpnn.ensemble.ensemble_loss_and_gradient`. With ``keys`` (one per network)
-each network shuffles its own way, a gather per network per epoch.
+each network shuffles its own way, a gather per network per epoch. With ``rows`` (each
+network its own training rows), networks with the same rows AND the same data-order key
+(a cross-validation's candidates on one fold, as :class:`jbpnn.sklearn.SweepSearchCV`
+makes them) form groups of equal size that share their mini-batches, on one device:
+``run_epochs(networks="grouped")`` vmaps over the groups, and within a group the
+networks' batch gradient is the ensemble kernel again (16 candidates x 5 folds of
+digits 64-64-10: 36 ms an epoch against 79 ms with every network on its own). The
+networks are sorted into groups for the run and come back in the caller's order; each
+still equals ``train`` on its rows (tested). Groups of unequal size, or networks
+split over several devices, train each on its own.
 
 Optimizer hyperparameters are data (:mod:`jbpnn.optimizers`):
 ``hparams={"lr": [...], "m": [...]}`` gives each network its own values (arrays
@@ -309,6 +318,25 @@ def _row_sets(name: str, rows: Any, n: int, n_data: int) -> list[np.ndarray]:
     return idx
 
 
+def _row_groups(idx: list[np.ndarray], key_data: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Networks with the same training rows and data-order key, as ``G`` groups of equal size.
+
+    Returns ``(perm, G)``, ``perm`` sorting the networks group by group (in order within
+    a group), or None when no two networks share both, or the groups differ in size.
+    """
+    ids: dict[tuple[bytes, bytes], int] = {}
+    group = np.array(
+        [
+            ids.setdefault((np.asarray(r, np.int64).tobytes(), k.tobytes()), len(ids))
+            for r, k in zip(idx, key_data)
+        ]
+    )
+    n, n_groups = len(idx), len(ids)
+    if n_groups == n or np.any(np.bincount(group) != n // n_groups) or n % n_groups:
+        return None
+    return np.argsort(group, kind="stable"), n_groups
+
+
 def _stoppings(stopping: Any, thresholds: dict[str, Any], n: int) -> list[Stopping]:
     """The networks' stop rules: ``[one]`` when every network shares them, else ``n``
     (network ``i``'s from the thresholds given as one value per network)."""
@@ -370,22 +398,25 @@ def _own_rows(
     batch_size: Any,
     shuffle: Any,
     drop_last: Any,
+    labels: Any = None,
 ) -> tuple[tuple, TrainConfig]:
     """Every network's own training rows, padded to one length with weight-0 rows.
 
     Returns the per-network data ``(X, Y, weight, n_rows)`` (leading axis ``n``) and
-    the config for ``n_max`` rows.
+    the config for ``n_max`` rows. ``labels``: the network each row set belongs to, for
+    the messages (default ``0 .. n - 1``; a group's first network for grouped rows).
     """
     if drop_last:
         raise ValueError("rows= (one set of training rows per network) cannot drop_last")
     X, Y, weight = data
     idx = _row_sets("rows", rows, n, X.shape[0])
+    label = np.arange(n) if labels is None else np.asarray(labels)
     n_rows = np.array([len(r) for r in idx])
     n_max = int(n_rows.max())
     if batch_size is not None and batch_size > n_rows.min():
         raise ValueError(
             f"batch_size={batch_size} is larger than the {int(n_rows.min())} rows of network "
-            f"{int(n_rows.argmin())}"
+            f"{int(label[n_rows.argmin()])}"
         )
     padded = np.stack([np.concatenate([r, np.zeros(n_max - len(r), r.dtype)]) for r in idx])
     real = np.arange(n_max)[None, :] < n_rows[:, None]
@@ -394,7 +425,7 @@ def _own_rows(
         w = w * np.asarray(weight)[padded]
         totals = w.sum(axis=1)
         if not (totals > 0).all():
-            bad = int(np.argmin(totals > 0))
+            bad = int(label[np.argmin(totals > 0)])
             raise ValueError(
                 f"network {bad}: sample_weight is 0 on every row of rows[{bad}]; each network "
                 "needs training rows of positive total weight (its weighted mean loss would "
@@ -483,7 +514,8 @@ def train_many(
             cross-validation), and gets exactly what ``train`` gives on
             ``X[rows[i]], Y[rows[i]]`` with the same key (as long as the row counts
             need the same number of index bits, see
-            :func:`jbpnn.training.shuffle_order`).
+            :func:`jbpnn.training.shuffle_order`). Networks with the same rows and key
+            share their mini-batches (see the module's docstring).
         val_rows: one array of row indices into ``X_val``/``Y_val`` per network:
             each network validates (and early-stops) on its own rows, e.g. the
             validation split of its fold (pass ``X_val=X, Y_val=Y`` to take them
@@ -633,29 +665,55 @@ def train_many(
     check_memory(
         estimate, memory_limit, what=f"{n_nets} networks {'-'.join(map(str, template.sizes))}"
     )
-    if val_rows is not None:
-        assert val is not None  # refused above: val_rows without X_val
-        val = _own_val(val_rows, n_nets, val)
-    if rows is not None:
-        data, config = _own_rows(rows, n_nets, data, config, batch_size, shuffle, drop_last)
     if keys is not None:
         data_keys = _as_keys(keys, n_nets)
     elif rows is not None:  # each network its own rows, every one the same data-order key
         data_keys = jnp.stack([as_key(key)] * n_nets)
     else:
         data_keys = as_key(key)
-
-    if seed_arr is not None:
-        assert isinstance(params, InitSpec)  # seed_arr is set for an InitSpec only
-        params = init_many(params, seed_arr)
     layout = network_layout(mesh, devices, network_axis, data_axis)
+    # Networks with the same rows and data-order key (a cross-validation's candidates on
+    # one fold) train as groups that share their mini-batches, on one device: sorted
+    # group by group here (perm), back in the caller's order at the end.
+    perm, hp_values, init_seeds, row_labels = None, per, seed_arr, None
+    if rows is not None and layout[0] is None:
+        row_idx = _row_sets("rows", rows, n_nets, data[0].shape[0])
+        found = _row_groups(row_idx, np.asarray(jax.random.key_data(data_keys)))
+        if found is not None:
+            perm, n_groups = found
+            order = "grouped"
+            size = n_nets // n_groups
+            row_labels = perm[::size]  # each group's first network, for error messages
+            rows = [row_idx[i] for i in row_labels]  # one row set per group
+            if val_rows is not None:
+                val_rows = [val_rows[i] for i in perm]
+            data_keys = data_keys[jnp.asarray(perm)]
+            hp_values = {k: np.asarray(v)[perm] for k, v in per.items()}
+            if own_thresholds:
+                stoppings = [stoppings[i] for i in perm]
+            if seed_arr is not None:
+                init_seeds = seed_arr[perm]
+            else:
+                params = jax.tree.map(lambda a: a[jnp.asarray(perm)], params)
+    if val_rows is not None:
+        assert val is not None  # refused above: val_rows without X_val
+        val = _own_val(val_rows, n_nets, val)
+    if rows is not None:
+        n_sets = n_nets if row_labels is None else len(row_labels)
+        data, config = _own_rows(
+            rows, n_sets, data, config, batch_size, shuffle, drop_last, row_labels
+        )
+
+    if init_seeds is not None:
+        assert isinstance(params, InitSpec)  # seed_arr is set for an InitSpec only
+        params = init_many(params, init_seeds)
     if layout[2] is not None:  # batches split over the data axis: pad them to a multiple
         config = config._replace(shards=int(layout[0].shape[layout[2]]))
     groups = 1 if layout[0] is None else int(layout[0].shape[layout[1]])
     n_pad = -n_nets % groups  # pad to a multiple of the device (group) count
     kind = static_kind(opt)
-    hp = _all_hyperparams(opt, per, n_nets, template.dtype)
-    own = order == "own"
+    hp = _all_hyperparams(opt, hp_values, n_nets, template.dtype)
+    own = order in ("own", "grouped")
     state = _init_many_jit(
         _pad(params, n_pad),
         _pad(hp, n_pad),
@@ -666,7 +724,7 @@ def train_many(
     )
     grad = grad_fn
     if grad is None:  # shared batches, not split: one product per layer for all networks
-        one_batch = order == "shared" and layout[2] is None
+        one_batch = order in ("shared", "grouped") and layout[2] is None
         grad = ensemble_loss_and_gradient if one_batch else loss_and_gradient_kernel
     loop = _compiled(
         layout,
@@ -693,12 +751,14 @@ def train_many(
         rules = place(rules, layout[0], net_axis if own_thresholds else None)
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
 
+    back = slice(None) if perm is None else np.argsort(perm)  # to the caller's order
+
     def collect(epoch: int, done: Any, stop: Any, history: dict) -> int:
-        done, stop = done[:n_nets], stop[:n_nets]  # host copies (run_chunks)
+        done, stop = done[:n_nets][back], stop[:n_nets][back]  # host copies (run_chunks)
         reached = int(done.max())
         span = np.arange(epoch, reached)
         for k in pieces:  # a network that stopped earlier: NaN after its last epoch
-            chunk = history[k][:n_nets][:, span % config.history_chunk]
+            chunk = history[k][:n_nets][back][:, span % config.history_chunk]
             pieces[k].append(np.where(span[None, :] < done[:, None], chunk, np.nan))
         if progress is not None:
             running = int(np.sum(stop == RUNNING))
@@ -717,6 +777,8 @@ def train_many(
     state = to_host(state)
     if n_pad:
         state = jax.tree.map(lambda a: a[:n_nets], state)
+    if perm is not None:
+        state = jax.tree.map(lambda a: a[back], state)
     history = {
         k: np.concatenate(v, axis=1) if v else np.zeros((n_nets, 0)) for k, v in pieces.items()
     }
@@ -729,7 +791,7 @@ def train_many(
         shared,
         seed_arr,
         n_nets,
-        order,
+        "own" if order == "grouped" else order,  # grouped: each network its own rows, as own
         start,
         tuple(hparams or {}),
     )

@@ -477,7 +477,12 @@ def run_epochs(
         networks: None (one network); ``"shared"``: a network axis, every network
             sees the same mini-batches (the order of network 0's key), which stay
             un-batched so each layer is ONE product for all networks; ``"own"``:
-            each network shuffles with its own key.
+            each network shuffles with its own key; ``"grouped"``: ``data`` holds
+            ``G`` row sets (as with ``"own"``, leading axis ``G``) and the ``N``
+            networks come in ``G`` consecutive groups of ``N / G``, group ``g``
+            training on row set ``g`` in the order of its first network's key, its
+            networks sharing their mini-batches as with ``"shared"`` (the folds of a
+            cross-validation, each with many candidates).
         mesh: ``(mesh, axis)``: split every mini-batch across that mesh axis.
         own_val: ``val`` has a leading network axis: each network its own
             validation rows (padded to one length with weight 0).
@@ -492,7 +497,7 @@ def run_epochs(
         grad_fn=grad_fn,
         mesh=mesh,
         freeze=networks is not None,  # one network: the loop stops before a stopped epoch
-        swap_carry=networks == "shared",
+        swap_carry=networks in ("shared", "grouped"),  # networks sharing their batches
     )
 
     v_axis = 0 if own_val else None  # each network its own validation rows, or shared
@@ -505,6 +510,23 @@ def run_epochs(
         elif networks == "shared":
             batches = epoch_batches(X, Y, weight, s.key[0], e, config)
             s = jax.vmap(step, in_axes=(0, None, v_axis, r_axis))(s, batches, val, rules)
+        elif networks == "grouped":  # groups sharing batches, each group its own rows
+
+            def group(s_g, X1, Y1, w1, n1, v_g, r_g):
+                batches = epoch_batches(X1, Y1, w1, s_g.key[0], e, config, n1)
+                return jax.vmap(step, in_axes=(0, None, v_axis, r_axis))(s_g, batches, v_g, r_g)
+
+            axes = (0, 0, 0, 0, 0, v_axis, r_axis)
+            s_g = jax.vmap(group, in_axes=axes)(
+                by_group(s),
+                X,
+                Y,
+                weight,
+                n_rows,
+                by_group(val, own_val),
+                by_group(rules, own_rules),
+            )
+            s = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), s_g)
         elif n_rows is not None:  # every network its own rows (e.g. the folds of a CV)
 
             def own(s1, X1, Y1, w1, n1, v1, r1):
@@ -520,6 +542,11 @@ def run_epochs(
             s = jax.vmap(own_order, in_axes=(0, v_axis, r_axis))(s, val, rules)
         return e + 1, s
 
+    def by_group(tree, per_network=True):  # (N, ...) -> (G, N / G, ...)
+        if not per_network:
+            return tree
+        return jax.tree.map(lambda a: a.reshape(X.shape[0], -1, *a.shape[1:]), tree)
+
     def running(carry):
         e, s = carry
         return (e < until) & jnp.any(s.stop == RUNNING)
@@ -530,6 +557,9 @@ def run_epochs(
     def measure(s):  # the divergence rule's yardstick, once, before the first epoch
         if networks is None:
             ref = reference(s.params, X, Y, weight, None)
+        elif networks == "grouped":  # each group's networks on its rows
+            within = jax.vmap(reference, in_axes=(0, None, None, None, None))
+            ref = jax.vmap(within)(by_group(s.params), X, Y, weight, n_rows).reshape(-1)
         elif n_rows is not None:
             ref = jax.vmap(reference)(s.params, X, Y, weight, n_rows)
         else:

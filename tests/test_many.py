@@ -364,6 +364,39 @@ def test_own_rows_per_network_equal_train_on_those_rows(x64):
         train_many(spec, X, Y, seeds=[1], rows=[np.arange(3)], hparams={"lr": 0.1}, **kw)
 
 
+def test_networks_sharing_rows_and_key_train_as_groups_each_equal_train_alone(x64, monkeypatch):
+    """A cross-validation's candidates on each fold (interleaved, as SweepSearchCV orders
+    them): networks with the same rows and data-order key train as groups sharing their
+    mini-batches, each network still equal to train on its rows, with its own validation
+    rows and thresholds, and every result in the caller's order."""
+    import jbpnn.many as many
+
+    orders = []
+    compiled = many._compiled
+    monkeypatch.setattr(many, "_compiled", lambda *a: orders.append(a[4]) or compiled(*a))
+    X, Y = _classes(41)
+    spec = InitSpec((5, 4, 3), "tanh", "cross_entropy", "glorot", jnp.float64)
+    folds = [np.arange(0, 30), np.r_[0:10, 20:41]]  # lengths 30 and 31
+    vals = [np.arange(30, 41), np.arange(10, 20)]
+    rows = [folds[i % 2] for i in range(6)]  # fold 0, fold 1, fold 0, ...
+    val_rows = [vals[i % 2] for i in range(6)]
+    lrs, tols = [0.3, 1.0, 0.1, 2.0, 0.6, 0.05], [0.0, 0.0, 0.0, 5.0, 0.0, 0.0]
+    kw = dict(epochs=30, batch_size=7, key=5, n_iter_no_change=4)
+    result = train_many(spec, X, Y, seeds=np.arange(6), rows=rows, X_val=X, Y_val=Y,
+                        val_rows=val_rows, hparams={"lr": lrs}, tol=tols, **kw)  # fmt: skip
+    assert orders == ["grouped"] and result.method == "own"
+    assert len(set(result.stop_reason)) >= 2, result.stop_reason  # they stop on their own
+    for i in range(6):
+        r, v = rows[i], val_rows[i]
+        alone = _alone(spec, i, X[r], Y[r], hp={"lr": lrs[i]}, X_val=X[v], Y_val=Y[v],
+                       **{**kw, "tol": tols[i]})  # fmt: skip
+        _assert_same(result, alone, i)
+    # groups of unequal size (3 networks on one fold, 1 on another): each its own batches
+    train_many(spec, X, Y, seeds=[0, 1, 2, 3], rows=[folds[0]] * 3 + [folds[1]],
+               hparams={"lr": 0.1}, epochs=1, batch_size=7)  # fmt: skip
+    assert orders[-1] == "own"
+
+
 def test_own_validation_rows_per_network_equal_train_with_that_validation_set(x64):
     """Each fold its own training AND validation rows (scikit-learn's early stopping in a
     cross-validation): network i equals train with X[rows[i]] and X[val_rows[i]]."""
