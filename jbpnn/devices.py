@@ -44,6 +44,7 @@ from jbpnn.network import GradFn
 __all__ = [
     "agree_across_processes",
     "data_parallel",
+    "host_take",
     "network_layout",
     "pick_devices",
     "place",
@@ -228,6 +229,12 @@ def to_host(tree: Any) -> Any:
         return jax.device_get(x)
 
     return jax.tree.map(_keys_too(get), tree)
+
+
+def host_take(tree: Any, index: Any) -> Any:
+    """Every leaf of a host tree (:func:`to_host`'s) indexed by NumPy, ``leaf[index]``, keys
+    through their key data: no program is compiled (indexing a JAX array compiles one)."""
+    return jax.tree.map(_keys_too(lambda x: np.asarray(x)[index]), tree)
 
 
 def _weighted_psum(grad_fn: GradFn, axis: str) -> GradFn:

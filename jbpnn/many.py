@@ -67,6 +67,7 @@ from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
+    host_take,
     network_layout,
     place,
     to_host,
@@ -439,8 +440,12 @@ def _own_rows(
                 "be 0/0)"
             )
     new = config._replace(**batching(n_max, batch_size, shuffle, False), weighted=True)
-    take = jnp.asarray(padded)
-    return (X[take], Y[take], jnp.asarray(w), jnp.asarray(n_rows, jnp.int32)), new
+    if all(getattr(a, "is_fully_addressable", True) for a in (X, Y)):  # gathered on the host:
+        X, Y = (jnp.asarray(np.asarray(a)[padded]) for a in (X, Y))  # no program compiled
+    else:  # a global array spanning processes: gathered where it lives
+        take = jnp.asarray(padded)
+        X, Y = X[take], Y[take]
+    return (X, Y, jnp.asarray(w), jnp.asarray(n_rows.astype(np.int32))), new
 
 
 def _pad(tree: PyTree, n_pad: int) -> PyTree:
@@ -686,7 +691,8 @@ def train_many(
     n_devices = 1 if layout[0] is None else int(layout[0].shape[layout[1]])
     if rows is not None and layout[2] is None:
         row_idx = _row_sets("rows", rows, n_nets, data[0].shape[0])
-        found = _row_groups(row_idx, np.asarray(jax.random.key_data(data_keys)), n_devices)
+        key_data = np.asarray(jax.random.key_data(data_keys))
+        found = _row_groups(row_idx, key_data, n_devices)
         if found is not None:
             perm, n_groups = found
             order = "grouped"
@@ -694,7 +700,7 @@ def train_many(
             rows = [row_idx[i] for i in row_labels]  # one row set per group
             if val_rows is not None:
                 val_rows = [val_rows[i] for i in perm]
-            data_keys = data_keys[jnp.asarray(perm)]
+            data_keys = jax.random.wrap_key_data(key_data[perm])  # on the host: no program
             hp_values = {k: np.asarray(v)[perm] for k, v in per.items()}
             if own_thresholds:
                 stoppings = [stoppings[i] for i in perm]
@@ -784,9 +790,9 @@ def train_many(
     )
     state = to_host(state)
     if n_pad:
-        state = jax.tree.map(lambda a: a[:n_nets], state)
+        state = host_take(state, slice(0, n_nets))
     if perm is not None:
-        state = jax.tree.map(lambda a: a[back], state)
+        state = host_take(state, back)
     history = {
         k: np.concatenate(v, axis=1) if v else np.zeros((n_nets, 0)) for k, v in pieces.items()
     }
@@ -812,7 +818,7 @@ def _all_hyperparams(opt: Any, per: dict[str, np.ndarray], n: int, dtype: Any) -
     out = {}
     for name, value in opt.hyperparams.items():
         values = per[name] if name in per else np.full(n, float(value))
-        out[name] = jnp.asarray(values, dtype)
+        out[name] = jnp.asarray(np.asarray(values, dtype))  # cast by NumPy: no program
     return out
 
 
@@ -945,7 +951,7 @@ class ManyResult:
         n = len(self)
         if not isinstance(i, (int, np.integer)) or not -n <= i < n:
             raise IndexError(f"network index {i!r} out of range for {n} networks")
-        one = jax.tree.map(lambda a: a[i], self.state)
+        one = host_take(self.state, i)
         run = int(self.epochs_run[i])
         history = {k: v[i, :run] for k, v in self.history.items()}
         return state_result(one, history, elapsed=self.elapsed, optimizer=self.optimizer)

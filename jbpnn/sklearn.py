@@ -1812,7 +1812,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             else max(1, len(np.unique(yv)) if is_classifier(base) else 1)
         )
         widest = max(hidden, key=lambda h: sum(a * b for a, b in zip((n_in, *h), (*h, n_out))))
-        template = init_params(0, (n_in, *widest, n_out), "tanh", "mse")
+        # shapes only (jax.eval_shape draws nothing, so compiles no draw for the estimate)
+        template = jax.eval_shape(lambda: init_params(0, (n_in, *widest, n_out), "tanh", "mse"))
         n_rows = max(len(tr) for tr, _ in splits)
         n_networks = largest * len(splits)
         estimate = estimate_memory(

@@ -134,6 +134,27 @@ def test_a_stream_of_chunk_sizes_compiles_one_program_per_bucket(digits):
     assert run.epochs_run == len(SIZES) and len(run.history["loss"]) == len(SIZES)
 
 
+def test_grouped_train_many_and_its_results_compile_no_eager_indexing():
+    """train_many with rows shared by groups sorts, gathers and un-sorts on the host: no
+    small program is compiled for indexing (each costs 20-40 ms in a cold process), nor
+    for ManyResult[i]."""
+    from jbpnn.many import InitSpec, train_many
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (43, 7)).astype(np.float32)  # shapes no other test uses
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 43)]
+    folds = [np.arange(0, 33), np.arange(10, 43)]
+    spec = InitSpec((7, 5, 3), "tanh", "cross_entropy", "glorot")
+    with compiles() as names:
+        rows = [folds[i % 2] for i in range(4)]
+        lrs = {"lr": [0.1, 0.2, 0.3, 0.4]}
+        result = train_many(spec, X, Y, seeds=range(4), rows=rows, hparams=lrs, epochs=2)
+        result[3]
+    indexing = {"gather", "dynamic_slice", "select_n", "scatter", "squeeze", "slice"}
+    assert not [n for n in names if n.removeprefix("jit(").rstrip(")") in indexing], names
+    assert sum("run_epochs" in n for n in names) == 1, names
+
+
 def test_partial_fit_stream_compiles_once(digits):
     pytest.importorskip("sklearn")
     from jbpnn.sklearn import BPNNClassifier
