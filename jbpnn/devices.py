@@ -223,12 +223,24 @@ def to_host(tree: Any) -> Any:
     at the same point); the others are copied with ``jax.device_get``.
     """
 
-    def get(x: Any) -> Any:
-        if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-        return jax.device_get(x)
+    def data(x: Any) -> Any:  # a key through its key data
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.key_data(x)
+        return x
 
-    return jax.tree.map(_keys_too(get), tree)
+    leaves, treedef = jax.tree.flatten(tree)
+    datas = [data(x) for x in leaves]
+    spans = [isinstance(x, jax.Array) and not x.is_fully_addressable for x in datas]
+    # ONE device_get for the local arrays: every copy starts, then one wait (a device_get
+    # per leaf waits for each in turn, a round trip per leaf on an accelerator)
+    local = iter(jax.device_get([x for x, g in zip(datas, spans) if not g]))
+    out = []
+    for x, d, g in zip(leaves, datas, spans):
+        value = np.asarray(multihost_utils.process_allgather(d, tiled=True)) if g else next(local)
+        if d is not x:  # a key again, from its key data
+            value = jax.random.wrap_key_data(jnp.asarray(value), impl=jax.random.key_impl(x))
+        out.append(value)
+    return jax.tree.unflatten(treedef, out)
 
 
 def host_take(tree: Any, index: Any) -> Any:

@@ -135,17 +135,22 @@ def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
     """One network per seed, stacked: leaves get a leading axis of length ``len(seeds)``.
 
     Network ``n`` equals ``init_params(seeds[n], *spec)`` (the same as
-    ``init_params(jax.random.key(seeds[n]), ...)``). Up to :data:`INIT_ONE_BY_ONE`
-    networks are drawn one by one with the program ``init_params`` compiles anyway
-    (a vmapped draw would compile a second, larger one); more in one vmapped draw.
+    ``init_params(jax.random.key(seeds[n]), ...)``). On a CPU, up to
+    :data:`INIT_ONE_BY_ONE` networks are drawn one by one with the program
+    ``init_params`` compiles anyway (a vmapped draw would compile a second, larger one);
+    more, or on an accelerator any number, in one vmapped draw: there, a draw per network
+    costs a dispatch and a copy back each (64 networks: about 60% of a 20-epoch
+    ``train_many`` call's time on an H200).
     """
     seeds = _as_seeds(seeds)
     template = _init_one(spec, int(seeds[0]))  # checks the spec, raises ValueError first
-    if len(seeds) <= INIT_ONE_BY_ONE:
+    one_by_one = INIT_ONE_BY_ONE if jax.default_backend() == "cpu" else 1
+    if len(seeds) <= one_by_one:
         nets = [template] + [_init_one(spec, int(s)) for s in seeds[1:]]
-        leaves = [
-            np.stack(parts) for parts in zip(*(jax.device_get(jax.tree.leaves(p)) for p in nets))
-        ]
+        # ONE device_get for every network's leaves: all the copies start, then one wait
+        # (a device_get per network waited for each in turn: 64 round trips on a GPU)
+        host = jax.device_get([jax.tree.leaves(p) for p in nets])
+        leaves = [np.stack(parts) for parts in zip(*host)]
         return jax.tree.unflatten(jax.tree.structure(template), [to_device(a) for a in leaves])
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
     stacked = jax.vmap(lambda k: _init_one(spec, k))(keys)

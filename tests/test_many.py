@@ -189,6 +189,23 @@ def test_history_chunks_equal_one_chunk_and_memory_does_not_grow_with_epochs(x64
     np.testing.assert_array_equal(whole.epochs_run, chunked.epochs_run)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_init_many_draws_what_init_params_draws_one_by_one_or_vmapped(monkeypatch, backend):
+    """On a CPU up to INIT_ONE_BY_ONE networks are drawn one by one; on an accelerator (here
+    pretended) all in one vmapped draw: either way network n is init_params(seeds[n]) bit
+    for bit."""
+    import jbpnn.many as many
+
+    monkeypatch.setattr(many.jax, "default_backend", lambda: backend)
+    spec = InitSpec((5, 7, 3), "tanh", "cross_entropy", "glorot")
+    seeds = [3, 0, 11, 2**31 + 5]
+    stacked = many.init_many(spec, seeds)
+    for n, seed in enumerate(seeds):
+        alone = init_params(seed, (5, 7, 3), "tanh", "cross_entropy", "glorot")
+        for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(alone)):
+            np.testing.assert_array_equal(np.asarray(a)[n], np.asarray(b))
+
+
 def test_init_many_and_stacking():
     spec = InitSpec((3, 4, 2), "tanh", "mse", "glorot")
     stacked = init_many(spec, [4, 9])
