@@ -77,7 +77,7 @@ from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
-from jbpnn.params import MLP, first_network, init_params, network_count
+from jbpnn.params import MLP, first_network, init_params, network_count, stacked_layers
 from jbpnn.stopping import RUNNING, STOP_REASONS, Stopping, stack_rules, stop_reason_name
 from jbpnn.tables import ResultsTable
 from jbpnn.training import (
@@ -145,7 +145,10 @@ def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
     seeds = _as_seeds(seeds)
     template = _init_one(spec, int(seeds[0]))  # checks the spec, raises ValueError first
     one_by_one = INIT_ONE_BY_ONE if jax.default_backend() == "cpu" else 1
-    if len(seeds) <= one_by_one:
+    if len(seeds) <= one_by_one:  # one by one: one device_get for all (init_params bit for bit)
+        layers = stacked_layers(seeds, tuple(spec.sizes), spec.init, template.dtype)
+        if layers is not None:
+            return template.replace_layers(layers)
         nets = [template] + [_init_one(spec, int(s)) for s in seeds[1:]]
         # ONE device_get for every network's leaves: all the copies start, then one wait
         # (a device_get per network waited for each in turn: 64 round trips on a GPU)

@@ -630,10 +630,9 @@ def _power_of_two(n: int, least: int = 1) -> int:
     return max(least, 1 << (max(n, 1) - 1).bit_length())
 
 
-def _init_layers_bucketed(
-    key: Any, seed: bool, sizes: tuple[int, ...], init: str, dtype: Any
-) -> list[Layer]:
-    """_init_layers' arrays, drawn by a program shared by every architecture."""
+def _bucket_plan(sizes: tuple[int, ...], init: str, dtype: Any) -> tuple:
+    """``(pairs, count, width, b_width, lo, hi)``: the bucketed draw's static sizes and
+    its per-layer bounds for ``sizes`` (the same for every key)."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     count = _power_of_two(len(pairs))
     width = _power_of_two(max(a * b for a, b in pairs), _MIN_DRAW)
@@ -646,14 +645,47 @@ def _init_layers_bucketed(
         limits = [0.2 if init == "article" else np.sqrt(6.0 / (a + b)) for a, b in pairs]
         limits += [1.0] * (count - len(pairs))
         lo, hi = -np.array(limits, npd), np.array(limits, npd)
-    w_all, b_all = jax.device_get(_bucketed_draws(key, lo, hi, count, width, b_width, init, seed))
+    return pairs, count, width, b_width, lo, hi
+
+
+def _host_layers(w_all: np.ndarray, b_all: np.ndarray, pairs: list, init: str) -> tuple:
+    """Each layer's ``(w, b)`` cut out of one key's host draws."""
     w_host = [w_all[i, : a * b].reshape(a, b) for i, (a, b) in enumerate(pairs)]
     if init == "article":
         b_host = [b_all[i, :b] for i, (_, b) in enumerate(pairs)]
     else:
-        b_host = [np.zeros(b, npd) for _, b in pairs]
-    w_dev, b_dev = jax.device_put((w_host, b_host))
+        b_host = [np.zeros(b, w_all.dtype) for _, b in pairs]
+    return w_host, b_host
+
+
+def _init_layers_bucketed(
+    key: Any, seed: bool, sizes: tuple[int, ...], init: str, dtype: Any
+) -> list[Layer]:
+    """_init_layers' arrays, drawn by a program shared by every architecture."""
+    pairs, count, width, b_width, lo, hi = _bucket_plan(sizes, init, dtype)
+    w_all, b_all = jax.device_get(_bucketed_draws(key, lo, hi, count, width, b_width, init, seed))
+    w_dev, b_dev = jax.device_put(_host_layers(w_all, b_all, pairs, init))
     return [Layer(w, b) for w, b in zip(w_dev, b_dev)]
+
+
+def stacked_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) -> list[Layer] | None:
+    """``init_params(seed, sizes, ..., init, dtype)``'s layers for every int seed, stacked
+    (a leading axis of ``len(seeds)``), bit for bit: each seed's draw by the bucketed
+    program, all dispatched first and copied back with ONE ``device_get`` (one
+    ``init_params`` per seed waits for each copy in turn). None without JAX's partitionable
+    threefry (:func:`_shape_free_draws`). ``sizes`` and ``init`` are already checked."""
+    if not _shape_free_draws(np.uint32(seeds[0]), True):
+        return None
+    plan = _bucket_plan(tuple(sizes), init, dtype)
+    pairs, count, width, b_width, lo, hi = plan
+    draws = [
+        _bucketed_draws(np.uint32(s), lo, hi, count, width, b_width, init, True) for s in seeds
+    ]
+    per_seed = [_host_layers(w, b, pairs, init) for w, b in jax.device_get(draws)]
+    w = [np.stack([ws[i] for ws, _ in per_seed]) for i in range(len(pairs))]
+    b = [np.stack([bs[i] for _, bs in per_seed]) for i in range(len(pairs))]
+    w_dev, b_dev = jax.device_put((w, b))
+    return [Layer(wi, bi) for wi, bi in zip(w_dev, b_dev)]
 
 
 @partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))

@@ -197,13 +197,14 @@ def test_init_many_draws_what_init_params_draws_one_by_one_or_vmapped(monkeypatc
     import jbpnn.many as many
 
     monkeypatch.setattr(many.jax, "default_backend", lambda: backend)
-    spec = InitSpec((5, 7, 3), "tanh", "cross_entropy", "glorot")
     seeds = [3, 0, 11, 2**31 + 5]
-    stacked = many.init_many(spec, seeds)
-    for n, seed in enumerate(seeds):
-        alone = init_params(seed, (5, 7, 3), "tanh", "cross_entropy", "glorot")
-        for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(alone)):
-            np.testing.assert_array_equal(np.asarray(a)[n], np.asarray(b))
+    for init in ("article", "glorot", "he"):
+        spec = InitSpec((5, 7, 3), "tanh", "cross_entropy", init)
+        stacked = many.init_many(spec, seeds)
+        for n, seed in enumerate(seeds):
+            alone = init_params(seed, (5, 7, 3), "tanh", "cross_entropy", init)
+            for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(alone)):
+                np.testing.assert_array_equal(np.asarray(a)[n], np.asarray(b), err_msg=init)
 
 
 def test_init_many_and_stacking():
