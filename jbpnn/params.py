@@ -673,7 +673,7 @@ def stacked_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) ->
     (a leading axis of ``len(seeds)``), bit for bit: each seed's draw by the bucketed
     program, all dispatched first and copied back with ONE ``device_get`` (one
     ``init_params`` per seed waits for each copy in turn). None without JAX's partitionable
-    threefry (:func:`_shape_free_draws`). ``sizes`` and ``init`` are already checked."""
+    threefry (see ``_shape_free_draws``). ``sizes`` and ``init`` are already checked."""
     if not _shape_free_draws(np.uint32(seeds[0]), True):
         return None
     plan = _bucket_plan(tuple(sizes), init, dtype)
