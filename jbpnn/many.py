@@ -665,7 +665,8 @@ def train_many(
     # (N copies of the largest set each), and counts them.
     n_each = data[0].shape[0]
     if rows is not None:
-        n_each = max(len(r) for r in _row_sets("rows", rows, n_nets, n_each))
+        row_idx = _row_sets("rows", rows, n_nets, n_each)  # checked once, used below
+        n_each = max(len(r) for r in row_idx)
     n_val = 0 if val is None else val[0].shape[-2]
     if val_rows is not None:
         n_val = max(len(r) for r in _row_sets("val_rows", val_rows, n_nets, n_val))
@@ -693,12 +694,11 @@ def train_many(
         data_keys = as_key(key)
     layout = network_layout(mesh, devices, network_axis, data_axis)
     # Networks with the same rows and data-order key (a cross-validation's candidates on
-    # one fold) train as groups that share their mini-batches, on one device: sorted
+    # one fold) train as groups that share their mini-batches: sorted device by device,
     # group by group here (perm), back in the caller's order at the end.
     perm, hp_values, init_seeds, row_labels = None, per, seed_arr, None
     n_devices = 1 if layout[0] is None else int(layout[0].shape[layout[1]])
     if rows is not None and layout[2] is None:
-        row_idx = _row_sets("rows", rows, n_nets, data[0].shape[0])
         key_data = np.asarray(jax.random.key_data(data_keys))
         found = _row_groups(row_idx, key_data, n_devices)
         if found is not None:

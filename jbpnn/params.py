@@ -676,8 +676,7 @@ def stacked_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) ->
     threefry (see ``_shape_free_draws``). ``sizes`` and ``init`` are already checked."""
     if not _shape_free_draws(np.uint32(seeds[0]), True):
         return None
-    plan = _bucket_plan(tuple(sizes), init, dtype)
-    pairs, count, width, b_width, lo, hi = plan
+    pairs, count, width, b_width, lo, hi = _bucket_plan(tuple(sizes), init, dtype)
     draws = [
         _bucketed_draws(np.uint32(s), lo, hi, count, width, b_width, init, True) for s in seeds
     ]

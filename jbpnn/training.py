@@ -313,8 +313,10 @@ def train_epoch(
     if mesh is not None:
         grad_fn = data_parallel(grad_fn, *mesh)
 
+    relayout = _swap_weights if swap_carry else (lambda tree: tree)  # its own inverse
+
     def one_update(carry, batch):
-        params, opt_state = _swap_weights(carry) if swap_carry else carry
+        params, opt_state = relayout(carry)
         xb, yb, sb = batch
         batch_loss, grads = grad_fn(params, xb, yb, sb)  # hand-derived dE/dtheta by default
         if getattr(optimizer, "reports_penalty", False):  # scikit-learn's loss: E + its L2 term
@@ -337,14 +339,12 @@ def train_epoch(
             new_params, new_opt = _tree_where(real, (new_params, new_opt), (params, opt_state))
         # max |delta w| only when the article's rule 1 needs it: it reads every update
         change = (_max_abs(updates),) if config.watch_weight_change else ()
-        new = (new_params, new_opt)
-        return (_swap_weights(new) if swap_carry else new), (batch_loss, jnp.sum(sb), *change)
+        return relayout((new_params, new_opt)), (batch_loss, jnp.sum(sb), *change)
 
-    carry = (state.params, state.opt_state)
     carry, (losses, counts, *changes) = lax.scan(
-        one_update, _swap_weights(carry) if swap_carry else carry, batches
+        one_update, relayout((state.params, state.opt_state)), batches
     )
-    params, opt_state = _swap_weights(carry) if swap_carry else carry
+    params, opt_state = relayout(carry)
     seen = jnp.sum(counts)
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes[0]) if config.watch_weight_change else None

@@ -316,37 +316,9 @@ def _run(code_or_args, env_extra=None, timeout=180):
 
 
 def test_split_across_two_cpu_devices_gives_the_same_networks():
-    """Five networks on two devices (padded to six): the same results as on one device."""
-    code = textwrap.dedent(
-        """
-        import jax
-        jax.config.update("jax_num_cpu_devices", 2)
-        jax.config.update("jax_enable_x64", True)
-        import numpy as np, jax.numpy as jnp
-        from jbpnn.many import InitSpec, train_many
-        assert len(jax.devices()) == 2
-        rng = np.random.default_rng(0)
-        X = rng.uniform(-1, 1, (30, 4)); Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
-        spec = InitSpec((4, 5, 2), "relu", "cross_entropy", "glorot", jnp.float64)
-        kw = dict(seeds=range(5), hparams={"lr": [0.1, 0.5, 1, 2, 1e200], "m": 0.5},
-                  epochs=6, batch_size=8, tol=0.2)
-        two = train_many(spec, X, Y, devices=2, **kw)
-        one = train_many(spec, X, Y, devices=1, **kw)
-        assert two.stop_reason == one.stop_reason, (two.stop_reason, one.stop_reason)
-        assert (two.epochs_run == one.epochs_run).all()
-        for a, b in zip(jax.tree.leaves(two.params), jax.tree.leaves(one.params)):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-        print("OK", two.stop_reason)
-        """
-    )
-    proc = _run(code)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "OK" in proc.stdout and "diverged" in proc.stdout
-
-
-def test_groups_sharing_rows_split_over_two_cpu_devices_give_the_same_networks():
-    """Two folds x 4 networks, interleaved, on two devices: each device takes 2 networks of
-    every fold (grouped), and the networks equal the one-device run's."""
+    """On two devices, the same results as on one: five networks (padded to six); and two
+    folds x 4 networks, interleaved, where each device takes 2 networks of every fold
+    (grouped). One subprocess: JAX starts once for both."""
     code = textwrap.dedent(
         """
         import jax
@@ -355,27 +327,33 @@ def test_groups_sharing_rows_split_over_two_cpu_devices_give_the_same_networks()
         import numpy as np, jax.numpy as jnp
         import jbpnn.many as many
         from jbpnn.many import InitSpec, train_many
+        assert len(jax.devices()) == 2
         orders, compiled = [], many._compiled
         many._compiled = lambda *a: orders.append(a[4]) or compiled(*a)
         rng = np.random.default_rng(0)
         X = rng.uniform(-1, 1, (30, 4)); Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
         spec = InitSpec((4, 5, 2), "relu", "cross_entropy", "glorot", jnp.float64)
+
+        def same(**kw):
+            two = train_many(spec, X, Y, devices=2, epochs=6, batch_size=8, tol=0.2, **kw)
+            one = train_many(spec, X, Y, devices=1, epochs=6, batch_size=8, tol=0.2, **kw)
+            assert two.stop_reason == one.stop_reason, (two.stop_reason, one.stop_reason)
+            assert (two.epochs_run == one.epochs_run).all()
+            for a, b in zip(jax.tree.leaves(two.params), jax.tree.leaves(one.params)):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+            print("OK", two.stop_reason)
+
+        same(seeds=range(5), hparams={"lr": [0.1, 0.5, 1, 2, 1e200], "m": 0.5})
+        assert orders == ["shared", "shared"], orders
         folds = [np.arange(0, 20), np.arange(8, 30)]
-        kw = dict(seeds=range(8), hparams={"lr": [0.1, 0.5, 1, 2, 0.3, 0.7, 1.5, 1e200]},
-                  rows=[folds[i % 2] for i in range(8)], epochs=6, batch_size=8, tol=0.2)
-        two = train_many(spec, X, Y, devices=2, **kw)
-        one = train_many(spec, X, Y, devices=1, **kw)
-        assert orders == ["grouped", "grouped"], orders
-        assert two.stop_reason == one.stop_reason, (two.stop_reason, one.stop_reason)
-        assert (two.epochs_run == one.epochs_run).all()
-        for a, b in zip(jax.tree.leaves(two.params), jax.tree.leaves(one.params)):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-        print("OK", two.stop_reason)
+        same(seeds=range(8), hparams={"lr": [0.1, 0.5, 1, 2, 0.3, 0.7, 1.5, 1e200]},
+             rows=[folds[i % 2] for i in range(8)])
+        assert orders[2:] == ["grouped", "grouped"], orders
         """
     )
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "OK" in proc.stdout and "diverged" in proc.stdout
+    assert proc.stdout.count("OK") == 2 and proc.stdout.count("diverged") >= 2, proc.stdout
 
 
 def test_quick_sweep_script(tmp_path):
