@@ -63,8 +63,8 @@ class TrainConfig(NamedTuple):
             are padded with weight-0 rows to a multiple of it.
         optimizer_history: what the optimizer adds to the history each epoch
             (``Optimizer.history_keys``: ``mu``, ``grad_norm`` for ``lm``).
-        watch_growth: the divergence rule's ``max_loss_growth`` is on (the reference
-            pass runs once before the first epoch); off, neither is compiled.
+        watch_growth: the divergence rule's ``max_loss_growth`` is on (its reference
+            is taken from the first epoch's batch losses); off, it is not compiled.
         watch_params: the divergence rule's ``max_abs_param`` is on.
     """
 
@@ -112,10 +112,9 @@ class TrainState(NamedTuple):
         lr_scale: the product of the ``lr_factor`` reductions so far (1 before any):
             the updates use ``lr * lr_scale``, the optimizer state keeps ``lr``.
         first_loss: the divergence rule's reference loss: the starting params' loss
-            over the training data, or the targets' spread if larger (see the module
-            docstring). :func:`run_epochs` measures it before the first epoch run with
-            ``max_loss_growth`` on; NaN until then (:func:`train_epoch` alone then takes
-            the first epoch's loss).
+            on the run's first mini-batch (before its update), or the targets' spread
+            if larger (:func:`jbpnn.training.divergence_reference`). NaN until the
+            first epoch run with ``max_loss_growth`` on measures it.
         history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
             is at index ``e % history_chunk``. Keys: ``loss``, and
             ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.

@@ -139,7 +139,7 @@ class Divergence(NamedTuple):
     while still finite.
     """
 
-    watch_growth: bool  # max_loss_growth (and the reference pass it needs)
+    watch_growth: bool  # max_loss_growth (and its reference, from the first batch's loss)
     watch_params: bool  # max_abs_param
 
 

@@ -56,14 +56,15 @@ Stop rules, checked on the device after every epoch, first match wins:
    while still finite: the epoch loss exceeds ``max_loss_growth`` (default 1e6)
    times the *reference loss*, or a param's magnitude exceeds ``max_abs_param``
    (default 1e9; a sigmoid or tanh unit saturates long before). The reference is
-   the loss of the starting params over the training data (measured before the
-   first update, so a first epoch of mini-batches that already blows up is
-   caught), or the targets' own spread ``1/2 mean sum_k (T_k - mean T_k)^2`` when
-   that is larger (a start that fits well, e.g. fine-tuning, is no hair
-   trigger): a network a million times worse than predicting the mean target
-   has diverged. The params (and optimizer state) from the start of that epoch
-   are kept, never NaN. A bound set to None is not compiled (``max_loss_growth=None``
-   drops the reference pass from the program).
+   the loss of the starting params on the run's first mini-batch (the loss the
+   batch loop measures before that batch's update, so a first epoch that already
+   blows up is caught; in full-batch mode the loss over the whole training set),
+   or the targets' own spread ``1/2 mean sum_k (T_k - mean T_k)^2`` when that is
+   larger (a start that fits well, e.g. fine-tuning, is no hair trigger): a
+   network a million times worse than predicting the mean target has diverged.
+   It costs no pass of its own over the data (:func:`divergence_reference`). The
+   params (and optimizer state) from the start of that epoch are kept, never NaN.
+   A bound set to None is not compiled.
 2. ``"weight_change_below_threshold"`` (the article's rule 1): every
    ``|delta w|`` (weights and biases, every update of the epoch) is below
    ``min_weight_change``.
@@ -116,7 +117,6 @@ from jbpnn.devices import (
     resolve_mesh,
     to_host,
 )
-from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.jacobian import RESIDUAL_LOSSES, n_params, normal_equations_kernel
 from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
 from jbpnn.network import (
@@ -354,8 +354,9 @@ def train_epoch(
     largest = _max_abs(params)
     finite = jnp.isfinite(epoch_loss) & jnp.isfinite(largest)
     first_loss = state.first_loss
-    if config.watch_growth:
-        first_loss = jnp.where(jnp.isnan(first_loss), epoch_loss, first_loss)
+    if config.watch_growth:  # measured in the run's first epoch, from what it computed anyway
+        reference = divergence_reference(losses, counts, batches)
+        first_loss = jnp.where(jnp.isnan(first_loss), reference, first_loss)
         finite &= ~(epoch_loss > rules.max_loss_growth * first_loss)
     if config.watch_params:
         finite &= ~(largest > rules.max_abs_param)
@@ -551,64 +552,30 @@ def run_epochs(
         e, s = carry
         return (e < until) & jnp.any(s.stop == RUNNING)
 
-    def reference(params, X1, Y1, w1, n1):
-        return divergence_reference(params, (X1, Y1, w1), config, grad_fn, n1)
-
-    def measure(s):  # the divergence rule's yardstick, once, before the first epoch
-        if networks is None:
-            ref = reference(s.params, X, Y, weight, None)
-        elif networks == "grouped":  # each group's networks on its rows
-            within = jax.vmap(reference, in_axes=(0, None, None, None, None))
-            ref = jax.vmap(within)(by_group(s.params), X, Y, weight, n_rows).reshape(-1)
-        elif n_rows is not None:
-            ref = jax.vmap(reference)(s.params, X, Y, weight, n_rows)
-        else:
-            ref = jax.vmap(reference, in_axes=(0, None, None, None, None))(
-                s.params, X, Y, weight, None
-            )
-        ref = ref.astype(s.first_loss.dtype)
-        return s._replace(first_loss=jnp.where(jnp.isnan(s.first_loss), ref, s.first_loss))
-
-    if config.watch_growth:  # off: no reference pass is compiled
-        state = lax.cond(jnp.any(jnp.isnan(state.first_loss)), measure, lambda s: s, state)
     # Running networks have all run the same epochs; stopped ones are frozen.
     _, state = lax.while_loop(running, one_epoch, (jnp.max(state.epoch), state))
     return state
 
 
 def divergence_reference(
-    params: MLP,
-    data: tuple[Array, Array, Array | None],
-    config: TrainConfig,
-    grad_fn: GradFn = loss_and_gradient_kernel,
-    n_real: Array | None = None,
+    batch_losses: Array, counts: Array, batches: tuple[Array, Array, Array]
 ) -> Array:
-    """The divergence rule's reference: ``max(E(params), spread of the targets)``.
+    """The divergence rule's reference: ``max(E_1, spread of the targets)``.
 
-    ``E(params)`` is the (weighted) mean loss over the training data, batch by batch
-    in the data's order (forward passes only, memory as one epoch); with a custom
-    ``grad_fn`` its own loss, so the units match the epoch loss. The spread is
-    ``1/2 mean sum_k (T_k - mean T_k)^2``, the error of predicting the mean target.
-    Never below the dtype's eps. Pure and jittable.
+    ``E_1`` is the loss of the epoch's first batch that has weight (``batch_losses``
+    and ``counts``, its total sample weight, as the batch loop returned them), measured
+    before that batch's update, so in the first epoch of a run it is the starting
+    params' loss on a sample of the training data, in the epoch loss's own units; the
+    spread is ``1/2 mean sum_k (T_k - mean T_k)^2`` over the epoch's batches, the error
+    of predicting the mean target. Never below the dtype's eps. Nothing is computed
+    again: no forward pass of its own. Pure and jittable.
     """
-    X, Y, weight = data
-    # no key, no epoch: without shuffling epoch_batches reads neither
-    xb, yb, wb = epoch_batches(X, Y, weight, None, 0, config._replace(shuffle=False), n_real)  # type: ignore[arg-type]
-
-    def one(batch):
-        x, y, w = batch
-        if grad_fn is loss_and_gradient_kernel or grad_fn is ensemble_loss_and_gradient:
-            batch_loss = loss_kernel(params, x, y, w)  # E, forward only
-        else:
-            batch_loss = grad_fn(params, x, y, w)[0]
-        return batch_loss, jnp.sum(w)
-
-    losses, counts = lax.map(one, (xb, yb, wb))
+    _, yb, wb = batches
+    start = batch_losses[jnp.argmax(counts > 0)]  # batches of weight 0 leave the params
     seen = jnp.sum(counts)
-    start = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
-    w = wb[..., None]
+    w = wb[..., None].astype(yb.dtype)
     mean_t = jnp.sum(w * yb, axis=(0, 1)) / seen
-    spread = 0.5 * jnp.sum(w * (yb - mean_t) ** 2) / seen
+    spread = (0.5 * jnp.sum(w * (yb - mean_t) ** 2) / seen).astype(start.dtype)
     return jnp.maximum(jnp.maximum(start, spread), jnp.finfo(start.dtype).eps)
 
 
@@ -948,8 +915,9 @@ def train(
         max_loss_growth, max_abs_param: the divergence rule for runs that blow up
             without reaching NaN/inf: stop (``"diverged"``, the start-of-epoch
             params kept) when the epoch loss exceeds ``max_loss_growth`` times the
-            reference loss (the starting params' loss over ``X``, measured before the
-            first update, or the targets' spread if larger: see the module docstring)
+            reference loss (the starting params' loss on the first mini-batch, measured
+            before its update, or the targets' spread if larger: see the module
+            docstring)
             or a param exceeds ``max_abs_param`` in magnitude; None switches either off.
         stopping: the eleven stop-rule keywords above as one
             :class:`jbpnn.stopping.Stopping`, to reuse a rule set; give either it or

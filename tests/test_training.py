@@ -811,16 +811,29 @@ def test_a_saturating_learning_rate_is_divergence_not_a_result():
     assert max(float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(r.params)) <= 1e9
 
 
-def test_divergence_reference_is_the_loss_before_the_first_update(x64):
-    # the reference (state.first_loss) is E(start params) over the data, or the
-    # targets' spread when larger; a run resumed keeps it
+def test_divergence_reference_is_the_first_batch_loss_before_its_update(x64):
+    # the reference (state.first_loss) is the loss of the run's first batch (that has
+    # weight) at the starting params, or the targets' spread when larger; full batch:
+    # E(start params) over the data; a run resumed keeps it
     p0, X, Y = _linear_problem()
-    r = train(p0, X, Y, optimizer=sgd(0.05), epochs=3, batch_size=4)
-    start = float(loss_and_gradient(p0, X, Y)[0])
+    p0 = jax.tree.map(lambda a: 10 * a + 3, p0)  # a poor start: above the targets' spread
     spread = 0.5 * float(np.mean((Y - Y.mean(0)) ** 2))
-    assert float(r.state.first_loss) == pytest.approx(max(start, spread), rel=1e-12)
-    more = train(r, X, Y, optimizer=sgd(0.05), epochs=6, batch_size=4)
+    full = train(p0, X, Y, optimizer=sgd(0.01), epochs=3)
+    start = float(loss_and_gradient(p0, X, Y)[0])
+    assert start > spread
+    assert float(full.state.first_loss) == pytest.approx(start, rel=1e-12)
+    r = train(p0, X, Y, optimizer=sgd(0.01), epochs=3, batch_size=4, shuffle=False)
+    first_batch = float(loss_and_gradient(p0, X[:4], Y[:4])[0])
+    assert first_batch != pytest.approx(start)  # the batch, not the whole table
+    assert float(r.state.first_loss) == pytest.approx(first_batch, rel=1e-12)
+    more = train(r, X, Y, optimizer=sgd(0.01), epochs=6, batch_size=4, shuffle=False)
     assert float(more.state.first_loss) == float(r.state.first_loss)
+    # a first batch of weight 0 makes no update: the next one measures the start
+    w = np.ones(len(X))
+    w[:4] = 0
+    r = train(p0, X, Y, sample_weight=w, optimizer=sgd(0.01), epochs=1, batch_size=4, shuffle=False)
+    second_batch = float(loss_and_gradient(p0, X[4:8], Y[4:8])[0])
+    assert float(r.state.first_loss) == pytest.approx(second_batch, rel=1e-12)
 
 
 def test_a_start_that_fits_well_is_no_hair_trigger(x64):
