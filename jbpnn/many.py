@@ -447,7 +447,13 @@ def _own_rows(
                 "needs training rows of positive total weight (its weighted mean loss would "
                 "be 0/0)"
             )
-    new = config._replace(**batching(n_max, batch_size, shuffle, False), weighted=True)
+    sizes = batching(n_max, batch_size, shuffle, False)
+    # The padding rows come last in every epoch's order (shuffle_order), so a batch
+    # can be all padding only if a network's real rows end before the last batch;
+    # only then (or with the caller's weights, which may be 0) must an update whose
+    # batch weighs 0 be skipped (TrainConfig.weighted: a select over the state per update).
+    some_empty = int(n_rows.min()) <= (sizes["n_batches"] - 1) * sizes["batch_size"]
+    new = config._replace(**sizes, weighted=weight is not None or some_empty)
     if all(getattr(a, "is_fully_addressable", True) for a in (X, Y)):  # gathered on the host:
         X, Y = (jnp.asarray(np.asarray(a)[padded]) for a in (X, Y))  # no program compiled
     else:  # a global array spanning processes: gathered where it lives

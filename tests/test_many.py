@@ -372,6 +372,29 @@ def test_quick_sweep_script(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("shortest", [31, 30])
+def test_own_rows_whose_last_batches_are_all_padding(x64, shortest):
+    # 36 rows in batches of 6: with 31 rows every batch has a real row (no update is
+    # skipped, and none is gated); with 30 the sixth batch is all padding, an update
+    # that must be skipped (as train skips a batch of weight 0): each network equals
+    # train alone, its optimizer's step count included
+    from jbpnn import many
+    from jbpnn.state import train_config
+
+    X, Y = _classes(37)
+    spec = InitSpec((5, 4, 3), "tanh", "cross_entropy", "glorot", jnp.float64)
+    rows = [np.arange(shortest), np.arange(1, 37)]
+    kw = dict(epochs=3, batch_size=6, key=4)
+    result = train_many(spec, X, Y, seeds=[1, 2], rows=rows, hparams={"lr": 0.3}, **kw)
+    for i, (r, seed) in enumerate(zip(rows, [1, 2])):
+        alone = _alone(spec, seed, X[r], Y[r], hp={"lr": 0.3}, **kw)
+        _assert_same(result, alone, i)
+        assert int(result[i].state.opt_state.count) == int(alone.state.opt_state.count)
+    template = train_config(37, batch_size=6)
+    _, config = many._own_rows(rows, 2, (X, Y, None), template, 6, None, False)
+    assert config.weighted == (shortest == 30)  # the per-update gate only where needed
+
+
 def test_own_rows_per_network_equal_train_on_those_rows(x64):
     """The folds of a cross-validation as networks: each equals train on its own rows."""
     X, Y = _classes(37)
