@@ -39,6 +39,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.sharding import PartitionSpec as P
 
+from jbpnn.checks import to_device
 from jbpnn.network import GradFn
 
 __all__ = [
@@ -210,6 +211,10 @@ def place(tree: Any, mesh: Any, axis: str | None) -> Any:
     def put(x: Any) -> Any:
         if mesh.is_multi_process:
             return _from_host(x, sharding)
+        if isinstance(x, jax.Array) and all(d.platform == "cpu" for d in x.devices()):
+            # resharding a device array compiles a slicing program per shape; a CPU
+            # array is read in place and split on the host
+            x = np.asarray(x)
         return jax.device_put(x, sharding)
 
     return jax.tree.map(_keys_too(put), tree)
@@ -238,7 +243,7 @@ def to_host(tree: Any) -> Any:
     for x, d, g in zip(leaves, datas, spans):
         value = np.asarray(multihost_utils.process_allgather(d, tiled=True)) if g else next(local)
         if d is not x:  # a key again, from its key data
-            value = jax.random.wrap_key_data(jnp.asarray(value), impl=jax.random.key_impl(x))
+            value = jax.random.wrap_key_data(to_device(value), impl=jax.random.key_impl(x))
         out.append(value)
     return jax.tree.unflatten(treedef, out)
 

@@ -260,7 +260,7 @@ def _split_hparams(
             make({k: float(v[i]) for k, v in per.items()})
         except ValueError as error:
             raise ValueError(f"bad optimizer hyperparameter for network {i}: {error}") from None
-    template = make({k: jnp.asarray(v[0]) for k, v in per.items()})
+    template = make({k: to_device(v[0]) for k, v in per.items()})
     held = getattr(template, "hyperparams", {})
     missing = sorted(set(per) - set(held))
     if missing:
@@ -455,11 +455,11 @@ def _own_rows(
     some_empty = int(n_rows.min()) <= (sizes["n_batches"] - 1) * sizes["batch_size"]
     new = config._replace(**sizes, weighted=weight is not None or some_empty)
     if all(getattr(a, "is_fully_addressable", True) for a in (X, Y)):  # gathered on the host:
-        X, Y = (jnp.asarray(np.asarray(a)[padded]) for a in (X, Y))  # no program compiled
+        X, Y = (to_device(np.asarray(a)[padded]) for a in (X, Y))  # no program compiled
     else:  # a global array spanning processes: gathered where it lives
         take = jnp.asarray(padded)
         X, Y = X[take], Y[take]
-    return (X, Y, jnp.asarray(w), jnp.asarray(n_rows.astype(np.int32))), new
+    return (X, Y, to_device(w), to_device(n_rows.astype(np.int32))), new
 
 
 def _pad(tree: PyTree, n_pad: int) -> PyTree:
@@ -832,7 +832,7 @@ def _all_hyperparams(opt: Any, per: dict[str, np.ndarray], n: int, dtype: Any) -
     out = {}
     for name, value in opt.hyperparams.items():
         values = per[name] if name in per else np.full(n, float(value))
-        out[name] = jnp.asarray(np.asarray(values, dtype))  # cast by NumPy: no program
+        out[name] = to_device(values, dtype)  # cast by NumPy: no program
     return out
 
 
@@ -860,9 +860,14 @@ def _as_keys(keys: Any, n: int) -> Array:
         if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
             if arr.size and (arr.min() < 0 or arr.max() >= 2**32):
                 raise ValueError("keys: seeds must lie in 0 .. 2**32 - 1")
-            arr = jax.vmap(jax.random.key)(jnp.asarray(arr, jnp.uint32))
+            if jax.config.jax_default_prng_impl == "threefry2x32":  # type: ignore[attr-defined]
+                # jax.random.key(seed)'s bits, [0, seed], built by NumPy: no program
+                data = np.stack([np.zeros_like(arr), arr], axis=1).astype(np.uint32)
+                arr = jax.random.wrap_key_data(to_device(data))
+            else:
+                arr = jax.vmap(jax.random.key)(jnp.asarray(arr, jnp.uint32))
         elif arr.ndim == 2 and arr.shape[1] == 2 and arr.dtype == np.uint32:
-            arr = jax.vmap(jax.random.wrap_key_data)(jnp.asarray(arr))
+            arr = jax.random.wrap_key_data(to_device(arr))
         else:
             raise ValueError(
                 f"keys must be {n} integer seeds or {n} jax.random keys, got shape {arr.shape}"

@@ -144,6 +144,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(X, y, **kwargs)
 
 
+from jbpnn.checks import as_key, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.many import InitSpec, train_many
 from jbpnn.memory import EnsembleTooLarge, check_array_memory, check_memory, estimate_memory
@@ -422,7 +423,7 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
     compiled program, and a ``train_many`` sweep over alpha is the same kind as a fit.
     ``invscaling`` is scikit-learn's (:func:`jbpnn.optimizers.epoch_inverse_scaling`).
     """
-    alpha = jnp.asarray(values["alpha"])
+    alpha = to_device(values["alpha"])
     if solver == "lbfgs":
         opt = lbfgs(c1=1e-3, gtol=values["gtol"], max_fun=values["max_fun"], alpha=alpha)
     elif solver == "lm":
@@ -438,7 +439,7 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
             opt = momentum(rate, values["m"], variant, alpha=alpha)
         else:
             opt = adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
-    return with_loss_penalty(opt, jnp.asarray(values["loss_alpha"]))
+    return with_loss_penalty(opt, to_device(values["loss_alpha"]))
 
 
 def _data_values(
@@ -525,7 +526,7 @@ def _initial_params(
     sizes = (n_in, *s.hidden, n_out)
     activations = (s.activation,) * len(s.hidden) + (out_act,)
     if isinstance(s.init, str):
-        return init_params(jax.random.key(init_seed), sizes, activations, loss, s.init, s.dtype)
+        return init_params(as_key(init_seed), sizes, activations, loss, s.init, s.dtype)
     layers = s.init.layers if isinstance(s.init, MLP) else s.init
     try:
         layers = [(np.asarray(w), np.asarray(b)) for w, b in layers]

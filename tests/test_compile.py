@@ -160,6 +160,45 @@ def test_grouped_train_many_and_its_results_compile_no_eager_indexing():
     assert sum("run_epochs" in n for n in names) == 1, names
 
 
+_FRESH_PROGRAMS = """
+    import jax, numpy as np
+    from jbpnn.many import use_cpu_devices
+    use_cpu_devices()  # two CPU devices, as the sweeps of the experiments run
+    names = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **kw: names.append(kw.get("fun_name"))
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+    import jbpnn
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+    jbpnn.disable_compilation_cache()
+    X = np.random.default_rng(0).uniform(size=(60, 5)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int)
+    BPNNClassifier(hidden_layer_sizes=(7,), max_iter=3, random_state=0).fit(X, y)
+    print("fit", ",".join(names))
+    names.clear()
+    grid = {"learning_rate_init": [0.01, 0.1], "alpha": [1e-4, 1e-3]}
+    est = BPNNClassifier(hidden_layer_sizes=(7,), solver="sgd", max_iter=3, random_state=0)
+    SweepSearchCV(est, grid, cv=2, refit=False).fit(X, y)
+    print("sweep", ",".join(names))
+"""
+
+
+def test_an_estimator_fit_and_a_sweep_compile_no_small_programs():
+    """In a fresh process (two CPU devices), a first fit compiles the weights' draw and the
+    training program only, and a sweep also its state's setup and the predictions of its
+    scores: no program per
+    host value moved (``jnp.asarray`` of a NumPy array compiles one per shape), per key
+    (``jax.random.key``) or per state placed on the devices (a reshard compiles one per
+    shape)."""
+    pytest.importorskip("sklearn")
+    got = _report(_python(_FRESH_PROGRAMS, {"JBPNN_NO_CACHE": "1"}))
+    fit, sweep = (set(got[k].split(",")) for k in ("fit", "sweep"))
+    assert fit == {"jit(_bucketed_draws)", "jit(run_epochs)"}, fit
+    programs = {"jit(_bucketed_draws)", "jit(_init_many_jit)", "jit(run_epochs)"}
+    small = sweep - programs - {"jit(predict_kernel)"}
+    assert not small, sweep
+
+
 def test_partial_fit_stream_compiles_once(digits):
     pytest.importorskip("sklearn")
     from jbpnn.sklearn import BPNNClassifier

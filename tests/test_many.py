@@ -509,3 +509,13 @@ def test_per_network_stop_thresholds_equal_train_with_each(x64):
         train_many(spec, X, Y, seeds=[1, 2, 3], hparams={"lr": 0.1}, tol=[0.1, -1.0, 0.2])
     with pytest.raises(ValueError, match="on for some networks and off"):
         train_many(spec, X, Y, seeds=[1, 2], hparams={"lr": 0.1}, loss_patience=[3, None])
+
+
+def test_data_keys_from_seeds_are_jax_random_keys():
+    # built by NumPy from the seeds (no compiled program): the same keys as jax.random.key
+    from jbpnn.many import _as_keys
+
+    seeds = np.array([0, 5, 2**31, 2**32 - 1])
+    want = jax.random.key_data(jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32)))
+    np.testing.assert_array_equal(jax.random.key_data(_as_keys(seeds, 4)), want)
+    np.testing.assert_array_equal(jax.random.key_data(_as_keys(np.asarray(want), 4)), want)
