@@ -153,11 +153,16 @@ def _product(
     cache, errs, r_errs, r_outs = batched(params, X, Y, v, gauss_newton, neg_s)
     layers = []
     for l, (o_prev, r_err) in enumerate(zip(cache[:-1], r_errs)):  # noqa: E741
-        w = o_prev.T @ r_err  # -O_prev^T (s R{Err}): R{Err} carries the -s
+        # A layer with fewer outputs than inputs (10 on 2048) sums its products as
+        # (n_out, n_in) and transposes the sum once: the products then run with the long
+        # side as columns, which XLA's CPU kernels run several times faster than 10
+        # columns (autodiff's transposed products get this layout too).
+        flip = r_err.shape[1] < o_prev.shape[1]
+        w = r_err.T @ o_prev if flip else o_prev.T @ r_err  # -O_prev^T (s R{Err})
         r_out = r_outs[l]
-        if not gauss_newton and r_out is not None:
-            w = w + r_out.T @ errs[l]  # -R{O_prev}^T (s Err): Err carries the -s
-        layers.append(Layer(w=w, b=jnp.sum(r_err, axis=0)))
+        if not gauss_newton and r_out is not None:  # -R{O_prev}^T (s Err); Err carries the -s
+            w = w + (errs[l].T @ r_out if flip else r_out.T @ errs[l])
+        layers.append(Layer(w=w.T if flip else w, b=jnp.sum(r_err, axis=0)))
     return params.replace_layers(layers)
 
 
