@@ -328,9 +328,11 @@ def local_values(a: Any) -> np.ndarray:
 def check_finite(name: str, a: Any) -> None:
     """Raise ``ValueError`` naming ``name`` and the first index if ``a`` holds NaN or inf.
 
-    Host (NumPy) data and JAX arrays on the CPU (read in place) are checked with
-    NumPy, so no XLA program is compiled; an array on an accelerator with one small
-    program; a traced array is skipped.
+    Host (NumPy) data, JAX arrays on the CPU (read in place) and arrays of at most
+    :data:`HOST_CHECK_BYTES` on an accelerator (copied back: a copy of a few MB takes
+    far less than compiling a program) are checked with NumPy, so no XLA program is
+    compiled; a larger array on an accelerator with one small program; a traced array
+    is skipped.
     """
     if isinstance(a, np.ndarray):
         if np.isfinite(a).all():
@@ -338,7 +340,7 @@ def check_finite(name: str, a: Any) -> None:
     else:
         if not is_concrete(a):
             return
-        if a.is_fully_addressable and all(d.platform == "cpu" for d in a.devices()):
+        if _read_on_host(a):
             if np.isfinite(np.asarray(a)).all():
                 return
         else:
@@ -351,6 +353,16 @@ def check_finite(name: str, a: Any) -> None:
         f"{name} contains {len(bad)} NaN or inf value(s); the first is at index {first}. "
         "Clean the data, or pass check_finite=False to skip this check"
     )
+
+
+HOST_CHECK_BYTES = 8 * 2**20  # an accelerator's arrays up to this size are checked on the host
+
+
+def _read_on_host(a: jax.Array) -> bool:
+    """Check ``a`` with NumPy: it is this process's, and on the CPU or small."""
+    if not a.is_fully_addressable:
+        return False
+    return all(d.platform == "cpu" for d in a.devices()) or a.nbytes <= HOST_CHECK_BYTES
 
 
 _require_finite = check_finite  # for check_data, whose check_finite flag shadows the name

@@ -372,3 +372,25 @@ def test_finite_check_of_cpu_arrays_compiles_nothing():
     with compiles() as names, pytest.raises(ValueError, match=r"index \(1, 1\)"):
         check_finite("X", a)
     assert names == []
+
+
+def test_finite_check_reads_small_accelerator_arrays_on_the_host():
+    # an accelerator's array of at most HOST_CHECK_BYTES is copied back (a copy is far
+    # cheaper than compiling the check's program); a larger one is checked there
+    from jbpnn import checks
+
+    class Device:
+        platform = "gpu"
+
+    class OnGpu:
+        is_fully_addressable = True
+
+        def __init__(self, nbytes):
+            self.nbytes = nbytes
+
+        def devices(self):
+            return {Device()}
+
+    assert checks._read_on_host(OnGpu(checks.HOST_CHECK_BYTES))
+    assert not checks._read_on_host(OnGpu(checks.HOST_CHECK_BYTES + 1))
+    assert checks._read_on_host(jnp.zeros(3 * checks.HOST_CHECK_BYTES, jnp.uint8))  # the CPU
