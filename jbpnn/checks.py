@@ -34,7 +34,9 @@ __all__ = [
     "check_seed",
     "check_targets",
     "check_threshold",
+    "HOST_CHECK_BYTES",
     "is_concrete",
+    "keys_from_seeds",
     "to_device",
 ]
 
@@ -107,6 +109,21 @@ def check_threshold(name: str, value: Any) -> float | None:
     return float(value)
 
 
+def keys_from_seeds(seeds: np.ndarray) -> Array:
+    """``jax.random.key(seed)`` for every seed of a ``uint32`` array (any shape).
+
+    Under JAX's default threefry the key of ``seed`` holds the bits ``[0, seed]``: built
+    by NumPy and moved, no program is compiled (``jax.random.key`` compiles one).
+    """
+    # jax.config's options are attributes set at run time: mypy cannot see them.
+    if jax.config.jax_default_prng_impl == "threefry2x32":  # type: ignore[attr-defined]
+        data = np.stack([np.zeros_like(seeds), seeds], axis=-1).astype(np.uint32)
+        return jax.random.wrap_key_data(jax.device_put(data))
+    if seeds.ndim == 0:
+        return jax.random.key(int(seeds))
+    return jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+
+
 def as_key(key: Any, name: str = "key") -> Array:
     """A typed ``jax.random.key`` from an int seed, a typed key or a legacy ``uint32[2]`` key.
 
@@ -121,12 +138,7 @@ def as_key(key: Any, name: str = "key") -> Array:
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         if not 0 <= int(key) < 2**32:
             raise ValueError(f"{name}: a seed must lie in 0 .. 2**32 - 1, got {key!r}")
-        # jax.config's options are attributes set at run time: mypy cannot see them.
-        if jax.config.jax_default_prng_impl == "threefry2x32":  # type: ignore[attr-defined]
-            # jax.random.key(seed)'s bits, [0, seed], without compiling a program for it
-            # (a NumPy array, which jax accepts where its annotation says Array)
-            return jax.random.wrap_key_data(np.array([0, int(key)], np.uint32))  # type: ignore[arg-type]
-        return jax.random.key(int(key))
+        return keys_from_seeds(np.asarray(int(key), np.uint32))
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"{name} must be ONE jax.random key, got key array shape {key.shape}")

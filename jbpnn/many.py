@@ -63,7 +63,7 @@ import numpy as np
 from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.checks import as_key, check_int, keys_from_seeds, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
@@ -860,12 +860,7 @@ def _as_keys(keys: Any, n: int) -> Array:
         if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
             if arr.size and (arr.min() < 0 or arr.max() >= 2**32):
                 raise ValueError("keys: seeds must lie in 0 .. 2**32 - 1")
-            if jax.config.jax_default_prng_impl == "threefry2x32":  # type: ignore[attr-defined]
-                # jax.random.key(seed)'s bits, [0, seed], built by NumPy: no program
-                data = np.stack([np.zeros_like(arr), arr], axis=1).astype(np.uint32)
-                arr = jax.random.wrap_key_data(to_device(data))
-            else:
-                arr = jax.vmap(jax.random.key)(jnp.asarray(arr, jnp.uint32))
+            arr = keys_from_seeds(arr.astype(np.uint32))
         elif arr.ndim == 2 and arr.shape[1] == 2 and arr.dtype == np.uint32:
             arr = jax.random.wrap_key_data(to_device(arr))
         else:
