@@ -257,13 +257,13 @@ def wolfe_line_search(
 # ---------------------------------------------------------------- the optimizer rule
 def init(params: PyTree, hp: dict[str, Array], history: int = 10) -> LBFGSState:
     """The state before the first iteration: no pairs, ``m = history`` empty rows."""
-    flat = ravel_pytree(params)[0]
-    dtype = np.dtype(flat.dtype)
+    leaves = jax.tree.leaves(params)  # ravel_pytree's length and dtype, without its copy
+    dtype = np.dtype(jnp.result_type(*leaves))
 
     def filled(value: Any, shape: tuple[int, ...], kind: Any = dtype) -> Any:
         return np.full(shape, value, kind)  # NumPy: no program compiled; the loop copies it
 
-    p = flat.shape[0]
+    p = sum(int(np.size(leaf)) for leaf in leaves)
     nan = filled(np.nan, ())
     return LBFGSState(
         count=filled(0, (), np.int32),

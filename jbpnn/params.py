@@ -161,8 +161,8 @@ class MLP:
                 w, b = pair
             except (TypeError, ValueError):
                 raise ValueError(f"layer {i}: expected a (w, b) pair, got {pair!r}") from None
-            w = jnp.asarray(w, dtype=dtype)
-            b = jnp.asarray(b, dtype=dtype)
+            w = checks.to_device(w, dtype)  # host values cast by NumPy: no program compiled
+            b = checks.to_device(b, dtype)
             if w.ndim != 2:
                 raise ValueError(f"layer {i}: w must have shape (n_in, n_out), got {w.shape}")
             if b.shape != (w.shape[1],):

@@ -180,19 +180,25 @@ _FRESH_PROGRAMS = """
     est = BPNNClassifier(hidden_layer_sizes=(7,), solver="sgd", max_iter=3, random_state=0)
     SweepSearchCV(est, grid, cv=2, refit=False).fit(X, y)
     print("sweep", ",".join(names))
+    names.clear()
+    from jbpnn.sklearn import BPNNRegressor
+    init = [(np.full((5, 3), 0.1), np.zeros(3)), (np.full((3, 1), 0.2), np.zeros(1))]
+    BPNNRegressor(hidden_layer_sizes=(3,), solver="lbfgs", max_iter=3, init=init).fit(X, X[:, 0])
+    print("lbfgs", ",".join(names))
 """
 
 
 def test_an_estimator_fit_and_a_sweep_compile_no_small_programs():
-    """In a fresh process (two CPU devices), a first fit compiles the weights' draw and the
-    training program only, and a sweep also its state's setup and the predictions of its
-    scores: no program per
+    """In a fresh process (two CPU devices), a first fit compiles the weights' draw and
+    the training program only (with the weights given and lbfgs, the training program),
+    and a sweep also its state's setup and the predictions of its scores: no program per
     host value moved (``jnp.asarray`` of a NumPy array compiles one per shape), per key
-    (``jax.random.key``) or per state placed on the devices (a reshard compiles one per
-    shape)."""
+    (``jax.random.key``), per flattening (``ravel_pytree``) or per state placed on the
+    devices (a reshard compiles one per shape)."""
     pytest.importorskip("sklearn")
     got = _report(_python(_FRESH_PROGRAMS, {"JBPNN_NO_CACHE": "1"}))
-    fit, sweep = (set(got[k].split(",")) for k in ("fit", "sweep"))
+    fit, sweep, lbfgs = (set(got[k].split(",")) for k in ("fit", "sweep", "lbfgs"))
+    assert lbfgs == {"jit(run_epochs)"}, lbfgs  # given weights: nothing drawn
     assert fit == {"jit(_bucketed_draws)", "jit(run_epochs)"}, fit
     programs = {"jit(_bucketed_draws)", "jit(_init_many_jit)", "jit(run_epochs)"}
     small = sweep - programs - {"jit(predict_kernel)"}
