@@ -37,6 +37,7 @@ __all__ = [
     "HOST_CHECK_BYTES",
     "is_concrete",
     "keys_from_seeds",
+    "on_cpu",
     "to_device",
 ]
 
@@ -313,6 +314,11 @@ def check_weights(name: str, w: Any) -> None:
     raise ValueError(f"{name} must be finite and >= 0 with a positive sum; got {found}")
 
 
+def on_cpu(a: jax.Array) -> bool:
+    """Every device holding ``a`` is a CPU (NumPy can then read it in place)."""
+    return all(d.platform == "cpu" for d in a.devices())
+
+
 def is_concrete(a: Any) -> bool:
     """True unless ``a`` is a tracer (inside the user's ``jit``/``vmap``: values unknown).
 
@@ -374,7 +380,7 @@ def _read_on_host(a: jax.Array) -> bool:
     """Check ``a`` with NumPy: it is this process's, and on the CPU or small."""
     if not a.is_fully_addressable:
         return False
-    return all(d.platform == "cpu" for d in a.devices()) or a.nbytes <= HOST_CHECK_BYTES
+    return on_cpu(a) or a.nbytes <= HOST_CHECK_BYTES
 
 
 _require_finite = check_finite  # for check_data, whose check_finite flag shadows the name

@@ -39,7 +39,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.sharding import PartitionSpec as P
 
-from jbpnn.checks import to_device
+from jbpnn.checks import on_cpu, to_device
 from jbpnn.network import GradFn
 
 __all__ = [
@@ -211,7 +211,7 @@ def place(tree: Any, mesh: Any, axis: str | None) -> Any:
     def put(x: Any) -> Any:
         if mesh.is_multi_process:
             return _from_host(x, sharding)
-        if isinstance(x, jax.Array) and all(d.platform == "cpu" for d in x.devices()):
+        if isinstance(x, jax.Array) and on_cpu(x):
             # resharding a device array compiles a slicing program per shape; a CPU
             # array is read in place and split on the host
             x = np.asarray(x)

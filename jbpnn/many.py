@@ -155,7 +155,7 @@ def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
         host = jax.device_get([jax.tree.leaves(p) for p in nets])
         leaves = [np.stack(parts) for parts in zip(*host)]
         return jax.tree.unflatten(jax.tree.structure(template), [to_device(a) for a in leaves])
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+    keys = keys_from_seeds(np.asarray(seeds, np.uint32))
     stacked = jax.vmap(lambda k: _init_one(spec, k))(keys)
     return template.replace_layers(stacked.layers)
 

@@ -355,6 +355,8 @@ def train_epoch(
     finite = jnp.isfinite(epoch_loss) & jnp.isfinite(largest)
     first_loss = state.first_loss
     if config.watch_growth:  # measured in the run's first epoch, from what it computed anyway
+        # evaluated every epoch (one pass over the batch targets, cheap); a lax.cond that
+        # skips it once known compiled 8% slower (0.60 vs 0.55 s for digits)
         reference = divergence_reference(losses, counts, batches)
         first_loss = jnp.where(jnp.isnan(first_loss), reference, first_loss)
         finite &= ~(epoch_loss > rules.max_loss_growth * first_loss)
