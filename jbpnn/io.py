@@ -864,6 +864,11 @@ def _rebuild_params(entries: Mapping[str, np.ndarray], version: int, n: int) -> 
     return params
 
 
+# State entries a later jbpnn added, and the value a checkpoint without them loads with.
+# L-BFGS's carried evaluation (x, x_loss, x_grad): NaN, so the next iteration evaluates.
+_ADDED_LATER = {f"state/opt_state/{k}": np.nan for k in ("x", "x_loss", "x_grad")}
+
+
 def _rebuild_state(
     entries: Mapping[str, np.ndarray], structure: Mapping[str, Any], params: MLP, n: int
 ) -> TrainState:
@@ -874,8 +879,9 @@ def _rebuild_state(
     names = [_entry_name(path) for path, _ in flat]
     wanted = {name for name in names if not name.startswith("state/params/")}
     stored = {key for key in entries if key.startswith("state/")}
-    if wanted - stored:
-        raise ValueError(f"missing state entries {sorted(wanted - stored)}")
+    added = {name for name in wanted - stored if name in _ADDED_LATER}
+    if wanted - stored - added:
+        raise ValueError(f"missing state entries {sorted(wanted - stored - added)}")
     if stored - wanted:
         raise ValueError(f"unexpected state entries {sorted(stored - wanted)}")
     lead = (n,) if n else ()
@@ -884,6 +890,8 @@ def _rebuild_state(
     for name, (_, spec) in zip(names, flat):
         if name.startswith("state/params/"):
             leaves.append(next(param_leaves))
+        elif name in added:  # saved by an older jbpnn: the entry's value for "not yet known"
+            leaves.append(jnp.full(lead + spec.shape, _ADDED_LATER[name], spec.dtype))
         elif name in structure["keys"]:
             impl = structure["keys"][name]
             leaves.append(_restore_key(name, entries[name], impl, lead + spec.shape))

@@ -26,6 +26,13 @@ through both ends, bisection when that falls outside the middle 80% of the brack
 one ``lax.while_loop``. The first step is 1, or ``1 / |g|`` along ``-g`` when no pair is
 kept (the first iteration; L-BFGS-B's rule).
 
+One evaluation of ``(E, g)`` per trial step, and none more: the state keeps the
+accepted step's ``(E, g)``, and the next iteration (the training loop's loss of the
+epoch included, :func:`evaluation`) starts from it instead of evaluating the same point
+again, as scipy does. Only where the params are not the ones the last iteration ended at
+(the first iteration; params replaced between runs) is ``(E, g)`` evaluated afresh. So
+the evaluations made are the ``n_evals`` reported, scikit-learn's ``max_fun`` count.
+
 Stops, as scipy's L-BFGS-B (see :func:`stops`): ``max|g| <= gtol`` (its ``pgtol``,
 checked at the start too: a converged start takes no step), ``(E_old - E_new) /
 max(|E_old|, |E_new|, 1) <= ftol``, more than ``max_fun`` evaluations of ``(E, g)``, and
@@ -57,6 +64,7 @@ __all__ = [
     "LineSearch",
     "init",
     "stops",
+    "evaluation",
     "two_loop",
     "update",
     "wolfe_line_search",
@@ -85,6 +93,9 @@ class LBFGSState(NamedTuple):
         step: the last step length ``a`` (0: none).
         n_evals: evaluations of ``(E, g)`` so far (scikit-learn's ``max_fun`` counts them).
         failed: the last line search found no step.
+        x: ``(P,)``, the flat params the last iteration ended at (NaN before the first).
+        x_loss, x_grad: the training loop's ``(E, g)`` there (without ``alpha``'s
+            penalty), which :func:`evaluation` gives back instead of evaluating ``x`` again.
     """
 
     count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
@@ -99,17 +110,22 @@ class LBFGSState(NamedTuple):
     step: Array
     n_evals: Array
     failed: Array
+    x: Array
+    x_loss: Array
+    x_grad: Array
 
 
 class LineSearch(NamedTuple):
     """What :func:`wolfe_line_search` found: the step ``a`` (0 when ``ok`` is False), ``E``
-    and ``g`` at ``x + a d``, the evaluations made, and whether ``a`` meets strong Wolfe."""
+    and ``g`` at ``x + a d``, the evaluations made, whether ``a`` meets strong Wolfe, and
+    (with ``aux0``) what ``fun`` returned beside ``(E, g)`` there (``aux0`` when not ok)."""
 
     step: Array
     loss: Array
     grad: Array
     n_evals: Array
     ok: Array
+    aux: Any = None
 
 
 # ---------------------------------------------------------------- the two-loop recursion
@@ -160,7 +176,7 @@ def _cubic_step(lo: Array, f_lo: Array, d_lo: Array, hi: Array, f_hi: Array, d_h
 
 
 def wolfe_line_search(
-    fun: Callable[[Array], tuple[Array, Array]],
+    fun: Callable[[Array], Any],  # (E, g), or ((E, g), aux) with aux0
     x: Array,
     d: Array,
     loss0: Array,
@@ -169,6 +185,7 @@ def wolfe_line_search(
     c1: Any = 1e-4,
     c2: Any = 0.9,
     max_evals: Any = 20,
+    aux0: Any = None,
 ) -> LineSearch:
     """A step ``a`` along ``d`` that meets the strong Wolfe conditions::
 
@@ -180,13 +197,15 @@ def wolfe_line_search(
     interpolation), in one ``lax.while_loop`` (each pass evaluates ``fun`` once).
 
     Args:
-        fun: ``x -> (E, g)``, flat; traceable.
+        fun: ``x -> (E, g)``, flat; traceable. With ``aux0`` given, ``x -> ((E, g), aux)``.
         x: the start, shape ``(P,)``.
         d: a descent direction (``g^T d < 0``; otherwise nothing is tried).
         loss0, grad0: ``E(x)`` and ``g(x)``.
         step0: the first trial step.
         c1, c2: the conditions' constants, ``0 < c1 < c2 < 1``.
         max_evals: evaluations allowed (traced).
+        aux0: ``fun``'s aux at ``x`` (a pytree shaped as every trial's), or None: ``fun``
+            returns ``(E, g)`` alone.
 
     Returns:
         A :class:`LineSearch`; ``ok`` False (``step`` 0, ``loss0``, ``grad0``) when no
@@ -194,9 +213,11 @@ def wolfe_line_search(
     """
     slope0 = grad0 @ d  # g^T d < 0
 
-    def evaluate(a: Array) -> tuple[Array, Array, Array]:
-        loss, grad = fun(x + a * d)
-        return loss, grad, grad @ d
+    has_aux = aux0 is not None
+
+    def evaluate(a: Array) -> tuple[Array, Array, Array, Any]:
+        (loss, grad), aux = fun(x + a * d) if has_aux else (fun(x + a * d), None)
+        return loss, grad, grad @ d, aux
 
     zero = jnp.zeros_like(slope0)
     start: dict[str, Any] = {
@@ -205,7 +226,7 @@ def wolfe_line_search(
         "a": jnp.asarray(step0, slope0.dtype),  # the next trial step
         "lo": (zero, loss0, slope0),  # bracketing: the previous step; zoom: the best end
         "hi": (zero, loss0, slope0),
-        "found": (zero, loss0, grad0),
+        "found": (zero, loss0, grad0, aux0),
         "n": jnp.zeros((), jnp.int32),
     }
 
@@ -214,7 +235,7 @@ def wolfe_line_search(
 
     def one_trial(c: dict) -> dict:
         a = c["a"]
-        f, g, slope = evaluate(a)
+        f, g, slope, aux = evaluate(a)
         lo, hi = c["lo"], c["hi"]
         too_high = ~(f <= loss0 + c1 * a * slope0)  # no sufficient decrease (or NaN)
         flat = jnp.abs(slope) <= -c2 * slope0  # the curvature condition
@@ -238,7 +259,7 @@ def wolfe_line_search(
             _cubic_step(*new_lo, *new_hi),
             2 * a,  # still bracketing: a longer step
         )
-        found = jax.tree.map(lambda n, o: jnp.where(done, n, o), (a, f, g), c["found"])
+        found = jax.tree.map(lambda n, o: jnp.where(done, n, o), (a, f, g, aux), c["found"])
         return {
             "zoom": zoom,
             "done": done,
@@ -250,8 +271,8 @@ def wolfe_line_search(
         }
 
     end = lax.while_loop(searching, one_trial, start)
-    step, loss, grad = end["found"]
-    return LineSearch(step, loss, grad, end["n"], end["done"])
+    step, loss, grad, aux = end["found"]
+    return LineSearch(step, loss, grad, end["n"], end["done"], aux)
 
 
 # ---------------------------------------------------------------- the optimizer rule
@@ -278,7 +299,26 @@ def init(params: PyTree, hp: dict[str, Array], history: int = 10) -> LBFGSState:
         step=filled(0, ()),
         n_evals=filled(0, (), np.int32),
         failed=filled(False, (), bool),
+        x=filled(np.nan, (p,)),  # no params are NaN: the first evaluation is made afresh
+        x_loss=nan,
+        x_grad=filled(np.nan, (p,)),
     )
+
+
+def evaluation(
+    state: LBFGSState, params: PyTree, evaluate: Callable[[], tuple[Array, PyTree]]
+) -> tuple[Array, PyTree]:
+    """The training loop's ``(E, g)`` at ``params``: the ones the last iteration's line
+    search evaluated there, when ``params`` are where it ended (bit for bit), else
+    ``evaluate()`` (a ``lax.cond``: only one branch runs; under ``jax.vmap`` both do)."""
+    x, unravel = ravel_pytree(params)
+    loss, grad = jax.eval_shape(evaluate)  # the branches' types: the loop's own
+
+    def carried() -> tuple[Array, PyTree]:
+        g = jax.tree.map(lambda v, t: v.astype(t.dtype), unravel(state.x_grad), grad)
+        return state.x_loss.astype(loss.dtype), g
+
+    return lax.cond(jnp.all(x == state.x), carried, evaluate)
 
 
 def update(
@@ -291,10 +331,11 @@ def update(
 ) -> tuple[PyTree, LBFGSState]:
     """One L-BFGS iteration (see the module docstring): ``(updates, new state)``.
 
-    The rule evaluates ``(E, g)`` itself, with ``objective.loss_and_grad`` (the training
-    loop's gradient on the whole training set, with ``alpha``'s penalty when on), at
-    the params and at every trial step; ``grads`` (the same gradient, computed by the
-    loop) is not read, so XLA computes it once.
+    The rule evaluates ``(E, g)`` itself at every trial step, with
+    ``objective.loss_and_grad`` (the training loop's gradient on the whole training
+    set) plus ``objective.penalty`` (``alpha``'s, when on). At the params it starts from
+    ``objective.start``, the loop's ``(E, g)`` there (:func:`evaluation`: the last
+    search's, carried), or evaluates them when that is None; ``grads`` is not read.
     """
     if objective is None or getattr(objective, "loss_and_grad", None) is None:
         raise ValueError(
@@ -304,11 +345,23 @@ def update(
     hp = state.hyperparams
     x, unravel = ravel_pytree(params)
 
-    def fun(z: Array) -> tuple[Array, Array]:
-        loss, grad = objective.loss_and_grad(unravel(z))
-        return loss.astype(z.dtype), ravel_pytree(grad)[0].astype(z.dtype)
+    def flat(loss: Array, grad: PyTree) -> tuple[Array, Array]:
+        return loss.astype(x.dtype), ravel_pytree(grad)[0].astype(x.dtype)
 
-    loss, g = fun(x)
+    def penalised(p: PyTree, loss: Array, grad: PyTree) -> tuple[Array, Array]:
+        if getattr(objective, "penalty", None) is None:
+            return flat(loss, grad)
+        e, dp = objective.penalty(p)  # alpha's (alpha / 2) |W|^2 / n and its gradient
+        return flat(loss + e, jax.tree.map(jnp.add, grad, dp))
+
+    def fun(z: Array) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
+        p = unravel(z)
+        raw = objective.loss_and_grad(p)  # the loop's (E, g): carried to the next epoch
+        return penalised(p, *raw), flat(*raw)
+
+    start = getattr(objective, "start", None)
+    raw0 = objective.loss_and_grad(params) if start is None else start
+    loss, g = penalised(params, *raw0)
     grad_max = jnp.max(jnp.abs(g))
     converged = grad_max <= hp["gtol"]  # scipy tests the start too: no step then
     d = -two_loop(g, state.s, state.y, state.rho, state.n_pairs)
@@ -317,7 +370,7 @@ def update(
     d = jnp.where(memory, d, -g)
     step0 = jnp.where(memory, 1, jnp.minimum(1 / jnp.linalg.norm(g), 1e10))
     budget = jnp.where(converged, 0, hp["max_linesearch"])
-    ls = wolfe_line_search(fun, x, d, loss, g, step0, hp["c1"], hp["c2"], budget)
+    ls = wolfe_line_search(fun, x, d, loss, g, step0, hp["c1"], hp["c2"], budget, aux0=flat(*raw0))
 
     s_new = ls.step * d  # s = a d
     y_new = ls.grad - g  # y = g_new - g
@@ -333,7 +386,10 @@ def update(
     n_pairs = jnp.where(failed, 0, n_pairs)  # a failed search: forget the pairs (L-BFGS-B)
     new_loss = jnp.where(ls.ok, ls.loss, loss)
     scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(ls.loss)), 1)
-    first = (state.count == 0).astype(jnp.int32)  # the start's own evaluation, counted once
+    # the start's own evaluation, counted where it was made (not carried: see evaluation)
+    fresh = jnp.ones((), bool) if start is None else ~jnp.all(x == state.x)
+    step = jnp.where(ls.ok, s_new, 0)
+    x_loss, x_grad = ls.aux  # the loop's (E, g) at x + step (the start's when not ok)
     new = LBFGSState(
         count=state.count + 1,
         hyperparams=hp,
@@ -345,10 +401,13 @@ def update(
         grad_max=jnp.where(ls.ok, jnp.max(jnp.abs(ls.grad)), grad_max).astype(x.dtype),
         loss_reduction=jnp.where(ls.ok, (loss - ls.loss) / scale, jnp.nan).astype(x.dtype),
         step=ls.step.astype(x.dtype),
-        n_evals=state.n_evals + ls.n_evals + first,
+        n_evals=state.n_evals + ls.n_evals + fresh.astype(jnp.int32),
         failed=failed & ~memory,  # along -g already: nothing left to try
+        x=ravel_pytree(jax.tree.map(jnp.add, params, unravel(step)))[0],  # params + updates
+        x_loss=x_loss.astype(state.x_loss.dtype),
+        x_grad=x_grad,
     )
-    return unravel(jnp.where(ls.ok, s_new, 0)), new
+    return unravel(step), new
 
 
 def stops(state: LBFGSState) -> list[tuple[Array, str]]:

@@ -73,6 +73,7 @@ from jax.flatten_util import ravel_pytree
 from jbpnn.checks import check_number, host_or_device, is_concrete, to_device
 from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
 from jbpnn.lbfgs import LBFGSState
+from jbpnn.lbfgs import evaluation as _lbfgs_evaluation
 from jbpnn.lbfgs import init as _lbfgs_init
 from jbpnn.lbfgs import stops as _lbfgs_stops
 from jbpnn.lbfgs import update as _lbfgs_update
@@ -296,11 +297,17 @@ class Objective(NamedTuple):
         loss_and_grad: ``params -> (E, dE/dtheta)`` over the whole training set: the
             training loop's ``grad_fn`` (the hand-derived gradient by default); what
             L-BFGS's line search evaluates at every trial step.
+        start: ``loss_and_grad`` at the params of this update, as the loop has it
+            (L-BFGS starts from it), or None.
+        penalty: ``params -> (E_penalty, its gradient)``, the L2 term ``loss_and_grad``
+            leaves out (``alpha``'s, set by :meth:`Optimizer.update`), or None.
     """
 
     loss: Callable[[PyTree], Array]
     normal_equations: Callable[[PyTree], Any]
     loss_and_grad: Callable[[PyTree], tuple[Array, PyTree]] | None = None
+    start: tuple[Array, PyTree] | None = None
+    penalty: Callable[[PyTree], tuple[Array, PyTree]] | None = None
 
 
 # ---------------------------------------------------------------- the rules
@@ -580,6 +587,21 @@ class Optimizer:
     def needs_objective(self) -> bool:
         """True when ``update`` needs ``objective=`` (the loss and the normal equations)."""
         return self.name in _NEEDS_OBJECTIVE
+
+    @property
+    def carries_evaluation(self) -> bool:
+        """True when the state keeps ``(E, g)`` at the params its last update ended at
+        (``lbfgs``: its line search's); the training loop then asks :meth:`evaluation`."""
+        return self.name == "lbfgs"
+
+    def evaluation(
+        self, state: State, params: PyTree, evaluate: Callable[[], tuple[Array, PyTree]]
+    ) -> tuple[Array, PyTree]:
+        """``(E, g)`` at ``params``: the state's carried ones where they are for these
+        params, else ``evaluate()`` (:func:`jbpnn.lbfgs.evaluation`)."""
+        if not self.carries_evaluation:
+            return evaluate()
+        return _lbfgs_evaluation(state, params, evaluate)
 
     @property
     def needs_normal_equations(self) -> bool:
@@ -872,17 +894,16 @@ def lbfgs(
 def _with_alpha(objective: Objective, alpha: Array, n: Array) -> Objective:
     """``objective`` plus scikit-learn's L2, as :meth:`Optimizer.update` adds it to the
     gradient: ``E + (alpha / 2) |W|^2 / n`` and ``g_w + alpha w / n``, W the weights
-    (leaves of two or more dimensions)."""
+    (leaves of two or more dimensions). ``loss_and_grad`` stays the loop's; the term is
+    its ``penalty``."""
 
     def penalty(p: PyTree) -> Array:
         weights = [w for w in jax.tree.leaves(p) if jnp.ndim(w) >= 2]
         return alpha / (2 * n) * sum(jnp.sum(w * w) for w in weights)
 
-    def loss_and_grad(p: PyTree) -> tuple[Array, PyTree]:
-        assert objective.loss_and_grad is not None  # only used where it is set (below)
-        loss, g = objective.loss_and_grad(p)
-        g = jax.tree.map(lambda gi, w: gi + alpha * w / n if jnp.ndim(w) >= 2 else gi, g, p)
-        return loss + penalty(p), g
+    def penalty_and_grad(p: PyTree) -> tuple[Array, PyTree]:
+        grad = jax.tree.map(lambda w: alpha * w / n if jnp.ndim(w) >= 2 else jnp.zeros_like(w), p)
+        return penalty(p), grad
 
     def normal_equations(p: PyTree) -> tuple[Array, Array, Array]:
         # E = e^T e / (2 n): in e^T e's units the penalty is alpha |W|^2, so J^T J gains
@@ -896,7 +917,7 @@ def _with_alpha(objective: Objective, alpha: Array, n: Array) -> Objective:
     return objective._replace(
         loss=lambda p: objective.loss(p) + penalty(p),
         normal_equations=normal_equations,
-        loss_and_grad=None if objective.loss_and_grad is None else loss_and_grad,
+        penalty=penalty_and_grad,
     )
 
 

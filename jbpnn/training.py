@@ -318,7 +318,13 @@ def train_epoch(
     def one_update(carry, batch):
         params, opt_state = relayout(carry)
         xb, yb, sb = batch
-        batch_loss, grads = grad_fn(params, xb, yb, sb)  # hand-derived dE/dtheta by default
+        # hand-derived dE/dtheta by default; lbfgs carries the last line search's (E, g)
+        batch_loss, grads = (
+            optimizer.evaluation(opt_state, params, lambda: grad_fn(params, xb, yb, sb))
+            if getattr(optimizer, "carries_evaluation", False)
+            else grad_fn(params, xb, yb, sb)
+        )
+        start = (batch_loss, grads)
         if getattr(optimizer, "reports_penalty", False):  # scikit-learn's loss: E + its L2 term
             batch_loss = batch_loss + optimizer.loss_penalty(params, opt_state, jnp.sum(sb))
         extra: dict[str, Any] = {}
@@ -331,6 +337,7 @@ def train_epoch(
                 loss=lambda p: loss_kernel(p, xb, yb, sb),
                 normal_equations=lambda p: normal_equations_kernel(p, xb, yb, sb),
                 loss_and_grad=lambda p: grad_fn(p, xb, yb, sb),  # lbfgs: E and g at trial steps
+                start=start,
             )
         updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
         new_params = apply_updates(params, updates)  # p + u

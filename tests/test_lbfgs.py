@@ -204,6 +204,93 @@ def test_a_checkpoint_resumes_as_the_uninterrupted_run(x64, tmp_path, alpha):
     assert load(tmp_path / "bare.npz").state.opt_state.s.shape == (3, 19)
 
 
+def counting(grad_fn, calls):
+    """``grad_fn`` that adds 1 to ``calls[0]`` each time it runs (not each time it is traced)."""
+
+    def bump():
+        calls[0] += 1
+        return np.int32(0)
+
+    def counted(params, X, Y, w):
+        tick = jax.experimental.io_callback(bump, jax.ShapeDtypeStruct((), jnp.int32))
+        loss, grads = grad_fn(params, X, Y, w)
+        return loss + 0 * tick, grads
+
+    return counted
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-3])
+def test_every_point_is_evaluated_once_as_scipy_counts(x64, alpha):
+    # the accepted step's (E, g) start the next iteration and its epoch's loss: the
+    # evaluations made are the n_evals reported (before, one more per epoch)
+    import jax.experimental  # noqa: F401  (io_callback)
+
+    X, Y = regression(n=40)
+    calls = [0]
+    grad_fn = counting(loss_and_gradient_kernel, calls)
+    opt = lbfgs(history=4, gtol=0.0, ftol=0.0, alpha=alpha)
+    run = train(net(), X, Y, optimizer=opt, epochs=12, grad_fn=grad_fn)
+    plain = train(net(), X, Y, optimizer=opt, epochs=12)
+    assert run.epochs_run == 12 and calls[0] == int(run.state.opt_state.n_evals) < 12 * 2
+    tree_allclose(run.params, plain.params, rtol=1e-12, atol=1e-14)
+    # each epoch's loss is E at the params it starts from, as evaluated afresh
+    starts = train(net(), X, Y, optimizer=opt, epochs=11).params
+    np.testing.assert_allclose(
+        run.history["loss"][-1], loss_kernel(starts, X, Y, jnp.ones(len(X))), rtol=1e-12
+    )
+
+
+def test_params_replaced_between_runs_are_evaluated_afresh(x64):
+    # the carried (E, g) belong to the params the last iteration ended at; other params
+    # (set by hand into a state) are evaluated, not given the stale ones
+    X, Y = regression(n=40)
+    opt = lbfgs(history=4, gtol=0.0, ftol=0.0)
+    run = train(net(), X, Y, optimizer=opt, epochs=5)
+    other = net(seed=3)
+    calls = [0]
+    again = train(
+        run.state._replace(params=other),
+        X,
+        Y,
+        optimizer=opt,
+        epochs=1,
+        grad_fn=counting(loss_and_gradient_kernel, calls),
+    )
+    E = loss_kernel(other, X, Y, jnp.ones(len(X)))
+    np.testing.assert_allclose(again.history["loss"][0], E, rtol=1e-12)
+    assert not np.isclose(E, run.state.opt_state.x_loss)
+    # the start evaluated afresh and counted, then the line search's trial steps
+    made = int(again.state.opt_state.n_evals - run.state.opt_state.n_evals)
+    assert calls[0] == made >= 2
+
+
+def test_a_checkpoint_saved_without_the_carried_evaluation_loads_and_resumes(x64, tmp_path):
+    # older jbpnn saved no x, x_loss, x_grad: such a file loads with NaN there, and the
+    # resumed run evaluates its start and goes on as the uninterrupted one
+    import json
+
+    from jbpnn import load, save
+
+    X, Y = regression(n=40)
+    opt = lbfgs(history=3, gtol=0.0, ftol=0.0)
+    full = train(net(), X, Y, optimizer=opt, epochs=10)
+    half = train(net(), X, Y, optimizer=opt, epochs=5)
+    save(tmp_path / "new.npz", half.state, optimizer=opt)
+    with np.load(tmp_path / "new.npz") as z:
+        entries = {k: z[k] for k in z.files if not k.startswith("state/opt_state/x")}
+    structure = json.loads(str(entries["structure"]))
+    structure["leaves"] = {
+        k: v for k, v in structure["leaves"].items() if not k.startswith("state/opt_state/x")
+    }
+    entries["structure"] = np.array(json.dumps(structure))
+    np.savez(tmp_path / "old.npz", **entries)
+    saved = load(tmp_path / "old.npz")
+    assert np.isnan(saved.state.opt_state.x).all() and np.isnan(saved.state.opt_state.x_loss)
+    again = train(saved.state, X, Y, optimizer=saved.optimizer, epochs=5)
+    tree_allclose(again.params, full.params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(again.history["loss"], full.history["loss"][5:], rtol=1e-12)
+
+
 def test_train_many_network_i_equals_train_alone(x64):
     X, Y = regression(n=40)
     spec = InitSpec((1, 5, 1), ("tanh", "identity"), init="glorot", dtype=jnp.float64)
