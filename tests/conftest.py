@@ -32,6 +32,28 @@ import tempfile
 
 os.environ["JBPNN_NO_CACHE"] = "1"  # before any test imports jbpnn.cli
 
+# The suite is compile-bound: its programs compile with LLVM at optimization level 0, the
+# same HLO (XLA's own passes, fusion and layouts, are unchanged) turned into slower machine
+# code faster (the suite: 8.3 instead of 11.4 minutes on 2 cores). Float results differ
+# in the last digits from the default level's; no check depends on them except the
+# README's quoted output, whose run (tests/test_readme.py) drops the flag, as do the
+# multi-device subprocesses that set XLA_FLAGS themselves. JBPNN_TEST_FULL_OPT=1: the
+# default level throughout.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+if not os.environ.get("JBPNN_TEST_FULL_OPT") and FAST_COMPILE not in os.environ.get(
+    "XLA_FLAGS", ""
+):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+
+def default_compile_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the suite's fast-compile flag taken out of ``XLA_FLAGS`` (a subprocess
+    whose floats must be the default level's: the README's quoted output)."""
+    flags = env.get("XLA_FLAGS", "").replace(FAST_COMPILE, "").strip()
+    out = {k: v for k, v in env.items() if k != "XLA_FLAGS"}
+    return {**out, "XLA_FLAGS": flags} if flags else out
+
+
 # JAX's settings of its persistent cache; a subprocess that tests jbpnn's own cache drops them
 JAX_CACHE = (
     "JAX_COMPILATION_CACHE_DIR",

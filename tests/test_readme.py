@@ -20,6 +20,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from conftest import default_compile_env
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -59,6 +60,7 @@ def readme_run(tmp_path_factory) -> tuple[list[tuple[int, str]], dict[int, str],
     folder = tmp_path_factory.mktemp("readme")
     (folder / "readme_blocks.py").write_text(script)
     env = dict(os.environ, PYTHONPATH=str(ROOT), JBPNN_NO_CACHE="1", MPLBACKEND="Agg")
+    env = default_compile_env(env)  # the quoted output is the default optimization level's
     proc = subprocess.run(
         [sys.executable, "readme_blocks.py"],
         cwd=folder,
