@@ -227,6 +227,7 @@ def check_data(
     names: tuple[str, str] = ("X", "Y"),
     min_rows: int = 0,
     weight_name: str = "sample_weight",
+    host: bool = False,
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch for a network of ``n_in`` inputs and ``n_out`` outputs; cast it.
 
@@ -239,8 +240,11 @@ def check_data(
 
     Returns:
         ``(X, Y, sample_weight)`` as JAX arrays of ``dtype`` (``Y`` and
-        ``sample_weight`` may be None).
+        ``sample_weight`` may be None); with ``host``, host data (NumPy, lists) as NumPy
+        arrays, for a compiled call that copies its NumPy arguments itself (about 0.2 us
+        an array, where ``jax.device_put`` costs about 20 us).
     """
+    move = (lambda a: a) if host else to_device
     xn, yn = names
     raw_x, raw_y = X, Y
     X = _host_or_device(X, dtype, xn)
@@ -277,15 +281,15 @@ def check_data(
             )
         if check_finite:
             _finite_in_dtype(yn, Y, raw_y, dtype)
-        Y = to_device(Y)
+        Y = move(Y)
     if sample_weight is not None:
-        sample_weight = to_device(_host_or_device(sample_weight, dtype, weight_name))
+        sample_weight = move(_host_or_device(sample_weight, dtype, weight_name))
         if sample_weight.shape != (X.shape[0],):
             raise ValueError(
                 f"{weight_name} must have shape ({X.shape[0]},), got {sample_weight.shape}"
             )
         check_weights(weight_name, sample_weight)
-    return to_device(X), Y, sample_weight
+    return move(X), Y, sample_weight
 
 
 def check_weights(name: str, w: Any) -> None:

@@ -466,6 +466,7 @@ def check_batch(
     weight_name: str = "sample_weight",
     targets: bool | None = None,
     what: str = "params",
+    host: bool = False,
 ) -> tuple[Array, Array, Array | None]: ...
 
 
@@ -482,6 +483,7 @@ def check_batch(
     weight_name: str = "sample_weight",
     targets: bool | None = None,
     what: str = "params",
+    host: bool = False,
 ) -> tuple[Array, None, Array | None]: ...
 
 
@@ -497,6 +499,7 @@ def check_batch(
     weight_name: str = "sample_weight",
     targets: bool | None = None,
     what: str = "params",
+    host: bool = False,
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch against the network and cast it to the params' dtype.
 
@@ -512,7 +515,8 @@ def check_batch(
     (:func:`jbpnn.params.check_network`).
 
     Returns:
-        ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None).
+        ``(X, Y, sample_weight)`` as JAX arrays (``Y`` and ``sample_weight`` may be None);
+        with ``host``, host data stays NumPy (:func:`jbpnn.checks.check_data`).
     """
     check_network(params, what)  # ONE network, shapes that chain, known activation names
     X, Y, sample_weight = checks.check_data(
@@ -526,6 +530,7 @@ def check_batch(
         names=names,
         min_rows=min_rows,
         weight_name=weight_name,
+        host=host,
     )
     if (check_finite if targets is None else targets) and Y is not None:
         checks.check_targets(names[1], params.loss, Y)

@@ -144,7 +144,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(X, y, **kwargs)
 
 
-from jbpnn.checks import as_key, to_device
+from jbpnn.checks import as_key, host_or_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.many import InitSpec, train_many
 from jbpnn.memory import EnsembleTooLarge, check_array_memory, check_memory, estimate_memory
@@ -423,7 +423,9 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
     compiled program, and a ``train_many`` sweep over alpha is the same kind as a fit.
     ``invscaling`` is scikit-learn's (:func:`jbpnn.optimizers.epoch_inverse_scaling`).
     """
-    alpha = to_device(values["alpha"])
+    # host values stay NumPy: the compiled call copies them with its arguments (a
+    # jax.device_put costs about 20 us an array)
+    alpha = host_or_device(values["alpha"])
     if solver == "lbfgs":
         opt = lbfgs(c1=1e-3, gtol=values["gtol"], max_fun=values["max_fun"], alpha=alpha)
     elif solver == "lm":
@@ -439,7 +441,7 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
             opt = momentum(rate, values["m"], variant, alpha=alpha)
         else:
             opt = adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
-    return with_loss_penalty(opt, to_device(values["loss_alpha"]))
+    return with_loss_penalty(opt, host_or_device(values["loss_alpha"]))
 
 
 def _data_values(
@@ -534,7 +536,7 @@ def _initial_params(
         raise ValueError(
             "init must be an init name, an MLP, or a sequence of (coef, intercept) pairs"
         ) from None
-    params = MLP.from_layers(layers, activations, loss, dtype=s.dtype)
+    params = MLP.from_layers(layers, activations, loss, dtype=s.dtype, host=True)  # for train
     if params.sizes != sizes:
         raise ValueError(
             f"init params have layer sizes {params.sizes}, but the data and "

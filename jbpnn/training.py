@@ -108,7 +108,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int
+from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
@@ -663,11 +663,14 @@ def prepare_training(
     template: MLP | None = None,
     mesh: Any = None,
     pad_rows: bool = False,
+    host_data: bool = False,
 ) -> Prepared:
     """Check everything a run needs, before anything is traced (shared with ``train_many``).
 
     ``stopping`` is the run's checked :class:`jbpnn.stopping.Stopping` (default: the
-    defaults); ``template`` (one network of a stack) asks for no state. Returns a
+    defaults); ``template`` (one network of a stack) asks for no state. ``host_data``:
+    host data (and host validation data) stay NumPy arrays, for a caller that moves them
+    (:func:`train` does when it launches more than one chunk). Returns a
     :class:`Prepared`.
     """
     stopping = Stopping() if stopping is None else stopping
@@ -696,15 +699,17 @@ def prepare_training(
         )
     optimizer = _as_optimizer(optimizer)
     # cross-entropies: targets in [0, 1], checked even with check_finite=False
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, targets=True, what="train")
+    X, Y, _ = check_batch(
+        params, X, Y, check_finite=check_finite, targets=True, what="train", host=host_data
+    )
     if X.shape[0] == 0:
         raise ValueError("X has no examples; training needs at least one")
-    weight = None if sample_weight is None else _weights(params, X, sample_weight)
-    val = _validation(params, X_val, Y_val, val_sample_weight, check_finite)
+    weight = None if sample_weight is None else _weights(params, X, sample_weight, host=host_data)
+    val = _validation(params, X_val, Y_val, val_sample_weight, check_finite, host=host_data)
     weighted = weight is not None
     rows = row_bucket(X.shape[0], batch_size, optimizer, mesh) if pad_rows else None
     if rows is not None:  # one batch of a bucket's size: the same program for every n in it
-        X, Y, weight = _pad_rows(X, Y, weight, rows)
+        X, Y, weight = _pad_rows(X, Y, weight, rows, host=host_data)
         batch_size = None
     config = train_config(
         X.shape[0],
@@ -775,9 +780,12 @@ def row_bucket(
     return max(SMALLEST_BUCKET, 1 << (n - 1).bit_length())
 
 
-def _pad_rows(X: Array, Y: Array, weight: Array | None, rows: int) -> tuple[Array, Array, Array]:
+def _pad_rows(
+    X: Array, Y: Array, weight: Array | None, rows: int, host: bool = False
+) -> tuple[Array, Array, Array]:
     """``X``, ``Y`` with weight-0 copies of row 0 appended up to ``rows`` rows (on the host:
-    no program is compiled), and the weights (ones without any) with zeros appended."""
+    no program is compiled), and the weights (ones without any) with zeros appended; on
+    the device, or (``host``) as NumPy arrays."""
     n = X.shape[0]
     Xh, Yh = np.asarray(X), np.asarray(Y)
     w = np.ones((n,), Xh.dtype) if weight is None else np.asarray(weight)
@@ -785,6 +793,8 @@ def _pad_rows(X: Array, Y: Array, weight: Array | None, rows: int) -> tuple[Arra
     Xh = np.concatenate([Xh, np.repeat(Xh[:1], pad, 0)])
     Yh = np.concatenate([Yh, np.repeat(Yh[:1], pad, 0)])
     w = np.concatenate([w, np.zeros((pad,), w.dtype)])
+    if host:  # NumPy arrays: the compiled call takes them as it takes JAX arrays
+        return Xh, Yh, w  # type: ignore[return-value]
     return jax.device_put(Xh), jax.device_put(Yh), jax.device_put(w)
 
 
@@ -819,6 +829,7 @@ def _validation(
     Y_val: ArrayLike | None,
     val_sample_weight: ArrayLike | None,
     check_finite: bool,
+    host: bool = False,
 ) -> tuple | None:
     """The checked validation set: ``(X_val, Y_val)``, ``(X_val, Y_val, weights)`` or None."""
     if (X_val is None) != (Y_val is None):
@@ -828,18 +839,28 @@ def _validation(
             raise ValueError("val_sample_weight weights X_val's rows: give X_val and Y_val too")
         return None
     X_val, Y_val, _ = check_batch(
-        params, X_val, Y_val, check_finite=check_finite, names=("X_val", "Y_val"), targets=True
+        params,
+        X_val,
+        Y_val,
+        check_finite=check_finite,
+        names=("X_val", "Y_val"),
+        targets=True,
+        host=host,
     )
     if X_val.shape[0] == 0:
         raise ValueError("X_val has no examples")
     if val_sample_weight is None:
         return (X_val, Y_val)
-    return (X_val, Y_val, _weights(params, X_val, val_sample_weight, "val_sample_weight"))
+    return (X_val, Y_val, _weights(params, X_val, val_sample_weight, "val_sample_weight", host))
 
 
-def _weights(params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight") -> Array:
+def _weights(
+    params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight", host: bool = False
+) -> Array:
     """Checked sample weights of ``X``'s rows: finite, >= 0, a positive sum."""
-    checked = check_batch(params, X, None, weight, check_finite=False, weight_name=name)[2]
+    checked = check_batch(params, X, None, weight, check_finite=False, weight_name=name, host=host)[
+        2
+    ]
     assert checked is not None  # weights given, weights returned
     return checked
 
@@ -1035,6 +1056,7 @@ def train(
         history_chunk=history_chunk,
         check_finite=check_finite,
         pad_rows=True,
+        host_data=mesh is None,
     )
     config, state, previous = run.config, run.state, run.previous
     assert state is not None  # prepared without a template: its state is built
@@ -1057,12 +1079,16 @@ def train(
             progress(_progress_info(pieces, int(done), target, int(stop), start))
         return int(done)
 
+    chunk = min(progress_every, config.history_chunk)
+    data, val = run.data, run.val
+    if epochs > chunk:  # more than one launch: copy host data to the device once, not per call
+        data, val = jax.tree.map(to_device, (data, val))
     state = run_chunks(
-        lambda s, until: loop(s, run.data, run.val, run.rules, np.int32(until)),
+        lambda s, until: loop(s, data, val, run.rules, np.int32(until)),
         state,
         first,
         target,
-        min(progress_every, config.history_chunk),
+        chunk,
         collect,
     )
     history = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in pieces.items()}
