@@ -10,7 +10,7 @@ from conftest import no_persistent_cache, tree_allclose
 
 from jbpnn.network import loss_and_gradient
 from jbpnn.optimizers import adam, apply_updates, inverse_scaling, momentum, sgd, step_decay
-from jbpnn.params import init_params
+from jbpnn.params import MLP, init_params
 from jbpnn.stopping import stop_rules
 from jbpnn.training import (
     STOP_REASONS,
@@ -850,3 +850,54 @@ def test_a_start_that_fits_well_is_no_hair_trigger(x64):
     assert float(r.state.first_loss) == pytest.approx(0.5 * float(np.mean((Y - Y.mean(0)) ** 2)))
     blown = train(fitted, X, Y, optimizer=sgd(3.0), epochs=500, batch_size=4)
     assert blown.stop_reason == "diverged", blown
+
+
+def _device_puts(monkeypatch, columns):
+    """A list that gets every ``jax.device_put`` of a table of ``columns`` columns from now
+    on (a full-batch run pads the rows to a bucket)."""
+    seen = []
+    real = jax.device_put
+
+    def counting(x, *args, **kwargs):
+        seen.extend(a for a in jax.tree.leaves(x) if np.ndim(a) == 2 and a.shape[1] == columns)
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(jax, "device_put", counting)
+    return seen
+
+
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_host_data_goes_with_the_compiled_call_and_moves_once_for_many_chunks(
+    monkeypatch, batch_size
+):
+    # a jax.device_put costs about 20 us an array; one launch takes NumPy data as it is
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(37, 3)), rng.uniform(size=(37, 2))
+    p = init_params(0, (3, 4, 2), ("tanh", "sigmoid"))
+    opt = momentum(0.1, 0.9)
+    kw = dict(optimizer=opt, epochs=6, batch_size=batch_size, key=0)
+    on_device = train(p, jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32), **kw)
+    seen = _device_puts(monkeypatch, X.shape[1])
+    one = train(p, X, Y, **kw)
+    assert seen == []
+    chunks = train(p, X, Y, **kw, progress_every=2)  # three launches: copied once
+    assert len(seen) == 1
+    for run in (one, chunks):  # the same run either way
+        tree_allclose(run.params, on_device.params, rtol=0)
+        np.testing.assert_array_equal(run.history["loss"], on_device.history["loss"])
+
+
+def test_from_layers_on_the_host_trains_as_on_the_device():
+    rng = np.random.default_rng(1)
+    layers = [(rng.normal(size=(3, 4)), rng.normal(size=4)), (rng.normal(size=(4, 1)), [0.5])]
+    host = MLP.from_layers(layers, ("tanh", "identity"), "mse", dtype=np.float32, host=True)
+    device = MLP.from_layers(layers, ("tanh", "identity"), "mse", dtype=np.float32)
+    assert all(type(a) is np.ndarray for a in jax.tree.leaves(host))
+    assert all(isinstance(a, jax.Array) for a in jax.tree.leaves(device))
+    tree_allclose(host, device, rtol=0)
+    X, Y = rng.normal(size=(20, 3)), rng.normal(size=(20, 1))
+    a = train(host, X, Y, optimizer=sgd(0.05), epochs=3, batch_size=None)
+    b = train(device, X, Y, optimizer=sgd(0.05), epochs=3, batch_size=None)
+    tree_allclose(a.params, b.params, rtol=0)
+    with pytest.raises(ValueError, match="layer 1: b must have shape"):
+        MLP.from_layers([layers[0], (layers[1][0], [1.0, 2.0])], host=True)
