@@ -22,7 +22,8 @@ compilation excluded unless a row says so):
    call against 256 sequential ``train`` calls (one CPU device, compile excluded).
 5. **scikit-learn's lbfgs**: ``BPNNRegressor(solver="lbfgs")`` against
    ``MLPRegressor(solver="lbfgs")`` from the same initial weights, 50 and 200
-   iterations: final loss (with the ``alpha`` term) and time per fit.
+   iterations: final loss (with the ``alpha`` term) and time per fit (medians of
+   ``FIT_ROUNDS`` rounds, each one fit of either, interleaved).
 
 Takes about two minutes on a 2-core CPU; prints tables on stdout, writes nothing.
 Run: ``python experiments/second_order.py`` (``--quick``: fewer networks, one repeat).
@@ -262,6 +263,9 @@ def many_networks(n: int, repeats: int) -> None:
 
 
 # ---------------------------------------------------------------- 5. scikit-learn's lbfgs
+FIT_ROUNDS = 31  # table 5's fits take milliseconds: at least this many interleaved rounds
+
+
 def against_mlp_regressor(repeats: int, quick: bool) -> None:
     import warnings
 
@@ -304,8 +308,13 @@ def against_mlp_regressor(repeats: int, quick: bool) -> None:
                 t = time.perf_counter()
                 jb.fit(X, y)  # a new shape: compiles
                 first = time.perf_counter() - t
-                t_jb, jb = timed(partial(jb.fit, X, y), repeats)
-                t_sk, sk = timed(sklearn_fit, repeats)
+                # interleaved rounds (a fit takes milliseconds: the machine's load moves
+                # between the two sides of a ratio timed one after the other)
+                rounds = [
+                    (timed(partial(jb.fit, X, y), 1)[0], timed(sklearn_fit, 1)[0])
+                    for _ in range(max(repeats, FIT_ROUNDS))
+                ]
+                t_jb, t_sk = (statistics.median(side) for side in zip(*rounds))
             print(
                 f"{name:28} {iters:5d} {sk.loss_:12.5f} {jb.loss_:11.5f} {t_sk:10.4f} "
                 f"{t_jb:8.4f} {first:10.2f} {t_sk / t_jb:8.2f}x"
