@@ -891,7 +891,7 @@ def _rebuild_state(
         if name.startswith("state/params/"):
             leaves.append(next(param_leaves))
         elif name in added:  # saved by an older jbpnn: the entry's value for "not yet known"
-            leaves.append(jnp.full(lead + spec.shape, _ADDED_LATER[name], spec.dtype))
+            leaves.append(jnp.asarray(np.full(lead + spec.shape, _ADDED_LATER[name], spec.dtype)))
         elif name in structure["keys"]:
             impl = structure["keys"][name]
             leaves.append(_restore_key(name, entries[name], impl, lead + spec.shape))

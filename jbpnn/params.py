@@ -161,13 +161,13 @@ class MLP:
                 "layers must be a sequence of (w, b) pairs, but got one bare (w, b) pair; "
                 "for a one-layer network write [(w, b)]"
             )
+        move = checks.host_or_device if host else checks.to_device
         built: list[Layer] = []
         for i, pair in enumerate(layers):
             try:
                 w, b = pair
             except (TypeError, ValueError):
                 raise ValueError(f"layer {i}: expected a (w, b) pair, got {pair!r}") from None
-            move = checks.host_or_device if host else checks.to_device
             w = move(w, dtype)  # host values cast by NumPy: no program compiled
             b = move(b, dtype)
             if w.ndim != 2:

@@ -318,12 +318,12 @@ def train_epoch(
     def one_update(carry, batch):
         params, opt_state = relayout(carry)
         xb, yb, sb = batch
-        # hand-derived dE/dtheta by default; lbfgs carries the last line search's (E, g)
-        batch_loss, grads = (
-            optimizer.evaluation(opt_state, params, lambda: grad_fn(params, xb, yb, sb))
-            if getattr(optimizer, "carries_evaluation", False)
-            else grad_fn(params, xb, yb, sb)
-        )
+
+        def evaluate():  # hand-derived dE/dtheta by default
+            return grad_fn(params, xb, yb, sb)
+
+        carried = getattr(optimizer, "evaluation", None)  # lbfgs: its last line search's (E, g)
+        batch_loss, grads = evaluate() if carried is None else carried(opt_state, params, evaluate)
         start = (batch_loss, grads)
         if getattr(optimizer, "reports_penalty", False):  # scikit-learn's loss: E + its L2 term
             batch_loss = batch_loss + optimizer.loss_penalty(params, opt_state, jnp.sum(sb))
@@ -858,9 +858,9 @@ def _weights(
     params: MLP, X: Array, weight: ArrayLike, name: str = "sample_weight", host: bool = False
 ) -> Array:
     """Checked sample weights of ``X``'s rows: finite, >= 0, a positive sum."""
-    checked = check_batch(params, X, None, weight, check_finite=False, weight_name=name, host=host)[
-        2
-    ]
+    _, _, checked = check_batch(
+        params, X, None, weight, check_finite=False, weight_name=name, host=host
+    )
     assert checked is not None  # weights given, weights returned
     return checked
 
