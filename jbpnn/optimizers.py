@@ -591,14 +591,15 @@ class Optimizer:
     @property
     def carries_evaluation(self) -> bool:
         """True when the state keeps ``(E, g)`` at the params its last update ended at
-        (``lbfgs``: its line search's); the training loop then asks :meth:`evaluation`."""
+        (``lbfgs``: its line search's), which :meth:`evaluation` gives back."""
         return self.name == "lbfgs"
 
     def evaluation(
         self, state: State, params: PyTree, evaluate: Callable[[], tuple[Array, PyTree]]
     ) -> tuple[Array, PyTree]:
-        """``(E, g)`` at ``params``: the state's carried ones where they are for these
-        params, else ``evaluate()`` (:func:`jbpnn.lbfgs.evaluation`)."""
+        """``(E, g)`` at ``params``, as the training loop asks for them before each update:
+        the state's carried ones where they are for these params
+        (:func:`jbpnn.lbfgs.evaluation`), else ``evaluate()`` (every other optimizer)."""
         if not self.carries_evaluation:
             return evaluate()
         return _lbfgs_evaluation(state, params, evaluate)
