@@ -15,6 +15,8 @@ The one place that turns ``devices=`` / ``mesh=`` arguments into a mesh:
 - :func:`data_parallel`: a batch gradient split across a mesh axis, one share
   per device, the weighted shares all-reduced (``psum``).
 - :func:`use_cpu_devices`: ask JAX for several CPU devices before it starts.
+- :func:`compiler_options`: the XLA options a network's programs compile with (on the
+  CPU, small networks' matrix products by XLA's own emitter).
 - :func:`agree_across_processes`: before a run whose mesh spans processes starts,
   every process's arguments are compared (one small all-gather), so processes
   called with different settings stop with both values named instead of hanging in
@@ -44,6 +46,7 @@ from jbpnn.network import GradFn
 
 __all__ = [
     "agree_across_processes",
+    "compiler_options",
     "data_parallel",
     "host_take",
     "network_layout",
@@ -333,6 +336,50 @@ def use_cpu_devices(k: int | None = None) -> int:
     except (RuntimeError, AttributeError):
         pass  # JAX already started (or too old): keep the devices it has
     return len(jax.local_devices())
+
+
+# ---------------------------------------------------------------- compile options
+NARROW_UNITS = 32  # the widest layer (inputs or units) of a network compile_options calls narrow
+# XLA's CPU backend hands each lone matrix product to the YNN library (its default list
+# of "library fusions": individual dots and reductions). For a product with a few columns
+# its per-call cost dominates: 442 x 10 by 10 x 10 takes 8.5-8.9 us against 2.9-3.2 us
+# from XLA's own emitter, and a 10-10-1 network's L-BFGS iteration (two such products)
+# runs 15-30% faster without it. From 64 units on YNN is the faster one (64 x 64 x 64:
+# 1.26x slower without it), so only networks no wider than NARROW_UNITS opt out, and
+# they keep YNN's reductions. The option is experimental in XLA: a jaxlib that does not
+# know it (or its value) gets no options.
+_NARROW = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+_narrow_refused = False  # set when XLA refused _NARROW once (refused_options)
+
+
+def compiler_options(sizes: tuple[int, ...], mesh: Any = None) -> tuple[tuple[str, str], ...]:
+    """The XLA options for the programs of a network with layer ``sizes``, as sorted pairs.
+
+    On the CPU (``mesh``'s devices, or JAX's default backend when ``mesh`` is None) a
+    network whose every layer has at most ``NARROW_UNITS`` inputs and units compiles
+    its matrix products with XLA's own emitter instead of the YNN library (see the
+    comment above ``NARROW_UNITS`` for the measurements); everything else, and every
+    other backend, gets none (``()``). Only the speed changes: the products' float
+    results may differ from YNN's in the last bits. A tuple, so that it can be a static
+    argument of a cached compiled program. A jaxlib whose XLA refuses the option (see
+    :func:`refused_options`) gets none.
+    """
+    if _narrow_refused or max(sizes) > NARROW_UNITS:
+        return ()
+    devices = jax.devices() if mesh is None else list(np.asarray(mesh.devices).flat)
+    if devices[0].platform != "cpu":
+        return ()
+    return tuple(sorted(_NARROW.items()))
+
+
+def refused_options(error: Exception) -> bool:
+    """Whether ``error`` is XLA refusing :func:`compiler_options`'s option (a jaxlib that
+    does not know it, or not its value); :func:`compiler_options` then gives none for the
+    rest of the process, and the caller compiles its program again without them."""
+    global _narrow_refused
+    if isinstance(error, jax.errors.JaxRuntimeError) and any(k in str(error) for k in _NARROW):
+        _narrow_refused = True
+    return _narrow_refused
 
 
 # ---------------------------------------------------------------- several processes

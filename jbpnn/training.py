@@ -96,6 +96,7 @@ A state stopped by a rule stays stopped.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -112,7 +113,9 @@ from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
+    compiler_options,
     data_parallel,
+    refused_options,
     replicate,
     resolve_mesh,
     to_host,
@@ -588,10 +591,17 @@ def divergence_reference(
     return jnp.maximum(jnp.maximum(start, spread), jnp.finfo(start.dtype).eps)
 
 
-_run_jit = jax.jit(
-    run_epochs,
-    static_argnames=("config", "optimizer", "grad_fn", "networks", "mesh", "own_val", "own_rules"),
-)
+_RUN_STATIC = ("config", "optimizer", "grad_fn", "networks", "mesh", "own_val", "own_rules")
+_run_jit = jax.jit(run_epochs, static_argnames=_RUN_STATIC)
+
+
+@functools.cache
+def run_program(options: tuple[tuple[str, str], ...] = ()) -> Any:
+    """:func:`run_epochs`, jitted with the XLA ``options`` of
+    :func:`jbpnn.devices.compiler_options` (``()``: the plain ``_run_jit``)."""
+    if not options:
+        return _run_jit
+    return jax.jit(run_epochs, static_argnames=_RUN_STATIC, compiler_options=dict(options))
 
 
 # ---------------------------------------------------------------- checks
@@ -1060,13 +1070,24 @@ def train(
     )
     config, state, previous = run.config, run.state, run.previous
     assert state is not None  # prepared without a template: its state is built
-    loop = partial(
-        _run_jit,
+    static = dict(
         config=config,
         optimizer=static_kind(run.optimizer),
         grad_fn=loss_and_gradient_kernel if grad_fn is None else grad_fn,
         mesh=mesh,
     )
+    options = compiler_options(state.params.sizes, None if mesh is None else mesh[0])
+
+    def loop(*args: Any) -> TrainState:
+        nonlocal options
+        try:
+            return run_program(options)(*args, **static)
+        except jax.errors.JaxRuntimeError as error:
+            if not options or not refused_options(error):
+                raise
+            options = ()  # an XLA without the option: the plain program
+            return run_program(options)(*args, **static)
+
     first = int(state.epoch)
     target = first + epochs
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}

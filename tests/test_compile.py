@@ -253,6 +253,74 @@ def test_only_one_batch_runs_are_padded():
     assert training.row_bucket(37, None, lbfgs) is None  # line searches on the whole set
 
 
+# ---------------------------------------------------------------- compile options
+def test_narrow_networks_on_the_cpu_compile_their_products_without_ynn(monkeypatch):
+    """A network no wider than devices.NARROW_UNITS gets the option, a wider one and a
+    non-CPU mesh none; train compiles its program with the options compiler_options
+    gives, and that program has no YNN library call for its lone products."""
+    from jbpnn import devices
+
+    narrow = devices.compiler_options((10, 10, 1))
+    assert narrow == (("xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_REDUCE"),)
+    assert devices.compiler_options((10, devices.NARROW_UNITS, 1)) == narrow
+    assert devices.compiler_options((64, 64, 10)) == ()
+    assert devices.compiler_options((10, devices.NARROW_UNITS + 1, 1)) == ()
+
+    class Gpu:
+        platform = "gpu"
+
+    class GpuMesh:
+        devices = np.array([Gpu()])
+
+    assert devices.compiler_options((10, 10, 1), GpuMesh()) == ()
+
+    asked = []
+    real = training.run_program
+    monkeypatch.setattr(training, "run_program", lambda o=(): asked.append(o) or real(o))
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (53, 10)).astype(np.float32)
+    Y = np.tanh(X[:, :1]).astype(np.float32)
+    p = init_params(0, (10, 9, 1), ("tanh", "identity"), "mse", "glorot")
+    r = train(p, X, Y, optimizer=sgd(0.1), epochs=3, batch_size=None)
+    assert asked == [narrow] and np.isfinite(r.final_loss)
+    wide = init_params(0, (10, 40, 1), ("tanh", "identity"), "mse", "glorot")
+    train(wide, X, Y, optimizer=sgd(0.1), epochs=3, batch_size=None)
+    assert asked[-1] == ()
+
+    # the option's effect, where this XLA hands lone products to YNN by default
+    dot = jax.jit(lambda a, b: a @ b)
+    a, b = jnp.ones((442, 10)), jnp.ones((10, 10))
+    plain = dot.lower(a, b).compile().as_text()
+    opted = jax.jit(lambda a, b: a @ b, compiler_options=dict(narrow)).lower(a, b).compile()
+    assert "__ynn_fusion" not in opted.as_text()
+    if "__ynn_fusion" not in plain:
+        pytest.skip("this XLA does not use YNN for a lone product: nothing to turn off")
+
+
+def test_an_xla_that_refuses_the_option_trains_with_the_plain_program(monkeypatch):
+    """A jaxlib whose XLA does not know the option (or its value) raises when compiling;
+    train then compiles without it, with the same result, and asks no more."""
+    from jbpnn import devices
+
+    monkeypatch.setattr(devices, "_NARROW", {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_TYPE"})
+    monkeypatch.setattr(devices, "_narrow_refused", False)
+    rng = np.random.default_rng(2)
+    X = rng.uniform(-1, 1, (31, 3)).astype(np.float32)
+    Y = np.sin(X[:, :1]).astype(np.float32)
+    p = init_params(0, (3, 6, 1), ("tanh", "identity"), "mse", "glorot")
+    assert devices.compiler_options(p.sizes) != ()
+    got = train(p, X, Y, optimizer=sgd(0.1), epochs=4, batch_size=None)
+    assert devices._narrow_refused and devices.compiler_options(p.sizes) == ()
+    again = train(p, X, Y, optimizer=sgd(0.1), epochs=4, batch_size=None)
+    assert _leaves(got)[:-1] and all(
+        np.array_equal(a, b) for a, b in zip(_leaves(got), _leaves(again))
+    )
+    # any other compile error is the caller's
+    monkeypatch.setattr(devices, "_narrow_refused", False)
+    assert not devices.refused_options(jax.errors.JaxRuntimeError("INVALID_ARGUMENT: other"))
+    assert not devices.refused_options(ValueError("xla_cpu_experimental_ynn_fusion_type"))
+
+
 # ---------------------------------------------------------------- the persistent cache
 def _python(code: str, env: dict, **popen) -> subprocess.Popen:
     full = {k: v for k, v in os.environ.items() if k != "JBPNN_NO_CACHE" and k not in JAX_CACHE}
