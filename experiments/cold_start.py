@@ -341,7 +341,7 @@ def first_call_table(epochs: int, repeats: int, contenders: list[str], warm: boo
         for _ in range(repeats):
             for label, name, env in plan:
                 runs[label].append(run_worker([name, str(epochs)], env))
-        for label, name, env in plan:
+        for label, _, _ in plan:
             got = runs[label]
             if "skipped" in got[0]:
                 print(f"   {label:26s} skipped: {got[0]['skipped']}")
