@@ -52,6 +52,7 @@ __all__ = [
     "network_layout",
     "pick_devices",
     "place",
+    "refused_options",
     "replicate",
     "resolve_mesh",
     "to_host",
