@@ -342,13 +342,11 @@ def use_cpu_devices(k: int | None = None) -> int:
 # ---------------------------------------------------------------- compile options
 NARROW_UNITS = 32  # the widest layer (inputs or units) of a network compile_options calls narrow
 # XLA's CPU backend hands each lone matrix product to the YNN library (its default list
-# of "library fusions": individual dots and reductions). For a product with a few columns
-# its per-call cost dominates: 442 x 10 by 10 x 10 takes 8.5-8.9 us against 2.9-3.2 us
-# from XLA's own emitter, and a 10-10-1 network's L-BFGS iteration (two such products)
-# runs 15-30% faster without it. From 64 units on YNN is the faster one (64 x 64 x 64:
-# 1.26x slower without it), so only networks no wider than NARROW_UNITS opt out, and
-# they keep YNN's reductions. The option is experimental in XLA: a jaxlib that does not
-# know it (or its value) gets no options.
+# of "library fusions": individual dots and reductions), whose per-call cost dominates a
+# product with a few columns; from 64 units on YNN is the faster one. So only networks no
+# wider than NARROW_UNITS opt out, and they keep YNN's reductions (README, Performance:
+# "Small networks on the CPU", has the measurements). The option is experimental in XLA:
+# a jaxlib that does not know it (or its value) gets no options.
 _NARROW = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 _narrow_refused = False  # set when XLA refused _NARROW once (refused_options)
 
@@ -358,8 +356,8 @@ def compiler_options(sizes: tuple[int, ...], mesh: Any = None) -> tuple[tuple[st
 
     On the CPU (``mesh``'s devices, or JAX's default backend when ``mesh`` is None) a
     network whose every layer has at most ``NARROW_UNITS`` inputs and units compiles
-    its matrix products with XLA's own emitter instead of the YNN library (see the
-    comment above ``NARROW_UNITS`` for the measurements); everything else, and every
+    its matrix products with XLA's own emitter instead of the YNN library (the
+    README's "Small networks on the CPU" gives the measurements); everything else, and every
     other backend, gets none (``()``). Only the speed changes: the products' float
     results may differ from YNN's in the last bits. A tuple, so that it can be a static
     argument of a cached compiled program. A jaxlib whose XLA refuses the option (see
