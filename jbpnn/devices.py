@@ -376,9 +376,11 @@ def refused_options(error: Exception) -> bool:
     does not know it, or not its value); :func:`compiler_options` then gives none for the
     rest of the process, and the caller compiles its program again without them."""
     global _narrow_refused
-    if isinstance(error, jax.errors.JaxRuntimeError) and any(k in str(error) for k in _NARROW):
-        _narrow_refused = True
-    return _narrow_refused
+    refused = isinstance(error, jax.errors.JaxRuntimeError) and any(
+        k in str(error) for k in _NARROW
+    )
+    _narrow_refused |= refused
+    return refused
 
 
 # ---------------------------------------------------------------- several processes

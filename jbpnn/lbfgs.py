@@ -403,7 +403,7 @@ def update(
         step=ls.step.astype(x.dtype),
         n_evals=state.n_evals + ls.n_evals + fresh.astype(jnp.int32),
         failed=failed & ~memory,  # along -g already: nothing left to try
-        x=ravel_pytree(jax.tree.map(jnp.add, params, unravel(step)))[0],  # params + updates
+        x=x + step,  # params + updates: the loop's leafwise p + u, the same adds
         x_loss=x_loss.astype(state.x_loss.dtype),
         x_grad=x_grad,
     )
