@@ -190,9 +190,33 @@ def _tree_where(cond: Array, a: Any, b: Any) -> Any:
     return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
+MAX_ABS_JOINED = 2**15  # the most elements _max_abs reduces in one joined reduction
+
+
 def _max_abs(tree: Any) -> Array:
-    """The largest ``|x|`` over the leaves: NaN if any is NaN, inf if any is inf."""
-    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
+    """The largest ``|x|`` over the leaves; inf if any is NaN or inf.
+
+    NaN counts as inf: XLA's CPU reductions of 5000 or more elements drop a NaN from a
+    maximum (``jnp.max`` of 5000 ones and one NaN is 1.0 under jax 0.10.2 and 0.11.2), so
+    the divergence rule would miss NaN params that the epoch's last update made (the epoch
+    loss, measured before each update, is still finite then); an inf survives any maximum.
+
+    Up to ``MAX_ABS_JOINED`` elements in all, one reduction over the leaves laid end to
+    end (XLA fuses the concatenation into it), else one per leaf: the same value either
+    way (a maximum does not round). The joined one makes a smaller program (a 64-64-10
+    network's training program: 6 fusions fewer, compiled in 0.53-0.55 s against 0.57 s)
+    that runs as fast up to about 26 000 parameters (64-128-128-10) but not beyond
+    (64-256-256-10, 85 000: 1.2x the epoch time), where the per-leaf reductions are
+    library calls.
+    """
+
+    def magnitude(x: Array) -> Array:
+        return jnp.where(jnp.isnan(x), jnp.inf, jnp.abs(x))
+
+    leaves = jax.tree.leaves(tree)
+    if sum(x.size for x in leaves) <= MAX_ABS_JOINED:
+        return jnp.max(magnitude(jnp.concatenate([jnp.ravel(x) for x in leaves])))
+    return jnp.max(jnp.stack([jnp.max(magnitude(x)) for x in leaves]))
 
 
 def _swap_weights(tree: Any) -> Any:
@@ -359,7 +383,7 @@ def train_epoch(
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes[0]) if config.watch_weight_change else None
 
-    # Divergence: NaN/inf in the loss or a param (max |param| is NaN/inf then), or a
+    # Divergence: NaN/inf in the loss or a param (max |param| is inf then), or a
     # bound that is on (static: a bound that is off is not compiled).
     largest = _max_abs(params)
     finite = jnp.isfinite(epoch_loss) & jnp.isfinite(largest)

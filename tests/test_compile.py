@@ -124,6 +124,55 @@ def test_a_rule_that_is_off_is_not_traced():
     assert products == _equations(Stopping(max_loss_growth=None), "dot_general") > 0
 
 
+def _reduce_max_count(tree) -> int:
+    return sum(
+        e.primitive.name == "reduce_max" for e in jax.make_jaxpr(training._max_abs)(tree).eqns
+    )
+
+
+def test_max_abs_param_is_one_reduction_for_a_small_network():
+    # The divergence rule reads max |param| every epoch. For a small network it is one
+    # reduction over the leaves laid end to end (a smaller program to compile: the
+    # per-leaf reductions were 5 here), beyond MAX_ABS_JOINED elements one per leaf
+    # (faster to run there); the value is the same either way.
+    small = init_params(0, (6, 4, 3), "tanh", "cross_entropy", "glorot")
+    large = init_params(0, (64, 256, 128), "tanh", "cross_entropy", "glorot")
+    assert sum(x.size for x in jax.tree.leaves(large)) > training.MAX_ABS_JOINED
+    assert _reduce_max_count(small) == 1
+    assert _reduce_max_count(large) == len(jax.tree.leaves(large)) + 1
+    for tree in (small, large):
+        leaves = [np.asarray(x) for x in jax.tree.leaves(tree)]
+        assert float(training._max_abs(tree)) == max(float(np.max(np.abs(x))) for x in leaves)
+        for bad in (np.nan, -np.inf):  # a NaN or an inf anywhere reaches the result
+            hit = jax.tree.map(lambda x: x, tree)
+            w = np.asarray(hit.layers[-1].w).copy()
+            w[0, -1] = bad
+            hit = hit.replace_layers([*hit.layers[:-1], hit.layers[-1]._replace(w=jnp.asarray(w))])
+            assert float(training._max_abs(hit)) == np.inf  # NaN counts as inf
+
+
+def test_nan_params_from_the_epochs_last_update_are_a_divergence():
+    # The epoch loss is measured before each update, so NaN params made by the last one
+    # are seen only by max |param|; a maximum over 5000 or more elements in XLA's CPU
+    # reductions drops NaN, and the run went on with the NaN params (stopping "diverged"
+    # an epoch later, on the NaN loss, with the NaN params kept as the epoch's start).
+    X, Y = (
+        np.random.default_rng(0).normal(size=(40, 64)).astype(np.float32),
+        np.eye(10)[np.arange(40) % 10].astype(np.float32),
+    )
+    params = init_params(0, (64, 100, 10), "sigmoid", "cross_entropy", "glorot")  # w1: 6400
+
+    def nan_gradient(p, Xb, Yb, w):
+        loss, grads = training.loss_and_gradient_kernel(p, Xb, Yb, w)
+        w1 = grads.layers[0].w.at[3, 7].set(jnp.nan)  # one NaN in the big layer
+        return loss, grads.replace_layers([grads.layers[0]._replace(w=w1), *grads.layers[1:]])
+
+    run = train(params, X, Y, optimizer=sgd(0.1), epochs=3, batch_size=None, grad_fn=nan_gradient)
+    assert run.stop_reason == "diverged" and run.epochs_run == 1
+    kept = [np.asarray(x) for x in jax.tree.leaves(run.params)]
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(kept, jax.tree.leaves(params)))
+
+
 # ---------------------------------------------------------------- streams of chunk sizes
 SIZES = [50, 50, 37, 50, 41, 50, 23, 50, 37, 64]
 
