@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.checks import as_key, check_int, host_or_device
 from jbpnn.optimizers import Optimizer
 from jbpnn.params import MLP
 from jbpnn.stopping import RUNNING, Stopping, Switches, stop_reason_name
@@ -407,8 +407,8 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
         )
     opt_state = state.opt_state
     if isinstance(optimizer, Optimizer) and hasattr(opt_state, "hyperparams"):
-        hp = {
-            k: to_device(v, opt_state.hyperparams[k].dtype)
+        hp = {  # host values stay NumPy: the compiled call copies them together
+            k: host_or_device(v, opt_state.hyperparams[k].dtype)
             for k, v in optimizer.hyperparams.items()
         }
         opt_state = opt_state._replace(hyperparams=hp)

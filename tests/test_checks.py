@@ -67,6 +67,25 @@ def test_as_key_one_key_kind():
         as_key(np.zeros(3, np.uint32))
 
 
+def test_a_seed_becomes_a_key_without_compiling_or_copying_first(monkeypatch):
+    compiled, copies = [], []
+    put = jax.device_put
+    monkeypatch.setattr(jax, "device_put", lambda *a, **k: copies.append(a) or put(*a, **k))
+
+    def listen(event: str, duration: float, **kw) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(kw.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        keys = [as_key(seed) for seed in (271828, 2**32 - 1)]  # seeds no other test uses
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiled == [] and copies == []  # a device_put first cost 4x the time (96 us)
+    for seed, k in zip((271828, 2**32 - 1), keys):
+        np.testing.assert_array_equal(jax.random.key_data(k), [0, seed])
+
+
 def test_check_finite_names_the_argument_and_index():
     check_finite("X", np.ones((2, 2)))
     a = np.ones((2, 3))

@@ -543,6 +543,21 @@ def test_resume_with_new_hyperparameter_values_uses_them(x64):
     np.testing.assert_allclose(step_fast, 4 * step_slow, rtol=1e-12)
 
 
+def test_resume_hands_new_hyperparameters_to_the_compiled_call_as_host_values():
+    # A resume (every partial_fit) copies the optimizer's new values with the compiled
+    # call's arguments (about 0.2 us each), not with a jax.device_put each (about 20 us).
+    from jbpnn.state import resume_state, train_config
+
+    X, Y = _data(n=8)
+    first = train(init_params(0, (3, 2)), X, Y, optimizer=adam(1e-3), epochs=1)
+    optimizer = adam(2e-3)
+    state = resume_state(first.state, optimizer, train_config(len(X), optimizer=optimizer))
+    hp = state.opt_state.hyperparams
+    assert set(hp) == set(optimizer.hyperparams)
+    assert all(isinstance(v, np.ndarray) for v in hp.values())
+    assert float(hp["lr"]) == pytest.approx(2e-3) and hp["lr"].dtype == np.float32
+
+
 # ---------------------------------------------------------------- one program per kind
 def _compilations(fn):
     """How many XLA compilations ``fn()`` triggers (deterministic: JAX's own log)."""
