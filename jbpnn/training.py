@@ -204,10 +204,10 @@ def _max_abs(tree: Any) -> Array:
     Up to ``MAX_ABS_JOINED`` elements in all, one reduction over the leaves laid end to
     end (XLA fuses the concatenation into it), else one per leaf: the same value either
     way (a maximum does not round). The joined one makes a smaller program (a 64-64-10
-    network's training program: 6 fusions fewer, compiled in 0.53-0.55 s against 0.57 s)
-    that runs as fast up to about 26 000 parameters (64-128-128-10) but not beyond
-    (64-256-256-10, 85 000: 1.2x the epoch time), where the per-leaf reductions are
-    library calls.
+    network's training program: 6 fusions fewer) that runs as fast up to about 26 000
+    parameters (64-128-128-10) but not beyond (64-256-256-10, 85 000: 1.2x the epoch
+    time), where the per-leaf reductions are library calls. The README's "Cold start and
+    streams" gives what it changed in compile time.
     """
 
     def magnitude(x: Array) -> Array:
