@@ -276,6 +276,12 @@ def wolfe_line_search(
 
 
 # ---------------------------------------------------------------- the optimizer rule
+def _max_abs(g: Array) -> Array:
+    """``max|g|``, inf where ``g`` has a NaN: XLA's CPU reductions of 5000 or more elements
+    drop a NaN from a maximum, and a NaN gradient must not pass for a converged one."""
+    return jnp.max(jnp.where(jnp.isnan(g), jnp.inf, jnp.abs(g)))
+
+
 def init(params: PyTree, hp: dict[str, Array], history: int = 10) -> LBFGSState:
     """The state before the first iteration: no pairs, ``m = history`` empty rows."""
     leaves = jax.tree.leaves(params)  # ravel_pytree's length and dtype, without its copy
@@ -362,7 +368,7 @@ def update(
     start = getattr(objective, "start", None)
     raw0 = objective.loss_and_grad(params) if start is None else start
     loss, g = penalised(params, *raw0)
-    grad_max = jnp.max(jnp.abs(g))
+    grad_max = _max_abs(g)
     converged = grad_max <= hp["gtol"]  # scipy tests the start too: no step then
     d = -two_loop(g, state.s, state.y, state.rho, state.n_pairs)
     memory = (state.n_pairs > 0) & (g @ d < 0)
@@ -398,7 +404,7 @@ def update(
         rho=push(state.rho, 1 / sy),
         n_pairs=n_pairs.astype(jnp.int32),
         loss=new_loss.astype(state.loss.dtype),
-        grad_max=jnp.where(ls.ok, jnp.max(jnp.abs(ls.grad)), grad_max).astype(x.dtype),
+        grad_max=jnp.where(ls.ok, _max_abs(ls.grad), grad_max).astype(x.dtype),
         loss_reduction=jnp.where(ls.ok, (loss - ls.loss) / scale, jnp.nan).astype(x.dtype),
         step=ls.step.astype(x.dtype),
         n_evals=state.n_evals + ls.n_evals + fresh.astype(jnp.int32),

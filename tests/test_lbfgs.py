@@ -335,6 +335,24 @@ def test_stop_rules(x64):
     tree_allclose(failed.params, p, rtol=0)
 
 
+def test_a_nan_gradient_is_not_a_converged_one():
+    # max|g| over 5000 or more float32 entries dropped a NaN in XLA's CPU reductions: a
+    # gradient of zeros and one NaN passed the gtol test and stopped as min_grad_reached
+    X = np.random.default_rng(0).normal(size=(20, 64)).astype(np.float32)
+    Y = X[:, :1] * 0.5
+    p = init_params(0, (64, 100, 1), ("tanh", "identity"), "mse", init="glorot")  # 6601
+
+    def nan_gradient(params, Xb, Yb, w):
+        loss, grads = loss_and_gradient_kernel(params, Xb, Yb, w)
+        zero = jax.tree.map(jnp.zeros_like, grads)
+        w1 = zero.layers[0].w.at[5, 9].set(jnp.nan)
+        return loss, zero.replace_layers([zero.layers[0]._replace(w=w1), *zero.layers[1:]])
+
+    run = train(p, X, Y, optimizer=lbfgs(), epochs=3, batch_size=None, grad_fn=nan_gradient)
+    assert run.stop_reason != "min_grad_reached"
+    assert run.history["grad_max"][0] == np.inf
+
+
 # ---------------------------------------------------------------- the optimizer object
 def test_factory_kind_and_errors(x64):
     assert get_optimizer("lbfgs", history=5, gtol=1e-3) == lbfgs(5, gtol=1e-3)
