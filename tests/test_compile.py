@@ -26,6 +26,7 @@ from conftest import JAX_CACHE, no_persistent_cache
 
 from jbpnn import compilation_cache, training
 from jbpnn.data import load_digits, one_hot
+from jbpnn.many import train_many
 from jbpnn.optimizers import adam, momentum, sgd
 from jbpnn.params import init_params
 from jbpnn.training import train
@@ -171,6 +172,19 @@ def test_nan_params_from_the_epochs_last_update_are_a_divergence():
     assert run.stop_reason == "diverged" and run.epochs_run == 1
     kept = [np.asarray(x) for x in jax.tree.leaves(run.params)]
     assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(kept, jax.tree.leaves(params)))
+    # the same rule under vmap: every network of train_many stops at its first epoch
+    many = train_many(
+        [params, init_params(1, (64, 100, 10), "sigmoid", "cross_entropy", "glorot")],
+        X,
+        Y,
+        optimizer="sgd",
+        hparams={"lr": 0.1},
+        epochs=3,
+        batch_size=None,
+        grad_fn=nan_gradient,
+    )
+    assert list(many.stop_reason) == ["diverged"] * 2 and list(many.epochs_run) == [1, 1]
+    assert np.isfinite(np.asarray(many.params.layers[0].w)).all()
 
 
 # ---------------------------------------------------------------- streams of chunk sizes
