@@ -25,7 +25,7 @@ compilation cache is off unless a row says "cache warm". Four tables:
 equinox and optax come with ``pip install -e .[bench]`` (scikit-learn too); a
 contender that is missing is skipped with a note. flax is not measured.
 
-    python experiments/cold_start.py            # 5 processes a row, interleaved, about 3 minutes
+    python experiments/cold_start.py            # 9 processes a row, interleaved, about 2 minutes
     python experiments/cold_start.py --quick    # jbpnn's first call only (table 1)
 
 Writes nothing; prints the tables.
@@ -437,7 +437,8 @@ def main() -> None:
     if args.quick:
         first_call_table(epochs=3, repeats=1, contenders=["jbpnn"], warm=False)
         return
-    first_call_table(epochs=20, repeats=5, contenders=["jbpnn", "equinox"])
+    # 9: the compile times of single fresh processes spread by about 10% on a 2-core CPU
+    first_call_table(epochs=20, repeats=9, contenders=["jbpnn", "equinox"])
     features_table()
     estimators_table()
     stream_table(["bpnn", "mlp"])
