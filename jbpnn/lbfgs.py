@@ -277,7 +277,7 @@ def wolfe_line_search(
 
 # ---------------------------------------------------------------- the optimizer rule
 def _max_abs(g: Array) -> Array:
-    """``max|g|``, inf where ``g`` has a NaN: XLA's CPU reductions of 5000 or more elements
+    """``max|g|``, inf where ``g`` has a NaN: XLA's CPU reductions of 4096 or more elements
     drop a NaN from a maximum, and a NaN gradient must not pass for a converged one."""
     return jnp.max(jnp.where(jnp.isnan(g), jnp.inf, jnp.abs(g)))
 

@@ -196,8 +196,9 @@ MAX_ABS_JOINED = 2**15  # the most elements _max_abs reduces in one joined reduc
 def _max_abs(tree: Any) -> Array:
     """The largest ``|x|`` over the leaves; inf if any is NaN or inf.
 
-    NaN counts as inf: XLA's CPU reductions of 5000 or more elements drop a NaN from a
-    maximum (``jnp.max`` of 5000 ones and one NaN is 1.0 under jax 0.10.2 and 0.11.2), so
+    NaN counts as inf: XLA's CPU reductions of 4096 or more elements drop a NaN from a
+    maximum (``jnp.max`` of 4096 ones and one NaN is 1.0 under jax 0.10.2 and 0.11.2; of
+    4095, NaN), so
     the divergence rule would miss NaN params that the epoch's last update made (the epoch
     loss, measured before each update, is still finite then); an inf survives any maximum.
 

@@ -154,7 +154,7 @@ def test_max_abs_param_is_one_reduction_for_a_small_network():
 
 def test_nan_params_from_the_epochs_last_update_are_a_divergence():
     # The epoch loss is measured before each update, so NaN params made by the last one
-    # are seen only by max |param|; a maximum over 5000 or more elements in XLA's CPU
+    # are seen only by max |param|; a maximum over 4096 or more elements in XLA's CPU
     # reductions drops NaN, and the run went on with the NaN params (stopping "diverged"
     # an epoch later, on the NaN loss, with the NaN params kept as the epoch's start).
     X, Y = (

@@ -336,7 +336,7 @@ def test_stop_rules(x64):
 
 
 def test_a_nan_gradient_is_not_a_converged_one():
-    # max|g| over 5000 or more float32 entries dropped a NaN in XLA's CPU reductions: a
+    # max|g| over 4096 or more float32 entries dropped a NaN in XLA's CPU reductions: a
     # gradient of zeros and one NaN passed the gtol test and stopped as min_grad_reached
     X = np.random.default_rng(0).normal(size=(20, 64)).astype(np.float32)
     Y = X[:, :1] * 0.5
