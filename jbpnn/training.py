@@ -198,9 +198,9 @@ def _max_abs(tree: Any) -> Array:
 
     NaN counts as inf: XLA's CPU reductions of 4096 or more elements drop a NaN from a
     maximum (``jnp.max`` of 4096 ones and one NaN is 1.0 under jax 0.10.2 and 0.11.2; of
-    4095, NaN), so
-    the divergence rule would miss NaN params that the epoch's last update made (the epoch
-    loss, measured before each update, is still finite then); an inf survives any maximum.
+    4095, NaN), so the divergence rule would miss NaN params that the epoch's last update
+    made (the epoch loss, measured before each update, is still finite then); an inf
+    survives any maximum.
 
     Up to ``MAX_ABS_JOINED`` elements in all, one reduction over the leaves laid end to
     end (XLA fuses the concatenation into it), else one per leaf: the same value either
