@@ -189,14 +189,19 @@ def test_history_chunks_equal_one_chunk_and_memory_does_not_grow_with_epochs(x64
     np.testing.assert_array_equal(whole.epochs_run, chunked.epochs_run)
 
 
-@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+@pytest.mark.parametrize("backend", ["cpu", "cpu, mapped", "gpu"])
 def test_init_many_draws_what_init_params_draws_one_by_one_or_vmapped(monkeypatch, backend):
-    """On a CPU up to INIT_ONE_BY_ONE networks are drawn one by one; on an accelerator (here
-    pretended) all in one vmapped draw: either way network n is init_params(seeds[n]) bit
-    for bit."""
+    """On a CPU up to INIT_ONE_BY_ONE networks are drawn one by one, more by one compiled
+    loop over the seeds (here from 3 on, 2 seeds a call); on an accelerator (here pretended)
+    all in one vmapped draw: either way network n is init_params(seeds[n]) bit for bit."""
     import jbpnn.many as many
+    import jbpnn.params as params_module
 
-    monkeypatch.setattr(many.jax, "default_backend", lambda: backend)
+    if backend == "cpu, mapped":
+        monkeypatch.setattr(many, "INIT_ONE_BY_ONE", 2)
+        monkeypatch.setattr(params_module, "MAPPED_CHUNK", 2)
+        params_module._mapped_draws.clear_cache()
+    monkeypatch.setattr(many.jax, "default_backend", lambda: backend.split(",")[0])
     seeds = [3, 0, 11, 2**31 + 5]
     for init in ("article", "glorot", "he"):
         spec = InitSpec((5, 7, 3), "tanh", "cross_entropy", init)
@@ -205,6 +210,9 @@ def test_init_many_draws_what_init_params_draws_one_by_one_or_vmapped(monkeypatc
             alone = init_params(seed, (5, 7, 3), "tanh", "cross_entropy", init)
             for a, b in zip(jax.tree.leaves(stacked), jax.tree.leaves(alone)):
                 np.testing.assert_array_equal(np.asarray(a)[n], np.asarray(b), err_msg=init)
+    if backend == "cpu, mapped":  # one program per init, whatever the count of seeds
+        many.init_many(InitSpec((5, 7, 3), "tanh", "mse", "glorot"), range(7))
+        assert params_module._mapped_draws._cache_size() == 3
 
 
 def test_init_many_and_stacking():

@@ -381,6 +381,24 @@ def test_bucketed_draws_in_float64_and_under_tracing(x64):
     np.testing.assert_array_equal(np.asarray(stacked[2]), np.asarray(one.layers[0].w))
 
 
+@pytest.mark.parametrize("init", ["glorot", "article", "he"])
+def test_mapped_draws_equal_init_params_bit_for_bit(monkeypatch, init):
+    """init_many's draw for many networks on a CPU: a compiled loop over the seeds, in
+    chunks (here of 2: the last one padded), equal to init_params seed by seed."""
+    from jbpnn import params as params_module
+
+    monkeypatch.setattr(params_module, "MAPPED_CHUNK", 2)
+    seeds = [3, 0, 2**31 + 5, 11, 7]
+    for sizes in [(5, 7, 3), (1, 10, 1), (64, 64, 10), (3, 9, 4, 2, 5)]:
+        layers = params_module.mapped_layers(seeds, sizes, init, jnp.float32)
+        assert layers is not None
+        for n, seed in enumerate(seeds):
+            for layer, ref in zip(layers, init_params(seed, sizes, "tanh", "mse", init).layers):
+                assert layer.w.shape == (5, *ref.w.shape) and layer.w.dtype == ref.w.dtype
+                np.testing.assert_array_equal(np.asarray(layer.w)[n], np.asarray(ref.w))
+                np.testing.assert_array_equal(np.asarray(layer.b)[n], np.asarray(ref.b))
+
+
 def test_architectures_of_one_bucket_share_one_compiled_draw():
     from jbpnn import params as params_module
 
