@@ -49,15 +49,17 @@ _state: dict[str, Any] = {"decided": False, "disabled": False, "folder": None}
 def cache_dir() -> Path | None:
     """The per-user folder of JAX's persistent compilation cache used by jbpnn.
 
-    ``$JBPNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/jbpnn/jax`` (default
-    ``~/.cache/jbpnn/jax``); None when there is no home directory to put it in
-    (``HOME`` unset and a user id without a passwd entry, as in some containers):
-    the cache then stays off.
+    ``$JBPNN_CACHE_DIR`` if set (``~`` expanded, a relative path taken from the current
+    folder once, here: a later ``os.chdir`` does not move it), else
+    ``$XDG_CACHE_HOME/jbpnn/jax`` (default ``~/.cache/jbpnn/jax``; a relative
+    ``XDG_CACHE_HOME`` is ignored, as the XDG specification says); None when there is
+    no home directory to put it in (``HOME`` unset and a user id without a passwd entry,
+    as in some containers): the cache then stays off.
     """
     if os.environ.get("JBPNN_CACHE_DIR"):
-        return Path(os.environ["JBPNN_CACHE_DIR"])
+        return Path(os.environ["JBPNN_CACHE_DIR"]).expanduser().absolute()
     base: str | Path | None = os.environ.get("XDG_CACHE_HOME")
-    if not base:
+    if not base or not Path(base).is_absolute():
         try:
             home = Path.home()
         except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry
@@ -102,7 +104,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     """
     if _env_disabled():
         return None
-    folder = Path(path) if path is not None else cache_dir()
+    folder = Path(path).expanduser().absolute() if path is not None else cache_dir()
     if folder is None or not _writable(folder):
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))

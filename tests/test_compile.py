@@ -486,6 +486,24 @@ def test_cache_setting_and_variable_turn_it_off(tmp_path, monkeypatch):
     assert not (tmp_path / "c").exists() and jax.config.jax_compilation_cache_dir == before
 
 
+def test_cache_folder_is_absolute_whatever_the_variables_say(tmp_path, monkeypatch):
+    """A relative XDG_CACHE_HOME is ignored (the XDG specification); JBPNN_CACHE_DIR gets
+    ``~`` expanded and a relative one is taken from the current folder once: no folder
+    named ``~`` or ``relcache`` in the working directory, and no cache that moves (and
+    stops being found) after an ``os.chdir``."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JBPNN_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relcache")
+    assert compilation_cache.cache_dir() == tmp_path / "home" / ".cache" / "jbpnn" / "jax"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compilation_cache.cache_dir() == tmp_path / "xdg" / "jbpnn" / "jax"
+    monkeypatch.setenv("JBPNN_CACHE_DIR", "~/jbcache")
+    assert compilation_cache.cache_dir() == tmp_path / "home" / "jbcache"
+    monkeypatch.setenv("JBPNN_CACHE_DIR", "rel/cache")
+    assert compilation_cache.cache_dir() == tmp_path / "rel" / "cache"
+
+
 def test_disable_after_enable_stops_writing(tmp_path):
     code = """
         import os, jax, jax.numpy as jnp, jbpnn
