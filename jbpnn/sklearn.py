@@ -512,6 +512,20 @@ def _batch_size(s: _Settings, n: int) -> int | None:
     return min(s.batch_size, n)
 
 
+def _going_on(incremental: bool) -> str:
+    return "partial_fit" if incremental else "fit with warm_start=True"
+
+
+def _afresh(incremental: bool) -> str:
+    """How to start afresh from where the refused call was made."""
+    if incremental:
+        return (
+            "partial_fit goes on from the fitted network: call fit (it starts afresh) or use "
+            "a new estimator"
+        )
+    return "Set warm_start=False to start afresh"
+
+
 def _draw_seeds(random_state: Any) -> tuple[int, int, np.random.RandomState]:
     """``(init seed, data-order seed, rng)`` from ``random_state`` (the rng then splits
     off the early-stopping validation set, as scikit-learn's ``_random_state`` does)."""
@@ -838,9 +852,9 @@ class _BPNNBase(BaseEstimator):
             expected = (X.shape[1], *s.hidden, Y.shape[1])
             if params.sizes != expected or (params.loss, params.activations[-1]) != output:
                 raise ValueError(
-                    f"warm_start/partial_fit: the fitted network has sizes {params.sizes}, "
-                    f"loss {params.loss!r}; the settings now need sizes {expected}, loss "
-                    f"{output[0]!r}. Set warm_start=False to start afresh"
+                    f"{_going_on(incremental)}: the fitted network has sizes {params.sizes}, "
+                    f"loss {params.loss!r}; these settings and data need sizes {expected}, "
+                    f"loss {output[0]!r}. {_afresh(incremental)}"
                 )
             state = getattr(self, "state_", None)
             if (
@@ -890,9 +904,9 @@ class _BPNNBase(BaseEstimator):
         except ValueError as error:
             if "another kind of optimizer" in str(error):
                 raise ValueError(
-                    f"warm_start/partial_fit: the fitted state was trained with another solver "
-                    f"or schedule than solver={self.solver!r}, learning_rate="
-                    f"{self.learning_rate!r}; set warm_start=False to start afresh"
+                    f"{_going_on(incremental)}: the fitted state was trained with another "
+                    f"solver or schedule than solver={self.solver!r}, learning_rate="
+                    f"{self.learning_rate!r}. {_afresh(incremental)}"
                 ) from None
             raise
         weight = None if sw_tr is None else float(np.sum(sw_tr, dtype=np.float64))

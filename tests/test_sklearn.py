@@ -220,6 +220,23 @@ def test_warm_start_and_partial_fit_resume_the_core_state(digits):
         BPNNClassifier(early_stopping=True).partial_fit(X, y, classes=np.unique(y))
 
 
+def test_a_network_that_cannot_go_on_says_how_to_start_afresh(digits):
+    """partial_fit always goes on from the fitted network: its refusal points to fit, not
+    to warm_start (which partial_fit ignores); fit with warm_start points to it."""
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(5,), solver="sgd", max_iter=2, random_state=0)
+    stream = BPNNClassifier(**kw).partial_fit(X, y, classes=np.unique(y))
+    stream.set_params(hidden_layer_sizes=(7,))
+    with pytest.raises(ValueError, match=r"^partial_fit: .*\(64, 7, 10\).*call fit"):
+        stream.partial_fit(X, y)
+    stream.set_params(hidden_layer_sizes=(5,), solver="adam")
+    with pytest.raises(ValueError, match=r"^partial_fit: .*another solver.*call fit"):
+        stream.partial_fit(X, y)
+    warm = BPNNRegressor(**kw, warm_start=True).fit(X, np.c_[y, y].astype(float))
+    with pytest.raises(ValueError, match=r"^fit with warm_start=True: .*warm_start=False"):
+        warm.fit(X, y.astype(float))  # the data now has one output: the settings did not change
+
+
 def test_labels_outputs_and_losses(digits):
     X, y = digits
     X = X[:120]
