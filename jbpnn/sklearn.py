@@ -92,6 +92,7 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import math
 import numbers
@@ -236,7 +237,7 @@ class _Settings(NamedTuple):
 
     def static(self) -> tuple:
         """What must be equal for two networks to train in one ``train_many`` call."""
-        init = self.init if isinstance(self.init, str) else ("params", id(self.init))
+        init = _init_key(self.init)
         # tol and n_iter_no_change are data (per-network thresholds); whether a rule is on is not
         stop = (self.validation_fraction,) if self.early_stopping else ()
         stop = (*stop, _stopping(self, "val_loss", 0.0).switches)
@@ -510,6 +511,23 @@ def _batch_size(s: _Settings, n: int) -> int | None:
             stacklevel=3,
         )
     return min(s.batch_size, n)
+
+
+def _init_key(init: Any) -> Any:
+    """``init`` as a key of :meth:`_Settings.static`: the name, or the given params' shapes,
+    dtypes and bytes (``clone`` copies them: equal params in new objects must group)."""
+    if isinstance(init, str):
+        return init
+    try:
+        layers = init.layers if isinstance(init, MLP) else init
+        arrays = [np.ascontiguousarray(a) for pair in layers for a in pair]
+    except (TypeError, ValueError):  # refused with the reason by _initial_params
+        return ("params", id(init))
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(f"{a.shape}{a.dtype.str}".encode())
+        digest.update(a.tobytes())
+    return ("params", digest.hexdigest())
 
 
 def _going_on(incremental: bool) -> str:

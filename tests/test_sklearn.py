@@ -430,6 +430,27 @@ def test_sweep_trains_early_stopping_classifiers_in_one_call_as_grid_search(digi
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sweep_from_given_params_is_one_call(digits):
+    """init= params: every candidate is a clone (a deep copy of them), equal by value, so
+    they train together (they trained one call each, grouped by the object's id)."""
+    X, y = digits
+    rng = np.random.default_rng(0)
+    init = [
+        (rng.uniform(-0.3, 0.3, (64, 6)), np.zeros(6)),
+        (rng.uniform(-0.3, 0.3, (6, 10)), np.zeros(10)),
+    ]
+    base = BPNNClassifier(hidden_layer_sizes=(6,), solver="sgd", batch_size=50, max_iter=5,
+                          init=init, random_state=0)  # fmt: skip
+    grid = {"learning_rate_init": [0.05, 0.2], "alpha": [1e-4, 1e-2]}
+    sweep = SweepSearchCV(base, grid, cv=3).fit(X, y)
+    assert [c["networks"] for c in sweep.sweep_calls_] == [12]
+    _same_results(sweep, GridSearchCV(base, grid, cv=3).fit(X, y))
+    other = [(w + 0.1, b) for w, b in init]  # other values: another call
+    sweep = SweepSearchCV(base, {"init": [init, other]}, cv=3).fit(X, y)
+    assert [c["networks"] for c in sweep.sweep_calls_] == [3, 3]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sweep_over_stop_thresholds_is_one_call(digits):
     """tol and n_iter_no_change are per-network thresholds: one train_many call."""
     X, y = digits
