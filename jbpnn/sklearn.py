@@ -332,27 +332,39 @@ def _settings(est: _BPNNBase) -> _Settings:
     elif est.solver == "lm":  # tol as lbfgs's: stop when the gradient is that small (min_grad)
         del values["lr"]
         values["min_grad"] = _number("tol", est.tol, 0.0)
+    # Every parameter is checked, whether this solver uses it or not (scikit-learn's
+    # ranges); the ones it uses go to the optimizer.
+    power_t = _number("power_t", est.power_t, 0.0)
+    _number("momentum", est.momentum, 0.0, 1.0, open_high=False)
+    if not isinstance(est.nesterovs_momentum, (bool, np.bool_)):
+        raise ValueError(
+            f"nesterovs_momentum must be True or False, got {est.nesterovs_momentum!r}"
+        )
+    if est.momentum_variant not in (None, "classical", "nesterov", "article"):
+        raise ValueError(
+            "momentum_variant must be None, 'classical', 'nesterov' or 'article', "
+            f"got {est.momentum_variant!r}"
+        )
+    adam = {
+        "b1": _number("beta_1", est.beta_1, 0.0, 1.0),
+        "b2": _number("beta_2", est.beta_2, 0.0, 1.0),
+        "eps": _number("epsilon", est.epsilon, 0.0, open_low=True),
+    }
+    verbose = est.verbose
+    if not isinstance(verbose, (bool, np.bool_)) and (
+        not isinstance(verbose, numbers.Integral) or verbose < 0
+    ):
+        raise ValueError(f"verbose must be True, False or an integer >= 0, got {verbose!r}")
     if schedule == "invscaling":
-        values["power_t"] = _number("power_t", est.power_t, 0.0)
+        values["power_t"] = power_t
     variant = None
     if est.solver == "sgd":
         values["m"] = _number("momentum", est.momentum, 0.0, 1.0)  # the core needs m < 1
         variant = est.momentum_variant
         if variant is None:
-            if not isinstance(est.nesterovs_momentum, (bool, np.bool_)):
-                raise ValueError(
-                    f"nesterovs_momentum must be True or False, got {est.nesterovs_momentum!r}"
-                )
             variant = "nesterov" if est.nesterovs_momentum else "classical"
-        elif variant not in ("classical", "nesterov", "article"):
-            raise ValueError(
-                "momentum_variant must be None, 'classical', 'nesterov' or 'article', "
-                f"got {variant!r}"
-            )
     elif est.solver == "adam":
-        values["b1"] = _number("beta_1", est.beta_1, 0.0, 1.0)
-        values["b2"] = _number("beta_2", est.beta_2, 0.0, 1.0)
-        values["eps"] = _number("epsilon", est.epsilon, 0.0, open_low=True)
+        values.update(adam)
     batch = est.batch_size
     if not (isinstance(batch, str) and batch == "auto"):
         batch = _integer("batch_size", batch, 1)

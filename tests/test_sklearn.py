@@ -220,6 +220,31 @@ def test_warm_start_and_partial_fit_resume_the_core_state(digits):
         BPNNClassifier(early_stopping=True).partial_fit(X, y, classes=np.unique(y))
 
 
+@pytest.mark.parametrize(
+    "solver, bad",
+    [
+        ("adam", {"momentum": 5.0}),
+        ("adam", {"momentum": "x"}),
+        ("adam", {"nesterovs_momentum": "no"}),
+        ("adam", {"power_t": -1.0}),
+        ("sgd", {"power_t": "x"}),
+        ("sgd", {"beta_1": 5.0}),
+        ("sgd", {"epsilon": -1.0}),
+        ("lbfgs", {"momentum": 2.0}),
+        ("lbfgs", {"beta_2": 1.0}),
+        ("adam", {"verbose": "yes"}),
+        ("adam", {"verbose": -1}),
+        ("adam", {"momentum_variant": "bogus"}),
+    ],
+)
+def test_parameters_the_solver_does_not_use_are_checked_too(solver, bad):
+    """scikit-learn checks every constructor parameter at fit, used or not."""
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        BPNNClassifier(hidden_layer_sizes=(3,), solver=solver, max_iter=1, **bad).fit(X, y)
+
+
 def test_a_network_that_cannot_go_on_says_how_to_start_afresh(digits):
     """partial_fit always goes on from the fitted network: its refusal points to fit, not
     to warm_start (which partial_fit ignores); fit with warm_start points to it."""
