@@ -76,7 +76,7 @@ from jbpnn.devices import (
 from jbpnn.ensemble import ensemble_loss_and_gradient
 from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
-from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
+from jbpnn.optimizers import OPTIMIZERS, Optimizer, cast_hyperparams, get_optimizer
 from jbpnn.params import (
     MLP,
     first_network,
@@ -841,11 +841,12 @@ def _all_hyperparams(opt: Any, per: dict[str, np.ndarray], n: int, dtype: Any) -
     """Every hyperparameter of ``opt`` as an array of ``n`` values (shared ones repeated)."""
     if not isinstance(opt, Optimizer):
         return {}
-    out = {}
-    for name, value in opt.hyperparams.items():
-        values = per[name] if name in per else np.full(n, float(value))
-        out[name] = to_device(values, dtype)  # cast by NumPy: no program
-    return out
+    given = {
+        name: per[name] if name in per else np.full(n, float(value))
+        for name, value in opt.hyperparams.items()
+    }
+    cast = cast_hyperparams(opt.name, given, dtype)  # refused: a value the dtype changes
+    return {name: to_device(values) for name, values in cast.items()}  # cast by NumPy
 
 
 @partial(jax.jit, static_argnames=("opt", "config", "own_keys"))

@@ -109,7 +109,10 @@ def _marquardt(
 
     ``H`` and ``g`` are the Gauss-Newton Hessian and the gradient of the objective
     (halved alike: the step is the same). Returns the next epoch's ``mu`` and the step,
-    0 when none was kept below ``mu_max`` (then ``mu > mu_max``).
+    0 when none was kept below ``mu_max`` (then ``mu > mu_max``). A ``mu`` that the
+    product no longer grows (rounding; the hyperparameters are checked against it, see
+    :func:`jbpnn.optimizers.cast_hyperparams`) counts as past ``mu_max``: inf, so the loop
+    always ends and the ``mu_max`` stop rule fires.
     """
     eye = jnp.eye(gradient.shape[0], dtype=gradient.dtype)
 
@@ -118,7 +121,9 @@ def _marquardt(
         factor = jax.scipy.linalg.cho_factor(hessian + mu * eye)
         dx = -jax.scipy.linalg.cho_solve(factor, gradient)  # (H + mu I) dx = -g
         better = falls(dx)  # False for NaN (a failed factor)
-        return jnp.where(better, mu, mu * hp["mu_inc"]), dx, better
+        grown = mu * hp["mu_inc"]  # mu <- mu mu_inc
+        grown = jnp.where(grown > mu, grown, jnp.inf)
+        return jnp.where(better, mu, grown), dx, better
 
     def rejected(carry):
         mu, _, better = carry
@@ -165,7 +170,9 @@ def br_update(grads, state: BRState, params, lr_t, options, objective=None):
         (beta J^T J + (alpha + mu) I) dx = -(beta J^T e + alpha x)      as lm's step,
         kept if F(x + dx) < F(x)
 
-    An ``alpha`` or ``beta`` that is not positive and finite is 1 (MATLAB's guards: a
+    ``gamma`` is clipped to ``[0, P]`` (the trace's terms bound it there; rounding took it
+    to -1e-14 in float64). An ``alpha`` or ``beta`` that is not positive and finite is 1
+    (MATLAB's guards: a
     zero SSW or SSE, and ``beta <= 0`` in the first epoch). The re-estimate after epoch
     ``k``'s step is made at the start of epoch ``k + 1``, from the ``J^T J`` computed
     there anyway (MATLAB computes it at the same point), so one ``J^T J`` serves each
@@ -184,7 +191,7 @@ def br_update(grads, state: BRState, params, lr_t, options, objective=None):
     # float32, where inverting the matrix itself loses the small eigenvalues
     lam = jnp.maximum(jnp.linalg.eigvalsh(r.jtj), 0)
     trace = jnp.sum(1 / (state.beta * lam + state.alpha))
-    gamma = P - state.alpha * trace  # P - 2 alpha tr(H^-1)
+    gamma = jnp.clip(P - state.alpha * trace, 0, P)  # P - 2 alpha tr(H^-1), in [0, P]
     re_estimate = (gamma, _or_one(gamma / (2 * ssw)), _or_one((N - gamma) / (2 * r.sse)))
     first = (jnp.asarray(P, ssw.dtype), _or_one(P / (2 * ssw)), _or_one((N - P) / (2 * r.sse)))
     kept = state.mu <= hp["mu_max"]  # the last step was kept (or there was none yet)

@@ -510,7 +510,7 @@ class Optimizer:
                 f"{self!r} is an optimizer kind without values; init the optimizer it came from"
             )
         dtype = _float_dtype(params)
-        hp = {k: host_or_device(v, dtype) for k, v in self.hyperparams.items()}
+        hp = cast_hyperparams(self.name, self.hyperparams, dtype)
         static = {k: self.options[k] for k in _INIT_OPTIONS.get(self.name, ()) if k in self.options}
         return _RULES[self.name][0](params, hp, **static)
 
@@ -818,6 +818,51 @@ def bayesian_regularization(
     goes on exactly. Defaults are MATLAB's ``trainbr`` ``net.trainParam``.
     """
     return Optimizer("br", {}, _marquardt_hyperparams(mu, mu_dec, mu_inc, mu_max, min_grad))
+
+
+def cast_hyperparams(name: str, given: Mapping[str, Any], dtype: Any) -> dict[str, Any]:
+    """The hyperparameters ``given`` to the rule ``name`` in the params' ``dtype`` (host
+    values stay NumPy), refused when the cast changes what they mean: a finite value that
+    overflows to inf (``mu_max=1e39`` in float32), a non-zero one that underflows to 0
+    (``mu=1e-50``), or lm's and br's ``mu_inc`` that no longer makes ``mu`` grow
+    (``1.00000001`` is 1 in float32): each would let the damping loop run forever.
+
+    Raises:
+        ValueError: naming the hyperparameter, its value, the dtype and (several
+            networks) the first network whose value it is.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        hp = {k: host_or_device(v, dtype) for k, v in given.items()}
+    dname = np.dtype(dtype).name
+
+    def refuse(k: str, bad: np.ndarray, why: str) -> None:
+        value = given[k]
+        where = ""
+        if bad.ndim:  # one value per network
+            i = int(np.argmax(bad))
+            value, where = (
+                np.broadcast_to(np.asarray(value), bad.shape)[i].item(),
+                f" (network {i})",
+            )
+        raise ValueError(f"{name}'s {k}={value!r}{where} {why} in the params' dtype {dname}")
+
+    for k, v in given.items():
+        if isinstance(hp[k], jax.Array) or not np.issubdtype(np.asarray(hp[k]).dtype, np.floating):
+            continue  # a device array or tracer (checked where it was made), or an integer
+        wide, cast = np.asarray(v, np.float64), np.asarray(hp[k])
+        if np.any(overflow := np.isfinite(wide) & ~np.isfinite(cast)):
+            refuse(k, overflow, f"overflows to inf (largest {np.finfo(dtype).max:.3g})")
+        if np.any(underflow := (wide != 0) & (cast == 0)):
+            refuse(
+                k, underflow, f"underflows to 0 (smallest {np.finfo(dtype).smallest_subnormal:.3g})"
+            )
+    if name in ("lm", "br") and not isinstance(hp["mu"], jax.Array):
+        mu, inc = np.asarray(hp["mu"]), np.asarray(hp["mu_inc"])
+        still = np.broadcast_to((mu > 0) & (mu * inc <= mu), np.broadcast(mu, inc).shape)
+        if np.any(still):
+            m = np.broadcast_to(np.asarray(given["mu"]), still.shape).flat[np.argmax(still)].item()
+            refuse("mu_inc", still, f"does not make mu={m!r} grow (mu * mu_inc == mu)")
+    return hp
 
 
 def _marquardt_hyperparams(

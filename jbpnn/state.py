@@ -21,7 +21,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, host_or_device
-from jbpnn.optimizers import Optimizer
+from jbpnn.optimizers import Optimizer, cast_hyperparams
 from jbpnn.params import MLP
 from jbpnn.stopping import RUNNING, Stopping, Switches, stop_reason_name
 
@@ -407,10 +407,9 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
         )
     opt_state = state.opt_state
     if isinstance(optimizer, Optimizer) and hasattr(opt_state, "hyperparams"):
-        hp = {  # host values stay NumPy: the compiled call copies them together
-            k: host_or_device(v, opt_state.hyperparams[k].dtype)
-            for k, v in optimizer.hyperparams.items()
-        }
+        # host values stay NumPy: the compiled call copies them together
+        hp = cast_hyperparams(optimizer.name, optimizer.hyperparams, params.dtype)
+        hp = {k: host_or_device(v, opt_state.hyperparams[k].dtype) for k, v in hp.items()}
         opt_state = opt_state._replace(hyperparams=hp)
     best = state.best_params
     if config.early_stopping and best is None:
