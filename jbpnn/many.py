@@ -241,6 +241,7 @@ def _split_hparams(
         )
     shared: dict[str, Any] = {}
     per: dict[str, np.ndarray] = {}
+    firsts: dict[str, Any] = {}  # network 0's values, as given (ints stay ints)
     for name, value in dict(hparams or {}).items():
         if isinstance(value, str) or callable(value) or value is None:
             shared[name] = value
@@ -249,7 +250,11 @@ def _split_hparams(
         if arr.ndim == 0:
             shared[name] = arr.item()  # checked by the factory as a plain number
         elif arr.shape == (n,) and np.issubdtype(arr.dtype, np.number):
-            per[name] = arr.astype(float)
+            if np.all(arr == arr[0]):  # the same for every network: shared (ints stay ints)
+                shared[name] = arr[0].item()
+            else:
+                per[name] = arr.astype(float)
+                firsts[name] = arr[0].item()
         else:
             raise ValueError(
                 f"hyperparameter {name!r} must be one value for every network or an array of "
@@ -264,6 +269,18 @@ def _split_hparams(
                 f"optimizer hyperparameters {sorted(hparams or {})}: {error}"
             ) from None
 
+    # What the optimizer holds as data can differ between networks; a static option
+    # (lbfgs's history, the shape of its memory) cannot: asked first, with shared values.
+    try:
+        first_net = make(firsts)
+    except ValueError as error:
+        raise ValueError(f"bad optimizer hyperparameter for network 0: {error}") from None
+    missing = sorted(set(per) - set(getattr(first_net, "hyperparams", {})))
+    if missing:
+        raise ValueError(
+            f"hyperparameters {missing} cannot differ between networks: {first_net!r} does "
+            "not hold them as data (only an Optimizer's hyperparams can); give one shared value"
+        )
     # Each distinct combination once, as plain numbers: the factory's checks run here.
     rows = np.stack(list(per.values()), axis=1) if per else None
     first = [0] if rows is None else np.unique(rows, axis=0, return_index=True)[1]
@@ -273,13 +290,6 @@ def _split_hparams(
         except ValueError as error:
             raise ValueError(f"bad optimizer hyperparameter for network {i}: {error}") from None
     template = make({k: to_device(v[0]) for k, v in per.items()})
-    held = getattr(template, "hyperparams", {})
-    missing = sorted(set(per) - set(held))
-    if missing:
-        raise ValueError(
-            f"hyperparameters {missing} cannot differ between networks: {template!r} does not "
-            "hold them as data (only an Optimizer's hyperparams can); give one shared value"
-        )
     return template, per, shared
 
 

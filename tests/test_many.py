@@ -227,6 +227,18 @@ def test_init_many_and_stacking():
 
 
 # ---------------------------------------------------------------- bad input
+def test_a_static_option_given_per_network_is_refused_for_what_it_is():
+    """lbfgs's history sets its memory's shape: one value for all (the same value given per
+    network is that value); it was refused as "must be an integer >= 1, got 5.0"."""
+    X, Y = _classes(20)
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy")
+    with pytest.raises(ValueError, match=r"\['history'\] cannot differ between networks"):
+        train_many(spec, X, Y, seeds=[0, 1], optimizer="lbfgs", hparams={"history": [5, 10]})
+    r = train_many(spec, X, Y, seeds=[0, 1], optimizer="lbfgs", hparams={"history": [5, 5]},
+                   epochs=2)  # fmt: skip
+    assert r.state.opt_state.s.shape[1] == 5
+
+
 def test_bad_requests_raise_before_training():
     X, Y = _classes(20)
     spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy")
