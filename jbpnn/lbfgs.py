@@ -315,7 +315,7 @@ def evaluation(
     state: LBFGSState, params: PyTree, evaluate: Callable[[], tuple[Array, PyTree]]
 ) -> tuple[Array, PyTree]:
     """The training loop's ``(E, g)`` at ``params``: the ones the last iteration's line
-    search evaluated there, when ``params`` are where it ended (bit for bit), else
+    search evaluated there, when ``params`` are where it ended (:func:`same_point`), else
     ``evaluate()`` (a ``lax.cond``: only one branch runs; under ``jax.vmap`` both do)."""
     x, unravel = ravel_pytree(params)
     loss, grad = jax.eval_shape(evaluate)  # the branches' types: the loop's own
@@ -324,7 +324,19 @@ def evaluation(
         g = jax.tree.map(lambda v, t: v.astype(t.dtype), unravel(state.x_grad), grad)
         return state.x_loss.astype(loss.dtype), g
 
-    return lax.cond(jnp.all(x == state.x), carried, evaluate)
+    return lax.cond(same_point(x, state.x), carried, evaluate)
+
+
+def same_point(x: Array, y: Array) -> Array:
+    """``x`` and ``y`` are the same point up to the last bits: every entry within 4 units
+    in the last place (NaN: never). The training loop's ``p + u`` and the state's
+    ``x + s`` are the same adds, but XLA may fuse ``x + a d`` into one multiply-add (one
+    rounding) at one site and not at another (float64, a 38-weight network: one entry
+    1 ulp apart in most epochs under ``train``, none under ``train_many``'s ``vmap``);
+    compared exactly, the carried ``(E, g)`` was missed, evaluated and counted again, and
+    ``train`` stopped on ``max_fun`` epochs before the same network in ``train_many``."""
+    close = jnp.abs(x - y) <= 4 * jnp.finfo(x.dtype).eps * jnp.maximum(jnp.abs(x), jnp.abs(y))
+    return jnp.all(close)
 
 
 def update(
@@ -393,7 +405,7 @@ def update(
     new_loss = jnp.where(ls.ok, ls.loss, loss)
     scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(ls.loss)), 1)
     # the start's own evaluation, counted where it was made (not carried: see evaluation)
-    fresh = jnp.ones((), bool) if start is None else ~jnp.all(x == state.x)
+    fresh = jnp.ones((), bool) if start is None else ~same_point(x, state.x)
     step = jnp.where(ls.ok, s_new, 0)
     x_loss, x_grad = ls.aux  # the loop's (E, g) at x + step (the start's when not ok)
     new = LBFGSState(
