@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import JAX_CACHE, no_persistent_cache
+from conftest import JAX_CACHE, default_compile_env, no_persistent_cache
 
 from jbpnn import compilation_cache, training
 from jbpnn.data import load_digits, one_hot
@@ -285,13 +285,17 @@ def test_partial_fit_stream_compiles_once(digits):
     assert est.t_ == sum(SIZES)
 
 
-def test_padded_rows_equal_weight_zero_rows_exactly(digits, monkeypatch):
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_padded_rows_equal_weight_zero_rows_exactly(digits, monkeypatch, name):
     """n rows run on their bucket: the same as the caller's own weight-0 rows, bit for bit,
     and as the unpadded run up to float rounding (sums over 37 and 64 rows round apart).
-    sgd with alpha: the penalty's alpha / n counts the real rows only."""
+    With alpha: the penalty's alpha / n counts the real rows only. The padded run is a
+    weighted one (adam with alpha: the unweighted program fused its update otherwise,
+    1.5e-8 apart)."""
     X, Y = digits
     params = init_params(0, (64, 9, 10), "sigmoid", "cross_entropy", "glorot")
-    opt, n, m = sgd(0.5, alpha=0.01), 37, 61  # 37 and 61 rows: both in the bucket of 64
+    opt = sgd(0.5, alpha=0.01) if name == "sgd" else adam(1e-2, alpha=np.float32(1e-4))
+    n, m = 37, 61  # 37 and 61 rows: both in the bucket of 64
     padded = train(params, X[:n], Y[:n], optimizer=opt, epochs=12)
     w = np.r_[np.ones(n), np.zeros(m - n)].astype(np.float32)
     theirs = train(params, X[:m], Y[:m], optimizer=opt, epochs=12, sample_weight=w)
@@ -303,6 +307,33 @@ def test_padded_rows_equal_weight_zero_rows_exactly(digits, monkeypatch):
     plain = train(params, X[:n], Y[:n], optimizer=opt, epochs=12)
     for a, b in zip(_leaves(padded), _leaves(plain)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+_PADDED_ADAM = """
+    import jax, numpy as np, jbpnn
+    from jbpnn.optimizers import adam
+    d = jbpnn.load_digits()
+    X, Y = d.X, np.eye(10, dtype=np.float32)[d.y]
+    p0 = jbpnn.init_params(0, (64, 16, 10), ("relu", "softmax"), "cross_entropy")
+    opt = adam(1e-3, alpha=np.float32(1e-4))
+    w = np.r_[np.ones(37), np.zeros(24)].astype(np.float32)
+    a, b = p0, p0
+    for s in (0, 37, 74):  # three partial_fit-like calls: 37 rows, padded by jbpnn or by hand
+        a = jbpnn.train(a, X[s:s + 37], Y[s:s + 37], optimizer=opt, epochs=1)
+        rows = np.r_[s:s + 37, 500:524]
+        b = jbpnn.train(b, X[rows], Y[rows], optimizer=opt, epochs=1, sample_weight=w)
+    same = all(np.array_equal(np.asarray(u), np.asarray(v))
+               for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
+    print("same", same)
+"""
+
+
+def test_padded_adam_equals_weight_zero_rows_at_the_default_compile_level():
+    """The suite compiles at LLVM level 0, where both programs round alike; at the default
+    level the unweighted padded program fused adam's update with alpha otherwise."""
+    flags = default_compile_env(dict(os.environ)).get("XLA_FLAGS", "")
+    env = {"JBPNN_NO_CACHE": "1", "XLA_FLAGS": flags}
+    assert _report(_python(_PADDED_ADAM, env))["same"] == "True"
 
 
 def test_only_one_batch_runs_are_padded():
