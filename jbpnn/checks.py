@@ -315,6 +315,13 @@ def check_weights(name: str, w: Any) -> None:
                 f"{name}: the weights sum to {a.sum():g}, more than {kind.name} holds "
                 f"({float(np.finfo(kind).max):g}); scale them down (only their ratios matter)"
             )
+        if kind.kind == "f" and a.max() < np.finfo(kind).tiny:  # subnormal: digits lost
+            raise ValueError(
+                f"{name}: the largest weight is {a.max():g}, below the smallest normal "
+                f"{kind.name} ({float(np.finfo(kind).tiny):g}), where the weighted mean loses "
+                "its digits (a run then stops as diverged); scale them up (only their "
+                "ratios matter)"
+            )
         return
     found = f"values from {np.min(a):g} to {np.max(a):g}, sum {a.sum():g}" if a.size else "none"
     raise ValueError(f"{name} must be finite and >= 0 with a positive sum; got {found}")

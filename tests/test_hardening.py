@@ -346,6 +346,26 @@ def test_bad_sample_weights_are_refused_by_the_network_functions(fn, weight):
         getattr(jbpnn.network, fn)(p, X, Y, sample_weight=np.array(weight))
 
 
+def test_weights_too_small_for_the_dtype_are_refused_with_the_way_out():
+    """All below float32's smallest normal: the run stopped as "diverged" after one epoch,
+    advising a lower learning rate; 1e-37 trains as unweighted. Estimator and train."""
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    p = init_params(jax.random.key(0), (3, 4, 2), "sigmoid", "cross_entropy")
+    with pytest.raises(ValueError, match=r"below the smallest normal float32.*scale them up"):
+        train(p, X, np.eye(2)[y], optimizer=sgd(0.1), sample_weight=np.full(20, 1e-40, np.float32))
+    pytest.importorskip("sklearn")
+    from jbpnn.sklearn import BPNNClassifier
+
+    with pytest.raises(ValueError, match=r"below the smallest normal float32"):
+        BPNNClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(
+            X, y, sample_weight=np.full(20, 1e-40)
+        )
+    fit = BPNNClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(
+        X, y, sample_weight=np.full(20, 1e-37)
+    )
+    assert fit.stop_reason_ != "diverged"
+
+
 def test_cross_entropy_targets_of_minus_one_are_refused_by_loss():
     p = init_params(jax.random.key(0), (3, 4, 2), "sigmoid", "cross_entropy")
     X = np.random.default_rng(0).normal(size=(4, 3))
