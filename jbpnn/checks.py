@@ -187,7 +187,13 @@ def to_device(x: Any, dtype: Any = None) -> Array:
 
 
 def _host_or_device(a: Any, dtype: Any, name: str) -> Any:
-    """A JAX array (or tracer) cast on its device; anything else a NumPy array on the host."""
+    """A JAX array (or tracer) cast on its device; anything else a NumPy array on the host.
+    Complex values are refused: the cast would drop their imaginary parts."""
+    if np.iscomplexobj(a):
+        raise ValueError(
+            f"{name} has complex values ({np.asarray(a).dtype.name}); a network takes real "
+            "numbers: give the real part, the magnitude, or both as separate features"
+        )
     if isinstance(a, jax.Array):
         return a if a.dtype == dtype else a.astype(dtype)
     try:

@@ -573,6 +573,8 @@ def load(path: str | os.PathLike) -> Saved:
         raise FileNotFoundError(f"cannot load {path}: no such file")
     if path.is_dir():
         raise ValueError(f"cannot load {path}: it is a directory, not a saved model")
+    if not path.is_file():  # a FIFO, a socket, a device: opening one may block forever
+        raise ValueError(f"cannot load {path}: it is not a regular file (a FIFO or a device)")
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:

@@ -366,6 +366,30 @@ def test_weights_too_small_for_the_dtype_are_refused_with_the_way_out():
     assert fit.stop_reason_ != "diverged"
 
 
+@pytest.mark.parametrize("where", ["X", "Y"])
+def test_complex_data_is_refused_not_cast_to_its_real_part(where):
+    """A complex X or Y was cast to its real part (one NumPy ComplexWarning at most)."""
+    p = init_params(jax.random.key(0), (3, 4, 2), "sigmoid", "mse")
+    X, Y = np.ones((2, 3)), np.zeros((2, 2))
+    X, Y = (X * (1 + 5j), Y) if where == "X" else (X, Y * (1 + 5j))
+    with pytest.raises(ValueError, match=f"{where} has complex values"):
+        jbpnn.network.loss(p, X, Y)
+    with pytest.raises(ValueError, match=f"{where} has complex values"):
+        train(p, jax.numpy.asarray(X), jax.numpy.asarray(Y), optimizer=sgd(0.1), epochs=1)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_loading_a_fifo_is_refused_at_once(tmp_path, capsys):
+    """Opening a FIFO blocks until a writer comes: load (and the CLI's predict) hung."""
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        load(fifo)
+    data = tmp_path / "x.csv"
+    data.write_text("a,b,c\n1,2,3\n")
+    one_line_error(*run_cli(capsys, "predict", fifo, data)[::2], "not a regular file")
+
+
 def test_cross_entropy_targets_of_minus_one_are_refused_by_loss():
     p = init_params(jax.random.key(0), (3, 4, 2), "sigmoid", "cross_entropy")
     X = np.random.default_rng(0).normal(size=(4, 3))
