@@ -363,6 +363,38 @@ def test_cli_import_hook(tmp_path, units_module, capsys, monkeypatch):
     one_line_error(rc, err, "--import broken_units", "TypeError", "fn must be callable")
 
 
+def test_cli_never_writes_over_an_imported_module(tmp_path, units_module, capsys, monkeypatch):
+    """--save, --plot and predict --out were not checked against the --import module's own
+    file: the model overwrote my_units.py (the next --import failed on its bytes)."""
+    monkeypatch.chdir(tmp_path)
+    write_flowers(tmp_path)
+    source = (tmp_path / "my_units.py").read_text()
+    common = ("--import", units_module, "--data", "flowers.csv", "--target", "colour")
+    rc, _, err = run_cli(capsys, "train", *common, "--epochs", "1", "--save", "my_units.py")
+    one_line_error(rc, err, "--save my_units.py is the command's input --import my_units")
+    rc, _, err = run_cli(capsys, "train", *common, "--epochs", "1", "--save", "m.npz")
+    assert rc == 0, err
+    rc, _, err = run_cli(capsys, "predict", "--import", units_module, "m.npz", "flowers.csv",
+                         "--out", "my_units.py")  # fmt: skip
+    one_line_error(rc, err, "--out my_units.py is the command's input --import my_units")
+    assert (tmp_path / "my_units.py").read_text() == source
+
+
+def test_cli_import_of_a_module_that_exits_is_one_line(tmp_path, capsys, monkeypatch):
+    """sys.exit(3) while importing: the command exited 3 and printed nothing."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "exits_units.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.delitem(sys.modules, "exits_units", raising=False)
+    rc, _, err = run_cli(capsys, "gradcheck", "--import", "exits_units")
+    one_line_error(rc, err, "--import exits_units: the module called sys.exit(3)")
+    # Ctrl-C while a slow module loads: a traceback before, now the run's one line
+    (tmp_path / "slow_units.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.delitem(sys.modules, "slow_units", raising=False)
+    rc, _, err = run_cli(capsys, "train", "--import", "slow_units")
+    assert rc == 130 and err == "jbpnn train: interrupted\n", err
+
+
 def test_cli_trains_with_a_registered_loss(tmp_path, units_module, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(0)

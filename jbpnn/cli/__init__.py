@@ -18,8 +18,10 @@ read (:mod:`jbpnn.cli.imports`).
 
 The command line holds no maths of its own: it calls the library, prints, and
 chooses the exit status: 2 for every failure, printed as ONE line on stderr and
-never a traceback (``JBPNN_DEBUG=1`` shows one for an unexpected error); 0 also
-when the reader of stdout goes away (``jbpnn train | head -1``). Every option's
+never a traceback (``JBPNN_DEBUG=1`` shows one for an unexpected error); 130 (the
+shell's status for Ctrl-C) with the one line ``jbpnn COMMAND: interrupted``, also
+while an ``--import`` module loads; 0 also when the reader of stdout goes away
+(``jbpnn train | head -1``). Every option's
 help shows its default. The files a command writes are checked before it runs and
 written all or none (:mod:`jbpnn.cli.files`). Every flag is checked by the
 library's own check (:mod:`jbpnn.cli.options`), so the command line and the API
@@ -177,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 on success (also when the reader of stdout went away: the rest of the output
     is dropped quietly); 2 for every failure, printed as ONE line on stderr,
     ``jbpnn COMMAND: error: ...``, never a traceback; 1 when a check fails
-    (``gradcheck``, ``demo``).
+    (``gradcheck``, ``demo``); 130 when interrupted (Ctrl-C: ``jbpnn COMMAND:
+    interrupted``, one line, no file written).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # whatever follows, --help included
@@ -204,6 +207,9 @@ def _run(argv: list[str]) -> int:
         except CLIError as error:
             print(f"jbpnn {argv[0]}: error: {error}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # a slow module, interrupted: one line, as in a run
+            print(f"jbpnn {argv[0]}: interrupted", file=sys.stderr)
+            return 130
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -75,11 +75,21 @@ def import_modules(argv: Sequence[str]) -> list[str]:
     for name in names:
         try:
             importlib.import_module(name)
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise
+        except SystemExit as error:  # sys.exit() in the module: no silent exit status
+            raise CLIError(f"--import {name}: the module called sys.exit({error.code!r})") from None
         except BaseException as error:  # the user's code: any fault is one line
             text = " ".join((str(error) or type(error).__name__).split())
             raise CLIError(
                 f"--import {name}: cannot import it ({type(error).__name__}: {text})"
             ) from None
     return names
+
+
+def imported_files(names: list[str] | None) -> dict[str, str | None]:
+    """``{"--import NAME": the module's source file}`` of the imported modules: inputs of the
+    command, which an output must not overwrite (None: a module without a file)."""
+    return {
+        f"--import {name}": getattr(sys.modules.get(name), "__file__", None) for name in names or []
+    }

@@ -27,7 +27,7 @@ from jbpnn.activations import ACTIVATIONS
 from jbpnn.checks import as_key, check_targets
 from jbpnn.cli.base import CLIError, add_subparser, stdout_closed
 from jbpnn.cli.files import check_outputs
-from jbpnn.cli.imports import add_import_argument
+from jbpnn.cli.imports import add_import_argument, imported_files
 from jbpnn.cli.options import (
     batch_size,
     comma_list,
@@ -97,7 +97,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """
     start = time.perf_counter()
     hparams = _optimizer_hparams(args)
-    outputs = check_outputs({"--save": args.save, "--plot": args.plot}, {"--data": args.data})
+    inputs = {"--data": args.data, **imported_files(args.imports)}
+    outputs = check_outputs({"--save": args.save, "--plot": args.plot}, inputs)
     if args.plot is not None:
         _require_matplotlib("--plot")
     rows = _load_rows(args)
@@ -435,7 +436,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CLIError(
             "stdout is closed (started with >&-): nowhere to print the predictions; give --out FILE"
         )
-    outputs = check_outputs({"--out": args.out}, {"MODEL": args.model, "DATA": args.data})
+    inputs = {"MODEL": args.model, "DATA": args.data, **imported_files(args.imports)}
+    outputs = check_outputs({"--out": args.out}, inputs)
     params, meta = load(args.model)
     prep = _model_preprocessing(args.model, params, meta)
     assert prep.feature_names is not None  # Preprocessing.__post_init__ always sets them
