@@ -62,9 +62,10 @@ Command line (:mod:`jbpnn.cli.gradcheck`): ``jbpnn gradcheck --sizes 64,32,10
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -814,6 +815,26 @@ def _refuse(what: str, rule: str, error: float, against: str, rtol: float) -> No
         )
 
 
+@contextlib.contextmanager
+def _rules_run(what: str) -> Iterator[None]:
+    """A user's rule that fails to run under JAX's transformations (NumPy on a tracer, a
+    Python ``if`` on an array, a typo) is the ``ValueError`` the checks document, naming
+    the registration and the fault, not the raw error from inside JAX."""
+    try:
+        yield
+    except ValueError as error:
+        if str(error).startswith(what):
+            raise
+        raise ValueError(f"{what}: a rule fails to run ({_fault(error)})") from None
+    except Exception as error:  # the user's code: any fault
+        raise ValueError(f"{what}: a rule fails to run ({_fault(error)})") from None
+
+
+def _fault(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
 def check_activation(
     act: Activation, what: str = "activation", *, seed: int = 0, rtol: float = UNIT_RTOL
 ) -> dict[str, float]:
@@ -841,7 +862,8 @@ def check_activation(
         def vjp_row(n: Array, c: Array) -> Array:
             return jax.vjp(act.fn, n)[1](c)[0]
 
-        out = jax.vmap(act.fn)(net)
+        with _rules_run(what):
+            out = jax.vmap(act.fn)(net)
         if out.shape != net.shape:
             raise ValueError(f"{what}: fn maps shape {net.shape[1:]} to {out.shape[1:]}")
         bad = int(np.sum(~np.isfinite(np.asarray(out))))
@@ -865,7 +887,8 @@ def check_activation(
                 checks["second"] = (jax.vmap(act.second)(z, r, g), ref)
             return checks
 
-        checks = pairs(net, r, g)
+        with _rules_run(what):
+            checks = pairs(net, r, g)
         errors = {}
         for rule, (hand, ref) in checks.items():
             try:
@@ -933,7 +956,8 @@ def check_loss(
                     checks["delta_r"] = (jax.vmap(hand_r)(net, t, r), jax.vmap(ref_r)(net, t, r))
                 return checks
 
-            checks = pairs(net, t, r)
+            with _rules_run(f"{what} with output {name!r}"):
+                checks = pairs(net, t, r)
             for rule, (hand, ref) in checks.items():
                 key = f"{name}: {rule}"
                 try:

@@ -196,10 +196,18 @@ def add_loss(name: str, loss: Loss) -> None:
     LOSSES[name] = loss
 
 
+# Their built-in deltas: only these are exact with any unit (a loss registered under the
+# name with replace=True was checked with its own output units only).
+_ANY_OUTPUT_DELTAS = {loss: LOSSES[loss].delta for loss in ANY_OUTPUT_LOSSES}
+
+
 def add_output_activation(name: str) -> None:
-    """Make the activation ``name`` a valid output unit of every loss in ANY_OUTPUT_LOSSES."""
+    """Make the activation ``name`` a valid output unit of every loss in ANY_OUTPUT_LOSSES
+    whose delta is still the built-in one."""
     for loss in ANY_OUTPUT_LOSSES:
         entry = LOSSES[loss]
+        if entry.delta is not _ANY_OUTPUT_DELTAS[loss]:
+            continue  # replaced by the user: valid with the units it was checked with only
         if name not in entry.output_activations:
             LOSSES[loss] = entry._replace(output_activations=(*entry.output_activations, name))
 

@@ -194,6 +194,37 @@ def test_registration_arguments_are_checked():
     assert jbpnn.ACTIVATIONS["tanh"].uses == "output"
 
 
+def test_replacing_a_unit_rechecks_the_losses_paired_with_it(x64):
+    """binary_cross_entropy's delta T - O is the sigmoid's: a replaced sigmoid (its own f'
+    right) left it silently off by 2x; now refused, naming the loss and the error."""
+    with pytest.raises(ValueError, match=r"the loss 'binary_cross_entropy'.*relative error"):
+        jbpnn.register_activation("sigmoid", lambda n: jax.nn.sigmoid(2 * n),
+                                  backprop=lambda o: 2 * o * (1 - o), replace=True)  # fmt: skip
+    assert jbpnn.ACTIVATIONS["sigmoid"].fn(jnp.ones(1)) == jax.nn.sigmoid(1.0)  # kept
+
+
+def test_a_replaced_mse_is_not_extended_to_new_units(x64):
+    """mse's built-in delta is J^T (T - O) with any unit; a user's mse registered for
+    identity only was extended to every unit registered later, unchecked."""
+    jbpnn.register_loss("mse", lambda o, t: 0.5 * jnp.sum((t - o) ** 2),
+                        lambda o, t, act: t - o, ("identity",), replace=True)  # fmt: skip
+    _register_softsign()
+    assert jbpnn.LOSSES["mse"].output_activations == ("identity",)
+    with pytest.raises(ValueError, match="'mse' cannot be used with output activation 'softsign'"):
+        jbpnn.init_params(0, (3, 4, 2), ("tanh", "softsign"), "mse")
+
+
+def test_a_rule_that_fails_to_run_is_a_value_error_naming_the_registration():
+    with pytest.raises(ValueError, match=r"register_activation\('a1'\): a rule fails to run"):
+        jbpnn.register_activation("a1", lambda n: np.tanh(n), backprop=lambda o: 1 - o**2)
+    with pytest.raises(ValueError, match=r"register_activation\('a3'\): .*AttributeError"):
+        jbpnn.register_activation("a3", jnp.tanh, backprop=lambda o: o.nope)
+    with pytest.raises(ValueError, match=r"register_loss\('l1'\).*fails to run"):
+        jbpnn.register_loss("l1", lambda o, t: jnp.sum((t - o) ** 2), lambda o, t, a: a.nope,
+                            "identity")  # fmt: skip
+    assert "a1" not in jbpnn.ACTIVATIONS and "l1" not in jbpnn.LOSSES
+
+
 def test_hvp_refuses_a_unit_without_its_second_derivative():
     _register_softsign(second=None)
     params = jbpnn.init_params(0, (3, 4, 2), "softsign")
