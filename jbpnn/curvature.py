@@ -263,12 +263,17 @@ def per_example_grad_norms(
     return _norms_jit(params, X, Y)
 
 
+_IN_AXES = {"hvp": "(0, None, None, 0)", "gnvp": "(0, None, None, 0)"}  # v: one per network
+
+
 def _require_one(params: MLP, name: str) -> None:
     if not isinstance(params, MLP):
         raise TypeError(f"params must be an MLP, got {type(params).__name__}")
     if network_count(params):
+        axes = _IN_AXES.get(name, "(0, None, None)")
         raise ValueError(
-            f"{name} takes ONE network; for stacked params use jax.vmap(jbpnn.{name}_kernel)"
+            f"{name} takes ONE network; for stacked params use "
+            f"jax.vmap(jbpnn.curvature.{name}_kernel, in_axes={axes})"
         )
 
 

@@ -1104,3 +1104,9 @@ def test_lm_and_rprop_train_full_batch_from_the_command_line(capsys, flowers):
 def test_full_batch_optimizer_options_are_refused_in_one_line(capsys, flowers, extra, words):
     rc, out, err = jbpnn(capsys, *TRAIN_FLOWERS, "--epochs", "2", *extra)
     one_line_error(rc, err, words)
+
+
+def test_gradcheck_errors_carry_the_command_prefix(capsys):
+    """Its own checks printed "error: ..." without "jbpnn gradcheck: ", unlike every other."""
+    rc, _, err = run_cli(capsys, "gradcheck", "--rtol", "nan")
+    one_line_error(rc, err, "jbpnn gradcheck: error: ", "rtol")

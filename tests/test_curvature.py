@@ -178,3 +178,23 @@ def test_bad_directions_and_inputs_raise():
         jbpnn.hvp(params, X, Y, nan)
     with pytest.raises(ValueError, match="Your data length is 2, but our input needs 3"):
         jbpnn.hvp(params, X[:, :2], Y, params)
+
+
+@pytest.mark.parametrize("name", ["hvp", "gnvp", "per_example_grad_norms"])
+def test_stacked_params_are_refused_with_a_call_that_works(name):
+    """The message named jbpnn.hvp_kernel, which does not exist: the kernels live in
+    jbpnn.curvature. The call it gives runs."""
+    import re
+
+    import jbpnn.curvature
+    import jbpnn.many
+
+    spec = jbpnn.InitSpec((3, 4, 2), "tanh", "mse", "glorot")
+    P = jbpnn.many.init_many(spec, [0, 1])
+    X, Y = np.ones((5, 3), np.float32), np.zeros((5, 2), np.float32)
+    args = (P, X, Y, P) if name != "per_example_grad_norms" else (P, X, Y)
+    with pytest.raises(ValueError, match="takes ONE network") as info:
+        getattr(jbpnn, name)(*args)
+    call = re.search(r"jax\.vmap\(.*\)\)", str(info.value)).group(0)
+    out = eval(call)(*args)  # noqa: S307 - the message's own code
+    assert jax.tree.leaves(out)[0].shape[0] == 2

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
             if args.per_example:
                 reports.append(compare_per_example(params, X, Y, rtol=args.rtol, atol=args.atol))
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"jbpnn gradcheck: error: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2), file=out)
