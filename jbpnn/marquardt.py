@@ -24,7 +24,7 @@ from jax.flatten_util import ravel_pytree
 
 from jbpnn.checks import to_device
 
-__all__ = ["BRState", "LMState", "br_init", "br_update", "lm_init", "lm_update"]
+__all__ = ["BRState", "LMState", "br_init", "br_update", "lm_init", "lm_update", "past_mu_max"]
 
 Array = jax.Array
 PyTree = Any
@@ -127,12 +127,19 @@ def _marquardt(
 
     def rejected(carry):
         mu, _, better = carry
-        return ~better & (mu <= hp["mu_max"])
+        return ~better & ~past_mu_max(mu, hp["mu_max"])
 
     start = (mu, jnp.zeros_like(gradient), jnp.zeros((), bool))
     mu_out, dx, better = lax.while_loop(rejected, try_mu, start)
     mu_out = jnp.where(better, jnp.maximum(mu_out * hp["mu_dec"], 1e-20), mu_out)
     return mu_out.astype(mu.dtype), jnp.where(better, dx, 0)
+
+
+def past_mu_max(mu: Array, mu_max: Array) -> Array:
+    """``mu > mu_max``, up to 4 units in the last place: ``mu`` grows by products that
+    round (``1e-3 * 10 * 10`` is ``0.10000001`` in float32), and MATLAB's ``mu <= mu_max``
+    (in float64) tries ``mu_max`` itself."""
+    return mu > mu_max * (1 + 4 * jnp.finfo(jnp.result_type(mu)).eps)
 
 
 def lm_update(grads, state: LMState, params, lr_t, options, objective=None):
@@ -194,7 +201,7 @@ def br_update(grads, state: BRState, params, lr_t, options, objective=None):
     gamma = jnp.clip(P - state.alpha * trace, 0, P)  # P - 2 alpha tr(H^-1), in [0, P]
     re_estimate = (gamma, _or_one(gamma / (2 * ssw)), _or_one((N - gamma) / (2 * r.sse)))
     first = (jnp.asarray(P, ssw.dtype), _or_one(P / (2 * ssw)), _or_one((N - P) / (2 * r.sse)))
-    kept = state.mu <= hp["mu_max"]  # the last step was kept (or there was none yet)
+    kept = ~past_mu_max(state.mu, hp["mu_max"])  # the last step was kept (or none yet)
     old = (state.gamma, state.alpha, state.beta)
     gamma, alpha, beta = (
         jnp.where(state.count == 0, a, jnp.where(kept, b, c)).astype(c.dtype)

@@ -77,7 +77,7 @@ from jbpnn.lbfgs import evaluation as _lbfgs_evaluation
 from jbpnn.lbfgs import init as _lbfgs_init
 from jbpnn.lbfgs import stops as _lbfgs_stops
 from jbpnn.lbfgs import update as _lbfgs_update
-from jbpnn.marquardt import BRState, LMState
+from jbpnn.marquardt import BRState, LMState, past_mu_max
 from jbpnn.marquardt import br_init as _br_init
 from jbpnn.marquardt import br_update as _br_update
 from jbpnn.marquardt import lm_init as _lm_init
@@ -629,7 +629,7 @@ class Optimizer:
         hp = state.hyperparams
         return [
             (state.grad_norm < hp["min_grad"], "min_grad_reached"),
-            (state.mu > hp["mu_max"], "mu_max_reached"),
+            (past_mu_max(state.mu, hp["mu_max"]), "mu_max_reached"),
         ]
 
 

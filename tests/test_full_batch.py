@@ -236,6 +236,20 @@ def test_a_damping_the_params_dtype_cannot_carry_is_refused(name, kw, message):
         train(done, X, Y, optimizer=FACTORIES[name](**kw), epochs=1)
 
 
+def test_mu_max_itself_is_tried_in_float32():
+    """1e-3 * 10 * 10 is 0.10000001 in float32: mu_max=0.1 stopped before trying 0.1,
+    which the default run accepts; "while mu <= mu_max" (MATLAB) tries it, up to 4 ulps."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (200, 1)).astype(np.float32)
+    Y = (np.sin(3 * X) + 0.1 * rng.normal(size=X.shape)).astype(np.float32)
+    p = init_params(0, (1, 10, 1), ("tanh", "identity"), "mse")
+    free = train(p, X, Y, optimizer=levenberg_marquardt(), epochs=1)
+    capped = train(p, X, Y, optimizer=levenberg_marquardt(mu_max=0.1), epochs=1)
+    assert free.history["mu"][0] == capped.history["mu"][0]  # kept at 0.1: mu 0.1 mu_dec
+    np.testing.assert_allclose(capped.history["mu"][0], 0.01, rtol=1e-6)
+    tree_allclose(free.params, capped.params, rtol=0)
+
+
 def test_a_mu_that_stops_growing_ends_the_damping_loop():
     """Past the checks (a hand-made state): mu * mu_inc == mu counts as mu > mu_max, inf."""
     from jbpnn.marquardt import _marquardt
