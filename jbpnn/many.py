@@ -991,7 +991,13 @@ class ManyResult:
         one = host_take(self.state, i)
         run = int(self.epochs_run[i])
         history = {k: v[i, :run] for k, v in self.history.items()}
-        return state_result(one, history, elapsed=self.elapsed, optimizer=self.optimizer)
+        optimizer = self.optimizer  # with network i's own values: train(result, ...) goes on
+        held = getattr(one.opt_state, "hyperparams", None)  # with them, as save records them
+        if isinstance(optimizer, Optimizer) and held:
+            optimizer = optimizer.replace(
+                **{k: np.asarray(v).item() for k, v in held.items() if k in optimizer.hyperparams}
+            )
+        return state_result(one, history, elapsed=self.elapsed, optimizer=optimizer)
 
     def results(self) -> list[TrainResult]:
         """Every network's :class:`jbpnn.training.TrainResult`."""

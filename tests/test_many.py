@@ -226,6 +226,22 @@ def test_init_many_and_stacking():
         stack_params([one, init_params(jax.random.key(0), (3, 5, 2), "tanh", "mse")])
 
 
+def test_network_i_goes_on_with_its_own_hyperparameters(x64):
+    """result[i].optimizer was network 0's (the template): train(result[i], ...) went on
+    with lr 0.05 for every network and save recorded it. 5 + 5 epochs == 10 alone."""
+    X, Y = _classes()
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy", dtype=jnp.float64)
+    lrs = [0.05, 0.5, 2.0]
+    many = train_many(spec, X, Y, seeds=[0, 1, 2], optimizer="sgd", hparams={"lr": lrs},
+                      key=4, epochs=5, batch_size=8)  # fmt: skip
+    for i, lr in enumerate(lrs):
+        assert many[i].optimizer.hyperparams["lr"] == lr
+        more = train(many[i], X, Y, epochs=5, batch_size=8)
+        p0 = init_params(i, spec.sizes, spec.activations, spec.loss, spec.init, spec.dtype)
+        alone = train(p0, X, Y, optimizer=sgd(lr), key=4, epochs=10, batch_size=8)
+        tree_allclose(more.params, alone.params, rtol=1e-12)
+
+
 # ---------------------------------------------------------------- bad input
 def test_a_static_option_given_per_network_is_refused_for_what_it_is():
     """lbfgs's history sets its memory's shape: one value for all (the same value given per
