@@ -241,7 +241,7 @@ def _split_hparams(
         )
     shared: dict[str, Any] = {}
     per: dict[str, np.ndarray] = {}
-    firsts: dict[str, Any] = {}  # network 0's values, as given (ints stay ints)
+    firsts: dict[str, Any] = {}  # a value of each, as given (ints stay ints)
     for name, value in dict(hparams or {}).items():
         if isinstance(value, str) or callable(value) or value is None:
             shared[name] = value
@@ -254,7 +254,7 @@ def _split_hparams(
                 shared[name] = arr[0].item()
             else:
                 per[name] = arr.astype(float)
-                firsts[name] = arr[0].item()
+                firsts[name] = arr[np.argmax(arr != 0)].item()  # a non-zero one: "on"
         else:
             raise ValueError(
                 f"hyperparameter {name!r} must be one value for every network or an array of "
@@ -269,18 +269,22 @@ def _split_hparams(
                 f"optimizer hyperparameters {sorted(hparams or {})}: {error}"
             ) from None
 
+    def refuse_static(optimizer: Any) -> None:
+        missing = sorted(set(per) - set(getattr(optimizer, "hyperparams", {})))
+        if missing:
+            raise ValueError(
+                f"hyperparameters {missing} cannot differ between networks: {optimizer!r} does "
+                "not hold them as data (only an Optimizer's hyperparams can); give one shared value"
+            )
+
     # What the optimizer holds as data can differ between networks; a static option
-    # (lbfgs's history, the shape of its memory) cannot: asked first, with shared values.
+    # (lbfgs's history, the shape of its memory) cannot: asked first, with values as given
+    # (an int stays an int; a float value would fail the option's own integer check).
     try:
-        first_net = make(firsts)
+        refuse_static(make(firsts))
     except ValueError as error:
-        raise ValueError(f"bad optimizer hyperparameter for network 0: {error}") from None
-    missing = sorted(set(per) - set(getattr(first_net, "hyperparams", {})))
-    if missing:
-        raise ValueError(
-            f"hyperparameters {missing} cannot differ between networks: {first_net!r} does "
-            "not hold them as data (only an Optimizer's hyperparams can); give one shared value"
-        )
+        if "cannot differ between networks" in str(error):
+            raise
     # Each distinct combination once, as plain numbers: the factory's checks run here.
     rows = np.stack(list(per.values()), axis=1) if per else None
     first = [0] if rows is None else np.unique(rows, axis=0, return_index=True)[1]
@@ -290,6 +294,7 @@ def _split_hparams(
         except ValueError as error:
             raise ValueError(f"bad optimizer hyperparameter for network {i}: {error}") from None
     template = make({k: to_device(v[0]) for k, v in per.items()})
+    refuse_static(template)
     return template, per, shared
 
 
