@@ -65,23 +65,37 @@ class MapMinMax:
 
     def apply(self, x: ArrayLike) -> np.ndarray:
         """``x`` (rows of columns) into ``[ymin, ymax]``."""
-        x = np.asarray(x, np.float64)
+        x = self._columns("x", x)
         return ((x - self.xmin) * self._gain() + self.ymin).astype(np.float32)
 
     def reverse(self, y: ArrayLike) -> np.ndarray:
         """The inverse of :meth:`apply`: back to the original units."""
-        return (np.asarray(y, np.float64) - self.ymin) / self._gain() + self.xmin
+        return (self._columns("y", y) - self.ymin) / self._gain() + self.xmin
+
+    def _columns(self, name: str, a: ArrayLike) -> np.ndarray:
+        """``a`` as rows of this map's columns (a width of 1 was broadcast to every one)."""
+        a = np.asarray(a, np.float64)
+        width = len(self.xmin)
+        if a.ndim != 2 or a.shape[1] != width:
+            raise ValueError(
+                f"{name} must be rows of {width} column(s), shape (n, {width}), as the data "
+                f"the map was fitted on; got shape {a.shape}"
+            )
+        return a
 
 
-def mapminmax(x: ArrayLike, ymin: float = -1.0, ymax: float = 1.0) -> tuple[np.ndarray, MapMinMax]:
-    """Every column of ``x`` (shape ``(n, d)``) to ``[ymin, ymax]``; returns ``(y, settings)``."""
+def mapminmax(
+    x: ArrayLike, ymin: float = -1.0, ymax: float = 1.0, *, name: str = "x"
+) -> tuple[np.ndarray, MapMinMax]:
+    """Every column of ``x`` (shape ``(n, d)``) to ``[ymin, ymax]``; returns ``(y, settings)``.
+    ``name`` is what the errors call ``x`` (``feedforwardnet`` maps its ``t`` too)."""
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or not len(x):
         raise ValueError(
-            f"mapminmax takes rows of columns, shape (n, d) with n >= 1, got {x.shape}"
+            f"mapminmax takes rows of columns, shape (n, d) with n >= 1; {name} has shape {x.shape}"
         )
     if not np.isfinite(x).all():
-        raise ValueError("mapminmax: x holds NaN or inf")
+        raise ValueError(f"mapminmax: {name} holds NaN or inf")
     if not ymin < ymax:
         raise ValueError(f"mapminmax needs ymin < ymax, got {ymin} and {ymax}")
     settings = MapMinMax(x.min(axis=0), x.max(axis=0), float(ymin), float(ymax))
@@ -195,8 +209,13 @@ def feedforwardnet(
     check_number("goal", goal, 0.0)
     t = np.asarray(t, np.float64)
     t = t[:, None] if t.ndim == 1 else t
-    xs, input_map = mapminmax(x)
-    ts, target_map = mapminmax(t)
+    xs, input_map = mapminmax(x, name="x")
+    ts, target_map = mapminmax(t, name="t")
+    if len(ratios) != 3:
+        raise ValueError(
+            f"ratios are divideParam's (train, validation, test) ratios, three numbers; got "
+            f"{tuple(ratios)!r}"
+        )
     if len(xs) != len(ts):
         raise ValueError(f"x has {len(xs)} rows and t {len(ts)}: one target row per input row")
     train_ind, val_ind, test_ind = dividerand(len(xs), *ratios, seed=seed)

@@ -81,3 +81,23 @@ def test_rows_must_match():
     x, t = _data(20)
     with pytest.raises(ValueError, match="x has 20 rows and t 19"):
         feedforwardnet(x, t[:19])
+
+
+def test_maps_and_nets_refuse_data_of_another_width():
+    """A 1-column x was broadcast to both inputs of a 2-input net (predictions, no error);
+    NaN in t was reported as one in x; two ratios took a silent third."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (40, 2))
+    t = x[:, 0] - x[:, 1] ** 2
+    net = feedforwardnet(x, t, 3, "traingd", epochs=2)
+    with pytest.raises(ValueError, match=r"x must be rows of 2 column\(s\).*\(3, 1\)"):
+        net(x[:3, :1])
+    _, settings = mapminmax(x)
+    with pytest.raises(ValueError, match=r"y must be rows of 2 column"):
+        settings.reverse(np.zeros((3, 1)))
+    bad = t.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="mapminmax: t holds NaN"):
+        feedforwardnet(x, bad, 3, "traingd", epochs=2)
+    with pytest.raises(ValueError, match="three numbers"):
+        feedforwardnet(x, t, 3, "traingd", epochs=2, ratios=(0.7, 0.15))
