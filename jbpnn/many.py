@@ -63,7 +63,7 @@ import numpy as np
 from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, keys_from_seeds, to_device
+from jbpnn.checks import as_key, check_int, check_number, keys_from_seeds, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
@@ -625,6 +625,12 @@ def train_many(
         raise ValueError("give key (one data order for all) or keys (one per network), not both")
     check_progress(progress)
     epochs = check_int("epochs", epochs, 1)
+    if memory_limit is not None:  # bytes: True, a string or NaN fell through to odd errors
+        check_number("memory_limit", memory_limit, low=0.0)
+        if not memory_limit > 0:
+            raise ValueError(
+                f"memory_limit must be a positive number of bytes, got {memory_limit!r}"
+            )
     if mesh is not None:  # several processes: the same arguments everywhere, or a clear error
         agree_across_processes(
             mesh,

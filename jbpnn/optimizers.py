@@ -720,13 +720,18 @@ def adam(
     Args:
         lr: learning rate: a number, a :class:`Schedule`, or a function ``count -> lr``.
         b1, b2: decay rates of the first and second moments, in ``[0, 1)``.
-        eps: added to the denominator.
+        eps: added to the denominator, > 0.
         weight_decay: L2 coefficient added to the gradient (not AdamW's decoupled decay).
         alpha: scikit-learn's L2 on the weights only, per batch (see :func:`sgd`).
     """
     check_number("b1", b1, low=0.0, high=1.0)
     check_number("b2", b2, low=0.0, high=1.0)
     check_number("eps", eps, low=0.0)
+    if isinstance(eps, numbers.Real) and eps == 0:  # 0 / (sqrt(0) + 0) for a zero gradient
+        raise ValueError(
+            "eps must be > 0: a weight whose gradient is exactly 0 (a feature of zeros, a dead "
+            "unit) would take the step 0 / (sqrt(0) + 0) = NaN; got eps=0"
+        )
     return _build("adam", lr, weight_decay, alpha, {}, {"b1": b1, "b2": b2, "eps": eps})
 
 

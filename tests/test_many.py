@@ -255,6 +255,14 @@ def test_a_static_option_given_per_network_is_refused_for_what_it_is():
     assert r.state.opt_state.s.shape[1] == 5
 
 
+@pytest.mark.parametrize("limit", [True, "20GB", float("nan"), -1, 0])
+def test_a_bad_memory_limit_is_named(limit):
+    """True was 1 byte, a string a TypeError from inside, NaN 'cannot convert float NaN'."""
+    X, Y = _classes(20)
+    with pytest.raises(ValueError, match="memory_limit"):
+        train_many(InitSpec((5, 4, 3)), X, Y, seeds=[0], hparams={"lr": 0.1}, memory_limit=limit)
+
+
 def test_bad_requests_raise_before_training():
     X, Y = _classes(20)
     spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy")

@@ -273,3 +273,10 @@ def test_the_update_count_saturates_instead_of_wrapping_after_2_31_updates(make)
         updates, state = opt.update(grads, state, params)
         assert all(np.isfinite(np.asarray(u)).all() for u in jax.tree.leaves(updates))
     assert int(state.count) == 2**31 - 1
+
+
+def test_adam_eps_zero_is_refused():
+    """A weight whose gradient is exactly 0 took 0 / (sqrt(0) + 0) = NaN: the run stopped as
+    "diverged" after one epoch."""
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        adam(0.01, eps=0)
