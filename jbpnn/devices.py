@@ -78,10 +78,13 @@ def pick_devices(devices: Any, *, local: bool = False) -> tuple:
     if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
             where = "local devices" if local else "devices"
-            raise ValueError(
-                f"devices={devices}: JAX sees {len(available)} {where} ({available}); on a "
-                "CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count=k "
+            more = (
+                "; on a CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count=k "
                 "or call jbpnn.many.use_cpu_devices(k) before any JAX computation"
+            )
+            raise ValueError(
+                f"devices must be a count from 1 to the {len(available)} {where} JAX sees "
+                f"({available}), got {devices}{more if devices > len(available) else ''}"
             )
         return tuple(available[:devices])
     given = tuple(devices) if isinstance(devices, (list, tuple)) else None

@@ -168,8 +168,10 @@ def test_mesh_arguments_are_checked():
         jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), mesh=mesh, devices=1)
     with pytest.raises(ValueError, match="data_axis"):
         jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), mesh=mesh, data_axis="data")
-    with pytest.raises(ValueError, match="devices=99"):
+    with pytest.raises(ValueError, match="devices must be a count from 1 .*got 99; on a CPU"):
         jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), devices=99)
+    with pytest.raises(ValueError, match=r"devices must be a count from 1 .*got 0$"):
+        jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), devices=0)  # no XLA_FLAGS advice
     with pytest.raises(ValueError, match="jax.sharding.Mesh"):
         jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), mesh="data")
     one = jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), epochs=2, batch_size=3)
