@@ -189,7 +189,11 @@ def to_device(x: Any, dtype: Any = None) -> Array:
 def _host_or_device(a: Any, dtype: Any, name: str) -> Any:
     """A JAX array (or tracer) cast on its device; anything else a NumPy array on the host.
     Complex values are refused: the cast would drop their imaginary parts."""
-    if np.iscomplexobj(a):
+    try:
+        complex_values = np.iscomplexobj(a)
+    except (TypeError, ValueError):  # ragged rows: the conversion below says so
+        complex_values = False
+    if complex_values:
         raise ValueError(
             f"{name} has complex values ({np.asarray(a).dtype.name}); a network takes real "
             "numbers: give the real part, the magnitude, or both as separate features"

@@ -126,8 +126,9 @@ def test_adam_two_steps(x64):
 
 
 def test_adam_first_step_is_lr_sign(x64):
-    # With bias correction the first step is -lr * g / (|g| + eps): about lr per coordinate.
-    (p1,), _ = _steps(adam(0.01, eps=0.0), [G1])
+    # With bias correction the first step is -lr * g / (|g| + eps): about lr per coordinate
+    # (eps tiny; 0 is refused: a zero gradient would take 0/0).
+    (p1,), _ = _steps(adam(0.01, eps=1e-300), [G1])
     expected = _tmap(lambda p, g: p - 0.01 * np.sign(g), P, G1)
     nonzero = _tmap(lambda g: g != 0, G1)
     for k in P:
