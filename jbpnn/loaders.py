@@ -443,9 +443,13 @@ def load_features(
     first_line, first = rows[0]
     if header == "auto":
         known = set(feature_names) | ({target_name} if target_name is not None else set())
-        header = bool(set(first) <= known and len(set(first)) == len(first)) or (
-            _looks_like_header(first, [row for _, row in rows[1:]])
-        )
+        named = bool(set(first) <= known and len(set(first)) == len(first))
+        if generic:  # a model from a file without a header: its data has none, unless
+            # the first row is all names (numbers over the model's columns were read as a
+            # header when its label appeared nowhere below, and that row was not predicted)
+            header = named or all(_kind(a) == "text" for a in first)
+        else:
+            header = named or _looks_like_header(first, [row for _, row in rows[1:]])
     data = rows[1:] if header else rows
     if not data:
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")

@@ -202,6 +202,17 @@ def test_load_features_matches_columns_by_name(tmp_path):
     assert load_features(numeric, ["1", "2", "3"]).X.tolist() == [[10, 20, 30]]
 
 
+def test_features_for_a_model_without_names_keep_every_row(tmp_path):
+    """A model trained from a file without a header (names col0, col1, ...): its data's
+    first row ``1.3, 0.9, -0.7, cat`` (a label found nowhere below) was taken for a header
+    and not predicted; only a first row of names is one."""
+    path = write(tmp_path, "1.3,0.9,-0.7,cat\n0.1,-0.1,0.6,dog\n0.2,-0.5,0.4,dog\n", "p.csv")
+    names = ["col0", "col1", "col2"]
+    assert load_features(path, names, "col3").X.shape == (3, 3)
+    named = write(tmp_path, "a,b,c,label\n1.3,0.9,-0.7,cat\n0.1,-0.1,0.6,dog\n", "h.csv")
+    assert load_features(named, names, "col3").X.shape == (2, 3)
+
+
 def test_load_features_without_a_header_checks_the_count(tmp_path):
     path = write(tmp_path, "1,2\n3,4\n", "n.csv")
     assert load_features(path, ["a", "b"], "y").X.tolist() == [[1, 2], [3, 4]]
