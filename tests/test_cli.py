@@ -1110,3 +1110,17 @@ def test_gradcheck_errors_carry_the_command_prefix(capsys):
     """Its own checks printed "error: ..." without "jbpnn gradcheck: ", unlike every other."""
     rc, _, err = run_cli(capsys, "gradcheck", "--rtol", "nan")
     one_line_error(rc, err, "jbpnn gradcheck: error: ", "rtol")
+
+
+def test_class_accuracy_is_that_of_the_labels_predict_prints():
+    """binary_cross_entropy on a class table: the report used jbpnn.accuracy's multilabel
+    rule (every output on its side of 0.5) and printed 0.0 where predict's labels, the
+    largest output, were right."""
+    import jbpnn
+    from jbpnn.cli.train import _label_accuracy
+
+    layers = [(np.array([[0.0, 0.0]]), np.array([0.4, 0.2]))]  # outputs 0.6, 0.55: both > 0.5
+    params = jbpnn.MLP.from_layers(layers, ("sigmoid",), "binary_cross_entropy")
+    X, labels = np.zeros((4, 1), np.float32), np.zeros(4, int)  # class 0: the largest output
+    assert float(jbpnn.accuracy(params, X, np.eye(2)[labels])) == 0.0
+    assert _label_accuracy(params, X, labels) == 1.0
