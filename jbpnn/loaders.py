@@ -186,6 +186,12 @@ def load_csv(
         raise ValueError(f"header must be 'auto', True or False, got {header!r}")
     first_line, first = rows[0]
     names = [name if header and name else f"col{j}" for j, name in enumerate(first)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # a model with them could not be given its own file again (predict matches names)
+        raise DataError(
+            f"{path}: columns {twice} appear more than once in the header (line {first_line}); "
+            "give every column its own name"
+        )
     data = rows[1:] if header else rows
     if not data:
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")
@@ -567,6 +573,8 @@ def load_npz(
                 f"{path}: {target!r} must have shape ({len(X)},) to match {features!r}, "
                 f"got {y.shape}"
             )
+        if y.dtype.kind == "c":  # the cast to float would drop the imaginary part
+            raise DataError(f"{path}: {target!r} has complex values; a target is real or a label")
         if y.dtype.kind == "f":
             y = y.astype(np.float64)
             if not np.all(np.isfinite(y)):

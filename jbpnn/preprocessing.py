@@ -299,7 +299,18 @@ class Preprocessing:
             assert encoder.classes_ is not None  # fit sets them
             classes = tuple(encoder.classes_.tolist())
         else:
-            target_scaler = Scaling.fit("standardize", np.asarray(y, np.float64).reshape(-1, 1))
+            try:
+                values = np.asarray(y, np.float64)
+            except (TypeError, ValueError):
+                first = next((v for v in np.asarray(y).ravel() if _not_number(v)), None)
+                name = f"the target {target_name!r}" if target_name else "the target"
+                raise ValueError(
+                    f"{name} holds text ({str(first)!r}); a regression needs numbers: use the "
+                    "classification task for labels (jbpnn train --task classification)"
+                ) from None
+            if np.iscomplexobj(y):
+                raise ValueError("the target has complex values; a regression needs real numbers")
+            target_scaler = Scaling.fit("standardize", values.reshape(-1, 1))
         return cls(
             task,
             Scaling.fit(scale, X),
@@ -436,3 +447,11 @@ def _field(d: Mapping[str, Any], key: str, read: Any) -> Any:
         return read(d[key])
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise _bad(f"holds an unusable {key!r} ({e})") from None
+
+
+def _not_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return True
+    return False

@@ -225,3 +225,23 @@ def test_load_features_without_a_header_checks_the_count(tmp_path):
     npz = tmp_path / "d.npz"
     np.savez(npz, X=np.array([[1.0, 2.0]]), feature_names=np.array(["b", "a"]))
     assert load_features(npz, ["a", "b"]).X.tolist() == [[2, 1]]
+
+
+def test_repeated_column_names_and_complex_targets_are_refused(tmp_path):
+    """A header a,a,y trained, and predict then refused the same file; a complex NPZ
+    target was cast to its real part (with a ComplexWarning on stderr)."""
+    path = write(tmp_path, "a,a,y\n1,2,3\n4,5,6\n", "dup.csv")
+    with pytest.raises(DataError, match=r"columns \['a'\] appear more than once"):
+        load_csv(path)
+    npz = tmp_path / "c.npz"
+    np.savez(npz, X=np.ones((3, 2)), y=np.arange(3) + 1j)
+    with pytest.raises(DataError, match="'y' has complex values"):
+        load_npz(npz)
+
+
+def test_a_regression_on_text_labels_names_the_target():
+    from jbpnn.preprocessing import Preprocessing
+
+    with pytest.raises(ValueError, match=r"the target 'species' holds text \('dog'\)"):
+        Preprocessing.fit(np.ones((3, 2)), np.array(["1.5", "dog", "cat"]), task="regression",
+                          target_name="species")  # fmt: skip
