@@ -1,4 +1,4 @@
-"""Figures: loss curves and hyperparameter heatmaps, written as PNG files.
+"""Figures: loss curves and hyperparameter heatmaps, written as PNG (or PDF, SVG...) files.
 
 The only module of jbpnn that imports matplotlib, and only inside the functions
 (``pip install "jbpnn[plot]"``): importing jbpnn never loads it. Files are written
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,9 +41,13 @@ def _pyplot(what: str) -> Any:
 
 
 def _save(fig: Any, plt: Any, path: str | os.PathLike) -> None:
-    """Write ``fig`` as a PNG to ``path`` atomically (:func:`jbpnn.files.atomic_write`)."""
+    """Write ``fig`` to ``path`` atomically (:func:`jbpnn.files.atomic_write`), in the
+    format its suffix names (``.pdf``, ``.svg``, ...; PNG without a suffix matplotlib knows:
+    a ``curve.pdf`` held PNG bytes before)."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    kind = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
     try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png"), what="write the figure to")
+        atomic_write(path, lambda f: fig.savefig(f, format=kind), what="write the figure to")
     finally:
         plt.close(fig)
 
@@ -51,7 +56,7 @@ def plot_history(path: str | os.PathLike, history: Mapping[str, np.ndarray], tit
     """Save the loss curves of one training as a PNG (needs matplotlib).
 
     Args:
-        path: the PNG to write.
+        path: the file to write; its suffix names the format (PNG by default).
         history: ``loss`` of shape ``(epochs,)`` and, when present, ``val_loss`` and
             ``val_accuracy`` of the same shape (as :class:`jbpnn.training.TrainResult`).
         title: the figure's title.
@@ -95,7 +100,7 @@ def plot_heatmap(
     Args:
         summary: one row per ``(x, y)`` cell, e.g. from
             :meth:`jbpnn.tables.ResultsTable.summarize`.
-        path: the PNG to write.
+        path: the file to write; its suffix names the format (PNG by default).
         x, y: the columns of the two axes; value: the column shown as colour.
     """
     plt = _pyplot("the heatmap")

@@ -1124,3 +1124,17 @@ def test_class_accuracy_is_that_of_the_labels_predict_prints():
     X, labels = np.zeros((4, 1), np.float32), np.zeros(4, int)  # class 0: the largest output
     assert float(jbpnn.accuracy(params, X, np.eye(2)[labels])) == 0.0
     assert _label_accuracy(params, X, labels) == 1.0
+
+
+def test_predict_refuses_no_header_on_an_npz_as_train_does(tmp_path, capsys):
+    """predict --no-header DATA.npz was ignored silently (columns matched by the NPZ's
+    names); train refuses it."""
+    write_flowers(tmp_path)
+    model = tmp_path / "m.npz"
+    rc, _, err = run_cli(capsys, "train", "--data", tmp_path / "flowers.csv", "--target",
+                         "colour", "--epochs", "1", "--save", model)  # fmt: skip
+    assert rc == 0, err
+    data = tmp_path / "d.npz"
+    np.savez(data, X=np.ones((2, 4)))
+    rc, _, err = run_cli(capsys, "predict", "--no-header", model, data)
+    one_line_error(rc, err, "--header/--no-header apply to CSV files")

@@ -101,3 +101,19 @@ def test_two_writers_of_one_file_do_not_collide(tmp_path, monkeypatch):
     plot_history(path, HISTORY, "first")
     assert path.read_bytes() == alone.read_bytes()  # the last rename wins, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "curve.png"]
+
+
+def test_the_suffix_names_the_format(tmp_path, capsys):
+    """curve.pdf held PNG bytes (the library and jbpnn train --plot): the suffix chooses,
+    PNG where matplotlib knows no such format."""
+    pytest.importorskip("matplotlib")
+    for name, magic in (("c.pdf", b"%PDF"), ("c.svg", b"<?xml"), ("c.png", PNG), ("c.x", PNG)):
+        plot_history(tmp_path / name, {"loss": np.ones(3)}, "t")
+        assert (tmp_path / name).read_bytes().startswith(magic), name
+    from conftest import run_cli, write_flowers
+
+    write_flowers(tmp_path)
+    rc, _, err = run_cli(capsys, "train", "--data", tmp_path / "flowers.csv", "--target",
+                         "colour", "--epochs", "1", "--plot", tmp_path / "curve.pdf")  # fmt: skip
+    assert rc == 0, err
+    assert (tmp_path / "curve.pdf").read_bytes().startswith(b"%PDF")

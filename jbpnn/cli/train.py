@@ -404,7 +404,8 @@ def _save(
         files.append((outputs["--save"], save_bytes(result.params, **metadata)))
     if "--plot" in outputs:
         title = f"jbpnn {_arch(result.params)} on {Path(args.data or 'digits').name}"
-        files.append((outputs["--plot"], _render_plot(result.history, title)))
+        plot = _render_plot(result.history, title, Path(args.plot).suffix)
+        files.append((outputs["--plot"], plot))
     write_files(files)
     written = []
     if args.save is not None:
@@ -414,10 +415,11 @@ def _save(
     return written
 
 
-def _render_plot(history: dict[str, np.ndarray], title: str) -> bytes:
-    """The loss-curve PNG, in memory: written only once every output can be."""
+def _render_plot(history: dict[str, np.ndarray], title: str, suffix: str) -> bytes:
+    """The loss-curve figure, in memory, in the format the suffix names (PNG for one
+    matplotlib does not know): written only once every output can be."""
     with tempfile.TemporaryDirectory(prefix="jbpnn-plot-") as tmp:
-        path = Path(tmp) / "curve.png"
+        path = Path(tmp) / f"curve{suffix}"
         plots.plot_history(path, history, title)
         return path.read_bytes()
 
@@ -448,6 +450,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     inputs = {"MODEL": args.model, "DATA": args.data, **imported_files(args.imports)}
     outputs = check_outputs({"--out": args.out}, inputs)
+    if args.header is not None and Path(args.data).suffix.lower() == ".npz":
+        raise CLIError("--header/--no-header apply to CSV files; an NPZ has no header")
     params, meta = load(args.model)
     prep = _model_preprocessing(args.model, params, meta)
     assert prep.feature_names is not None  # Preprocessing.__post_init__ always sets them
@@ -574,7 +578,7 @@ def add_parsers(sub: Any) -> None:
         type=batch_size,
         default=AUTO,
         help="1 = online (the article's), 0 = full batch; a batch larger than the data "
-        f"is full batch (default {DEFAULT_BATCH}; full batch for rprop, lm)",
+        f"is full batch (default {DEFAULT_BATCH}; full batch for rprop, lm, br, lbfgs)",
     )
     tr.add_argument(
         "--seed", type=seed, default=0, help="init, split and order seed, 0 .. 2**32 - 1"
@@ -617,7 +621,8 @@ def add_parsers(sub: Any) -> None:
     tr.add_argument(
         "--plot",
         metavar="CURVE.png",
-        help="save the loss curves here; needs matplotlib (default: no plot)",
+        help="save the loss curves here, in the format its suffix names (.png, .pdf, .svg, "
+        "...); needs matplotlib (default: no plot)",
     )
     tr.add_argument(
         "--progress",
