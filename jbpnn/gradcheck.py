@@ -390,8 +390,10 @@ def _tolerances(
     default_rtol, default_atol = DEFAULT_TOLERANCES[(reference, dtype)]
     rtol = default_rtol if rtol is None else float(rtol)
     atol = default_atol if atol is None else float(atol)
-    if not rtol > 0 or not atol >= 0:
-        raise ValueError(f"rtol must be > 0 and atol >= 0, got rtol={rtol}, atol={atol}")
+    if not (0 < rtol < np.inf) or not (0 <= atol < np.inf):  # inf: every check passes
+        raise ValueError(
+            f"rtol must be finite and > 0 and atol finite and >= 0, got rtol={rtol}, atol={atol}"
+        )
     return rtol, atol
 
 

@@ -1138,3 +1138,13 @@ def test_predict_refuses_no_header_on_an_npz_as_train_does(tmp_path, capsys):
     np.savez(data, X=np.ones((2, 4)))
     rc, _, err = run_cli(capsys, "predict", "--no-header", model, data)
     one_line_error(rc, err, "--header/--no-header apply to CSV files")
+
+
+def test_a_threshold_flag_takes_off_as_its_messages_say(tmp_path, capsys):
+    """--tol's error offered "or None", which the flag refused as not a number."""
+    write_flowers(tmp_path)
+    common = ("train", "--data", tmp_path / "flowers.csv", "--target", "colour", "--epochs", "1")
+    rc, _, err = run_cli(capsys, *common, "--tol", "-1")
+    one_line_error(rc, err, "finite number >= 0 or off")
+    rc, _, err = run_cli(capsys, *common, "--tol", "off")
+    assert rc == 0, err

@@ -353,8 +353,10 @@ def test_bad_input_is_a_value_error():
         gradcheck(params, X, Y, reference="numeric")
     with pytest.raises(ValueError, match="Your data length is 4, but our input needs 3"):
         gradcheck(params, np.zeros((2, 4)), np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="rtol must be > 0"):
+    with pytest.raises(ValueError, match="rtol must be finite and > 0"):
         gradcheck(params, X, Y, rtol=0)
+    with pytest.raises(ValueError, match="atol finite"):  # inf: every comparison passed
+        gradcheck(params, X, Y, atol=np.inf)
     with pytest.raises(ValueError, match="float64 only"):
         gradcheck(params, X, Y, reference="finite_difference", dtype=jnp.float32)
     with pytest.raises(ValueError, match="eps must be > 0"):

@@ -125,7 +125,22 @@ def _open_fraction(value: float) -> None:
 positive_int = integer(1)
 non_negative_int = integer(0)
 seed = FlagType("an int seed", int, lambda v: check_seed("the seed", v))
-threshold = FlagType("a number >= 0", float, lambda v: check_threshold("the value", v))
+
+
+def _threshold_text(text: str) -> float | None:
+    return None if text.strip().lower() in ("off", "none") else float(text)
+
+
+def _check_threshold(value: float | None) -> float | None:
+    """The library's check of a stop-rule threshold, its None spelled ``off``."""
+    try:
+        return check_threshold("the value", value)
+    except ValueError as e:
+        raise ValueError(str(e).replace("None", "off")) from None
+
+
+# train(tol=), min_weight_change=, ...: a number >= 0, or off (None), as the API
+threshold = FlagType("a number >= 0, or off", _threshold_text, _check_threshold)
 learning_rate = number(0.0)  # every optimizer: check_number("lr", lr, low=0.0)
 momentum_m = number(0.0, 1.0)  # momentum(): check_number("m", m, low=0.0, high=1.0)
 fraction = number(0.0, 1.0)  # [0, 1): a share of rows that may be none
