@@ -542,6 +542,15 @@ def _init_key(init: Any) -> Any:
     return ("params", digest.hexdigest())
 
 
+def _value_key(value: Any) -> Any:
+    """A grid value as a key: numbers, strings and None by value, anything else (an
+    estimator, an array, a dict) by identity (the grid hands out the same object to every
+    candidate it belongs to)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return (type(value).__name__, value)
+    return ("object", id(value))
+
+
 def _going_on(incremental: bool) -> str:
     return "partial_fit" if incremental else "fit with warm_start=True"
 
@@ -1631,14 +1640,15 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         if self.refit or not self.multimetric_:  # as GridSearchCV
             self.best_index_ = self._best_index(refit_metric)
             self.best_params_ = candidates[self.best_index_]
-            if not (self.multimetric_ and callable(self.refit)):
+            if not callable(self.refit):  # GridSearchCV: none when refit is a function
                 mean = self.cv_results_[f"mean_test_{refit_metric}"]
                 self.best_score_ = float(mean[self.best_index_])
         if self.refit:
             start = time.perf_counter()
             if fit_kw is None:
                 fit_kw = {} if sample_weight is None else {"sample_weight": sample_weight}
-            self.best_estimator_ = clone(base).set_params(**self.best_params_).fit(X, y, **fit_kw)
+            best = clone(self.best_params_, safe=False)  # the grid's objects stay unfitted
+            self.best_estimator_ = clone(base).set_params(**best).fit(X, y, **fit_kw)
             self.refit_time_ = time.perf_counter() - start
         return self
 
@@ -1659,6 +1669,21 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             _check_label_types(y)
         candidates = list(ParameterGrid(self.param_grid))
         prefix = f"{last_name}__"
+        for params in candidates:
+            if last_name in params:  # the inner sweeps train the pipeline's own last step
+                raise ValueError(
+                    f"param_grid replaces the Pipeline's last step {last_name!r} itself; "
+                    f"SweepSearchCV sweeps its parameters ({prefix}...): give them as "
+                    f"{prefix}<name> values, or use GridSearchCV to swap whole estimators"
+                )
+        if callable(self.scoring) or (
+            isinstance(self.scoring, Mapping) and any(map(callable, self.scoring.values()))
+        ):
+            raise ValueError(
+                "a callable scoring with a Pipeline: GridSearchCV calls it with the pipeline and "
+                "the raw rows, SweepSearchCV would call it with the network and the transformed "
+                "rows; give scorer names (e.g. 'accuracy'), or use GridSearchCV"
+            )
         n_rows = _num_samples(X)
         cv = check_cv(self.cv, y, classifier=is_classifier(last))
         splits = [
@@ -1666,11 +1691,19 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             for k, (tr, te) in enumerate(cv.split(X, y, groups))
         ]
         self.n_splits_ = len(splits)
-        by_head: dict[str, tuple[dict, list]] = {}  # the preceding steps' settings -> candidates
+        if self.verbose > 0:  # GridSearchCV's line, once (the inner sweeps print none)
+            print(
+                f"Fitting {len(splits)} folds for each of {len(candidates)} candidates, "
+                f"totalling {len(splits) * len(candidates)} fits"
+            )
+        by_head: dict[tuple, tuple[dict, list]] = {}  # the preceding steps' settings -> candidates
         for c, params in enumerate(candidates):
             head = {k: v for k, v in params.items() if not k.startswith(prefix)}
             final = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
-            by_head.setdefault(repr(sorted(head.items())), (head, []))[1].append((c, final))
+            # grouped by the grid's own values: a repr abbreviates (two long arrays that
+            # differ at one entry read alike) and trained one with the other's steps
+            key = tuple(sorted((k, _value_key(v)) for k, v in head.items()))
+            by_head.setdefault(key, (head, []))[1].append((c, final))
         scorers, refit_metric = self._scorers(last)  # what every inner sweep scores with
         arrays: dict[str, dict[str, np.ndarray]] = {"test": {}, "train": {}}
         times = np.zeros((2, len(candidates), len(splits)))
@@ -1678,9 +1711,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         for head, members in by_head.values():
             parts, rows, start = [], [], 0
             for tr, te in splits:
-                steps = Pipeline(clone(pipe).set_params(**head).steps[:-1])
-                X_tr = steps.fit_transform(_safe_indexing(X, tr), _safe_indexing(y, tr))
-                X_te = steps.transform(_safe_indexing(X, te))
+                # clones of the grid's objects: the caller's stay unfitted, as GridSearchCV's
+                setting = clone(pipe).set_params(**clone(head, safe=False))
+                X_tr, X_te = _safe_indexing(X, tr), _safe_indexing(X, te)
+                if len(setting.steps) > 1:  # a network alone: nothing to transform
+                    steps = Pipeline(setting.steps[:-1])
+                    X_tr = steps.fit_transform(X_tr, _safe_indexing(y, tr))
+                    X_te = steps.transform(X_te)
                 parts.append((X_tr, tr))
                 parts.append((X_te, te))
                 fit_rows = np.arange(start, start + len(tr))  # the fold's rows in the table
@@ -1699,7 +1736,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 scoring=self.scoring,
                 refit=False,
                 cv=rows,
-                verbose=self.verbose,
+                verbose=0,
                 error_score=self.error_score,
                 return_train_score=self.return_train_score,
             ).fit(X_all, y_all, sample_weight=w_all)

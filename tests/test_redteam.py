@@ -376,3 +376,58 @@ def test_sweep_takes_a_pipeline_and_fits_its_preceding_steps_per_fold_as_gridsea
     assert [call["networks"] for call in sweep.sweep_calls_] == [6, 6]
     with pytest.raises(TypeError, match="last step is StandardScaler"):
         SweepSearchCV(Pipeline([("net", net), ("scale", StandardScaler())]), {}, cv=3).fit(X, y)
+
+
+def test_sweep_pipelines_as_gridsearchcv_or_refused():
+    """Found by a red-team pass: a grid over the last step itself was ignored (both
+    candidates scored with the pipeline's own network); the grid's scaler objects were
+    fitted in place and shared with best_estimator_; a pipeline of the network alone
+    raised AttributeError; head settings grouped by repr trained one with another's
+    steps when reprs read alike (long arrays); a callable scorer got the network and the
+    transformed rows; verbose printed one line per head setting."""
+    import warnings
+
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.3)
+    net = BPNNClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("net", net)])
+    with pytest.raises(ValueError, match="replaces the Pipeline's last step 'net'"):
+        SweepSearchCV(pipe, {"net": [net, clone(net).set_params(alpha=0.1)]}, cv=3).fit(X, y)
+    with pytest.raises(ValueError, match="callable scoring with a Pipeline"):
+        SweepSearchCV(pipe, {"net__alpha": [1e-4]}, scoring=lambda e, X, y: 0.0, cv=3).fit(X, y)
+    scalers = [StandardScaler(), MinMaxScaler()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = SweepSearchCV(pipe, {"scale": scalers}, cv=3, verbose=1).fit(X, y)
+        alone = SweepSearchCV(Pipeline([("net", net)]), {"net__alpha": [1e-4, 1e-1]}, cv=3)
+        search = GridSearchCV(Pipeline([("net", net)]), {"net__alpha": [1e-4, 1e-1]}, cv=3)
+        alone.fit(X, y), search.fit(X, y)
+    assert not any(hasattr(s, "mean_") or hasattr(s, "data_min_") for s in scalers)
+    assert sweep.best_estimator_.named_steps["scale"] not in scalers
+    np.testing.assert_allclose(
+        alone.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], atol=0.02
+    )
+    # two weight matrices whose reprs are the same (NumPy abbreviates long arrays)
+    W1 = np.ones(2000)
+    W2 = W1.copy()
+    W2[1000] = 0.0
+    assert repr(W1) == repr(W2)
+    f = FunctionTransformer(lambda Z, W: Z * W[: Z.shape[1]] * (W[1000] if W[1000] else 0))
+    grid = {"f__kw_args": [{"W": W1}, {"W": W2}]}
+    two = Pipeline([("f", f), ("net", net)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = SweepSearchCV(two, grid, cv=3).fit(X, y)
+        search = GridSearchCV(two, grid, cv=3).fit(X, y)
+    np.testing.assert_allclose(
+        sweep.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], atol=0.02
+    )
+    assert len(sweep.sweep_calls_) == 2  # one per setting of the steps before the network
