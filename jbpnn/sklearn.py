@@ -1507,6 +1507,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         Returns:
             self.
         """
+        self._check_search_params()
         base = self.estimator
         if isinstance(base, Pipeline):
             return self._fit_pipeline(X, y, groups, sample_weight)
@@ -1651,6 +1652,32 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.best_estimator_ = clone(base).set_params(**best).fit(X, y, **fit_kw)
             self.refit_time_ = time.perf_counter() - start
         return self
+
+    def _check_search_params(self) -> None:
+        """GridSearchCV's own checks of its arguments (its ``_parameter_constraints``): a
+        string ``error_score`` other than ``'raise'`` was stored as a score (``'0.5'`` made a
+        failing candidate win), ``verbose='loud'`` failed inside."""
+        es = self.error_score
+        if not (es == "raise" if isinstance(es, str) else isinstance(es, numbers.Real)):
+            raise ValueError(f"error_score must be 'raise' or a number (e.g. np.nan), got {es!r}")
+        for name in ("return_train_score",):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        refit = self.refit
+        if not (isinstance(refit, (bool, np.bool_, str)) or callable(refit)):
+            raise ValueError(
+                f"refit must be True, False, a metric name or a callable, got {refit!r}"
+            )
+        if self.n_jobs is not None and (
+            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral)
+        ):
+            raise ValueError(f"n_jobs must be None or an integer, got {self.n_jobs!r}")
+        v = self.verbose
+        if not (isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v >= 0)):
+            raise ValueError(f"verbose must be an integer >= 0, got {v!r}")
+        pd = self.pre_dispatch
+        if not (pd is None or isinstance(pd, str) or isinstance(pd, numbers.Integral)):
+            raise ValueError(f"pre_dispatch must be None, an integer or a string, got {pd!r}")
 
     def _fit_pipeline(self, X, y, groups, sample_weight):
         """A ``Pipeline`` that ends with a jbpnn estimator, as ``GridSearchCV`` fits it: per
@@ -2110,6 +2137,10 @@ def _cv_results(
             for k in range(train.shape[1]):
                 results[f"split{k}_train_{metric}"] = train[:, k]
             mean = train.mean(axis=1)
+            if not np.isfinite(mean).all():  # GridSearchCV warns for either side
+                warnings.warn(
+                    f"One or more of the train scores are non-finite: {mean}", stacklevel=3
+                )
             results[f"mean_train_{metric}"] = mean
             results[f"std_train_{metric}"] = np.sqrt(np.mean((train - mean[:, None]) ** 2, axis=1))
     return results

@@ -431,3 +431,45 @@ def test_sweep_pipelines_as_gridsearchcv_or_refused():
         sweep.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], atol=0.02
     )
     assert len(sweep.sweep_calls_) == 2  # one per setting of the steps before the network
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"error_score": "0.5"},
+        {"error_score": "rasie"},
+        {"error_score": None},
+        {"n_jobs": "many"},
+        {"return_train_score": "yes"},
+        {"refit": 2},
+        {"pre_dispatch": [1]},
+        {"verbose": "loud"},
+    ],
+)
+def test_sweep_checks_its_own_arguments_as_gridsearchcv(bad):
+    """error_score='0.5' was stored as the score 0.5 (a failing candidate won); the others
+    were accepted or failed inside."""
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    X, y = np.random.default_rng(0).normal(size=(30, 3)), np.arange(30) % 2
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        SweepSearchCV(BPNNClassifier(max_iter=1), {"alpha": [1e-4]}, cv=2, **bad).fit(X, y)
+
+
+def test_sweep_warns_of_non_finite_train_scores_as_gridsearchcv():
+    import warnings
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    X, y = np.random.default_rng(0).normal(size=(30, 3)), np.arange(30) % 2
+
+    def scorer(est, X, y):
+        if len(y) > 10:  # the training folds (20 rows; the test folds have 10)
+            raise RuntimeError("no train score")
+        return 0.5
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SweepSearchCV(BPNNClassifier(max_iter=1), {"alpha": [1e-4]}, cv=3, scoring=scorer,
+                      return_train_score=True, error_score=np.nan).fit(X, y)  # fmt: skip
+    assert any("train scores are non-finite" in str(w.message) for w in caught)
