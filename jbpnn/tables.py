@@ -107,20 +107,21 @@ class ResultsTable:
             if name not in self.columns:
                 raise KeyError(f"no column {name!r} to sort by; columns are {self.columns}")
 
-        def sort_key(row):
-            out = []
-            for name in by:
-                v = row[name]
-                missing = v is None or (isinstance(v, float) and math.isnan(v))
-                if isinstance(v, (int, float)) and not missing:
-                    out.append((0, -v if descending else v, ""))
-                else:
-                    out.append((1 if missing else 0, 0, "" if missing else str(v)))
-            return out
+        def missing(v: Any) -> bool:
+            return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
 
-        rows = sorted(self.rows, key=sort_key)
-        if descending and any(not isinstance(r[n], (int, float)) for r in rows for n in by):
-            rows = sorted(self.rows, key=lambda r: [str(r[n]) for n in by], reverse=True)
+        def order(v: Any) -> tuple:  # numbers (NumPy's too) by value, before anything else
+            if isinstance(v, (int, float, np.integer, np.floating)):
+                return (0, float(v), "")
+            return (1, 0.0, str(v))
+
+        # one stable pass per column, the last first; each its direction, NaN/None last
+        # (a string column made every column sort as text when descending)
+        rows = list(self.rows)
+        for name in reversed(by):
+            present = [r for r in rows if not missing(r[name])]
+            present.sort(key=lambda r, name=name: order(r[name]), reverse=descending)
+            rows = present + [r for r in rows if missing(r[name])]
         return ResultsTable(rows, self.columns)
 
     def head(self, k: int = 10) -> ResultsTable:
@@ -262,6 +263,8 @@ def _parse_cell(text: str) -> Any:
 
 
 def _json_cell(v: Any) -> Any:
+    if isinstance(v, np.generic):  # NumPy's scalars (grid() gives them): JSON's own types
+        v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v

@@ -127,3 +127,20 @@ def test_the_data_is_fsynced_before_it_is_named(tmp_path, monkeypatch):
     _table().to_json(tmp_path / "t.json")
     assert synced and synced[0] is False  # the file's data, then (maybe) its folder
     assert ResultsTable.from_json(tmp_path / "t.json") == _table()
+
+
+def test_sort_by_several_columns_descending_and_numpy_numbers():
+    """Found by a red-team pass: descending with a string column sorted every column as
+    text (0.03 > 0.5 > 1e-05) and NaN not last; NumPy integers (grid() gives them) sorted
+    as text (10 before 2) and broke to_json."""
+    rows = [
+        {"act": "relu", "lr": 1e-05, "acc": float("nan"), "seed": np.int64(10)},
+        {"act": "relu", "lr": 0.5, "acc": 0.9, "seed": np.int64(2)},
+        {"act": "relu", "lr": 0.03, "acc": 0.7, "seed": np.int64(1)},
+    ]
+    t = ResultsTable(rows, ["act", "lr", "acc", "seed"])
+    assert [r["lr"] for r in t.sort(["act", "lr"], descending=True).rows] == [0.5, 0.03, 1e-05]
+    assert [r["acc"] for r in t.sort(["act", "acc"], descending=True).rows][:2] == [0.9, 0.7]
+    assert math.isnan(t.sort(["act", "acc"], descending=True).rows[-1]["acc"])
+    assert [int(r["seed"]) for r in t.sort("seed").rows] == [1, 2, 10]
+    assert json.loads(t.to_json())["rows"][0]["seed"] == 10
