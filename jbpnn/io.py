@@ -108,7 +108,7 @@ from jbpnn.optimizers import (
     get_optimizer,
     with_loss_penalty,
 )
-from jbpnn.params import MLP, Layer, network_count
+from jbpnn.params import MLP, Layer, check_network, network_count
 from jbpnn.stopping import RUNNING, STOP_REASONS
 from jbpnn.training import TrainConfig, TrainState, init_state
 
@@ -247,6 +247,7 @@ def _to_arrays(
             f"save() expects an MLP, a stacked MLP or a TrainState, got {type(obj).__name__}{hint}"
         )
     _check_concrete(obj)
+    check_network(params, "save", stacked=True)  # what load refuses is not written
     n = network_count(params)
     _check_finite_params("save", "params", params)
     arrays: dict[str, np.ndarray] = {

@@ -138,6 +138,8 @@ def unflatten_params(params_template: MLP, vector: ArrayLike) -> MLP:
         ValueError: stacked params, or a vector whose shape is not ``(P,)``.
     """
     _require_one_network(params_template, "unflatten_params")
+    if jnp.iscomplexobj(vector):  # the cast would drop the imaginary part, as for data
+        raise ValueError("unflatten_params: the vector has complex values; params are real")
     vector = jnp.asarray(vector)
     P = n_params(params_template)
     if vector.shape != (P,):

@@ -187,18 +187,33 @@ def stack_params(networks: Sequence[MLP]) -> MLP:
     if not networks or not all(isinstance(p, MLP) for p in networks):
         raise ValueError("stack_params needs a non-empty sequence of MLPs")
     first = networks[0]
+    for i, p in enumerate(networks):
+        if network_count(p):  # a stack of stacks: refused only later (save), if at all
+            raise ValueError(
+                f"stack_params takes single networks; network {i} is already a stack of "
+                f"{network_count(p)} (unstack_params(it) gives its networks)"
+            )
     for i, p in enumerate(networks[1:], 1):
         # mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it)
         if jax.tree.structure(p) != jax.tree.structure(first) or p.sizes != first.sizes:  # type: ignore[operator]
+            mode = (
+                f", article_mode={p.article_mode}" if p.article_mode != first.article_mode else ""
+            )
             raise ValueError(
-                f"network {i} has architecture {p.sizes} {p.activations} {p.loss!r}; "
-                f"expected {first.sizes} {first.activations} {first.loss!r} like network 0"
+                f"network {i} has architecture {p.sizes} {p.activations} {p.loss!r}{mode}; "
+                f"expected {first.sizes} {first.activations} {first.loss!r}"
+                f"{f', article_mode={first.article_mode}' if mode else ''} like network 0"
             )
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *networks)
 
 
 def unstack_params(stacked: MLP) -> list[MLP]:
     """The inverse of :func:`stack_params`."""
+    if not isinstance(stacked, MLP) or not network_count(stacked):
+        raise ValueError(
+            "unstack_params takes stacked networks (every w (N, n_in, n_out)); got "
+            f"{'one network' if isinstance(stacked, MLP) else type(stacked).__name__}"
+        )
     n = stacked.layers[0].w.shape[0]
     return [jax.tree.map(lambda a, i=i: a[i], stacked) for i in range(n)]
 

@@ -349,7 +349,9 @@ def per_example_grads(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: 
         An :class:`MLP` whose leaves have a leading batch axis: layer ``l``'s
         ``w`` has shape ``(B, n_in, n_out)`` and its ``b`` shape ``(B, n_out)``.
     """
-    X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
+    X, Y, _ = check_batch(
+        params, X, Y, check_finite=check_finite, min_rows=1, what="per_example_grads"
+    )
     return _per_example_grads_jit(params, X, Y)
 
 
@@ -399,9 +401,9 @@ def jvp(
             ``params`` or ``X``, stacked params, NaN/inf.
     """
     _require_one_network(params, "jvp")
-    if np.ndim(X) == 1:  # one example: a batch of one
-        dX = None if dX is None else np.asarray(dX)[None, :]
-        out, dout = jvp(params, np.asarray(X)[None, :], dparams, dX, check_finite=check_finite)
+    if np.ndim(X) == 1:  # one example: a batch of one (jnp: X may be traced, as in apply)
+        dX = None if dX is None else jnp.asarray(dX)[None, :]
+        out, dout = jvp(params, jnp.asarray(X)[None, :], dparams, dX, check_finite=check_finite)
         return out[0], dout[0]
     X, _, _ = check_batch(params, X, check_finite=check_finite)
     if dX is None:

@@ -341,7 +341,8 @@ def check_network(params: Any, what: str = "params", *, stacked: bool = False) -
     The constructor cannot check (JAX rebuilds pytrees from placeholders), so an
     ``MLP(layers, activations, loss)`` built directly is checked here, where it is used:
     every ``w`` ``(n_in, n_out)`` and ``b`` ``(n_out,)`` (after the network axis), each
-    layer's inputs the outputs of the layer below, one known activation name per layer.
+    layer's inputs the outputs of the layer below, one known activation name per layer, a
+    known loss exact with the output unit, output-only units (softmax) only there.
 
     Args:
         params: the network (or stacked networks).
@@ -388,6 +389,10 @@ def check_network(params: Any, what: str = "params", *, stacked: bool = False) -
             get_activation(name)  # the registry's names, units registered by the user included
         except ValueError as error:
             raise ValueError(f"{where}layer {i}: {error}") from None
+    try:  # the loss, an output-only unit below the output, the (loss, output unit) pair
+        _resolve_activations(tuple(params.activations), len(params.layers), params.loss)
+    except ValueError as error:  # a wrong pair trained on a delta that is not its gradient
+        raise ValueError(f"{where}{error}") from None
     if n and not stacked:
         raise ValueError(
             f"{what} takes ONE network (w 2-D, b 1-D), but params is a stack of {n} networks "
@@ -461,11 +466,20 @@ def _check_architecture(arch: Any) -> dict[str, Any]:
 
 
 def _ndim(a: Any) -> int | None:
-    """``np.ndim(a)``, or None for a ragged sequence such as a ``(w, b)`` pair."""
+    """``np.ndim(a)``, or None for a ragged sequence such as a ``(w, b)`` pair (of arrays
+    or of tracers, inside the user's ``jit``: a ragged pair of tracers cannot be read)."""
+    if isinstance(a, (tuple, list)):
+        return None if len({_ndim(x) for x in a}) > 1 else _nested_ndim(a)
     try:
         return np.ndim(a)
     except ValueError:
         return None
+
+
+def _nested_ndim(a: Sequence[Any]) -> int | None:
+    """A list of equal-rank items: one more than theirs (a list of numbers: 1)."""
+    inner = _ndim(a[0]) if len(a) else 0
+    return None if inner is None else inner + 1
 
 
 def _float_dtype(name: str, dtype: Any) -> np.dtype:

@@ -1252,6 +1252,17 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
         if params.n_out == 1:
             Y = labels.reshape(-1, 1)
         else:
+            whole = np.issubdtype(labels.dtype, np.integer) or (
+                np.issubdtype(labels.dtype, np.floating)
+                and np.all(np.isfinite(labels))
+                and np.all(labels == np.round(labels))
+            )
+            if not whole:  # 1.7 was read as class 1, NaN failed with an IndexError
+                first = np.asarray(labels[np.argmax(~_whole(labels))]).item()
+                raise ValueError(
+                    f"labels must be whole numbers 0..{params.n_out - 1} (class indices), got "
+                    f"{labels.dtype} values such as {first!r}"
+                )
             if labels.size and (labels.min() < 0 or labels.max() >= params.n_out):
                 raise ValueError(
                     f"labels must lie in 0..{params.n_out - 1} for {params.n_out} outputs, "
@@ -1260,6 +1271,15 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
             Y = np.eye(params.n_out)[labels.astype(int)]
     X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1, what="accuracy")
     return float(_accuracy_jit(params, X, Y))
+
+
+def _whole(a: np.ndarray) -> np.ndarray:
+    """Which entries are whole numbers (False for NaN, text, ...)."""
+    try:
+        f = a.astype(np.float64)
+    except (TypeError, ValueError):
+        return np.zeros(a.shape, bool)
+    return np.isfinite(f) & (f == np.round(f))
 
 
 def evaluate(

@@ -473,3 +473,63 @@ def test_sweep_warns_of_non_finite_train_scores_as_gridsearchcv():
         SweepSearchCV(BPNNClassifier(max_iter=1), {"alpha": [1e-4]}, cv=3, scoring=scorer,
                       return_train_score=True, error_score=np.nan).fit(X, y)  # fmt: skip
     assert any("train scores are non-finite" in str(w.message) for w in caught)
+
+
+def test_function_api_refusals_and_traced_calls():
+    """Found by a red-team pass of the function API: from_layers of a 2-layer network
+    failed inside jit (the bare-pair check read tracers); jvp of one example failed under
+    jit and vmap; accuracy read label 1.7 as class 1 and NaN as an IndexError; an MLP built
+    directly with a loss its output unit is not exact with trained, and save wrote it over
+    a good file that load then refused; unstack_params cut one network's rows into
+    "networks"; stack_params stacked stacks; a complex vector was unflattened to its real
+    part."""
+    import jax
+    import jax.numpy as jnp
+
+    import jbpnn
+    from jbpnn.many import stack_params, unstack_params
+    from jbpnn.params import MLP
+
+    X = jnp.ones((5, 3))
+    p = jbpnn.init_params(0, (3, 4, 2), "tanh")
+
+    def rebuilt(leaves):
+        pairs = [(leaves[0], leaves[1]), (leaves[2], leaves[3])]
+        return jbpnn.predict(MLP.from_layers(pairs, "tanh"), X)
+
+    assert jax.jit(rebuilt)(jax.tree.leaves(p)).shape == (5, 2)
+    assert jax.jit(jbpnn.jvp)(p, jnp.ones(3), p)[1].shape == (2,)
+    assert jax.vmap(jbpnn.jvp, in_axes=(None, 0, None))(p, X, p)[1].shape == (5, 2)
+    c = jbpnn.init_params(0, (3, 4, 3), "tanh", "cross_entropy")
+    with pytest.raises(ValueError, match="labels must be whole numbers"):
+        jbpnn.accuracy(c, np.ones((2, 3)), np.array([0.0, 1.7]))
+    with pytest.raises(ValueError, match="labels must be whole numbers"):
+        jbpnn.accuracy(c, np.ones((2, 3)), np.array([np.nan, 1.0]))
+    assert jbpnn.accuracy(c, np.ones((2, 3)), np.array([0.0, 1.0])) in (0.0, 0.5, 1.0)
+    bad = MLP(p.layers, p.activations, "cross_entropy")  # tanh outputs: not its pair
+    with pytest.raises(ValueError, match="cannot be used with output activation 'tanh'"):
+        jbpnn.loss(bad, np.ones((2, 3)), np.full((2, 2), 0.5))
+    with pytest.raises(ValueError, match="may only be used on the output layer"):
+        jbpnn.predict(MLP(p.layers, ("softmax", "tanh"), "mse"), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="unknown loss 'mae'"):
+        jbpnn.predict(MLP(p.layers, p.activations, "mae"), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="unstack_params takes stacked networks"):
+        unstack_params(p)
+    with pytest.raises(ValueError, match="already a stack of 2"):
+        stack_params([stack_params([p, p])] * 2)
+    with pytest.raises(ValueError, match="article_mode=True"):
+        stack_params([p, jbpnn.init_params(0, (3, 4, 2), "tanh", article_mode=True)])
+    with pytest.raises(ValueError, match="complex values"):
+        jbpnn.unflatten_params(p, np.asarray(jbpnn.flatten_params(p)) + 1j)
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    import jbpnn
+    from jbpnn.params import MLP
+
+    p = jbpnn.init_params(0, (3, 4, 2), "tanh", "mse")
+    path = tmp_path / "good.npz"
+    jbpnn.save(path, p)
+    with pytest.raises(ValueError, match="cannot be used with output activation"):
+        jbpnn.save(path, MLP(p.layers, p.activations, "cross_entropy"))
+    assert jbpnn.load(path).params.loss == "mse"  # the good file is kept
