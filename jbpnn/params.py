@@ -747,7 +747,7 @@ def _mapped_draws(
     seeds: Array, lo: Array, hi: Array, count: int, width: int, b_width: int, init: str
 ) -> tuple[Array, Array]:
     """:func:`_bucketed_draws` of every seed, one after the other in a compiled loop."""
-    draw = _bucketed_draws.__wrapped__  # the same draw, traced inside this loop
+    draw = _bucketed_draws.__wrapped__  # type: ignore[attr-defined]  # the same draw, traced
     return lax.map(lambda s: draw(s, lo, hi, count, width, b_width, init, True), seeds)
 
 

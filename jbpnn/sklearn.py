@@ -1673,7 +1673,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         ):
             raise ValueError(f"n_jobs must be None or an integer, got {self.n_jobs!r}")
         v = self.verbose
-        if not (isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and v >= 0)):
+        if not (
+            isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Integral) and int(v) >= 0)
+        ):
             raise ValueError(f"verbose must be an integer >= 0, got {v!r}")
         pd = self.pre_dispatch
         if not (pd is None or isinstance(pd, str) or isinstance(pd, numbers.Integral)):

@@ -15,7 +15,8 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -120,7 +121,7 @@ class ResultsTable:
         rows = list(self.rows)
         for name in reversed(by):
             present = [r for r in rows if not missing(r[name])]
-            present.sort(key=lambda r, name=name: order(r[name]), reverse=descending)
+            present.sort(key=partial(_cell_order, order, name), reverse=descending)
             rows = present + [r for r in rows if missing(r[name])]
         return ResultsTable(rows, self.columns)
 
@@ -286,3 +287,7 @@ def _write_text(path: str | os.PathLike, text: str) -> None:
         wrapper.detach()  # the file is the writer's to close
 
     atomic_write(path, write, what="write the table to")
+
+
+def _cell_order(order: Callable[[Any], tuple], name: str, row: Mapping[str, Any]) -> tuple:
+    return order(row[name])
