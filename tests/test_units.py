@@ -387,6 +387,8 @@ def test_cli_import_hook(tmp_path, units_module, capsys, monkeypatch):
     # a module that does not import: one line, exit 2, no traceback
     rc, _, err = run_cli(capsys, "train", "--import", "no_such_units_module", "--epochs", "1")
     one_line_error(rc, err, "jbpnn train: error: --import no_such_units_module: cannot import")
+    rc, _, err = run_cli(capsys, "predict", "--import", f"{units_module}.py", "m.npz", "x.csv")
+    one_line_error(rc, err, f"give the module's name, --import {units_module}, not its file")
     (tmp_path / "broken_units.py").write_text(
         "import jbpnn\njbpnn.register_activation('x', 1, 2)\n"
     )

@@ -81,8 +81,11 @@ def import_modules(argv: Sequence[str]) -> list[str]:
             raise CLIError(f"--import {name}: the module called sys.exit({error.code!r})") from None
         except BaseException as error:  # the user's code: any fault is one line
             text = " ".join((str(error) or type(error).__name__).split())
+            hint = ""
+            if name.endswith(".py") and isinstance(error, ModuleNotFoundError):
+                hint = f"; give the module's name, --import {name[:-3]}, not its file"
             raise CLIError(
-                f"--import {name}: cannot import it ({type(error).__name__}: {text})"
+                f"--import {name}: cannot import it ({type(error).__name__}: {text}){hint}"
             ) from None
     return names
 
