@@ -145,7 +145,7 @@ def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
     ``init_params(jax.random.key(seeds[n]), ...)``). On a CPU, up to
     :data:`INIT_ONE_BY_ONE` networks are drawn one by one with the program
     ``init_params`` compiles anyway; more by one compiled loop over the seeds
-    (:func:`jbpnn.params.mapped_layers`: a second program, compiled in about 0.4 s,
+    (:func:`jbpnn.params.mapped_layers`: a second program, compiled in 0.3-0.4 s,
     where vmapping ``init_params`` compiled for 1-7 s). On an accelerator any number
     are drawn in one vmapped draw: there, a draw per network costs a dispatch and a copy
     back each (64 networks: about 60% of a 20-epoch ``train_many`` call's time on an H200).
@@ -196,13 +196,10 @@ def stack_params(networks: Sequence[MLP]) -> MLP:
     for i, p in enumerate(networks[1:], 1):
         # mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it)
         if jax.tree.structure(p) != jax.tree.structure(first) or p.sizes != first.sizes:  # type: ignore[operator]
-            mode = (
-                f", article_mode={p.article_mode}" if p.article_mode != first.article_mode else ""
-            )
             raise ValueError(
-                f"network {i} has architecture {p.sizes} {p.activations} {p.loss!r}{mode}; "
-                f"expected {first.sizes} {first.activations} {first.loss!r}"
-                f"{f', article_mode={first.article_mode}' if mode else ''} like network 0"
+                f"network {i} has architecture {p.sizes} {p.activations} {p.loss!r} "
+                f"article_mode={p.article_mode}; expected {first.sizes} {first.activations} "
+                f"{first.loss!r} article_mode={first.article_mode} like network 0"
             )
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *networks)
 
@@ -296,10 +293,11 @@ def _split_hparams(
     # (lbfgs's history, the shape of its memory) cannot: asked first, with values as given
     # (an int stays an int; a float value would fail the option's own integer check).
     try:
-        refuse_static(make(firsts))
-    except ValueError as error:
-        if "cannot differ between networks" in str(error):
-            raise
+        first_net = make(firsts)
+    except ValueError:  # a bad value: the checks below name its network
+        first_net = None
+    if first_net is not None:
+        refuse_static(first_net)
     # Each distinct combination once, as plain numbers: the factory's checks run here.
     rows = np.stack(list(per.values()), axis=1) if per else None
     first = [0] if rows is None else np.unique(rows, axis=0, return_index=True)[1]

@@ -299,6 +299,8 @@ class Preprocessing:
             assert encoder.classes_ is not None  # fit sets them
             classes = tuple(encoder.classes_.tolist())
         else:
+            if np.iscomplexobj(y):
+                raise ValueError("the target has complex values; a regression needs real numbers")
             try:
                 values = np.asarray(y, np.float64)
             except (TypeError, ValueError):
@@ -308,8 +310,6 @@ class Preprocessing:
                     f"{name} holds text ({str(first)!r}); a regression needs numbers: use the "
                     "classification task for labels (jbpnn train --task classification)"
                 ) from None
-            if np.iscomplexobj(y):
-                raise ValueError("the target has complex values; a regression needs real numbers")
             target_scaler = Scaling.fit("standardize", values.reshape(-1, 1))
         return cls(
             task,

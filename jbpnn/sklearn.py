@@ -1660,9 +1660,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         es = self.error_score
         if not (es == "raise" if isinstance(es, str) else isinstance(es, numbers.Real)):
             raise ValueError(f"error_score must be 'raise' or a number (e.g. np.nan), got {es!r}")
-        for name in ("return_train_score",):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.return_train_score, (bool, np.bool_)):
+            raise ValueError(
+                f"return_train_score must be True or False, got {self.return_train_score!r}"
+            )
         refit = self.refit
         if not (isinstance(refit, (bool, np.bool_, str)) or callable(refit)):
             raise ValueError(

@@ -1252,13 +1252,9 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
         if params.n_out == 1:
             Y = labels.reshape(-1, 1)
         else:
-            whole = np.issubdtype(labels.dtype, np.integer) or (
-                np.issubdtype(labels.dtype, np.floating)
-                and np.all(np.isfinite(labels))
-                and np.all(labels == np.round(labels))
-            )
-            if not whole:  # 1.7 was read as class 1, NaN failed with an IndexError
-                first = np.asarray(labels[np.argmax(~_whole(labels))]).item()
+            bad = ~_whole(labels)
+            if bad.any():  # 1.7 was read as class 1, NaN failed with an IndexError
+                first = np.asarray(labels[np.argmax(bad)]).item()
                 raise ValueError(
                     f"labels must be whole numbers 0..{params.n_out - 1} (class indices), got "
                     f"{labels.dtype} values such as {first!r}"

@@ -136,19 +136,19 @@ def register_activation(
         # a replaced unit: every loss paired with the name must still be exact with it
         # (binary_cross_entropy's T - O is the sigmoid's, not any unit's)
         table = {**_activations.ACTIVATIONS, name: act}
-        for loss_name, loss in _losses.LOSSES.items():
-            if existed and name in loss.output_activations:
-                one = loss._replace(output_activations=(name,))
-                if act.second is None:  # no curvature with this unit: delta_r is never used
-                    one = one._replace(delta_r=None)
-                try:
-                    check_loss(one, table, f"{what} with the loss {loss_name!r}")
-                except ValueError as error:
-                    raise ValueError(
-                        f"{error}; the loss's delta was written for the unit it replaces: "
-                        f"register the loss again for the new unit (register_loss({loss_name!r}, "
-                        "..., replace=True)) or give the unit another name"
-                    ) from None
+        paired = [(k, v) for k, v in _losses.LOSSES.items() if name in v.output_activations]
+        for loss_name, loss in paired if existed else []:
+            one = loss._replace(output_activations=(name,))
+            if act.second is None:  # no curvature with this unit: delta_r is never used
+                one = one._replace(delta_r=None)
+            try:
+                check_loss(one, table, f"{what} with the loss {loss_name!r}")
+            except ValueError as error:
+                raise ValueError(
+                    f"{error}; the loss's delta was written for the unit it replaces: "
+                    f"register the loss again for the new unit (register_loss({loss_name!r}, "
+                    "..., replace=True)) or give the unit another name"
+                ) from None
     _activations.add_activation(name, act)
     _losses.add_output_activation(name)  # mse's delta J^T (T - O) is exact with any unit
     if existed:
