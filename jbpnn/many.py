@@ -261,12 +261,17 @@ def _split_hparams(
         arr = np.asarray(value)
         if arr.ndim == 0:
             shared[name] = arr.item()  # checked by the factory as a plain number
+        elif arr.shape == (n,) and np.all(arr == arr[0]):
+            shared[name] = arr[0].item()  # the same for every network: shared (ints stay ints)
         elif arr.shape == (n,) and np.issubdtype(arr.dtype, np.number):
-            if np.all(arr == arr[0]):  # the same for every network: shared (ints stay ints)
-                shared[name] = arr[0].item()
-            else:
-                per[name] = arr.astype(float)
-                firsts[name] = arr[np.argmax(arr != 0)].item()  # a non-zero one: "on"
+            per[name] = arr.astype(float)
+            firsts[name] = arr[np.argmax(arr != 0)].item()  # a non-zero one: "on"
+        elif arr.shape == (n,):  # True/False, names: a switch of the optimizer, never data
+            raise ValueError(
+                f"hyperparameter {name!r} cannot differ between networks: only numbers can "
+                f"be given per network, got {sorted(set(arr.tolist()), key=repr)}; train "
+                "each value in its own train_many call"
+            )
         else:
             raise ValueError(
                 f"hyperparameter {name!r} must be one value for every network or an array of "

@@ -196,7 +196,12 @@ class ResultsTable:
 
     @classmethod
     def from_csv(cls, source: str | os.PathLike) -> ResultsTable:
-        """Read a table written by :meth:`to_csv` (a path, or the CSV text itself)."""
+        """Read a table written by :meth:`to_csv` (a path, or the CSV text itself).
+
+        Cells come back as None (empty), True/False, ints, floats (exactly as written) or
+        text; a text that reads as one of the others (``"007"``, ``"True"``, ``""``) comes
+        back as that value: CSV has no types (JSON keeps text as text).
+        """
         text = _read_source(source, "\n")
         reader = csv.reader(io.StringIO(text))
         try:
@@ -249,10 +254,20 @@ def _cell(v: Any, digits: int) -> str:
 
 
 def _csv_cell(v: Any) -> str:
+    if isinstance(v, np.generic):  # NumPy's scalars (grid() gives them): Python's own types
+        v = v.item()
+    if v is None:
+        return ""  # read back as None
     return repr(v) if isinstance(v, float) else str(v)
 
 
 def _parse_cell(text: str) -> Any:
+    """A CSV cell's value: None (empty), True/False, an int, a float, else the text (so a
+    text that reads as one of those, such as "007", comes back as that value)."""
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
     try:
         return int(text)
     except ValueError:

@@ -255,6 +255,23 @@ def test_a_static_option_given_per_network_is_refused_for_what_it_is():
     assert r.state.opt_state.s.shape[1] == 5
 
 
+def test_a_switch_given_per_network_is_refused_for_what_it_is():
+    """variant=["classical", "nesterov"] was refused as "must be ... an array of 2 numbers
+    (one per network), got shape (2,)": it was that shape. The same switch for every
+    network is that switch (a grid over lr x variant gives such a column)."""
+    X, Y = _classes(20)
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy")
+    with pytest.raises(ValueError, match=r"'variant' cannot differ.*\['classical', 'nesterov'\]"):
+        train_many(spec, X, Y, seeds=[0, 1], optimizer="momentum",
+                   hparams={"lr": 0.1, "variant": ["classical", "nesterov"]})  # fmt: skip
+    with pytest.raises(ValueError, match=r"'flag' cannot differ.*\[False, True\]"):
+        train_many(spec, X, Y, seeds=[0, 1], optimizer="momentum",
+                   hparams={"lr": 0.1, "flag": np.array([True, False])})  # fmt: skip
+    r = train_many(spec, X, Y, seeds=[0, 1], optimizer="momentum",
+                   hparams={"lr": [0.1, 0.2], "variant": ["nesterov"] * 2}, epochs=1)  # fmt: skip
+    assert r[1].optimizer.kind == momentum(0.2, variant="nesterov").kind
+
+
 @pytest.mark.parametrize("limit", [True, "20GB", float("nan"), -1, 0])
 def test_a_bad_memory_limit_is_named(limit):
     """True was 1 byte, a string a TypeError from inside, NaN 'cannot convert float NaN'."""

@@ -144,3 +144,18 @@ def test_sort_by_several_columns_descending_and_numpy_numbers():
     assert math.isnan(t.sort(["act", "acc"], descending=True).rows[-1]["acc"])
     assert [int(r["seed"]) for r in t.sort("seed").rows] == [1, 2, 10]
     assert json.loads(t.to_json())["rows"][0]["seed"] == 10
+
+
+def test_csv_round_trip_keeps_none_and_booleans():
+    """None was written as "None" and True as "True", both read back as text."""
+    table = ResultsTable(
+        [
+            {"a": None, "b": True, "c": np.bool_(False), "d": np.float32(0.5), "e": "x"},
+            {"a": 1.5, "b": False, "c": True, "d": 2, "e": "007"},
+        ]  # fmt: skip
+    )
+    back = ResultsTable.from_csv(table.to_csv())
+    assert back.rows[0] == {"a": None, "b": True, "c": False, "d": 0.5, "e": "x"}
+    assert type(back.rows[0]["b"]) is bool and type(back.rows[1]["d"]) is int
+    assert back.rows[1]["e"] == 7  # CSV has no types: documented (JSON keeps the text)
+    assert ResultsTable.from_json(table.to_json()).rows[1]["e"] == "007"
