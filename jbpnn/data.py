@@ -121,9 +121,11 @@ def train_test_split(
 
     ``round(n * test_fraction)`` rows (at least 1, at most ``n - 1``) go to the test
     part. With ``stratify`` and class labels (a 1-D ``y`` of integers, booleans or
-    strings) each class gets its share of the test rows (largest remainders), so
-    class proportions match in both parts; a float ``y`` (regression) or a 2-D ``y``
-    is split at random. Deterministic for a given ``seed``.
+    strings; float labels, as a numeric CSV column loads, through
+    :class:`LabelEncoder` first) each class gets its share of the test rows (largest
+    remainders), so class proportions match in both parts; a class with a single row
+    is refused, as scikit-learn's stratified split does; a float ``y`` (regression) or
+    a 2-D ``y`` is split at random. Deterministic for a given ``seed``.
 
     Args:
         X: features, shape ``(n, d)``.
@@ -146,8 +148,14 @@ def train_test_split(
     n_test = min(max(round(n * test_fraction), 1), n - 1)
     rng = np.random.default_rng(seed)
     if stratify and _is_label_array(y):
-        classes, y_idx = np.unique(y, return_inverse=True)
+        classes, y_idx = np.unique(_clean_labels(y), return_inverse=True)
         counts = np.bincount(y_idx.ravel(), minlength=len(classes))
+        if stratify and _is_label_array(y) and np.any(counts < 2):
+            one = classes.tolist()[int(np.flatnonzero(counts < 2)[0])]
+            raise ValueError(
+                f"class {one!r} has a single row: a stratified split cannot put it in both "
+                "parts (scikit-learn refuses it too); add rows of it, or give stratify=False"
+            )
         quota = _largest_remainder(counts * (n_test / n), n_test, rng)
         test = np.concatenate(
             [rng.permutation(np.flatnonzero(y_idx == c))[: quota[c]] for c in range(len(classes))]
@@ -312,8 +320,18 @@ def _clean_labels(y: Sequence[Any] | np.ndarray) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"labels must be 1-D, shape (n,), got shape {y.shape}")
     if y.dtype.kind == "O":
+        kinds = {type(v).__name__ for v in y.tolist() if not isinstance(v, str)}
+        if kinds and len(kinds) < len({type(v).__name__ for v in y.tolist()}):
+            raise ValueError(
+                f"labels mix text with {sorted(kinds)}: give one kind (all text or all numbers)"
+            )
         y = y.astype(str)
-    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+    if y.dtype.kind == "c":
+        raise ValueError("labels must be text or real numbers, got complex numbers")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        bad = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise ValueError(f"labels must be finite, got {y[bad]} at index {bad}")
+    if y.dtype.kind == "f" and np.all(y == np.round(y)):
         y = y.astype(np.int64)
     if y.dtype.kind == "b":
         y = y.astype(np.int64)
@@ -321,17 +339,40 @@ def _clean_labels(y: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ scalers
+def _checked_offset_scale(name: str, offset: Any, scale: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``offset`` and ``scale`` as float64 vectors of one length, finite, ``scale > 0``."""
+    try:
+        o, c = np.asarray(offset, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: offset and scale must be lists of numbers") from None
+    if o.ndim != 1 or c.shape != o.shape or o.size == 0:
+        raise ValueError(
+            f"{name}: offset and scale must be non-empty lists of the same length (one per "
+            f"feature), got shapes {o.shape} and {c.shape}"
+        )
+    if not (np.all(np.isfinite(o)) and np.all(np.isfinite(c)) and np.all(c > 0)):
+        raise ValueError(f"{name}: offset must be finite and scale finite and > 0, got "
+                         f"offset {o.tolist()} and scale {c.tolist()}")  # fmt: skip
+    return o, c
+
+
 class _Scaler:
     """``X' = (X - offset) / scale`` per column, fitted on training data.
 
-    Columns with zero spread get ``scale = 1``, so they map to a constant 0.
+    Columns with zero spread (every value the same) get ``offset`` that value and
+    ``scale = 1``, so they map to exactly 0 (a mean or standard deviation computed in
+    floating point would leave a rounding error there: a spread of 1e-17 that blows a
+    new value up by 1e16).
     """
 
     kind = ""
 
     def __init__(self, offset: Any = None, scale: Any = None):
-        self.offset_ = None if offset is None else np.asarray(offset, dtype=np.float64)
-        self.scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)
+        if (offset is None) != (scale is None):
+            raise ValueError(f"{type(self).__name__}: give both offset and scale, or neither")
+        self.offset_ = self.scale_ = None
+        if offset is not None:
+            self.offset_, self.scale_ = _checked_offset_scale(type(self).__name__, offset, scale)
 
     def _offset_scale(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -358,7 +399,9 @@ class _Scaler:
             m = np.where(m > 0, m, 1.0)
             offset, scale = self._offset_scale(X / m)
             offset, scale = offset * m, scale * m
-        self.offset_, self.scale_ = offset, np.where(scale > 0, scale, 1.0)
+        constant = hi == lo  # exactly: a mean of equal values can miss them by a rounding
+        self.offset_ = np.where(constant, lo, offset)
+        self.scale_ = np.where(constant | ~(scale > 0), 1.0, scale)
         return self
 
     def transform(self, X: np.ndarray, dtype: Any = np.float32) -> np.ndarray:

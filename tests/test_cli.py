@@ -1148,3 +1148,20 @@ def test_a_threshold_flag_takes_off_as_its_messages_say(tmp_path, capsys):
     one_line_error(rc, err, "finite number >= 0 or off")
     rc, _, err = run_cli(capsys, *common, "--tol", "off")
     assert rc == 0, err
+
+
+def test_numeric_class_labels_are_stratified(tmp_path, capsys):
+    """A CSV's 0/1 label column loads as floats, which the split took for a regression
+    target: the minority class's test rows varied from 1 to 4 of 2 over seeds."""
+    from jbpnn.cli.train import _split
+
+    y = np.array([0.0] * 90 + [1.0] * 10)
+    X = np.arange(100.0)[:, None]
+    for seed in range(6):
+        X_tr, X_te, y_tr, y_te = _split(X, y, 0.2, seed, "classification", "test")
+        assert np.sum(y_te == 1) == 2 and np.array_equal(y[X_te[:, 0].astype(int)], y_te)
+        assert sorted(np.concatenate([X_tr, X_te])[:, 0]) == list(range(100))
+    rows = ["a,label"] + [f"{i},{i % 2}" for i in range(30)] + ["5,7"]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    rc, _, err = run_cli(capsys, "train", "--data", tmp_path / "d.csv", "--epochs", 1)
+    one_line_error(rc, err, "class 7 has a single row left for the test split")

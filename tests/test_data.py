@@ -205,3 +205,57 @@ def test_data_re_exports_the_readers():
     for name in ("DataError", "load_csv", "load_npz"):
         assert name in data.__all__ and getattr(data, name) is getattr(loaders, name)
     assert all(hasattr(data, name) for name in data.__all__)
+
+
+# ---------------------------------------------------------------- red-team findings
+@pytest.mark.parametrize("value", [0.1, 1e6 + 0.1, np.pi])
+def test_a_constant_column_scales_to_exactly_zero(value):
+    """A mean of ten 0.1s is not 0.1: the spread came out 1.4e-17, the column mapped to
+    +-1 and a new 0.2 there to 7e15; the docstring promises 0."""
+    X = np.full((10, 2), value)
+    X[:, 1] = np.arange(10)
+    for scaler in (Standardizer(), MinMaxScaler()):
+        scaler.fit(X)
+        assert scaler.scale_[0] == 1.0 and np.all(scaler.transform(X)[:, 0] == 0)
+        assert abs(scaler.transform(np.array([[value + 0.1, 3.0]]))[0, 0] - 0.1) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "offset, scale, match",
+    [
+        ([0.0, 0.0], [-1.0, 1.0], "scale finite and > 0"),
+        ([0.0, 0.0], [0.0, 1.0], "scale finite and > 0"),
+        ([np.nan, 0.0], [1.0, 1.0], "offset must be finite"),
+        ([0.0, 0.0], [1.0], "same length"),
+        ([[0.0, 0.0]], [[1.0, 1.0]], "same length"),
+        (["a"], [1.0], "lists of numbers"),
+    ],
+)
+def test_a_scaler_dict_is_checked(offset, scale, match):
+    """A negative scale flipped a column's sign silently, lengths broadcast."""
+    for kind in ("standardize", "minmax"):
+        with pytest.raises(ValueError, match=match):
+            scaler_from_dict({"kind": kind, "offset": offset, "scale": scale})
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_labels_are_refused(bad):
+    """fit made NaN a class that transform then called unknown."""
+    with pytest.raises(ValueError, match=f"labels must be finite, got {bad} at index 1"):
+        LabelEncoder().fit([1.0, bad, 2.0])
+
+
+def test_mixed_text_and_number_labels_are_refused():
+    with pytest.raises(ValueError, match="labels mix text with"):
+        LabelEncoder().fit(np.array([1, "a", 2], dtype=object))
+    with pytest.raises(ValueError, match="labels mix text with"):
+        train_test_split(np.zeros((4, 1)), np.array([1, "a", 2, "a"], dtype=object))
+
+
+def test_a_stratified_split_refuses_a_class_of_one_row():
+    """Class 3 landed in the test part only, absent from training (scikit-learn refuses)."""
+    y = np.array([0] * 10 + [1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match="class 1 has a single row"):
+        train_test_split(np.arange(15)[:, None], y, 0.2)
+    _, _, y_tr, _ = train_test_split(np.arange(15)[:, None], y, 0.2, stratify=False)
+    assert len(y_tr) == 12

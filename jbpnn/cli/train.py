@@ -42,7 +42,7 @@ from jbpnn.cli.options import (
     threshold,
 )
 from jbpnn.cli.progress import ProgressBar
-from jbpnn.data import SCALERS, check_classes, load_digits, train_test_split
+from jbpnn.data import SCALERS, LabelEncoder, check_classes, load_digits, train_test_split
 from jbpnn.files import atomic_write, write_files
 from jbpnn.io import load, save_bytes
 from jbpnn.loaders import Table, load_features, load_table
@@ -174,15 +174,35 @@ def _load_rows(args: argparse.Namespace) -> _Rows:
     classification = task == "classification"
     if classification:
         check_classes(table.y, f"the target {table.target_name!r} of {source}")
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        table.X, table.y, test_fraction=args.test_fraction, seed=args.seed, stratify=classification
-    )
+    X_tr, X_te, y_tr, y_te = _split(table.X, table.y, args.test_fraction, args.seed, task, "test")
     X_val = y_val = None
     if args.validation_fraction > 0:
-        X_tr, X_val, y_tr, y_val = train_test_split(
-            X_tr, y_tr, args.validation_fraction, seed=args.seed + 1, stratify=classification
+        X_tr, X_val, y_tr, y_val = _split(
+            X_tr, y_tr, args.validation_fraction, args.seed + 1, task, "validation"
         )
     return _Rows(table, source, task, loss, X_tr, y_tr, X_val, y_val, X_te, y_te)
+
+
+def _split(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: str, part: str) -> Any:
+    """``train_test_split``, stratified by class for classification: on the labels' class
+    indices, so that numeric labels (a CSV's float column) are stratified as text is."""
+    if task != "classification":
+        return train_test_split(X, y, fraction, seed=seed, stratify=False)
+    encoder = LabelEncoder().fit(y)
+    codes = encoder.transform(y)
+    counts = np.bincount(codes)
+    if np.any(counts < 2):
+        label = encoder.classes_[np.flatnonzero(counts < 2)[0]]
+        raise CLIError(
+            f"class {_plain(label)!r} has a single row left for the {part} split, which keeps "
+            "every class's share in both parts; give more rows of it"
+        )
+    rest, held, _, _ = train_test_split(np.arange(len(y)), codes, fraction, seed)
+    return X[rest], X[held], y[rest], y[held]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _load_table(args: argparse.Namespace) -> tuple[Table, str]:
