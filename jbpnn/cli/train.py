@@ -192,7 +192,7 @@ def _split(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: str, 
     codes = encoder.transform(y)
     counts = np.bincount(codes)
     if np.any(counts < 2):
-        label = encoder._fitted()[np.flatnonzero(counts < 2)[0]]
+        label = encoder.inverse_transform(np.flatnonzero(counts < 2)[:1])[0]
         raise CLIError(
             f"class {_plain(label)!r} has a single row left for the {part} split, which keeps "
             "every class's share in both parts; give more rows of it"
