@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from jax.typing import ArrayLike
 
-from jbpnn.checks import check_int, check_number
+from jbpnn.checks import check_int, check_number, check_seed
 from jbpnn.network import predict
 from jbpnn.optimizers import OPTIMIZERS, get_optimizer
 from jbpnn.params import MLP, init_params
@@ -74,6 +74,8 @@ class MapMinMax:
 
     def _columns(self, name: str, a: ArrayLike) -> np.ndarray:
         """``a`` as rows of this map's columns (a width of 1 was broadcast to every one)."""
+        if np.iscomplexobj(a):
+            raise ValueError(f"{name} must be real numbers, got complex ones")
         a = np.asarray(a, np.float64)
         width = len(self.xmin)
         if a.ndim != 2 or a.shape[1] != width:
@@ -81,6 +83,8 @@ class MapMinMax:
                 f"{name} must be rows of {width} column(s), shape (n, {width}), as the data "
                 f"the map was fitted on; got shape {a.shape}"
             )
+        if not np.isfinite(a).all():
+            raise ValueError(f"MapMinMax: {name} holds NaN or inf")
         return a
 
 
@@ -89,6 +93,8 @@ def mapminmax(
 ) -> tuple[np.ndarray, MapMinMax]:
     """Every column of ``x`` (shape ``(n, d)``) to ``[ymin, ymax]``; returns ``(y, settings)``.
     ``name`` is what the errors call ``x`` (``feedforwardnet`` maps its ``t`` too)."""
+    if np.iscomplexobj(x):
+        raise ValueError(f"mapminmax: {name} must be real numbers, got complex ones")
     x = np.asarray(x, np.float64)
     if x.ndim != 2 or not len(x):
         raise ValueError(
@@ -96,9 +102,18 @@ def mapminmax(
         )
     if not np.isfinite(x).all():
         raise ValueError(f"mapminmax: {name} holds NaN or inf")
-    if not ymin < ymax:
-        raise ValueError(f"mapminmax needs ymin < ymax, got {ymin} and {ymax}")
-    settings = MapMinMax(x.min(axis=0), x.max(axis=0), float(ymin), float(ymax))
+    if not (np.isfinite(ymin) and np.isfinite(ymax) and ymin < ymax):
+        raise ValueError(f"mapminmax needs finite ymin < ymax, got {ymin} and {ymax}")
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    with np.errstate(over="ignore"):
+        wide = ~np.isfinite(hi - lo)
+    if wide.any():
+        j = int(np.flatnonzero(wide)[0])
+        raise ValueError(
+            f"mapminmax: column {j} of {name} spans from {lo[j]:.6g} to {hi[j]:.6g}, a range "
+            "wider than float64 holds; rescale it first"
+        )
+    settings = MapMinMax(lo, hi, float(ymin), float(ymax))
     return settings.apply(x), settings
 
 
@@ -121,7 +136,7 @@ def dividerand(
     if train_ratio <= 0:
         raise ValueError(f"train_ratio must be > 0, got {train_ratio}")
     shares = np.asarray(list(ratios.values()), np.float64) / sum(ratios.values())
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(check_seed("seed", seed)).permutation(n)
     n_train = max(1, int(round(shares[0] * n)))
     n_val = int(round(shares[1] * n))
     return (
@@ -203,7 +218,16 @@ def feedforwardnet(
     name, kwargs, validates = TRAIN_FCNS[train_fcn]
     if name not in OPTIMIZERS:
         raise ValueError(f"train_fcn {train_fcn!r} needs jbpnn's {name!r} optimizer, not built in")
-    hidden = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
+    hidden = (hidden,) if isinstance(hidden, (int, np.integer)) else hidden
+    if not isinstance(hidden, (tuple, list, np.ndarray)) or not all(
+        isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden
+    ):
+        raise ValueError(
+            f"hidden must be a layer size or a list of them, integers >= 1 (feedforwardnet(10), "
+            f"[10 5]); got {hidden!r}"
+        )
+    hidden = tuple(int(h) for h in hidden)
+    check_seed("seed", seed)
     check_int("epochs", epochs, 1)
     check_int("max_fail", max_fail, 1)
     check_number("goal", goal, 0.0)

@@ -104,7 +104,14 @@ def plot_heatmap(
         x, y: the columns of the two axes; value: the column shown as colour.
     """
     plt = _pyplot("the heatmap")
-
+    summary = list(summary)  # read three times below: a generator would be empty after one
+    cells = [(r[x], r[y]) for r in summary]
+    if len(set(cells)) != len(cells):
+        twice = next(c for c in cells if cells.count(c) > 1)
+        raise ValueError(
+            f"plot_heatmap: two rows for the cell {x}={twice[0]!r}, {y}={twice[1]!r}; give one "
+            "row per cell (summarize over the other columns first)"
+        )
     xs = sorted({r[x] for r in summary})
     ys = sorted({r[y] for r in summary})
     grid_values = np.full((len(ys), len(xs)), np.nan)

@@ -293,6 +293,12 @@ class Preprocessing:
         """
         if task not in TASKS:
             raise ValueError(f"task must be {TASKS[0]!r} or {TASKS[1]!r}, got {task!r}")
+        name = f"the target {target_name!r}" if target_name else "the target"
+        n_rows, n_targets = len(np.asarray(X)), np.shape(y)
+        if len(n_targets) != 1 or n_targets[0] != n_rows:
+            raise ValueError(
+                f"{name} must be one value per row of X, shape ({n_rows},); got shape {n_targets}"
+            )
         classes = target_scaler = None
         if task == "classification":
             encoder = LabelEncoder().fit(y if labels is None else labels)
@@ -305,11 +311,13 @@ class Preprocessing:
                 values = np.asarray(y, np.float64)
             except (TypeError, ValueError):
                 first = next((v for v in np.asarray(y).ravel() if _not_number(v)), None)
-                name = f"the target {target_name!r}" if target_name else "the target"
                 raise ValueError(
                     f"{name} holds text ({str(first)!r}); a regression needs numbers: use the "
                     "classification task for labels (jbpnn train --task classification)"
                 ) from None
+            if not np.all(np.isfinite(values)):
+                bad = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise ValueError(f"{name} holds {values[bad]} (row {bad}): it must be finite")
             target_scaler = Scaling.fit("standardize", values.reshape(-1, 1))
         return cls(
             task,
@@ -365,7 +373,13 @@ class Preprocessing:
         """
         if self.target_scaler is None:
             return one_hot(self.class_indices(y), self.n_outputs)
-        return self.target_scaler.scaler().transform(np.asarray(y, np.float64).reshape(-1, 1))
+        values = np.asarray(y, np.float64)
+        if values.ndim != 1:
+            raise ValueError(f"targets must have shape (n,), got shape {values.shape}")
+        if not np.all(np.isfinite(values)):
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ValueError(f"targets hold {values[bad]} (row {bad}): they must be finite")
+        return self.target_scaler.scaler().transform(values.reshape(-1, 1))
 
     def decode(self, outputs: Any) -> np.ndarray:
         """The network's outputs ``(n, n_outputs)`` -> predictions ``(n,)``.

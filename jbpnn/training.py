@@ -1271,6 +1271,8 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
 
 def _whole(a: np.ndarray) -> np.ndarray:
     """Which entries are whole numbers (False for NaN, text, ...)."""
+    if a.dtype.kind not in "biuf":  # text, even "1": labels are class indices here
+        return np.zeros(a.shape, bool)
     try:
         f = a.astype(np.float64)
     except (TypeError, ValueError):

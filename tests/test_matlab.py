@@ -101,3 +101,32 @@ def test_maps_and_nets_refuse_data_of_another_width():
         feedforwardnet(x, bad, 3, "traingd", epochs=2)
     with pytest.raises(ValueError, match="three numbers"):
         feedforwardnet(x, t, 3, "traingd", epochs=2, ratios=(0.7, 0.15))
+
+
+@pytest.mark.parametrize("ymin, ymax", [(0.0, np.inf), (-np.inf, 1.0), (0.0, np.nan)])
+def test_mapminmax_refuses_non_finite_limits(ymin, ymax):
+    """ymax=inf passed `ymin < ymax` and mapped [1, 2, 3] to [nan, inf, inf]."""
+    with pytest.raises(ValueError, match="finite ymin < ymax"):
+        mapminmax(np.array([[1.0], [2.0], [3.0]]), ymin, ymax)
+
+
+def test_mapminmax_refuses_an_overflowing_range_and_bad_input():
+    with pytest.raises(ValueError, match="column 0 of x spans from -1e\\+308 to 1e\\+308"):
+        mapminmax(np.array([[-1e308], [0.0], [1e308]]))  # was [-1, -1, nan]
+    with pytest.raises(ValueError, match="must be real numbers"):
+        mapminmax(np.array([[1 + 5j], [2 + 0j]]))  # the imaginary part was dropped
+    _, settings = mapminmax(np.array([[1.0], [3.0]]))
+    with pytest.raises(ValueError, match="holds NaN or inf"):
+        settings.apply(np.array([[np.nan]]))  # passed NaN through
+
+
+def test_preset_arguments_are_named():
+    x = np.linspace(-1, 1, 20)[:, None]
+    with pytest.raises(ValueError, match="seed"):
+        dividerand(10, seed=-1)  # "expected non-negative integer" from NumPy
+    with pytest.raises(ValueError, match="seed"):
+        feedforwardnet(x, x[:, 0], 3, seed=-1, epochs=1)
+    with pytest.raises(ValueError, match="hidden must be a layer size"):
+        feedforwardnet(x, x[:, 0], 2.5, epochs=1)  # "'float' object is not iterable"
+    with pytest.raises(ValueError, match="hidden must be a layer size"):
+        feedforwardnet(x, x[:, 0], [3, 0], epochs=1)

@@ -117,3 +117,27 @@ def test_the_suffix_names_the_format(tmp_path, capsys):
                          "colour", "--epochs", "1", "--plot", tmp_path / "curve.pdf")  # fmt: skip
     assert rc == 0, err
     assert (tmp_path / "curve.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_heatmap_reads_a_generator_and_refuses_a_cell_twice(tmp_path):
+    """iter(rows) drew an empty (0, 2) grid and wrote it without a word; a second row for
+    a cell silently replaced the first."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    rows = [{"lr": a, "m": b, "val_accuracy_mean": a + b} for a in (0.1, 1.0) for b in (0.0, 0.9)]
+    shown = []
+    imshow = matplotlib.axes.Axes.imshow
+
+    def spy(self, a, *args, **kwargs):
+        shown.append(np.shape(a))
+        return imshow(self, a, *args, **kwargs)
+
+    matplotlib.axes.Axes.imshow = spy
+    try:
+        plot_heatmap(iter(rows), tmp_path / "h.png")
+    finally:
+        matplotlib.axes.Axes.imshow = imshow
+    assert shown == [(2, 2)]
+    with pytest.raises(ValueError, match="two rows for the cell lr=0.1, m=0.0"):
+        plot_heatmap(rows + rows[:1], tmp_path / "h2.png")

@@ -238,3 +238,19 @@ def test_exported_from_jbpnn():
     assert jbpnn.Preprocessing is Preprocessing and jbpnn.infer_task is infer_task
     assert {"Preprocessing", "infer_task"} <= set(jbpnn.__all__)
     assert "jbpnn.preprocessing" in jbpnn.__doc__
+
+
+def test_fit_checks_the_target_shape_and_names_it():
+    """A (5, 2) target was flattened into one scaler; 7 targets for 5 rows passed; a NaN
+    regression target was blamed on 'X'."""
+    X = np.arange(10.0).reshape(5, 2)
+    with pytest.raises(ValueError, match=r"per row of X, shape \(5,\); got shape \(5, 2\)"):
+        Preprocessing.fit(X, np.arange(10.0).reshape(5, 2), "regression")
+    for task in ("regression", "classification"):
+        with pytest.raises(ValueError, match=r"shape \(5,\); got shape \(7,\)"):
+            Preprocessing.fit(X, np.arange(7), task)
+    with pytest.raises(ValueError, match="the target 'price' holds nan \\(row 2\\)"):
+        Preprocessing.fit(X, np.array([1.0, 2, np.nan, 3, 4]), "regression", target_name="price")
+    fitted = Preprocessing.fit(X, np.arange(5.0), "regression")
+    with pytest.raises(ValueError, match="targets hold inf \\(row 1\\)"):
+        fitted.targets([1.0, np.inf])

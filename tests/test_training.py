@@ -388,6 +388,8 @@ def test_accuracy_and_evaluate():
     ) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="labels must lie in 0..2"):
         accuracy(p, X, np.array([0, 1, 5, 2]))
+    with pytest.raises(ValueError, match="labels must be whole numbers 0..2.*'0'"):
+        accuracy(p, X, np.array(["0", "1", "0", "2"]))  # was NumPy's UFuncTypeError
 
 
 def test_result_is_readable():
