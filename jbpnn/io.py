@@ -81,6 +81,7 @@ import json
 import os
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +242,8 @@ def _to_arrays(
         if hasattr(obj, "state") and hasattr(obj, "params"):  # a TrainResult or ManyResult
             hint = (
                 "; save its params (save(path, result.params)) or its state as a checkpoint "
-                "(save(path, result.state, optimizer=result.optimizer))"
+                "(save(path, result.state, optimizer=result.optimizer); networks trained with "
+                "different values: save(path, result.state), or result[i] each)"
             )
         raise TypeError(
             f"save() expects an MLP, a stacked MLP or a TrainState, got {type(obj).__name__}{hint}"
@@ -327,8 +329,33 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"object of type {type(value).__name__} is not JSON serialisable")
 
 
+def _flag(name: str, entry: np.ndarray) -> bool:
+    """A stored bool: a bool array of one value (the string "False" was read as True)."""
+    a = np.asarray(entry)
+    if a.dtype != np.bool_ or a.shape != ():
+        raise ValueError(f"{name} must be one bool, got {a.dtype} {a.shape}: {a!r}")
+    return bool(a)
+
+
+def _string_keys(value: Any, where: str) -> None:
+    """Dicts in metadata have string keys: JSON would turn 0 into "0" and merge 1 and "1"."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"metadata {where} cannot be saved: its key {k!r} is a "
+                    f"{type(k).__name__}; dicts in metadata need string keys (JSON turns "
+                    "others into text, so they would not come back as given)"
+                )
+            _string_keys(v, where)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _string_keys(v, where)
+
+
 def _metadata_json(metadata: Mapping[str, Any]) -> str:
     for key, value in metadata.items():
+        _string_keys(value, repr(key))
         try:
             json.dumps(value, default=_json_default)
         except (TypeError, ValueError) as e:
@@ -390,6 +417,7 @@ def _state_entries(state: TrainState, optimizer: Optimizer | None, n: int) -> di
                 f"optimizer={optimizer!r} is not the kind this state was trained with: the state "
                 f"is a {type(opt_state).__name__} with hyperparameters {names}"
             )
+        _check_same_values(optimizer, opt_state.hyperparams, n)
     history = state.history
     if not isinstance(history, dict) or "loss" not in history:
         raise ValueError("the TrainState's history must be a dict of ring buffers with 'loss'")
@@ -508,6 +536,31 @@ def _check_leaves(state: TrainState, template: TrainState, n: int) -> None:
 
 
 # ---------------------------------------------------------------- optimizer
+def _check_same_values(optimizer: Optimizer, trained: Mapping[str, Any], n: int) -> None:
+    """``optimizer``'s values are the ones the state holds (every network's, when ``n``
+    networks are stacked): load hands the optimizer back for the resume, and a resume takes
+    its values, so another value would silently go on with it."""
+    for name in sorted(trained):
+        held = np.asarray(trained[name])
+        given = np.asarray(optimizer.hyperparams[name], held.dtype)
+        if np.array_equal(np.broadcast_to(given, held.shape), held, equal_nan=True):
+            continue
+        values = np.unique(held).tolist()
+        if n and len(values) > 1:
+            raise ValueError(
+                f"the {n} networks were trained with different {name} ({values[0]:.6g} .. "
+                f"{values[-1]:.6g}): one optimizer= cannot stand for them, and a resume would "
+                f"take its {name}={given.item():.6g} for all; save without optimizer= (each "
+                "network's values stay in the state), or each network on its own: "
+                "save(path, result[i].state, optimizer=result[i].optimizer)"
+            )
+        raise ValueError(
+            f"optimizer={optimizer!r} has {name}={given.item():.6g}, but the state was trained "
+            f"with {name}={values[0]:.6g}: give the optimizer it was trained with "
+            "(result.optimizer); a resume can change it later (train(state, optimizer=...))"
+        )
+
+
 def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
     """The Optimizer of ``description``, through ``get_optimizer`` and the schedule factories."""
     name, options = description["name"], dict(description["options"])
@@ -580,16 +633,24 @@ def load(path: str | os.PathLike) -> Saved:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 return _from_entries(path, _Members(path, archive))
+        with open(path, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":  # never a model: refused unread (it may be huge)
+                return _from_entries(path, np.empty(0))
         entries = _read_npz(path)
     except PermissionError:
         raise
     except _Unreadable as e:
         raise ValueError(f"cannot load {path}: {e}") from e.__cause__
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, *_ZIP_FAULTS) as e:
         if isinstance(e, ValueError) and str(e).startswith(f"cannot load {path}"):
             raise  # _from_entries's own message
         raise ValueError(f"cannot load {path}: {_read_fault(path, e)}") from e
     return _from_entries(path, entries)
+
+
+# what zipfile raises for a damaged compressed member (zlib.error), a compression method
+# or an encryption it does not read (NotImplementedError, RuntimeError "password required")
+_ZIP_FAULTS = (zlib.error, NotImplementedError, RuntimeError)
 
 
 class _Unreadable(ValueError):
@@ -660,7 +721,7 @@ class _Members(Mapping):
             raise
         except ArrayTooLarge as e:
             raise _Unreadable(str(e)) from e
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, *_ZIP_FAULTS) as e:
             raise _Unreadable(
                 f"the zip archive is truncated or damaged ({type(e).__name__}: {e})"
             ) from e
@@ -758,6 +819,11 @@ def _from_entries(path: Path, entries: Mapping[str, np.ndarray] | np.ndarray) ->
         raise ValueError(f"cannot load {path}: {e}") from None
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
         raise ValueError(f"cannot load {path}: inconsistent contents: {e}") from None
+    except (MemoryError, RecursionError) as e:  # a crafted size or nesting, not a model
+        raise ValueError(
+            f"cannot load {path}: inconsistent contents ({type(e).__name__}: its sizes or "
+            "nesting are not a model's)"
+        ) from None
 
 
 def _check_registered(path: Path, entries: Mapping[str, np.ndarray]) -> None:
@@ -858,7 +924,7 @@ def _rebuild_params(entries: Mapping[str, np.ndarray], version: int, n: int) -> 
         [(w[0], b[0]) for w, b in layers] if n else layers,  # checks names, shapes, the loss pair
         activations=[str(a) for a in entries["activations"]],
         loss=str(entries["loss"]),
-        article_mode=bool(entries["article_mode"]),
+        article_mode=_flag("article_mode", entries["article_mode"]),
         check_finite=False,  # checked just below, with the file named
     )
     if n:
@@ -872,10 +938,31 @@ def _rebuild_params(entries: Mapping[str, np.ndarray], version: int, n: int) -> 
 _ADDED_LATER = {f"state/opt_state/{k}": np.nan for k in ("x", "x_loss", "x_grad")}
 
 
+def _check_shape_options(
+    entries: Mapping[str, np.ndarray], structure: Mapping[str, Any], n: int
+) -> None:
+    """The sizes the structure gives (the history's chunk, lbfgs's pairs) are the stored
+    arrays' own: checked before the template is built from them, which allocates them (a
+    file claiming a chunk of 10**12 epochs asked NumPy for terabytes)."""
+    sizes = {"chunk": ("state/history/loss", -1, structure["history"]["chunk"])}
+    options = structure["opt_state"].get("options", {})
+    if "history" in options:
+        sizes["history"] = ("state/opt_state/s", -2, options["history"])
+    for what, (entry, axis, claimed) in sizes.items():
+        if entry not in entries:
+            raise ValueError(f"missing state entry {entry!r}")
+        shape = np.shape(entries[entry])
+        if isinstance(claimed, bool) or not isinstance(claimed, int) or not shape:
+            raise ValueError(f"the structure's {what} {claimed!r} is not a whole number")
+        if len(shape) < 1 + bool(n) or shape[axis] != claimed:
+            raise ValueError(f"the structure's {what} {claimed} does not fit {entry} {shape}")
+
+
 def _rebuild_state(
     entries: Mapping[str, np.ndarray], structure: Mapping[str, Any], params: MLP, n: int
 ) -> TrainState:
     """The state of :func:`_state_template`, filled entry by entry, every one checked."""
+    _check_shape_options(entries, structure, n)
     template = _state_template(_first_network(params, n), structure)
     treedef: Any  # mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it)
     flat, treedef = jax.tree_util.tree_flatten_with_path(template)

@@ -691,7 +691,7 @@ def test_checkpoint_keeps_the_key_impl(tmp_path):
 
 
 def test_stacked_checkpoint_from_train_many(tmp_path, many):
-    save(tmp_path / "c.npz", many.state, optimizer=many.optimizer)
+    save(tmp_path / "c.npz", many.state)  # each network's lr stays in the state
     with np.load(tmp_path / "c.npz", allow_pickle=False) as z:
         assert int(z["stacked"]) == 3 and z["state/key"].shape == (3, 2)
     got = load(tmp_path / "c.npz")
@@ -699,7 +699,27 @@ def test_stacked_checkpoint_from_train_many(tmp_path, many):
     assert got.params.layers[0].w.shape == (3, 3, 4)
     np.testing.assert_array_equal(np.asarray(got.state.opt_state.hyperparams["lr"]),
                                   np.float32([0.01, 0.02, 0.03]))  # fmt: skip
-    assert got.optimizer.name == "adam"
+    assert got.optimizer is None
+
+
+def test_an_optimizer_that_is_not_the_states_is_refused(tmp_path, many):
+    """save(many.state, optimizer=many.optimizer) recorded network 0's lr; network 2 taken
+    from the loaded state and resumed with the loaded optimizer went on at lr 0.01, not its
+    0.03, silently (and a single state saved with another lr was accepted)."""
+    from jbpnn.optimizers import adam, momentum
+
+    with pytest.raises(ValueError, match=r"3 networks were trained with different lr \(0.01 .. "):
+        save(tmp_path / "c.npz", many.state, optimizer=many.optimizer)
+    with pytest.raises(ValueError, match="has lr=0.7, but the state was trained with lr=0.1"):
+        save(tmp_path / "c.npz", _momentum_state(), optimizer=momentum(0.7))
+    assert not os.listdir(tmp_path)
+    save(tmp_path / "n2.npz", many[2].state, optimizer=many[2].optimizer)  # one network
+    got = load(tmp_path / "n2.npz")
+    assert got.optimizer.hyperparams["lr"] == adam(np.float32(0.03)).hyperparams["lr"]
+    X, Y = _data()
+    a = train(got.state, X, Y, optimizer=got.optimizer, epochs=2).params
+    b = train(many[2], X, Y, epochs=2).params
+    _leaves_equal(a, b)
 
 
 # ---------------------------------------------------------------- refused checkpoints
@@ -855,3 +875,82 @@ def test_load_reads_only_the_members_the_format_defines_and_sizes_them_first(tmp
     monkeypatch.setattr(memory, "available_memory", lambda device=None: (100_000, "a test"))
     with pytest.raises(ValueError, match=r"the member 'w0' as a dense float32 array"):
         load(fine)
+
+
+# ---------------------------------------------------------------- red-team: crafted files
+def _tampered(tmp_path, name, change, obj=None):
+    """A saved checkpoint (or ``obj``) with its entries changed by ``change(entries)``."""
+    base = tmp_path / "base.npz"
+    save(base, obj if obj is not None else _momentum_state())
+    with np.load(base) as z:
+        entries = {k: z[k] for k in z.files}
+    change(entries)
+    np.savez(tmp_path / name, **entries)
+    return tmp_path / name
+
+
+def _structure(key, value):
+    def change(entries):
+        s = json.loads(str(entries["structure"]))
+        s["history"][key] = value
+        entries["structure"] = np.array(json.dumps(s))
+
+    return change
+
+
+@pytest.mark.parametrize("chunk", [10**12, 10**8, 2.5, True])
+def test_a_crafted_history_chunk_is_refused_before_allocating(tmp_path, chunk):
+    """chunk 10**12 raised NumPy's MemoryError (3.6 TiB); 10**8 allocated 400 MB a key."""
+    path = _tampered(tmp_path, "c.npz", _structure("chunk", chunk))
+    with pytest.raises(ValueError, match="cannot load .*the structure's chunk"):
+        load(path)
+
+
+def test_crafted_nesting_and_npy_headers_are_refused(tmp_path):
+    nested = _tampered(
+        tmp_path, "n.npz", lambda e: e.__setitem__("metadata", np.array("[" * 10**5 + "]" * 10**5))
+    )
+    with pytest.raises(ValueError, match="cannot load .*RecursionError"):
+        load(nested)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
+    )
+    (tmp_path / "bomb.npy").write_bytes(header.getvalue() + b"\0" * 16)
+    with pytest.raises(ValueError, match="a single .npy array, not a jbpnn model"):
+        load(tmp_path / "bomb.npy")  # was a MemoryError from NumPy
+
+
+def test_damaged_compressed_and_encrypted_members_are_named(tmp_path):
+    """zlib.error escaped from zipfile (as did NotImplementedError for an unknown
+    compression method and RuntimeError for an encrypted member: caught alike)."""
+    save(tmp_path / "good.npz", init_params(0, (3, 40, 2)), note="x" * 2000)
+    with np.load(tmp_path / "good.npz") as z:
+        entries = {k: z[k] for k in z.files}
+    np.savez_compressed(tmp_path / "c.npz", **entries)
+    data = bytearray((tmp_path / "c.npz").read_bytes())
+    with zipfile.ZipFile(tmp_path / "c.npz") as archive:
+        info = archive.getinfo("metadata.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for k in range(10, 40):
+        data[start + k] ^= 0xFF
+    (tmp_path / "damaged.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="cannot load .*damaged"):
+        load(tmp_path / "damaged.npz")
+
+
+def test_article_mode_must_be_a_stored_bool(tmp_path):
+    """The string "False" loaded as article_mode=True."""
+    path = _tampered(
+        tmp_path, "a.npz", lambda e: e.__setitem__("article_mode", np.array("False")), _net()
+    )
+    with pytest.raises(ValueError, match="article_mode must be one bool"):
+        load(path)
+
+
+@pytest.mark.parametrize("value", [{0: "cat"}, {"a": {True: 1}}, [{None: 2}]])
+def test_metadata_dicts_need_string_keys(tmp_path, value):
+    """{0: "cat"} came back as {"0": "cat"}, {1: "a", "1": "b"} as one entry."""
+    with pytest.raises(TypeError, match="metadata 'classes' cannot be saved: its key"):
+        save(tmp_path / "m.npz", _net(), classes=value)
+    assert not os.listdir(tmp_path)
