@@ -94,6 +94,9 @@ def pick_devices(devices: Any, *, local: bool = False) -> tuple:
             f"list of jax devices (e.g. jax.devices()[:2]); got {type(devices).__name__} "
             f"{devices!r}"
         )
+    if len(set(given)) != len(given):
+        twice = next(d for d in given if given.count(d) > 1)
+        raise ValueError(f"devices lists {twice} twice; give each device once")
     return given
 
 
@@ -389,18 +392,44 @@ def refused_options(error: Exception) -> bool:
 # ---------------------------------------------------------------- several processes
 def spans_processes(mesh: Any) -> bool:
     """Whether ``mesh`` holds devices of more than one process (after ``jax.distributed``)."""
-    if mesh is None:
+    if not isinstance(mesh, jax.sharding.Mesh):  # None, or a wrong value its check names
         return False
     return len({d.process_index for d in np.asarray(mesh.devices).flat}) > 1
 
 
-def describe(value: Any) -> str:
+def _describe_function(f: Any, depth: int) -> str:
+    """A function by its name, and, one level down, its code and the values it closes over,
+    defaults to and reads from its module (numbers, text, arrays): two lambdas returning a
+    0.1 and a 0.5 differ; deeper functions count by their name only."""
+    name = f"{getattr(f, '__module__', '?')}.{f.__qualname__}"
+    code = getattr(f, "__code__", None)
+    if code is None or depth >= 2:
+        return name
+    cells = [c.cell_contents for c in (getattr(f, "__closure__", None) or ()) if _filled_cell(c)]
+    module = getattr(f, "__globals__", {})
+    plain = (bool, int, float, str, np.generic, np.ndarray, jax.Array)
+    read = [module[n] for n in code.co_names if isinstance(module.get(n), plain)]  # its globals
+    parts = [code.co_code.hex(), repr(code.co_consts)]
+    values = [*cells, *(getattr(f, "__defaults__", None) or ()), *read]
+    parts += [describe(v, depth + 1) for v in values]
+    return f"{name} {hashlib.blake2b('|'.join(parts).encode(), digest_size=8).hexdigest()}"
+
+
+def _filled_cell(cell: Any) -> bool:
+    try:
+        return cell.cell_contents is not _filled_cell  # reading an empty cell raises
+    except ValueError:  # a cell not yet filled
+        return False
+
+
+def describe(value: Any, depth: int = 0) -> str:
     """A short text that is equal in two processes exactly when ``value`` is.
 
     Arrays give dtype, shape and a digest of their bytes (a global array that this
     process cannot read whole gives its sharding instead); pytrees (an ``MLP``, a
-    ``TrainState``) their structure and leaves; functions their qualified name;
-    anything else its ``repr`` without memory addresses.
+    ``TrainState``) their structure and leaves; functions their qualified name with a
+    digest of their code and of the values they close over; an optimizer its name,
+    options and every value in full; anything else its ``repr`` without memory addresses.
     """
     if value is None or isinstance(value, (bool, int, float, str, np.generic)):
         return repr(value)
@@ -414,10 +443,20 @@ def describe(value: Any) -> str:
         data = np.ascontiguousarray(np.asarray(value))
         return f"{head} {hashlib.blake2b(data.tobytes(), digest_size=8).hexdigest()}"
     if callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+        return _describe_function(value, depth)
+    if all(hasattr(value, a) for a in ("name", "options", "hyperparams", "update")):
+        # an Optimizer: its repr rounds values to 6 digits and names a schedule function
+        # only: 0.1 and 0.1000001, or lambda c: a with another a, read the same
+        parts = [describe(value.name, depth), describe(dict(value.options), depth)]
+        parts += [f"{k}={describe(v, depth)}" for k, v in sorted(value.hyperparams.items())]
+        return f"{type(value).__name__} " + " ".join(parts)
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return (
+            "{" + ", ".join(f"{k!r}: {describe(v, depth)}" for k, v in sorted(value.items())) + "}"
+        )
     leaves, treedef = jax.tree.flatten(value)
     if not (len(leaves) == 1 and leaves[0] is value):  # a container or a registered pytree
-        text = str(treedef) + "|" + "|".join(describe(x) for x in leaves)
+        text = str(treedef) + "|" + "|".join(describe(x, depth) for x in leaves)
         digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
         return f"{type(value).__name__} of {len(leaves)} leaves {digest}"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
@@ -449,6 +488,9 @@ def _decode(buf: np.ndarray) -> dict[str, str]:
     return json.loads(bytes(np.asarray(buf, np.uint8)).rstrip(b"\0").decode())
 
 
+_abandoned: list[str] = []  # checks that timed out in this process (their gather pending)
+
+
 def agree_across_processes(mesh: Any, what: str, arguments: dict[str, Any]) -> None:
     """Check that every process of a run on ``mesh`` was called with the same ``arguments``.
 
@@ -466,10 +508,19 @@ def agree_across_processes(mesh: Any, what: str, arguments: dict[str, Any]) -> N
             value in each process.
         TimeoutError: when the other processes have not reached ``what`` within
             ``$JBPNN_PROCESS_TIMEOUT`` seconds (default 300): one never called it,
-            or crashed.
+            or crashed. Its all-gather stays pending, so every later call in this
+            process raises RuntimeError (restart the processes) rather than pair
+            with it or hang.
     """
     if not spans_processes(mesh):
         return
+    if _abandoned:
+        raise RuntimeError(
+            f"{what}: an earlier check across processes ({_abandoned[0]}) timed out and its "
+            "all-gather is still pending in this process, so its collectives no longer pair "
+            "with the other processes' (a new call would meet that old one, or hang): "
+            "restart the processes"
+        )
     timeout = _process_timeout()
     mine = {name: describe(value) for name, value in arguments.items()}
     box: dict[str, Any] = {}
@@ -485,6 +536,7 @@ def agree_across_processes(mesh: Any, what: str, arguments: dict[str, Any]) -> N
     waiter.join(timeout)
     me, count = jax.process_index(), jax.process_count()
     if waiter.is_alive():
+        _abandoned.append(what)  # its gather may still pair with a late process's: see above
         raise TimeoutError(
             f"{what}: process {me} of {count} waited {timeout:g} s for the other processes "
             f"of this data-parallel run to reach {what}; every process must call it (one may "

@@ -174,6 +174,10 @@ def test_mesh_arguments_are_checked():
         jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), devices=0)  # no XLA_FLAGS advice
     with pytest.raises(ValueError, match="jax.sharding.Mesh"):
         jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), mesh="data")
+    with pytest.raises(ValueError, match="jax.sharding.Mesh"):  # was an AttributeError
+        jbpnn.train_many(jbpnn.InitSpec((2, 1)), X, Y, seeds=[0], hparams={"lr": 0.1}, mesh="data")
+    with pytest.raises(ValueError, match="twice; give each device once"):  # an XLA INTERNAL
+        jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), devices=[jax.devices()[0]] * 2)
     one = jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), epochs=2, batch_size=3)
     same = jbpnn.train(params, X, Y, optimizer=jbpnn.sgd(0.1), epochs=2, batch_size=3, mesh=mesh)
     np.testing.assert_allclose(one.history["loss"], same.history["loss"], rtol=1e-6)
@@ -209,9 +213,13 @@ DISAGREE = textwrap.dedent(
     attempt("same")
     attempt("batch_size", batch_size=16 if me == 0 else 8)
     attempt("seed", params=jbpnn.init_params(me, (2, 3, 1)))
+    attempt("lr_close", optimizer=jbpnn.momentum(0.1 if me == 0 else 0.1000001))
+    a = 0.1 if me == 0 else 0.5
+    attempt("lr_fn", optimizer=jbpnn.sgd(lambda count: a))
     if me == 0:  # process 1 never calls train: process 0 must not wait forever
         os.environ["JBPNN_PROCESS_TIMEOUT"] = "3"
         attempt("absent")
+        attempt("after_timeout")  # its gather is pending: refused, not paired or hung
     with open(out, "w") as f:
         json.dump(seen, f)
     time.sleep(8 if me == 1 else 0)  # process 1 keeps the run alive until 0 has written
@@ -268,9 +276,19 @@ def test_processes_called_with_different_arguments_stop_with_both_values_named(t
         kind, message, _ = mine["seed"]
         assert kind == "ValueError" and "params is MLP" in message, mine["seed"]
         assert "different seed" in message
+        # both read "momentum(lr=0.1, ...)" and "sgd(, schedule=<lambda>)" and trained apart
+        kind, message, _ = mine["lr_close"]
+        assert kind == "ValueError" and "optimizer is" in message, mine["lr_close"]
+        assert (
+            "lr=0.1 m=0.9 in process 0" in message and "lr=0.1000001 m=0.9 in process 1" in message
+        )
+        kind, message, _ = mine["lr_fn"]
+        assert kind == "ValueError" and "optimizer is" in message, mine["lr_fn"]
     kind, message, waited = seen[0]["absent"]
     assert kind == "TimeoutError" and "JBPNN_PROCESS_TIMEOUT" in message, seen[0]["absent"]
     assert 3 <= waited < 30
+    kind, message, _ = seen[0]["after_timeout"]
+    assert kind == "RuntimeError" and "restart the processes" in message, seen[0]["after_timeout"]
 
 
 SHARDED_GRAD = textwrap.dedent(
@@ -314,3 +332,19 @@ def test_jit_grad_through_apply_on_explicit_and_auto_meshes_equals_autodiff():
     for kind in ("Explicit", "Auto"):
         devices, worst = rows[kind]
         assert devices == "4" and float(worst) < 1e-6, run.stdout
+
+
+def test_describe_tells_close_values_and_closures_apart():
+    """The cross-process check described an optimizer by its repr (6 digits) and a function
+    by its name: momentum(0.1) and momentum(0.1000001), or lambdas closing over 1 and 3,
+    read the same and two processes trained apart without a word."""
+    from jbpnn.devices import describe
+
+    assert describe(jbpnn.momentum(0.1)) != describe(jbpnn.momentum(0.1000001))
+    assert describe(jbpnn.momentum(0.1)) == describe(jbpnn.momentum(0.1))
+
+    def scaled(k):
+        return lambda g: g * k
+
+    assert describe(scaled(1)) != describe(scaled(3)) and describe(scaled(1)) == describe(scaled(1))
+    assert describe(jbpnn.sgd(scaled(1))) != describe(jbpnn.sgd(scaled(3)))
