@@ -1078,6 +1078,7 @@ class ManyResult:
         return ResultsTable([dict(zip(names, row)) for row in zip(*cols.values())], names)
 
     def summary(self) -> str:
+        """One line: how many networks, in how long, the epochs run and how they stopped."""
         counts = {r: self.stop_reason.count(r) for r in STOP_REASONS if r in self.stop_reason}
         stops = ", ".join(f"{r}: {c}" for r, c in counts.items())
         return (

@@ -61,10 +61,12 @@ class BRState(NamedTuple):
 
 
 def lm_init(params: PyTree, hp: dict[str, Array]) -> LMState:
+    """LM's state before epoch 1: the damping ``mu`` from the hyperparameters, no loss yet."""
     return LMState(_count0(), hp, hp["mu"], _nan_like(hp["mu"]))
 
 
 def br_init(params: PyTree, hp: dict[str, Array]) -> BRState:
+    """BR's state before epoch 1: ``mu`` as LM's; ``alpha``, ``beta``, ``gamma`` unknown (NaN)."""
     nan = _nan_like(hp["mu"])  # alpha, beta, gamma: estimated from the data in epoch 1
     return BRState(_count0(), hp, hp["mu"], nan, nan, nan, nan)
 

@@ -260,13 +260,18 @@ def check_memory(
         return
     parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in estimate.parts.items())
     fit = estimate.max_networks(limit)
-    raise EnsembleTooLarge(
-        f"{what} need about {format_bytes(estimate.total)} "
-        f"({format_bytes(estimate.per_network)} per network: {parts}; data "
-        f"{format_bytes(estimate.shared)}), more than the {format_bytes(limit)} allowed "
-        f"({source}). "
+    advice = (
         f"At most {fit} such networks fit: train the grid in parts of at most {fit} networks, "
         "or use a smaller batch, validation set or network"
+        if fit
+        else "Not even one such network fits: use a smaller batch, validation set or network, "
+        "or allow more memory"
+    )
+    raise EnsembleTooLarge(
+        f"{what} need about {format_bytes(estimate.total)} "
+        f"({format_bytes(estimate.per_network)} per network: {parts}; shared by all "
+        f"{format_bytes(estimate.shared)}: the data and XLA's runtime), more than the "
+        f"{format_bytes(limit)} allowed ({source}). {advice}"
     )
 
 

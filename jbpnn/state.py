@@ -86,6 +86,8 @@ class TrainConfig(NamedTuple):
     watch_params: bool = True
 
     def history_keys(self) -> tuple[str, ...]:
+        """The history's keys in this run, in order: ``loss``, then what the rules and the
+        optimizer add (see :class:`TrainResult`'s ``history``)."""
         keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
         keys += ("val_loss", "val_accuracy") if self.has_validation else ()
         return keys + self.optimizer_history
@@ -191,8 +193,10 @@ class TrainResult:
         history: NumPy arrays, one entry per epoch of this run (see
             ``start_epoch``): ``loss`` (the epoch loss), ``max_weight_change``
             (only with ``min_weight_change``, the rule that needs it) and, with
-            a validation set, ``val_loss`` and ``val_accuracy``. Resuming from a
-            ``TrainResult`` extends its history.
+            a validation set, ``val_loss`` and ``val_accuracy``; the full-batch
+            optimizers add their own: ``mu`` and ``grad_norm`` (``lm``; ``br`` also
+            ``gamma``), ``grad_max``, ``step`` and ``n_evals`` (``lbfgs``). Resuming from
+            a ``TrainResult`` extends its history.
         epochs_run: epochs run in all, the diverged one included.
         stop_reason: one of :data:`STOP_REASONS`.
         diverged_at: the 1-based epoch whose loss or params became NaN/inf (or blew
@@ -223,6 +227,7 @@ class TrainResult:
         return float(finite[-1]) if finite.size else math.nan
 
     def summary(self) -> str:
+        """A few lines: why and when the run stopped, the final loss, the validation figures."""
         lines = [
             f"stopped: {self.stop_reason} after {self.epochs_run} epoch(s) in {self.elapsed:.2f} s",
             f"final loss: {self.final_loss:.6g}",

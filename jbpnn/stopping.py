@@ -12,18 +12,20 @@ Everything downstream reads it:
 - :func:`stack_rules`: one :class:`StopRules` with a leading network axis for
   ``train_many`` (every network its own thresholds, the same switches).
 
-What ``None`` means, for every threshold (the API and the command line agree):
+What ``None`` means, for every threshold (the command line has ``--tol``,
+``--min-weight-change`` and ``--n-iter-no-change``, where ``off`` is None; the others are
+the API's only):
 
 ==================== ========================== ==========================================
-threshold            ``None`` (command line)     a number
+threshold            ``None``                    a number
 ==================== ========================== ==========================================
 tol                  off (default)               stop when the epoch loss < tol (>= 0)
 min_weight_change    off (default)               stop when every ``|delta w|`` < it (>= 0)
 n_iter_no_change     off (``off``)               epochs without validation gain, >= 1
 loss_patience        off (default)               epochs without loss gain, >= 1
 lr_factor            off: a plateau stops        0 < f < 1: a plateau multiplies lr by f
-max_loss_growth      off (``off``)               > 0 (default 1e6)
-max_abs_param        off (``off``)               > 0 (default 1e9)
+max_loss_growth      off                         > 0 (default 1e6)
+max_abs_param        off                         > 0 (default 1e9)
 validation_tol,      not allowed                 >= 0 (defaults 1e-4, 1e-4, 1e-6)
 loss_tol, min_lr
 ==================== ========================== ==========================================

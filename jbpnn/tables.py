@@ -126,6 +126,7 @@ class ResultsTable:
         return ResultsTable(rows, self.columns)
 
     def head(self, k: int = 10) -> ResultsTable:
+        """The first ``k`` rows (all of them when fewer), as a table."""
         return ResultsTable(self.rows[:k], self.columns)
 
     def select(self, columns: Sequence[str]) -> ResultsTable:

@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train a learning-rate x momentum x seed grid of networks at once",
         "Train 8 learning rates x 4 momenta x 8 seeds = 256 digits networks in one compiled "
         "call (train_many), print the best cells (mean +- std over seeds), write sweep.csv, "
-        "sweep.json and heatmap.png, and time train_many against sequential train.",
+        "sweep.json and heatmap.png (python experiments/sweep.py also times train_many "
+        "against sequential train).",
         "jbpnn sweep --quick --out sweep",
     )
     add_sweep_arguments(sw, timing=False)
