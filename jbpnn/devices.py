@@ -193,8 +193,15 @@ def replicate(tree: Any, mesh: Any) -> Any:
     """
     rep = NamedSharding(mesh, PartitionSpec())
 
+    explicit = any(t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ()))
+
     def put(x: Any) -> Any:
         if isinstance(x, jax.Array) and getattr(x.sharding, "mesh", None) == mesh:
+            if explicit and not x.sharding.is_fully_replicated:
+                # On an Explicit mesh the split is part of the array's type, and the
+                # program's gathers and contractions (X[order], J^T J) refuse a split
+                # operand: gathered once here (a collective where processes share it)
+                return jax.device_put(x, rep)
             return x
         return _from_host(x, rep)
 

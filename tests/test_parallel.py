@@ -348,3 +348,33 @@ def test_describe_tells_close_values_and_closures_apart():
 
     assert describe(scaled(1)) != describe(scaled(3)) and describe(scaled(1)) == describe(scaled(1))
     assert describe(jbpnn.sgd(scaled(1))) != describe(jbpnn.sgd(scaled(3)))
+
+
+SPLIT_DATA = textwrap.dedent(
+    """
+    import jax, numpy as np, jbpnn
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+    X = np.random.default_rng(0).uniform(-1, 1, (64, 3)).astype(np.float32)
+    Y = np.sin(2 * X[:, :1]).astype(np.float32)
+    p = jbpnn.init_params(0, (3, 5, 1), "tanh", "mse")
+    for name, kw in (("sgd", dict(optimizer=jbpnn.sgd(0.1), batch_size=16)),
+                     ("lm", dict(optimizer=jbpnn.optimizers.levenberg_marquardt()))):
+        ref = jbpnn.train(p, X, Y, epochs=3, **kw).params
+        for kind in (AxisType.Explicit, AxisType.Auto):
+            mesh = jax.make_mesh((4,), ("data",), axis_types=(kind,))
+            Xs, Ys = (jax.device_put(a, NamedSharding(mesh, P("data"))) for a in (X, Y))
+            got = jbpnn.train(p, Xs, Ys, mesh=mesh, epochs=3, **kw).params
+            for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+            print(name, kind.name, "ok")
+    """
+)
+
+
+def test_data_already_split_on_an_explicit_mesh_trains():
+    """X and Y split along an Explicit mesh (jax.make_mesh's default) stopped train with a
+    ShardingTypeError in the shuffle's gather (mini-batches) and in J^T J (lm, br)."""
+    run = _run(SPLIT_DATA, 4)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count(" ok") == 4, run.stdout
