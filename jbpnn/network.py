@@ -727,15 +727,30 @@ def _hand_linear_transpose(cts, *args, fn, fn_t, n_res, out_avals, lin_avals):
     return [None] * n_res + _bind_linear(fn_t, fn, res, cts)
 
 
+def _axis_spec(a: Any) -> Any:
+    """The mesh axis an array's leading axis is split along under an Explicit mesh, or None."""
+    sharding = getattr(jax.typeof(a), "sharding", None)
+    spec = getattr(sharding, "spec", None)
+    return spec[0] if spec else None
+
+
+def _broadcast_batch(x: Array, size: int, split: Any) -> Array:
+    if split is None:
+        return jnp.broadcast_to(x, (size, *x.shape))
+    out = jax.sharding.PartitionSpec(split, *([None] * x.ndim))
+    return jnp.broadcast_to(x, (size, *x.shape), out_sharding=out)
+
+
 def _hand_linear_batch(args, dims, *, fn, fn_t, n_res, out_avals, lin_avals):
     size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
     args = [a if d is None else jnp.moveaxis(a, d, 0) for a, d in zip(args, dims)]
     res, lin = args[:n_res], args[n_res:]
     res_axes = [None if d is None else 0 for d in dims[:n_res]]
-    # every input batched (an unbatched one broadcast), so the transpose's outputs are too
+    # every input batched (an unbatched one broadcast), so the transpose's outputs are too;
+    # split as the batched ones are along the batch (an Explicit mesh types the split)
+    split = next((_axis_spec(a) for a, d in zip(args, dims) if d is not None), None)
     lin = [
-        x if d is not None else jnp.broadcast_to(x, (size, *x.shape))
-        for x, d in zip(lin, dims[n_res:])
+        x if d is not None else _broadcast_batch(x, size, split) for x, d in zip(lin, dims[n_res:])
     ]
 
     def vmapped(f: _Linear) -> _Linear:

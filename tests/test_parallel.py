@@ -378,3 +378,34 @@ def test_data_already_split_on_an_explicit_mesh_trains():
     run = _run(SPLIT_DATA, 4)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count(" ok") == 4, run.stdout
+
+
+PER_EXAMPLE_EXPLICIT = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np, jbpnn
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+    params = jbpnn.init_params(0, (6, 8, 3), "tanh", "mse")
+    X = np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32)
+
+    def per_example(p, x):
+        return jax.vmap(lambda xi: jax.grad(lambda q: jnp.sum(jbpnn.apply(q, xi)))(p))(x)
+
+    ref = jax.jit(per_example)(params, X)
+    mesh = jax.make_mesh((4,), ("data",), axis_types=(AxisType.Explicit,))
+    with jax.set_mesh(mesh):
+        got = jax.jit(per_example)(params, jax.device_put(X, NamedSharding(mesh, P("data"))))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    print("per-example ok")
+    """
+)
+
+
+def test_per_example_gradients_through_apply_on_an_explicit_mesh():
+    """vmap(grad) through apply over a batch split on an Explicit mesh: the hand rule's
+    batching broadcast an unbatched input without the batch's split ("Mapped away
+    dimension ... should be sharded the same")."""
+    run = _run(PER_EXAMPLE_EXPLICIT, 4)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "per-example ok" in run.stdout
