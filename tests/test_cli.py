@@ -1165,3 +1165,17 @@ def test_numeric_class_labels_are_stratified(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
     rc, _, err = run_cli(capsys, "train", "--data", tmp_path / "d.csv", "--epochs", 1)
     one_line_error(rc, err, "class 7 has a single row left for the test split")
+
+
+def test_predict_names_a_stacked_model(tmp_path, capsys):
+    """A file of 2 stacked networks was refused as 'the network has 2 inputs'."""
+    from jbpnn.many import stack_params
+
+    write_flowers(tmp_path)
+    rc, _, err = run_cli(capsys, "train", "--data", tmp_path / "flowers.csv", "--target", "colour",
+                         "--hidden", 4, "--epochs", 2, "--save", tmp_path / "m.npz")  # fmt: skip
+    assert rc == 0, err
+    params, meta = load(tmp_path / "m.npz")
+    jbpnn_api.save(tmp_path / "s.npz", stack_params([params, params]), **meta)
+    rc, _, err = run_cli(capsys, "predict", tmp_path / "s.npz", tmp_path / "flowers.csv")
+    one_line_error(rc, err, "s.npz holds 2 stacked networks")

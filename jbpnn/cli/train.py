@@ -49,7 +49,7 @@ from jbpnn.loaders import Table, load_features, load_table
 from jbpnn.losses import LOSSES
 from jbpnn.network import predict
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, get_optimizer
-from jbpnn.params import INITS, MLP, init_params
+from jbpnn.params import INITS, MLP, init_params, network_count
 from jbpnn.preprocessing import (
     TASK_LOSSES,
     Preprocessing,
@@ -501,6 +501,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _model_preprocessing(model: str, params: MLP, meta: Any) -> Preprocessing:
     """The preprocessing record of a saved model, checked against its network."""
+    n = network_count(params)
+    if n:
+        raise CLIError(
+            f"{model} holds {n} stacked networks (a train_many ensemble); predict uses one: "
+            "save one of them (jbpnn.save(path, result[i].params, ...)) or predict from Python"
+        )
     try:
         prep = Preprocessing.from_dict(meta)
         prep.check_network(params.n_in, params.n_out)
