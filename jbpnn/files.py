@@ -250,7 +250,12 @@ class _TempFile:
 
 
 def _temp_name(target: Path) -> str:
-    return f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}{_TEMP_SUFFIX}"
+    """A fresh name beside ``target``, within the 255 bytes a file name may have: a long
+    but legal target name is shortened in it (its own name could not be replaced else)."""
+    tail = f".{os.getpid()}-{secrets.token_hex(6)}{_TEMP_SUFFIX}"
+    room = 255 - 1 - len(tail.encode())
+    stem = os.fsencode(target.name)[:room].decode(errors="ignore")  # whole characters only
+    return f".{stem}{tail}"
 
 
 def _remove_stale_temps(target: Path) -> None:

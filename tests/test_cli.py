@@ -1179,3 +1179,25 @@ def test_predict_names_a_stacked_model(tmp_path, capsys):
     jbpnn_api.save(tmp_path / "s.npz", stack_params([params, params]), **meta)
     rc, _, err = run_cli(capsys, "predict", tmp_path / "s.npz", tmp_path / "flowers.csv")
     one_line_error(rc, err, "s.npz holds 2 stacked networks")
+
+
+@pytest.mark.parametrize("after", [0.3, 1.0])
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, after):
+    """A Ctrl-C while JAX loaded printed an import traceback, or was swallowed by JAX's
+    garbage-collector callback and the run went on and replaced the --save file (exit 0)."""
+    import signal
+    import time
+
+    original = b"the model from yesterday"
+    (tmp_path / "m.npz").write_bytes(original)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.getenv("PYTHONPATH", "")]))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "jbpnn", "train", "--epochs", "5000", "--save", "m.npz"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    time.sleep(after)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.decode().strip().splitlines() == ["jbpnn train: interrupted"], err
+    assert (tmp_path / "m.npz").read_bytes() == original

@@ -188,3 +188,15 @@ def test_a_live_writers_temp_file_is_kept(tmp_path):
     live.write_bytes(b"PK")
     save(path, _params())
     assert live.exists()
+
+
+def test_a_long_legal_name_can_be_replaced(tmp_path):
+    """A 240-byte name saved once, then not again: the temporary name beside it was 26
+    bytes longer than a file name may be (OSError naming /proc/self/fd/3)."""
+    from jbpnn.io import load, save
+    from jbpnn.params import init_params
+
+    path = tmp_path / ("m" * 236 + ".npz")
+    save(path, init_params(0, (2, 1)), run=1)
+    save(path, init_params(0, (2, 1)), run=2)
+    assert load(path).metadata == {"run": 2} and os.listdir(tmp_path) == [path.name]
