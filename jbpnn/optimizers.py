@@ -836,9 +836,15 @@ def cast_hyperparams(name: str, given: Mapping[str, Any], dtype: Any) -> dict[st
         ValueError: naming the hyperparameter, its value, the dtype and (several
             networks) the first network whose value it is.
     """
+    dname = np.dtype(dtype).name
+    if name in ("lm", "br") and dname not in ("float32", "float64"):
+        raise ValueError(
+            f"{name} solves (J^T J + mu I) dx = -J^T e by a Cholesky factorisation, which "
+            f"needs float32 or float64 params, got {dname}: cast them first, e.g. "
+            "jax.tree.map(lambda a: a.astype(jnp.float32), params)"
+        )
     with np.errstate(over="ignore", under="ignore"):
         hp = {k: host_or_device(v, dtype) for k, v in given.items()}
-    dname = np.dtype(dtype).name
 
     def refuse(k: str, bad: np.ndarray, why: str) -> None:
         value = given[k]

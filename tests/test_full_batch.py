@@ -552,3 +552,13 @@ def test_br_gamma_stays_within_0_and_p_in_float32():
     t = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.05 * rng.normal(size=300)
     gamma = feedforwardnet(x, t, 10, "trainbr").result.history["gamma"]  # P = 41
     assert np.all((gamma >= 0) & (gamma <= 41)), (gamma.min(), gamma.max())
+
+
+@pytest.mark.parametrize("name", ["lm", "br"])
+def test_half_precision_params_are_refused_by_the_damped_solvers(name):
+    """bfloat16 params reached the Cholesky factorisation: a raw NotImplementedError
+    ("Unsupported dtype bfloat16") from inside the compiled program."""
+    p = jbpnn.init_params(0, (2, 3, 1), "tanh", "mse", dtype=jnp.bfloat16)
+    X = np.linspace(0, 1, 20, dtype=np.float32).reshape(10, 2)
+    with pytest.raises(ValueError, match=f"{name} solves .* float64 params, got bfloat16"):
+        jbpnn.train(p, X, X[:, :1], optimizer=jbpnn.get_optimizer(name), epochs=2)
