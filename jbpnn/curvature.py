@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jbpnn import checks
 from jbpnn.activations import get_activation, units
 from jbpnn.losses import LOSSES
 from jbpnn.network import check_batch, check_direction, deltas, forward
@@ -295,10 +296,10 @@ def _check(
     _require_derivatives(params, name)
     X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
     v = check_direction(params, v, "v")
-    if check_finite:
+    if check_finite:  # a traced v (inside jit or vmap) is skipped, as traced data is
         for i, layer in enumerate(v.layers):
-            if not (bool(jnp.all(jnp.isfinite(layer.w))) and bool(jnp.all(jnp.isfinite(layer.b)))):
-                raise ValueError(f"{name}: v has NaN or inf in layer {i}")
+            for part, a in (("w", layer.w), ("b", layer.b)):
+                checks.check_finite(f"{name}: v's layer {i} {part}", a)
     return params, X, Y, v, sw
 
 

@@ -855,9 +855,11 @@ def apply(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
             f"X must have shape ({params.n_in},) for one example or (batch, {params.n_in}), "
             f"got shape {np.shape(X)}"
         )
-    X, _, _ = check_batch(params, X, check_finite=False)
     if check_finite and checks.is_concrete(X):
-        # X may be a constant inside the caller's jit/grad/scan: check its values now
+        # X may be a constant inside the caller's jit/grad/scan (a NumPy array there is
+        # concrete until check_batch puts it on the device, where it becomes a tracer):
+        # check its values now
         with jax.ensure_compile_time_eval():
-            checks.check_finite("X", X)
+            checks.check_finite("X", X if isinstance(X, jax.Array) else np.asarray(X))
+    X, _, _ = check_batch(params, X, check_finite=False)
     return _apply_jit(params, X)

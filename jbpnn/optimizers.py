@@ -867,6 +867,15 @@ def cast_hyperparams(name: str, given: Mapping[str, Any], dtype: Any) -> dict[st
             refuse(
                 k, underflow, f"underflows to 0 (smallest {np.finfo(dtype).smallest_subnormal:.3g})"
             )
+    if name == "adam":  # b1, b2 that round to 1 (0.999 in bfloat16): 1 / (1 - b^t) is inf
+        for k in ("b1", "b2"):
+            if not isinstance(hp[k], jax.Array) and np.any(one := np.asarray(hp[k]) >= 1):
+                refuse(
+                    k,
+                    one,
+                    "is 1 once cast (the bias correction 1 / (1 - b^t) is then inf and every "
+                    "update NaN: use float32 params or a smaller value)",
+                )
     if name in ("lm", "br") and not isinstance(hp["mu"], jax.Array):
         mu, inc = np.asarray(hp["mu"]), np.asarray(hp["mu_inc"])
         still = np.broadcast_to((mu > 0) & (mu * inc <= mu), np.broadcast(mu, inc).shape)

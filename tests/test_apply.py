@@ -272,3 +272,15 @@ def test_readme_section_runs_as_written():
     assert blocks, "the section has no python block"
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
+
+
+def test_apply_checks_a_numpy_input_inside_jit():
+    """A NumPy X closed over inside jit became a tracer when apply put it on the device,
+    so its NaN passed (documented: a concrete X is checked); eager calls raised."""
+    params = init_params(0, (3, 4, 2), "tanh", "mse")
+    X = np.ones((5, 3), np.float32)
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 NaN or inf"):
+        jax.jit(lambda q: jbpnn.apply(q, X))(params)
+    with pytest.raises(ValueError, match="X contains 1 NaN or inf"):
+        jax.jit(jax.grad(lambda q: jnp.sum(jbpnn.apply(q, X))))(params)

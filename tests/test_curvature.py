@@ -174,8 +174,16 @@ def test_bad_directions_and_inputs_raise():
     nan = params.replace_layers(
         [Layer(params.layers[0].w * jnp.nan, params.layers[0].b), params.layers[1]]
     )
-    with pytest.raises(ValueError, match="v has NaN or inf in layer 0"):
+    with pytest.raises(ValueError, match="hvp: v's layer 0 w contains .* NaN or inf"):
         jbpnn.hvp(params, X, Y, nan)
+    # traced (inside jit, or vmap over v) it is skipped, as traced data is: it raised a
+    # TracerBoolConversionError
+    jax.jit(jbpnn.hvp)(params, X, Y, params)
+    jax.vmap(
+        lambda w: jbpnn.gnvp(
+            params, X, Y, params.replace_layers([Layer(w, params.layers[0].b), params.layers[1]])
+        )
+    )(jnp.stack([params.layers[0].w] * 2))
     with pytest.raises(ValueError, match="Your data length is 2, but our input needs 3"):
         jbpnn.hvp(params, X[:, :2], Y, params)
 

@@ -281,3 +281,14 @@ def test_adam_eps_zero_is_refused():
     "diverged" after one epoch."""
     with pytest.raises(ValueError, match="eps must be > 0"):
         adam(0.01, eps=0)
+
+
+def test_adam_refuses_a_beta_that_rounds_to_one():
+    """b2=0.999 is 1.0 in bfloat16: nu stayed 0, 1 / (1 - b2^t) was inf and the first
+    update NaN, silently in a user's loop (optax's adam gives finite updates there)."""
+    from jbpnn import init_params
+
+    p = init_params(0, (2, 3, 1), dtype=jnp.bfloat16)
+    with pytest.raises(ValueError, match=r"adam's b2=0.999 is 1 once cast .* bfloat16"):
+        adam(1e-3).init(p)
+    adam(1e-3, b2=0.99).init(p)  # 0.98828125 in bfloat16
