@@ -65,7 +65,7 @@ from jax.typing import ArrayLike
 from jbpnn import checks
 from jbpnn.activations import get_activation, units
 from jbpnn.losses import LOSSES
-from jbpnn.network import check_batch, check_direction, deltas, forward
+from jbpnn.network import check_batch, check_direction, deltas, forward, over_batch
 from jbpnn.params import MLP, Layer, network_count
 from jbpnn.tangents import tangents
 
@@ -139,6 +139,15 @@ def example_r_deltas(
     return cache, errs, tuple(reversed(r_errs)), r_outs
 
 
+def _split_like_rows(s: Array, X: Array) -> Array:
+    """The per-row weights split as the rows of ``X`` are on an Explicit mesh (vmap pairs
+    them row by row), else as they are."""
+    spec = getattr(getattr(jax.typeof(X), "sharding", None), "spec", None)
+    if spec and spec[0] is not None and not getattr(jax.typeof(s).sharding, "spec", (None,))[0]:
+        return jax.sharding.reshard(s, jax.sharding.PartitionSpec(spec[0]))
+    return s
+
+
 def _weights(X: Array, sample_weight: Array | None) -> Array:
     if sample_weight is None:
         return jnp.full((X.shape[0],), 1.0 / X.shape[0], X.dtype)
@@ -150,19 +159,20 @@ def _product(
 ) -> MLP:
     # The deltas of example n are weighted (and negated) once, at the output: -s_n Err_L.
     batched = jax.vmap(example_r_deltas, in_axes=(None, 0, 0, None, None, 0))
-    neg_s = -_weights(X, sample_weight)
+    neg_s = _split_like_rows(-_weights(X, sample_weight), X)
     cache, errs, r_errs, r_outs = batched(params, X, Y, v, gauss_newton, neg_s)
     layers = []
     for l, (o_prev, r_err) in enumerate(zip(cache[:-1], r_errs)):  # noqa: E741
         # A layer with fewer outputs than inputs (10 on 2048) sums its products as
         # (n_out, n_in) and transposes the sum once: the products then run with the long
         # side as columns, which XLA's CPU kernels run several times faster than 10
-        # columns (autodiff's transposed products get this layout too).
+        # columns (autodiff's transposed products get this layout too). over_batch: a^T b,
+        # a sum over the rows (replicated where an Explicit mesh splits them).
         flip = r_err.shape[1] < o_prev.shape[1]
-        w = r_err.T @ o_prev if flip else o_prev.T @ r_err  # -O_prev^T (s R{Err})
+        w = over_batch(r_err, o_prev) if flip else over_batch(o_prev, r_err)  # -O_prev^T (s R{Err})
         r_out = r_outs[l]
         if not gauss_newton and r_out is not None:  # -R{O_prev}^T (s Err); Err carries the -s
-            w = w + (errs[l].T @ r_out if flip else r_out.T @ errs[l])
+            w = w + (over_batch(errs[l], r_out) if flip else over_batch(r_out, errs[l]))
         layers.append(Layer(w=w.T if flip else w, b=jnp.sum(r_err, axis=0)))
     return params.replace_layers(layers)
 

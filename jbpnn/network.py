@@ -195,8 +195,8 @@ def loss_and_gradient_kernel(
     errs = _batched_deltas(params, cache, Y)
     s = _normalised_weights(X.shape[0], out.dtype, sample_weight)
     mean_loss = s @ _errors(params, out, Y)
-    grads = [
-        Layer(w=-(o_prev.T @ (s[:, None] * err)), b=-(s @ err))
+    grads = [  # over_batch: o_prev^T (s Err), a sum that is replicated on an Explicit mesh
+        Layer(w=-over_batch(o_prev, s[:, None] * err), b=-over_batch(s, err))
         for o_prev, err in zip(cache[:-1], errs)
     ]
     return mean_loss, params.replace_layers(grads)
@@ -657,16 +657,22 @@ def _shaped(x: Any) -> Any:
     return shaped_abstractify(jax.ShapeDtypeStruct(np.shape(x), x.dtype))
 
 
+def _typed(x: Any) -> Any:
+    """``x``'s abstract value with its type's sharding (an Explicit mesh's split of the
+    batch), which the outputs' cotangents must carry too."""
+    return jax.typeof(x) if isinstance(x, jax.core.Tracer) else shaped_abstractify(x)
+
+
 def _bind_linear(fn: _Linear, fn_t: _Linear, res: list[Array], lin: list[Array]) -> list[Array]:
-    out = jax.eval_shape(fn, [_shaped(r) for r in res], [_shaped(x) for x in lin])
+    out = jax.eval_shape(fn, res, lin)  # abstract: the arguments' types, sharding included
     return _hand_linear_p.bind(
         *res,
         *lin,
         fn=fn,
         fn_t=fn_t,
         n_res=len(res),
-        out_avals=tuple(_shaped(o) for o in out),
-        lin_avals=tuple(_shaped(x) for x in lin),
+        out_avals=tuple(_typed(o) for o in out),
+        lin_avals=tuple(_typed(x) for x in lin),
     )
 
 
@@ -724,7 +730,22 @@ def _hand_linear_transpose(cts, *args, fn, fn_t, n_res, out_avals, lin_avals):
     if any(ad.is_undefined_primal(r) for r in res):
         raise NotImplementedError("hand_linear is linear in its inputs only, not its residuals")
     cts = [jnp.zeros(a.shape, a.dtype) if type(c) is ad.Zero else c for c, a in zip(cts, out_avals)]
-    return [None] * n_res + _bind_linear(fn_t, fn, res, cts)
+    return [None] * n_res + _bind_linear(fn_t, fn, res, [_split_like(c, res) for c in cts])
+
+
+def _split_like(ct: Array, res: list[Array]) -> Array:
+    """``ct`` split along the batch as the residuals are, on an Explicit mesh: the
+    cotangent of ``sum(O)`` is a broadcast of ones with no split, which the hand rule's
+    batched pass (the cache split along the batch) cannot pair with."""
+    if not np.ndim(ct) or _axis_spec(ct) is not None:
+        return ct
+    split = next(
+        (a for r in res if np.ndim(r) and r.shape[0] == ct.shape[0] and (a := _axis_spec(r))),
+        None,
+    )
+    if split is None:
+        return ct
+    return jax.sharding.reshard(ct, jax.sharding.PartitionSpec(split, *([None] * (ct.ndim - 1))))
 
 
 def _axis_spec(a: Any) -> Any:

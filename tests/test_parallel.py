@@ -409,3 +409,50 @@ def test_per_example_gradients_through_apply_on_an_explicit_mesh():
     run = _run(PER_EXAMPLE_EXPLICIT, 4)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "per-example ok" in run.stdout
+
+
+EXPLICIT_MORE = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np, jbpnn
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+    from jbpnn.network import loss_and_gradient_kernel, predict_kernel
+
+    jax.config.update("jax_enable_x64", True)
+    params = jbpnn.init_params(0, (3, 5, 2), "tanh", "mse", dtype=jnp.float64)
+    X = np.random.default_rng(0).normal(size=(8, 3))
+    Y = np.random.default_rng(1).normal(size=(8, 2))
+    mesh = jax.make_mesh((4,), ("d",), axis_types=(AxisType.Explicit,))
+    Xs, Ys = (jax.device_put(a, NamedSharding(mesh, P("d"))) for a in (X, Y))
+    losses = {"sum": lambda O: jnp.sum(O), "mean": lambda O: jnp.mean(O),
+              "both": lambda O: 1e-3 * jnp.sum(O) + jnp.sum(O ** 2)}
+    for name, L in losses.items():
+        ref = jax.grad(lambda p: L(predict_kernel(p, X)))(params)
+        with jax.set_mesh(mesh):
+            got = jax.jit(jax.grad(lambda p, x: L(jbpnn.apply(p, x))))(params, Xs)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+        print(name, "ok")
+    calls = {
+        "kernel": lambda x, y: loss_and_gradient_kernel(params, x, y)[1],
+        "hvp": lambda x, y: jbpnn.hvp(params, x, y, params),
+        "gnvp": lambda x, y: jbpnn.gnvp(params, x, y, params),
+    }
+    for name, f in calls.items():
+        ref = f(X, Y)
+        with jax.set_mesh(mesh):
+            got = jax.jit(f)(Xs, Ys)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+        print(name, "ok")
+    """
+)
+
+
+def test_more_of_the_function_api_on_an_explicit_mesh():
+    """On a batch split along an Explicit mesh: grad through apply of sum(O) or mean(O)
+    (an unsplit cotangent: "Mapped away dimension ..."; with another term an
+    AssertionError), the unchecked loss_and_gradient_kernel ("Contracting dimensions are
+    sharded"), hvp and gnvp (the unsplit weights): all against one device, float64."""
+    run = _run(EXPLICIT_MORE, 4)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count(" ok") == 6, run.stdout
