@@ -227,6 +227,25 @@ def _finite_in_dtype(name: str, a: Any, raw: Any, dtype: Any) -> None:
         raise
 
 
+def check_finite_in(name: str, raw: Any, dtype: Any) -> None:
+    """``raw`` (concrete) has no NaN or inf once cast to ``dtype``: the data's own NaN/inf
+    are named as such, finite values that overflow ``dtype`` (1e39 in float32) as too
+    large for it."""
+    if isinstance(raw, jax.Array):
+        if jnp.issubdtype(raw.dtype, jnp.number):
+            _finite_in_dtype(name, raw.astype(dtype), raw, dtype)
+        return
+    host = np.asarray(raw)
+    if host.dtype.kind in "bO":  # numbers held as objects (or bools): as float64 if they are
+        try:
+            host = host.astype(np.float64)
+        except (TypeError, ValueError):
+            return  # text among them: the shape and type checks name it
+    if host.dtype.kind in "iuf":  # text, complex: the shape and type checks name them
+        with np.errstate(over="ignore", invalid="ignore"):
+            _finite_in_dtype(name, host.astype(dtype), host, dtype)
+
+
 def check_data(
     X: Any,
     Y: Any = None,

@@ -881,6 +881,6 @@ def apply(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
         # concrete until check_batch puts it on the device, where it becomes a tracer):
         # check its values now
         with jax.ensure_compile_time_eval():
-            checks.check_finite("X", X if isinstance(X, jax.Array) else np.asarray(X))
+            checks.check_finite_in("X", X, params.dtype)
     X, _, _ = check_batch(params, X, check_finite=False)
     return _apply_jit(params, X)

@@ -284,3 +284,15 @@ def test_apply_checks_a_numpy_input_inside_jit():
         jax.jit(lambda q: jbpnn.apply(q, X))(params)
     with pytest.raises(ValueError, match="X contains 1 NaN or inf"):
         jax.jit(jax.grad(lambda q: jnp.sum(jbpnn.apply(q, X))))(params)
+
+
+def test_apply_names_values_too_large_for_the_params_dtype_and_text():
+    """1e39 in float64 data for float32 params was reported as "NaN or inf ... Clean the
+    data"; text gave NumPy's isfinite TypeError."""
+    params = init_params(0, (3, 2), "tanh", "mse")
+    with pytest.raises(ValueError, match="X has values too large for float32"):
+        jbpnn.apply(params, np.full((2, 3), 1e39))
+    with pytest.raises(ValueError, match="X must be an array of numbers"):
+        jbpnn.apply(params, [["a", "b", "c"]])
+    with pytest.raises(ValueError, match="X contains 1 NaN or inf"):
+        jbpnn.apply(params, np.array([[1, 2, np.nan]], dtype=object))
