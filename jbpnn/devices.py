@@ -416,7 +416,8 @@ def _describe_function(f: Any, depth: int) -> str:
     module = getattr(f, "__globals__", {})
     plain = (bool, int, float, str, np.generic, np.ndarray, jax.Array)
     read = [module[n] for n in code.co_names if isinstance(module.get(n), plain)]  # its globals
-    parts = [code.co_code.hex(), repr(code.co_consts)]
+    consts = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(code.co_consts))  # nested code objects
+    parts = [code.co_code.hex(), consts]
     values = [*cells, *(getattr(f, "__defaults__", None) or ()), *read]
     parts += [describe(v, depth + 1) for v in values]
     return f"{name} {hashlib.blake2b('|'.join(parts).encode(), digest_size=8).hexdigest()}"

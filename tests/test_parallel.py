@@ -348,6 +348,13 @@ def test_describe_tells_close_values_and_closures_apart():
 
     assert describe(scaled(1)) != describe(scaled(3)) and describe(scaled(1)) == describe(scaled(1))
     assert describe(jbpnn.sgd(scaled(1))) != describe(jbpnn.sgd(scaled(3)))
+    # a nested function's code object prints its address: not part of the description
+    # (two processes would differ)
+    code = "def outer(c):\n    inner = lambda: c\n    return 0.1\n"
+    first, second = {}, {}
+    exec(code, first)
+    exec(code, second)
+    assert describe(first["outer"]) == describe(second["outer"])
 
 
 SPLIT_DATA = textwrap.dedent(
