@@ -660,7 +660,7 @@ def _shaped(x: Any) -> Any:
 def _typed(x: Any) -> Any:
     """``x``'s abstract value with its type's sharding (an Explicit mesh's split of the
     batch), which the outputs' cotangents must carry too."""
-    return jax.typeof(x) if isinstance(x, jax.core.Tracer) else shaped_abstractify(x)
+    return shaped_abstractify(x) if isinstance(x, jax.ShapeDtypeStruct) else jax.typeof(x)
 
 
 def _bind_linear(fn: _Linear, fn_t: _Linear, res: list[Array], lin: list[Array]) -> list[Array]:
