@@ -733,6 +733,19 @@ def prepare_training(
             "optimizer is missing: give e.g. optimizer=jbpnn.optimizers.momentum(0.1, 0.9)"
         )
     optimizer = _as_optimizer(optimizer)
+    was = None if previous is None else previous.optimizer
+    if (
+        isinstance(was, Optimizer)
+        and isinstance(optimizer, Optimizer)
+        and was.kind != optimizer.kind
+    ):
+        # the state holds the values, not the kind: a resume may change the values only
+        # (another variant of momentum would run under the same state unnoticed)
+        raise ValueError(
+            f"this run was trained with {was!r}; a resume may change its values, not its "
+            f"kind ({was.name} with options {was.options}), got {optimizer!r} with "
+            f"options {optimizer.options}"
+        )
     # cross-entropies: targets in [0, 1], checked even with check_finite=False
     X, Y, _ = check_batch(
         params, X, Y, check_finite=check_finite, targets=True, what="train", host=host_data

@@ -918,3 +918,14 @@ def test_from_layers_on_the_host_trains_as_on_the_device():
     tree_allclose(a.params, b.params, rtol=0)
     with pytest.raises(ValueError, match="layer 1: b must have shape"):
         MLP.from_layers([layers[0], (layers[1][0], [1.0, 2.0])], host=True)
+
+
+def test_a_resume_keeps_the_optimizers_kind():
+    """train(result, optimizer=momentum(variant="nesterov")) for a classical run went on
+    as Nesterov's under the same state, although a resume may change values only."""
+    X, Y = _data(n=8)
+    first = train(init_params(jax.random.PRNGKey(0), (3, 2)), X, Y,
+                  optimizer=momentum(0.1, 0.9), epochs=2)  # fmt: skip
+    assert train(first, X, Y, optimizer=momentum(0.5, 0.5), epochs=1).epochs_run == 3
+    with pytest.raises(ValueError, match="may change its values, not its kind .*'nesterov'"):
+        train(first, X, Y, optimizer=momentum(0.1, 0.9, variant="nesterov"), epochs=1)
