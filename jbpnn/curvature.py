@@ -65,7 +65,14 @@ from jax.typing import ArrayLike
 from jbpnn import checks
 from jbpnn.activations import get_activation, units
 from jbpnn.losses import LOSSES
-from jbpnn.network import check_batch, check_direction, deltas, forward, over_batch
+from jbpnn.network import (
+    check_batch,
+    check_direction,
+    deltas,
+    forward,
+    normalised_weights,
+    over_batch,
+)
 from jbpnn.params import MLP, Layer, network_count
 from jbpnn.tangents import tangents
 
@@ -148,18 +155,14 @@ def _split_like_rows(s: Array, X: Array) -> Array:
     return s
 
 
-def _weights(X: Array, sample_weight: Array | None) -> Array:
-    if sample_weight is None:
-        return jnp.full((X.shape[0],), 1.0 / X.shape[0], X.dtype)
-    return sample_weight / jnp.sum(sample_weight)
-
-
 def _product(
     params: MLP, X: Array, Y: Array, v: MLP, sample_weight: Array | None, gauss_newton: bool
 ) -> MLP:
     # The deltas of example n are weighted (and negated) once, at the output: -s_n Err_L.
+    if params.article_mode:  # the checked hvp/gnvp say so first; the kernels too
+        raise ValueError("article_mode networks have no curvature: use a correct network")
     batched = jax.vmap(example_r_deltas, in_axes=(None, 0, 0, None, None, 0))
-    neg_s = _split_like_rows(-_weights(X, sample_weight), X)
+    neg_s = _split_like_rows(-normalised_weights(X.shape[0], X.dtype, sample_weight), X)
     cache, errs, r_errs, r_outs = batched(params, X, Y, v, gauss_newton, neg_s)
     layers = []
     for l, (o_prev, r_err) in enumerate(zip(cache[:-1], r_errs)):  # noqa: E741

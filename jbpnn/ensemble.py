@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from jbpnn.activations import activation_table, bind
 from jbpnn.losses import LOSSES
-from jbpnn.network import loss_and_gradient_kernel
+from jbpnn.network import loss_and_gradient_kernel, normalised_weights
 from jbpnn.params import MLP, Layer
 
 __all__ = ["FEW_UNITS", "ensemble_kernel", "ensemble_loss_and_gradient"]
@@ -78,11 +78,7 @@ def ensemble_kernel(
     acts = [table[name] for name in params.activations]
     loss = LOSSES[params.loss]
     dtype = params.layers[0].w.dtype
-    s = (
-        jnp.full((X.shape[0],), 1.0 / X.shape[0], dtype)
-        if sample_weight is None
-        else sample_weight / jnp.sum(sample_weight)
-    )
+    s = normalised_weights(X.shape[0], dtype, sample_weight)
     # forward: O_l[n, j, b]; layer 1 is one product of the shared X with every network's w
     outs, nets = [], []
     o = None

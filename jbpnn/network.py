@@ -176,7 +176,11 @@ def _errors(params: MLP, out: Array, Y: Array) -> Array:
     return jax.vmap(LOSSES[params.loss].error)(out, Y)
 
 
-def _normalised_weights(n: int, dtype: Any, sample_weight: Array | None) -> Array:
+def normalised_weights(n: int, dtype: Any, sample_weight: Array | None) -> Array:
+    """``s``: each of ``n`` rows' share of the batch loss (``1/n``, or the sample weights
+    over their sum); a batch of 0 rows has no mean (refused while tracing)."""
+    if n == 0:
+        raise ValueError("a batch mean needs at least one row, got 0 rows")
     if sample_weight is None:
         return jnp.full((n,), 1.0 / n, dtype)
     return sample_weight / jnp.sum(sample_weight)
@@ -193,7 +197,7 @@ def loss_and_gradient_kernel(
     """
     out, cache = _batched_forward(params, X)
     errs = _batched_deltas(params, cache, Y)
-    s = _normalised_weights(X.shape[0], out.dtype, sample_weight)
+    s = normalised_weights(X.shape[0], out.dtype, sample_weight)
     mean_loss = s @ _errors(params, out, Y)
     grads = [  # over_batch: o_prev^T (s Err), a sum that is replicated on an Explicit mesh
         Layer(w=-over_batch(o_prev, s[:, None] * err), b=-over_batch(s, err))
@@ -205,7 +209,7 @@ def loss_and_gradient_kernel(
 def loss_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
     """Unchecked, traceable core of :func:`loss`."""
     out, _ = _batched_forward(params, X)
-    s = _normalised_weights(X.shape[0], out.dtype, sample_weight)
+    s = normalised_weights(X.shape[0], out.dtype, sample_weight)
     return s @ _errors(params, out, Y)
 
 

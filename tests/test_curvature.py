@@ -206,3 +206,18 @@ def test_stacked_params_are_refused_with_a_call_that_works(name):
     call = re.search(r"jax\.vmap\(.*\)\)", str(info.value)).group(0)
     out = eval(call)(*args)  # noqa: S307 - the message's own code
     assert jax.tree.leaves(out)[0].shape[0] == 2
+
+
+def test_the_kernels_refuse_article_mode_and_empty_batches():
+    """hvp_kernel on an article-mode tanh network returned numbers (the checked hvp
+    refused it); 0 rows raised a bare ZeroDivisionError from 1.0 / n."""
+    from jbpnn.network import loss_and_gradient_kernel
+
+    article = init_params(0, (3, 4, 2), "tanh", "mse", article_mode=True)
+    X, Y = jnp.ones((5, 3)), jnp.zeros((5, 2))
+    with pytest.raises(ValueError, match="article_mode networks have no curvature"):
+        jax.jit(curvature.hvp_kernel)(article, X, Y, article)
+    params = init_params(0, (3, 4, 2), "tanh", "mse")
+    for kernel in (loss_and_gradient_kernel, lambda p, x, y: curvature.hvp_kernel(p, x, y, p)):
+        with pytest.raises(ValueError, match="at least one row, got 0 rows"):
+            jax.jit(kernel)(params, X[:0], Y[:0])
