@@ -339,6 +339,22 @@ def _clean_labels(y: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ scalers
+def column_range(X: np.ndarray, caller: str, of: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Each column's ``(min, max)`` of float64 ``X``, refused (naming the ``caller``, the
+    column and what it is a column ``of``) where ``max - min`` overflows float64: no scale
+    maps such a range."""
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    with np.errstate(over="ignore"):
+        wide = ~np.isfinite(hi - lo)
+    if wide.any():
+        j = int(np.flatnonzero(wide)[0])
+        raise ValueError(
+            f"{caller}: column {j}{of} spans from {lo[j]:.6g} to {hi[j]:.6g}, a range wider "
+            "than float64 holds; rescale the data first"
+        )
+    return lo, hi
+
+
 def _checked_offset_scale(name: str, offset: Any, scale: Any) -> tuple[np.ndarray, np.ndarray]:
     """``offset`` and ``scale`` as float64 vectors of one length, finite, ``scale > 0``."""
     try:
@@ -383,16 +399,9 @@ class _Scaler:
         if len(X) == 0:
             raise ValueError("cannot fit a scaler on 0 rows")
         X = X.astype(np.float64)
-        lo, hi = X.min(axis=0), X.max(axis=0)
+        lo, hi = column_range(X, "fit")
         with np.errstate(over="ignore", invalid="ignore"):
             offset, scale = self._offset_scale(X)
-            wide = ~np.isfinite(hi - lo)
-        if wide.any():
-            j = int(np.flatnonzero(wide)[0])
-            raise ValueError(
-                f"fit: column {j} spans from {lo[j]:.6g} to {hi[j]:.6g}, a range wider than "
-                "float64 holds; rescale the data first"
-            )
         if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
             # huge values (|x| near 1e300): the sums overflow; work on x / max|x|
             m = np.max(np.abs(X), axis=0)

@@ -31,6 +31,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jbpnn.checks import check_int, check_number, check_seed
+from jbpnn.data import column_range
 from jbpnn.network import predict
 from jbpnn.optimizers import OPTIMIZERS, get_optimizer
 from jbpnn.params import MLP, init_params
@@ -104,15 +105,7 @@ def mapminmax(
         raise ValueError(f"mapminmax: {name} holds NaN or inf")
     if not (np.isfinite(ymin) and np.isfinite(ymax) and ymin < ymax):
         raise ValueError(f"mapminmax needs finite ymin < ymax, got {ymin} and {ymax}")
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    with np.errstate(over="ignore"):
-        wide = ~np.isfinite(hi - lo)
-    if wide.any():
-        j = int(np.flatnonzero(wide)[0])
-        raise ValueError(
-            f"mapminmax: column {j} of {name} spans from {lo[j]:.6g} to {hi[j]:.6g}, a range "
-            "wider than float64 holds; rescale it first"
-        )
+    lo, hi = column_range(x, "mapminmax", f" of {name}")
     settings = MapMinMax(lo, hi, float(ymin), float(ymax))
     return settings.apply(x), settings
 
