@@ -42,8 +42,8 @@ Modules, one job each (the maths imports nothing of ours above it):
 # ruff: noqa: E402  (the imports below come after the Ctrl-C handler is set)
 from jbpnn import _starting
 
-# Loading as the ``jbpnn`` command: a Ctrl-C while JAX loads is one line (see _starting);
-# a program that imports jbpnn keeps its own handler (restored at the end of this file).
+# Loading as the ``jbpnn`` command: a Ctrl-C while JAX loads is one line until the
+# command's main takes over (see _starting); a program that imports jbpnn is not touched.
 _previous_sigint = _starting.hold() if _starting.is_command() else None
 
 from jbpnn.activations import ACTIVATIONS, Activation
@@ -178,6 +178,3 @@ __all__ = [
     "train_test_split",
     "unflatten_params",
 ]
-
-if not _starting.is_command():  # only the command's own main takes it over (__main__.py)
-    _starting.release(_previous_sigint)

@@ -3,16 +3,14 @@
 import sys
 
 from jbpnn import _previous_sigint, _starting
-
-_starting.hold()  # still starting: jbpnn.cli loads below
-from jbpnn.cli import main as _cli_main  # noqa: E402
+from jbpnn.cli import main as _cli_main
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``jbpnn`` command: :func:`jbpnn.cli.main`, which handles Ctrl-C from here."""
-    _starting.release(_previous_sigint or _starting.signal.default_int_handler)
+    _starting.release(_previous_sigint)
     return _cli_main(argv)
 
 

@@ -41,6 +41,7 @@ def hold() -> Any:
 
 
 def release(previous: Any) -> None:
-    """Back to ``previous`` (Python's KeyboardInterrupt, as a rule)."""
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+    """Back to ``previous`` (Python's KeyboardInterrupt when none is known), if
+    :func:`hold` set the handler; otherwise nothing changes."""
+    if signal.getsignal(signal.SIGINT) is _interrupted:
+        signal.signal(signal.SIGINT, previous or signal.default_int_handler)

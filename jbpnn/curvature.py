@@ -72,6 +72,7 @@ from jbpnn.network import (
     forward,
     normalised_weights,
     over_batch,
+    split_rows_like,
 )
 from jbpnn.params import MLP, Layer, network_count
 from jbpnn.tangents import tangents
@@ -146,15 +147,6 @@ def example_r_deltas(
     return cache, errs, tuple(reversed(r_errs)), r_outs
 
 
-def _split_like_rows(s: Array, X: Array) -> Array:
-    """The per-row weights split as the rows of ``X`` are on an Explicit mesh (vmap pairs
-    them row by row), else as they are."""
-    spec = getattr(getattr(jax.typeof(X), "sharding", None), "spec", None)
-    if spec and spec[0] is not None and not getattr(jax.typeof(s).sharding, "spec", (None,))[0]:
-        return jax.sharding.reshard(s, jax.sharding.PartitionSpec(spec[0]))
-    return s
-
-
 def _product(
     params: MLP, X: Array, Y: Array, v: MLP, sample_weight: Array | None, gauss_newton: bool
 ) -> MLP:
@@ -162,7 +154,7 @@ def _product(
     if params.article_mode:  # the checked hvp/gnvp say so first; the kernels too
         raise ValueError("article_mode networks have no curvature: use a correct network")
     batched = jax.vmap(example_r_deltas, in_axes=(None, 0, 0, None, None, 0))
-    neg_s = _split_like_rows(-normalised_weights(X.shape[0], X.dtype, sample_weight), X)
+    neg_s = split_rows_like(-normalised_weights(X.shape[0], X.dtype, sample_weight), [X])
     cache, errs, r_errs, r_outs = batched(params, X, Y, v, gauss_newton, neg_s)
     layers = []
     for l, (o_prev, r_err) in enumerate(zip(cache[:-1], r_errs)):  # noqa: E741

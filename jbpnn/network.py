@@ -35,7 +35,7 @@ of :func:`apply` (``jax.hessian``); nothing in training reaches it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, overload
 
 import jax
@@ -585,8 +585,7 @@ def over_batch(a: Array, b: Array) -> Array:
     lives; the sum is the same on every device (an all-reduce), so it is replicated.
     Unsharded (or Auto) arrays: the plain product.
     """
-    spec = getattr(getattr(jax.typeof(a), "sharding", None), "spec", None)
-    if spec and spec[0] is not None:  # rows split along an Explicit axis
+    if axis_spec(a) is not None:  # rows split along an Explicit axis
         dims = (((0,), (0,)), ((), ()))
         return jax.lax.dot_general(a, b, dims, out_sharding=jax.sharding.PartitionSpec())
     return a.T @ b
@@ -734,25 +733,27 @@ def _hand_linear_transpose(cts, *args, fn, fn_t, n_res, out_avals, lin_avals):
     if any(ad.is_undefined_primal(r) for r in res):
         raise NotImplementedError("hand_linear is linear in its inputs only, not its residuals")
     cts = [jnp.zeros(a.shape, a.dtype) if type(c) is ad.Zero else c for c, a in zip(cts, out_avals)]
-    return [None] * n_res + _bind_linear(fn_t, fn, res, [_split_like(c, res) for c in cts])
+    # the cotangent of sum(O) is a broadcast of ones with no split, which the batched pass
+    # (the cache split along the batch) cannot pair with
+    return [None] * n_res + _bind_linear(fn_t, fn, res, [split_rows_like(c, res) for c in cts])
 
 
-def _split_like(ct: Array, res: list[Array]) -> Array:
-    """``ct`` split along the batch as the residuals are, on an Explicit mesh: the
-    cotangent of ``sum(O)`` is a broadcast of ones with no split, which the hand rule's
-    batched pass (the cache split along the batch) cannot pair with."""
-    if not np.ndim(ct) or _axis_spec(ct) is not None:
-        return ct
+def split_rows_like(a: Array, others: Sequence[Array]) -> Array:
+    """``a`` split along its rows as the first of ``others`` with as many rows is, where
+    an Explicit mesh splits those (its rows then pair with theirs, as ``vmap`` wants);
+    ``a`` itself anywhere else."""
+    if not np.ndim(a) or axis_spec(a) is not None:
+        return a
     split = next(
-        (a for r in res if np.ndim(r) and r.shape[0] == ct.shape[0] and (a := _axis_spec(r))),
+        (s for o in others if np.ndim(o) and o.shape[0] == a.shape[0] and (s := axis_spec(o))),
         None,
     )
     if split is None:
-        return ct
-    return jax.sharding.reshard(ct, jax.sharding.PartitionSpec(split, *([None] * (ct.ndim - 1))))
+        return a
+    return jax.sharding.reshard(a, jax.sharding.PartitionSpec(split, *([None] * (a.ndim - 1))))
 
 
-def _axis_spec(a: Any) -> Any:
+def axis_spec(a: Any) -> Any:
     """The mesh axis an array's leading axis is split along under an Explicit mesh, or None."""
     sharding = getattr(jax.typeof(a), "sharding", None)
     spec = getattr(sharding, "spec", None)
@@ -773,7 +774,7 @@ def _hand_linear_batch(args, dims, *, fn, fn_t, n_res, out_avals, lin_avals):
     res_axes = [None if d is None else 0 for d in dims[:n_res]]
     # every input batched (an unbatched one broadcast), so the transpose's outputs are too;
     # split as the batched ones are along the batch (an Explicit mesh types the split)
-    split = next((_axis_spec(a) for a, d in zip(args, dims) if d is not None), None)
+    split = next((axis_spec(a) for a, d in zip(args, dims) if d is not None), None)
     lin = [
         x if d is not None else _broadcast_batch(x, size, split) for x, d in zip(lin, dims[n_res:])
     ]

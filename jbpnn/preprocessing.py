@@ -315,9 +315,7 @@ class Preprocessing:
                     f"{name} holds text ({str(first)!r}); a regression needs numbers: use the "
                     "classification task for labels (jbpnn train --task classification)"
                 ) from None
-            if not np.all(np.isfinite(values)):
-                bad = int(np.flatnonzero(~np.isfinite(values))[0])
-                raise ValueError(f"{name} holds {values[bad]} (row {bad}): it must be finite")
+            _require_finite(values, f"{name} holds", "it must")
             target_scaler = Scaling.fit("standardize", values.reshape(-1, 1))
         return cls(
             task,
@@ -376,9 +374,7 @@ class Preprocessing:
         values = np.asarray(y, np.float64)
         if values.ndim != 1:
             raise ValueError(f"targets must have shape (n,), got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            bad = int(np.flatnonzero(~np.isfinite(values))[0])
-            raise ValueError(f"targets hold {values[bad]} (row {bad}): they must be finite")
+        _require_finite(values, "targets hold", "they must")
         return self.target_scaler.scaler().transform(values.reshape(-1, 1))
 
     def decode(self, outputs: Any) -> np.ndarray:
@@ -461,6 +457,13 @@ def _field(d: Mapping[str, Any], key: str, read: Any) -> Any:
         return read(d[key])
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise _bad(f"holds an unusable {key!r} ({e})") from None
+
+
+def _require_finite(values: np.ndarray, what: str, subject: str) -> None:
+    """Refuse NaN or inf among a regression's target ``values``, naming the first row."""
+    if not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(f"{what} {values[bad]} (row {bad}): {subject} be finite")
 
 
 def _not_number(v: Any) -> bool:

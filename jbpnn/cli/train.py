@@ -192,17 +192,13 @@ def _split(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: str, 
     codes = encoder.transform(y)
     counts = np.bincount(codes)
     if np.any(counts < 2):
-        label = encoder.inverse_transform(np.flatnonzero(counts < 2)[:1])[0]
+        label = encoder.inverse_transform(np.flatnonzero(counts < 2)[:1]).tolist()[0]
         raise CLIError(
-            f"class {_plain(label)!r} has a single row left for the {part} split, which keeps "
+            f"class {label!r} has a single row left for the {part} split, which keeps "
             "every class's share in both parts; give more rows of it"
         )
     rest, held, _, _ = train_test_split(np.arange(len(y)), codes, fraction, seed)
     return X[rest], X[held], y[rest], y[held]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _load_table(args: argparse.Namespace) -> tuple[Table, str]:
