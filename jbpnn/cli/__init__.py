@@ -44,7 +44,14 @@ from typing import Any
 from jbpnn import __version__
 from jbpnn.cli import article, train
 from jbpnn.cli import gradcheck as cli_gradcheck
-from jbpnn.cli.base import CLIError, HelpFormatter, Parser, add_subparser
+from jbpnn.cli.base import (
+    CLIError,
+    HelpFormatter,
+    Parser,
+    add_subparser,
+    catching_interrupts,
+    check_interrupted,
+)
 from jbpnn.cli.imports import IMPORTING_COMMANDS, add_import_argument, import_modules
 from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
 from jbpnn.compilation_cache import enable_compilation_cache
@@ -190,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdout = sys.stdout
     sys.stdout = safe = _PipeSafe(stdout)
     try:
-        return _run(argv)
+        with catching_interrupts():
+            return _run(argv)
     except BrokenPipeError:  # a write to the real stdout, past the guard
         safe._drop()
         return 0
@@ -221,7 +229,9 @@ def _run(argv: list[str]) -> int:
         return 0
     enable_compilation_cache()
     try:
-        return args.func(args)
+        status = args.func(args)
+        check_interrupted()  # a Ctrl-C that a callback swallowed: still 130
+        return status
     except KeyboardInterrupt:
         print(f"jbpnn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -10,15 +10,75 @@ package's ``build_parser`` can import each other at the top of their modules.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
-__all__ = ["CLIError", "HelpFormatter", "Parser", "add_subparser", "stdout_closed"]
+__all__ = [
+    "CLIError",
+    "HelpFormatter",
+    "Parser",
+    "add_subparser",
+    "catching_interrupts",
+    "check_interrupted",
+    "stdout_closed",
+]
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------- Ctrl-C
+_interrupted = threading.Event()  # a Ctrl-C arrived during the command
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    _interrupted.set()  # kept even where the KeyboardInterrupt below is swallowed
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def catching_interrupts() -> Iterator[None]:
+    """Ctrl-C during the command is never lost.
+
+    Python raises a Ctrl-C's KeyboardInterrupt wherever the main thread is, also inside a
+    callback whose exceptions it only reports and drops: JAX's garbage-collector callback
+    (``Exception ignored in: _xla_gc_callback``, a 5-line traceback), after which the run
+    went on and wrote its files with status 0. Inside this block a Ctrl-C is also
+    recorded (:func:`check_interrupted` raises it again), and a KeyboardInterrupt that
+    Python drops is not printed. Outside the main thread signals cannot be set: nothing
+    changes there.
+    """
+    _interrupted.clear()
+    try:
+        previous = signal.signal(signal.SIGINT, _on_interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    hook = sys.unraisablehook
+
+    def quiet(info: Any) -> None:
+        if not issubclass(info.exc_type, KeyboardInterrupt):
+            hook(info)
+
+    sys.unraisablehook = quiet
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C arrived (see :func:`catching_interrupts`):
+    called before a file is written, at each progress update and when a command ends."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 def stdout_closed() -> bool:

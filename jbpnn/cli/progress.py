@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from jbpnn.cli.base import check_interrupted
+
 __all__ = ["ProgressBar", "have_tqdm"]
 
 
@@ -180,7 +182,9 @@ class ProgressBar:
         self._shown = 0 if end else len(line)
 
     def __call__(self, info: dict[str, Any]) -> None:
-        """Show one progress dict of ``train`` or ``train_many``."""
+        """Show one progress dict of ``train`` or ``train_many`` (a Ctrl-C that a callback
+        swallowed stops the run here: :func:`jbpnn.cli.base.check_interrupted`)."""
+        check_interrupted()
         if self._first is None:
             self._first = (info["epoch"], info["elapsed"])
         self.info = dict(info)

@@ -19,7 +19,7 @@ import numpy as np
 
 from jbpnn import data, plots
 from jbpnn.checks import check_int, check_seed
-from jbpnn.cli.base import CLIError
+from jbpnn.cli.base import CLIError, check_interrupted
 from jbpnn.cli.files import check_folder
 from jbpnn.cli.options import (
     comma_list,
@@ -283,6 +283,7 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
         except ImportError as error:
             no_heatmap = f"no heatmap: {error}"
     out.mkdir(parents=True, exist_ok=True)
+    check_interrupted()  # a Ctrl-C swallowed during the run: write nothing
     write_files(files, what="write")
     print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.json'} (one row per network)")
     if no_heatmap:

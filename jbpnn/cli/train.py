@@ -25,7 +25,7 @@ import numpy as np
 from jbpnn import plots
 from jbpnn.activations import ACTIVATIONS
 from jbpnn.checks import as_key, check_targets
-from jbpnn.cli.base import CLIError, add_subparser, stdout_closed
+from jbpnn.cli.base import CLIError, add_subparser, check_interrupted, stdout_closed
 from jbpnn.cli.files import check_outputs
 from jbpnn.cli.imports import add_import_argument, imported_files
 from jbpnn.cli.options import (
@@ -422,6 +422,7 @@ def _save(
         title = f"jbpnn {_arch(result.params)} on {Path(args.data or 'digits').name}"
         plot = _render_plot(result.history, title, Path(args.plot).suffix)
         files.append((outputs["--plot"], plot))
+    check_interrupted()  # a Ctrl-C swallowed during the run: write nothing
     write_files(files)
     written = []
     if args.save is not None:
@@ -485,6 +486,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         lines = [f"{v:.6g}" for v in values]
     text = "\n".join(lines) + "\n"
     if "--out" in outputs:
+        check_interrupted()
         atomic_write(outputs["--out"], text.encode(), what="write --out")
         print(
             f"wrote {len(lines)} predictions to {_written('', args.out, outputs['--out'])[1:]}",
