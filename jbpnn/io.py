@@ -934,8 +934,10 @@ def _rebuild_params(entries: Mapping[str, np.ndarray], version: int, n: int) -> 
 
 
 # State entries a later jbpnn added, and the value a checkpoint without them loads with.
-# L-BFGS's carried evaluation (x, x_loss, x_grad): NaN, so the next iteration evaluates.
+# L-BFGS's carried evaluation (x, x_loss, x_grad): NaN, so the next iteration evaluates;
+# the fingerprint of its data (x_data): 0, no data's (the next iteration evaluates).
 _ADDED_LATER = {f"state/opt_state/{k}": np.nan for k in ("x", "x_loss", "x_grad")}
+_ADDED_LATER["state/opt_state/x_data"] = 0
 
 
 def _check_shape_options(

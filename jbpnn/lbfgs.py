@@ -30,8 +30,10 @@ One evaluation of ``(E, g)`` per trial step, and none more: the state keeps the
 accepted step's ``(E, g)``, and the next iteration (the training loop's loss of the
 epoch included, :func:`evaluation`) starts from it instead of evaluating the same point
 again, as scipy does. Only where the params are not the ones the last iteration ended at
-(the first iteration; params replaced between runs) is ``(E, g)`` evaluated afresh. So
-the evaluations made are the ``n_evals`` reported, scikit-learn's ``max_fun`` count.
+(the first iteration; params replaced between runs), or the training data are not the
+ones it evaluated (a run resumed on other rows: ``partial_fit``; see
+:func:`data_fingerprint`), is ``(E, g)`` evaluated afresh. So the evaluations made are
+the ``n_evals`` reported, scikit-learn's ``max_fun`` count.
 
 Stops, as scipy's L-BFGS-B (see :func:`stops`): ``max|g| <= gtol`` (its ``pgtol``,
 checked at the start too: a converged start takes no step), ``(E_old - E_new) /
@@ -62,6 +64,7 @@ __all__ = [
     "HISTORY_KEYS",
     "LBFGSState",
     "LineSearch",
+    "data_fingerprint",
     "init",
     "stops",
     "evaluation",
@@ -96,6 +99,8 @@ class LBFGSState(NamedTuple):
         x: ``(P,)``, the flat params the last iteration ended at (NaN before the first).
         x_loss, x_grad: the training loop's ``(E, g)`` there (without ``alpha``'s
             penalty), which :func:`evaluation` gives back instead of evaluating ``x`` again.
+        x_data: ``(2,)`` uint32, the :func:`data_fingerprint` of the training data they
+            were evaluated on (0 before the first).
     """
 
     count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
@@ -113,6 +118,7 @@ class LBFGSState(NamedTuple):
     x: Array
     x_loss: Array
     x_grad: Array
+    x_data: Array
 
 
 class LineSearch(NamedTuple):
@@ -308,15 +314,44 @@ def init(params: PyTree, hp: dict[str, Array], history: int = 10) -> LBFGSState:
         x=filled(np.nan, (p,)),  # no params are NaN: the first evaluation is made afresh
         x_loss=nan,
         x_grad=filled(np.nan, (p,)),
+        x_data=filled(0, (2,), np.uint32),
     )
 
 
+def data_fingerprint(*arrays: Array | None) -> Array:
+    """Two 32-bit hashes of the arrays' bits, ``(2,)`` uint32: each element's bits times
+    a factor of its position (and of the array's), summed modulo ``2**32``. Integer sums
+    are exact in any order, so the same data give the same fingerprint in any program;
+    other data (a changed value, rows moved or added) give another, but for a chance of
+    about ``2**-64``. One pass over the data, no copy (XLA fuses it into the sums)."""
+    h1 = h2 = jnp.zeros((), jnp.uint32)
+    for k, a in enumerate(arrays):
+        if a is None:
+            continue
+        a = jnp.asarray(a)
+        if a.dtype != jnp.bool_:  # the bits, as unsigned words (8-byte values: two each)
+            words = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}
+            a = lax.bitcast_convert_type(a, words[a.dtype.itemsize])
+        bits = a.astype(jnp.uint32).ravel()
+        at = jnp.arange(bits.shape[0], dtype=jnp.uint32)
+        salt = jnp.uint32(2 * k + 1)
+        u32 = jnp.uint32
+        h1 += jnp.sum(bits * (2 * at + salt), dtype=u32)  # modulo 2**32
+        h2 += jnp.sum((bits ^ u32(0x9E3779B9)) * (at * u32(0x85EBCA6B) + salt), dtype=u32)
+    return jnp.stack([h1, h2])
+
+
 def evaluation(
-    state: LBFGSState, params: PyTree, evaluate: Callable[[], tuple[Array, PyTree]]
+    state: LBFGSState,
+    params: PyTree,
+    evaluate: Callable[[], tuple[Array, PyTree]],
+    data: Array | None = None,
 ) -> tuple[Array, PyTree]:
     """The training loop's ``(E, g)`` at ``params``: the ones the last iteration's line
-    search evaluated there, when ``params`` are where it ended (:func:`same_point`), else
-    ``evaluate()`` (a ``lax.cond``: only one branch runs; under ``jax.vmap`` both do)."""
+    search evaluated there, when ``params`` are where it ended (:func:`same_point`) and
+    ``data`` (:func:`data_fingerprint` of the training data) is the fingerprint of the
+    data it evaluated them on, else ``evaluate()`` (a ``lax.cond``: only one branch runs;
+    under ``jax.vmap`` both do). ``data`` None: the data are taken to be the same."""
     x, unravel = ravel_pytree(params)
     loss, grad = jax.eval_shape(evaluate)  # the branches' types: the loop's own
 
@@ -324,7 +359,10 @@ def evaluation(
         g = jax.tree.map(lambda v, t: v.astype(t.dtype), unravel(state.x_grad), grad)
         return state.x_loss.astype(loss.dtype), g
 
-    return lax.cond(same_point(x, state.x), carried, evaluate)
+    same = same_point(x, state.x)
+    if data is not None:
+        same &= jnp.all(state.x_data == data)
+    return lax.cond(same, carried, evaluate)
 
 
 def same_point(x: Array, y: Array) -> Array:
@@ -378,6 +416,7 @@ def update(
         return penalised(p, *raw), flat(*raw)
 
     start = getattr(objective, "start", None)
+    data = getattr(objective, "data", None)
     raw0 = objective.loss_and_grad(params) if start is None else start
     loss, g = penalised(params, *raw0)
     grad_max = _max_abs(g)
@@ -406,6 +445,8 @@ def update(
     scale = jnp.maximum(jnp.maximum(jnp.abs(loss), jnp.abs(ls.loss)), 1)
     # the start's own evaluation, counted where it was made (not carried: see evaluation)
     fresh = jnp.ones((), bool) if start is None else ~same_point(x, state.x)
+    if start is not None and data is not None:
+        fresh |= jnp.any(state.x_data != data)
     step = jnp.where(ls.ok, s_new, 0)
     x_loss, x_grad = ls.aux  # the loop's (E, g) at x + step (the start's when not ok)
     new = LBFGSState(
@@ -424,6 +465,7 @@ def update(
         x=x + step,  # params + updates: the loop's leafwise p + u, the same adds
         x_loss=x_loss.astype(state.x_loss.dtype),
         x_grad=x_grad,
+        x_data=state.x_data if data is None else data.astype(jnp.uint32),
     )
     return unravel(step), new
 

@@ -301,6 +301,9 @@ class Objective(NamedTuple):
             (L-BFGS starts from it), or None.
         penalty: ``params -> (E_penalty, its gradient)``, the L2 term ``loss_and_grad``
             leaves out (``alpha``'s, set by :meth:`Optimizer.update`), or None.
+        data: the training data's :func:`jbpnn.lbfgs.data_fingerprint`, or None: L-BFGS
+            keeps it with the ``(E, g)`` it carries to the next iteration, which a run
+            resumed on other data must not reuse.
     """
 
     loss: Callable[[PyTree], Array]
@@ -308,6 +311,7 @@ class Objective(NamedTuple):
     loss_and_grad: Callable[[PyTree], tuple[Array, PyTree]] | None = None
     start: tuple[Array, PyTree] | None = None
     penalty: Callable[[PyTree], tuple[Array, PyTree]] | None = None
+    data: Array | None = None
 
 
 # ---------------------------------------------------------------- the rules
@@ -595,14 +599,19 @@ class Optimizer:
         return self.name == "lbfgs"
 
     def evaluation(
-        self, state: State, params: PyTree, evaluate: Callable[[], tuple[Array, PyTree]]
+        self,
+        state: State,
+        params: PyTree,
+        evaluate: Callable[[], tuple[Array, PyTree]],
+        data: Array | None = None,
     ) -> tuple[Array, PyTree]:
         """``(E, g)`` at ``params``, as the training loop asks for them before each update:
-        the state's carried ones where they are for these params
-        (:func:`jbpnn.lbfgs.evaluation`), else ``evaluate()`` (every other optimizer)."""
+        the state's carried ones where they are for these params and for the data whose
+        fingerprint is ``data`` (:func:`jbpnn.lbfgs.evaluation`), else ``evaluate()``
+        (every other optimizer)."""
         if not self.carries_evaluation:
             return evaluate()
-        return _lbfgs_evaluation(state, params, evaluate)
+        return _lbfgs_evaluation(state, params, evaluate, data)
 
     @property
     def needs_normal_equations(self) -> bool:

@@ -121,6 +121,7 @@ from jbpnn.devices import (
     to_host,
 )
 from jbpnn.jacobian import RESIDUAL_LOSSES, n_params, normal_equations_kernel
+from jbpnn.lbfgs import data_fingerprint
 from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
 from jbpnn.network import (
     GradFn,
@@ -351,7 +352,14 @@ def train_epoch(
             return grad_fn(params, xb, yb, sb)
 
         carried = getattr(optimizer, "evaluation", None)  # lbfgs: its last line search's (E, g)
-        batch_loss, grads = evaluate() if carried is None else carried(opt_state, params, evaluate)
+        # ... kept with the fingerprint of the data they were evaluated on (a resume on
+        # other rows evaluates afresh); full batch: one pass over the data, no copy
+        keeps = getattr(optimizer, "carries_evaluation", False)
+        data = data_fingerprint(xb, yb, sb) if keeps else None
+        if carried is None:
+            batch_loss, grads = evaluate()
+        else:
+            batch_loss, grads = carried(opt_state, params, evaluate, data)
         start = (batch_loss, grads)
         if getattr(optimizer, "reports_penalty", False):  # scikit-learn's loss: E + its L2 term
             batch_loss = batch_loss + optimizer.loss_penalty(params, opt_state, jnp.sum(sb))
@@ -366,6 +374,7 @@ def train_epoch(
                 normal_equations=lambda p: normal_equations_kernel(p, xb, yb, sb),
                 loss_and_grad=lambda p: grad_fn(p, xb, yb, sb),  # lbfgs: E and g at trial steps
                 start=start,
+                data=data,
             )
         updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
         new_params = apply_updates(params, updates)  # p + u

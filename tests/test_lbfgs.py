@@ -267,6 +267,69 @@ def test_params_replaced_between_runs_are_evaluated_afresh(x64):
     assert calls[0] == made >= 2
 
 
+def test_a_run_resumed_on_other_data_evaluates_them_afresh(x64):
+    # the carried (E, g) were the old data's: a run resumed on other rows (partial_fit,
+    # warm_start) reported the old data's loss and, its first step taken from the old
+    # gradient, made no progress on the new data
+    X, Y = regression(n=40)
+    X2, Y2 = regression(n=40, seed=5)
+    opt = lbfgs(history=4, gtol=0.0, ftol=0.0)
+    run = train(net(), X, Y, optimizer=opt, epochs=5)
+    calls = [0]
+    again = train(run, X2, Y2, epochs=1, grad_fn=counting(loss_and_gradient_kernel, calls))
+    E2 = float(loss_kernel(run.params, X2, Y2, jnp.ones(len(X2))))
+    assert not np.isclose(E2, float(run.state.opt_state.x_loss))
+    np.testing.assert_allclose(again.history["loss"][-1], E2, rtol=1e-12)
+    assert float(loss_kernel(again.params, X2, Y2, jnp.ones(len(X2)))) < E2
+    made = int(again.state.opt_state.n_evals - run.state.opt_state.n_evals)
+    assert calls[0] == made >= 2  # the start evaluated afresh and counted
+    # the same data again: the carried (E, g) are reused, exactly as an unbroken run
+    same = train(run, X, Y, epochs=1, grad_fn=counting(loss_and_gradient_kernel, calls := [0]))
+    assert calls[0] == int(same.state.opt_state.n_evals - run.state.opt_state.n_evals)
+    assert same.history["loss"][-1] == run.state.opt_state.x_loss
+
+
+def test_partial_fit_with_lbfgs_reports_and_fits_each_chunk():
+    from jbpnn.sklearn import BPNNRegressor
+
+    X, Y = regression(n=60)
+    est = BPNNRegressor(hidden_layer_sizes=(6,), solver="lbfgs", activation="tanh", random_state=0)
+    est.partial_fit(X[:30], Y[:30, 0])
+    before = est.predict(X[30:])
+    start = float(np.mean((before - Y[30:, 0]) ** 2) / 2)
+    est.partial_fit(X[30:], Y[30:, 0])
+    np.testing.assert_allclose(est.loss_curve_[-1], start, rtol=1e-4)  # + alpha's tiny term
+    after = float(np.mean((est.predict(X[30:]) - Y[30:, 0]) ** 2) / 2)
+    assert after < start
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_data_fingerprint_is_exact_and_sees_every_change(x64, dtype):
+    from jbpnn.lbfgs import data_fingerprint
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3)).astype(dtype)
+    Y = rng.normal(size=(50, 2)).astype(dtype)
+    w = np.ones(50, dtype)
+    fp = np.asarray(data_fingerprint(X, Y, w))
+    assert fp.dtype == np.uint32 and fp.shape == (2,)
+    # the same data in another program (another fusion, order of sums): the same bits
+    other = jax.jit(lambda a, b, c: data_fingerprint(a * 1, b, c + 0))(X, Y, w)
+    np.testing.assert_array_equal(other, fp)
+    changed = [
+        (X.copy(), Y, w),
+        (X[::-1].copy(), Y[::-1].copy(), w),  # the same rows in another order
+        (X, Y, w * 2),
+        (X[:49], Y[:49], w[:49]),
+        (Y[:, :1].repeat(3, 1), Y, w),
+    ]
+    changed[0][0][7, 1] = np.nextafter(X[7, 1], np.inf)  # one bit
+    for args in changed:
+        assert not np.array_equal(data_fingerprint(*args), fp)
+    swapped = data_fingerprint(X[:, :2].copy(), X[:, 2:].copy(), w)  # the arrays' order
+    assert not np.array_equal(swapped, data_fingerprint(X[:, 2:].copy(), X[:, :2].copy(), w))
+
+
 def test_a_checkpoint_saved_without_the_carried_evaluation_loads_and_resumes(x64, tmp_path):
     # older jbpnn saved no x, x_loss, x_grad: such a file loads with NaN there, and the
     # resumed run evaluates its start and goes on as the uninterrupted one
