@@ -59,6 +59,7 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import units
+from jbpnn.losses import is_builtin
 from jbpnn.network import check_batch, forward, predict_kernel
 from jbpnn.params import MLP, Layer, network_count
 
@@ -72,6 +73,7 @@ __all__ = [
     "n_params",
     "normal_equations",
     "normal_equations_kernel",
+    "residual_loss_problem",
     "sensitivities",
     "unflatten_params",
 ]
@@ -450,12 +452,31 @@ def _require_one_network(params: MLP, what: str) -> None:
         )
 
 
+def residual_loss_problem(loss: str) -> str | None:
+    """Why ``loss`` is not a sum of squared residuals ``1/2 sum_k (O_k - T_k)^2`` (the
+    loss of ``J^T e`` and ``J^T J``), or None when it is: a name outside
+    RESIDUAL_LOSSES, or one of them replaced by a registration (``register_loss(...,
+    replace=True)``: another loss under the built-in's name)."""
+    if loss not in RESIDUAL_LOSSES:
+        return (
+            f"a loss that is a sum of squared residuals e = O - T "
+            f"({', '.join(RESIDUAL_LOSSES)}), but the network's loss is {loss!r}"
+        )
+    if not is_builtin(loss):
+        return (
+            f"the built-in {loss!r} (1/2 sum (O - T)^2), but {loss!r} was replaced by a "
+            "registration (register_loss(..., replace=True)), whose loss its residuals "
+            "e = O - T would not follow"
+        )
+    return None
+
+
 def _require_residuals(params: MLP, what: str) -> None:
-    if params.loss not in RESIDUAL_LOSSES:
+    problem = residual_loss_problem(params.loss)
+    if problem is not None:
         raise ValueError(
-            f"{what} needs a loss that is a sum of squared residuals e = O - T "
-            f"({', '.join(RESIDUAL_LOSSES)}), but the network's loss is {params.loss!r}; "
-            "the Jacobian of the outputs, jacobian(params, X) without Y, works for any loss"
+            f"{what} needs {problem}; the Jacobian of the outputs, jacobian(params, X) "
+            "without Y, works for any loss"
         )
 
 

@@ -73,6 +73,7 @@ __all__ = [
     "cross_entropy_error",
     "describe_valid_pairs",
     "get_loss",
+    "is_builtin",
     "mse_delta",
     "mse_delta_gn",
     "mse_delta_r",
@@ -179,6 +180,7 @@ LOSSES: dict[str, Loss] = {
 }
 
 BUILTIN_LOSSES: tuple[str, ...] = tuple(LOSSES)
+_BUILTIN_ENTRIES = dict(LOSSES)  # as defined here: is_builtin compares against them
 
 # The built-in pairs. describe_valid_pairs and check_pair read LOSSES itself, so they
 # also see the units and losses registered later (jbpnn.register_activation, register_loss).
@@ -189,6 +191,18 @@ VALID_PAIRS: tuple[tuple[str, str], ...] = tuple(
 # Exact with ANY output activation: mse's delta is J^T (T - O), through the unit's own
 # backprop, so a registered activation becomes a valid mse output unit.
 ANY_OUTPUT_LOSSES: tuple[str, ...] = ("mse",)
+
+
+def is_builtin(name: str) -> bool:
+    """Whether the loss ``name`` still computes the built-in one's error and delta (a
+    registration with ``replace=True`` may have put another under a built-in's name)."""
+    entry = LOSSES.get(name)
+    first = _BUILTIN_ENTRIES.get(name)
+    return (
+        entry is not None
+        and first is not None
+        and (entry.error, entry.delta) == (first.error, first.delta)
+    )
 
 
 def add_loss(name: str, loss: Loss) -> None:

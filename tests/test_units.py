@@ -473,3 +473,27 @@ def test_register_loss_checks_its_tasks():
         jbpnn.register_loss(*args, "sigmoid", tasks=("regression",))
     assert "l" not in jbpnn.LOSSES
     assert "l" not in preprocessing.TASK_LOSSES["classification"]
+
+
+def test_a_replaced_mse_is_refused_by_the_residual_methods():
+    """lm and br (and the residual Jacobian) assume the built-in 1/2 (O - T)^2: with
+    'mse' replaced they took their steps from its residuals and accepted them on the new
+    loss, stalling far from its minimum as an ordinary mu_max_reached."""
+    from jbpnn.optimizers import bayesian_regularization, levenberg_marquardt
+
+    jbpnn.register_loss(
+        "mse",
+        lambda o, t: jnp.sum((1 + 3 * t**2) * (o - t) ** 2) / 2,  # weighted squared error
+        lambda o, t, act: (1 + 3 * t**2) * (t - o),
+        ("identity",),
+        replace=True,
+    )
+    p = jbpnn.init_params(jax.random.key(0), [1, 4, 1], ["tanh", "identity"], "mse")
+    X = jnp.linspace(-1, 1, 20)[:, None]
+    Y = jnp.sin(3 * X)
+    for opt in (levenberg_marquardt(), bayesian_regularization()):
+        with pytest.raises(ValueError, match="'mse' was replaced by a registration"):
+            jbpnn.train(p, X, Y, optimizer=opt, epochs=2)
+    with pytest.raises(ValueError, match="'mse' was replaced"):
+        jbpnn.normal_equations(p, X, Y)
+    jbpnn.train(p, X, Y, optimizer=jbpnn.optimizers.lbfgs(), epochs=2)  # the loss's own gradient
