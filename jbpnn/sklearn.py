@@ -904,8 +904,10 @@ class _BPNNBase(BaseEstimator):
                 # weights set by hand, or a new dtype: a fresh optimizer
                 start, key = params, order_seed
             else:
-                if params is not self.params_:  # coefs_ set by hand, a new activation: they
-                    state = state._replace(params=params, best_params=None)  # take effect
+                # coefs_ set by hand, a new activation, or early stopping's best epoch (the
+                # state holds the last epoch's network): they take effect, as scikit-learn's
+                if params is not state.params:
+                    state = state._replace(params=params, best_params=None)
                     state = _renamed(state, params.activations)
                 start, key = state._replace(stop=jax.device_put(np.int32(RUNNING))), None
                 count_before = int(np.max(np.asarray(getattr(state.opt_state, "count", 0))))

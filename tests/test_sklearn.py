@@ -740,3 +740,34 @@ def test_an_estimators_optimizer_saves_and_loads_with_its_alpha_term(tmp_path, s
     back = jbpnn.load(tmp_path / "s.npz").optimizer
     assert back.options == opt.options and back.reports_penalty
     assert float(back.hyperparams["loss_alpha"]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_going_on_after_early_stopping_starts_from_the_kept_best_network(how):
+    """coefs_ hold early stopping's best epoch, but partial_fit and a warm-started fit
+    went on from the state's last epoch: a step of 1e-12 changed the predictions."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from jbpnn.sklearn import BPNNClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 5).astype(np.float32)
+    y = (X[:, 0] + 0.8 * rng.randn(200) > 0).astype(int)
+    est = BPNNClassifier(hidden_layer_sizes=(30,), solver="sgd", momentum=0.0,
+                         learning_rate_init=0.3, early_stopping=True, n_iter_no_change=5,
+                         max_iter=100, random_state=0, shuffle=False).fit(X, y)  # fmt: skip
+    assert est.best_validation_score_ is not None and est.n_iter_ > int(
+        np.argmax(est.validation_scores_) + 1
+    )  # an earlier epoch was kept
+    best = [np.array(w) for w in est.coefs_]
+    last = np.asarray(est.state_.params.layers[0].w)
+    assert not np.allclose(last, best[0])
+    if how == "partial_fit":
+        est.set_params(early_stopping=False, learning_rate_init=1e-12)
+        est.partial_fit(X, y)
+    else:
+        est.set_params(warm_start=True, learning_rate_init=1e-12, max_iter=1, early_stopping=False)
+        with pytest.warns(ConvergenceWarning):  # max_iter=1
+            est.fit(X, y)
+    for w, b in zip(est.coefs_, best):
+        np.testing.assert_allclose(w, b, atol=1e-6)
