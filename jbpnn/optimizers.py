@@ -1043,6 +1043,8 @@ def set_hyperparams(state: State, **values: Any) -> State:
 
     ``set_hyperparams(state, lr=0.05)`` changes the learning rate from the next
     update on; works on traced values, so ``jax.vmap`` can give every network its own.
+    For ``lm`` and ``br``, ``mu`` is also the damping the next epoch starts from (the
+    state's ``mu``, which the epochs change; ``hyperparams["mu"]`` is the first value).
 
     Raises:
         ValueError: a name the state does not hold.
@@ -1054,6 +1056,8 @@ def set_hyperparams(state: State, **values: Any) -> State:
     if unknown:
         raise ValueError(f"the state has no hyperparameters {unknown}; it holds {list(hp)}")
     new = {k: to_device(values[k], hp[k].dtype) if k in values else v for k, v in hp.items()}
+    if isinstance(state, (LMState, BRState)) and "mu" in values:
+        state = state._replace(mu=jnp.broadcast_to(new["mu"], jnp.shape(state.mu)))
     return state._replace(hyperparams=new)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jbpnn.checks import as_key, check_int, host_or_device
+from jbpnn.marquardt import BRState, LMState
 from jbpnn.optimizers import Optimizer, cast_hyperparams
 from jbpnn.params import MLP
 from jbpnn.stopping import RUNNING, Stopping, Switches, stop_reason_name
@@ -415,6 +416,13 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
         # host values stay NumPy: the compiled call copies them together
         hp = cast_hyperparams(optimizer.name, optimizer.hyperparams, params.dtype)
         hp = {k: host_or_device(v, opt_state.hyperparams[k].dtype) for k, v in hp.items()}
+        if isinstance(opt_state, (LMState, BRState)):
+            # lm, br: the damping is carried, unless this run gives another first mu
+            # (per network in train_many); hyperparams["mu"] holds the first one
+            was, now = np.asarray(opt_state.hyperparams["mu"]), np.asarray(hp["mu"])
+            if not np.array_equal(was, now):
+                mu = np.where(was != now, now, np.asarray(opt_state.mu))
+                opt_state = opt_state._replace(mu=host_or_device(mu, opt_state.mu.dtype))
         opt_state = opt_state._replace(hyperparams=hp)
     best = state.best_params
     if config.early_stopping and best is None:

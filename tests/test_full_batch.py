@@ -562,3 +562,26 @@ def test_half_precision_params_are_refused_by_the_damped_solvers(name):
     X = np.linspace(0, 1, 20, dtype=np.float32).reshape(10, 2)
     with pytest.raises(ValueError, match=f"{name} solves .* float64 params, got bfloat16"):
         jbpnn.train(p, X, X[:, :1], optimizer=jbpnn.get_optimizer(name), epochs=2)
+
+
+@pytest.mark.parametrize("name", ["lm", "br"])
+def test_a_new_first_mu_on_resume_or_set_hyperparams_takes_effect(x64, name):
+    """mu is carried on resume; a resume given another first mu (or set_hyperparams)
+    changed only hyperparams["mu"], and the run went on at the carried damping."""
+    from jbpnn.optimizers import set_hyperparams
+
+    X, Y = regression()
+    factory = FACTORIES[name]
+    run = train(net(), X, Y, optimizer=factory(), epochs=5)
+    carried = float(run.state.opt_state.mu)
+    same = train(run, X, Y, optimizer=factory(), epochs=1)  # the same first mu: carried
+    reference = lm_reference(run.params, X, Y, 1, carried) if name == "lm" else None
+    if reference is not None:
+        np.testing.assert_allclose(same.history["mu"][-1], reference[0][1], rtol=1e-12)
+    again = train(run, X, Y, optimizer=factory(mu=1e5), epochs=1)
+    assert again.history["mu"][-1] in (1e4, 1e6)  # 1e5 times mu_dec (kept) or mu_inc
+    if name == "lm":
+        expected = lm_reference(run.params, X, Y, 1, 1e5)[0]
+        np.testing.assert_allclose(again.history["mu"][-1], expected[1], rtol=1e-12)
+    state = set_hyperparams(run.state.opt_state, mu=1e5)
+    assert float(state.mu) == float(state.hyperparams["mu"]) == 1e5
