@@ -190,7 +190,9 @@ def _gelu_d(net: Array) -> Array:
 
 
 def _gelu_d2(net: Array) -> Array:
-    return _normal_pdf(net) * (2 - net**2)  # f''(net) = p (2 - net^2)
+    # f''(net) = p (2 - net^2); past |net| = 40 it rounds to 0 even in float64, where
+    # net^2 may overflow and 0 * inf be NaN (|net| 1e155 in float64, 1e20 in float32)
+    return jnp.where(jnp.abs(net) < 40, _normal_pdf(net) * (2 - net**2), 0.0)
 
 
 def _softplus_d2(net: Array) -> Array:

@@ -265,3 +265,21 @@ def test_get_activation_unknown_raises_listing_valid_names(bad):
     assert repr(bad) in message
     for name in NAMES:
         assert repr(name) in message
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_gelu_second_derivative_is_finite_in_the_tails(x64, dtype):
+    """p(net) (2 - net^2) was 0 * inf = NaN once net^2 overflowed (1e155 in float64,
+    1e20 in float32); the value there is 0."""
+    from jbpnn.activations import ACTIVATIONS
+
+    second = ACTIVATIONS["gelu"].second
+    big = 1e20 if dtype == jnp.float32 else 1e155
+    net = jnp.asarray([-big, -45.0, -3.0, 0.0, 1.5, 45.0, big], dtype)
+    one = jnp.ones_like(net)
+    got = np.asarray(second(net, one, one), np.float64)  # f''(net) r g
+    x = np.asarray(net, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi) * (2 - x**2)
+    want = np.where(np.abs(x) > 40, 0.0, want)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
