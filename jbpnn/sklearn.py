@@ -582,6 +582,14 @@ def _initial_params(
     activations = (s.activation,) * len(s.hidden) + (out_act,)
     if isinstance(s.init, str):
         return init_params(as_key(init_seed), sizes, activations, loss, s.init, s.dtype)
+    if isinstance(s.init, MLP) and (s.init.activations, s.init.loss) != (activations, loss):
+        # its units would be replaced without a word: the estimator's settings decide them
+        raise ValueError(
+            f"init is an MLP with activations {s.init.activations} and loss "
+            f"{s.init.loss!r}, but this estimator trains activations {activations} and loss "
+            f"{loss!r} (activation={s.activation!r} and its output unit); set activation= "
+            "to match, or pass init as its (coef, intercept) pairs to use only the weights"
+        )
     layers = s.init.layers if isinstance(s.init, MLP) else s.init
     try:
         layers = [(np.asarray(w), np.asarray(b)) for w, b in layers]

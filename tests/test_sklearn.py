@@ -771,3 +771,22 @@ def test_going_on_after_early_stopping_starts_from_the_kept_best_network(how):
             est.fit(X, y)
     for w, b in zip(est.coefs_, best):
         np.testing.assert_allclose(w, b, atol=1e-6)
+
+
+def test_init_mlp_with_other_units_is_refused():
+    """init=MLP carries unit names; the estimator replaced them by its own activation
+    without a word (a softsign network trained as relu)."""
+    import jax.numpy as jnp
+
+    import jbpnn
+    from jbpnn.sklearn import BPNNRegressor
+
+    X = np.linspace(-1, 1, 20)[:, None]
+    y = np.sin(3 * X[:, 0])
+    p = jbpnn.init_params(0, (1, 4, 1), ("tanh", "identity"), "mse", dtype=jnp.float32)
+    with pytest.raises(ValueError, match=r"init is an MLP with activations \('tanh', 'identity'\)"):
+        BPNNRegressor(hidden_layer_sizes=(4,), init=p, max_iter=2).fit(X, y)  # relu
+    est = BPNNRegressor(hidden_layer_sizes=(4,), activation="tanh", init=p, max_iter=2)
+    with pytest.warns(Warning):  # ConvergenceWarning: max_iter=2
+        est.fit(X, y)
+    assert est.params_.activations == ("tanh", "identity")
