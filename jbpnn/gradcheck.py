@@ -798,12 +798,22 @@ def _unit_relative_error(hand: Any, ref: Any) -> float:
     return float(np.linalg.norm(hand - ref) / max(float(np.linalg.norm(ref)), 1e-300))
 
 
-def _random_nets(seed: int) -> tuple[Array, Array, Array]:
-    """Net inputs ~ N(0, 2^2), kept 0.1 away from 0 (kinks there), and two directions."""
+# Net inputs an activation is also checked at: its tails and close to 0, where a derivative
+# written wrong only there (cut to 0 past |net| 8, an overflowing exp, a sign near 0) met
+# none of the random ones; the last two rows of a check's inputs are these.
+UNIT_FIXED_NETS = ((-1000.0, -30.0, -0.02, 0.005, 12.0, 100.0),
+                   (-100.0, -12.0, -0.005, 0.02, 30.0, 1000.0))  # fmt: skip
+
+
+def _random_nets(seed: int, fixed: bool = False) -> tuple[Array, Array, Array]:
+    """Net inputs ~ N(0, 2^2), kept 0.1 away from 0 (kinks there), and two directions;
+    ``fixed``: the last two rows are UNIT_FIXED_NETS."""
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     shape = (UNIT_ROWS, UNIT_WIDTH)
     net = 2.0 * jax.random.normal(k1, shape, jnp.float64)
     net = net + jnp.where(net < 0, -0.1, 0.1)
+    if fixed:
+        net = net.at[-len(UNIT_FIXED_NETS) :].set(jnp.asarray(UNIT_FIXED_NETS, jnp.float64))
     return net, jax.random.normal(k2, shape, jnp.float64), jax.random.normal(k3, shape, jnp.float64)
 
 
@@ -812,7 +822,7 @@ def _refuse(what: str, rule: str, error: float, against: str, rtol: float) -> No
         measured = "not finite" if not np.isfinite(error) else f"{error:.3g}"
         raise ValueError(
             f"{what}: {rule} disagrees with autodiff of {against}: relative error {measured} "
-            f"(|hand - autodiff| / |autodiff| over {UNIT_ROWS * UNIT_WIDTH} random net inputs "
+            f"(|hand - autodiff| / |autodiff| over {UNIT_ROWS * UNIT_WIDTH} net inputs "
             f"in float64; at most {rtol:g} is accepted)"
         )
 
@@ -842,8 +852,10 @@ def check_activation(
 ) -> dict[str, float]:
     """Check an activation's hand derivatives against autodiff of its ``fn``, in float64.
 
-    At random net inputs ``net`` (and directions ``r``, ``g``), with ``z`` the unit's
-    output ``fn(net)`` or ``net`` itself as ``act.uses`` says, each row of a layer:
+    At random net inputs ``net`` (normal, standard deviation 2) and the fixed ones of
+    UNIT_FIXED_NETS (out to +-1000, and close to 0), and random directions ``r``, ``g``,
+    with ``z`` the unit's output ``fn(net)`` or ``net`` itself as ``act.uses`` says, each
+    row of a layer:
 
         backprop(z, g)     vs  jax.vjp(fn, net)(g)                          J^T g
         tangent(z, r)      vs  jax.jvp(fn, net, r)                          J r
@@ -859,7 +871,7 @@ def check_activation(
             the rule and the measured error; a rule that fails to run (its message).
     """
     with jax.enable_x64(True):  # locally, never globally
-        net, r, g = _random_nets(seed)
+        net, r, g = _random_nets(seed, fixed=True)
 
         def vjp_row(n: Array, c: Array) -> Array:
             return jax.vjp(act.fn, n)[1](c)[0]
@@ -871,8 +883,9 @@ def check_activation(
         bad = int(np.sum(~np.isfinite(np.asarray(out))))
         if bad:
             raise ValueError(
-                f"{what}: fn gives NaN or inf at {bad} of {net.size} random net inputs "
-                "(normal, standard deviation 2); an activation must be finite for every net input"
+                f"{what}: fn gives NaN or inf at {bad} of {net.size} net inputs (normal, "
+                "standard deviation 2, and fixed ones out to +-1000); an activation must be "
+                "finite for every net input"
             )
 
         @jax.jit  # one small program: quicker than op by op
@@ -909,12 +922,14 @@ def check_loss(
     *,
     seed: int = 0,
     rtol: float = UNIT_RTOL,
+    any_targets: bool = False,
 ) -> dict[str, float]:
     """Check a loss's output delta (and ``delta_r``) against autodiff, for each output unit.
 
     For every name in ``loss.output_activations`` (its row from ``table``), at random
     net inputs of the output layer and random targets in (0, 1) (rows summing to 1 for
-    softmax, probability targets):
+    softmax, probability targets), and with ``any_targets`` (a regression loss, whose
+    standardised targets take either sign) also at targets ~ N(0, 2^2):
 
         delta(O, T, act)          vs  -d/dnet E(fn(net), T)                 Err = -dE/dnet
         delta_r(O, T, act, r)     vs  -jax.jvp(d/dnet E(fn(net), T), net, r)
@@ -932,9 +947,11 @@ def check_loss(
     errors = {}
     with jax.enable_x64(True):  # locally, never globally
         net, r, u = _random_nets(seed)
-        for name in loss.output_activations:
+        for name, wide in [(n, w) for n in loss.output_activations for w in (False, True)]:
+            if wide and (not any_targets or name == "softmax"):
+                continue
             act = table[name]
-            t = jax.nn.sigmoid(u)  # targets in (0, 1)
+            t = 2 * u if wide else jax.nn.sigmoid(u)  # targets of any sign, or in (0, 1)
             if name == "softmax":
                 t = t / jnp.sum(t, axis=-1, keepdims=True)
 
@@ -961,12 +978,15 @@ def check_loss(
             with _rules_run(f"{what} with output {name!r}"):
                 checks = pairs(net, t, r)
             for rule, (hand, ref) in checks.items():
-                key = f"{name}: {rule}"
+                key = f"{name}: {rule}" + (" (targets of any sign)" if wide else "")
                 try:
                     errors[key] = _unit_relative_error(hand, ref)
                 except ValueError as e:
                     raise ValueError(f"{what}: {rule} with output {name!r}: {e}") from None
-                _refuse(what, f"{rule} with output {name!r}", errors[key], "E(fn(net), T)", rtol)
+                signs = " and targets of any sign" if wide else ""
+                _refuse(
+                    what, f"{rule} with output {name!r}{signs}", errors[key], "E(fn(net), T)", rtol
+                )
     return errors
 
 

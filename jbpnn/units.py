@@ -103,8 +103,9 @@ def register_activation(
             compiled programs are then dropped (``jax.clear_caches``), since they were
             compiled for the old unit under the same name.
         check: compare ``backprop`` (and ``second``) with autodiff of ``fn`` first
-            (:func:`jbpnn.gradcheck.check_activation`: float64, 192 random net inputs,
-            relative error at most 1e-6). Only switch it off for a unit already checked.
+            (:func:`jbpnn.gradcheck.check_activation`: float64, 192 net inputs, random and
+            fixed ones out to +-1000, relative error at most 1e-6). Only switch it off
+            for a unit already checked.
 
     Returns:
         The table row added (:class:`jbpnn.activations.Activation`).
@@ -203,7 +204,8 @@ def register_loss(
             compiled programs are then dropped.
         check: compare ``delta`` (and ``delta_r``) with autodiff of ``error(fn(net), T)``
             for every output activation first (:func:`jbpnn.gradcheck.check_loss`,
-            float64, random net inputs, targets in (0, 1), relative error at most 1e-6).
+            float64, random net inputs, targets in (0, 1), and of either sign too when
+            ``tasks`` has ``"regression"``, relative error at most 1e-6).
 
     Returns:
         The table row added (:class:`jbpnn.losses.Loss`).
@@ -239,7 +241,12 @@ def register_loss(
     if check:
         from jbpnn.gradcheck import check_loss  # autodiff, here only: never on training
 
-        check_loss(loss, _activations.ACTIVATIONS, f"register_loss({name!r})")
+        check_loss(
+            loss,
+            _activations.ACTIVATIONS,
+            f"register_loss({name!r})",
+            any_targets="regression" in tasks,
+        )
     existed = name in _losses.LOSSES
     _losses.add_loss(name, loss)
     add_task_loss(name, tasks)

@@ -166,7 +166,7 @@ def test_a_wrong_derivative_is_refused_with_the_measured_error():
         _register_softsign("bad", second=lambda net: 0 * net)
     with pytest.raises(ValueError, match="relative error not finite"):
         jbpnn.register_activation("bad", jnp.tanh, lambda o: (1 - o**2) / 0.0)
-    with pytest.raises(ValueError, match=r"fn gives NaN or inf at \d+ of 192 random net inputs"):
+    with pytest.raises(ValueError, match=r"fn gives NaN or inf at \d+ of 192 net inputs"):
         jbpnn.register_activation("bad", jnp.log, lambda net: 1 / net, uses="net")
     assert "bad" not in jbpnn.ACTIVATIONS
     # the same unit, written from the wrong thing: f' of the output given uses="net"
@@ -497,3 +497,38 @@ def test_a_replaced_mse_is_refused_by_the_residual_methods():
     with pytest.raises(ValueError, match="'mse' was replaced"):
         jbpnn.normal_equations(p, X, Y)
     jbpnn.train(p, X, Y, optimizer=jbpnn.optimizers.lbfgs(), epochs=2)  # the loss's own gradient
+
+
+def test_the_activation_check_reaches_the_tails_and_near_zero():
+    """The check sampled net ~ N(0, 2^2) only: a derivative cut to 0 past |net| 8, or wrong
+    only near 0, and an fn that is NaN past |net| 20 were accepted."""
+    def swish(n):
+        return n * jax.nn.sigmoid(n)
+
+    def swish_d(n):
+        s = jax.nn.sigmoid(n)
+        return s * (1 + n * (1 - s))
+
+    cut = lambda n: jnp.where(jnp.abs(n) > 8, 0.0, swish_d(n))  # noqa: E731
+    with pytest.raises(ValueError, match="the derivative disagrees with autodiff"):
+        jbpnn.register_activation("cut_swish", swish, cut, uses="net")
+    near0 = lambda n: jnp.where(jnp.abs(n) < 0.05, -1.0, swish_d(n))  # noqa: E731
+    with pytest.raises(ValueError, match="the derivative disagrees with autodiff"):
+        jbpnn.register_activation("near0_swish", swish, near0, uses="net")
+    nan_tail = lambda n: jnp.where(jnp.abs(n) > 20, jnp.nan, swish(n))  # noqa: E731
+    with pytest.raises(ValueError, match="fn gives NaN or inf at 6 of 192 net inputs"):
+        jbpnn.register_activation("nan_swish", nan_tail, swish_d, uses="net")
+    jbpnn.register_activation("good_swish", swish, swish_d, uses="net")
+
+
+def test_a_regression_loss_is_checked_at_targets_of_either_sign():
+    """Targets were drawn in (0, 1) only: a regression loss whose delta is wrong for
+    negative targets (half of a standardised column) was accepted."""
+    def error(o, t):
+        return jnp.sum((t - o) ** 2 / (1 + jnp.abs(t)))
+
+    wrong = lambda o, t, act: 2 * (t - o) / (1 + t)  # noqa: E731  (1 + |t| for t < 0)
+    with pytest.raises(ValueError, match="with output 'identity' and targets of any sign"):
+        jbpnn.register_loss("scaled_se", error, wrong, ("identity",), tasks="regression")
+    right = lambda o, t, act: 2 * (t - o) / (1 + jnp.abs(t))  # noqa: E731
+    jbpnn.register_loss("scaled_se", error, right, ("identity",), tasks="regression")
