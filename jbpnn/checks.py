@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "input_ndim",
     "as_key",
     "check_data",
     "check_finite",
@@ -169,6 +170,18 @@ def host_or_device(x: Any, dtype: Any = None) -> Any:
     if isinstance(x, jax.Array):
         return to_device(x, dtype)
     return np.asarray(x, None if dtype is None else np.dtype(dtype))
+
+
+def input_ndim(name: str, a: Any) -> int:
+    """``np.ndim(a)``; a ragged sequence (rows of different lengths) is a ``ValueError``
+    naming ``name`` (NumPy's own message points inside NumPy)."""
+    try:
+        return int(np.ndim(a))
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{name} must be an array of numbers with the same length in every row, got a "
+            f"ragged {type(a).__name__}"
+        ) from None
 
 
 def to_device(x: Any, dtype: Any = None) -> Array:

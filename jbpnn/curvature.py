@@ -72,6 +72,7 @@ from jbpnn.network import (
     forward,
     normalised_weights,
     over_batch,
+    require_targets,
     split_rows_like,
 )
 from jbpnn.params import MLP, Layer, network_count
@@ -240,7 +241,10 @@ def gnvp(
     ``J_n`` is the Jacobian of the outputs (mse, ``H_n = I``) or of the output layer's
     net inputs (the log losses, ``H_n`` their exact Hessian there); see the module's
     docstring. Positive semi-definite; equal to the Hessian where the network is linear
-    in its weights up to that point (one layer). Arguments and result as :func:`hvp`.
+    in its weights up to that point: one layer whose output unit is the loss's pair
+    (identity with mse, softmax with cross_entropy, sigmoid with binary_cross_entropy);
+    one layer of tanh or sigmoid units under mse is not. Arguments and result as
+    :func:`hvp`.
     """
     params, X, Y, v, sw = _check(params, X, Y, v, sample_weight, check_finite, "gnvp")
     return _gnvp_jit(params, X, Y, v, sw)
@@ -265,6 +269,7 @@ def per_example_grad_norms(
         Shape ``(B,)``.
     """
     _require_one(params, "per_example_grad_norms")
+    require_targets(Y, "per_example_grad_norms")
     X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1)
     return _norms_jit(params, X, Y)
 
@@ -299,6 +304,7 @@ def _check(
             "derivative of a function); use a correct network"
         )
     _require_derivatives(params, name)
+    require_targets(Y, name)
     X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
     v = check_direction(params, v, "v")
     if check_finite:  # a traced v (inside jit or vmap) is skipped, as traced data is

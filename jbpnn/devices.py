@@ -53,6 +53,7 @@ __all__ = [
     "pick_devices",
     "place",
     "refused_options",
+    "gathered",
     "replicate",
     "resolve_mesh",
     "to_host",
@@ -193,19 +194,26 @@ def replicate(tree: Any, mesh: Any) -> Any:
     """
     rep = NamedSharding(mesh, PartitionSpec())
 
-    explicit = any(t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ()))
-
     def put(x: Any) -> Any:
         if isinstance(x, jax.Array) and getattr(x.sharding, "mesh", None) == mesh:
-            if explicit and not x.sharding.is_fully_replicated:
-                # On an Explicit mesh the split is part of the array's type, and the
-                # program's gathers and contractions (X[order], J^T J) refuse a split
-                # operand: gathered once here (a collective where processes share it)
-                return jax.device_put(x, rep)
-            return x
+            return gathered(x)
         return _from_host(x, rep)
 
     return jax.tree.map(_keys_too(put), tree)
+
+
+def gathered(x: Any) -> Any:
+    """``x`` whole on every device of its mesh where an Explicit mesh splits it; anything
+    else as it is. On an Explicit mesh the split is part of the array's type, and a
+    program's gathers and contractions over the split axis (``X[order]``, ``J^T J``)
+    refuse it: gathered once here (a collective where processes share the array)."""
+    if not isinstance(x, jax.Array) or not isinstance(x.sharding, NamedSharding):
+        return x
+    mesh = x.sharding.mesh
+    explicit = any(t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ()))
+    if explicit and not x.sharding.is_fully_replicated:
+        return jax.device_put(x, NamedSharding(mesh, PartitionSpec()))
+    return x
 
 
 def _from_host(x: Any, sharding: NamedSharding) -> jax.Array:

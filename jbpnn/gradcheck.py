@@ -935,7 +935,8 @@ def check_loss(
         delta_r(O, T, act, r)     vs  -jax.jvp(d/dnet E(fn(net), T), net, r)
 
     ``delta_gn`` is not checked (which part of the curvature it keeps is the loss's
-    choice). :func:`jbpnn.register_loss` calls it.
+    choice), nor ``delta_r`` with an output unit that has no ``second`` (``hvp``, which
+    alone uses it, refuses such a network). :func:`jbpnn.register_loss` calls it.
 
     Returns:
         ``{"<activation>: delta": error, ...}``.
@@ -969,9 +970,12 @@ def check_loss(
                 return jax.jvp(lambda m: minus_grad(m, y, act), (n,), (d,))[1]
 
             @jax.jit  # one small program: quicker than op by op
-            def pairs(net: Array, t: Array, r: Array) -> dict[str, tuple[Array, Array]]:
+            def pairs(
+                net: Array, t: Array, r: Array, with_second: bool = act.second is not None
+            ) -> dict[str, tuple[Array, Array]]:
                 checks = {"delta": (jax.vmap(hand_delta)(net, t), jax.vmap(minus_grad)(net, t))}
-                if loss.delta_r is not None:
+                # delta_r is used by hvp only, which refuses a unit without second=
+                if loss.delta_r is not None and with_second:
                     checks["delta_r"] = (jax.vmap(hand_r)(net, t, r), jax.vmap(ref_r)(net, t, r))
                 return checks
 

@@ -50,6 +50,8 @@ file to make sure.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any, NamedTuple
 
 import jax
@@ -59,8 +61,9 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import units
+from jbpnn.devices import gathered
 from jbpnn.losses import is_builtin
-from jbpnn.network import check_batch, forward, predict_kernel
+from jbpnn.network import check_batch, forward, predict_kernel, require_targets
 from jbpnn.params import MLP, Layer, network_count
 
 __all__ = [
@@ -429,10 +432,13 @@ def normal_equations(
     """
     _require_one_network(params, "normal_equations")
     _require_residuals(params, "normal_equations")
+    require_targets(Y, "normal_equations")
     block = checks.check_int(
         "block", block, 1, allow_none=True, none_means="blocks of up to max(4 Mi, P^2) entries"
     )
     X, Y, sw = check_batch(params, X, Y, sample_weight, check_finite=check_finite, min_rows=1)
+    # rows split on an Explicit mesh: the block scan and J^T J contract over them
+    X, Y, sw = (gathered(a) for a in (X, Y, sw))
     return _normal_equations_jit(params, X, Y, sw, block=block)
 
 
@@ -494,3 +500,18 @@ def _block_size(block: int | None, n: int, params: MLP) -> int:
         per_example += params.n_out * sum(u)
         block = max(_AUTO_BLOCK_ENTRIES, n_params(params) ** 2) // per_example
     return max(1, min(block, n))
+
+
+# ---------------------------------------------------------------- jbpnn.jacobian(...)
+class _CallableModule(types.ModuleType):
+    """This module, callable as its :func:`jacobian`: ``jbpnn.jacobian(params, X)`` is
+    the function (the name the API promises), ``jbpnn.jacobian.normal_equations`` and
+    ``from jbpnn.jacobian import ...`` the module's other names."""
+
+    def __call__(
+        self, params: MLP, X: ArrayLike, Y: ArrayLike | None = None, *, check_finite: bool = True
+    ) -> Array:
+        return jacobian(params, X, Y, check_finite=check_finite)
+
+
+sys.modules[__name__].__class__ = _CallableModule

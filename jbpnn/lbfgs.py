@@ -51,6 +51,8 @@ registers :func:`init` and :func:`update` as the rule ``"lbfgs"`` (its factory
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -481,3 +483,18 @@ def stops(state: LBFGSState) -> list[tuple[Array, str]]:
         (state.n_evals > hp["max_fun"], "max_fun_reached"),
         (state.failed, "line_search_failed"),
     ]
+
+
+# ---------------------------------------------------------------- jbpnn.lbfgs(...)
+class _CallableModule(types.ModuleType):
+    """This module, callable as the optimizer's factory: ``jbpnn.lbfgs(history=10, ...)``
+    is :func:`jbpnn.optimizers.lbfgs` (the name the API promises); ``from jbpnn.lbfgs
+    import ...`` gives the algorithm's pieces."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from jbpnn.optimizers import lbfgs  # the factory holds the hyperparameters' checks
+
+        return lbfgs(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

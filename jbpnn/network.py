@@ -60,6 +60,7 @@ __all__ = [
     "batch_gradient",
     "check_batch",
     "check_direction",
+    "require_targets",
     "deltas",
     "example_loss",
     "forward",
@@ -405,9 +406,13 @@ def jvp(
             ``params`` or ``X``, stacked params, NaN/inf.
     """
     _require_one_network(params, "jvp")
-    if np.ndim(X) == 1:  # one example: a batch of one (jnp: X may be traced, as in apply)
-        dX = None if dX is None else jnp.asarray(dX)[None, :]
-        out, dout = jvp(params, jnp.asarray(X)[None, :], dparams, dX, check_finite=check_finite)
+    if checks.input_ndim("X", X) == 1:  # one example: a batch of one (X may be traced)
+        if dX is not None and np.shape(dX) != np.shape(X):
+            raise ValueError(f"dX must have the shape of X, {np.shape(X)}, got {np.shape(dX)}")
+        x = X if isinstance(X, jax.Array) else np.asarray(X)
+        dx = None if dX is None else dX if isinstance(dX, jax.Array) else np.asarray(dX)
+        one = None if dx is None else dx[None, :]
+        out, dout = jvp(params, x[None, :], dparams, one, check_finite=check_finite)
         return out[0], dout[0]
     X, _, _ = check_batch(params, X, check_finite=check_finite)
     if dX is None:
@@ -415,10 +420,15 @@ def jvp(
     else:
         if np.shape(dX) != X.shape:
             raise ValueError(f"dX must have the shape of X, {X.shape}, got {np.shape(dX)}")
+        _refuse_complex("dX", dX)
         dX = jnp.asarray(dX, X.dtype)
         if check_finite:
             checks.check_finite("dX", dX)
     dparams = check_direction(params, dparams, "dparams")
+    if check_finite:  # a traced direction (inside jit or vmap) is skipped, as traced data is
+        for i, layer in enumerate(dparams.layers):
+            for part, a in (("w", layer.w), ("b", layer.b)):
+                checks.check_finite(f"jvp: dparams' layer {i} {part}", a)
     return _jvp_jit(params, X, dparams, dX)
 
 
@@ -444,8 +454,27 @@ def check_direction(params: MLP, other: Any, name: str = "dparams") -> MLP:
                 f"{name}: layer {i} has w {np.shape(d.w)} and b {np.shape(d.b)}, but params' "
                 f"layer {i} has w {layer.w.shape} and b {layer.b.shape}"
             )
+        _refuse_complex(f"{name}: layer {i} w", d.w)
+        _refuse_complex(f"{name}: layer {i} b", d.b)
         layers.append(Layer(jnp.asarray(d.w, layer.w.dtype), jnp.asarray(d.b, layer.b.dtype)))
     return params.replace_layers(layers)
+
+
+def require_targets(Y: Any, what: str) -> None:
+    """``Y`` given: ``what`` is a derivative of the loss, which needs the targets
+    (:func:`check_batch` takes ``Y=None`` for the functions of the outputs alone)."""
+    if Y is None:
+        raise ValueError(f"{what} needs the targets Y: it differentiates the loss E(O, Y)")
+
+
+def _refuse_complex(name: str, a: Any) -> None:
+    """A complex direction: the cast to the params' real dtype would drop its imaginary
+    part (``jvp`` along ``1j v`` gave 0) without a word."""
+    if np.iscomplexobj(a):
+        raise ValueError(
+            f"{name} has complex values ({jnp.result_type(a).name}); the derivatives here are "
+            "of real functions: give the real and imaginary parts as two directions"
+        )
 
 
 # ---------------------------------------------------------------- input checks
@@ -873,7 +902,7 @@ def apply(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
             params, NaN/inf in ``X``.
     """
     check_network(params, "apply")  # ONE network, shapes that chain, known names
-    if np.ndim(X) == 1:  # one example: a batch of one
+    if checks.input_ndim("X", X) == 1:  # one example: a batch of one
         X = X if isinstance(X, jax.Array) else np.asarray(X)
         return apply(params, X[None, :], check_finite=check_finite)[0]
     if np.ndim(X) != 2:

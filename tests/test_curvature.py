@@ -221,3 +221,60 @@ def test_the_kernels_refuse_article_mode_and_empty_batches():
     for kernel in (loss_and_gradient_kernel, lambda p, x, y: curvature.hvp_kernel(p, x, y, p)):
         with pytest.raises(ValueError, match="at least one row, got 0 rows"):
             jax.jit(kernel)(params, X[:0], Y[:0])
+
+
+def _small():
+    p = init_params(0, (3, 4, 2), ("tanh", "identity"), "mse")
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(5, 3)), jnp.float32)
+    Y = jnp.asarray(np.random.default_rng(1).normal(size=(5, 2)), jnp.float32)
+    return p, X, Y
+
+
+def test_complex_directions_are_refused():
+    """A complex v, dparams or dX was cast to the params' real dtype: hvp along 1j v gave
+    0 and jvp's tangent 0, with at most a NumPy ComplexWarning."""
+    p, X, Y = _small()
+    iv = jax.tree.map(lambda a: 1j * np.ones(a.shape), p)
+    for call in (
+        lambda: jbpnn.hvp(p, X, Y, iv),
+        lambda: jbpnn.gnvp(p, X, Y, iv),
+        lambda: jbpnn.jvp(p, X, iv),
+    ):
+        with pytest.raises(ValueError, match=r"layer 0 w has complex values \(complex"):
+            call()
+    zero = jax.tree.map(np.zeros_like, p)
+    with pytest.raises(ValueError, match=r"dX has complex values"):
+        jbpnn.jvp(p, X, zero, 1j * np.ones(X.shape))
+
+
+def test_the_loss_derivatives_need_targets():
+    """Y=None reached the maths: raw TypeErrors from deep inside, or (gnvp with mse) a
+    number."""
+    p, X, Y = _small()
+    v = jax.tree.map(jnp.ones_like, p)
+    for name, call in {
+        "hvp": lambda: jbpnn.hvp(p, X, None, v),
+        "gnvp": lambda: jbpnn.gnvp(p, X, None, v),
+        "per_example_grad_norms": lambda: jbpnn.per_example_grad_norms(p, X, None),
+        "normal_equations": lambda: jbpnn.normal_equations(p, X, None),
+    }.items():
+        with pytest.raises(ValueError, match=f"^{name} needs the targets Y"):
+            call()
+
+
+def test_jvp_checks_its_inputs_as_the_user_gave_them():
+    p, X, Y = _small()
+    zero = jax.tree.map(np.zeros_like, p)
+    with pytest.raises(ValueError, match=r"dX must have the shape of X, \(3,\), got \(1, 3\)"):
+        jbpnn.jvp(p, X[0], zero, np.ones((1, 3)))
+    with pytest.raises(ValueError, match=r"dX must have the shape of X, \(3,\), got \(\)"):
+        jbpnn.jvp(p, X[0], zero, 0.0)
+    with pytest.raises(ValueError, match="X must be an array of numbers"):
+        jbpnn.jvp(p, ["a", "b", "c"], zero)
+    with pytest.raises(ValueError, match="X must be an array of numbers with the same length"):
+        jbpnn.apply(p, [[1.0, 2.0, 3.0], [1.0, 2.0]])
+    nan = jax.tree.map(lambda a: np.full(a.shape, np.nan, np.float32), p)
+    with pytest.raises(ValueError, match="jvp: dparams' layer 0 w contains"):
+        jbpnn.jvp(p, X, nan)
+    out, tangent = jbpnn.jvp(p, X[0], zero, np.ones(3))  # one example, dX given: still works
+    assert out.shape == tangent.shape == (2,)

@@ -422,3 +422,18 @@ def test_the_module_never_uses_autodiff():
     assert used, "parsed nothing"
     assert "vmap" in used and "scan" in used  # the walk sees the module's jax calls
     assert not (used & forbidden), sorted(used & forbidden)
+
+
+def test_jbpnn_jacobian_and_jbpnn_lbfgs_are_callable_as_the_api_names_them():
+    """jbpnn.jacobian(params, X) and jbpnn.lbfgs(history=10) (issue 18's names) were
+    modules: 'module' object is not callable."""
+    import jbpnn
+    from jbpnn.jacobian import jacobian, jacobian_kernel
+    from jbpnn.lbfgs import two_loop
+    from jbpnn.optimizers import lbfgs
+
+    p = jbpnn.init_params(0, (2, 3, 1), ("tanh", "identity"))
+    X = np.ones((4, 2), np.float32)
+    np.testing.assert_array_equal(jbpnn.jacobian(p, X), jacobian(p, X))
+    assert jbpnn.jacobian.jacobian_kernel is jacobian_kernel  # still the module
+    assert jbpnn.lbfgs(history=5) == lbfgs(history=5) and jbpnn.lbfgs.two_loop is two_loop

@@ -502,6 +502,7 @@ def test_a_replaced_mse_is_refused_by_the_residual_methods():
 def test_the_activation_check_reaches_the_tails_and_near_zero():
     """The check sampled net ~ N(0, 2^2) only: a derivative cut to 0 past |net| 8, or wrong
     only near 0, and an fn that is NaN past |net| 20 were accepted."""
+
     def swish(n):
         return n * jax.nn.sigmoid(n)
 
@@ -524,6 +525,7 @@ def test_the_activation_check_reaches_the_tails_and_near_zero():
 def test_a_regression_loss_is_checked_at_targets_of_either_sign():
     """Targets were drawn in (0, 1) only: a regression loss whose delta is wrong for
     negative targets (half of a standardised column) was accepted."""
+
     def error(o, t):
         return jnp.sum((t - o) ** 2 / (1 + jnp.abs(t)))
 
@@ -532,3 +534,31 @@ def test_a_regression_loss_is_checked_at_targets_of_either_sign():
         jbpnn.register_loss("scaled_se", error, wrong, ("identity",), tasks="regression")
     right = lambda o, t, act: 2 * (t - o) / (1 + jnp.abs(t))  # noqa: E731
     jbpnn.register_loss("scaled_se", error, right, ("identity",), tasks="regression")
+
+
+def test_a_loss_with_delta_r_registers_with_an_output_unit_without_second():
+    """delta_r was checked through every output unit's second derivative: a unit without
+    second= made a valid loss fail to register ("'NoneType' object is not callable")."""
+
+    def s2(n):
+        return jax.nn.sigmoid(2 * n)
+
+    jbpnn.register_activation("nos", lambda n: n * s2(n),
+                              lambda n: s2(n) * (1 + 2 * n * (1 - s2(n))), uses="net")  # fmt: skip
+
+    def delta(o, t, act):
+        return act.backprop(o, jnp.tanh(t - o))
+
+    def delta_gn(o, t, act, r):
+        return -act.backprop(o, (1 - jnp.tanh(t - o) ** 2) * act.tangent(o, r))
+
+    def delta_r(o, t, act, r):
+        return delta_gn(o, t, act, r) + act.second(o, r, jnp.tanh(t - o))
+
+    jbpnn.register_loss("logcosh", lambda o, t: jnp.sum(jnp.log(jnp.cosh(o - t))), delta,
+                        ("identity", "nos"), delta_r=delta_r, delta_gn=delta_gn)  # fmt: skip
+    p = jbpnn.init_params(0, (2, 3, 1), ("tanh", "nos"), "logcosh")
+    X, Y = jnp.ones((4, 2)), jnp.zeros((4, 1))
+    with pytest.raises(ValueError, match="has no second derivative"):
+        jbpnn.hvp(p, X, Y, jax.tree.map(jnp.ones_like, p))
+    jbpnn.gnvp(p, X, Y, jax.tree.map(jnp.ones_like, p))  # needs f' only
