@@ -387,8 +387,8 @@ def test_cli_import_hook(tmp_path, units_module, capsys, monkeypatch):
     # a module that does not import: one line, exit 2, no traceback
     rc, _, err = run_cli(capsys, "train", "--import", "no_such_units_module", "--epochs", "1")
     one_line_error(rc, err, "jbpnn train: error: --import no_such_units_module: cannot import")
-    rc, _, err = run_cli(capsys, "predict", "--import", f"{units_module}.py", "m.npz", "x.csv")
-    one_line_error(rc, err, f"give the module's name, --import {units_module}, not its file")
+    rc, _, err = run_cli(capsys, "predict", "--import", "no_such_units.py", "m.npz", "x.csv")
+    one_line_error(rc, err, "--import no_such_units.py: no such file")
     (tmp_path / "broken_units.py").write_text(
         "import jbpnn\njbpnn.register_activation('x', 1, 2)\n"
     )
@@ -562,3 +562,23 @@ def test_a_loss_with_delta_r_registers_with_an_output_unit_without_second():
     with pytest.raises(ValueError, match="has no second derivative"):
         jbpnn.hvp(p, X, Y, jax.tree.map(jnp.ones_like, p))
     jbpnn.gnvp(p, X, Y, jax.tree.map(jnp.ones_like, p))  # needs f' only
+
+
+def test_import_takes_a_py_file_by_its_path(tmp_path, capsys, monkeypatch):
+    """--import ./my_units.py: "No module named ..." with a hint that failed in turn (a
+    path without .py), or a raw relative-import TypeError for ./name.py."""
+    folder = tmp_path / "units"
+    folder.mkdir()
+    (folder / "path_units.py").write_text(UNITS_MODULE)
+    monkeypatch.delitem(sys.modules, "path_units", raising=False)
+    write_flowers(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    try:
+        for given in (str(folder / "path_units.py"), "./units/path_units.py"):
+            rc, _, err = run_cli(capsys, "train", "--import", given, "--data", "flowers.csv",
+                                 "--target", "colour", "--activation", "softsign",
+                                 "--epochs", 2)  # fmt: skip
+            assert rc == 0, err
+            assert "softsign" in activations.ACTIVATIONS
+    finally:
+        sys.modules.pop("path_units", None)

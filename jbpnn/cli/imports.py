@@ -6,17 +6,22 @@ A unit or loss of the user's own (:func:`jbpnn.register_activation`,
 offer the names it registers and ``jbpnn predict --import my_units model.npz ...`` loads
 a model that uses them. :func:`import_modules` runs on the subcommand's raw arguments
 before the parser is built; :func:`add_import_argument` declares the option so that
-``--help`` shows it and the parser accepts it. A module that fails to import is one line
-on stderr and exit status 2 (a :class:`~jbpnn.cli.base.CLIError`), never a traceback.
+``--help`` shows it and the parser accepts it. A path to a ``.py`` file
+(``--import ./my_units.py``) imports that file as the module its name gives. A module
+that fails to import is one line on stderr and exit status 2 (a
+:class:`~jbpnn.cli.base.CLIError`), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 from jbpnn.cli.base import CLIError
 
@@ -35,8 +40,8 @@ def add_import_argument(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE",
         action="append",
         help="import this Python module first, e.g. the one that registers your own units "
-        "(jbpnn.register_activation, register_loss); repeatable; found on PYTHONPATH or in "
-        "the current folder (default: none)",
+        "(jbpnn.register_activation, register_loss); repeatable; a name found on PYTHONPATH "
+        "or in the current folder, or a .py file's path (default: none)",
     )
 
 
@@ -74,25 +79,58 @@ def import_modules(argv: Sequence[str]) -> list[str]:
         sys.path.append(os.getcwd())
     for name in names:
         try:
-            importlib.import_module(name)
+            _IMPORTED[name] = _import(name)
+        except CLIError:
+            raise
         except KeyboardInterrupt:
             raise
         except SystemExit as error:  # sys.exit() in the module: no silent exit status
             raise CLIError(f"--import {name}: the module called sys.exit({error.code!r})") from None
         except BaseException as error:  # the user's code: any fault is one line
             text = " ".join((str(error) or type(error).__name__).split())
-            hint = ""
-            if name.endswith(".py") and isinstance(error, ModuleNotFoundError):
-                hint = f"; give the module's name, --import {name[:-3]}, not its file"
             raise CLIError(
-                f"--import {name}: cannot import it ({type(error).__name__}: {text}){hint}"
+                f"--import {name}: cannot import it ({type(error).__name__}: {text})"
             ) from None
     return names
+
+
+_IMPORTED: dict[str, ModuleType] = {}  # --import's argument -> the module it imported
+
+
+def _import(name: str) -> ModuleType:
+    """The module ``name`` (``importlib.import_module``), or the ``.py`` file it names
+    (a name ending in ``.py`` or holding a path separator), imported as its stem."""
+    if not (name.endswith(".py") or os.sep in name or "/" in name):
+        return importlib.import_module(name)
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise CLIError(f"--import {name}: no such file (give a module's name or a .py file)")
+    stem = path.stem
+    loaded = sys.modules.get(stem)
+    if loaded is not None:
+        if getattr(loaded, "__file__", None) and Path(loaded.__file__).resolve() == path.resolve():
+            return loaded
+        raise CLIError(
+            f"--import {name}: a module named {stem!r} is already imported from "
+            f"{getattr(loaded, '__file__', None) or 'elsewhere'}; rename the file"
+        )
+    spec = importlib.util.spec_from_file_location(stem, path)
+    if spec is None or spec.loader is None:
+        raise CLIError(f"--import {name}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[stem] = module  # as an import would: the module's own imports find it
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(stem, None)
+        raise
+    return module
 
 
 def imported_files(names: list[str] | None) -> dict[str, str | None]:
     """``{"--import NAME": the module's source file}`` of the imported modules: inputs of the
     command, which an output must not overwrite (None: a module without a file)."""
     return {
-        f"--import {name}": getattr(sys.modules.get(name), "__file__", None) for name in names or []
+        f"--import {name}": getattr(_IMPORTED.get(name) or sys.modules.get(name), "__file__", None)
+        for name in names or []
     }
