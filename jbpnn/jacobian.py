@@ -76,7 +76,7 @@ __all__ = [
     "n_params",
     "normal_equations",
     "normal_equations_kernel",
-    "residual_loss_problem",
+    "replaced_residual_loss",
     "sensitivities",
     "unflatten_params",
 ]
@@ -458,17 +458,11 @@ def _require_one_network(params: MLP, what: str) -> None:
         )
 
 
-def residual_loss_problem(loss: str) -> str | None:
-    """Why ``loss`` is not a sum of squared residuals ``1/2 sum_k (O_k - T_k)^2`` (the
-    loss of ``J^T e`` and ``J^T J``), or None when it is: a name outside
-    RESIDUAL_LOSSES, or one of them replaced by a registration (``register_loss(...,
-    replace=True)``: another loss under the built-in's name)."""
-    if loss not in RESIDUAL_LOSSES:
-        return (
-            f"a loss that is a sum of squared residuals e = O - T "
-            f"({', '.join(RESIDUAL_LOSSES)}), but the network's loss is {loss!r}"
-        )
-    if not is_builtin(loss):
+def replaced_residual_loss(loss: str) -> str | None:
+    """Why the residual loss ``loss`` (one of RESIDUAL_LOSSES) cannot give ``J^T e`` and
+    ``J^T J``, or None: a registration replaced it (``register_loss(..., replace=True)``:
+    another loss under the built-in's name, whose gradient is not ``J^T e``)."""
+    if loss in RESIDUAL_LOSSES and not is_builtin(loss):
         return (
             f"the built-in {loss!r} (1/2 sum (O - T)^2), but {loss!r} was replaced by a "
             "registration (register_loss(..., replace=True)), whose loss its residuals "
@@ -478,10 +472,16 @@ def residual_loss_problem(loss: str) -> str | None:
 
 
 def _require_residuals(params: MLP, what: str) -> None:
-    problem = residual_loss_problem(params.loss)
-    if problem is not None:
+    if params.loss not in RESIDUAL_LOSSES:
         raise ValueError(
-            f"{what} needs {problem}; the Jacobian of the outputs, jacobian(params, X) "
+            f"{what} needs a loss that is a sum of squared residuals e = O - T "
+            f"({', '.join(RESIDUAL_LOSSES)}), but the network's loss is {params.loss!r}; "
+            "the Jacobian of the outputs, jacobian(params, X) without Y, works for any loss"
+        )
+    replaced = replaced_residual_loss(params.loss)
+    if replaced is not None:
+        raise ValueError(
+            f"{what} needs {replaced}; the Jacobian of the outputs, jacobian(params, X) "
             "without Y, works for any loss"
         )
 

@@ -120,7 +120,12 @@ from jbpnn.devices import (
     resolve_mesh,
     to_host,
 )
-from jbpnn.jacobian import n_params, normal_equations_kernel, residual_loss_problem
+from jbpnn.jacobian import (
+    RESIDUAL_LOSSES,
+    n_params,
+    normal_equations_kernel,
+    replaced_residual_loss,
+)
 from jbpnn.lbfgs import data_fingerprint
 from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
 from jbpnn.network import (
@@ -867,11 +872,17 @@ def check_normal_equations(params: MLP, optimizer: Any, n_networks: int) -> None
     Raises:
         ValueError: another loss; EnsembleTooLarge: ``J^T J`` would not fit.
     """
-    problem = residual_loss_problem(params.loss)
-    if problem is not None:
+    if params.loss not in RESIDUAL_LOSSES:
+        raise ValueError(
+            f"{optimizer!r} minimises a sum of squared residuals e = O - T: it needs loss "
+            f"{' or '.join(map(repr, RESIDUAL_LOSSES))}, but the network's loss is "
+            f"{params.loss!r}; use rprop, adam or momentum for it"
+        )
+    replaced = replaced_residual_loss(params.loss)
+    if replaced is not None:
         raise ValueError(
             f"{optimizer!r} minimises a sum of squared residuals e = O - T: it needs "
-            f"{problem}; use rprop, adam or momentum for it"
+            f"{replaced}; use rprop, adam or momentum for it"
         )
     p = n_params(params)
     need = 4 * p * p * np.dtype(params.dtype).itemsize * n_networks

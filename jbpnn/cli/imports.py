@@ -108,11 +108,12 @@ def _import(name: str) -> ModuleType:
     stem = path.stem
     loaded = sys.modules.get(stem)
     if loaded is not None:
-        if getattr(loaded, "__file__", None) and Path(loaded.__file__).resolve() == path.resolve():
+        where = getattr(loaded, "__file__", None)
+        if where and Path(where).resolve() == path.resolve():
             return loaded
         raise CLIError(
             f"--import {name}: a module named {stem!r} is already imported from "
-            f"{getattr(loaded, '__file__', None) or 'elsewhere'}; rename the file"
+            f"{where or 'elsewhere'}; rename the file"
         )
     spec = importlib.util.spec_from_file_location(stem, path)
     if spec is None or spec.loader is None:
