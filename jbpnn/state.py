@@ -102,7 +102,8 @@ class TrainState(NamedTuple):
         opt_state: the optimizer's state (moments, step count, hyperparameters).
         key: the data-order key; epoch ``e`` is shuffled with ``fold_in(key, e)``.
         epoch: epochs run so far (int32).
-        step: updates made so far (int32).
+        step: updates made so far (int32): not counting a mini-batch of weight 0 (the
+            padding of ``train_many``'s shorter row sets) or a diverged epoch's, undone.
         stop: the :data:`STOP_REASONS` index of the rule that fired, or ``RUNNING`` (-1).
         best_params: with early stopping, the params of the best validation epoch
             (None without early stopping).

@@ -383,11 +383,13 @@ def train_epoch(
             )
         updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
         new_params = apply_updates(params, updates)  # p + u
+        # max |delta w| only when the article's rule 1 needs it: it reads every update
+        change = (_max_abs(updates),) if config.watch_weight_change else ()
         if config.weighted:  # a batch of weight 0 (the user's zeros) changes nothing
             real = jnp.sum(sb) > 0
             new_params, new_opt = _tree_where(real, (new_params, new_opt), (params, opt_state))
-        # max |delta w| only when the article's rule 1 needs it: it reads every update
-        change = (_max_abs(updates),) if config.watch_weight_change else ()
+            # ... and moves no weight (its 0/0 update is NaN, which counted as inf)
+            change = tuple(jnp.where(real, c, 0) for c in change)
         return relayout((new_params, new_opt)), (batch_loss, jnp.sum(sb), *change)
 
     carry, (losses, counts, *changes) = lax.scan(
@@ -481,7 +483,8 @@ def train_epoch(
         opt_state=opt_state,
         key=state.key,
         epoch=state.epoch + 1,
-        step=state.step + config.n_batches,
+        # updates made: a batch of weight 0 makes none, a diverged epoch's are undone
+        step=state.step + jnp.where(finite, jnp.sum(counts > 0), 0).astype(state.step.dtype),
         stop=jnp.select(stop_if, [jnp.int32(c) for c in codes], jnp.int32(RUNNING)),
         best_params=best[0],
         best_val=best[1],

@@ -929,3 +929,29 @@ def test_a_resume_keeps_the_optimizers_kind():
     assert train(first, X, Y, optimizer=momentum(0.5, 0.5), epochs=1).epochs_run == 3
     with pytest.raises(ValueError, match="may change its values, not its kind .*'nesterov'"):
         train(first, X, Y, optimizer=momentum(0.1, 0.9, variant="nesterov"), epochs=1)
+
+
+def test_a_batch_of_weight_zero_moves_no_weight_and_makes_no_update():
+    """A mini-batch of weight 0 changes nothing, but its NaN (0/0) update counted as an
+    infinite weight change, so min_weight_change never fired (train_many with rows= of
+    unequal counts, whose shorter sets end in such batches, then differed from train),
+    and state.step counted it as an update."""
+    from jbpnn import train
+    from jbpnn.many import train_many
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    Y = rng.normal(size=(40, 1)).astype(np.float32)
+    p = init_params(0, (3, 4, 1), ("tanh", "identity"))
+    w = np.ones(40, np.float32)
+    w[:8] = 0  # the first batch of 8: weight 0
+    kw = dict(optimizer=sgd(0.01), epochs=5, batch_size=8, shuffle=False, min_weight_change=1.0)
+    weighted = train(p, X, Y, sample_weight=w, **kw)
+    assert weighted.stop_reason == "weight_change_below_threshold" and weighted.epochs_run == 1
+    assert np.isfinite(weighted.history["max_weight_change"]).all()
+    assert int(weighted.state.step) == 4  # 5 batches, one of weight 0
+    many = train_many([p, p], X, Y, rows=[np.arange(40), np.arange(20)], **kw)
+    alone = train(p, X[:20], Y[:20], **kw)
+    assert many[1].stop_reason == alone.stop_reason == "weight_change_below_threshold"
+    assert int(many[1].state.step) == int(alone.state.step) == 3
+    np.testing.assert_allclose(many[1].params.layers[0].w, alone.params.layers[0].w, rtol=1e-6)
