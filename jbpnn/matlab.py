@@ -247,7 +247,7 @@ def feedforwardnet(
     val = {}
     if len(val_ind):
         # max_fail: epochs in a row whose validation mse does not beat the best (any gain
-        # counts, as in MATLAB: validation_tol 0)
+        # counts, as in MATLAB: validation_tol 0; a tie resets the count, MATLAB leaves it)
         val = {
             "X_val": xs[val_ind],
             "Y_val": ts[val_ind],

@@ -399,8 +399,10 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
 
     The history buffers are made anew (the host holds the earlier history); early
     stopping switched on now starts tracking the best params from here; switched
-    off, drops them. The optimizer must be of the state's kind; its
-    hyperparameter values replace the state's (so a resume can change ``lr``).
+    off, drops them. The plateau rule's reductions so far (``lr_scale``) stand: with
+    the rule switched off they are folded into ``lr``. The optimizer must be of the
+    state's kind; its hyperparameter values replace the state's (so a resume can change
+    ``lr``).
 
     Raises:
         ValueError: the optimizer's state does not match (another kind of optimizer).
@@ -425,6 +427,19 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
                 mu = np.where(was != now, now, np.asarray(opt_state.mu))
                 opt_state = opt_state._replace(mu=host_or_device(mu, opt_state.mu.dtype))
         opt_state = opt_state._replace(hyperparams=hp)
+    scale = np.asarray(state.lr_scale)
+    if not config.reduce_lr and np.any(scale != 1):
+        # the plateau rule is off now, but its reductions so far stand: folded into lr
+        # (the updates used lr * lr_scale; without the rule they use lr alone)
+        held = getattr(opt_state, "hyperparams", None)
+        if not isinstance(held, dict) or "lr" not in held:
+            raise ValueError(
+                f"this run's plateau rule reduced the learning rate by {scale.max():g}, and "
+                "this optimizer state holds no lr to carry it: resume with lr_factor= again"
+            )
+        lr = host_or_device(np.asarray(held["lr"]) * scale, held["lr"].dtype)
+        opt_state = opt_state._replace(hyperparams={**held, "lr": lr})
+        state = state._replace(lr_scale=host_or_device(np.ones_like(scale), state.lr_scale.dtype))
     best = state.best_params
     if config.early_stopping and best is None:
         state = state._replace(

@@ -384,7 +384,7 @@ def train_epoch(
         updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
         new_params = apply_updates(params, updates)  # p + u
         # max |delta w| only when the article's rule 1 needs it: it reads every update
-        change = (_max_abs(updates),) if config.watch_weight_change else ()
+        change: tuple[Array, ...] = (_max_abs(updates),) if config.watch_weight_change else ()
         if config.weighted:  # a batch of weight 0 (the user's zeros) changes nothing
             real = jnp.sum(sb) > 0
             new_params, new_opt = _tree_where(real, (new_params, new_opt), (params, opt_state))
@@ -437,11 +437,13 @@ def train_epoch(
         record["max_weight_change"] = max_change
     if config.optimizer_history:
         record.update(optimizer.record(opt_state))
-    # Plateaus (scikit-learn's counting): an epoch is bad unless it beats the best by tol.
+    # Plateaus (scikit-learn's counting): an epoch is bad unless it is at least tol below
+    # the best (exactly tol below, a tie with tol 0, counts as an improvement, as there)
     plateaus = []  # (stalled, code); with reduce_lr, a stall first reduces lr
     best_loss, loss_bad = state.best_loss, state.loss_bad_epochs
     if config.watch_loss:
-        loss_bad = jnp.where(epoch_loss < best_loss - rules.loss_tol, 0, loss_bad + 1)
+        gained = jnp.isfinite(epoch_loss) & (epoch_loss <= best_loss - rules.loss_tol)
+        loss_bad = jnp.where(gained, 0, loss_bad + 1)
         best_loss = jnp.where(finite, jnp.minimum(best_loss, epoch_loss), best_loss)
         plateaus.append((loss_bad >= rules.loss_patience, CODE["no_loss_improvement"]))
     best = (state.best_params, state.best_val, state.best_epoch, state.bad_epochs)
@@ -455,7 +457,8 @@ def train_epoch(
         if config.early_stopping:
             watched = vl if config.monitor == "val_loss" else 1 - va  # lower is better
             best_params, best_val, best_epoch, bad = best
-            bad = jnp.where(watched < best_val - rules.validation_tol, 0, bad + 1)
+            gained = jnp.isfinite(watched) & (watched <= best_val - rules.validation_tol)
+            bad = jnp.where(gained, 0, bad + 1)
             better = watched < best_val  # the best params follow any improvement
             best = (
                 _tree_where(better, params, best_params),

@@ -955,3 +955,49 @@ def test_a_batch_of_weight_zero_moves_no_weight_and_makes_no_update():
     assert many[1].stop_reason == alone.stop_reason == "weight_change_below_threshold"
     assert int(many[1].state.step) == int(alone.state.step) == 3
     np.testing.assert_allclose(many[1].params.layers[0].w, alone.params.layers[0].w, rtol=1e-6)
+
+
+def test_a_tie_counts_as_a_gain_as_scikit_learn_counts(x64):
+    """scikit-learn counts an epoch as bad only if it is MORE than tol above the best (a
+    tie with tol 0 resets the count); jbpnn counted ties as bad, so a flat validation
+    accuracy stopped it after n_iter_no_change epochs where MLPClassifier ran on."""
+    from jbpnn import train
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    Y = rng.normal(size=(30, 1))
+    p = init_params(0, (2, 3, 1), ("tanh", "identity"), dtype=jnp.float64)
+    flat = sgd(0.0)  # every epoch the same loss: a tie with the best
+    kw = dict(optimizer=flat, epochs=8, batch_size=None)
+    assert train(p, X, Y, loss_patience=2, loss_tol=0.0, **kw).stop_reason == "max_epochs"
+    val = dict(X_val=X[:10], Y_val=Y[:10], n_iter_no_change=2, validation_tol=0.0)
+    assert train(p, X, Y, **val, **kw).stop_reason == "max_epochs"
+    # a tie is not a gain of tol > 0: those still stop
+    stalled = train(p, X, Y, loss_patience=2, loss_tol=1e-3, **kw)
+    assert (stalled.stop_reason, stalled.epochs_run) == ("no_loss_improvement", 3)
+
+
+def test_a_resume_without_the_plateau_rule_keeps_its_reductions(x64):
+    """The plateau rule's reductions (state.lr_scale) were dropped by a resume without
+    lr_factor: the updates jumped back to lr (1e4 times the reduced rate) while the state
+    still reported them."""
+    from jbpnn import train
+    from jbpnn.optimizers import set_hyperparams
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    Y = np.sin(X[:, :1])
+    p = init_params(0, (2, 3, 1), ("tanh", "identity"), dtype=jnp.float64)
+    first = train(p, X, Y, optimizer=sgd(0.5), epochs=12, batch_size=None,
+                  loss_patience=1, loss_tol=10.0, lr_factor=0.1, min_lr=1e-12)  # fmt: skip
+    scale = float(first.state.lr_scale)
+    assert scale < 1e-3  # reduced every epoch
+    resumed = train(first, X, Y, epochs=3)
+    assert float(resumed.state.lr_scale) == 1.0
+    assert float(resumed.state.opt_state.hyperparams["lr"]) == pytest.approx(0.5 * scale)
+    state = first.state._replace(
+        lr_scale=jnp.ones((), jnp.float64),
+        opt_state=set_hyperparams(first.state.opt_state, lr=0.5 * scale),
+    )
+    reference = train(state, X, Y, optimizer=sgd(0.5 * scale), epochs=3, batch_size=None)
+    tree_allclose(resumed.params, reference.params, rtol=1e-12)
