@@ -40,7 +40,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jbpnn.network import backward, check_batch, forward, predict
-from jbpnn.optimizers import MomentumState, apply_updates, momentum
+from jbpnn.optimizers import MomentumState, apply_updates, momentum, set_hyperparams
 from jbpnn.params import MLP, init_params
 from jbpnn.training import TrainState, init_state, train, train_config
 
@@ -69,6 +69,11 @@ def article_gradient(
     update, so the epoch loss times the number of examples is the article's
     epoch error.
     """
+    if X.shape[0] != 1:  # static: known while tracing
+        raise ValueError(
+            f"article_gradient is the gradient of ONE example (train with batch_size=1), "
+            f"got a batch of {X.shape[0]}; its other rows would be dropped"
+        )
     x, y = X[0], Y[0]
     out, cache = forward(params, x)
     return _rms_error(out, y), backward(params, cache, y)
@@ -111,7 +116,9 @@ class BPNN:
             usable with every jbpnn function, e.g. :func:`jbpnn.io.save`.
         opt_state: the momentum state (``trace`` holds the previous change).
         state: the :class:`jbpnn.training.TrainState` that every call carries on.
-        lr, m: as given.
+        lr, m: the learning rate and momentum factor the next update uses; setting
+            them (``net.lr = 0.05``) changes them from then on, as the article's object
+            reads ``self.lr`` at every step.
     """
 
     def __init__(
@@ -129,13 +136,43 @@ class BPNN:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if np.dtype(dtype) == np.float64 and not jax.config.read("jax_enable_x64"):
+            raise ValueError(
+                "dtype float64 needs 64-bit JAX (jax.config.update('jax_enable_x64', True), "
+                "or jax.enable_x64 around the work); without it the params would be float32"
+            )
         self._optimizer = momentum(lr, m, variant="article")  # checks 0 <= lr, 0 <= m < 1
-        self.lr = lr
-        self.m = m
         params = init_params(int(seed), (n_in, n_hidden, n_out), "sigmoid", "mse", "article", dtype)
         config = train_config(1, batch_size=1)
         self.state: TrainState = init_state(params, self._optimizer, config)
         self._cache: tuple[Array, ...] | None = None
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next update uses."""
+        return float(self._optimizer.hyperparams["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._set(lr=value)
+
+    @property
+    def m(self) -> float:
+        """The momentum factor the next update uses."""
+        return float(self._optimizer.hyperparams["m"])
+
+    @m.setter
+    def m(self, value: float) -> None:
+        self._set(m=value)
+
+    def _set(self, **value: float) -> None:
+        """New ``lr`` or ``m`` from the next update on: checked as at construction, and
+        put in the optimizer state that every update reads."""
+        optimizer = self._optimizer.replace(**value)
+        momentum(**optimizer.hyperparams, variant="article")  # checks 0 <= lr, 0 <= m < 1
+        self._optimizer = optimizer
+        opt_state = set_hyperparams(self.state.opt_state, **value)
+        self.state = self.state._replace(opt_state=opt_state)
 
     @property
     def params(self) -> MLP:
@@ -235,6 +272,9 @@ class BPNN:
             shuffle=False,
             grad_fn=article_gradient,
             check_finite=False,  # checked by _pairs
+            # the article's loop has no divergence guard: update/backpropagate in order
+            max_loss_growth=None,
+            max_abs_param=None,
         )
         assert result.state is not None  # train always returns its final state
         self.state = result.state
@@ -276,6 +316,8 @@ class BPNN:
             )
         if a.shape[0] != expected:
             raise ValueError(message % (a.shape[0], expected) + where)
+        if not np.isfinite(a).all():  # as train and predict refuse them
+            raise ValueError(f"expected finite numbers{where}, got {values!r} (NaN or inf)")
         return a
 
     def _pairs(self, data: Any) -> tuple[Array, Array]:

@@ -188,7 +188,7 @@ class MLP:
             if check_finite:
                 _check_finite_layer(i, w, b)
             built.append(Layer(w, b))
-        names = _resolve_activations(activations, len(built), loss)
+        names = _resolve_activations(activations, len(built), loss, article_mode)
         return cls(built, names, loss, article_mode)
 
     # -- architecture: everything but the arrays -------------------------
@@ -258,7 +258,9 @@ class MLP:
                 pair.append(jnp.asarray(leaf, dtype=arch["dtypes"][i][j]))
             _check_finite_layer(i, *pair)
             layers.append(Layer(*pair))
-        names = _resolve_activations(arch["activations"], n_layers, arch["loss"])
+        names = _resolve_activations(
+            arch["activations"], n_layers, arch["loss"], arch["article_mode"]
+        )
         return cls(layers, names, arch["loss"], arch["article_mode"])
 
     def __call__(self, x: ArrayLike, *, check_finite: bool = True) -> Array:
@@ -390,7 +392,9 @@ def check_network(params: Any, what: str = "params", *, stacked: bool = False) -
         except ValueError as error:
             raise ValueError(f"{where}layer {i}: {error}") from None
     try:  # the loss, an output-only unit below the output, the (loss, output unit) pair
-        _resolve_activations(tuple(params.activations), len(params.layers), params.loss)
+        _resolve_activations(
+            tuple(params.activations), len(params.layers), params.loss, params.article_mode
+        )
     except ValueError as error:  # a wrong pair trained on a delta that is not its gradient
         raise ValueError(f"{where}{error}") from None
     if n and not stacked:
@@ -509,7 +513,7 @@ def _check_finite_layer(i: int, w: Any, b: Any) -> None:
 
 
 def _resolve_activations(
-    activations: str | Sequence[str], n_layers: int, loss: str
+    activations: str | Sequence[str], n_layers: int, loss: str, article_mode: bool = False
 ) -> tuple[str, ...]:
     """One name per layer, validated; a single name means 'every hidden layer'.
 
@@ -536,7 +540,18 @@ def _resolve_activations(
                 f"but was given for layer {i} of {n_layers}"
             )
     check_pair(loss, names[-1])
+    if article_mode and loss in _LOGISTIC_DELTAS:
+        raise ValueError(
+            f"article_mode's sigmoid is the article code's (tanh forward, O(1 - O) as its "
+            f"derivative), but the output delta T - O of {loss!r} is the logistic "
+            "sigmoid's: in article mode use mse, the article's loss, or build the network "
+            "without article_mode"
+        )
     return names
+
+
+# Losses whose output delta T - O holds for the logistic sigmoid only (not article mode's)
+_LOGISTIC_DELTAS = ("binary_cross_entropy",)
 
 
 def init_params(
@@ -584,7 +599,7 @@ def init_params(
         raise ValueError(f"unknown init {init!r}; expected one of {list(INITS)}")
     if loss not in LOSSES:
         get_loss(loss)
-    names = _resolve_activations(activations, len(sizes) - 1, loss)
+    names = _resolve_activations(activations, len(sizes) - 1, loss, article_mode)
     dtype = jnp.dtype(dtype) if dtype is None else _float_dtype("dtype", dtype)
     if key is None:  # as_key would take None as seed 0; here the key is required
         raise TypeError(

@@ -582,6 +582,12 @@ def _initial_params(
     activations = (s.activation,) * len(s.hidden) + (out_act,)
     if isinstance(s.init, str):
         return init_params(as_key(init_seed), sizes, activations, loss, s.init, s.dtype)
+    if isinstance(s.init, MLP) and s.init.article_mode:
+        raise ValueError(
+            "init is an article_mode MLP (the article code's bugs, for comparison studies); "
+            "the estimators train the correct derivatives: give its (coef, intercept) pairs "
+            "for its weights, or train it in article mode with jbpnn.train"
+        )
     if isinstance(s.init, MLP) and (s.init.activations, s.init.loss) != (activations, loss):
         # its units would be replaced without a word: the estimator's settings decide them
         raise ValueError(

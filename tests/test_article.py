@@ -235,3 +235,96 @@ def test_get_data_feeds_the_facade():
 def test_get_data_validates(args):
     with pytest.raises(ValueError):
         get_data(*args)
+
+
+def test_lr_and_m_set_on_the_object_take_effect():
+    """The article's class reads self.lr and self.m at every step; here they were copies:
+    net.lr = 0 changed nothing (and -5 was accepted)."""
+    from jbpnn.article import BPNN
+
+    data = [[[0, 0], [0]], [[0, 1], [1]], [[1, 0], [1]], [[1, 1], [0]]]
+    net = BPNN(2, 1, n_hidden=3)
+    net.lr, net.m = 0.0, 0.0
+    before = np.asarray(net.params.layers[0].w)
+    net.train(data, epochs=3, verbose=False)
+    net.update([1, 0])
+    net.backpropagate([1])
+    np.testing.assert_array_equal(net.params.layers[0].w, before)
+    net.lr = 0.5
+    assert net.lr == 0.5 and float(net.opt_state.hyperparams["lr"]) == 0.5
+    net.train(data, epochs=1, verbose=False)
+    assert not np.array_equal(np.asarray(net.params.layers[0].w), before)
+    with pytest.raises(ValueError, match="lr must be finite, at least 0"):
+        net.lr = -5
+    assert net.lr == 0.5
+
+
+def test_the_facade_refuses_what_it_cannot_do_right():
+    from jbpnn.article import BPNN, article_gradient
+
+    net = BPNN(2, 1, n_hidden=3)
+    with pytest.raises(ValueError, match="expected finite numbers"):
+        net.update([np.inf, 0])  # NaN weights after backpropagate, without a word
+    net.update([1, 0])
+    with pytest.raises(ValueError, match="expected finite numbers"):
+        net.backpropagate([np.nan])
+    if not jax.config.read("jax_enable_x64"):
+        with pytest.raises(ValueError, match="dtype float64 needs 64-bit JAX"):
+            BPNN(2, 1, dtype=jnp.float64)  # was float32 without a word
+    X, Y = jnp.ones((3, 2)), jnp.ones((3, 1))
+    with pytest.raises(ValueError, match="the gradient of ONE example"):
+        article_gradient(net.params, X, Y)  # used row 0 of any batch
+
+
+def test_the_facade_train_has_no_divergence_guard_as_the_article():
+    """train stopped "diverged" (a shorter error array, then nothing, then a crash on an
+    empty minimum); the article's loop, update/backpropagate in order, has no guard."""
+    from jbpnn.article import BPNN
+
+    data = [[[0, 0], [0]], [[0, 1], [1]], [[1, 0], [1]], [[1, 1], [0]]]
+    a, b = BPNN(2, 1, n_hidden=3, lr=1e10), BPNN(2, 1, n_hidden=3, lr=1e10)
+    errors = a.train(data, epochs=6, verbose=False)
+    assert errors.shape == (6,)
+    loop = []
+    for _ in range(6):
+        loop.append(sum(b.update(x) and b.backpropagate(y) for x, y in data))
+    np.testing.assert_allclose(errors, loop, rtol=1e-5)
+    assert a.train(data, epochs=2).shape == (2,)
+
+
+def test_article_mode_with_a_logistic_delta_is_refused():
+    """binary_cross_entropy's delta T - O is the logistic sigmoid's; in article mode the
+    sigmoid is the article code's tanh: negative 'cross-entropies' trained silently."""
+    from jbpnn import MLP, init_params
+
+    with pytest.raises(ValueError, match="article_mode's sigmoid is the article code's"):
+        init_params(0, (2, 3, 1), "sigmoid", "binary_cross_entropy", article_mode=True)
+    layers = [(np.ones((2, 3)), np.zeros(3)), (np.ones((3, 1)), np.zeros(1))]
+    with pytest.raises(ValueError, match="article_mode's sigmoid"):
+        MLP.from_layers(layers, "sigmoid", "binary_cross_entropy", article_mode=True)
+    init_params(0, (2, 3, 1), "sigmoid", "mse", article_mode=True)  # the article's own
+
+
+def test_the_estimators_refuse_an_article_mode_init():
+    """init=MLP in article mode trained with the correct maths and dropped the mode."""
+    from jbpnn import init_params
+    from jbpnn.sklearn import BPNNRegressor
+
+    p = init_params(0, (2, 3, 1), ("sigmoid", "identity"), "mse", article_mode=True)
+    with pytest.raises(ValueError, match="init is an article_mode MLP"):
+        BPNNRegressor(hidden_layer_sizes=(3,), activation="logistic", init=p).fit(
+            np.ones((4, 2)), np.ones(4)
+        )
+
+
+def test_print_example_prints_the_article_figures_in_any_process():
+    """print_example printed float32 digits to 10 decimals unless the caller had turned
+    64-bit JAX on (only the command did)."""
+    import io
+
+    from jbpnn.cli.article import print_example
+    from jbpnn.oracles import EXAMPLES
+
+    out = io.StringIO()
+    print_example(EXAMPLES[next(iter(EXAMPLES))], out)
+    assert "H1      0.1000000000  0.5249791875" in out.getvalue()

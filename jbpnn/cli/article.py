@@ -28,9 +28,14 @@ __all__ = ["add_parsers", "cmd_demo", "cmd_example", "print_example"]
 def print_example(spec: dict, out: Any = None) -> None:
     """Print one worked example of :data:`jbpnn.oracles.EXAMPLES` in the article's layout.
 
-    ``out`` defaults to ``sys.stdout`` at the time of the call.
+    ``out`` defaults to ``sys.stdout`` at the time of the call. It computes in float64
+    (locally, whatever the process's setting): the figures are printed to 10 decimals.
     """
-    out = sys.stdout if out is None else out
+    with jax.enable_x64(True):
+        _print_example(spec, sys.stdout if out is None else out)
+
+
+def _print_example(spec: dict, out: Any) -> None:
     params = MLP.from_layers(spec["layers"], "sigmoid", "mse", dtype=jnp.float64)
     x = jnp.asarray(spec["x"], params.dtype)
     y = jnp.asarray(spec["y"], params.dtype)
@@ -67,9 +72,8 @@ def print_example(spec: dict, out: Any = None) -> None:
 
 def cmd_example(args: argparse.Namespace) -> int:
     names = list(EXAMPLES) if args.which == "all" else [args.which]
-    with jax.enable_x64(True):  # print the oracle figures to 10 decimals
-        for name in names:
-            print_example(EXAMPLES[name])
+    for name in names:
+        print_example(EXAMPLES[name])
     return 0
 
 
