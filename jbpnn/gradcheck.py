@@ -65,6 +65,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -828,18 +829,18 @@ def _refuse(what: str, rule: str, error: float, against: str, rtol: float) -> No
 
 
 @contextlib.contextmanager
-def _rules_run(what: str) -> Iterator[None]:
+def _rules_run(what: str, hint: str = "") -> Iterator[None]:
     """A user's rule that fails to run under JAX's transformations (NumPy on a tracer, a
     Python ``if`` on an array, a typo) is the ``ValueError`` the checks document, naming
-    the registration and the fault, not the raw error from inside JAX."""
+    the registration and the fault (and ``hint``), not the raw error from inside JAX."""
     try:
         yield
     except ValueError as error:
         if str(error).startswith(what):
             raise
-        raise ValueError(f"{what}: a rule fails to run ({_fault(error)})") from None
+        raise ValueError(f"{what}: a rule fails to run ({_fault(error)}){hint}") from None
     except Exception as error:  # the user's code: any fault
-        raise ValueError(f"{what}: a rule fails to run ({_fault(error)})") from None
+        raise ValueError(f"{what}: a rule fails to run ({_fault(error)}){hint}") from None
 
 
 def _fault(error: BaseException) -> str:
@@ -979,7 +980,12 @@ def check_loss(
                     checks["delta_r"] = (jax.vmap(hand_r)(net, t, r), jax.vmap(ref_r)(net, t, r))
                 return checks
 
-            with _rules_run(f"{what} with output {name!r}"):
+            hint = (
+                f"; the check calls the rules on rows of {UNIT_WIDTH} outputs: for a loss "
+                "written for a fixed number of outputs, register it with check=False and "
+                "check it on your network with jbpnn.gradcheck(params, X, Y)"
+            )
+            with _rules_run(f"{what} with output {name!r}", hint):
                 checks = pairs(net, t, r)
             for rule, (hand, ref) in checks.items():
                 key = f"{name}: {rule}" + (" (targets of any sign)" if wide else "")
@@ -992,6 +998,18 @@ def check_loss(
                     what, f"{rule} with output {name!r}{signs}", errors[key], "E(fn(net), T)", rtol
                 )
     return errors
+
+
+# ---------------------------------------------------------------- jbpnn.gradcheck(...)
+class _CallableModule(types.ModuleType):
+    """This module, callable as its :func:`gradcheck`: ``jbpnn.gradcheck(params, X, Y)``
+    is the function, ``from jbpnn.gradcheck import ...`` the module's other names."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return gradcheck(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 if __name__ == "__main__":  # python -m jbpnn.gradcheck: the command line lives in jbpnn.cli

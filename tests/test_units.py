@@ -582,3 +582,17 @@ def test_import_takes_a_py_file_by_its_path(tmp_path, capsys, monkeypatch):
             assert "softsign" in activations.ACTIVATIONS
     finally:
         sys.modules.pop("path_units", None)
+
+
+def test_a_fixed_width_loss_is_told_how_to_register():
+    """A class-weighted loss for 2 outputs failed the check (run on 6 outputs) with only
+    "mul got incompatible shapes"; the message now says why and what to do."""
+    cw = jnp.asarray([1.0, 3.0])
+    with pytest.raises(ValueError, match="rows of 6 outputs: for a loss written for a fixed"):
+        jbpnn.register_loss("l2w", lambda o, t: jnp.sum(cw * (t - o) ** 2) / 2,
+                            lambda o, t, act: cw * (t - o), ("identity",))  # fmt: skip
+    jbpnn.register_loss("l2w", lambda o, t: jnp.sum(cw * (t - o) ** 2) / 2,
+                        lambda o, t, act: cw * (t - o), ("identity",), check=False)  # fmt: skip
+    p = jbpnn.init_params(0, (3, 4, 2), ("tanh", "identity"), "l2w")
+    X, Y = jnp.ones((5, 3)), jnp.zeros((5, 2))
+    assert jbpnn.gradcheck(p, X, Y).passed
