@@ -437,5 +437,7 @@ def test_jbpnn_jacobian_and_jbpnn_lbfgs_are_callable_as_the_api_names_them():
     np.testing.assert_array_equal(jbpnn.jacobian(p, X), jacobian(p, X))
     assert jbpnn.jacobian.jacobian_kernel is jacobian_kernel  # still the module
     assert jbpnn.lbfgs(history=5) == lbfgs(history=5) and jbpnn.lbfgs.two_loop is two_loop
+    import jbpnn.gradcheck  # not imported by jbpnn itself (it holds the autodiff)
+
     Y = np.zeros((4, 1), np.float32)
     assert jbpnn.gradcheck(p, X, Y).passed and jbpnn.gradcheck.random_batch  # the same for it
