@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 from jax.typing import ArrayLike
 
-from jbpnn.checks import check_int, check_number, check_seed
+from jbpnn.checks import check_int, check_number, check_seed, host_or_device
 from jbpnn.data import column_range
-from jbpnn.network import predict
+from jbpnn.network import loss, predict
 from jbpnn.optimizers import OPTIMIZERS, get_optimizer
 from jbpnn.params import MLP, init_params
-from jbpnn.state import TrainResult
+from jbpnn.state import TrainResult, init_state, train_config
+from jbpnn.stopping import Stopping
 from jbpnn.training import train
 
 __all__ = ["TRAIN_FCNS", "FitResult", "MapMinMax", "dividerand", "feedforwardnet", "mapminmax"]
@@ -191,7 +192,8 @@ def feedforwardnet(
     inputs and targets through :func:`mapminmax`; rows split by :func:`dividerand`
     (``trainbr`` validates on nothing: its validation rows join the training rows, as
     MATLAB's ``trainbr`` does); stops on ``epochs``, ``goal`` (MATLAB's mse),
-    ``max_fail`` validation failures in a row (the best epoch's net is kept),
+    ``max_fail`` validation failures in a row (the best epoch's net is kept, the initial
+    net included as epoch 0, as MATLAB's),
     ``min_grad`` and ``mu_max`` (lm, br).
 
     Args:
@@ -245,6 +247,7 @@ def feedforwardnet(
     sizes = (xs.shape[1], *hidden, ts.shape[1])
     params = init_params(seed, sizes, ("tanh",) * len(hidden) + ("identity",), "mse", "glorot")
     val = {}
+    start: Any = params
     if len(val_ind):
         # max_fail: epochs in a row whose validation mse does not beat the best (any gain
         # counts, as in MATLAB: validation_tol 0; a tie resets the count, MATLAB leaves it)
@@ -254,9 +257,16 @@ def feedforwardnet(
             "n_iter_no_change": max_fail,
             "validation_tol": 0.0,
         }
+        # MATLAB's best starts as the initial net (epoch 0, its validation performance):
+        # max_fail epochs none of which beats it stop the run, which returns that net
+        rules = Stopping(n_iter_no_change=max_fail, validation_tol=0.0)
+        config = train_config(len(train_ind), stopping=rules, has_validation=True)
+        state = init_state(params, optimizer, config)
+        v0 = host_or_device(loss(params, xs[val_ind], ts[val_ind]), params.dtype)
+        start = state._replace(best_val=v0)
     k = ts.shape[1]  # E = 1/2 mean_n sum_k e^2 = (k / 2) mse: MATLAB's goal in E's units
     result = train(
-        params,
+        start,
         xs[train_ind],
         ts[train_ind],
         optimizer=optimizer,
@@ -283,6 +293,6 @@ def feedforwardnet(
         perf=mse(train_ind),
         vperf=mse(val_ind),
         tperf=mse(test_ind),
-        best_epoch=result.best_epoch or result.epochs_run,
+        best_epoch=result.epochs_run if result.best_epoch is None else result.best_epoch,
         stop=result.stop_reason,
     )

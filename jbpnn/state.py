@@ -267,7 +267,11 @@ def state_result(
     """A :class:`TrainResult` from a final (un-batched, host) state and its host history."""
     n = int(state.epoch)
     reason = stop_reason_name(int(state.stop))
-    early = state.best_params is not None and int(state.best_epoch) > 0
+    # the best validation epoch's params: a later epoch's, or (a run whose best started
+    # as its initial params' value, MATLAB's rule: jbpnn.matlab) epoch 0's
+    early = state.best_params is not None and (
+        int(state.best_epoch) > 0 or bool(np.isfinite(np.asarray(state.best_val)))
+    )
     return TrainResult(
         params=state.best_params if early and state.best_params is not None else state.params,
         history=history,

@@ -130,3 +130,33 @@ def test_preset_arguments_are_named():
         feedforwardnet(x, x[:, 0], 2.5, epochs=1)  # "'float' object is not iterable"
     with pytest.raises(ValueError, match="hidden must be a layer size"):
         feedforwardnet(x, x[:, 0], [3, 0], epochs=1)
+
+
+def test_validation_stopping_counts_the_initial_net_as_matlab_does():
+    """MATLAB's best starts as the initial net (tr.best_epoch 0): max_fail epochs none of
+    which beats it stop the run ("Validation stop." at epoch max_fail) and return it.
+    jbpnn's best started at the first epoch's: one epoch later, and a net 6.7x worse on
+    the validation rows than the initial one was returned."""
+    import jbpnn
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (200, 1))
+    t = np.sin(3 * x[:, 0])
+    _, va, _ = dividerand(200, 0.7, 0.15, 0.15, seed=0)
+    t[va] = -t[va]  # rows that training can only get worse on
+    fit = feedforwardnet(x, t, 10, "trainlm", seed=0, max_fail=6)
+    assert (fit.stop, fit.result.epochs_run, fit.best_epoch) == ("no_validation_improvement", 6, 0)
+    xs, _ = mapminmax(x)
+    ts, _ = mapminmax(t[:, None])
+    p0 = jbpnn.init_params(0, (1, 10, 1), ("tanh", "identity"), "mse", "glorot")
+    for a, b in zip(jax_leaves(fit.net), jax_leaves(p0)):
+        np.testing.assert_array_equal(a, b)  # the initial net, returned
+    v0 = float(np.mean((np.asarray(jbpnn.predict(p0, xs[va])) - ts[va]) ** 2))
+    assert fit.vperf == pytest.approx(v0, rel=1e-6)
+    assert np.all(np.asarray(fit.result.history["val_loss"]) > v0 / 2)  # none beat it (E = mse/2)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return [np.asarray(a) for a in jax.tree.leaves(tree)]
