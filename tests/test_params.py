@@ -235,12 +235,12 @@ def test_architecture_round_trip_without_a_template(x64):
         (np.arange(6.0).reshape(3, 2), np.array([0.5, -0.5])),
         (np.ones((2, 1), np.float32), np.zeros(1, np.float32)),
     ]
-    p = MLP.from_layers(layers, ("tanh", "sigmoid"), "binary_cross_entropy", article_mode=True)
+    p = MLP.from_layers(layers, ("tanh", "sigmoid"), "mse", article_mode=True)
     arch = p.architecture()
     assert arch == {
         "sizes": [3, 2, 1],
         "activations": ["tanh", "sigmoid"],
-        "loss": "binary_cross_entropy",
+        "loss": "mse",
         "article_mode": True,
         "dtypes": [["float64", "float64"], ["float32", "float32"]],
         "networks": None,
