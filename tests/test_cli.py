@@ -1236,3 +1236,52 @@ def test_ctrl_c_swallowed_by_a_gc_callback_still_stops_the_command(tmp_path):
     assert run.returncode == 130, run.stderr
     assert run.stderr.decode().strip().splitlines() == ["jbpnn train: interrupted"], run.stderr
     assert (tmp_path / "m.npz").read_bytes() == original
+
+
+def test_options_are_never_abbreviated(tmp_path, capsys, monkeypatch):
+    """--imp filled --import without importing the module, so the module went unprotected
+    as an input: --save my_units.py overwrote it with the model (exit 0)."""
+    write_flowers(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    module = tmp_path / "my_units.py"
+    module.write_text("X = 1\n")
+    rc, _, err = run_cli(capsys, "train", "--data", "flowers.csv", "--target", "colour",
+                         "--epochs", 1, "--imp", "my_units.py",
+                         "--save", "my_units.py")  # fmt: skip
+    one_line_error(rc, err, "jbpnn train: error: unrecognized arguments: --imp my_units.py")
+    assert module.read_text() == "X = 1\n"
+    rc, _, err = run_cli(capsys, "train", "--epoch", 1)
+    one_line_error(rc, err, "jbpnn train: error: unrecognized arguments: --epoch 1")
+
+
+def test_flag_values_and_leftovers_get_the_subcommands_one_line(tmp_path, capsys, monkeypatch):
+    write_flowers(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(capsys, "train", "--lr", "-1e-3")  # was "expected one argument"
+    one_line_error(rc, err, "argument --lr: the value must be finite, at least 0.0; got -0.001")
+    rc, _, err = run_cli(capsys, "train", "extra")  # was "jbpnn: error: ..."
+    one_line_error(rc, err, "jbpnn train: error: unrecognized arguments: extra")
+    rc, _, err = run_cli(capsys, "train", "--optimizer", "lm", "--mu", "0", "--data", "none.csv")
+    one_line_error(rc, err, "argument --mu: mu must be > 0, got 0.0")  # before the data
+    rc, _, err = run_cli(capsys, "train", "--data", "flowers.csv", "--target", "colour",
+                         "--validation-fraction", 0, "--n-iter-no-change", 1)  # fmt: skip
+    one_line_error(rc, err, "--n-iter-no-change watches the validation rows")
+    rc, _, err = run_cli(capsys, "train", "--data", "flowers.csv", "--target", "colour",
+                         "--epochs", 2, "--validation-fraction", 0)  # fmt: skip
+    assert rc == 0, err  # the default patience needs no validation rows
+    rc, _, err = run_cli(capsys, "sweep", "--quick", "--lrs", "0.1,0.1", "--no-plot")
+    one_line_error(rc, err, "argument --lrs: 0.1 is given twice in '0.1,0.1'")
+
+
+def test_an_interrupted_sweep_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C between the sweep's mkdir and its write left an empty --out folder."""
+    import jbpnn.cli.sweep as sweep_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_cli, "write_files", interrupted)
+    rc, _, err = run_cli(capsys, "sweep", "--quick", "--epochs", 1, "--seeds", 1, "--no-plot",
+                         "--out", tmp_path / "new" / "out")  # fmt: skip
+    assert rc == 130 and err.strip() == "jbpnn sweep: interrupted", err
+    assert not (tmp_path / "new" / "out").exists()

@@ -221,9 +221,16 @@ def _run(argv: list[str]) -> int:
             return 130
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error (already printed)
         return e.code if isinstance(e.code, int) else 2
+    if extra:  # the subcommand's own error line (argparse's names the top-level parser)
+        where = f"jbpnn {args.command}" if args.command else "jbpnn"
+        print(
+            f"{where}: error: unrecognized arguments: {' '.join(extra)} (see {where} --help)",
+            file=sys.stderr,
+        )
+        return 2
     if args.command is None:
         parser.print_help()
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import signal
 import sys
 import textwrap
@@ -111,7 +112,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are ONE line: ``jbpnn train: error: ...`` (exit 2)."""
+    """An ArgumentParser whose errors are ONE line: ``jbpnn train: error: ...`` (exit 2).
+
+    Options are never abbreviated (``--imp`` for ``--import`` filled the option without
+    importing the module, which then went unprotected as an input: ``--save`` overwrote
+    it), and ``-1e-3`` is a value, not an option (``--lr -1e-3``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        # argparse reads "-1e-3" as an option (its pattern has no exponent)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

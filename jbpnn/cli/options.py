@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jbpnn.checks import check_int, check_number, check_seed, check_threshold
+from jbpnn.optimizers import levenberg_marquardt
 from jbpnn.stopping import Stopping
 
 __all__ = [
@@ -144,6 +145,13 @@ threshold = FlagType("a number >= 0, or off", _threshold_text, _check_threshold)
 learning_rate = number(0.0)  # every optimizer: check_number("lr", lr, low=0.0)
 momentum_m = number(0.0, 1.0)  # momentum(): check_number("m", m, low=0.0, high=1.0)
 fraction = number(0.0, 1.0)  # [0, 1): a share of rows that may be none
+
+
+def _check_damping(value: float) -> None:
+    levenberg_marquardt(mu=value)  # the library's check of mu: finite and > 0
+
+
+damping = FlagType("a number > 0", float, _check_damping)  # --mu of lm and br
 open_fraction = FlagType("a number", float, _open_fraction)  # (0, 1), as train_test_split
 
 
@@ -173,6 +181,7 @@ def comma_list(
     *,
     at_least: int = 1,
     words: Mapping[str, tuple] | None = None,
+    distinct: bool = False,
 ) -> Callable[[str], tuple]:
     """An argparse type for a comma-separated list: ``"64,32"`` -> ``(64, 32)``.
 
@@ -182,6 +191,7 @@ def comma_list(
         expected: what the flag takes, for the message (``"layer widths such as 64,32"``).
         at_least: the fewest items.
         words: whole-list spellings, case-insensitive (``{"none": ()}``).
+        distinct: refuse a value given twice (a grid's axis: its cells would be pooled).
 
     Returns:
         A function ``text -> tuple`` of the items' values.
@@ -209,6 +219,9 @@ def comma_list(
                 raise _list_error(problem, expected) from None
         if len(values) < at_least:
             raise _list_error(f"{text!r} has {len(values)} item(s), too few", expected)
+        if distinct and len(set(values)) < len(values):
+            twice = next(v for i, v in enumerate(values) if v in values[:i])
+            raise _list_error(f"{twice!r} is given twice in {text!r}", f"distinct {expected}")
         return tuple(values)
 
     convert.__name__ = "a comma-separated list"

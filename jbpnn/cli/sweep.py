@@ -8,6 +8,7 @@ The options (:func:`add_sweep_arguments`) and the run (:func:`run_sweep`) shared
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from collections.abc import Callable
@@ -81,8 +82,8 @@ QUICK: dict[str, Any] = {
 
 
 # --lrs and --momenta: each item checked as momentum(lr, m) checks it
-learning_rates = comma_list(learning_rate, "learning rates >= 0 such as 0.01,0.1")
-momenta = comma_list(momentum_m, "momenta m, 0 <= m < 1, such as 0.5,0.9")
+learning_rates = comma_list(learning_rate, "learning rates >= 0 such as 0.01,0.1", distinct=True)
+momenta = comma_list(momentum_m, "momenta m, 0 <= m < 1, such as 0.5,0.9", distinct=True)
 
 
 def _both(name: str) -> str:
@@ -282,9 +283,16 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
             files.append((out / "heatmap.png", _render_heatmap(summary, arch, args)))
         except ImportError as error:
             no_heatmap = f"no heatmap: {error}"
-    out.mkdir(parents=True, exist_ok=True)
     check_interrupted()  # a Ctrl-C swallowed during the run: write nothing
-    write_files(files, what="write")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        write_files(files, what="write")
+    except BaseException:  # Ctrl-C included: no files, and no empty folder of ours
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.json'} (one row per network)")
     if no_heatmap:
         print(no_heatmap)

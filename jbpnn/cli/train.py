@@ -31,6 +31,7 @@ from jbpnn.cli.imports import add_import_argument, imported_files
 from jbpnn.cli.options import (
     batch_size,
     comma_list,
+    damping,
     fraction,
     learning_rate,
     momentum_m,
@@ -279,7 +280,7 @@ def _train(
             key=args.seed,
             tol=args.tol,
             min_weight_change=args.min_weight_change,
-            n_iter_no_change=args.n_iter_no_change if val else None,
+            n_iter_no_change=_patience(args, bool(val)),
             progress=bar,
             progress_every=_progress_every(args.epochs) if bar else None,
             **val,
@@ -322,6 +323,26 @@ def _describe(optimizer: Optimizer) -> str:
     batch)``."""
     lr = optimizer.hyperparams.get("lr")
     return f"{optimizer.name} ({'full batch' if lr is None else f'lr {lr}'})"
+
+
+def _patience(args: argparse.Namespace, validates: bool) -> int | None:
+    """``--n-iter-no-change``: 10 when not given and there are validation rows; given
+    without any (``--validation-fraction 0``), refused, as ``train`` refuses it."""
+    given = getattr(args, "n_iter_no_change", _NOT_GIVEN)
+    if not validates:
+        if given is not _NOT_GIVEN and given is not None:
+            raise CLIError(
+                "--n-iter-no-change watches the validation rows, but --validation-fraction 0 "
+                "holds none out: give a fraction, or --n-iter-no-change off"
+            )
+        return None
+    if given is _NOT_GIVEN:
+        return 10
+    assert given is None or isinstance(given, int)  # the patience flag's values
+    return given
+
+
+_NOT_GIVEN = object()
 
 
 def _progress_bar(args: argparse.Namespace) -> ProgressBar | None:
@@ -578,7 +599,7 @@ def add_parsers(sub: Any) -> None:
     )
     tr.add_argument(
         "--mu",
-        type=number(0.0),
+        type=damping,
         default=None,
         help="the initial damping of --optimizer lm or br (MATLAB's mu; "
         "default 0.001 for lm, 0.005 for br)",
@@ -618,7 +639,7 @@ def add_parsers(sub: Any) -> None:
     tr.add_argument(
         "--n-iter-no-change",
         type=patience,
-        default=10,
+        default=argparse.SUPPRESS,  # not given: 10 where there are validation rows
         help="early stopping patience on the validation loss, in epochs, or off (default 10)",
     )
     tr.add_argument(
