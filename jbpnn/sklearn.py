@@ -121,7 +121,7 @@ except ImportError as error:  # pragma: no cover - the extra is missing
     raise ImportError(
         'jbpnn.sklearn needs scikit-learn: pip install "jbpnn[sklearn]" (or scikit-learn>=1.3)'
     ) from error
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.metrics import check_scoring
 from sklearn.metrics._scorer import _check_multimetric_scoring
 from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
@@ -379,7 +379,7 @@ def _settings(est: _BPNNBase) -> _Settings:
     else:
         patience = _integer("n_iter_no_change", patience, 1) + 1  # scikit-learn stops at count > n
     fraction = _number("validation_fraction", est.validation_fraction, 0.0, 1.0)
-    if est.early_stopping and fraction == 0:
+    if est.early_stopping and fraction == 0 and not full_batch:  # lbfgs, lm: not used
         raise ValueError("early_stopping needs validation_fraction > 0")
     if est.init is None or (isinstance(est.init, str) and est.init not in INITS):
         raise ValueError(
@@ -1463,7 +1463,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         verbose: above 0, ``GridSearchCV``'s "Fitting k folds for each of n candidates"
             line, then one line per ``train_many`` call.
         error_score: the score recorded when a scorer raises on a fold (with a
-            ``UserWarning``, as ``GridSearchCV``), or ``"raise"`` to raise.
+            ``UserWarning``) or a fit fails (a setting the estimator refuses; one
+            ``FitFailedWarning`` for them all), as ``GridSearchCV`` records them, or
+            ``"raise"`` to raise.
         return_train_score: also score every network on its training fold
             (``split<k>_train_<metric>``, ``mean_train_<metric>``, ``std_train_<metric>``).
         mesh: a jbpnn extension: a ``jax.sharding.Mesh`` with one axis over whose devices
@@ -1561,22 +1563,40 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                     )
 
         self._check_size(base, len(candidates), splits, Xf.shape[1], yv)
+        fit_times = np.zeros((len(candidates), len(splits)))
+        score_times = np.zeros_like(fit_times)
+        values: dict[tuple[int, int], Any] = {}
+        train_values: dict[tuple[int, int], Any] = {}
+        failures: list[str] = []
+
+        def failed(c: int, k: int, error: Exception) -> None:
+            """A fit that failed: error_score for its scores, as GridSearchCV records it
+            (with a FitFailedWarning), or the error itself with error_score='raise'."""
+            if isinstance(self.error_score, str) and self.error_score == "raise":
+                raise error
+            failures.append(f"{type(error).__name__}: {error}")
+            named = scorers if isinstance(scorers, dict) else {None: scorers}
+            value = {name: self.error_score for name in named}
+            values[c, k] = value if isinstance(scorers, dict) else value[None]
+            if self.return_train_score:
+                train_values[c, k] = values[c, k]
+
         jobs = []
         for c, params in enumerate(candidates):
             for k, (tr, te) in enumerate(splits):
                 est = clone(base).set_params(**params)
-                job = _Job(c, k, est, _settings(est), tr, te)
+                try:
+                    settings = _settings(est)
+                except (ValueError, TypeError) as error:  # a setting the estimator refuses
+                    failed(c, k, error)
+                    continue
+                job = _Job(c, k, est, settings, tr, te)
                 if job.settings.early_stopping:
                     job = self._with_validation_split(job, yv)
                 jobs.append(job)
-        fit_times = np.zeros((len(candidates), len(splits)))
-        score_times = np.zeros_like(fit_times)
-        values: dict[tuple[int, int], Any] = {}
         self.sweep_calls_ = []
 
         weigh = sample_weight is not None and self._scorer_accepts_sample_weight(scorers)
-
-        train_values: dict[tuple[int, int], Any] = {}
 
         def on(rows: np.ndarray, fitted: _BPNNBase) -> Any:
             """The score(s) of ``fitted`` on ``rows``; ``error_score`` where a scorer raises."""
@@ -1618,7 +1638,12 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
         for members in groups_of.values():
             start = time.perf_counter()
-            fitted = self._train_group(members, Xf, yv, sw, probe)
+            try:
+                fitted = self._train_group(members, Xf, yv, sw, probe)
+            except (ValueError, TypeError, FloatingPointError) as error:  # the fits' own
+                for job in members:
+                    failed(job.candidate, job.split, error)
+                continue
             seconds = time.perf_counter() - start
             if self.verbose > 0:
                 print(f"[SweepSearchCV] train_many: {len(members)} networks in {seconds:.1f}s")
@@ -1626,6 +1651,15 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 fit_times[job.candidate, job.split] = seconds / len(members)
                 score(job, est)
 
+        if failures:  # GridSearchCV's summary of the fits that failed
+            warnings.warn(
+                f"{len(failures)} fits failed out of a total of "
+                f"{len(candidates) * len(splits)}. The score on these train-test partitions "
+                f"for these parameters will be set to {self.error_score}. Their errors: "
+                + "; ".join(sorted(set(failures))),
+                FitFailedWarning,
+                stacklevel=2,
+            )
         scores = self._score_arrays(values, len(candidates), len(splits))
         train_scores = None
         if self.return_train_score:

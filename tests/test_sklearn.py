@@ -790,3 +790,47 @@ def test_init_mlp_with_other_units_is_refused():
     with pytest.warns(Warning):  # ConvergenceWarning: max_iter=2
         est.fit(X, y)
     assert est.params_.activations == ("tanh", "identity")
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "lm"])
+def test_full_batch_solvers_take_early_stopping_with_no_validation_rows(solver):
+    """early_stopping is not used by lbfgs (nor lm), as scikit-learn's MLPRegressor, which
+    accepts validation_fraction=0 with it; it was refused."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from jbpnn.sklearn import BPNNRegressor
+
+    X = np.linspace(-1, 1, 30)[:, None]
+    est = BPNNRegressor(hidden_layer_sizes=(3,), solver=solver, early_stopping=True,
+                        validation_fraction=0.0, max_iter=3)  # fmt: skip
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, np.sin(3 * X[:, 0]))
+    assert est.validation_scores_ is None
+
+
+def test_sweep_records_error_score_for_a_fit_that_fails_as_gridsearchcv():
+    """A candidate the estimator refuses (solver='lm' with the classifier's cross-entropy)
+    aborted the whole SweepSearchCV; GridSearchCV records error_score for it."""
+    import warnings
+
+    from sklearn.datasets import load_iris
+    from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    grid = {"solver": ["lbfgs", "lm"]}
+    base = BPNNClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(FitFailedWarning, match="5 fits failed out of a total of 10"):
+            sweep = SweepSearchCV(base, grid, cv=5).fit(X, y)
+        with pytest.warns(FitFailedWarning):
+            theirs = GridSearchCV(base, grid, cv=5).fit(X, y)
+        np.testing.assert_allclose(
+            sweep.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"], atol=0.02
+        )
+        assert np.isnan(sweep.cv_results_["mean_test_score"][1])
+        assert sweep.best_params_ == {"solver": "lbfgs"}
+        with pytest.raises(ValueError, match="minimises a sum of squared residuals"):
+            SweepSearchCV(base, grid, cv=5, error_score="raise").fit(X, y)
