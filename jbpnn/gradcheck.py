@@ -65,7 +65,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
-import types
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -77,6 +76,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
+from jbpnn._callable import make_callable
 from jbpnn.activations import Activation, bind
 from jbpnn.losses import LOSSES, Loss
 from jbpnn.memory import check_array_memory
@@ -1001,15 +1001,7 @@ def check_loss(
 
 
 # ---------------------------------------------------------------- jbpnn.gradcheck(...)
-class _CallableModule(types.ModuleType):
-    """This module, callable as its :func:`gradcheck`: ``jbpnn.gradcheck(params, X, Y)``
-    is the function, ``from jbpnn.gradcheck import ...`` the module's other names."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return gradcheck(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, lambda: gradcheck)  # jbpnn.gradcheck(params, X, Y)
 
 
 if __name__ == "__main__":  # python -m jbpnn.gradcheck: the command line lives in jbpnn.cli

@@ -50,8 +50,6 @@ file to make sure.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any, NamedTuple
 
 import jax
@@ -60,6 +58,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jbpnn import checks
+from jbpnn._callable import make_callable
 from jbpnn.activations import units
 from jbpnn.devices import gathered
 from jbpnn.losses import is_builtin
@@ -503,15 +502,4 @@ def _block_size(block: int | None, n: int, params: MLP) -> int:
 
 
 # ---------------------------------------------------------------- jbpnn.jacobian(...)
-class _CallableModule(types.ModuleType):
-    """This module, callable as its :func:`jacobian`: ``jbpnn.jacobian(params, X)`` is
-    the function (the name the API promises), ``jbpnn.jacobian.normal_equations`` and
-    ``from jbpnn.jacobian import ...`` the module's other names."""
-
-    def __call__(
-        self, params: MLP, X: ArrayLike, Y: ArrayLike | None = None, *, check_finite: bool = True
-    ) -> Array:
-        return jacobian(params, X, Y, check_finite=check_finite)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, lambda: jacobian)  # jbpnn.jacobian(params, X), the API's name

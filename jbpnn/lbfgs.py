@@ -44,15 +44,14 @@ the params stay; with pairs kept, they are forgotten and the next epoch searches
 
 Every loop is a ``lax.while_loop`` or ``lax.scan`` inside the compiled program, the
 memory fixed-size arrays ``(m, P)`` with a pair count, so ``jax.vmap`` trains many
-networks at once. Pure JAX and NumPy; imports nothing of jbpnn. :mod:`jbpnn.optimizers`
+networks at once. Pure JAX and NumPy; imports nothing of jbpnn's maths (only
+:mod:`jbpnn._callable`, which makes ``jbpnn.lbfgs(...)`` the factory). :mod:`jbpnn.optimizers`
 registers :func:`init` and :func:`update` as the rule ``"lbfgs"`` (its factory
 :func:`jbpnn.optimizers.lbfgs` holds the hyperparameters).
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -61,6 +60,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
+
+from jbpnn._callable import make_callable
 
 __all__ = [
     "HISTORY_KEYS",
@@ -486,15 +487,10 @@ def stops(state: LBFGSState) -> list[tuple[Array, str]]:
 
 
 # ---------------------------------------------------------------- jbpnn.lbfgs(...)
-class _CallableModule(types.ModuleType):
-    """This module, callable as the optimizer's factory: ``jbpnn.lbfgs(history=10, ...)``
-    is :func:`jbpnn.optimizers.lbfgs` (the name the API promises); ``from jbpnn.lbfgs
-    import ...`` gives the algorithm's pieces."""
+def _factory() -> Callable[..., Any]:
+    from jbpnn.optimizers import lbfgs  # the factory holds the hyperparameters' checks
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from jbpnn.optimizers import lbfgs  # the factory holds the hyperparameters' checks
-
-        return lbfgs(*args, **kwargs)
+    return lbfgs
 
 
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, _factory)  # jbpnn.lbfgs(history=10, ...), the API's name
