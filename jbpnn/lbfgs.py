@@ -45,7 +45,7 @@ the params stay; with pairs kept, they are forgotten and the next epoch searches
 Every loop is a ``lax.while_loop`` or ``lax.scan`` inside the compiled program, the
 memory fixed-size arrays ``(m, P)`` with a pair count, so ``jax.vmap`` trains many
 networks at once. Pure JAX and NumPy; imports nothing of jbpnn's maths (only
-:mod:`jbpnn._callable`, which makes ``jbpnn.lbfgs(...)`` the factory). :mod:`jbpnn.optimizers`
+``jbpnn._callable``, which makes ``jbpnn.lbfgs(...)`` the factory). :mod:`jbpnn.optimizers`
 registers :func:`init` and :func:`update` as the rule ``"lbfgs"`` (its factory
 :func:`jbpnn.optimizers.lbfgs` holds the hyperparameters).
 """
