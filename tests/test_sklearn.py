@@ -796,6 +796,8 @@ def test_init_mlp_with_other_units_is_refused():
 def test_full_batch_solvers_take_early_stopping_with_no_validation_rows(solver):
     """early_stopping is not used by lbfgs (nor lm), as scikit-learn's MLPRegressor, which
     accepts validation_fraction=0 with it; it was refused."""
+    import warnings
+
     from sklearn.exceptions import ConvergenceWarning
 
     from jbpnn.sklearn import BPNNRegressor
@@ -803,9 +805,10 @@ def test_full_batch_solvers_take_early_stopping_with_no_validation_rows(solver):
     X = np.linspace(-1, 1, 30)[:, None]
     est = BPNNRegressor(hidden_layer_sizes=(3,), solver=solver, early_stopping=True,
                         validation_fraction=0.0, max_iter=3)  # fmt: skip
-    with pytest.warns(ConvergenceWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # whether it converges or not
         est.fit(X, np.sin(3 * X[:, 0]))
-    assert est.validation_scores_ is None
+    assert est.validation_scores_ is None and est.n_iter_ <= 3
 
 
 def test_sweep_records_error_score_for_a_fit_that_fails_as_gridsearchcv():
