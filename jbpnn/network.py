@@ -232,6 +232,7 @@ def accuracy_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None
         right = jnp.all((out >= 0.5) == (Y >= 0.5), axis=1)
     else:
         right = jnp.argmax(out, axis=1) == jnp.argmax(Y, axis=1)
+    right = right.astype(out.dtype)  # the fraction in the params' dtype (float64 exact)
     if sample_weight is None:
         return jnp.mean(right)
     return jnp.sum(sample_weight * right) / jnp.sum(sample_weight)

@@ -1001,3 +1001,20 @@ def test_a_resume_without_the_plateau_rule_keeps_its_reductions(x64):
     )
     reference = train(state, X, Y, optimizer=sgd(0.5 * scale), epochs=3, batch_size=None)
     tree_allclose(resumed.params, reference.params, rtol=1e-12)
+
+
+def test_val_accuracy_is_computed_in_the_params_dtype(x64):
+    """The fraction of rows right was a float32 mean (0.65000004 for 13 of 20) in a float64
+    network's history; train_many's weighted path had it exact."""
+    from jbpnn import train
+    from jbpnn.network import predict
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    Y = (X[:, :1] > 0).astype(np.float64)
+    Xv = rng.normal(size=(20, 2))
+    Yv = (Xv[:, :1] + Xv[:, 1:] > 0).astype(np.float64)
+    p = init_params(0, (2, 3, 1), "sigmoid", "mse", dtype=jnp.float64)
+    r = train(p, X, Y, optimizer=sgd(0.5), epochs=1, batch_size=None, X_val=Xv, Y_val=Yv)
+    after = np.mean((np.asarray(predict(r.params, Xv)) >= 0.5) == (Yv >= 0.5))  # epoch 1's
+    assert float(r.history["val_accuracy"][0]) == after  # exactly a k/20 fraction
