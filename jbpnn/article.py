@@ -168,9 +168,8 @@ class BPNN:
     def _set(self, **value: float) -> None:
         """New ``lr`` or ``m`` from the next update on: checked as at construction, and
         put in the optimizer state that every update reads."""
-        optimizer = self._optimizer.replace(**value)
-        momentum(**optimizer.hyperparams, variant="article")  # checks 0 <= lr, 0 <= m < 1
-        self._optimizer = optimizer
+        hp = {**self._optimizer.hyperparams, **value}
+        self._optimizer = momentum(**hp, variant="article")  # checks 0 <= lr, 0 <= m < 1
         opt_state = set_hyperparams(self.state.opt_state, **value)
         self.state = self.state._replace(opt_state=opt_state)
 
