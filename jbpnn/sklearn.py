@@ -27,7 +27,9 @@ side by side with scikit-learn's own ``_multilayer_perceptron.py``.)
   evaluations of the loss and gradient, scipy's ``ftol`` (2.2e-9) its default; the
   loss it minimises includes ``(alpha/2) |W|^2 / n`` (``n`` the total sample weight),
   and ``loss_`` is that objective at the final params, as scikit-learn's. Not reaching
-  ``gtol`` or ``ftol`` warns as scikit-learn does (``ConvergenceWarning``).
+  ``gtol`` or ``ftol`` warns as scikit-learn does (``ConvergenceWarning``). ``n_iter_``
+  counts iterations as scipy's ``nit``: a fit whose start already meets ``gtol`` (a
+  warm refit of a converged network) takes no step and reports 0.
 
   ``solver="lm"`` (jbpnn's own) is :func:`jbpnn.optimizers.levenberg_marquardt`, full
   batch, on the squared error: ``max_iter`` epochs, ``tol`` its ``min_grad`` (stop when
@@ -147,6 +149,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 from jbpnn.checks import as_key, host_or_device
 from jbpnn.compilation_cache import default_compilation_cache
+from jbpnn.lbfgs import LBFGSState
 from jbpnn.many import InitSpec, train_many
 from jbpnn.memory import EnsembleTooLarge, check_array_memory, check_memory, estimate_memory
 from jbpnn.network import predict
@@ -486,6 +489,20 @@ _LBFGS_STATUS = {
     "max_fun_reached": (1, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"),
     "line_search_failed": (2, "ABNORMAL_TERMINATION_IN_LNSRCH"),
 }
+
+
+def _converged_at_start(run: TrainResult) -> int:
+    """1 if ``run`` is an L-BFGS fit that found ``max|g| <= gtol`` at its start, else 0.
+
+    That epoch evaluated the start and took no step (its line search had no budget), so
+    scipy's ``nit``, scikit-learn's ``n_iter_``, counts it as 0 iterations; the loss it
+    evaluated stays in ``loss_curve_``. Only a run's first epoch can be one: any later
+    start is the previous epoch's end, whose gradient the stop rule has already tested.
+    """
+    opt = None if run.state is None else run.state.opt_state
+    if run.stop_reason != "min_grad_reached" or not isinstance(opt, LBFGSState):
+        return 0
+    return int(np.isnan(np.asarray(opt.loss_reduction)).item())  # no step: no reduction
 
 
 def _warn_lbfgs(stop_reason: str, n_iter: int, max_iter: int) -> None:
@@ -1049,7 +1066,7 @@ class _BPNNBase(BaseEstimator):
             self.validation_loss_curve_ = None
         self.loss_curve_ = self.loss_curve_ + losses.tolist()
         self.loss_ = float(self.loss_curve_[-1])  # the last epoch's, as scikit-learn's
-        self.n_iter_ = int(losses.size)
+        self.n_iter_ = int(losses.size) - _converged_at_start(run)
         self.t_ = int(self.t_ + self.n_iter_ * n_train)
         self.params_ = run.params
         self.state_ = run.state

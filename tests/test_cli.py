@@ -590,6 +590,12 @@ def test_sweep_out_under_a_regular_file(capsys, flowers):
     assert out == ""
 
 
+def test_sweep_batch_larger_than_its_split_is_refused_before_it_starts(capsys, flowers):
+    rc, out, err = jbpnn(capsys, "sweep", "--quick", "--batch-size", "100000", "--no-plot")
+    one_line_error(rc, err, "--batch-size 100000 is larger than the 1438 training examples")
+    assert out == ""  # no header line announcing a sweep that cannot run
+
+
 @pytest.mark.parametrize("command", ["train", "sweep", "demo", "gradcheck"])
 def test_huge_seed_is_refused_as_the_api_refuses_it(capsys, command):
     from jbpnn.checks import as_key, check_seed

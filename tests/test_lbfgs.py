@@ -515,6 +515,25 @@ def test_estimator_stops_warns_and_refuses_as_scikit_learn():
     assert est.n_iter_ >= 2
 
 
+def test_a_fit_that_starts_converged_counts_no_iteration_as_scikit_learn():
+    """scipy's nit (scikit-learn's n_iter_) is 0 when the start already meets gtol; the
+    warm refit of a converged network used to report 1 (its evaluation-only epoch)."""
+    from sklearn.neural_network import MLPRegressor
+
+    from jbpnn.sklearn import BPNNRegressor
+
+    X, _ = regression(n=50, n_in=3)
+    y = np.zeros(len(X))
+    for cls in (MLPRegressor, BPNNRegressor):
+        est = cls(hidden_layer_sizes=(4,), solver="lbfgs", alpha=0.0, random_state=0).fit(X, y)
+        assert est.n_iter_ >= 1  # steps were taken to get there
+        loss = est.loss_
+        est.set_params(warm_start=True).fit(X, y)
+        assert est.n_iter_ == 0, cls.__name__
+        assert est.loss_ == pytest.approx(loss, rel=1e-6)
+    assert est.stop_reason_ == "min_grad_reached" and len(est.loss_curve_) >= 2
+
+
 def test_sweep_equals_grid_search_in_one_call(x64):
     from sklearn.model_selection import GridSearchCV
 

@@ -224,6 +224,11 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     digits = data.load_digits()
     X_tr, X_val, y_tr, y_val = data.train_test_split(digits.X, digits.y, 0.2, seed=args.seed)
     Y_tr, Y_val = data.one_hot(y_tr, 10), data.one_hot(y_val, 10)
+    if args.batch_size > len(X_tr):  # refused before the header line, not after it
+        raise CLIError(
+            f"--batch-size {args.batch_size} is larger than the {len(X_tr)} training examples "
+            f"of the digits split; use at most {len(X_tr)}"
+        )
     spec = InitSpec((64, args.hidden, 10), "sigmoid", "cross_entropy", "glorot")
     g = grid(lr=list(args.lrs), m=list(args.momenta), seed=range(args.seeds))
     seeds = g.pop("seed")
