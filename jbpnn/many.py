@@ -1042,10 +1042,10 @@ class ManyResult:
         """One row per network: hyperparameters, train and validation figures, epochs, stop.
 
         Columns: ``network``, every swept hyperparameter (and ``seed``), then
-        ``train_loss`` (the last epoch's loss; with ``X, Y`` the loss of the
-        returned params on them instead) and ``train_accuracy`` (needs ``X, Y``),
-        ``val_loss`` and ``val_accuracy`` of the returned params (with validation
-        data), ``epochs`` and ``stop_reason``.
+        ``train_loss`` (the last epoch's loss, a diverged network's last one before
+        it diverged; with ``X, Y`` the loss of the returned params on them instead) and
+        ``train_accuracy`` (needs ``X, Y``), ``val_loss`` and ``val_accuracy`` of the
+        returned params (with validation data), ``epochs`` and ``stop_reason``.
         """
         n = len(self)
         cols: dict[str, list[Any]] = {"network": list(range(n))}
@@ -1064,9 +1064,9 @@ class ManyResult:
             cols["train_loss"] = [float(v) for v in np.asarray(loss)]
             cols["train_accuracy"] = [float(v) for v in np.asarray(acc)]
         else:
-            finite_last = [
-                _last_finite(self.history["loss"][i, : self.epochs_run[i]]) for i in range(n)
-            ]
+            # a diverged network returns the params from before its diverging epoch
+            kept = self.epochs_run - (np.asarray(self.stop_reason) == "diverged")
+            finite_last = [_last_finite(self.history["loss"][i, : kept[i]]) for i in range(n)]
             cols["train_loss"] = finite_last
         if "val_loss" in self.history:
             rows = np.arange(n)

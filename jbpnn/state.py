@@ -224,8 +224,15 @@ class TrainResult:
 
     @property
     def final_loss(self) -> float:
-        """The last finite epoch loss (NaN if none)."""
-        finite = self.history["loss"][np.isfinite(self.history["loss"])]
+        """The last finite epoch loss of the epochs whose params were kept (NaN if none).
+
+        A diverged run returns the params from before its diverging epoch, so that epoch's
+        loss (NaN, or a finite blow-up past ``max_loss_growth``) is not the final one.
+        """
+        losses = self.history["loss"]
+        if self.diverged_at is not None:
+            losses = losses[: max(self.diverged_at - 1 - self.start_epoch, 0)]
+        finite = losses[np.isfinite(losses)]
         return float(finite[-1]) if finite.size else math.nan
 
     def summary(self) -> str:

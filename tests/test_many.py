@@ -580,3 +580,28 @@ def test_data_keys_from_seeds_are_jax_random_keys():
     want = jax.random.key_data(jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32)))
     np.testing.assert_array_equal(jax.random.key_data(_as_keys(seeds, 4)), want)
     np.testing.assert_array_equal(jax.random.key_data(_as_keys(np.asarray(want), 4)), want)
+
+
+def test_a_diverged_networks_row_describes_the_params_it_returns(x64):
+    """The table's train loss of a diverged network is its returned params' epoch's (from
+    before the diverging epoch), as train's final loss: both once were the discarded one's."""
+    from jbpnn.network import loss
+
+    rng = np.random.default_rng(0)
+    X, Xv = rng.normal(size=(64, 2)), rng.normal(size=(16, 2))
+    Y, Yv = X @ np.array([[1.5], [-2.0]]), Xv @ np.array([[1.5], [-2.0]])
+    spec = InitSpec((2, 1), "identity", "mse", dtype=jnp.float64)
+    res = train_many(
+        spec, X, Y, seeds=[0, 0], hparams={"lr": np.array([0.05, 3.0])},
+        optimizer=sgd(0.1), epochs=200, X_val=Xv, Y_val=Yv, key=0,
+    )  # fmt: skip
+    assert tuple(res.stop_reason) == ("max_epochs", "diverged")
+    kept = int(res.epochs_run[1]) - 1  # the epochs whose params were kept
+    p1 = unstack_params(res.params)[1]
+    row = res.table()[1]
+    assert row["val_loss"] == pytest.approx(float(loss(p1, Xv, Yv)), rel=1e-12)
+    assert row["train_loss"] == res.history["loss"][1, kept - 1]
+    alone = train(p1, X, Y, optimizer=sgd(3.0), epochs=50, X_val=Xv, Y_val=Yv)
+    assert alone.stop_reason == "diverged"
+    back = alone.diverged_at - 1
+    assert f"final loss: {alone.history['loss'][back - 1]:.6g}" in str(alone)

@@ -799,6 +799,8 @@ def test_finite_blow_ups_count_as_divergence(x64):
     loss = blown.history["loss"]
     assert np.all(np.isfinite(loss)) and loss[-1] > 1e6 * loss[0] >= loss[-2]
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(blown.params))
+    # the returned params are from before the blow-up: so is the final loss, and the summary's
+    assert blown.final_loss == loss[-2] and f"final loss: {loss[-2]:.6g}" in blown.summary()
     off = train(
         p0,
         X,
