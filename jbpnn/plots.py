@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -40,23 +40,37 @@ def _pyplot(what: str) -> Any:
     return plt
 
 
-def _save(fig: Any, plt: Any, path: str | os.PathLike) -> None:
+def _save(fig: Any, plt: Any, path: str | os.PathLike | BinaryIO, suffix: str | None) -> None:
     """Write ``fig`` to ``path`` atomically (:func:`jbpnn.files.atomic_write`), in the
     format its suffix names (``.pdf``, ``.svg``, ...; PNG without a suffix matplotlib knows:
-    a ``curve.pdf`` held PNG bytes before)."""
-    suffix = Path(path).suffix.lower().lstrip(".")
+    a ``curve.pdf`` held PNG bytes before); or into an open binary file (``io.BytesIO``:
+    no file, not even a temporary one), in the format ``suffix`` names."""
+    to_file = hasattr(path, "write")
+    if suffix is None:
+        suffix = "" if to_file else Path(path).suffix  # type: ignore[arg-type]
+    suffix = suffix.lower().lstrip(".")
     kind = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
     try:
-        atomic_write(path, lambda f: fig.savefig(f, format=kind), what="write the figure to")
+        if to_file:
+            fig.savefig(path, format=kind)
+        else:
+            atomic_write(path, lambda f: fig.savefig(f, format=kind), what="write the figure to")  # type: ignore[arg-type]
     finally:
         plt.close(fig)
 
 
-def plot_history(path: str | os.PathLike, history: Mapping[str, np.ndarray], title: str) -> None:
+def plot_history(
+    path: str | os.PathLike | BinaryIO,
+    history: Mapping[str, np.ndarray],
+    title: str,
+    *,
+    suffix: str | None = None,
+) -> None:
     """Save the loss curves of one training as a PNG (needs matplotlib).
 
     Args:
-        path: the file to write; its suffix names the format (PNG by default).
+        path: the file to write; its suffix names the format (PNG by default). Or an
+            open binary file (``io.BytesIO``), written in the format ``suffix`` names.
         history: ``loss`` of shape ``(epochs,)`` and, when present, ``val_loss`` and
             ``val_accuracy`` of the same shape (as :class:`jbpnn.training.TrainResult`).
         title: the figure's title.
@@ -80,13 +94,14 @@ def plot_history(path: str | os.PathLike, history: Mapping[str, np.ndarray], tit
         ax2.legend(loc="center right")
     ax.legend(loc="upper right")
     fig.tight_layout()
-    _save(fig, plt, path)
+    _save(fig, plt, path, suffix)
 
 
 def plot_heatmap(
     summary: Iterable[Mapping[str, Any]],
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     *,
+    suffix: str | None = None,
     x: str = "lr",
     y: str = "m",
     value: str = "val_accuracy_mean",
@@ -100,7 +115,8 @@ def plot_heatmap(
     Args:
         summary: one row per ``(x, y)`` cell, e.g. from
             :meth:`jbpnn.tables.ResultsTable.summarize`.
-        path: the file to write; its suffix names the format (PNG by default).
+        path: the file to write; its suffix names the format (PNG by default). Or an
+            open binary file (``io.BytesIO``), written in the format ``suffix`` names.
         x, y: the columns of the two axes; value: the column shown as colour.
     """
     plt = _pyplot("the heatmap")
@@ -142,4 +158,4 @@ def plot_heatmap(
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, plt, path)
+    _save(fig, plt, path, suffix)

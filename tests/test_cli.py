@@ -225,6 +225,25 @@ def test_plot_is_written(workdir):
     assert (workdir / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_figures_are_rendered_in_memory_with_no_temporary_folder(monkeypatch, capsys, tmp_path):
+    """A process killed while rendering (SIGTERM) once left an empty jbpnn-plot-* folder in
+    /tmp: the figures are rendered into memory now, so nothing is made there to leave."""
+    import tempfile
+
+    from jbpnn import cli
+
+    def no_folder(*args, **kwargs):
+        raise AssertionError("a temporary folder was made")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", no_folder)
+    curve, sweep = tmp_path / "curve.svg", tmp_path / "sweep"
+    assert cli.main(["train", "--epochs", "2", "--plot", str(curve)]) == 0
+    assert curve.read_bytes().lstrip().startswith(b"<?xml")  # the suffix's format
+    assert cli.main(["sweep", "--quick", "--epochs", "1", "--out", str(sweep)]) == 0
+    assert (sweep / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+
+
 def test_plot_needs_matplotlib_and_says_how_to_install(monkeypatch, capsys):
     from jbpnn import cli
 

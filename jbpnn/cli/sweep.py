@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -346,14 +346,14 @@ def _render_heatmap(summary: ResultsTable, arch: str, args: argparse.Namespace) 
     matplotlib stays lazy: :mod:`jbpnn.plots` imports it inside its functions only.
     """
     plots.require_matplotlib("the heatmap")
-    with tempfile.TemporaryDirectory(prefix="jbpnn-heatmap-") as tmp:
-        path = Path(tmp) / "heatmap.png"
-        plots.plot_heatmap(
-            summary,
-            path,
-            title=f"digits {arch}, {args.seeds} seeds per cell, batch {args.batch_size}",
-        )
-        return path.read_bytes()
+    buffer = io.BytesIO()  # no temporary file: nothing to leave behind if killed
+    plots.plot_heatmap(
+        summary,
+        buffer,
+        suffix=".png",
+        title=f"digits {arch}, {args.seeds} seeds per cell, batch {args.batch_size}",
+    )
+    return buffer.getvalue()
 
 
 def _best_lines(best: ResultsTable) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import io
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -456,10 +456,9 @@ def _save(
 def _render_plot(history: dict[str, np.ndarray], title: str, suffix: str) -> bytes:
     """The loss-curve figure, in memory, in the format the suffix names (PNG for one
     matplotlib does not know): written only once every output can be."""
-    with tempfile.TemporaryDirectory(prefix="jbpnn-plot-") as tmp:
-        path = Path(tmp) / f"curve{suffix}"
-        plots.plot_history(path, history, title)
-        return path.read_bytes()
+    buffer = io.BytesIO()  # no temporary file: nothing to leave behind if killed
+    plots.plot_history(buffer, history, title, suffix=suffix)
+    return buffer.getvalue()
 
 
 def _written(flag_name: str, given: str, target: Path) -> str:
