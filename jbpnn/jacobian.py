@@ -68,6 +68,7 @@ from jbpnn.params import MLP, Layer, network_count
 __all__ = [
     "RESIDUAL_LOSSES",
     "NormalEquations",
+    "block_entries",
     "example_jacobian",
     "flatten_params",
     "jacobian",
@@ -493,12 +494,26 @@ def _block_size(block: int | None, n: int, params: MLP) -> int:
     ``max(_AUTO_BLOCK_ENTRIES, P^2)`` entries.
     """
     if block is None:
-        a = [n_in + 1 for n_in in params.sizes[:-1]]
-        u = params.sizes[1:]
-        per_example = sum(a[l] * a[m] + u[l] * u[m] for l, m in _pairs(len(u)))
-        per_example += params.n_out * sum(u)
-        block = max(_AUTO_BLOCK_ENTRIES, n_params(params) ** 2) // per_example
+        block = max(_AUTO_BLOCK_ENTRIES, n_params(params) ** 2) // _per_example(params)
     return max(1, min(block, n))
+
+
+def _per_example(params: MLP) -> int:
+    """Numbers a block holds per example (several outputs; see :func:`_block_size`)."""
+    a = [n_in + 1 for n_in in params.sizes[:-1]]
+    u = params.sizes[1:]
+    per_example = sum(a[l] * a[m] + u[l] * u[m] for l, m in _pairs(len(u)))
+    return per_example + params.n_out * sum(u)
+
+
+def block_entries(params: MLP, n: int) -> int:
+    """Numbers one block of :func:`normal_equations` over ``n`` examples holds (automatic
+    block size): ``J_b`` (``block x P``) with one output, the per-example products with
+    several. The memory estimate of ``lm`` / ``br`` counts it beside ``J^T J``."""
+    if params.n_out == 1:
+        P = n_params(params)
+        return max(1, min(n, max(1, _AUTO_BLOCK_ENTRIES // P))) * P
+    return _block_size(None, n, params) * _per_example(params)
 
 
 # ---------------------------------------------------------------- jbpnn.jacobian(...)

@@ -201,6 +201,14 @@ def stack_params(networks: Sequence[MLP]) -> MLP:
                 f"article_mode={p.article_mode}; expected {first.sizes} {first.activations} "
                 f"{first.loss!r} article_mode={first.article_mode} like network 0"
             )
+        dtypes = [jnp.result_type(leaf).name for leaf in jax.tree.leaves(p)]
+        expected = [jnp.result_type(leaf).name for leaf in jax.tree.leaves(first)]
+        if dtypes != expected:  # jnp.stack would promote: network i in another precision
+            raise ValueError(
+                f"network {i} has {'/'.join(dict.fromkeys(dtypes))} params; expected "
+                f"{'/'.join(dict.fromkeys(expected))} like network 0 (a stack has one dtype: "
+                "convert them first, e.g. with jax.tree.map(lambda a: a.astype(dtype), net))"
+            )
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *networks)
 
 
@@ -713,7 +721,7 @@ def train_many(
     )
     own_thresholds = len(stoppings) > 1
     if getattr(run.optimizer, "needs_normal_equations", False):  # lm, br: N copies of J^T J
-        check_normal_equations(template, run.optimizer, n_networks=n_nets)
+        check_normal_equations(template, run.optimizer, n_networks=n_nets, limit=memory_limit)
     config, data, val = run.config, run.data, run.val
     order = "own" if keys is not None or rows is not None else "shared"
     if val_rows is not None and val is None:

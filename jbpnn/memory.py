@@ -115,7 +115,10 @@ def estimate_memory(
         epochs, n_val: epochs and validation examples.
         optimizer: any object with ``init(params) -> state``, for the size of its
             state (traced with ``jax.eval_shape``, nothing allocated; default: one
-            slot per parameter, as momentum).
+            slot per parameter, as momentum). An optimizer that solves the normal
+            equations (``lm``, ``br``) adds ``4 P^2`` for ``J^T J`` and one block of
+            the Jacobian's products (:func:`jbpnn.jacobian.block_entries`), part
+            ``normal_equations``.
         early_stopping: keeps a copy of the best params.
         own_data_order: every network shuffles its own copy of the data (``keys``;
             with ``rows=``, ``n_examples`` is its largest set of rows).
@@ -155,6 +158,12 @@ def estimate_memory(
         parts["activations"] += n_examples * (template.n_in + template.n_out) * item
     if own_validation:
         parts["activations"] += n_val * (template.n_in + template.n_out) * item
+    if getattr(optimizer, "needs_normal_equations", False):  # lm, br: J^T J, P x P
+        from jbpnn.jacobian import block_entries  # params imports this module
+
+        # about 4 copies live while it is solved, and one block of the Jacobian's products
+        block = block_entries(template, n_examples)
+        parts["normal_equations"] = (4 * n_params * n_params + block) * item
     shared = 2 * data * item + RUNTIME_OVERHEAD
     return MemoryEstimate(int(n_networks), sum(parts.values()), shared, parts)
 

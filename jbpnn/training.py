@@ -870,10 +870,13 @@ def _pad_rows(
     return jax.device_put(Xh), jax.device_put(Yh), jax.device_put(w)
 
 
-def check_normal_equations(params: MLP, optimizer: Any, n_networks: int) -> None:
+def check_normal_equations(
+    params: MLP, optimizer: Any, n_networks: int, limit: int | None = None
+) -> None:
     """A network Levenberg-Marquardt can train: a loss of residuals (mse), and
     ``J^T J`` (``P x P``, about 4 copies live while it is solved) of every network
-    within the device's available memory.
+    within ``limit`` bytes (default 90% of the device's available memory, as
+    :func:`jbpnn.memory.check_memory`).
 
     Raises:
         ValueError: another loss; EnsembleTooLarge: ``J^T J`` would not fit.
@@ -892,12 +895,16 @@ def check_normal_equations(params: MLP, optimizer: Any, n_networks: int) -> None
         )
     p = n_params(params)
     need = 4 * p * p * np.dtype(params.dtype).itemsize * n_networks
-    free, source = available_memory()
-    if need > free:
+    if limit is None:
+        free, where = available_memory()
+        limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {where}"
+    else:
+        source = "memory_limit"
+    if need > limit:
         raise EnsembleTooLarge(
             f"{optimizer!r} on {n_networks} network(s) of {p} weights and biases needs about "
-            f"{format_bytes(need)} for J^T J ({p} x {p}), more than the {format_bytes(free)} of "
-            f"{source}; use a first-order optimizer (rprop, adam) or fewer networks"
+            f"{format_bytes(need)} for J^T J ({p} x {p}), more than the {format_bytes(limit)} "
+            f"allowed ({source}); use a first-order optimizer (rprop, adam) or fewer networks"
         )
 
 

@@ -224,6 +224,14 @@ def test_init_many_and_stacking():
     tree_allclose(stack_params(unstack_params(stacked)), stacked, rtol=0)
     with pytest.raises(ValueError, match="architecture"):
         stack_params([one, init_params(jax.random.key(0), (3, 5, 2), "tanh", "mse")])
+    # jnp.stack promoted a float16 network to network 0's float32: refused, as train_many's
+    half = jax.tree.map(lambda a: a.astype(jnp.float16), one)
+    for networks in ([one, half], [half, one]):
+        with pytest.raises(ValueError, match="network 1 has float(16|32) params; expected"):
+            stack_params(networks)
+    X = np.zeros((8, 3), np.float32)
+    with pytest.raises(ValueError, match="network 1 has float16 params; expected float32"):
+        train_many([one, half], X, np.zeros((8, 2), np.float32), optimizer="sgd", epochs=1)
 
 
 def test_network_i_goes_on_with_its_own_hyperparameters(x64):
