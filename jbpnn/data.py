@@ -80,10 +80,16 @@ class Dataset(NamedTuple):
 
 
 # ------------------------------------------------------------------ bundled digits
+def digits_path() -> Any:
+    """The bundled digits file (a :class:`pathlib.Path` in an ordinary install; a
+    ``Traversable`` inside a zip): what ``jbpnn train`` reads without ``--data``."""
+    return resources.files("jbpnn").joinpath("data", "digits.npz")
+
+
 @cache
 def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     """The stored arrays, read once: X uint8 ``(1797, 64)``, y uint8 ``(1797,)``."""
-    blob = resources.files("jbpnn").joinpath("data", "digits.npz").read_bytes()
+    blob = digits_path().read_bytes()
     with np.load(io.BytesIO(blob), allow_pickle=False) as f:
         return f["X"], f["y"]
 

@@ -609,6 +609,25 @@ def test_sweep_out_under_a_regular_file(capsys, flowers):
     assert out == ""
 
 
+def test_the_bundled_digits_are_an_input_never_an_output(capsys, monkeypatch, tmp_path):
+    """Without --data the input is the bundled digits.npz: --save or --plot onto it (a
+    writable install) replaced it, exit 0, and every later run failed to read it."""
+    import importlib
+    import shutil
+
+    from jbpnn.data import digits_path
+
+    bundled = tmp_path / "digits.npz"  # a copy stands for the install's file
+    shutil.copyfile(digits_path(), bundled)
+    before = bundled.read_bytes()
+    train_command = importlib.import_module("jbpnn.cli.train")
+    monkeypatch.setattr(train_command, "digits_path", lambda: bundled)
+    for flag in ("--save", "--plot"):
+        rc, out, err = jbpnn(capsys, "train", "--epochs", "1", flag, str(bundled))
+        one_line_error(rc, err, f"{flag} {bundled} is the command's input digits {bundled}")
+    assert bundled.read_bytes() == before
+
+
 def test_sweep_batch_larger_than_its_split_is_refused_before_it_starts(capsys, flowers):
     rc, out, err = jbpnn(capsys, "sweep", "--quick", "--batch-size", "100000", "--no-plot")
     one_line_error(rc, err, "--batch-size 100000 is larger than the 1438 training examples")

@@ -43,7 +43,14 @@ from jbpnn.cli.options import (
     threshold,
 )
 from jbpnn.cli.progress import ProgressBar
-from jbpnn.data import SCALERS, LabelEncoder, check_classes, load_digits, train_test_split
+from jbpnn.data import (
+    SCALERS,
+    LabelEncoder,
+    check_classes,
+    digits_path,
+    load_digits,
+    train_test_split,
+)
 from jbpnn.files import atomic_write, write_files
 from jbpnn.io import load, save_bytes
 from jbpnn.loaders import Table, load_features, load_table
@@ -98,7 +105,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     """
     start = time.perf_counter()
     hparams = _optimizer_hparams(args)
-    inputs = {"--data": args.data, **imported_files(args.imports)}
+    # without --data the input is the bundled digits file: never a file to write either
+    data = {"--data": args.data} if args.data is not None else {"digits": str(digits_path())}
+    inputs = {**data, **imported_files(args.imports)}
     outputs = check_outputs({"--save": args.save, "--plot": args.plot}, inputs)
     if args.plot is not None:
         _require_matplotlib("--plot")
