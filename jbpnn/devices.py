@@ -58,6 +58,7 @@ __all__ = [
     "resolve_mesh",
     "to_host",
     "spans_processes",
+    "unsplit",
     "use_cpu_devices",
 ]
 
@@ -214,6 +215,25 @@ def gathered(x: Any) -> Any:
     if explicit and not x.sharding.is_fully_replicated:
         return jax.device_put(x, NamedSharding(mesh, PartitionSpec()))
     return x
+
+
+def unsplit(x: Any, name: str) -> Any:
+    """``x`` for a run without a mesh: a JAX array split over several devices (say an
+    Explicit mesh's rows) as one NumPy array; anything else as it is. Such an array in a
+    program built for one device met its sharding deep inside JAX (a gather that asks
+    for ``out_sharding``); one that spans processes cannot be gathered here at all.
+
+    Raises:
+        ValueError: ``x`` spans devices of other processes (pass ``mesh=``).
+    """
+    if not isinstance(x, jax.Array) or len(x.sharding.device_set) <= 1:
+        return x
+    if not x.is_fully_addressable:
+        raise ValueError(
+            f"{name} is a global array over the devices of several processes: give the "
+            "run its mesh (mesh=...), or each process's rows as NumPy arrays"
+        )
+    return np.asarray(x)
 
 
 def _from_host(x: Any, sharding: NamedSharding) -> jax.Array:

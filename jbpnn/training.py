@@ -119,6 +119,7 @@ from jbpnn.devices import (
     replicate,
     resolve_mesh,
     to_host,
+    unsplit,
 )
 from jbpnn.jacobian import (
     RESIDUAL_LOSSES,
@@ -1095,6 +1096,18 @@ def train(
             f"grad_fn must be a function (params, X, Y, sample_weight), got {grad_fn!r}"
         )
     mesh = resolve_mesh(mesh, devices, data_axis)
+    if mesh is None:  # one device: data split over several (an Explicit mesh's) comes whole
+        X, Y, X_val, Y_val, sample_weight, val_sample_weight = (
+            unsplit(a, name)
+            for a, name in (
+                (X, "X"),
+                (Y, "Y"),
+                (X_val, "X_val"),
+                (Y_val, "Y_val"),
+                (sample_weight, "sample_weight"),
+                (val_sample_weight, "val_sample_weight"),
+            )
+        )
     if progress_every is None:
         progress_every = max(1, epochs // 10) if progress is not None else epochs
     if mesh is not None:  # several processes: the same arguments everywhere, or a clear error

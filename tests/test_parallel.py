@@ -375,16 +375,23 @@ SPLIT_DATA = textwrap.dedent(
             for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
                 np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
             print(name, kind.name, "ok")
+            # no mesh=: one device, the split arrays taken whole (raw sharding errors once)
+            w = jax.device_put(np.ones(64, np.float32), NamedSharding(mesh, P("data")))
+            alone = jbpnn.train(p, Xs, Ys, sample_weight=w, epochs=3, **kw).params
+            for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(ref)):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+            print(name, kind.name, "without mesh= ok")
     """
 )
 
 
 def test_data_already_split_on_an_explicit_mesh_trains():
     """X and Y split along an Explicit mesh (jax.make_mesh's default) stopped train with a
-    ShardingTypeError in the shuffle's gather (mini-batches) and in J^T J (lm, br)."""
+    ShardingTypeError in the shuffle's gather (mini-batches) and in J^T J (lm, br), with
+    mesh= and (later found) without it."""
     run = _run(SPLIT_DATA, 4)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count(" ok") == 4, run.stdout
+    assert run.stdout.count(" ok") == 8 and run.stdout.count("without mesh= ok") == 4, run.stdout
 
 
 PER_EXAMPLE_EXPLICIT = textwrap.dedent(
