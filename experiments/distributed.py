@@ -5,7 +5,9 @@
 several processes (several GPU hosts, or here local CPU processes talking over
 gloo on 127.0.0.1). This script launches ``--processes`` local worker processes
 with ``--local-devices`` CPU devices each; every worker trains the same 64-32-10
-digits network on a global mesh of all their devices and writes its result;
+digits network on a global mesh of all their devices, in two calls as a user resumes
+(2 epochs, then ``train(result, ...)`` for 3 more, a progress callback in process 0
+only), and writes its result;
 the launcher trains the same network in one process on one device and prints
 the largest difference of params and epoch losses (float32: within 1e-5).
 
@@ -75,7 +77,11 @@ def _train(mesh=None, local_data=False):
         X = jax.make_array_from_process_local_data(sharding, X[rows], (len(X),) + X.shape[1:])
         Y = jax.make_array_from_process_local_data(sharding, Y[rows], (len(Y),) + Y.shape[1:])
     params = jbpnn.init_params(0, SIZES, "sigmoid", "cross_entropy", "glorot")
-    return jbpnn.train(
+    # Two calls, as a user resumes: train(result, ...) goes on (one run's figures exactly),
+    # with a progress callback in process 0 only, the usual way to log from many hosts.
+    first = SETTINGS["epochs"] // 2
+    progress = (lambda info: None) if jax.process_index() == 0 else None
+    result = jbpnn.train(
         params,
         X,
         Y,
@@ -83,7 +89,18 @@ def _train(mesh=None, local_data=False):
         X_val=X_val,
         Y_val=Y_val,
         mesh=mesh,
-        **SETTINGS,
+        progress=progress,
+        **{**SETTINGS, "epochs": first},
+    )
+    return jbpnn.train(
+        result,
+        X,
+        Y,
+        X_val=X_val,
+        Y_val=Y_val,
+        mesh=mesh,
+        progress=progress,
+        **{**SETTINGS, "epochs": SETTINGS["epochs"] - first},
     )
 
 

@@ -43,6 +43,7 @@ from jax.sharding import PartitionSpec as P
 
 from jbpnn.checks import on_cpu, to_device
 from jbpnn.network import GradFn
+from jbpnn.state import TrainResult
 
 __all__ = [
     "agree_across_processes",
@@ -463,9 +464,11 @@ def describe(value: Any, depth: int = 0) -> str:
 
     Arrays give dtype, shape and a digest of their bytes (a global array that this
     process cannot read whole gives its sharding instead); pytrees (an ``MLP``, a
-    ``TrainState``) their structure and leaves; functions their qualified name with a
-    digest of their code and of the values they close over; an optimizer its name,
-    options and every value in full; anything else its ``repr`` without memory addresses.
+    ``TrainState``) their structure and leaves; a ``TrainResult`` its state (or params)
+    and optimizer, what a resume takes (its ``elapsed`` differs in every process);
+    functions their qualified name with a digest of their code and of the values they
+    close over; an optimizer its name, options and every value in full; anything else its
+    ``repr`` without memory addresses.
     """
     if value is None or isinstance(value, (bool, int, float, str, np.generic)):
         return repr(value)
@@ -486,6 +489,9 @@ def describe(value: Any, depth: int = 0) -> str:
         parts = [describe(value.name, depth), describe(dict(value.options), depth)]
         parts += [f"{k}={describe(v, depth)}" for k, v in sorted(value.hyperparams.items())]
         return f"{type(value).__name__} " + " ".join(parts)
+    if isinstance(value, TrainResult):  # what a resume takes from it; never its timing
+        start = value.params if value.state is None else value.state
+        return f"TrainResult {describe(start, depth)} {describe(value.optimizer, depth)}"
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return (
             "{" + ", ".join(f"{k!r}: {describe(v, depth)}" for k, v in sorted(value.items())) + "}"

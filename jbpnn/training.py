@@ -118,6 +118,7 @@ from jbpnn.devices import (
     refused_options,
     replicate,
     resolve_mesh,
+    spans_processes,
     to_host,
     unsplit,
 )
@@ -1050,8 +1051,10 @@ def train(
             ``loss``, ``val_loss`` (or None), ``elapsed`` (seconds) and ``stop_reason``
             (None while running). :func:`print_progress` prints one line.
         progress_every: epochs per chunk (default: ``epochs // 10`` with
-            ``progress``, capped at ``history_chunk``). Chunks reuse one compiled
-            program and give the same result as one run.
+            ``progress`` or on a mesh that spans processes, where every process runs
+            the same chunks and often only process 0 reports; capped at
+            ``history_chunk``). Chunks reuse one compiled program and give the same
+            result as one run.
         history_chunk: epochs of history the device holds between copies to the
             host (static: the size of a buffer).
         mesh: a ``jax.sharding.Mesh`` (Auto or Explicit axis types, one process
@@ -1108,8 +1111,9 @@ def train(
                 (val_sample_weight, "val_sample_weight"),
             )
         )
-    if progress_every is None:
-        progress_every = max(1, epochs // 10) if progress is not None else epochs
+    if progress_every is None:  # over processes, the same chunks whichever has a callback
+        chunked = progress is not None or (mesh is not None and spans_processes(mesh[0]))
+        progress_every = max(1, epochs // 10) if chunked else epochs
     if mesh is not None:  # several processes: the same arguments everywhere, or a clear error
         agree_across_processes(
             mesh[0],

@@ -357,6 +357,22 @@ def test_describe_tells_close_values_and_closures_apart():
     assert describe(first["outer"]) == describe(second["outer"])
 
 
+def test_describe_a_train_result_by_what_a_resume_takes():
+    """A TrainResult was described by its repr, whose wall-clock elapsed differs in every
+    process: train(result, mesh=) across processes was always refused."""
+    import dataclasses
+
+    from jbpnn.devices import describe
+
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    Y = X[:, :1] ** 2
+    p = jbpnn.init_params(0, (3, 4, 1), "tanh", "mse")
+    r = jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=2)
+    assert describe(r) == describe(dataclasses.replace(r, elapsed=r.elapsed + 1.0))
+    other = jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.2), epochs=2)
+    assert describe(other) != describe(dataclasses.replace(r, elapsed=other.elapsed))
+
+
 SPLIT_DATA = textwrap.dedent(
     """
     import jax, numpy as np, jbpnn
