@@ -501,7 +501,12 @@ class Optimizer:
                 f"{self.name} has no hyperparameters {unknown}; its hyperparameters are "
                 f"{list(self.hyperparams)}"
             )
-        return Optimizer(self.name, self.options, {**self.hyperparams, **hyperparams})
+        check_hyperparam_values(hyperparams)
+        merged = {**self.hyperparams, **hyperparams}
+        c1, c2 = merged.get("c1"), merged.get("c2")
+        if all(isinstance(c, numbers.Real) for c in (c1, c2)) and not 0 < c1 < c2:  # type: ignore[operator]
+            raise ValueError(f"the Wolfe constants need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
+        return Optimizer(self.name, self.options, merged)
 
     def init(self, params: PyTree) -> State:
         """``params -> state``: zero moments, count 0, the hyperparameters as arrays.
@@ -1038,6 +1043,52 @@ def get_optimizer(name: str, **hparams: Any) -> Optimizer:
     return factory(**hparams)
 
 
+# The ranges the factories check each hyperparameter against, by name: (low, high, integer),
+# ``low <= value < high``. Values given later (``Optimizer.replace``, ``set_hyperparams``)
+# meet the same rules.
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    **dict.fromkeys(
+        ("lr", "drop", "power_t", "weight_decay", "alpha", "loss_alpha"), (0.0, None, False)
+    ),
+    **dict.fromkeys(("eps", "delta0", "delta_max", "mu", "mu_max", "min_grad"), (0.0, None, False)),
+    **dict.fromkeys(("gtol", "ftol", "samples_before", "updates_before"), (0.0, None, False)),
+    **dict.fromkeys(("m", "b1", "b2", "delta_dec", "mu_dec", "c1", "c2"), (0.0, 1.0, False)),
+    **dict.fromkeys(("delta_inc", "mu_inc"), (1.0, None, False)),
+    **dict.fromkeys(("samples_per_epoch", "updates_per_epoch"), (1.0, None, False)),
+    **dict.fromkeys(("every", "max_linesearch", "max_fun"), (1.0, None, True)),
+}
+
+
+def check_hyperparam_values(
+    values: Mapping[str, Any], shapes: Mapping[str, Any] | None = None
+) -> None:
+    """Check hyperparameter values given after construction as their factory checks them:
+    a host value (a number, or a NumPy array of one per network) in its range; with
+    ``shapes``, of that shape or a scalar. JAX arrays (device or traced values) are data
+    the caller vouches for, as in the factories.
+
+    Raises:
+        ValueError: naming the hyperparameter and what it must be.
+    """
+    for k, v in values.items():
+        if isinstance(v, jax.Array):
+            continue
+        low, high, integer = _RANGES.get(k, (-np.inf, None, False))
+        arr = np.asarray(v) if isinstance(v, (np.ndarray, list, tuple)) else None
+        if arr is None:
+            check_number(k, v, low, high, integer=integer)
+            continue
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_):
+            raise ValueError(f"{k} must be a number or an array of numbers, got {v!r}")
+        if shapes is not None and arr.ndim and arr.shape != tuple(np.shape(shapes[k])):
+            raise ValueError(
+                f"{k} must be one number or an array of shape {tuple(np.shape(shapes[k]))} "
+                f"(the state's), got shape {arr.shape}"
+            )
+        for x in arr.ravel():
+            check_number(k, x.item(), low, high, integer=integer)
+
+
 def set_hyperparams(state: State, **values: Any) -> State:
     """The optimizer ``state`` with new hyperparameter values (same kind, same moments).
 
@@ -1047,7 +1098,8 @@ def set_hyperparams(state: State, **values: Any) -> State:
     state's ``mu``, which the epochs change; ``hyperparams["mu"]`` is the first value).
 
     Raises:
-        ValueError: a name the state does not hold.
+        ValueError: a name the state does not hold; a host value out of its range (the
+            factory's: ``m`` in ``[0, 1)``, ``lr >= 0``, ...) or of another shape.
     """
     hp = getattr(state, "hyperparams", None)
     if not isinstance(hp, dict):
@@ -1055,6 +1107,7 @@ def set_hyperparams(state: State, **values: Any) -> State:
     unknown = sorted(set(values) - set(hp))
     if unknown:
         raise ValueError(f"the state has no hyperparameters {unknown}; it holds {list(hp)}")
+    check_hyperparam_values(values, hp)
     new = {k: to_device(values[k], hp[k].dtype) if k in values else v for k, v in hp.items()}
     if isinstance(state, (LMState, BRState)) and "mu" in values:
         state = state._replace(mu=jnp.broadcast_to(new["mu"], jnp.shape(state.mu)))

@@ -292,3 +292,34 @@ def test_adam_refuses_a_beta_that_rounds_to_one():
     with pytest.raises(ValueError, match=r"adam's b2=0.999 is 1 once cast .* bfloat16"):
         adam(1e-3).init(p)
     adam(1e-3, b2=0.99).init(p)  # 0.98828125 in bfloat16
+
+
+def test_values_given_later_meet_the_factories_checks():
+    """set_hyperparams and Optimizer.replace took what the factories refuse (m=1.5, lr=nan,
+    lr='0.1', b1=1.0): NaN or a blow-up later, or a raw broadcasting error for a shape."""
+    p = jbpnn.init_params(0, (3, 4, 1), "tanh", "mse")
+    state = jbpnn.momentum(0.1, 0.5).init(p)
+    for values, words in (
+        ({"m": 1.5}, "m must be finite, at least 0.0 and below 1.0; got 1.5"),
+        ({"lr": float("nan")}, "lr must be finite, at least 0.0; got nan"),
+        ({"lr": -1.0}, "lr must be finite, at least 0.0; got -1.0"),
+        ({"lr": "0.1"}, "lr must be a number, got '0.1'"),
+        ({"lr": np.array([0.1, 0.2])}, r"lr must be one number or an array of shape \(\)"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            jbpnn.set_hyperparams(state, **values)
+        if "shape" not in words:
+            with pytest.raises(ValueError, match=words):
+                jbpnn.momentum(0.1, 0.5).replace(**values)
+    with pytest.raises(ValueError, match="b1 must be finite, at least 0.0 and below 1.0"):
+        jbpnn.set_hyperparams(jbpnn.adam().init(p), b1=1.0)
+    with pytest.raises(ValueError, match="0 < c1 < c2 < 1, got c1=0.5, c2=0.5"):
+        jbpnn.lbfgs().replace(c1=0.5, c2=0.5)
+    # valid values, host or device, one per network on a stacked state: taken
+    assert float(jbpnn.set_hyperparams(state, m=0.9).hyperparams["m"]) == pytest.approx(0.9)
+    assert jbpnn.momentum(0.1).replace(lr=jnp.float32(0.3)).hyperparams["lr"] == 0.3
+    stacked = jax.vmap(jbpnn.momentum(0.1, 0.5).init)(jbpnn.many.stack_params([p, p]))
+    out = jbpnn.set_hyperparams(stacked, lr=np.array([0.1, 0.2]))
+    assert np.allclose(out.hyperparams["lr"], [0.1, 0.2])
+    with pytest.raises(ValueError, match="lr must be finite, at least 0.0; got -0.2"):
+        jbpnn.set_hyperparams(stacked, lr=np.array([0.1, -0.2]))
