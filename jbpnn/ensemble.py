@@ -94,7 +94,10 @@ def ensemble_kernel(
         nets.append(net if act.uses == "net" else None)  # kept only where f' needs it
     assert o is not None  # a network has at least one layer
     YT = Y.T.astype(o.dtype)
-    errors = _per_example(loss.error, False, True)(o, YT)  # E per network and example
+    if loss.error_net is None:  # E per network and example
+        errors = _per_example(loss.error, False, True)(o, YT)
+    else:  # the log losses from the output layer's net inputs (exact where O rounds to 0, 1)
+        errors = _per_example(loss.error_net, False, True)(net, YT)
     mean_loss = errors @ s
     # backward: Err_L from the loss table, then Err_j = J^T sum_k w_jk Err_k
     if acts[-1].uses == "net":  # the output unit's rows bound to each example's net

@@ -164,8 +164,21 @@ def backward(params: MLP, cache: Cache, y: ArrayLike) -> MLP:
 
 def example_loss(params: MLP, x: ArrayLike, y: ArrayLike) -> Array:
     """The error ``E`` of ONE example, e.g. ``1/2 sum_k (T_k - O_k)^2`` for mse."""
-    out, _ = forward(params, x)
-    return LOSSES[params.loss].error(out, jnp.asarray(y))
+    _, cache = forward(params, x)
+    return _error(params, cache, jnp.asarray(y))
+
+
+def _error(params: MLP, cache: Cache, y: Array) -> Array:
+    """``E`` of one example (or, under ``vmap``, of each) from its forward ``cache``: the
+    log losses from the output layer's net inputs (``Loss.error_net``, recomputed as the
+    forward pass computes them, which XLA merges), exact where an output rounds to 0 or
+    1; any other loss from the outputs."""
+    loss = LOSSES[params.loss]
+    if loss.error_net is None:
+        return loss.error(cache[-1], y)
+    last = params.layers[-1]
+    net = cache[-2] @ last.w if params.article_mode else cache[-2] @ last.w + last.b
+    return loss.error_net(net, y)
 
 
 # ---------------------------------------------------------------- compiled batched kernels
@@ -173,8 +186,8 @@ _batched_forward = jax.vmap(forward, in_axes=(None, 0))
 _batched_deltas = jax.vmap(deltas, in_axes=(None, 0, 0))
 
 
-def _errors(params: MLP, out: Array, Y: Array) -> Array:
-    return jax.vmap(LOSSES[params.loss].error)(out, Y)
+def _errors(params: MLP, cache: Cache, Y: Array) -> Array:
+    return jax.vmap(_error, in_axes=(None, 0, 0))(params, cache, Y)
 
 
 def normalised_weights(n: int, dtype: Any, sample_weight: Array | None) -> Array:
@@ -199,7 +212,7 @@ def loss_and_gradient_kernel(
     out, cache = _batched_forward(params, X)
     errs = _batched_deltas(params, cache, Y)
     s = normalised_weights(X.shape[0], out.dtype, sample_weight)
-    mean_loss = s @ _errors(params, out, Y)
+    mean_loss = s @ _errors(params, cache, Y)
     grads = [  # over_batch: o_prev^T (s Err), a sum that is replicated on an Explicit mesh
         Layer(w=-over_batch(o_prev, s[:, None] * err), b=-over_batch(s, err))
         for o_prev, err in zip(cache[:-1], errs)
@@ -209,9 +222,9 @@ def loss_and_gradient_kernel(
 
 def loss_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
     """Unchecked, traceable core of :func:`loss`."""
-    out, _ = _batched_forward(params, X)
+    out, cache = _batched_forward(params, X)
     s = normalised_weights(X.shape[0], out.dtype, sample_weight)
-    return s @ _errors(params, out, Y)
+    return s @ _errors(params, cache, Y)
 
 
 def predict_kernel(params: MLP, X: Array) -> Array:
@@ -285,7 +298,11 @@ def loss(
     call :func:`loss_and_gradient` or :func:`batch_gradient`; inside your own
     ``jax.grad`` write the loss on :func:`apply`'s outputs, e.g.
     ``jnp.mean(jax.vmap(jbpnn.LOSSES[params.loss].error)(jbpnn.apply(params, X), Y))``,
-    whose gradient runs the hand backward.
+    whose gradient runs the hand backward. That recipe sees only the outputs: with a log
+    loss, an output that rounds to 0 or 1 (float16 from a logit gap of about 10, float32
+    binary cross-entropy from a net input of about 17) has a clamped log, so its loss is
+    bounded and its gradient 0, where the hand rule's ``T - O`` still pulls; this function
+    and :func:`loss_and_gradient` take the log losses from the net inputs (exact there).
 
     Args:
         params: the network.

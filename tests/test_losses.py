@@ -261,3 +261,40 @@ def test_get_loss_unknown_raises_listing_valid_names(bad):
     assert repr(bad) in message
     for name in LOSSES:
         assert repr(name) in message
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])
+def test_log_losses_are_exact_where_an_output_rounds_to_0_or_1(dtype):
+    """The clamped log of an output that rounds to 1 (or 0) reported 87.3 in float32 and
+    9.7 in float16 whatever the net input (binary cross-entropy at net 30: 87.3, not 30;
+    cross-entropy at a logit gap of 12 in float16: 9.7, not 12): every loss path (loss,
+    loss_and_gradient, example_loss, the ensemble kernel) takes them from the net input."""
+    import jbpnn
+    from jbpnn.ensemble import ensemble_loss_and_gradient
+    from jbpnn.many import stack_params
+    from jbpnn.network import example_loss, loss_and_gradient_kernel, loss_kernel
+
+    tol = 1e-6 if dtype == jnp.float32 else 2e-3
+    nets = [6.0, 11.0] if dtype == jnp.float16 else [17.0, 30.0, 80.0]
+    for net in nets:
+        for target in (0.0, 1.0):
+            p = jbpnn.MLP.from_layers(
+                [(np.array([[net]]), np.array([0.0]))], "sigmoid", "binary_cross_entropy"
+            )
+            p = jax.tree.map(lambda a: a.astype(dtype), p)
+            X, Y = jnp.ones((1, 1), dtype), jnp.full((1, 1), target, dtype)
+            exact = float(np.logaddexp(0.0, net) - target * net)  # softplus(net) - T net
+            for got in (
+                loss_kernel(p, X, Y),
+                loss_and_gradient_kernel(p, X, Y)[0],
+                example_loss(p, X[0], Y[0]),
+                jax.vmap(ensemble_loss_and_gradient, in_axes=(0, None, None, None))(
+                    stack_params([p, p]), X, Y, None
+                )[0][1],
+            ):
+                assert float(got) == pytest.approx(exact, rel=tol, abs=tol), (net, target)
+    gap = 12.0 if dtype == jnp.float16 else 100.0  # softmax: the target's output rounds to 0
+    p = jbpnn.MLP.from_layers([(np.array([[gap, 0.0]]), np.zeros(2))], "softmax", "cross_entropy")
+    p = jax.tree.map(lambda a: a.astype(dtype), p)
+    X, Y = jnp.ones((1, 1), dtype), jnp.array([[0.0, 1.0]], dtype)
+    assert float(loss_kernel(p, X, Y)) == pytest.approx(gap, rel=tol)
