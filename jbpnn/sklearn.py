@@ -1146,11 +1146,31 @@ class _BPNNBase(BaseEstimator):
         bad = state.bad_epochs if self.early_stopping else state.loss_bad_epochs
         self._no_improvement_count = int(np.asarray(bad))
 
+    def __getstate__(self):
+        """Pickled with its arrays as NumPy arrays: a JAX float64 array unpickled where
+        JAX's float64 is off comes back float32, and the fit with it (``predict`` there
+        refuses; a process with float64 on gets the float64 params back)."""
+        state = super().__getstate__()
+
+        def host(a: Any) -> Any:
+            if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating):
+                return np.asarray(a)
+            return a
+
+        return {k: jax.tree.map(host, v) for k, v in state.items()}
+
     # -- predicting ------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
         """The network's outputs for ``X``, shape ``(n_samples, n_outputs)``, in NumPy's
         type of ``X @ coefs_``."""
         check_is_fitted(self)
+        # a float64 fit unpickled where JAX's float64 is off would predict in float32
+        if np.dtype(self.dtype) == np.float64 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
+            raise ValueError(
+                "this estimator was fitted with dtype='float64', and JAX's float64 is off "
+                "here: jax.config.update('jax_enable_x64', True) before anything else runs "
+                "to predict with its float64 params (JAX would compute in float32)"
+            )
         X = validate_data(
             self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse=["csr", "csc"]
         )

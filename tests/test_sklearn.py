@@ -837,3 +837,23 @@ def test_sweep_records_error_score_for_a_fit_that_fails_as_gridsearchcv():
         assert sweep.best_params_ == {"solver": "lbfgs"}
         with pytest.raises(ValueError, match="minimises a sum of squared residuals"):
             SweepSearchCV(base, grid, cv=3, error_score="raise").fit(X, y)
+
+
+def test_a_float64_fit_refuses_to_predict_where_float64_is_off():
+    """Unpickled in a process without jax_enable_x64, a dtype='float64' estimator predicted
+    in float32 (7e-7 off) without a word, where partial_fit and fit refuse."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.0, 2.0, 3.0])
+    with jax.enable_x64(True):
+        est = BPNNRegressor((4,), dtype="float64", max_iter=5, random_state=0).fit(X, y)
+        want = est.predict(X)
+    again = pickle.loads(pickle.dumps(est))
+    with pytest.raises(ValueError, match="fitted with dtype='float64', and JAX's float64 is off"):
+        again.predict(X)
+    with pytest.raises(ValueError, match="float64 is off"):
+        again.score(X, y)
+    with jax.enable_x64(True):
+        assert np.array_equal(again.predict(X), want)
