@@ -998,6 +998,17 @@ def _rebuild_state(
             f"state/stop holds the stop code {int(codes[bad].flat[0])}; expected {RUNNING} "
             f"(running) or 0 .. {len(STOP_REASONS) - 1} (an index of STOP_REASONS)"
         )
+    # the counters: a negative one (a crafted or damaged file) ran on as epoch -3
+    epoch = np.asarray(state.epoch)
+    for name in ("epoch", "step", "best_epoch", "bad_epochs", "loss_bad_epochs"):
+        value = np.asarray(getattr(state, name))
+        if (value < 0).any():
+            raise ValueError(f"state/{name} holds {int(value.min())}; expected a count >= 0")
+    if (np.asarray(state.best_epoch) > epoch).any():
+        raise ValueError("state/best_epoch lies after state/epoch: the best epoch must be one run")
+    scale = np.asarray(state.lr_scale)
+    if not (np.isfinite(scale) & (scale > 0)).all():
+        raise ValueError(f"state/lr_scale holds {float(scale.min())!r}; expected a factor > 0")
     if state.best_params is not None:
         _check_finite_params("load", "best_params", state.best_params)
     return state

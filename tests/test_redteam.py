@@ -94,6 +94,18 @@ def test_checkpoint_with_an_out_of_range_stop_code_names_the_file_and_field(tmp_
         jbpnn.load(edited)
     with pytest.raises(ValueError, match="stop code 99; expected -1"):
         stop_reason_name(99)
+    # impossible counters loaded and resumed as epoch -3
+    for name, value, words in (
+        ("state/epoch", -5, "state/epoch holds -5; expected a count >= 0"),
+        ("state/step", -1, "state/step holds -1; expected a count >= 0"),
+        ("state/best_epoch", 7, "state/best_epoch lies after state/epoch"),
+        ("state/lr_scale", 0.0, r"state/lr_scale holds 0\.0; expected a factor > 0"),
+    ):
+        changed = dict(np.load(good, allow_pickle=False))
+        changed[name] = np.array(value, changed[name].dtype)
+        np.savez(edited, **changed)
+        with pytest.raises(ValueError, match=words):
+            jbpnn.load(edited)
 
 
 # ---------------------------------------------------------------- 6: mixed label types
