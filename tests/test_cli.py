@@ -1329,3 +1329,27 @@ def test_an_interrupted_sweep_leaves_no_folder(tmp_path, capsys, monkeypatch):
                          "--out", tmp_path / "new" / "out")  # fmt: skip
     assert rc == 130 and err.strip() == "jbpnn sweep: interrupted", err
     assert not (tmp_path / "new" / "out").exists()
+
+
+def test_predict_prints_every_digit_of_a_regression_value(capsys, tmp_path, monkeypatch):
+    """predict printed 6 significant digits: targets near 1e6 came out as 1e+06 or 999999,
+    up to 0.5 off, where the model was within 1e-4."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(2)
+    X = rng.uniform(-1, 1, size=(120, 2))
+    y = 1e6 + 0.5 * X[:, 0] + 0.2 * X[:, 1]
+    with open("prices.csv", "w") as f:
+        f.write("a,b,price\n")
+        f.writelines(
+            f"{a!r},{b!r},{c!r}\n"
+            for a, b, c in zip(X[:, 0].tolist(), X[:, 1].tolist(), y.tolist())
+        )
+    train = ("train", "--data", "prices.csv", "--hidden", "8", "--optimizer", "lm")
+    rc, out, err = jbpnn(
+        capsys, *train, "--epochs", "60", "--validation-fraction", "0", "--save", "m.npz"
+    )
+    assert rc == 0, err
+    rc, out, err = jbpnn(capsys, "predict", "m.npz", "prices.csv")
+    assert rc == 0, err
+    predicted = np.array([float(v) for v in out.split()])
+    assert len(predicted) == len(y) and np.max(np.abs(predicted - y)) < 0.05

@@ -512,7 +512,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if prep.task == "classification":
         lines = [str(v) for v in values]
     else:
-        lines = [f"{v:.6g}" for v in values]
+        # every digit the value has (the shortest text that reads back as it): 6
+        # significant digits printed 1e+06 for 1000000.4 and 999999 for 999999.6
+        lines = [repr(float(v)) for v in values]
     text = "\n".join(lines) + "\n"
     if "--out" in outputs:
         check_interrupted()
