@@ -337,8 +337,9 @@ def _clean_labels(y: Sequence[Any] | np.ndarray) -> np.ndarray:
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         bad = int(np.flatnonzero(~np.isfinite(y))[0])
         raise ValueError(f"labels must be finite, got {y[bad]} at index {bad}")
-    if y.dtype.kind == "f" and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
+    if y.dtype.kind == "f" and np.all(y == np.round(y)) and np.all(np.abs(y) <= 2**53):
+        y = y.astype(np.int64)  # whole numbers as integers; beyond 2**53 (1e20) they stay
+        # floats: int64 ends near 9.2e18, and 1e20 and 2e20 cast to one label
     if y.dtype.kind == "b":
         y = y.astype(np.int64)
     return y

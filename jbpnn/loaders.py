@@ -261,6 +261,7 @@ def _read_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
 # exponent. Python's float() also takes "1_000" (so "2023_01_05" would be 20230105),
 # non-ASCII digits and surrounding spaces; none of them is a number here.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 # Missing-value markers, as pandas.read_csv reads them by default (plus "nan" in any case).
 MISSING_MARKERS = frozenset(
@@ -380,12 +381,26 @@ def _parse_target(path: Path, name: str, cells: list[tuple[int, str]]) -> np.nda
                 "drop the rows without a target"
             )
     values = [_number(cell) for _, cell in cells]
-    if all(v is not None for v in values):
+    numbers = sum(v is not None for v in values)
+    if 0 < numbers < len(values):  # a stray "?" turned a numeric target into 42 classes
+        line, cell = next(c for c, v in zip(cells, values) if v is None)
+        raise DataError(
+            f"{path}, line {line}, target column {name!r}: {cell!r} is text in a column of "
+            f"numbers ({numbers} of {len(values)} cells); drop or fix that row (a missing "
+            "target), or, for class names, write every label as text"
+        )
+    if numbers:
         for (line, cell), v in zip(cells, values):
-            assert v is not None  # all(...) above
+            assert v is not None  # every cell is a number
             if not math.isfinite(v):
                 raise DataError(
                     f"{path}, line {line}, target column {name!r}: {cell!r} is not finite"
+                )
+            if _INTEGER.fullmatch(cell) and abs(int(cell)) > 2**53:
+                raise DataError(  # as float64, 9007199254740993 is 9007199254740992
+                    f"{path}, line {line}, target column {name!r}: the integer {cell} is "
+                    "beyond 2**53, where float64 merges neighbouring integers; write such "
+                    "labels as text (e.g. with a letter)"
                 )
         return np.array(values, dtype=np.float64)
     return np.array([cell for _, cell in cells], dtype=str)

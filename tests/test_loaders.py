@@ -245,3 +245,31 @@ def test_a_regression_on_text_labels_names_the_target():
     with pytest.raises(ValueError, match=r"the target 'species' holds text \('dog'\)"):
         Preprocessing.fit(np.ones((3, 2)), np.array(["1.5", "dog", "cat"]), task="regression",
                           target_name="species")  # fmt: skip
+
+
+def test_a_target_of_numbers_with_a_stray_text_cell_is_refused(tmp_path):
+    """One '?' in 400 ages made the target text: a 43-class classifier with '?' a class."""
+    rows = "".join(f"{i % 7},{i},{20 + i % 41}\n" for i in range(40))
+    (tmp_path / "ages.csv").write_text("a,b,age\n" + rows + "1,2,?\n")
+    with pytest.raises(
+        DataError,
+        match=r"line 42, target column 'age': '\?' is text in a column of numbers \(40 of 41 cells\)",
+    ):
+        load_table(tmp_path / "ages.csv", target="age")
+    (tmp_path / "names.csv").write_text("a,b,kind\n1,2,cat\n3,4,dog\n")  # all text: labels
+    assert list(load_table(tmp_path / "names.csv", target="kind").y) == ["cat", "dog"]
+
+
+def test_integer_labels_beyond_2_53_are_refused_and_big_floats_stay_apart(tmp_path):
+    """9007199254740993 reads as ...992 in float64 (two labels merged); 1e20 and 2e20 were
+    cast to int64's minimum, one label printed as -9223372036854775808."""
+    from jbpnn.data import LabelEncoder
+
+    (tmp_path / "ids.csv").write_text("a,id\n1,9007199254740993\n2,9007199254740992\n")
+    with pytest.raises(
+        DataError,
+        match="line 2, target column 'id': the integer 9007199254740993 is beyond 2\\*\\*53",
+    ):
+        load_table(tmp_path / "ids.csv", target="id")
+    enc = LabelEncoder().fit(np.array([1e20, 2e20, 5.0]))
+    assert list(enc.classes_) == [5.0, 1e20, 2e20]
