@@ -432,7 +432,9 @@ def load_features(
         target_name: the name of the training target (may be present, is dropped).
         columns: the training file's columns in order, the target included.
         header: ``"auto"`` (a first row made of the model's column names is a
-            header; else as :func:`load_csv` detects it), ``True`` or ``False``.
+            header, matched by name even when they are ``col0, col1, ...``; one that
+            is also a row of numbers, names ``0, 1``, is refused as ambiguous; else as
+            :func:`load_csv` detects it), ``True`` or ``False``.
         delimiter: the CSV separator; ``None`` detects it.
 
     Returns:
@@ -462,9 +464,15 @@ def load_features(
     if not rows:
         raise DataError(f"{path} is empty: no rows to load")
     first_line, first = rows[0]
+    known = set(feature_names) | ({target_name} if target_name is not None else set())
+    named = bool(set(first) <= known and len(set(first)) == len(first))
+    if header == "auto" and named and all(_kind(a) == "number" for a in first):
+        raise DataError(  # the model's columns are named "0", "1": data or header?
+            f"{path}: its first row (line {first_line}) {','.join(first)} reads both as the "
+            "model's column names and as a row of numbers; say which: header=True or False "
+            "(jbpnn predict: --header or --no-header)"
+        )
     if header == "auto":
-        known = set(feature_names) | ({target_name} if target_name is not None else set())
-        named = bool(set(first) <= known and len(set(first)) == len(first))
         if generic:  # a model from a file without a header: its data has none, unless
             # the first row is all names (numbers over the model's columns were read as a
             # header when its label appeared nowhere below, and that row was not predicted)
@@ -475,7 +483,7 @@ def load_features(
     if not data:
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")
     width = len(first)
-    if header and not generic:
+    if header and (named or not generic):  # by name, also a file's own col0, col1 header
         idx = _match_names(path, first, feature_names, target_name)
     elif width == d:
         idx = list(range(d))
