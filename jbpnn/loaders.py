@@ -464,8 +464,10 @@ def load_features(
     if not rows:
         raise DataError(f"{path} is empty: no rows to load")
     first_line, first = rows[0]
+    # as a header, an empty name is col{j}, as load_csv names it (pandas' unnamed index)
+    titles = [cell or f"col{j}" for j, cell in enumerate(first)]
     known = set(feature_names) | ({target_name} if target_name is not None else set())
-    named = bool(set(first) <= known and len(set(first)) == len(first))
+    named = bool(set(titles) <= known and len(set(titles)) == len(titles))
     if header == "auto" and named and all(_kind(a) == "number" for a in first):
         raise DataError(  # the model's columns are named "0", "1": data or header?
             f"{path}: its first row (line {first_line}) {','.join(first)} reads both as the "
@@ -484,7 +486,7 @@ def load_features(
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")
     width = len(first)
     if header and (named or not generic):  # by name, also a file's own col0, col1 header
-        idx = _match_names(path, first, feature_names, target_name)
+        idx = _match_names(path, titles, feature_names, target_name)
     elif width == d:
         idx = list(range(d))
     elif width == d + 1:
@@ -501,7 +503,7 @@ def load_features(
             f"{path} has {width} columns ({which}, line {first_line}); the model needs {d} "
             f"features, or {d + 1} columns with its target column {target_name!r}"
         )
-    names = first if header else [f"col{j}" for j in range(width)]
+    names = titles if header else [f"col{j}" for j in range(width)]
     X = np.empty((len(data), d), dtype=np.float64)
     for i, (line, row) in enumerate(data):
         if len(row) != width:
@@ -607,4 +609,10 @@ def load_npz(
         feature_names = [f"col{j}" for j in range(d)]
     else:
         feature_names = [str(n) for n in names.tolist()]
+        twice = sorted({n for n in feature_names if feature_names.count(n) > 1})
+        if twice:  # predict matches columns by name: a model with two 'a's is unusable
+            raise DataError(
+                f"{path}: 'feature_names' holds {twice} more than once; give each column "
+                "its own name"
+            )
     return Table(X, y, feature_names, target if y is not None else None)

@@ -301,3 +301,22 @@ def test_a_first_row_of_numbers_that_are_also_the_column_names_is_not_guessed(tm
     np.testing.assert_array_equal(t.X, [[1, 0], [0, 1], [1, 1]])
     t = load_features(tmp_path / "new.csv", ["0", "1"], "label", header=True)
     np.testing.assert_array_equal(t.X, [[1, 0], [1, 1]])  # by name: column "0" is the 2nd
+
+
+def test_an_empty_header_name_is_col_j_at_training_and_at_predict(tmp_path):
+    """pandas' df.to_csv() writes an unnamed index column (header ",a,y"): training named
+    it col0, and predict on the same file refused it ("does not know its column(s) ['']")."""
+    path = write(tmp_path, ",a,y\n0,1.5,up\n1,2.5,down\n", "df.csv")
+    table = load_csv(path)
+    assert table.feature_names == ["col0", "a"]
+    t = load_features(path, table.feature_names, table.target_name)
+    np.testing.assert_array_equal(t.X, table.X)
+
+
+def test_npz_feature_names_given_twice_are_refused(tmp_path):
+    """A CSV header with a name twice is refused before training; an NPZ's feature_names
+    with one twice trained, and predict then refused the same file."""
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.zeros((4, 2)), y=np.arange(4.0), feature_names=np.array(["a", "a"]))
+    with pytest.raises(DataError, match=r"'feature_names' holds \['a'\] more than once"):
+        load_npz(path)
