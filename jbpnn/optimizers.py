@@ -1102,6 +1102,12 @@ def set_hyperparams(state: State, **values: Any) -> State:
             factory's: ``m`` in ``[0, 1)``, ``lr >= 0``, ...) or of another shape.
     """
     hp = getattr(state, "hyperparams", None)
+    if not isinstance(hp, dict) and isinstance(getattr(state, "opt_state", None), tuple):
+        raise ValueError(
+            f"a {type(state).__name__}'s hyperparameters are in its optimizer state: "
+            "set_hyperparams(state.opt_state, ...); train resumes with the values of the "
+            "optimizer it is given (optimizer=opt.replace(...))"
+        )
     if not isinstance(hp, dict):
         raise ValueError(f"{type(state).__name__} holds no hyperparameters")
     unknown = sorted(set(values) - set(hp))

@@ -323,3 +323,11 @@ def test_values_given_later_meet_the_factories_checks():
     assert np.allclose(out.hyperparams["lr"], [0.1, 0.2])
     with pytest.raises(ValueError, match="lr must be finite, at least 0.0; got -0.2"):
         jbpnn.set_hyperparams(stacked, lr=np.array([0.1, -0.2]))
+
+
+def test_set_hyperparams_on_a_train_state_points_to_its_opt_state():
+    p = jbpnn.init_params(0, (2, 3, 1))
+    X = np.zeros((8, 2), np.float32)
+    run = jbpnn.train(p, X, X[:, :1], optimizer=jbpnn.sgd(0.1), epochs=1)
+    with pytest.raises(ValueError, match=r"set_hyperparams\(state.opt_state, ...\)"):
+        jbpnn.set_hyperparams(run.state, lr=0.2)
