@@ -547,7 +547,13 @@ class Optimizer:
         ``objective``: the full training set's loss and normal equations, for an
         optimizer that :attr:`needs_objective` (``lm``).
         """
-        hp = state.hyperparams
+        hp = getattr(state, "hyperparams", None)
+        if not isinstance(hp, dict) or set(hp) != set(self.hyperparams):
+            raise ValueError(  # another kind's state: a bare KeyError 'drop' or 'b1' inside
+                f"{self!r} cannot update a state of another optimizer kind: it holds "
+                f"{sorted(hp) if isinstance(hp, dict) else type(state).__name__}, this "
+                f"optimizer {sorted(self.hyperparams)}; update the state its own init made"
+            )
         if lr_scale is not None:
             hp = {**hp, "lr": hp["lr"] * jnp.asarray(lr_scale).astype(hp["lr"].dtype)}
         if self.options.get("weight_decay"):

@@ -276,14 +276,18 @@ class Stopping:
         values = {k: v for k, v in self.as_dict().items() if k != "monitor"}
         values["lr_factor"] = 1.0 if self.lr_factor is None else self.lr_factor
         # host=True keeps the NumPy arrays in the (Array-typed) fields, for one device_put.
-        rules = StopRules(
-            **{  # type: ignore[arg-type]
-                k: np.asarray(
-                    off.get(k, 0) if v is None else v, np.dtype(jnp.int32 if k in counts else dtype)
-                )
-                for k, v in values.items()
-            }
-        )
+        # A bound past the dtype's range (1e6 and 1e9 in float16, whose largest is 65504)
+        # is inf there: no finite bound, the NaN/inf checks remain (no overflow warning).
+        with np.errstate(over="ignore"):
+            rules = StopRules(
+                **{  # type: ignore[arg-type]
+                    k: np.asarray(
+                        off.get(k, 0) if v is None else v,
+                        np.dtype(jnp.int32 if k in counts else dtype),
+                    )
+                    for k, v in values.items()
+                }
+            )
         return rules if host else jax.device_put(rules)  # one batched copy to the device
 
 

@@ -331,3 +331,14 @@ def test_set_hyperparams_on_a_train_state_points_to_its_opt_state():
     run = jbpnn.train(p, X, X[:, :1], optimizer=jbpnn.sgd(0.1), epochs=1)
     with pytest.raises(ValueError, match=r"set_hyperparams\(state.opt_state, ...\)"):
         jbpnn.set_hyperparams(run.state, lr=0.2)
+
+
+def test_update_refuses_a_state_of_another_kind_by_name():
+    """sgd(step_decay).update on an sgd(0.1) state raised a bare KeyError 'drop'; adam's
+    update on a momentum state KeyError 'b1'."""
+    p = jbpnn.init_params(0, (2, 3, 1))
+    g = jax.tree.map(jnp.zeros_like, p)
+    with pytest.raises(ValueError, match=r"holds \['lr'\], this optimizer \['drop', 'every', 'lr'\]"):
+        jbpnn.sgd(jbpnn.optimizers.step_decay(0.1)).update(g, jbpnn.sgd(0.1).init(p), p)
+    with pytest.raises(ValueError, match="cannot update a state of another optimizer kind"):
+        jbpnn.adam().update(g, jbpnn.momentum(0.1).init(p), p)

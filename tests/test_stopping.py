@@ -205,3 +205,15 @@ def test_the_chunk_loop_exists_once():
         source = (ROOT / "jbpnn" / name).read_text()
         assert source.count("while ahead is not None") == (1 if name == "training.py" else 0)
     assert "run_chunks(" in (ROOT / "jbpnn" / "many.py").read_text()
+
+
+def test_float16_rules_cast_without_an_overflow_warning():
+    """max_loss_growth=1e6 and max_abs_param=1e9 overflow float16 (largest 65504): every
+    float16 train warned "overflow encountered in cast"; they are inf there (no finite
+    bound; the NaN/inf checks remain), quietly."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rules = Stopping().rules(jnp.float16)
+    assert np.isinf(np.asarray(rules.max_loss_growth)) and np.isinf(np.asarray(rules.max_abs_param))
