@@ -338,7 +338,9 @@ def test_update_refuses_a_state_of_another_kind_by_name():
     update on a momentum state KeyError 'b1'."""
     p = jbpnn.init_params(0, (2, 3, 1))
     g = jax.tree.map(jnp.zeros_like, p)
-    with pytest.raises(ValueError, match=r"holds \['lr'\], this optimizer \['drop', 'every', 'lr'\]"):
+    with pytest.raises(
+        ValueError, match=r"holds \['lr'\], this optimizer \['drop', 'every', 'lr'\]"
+    ):
         jbpnn.sgd(jbpnn.optimizers.step_decay(0.1)).update(g, jbpnn.sgd(0.1).init(p), p)
     with pytest.raises(ValueError, match="cannot update a state of another optimizer kind"):
         jbpnn.adam().update(g, jbpnn.momentum(0.1).init(p), p)
