@@ -11,8 +11,8 @@ only), and writes its result;
 the launcher trains the same network in one process on one device and prints
 the largest difference of params and epoch losses (float32: within 1e-5).
 
-``--local-data``: each process feeds only its own rows of the data
-(``jax.make_array_from_process_local_data``) instead of the whole array.
+``--local-data``: each process feeds only its own rows of the data and of the sample
+weights (``jax.make_array_from_process_local_data``) instead of the whole arrays.
 
 Takes about 20-40 s on a 2-core CPU (most of it JAX start-up and compilation in
 every process). Writes only temporary files. Every child is killed after
@@ -76,6 +76,12 @@ def _train(mesh=None, local_data=False):
         sharding = NamedSharding(mesh, PartitionSpec("data"))
         X = jax.make_array_from_process_local_data(sharding, X[rows], (len(X),) + X.shape[1:])
         Y = jax.make_array_from_process_local_data(sharding, Y[rows], (len(Y),) + Y.shape[1:])
+        # and the sample weights the same way (all 1: the one-process run's plain mean)
+        weights = jax.make_array_from_process_local_data(
+            sharding, np.ones(len(rows), np.float32), (len(X),)
+        )
+    else:
+        weights = None
     params = jbpnn.init_params(0, SIZES, "sigmoid", "cross_entropy", "glorot")
     # Two calls, as a user resumes: train(result, ...) goes on (one run's figures exactly),
     # with a progress callback in process 0 only, the usual way to log from many hosts.
@@ -90,6 +96,7 @@ def _train(mesh=None, local_data=False):
         Y_val=Y_val,
         mesh=mesh,
         progress=progress,
+        sample_weight=weights,
         **{**SETTINGS, "epochs": first},
     )
     return jbpnn.train(
@@ -100,6 +107,7 @@ def _train(mesh=None, local_data=False):
         Y_val=Y_val,
         mesh=mesh,
         progress=progress,
+        sample_weight=weights,
         **{**SETTINGS, "epochs": SETTINGS["epochs"] - first},
     )
 

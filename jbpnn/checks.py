@@ -349,6 +349,9 @@ def check_weights(name: str, w: Any) -> None:
     """
     if not is_concrete(w):
         return
+    if isinstance(w, jax.Array) and not w.is_fully_addressable:  # rows of several processes
+        _check_global_weights(name, w)
+        return
     a = np.asarray(w, dtype=np.float64)
     if a.size and np.isfinite(a).all() and (a >= 0).all() and a.sum() > 0:
         kind = np.dtype(getattr(w, "dtype", np.float64))
@@ -367,6 +370,24 @@ def check_weights(name: str, w: Any) -> None:
         return
     found = f"values from {np.min(a):g} to {np.max(a):g}, sum {a.sum():g}" if a.size else "none"
     raise ValueError(f"{name} must be finite and >= 0 with a positive sum; got {found}")
+
+
+def _check_global_weights(name: str, w: jax.Array) -> None:
+    """:func:`check_weights` of a global array over several processes: each process
+    checks the rows it holds, and the positive sum is the whole array's (one small
+    program, a collective: every process checks the same arguments at the same point)."""
+    a = local_values(w).astype(np.float64)
+    if a.size and not (np.isfinite(a).all() and (a >= 0).all()):
+        raise ValueError(
+            f"{name} must be finite and >= 0 with a positive sum; got values from "
+            f"{np.min(a):g} to {np.max(a):g} in this process's rows"
+        )
+    total = float(jax.jit(lambda v: jnp.sum(v.astype(jnp.float32)))(w))
+    if not total > 0:
+        raise ValueError(
+            f"{name} must be finite and >= 0 with a positive sum; got sum {total:g} "
+            "over every process's rows"
+        )
 
 
 def on_cpu(a: jax.Array) -> bool:
