@@ -203,7 +203,15 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
     Returns:
         Targets ``T``, shape ``(n, C)``, float32.
+
+    A host function (its checks read the labels): inside ``jax.jit`` use
+    ``jax.nn.one_hot(labels, n_classes)``.
     """
+    if any(c.__name__ == "Tracer" for c in type(labels).__mro__):  # jax's, without JAX here
+        raise ValueError(
+            "one_hot checks its labels on the host, and these are traced (inside jax.jit "
+            "or vmap): use jax.nn.one_hot(labels, n_classes) there, or one_hot before"
+        )
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D class indices, got shape {labels.shape}")

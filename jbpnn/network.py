@@ -130,6 +130,7 @@ def deltas(params: MLP, cache: Cache, y: ArrayLike) -> tuple[Array, ...]:
     """
     y = jnp.asarray(y)
     _check_length(y.shape, params.n_out, "target", "output")
+    _check_cache(params, cache)
     acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     # Output layer: Err_k = f'(net_k)(T_k - O_k) for mse, T_k - O_k for the log losses.
     delta = LOSSES[params.loss].delta(cache[-1], y, acts[-1])
@@ -139,6 +140,25 @@ def deltas(params: MLP, cache: Cache, y: ArrayLike) -> tuple[Array, ...]:
         delta = acts[l - 1].backprop(cache[l], params.layers[l].w @ delta)
         errs.append(delta)
     return tuple(reversed(errs))
+
+
+def _check_cache(params: MLP, cache: Any) -> None:
+    """A forward cache of these params: ``(x, O_1, ..., O_L)``, entry ``l`` of width
+    ``sizes[l]`` (shapes only: traced values pass). Another network's, or a cut one, met a
+    broadcasting error deep in JAX."""
+    sizes = params.sizes
+    if not isinstance(cache, (tuple, list)) or len(cache) != len(sizes):
+        n = len(cache) if isinstance(cache, (tuple, list)) else type(cache).__name__
+        raise ValueError(
+            f"cache must be forward(params, x)'s (x, O_1, ..., O_L): {len(sizes)} arrays for "
+            f"this {len(sizes) - 1}-layer network, got {n}"
+        )
+    widths = [int(np.shape(a)[-1]) if np.ndim(a) else 0 for a in cache]
+    if widths != list(sizes):
+        raise ValueError(
+            f"cache holds layers of widths {widths}, this network's are {list(sizes)}: "
+            "give deltas/backward the cache forward made from the same params"
+        )
 
 
 def backward(params: MLP, cache: Cache, y: ArrayLike) -> MLP:

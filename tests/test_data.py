@@ -259,3 +259,14 @@ def test_a_stratified_split_refuses_a_class_of_one_row():
         train_test_split(np.arange(15)[:, None], y, 0.2)
     _, _, y_tr, _ = train_test_split(np.arange(15)[:, None], y, 0.2, stratify=False)
     assert len(y_tr) == 12
+
+
+def test_one_hot_inside_jit_says_what_to_use_there():
+    """one_hot reads its labels on the host: traced, it raised JAX's raw
+    TracerArrayConversionError."""
+    import jax
+    import jax.numpy as jnp
+
+    with pytest.raises(ValueError, match=r"use jax.nn.one_hot\(labels, n_classes\) there"):
+        jax.jit(lambda y: data.one_hot(y, 3))(jnp.array([0, 1, 2]))
+    assert data.one_hot(jnp.array([0, 2]), 3).tolist() == [[1, 0, 0], [0, 0, 1]]

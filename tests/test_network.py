@@ -23,7 +23,7 @@ from jbpnn import (
     per_example_grads,
     predict,
 )
-from jbpnn.network import loss_and_gradient_kernel
+from jbpnn.network import deltas, loss_and_gradient_kernel
 
 HIDDEN = ("sigmoid", "tanh", "relu", "identity")
 
@@ -262,3 +262,16 @@ def test_api_refuses_empty_batches_tuples_and_huge_seeds_by_name():
         jbpnn.predict(tuple(p.layers), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="seed must lie in 0 .. 2\\*\\*32 - 1"):
         init_params(2**64, (3, 2))
+
+
+def test_deltas_refuse_a_cache_of_other_params_by_its_widths():
+    """A cache from another network, or a cut one, met a broadcasting error deep in JAX
+    ("mul got incompatible shapes for broadcasting: (8,), (6,)")."""
+    p = init_params(jax.random.key(0), (4, 5, 2), ("tanh", "softmax"), "cross_entropy")
+    other = init_params(jax.random.key(0), (4, 6, 2), ("tanh", "softmax"), "cross_entropy")
+    x, y = jnp.ones(4), jnp.array([1.0, 0.0])
+    _, cache = forward(p, x)
+    with pytest.raises(ValueError, match=r"widths \[4, 5, 2\], this network's are \[4, 6, 2\]"):
+        deltas(other, cache, y)
+    with pytest.raises(ValueError, match="3 arrays for this 2-layer network, got 2"):
+        backward(p, cache[:2], y)
