@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -236,11 +237,14 @@ def test_figures_are_rendered_in_memory_with_no_temporary_folder(monkeypatch, ca
         raise AssertionError("a temporary folder was made")
 
     monkeypatch.setattr(tempfile, "mkdtemp", no_folder)
-    curve, sweep = tmp_path / "curve.svg", tmp_path / "sweep"
+    curve = tmp_path / "curve.svg"
     assert cli.main(["train", "--epochs", "2", "--plot", str(curve)]) == 0
     assert curve.read_bytes().lstrip().startswith(b"<?xml")  # the suffix's format
-    assert cli.main(["sweep", "--quick", "--epochs", "1", "--out", str(sweep)]) == 0
-    assert (sweep / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from jbpnn.cli.sweep import _render_heatmap  # the sweep's figure, without a sweep
+
+    cells = [{"lr": lr, "m": m, "val_accuracy_mean": 0.5} for lr in (0.1, 1) for m in (0, 0.9)]
+    args = argparse.Namespace(seeds=2, batch_size=32)
+    assert _render_heatmap(cells, "64-16-10", args)[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
 
 
