@@ -485,17 +485,32 @@ def check_seed(name: str, value: Any) -> int:
 _PROBABILITY_TARGETS = ("cross_entropy", "binary_cross_entropy")
 
 
-def check_targets(name: str, loss: str, Y: Any) -> None:
+def check_targets(name: str, loss: str, Y: Any, dtype: Any = None) -> None:
     """Refuse targets that ``loss`` cannot learn: the cross-entropies need values in [0, 1].
 
     A target of -1 (a "negative class" of some other convention) or a standardised
     regression value makes ``-T log O`` unbounded below, and training reports a
-    meaningless loss. Other losses accept any finite target. Traced arrays pass.
+    meaningless loss. Other losses accept any finite target whose square (the squared
+    error's scale) the network's ``dtype`` holds: 1e20 in float32 gave a loss of inf, and
+    a "diverged" run that never moved. Traced arrays pass.
 
     Raises:
         ValueError: naming ``name``, the loss and the range found.
     """
-    if loss not in _PROBABILITY_TARGETS or not is_concrete(Y):
+    if not is_concrete(Y):
+        return
+    if loss not in _PROBABILITY_TARGETS:
+        if dtype is not None and np.dtype(dtype).kind == "f":
+            a = local_values(Y)
+            limit = float(np.sqrt(np.finfo(dtype).max))
+            largest = float(np.max(np.abs(a))) if a.size else 0.0
+            if largest > limit:
+                raise ValueError(
+                    f"{name} has values of magnitude up to {largest:.3g}, whose squares (the "
+                    f"squared error) overflow the network's dtype {np.dtype(dtype).name} "
+                    f"(largest {float(np.finfo(dtype).max):.3g}); scale them first (e.g. "
+                    "jbpnn.preprocessing or sklearn.preprocessing.StandardScaler)"
+                )
         return
     a = local_values(Y)
     if a.size == 0:

@@ -587,6 +587,10 @@ def load_npz(
         raise DataError(
             f"{path}: {features!r} must be a numeric array (n, d), got {X.dtype} {X.shape}"
         )
+    if 0 in X.shape:  # scaling (0, 0) columns then failed with an unrelated message
+        raise DataError(
+            f"{path}: {features!r} has shape {X.shape}: a table needs rows and feature columns"
+        )
     X = X.astype(np.float64)
     bad = ~np.isfinite(X)
     if bad.any():
@@ -600,6 +604,15 @@ def load_npz(
             )
         if y.dtype.kind == "c":  # the cast to float would drop the imaginary part
             raise DataError(f"{path}: {target!r} has complex values; a target is real or a label")
+        if y.dtype.kind == "S":  # bytes labels: as text (a model's metadata is JSON)
+            try:
+                y = np.char.decode(y, "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: {target!r} holds bytes that are not UTF-8 text") from e
+        if y.dtype.kind not in "biufU":  # datetime64, timedelta64, structured
+            raise DataError(
+                f"{path}: {target!r} has dtype {y.dtype}; a target is numbers or text labels"
+            )
         if y.dtype.kind == "f":
             y = y.astype(np.float64)
             if not np.all(np.isfinite(y)):

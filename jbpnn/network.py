@@ -255,14 +255,16 @@ def predict_kernel(params: MLP, X: Array) -> Array:
 def accuracy_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
     """Unchecked, traceable fraction of rows classified right.
 
-    The predicted class is the argmax of the outputs; for one output unit, ``O >= 0.5``.
+    The predicted class is the argmax of the outputs; for one output unit, ``O > 0.5``
+    (an output of exactly 0.5 is class 0, as scikit-learn's ``predict`` and so the
+    estimators' have it).
     With ``binary_cross_entropy`` over several outputs (multilabel: independent 0/1
-    targets) a row is right when every output is (``O >= 0.5`` where ``T >= 0.5``):
+    targets) a row is right when every output is (``O > 0.5`` where ``T > 0.5``):
     scikit-learn's subset accuracy. ``sample_weight``: the weighted fraction.
     """
     out = predict_kernel(params, X)
     if out.shape[1] == 1 or params.loss == "binary_cross_entropy":
-        right = jnp.all((out >= 0.5) == (Y >= 0.5), axis=1)
+        right = jnp.all((out > 0.5) == (Y > 0.5), axis=1)
     else:
         right = jnp.argmax(out, axis=1) == jnp.argmax(Y, axis=1)
     right = right.astype(out.dtype)  # the fraction in the params' dtype (float64 exact)
@@ -606,7 +608,7 @@ def check_batch(
         host=host,
     )
     if (check_finite if targets is None else targets) and Y is not None:
-        checks.check_targets(names[1], params.loss, Y)
+        checks.check_targets(names[1], params.loss, Y, params.dtype)
     return X, Y, sample_weight
 
 

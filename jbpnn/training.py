@@ -398,6 +398,10 @@ def train_epoch(
         one_update, relayout((state.params, state.opt_state)), batches
     )
     params, opt_state = relayout(carry)
+    if config.weighted:  # the weights' scale: sums of 1e30-weights times a loss overflowed
+        # only their ratios matter (never all 0: checked); the barrier keeps XLA from
+        # folding the division back behind the product (inf again with one batch)
+        counts = lax.optimization_barrier(counts / jnp.max(counts))
     seen = jnp.sum(counts)
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes[0]) if config.watch_weight_change else None
@@ -631,8 +635,9 @@ def divergence_reference(
     """
     _, yb, wb = batches
     start = batch_losses[jnp.argmax(counts > 0)]  # batches of weight 0 leave the params
-    seen = jnp.sum(counts)
-    w = wb[..., None].astype(yb.dtype)
+    # the weights' ratios only (1e30 weights overflowed), kept apart from the products
+    w = lax.optimization_barrier(wb / jnp.max(wb))[..., None].astype(yb.dtype)
+    seen = jnp.sum(w)
     mean_t = jnp.sum(w * yb, axis=(0, 1)) / seen
     spread = (0.5 * jnp.sum(w * (yb - mean_t) ** 2) / seen).astype(start.dtype)
     return jnp.maximum(jnp.maximum(start, spread), jnp.finfo(start.dtype).eps)
@@ -1300,7 +1305,7 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
     """Fraction of examples classified right.
 
     The predicted class is the argmax of the outputs, or for a single output
-    unit ``output >= 0.5``; with ``binary_cross_entropy`` over several outputs
+    unit ``output > 0.5``; with ``binary_cross_entropy`` over several outputs
     (multilabel), a row counts when every output is right (subset accuracy).
 
     Args:

@@ -1379,3 +1379,12 @@ def test_an_interrupted_command_ends_without_the_interpreters_shutdown(monkeypat
     assert ended == [130]
     monkeypatch.setattr(entry, "_cli_main", lambda argv: 2)
     assert entry.main(["train"]) == 2 and ended == [130]  # other statuses return as before
+
+
+def test_a_table_too_small_to_split_names_the_split(capsys, tmp_path, monkeypatch):
+    """Two rows of a regression: "need at least 2 rows to split, got 1", naming neither
+    the file's size nor which split."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "two.csv").write_text("a,y\n1,0.5\n2,1.5\n")
+    rc, out, err = jbpnn(capsys, "train", "--data", "two.csv", "--epochs", "1")
+    one_line_error(rc, err, "1 row left for the validation split: it needs at least 2")

@@ -320,3 +320,18 @@ def test_npz_feature_names_given_twice_are_refused(tmp_path):
     np.savez(path, X=np.zeros((4, 2)), y=np.arange(4.0), feature_names=np.array(["a", "a"]))
     with pytest.raises(DataError, match=r"'feature_names' holds \['a'\] more than once"):
         load_npz(path)
+
+
+def test_npz_tables_without_columns_or_with_odd_targets(tmp_path):
+    """An X of shape (20, 0) failed in the scaler ("offset and scale must be two lists");
+    a datetime64 target in NumPy's rint; a bytes target at the end, when the model's
+    metadata was saved."""
+    path = tmp_path / "t.npz"
+    np.savez(path, X=np.zeros((20, 0)), y=np.arange(20.0))
+    with pytest.raises(DataError, match=r"'X' has shape \(20, 0\): a table needs rows and"):
+        load_npz(path)
+    np.savez(path, X=np.zeros((3, 2)), y=np.array(["2020-01-01"] * 3, dtype="datetime64[D]"))
+    with pytest.raises(DataError, match=r"dtype datetime64\[D\]; a target is numbers or text"):
+        load_npz(path)
+    np.savez(path, X=np.zeros((3, 2)), y=np.array([b"cat", b"dog", b"cat"]))
+    assert load_npz(path).y.tolist() == ["cat", "dog", "cat"]

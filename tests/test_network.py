@@ -275,3 +275,15 @@ def test_deltas_refuse_a_cache_of_other_params_by_its_widths():
         deltas(other, cache, y)
     with pytest.raises(ValueError, match="3 arrays for this 2-layer network, got 2"):
         backward(p, cache[:2], y)
+
+
+def test_an_output_of_exactly_one_half_is_class_0_as_the_estimators_predict():
+    """jbpnn.accuracy counted O = 0.5 as class 1 (O >= 0.5) where BPNNClassifier.predict
+    (scikit-learn's LabelBinarizer: O > 0.5) says class 0, so the estimator's early
+    stopping scored its validation rows unlike its own predict and score."""
+    from jbpnn import accuracy
+    from jbpnn.params import MLP
+
+    p = MLP.from_layers([(np.zeros((2, 1)), np.zeros(1))], "sigmoid", "binary_cross_entropy")
+    X = np.ones((4, 2))
+    assert accuracy(p, X, np.zeros((4, 1))) == 1.0 and accuracy(p, X, np.ones((4, 1))) == 0.0

@@ -1020,3 +1020,40 @@ def test_val_accuracy_is_computed_in_the_params_dtype(x64):
     r = train(p, X, Y, optimizer=sgd(0.5), epochs=1, batch_size=None, X_val=Xv, Y_val=Yv)
     after = np.mean((np.asarray(predict(r.params, Xv)) >= 0.5) == (Yv >= 0.5))  # epoch 1's
     assert float(r.history["val_accuracy"][0]) == after  # exactly a k/20 fraction
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_huge_sample_weights_weigh_as_their_ratios(batch_size):
+    """Weights of 1e30 (their sum far inside float32) made the epoch loss's sum of
+    loss x weight overflow: inf, reported as "diverged" (full batch, where XLA also folded
+    a division back behind the product). Only the ratios matter: the same run as weights 1."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 2))
+    Y = 1e4 * X[:, :1]
+    p = init_params(jax.random.key(0), (2, 4, 1), ("tanh", "identity"), "mse")
+    runs = [
+        train(p, X, Y, sample_weight=np.full(64, w), optimizer=sgd(1e-4), epochs=3,
+              batch_size=batch_size, key=0)
+        for w in (1.0, 1e30)
+    ]  # fmt: skip
+    assert [r.stop_reason for r in runs] == ["max_epochs", "max_epochs"]
+    np.testing.assert_allclose(runs[1].history["loss"], runs[0].history["loss"], rtol=1e-5)
+
+
+def test_targets_whose_squares_overflow_the_dtype_are_refused():
+    """Targets of 1e20 in float32: the loss and evaluate reported inf, train "diverged"
+    at epoch 1 (the estimators refused them already)."""
+    from jbpnn import evaluate, loss
+
+    X = np.ones((8, 2))
+    Y = np.full((8, 1), 1e20)
+    p = init_params(jax.random.key(0), (2, 3, 1), ("tanh", "identity"), "mse")
+    for call in (
+        lambda: loss(p, X, Y),
+        lambda: evaluate(p, X, Y),
+        lambda: train(p, X, Y, optimizer=sgd(0.1), epochs=1),
+    ):
+        with pytest.raises(
+            ValueError, match="whose squares .* overflow the network's dtype float32"
+        ):
+            call()

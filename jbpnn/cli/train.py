@@ -196,6 +196,11 @@ def _load_rows(args: argparse.Namespace) -> _Rows:
 def _split(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: str, part: str) -> Any:
     """``train_test_split``, stratified by class for classification: on the labels' class
     indices, so that numeric labels (a CSV's float column) are stratified as text is."""
+    if len(y) < 2:
+        raise CLIError(
+            f"{len(y)} row left for the {part} split: it needs at least 2 (one on each side); "
+            "give more rows"
+        )
     if task != "classification":
         return train_test_split(X, y, fraction, seed=seed, stratify=False)
     encoder = LabelEncoder().fit(y)
