@@ -224,7 +224,8 @@ def launch(args) -> int:
     start = time.perf_counter()
     port = _free_port()
     tmp = Path(tempfile.mkdtemp(prefix="jbpnn-distributed-"))
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={args.local_devices}")
+    devices = f"--xla_force_host_platform_device_count={args.local_devices}"
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {devices}".strip())
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     procs = []
     for i in range(args.processes):

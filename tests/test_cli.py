@@ -61,7 +61,7 @@ def workdir(tmp_path_factory) -> Path:
     return d
 
 
-def test_train_save_predict_round_trip_with_categorical_target(workdir):
+def test_train_save_predict_round_trip_with_categorical_target(workdir, capsys, monkeypatch):
     out = run(
         "train",
         "--data",
@@ -87,10 +87,11 @@ def test_train_save_predict_round_trip_with_categorical_target(workdir):
     pred = run("predict", "model.npz", "rows.csv", cwd=workdir).stdout.split()
     expected = (workdir / "labels.txt").read_text().split()
     assert pred == expected
-    pred_with_target = run("predict", "model.npz", "flowers.csv", cwd=workdir).stdout.split()
-    assert pred_with_target[:6] == expected
-    run("predict", "model.npz", "rows.csv", "--out", "p.txt", cwd=workdir)
-    assert (workdir / "p.txt").read_text().split() == expected
+    monkeypatch.chdir(workdir)  # the other two in this process (a subprocess each: 2-3 s)
+    rc, out, err = jbpnn(capsys, "predict", "model.npz", "flowers.csv")
+    assert rc == 0 and out.split()[:6] == expected, err
+    rc, out, err = jbpnn(capsys, "predict", "model.npz", "rows.csv", "--out", "p.txt")
+    assert rc == 0 and (workdir / "p.txt").read_text().split() == expected, err
 
 
 @pytest.mark.parametrize(
@@ -104,14 +105,15 @@ def test_train_save_predict_round_trip_with_categorical_target(workdir):
     ],
     ids=["missing", "empty", "ragged", "non-numeric", "single-class"],
 )
-def test_bad_csv_messages(workdir, content, message):
+def test_bad_csv_messages(workdir, content, message, capsys, monkeypatch):
+    # in this process (a subprocess each cost 2-3 s); the process-level behaviour (exit
+    # status, no traceback) has subprocess tests of its own (test_regression_task, ...)
+    monkeypatch.chdir(workdir)
     name = "missing.csv" if content is None else "bad.csv"
     if content is not None:
         (workdir / name).write_text(content)
-    proc = run("train", "--data", name, "--save", "never.npz", cwd=workdir, check=False)
-    assert proc.returncode == 2
-    assert message in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr
+    rc, out, err = jbpnn(capsys, "train", "--data", name, "--save", "never.npz")
+    one_line_error(rc, err, message)
     assert not (workdir / "never.npz").exists()
 
 
@@ -161,9 +163,9 @@ def test_regression_task(workdir):
 @pytest.mark.parametrize(
     "command", ["", "train", "predict", "example", "demo", "gradcheck", "sweep"]
 )
-def test_help(workdir, command):
-    out = run(*([command] if command else []), "--help", cwd=workdir).stdout
-    assert "usage: jbpnn" in out and "example:" in out
+def test_help(command, capsys):
+    rc, out, err = jbpnn(capsys, *([command] if command else []), "--help")
+    assert rc == 0 and "usage: jbpnn" in out and "example:" in out
 
 
 def test_example_prints_the_oracle_values(workdir):
@@ -204,10 +206,10 @@ def test_gradcheck_subcommand_exit_codes(workdir):
 
 
 @pytest.mark.parametrize("args", [(), ("--quick",), ("--help",)])
-def test_bench_subcommand_was_removed_and_says_what_to_run(workdir, args):
-    proc = run("bench", *args, cwd=workdir, check=False)
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.splitlines() == [
+def test_bench_subcommand_was_removed_and_says_what_to_run(args, capsys):
+    rc, out, err = jbpnn(capsys, "bench", *args)
+    assert rc == 2 and out == ""
+    assert err.splitlines() == [
         "jbpnn bench was removed: run `python experiments/bench.py` from a source checkout"
     ]
 

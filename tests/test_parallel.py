@@ -102,8 +102,14 @@ MANY_SCRIPT = textwrap.dedent(
 )
 
 
+def _with_devices(devices: int) -> str:
+    """``XLA_FLAGS`` for a subprocess with ``devices`` CPU devices, keeping the suite's
+    own flags (its fast compile level: these compare meshes within one process)."""
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+
+
 def _run(code: str, devices: int, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    env = dict(os.environ, XLA_FLAGS=_with_devices(devices))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
@@ -238,7 +244,7 @@ def test_processes_called_with_different_arguments_stop_with_both_values_named(t
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     (tmp_path / "worker.py").write_text(DISAGREE)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    env = dict(os.environ, XLA_FLAGS=_with_devices(1))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     procs = [
         subprocess.Popen(
@@ -322,7 +328,7 @@ def test_jit_grad_through_apply_on_explicit_and_auto_meshes_equals_autodiff():
     """The hand-derived VJP inside the user's own jit(grad) with the batch sharded over 4
     CPU devices: on an Explicit mesh its contractions over the batch say where their sums
     live (replicated); params and input gradients equal autodiff of the plain forward."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = dict(os.environ, XLA_FLAGS=_with_devices(4))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     run = subprocess.run(
         [sys.executable, "-c", SHARDED_GRAD], env=env, capture_output=True, text=True, timeout=300
