@@ -170,15 +170,15 @@ class Schedule(NamedTuple):
 
 def constant(lr: Any) -> Schedule:
     """The schedule ``lr_t = lr``."""
-    check_number("lr", lr, low=0.0)
+    _check_range("lr", lr)
     return Schedule("constant", (("lr", lr),))
 
 
 def step_decay(lr: Any, drop: Any = 0.5, every: Any = 10) -> Schedule:
     """The schedule ``lr_t = lr * drop ** floor(t / every)``, ``t`` the update count."""
-    check_number("lr", lr, low=0.0)
-    check_number("drop", drop, low=0.0)
-    check_number("every", every, low=1, integer=True)
+    _check_range("lr", lr)
+    _check_range("drop", drop)
+    _check_range("every", every)
     return Schedule("step_decay", (("lr", lr), ("drop", drop), ("every", every)))
 
 
@@ -188,8 +188,8 @@ def inverse_scaling(lr: Any, power_t: Any = 0.5) -> Schedule:
     ``t`` is the number of updates made so far (scikit-learn counts samples
     seen; with ``batch_size=1`` the two agree).
     """
-    check_number("lr", lr, low=0.0)
-    check_number("power_t", power_t, low=0.0)
+    _check_range("lr", lr)
+    _check_range("power_t", power_t)
     return Schedule("inverse_scaling", (("lr", lr), ("power_t", power_t)))
 
 
@@ -210,12 +210,12 @@ def epoch_inverse_scaling(
     ``count`` is the number of updates made; ``samples_before`` / ``updates_before``
     carry ``t`` and the count of the calls before (a resumed run), as data.
     """
-    check_number("lr", lr, low=0.0)
-    check_number("power_t", power_t, low=0.0)
-    check_number("samples_per_epoch", samples_per_epoch, low=1)
-    check_number("updates_per_epoch", updates_per_epoch, low=1)
-    check_number("samples_before", samples_before, low=0)
-    check_number("updates_before", updates_before, low=0)
+    _check_range("lr", lr)
+    _check_range("power_t", power_t)
+    _check_range("samples_per_epoch", samples_per_epoch)
+    _check_range("updates_per_epoch", updates_per_epoch)
+    _check_range("samples_before", samples_before)
+    _check_range("updates_before", updates_before)
     params: tuple[tuple[str, Any], ...]
     params = (("lr", lr), ("power_t", power_t), ("samples_per_epoch", samples_per_epoch))
     params += (("updates_per_epoch", updates_per_epoch), ("samples_before", samples_before))
@@ -239,7 +239,7 @@ def _lr_spec(lr: Any) -> tuple[Any, dict[str, Any]]:
         return lr.kind, dict(lr.params)
     if callable(lr):
         return lr, {}
-    check_number("lr", lr, low=0.0)
+    _check_range("lr", lr)
     return "constant", {"lr": lr}
 
 
@@ -655,8 +655,8 @@ class Optimizer:
 
 def _build(name: str, lr: Any, weight_decay: Any, alpha: Any, options: dict, hp: dict) -> Optimizer:
     schedule, lr_hp = _lr_spec(lr)
-    check_number("weight_decay", weight_decay, low=0.0)
-    check_number("alpha", alpha, low=0.0)
+    _check_range("weight_decay", weight_decay)
+    _check_range("alpha", alpha)
     decay, l2 = _is_on(weight_decay), _is_on(alpha)
     hp = {**lr_hp, **hp}
     if decay:
@@ -719,7 +719,7 @@ def momentum(
         raise ValueError(
             f"unknown momentum variant {variant!r}; expected one of {list(MOMENTUM_VARIANTS)}"
         )
-    check_number("m", m, low=0.0, high=1.0)
+    _check_range("m", m)
     return _build("momentum", lr, weight_decay, alpha, {"variant": variant}, {"m": m})
 
 
@@ -744,9 +744,9 @@ def adam(
         weight_decay: L2 coefficient added to the gradient (not AdamW's decoupled decay).
         alpha: scikit-learn's L2 on the weights only, per batch (see :func:`sgd`).
     """
-    check_number("b1", b1, low=0.0, high=1.0)
-    check_number("b2", b2, low=0.0, high=1.0)
-    check_number("eps", eps, low=0.0)
+    _check_range("b1", b1)
+    _check_range("b2", b2)
+    _check_range("eps", eps)
     if isinstance(eps, numbers.Real) and eps == 0:  # 0 / (sqrt(0) + 0) for a zero gradient
         raise ValueError(
             "eps must be > 0: a weight whose gradient is exactly 0 (a feature of zeros, a dead "
@@ -771,10 +771,10 @@ def rprop(
     As in ``trainrp``, the first gradient counts as its own predecessor, so the first
     step is ``delta0 * delta_inc`` where ``g != 0``.
     """
-    check_number("delta0", delta0, low=0.0)
-    check_number("delta_inc", delta_inc, low=1.0)
-    check_number("delta_dec", delta_dec, low=0.0, high=1.0)
-    check_number("delta_max", delta_max, low=0.0)
+    _check_range("delta0", delta0)
+    _check_range("delta_inc", delta_inc)
+    _check_range("delta_dec", delta_dec)
+    _check_range("delta_max", delta_max)
     hp = {"delta0": delta0, "delta_inc": delta_inc, "delta_dec": delta_dec, "delta_max": delta_max}
     return Optimizer("rprop", {}, hp)
 
@@ -805,7 +805,7 @@ def levenberg_marquardt(
     the weights' entries, 0 on the biases'.
     """
     hp = _marquardt_hyperparams(mu, mu_dec, mu_inc, mu_max, min_grad)
-    check_number("alpha", alpha, low=0.0)
+    _check_range("alpha", alpha)
     if not _is_on(alpha):
         return Optimizer("lm", {}, hp)
     return Optimizer("lm", {"alpha": True}, {**hp, "alpha": alpha})
@@ -909,11 +909,11 @@ def _marquardt_hyperparams(
     mu: Any, mu_dec: Any, mu_inc: Any, mu_max: Any, min_grad: Any
 ) -> dict[str, Any]:
     """The checked hyperparameters of lm and br (MATLAB's names)."""
-    check_number("mu", mu, low=0.0)
-    check_number("mu_dec", mu_dec, low=0.0, high=1.0)
-    check_number("mu_inc", mu_inc, low=1.0)
-    check_number("mu_max", mu_max, low=0.0)
-    check_number("min_grad", min_grad, low=0.0)
+    _check_range("mu", mu)
+    _check_range("mu_dec", mu_dec)
+    _check_range("mu_inc", mu_inc)
+    _check_range("mu_max", mu_max)
+    _check_range("min_grad", min_grad)
     for name, value in (("mu", mu), ("mu_dec", mu_dec)):
         if isinstance(value, numbers.Real) and value <= 0:
             raise ValueError(f"{name} must be > 0, got {value!r}")
@@ -960,15 +960,15 @@ def lbfgs(
     """
     if isinstance(history, bool) or not isinstance(history, numbers.Integral) or history < 1:
         raise ValueError(f"history must be an integer >= 1 (pairs kept), got {history!r}")
-    check_number("max_linesearch", max_linesearch, low=1, integer=True)
-    check_number("c1", c1, low=0.0, high=1.0)
-    check_number("c2", c2, low=0.0, high=1.0)
+    _check_range("max_linesearch", max_linesearch)
+    _check_range("c1", c1)
+    _check_range("c2", c2)
     if all(isinstance(c, numbers.Real) for c in (c1, c2)) and not 0 < c1 < c2:
         raise ValueError(f"the Wolfe constants need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
-    check_number("gtol", gtol, low=0.0)
-    check_number("ftol", ftol, low=0.0)
-    check_number("max_fun", max_fun, low=1, integer=True)
-    check_number("alpha", alpha, low=0.0)
+    _check_range("gtol", gtol)
+    _check_range("ftol", ftol)
+    _check_range("max_fun", max_fun)
+    _check_range("alpha", alpha)
     hp = {"max_linesearch": max_linesearch, "c1": c1, "c2": c2}
     hp.update(gtol=gtol, ftol=ftol, max_fun=max_fun)
     l2 = _is_on(alpha)
@@ -1012,7 +1012,7 @@ def with_loss_penalty(optimizer: Optimizer, loss_alpha: Any) -> Optimizer:
     L2 term, ``(loss_alpha / 2) |W|^2 / n_batch`` on each batch's loss before its update,
     as scikit-learn's ``loss_curve_`` does. The updates are unchanged (the gradient's
     term is ``alpha``'s); ``loss_alpha`` is a hyperparameter (data)."""
-    check_number("loss_alpha", loss_alpha, low=0.0)
+    _check_range("loss_alpha", loss_alpha)
     options = {**optimizer.options, "loss_alpha": True}
     return Optimizer(optimizer.name, options, {**optimizer.hyperparams, "loss_alpha": loss_alpha})
 
@@ -1049,9 +1049,9 @@ def get_optimizer(name: str, **hparams: Any) -> Optimizer:
     return factory(**hparams)
 
 
-# The ranges the factories check each hyperparameter against, by name: (low, high, integer),
-# ``low <= value < high``. Values given later (``Optimizer.replace``, ``set_hyperparams``)
-# meet the same rules.
+# Each hyperparameter's range, by name: (low, high, integer), ``low <= value < high``. The
+# one table: the factories check against it, and so do values given later
+# (``Optimizer.replace``, ``set_hyperparams``).
 _RANGES: dict[str, tuple[float, float | None, bool]] = {
     **dict.fromkeys(
         ("lr", "drop", "power_t", "weight_decay", "alpha", "loss_alpha"), (0.0, None, False)
@@ -1063,6 +1063,12 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     **dict.fromkeys(("samples_per_epoch", "updates_per_epoch"), (1.0, None, False)),
     **dict.fromkeys(("every", "max_linesearch", "max_fun"), (1.0, None, True)),
 }
+
+
+def _check_range(name: str, value: Any) -> None:
+    """:func:`jbpnn.checks.check_number` with ``name``'s range from the table."""
+    low, high, integer = _RANGES[name]
+    check_number(name, value, low, high, integer=integer)
 
 
 def check_hyperparam_values(
