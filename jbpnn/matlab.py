@@ -41,6 +41,9 @@ from jbpnn.training import train
 
 __all__ = ["TRAIN_FCNS", "FitResult", "MapMinMax", "dividerand", "feedforwardnet", "mapminmax"]
 
+# trainParam.min_grad's defaults (MATLAB's documentation), on MATLAB's gradient
+_MATLAB_MIN_GRAD = {"trainlm": 1e-7, "trainbr": 1e-10}
+
 # MATLAB's training functions -> (jbpnn optimizer, its arguments, whether it validates)
 TRAIN_FCNS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "trainlm": ("lm", {}, True),
@@ -120,8 +123,10 @@ def dividerand(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MATLAB's ``dividerand``: row indices of a random train / validation / test split.
 
-    The ratios are normalised by their sum, as MATLAB does; each part gets its rounded
-    share, the test part the rest.
+    The ratios are normalised by their sum, and the sizes are MATLAB's: validation and test
+    get their share rounded (half away from zero, MATLAB's ``round``), training the rest
+    (5 rows: 3 / 1 / 1; 2 rows: 2 / 0 / 0). Which rows go where comes from NumPy's
+    generator, not MATLAB's.
     """
     check_int("n", n, 1)
     ratios = {"train_ratio": train_ratio, "val_ratio": val_ratio, "test_ratio": test_ratio}
@@ -131,8 +136,13 @@ def dividerand(
         raise ValueError(f"train_ratio must be > 0, got {train_ratio}")
     shares = np.asarray(list(ratios.values()), np.float64) / sum(ratios.values())
     order = np.random.default_rng(check_seed("seed", seed)).permutation(n)
-    n_train = max(1, int(round(shares[0] * n)))
-    n_val = int(round(shares[1] * n))
+    n_val, n_test = (int(np.floor(share * n + 0.5)) for share in shares[1:])
+    n_train = n - n_val - n_test
+    if n_train < 1:
+        raise ValueError(
+            f"dividerand({n}) with ratios {tuple(ratios.values())} leaves no training rows "
+            f"({n_val} validation, {n_test} test); give more rows or a larger train_ratio"
+        )
     return (
         np.sort(order[:n_train]),
         np.sort(order[n_train : n_train + n_val]),
@@ -240,9 +250,22 @@ def feedforwardnet(
     train_ind, val_ind, test_ind = dividerand(len(xs), *ratios, seed=seed)
     if not validates:  # trainbr: no early stopping, the validation rows train too
         train_ind, val_ind = np.sort(np.concatenate([train_ind, val_ind])), val_ind[:0]
-    for key, value in (("min_grad", min_grad), ("mu", mu)):
-        if value is not None:
-            kwargs = {**kwargs, key: value}
+    k = ts.shape[1]  # E = 1/2 mean_n sum_k e^2 = (k / 2) mse: MATLAB's units to E's
+    if name in ("lm", "br"):
+        # MATLAB tests min_grad on its own gradient: trainlm's |d mse/dx| = 2 |J^T e| /
+        # (n k), trainbr's of the sse, 2 |J^T e|; jbpnn's grad_norm is |J^T e| / n
+        n = len(train_ind)
+        given = _MATLAB_MIN_GRAD[train_fcn] if min_grad is None else min_grad
+        kwargs = {**kwargs, "min_grad": given * k / 2 if name == "lm" else given / (2 * n)}
+    elif min_grad is not None:  # the other functions have none: refused by name below
+        kwargs = {**kwargs, "min_grad": min_grad}
+    if mu is not None:
+        kwargs = {**kwargs, "mu": mu}
+    if name in ("sgd", "momentum"):
+        # MATLAB steps along -lr d(mse)/dx; d E/dx is k/2 of it. traingdm's step is
+        # mc dX + (1 - mc) lr g, jbpnn's momentum m v - lr g: the same with lr (1 - mc)
+        scale = 2 / k * (1 - kwargs.get("m", 0.0))
+        kwargs = {**kwargs, "lr": kwargs["lr"] * scale}
     optimizer = get_optimizer(name, **kwargs)
     sizes = (xs.shape[1], *hidden, ts.shape[1])
     params = init_params(seed, sizes, ("tanh",) * len(hidden) + ("identity",), "mse", "glorot")
@@ -264,7 +287,6 @@ def feedforwardnet(
         state = init_state(params, optimizer, config)
         v0 = host_or_device(loss(params, xs[val_ind], ts[val_ind]), params.dtype)
         start = state._replace(best_val=v0)
-    k = ts.shape[1]  # E = 1/2 mean_n sum_k e^2 = (k / 2) mse: MATLAB's goal in E's units
     result = train(
         start,
         xs[train_ind],

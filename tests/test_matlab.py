@@ -36,9 +36,48 @@ def test_dividerand_is_a_random_partition_in_matlabs_ratios():
     again = dividerand(100, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
     assert not np.array_equal(tr, dividerand(100, seed=4)[0])
-    assert [len(p) for p in dividerand(10, 2, 1, 1)] == [5, 2, 3]  # ratios normalised
+    assert [len(p) for p in dividerand(10, 2, 1, 1)] == [4, 3, 3]  # normalised; 2.5 -> 3
     with pytest.raises(ValueError, match="train_ratio must be > 0"):
         dividerand(10, 0, 1, 1)
+    # MATLAB's sizes: validation and test rounded half away from zero, training the rest
+    # (jbpnn rounded the training share and gave the test part the rest: 5 rows 4/1/0)
+    matlab = {
+        2: (2, 0, 0),
+        3: (3, 0, 0),
+        5: (3, 1, 1),
+        10: (6, 2, 2),
+        30: (20, 5, 5),
+        50: (34, 8, 8),
+    }
+    for n, sizes in matlab.items():
+        assert tuple(len(p) for p in dividerand(n)) == sizes, n
+    with pytest.raises(ValueError, match="leaves no training rows"):
+        dividerand(4, 0.01, 0.5, 0.5)
+
+
+def test_train_params_in_matlabs_units():
+    """min_grad went to jbpnn unchanged, tested on |J^T e| / n: trainlm stopped at twice
+    MATLAB's gradient (one output), trainbr at 2n times (sse); traingd / traingdm stepped
+    k/2 of MATLAB's (E = k/2 mse) and traingdm 1/(1 - mc) of it (no (1 - mc) factor)."""
+    x, t = _data()
+    t2 = np.column_stack([t, -t])
+    for fcn, targets, expected in (
+        ("trainlm", t, lambda n, k: 1e-5 * k / 2),
+        ("trainlm", t2, lambda n, k: 1e-5 * k / 2),
+        ("trainbr", t, lambda n, k: 1e-5 / (2 * n)),
+    ):
+        fit = feedforwardnet(x, targets, 4, fcn, epochs=1, min_grad=1e-5)
+        n, k = len(fit.train_ind), np.shape(targets)[-1] if np.ndim(targets) > 1 else 1
+        assert fit.result.optimizer.hyperparams["min_grad"] == pytest.approx(expected(n, k))
+    default = feedforwardnet(x, t, 4, "trainbr", epochs=1)  # MATLAB's trainbr default 1e-10
+    assert default.result.optimizer.hyperparams["min_grad"] == pytest.approx(
+        1e-10 / (2 * len(default.train_ind))
+    )
+    assert feedforwardnet(x, t, 4, "traingd", epochs=1).result.optimizer.hyperparams[
+        "lr"
+    ] == pytest.approx(0.01 * 2)
+    gdm = feedforwardnet(x, t2, 4, "traingdm", epochs=1).result.optimizer.hyperparams
+    assert gdm["lr"] == pytest.approx(0.01 * (2 / 2) * (1 - 0.9)) and gdm["m"] == 0.9
 
 
 def test_trainlm_fits_with_validation_stopping_in_the_targets_units():
