@@ -17,8 +17,10 @@ folder and caches every program:
   (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.update``), jbpnn changes nothing;
 - safe: a folder that cannot be created or written (read-only, a file in the
   way), or no home directory to put it in, leaves the cache off, silently; two
-  processes may share one folder (JAX writes an entry only once, and an entry read
-  while another process is still writing it fails its checksum and is compiled again).
+  processes may share one folder (JAX writes an entry only once; an entry read while
+  another process is still writing it, or one cut short by a full disk or a killed
+  writer, fails to decompress and the program is compiled again, with a JAX warning;
+  JAX does not replace such an entry: delete the folder to clear the warnings).
 
 Once on, the setting is JAX's and holds for the whole process, so your own
 programs are cached there too. The folder is not pruned: delete it to reclaim the
@@ -104,9 +106,19 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     """
     if _env_disabled():
         return None
+    if path is not None and str(path) == "":  # Path("") is the working folder
+        raise ValueError(
+            "enable_compilation_cache got an empty path; give a folder, or None for the "
+            "per-user one"
+        )
     folder = Path(path).expanduser().absolute() if path is not None else cache_dir()
     if folder is None or not _writable(folder):
         return None
+    if "thresholds" not in _state:  # JAX's own, for disable_compilation_cache to restore
+        _state["thresholds"] = (
+            jax.config.jax_persistent_cache_min_compile_time_secs,  # type: ignore[attr-defined]
+            jax.config.jax_persistent_cache_min_entry_size_bytes,  # type: ignore[attr-defined]
+        )
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -141,3 +153,7 @@ def disable_compilation_cache() -> None:
     if folder is not None and jax.config.jax_compilation_cache_dir == str(folder):  # type: ignore[attr-defined]
         jax.config.update("jax_compilation_cache_dir", None)
         _jax_cache.reset_cache()  # else JAX keeps writing to the cache it opened
+        if "thresholds" in _state:  # JAX's own again: a folder set later caches as JAX does
+            seconds, size = _state.pop("thresholds")
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", seconds)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", size)

@@ -869,6 +869,11 @@ def test_progress_line_shows_rate_and_eta_and_shrinks():
     assert len(narrow) <= 30 and narrow.startswith("epoch 6/300")
     bar(infos[-1])
     assert "done: no_validation_improvement" in bar._line(60)
+    # train_many's running count goes before the stop reason (it cut the reason off)
+    many = ProgressBar(10, __import__("io").StringIO(), use_tqdm=False, networks=256)
+    many({"epoch": 10, "epochs": 10, "loss": 0.5, "running": 3, "elapsed": 1.0})
+    many.close(10, "max_epochs")
+    assert many._line(30) == "epoch 10/10  done: max_epochs"
     # a shorter line after a longer one is padded over the old characters
     long_len = bar._shown
     bar._draw("x")

@@ -580,3 +580,51 @@ def test_finite_check_reads_small_accelerator_arrays_on_the_host():
     assert checks._read_on_host(OnGpu(checks.HOST_CHECK_BYTES))
     assert not checks._read_on_host(OnGpu(checks.HOST_CHECK_BYTES + 1))
     assert checks._read_on_host(jnp.zeros(3 * checks.HOST_CHECK_BYTES, jnp.uint8))  # the CPU
+
+
+def test_the_command_line_leaves_a_cache_the_user_set_alone(capsys, tmp_path, monkeypatch):
+    """jbpnn's command turned its own folder on over a JAX_COMPILATION_CACHE_DIR the user
+    had set (the library's train left it alone, as documented)."""
+    from jbpnn import cli
+
+    before = jax.config.jax_compilation_cache_dir
+    assert before  # the suite's session cache: a folder set before jbpnn runs
+    monkeypatch.delenv("JBPNN_NO_CACHE", raising=False)
+    monkeypatch.setenv("JBPNN_CACHE_DIR", str(tmp_path / "jbpnn"))
+    monkeypatch.setattr(
+        compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
+    )
+    try:
+        assert cli.main(["example", "--which", "textbook"]) == 0
+        assert jax.config.jax_compilation_cache_dir == before
+        assert not (tmp_path / "jbpnn").exists()
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+    capsys.readouterr()
+
+
+def test_disabling_restores_jaxs_thresholds_and_an_empty_path_is_refused(tmp_path, monkeypatch):
+    """disable_compilation_cache after jbpnn turned the cache on left JAX's thresholds at
+    0 (a folder set later cached every program); enable_compilation_cache("") cached into
+    the working folder."""
+    names = (
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    saved = [getattr(jax.config, n) for n in names] + [jax.config.jax_compilation_cache_dir]
+    monkeypatch.delenv("JBPNN_NO_CACHE", raising=False)
+    monkeypatch.setattr(
+        compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
+    )
+    try:
+        jax.config.update(names[0], 1.0)
+        jax.config.update(names[1], 0)
+        assert compilation_cache.enable_compilation_cache(tmp_path / "c") == tmp_path / "c"
+        assert getattr(jax.config, names[0]) == 0.0
+        compilation_cache.disable_compilation_cache()
+        assert [getattr(jax.config, n) for n in names] == [1.0, 0]
+        with pytest.raises(ValueError, match="got an empty path"):
+            compilation_cache.enable_compilation_cache("")
+    finally:
+        for n, v in zip((*names, "jax_compilation_cache_dir"), saved):
+            jax.config.update(n, v)

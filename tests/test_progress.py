@@ -208,3 +208,32 @@ def test_train_progress_fits_the_terminal_it_is_drawn_on(flowers):
     epochs, reason = _stopped(out)
     final = [line for line in screen.lines if line.strip()][-1]
     assert f"epoch {epochs}/300" in final and reason in final, final
+
+
+def test_a_bar_on_a_closed_or_full_stderr_lets_the_run_go_on():
+    """Drawing on a closed stderr (2>&-: EBADF) or a full device (ENOSPC) raised OSError
+    in the bar's first draw: the run died with exit 1 and wrote nothing."""
+    from jbpnn.cli.progress import ProgressBar
+
+    class Dead:
+        def write(self, text):
+            raise OSError(9, "Bad file descriptor")
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+        def isatty(self):
+            return False
+
+    bar = ProgressBar(5, Dead(), use_tqdm=False)
+    bar(
+        {
+            "epoch": 1,
+            "epochs": 5,
+            "loss": 0.5,
+            "val_loss": None,
+            "elapsed": 0.1,
+            "stop_reason": None,
+        }
+    )
+    bar.close(5, "max_epochs")

@@ -54,7 +54,7 @@ from jbpnn.cli.base import (
 )
 from jbpnn.cli.imports import IMPORTING_COMMANDS, add_import_argument, import_modules
 from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
-from jbpnn.compilation_cache import enable_compilation_cache
+from jbpnn.compilation_cache import default_compilation_cache
 
 __all__ = [
     "BENCH_REMOVED",
@@ -234,7 +234,7 @@ def _run(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    enable_compilation_cache()
+    default_compilation_cache()  # the per-user folder, unless the user set JAX's own
     try:
         status = args.func(args)
         check_interrupted()  # a Ctrl-C that a callback swallowed: still 130

@@ -44,12 +44,12 @@ def _seconds(s: float) -> str:
 
 
 # What a narrow terminal loses first (see ProgressBar._line).
-_DROP_ORDER = ("ETA ", "epoch/s", "val ", "time", "loss ")
+_DROP_ORDER = ("ETA ", "epoch/s", "val ", "time", "loss ", "running")
 
 
 def _dropped(field: str, prefix: str) -> bool:
-    if prefix == "epoch/s":
-        return field.endswith(" epoch/s")
+    if prefix in ("epoch/s", "running"):  # "3.2 epoch/s", "3/256 running"
+        return field.endswith(f" {prefix}")
     if prefix == "time":
         return field[:1].isdigit() and field[-1:] in "sm" and " " not in field
     return field.startswith(prefix)
@@ -146,7 +146,8 @@ class ProgressBar:
         """The line to show, at most ``width`` characters (default: the terminal's less 1).
 
         When it does not fit, the bar goes first, then the ETA, the rate, the
-        validation loss, the time and the loss: the epoch and the stop reason stay.
+        validation loss, the time, the loss and the networks running: the epoch and the
+        stop reason stay (cut at the width where even they do not fit).
         """
         epoch = 0 if self.info is None else self.info["epoch"]
         if width is None:
@@ -177,8 +178,8 @@ class ProgressBar:
         try:
             self.stream.write(f"\r{line}{pad}{end}")
             self.stream.flush()
-        except (BrokenPipeError, ValueError):  # stderr closed: nobody is watching
-            pass
+        except (OSError, ValueError):  # stderr closed (2>&-), full, a broken pipe: nobody
+            pass  # is watching, and the run goes on without its bar
         self._shown = 0 if end else len(line)
 
     def __call__(self, info: dict[str, Any]) -> None:
