@@ -1289,15 +1289,17 @@ def _progress_info(
 
 
 def print_progress(info: dict[str, Any]) -> None:
-    """A ``progress`` callback for :func:`train` that prints one line per chunk."""
+    """A ``progress`` callback that prints one line per chunk: for :func:`train` the
+    epoch, loss and validation loss; for :func:`jbpnn.many.train_many` (whose dicts have
+    no loss, one per network) the epoch and the networks still running."""
+    epoch = f"epoch {info['epoch']:>{len(str(info['epochs']))}}/{info['epochs']}"
+    if "loss" not in info:  # train_many's: epoch, epochs, running, elapsed
+        print(f"{epoch}  running {info['running']}  {info['elapsed']:.1f} s", flush=True)
+        return
     val = f"  val_loss {info['val_loss']:.6g}" if info.get("val_loss") is not None else ""
     done = f"  ({info['stop_reason']})" if info.get("stop_reason") else ""
     loss = info["loss"] if info["loss"] is not None else math.nan
-    print(
-        f"epoch {info['epoch']:>{len(str(info['epochs']))}}/{info['epochs']}  "
-        f"loss {loss:.6g}{val}  {info['elapsed']:.1f} s{done}",
-        flush=True,
-    )
+    print(f"{epoch}  loss {loss:.6g}{val}  {info['elapsed']:.1f} s{done}", flush=True)
 
 
 # ---------------------------------------------------------------- helpers

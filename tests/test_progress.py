@@ -237,3 +237,26 @@ def test_a_bar_on_a_closed_or_full_stderr_lets_the_run_go_on():
         }
     )
     bar.close(5, "max_epochs")
+
+
+def test_print_progress_takes_train_manys_dicts_too(capsys):
+    """print_progress with train_many raised a bare KeyError 'loss' (its dicts have none)."""
+    from jbpnn.many import InitSpec, train_many
+    from jbpnn.training import print_progress
+
+    X = np.zeros((16, 2), np.float32)
+    Y = np.zeros((16, 1), np.float32)
+    spec = InitSpec((2, 3, 1), "tanh", "mse")
+    train_many(
+        spec,
+        X,
+        Y,
+        seeds=[0, 1],
+        hparams={"lr": 0.1},
+        epochs=4,
+        batch_size=8,
+        progress=print_progress,
+        history_chunk=2,
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and lines[-1].startswith("epoch 4/4  running ")
