@@ -372,6 +372,12 @@ def check_weights(name: str, w: Any) -> None:
     raise ValueError(f"{name} must be finite and >= 0 with a positive sum; got {found}")
 
 
+@jax.jit
+def _global_sum(w: jax.Array) -> jax.Array:
+    """The sum of a global array's every row (one program, compiled once per shape)."""
+    return jnp.sum(w.astype(jnp.float32))
+
+
 def _check_global_weights(name: str, w: jax.Array) -> None:
     """:func:`check_weights` of a global array over several processes: each process
     checks the rows it holds, and the positive sum is the whole array's (one small
@@ -382,7 +388,7 @@ def _check_global_weights(name: str, w: jax.Array) -> None:
             f"{name} must be finite and >= 0 with a positive sum; got values from "
             f"{np.min(a):g} to {np.max(a):g} in this process's rows"
         )
-    total = float(jax.jit(lambda v: jnp.sum(v.astype(jnp.float32)))(w))
+    total = float(_global_sum(w))
     if not total > 0:
         raise ValueError(
             f"{name} must be finite and >= 0 with a positive sum; got sum {total:g} "
