@@ -936,9 +936,16 @@ class _BPNNBase(BaseEstimator):
                 start, key = params, order_seed
             else:
                 # coefs_ set by hand, a new activation, or early stopping's best epoch (the
-                # state holds the last epoch's network): they take effect, as scikit-learn's
+                # state holds the last epoch's network): they take effect, as scikit-learn's.
+                # The best epoch's network goes on with its early-stopping record (best
+                # score, epochs without improvement), as scikit-learn's warm start keeps
+                # _best_coefs, best_validation_score_ and _no_improvement_count
                 if params is not state.params:
-                    state = state._replace(params=params, best_params=None)
+                    best = state.best_params
+                    kept = best is not None and _same_weights(
+                        best, [lay.w for lay in params.layers], [lay.b for lay in params.layers]
+                    )
+                    state = state._replace(params=params, best_params=params if kept else None)
                     state = _renamed(state, params.activations)
                 start, key = state._replace(stop=jax.device_put(np.int32(RUNNING))), None
                 count_before = int(np.max(np.asarray(getattr(state.opt_state, "count", 0))))
@@ -1085,7 +1092,10 @@ class _BPNNBase(BaseEstimator):
             # scikit-learn's: the largest score so far (NaN never counts), the same numbers
             scores = [v for v in self.validation_scores_ if not np.isnan(v)]
             self.best_validation_score_ = max(scores) if scores else -np.inf
-        else:
+        else:  # scikit-learn's: no validation scores without early stopping (an earlier
+            # fit's are dropped, as its best_loss_ covers this fit too)
+            self.validation_scores_ = self.best_validation_score_ = None
+            self.validation_loss_curve_ = None
             finite = [v for v in self.loss_curve_ if np.isfinite(v)]
             self.best_loss_ = float(min(finite)) if finite else float("nan")
         # writable copies in the network's dtype; assigning other values makes them the

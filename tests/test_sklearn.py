@@ -220,6 +220,30 @@ def test_warm_start_and_partial_fit_resume_the_core_state(digits):
         BPNNClassifier(early_stopping=True).partial_fit(X, y, classes=np.unique(y))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_after_early_stopping_keeps_its_record_as_scikit_learn(digits):
+    # scikit-learn's warm fit keeps _best_coefs, best_validation_score_ and the count of
+    # epochs without improvement: a second fit of a run that stopped stops after one epoch
+    # on the overall best weights (jbpnn's restarted the record: 6 more epochs, and coefs_
+    # scoring 0.79 where best_validation_score_ said 0.875)
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.3, momentum=0.9,
+              batch_size=16, early_stopping=True, n_iter_no_change=3, max_iter=200,
+              warm_start=True, random_state=0)  # fmt: skip
+    est = BPNNClassifier(**kw).fit(X, y)
+    assert est.stop_reason_ == "no_validation_improvement"
+    first_best, first = est.best_validation_score_, [c.copy() for c in est.coefs_]
+    est.fit(X, y)
+    assert est.n_iter_ == 1 and est.stop_reason_ == "no_validation_improvement"
+    assert est.best_validation_score_ == first_best == max(est.validation_scores_)
+    for a, b in zip(est.coefs_, first):  # the best epoch is still the first fit's
+        assert_array_equal(a, b)
+    # without early stopping now: no validation scores (scikit-learn: None), best_loss_ set
+    est.set_params(early_stopping=False, max_iter=2).fit(X, y)
+    assert est.validation_scores_ is None and est.best_validation_score_ is None
+    assert est.best_loss_ == min(est.loss_curve_)
+
+
 @pytest.mark.parametrize(
     "solver, bad",
     [
