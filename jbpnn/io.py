@@ -508,6 +508,7 @@ def _state_template(params: MLP, structure: Mapping[str, Any]) -> TrainState:
         watch_weight_change="max_weight_change" in keys,
         early_stopping=bool(structure["best_params"]),
         has_validation="val_loss" in keys,
+        monitor="val_r2" if "val_r2" in keys else "val_loss",  # val_r2 is recorded then
         history_chunk=int(structure["history"]["chunk"]),
         optimizer_history=shape_only.history_keys,  # lm: mu, grad_norm; br: and gamma
     )

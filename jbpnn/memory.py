@@ -144,8 +144,9 @@ def estimate_memory(
         shapes = jax.eval_shape(optimizer.init, template)
         state_items = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
     history_len = int(epochs) if history_chunk is None else int(history_chunk)
-    # loss, a weight-change slot (an over-estimate when that rule is off), validation
-    n_keys = 2 + (2 if n_val else 0) + len(getattr(optimizer, "history_keys", ()))
+    # loss, a weight-change slot (an over-estimate when that rule is off), validation's
+    # loss, accuracy and an R^2 slot (monitor="val_r2"; an over-estimate otherwise)
+    n_keys = 2 + (3 if n_val else 0) + len(getattr(optimizer, "history_keys", ()))
     batch = n_examples if batch_size is None else min(int(batch_size), n_examples)
     data = (n_examples + n_val) * (template.n_in + template.n_out)
     parts = {

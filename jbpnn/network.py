@@ -55,6 +55,7 @@ from jbpnn.tangents import tangents
 __all__ = [
     "GradFn",
     "accuracy_kernel",
+    "r2_kernel",
     "apply",
     "backward",
     "batch_gradient",
@@ -271,6 +272,28 @@ def accuracy_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None
     if sample_weight is None:
         return jnp.mean(right)
     return jnp.sum(sample_weight * right) / jnp.sum(sample_weight)
+
+
+def r2_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
+    """Unchecked, traceable coefficient of determination of the outputs, per output unit
+    and averaged: scikit-learn's ``r2_score(Y, O, sample_weight, multioutput=
+    "uniform_average")``, what ``MLPRegressor`` scores its validation split with::
+
+        R^2 = mean_k (1 - SSE_k / SST_k),  SSE_k = sum_n s_n (T_nk - O_nk)^2,
+                                           SST_k = sum_n s_n (T_nk - Tbar_k)^2
+
+    (``Tbar_k`` the weighted mean). An output whose targets are constant (``SST_k = 0``)
+    scores 1 if it is fitted exactly, else 0 (scikit-learn's ``force_finite``).
+    """
+    out = predict_kernel(params, X)
+    s = jnp.ones(X.shape[0], out.dtype) if sample_weight is None else sample_weight
+    T = Y.astype(out.dtype)
+    mean = (s @ T) / jnp.sum(s)
+    sse = s @ (T - out) ** 2
+    sst = s @ (T - mean) ** 2
+    safe = jnp.where(sst > 0, sst, 1)
+    r2 = jnp.where(sst > 0, 1 - sse / safe, jnp.where(sse == 0, 1.0, 0.0).astype(out.dtype))
+    return jnp.mean(r2)
 
 
 def _per_example_grads_kernel(params: MLP, X: Array, Y: Array) -> MLP:

@@ -57,9 +57,9 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
   ``loss_tol=tol`` (scikit-learn stops once its count exceeds ``n_iter_no_change``);
   with it, ``n_iter_no_change + 1`` epochs on the validation split, watching the
   accuracy (``monitor="val_accuracy"``, subset accuracy for multilabel) for the
-  classifier and the variance-weighted R^2 for the regressor (the core watches the
-  validation loss with ``tol`` converted, which is exactly the rule on that R^2; its
-  R^2 for one output), both weighted by the split's sample weights as scikit-learn's.
+  classifier and the R^2 for the regressor (``monitor="val_r2"``: ``r2_score``'s
+  uniform average over the outputs, as ``MLPRegressor``), both weighted by the split's
+  sample weights as scikit-learn's.
   ``learning_rate="adaptive"`` (sgd) is the core's ``lr_factor=0.2, min_lr=1e-6``: a
   plateau divides the learning rate by 5 until it is at most 1e-6.
   ``validation_scores_`` are exact fractions ``right / n`` without sample weights, and
@@ -1413,28 +1413,13 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
     def _curve_scale(self, n_out: int) -> float:
         return 1.0 / n_out  # scikit-learn's squared_error averages over the outputs
 
-    @staticmethod
-    def _total_variance(val: _ValSet) -> float:
-        """sum_k of the (sample-weighted) variance of output k on the validation split."""
-        Y = np.asarray(val.Y, np.float64)
-        mean = np.average(Y, axis=0, weights=val.w)
-        return float(np.sum(np.average((Y - mean) ** 2, axis=0, weights=val.w)))
-
-    def _validation_tol(self, s: _Settings, val: _ValSet | None) -> float:
-        # R^2_vw = 1 - 2 val_loss / sum_k var_k: an R^2 gain of tol is a val_loss drop of
-        # tol * sum_k var_k / 2 (weighted mean and variances with sample weights).
-        assert val is not None  # called with early stopping, which splits one off
-        total = self._total_variance(val)
-        if total == 0:  # a constant target: R^2 is 0 unless the fit is exact (scikit-learn's
-            return float(np.finfo(np.float32).max)  # r2_score), so no epoch gains tol
-        return s.tol * total / 2
+    _monitor = "val_r2"  # MLPRegressor's validation score: r2_score, uniform average
 
     def _validation_scores(self, run: TrainResult, val: _ValSet) -> list[float]:
-        total = self._total_variance(val)
-        val_loss = np.asarray(run.history["val_loss"], np.float64)
-        if total == 0:
-            return np.where(val_loss == 0, 1.0, 0.0).tolist()
-        return (1 - 2 * val_loss / total).tolist()
+        """The core's R^2 per epoch (:func:`jbpnn.network.r2_kernel`): scikit-learn's
+        ``r2_score`` of the validation split with its sample weights, averaged uniformly
+        over the outputs (a constant output scores 0, or 1 if fitted exactly)."""
+        return np.asarray(run.history["val_r2"], np.float64).tolist()
 
     def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
         """Every row's targets, shape ``(n, n_outputs)``."""

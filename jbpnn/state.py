@@ -54,7 +54,8 @@ class TrainConfig(NamedTuple):
         shuffle: a new order every epoch.
         watch_weight_change: the article's rule 1 is on (max ``|delta w|`` is measured).
         early_stopping: ``n_iter_no_change`` is on (the best params are kept).
-        monitor: what early stopping watches: ``"val_loss"`` or ``"val_accuracy"``.
+        monitor: what early stopping watches: ``"val_loss"``, ``"val_accuracy"`` or
+            ``"val_r2"`` (which adds ``val_r2`` to the history).
         watch_loss: ``loss_patience`` is on (the training-loss plateau rule).
         reduce_lr: a plateau reduces the learning rate (``lr_factor``) before stopping.
         has_validation: validation data is given (``val_loss``, ``val_accuracy``).
@@ -90,7 +91,8 @@ class TrainConfig(NamedTuple):
         """The history's keys in this run, in order: ``loss``, then what the rules and the
         optimizer add (see :class:`TrainResult`'s ``history``)."""
         keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
-        keys += ("val_loss", "val_accuracy") if self.has_validation else ()
+        if self.has_validation:
+            keys += ("val_loss", "val_accuracy") + (("val_r2",) if self.monitor == "val_r2" else ())
         return keys + self.optimizer_history
 
 

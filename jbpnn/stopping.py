@@ -76,7 +76,7 @@ STOP_REASONS = (
 RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
 CODE = {name: i for i, name in enumerate(STOP_REASONS)}  # reason -> TrainState.stop
 
-MONITORS = ("val_loss", "val_accuracy")  # what early stopping can watch
+MONITORS = ("val_loss", "val_accuracy", "val_r2")  # what early stopping can watch
 
 
 def stop_reason_name(stop: int) -> str:
@@ -160,8 +160,9 @@ class Stopping:
         n_iter_no_change: early stopping: epochs in a row without validation
             improvement (by ``validation_tol``) before stopping, >= 1; None: off.
         validation_tol: the improvement that counts, for ``n_iter_no_change``.
-        monitor: what early stopping watches: ``"val_loss"`` or ``"val_accuracy"``
-            (as the error rate ``1 - accuracy``).
+        monitor: what early stopping watches: ``"val_loss"``, ``"val_accuracy"``
+            (as the error rate ``1 - accuracy``) or ``"val_r2"`` (as ``1 - R^2``,
+            scikit-learn's uniform average over the outputs: ``MLPRegressor``'s).
         loss_patience: epochs in a row without training-loss improvement (by
             ``loss_tol``) before stopping, >= 1; None: off.
         loss_tol: the improvement that counts, for ``loss_patience``.

@@ -74,10 +74,10 @@ Stop rules, checked on the device after every epoch, first match wins:
    ``tol`` / ``n_iter_no_change`` without early stopping).
 5. ``"no_validation_improvement"``: the monitored validation value (the
    validation loss, or with ``monitor="val_accuracy"`` the error rate
-   ``1 - accuracy``) has not beaten its best by at least ``validation_tol`` for
-   ``n_iter_no_change`` epochs in a row (scikit-learn's ``early_stopping``). The
-   result's params are then the ones of the best validation epoch (any
-   improvement counts there), as scikit-learn keeps.
+   ``1 - accuracy``, with ``monitor="val_r2"`` ``1 - R^2``) has not beaten its
+   best by at least ``validation_tol`` for ``n_iter_no_change`` epochs in a row
+   (scikit-learn's ``early_stopping``). The result's params are then the ones of
+   the best validation epoch (any improvement counts there), as scikit-learn keeps.
 6. ``"max_epochs"`` (the article's rule 3): ``epochs`` have run. The state is
    still *running*: train it again to go on.
 
@@ -136,6 +136,7 @@ from jbpnn.network import (
     check_batch,
     loss_and_gradient_kernel,
     loss_kernel,
+    r2_kernel,
 )
 from jbpnn.optimizers import Objective, Optimizer, apply_updates
 from jbpnn.params import MLP, Layer
@@ -460,8 +461,15 @@ def train_epoch(
         vl = loss_kernel(params, X_val, Y_val, w_val)  # the (weighted) mean error
         va = accuracy_kernel(params, X_val, Y_val, w_val).astype(vl.dtype)
         record["val_loss"], record["val_accuracy"] = vl, va
+        if config.monitor == "val_r2":  # scikit-learn's MLPRegressor's validation score
+            record["val_r2"] = r2_kernel(params, X_val, Y_val, w_val)
         if config.early_stopping:
-            watched = vl if config.monitor == "val_loss" else 1 - va  # lower is better
+            if config.monitor == "val_loss":  # lower is better
+                watched = vl
+            elif config.monitor == "val_accuracy":
+                watched = 1 - va
+            else:
+                watched = 1 - record["val_r2"]
             best_params, best_val, best_epoch, bad = best
             gained = jnp.isfinite(watched) & (watched <= best_val - rules.validation_tol)
             bad = jnp.where(gained, 0, bad + 1)
@@ -1022,9 +1030,12 @@ def train(
             validation loss (or error rate, see ``monitor``) did not beat the best by
             ``validation_tol``; the params of the best epoch are returned.
         validation_tol: the improvement that counts, for ``n_iter_no_change``.
-        monitor: what early stopping watches: ``"val_loss"`` (default) or
+        monitor: what early stopping watches: ``"val_loss"`` (default),
             ``"val_accuracy"`` (scikit-learn's classifier), as the error rate
-            ``1 - accuracy``, so ``validation_tol`` is an accuracy gain.
+            ``1 - accuracy``, so ``validation_tol`` is an accuracy gain, or ``"val_r2"``
+            (scikit-learn's regressor: ``r2_score``'s uniform average over the outputs,
+            :func:`jbpnn.network.r2_kernel`), as ``1 - R^2``, so ``validation_tol`` is an
+            R^2 gain; it adds ``val_r2`` to the history.
         loss_patience: stop after this many epochs in a row whose epoch loss did
             not beat the lowest so far by ``loss_tol`` (scikit-learn's ``tol`` and
             ``n_iter_no_change + 1`` without early stopping); None: off.

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jbpnn
 import jbpnn.io as jio
 from jbpnn.io import FORMAT, FORMAT_VERSION, Saved, load, save
 from jbpnn.params import MLP, init_params
@@ -552,6 +553,18 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     assert loaded.metadata == {"run": "ckpt"}
     params, meta = loaded  # an MLP, as for a model file
     assert isinstance(params, MLP) and meta == {"run": "ckpt"}
+
+
+def test_checkpoint_of_a_run_watching_val_r2_loads(tmp_path):
+    # early stopping on R^2 records val_r2 (the regressor's estimator watches it); the
+    # loader took that history for one train never records
+    X, Y = _data(60)
+    net = init_params(jax.random.key(7), (3, 6, 2), "tanh", "mse", "glorot")
+    result = train(net, X[:40], Y[:40], X_val=X[40:], Y_val=Y[40:], n_iter_no_change=2,
+                   monitor="val_r2", epochs=4, batch_size=8, optimizer=jbpnn.sgd(0.1))  # fmt: skip
+    assert "val_r2" in result.history
+    save(tmp_path / "c.npz", result.state)
+    _leaves_equal(load(tmp_path / "c.npz").state, result.state, "state")
 
 
 def test_checkpoint_entries_are_documented(tmp_path):

@@ -38,8 +38,8 @@ def test_memory_estimate_parts():
     assert state_items >= 2 * n_params + 1
     assert est.parts["optimizer_state"] == 2 * state_items * 4
     assert est.parts["activations"] == (3 * 74 * 32 + 2 * 74 * 100) * 4
-    # 3 copies of 4 keys (loss, weight change, val loss, val accuracy) of 50 epochs
-    assert est.parts["history"] == 3 * 4 * 50 * 4
+    # 3 copies of 5 keys (loss, weight change, val loss, val accuracy, val R^2) of 50 epochs
+    assert est.parts["history"] == 3 * 5 * 50 * 4
     assert est.total == 10 * est.per_network + est.shared
     assert est.max_networks(est.total) == 10
 
@@ -57,7 +57,7 @@ def test_history_chunk_sets_the_history_part():
     assert full.parts["history"] == 3 * 2 * 500 * 4  # loss and a weight-change slot
     assert chunked.parts["history"] == 3 * 2 * 64 * 4
     assert longer.parts["history"] == 3 * 2 * 10_000 * 4
-    assert val.parts["history"] == 3 * 4 * 64 * 4  # and the validation loss and accuracy
+    assert val.parts["history"] == 3 * 5 * 64 * 4  # and the validation loss, accuracy, R^2
     assert {k: v for k, v in chunked.parts.items() if k != "history"} == {
         k: v for k, v in full.parts.items() if k != "history"
     }

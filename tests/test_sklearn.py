@@ -321,8 +321,76 @@ def test_early_stopping_keeps_the_best_params(digits):
     assert_almost_equal(clf.best_validation_score_, clf.validation_scores_[best - 1])
     Y = np.c_[X[:, 20], X[:, 36]]
     reg = BPNNRegressor(**kw, max_iter=30, early_stopping=True).fit(X, Y)
-    best = int(reg.state_.best_epoch)  # variance-weighted R^2 from the core's val_loss
+    best = int(reg.state_.best_epoch)  # the core's R^2 (monitor="val_r2")
     assert_allclose(reg.best_validation_score_, reg.validation_scores_[best - 1], atol=1e-5)
+
+
+def test_r2_kernel_is_r2_scores_uniform_average(x64):
+    from sklearn.metrics import r2_score
+
+    from jbpnn.network import predict_kernel, r2_kernel
+
+    rs = np.random.RandomState(0)
+    params = jbpnn.init_params(0, (3, 5, 3), ("tanh", "identity"), "mse", "glorot", "float64")
+    X = rs.randn(40, 3)
+    Y = np.c_[rs.randn(40) * 10, rs.randn(40) * 0.1, np.full(40, 2.0)]  # one constant output
+    O = np.asarray(predict_kernel(params, X))
+    # whole weights: the constant output's weighted mean is exact, so its SST is 0
+    for sw in (None, rs.randint(1, 4, 40).astype(float)):
+        expected = r2_score(Y, O, sample_weight=sw)  # the constant output scores 0
+        assert float(r2_kernel(params, X, Y, sw)) == pytest.approx(expected, rel=1e-12)
+    # a constant output fitted exactly scores 1 (r2_score's force_finite)
+    exact = np.c_[Y[:, :2], np.full(40, 2.0)]
+    last = params.layers[1]
+    fitted = params.replace_layers(
+        [params.layers[0], last._replace(w=last.w.at[:, 2].set(0.0), b=last.b.at[2].set(2.0))]
+    )
+    out = np.asarray(predict_kernel(fitted, X))
+    assert np.all(out[:, 2] == 2.0)
+    assert float(r2_kernel(fitted, X, exact)) == pytest.approx(r2_score(exact, out), rel=1e-12)
+    assert r2_score(exact[:, 2:], out[:, 2:]) == 1.0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_regressor_early_stopping_on_several_outputs_stops_as_mlpregressor(x64, monkeypatch):
+    # MLPRegressor scores its validation split by r2_score's uniform average over the
+    # outputs; jbpnn watched the variance-weighted R^2 (its validation loss): on two outputs
+    # of unequal variance it stopped at epoch 67 where scikit-learn stops at 78
+    import sklearn.neural_network._multilayer_perceptron as mlp
+    from sklearn.metrics import r2_score
+    from sklearn.neural_network import MLPRegressor
+
+    rs = np.random.RandomState(1)
+    X = rs.randn(200, 5)
+    Y = np.c_[X @ rs.randn(5), np.tanh(X[:, 0])] + 0.3 * rs.randn(200, 2)
+    va = np.random.RandomState(5).permutation(200)[:40]
+    tr = np.setdiff1d(np.arange(200), va)
+    monkeypatch.setattr(  # both take the same validation rows
+        mlp, "train_test_split", lambda *arrays, **kw: [p for a in arrays for p in (a[tr], a[va])]
+    )
+
+    class SameRows(BPNNRegressor):
+        def _split_rows(self, Y, s, rng):
+            return tr, va
+
+    kw = dict(hidden_layer_sizes=(7,), random_state=0, shuffle=False, solver="sgd",
+              learning_rate_init=0.01, early_stopping=True, n_iter_no_change=3, max_iter=200,
+              batch_size=20)  # fmt: skip
+    probe = MLPRegressor(**{**kw, "max_iter": 1, "early_stopping": False}).fit(X, Y)
+    init = list(zip(probe.coefs_, probe.intercepts_))
+    given = list(init)
+
+    class SameStart(MLPRegressor):
+        def _init_coef(self, fan_in, fan_out, dtype):
+            return [a.copy() for a in given.pop(0)]
+
+    sk = SameStart(**kw).fit(X, Y)
+    jb = SameRows(**kw, init=init, dtype="float64").fit(X, Y)
+    assert jb.n_iter_ == sk.n_iter_ == 78 and jb.stop_reason_ == "no_validation_improvement"
+    assert_allclose(jb.validation_scores_, sk.validation_scores_, rtol=1e-12)
+    assert_allclose(jb.predict(X), sk.predict(X), atol=1e-12)  # the same best epoch restored
+    assert jb.best_validation_score_ == pytest.approx(r2_score(Y[va], jb.predict(X[va])))
+    assert "val_r2" in jb.state_.history  # the core's history has the score it watched
 
 
 def _sklearn_stop(values, n_iter_no_change, tol, lr=None):

@@ -80,7 +80,7 @@ def test_frozen_hashable_and_replace_checks_again():
         ({"lr_factor": 1.5, "loss_patience": 3}, r"lr_factor must lie in \(0, 1\)"),
         ({"lr_factor": 0.5}, r"lr_factor acts on a plateau: give loss_patience"),
         ({"monitor": "val_accuracy"}, r"monitor='val_accuracy' is what early stopping watches"),
-        ({"monitor": "loss"}, r"monitor must be one of \['val_loss', 'val_accuracy'\]"),
+        ({"monitor": "loss"}, r"monitor must be one of \['val_loss', 'val_accuracy', 'val_r2'\]"),
         ({"max_loss_growth": 0}, r"max_loss_growth must be a number > 0 or None \(off\)"),
     ],
 )
