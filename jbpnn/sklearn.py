@@ -130,6 +130,7 @@ from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import _safe_indexing
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -1445,6 +1446,23 @@ class _Job(NamedTuple):
     val_rows: np.ndarray | None = None  # ... and its validation split, both into X
 
 
+def _search_has(method: str) -> Any:
+    """GridSearchCV's ``_search_estimator_has``: ``method`` exists on the search (so
+    ``hasattr`` answers) only with ``refit`` and when the best (or, before ``fit``, the
+    given) estimator has it."""
+
+    def check(search: SweepSearchCV) -> bool:
+        if not search.refit:
+            raise AttributeError(
+                f"This SweepSearchCV instance was initialized with refit=False; {method} is "
+                "available only after refitting on the best parameters"
+            )
+        getattr(getattr(search, "best_estimator_", search.estimator), method)
+        return True
+
+    return check
+
+
 class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     """``GridSearchCV`` for :class:`BPNNClassifier` / :class:`BPNNRegressor`, at train_many speed.
 
@@ -1544,7 +1562,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.return_train_score = return_train_score
         self.mesh = mesh
 
-    def fit(self, X, y=None, *, groups=None, sample_weight=None):
+    def fit(self, X, y=None, *, groups=None, sample_weight=None, **fit_params):
         """Score every candidate on every fold, then refit the best (see the class docstring).
 
         Args:
@@ -1553,14 +1571,28 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             groups: group labels for the splitter (e.g. ``GroupKFold``).
             sample_weight: optional weights, passed to every fit (and ``train_many``) and,
                 as ``GridSearchCV`` does, to the scorer of every test fold.
+            **fit_params: for a Pipeline, ``<last step>__sample_weight`` (e.g.
+                ``net__sample_weight=w``), as ``GridSearchCV`` passes it: weights for the
+                network's fits only (the test folds are scored unweighted).
 
         Returns:
             self.
         """
         self._check_search_params()
         base = self.estimator
+        fit_weight = None
+        if fit_params:
+            accepted = f"{base.steps[-1][0]}__sample_weight" if isinstance(base, Pipeline) else None
+            if set(fit_params) != {accepted} or sample_weight is not None:
+                takes = f" or {accepted}= (the network's fits only)" if accepted else ""
+                raise TypeError(
+                    f"SweepSearchCV.fit takes sample_weight={takes}, one of them; got "
+                    f"{sorted(fit_params)}"
+                    + (" with sample_weight= too" if sample_weight is not None else "")
+                )
+            fit_weight = next(iter(fit_params.values()))  # the one accepted
         if isinstance(base, Pipeline):
-            return self._fit_pipeline(X, y, groups, sample_weight)
+            return self._fit_pipeline(X, y, groups, sample_weight, fit_weight)
         if not isinstance(base, _BPNNBase):
             raise TypeError(
                 "SweepSearchCV trains BPNNClassifier or BPNNRegressor networks (or a Pipeline "
@@ -1575,8 +1607,15 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         # The data as every fold's fit sees it (validated once; a fold is a row subset).
         probe = clone(base)
         Xf, yv = validate_data(
-            probe, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=True
+            probe,
+            X,
+            y,
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=True,
+            accept_sparse=["csr", "csc"],  # densified, as the estimators' fit does
         )
+        Xf = _dense(Xf, Xf.dtype)
         if yv.ndim == 2 and yv.shape[1] == 1:
             yv = column_or_1d(yv, warn=True)
         n_rows = Xf.shape[0]
@@ -1628,7 +1667,11 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 jobs.append(job)
         self.sweep_calls_ = []
 
-        weigh = sample_weight is not None and self._scorer_accepts_sample_weight(scorers)
+        weigh = (
+            sample_weight is not None
+            and not getattr(self, "_fits_only", False)  # a Pipeline's <step>__sample_weight
+            and self._scorer_accepts_sample_weight(scorers)
+        )
 
         def on(rows: np.ndarray, fitted: _BPNNBase) -> Any:
             """The score(s) of ``fitted`` on ``rows``; ``error_score`` where a scorer raises."""
@@ -1683,15 +1726,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 fit_times[job.candidate, job.split] = seconds / len(members)
                 score(job, est)
 
-        if failures:  # GridSearchCV's summary of the fits that failed
-            warnings.warn(
-                f"{len(failures)} fits failed out of a total of "
-                f"{len(candidates) * len(splits)}. The score on these train-test partitions "
-                f"for these parameters will be set to {self.error_score}. Their errors: "
-                + "; ".join(sorted(set(failures))),
-                FitFailedWarning,
-                stacklevel=2,
-            )
+        self._failures = failures  # a Pipeline's inner sweeps hand theirs to the outer one
+        if not getattr(self, "_nested", False):
+            _report_failures(failures, len(candidates) * len(splits), self.error_score)
         scores = self._score_arrays(values, len(candidates), len(splits))
         train_scores = None
         if self.return_train_score:
@@ -1764,7 +1801,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         if not (pd is None or isinstance(pd, str) or isinstance(pd, numbers.Integral)):
             raise ValueError(f"pre_dispatch must be None, an integer or a string, got {pd!r}")
 
-    def _fit_pipeline(self, X, y, groups, sample_weight):
+    def _fit_pipeline(self, X, y, groups, sample_weight, fit_weight=None):
         """A ``Pipeline`` that ends with a jbpnn estimator, as ``GridSearchCV`` fits it: per
         fold (and per setting of the preceding steps' parameters in the grid) the preceding
         steps are fitted on the training rows only and transform both sides; then the
@@ -1820,28 +1857,47 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         arrays: dict[str, dict[str, np.ndarray]] = {"test": {}, "train": {}}
         times = np.zeros((2, len(candidates), len(splits)))
         self.sweep_calls_ = []
+        names = list(scorers) if isinstance(scorers, dict) else ["score"]
+        failures: list[str] = []
         for head, members in by_head.values():
-            parts, rows, start = [], [], 0
-            for tr, te in splits:
+            parts, rows, start, folds = [], [], 0, []
+            for k, (tr, te) in enumerate(splits):
                 # clones of the grid's objects: the caller's stay unfitted, as GridSearchCV's
                 setting = clone(pipe).set_params(**clone(head, safe=False))
                 X_tr, X_te = _safe_indexing(X, tr), _safe_indexing(X, te)
                 if len(setting.steps) > 1:  # a network alone: nothing to transform
                     steps = Pipeline(setting.steps[:-1])
-                    X_tr = steps.fit_transform(X_tr, _safe_indexing(y, tr))
-                    X_te = steps.transform(X_te)
+                    try:
+                        X_tr = steps.fit_transform(X_tr, _safe_indexing(y, tr))
+                        X_te = steps.transform(X_te)
+                    except Exception as error:  # a preceding step fails: error_score, as
+                        if isinstance(self.error_score, str) and self.error_score == "raise":
+                            raise  # GridSearchCV records for the whole pipeline's fit
+                        failures += [f"{type(error).__name__}: {error}"] * len(members)
+                        for c, _ in members:
+                            for side in ("test", "train"):
+                                for metric in names:
+                                    block = arrays[side].setdefault(
+                                        metric, np.full((len(candidates), len(splits)), np.nan)
+                                    )
+                                    block[c, k] = self.error_score
+                        continue
                 parts.append((X_tr, tr))
                 parts.append((X_te, te))
                 fit_rows = np.arange(start, start + len(tr))  # the fold's rows in the table
                 rows.append((fit_rows, np.arange(len(te)) + start + len(tr)))
                 start += len(tr) + len(te)
+                folds.append(k)  # the inner sweep's split i is this fold
+            if not folds:  # the preceding steps failed on every fold
+                continue
             if any(sp.issparse(a) for a, _ in parts):  # e.g. a OneHotEncoder's output
                 X_all = sp.vstack([sp.csr_matrix(a) for a, _ in parts]).tocsr()
             else:
                 X_all = np.concatenate([np.asarray(a) for a, _ in parts])
             take = np.concatenate([r for _, r in parts])
             y_all = None if y is None else _safe_indexing(y, take)
-            w_all = None if sample_weight is None else np.asarray(sample_weight)[take]
+            weights = sample_weight if fit_weight is None else fit_weight
+            w_all = None if weights is None else np.asarray(weights)[take]
             inner = SweepSearchCV(
                 clone(last),
                 [{k: [v] for k, v in final.items()} for _, final in members],
@@ -1851,22 +1907,28 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 verbose=0,
                 error_score=self.error_score,
                 return_train_score=self.return_train_score,
-            ).fit(X_all, y_all, sample_weight=w_all)
+            )
+            inner._nested = True  # its failures are reported once, by this search
+            inner._fits_only = fit_weight is not None  # <step>__sample_weight: fits only
+            inner.fit(X_all, y_all, sample_weight=w_all)
+            failures += inner._failures
             self.sweep_calls_ += inner.sweep_calls_
             res = inner.cv_results_
             for i, (c, _) in enumerate(members):
-                for key, value in res.items():
+                for column, value in res.items():
                     for side in ("test", "train"):
                         tag = f"_{side}_"
-                        if key.startswith("split") and tag in key:
-                            k, metric = key[len("split") :].split(tag, 1)
+                        if column.startswith("split") and tag in column:
+                            at, metric = column[len("split") :].split(tag, 1)
                             block = arrays[side].setdefault(
                                 metric, np.full((len(candidates), len(splits)), np.nan)
                             )
-                            block[c, int(k)] = value[i]
+                            block[c, folds[int(at)]] = value[i]
                 times[0, c] = res["mean_fit_time"][i]
                 times[1, c] = res["mean_score_time"][i]
-        fit_kw = {} if sample_weight is None else {f"{last_name}__sample_weight": sample_weight}
+        _report_failures(failures, len(candidates) * len(splits), self.error_score)
+        weights = sample_weight if fit_weight is None else fit_weight
+        fit_kw = {} if weights is None else {f"{last_name}__sample_weight": weights}
         train = arrays["train"] if self.return_train_score else None
         return self._conclude(
             X,
@@ -2131,15 +2193,36 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
         check_is_fitted(self, "best_estimator_")
 
+    def __sklearn_tags__(self):
+        """GridSearchCV's: the wrapped estimator's type (so ``is_classifier`` holds and
+        ``cross_val_score`` stratifies a nested cross-validation) and input tags."""
+        from sklearn.utils import get_tags  # scikit-learn >= 1.6, which calls this method
+
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = copy.deepcopy(inner.classifier_tags)
+        tags.regressor_tags = copy.deepcopy(inner.regressor_tags)
+        tags.input_tags.sparse = inner.input_tags.sparse
+        return tags
+
+    @available_if(_search_has("predict"))
     def predict(self, X):
         """``best_estimator_.predict(X)``."""
         self._check_refit("predict")
         return self.best_estimator_.predict(X)
 
+    @available_if(_search_has("predict_proba"))
     def predict_proba(self, X):
         """``best_estimator_.predict_proba(X)`` (classifiers)."""
         self._check_refit("predict_proba")
         return self.best_estimator_.predict_proba(X)
+
+    @available_if(_search_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """``best_estimator_.predict_log_proba(X)`` (classifiers)."""
+        self._check_refit("predict_log_proba")
+        return self.best_estimator_.predict_log_proba(X)
 
     def score(self, X, y=None):
         """The scorer on the best estimator: ``scorer_(best_estimator_, X, y)`` (with
@@ -2159,6 +2242,26 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     def n_features_in_(self):
         self._check_refit("n_features_in_")
         return self.best_estimator_.n_features_in_
+
+
+def _report_failures(failures: list[str], n_fits: int, error_score: Any) -> None:
+    """GridSearchCV's word on the fits that failed: an error when every one did (nothing
+    was trained: the best candidate would be one that never ran), else a warning."""
+    if failures and len(failures) == n_fits:
+        raise ValueError(
+            f"All the {n_fits} fits failed.\nIt is very likely that your model is "
+            "misconfigured.\nYou can try to debug the error by setting "
+            "error_score='raise'.\n\nBelow are more details about the failures:\n"
+            + "\n".join(sorted(set(failures)))
+        )
+    if failures:
+        warnings.warn(
+            f"{len(failures)} fits failed out of a total of {n_fits}. The score on these "
+            f"train-test partitions for these parameters will be set to {error_score}. "
+            "Their errors: " + "; ".join(sorted(set(failures))),
+            FitFailedWarning,
+            stacklevel=3,
+        )
 
 
 def _masked_params(candidates: Sequence[Mapping[str, Any]]) -> dict[str, np.ma.MaskedArray]:

@@ -545,3 +545,126 @@ def test_save_refuses_what_load_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="cannot be used with output activation"):
         jbpnn.save(path, MLP(p.layers, p.activations, "cross_entropy"))
     assert jbpnn.load(path).params.loss == "mse"  # the good file is kept
+
+
+# ---------------------------------------------------------------- SweepSearchCV as GridSearchCV
+def _sweep_and_grid(est, grid, X, y, fit_kw=None, **kw):
+    from sklearn.model_selection import GridSearchCV
+
+    from jbpnn.sklearn import SweepSearchCV
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = SweepSearchCV(est, grid, **kw).fit(X, y, **(fit_kw or {}))
+        search = GridSearchCV(est, grid, **kw).fit(X, y, **(fit_kw or {}))
+    return sweep, search
+
+
+def test_sweep_raises_as_gridsearchcv_when_every_fit_fails(quiet):
+    """Every fit failing passed with refit=False (best_params_ a candidate that never
+    trained) and failed later, in the refit, with refit=True; GridSearchCV raises."""
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    d = jbpnn.load_digits()
+    X, y = d.X[:60], d.y[:60]
+    for refit in (False, True):
+        sweep = SweepSearchCV(BPNNClassifier(max_iter=2), {"learning_rate_init": [-1.0, -2.0]},
+                              cv=2, refit=refit)  # fmt: skip
+        with pytest.raises(ValueError, match="All the 4 fits failed"):
+            sweep.fit(X, y)
+
+
+def test_sweep_records_error_score_where_a_pipelines_preceding_step_fails(quiet):
+    """PCA(n_components=500) on 64 features raised out of the whole search; GridSearchCV
+    records error_score for those candidates and picks among the others."""
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from jbpnn.sklearn import BPNNClassifier
+
+    d = jbpnn.load_digits()
+    X, y = d.X[:120], d.y[:120]
+    net = BPNNClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    pipe = Pipeline([("sc", StandardScaler()), ("pca", PCA(random_state=0)), ("net", net)])
+    grid = {"pca__n_components": [5, 500], "net__learning_rate_init": [0.01, 0.2]}
+    sweep, search = _sweep_and_grid(pipe, grid, X, y, cv=2)
+    mean = sweep.cv_results_["mean_test_score"]
+    np.testing.assert_allclose(mean, search.cv_results_["mean_test_score"], atol=1e-6)
+    assert np.isnan(mean).sum() == 2 and sweep.best_params_ == search.best_params_
+
+
+def test_sweep_takes_sparse_input_as_its_estimator_and_gridsearchcv(quiet):
+    import scipy.sparse as sp
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from jbpnn.sklearn import BPNNClassifier
+
+    d = jbpnn.load_digits()
+    X, y = d.X[:80], d.y[:80]
+    net = BPNNClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0)
+    grid = {"learning_rate_init": [0.01, 0.1]}
+    sweep, search = _sweep_and_grid(net, grid, sp.csr_matrix(X), y, cv=2)
+    np.testing.assert_allclose(
+        sweep.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], atol=1e-6
+    )
+    # a OneHotEncoder's sparse output reaches the networks' inner sweep
+    pipe = Pipeline([("oh", OneHotEncoder(handle_unknown="ignore")), ("net", net)])
+    sweep, search = _sweep_and_grid(pipe, {"net__" + k: v for k, v in grid.items()},
+                                    (X[:, 20:24] > 8).astype(int), y, cv=2)  # fmt: skip
+    np.testing.assert_allclose(
+        sweep.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], atol=1e-6
+    )
+
+
+def test_sweep_is_a_classifier_or_regressor_and_delegates_as_gridsearchcv(quiet):
+    """is_classifier was False (nested cross_val_score used KFold, not StratifiedKFold, and
+    scored 0 on sorted labels); predict_log_proba was missing; hasattr answered True for
+    methods that raise (refit=False, a regressor's predict_proba)."""
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.model_selection import cross_val_score
+
+    from jbpnn.sklearn import BPNNClassifier, BPNNRegressor, SweepSearchCV
+
+    d = jbpnn.load_digits()
+    order = np.argsort(d.y[:120], kind="stable")
+    X, y = d.X[:120][order], d.y[:120][order]  # sorted labels: KFold folds miss classes
+    clf = SweepSearchCV(BPNNClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0),
+                        {"learning_rate_init": [0.05, 0.2]}, cv=2)  # fmt: skip
+    reg = SweepSearchCV(BPNNRegressor(max_iter=2), {"alpha": [1e-4]}, cv=2)
+    assert is_classifier(clf) and is_regressor(reg) and not is_classifier(reg)
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(clf.estimator, clf.param_grid, cv=2)
+    np.testing.assert_allclose(  # the same (stratified) outer folds as GridSearchCV's
+        cross_val_score(clf, X, y, cv=3), cross_val_score(search, X, y, cv=3), atol=1e-6
+    )
+    clf.fit(X, y)
+    np.testing.assert_allclose(
+        clf.predict_log_proba(X), clf.best_estimator_.predict_log_proba(X), rtol=1e-6
+    )
+    assert not hasattr(reg, "predict_proba") and not hasattr(reg, "predict_log_proba")
+    assert not hasattr(clf.set_params(refit=False), "predict")
+
+
+def test_pipeline_sweep_takes_the_last_steps_sample_weight_as_gridsearchcv(quiet):
+    """net__sample_weight=w (GridSearchCV's spelling: weighted fits, unweighted scoring) was
+    a TypeError; sample_weight= weights the scoring too."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    d = jbpnn.load_digits()
+    X, y = d.X[:120], d.y[:120]
+    w = np.random.RandomState(0).uniform(0.1, 3, len(y))
+    net = BPNNClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    pipe = Pipeline([("sc", StandardScaler()), ("net", net)])
+    grid = {"net__learning_rate_init": [0.05, 0.2]}
+    sweep, search = _sweep_and_grid(pipe, grid, X, y, {"net__sample_weight": w}, cv=2)
+    np.testing.assert_allclose(
+        sweep.cv_results_["mean_test_score"], search.cv_results_["mean_test_score"], atol=1e-6
+    )
+    with pytest.raises(TypeError, match="net__sample_weight"):
+        SweepSearchCV(pipe, grid, cv=2).fit(X, y, sc__sample_weight=w)
