@@ -67,7 +67,8 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
 - **The loss curve** holds the core's epoch loss, the mean error of each example
   measured before its batch's update, plus scikit-learn's ``0.5 alpha |W|^2 / n_batch``
   on each batch (:func:`jbpnn.optimizers.with_loss_penalty`), as scikit-learn; ``verbose``
-  prints its ``Iteration 1, loss = 0.32264812`` lines. The regressor's is scikit-learn's
+  prints its ``Iteration 1, loss = 0.32264812`` lines (with early stopping its
+  ``Validation score: ...`` lines too) and a plateau's stop line. The regressor's is scikit-learn's
   ``squared_error``, ``1/2`` the squared error averaged over the outputs (jbpnn's
   ``mse`` sums over them; the gradients are the same).
 - **coefs_ / intercepts_** set by hand are the network of the next ``partial_fit``,
@@ -781,10 +782,29 @@ def _same_weights(params: MLP, coefs: list, intercepts: list) -> bool:
     return True
 
 
-def _print_iteration(scale: float, info: dict[str, Any]) -> None:
-    """``verbose``: scikit-learn's line per epoch, ``Iteration 1, loss = 0.32264812``."""
+def _print_iteration(scale: float, monitor: str, info: dict[str, Any]) -> None:
+    """``verbose``: scikit-learn's lines per epoch, ``Iteration 1, loss = 0.32264812``
+    and, with early stopping, ``Validation score: 0.266667`` (``monitor``'s value)."""
     loss = math.nan if info["loss"] is None else info["loss"] * scale
     print(f"Iteration {info['epoch']}, loss = {loss:.8f}", flush=True)
+    if info.get(monitor) is not None:
+        print(f"Validation score: {info[monitor]:f}", flush=True)
+
+
+def _print_stop(stop_reason: str, s: _Settings, n_iter_no_change: Any) -> None:
+    """``verbose``: scikit-learn's line when a plateau stops the run."""
+    if stop_reason == "no_validation_improvement":
+        what = "Validation score"
+    elif stop_reason == "no_loss_improvement":
+        what = "Training loss"
+    else:
+        return
+    adaptive = s.solver == "sgd" and s.schedule == "adaptive"
+    print(
+        f"{what} did not improve more than tol={s.tol:f} for {int(n_iter_no_change)} "
+        "consecutive epochs. " + ("Learning rate too small. " if adaptive else "") + "Stopping.",
+        flush=True,
+    )
 
 
 class _OptimizerView(NamedTuple):
@@ -963,7 +983,7 @@ class _BPNNBase(BaseEstimator):
         t_before = 0 if first else int(getattr(self, "t_", 0))
         values = {**s.values, **_data_values(s, len(X_tr), k, Y.shape[1], t_before, count_before)}
         scale = self._curve_scale(Y.shape[1])
-        progress = partial(_print_iteration, scale) if self.verbose else None
+        progress = partial(_print_iteration, scale, self._monitor) if self.verbose else None
         try:
             run = train(
                 start,
@@ -989,6 +1009,8 @@ class _BPNNBase(BaseEstimator):
                     f"{self.learning_rate!r}. {_afresh(incremental)}"
                 ) from None
             raise
+        if self.verbose:
+            _print_stop(run.stop_reason, s, self.n_iter_no_change)
         weight = None if sw_tr is None else float(np.sum(sw_tr, dtype=np.float64))
         self._record(run, s, X_tr.shape[0], first, val_set, weight_total=weight)
         if not incremental and s.solver == "lbfgs":

@@ -1064,8 +1064,9 @@ def train(
             ``jax.value_and_grad(jbpnn.network.loss_kernel)`` to train with autodiff.
         progress: called as ``progress(info)`` after every chunk of
             ``progress_every`` epochs, ``info`` a dict with ``epoch``, ``epochs``,
-            ``loss``, ``val_loss`` (or None), ``elapsed`` (seconds) and ``stop_reason``
-            (None while running). :func:`print_progress` prints one line.
+            ``loss``, ``val_loss``, ``val_accuracy`` and ``val_r2`` (each None where not
+            recorded), ``elapsed`` (seconds) and ``stop_reason`` (None while running).
+            :func:`print_progress` prints one line.
         progress_every: epochs per chunk (default: ``epochs // 10`` with
             ``progress`` or on a mesh that spans processes, where every process runs
             the same chunks and often only process 0 reports; capped at
@@ -1294,6 +1295,8 @@ def _progress_info(
         "epochs": target,
         "loss": last("loss"),
         "val_loss": last("val_loss"),
+        "val_accuracy": last("val_accuracy"),
+        "val_r2": last("val_r2"),
         "elapsed": time.perf_counter() - start,
         "stop_reason": stop_reason_name(stop) if done else None,
     }

@@ -803,6 +803,41 @@ def test_loss_curve_has_scikit_learns_alpha_term_and_verbose_its_lines(capsys):
     assert re.fullmatch(r"Iteration 1, loss = \d\.\d{8}", lines[0])
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("Estimator", [BPNNClassifier, BPNNRegressor])
+def test_verbose_prints_scikit_learns_validation_and_stop_lines(capsys, digits, Estimator):
+    # MLPClassifier/MLPRegressor print "Validation score: ..." after each epoch with early
+    # stopping and the plateau's stop line; jbpnn printed only the Iteration lines
+    from sklearn.neural_network import MLPRegressor
+
+    X, y = digits
+    Theirs = MLPClassifier if Estimator is BPNNClassifier else MLPRegressor
+    if Estimator is BPNNRegressor:
+        y = np.full(len(y), 0.5)  # a constant target: R^2 0 every epoch, a stop after 4
+    kw = dict(hidden_layer_sizes=(5,), verbose=True, early_stopping=True, n_iter_no_change=2,
+              max_iter=50, learning_rate_init=1e-6, random_state=0)  # fmt: skip
+    ours = Estimator(**kw).fit(X, y)
+    printed = capsys.readouterr().out.splitlines()
+    Theirs(**kw).fit(X, y)
+    theirs = capsys.readouterr().out.splitlines()
+    n = ours.n_iter_
+    assert printed[:-1] == [
+        line
+        for k, (loss, score) in enumerate(zip(ours.loss_curve_, ours.validation_scores_), 1)
+        for line in (f"Iteration {k}, loss = {loss:.8f}", f"Validation score: {score:f}")
+    ]
+    assert (
+        printed[-1]
+        == theirs[-1]
+        == (
+            "Validation score did not improve more than tol=0.000100 for 2 consecutive epochs. "
+            "Stopping."
+        )
+    )
+    shape = {re.sub(r"\d+(\.\d+)?", "x", line) for line in theirs}
+    assert {re.sub(r"\d+(\.\d+)?", "x", line) for line in printed} == shape and n < 50
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lm"])
 def test_an_estimators_optimizer_saves_and_loads_with_its_alpha_term(tmp_path, solver):
     # the estimators record scikit-learn's alpha term in the loss (the optimizer's
