@@ -573,7 +573,7 @@ def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
         factory = SCHEDULES[schedule]
         schedule_args = {k: args.pop(k) for k in inspect.signature(factory).parameters}
         args["lr"] = factory(**schedule_args)
-    for static in ("variant", "history"):  # momentum's rule, lbfgs's pairs
+    for static in ("variant", "history"):  # momentum's and adam's rule, lbfgs's pairs
         if static in options:
             args[static] = options[static]
     for penalty in ("weight_decay", "alpha"):

@@ -84,6 +84,7 @@ from jbpnn.marquardt import lm_init as _lm_init
 from jbpnn.marquardt import lm_update as _lm_update
 
 __all__ = [
+    "ADAM_VARIANTS",
     "MOMENTUM_VARIANTS",
     "OPTIMIZERS",
     "SCHEDULES",
@@ -363,6 +364,10 @@ def _adam_init(params: PyTree, hp: dict[str, Array]) -> AdamState:
     return AdamState(_count0(), hp, _zeros_like(params), _zeros_like(params))
 
 
+# where Adam's eps sits (adam's variant): on sqrt(nu_hat), or on sqrt(nu) (scikit-learn's)
+ADAM_VARIANTS = ("corrected", "efficient")
+
+
 def _adam_update(grads, state: AdamState, params, lr_t, options):
     hp = state.hyperparams
     b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
@@ -373,11 +378,17 @@ def _adam_update(grads, state: AdamState, params, lr_t, options):
     nu = jax.tree.map(
         lambda nu, g: b2 * nu + (1 - b2) * g * g, state.nu, grads
     )  # nu = b2 nu + (1-b2) g^2
-    mu_hat_scale = 1.0 / (1.0 - b1**t)
-    nu_hat_scale = 1.0 / (1.0 - b2**t)
-    updates = jax.tree.map(  # w += -lr mu_hat / (sqrt(nu_hat) + eps)
-        lambda mu, nu: -lr_t * (mu * mu_hat_scale) / (jnp.sqrt(nu * nu_hat_scale) + eps), mu, nu
-    )
+    if options.get("variant") == "efficient":  # w += -lr sqrt(1-b2^t)/(1-b1^t) mu/(sqrt(nu)+eps)
+        step = lr_t * jnp.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        updates = jax.tree.map(lambda mu, nu: -step * mu / (jnp.sqrt(nu) + eps), mu, nu)
+    else:
+        mu_hat_scale = 1.0 / (1.0 - b1**t)
+        nu_hat_scale = 1.0 / (1.0 - b2**t)
+        updates = jax.tree.map(  # w += -lr mu_hat / (sqrt(nu_hat) + eps)
+            lambda mu, nu: -lr_t * (mu * mu_hat_scale) / (jnp.sqrt(nu * nu_hat_scale) + eps),
+            mu,
+            nu,
+        )
     return updates, AdamState(_next(state.count), hp, _like(mu, params), _like(nu, params))
 
 
@@ -730,6 +741,7 @@ def adam(
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,
     alpha: Any = 0.0,
+    variant: str = "corrected",
 ) -> Optimizer:
     """Adam (Kingma and Ba, 2015), with bias correction::
 
@@ -737,13 +749,26 @@ def adam(
         nu = b2 nu + (1 - b2) g^2
         w += -lr (mu / (1 - b1^t)) / (sqrt(nu / (1 - b2^t)) + eps),   t = count + 1
 
+    That is ``variant="corrected"`` (their Algorithm 1: ``eps`` added to the corrected
+    ``sqrt(nu_hat)``, as optax and PyTorch). ``variant="efficient"`` is the order of
+    computation of their section 2, scikit-learn's (and TensorFlow 1's)::
+
+        w += -lr (sqrt(1 - b2^t) / (1 - b1^t)) mu / (sqrt(nu) + eps)
+
+    the same step but for where ``eps`` sits: it weighs ``1 / sqrt(1 - b2^t)`` times more
+    (about 30x at ``t = 1``), which moves weights whose gradients are tiny (a pixel that is
+    almost always 0) differently.
+
     Args:
         lr: learning rate: a number, a :class:`Schedule`, or a function ``count -> lr``.
         b1, b2: decay rates of the first and second moments, in ``[0, 1)``.
         eps: added to the denominator, > 0.
         weight_decay: L2 coefficient added to the gradient (not AdamW's decoupled decay).
         alpha: scikit-learn's L2 on the weights only, per batch (see :func:`sgd`).
+        variant: ``"corrected"`` (default) or ``"efficient"`` (static: part of the kind).
     """
+    if variant not in ADAM_VARIANTS:
+        raise ValueError(f"unknown adam variant {variant!r}; expected one of {list(ADAM_VARIANTS)}")
     _check_range("b1", b1)
     _check_range("b2", b2)
     _check_range("eps", eps)
@@ -752,7 +777,9 @@ def adam(
             "eps must be > 0: a weight whose gradient is exactly 0 (a feature of zeros, a dead "
             "unit) would take the step 0 / (sqrt(0) + 0) = NaN; got eps=0"
         )
-    return _build("adam", lr, weight_decay, alpha, {}, {"b1": b1, "b2": b2, "eps": eps})
+    # the default adds no option, so that the kind (and a saved optimizer) stays as it was
+    options = {} if variant == "corrected" else {"variant": variant}
+    return _build("adam", lr, weight_decay, alpha, options, {"b1": b1, "b2": b2, "eps": eps})
 
 
 def rprop(

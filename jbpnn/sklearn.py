@@ -73,8 +73,8 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
   ``mse`` sums over them; the gradients are the same).
 - **coefs_ / intercepts_** set by hand are the network of the next ``partial_fit``,
   warm-started ``fit`` and ``predict`` (as scikit-learn's ``test_fit`` sets them).
-- **Adam** adds ``epsilon`` to ``sqrt(nu_hat)`` (bias-corrected); scikit-learn adds it to
-  ``sqrt(nu)``.
+- **Adam** is scikit-learn's step (``adam(variant="efficient")``: ``epsilon`` added to
+  ``sqrt(nu)``); the core's default ``adam`` adds it to the bias-corrected ``sqrt(nu_hat)``.
 - **Init.** ``init="glorot"`` draws the weights uniform in ``+-sqrt(6/(n_in+n_out))``
   and sets the biases to 0; scikit-learn also draws the biases and uses the factor 2
   for ``logistic``. ``init`` may also be the initial params themselves.
@@ -458,7 +458,10 @@ def _build_optimizer(solver: str, variant: str | None, schedule: str, **values: 
             assert variant is not None  # _settings sets it for sgd
             opt = momentum(rate, values["m"], variant, alpha=alpha)
         else:
-            opt = adam(rate, values["b1"], values["b2"], values["eps"], alpha=alpha)
+            # scikit-learn's order of computation: eps on sqrt(nu), not sqrt(nu_hat)
+            opt = adam(
+                rate, values["b1"], values["b2"], values["eps"], alpha=alpha, variant="efficient"
+            )
     return with_loss_penalty(opt, host_or_device(values["loss_alpha"]))
 
 

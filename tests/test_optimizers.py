@@ -125,6 +125,30 @@ def test_adam_two_steps(x64):
     assert isinstance(state, AdamState) and int(state.count) == 2
 
 
+def test_adam_efficient_variant_is_scikit_learns_step(x64):
+    # scikit-learn's AdamOptimizer: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);
+    # w -= lr_t mu / (sqrt(nu) + eps): eps on sqrt(nu), not on the corrected sqrt(nu_hat)
+    lr, b1, b2, eps = 0.01, 0.8, 0.95, 1e-3  # a large eps: the variants differ visibly
+    opt = adam(lr, b1, b2, eps, variant="efficient")
+    (p1, p2), _ = _steps(opt, [G1, G2])
+    p, mu, nu = dict(P), _tmap(np.zeros_like, P), _tmap(np.zeros_like, P)
+    expected = []
+    for t, g in enumerate([G1, G2], start=1):
+        mu = _tmap(lambda mu, g: b1 * mu + (1 - b1) * g, mu, g)
+        nu = _tmap(lambda nu, g: b2 * nu + (1 - b2) * g**2, nu, g)
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        p = _tmap(lambda p, mu, nu: p - lr_t * mu / (np.sqrt(nu) + eps), p, mu, nu)
+        expected.append(p)
+    _close(p1, expected[0])
+    _close(p2, expected[1])
+    (c1, _), _ = _steps(adam(lr, b1, b2, eps), [G1, G2])
+    assert not np.allclose(c1["w"], p1["w"], rtol=1e-6)  # the default is another step
+    assert opt.kind != adam(lr).kind and adam(lr).options.get("variant") is None
+    assert get_optimizer("adam", lr=lr, b1=b1, b2=b2, eps=eps, variant="efficient") == opt
+    with pytest.raises(ValueError, match="unknown adam variant 'sklearn'"):
+        adam(lr, variant="sklearn")
+
+
 def test_adam_first_step_is_lr_sign(x64):
     # With bias correction the first step is -lr * g / (|g| + eps): about lr per coordinate
     # (eps tiny; 0 is refused: a zero gradient would take 0/0).

@@ -325,6 +325,30 @@ def test_early_stopping_keeps_the_best_params(digits):
     assert_allclose(reg.best_validation_score_, reg.validation_scores_[best - 1], atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_adam_fits_equal_scikit_learns_from_the_same_weights(x64, digits):
+    # solver="adam" (MLPClassifier's default) adds epsilon where scikit-learn does, to
+    # sqrt(nu): adam(variant="efficient"). With eps on sqrt(nu_hat) the digits' probabilities
+    # were 2.6e-3 apart after 5 epochs (the zero pixels' weights moved differently)
+    X, y = digits
+    X = X.astype(np.float64)  # scikit-learn computes in float32 for float32 input
+    kw = dict(hidden_layer_sizes=(7,), solver="adam", learning_rate_init=0.01, max_iter=5,
+              shuffle=False, random_state=0)  # fmt: skip
+    probe = MLPClassifier(**{**kw, "max_iter": 1}).fit(X, y)
+    init = list(zip(probe.coefs_, probe.intercepts_))
+    given = list(init)
+
+    class SameStart(MLPClassifier):
+        def _init_coef(self, fan_in, fan_out, dtype):
+            return [a.copy() for a in given.pop(0)]
+
+    theirs = SameStart(**kw).fit(X, y)
+    ours = BPNNClassifier(**kw, init=init, dtype="float64").fit(X, y)
+    assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
+    assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+    assert ours.state_.opt_state.hyperparams["eps"] == 1e-8
+
+
 def test_r2_kernel_is_r2_scores_uniform_average(x64):
     from sklearn.metrics import r2_score
 
@@ -853,7 +877,7 @@ def test_an_estimators_optimizer_saves_and_loads_with_its_alpha_term(tmp_path, s
 
     base = {
         "sgd": momentum(epoch_inverse_scaling(0.1, 0.5, 150, 8, 300, 16), 0.9),
-        "adam": adam(1e-3),
+        "adam": adam(1e-3, variant="efficient"),  # the estimators' adam
         "lm": levenberg_marquardt(alpha=1e-4),
     }[solver]
     opt = with_loss_penalty(base, 0.1)
