@@ -325,6 +325,20 @@ def test_early_stopping_keeps_the_best_params(digits):
     assert_allclose(reg.best_validation_score_, reg.validation_scores_[best - 1], atol=1e-5)
 
 
+def _fitted_from_the_same_start(Theirs, kw, X, y):
+    """scikit-learn's estimator ``Theirs(**kw)`` fitted from initial weights it drew in a
+    probe fit, and those weights (for jbpnn's ``init=``): both fits start alike."""
+    probe = Theirs(**{**kw, "max_iter": 1, "early_stopping": False}).fit(X, y)
+    init = list(zip(probe.coefs_, probe.intercepts_))
+    given = list(init)
+
+    class SameStart(Theirs):
+        def _init_coef(self, fan_in, fan_out, dtype):
+            return [a.copy() for a in given.pop(0)]
+
+    return SameStart(**kw).fit(X, y), init
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_adam_fits_equal_scikit_learns_from_the_same_weights(x64, digits):
     # solver="adam" (MLPClassifier's default) adds epsilon where scikit-learn does, to
@@ -334,15 +348,7 @@ def test_adam_fits_equal_scikit_learns_from_the_same_weights(x64, digits):
     X = X.astype(np.float64)  # scikit-learn computes in float32 for float32 input
     kw = dict(hidden_layer_sizes=(7,), solver="adam", learning_rate_init=0.01, max_iter=5,
               shuffle=False, random_state=0)  # fmt: skip
-    probe = MLPClassifier(**{**kw, "max_iter": 1}).fit(X, y)
-    init = list(zip(probe.coefs_, probe.intercepts_))
-    given = list(init)
-
-    class SameStart(MLPClassifier):
-        def _init_coef(self, fan_in, fan_out, dtype):
-            return [a.copy() for a in given.pop(0)]
-
-    theirs = SameStart(**kw).fit(X, y)
+    theirs, init = _fitted_from_the_same_start(MLPClassifier, kw, X, y)
     ours = BPNNClassifier(**kw, init=init, dtype="float64").fit(X, y)
     assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-12)
     assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
@@ -400,15 +406,7 @@ def test_regressor_early_stopping_on_several_outputs_stops_as_mlpregressor(x64, 
     kw = dict(hidden_layer_sizes=(7,), random_state=0, shuffle=False, solver="sgd",
               learning_rate_init=0.01, early_stopping=True, n_iter_no_change=3, max_iter=200,
               batch_size=20)  # fmt: skip
-    probe = MLPRegressor(**{**kw, "max_iter": 1, "early_stopping": False}).fit(X, Y)
-    init = list(zip(probe.coefs_, probe.intercepts_))
-    given = list(init)
-
-    class SameStart(MLPRegressor):
-        def _init_coef(self, fan_in, fan_out, dtype):
-            return [a.copy() for a in given.pop(0)]
-
-    sk = SameStart(**kw).fit(X, Y)
+    sk, init = _fitted_from_the_same_start(MLPRegressor, kw, X, Y)
     jb = SameRows(**kw, init=init, dtype="float64").fit(X, Y)
     assert jb.n_iter_ == sk.n_iter_ == 78 and jb.stop_reason_ == "no_validation_improvement"
     assert_allclose(jb.validation_scores_, sk.validation_scores_, rtol=1e-12)
