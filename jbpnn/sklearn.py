@@ -1478,14 +1478,18 @@ def _search_has(method: str) -> Any:
 
     def check(search: SweepSearchCV) -> bool:
         if not search.refit:
-            raise AttributeError(
-                f"This SweepSearchCV instance was initialized with refit=False; {method} is "
-                "available only after refitting on the best parameters"
-            )
+            raise _no_refit(method)
         getattr(getattr(search, "best_estimator_", search.estimator), method)
         return True
 
     return check
+
+
+def _no_refit(method: str) -> AttributeError:
+    return AttributeError(
+        f"This SweepSearchCV instance was initialized with refit=False; {method} is "
+        "available only after refitting on the best parameters"
+    )
 
 
 class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -2212,10 +2216,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     # -- the best estimator's methods ------------------------------------
     def _check_refit(self, method: str) -> None:
         if not self.refit:
-            raise AttributeError(
-                f"This SweepSearchCV instance was initialized with refit=False; {method} is "
-                "available only after refitting on the best parameters"
-            )
+            raise _no_refit(method)
         check_is_fitted(self, "best_estimator_")
 
     def __sklearn_tags__(self):
