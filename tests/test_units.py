@@ -174,6 +174,29 @@ def test_a_wrong_derivative_is_refused_with_the_measured_error():
         jbpnn.register_activation("bad", jnp.tanh, lambda o: 1 - o**2, uses="net")
 
 
+def test_the_check_judges_each_row_and_skips_where_autodiff_itself_overflows():
+    # a derivative 33% off for |net| < 0.8 was accepted: one norm over every input let the
+    # entries at +-1000 (f' = 3e6) outweigh the rest
+    wrong = lambda n: jnp.where(jnp.abs(n) < 0.8, 2.0, 3.0) * n**2  # noqa: E731
+    with pytest.raises(ValueError, match=r"relative error 0\.\d+ .*of each of 32 rows"):
+        jbpnn.register_activation("cube", lambda n: n**3, wrong, uses="net")
+    assert "cube" not in jbpnn.ACTIVATIONS
+    # the textbook sigmoid was refused ("relative error not finite"): autodiff of
+    # 1 / (1 + exp(-net)) is NaN at -1000 (inf / inf), where fn and O (1 - O) are fine
+    jbpnn.register_activation(
+        "logistic_text", lambda n: 1 / (1 + jnp.exp(-n)), lambda o: o * (1 - o)
+    )
+    assert "logistic_text" in jbpnn.ACTIVATIONS
+    # a derivative whose autodiff is NaN almost everywhere cannot be checked: refused
+    nan_grad = jax.custom_jvp(lambda n: jnp.tanh(n))
+    nan_grad.defjvp(lambda primals, tangents: (jnp.tanh(primals[0]), tangents[0] * jnp.nan))
+    with pytest.raises(ValueError, match=r"autodiff of fn is NaN or inf at \d+ of 192"):
+        jbpnn.register_activation("unknowable", nan_grad, lambda o: 1 - o**2)
+    # a forgotten return (or a tuple) is the documented ValueError, naming the unit
+    with pytest.raises(ValueError, match=r"register_activation\('none'\): fn must return an array"):
+        jbpnn.register_activation("none", lambda n: None, lambda o: o)
+
+
 def test_registration_arguments_are_checked():
     with pytest.raises(ValueError, match="'tanh' is a built-in activation; pass replace=True"):
         jbpnn.register_activation("tanh", jnp.tanh, lambda o: 1 - o**2)
