@@ -368,6 +368,8 @@ def get_data(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if c is not None and (isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0):
         raise ValueError(f"c must be None or a non-negative integer, got {c!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     if same_value:
         X = np.repeat(rng.uniform(0.0, 2.0, size=(m, 1)), n, axis=1)

@@ -847,7 +847,7 @@ def row_bucket(
 ) -> int | None:
     """The rows :func:`train` runs ``n`` examples on, or None: ``n`` as they are.
 
-    A run whose epoch is ONE batch of every row (``batch_size`` None or ``n``) with
+    A run whose epoch is ONE batch of every row (``batch_size`` None or ``n``, but not 1) with
     a first-order optimizer, on one device, with ``n <= ROW_BUCKETS_UP_TO``, runs on
     a bucket of rows, the next power of two (at least ``SMALLEST_BUCKET``): the real
     rows first, then weight-0 copies of row 0. Every ``n`` of a bucket shares one
@@ -860,7 +860,9 @@ def row_bucket(
     differently, so no padding can equal it bit for bit). Other runs
     (mini-batches, ``lm``/``br``/``lbfgs``, a mesh, more rows): None.
     """
-    one_batch = batch_size is None or batch_size == n
+    # batch_size 1 is online training (one example an update, e.g. the article's gradient,
+    # which takes one row): a run on one row is that, never padded into a batch of many
+    one_batch = batch_size is None or (batch_size == n and batch_size != 1)
     first_order = not getattr(optimizer, "needs_objective", False)
     if not (one_batch and first_order and mesh is None and 0 < n <= ROW_BUCKETS_UP_TO):
         return None

@@ -235,6 +235,22 @@ def test_get_data_feeds_the_facade():
 def test_get_data_validates(args):
     with pytest.raises(ValueError):
         get_data(*args)
+    for seed in (1.5, -1):  # NumPy's SeedSequence errors named no argument
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            get_data(3, 2, seed=seed)
+
+
+def test_train_on_one_pair_is_the_update_backpropagate_step(x64):
+    # one pair was padded into a batch of 64 for the one-example article gradient:
+    # "got a batch of 64; its other rows would be dropped"
+    fast = BPNN(5, 2, n_hidden=3, lr=0.3, m=0.2, seed=4, dtype=jnp.float64)
+    slow = BPNN(5, 2, n_hidden=3, lr=0.3, m=0.2, seed=4, dtype=jnp.float64)
+    errors = fast.train([[A, [1.0, 0.0]]], epochs=2, verbose=False)
+    loop = []
+    for _ in range(2):
+        slow.update(A)
+        loop.append(slow.backpropagate([1.0, 0.0]))
+    np.testing.assert_allclose(errors, loop, rtol=1e-12)
 
 
 def test_lr_and_m_set_on_the_object_take_effect():
