@@ -72,29 +72,91 @@ def plot_history(
         path: the file to write; its suffix names the format (PNG by default). Or an
             open binary file (``io.BytesIO``), written in the format ``suffix`` names.
         history: ``loss`` of shape ``(epochs,)`` and, when present, ``val_loss`` and
-            ``val_accuracy`` of the same shape (as :class:`jbpnn.training.TrainResult`).
+            ``val_accuracy`` of the same shape (a :class:`jbpnn.training.TrainResult`'s
+            ``history``, or the result itself); for ``train_many``, one network's
+            (``result[i]``). One epoch is drawn as points.
+
+    Raises:
+        ValueError: no ``loss``, a curve that is not 1-D (``train_many``'s whole
+            history), or curves of different lengths.
         title: the figure's title.
     """
+    curves = _curves(history)
     plt = _pyplot("the loss-curve plot")
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    ax.plot(epochs, history["loss"], label="train loss")
-    if "val_loss" in history:
-        ax.plot(epochs, history["val_loss"], label="validation loss")
+    epochs = np.arange(1, len(curves["loss"]) + 1)
+    dot = {"marker": "o"} if len(epochs) == 1 else {}  # one epoch: a point, not a line
+    ax.plot(epochs, curves["loss"], label="train loss", **dot)
+    if "val_loss" in curves:
+        ax.plot(epochs, curves["val_loss"], label="validation loss", **dot)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean E per example)")
     ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    if "val_accuracy" in history:
+    if "val_accuracy" in curves:
         ax2 = ax.twinx()
-        ax2.plot(epochs, history["val_accuracy"], color="tab:green", ls="--", label="val accuracy")
+        ax2.plot(
+            epochs, curves["val_accuracy"], color="tab:green", ls="--", label="val accuracy", **dot
+        )
         ax2.set_ylabel("validation accuracy")
         ax2.set_ylim(0, 1.0)
         ax2.legend(loc="center right")
     ax.legend(loc="upper right")
     fig.tight_layout()
     _save(fig, plt, path, suffix)
+
+
+def _curves(history: Any) -> dict[str, np.ndarray]:
+    """The 1-D curves of ``history`` (a TrainResult's, or the TrainResult itself), checked:
+    a clear error for what a figure of one training cannot show."""
+    history = getattr(history, "history", history)  # a TrainResult (or a ManyResult: below)
+    if not isinstance(history, Mapping) or "loss" not in history:
+        raise ValueError(
+            "plot_history: history must be a mapping with a 'loss' curve (TrainResult."
+            f"history), got {type(history).__name__}"
+            + (f" with keys {sorted(history)}" if isinstance(history, Mapping) else "")
+        )
+    curves = {
+        k: np.asarray(history[k], np.float64)
+        for k in ("loss", "val_loss", "val_accuracy")
+        if k in history
+    }
+    loss = curves["loss"]
+    if loss.ndim != 1 or loss.size == 0:
+        many = " (one row per network: plot result[i].history of one)" if loss.ndim == 2 else ""
+        raise ValueError(
+            f"plot_history: history['loss'] must be one curve of shape (epochs,), got shape "
+            f"{loss.shape}{many}"
+        )
+    for k, curve in curves.items():
+        if curve.shape != loss.shape:
+            raise ValueError(
+                f"plot_history: history[{k!r}] has shape {curve.shape}, the loss {loss.shape}: "
+                "the curves of one training have one value per epoch each"
+            )
+    return curves
+
+
+def _axis(summary: list[Mapping[str, Any]], column: str, what: str) -> list[Any]:
+    """The sorted values of ``column`` (numbers or names), checked for plot_heatmap."""
+    for i, row in enumerate(summary):
+        if column not in row:
+            raise ValueError(f"plot_heatmap: row {i} has no column {column!r} ({what})")
+        if row[column] is None:
+            raise ValueError(f"plot_heatmap: row {i} has no value (None) in {column!r} ({what})")
+    try:
+        return sorted({row[column] for row in summary})
+    except TypeError:
+        kinds = sorted({type(row[column]).__name__ for row in summary})
+        raise ValueError(
+            f"plot_heatmap: the values of {column!r} ({what}) mix types {kinds} that do not "
+            "sort together"
+        ) from None
+
+
+def _tick(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float, np.number)) else str(value)
 
 
 def plot_heatmap(
@@ -117,10 +179,19 @@ def plot_heatmap(
             :meth:`jbpnn.tables.ResultsTable.summarize`.
         path: the file to write; its suffix names the format (PNG by default). Or an
             open binary file (``io.BytesIO``), written in the format ``suffix`` names.
-        x, y: the columns of the two axes; value: the column shown as colour.
+        x, y: the columns of the two axes (numbers or names, e.g. activations);
+            value: the column shown as colour.
+
+    Raises:
+        ValueError: a row without one of the columns or with None on an axis, axis
+            values that do not sort together, or two rows for one cell.
     """
-    plt = _pyplot("the heatmap")
     summary = list(summary)  # read three times below: a generator would be empty after one
+    xs, ys = _axis(summary, x, "x"), _axis(summary, y, "y")
+    for i, row in enumerate(summary):
+        if value not in row:
+            raise ValueError(f"plot_heatmap: row {i} has no column {value!r} (value)")
+    plt = _pyplot("the heatmap")
     cells = [(r[x], r[y]) for r in summary]
     if len(set(cells)) != len(cells):
         twice = next(c for c in cells if cells.count(c) > 1)
@@ -128,15 +199,13 @@ def plot_heatmap(
             f"plot_heatmap: two rows for the cell {x}={twice[0]!r}, {y}={twice[1]!r}; give one "
             "row per cell (summarize over the other columns first)"
         )
-    xs = sorted({r[x] for r in summary})
-    ys = sorted({r[y] for r in summary})
     grid_values = np.full((len(ys), len(xs)), np.nan)
     for r in summary:
         grid_values[ys.index(r[y]), xs.index(r[x])] = r[value]
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(xs), 1.6 + 0.6 * len(ys)), dpi=120)
     image = ax.imshow(grid_values, origin="lower", aspect="auto", cmap="viridis")
-    ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys])
+    ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [_tick(v) for v in ys])
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     finite = grid_values[np.isfinite(grid_values)]

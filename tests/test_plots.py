@@ -141,3 +141,50 @@ def test_heatmap_reads_a_generator_and_refuses_a_cell_twice(tmp_path):
     assert shown == [(2, 2)]
     with pytest.raises(ValueError, match="two rows for the cell lr=0.1, m=0.0"):
         plot_heatmap(rows + rows[:1], tmp_path / "h2.png")
+
+
+def test_what_one_figure_cannot_show_is_refused_in_plot_history(tmp_path):
+    """train_many's (networks, epochs) history drew an "epoch" axis of network numbers;
+    a missing loss, curves of other lengths and a result object gave raw errors."""
+    pytest.importorskip("matplotlib")
+    import io
+
+    import jbpnn
+
+    with pytest.raises(ValueError, match=r"shape \(3, 15\) \(one row per network"):
+        plot_history(tmp_path / "m.png", {"loss": np.ones((3, 15))}, "many")
+    with pytest.raises(ValueError, match="with a 'loss' curve.*keys \\['val_loss'\\]"):
+        plot_history(tmp_path / "m.png", {"val_loss": np.ones(3)}, "x")
+    with pytest.raises(
+        ValueError, match=r"history\['val_loss'\] has shape \(3,\), the loss \(5,\)"
+    ):
+        plot_history(tmp_path / "m.png", {"loss": np.ones(5), "val_loss": np.ones(3)}, "x")
+    assert not (tmp_path / "m.png").exists()
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    result = jbpnn.train(
+        jbpnn.init_params(0, (2, 3, 1)), X, X[:, :1], optimizer=jbpnn.sgd(0.1), epochs=1
+    )
+    out = io.BytesIO()
+    plot_history(out, result, "one epoch", suffix="png")  # the result itself; one epoch
+    assert out.getvalue().startswith(b"\x89PNG")
+
+
+def test_plot_heatmap_takes_named_axes_and_names_what_is_missing(tmp_path):
+    pytest.importorskip("matplotlib")
+    import io
+
+    rows = [{"activation": a, "m": m, "v": i + m} for i, a in enumerate(["relu", "tanh"])
+            for m in (0.0, 0.9)]  # fmt: skip
+    out = io.BytesIO()
+    plot_heatmap(rows, out, suffix="png", x="activation", value="v")  # names, not numbers
+    assert out.getvalue().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match=r"row 0 has no column 'lr' \(x\)"):
+        plot_heatmap(rows, tmp_path / "h.png", value="v")
+    with pytest.raises(ValueError, match=r"row 0 has no value \(None\) in 'activation'"):
+        plot_heatmap([{**rows[0], "activation": None}] + rows[1:], io.BytesIO(),
+                     x="activation", value="v")  # fmt: skip
+    with pytest.raises(ValueError, match="mix types"):
+        plot_heatmap([{**rows[0], "activation": 1.0}] + rows[1:], io.BytesIO(),
+                     x="activation", value="v")  # fmt: skip
+    with pytest.raises(ValueError, match=r"no column 'val_accuracy_mean' \(value\)"):
+        plot_heatmap(rows, io.BytesIO(), x="activation")
