@@ -785,11 +785,13 @@ def _same_weights(params: MLP, coefs: list, intercepts: list) -> bool:
     return True
 
 
-def _print_iteration(scale: float, monitor: str, info: dict[str, Any]) -> None:
+def _print_iteration(scale: float, monitor: str, before: int, info: dict[str, Any]) -> None:
     """``verbose``: scikit-learn's lines per epoch, ``Iteration 1, loss = 0.32264812``
-    and, with early stopping, ``Validation score: 0.266667`` (``monitor``'s value)."""
+    (counted from 1 in each call, ``before`` the epochs of earlier calls, as its
+    ``n_iter_``) and, with early stopping, ``Validation score: 0.266667`` (``monitor``'s
+    value)."""
     loss = math.nan if info["loss"] is None else info["loss"] * scale
-    print(f"Iteration {info['epoch']}, loss = {loss:.8f}", flush=True)
+    print(f"Iteration {info['epoch'] - before}, loss = {loss:.8f}", flush=True)
     if info.get(monitor) is not None:
         print(f"Validation score: {info[monitor]:f}", flush=True)
 
@@ -986,7 +988,8 @@ class _BPNNBase(BaseEstimator):
         t_before = 0 if first else int(getattr(self, "t_", 0))
         values = {**s.values, **_data_values(s, len(X_tr), k, Y.shape[1], t_before, count_before)}
         scale = self._curve_scale(Y.shape[1])
-        progress = partial(_print_iteration, scale, self._monitor) if self.verbose else None
+        before = int(start.epoch) if isinstance(start, TrainState) else 0  # epochs of earlier fits
+        progress = partial(_print_iteration, scale, self._monitor, before) if self.verbose else None
         try:
             run = train(
                 start,

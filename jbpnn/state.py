@@ -197,7 +197,8 @@ class TrainResult:
         history: NumPy arrays, one entry per epoch of this run (see
             ``start_epoch``): ``loss`` (the epoch loss), ``max_weight_change``
             (only with ``min_weight_change``, the rule that needs it) and, with
-            a validation set, ``val_loss`` and ``val_accuracy``; the full-batch
+            a validation set, ``val_loss`` and ``val_accuracy`` (and ``val_r2`` with
+            ``monitor="val_r2"``); the full-batch
             optimizers add their own: ``mu`` and ``grad_norm`` (``lm``; ``br`` also
             ``gamma``), ``grad_max``, ``step`` and ``n_evals`` (``lbfgs``). Resuming from
             a ``TrainResult`` extends its history.
@@ -211,6 +212,9 @@ class TrainResult:
             or checkpoint (:func:`jbpnn.io.save`).
         optimizer: the optimizer used (so ``train(result, X, Y)`` can go on).
         start_epoch: epochs run before the first entry of ``history`` (0 for a fresh run).
+        monitor: what early stopping watched (``"val_loss"``, ``"val_accuracy"``,
+            ``"val_r2"``), None without it: a resume from this result must watch the
+            same (its best value is of that kind).
     """
 
     params: MLP
@@ -223,6 +227,7 @@ class TrainResult:
     state: TrainState | None = field(default=None, repr=False)
     optimizer: Any = field(default=None, repr=False)
     start_epoch: int = 0
+    monitor: str | None = field(default=None, repr=False)
 
     @property
     def final_loss(self) -> float:
@@ -272,6 +277,7 @@ def state_result(
     elapsed: float = 0.0,
     optimizer: Any = None,
     start_epoch: int = 0,
+    monitor: str | None = None,
 ) -> TrainResult:
     """A :class:`TrainResult` from a final (un-batched, host) state and its host history."""
     n = int(state.epoch)
@@ -292,6 +298,7 @@ def state_result(
         state=state,
         optimizer=optimizer,
         start_epoch=start_epoch,
+        monitor=monitor if state.best_params is not None else None,
     )
 
 

@@ -748,6 +748,14 @@ def prepare_training(
     if previous is not None:
         if previous.state is None:
             raise ValueError("this TrainResult carries no state to resume from")
+        watched = previous.monitor
+        if watched is not None and stopping.n_iter_no_change is not None:
+            if stopping.monitor != watched:  # its best value is of the other kind
+                raise ValueError(
+                    f"this run's early stopping watched {watched!r}: its best value cannot "
+                    f"be compared with {stopping.monitor!r}. Resume with monitor={watched!r}, "
+                    "or train result.params afresh to watch another"
+                )
         start = previous.state
         optimizer = previous.optimizer if optimizer is None else optimizer
     if template is not None:
@@ -1020,7 +1028,7 @@ def train(
         key: a ``jax.random.key`` or an int seed for the mini-batch order
             (default seed 0: runs are reproducible). A resumed state brings its own.
         X_val, Y_val: optional validation set; adds ``val_loss`` and
-            ``val_accuracy`` to the history.
+            ``val_accuracy`` to the history (and ``val_r2`` with ``monitor="val_r2"``).
         sample_weight: optional non-negative weights of the training examples,
             shape ``(n,)``: every batch gradient and the epoch loss are weighted means.
         val_sample_weight: optional weights of ``X_val``'s rows: ``val_loss`` and
@@ -1237,6 +1245,7 @@ def train(
         elapsed=time.perf_counter() - start,
         optimizer=run.optimizer,
         start_epoch=start_epoch,
+        monitor=config.monitor if config.early_stopping else None,
     )
 
 

@@ -821,7 +821,8 @@ def test_loss_curve_has_scikit_learns_alpha_term_and_verbose_its_lines(capsys):
     assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
     assert ours.loss_ == ours.loss_curve_[-1] and ours.best_loss_ == min(ours.loss_curve_)
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"Iteration {i}, loss = {v:.8f}" for i, v in zip((1, 2, 3), ours.loss_curve_)]
+    # each partial_fit is an iteration 1 of its own, as scikit-learn prints it
+    assert lines == [f"Iteration 1, loss = {v:.8f}" for v in ours.loss_curve_]
     assert re.fullmatch(r"Iteration 1, loss = \d\.\d{8}", lines[0])
 
 
@@ -858,6 +859,21 @@ def test_verbose_prints_scikit_learns_validation_and_stop_lines(capsys, digits, 
     )
     shape = {re.sub(r"\d+(\.\d+)?", "x", line) for line in theirs}
     assert {re.sub(r"\d+(\.\d+)?", "x", line) for line in printed} == shape and n < 50
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_verbose_counts_iterations_per_call_as_scikit_learn(capsys, digits):
+    # the lines counted every epoch of the state (1, 2, 3, 4), scikit-learn each call's
+    X, y = digits
+    numbers = {}
+    for E in (BPNNClassifier, MLPClassifier):
+        est = E(hidden_layer_sizes=(5,), verbose=True, warm_start=True, random_state=0)
+        est.partial_fit(X, y, classes=np.unique(y))
+        est.partial_fit(X, y)
+        est.set_params(max_iter=2).fit(X, y)
+        out = capsys.readouterr().out.splitlines()
+        numbers[E] = [int(line.split(",")[0].split()[1]) for line in out if "Iteration" in line]
+    assert numbers[BPNNClassifier] == numbers[MLPClassifier] == [1, 1, 1, 2]
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lm"])

@@ -522,6 +522,23 @@ def test_resume_carries_the_early_stopping_counters(x64):
     assert more.stop_reason == stopped.stop_reason and more.epochs_run == stopped.epochs_run
 
 
+def test_a_resume_from_a_result_watches_what_its_early_stopping_watched():
+    # the best value is 1 - R^2 (or the loss, or the error rate): a resume watching another
+    # compared a val_loss of 28 with a best of 0.78, never improved, stopped and returned
+    # the older network
+    X, Y = _data(n=23)
+    X_val, Y_val = _data(n=7, seed=5)
+    p0 = init_params(jax.random.key(3), (3, 5, 2))
+    kw = dict(optimizer=sgd(0.1), batch_size=4, X_val=X_val, Y_val=Y_val, n_iter_no_change=3)
+    first = train(p0, X, Y, epochs=3, monitor="val_r2", **kw)
+    assert first.monitor == "val_r2" and "val_r2" in first.history
+    with pytest.raises(ValueError, match="watched 'val_r2'.*cannot be compared with 'val_loss'"):
+        train(first, X, Y, epochs=2, monitor="val_loss", **kw)
+    more = train(first, X, Y, epochs=2, monitor="val_r2", **kw)  # the same: goes on
+    assert more.epochs_run > first.epochs_run and more.monitor == "val_r2"
+    assert train(first, X, Y, epochs=1, optimizer=sgd(0.1)).monitor is None  # no early stopping
+
+
 def test_resume_refuses_another_kind_of_optimizer_and_a_second_key():
     X, Y = _data(n=8)
     first = train(init_params(0, (3, 2)), X, Y, optimizer=momentum(0.1), epochs=2)
