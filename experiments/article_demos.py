@@ -85,6 +85,9 @@ def demo_2() -> bool:
 
 
 def main() -> int:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()  # no options
     ok = demo_1()
     ok = demo_2() and ok
     return 0 if ok else 1

@@ -46,6 +46,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _args import at_least  # noqa: E402  (this folder: the script's own)
 
 from jbpnn.gradcheck import gradcheck, random_batch, reference_loss
 from jbpnn.losses import VALID_PAIRS
@@ -596,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("results"))
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=at_least(1),
         default=None,
         help="timed runs per configuration (default 7, quick 3)",
     )

@@ -82,6 +82,7 @@ for _path in (str(HERE), str(ROOT)):
         sys.path.insert(0, _path)
 
 import numpy as np  # noqa: E402
+from _args import non_negative  # noqa: E402  (this folder: the script's own)
 from _contenders import (  # noqa: E402
     JAX_GRAD,
     JBPNN,
@@ -1089,7 +1090,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorch intra-op threads (default: 1 on digits and online, where it is faster "
         "here, PyTorch's own default on wide)",
     )
-    parser.add_argument("--tol", type=float, default=None, help="relative loss tolerance")
+    parser.add_argument("--tol", type=non_negative, default=None, help="relative loss tolerance")
     return parser
 
 

@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from _args import at_least  # noqa: E402  (this folder: the script's own)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -119,7 +121,7 @@ def dp_run(k, n_rows, epochs):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=at_least(1), default=7)
     ap.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:

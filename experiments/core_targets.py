@@ -80,6 +80,7 @@ if str(ROOT) not in sys.path:
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _args import at_least  # noqa: E402  (this folder: the script's own)
 from jax import lax  # noqa: E402
 
 SIZES = (64, 64, 10)
@@ -654,7 +655,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timings per median (>= 5)")
+    parser.add_argument("--repeats", type=at_least(1), default=5, help="timings per median")
     parser.add_argument("--only", choices=["f"], help="run only this measurement")
     parser.add_argument("--quick", action="store_true", help="(f) only, small: a smoke test")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -667,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average (1, 5, 15 min) before: {load_avg()}  ({os.cpu_count()} CPUs)")
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; medians of {n} timings")
     if args.quick or args.only == "f":
-        log("f: 64 networks per epoch")
+        log(f"f: {16 if args.quick else 64} networks per epoch")
         f = task_f(n, 16, 3) if args.quick else task_f(n)
         print()
         report_f(f)

@@ -39,6 +39,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _args import at_least  # noqa: E402  (this folder: the script's own)
+from _args import sizes as layer_sizes
 
 from jbpnn import LOSSES, MLP, init_params, load_digits, one_hot
 from jbpnn.curvature import gnvp_kernel, hvp_kernel
@@ -126,9 +128,9 @@ def run(title, params, X, Y, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits on 300 rows, 2 repeats")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=at_least(1), default=7)
     parser.add_argument("--wide-rows", type=int, default=8192)
-    parser.add_argument("--wide-sizes", default="1024,2048,2048,10")
+    parser.add_argument("--wide-sizes", type=layer_sizes, default=(1024, 2048, 2048, 10))
     parser.add_argument("--no-wide", action="store_true", help="digits only")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
@@ -146,7 +148,7 @@ def main(argv=None):
 
     if args.quick or args.no_wide:
         return
-    sizes = tuple(int(s) for s in args.wide_sizes.split(","))
+    sizes = args.wide_sizes
     kx, ky = jax.random.split(jax.random.key(1))
     X = jax.random.normal(kx, (args.wide_rows, sizes[0]), jnp.float32)
     Y = jax.nn.one_hot(jax.random.randint(ky, (args.wide_rows,), 0, sizes[-1]), sizes[-1])

@@ -44,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import at_least  # noqa: E402  (this folder: the script's own)
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = dict(epochs=5, batch_size=50)
 SIZES = (64, 32, 10)
@@ -219,11 +221,17 @@ def _free_port() -> int:
 
 
 def launch(args) -> int:
+    """The processes' run and the comparison, in a temporary folder removed at the end
+    (every run left one behind, tests included)."""
+    with tempfile.TemporaryDirectory(prefix="jbpnn-distributed-") as folder:
+        return _launch(args, Path(folder))
+
+
+def _launch(args, tmp: Path) -> int:
     import numpy as np
 
     start = time.perf_counter()
     port = _free_port()
-    tmp = Path(tempfile.mkdtemp(prefix="jbpnn-distributed-"))
     devices = f"--xla_force_host_platform_device_count={args.local_devices}"
     env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {devices}".strip())
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -316,8 +324,8 @@ def _compare_many(args, results: list[dict], start: float) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--local-devices", type=int, default=2)
+    ap.add_argument("--processes", type=at_least(1), default=2)
+    ap.add_argument("--local-devices", type=at_least(1), default=2)
     ap.add_argument("--local-data", action="store_true", help="each process feeds its own rows")
     ap.add_argument(
         "--many",

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _args import at_least  # noqa: E402  (this folder: the script's own)
 from jax import lax  # noqa: E402
 
 from jbpnn.many import InitSpec, init_many  # noqa: E402
@@ -87,8 +88,8 @@ def scan100(step):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--networks", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--networks", type=at_least(1), default=64)
+    ap.add_argument("--repeats", type=at_least(1), default=15)
     args = ap.parse_args(argv)
     n = args.networks
     spec = InitSpec((64, 64, 10), "sigmoid", "cross_entropy", "glorot")

@@ -37,6 +37,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _args import at_least  # noqa: E402  (this folder: the script's own)
 
 from jbpnn import init_params, load_digits, one_hot
 from jbpnn.jacobian import (
@@ -82,7 +83,7 @@ def median_time(fn, args, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=at_least(1), default=7)
     parser.add_argument(
         "--block", type=int, default=None, help="examples per block (default: auto)"
     )

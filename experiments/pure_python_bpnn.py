@@ -39,6 +39,8 @@ import random
 import sys
 from collections.abc import Sequence
 
+from _args import at_least  # noqa: E402  (this folder: the script's own)
+
 # ARTICLE.md section 3, demo 1 (the same data as jbpnn.oracles.DEMO_TRAIN / DEMO_TEST,
 # copied so that this file imports nothing but the standard library).
 A, B = [1, 0, 1, 0, 1], [1, 0, 1, 1, 1]
@@ -199,7 +201,7 @@ class PureBPNN:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The article's demo 1 in pure Python.")
-    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--epochs", type=at_least(1), default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     net = PureBPNN(5, 1, seed=args.seed)

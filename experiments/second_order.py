@@ -40,6 +40,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _args import at_least  # noqa: E402  (this folder: the script's own)
 
 import jbpnn
 from jbpnn.jacobian import normal_equations_kernel
@@ -322,11 +323,11 @@ def against_mlp_regressor(repeats: int, quick: bool) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument(
         "--quick", action="store_true", help="16 networks, one repeat, the sin task only"
     )
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=at_least(1), default=5)
     args = ap.parse_args()
     repeats = 1 if args.quick else args.repeats
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

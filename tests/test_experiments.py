@@ -95,3 +95,15 @@ def test_core_targets_quick(tmp_path):
     proc = _run(str(EXPERIMENTS / "core_targets.py"), "--quick", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "of peak" in proc.stdout and "16 x train vs train_many" in proc.stdout, proc.stdout
+
+
+def test_bad_values_of_the_scripts_flags_are_argparse_errors(tmp_path):
+    # --repeats 0 ended in statistics.StatisticsError (or printed a table of nan, exit 0),
+    # --processes 0 in max() of an empty sequence; article_demos ran on --help or a typo
+    for script, args, what in (
+        ("curvature.py", ["--no-wide", "--repeats", "0"], "--repeats: must be an integer >= 1"),
+        ("distributed.py", ["--processes", "0"], "--processes: must be an integer >= 1"),
+        ("article_demos.py", ["--bogus"], "unrecognized arguments: --bogus"),
+    ):
+        proc = _run(str(EXPERIMENTS / script), *args, cwd=tmp_path)
+        assert proc.returncode == 2 and what in proc.stderr, (script, proc.stderr)

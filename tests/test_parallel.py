@@ -141,11 +141,12 @@ def test_one_network_and_many_networks_on_8_cpu_devices_equal_one_device():
         "train-many-and-sweep-2x1-devices",
     ],
 )
-def test_two_processes_equal_one_process(local_devices, extra):
+def test_two_processes_equal_one_process(local_devices, extra, tmp_path):
     """jax.distributed on 127.0.0.1 with gloo; the script kills its workers on failure.
     ``--local-data``: each process holds only its rows (a global array), which the
     checks of the data read shard by shard. ``--many``: train_many and SweepSearchCV with
-    the networks split over the two processes, every network equal to one process's."""
+    the networks split over the two processes, every network equal to one process's.
+    Its temporary folder is gone afterwards (every run left one in /tmp)."""
     run = subprocess.run(
         [
             sys.executable,
@@ -161,9 +162,11 @@ def test_two_processes_equal_one_process(local_devices, extra):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "EQUAL within 1e-5" in run.stdout
+    assert not list(tmp_path.glob("jbpnn-distributed-*"))
 
 
 def test_mesh_arguments_are_checked():
