@@ -986,12 +986,18 @@ class _BPNNBase(BaseEstimator):
             val = {"X_val": val_set.X, "Y_val": val_set.Y, "val_sample_weight": val_set.w}
         k = _batch_size(s, X_tr.shape[0])
         t_before = 0 if first else int(getattr(self, "t_", 0))
-        values = {**s.values, **_data_values(s, len(X_tr), k, Y.shape[1], t_before, count_before)}
         scale = self._curve_scale(Y.shape[1])
-        before = int(start.epoch) if isinstance(start, TrainState) else 0  # epochs of earlier fits
-        progress = partial(_print_iteration, scale, self._monitor, before) if self.verbose else None
-        try:
-            run = train(
+
+        def run_from(start: Any, key: Any, count_before: int) -> TrainResult:
+            values = {
+                **s.values,
+                **_data_values(s, len(X_tr), k, Y.shape[1], t_before, count_before),
+            }
+            before = int(start.epoch) if isinstance(start, TrainState) else 0  # earlier fits'
+            progress = (
+                partial(_print_iteration, scale, self._monitor, before) if self.verbose else None
+            )
+            return train(
                 start,
                 X_tr,
                 Y_tr,
@@ -1007,14 +1013,21 @@ class _BPNNBase(BaseEstimator):
                 **val,
                 stopping=self._stopping(s, val_set),
             )
+
+        try:
+            run = run_from(start, key, count_before)
         except ValueError as error:
-            if "another kind of optimizer" in str(error):
+            if "another kind of optimizer" not in str(error):
+                raise
+            if incremental:
                 raise ValueError(
                     f"{_going_on(incremental)}: the fitted state was trained with another "
                     f"solver or schedule than solver={self.solver!r}, learning_rate="
                     f"{self.learning_rate!r}. {_afresh(incremental)}"
                 ) from None
-            raise
+            # a warm fit with another solver or schedule: a new optimizer from coefs_, as
+            # scikit-learn makes one at every fit (sgd, then lbfgs, goes on from sgd's weights)
+            run = run_from(params, order_seed, 0)
         if self.verbose:
             _print_stop(run.stop_reason, s, self.n_iter_no_change)
         weight = None if sw_tr is None else float(np.sum(sw_tr, dtype=np.float64))

@@ -244,6 +244,28 @@ def test_warm_start_after_early_stopping_keeps_its_record_as_scikit_learn(digits
     assert est.best_loss_ == min(est.loss_curve_)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_warm_fit_with_another_solver_goes_on_from_coefs_as_scikit_learn():
+    # sgd then lbfgs (warm_start) was refused ("trained with another solver"); scikit-learn
+    # makes a new optimizer at every fit and goes on from coefs_: so does this now
+    rs = np.random.RandomState(0)
+    X = rs.randn(60, 3)
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rs.randn(60)
+    est = BPNNRegressor(hidden_layer_sizes=(5,), solver="sgd", max_iter=5, warm_start=True,
+                        random_state=0).fit(X, y)  # fmt: skip
+    start = list(zip([w.copy() for w in est.coefs_], [b.copy() for b in est.intercepts_]))
+    est.set_params(solver="lbfgs", max_iter=7).fit(X, y)
+    fresh = BPNNRegressor(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=7, init=start,
+                          random_state=0).fit(X, y)  # fmt: skip
+    for a, b in zip(est.coefs_ + est.intercepts_, fresh.coefs_ + fresh.intercepts_):
+        assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert est.n_iter_ == fresh.n_iter_ and len(est.loss_curve_) == 5 + fresh.n_iter_
+    est.set_params(solver="sgd", max_iter=2).fit(X, y)  # and back (scikit-learn: AttributeError)
+    assert est.n_iter_ == 2
+    with pytest.raises(ValueError, match="partial_fit goes on from the fitted network"):
+        est.set_params(solver="adam").partial_fit(X, y)  # one step of a state: refused
+
+
 @pytest.mark.parametrize(
     "solver, bad",
     [
