@@ -298,3 +298,19 @@ def test_log_losses_are_exact_where_an_output_rounds_to_0_or_1(dtype):
     p = jax.tree.map(lambda a: a.astype(dtype), p)
     X, Y = jnp.ones((1, 1), dtype), jnp.array([[0.0, 1.0]], dtype)
     assert float(loss_kernel(p, X, Y)) == pytest.approx(gap, rel=tol)
+
+
+@pytest.mark.parametrize("name, unit", [("binary_cross_entropy", "sigmoid"),
+                                        ("cross_entropy", "softmax")])  # fmt: skip
+def test_autodiff_of_the_net_input_forms_is_the_delta_at_net_zero(x64, name, unit):
+    # binary cross-entropy from net as max(net, 0) + log1p(e^-|net|) - T net: JAX's
+    # derivatives of max and |.| at 0 gave -T, not s(0) - T = 0.5 - T (a relu network whose
+    # hidden units are all 0 for an example has net exactly 0 at the output, with 0 biases)
+    from jbpnn.losses import LOSSES
+
+    loss, act = LOSSES[name], ACTIVATIONS[unit]
+    for net in (jnp.zeros(3), jnp.array([0.0, 2.0, -1.0]), jnp.array([-40.0, 0.0, 40.0])):
+        t = jnp.array([0.2, 0.3, 0.5])
+        grad = jax.grad(lambda n: loss.error_net(n, t))(net)
+        delta = loss.delta(act.fn(net), t, act)  # -dE/dnet
+        np.testing.assert_allclose(np.asarray(grad), -np.asarray(delta), rtol=1e-12, atol=1e-15)
