@@ -1,6 +1,10 @@
-"""argparse types the experiment scripts share: a bad value is argparse's one-line error
-(``--repeats 0`` ended in ``statistics.StatisticsError`` deep in a script, or printed a
-table of ``nan`` with exit status 0)."""
+"""argparse types for the experiment scripts that parse their flags before they import
+jbpnn (and so JAX): ``pure_python_bpnn.py`` (no JAX at all), ``distributed.py`` (its
+workers start ``jax.distributed`` first), ``compose_targets.py`` and ``core_targets.py``
+(fresh-process timings), ``bench.py`` (its contenders import lazily). The others use the
+command line's own types, :mod:`jbpnn.cli.options`. A bad value is argparse's one-line
+error (``--repeats 0`` ended in ``statistics.StatisticsError`` deep in a script, or
+printed a table of ``nan`` with exit status 0)."""
 
 from __future__ import annotations
 
@@ -32,16 +36,3 @@ def non_negative(text: str) -> float:
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
-
-
-def sizes(text: str) -> tuple[int, ...]:
-    """Layer sizes, ``1024,2048,10``: at least two integers >= 1."""
-    try:
-        out = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected layer sizes such as 1024,2048,10, got {text!r}"
-        ) from None
-    if len(out) < 2 or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"expected at least two sizes >= 1, got {text!r}")
-    return out

@@ -46,8 +46,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _args import at_least  # noqa: E402  (this folder: the script's own)
 
+from jbpnn.cli.options import positive_int  # noqa: E402  (the command line's type)
 from jbpnn.gradcheck import gradcheck, random_batch, reference_loss
 from jbpnn.losses import VALID_PAIRS
 from jbpnn.network import backward, forward, loss_and_gradient, loss_and_gradient_kernel
@@ -597,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("results"))
     parser.add_argument(
         "--repeats",
-        type=at_least(1),
+        type=positive_int,
         default=None,
         help="timed runs per configuration (default 7, quick 3)",
     )

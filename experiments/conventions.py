@@ -32,9 +32,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _args import at_least  # noqa: E402  (this folder: the script's own)
 
 import jbpnn
+from jbpnn.cli.options import positive_int  # noqa: E402  (the command line's type)
 
 SIZES = (64, 32, 10)
 BATCH = 32
@@ -240,7 +240,7 @@ def rows(epochs, torch_rows=True):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=at_least(1), default=20)
+    ap.add_argument("--epochs", type=positive_int, default=20)
     ap.add_argument("--quick", action="store_true", help="2 epochs, the optax rows only (tests)")
     args = ap.parse_args(argv)
     if args.quick:

@@ -39,10 +39,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _args import at_least  # noqa: E402  (this folder: the script's own)
-from _args import sizes as layer_sizes
 
 from jbpnn import LOSSES, MLP, init_params, load_digits, one_hot
+from jbpnn.cli.options import comma_list, positive_int  # the command line's types
 from jbpnn.curvature import gnvp_kernel, hvp_kernel
 from jbpnn.network import loss_kernel, predict_kernel
 
@@ -128,9 +127,13 @@ def run(title, params, X, Y, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits on 300 rows, 2 repeats")
-    parser.add_argument("--repeats", type=at_least(1), default=7)
+    parser.add_argument("--repeats", type=positive_int, default=7)
     parser.add_argument("--wide-rows", type=int, default=8192)
-    parser.add_argument("--wide-sizes", type=layer_sizes, default=(1024, 2048, 2048, 10))
+    parser.add_argument(
+        "--wide-sizes",
+        type=comma_list(positive_int, "layer sizes such as 1024,2048,10", at_least=2),
+        default=(1024, 2048, 2048, 10),
+    )
     parser.add_argument("--no-wide", action="store_true", help="digits only")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats

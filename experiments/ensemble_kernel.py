@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _args import at_least  # noqa: E402  (this folder: the script's own)
 from jax import lax  # noqa: E402
 
+from jbpnn.cli.options import positive_int  # noqa: E402  (the command line's type)
 from jbpnn.many import InitSpec, init_many  # noqa: E402
 from jbpnn.network import loss_and_gradient_kernel  # noqa: E402
 from jbpnn.optimizers import apply_updates, momentum  # noqa: E402
@@ -88,8 +88,8 @@ def scan100(step):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--networks", type=at_least(1), default=64)
-    ap.add_argument("--repeats", type=at_least(1), default=15)
+    ap.add_argument("--networks", type=positive_int, default=64)
+    ap.add_argument("--repeats", type=positive_int, default=15)
     args = ap.parse_args(argv)
     n = args.networks
     spec = InitSpec((64, 64, 10), "sigmoid", "cross_entropy", "glorot")

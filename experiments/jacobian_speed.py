@@ -37,9 +37,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _args import at_least  # noqa: E402  (this folder: the script's own)
 
 from jbpnn import init_params, load_digits, one_hot
+from jbpnn.cli.options import positive_int  # noqa: E402  (the command line's type)
 from jbpnn.jacobian import (
     flatten_params,
     jacobian_kernel,
@@ -83,7 +83,7 @@ def median_time(fn, args, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=at_least(1), default=7)
+    parser.add_argument("--repeats", type=positive_int, default=7)
     parser.add_argument(
         "--block", type=int, default=None, help="examples per block (default: auto)"
     )

@@ -40,9 +40,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _args import at_least  # noqa: E402  (this folder: the script's own)
 
 import jbpnn
+from jbpnn.cli.options import positive_int  # noqa: E402  (the command line's type)
 from jbpnn.jacobian import normal_equations_kernel
 from jbpnn.many import InitSpec, train_many
 from jbpnn.network import predict_kernel
@@ -327,7 +327,7 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="16 networks, one repeat, the sin task only"
     )
-    ap.add_argument("--repeats", type=at_least(1), default=5)
+    ap.add_argument("--repeats", type=positive_int, default=5)
     args = ap.parse_args()
     repeats = 1 if args.quick else args.repeats
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

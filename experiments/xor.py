@@ -34,8 +34,8 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 
 import jax
 import numpy as np
-from _args import at_least, non_negative  # noqa: E402  (this folder: the script's own)
 
+from jbpnn.cli.options import number, positive_int  # noqa: E402  (the command line's types)
 from jbpnn.network import predict
 from jbpnn.optimizers import momentum
 from jbpnn.params import init_params
@@ -81,10 +81,8 @@ def plot_loss(result: TrainResult, out: Path, tol: float | None) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=at_least(1), default=5000, help="maximum epochs (rule 3)")
-    parser.add_argument(
-        "--tol", type=non_negative, default=1e-3, help="stop below this loss (rule 2)"
-    )
+    parser.add_argument("--epochs", type=positive_int, default=5000, help="maximum epochs (rule 3)")
+    parser.add_argument("--tol", type=number(0), default=1e-3, help="stop below this loss (rule 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     parser.add_argument("--out", type=Path, default=Path("results") / "xor_loss.png")
     parser.add_argument("--quick", action="store_true", help="300 epochs, no check (for tests)")

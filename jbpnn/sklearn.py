@@ -104,6 +104,7 @@ import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
+from itertools import product
 from typing import Any, NamedTuple
 
 import jax
@@ -1903,7 +1904,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         times = np.zeros((2, len(candidates), len(splits)))
         self.sweep_calls_ = []
         names = list(scorers) if isinstance(scorers, dict) else ["score"]
+        weights = sample_weight if fit_weight is None else fit_weight  # the fits' weights
         failures: list[str] = []
+
+        def block(side: str, metric: str) -> np.ndarray:
+            """One side's scores of one metric, (candidates, folds), NaN until recorded."""
+            return arrays[side].setdefault(metric, np.full((len(candidates), len(splits)), np.nan))
+
         for head, members in by_head.values():
             parts, rows, start, folds = [], [], 0, []
             for k, (tr, te) in enumerate(splits):
@@ -1919,13 +1926,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                         if isinstance(self.error_score, str) and self.error_score == "raise":
                             raise  # GridSearchCV records for the whole pipeline's fit
                         failures += [f"{type(error).__name__}: {error}"] * len(members)
-                        for c, _ in members:
-                            for side in ("test", "train"):
-                                for metric in names:
-                                    block = arrays[side].setdefault(
-                                        metric, np.full((len(candidates), len(splits)), np.nan)
-                                    )
-                                    block[c, k] = self.error_score
+                        for (c, _), side, metric in product(members, ("test", "train"), names):
+                            block(side, metric)[c, k] = self.error_score
                         continue
                 parts.append((X_tr, tr))
                 parts.append((X_te, te))
@@ -1941,7 +1943,6 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 X_all = np.concatenate([np.asarray(a) for a, _ in parts])
             take = np.concatenate([r for _, r in parts])
             y_all = None if y is None else _safe_indexing(y, take)
-            weights = sample_weight if fit_weight is None else fit_weight
             w_all = None if weights is None else np.asarray(weights)[take]
             inner = SweepSearchCV(
                 clone(last),
@@ -1965,14 +1966,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                         tag = f"_{side}_"
                         if column.startswith("split") and tag in column:
                             at, metric = column[len("split") :].split(tag, 1)
-                            block = arrays[side].setdefault(
-                                metric, np.full((len(candidates), len(splits)), np.nan)
-                            )
-                            block[c, folds[int(at)]] = value[i]
+                            block(side, metric)[c, folds[int(at)]] = value[i]
                 times[0, c] = res["mean_fit_time"][i]
                 times[1, c] = res["mean_score_time"][i]
         _report_failures(failures, len(candidates) * len(splits), self.error_score)
-        weights = sample_weight if fit_weight is None else fit_weight
         fit_kw = {} if weights is None else {f"{last_name}__sample_weight": weights}
         train = arrays["train"] if self.return_train_score else None
         return self._conclude(

@@ -298,7 +298,7 @@ def state_result(
         state=state,
         optimizer=optimizer,
         start_epoch=start_epoch,
-        monitor=monitor if state.best_params is not None else None,
+        monitor=monitor,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,9 +102,9 @@ def test_bad_values_of_the_scripts_flags_are_argparse_errors(tmp_path):
     # --repeats 0 ended in statistics.StatisticsError (or printed a table of nan, exit 0),
     # --processes 0 in max() of an empty sequence; article_demos ran on --help or a typo
     for script, args, what in (
-        ("curvature.py", ["--no-wide", "--repeats", "0"], "--repeats: must be an integer >= 1"),
-        ("distributed.py", ["--processes", "0"], "--processes: must be an integer >= 1"),
+        ("curvature.py", ["--no-wide", "--repeats", "0"], r"--repeats: .*integer >= 1, got 0"),
+        ("distributed.py", ["--processes", "0"], r"--processes: .*integer >= 1, got 0"),
         ("article_demos.py", ["--bogus"], "unrecognized arguments: --bogus"),
     ):
         proc = _run(str(EXPERIMENTS / script), *args, cwd=tmp_path)
-        assert proc.returncode == 2 and what in proc.stderr, (script, proc.stderr)
+        assert proc.returncode == 2 and re.search(what, proc.stderr), (script, proc.stderr)
