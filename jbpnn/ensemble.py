@@ -108,7 +108,7 @@ def ensemble_kernel(
         err = _per_example(lambda o1, y1: loss.delta(o1, y1, acts[-1]), False, True)(o, YT)
     grads: list[Any] = [None] * len(params.layers)  # a Layer each, from the output side
     for l in range(len(params.layers) - 1, -1, -1):
-        weighted = err * s  # s_b Err_j
+        weighted = err * s[None, None, :]  # s_b Err_j (err: network, unit, example)
         if l == 0:
             gw = -jnp.einsum("bi,njb->nij", X, weighted)  # dE/dw_ij = -sum_b s O_i Err_j
         else:

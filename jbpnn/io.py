@@ -110,7 +110,8 @@ from jbpnn.optimizers import (
     with_loss_penalty,
 )
 from jbpnn.params import MLP, Layer, check_network, network_count
-from jbpnn.stopping import RUNNING, STOP_REASONS
+from jbpnn.state import own_nan_markers
+from jbpnn.stopping import MONITORS, NO_MONITOR, RUNNING, STOP_REASONS
 from jbpnn.training import TrainConfig, TrainState, init_state
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Saved", "load", "save", "save_bytes"]
@@ -594,6 +595,7 @@ def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
 
 
 # ---------------------------------------------------------------- load
+@own_nan_markers  # a state's NaN and inf markers go to the device as they were
 def load(path: str | os.PathLike) -> Saved:
     """Read a network, a stacked ensemble or a checkpoint saved by :func:`save`.
 
@@ -939,6 +941,7 @@ def _rebuild_params(entries: Mapping[str, np.ndarray], version: int, n: int) -> 
 # the fingerprint of its data (x_data): 0, no data's (the next iteration evaluates).
 _ADDED_LATER = {f"state/opt_state/{k}": np.nan for k in ("x", "x_loss", "x_grad")}
 _ADDED_LATER["state/opt_state/x_data"] = 0
+_ADDED_LATER["state/monitor"] = NO_MONITOR  # what early stopping watched: not recorded
 
 
 def _check_shape_options(
@@ -1007,6 +1010,13 @@ def _rebuild_state(
             raise ValueError(f"state/{name} holds {int(value.min())}; expected a count >= 0")
     if (np.asarray(state.best_epoch) > epoch).any():
         raise ValueError("state/best_epoch lies after state/epoch: the best epoch must be one run")
+    watched = np.asarray(state.monitor)
+    bad = (watched < NO_MONITOR) | (watched >= len(MONITORS))
+    if bad.any():
+        raise ValueError(
+            f"state/monitor holds {int(watched[bad].flat[0])}; expected {NO_MONITOR} (no early "
+            f"stopping) or 0 .. {len(MONITORS) - 1} (an index of MONITORS)"
+        )
     scale = np.asarray(state.lr_scale)
     if not (np.isfinite(scale) & (scale > 0)).all():
         raise ValueError(f"state/lr_scale holds {float(scale.min())!r}; expected a factor > 0")

@@ -240,7 +240,8 @@ def wolfe_line_search(
     }
 
     def searching(c: dict) -> Array:
-        return ~c["done"] & (c["n"] < max_evals) & (slope0 < 0)
+        n = c["n"].astype(jnp.result_type(max_evals))  # a float budget: no implicit promotion
+        return ~c["done"] & (n < max_evals) & (slope0 < 0)
 
     def one_trial(c: dict) -> dict:
         a = c["a"]
@@ -481,7 +482,7 @@ def stops(state: LBFGSState) -> list[tuple[Array, str]]:
     return [
         (state.grad_max <= hp["gtol"], "min_grad_reached"),
         (state.loss_reduction <= hp["ftol"], "loss_reduction_below_ftol"),
-        (state.n_evals > hp["max_fun"], "max_fun_reached"),
+        (state.n_evals.astype(jnp.result_type(hp["max_fun"])) > hp["max_fun"], "max_fun_reached"),
         (state.failed, "line_search_failed"),
     ]
 

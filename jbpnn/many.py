@@ -85,6 +85,7 @@ from jbpnn.params import (
     network_count,
     stacked_layers,
 )
+from jbpnn.state import own_nan_markers
 from jbpnn.stopping import RUNNING, STOP_REASONS, Stopping, stack_rules, stop_reason_name
 from jbpnn.tables import ResultsTable
 from jbpnn.training import (
@@ -523,6 +524,7 @@ def _pad(tree: PyTree, n_pad: int) -> PyTree:
 
 
 # ---------------------------------------------------------------- train_many
+@own_nan_markers
 def train_many(
     params: MLP | Sequence[MLP] | InitSpec,
     X: ArrayLike,

@@ -290,7 +290,7 @@ def r2_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = Non
     T = Y.astype(out.dtype)
     mean = (s @ T) / jnp.sum(s)
     sse = s @ (T - out) ** 2
-    sst = s @ (T - mean) ** 2
+    sst = s @ (T - mean[None, :]) ** 2
     safe = jnp.where(sst > 0, sst, 1)
     r2 = jnp.where(sst > 0, 1 - sse / safe, jnp.where(sse == 0, 1.0, 0.0).astype(out.dtype))
     return jnp.mean(r2)

@@ -131,16 +131,17 @@ def _constant_lr(count: Array, hp: Mapping[str, Array]) -> Array:
 
 
 def _step_decay_lr(count: Array, hp: Mapping[str, Array]) -> Array:
-    return hp["lr"] * hp["drop"] ** jnp.floor(_float(count) / hp["every"])  # lr drop^floor(t/every)
+    t = _float(count, hp["lr"])
+    return hp["lr"] * hp["drop"] ** jnp.floor(t / hp["every"])  # lr drop^floor(t/every)
 
 
 def _inverse_scaling_lr(count: Array, hp: Mapping[str, Array]) -> Array:
-    return hp["lr"] / (_float(count) + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
+    return hp["lr"] / (_float(count, hp["lr"]) + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
 
 
 def _epoch_inverse_scaling_lr(count: Array, hp: Mapping[str, Array]) -> Array:
     # t = samples seen at the start of this epoch (scikit-learn's MLP invscaling)
-    epochs = jnp.floor((_float(count) - hp["updates_before"]) / hp["updates_per_epoch"])
+    epochs = jnp.floor((_float(count, hp["lr"]) - hp["updates_before"]) / hp["updates_per_epoch"])
     t = hp["samples_before"] + epochs * hp["samples_per_epoch"]
     return hp["lr"] / (t + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
 
@@ -371,7 +372,7 @@ ADAM_VARIANTS = ("corrected", "efficient")
 def _adam_update(grads, state: AdamState, params, lr_t, options):
     hp = state.hyperparams
     b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
-    t = _float(_next(state.count))
+    t = _float(_next(state.count), b1)
     mu = jax.tree.map(
         lambda mu, g: b1 * mu + (1 - b1) * g, state.mu, grads
     )  # mu = b1 mu + (1-b1) g
@@ -1160,9 +1161,11 @@ def set_hyperparams(state: State, **values: Any) -> State:
 
 
 # ---------------------------------------------------------------- helpers
-def _float(count: Any) -> Array:
-    # int32 counts would promote to float32; use the default float (float64 under x64).
-    return jnp.asarray(count).astype(jnp.result_type(float))
+def _float(count: Any, like: Any) -> Array:
+    """An int32 step count in the dtype of the hyperparameter ``like`` it meets: the
+    params' (a float32 network computes ``b1^t`` and its schedules in float32 whether or
+    not ``jax_enable_x64`` is on; exact up to 2^24 steps)."""
+    return jnp.asarray(count).astype(jnp.result_type(like))
 
 
 def _float_dtype(params: PyTree) -> Any:

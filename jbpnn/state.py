@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple, TypeGuard, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +26,7 @@ from jbpnn.checks import as_key, check_int, host_or_device
 from jbpnn.marquardt import BRState, LMState
 from jbpnn.optimizers import Optimizer, cast_hyperparams
 from jbpnn.params import MLP
-from jbpnn.stopping import RUNNING, Stopping, Switches, stop_reason_name
+from jbpnn.stopping import MONITORS, NO_MONITOR, RUNNING, Stopping, Switches, stop_reason_name
 
 __all__ = [
     "HISTORY_CHUNK",
@@ -124,6 +126,10 @@ class TrainState(NamedTuple):
         history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
             is at index ``e % history_chunk``. Keys: ``loss``, and
             ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.
+        monitor: what ``best_val`` measures, the index in
+            :data:`jbpnn.stopping.MONITORS` (0 ``val_loss``, 1 ``val_accuracy``, 2
+            ``val_r2``; int32), -1 without early stopping (or from a checkpoint or pickle
+            saved before jbpnn recorded it): a resume watching another value is refused.
     """
 
     params: MLP
@@ -141,6 +147,8 @@ class TrainState(NamedTuple):
     lr_scale: Array
     first_loss: Array
     history: dict[str, Array]
+    # last, with a default: a TrainState pickled before it existed unpickles
+    monitor: Array = np.int32(NO_MONITOR)  # type: ignore[assignment]
 
 
 def init_state(
@@ -167,7 +175,35 @@ def init_state(
         lr_scale=_filled(1.0, (), dtype),
         first_loss=_filled(np.nan, (), dtype),
         history=_empty_history(config, dtype),
+        monitor=_filled(_monitor_code(config), (), jnp.int32),
     )
+
+
+def _monitor_code(config: TrainConfig) -> int:
+    """``TrainState.monitor`` for a run of ``config``: what its early stopping watches."""
+    return MONITORS.index(config.monitor) if config.early_stopping else NO_MONITOR
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def own_nan_markers(fn: _F) -> _F:
+    """``fn`` (``train``, ``train_many``, ``load``) run with ``jax_debug_nans`` and
+    ``jax_debug_infs`` off, whatever the caller set.
+
+    The state marks "not measured yet" with NaN and inf (``best_val``, ``best_loss``,
+    ``first_loss``, the history's unused slots, L-BFGS's first point), and they pass
+    through the compiled loop, so JAX's checker stopped every finite run. The loop
+    checks for itself: a NaN or inf loss or weight stops the run as ``"diverged"``
+    (``diverged_at``, the last finite params kept).
+    """
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with jax.debug_nans(False), jax.debug_infs(False):
+            return fn(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
 
 
 def _filled(value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -468,6 +504,25 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
             best_epoch=_filled(0, (), jnp.int32),
             bad_epochs=_filled(0, (), jnp.int32),
         )
-    elif not config.early_stopping:
+    elif config.early_stopping:  # its record goes on: best_val must be of this run's kind
+        _check_same_monitor(state, config.monitor)
+    else:
         state = state._replace(best_params=None)
+    watched = _filled(_monitor_code(config), np.shape(state.monitor), jnp.int32)
+    state = state._replace(monitor=watched)
     return state._replace(opt_state=opt_state, history=_empty_history(config, params.dtype))
+
+
+def _check_same_monitor(state: TrainState, monitor: str) -> None:
+    """A run whose early stopping goes on from ``state``'s record watches what it did:
+    its best value of another kind (a val_loss of 28 against a best ``1 - R^2`` of 0.78)
+    never improves, and the run returns the older network."""
+    codes = np.asarray(state.monitor)
+    other = (codes != NO_MONITOR) & (codes != MONITORS.index(monitor))
+    if other.any():
+        watched = MONITORS[int(codes[other].flat[0])]
+        raise ValueError(
+            f"this run's early stopping watched {watched!r}: its best value cannot be "
+            f"compared with {monitor!r}. Resume with monitor={watched!r}, or train "
+            "its params afresh to watch another"
+        )

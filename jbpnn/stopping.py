@@ -49,6 +49,7 @@ from jbpnn.checks import check_int, check_threshold, to_device
 __all__ = [
     "Divergence",
     "MONITORS",
+    "NO_MONITOR",
     "RUNNING",
     "STOP_REASONS",
     "StopRules",
@@ -77,6 +78,7 @@ RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
 CODE = {name: i for i, name in enumerate(STOP_REASONS)}  # reason -> TrainState.stop
 
 MONITORS = ("val_loss", "val_accuracy", "val_r2")  # what early stopping can watch
+NO_MONITOR = -1  # TrainState.monitor without early stopping (else an index of MONITORS)
 
 
 def stop_reason_name(stop: int) -> str:

@@ -147,6 +147,7 @@ from jbpnn.state import (
     TrainState,
     batching,
     init_state,
+    own_nan_markers,
     resume_state,
     state_result,
     train_config,
@@ -512,6 +513,7 @@ def train_epoch(
         lr_scale=lr_scale,
         first_loss=first_loss.astype(state.first_loss.dtype),
         history=history,
+        monitor=state.monitor,
     )
     if not freeze:
         return new
@@ -646,7 +648,7 @@ def divergence_reference(
     # the weights' ratios only (1e30 weights overflowed), kept apart from the products
     w = lax.optimization_barrier(wb / jnp.max(wb))[..., None].astype(yb.dtype)
     seen = jnp.sum(w)
-    mean_t = jnp.sum(w * yb, axis=(0, 1)) / seen
+    mean_t = jnp.sum(w * yb, axis=(0, 1), keepdims=True) / seen
     spread = (0.5 * jnp.sum(w * (yb - mean_t) ** 2) / seen).astype(start.dtype)
     return jnp.maximum(jnp.maximum(start, spread), jnp.finfo(start.dtype).eps)
 
@@ -748,14 +750,6 @@ def prepare_training(
     if previous is not None:
         if previous.state is None:
             raise ValueError("this TrainResult carries no state to resume from")
-        watched = previous.monitor
-        if watched is not None and stopping.n_iter_no_change is not None:
-            if stopping.monitor != watched:  # its best value is of the other kind
-                raise ValueError(
-                    f"this run's early stopping watched {watched!r}: its best value cannot "
-                    f"be compared with {stopping.monitor!r}. Resume with monitor={watched!r}, "
-                    "or train result.params afresh to watch another"
-                )
         start = previous.state
         optimizer = previous.optimizer if optimizer is None else optimizer
     if template is not None:
@@ -976,6 +970,7 @@ def _weights(
 
 
 # ---------------------------------------------------------------- train
+@own_nan_markers
 def train(
     params: MLP | TrainState | TrainResult,
     X: ArrayLike,
@@ -1220,11 +1215,11 @@ def train(
         return int(done)
 
     chunk = min(progress_every, config.history_chunk)
-    data, val = run.data, run.val
+    data, val, rules = run.data, run.val, run.rules
     if epochs > chunk:  # more than one launch: copy host data to the device once, not per call
-        data, val = jax.tree.map(to_device, (data, val))
+        data, val, rules = jax.tree.map(to_device, (data, val, rules))
     state = run_chunks(
-        lambda s, until: loop(s, data, val, run.rules, np.int32(until)),
+        lambda s, until: loop(s, data, val, rules, np.int32(until)),
         state,
         first,
         target,

@@ -539,6 +539,64 @@ def test_a_resume_from_a_result_watches_what_its_early_stopping_watched():
     assert train(first, X, Y, epochs=1, optimizer=sgd(0.1)).monitor is None  # no early stopping
 
 
+def test_a_resume_from_a_bare_or_loaded_state_watches_what_its_early_stopping_watched(tmp_path):
+    # the state itself records it (TrainState.monitor): a checkpoint's state, or result.state,
+    # resumed with another monitor compared values of two kinds as the result above did
+    from jbpnn.io import load, save
+    from jbpnn.many import train_many
+
+    X, Y = _data(n=23)
+    X_val, Y_val = _data(n=7, seed=5)
+    p0 = init_params(jax.random.key(3), (3, 5, 2))
+    kw = dict(optimizer=sgd(0.1), batch_size=4, X_val=X_val, Y_val=Y_val, n_iter_no_change=3)
+    first = train(p0, X, Y, epochs=3, monitor="val_accuracy", **kw)
+    assert int(first.state.monitor) == 1  # MONITORS.index("val_accuracy")
+    save(tmp_path / "run.npz", first.state, optimizer=sgd(0.1))
+    loaded = load(tmp_path / "run.npz").state
+    for state in (first.state, loaded):
+        for other in ("val_loss", "val_r2"):
+            with pytest.raises(ValueError, match=f"watched 'val_accuracy'.*with '{other}'"):
+                train(state, X, Y, epochs=1, monitor=other, **kw)
+        assert train(state, X, Y, epochs=1, monitor="val_accuracy", **kw).epochs_run == 4
+    # early stopping off, then on again: a new record, of the new kind
+    plain = train(first.state, X, Y, epochs=1, optimizer=sgd(0.1), batch_size=4)
+    assert int(plain.state.monitor) == -1
+    assert int(train(plain.state, X, Y, epochs=1, monitor="val_r2", **kw).state.monitor) == 2
+    # a checkpoint written before jbpnn recorded it loads as "not recorded" and goes on
+    with np.load(tmp_path / "run.npz") as f:
+        entries = {k: f[k] for k in f.files if k != "state/monitor"}
+    np.savez(tmp_path / "older.npz", **entries)
+    older = load(tmp_path / "older.npz").state
+    assert int(older.monitor) == -1
+    assert train(older, X, Y, epochs=1, monitor="val_loss", **kw).epochs_run == 4
+    # a damaged entry is named
+    entries["state/monitor"] = np.int32(7)
+    np.savez(tmp_path / "bad.npz", **entries)
+    with pytest.raises(ValueError, match="state/monitor holds 7"):
+        load(tmp_path / "bad.npz")
+    # many networks: the record per network
+    stacked = jax.tree.map(lambda a: jnp.stack([a, a + 0.1]), p0)
+    many = train_many(stacked, X, Y, epochs=2, monitor="val_r2", **kw)
+    assert np.asarray(many.state.monitor).tolist() == [2, 2]
+
+
+def test_a_train_state_pickled_before_it_recorded_its_monitor_unpickles():
+    # unpickling calls TrainState(*fields): one written before the field existed has one
+    # field fewer; it unpickles as "not recorded" (-1) and goes on
+    import pickle
+
+    from jbpnn.state import TrainState
+
+    X, Y = _data(n=23)
+    X_val, Y_val = _data(n=7, seed=5)
+    kw = dict(optimizer=sgd(0.1), batch_size=4, X_val=X_val, Y_val=Y_val, n_iter_no_change=3)
+    state = train(init_params(jax.random.key(3), (3, 5, 2)), X, Y, epochs=2, **kw).state
+    assert int(pickle.loads(pickle.dumps(state)).monitor) == 0  # val_loss, kept
+    older = TrainState(*state[: len(TrainState._fields) - 1])
+    assert older.history is state.history and int(np.asarray(older.monitor)) == -1
+    assert train(older, X, Y, epochs=1, monitor="val_accuracy", **kw).epochs_run == 3
+
+
 def test_resume_refuses_another_kind_of_optimizer_and_a_second_key():
     X, Y = _data(n=8)
     first = train(init_params(0, (3, 2)), X, Y, optimizer=momentum(0.1), epochs=2)
