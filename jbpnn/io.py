@@ -11,8 +11,10 @@ itself lives in :mod:`jbpnn.files`.)
   :func:`jbpnn.many.stack_params` and ``ManyResult.params`` hold them);
 - a :class:`~jbpnn.training.TrainState` (a checkpoint: params, optimizer moments
   and hyperparameters, data-order key, counters, early-stopping record,
-  history buffers), stacked or not, so that ``train(load(p).state, X, Y,
-  optimizer=load(p).optimizer, epochs=k)`` goes on exactly as the run would have.
+  history buffers), so that ``train(load(p).state, X, Y, optimizer=load(p).optimizer,
+  epochs=k)`` goes on exactly as the run would have; or a stacked one (``train_many``'s
+  ``result.state``), whose network ``i``, ``jax.tree.map(lambda a: a[i], state)``, goes
+  on the same way (``train_many`` itself starts from params: it does not resume).
 
 The file is a plain NumPy ``.npz`` archive (readable with ``numpy.load(path,
 allow_pickle=False)``, no pickle anywhere) holding these entries:

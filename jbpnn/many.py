@@ -692,6 +692,15 @@ def train_many(
                     "got one network; stack networks with stack_params, or pass an InitSpec "
                     "with seeds"
                 )
+        elif isinstance(params, (TrainState, TrainResult, ManyResult)):
+            # a TrainState is a tuple: stack_params said "needs a sequence of MLPs"
+            raise ValueError(
+                "train_many starts from params; it does not resume a run: go on with one "
+                "network at a time, train(result[i], X, Y, epochs=k) for a ManyResult, or "
+                "train(jax.tree.map(lambda a: a[i], state), X, Y, optimizer=..., epochs=k) "
+                "for a stacked TrainState (a loaded checkpoint's); or start train_many "
+                "afresh from its .params"
+            )
         elif isinstance(params, (list, tuple)):
             params = stack_params(params)
             n_nets = network_count(params)

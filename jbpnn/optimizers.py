@@ -471,6 +471,16 @@ class Optimizer:
         self.options = dict(options)
         self.hyperparams = dict(hyperparams)
 
+    # every pickle protocol: 0 and 1 refuse a class with __slots__ and no __getstate__
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # pickled before: object's (None, {slot: value})
+            state = state[1]
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
     def _kind_key(self) -> tuple:
         return (self.name, tuple(sorted(self.options.items(), key=str)), tuple(self.hyperparams))
 
@@ -1178,8 +1188,10 @@ def _float_dtype(params: PyTree) -> Any:
 def _same_value(a: Any, b: Any) -> bool:
     if a is b:
         return True
-    if isinstance(a, jax.Array) or isinstance(b, jax.Array):
-        return False  # arrays (maybe traced) are equal only to themselves
+    if not (is_concrete(a) and is_concrete(b)):
+        return False  # a traced value (inside the user's jit) is equal only to itself
+    if isinstance(a, jax.Array) or isinstance(b, jax.Array):  # a copy equals its original
+        a, b = np.asarray(a), np.asarray(b)
     try:
         return bool(a == b)
     except (TypeError, ValueError):

@@ -101,6 +101,16 @@ class MLP:
         self.loss = loss
         self.article_mode = bool(article_mode)
 
+    # every pickle protocol: 0 and 1 refuse a class with __slots__ and no __getstate__
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # pickled before: object's (None, {slot: value})
+            state = state[1]
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
     # -- pytree protocol -------------------------------------------------
     def tree_flatten(self) -> tuple[tuple[tuple[Layer, ...]], tuple[Any, ...]]:
         return (self.layers,), (self.activations, self.loss, self.article_mode)

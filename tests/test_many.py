@@ -613,3 +613,25 @@ def test_a_diverged_networks_row_describes_the_params_it_returns(x64):
     assert alone.stop_reason == "diverged"
     back = alone.diverged_at - 1
     assert f"final loss: {alone.history['loss'][back - 1]:.6g}" in str(alone)
+
+
+def test_a_stacked_checkpoint_goes_on_network_by_network_and_train_many_says_so(tmp_path):
+    # train_many(state) said "stack_params needs a non-empty sequence of MLPs" (a TrainState
+    # is a tuple); io promised that a stacked checkpoint goes on with train, which refuses
+    # stacked params: network i's slice of the state does
+    from jbpnn.io import load, save
+
+    X, Y = _classes()
+    spec = InitSpec((5, 4, 3), ("tanh", "softmax"), "cross_entropy", "glorot")
+    kw = dict(optimizer="momentum", hparams={"lr": [0.1, 0.2], "m": 0.9}, batch_size=16)
+    whole = train_many(spec, X, Y, seeds=[0, 1], epochs=4, key=2, **kw)
+    first = train_many(spec, X, Y, seeds=[0, 1], epochs=2, key=2, **kw)
+    save(tmp_path / "many.npz", first.state)  # each network's values stay in the state
+    state = load(tmp_path / "many.npz").state
+    for start in (state, first, first.state):
+        with pytest.raises(ValueError, match="does not resume a run: go on with one network"):
+            train_many(start, X, Y, epochs=2, **kw)
+    for i in range(2):
+        one = jax.tree.map(lambda a, i=i: a[i], state)
+        more = train(one, X, Y, optimizer=first[i].optimizer, epochs=2, batch_size=16)
+        tree_allclose(more.params, whole[i].params, rtol=1e-6, atol=1e-7)
