@@ -70,6 +70,7 @@ import jax.scipy.linalg
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jbpnn._slots import PicklesSlots
 from jbpnn.checks import check_number, host_or_device, is_concrete, to_device
 from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
 from jbpnn.lbfgs import LBFGSState
@@ -438,7 +439,7 @@ _HISTORY_KEYS = {
 
 
 # ---------------------------------------------------------------- the optimizer
-class Optimizer:
+class Optimizer(PicklesSlots):
     """An optimizer: its kind (static) and its initial hyperparameter values (data).
 
     Use it as an ``(init, update)`` pair of pure functions::
@@ -470,16 +471,6 @@ class Optimizer:
         self.name = name
         self.options = dict(options)
         self.hyperparams = dict(hyperparams)
-
-    # every pickle protocol: 0 and 1 refuse a class with __slots__ and no __getstate__
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple):  # pickled before: object's (None, {slot: value})
-            state = state[1]
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
 
     def _kind_key(self) -> tuple:
         return (self.name, tuple(sorted(self.options.items(), key=str)), tuple(self.hyperparams))

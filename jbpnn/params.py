@@ -31,6 +31,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jbpnn import checks
+from jbpnn._slots import PicklesSlots
 from jbpnn.activations import get_activation
 from jbpnn.checks import check_seed
 from jbpnn.losses import LOSSES, check_pair, get_loss
@@ -67,7 +68,7 @@ class Layer(NamedTuple):
 
 
 @jax.tree_util.register_pytree_with_keys_class
-class MLP:
+class MLP(PicklesSlots):
     """A multilayer perceptron: layers as data, activation and loss names as metadata.
 
     Build one with :func:`init_params` or :meth:`MLP.from_layers`; both check
@@ -100,16 +101,6 @@ class MLP:
         self.activations = tuple(activations)
         self.loss = loss
         self.article_mode = bool(article_mode)
-
-    # every pickle protocol: 0 and 1 refuse a class with __slots__ and no __getstate__
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple):  # pickled before: object's (None, {slot: value})
-            state = state[1]
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
 
     # -- pytree protocol -------------------------------------------------
     def tree_flatten(self) -> tuple[tuple[tuple[Layer, ...]], tuple[Any, ...]]:
