@@ -512,6 +512,7 @@ def _state_template(params: MLP, structure: Mapping[str, Any]) -> TrainState:
         early_stopping=bool(structure["best_params"]),
         has_validation="val_loss" in keys,
         monitor="val_r2" if "val_r2" in keys else "val_loss",  # val_r2 is recorded then
+        reduce_lr="lr_scale" in keys,  # its reductions are recorded then
         history_chunk=int(structure["history"]["chunk"]),
         optimizer_history=shape_only.history_keys,  # lm: mu, grad_norm; br: and gamma
     )

@@ -99,8 +99,9 @@ def estimate_memory(
     updates and rollback copies ``4 P`` (``5 P`` with early stopping), optimizer
     state ``2 S`` (``S`` = ``P`` for momentum, ``2 P`` for Adam, 0 for SGD),
     activations ``3 U B + 2 U n_val`` and history ``3 K H`` numbers per network
-    (``K`` history keys: the loss, a weight-change slot, the validation loss and
-    accuracy with a validation set, the optimizer's own; ``H`` = ``history_chunk``, the
+    (``K`` history keys: the loss, a weight-change and an ``lr_scale`` slot, the
+    validation loss, accuracy and R^2 with a validation set, the optimizer's own;
+    ``H`` = ``history_chunk``, the
     ring buffer's length whatever ``epochs`` is, or ``epochs`` without one; three copies:
     the compiled loop's carry in and out and the chunk copied to the host),
     ``P`` its parameter count, ``U`` its number of units, ``B`` the batch size;
@@ -144,9 +145,9 @@ def estimate_memory(
         shapes = jax.eval_shape(optimizer.init, template)
         state_items = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
     history_len = int(epochs) if history_chunk is None else int(history_chunk)
-    # loss, a weight-change slot (an over-estimate when that rule is off), validation's
-    # loss, accuracy and an R^2 slot (monitor="val_r2"; an over-estimate otherwise)
-    n_keys = 2 + (3 if n_val else 0) + len(getattr(optimizer, "history_keys", ()))
+    # loss, a weight-change and an lr_scale slot (over-estimates when those rules are
+    # off), validation's loss, accuracy and an R^2 slot (monitor="val_r2"; ditto)
+    n_keys = 3 + (3 if n_val else 0) + len(getattr(optimizer, "history_keys", ()))
     batch = n_examples if batch_size is None else min(int(batch_size), n_examples)
     data = (n_examples + n_val) * (template.n_in + template.n_out)
     parts = {

@@ -786,31 +786,46 @@ def _same_weights(params: MLP, coefs: list, intercepts: list) -> bool:
     return True
 
 
-def _print_iteration(scale: float, monitor: str, before: int, info: dict[str, Any]) -> None:
-    """``verbose``: scikit-learn's lines per epoch, ``Iteration 1, loss = 0.32264812``
-    (counted from 1 in each call, ``before`` the epochs of earlier calls, as its
-    ``n_iter_``) and, with early stopping, ``Validation score: 0.266667`` (``monitor``'s
-    value)."""
-    loss = math.nan if info["loss"] is None else info["loss"] * scale
-    print(f"Iteration {info['epoch'] - before}, loss = {loss:.8f}", flush=True)
-    if info.get(monitor) is not None:
-        print(f"Validation score: {info[monitor]:f}", flush=True)
+class _Verbose:
+    """``verbose``: scikit-learn's lines, as its ``_fit_stochastic`` prints them.
 
+    After each epoch (a ``progress`` callback of one epoch per chunk):
+    ``Iteration 1, loss = 0.32264812`` (counted from 1 in each call, ``before`` the
+    epochs of earlier calls, as its ``n_iter_``); with early stopping
+    ``Validation score: 0.266667`` (``monitor``'s value); and where the plateau rule of
+    ``learning_rate="adaptive"`` divided the learning rate by 5 (the history's
+    ``lr_scale`` fell), its ``... Setting learning rate to 0.000200``. At the end,
+    :meth:`stop`: the line of the plateau that stopped the run.
+    """
 
-def _print_stop(stop_reason: str, s: _Settings, n_iter_no_change: Any) -> None:
-    """``verbose``: scikit-learn's line when a plateau stops the run."""
-    if stop_reason == "no_validation_improvement":
-        what = "Validation score"
-    elif stop_reason == "no_loss_improvement":
-        what = "Training loss"
-    else:
-        return
-    adaptive = s.solver == "sgd" and s.schedule == "adaptive"
-    print(
-        f"{what} did not improve more than tol={s.tol:f} for {int(n_iter_no_change)} "
-        "consecutive epochs. " + ("Learning rate too small. " if adaptive else "") + "Stopping.",
-        flush=True,
-    )
+    def __init__(
+        self, est: Any, s: _Settings, scale: float, monitor: str, before: int, lr_scale: float
+    ):
+        self.scale, self.monitor, self.before, self.lr_scale = scale, monitor, before, lr_scale
+        self.lr_init = float(est.learning_rate_init)
+        self.adaptive = s.solver == "sgd" and s.schedule == "adaptive"
+        what = "Validation score" if s.early_stopping else "Training loss"
+        self.plateau = (
+            f"{what} did not improve more than tol={s.tol:f} for "
+            f"{int(est.n_iter_no_change)} consecutive epochs."
+        )
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        loss = math.nan if info["loss"] is None else info["loss"] * self.scale
+        print(f"Iteration {info['epoch'] - self.before}, loss = {loss:.8f}", flush=True)
+        if info.get(self.monitor) is not None:
+            print(f"Validation score: {info[self.monitor]:f}", flush=True)
+        lr_scale = info.get("lr_scale")
+        if lr_scale is not None and lr_scale < self.lr_scale:  # scikit-learn: lr /= 5
+            reductions = round(math.log(lr_scale) / math.log(0.2))
+            lr = self.lr_init / 5.0**reductions
+            print(f"{self.plateau} Setting learning rate to {lr:f}", flush=True)
+        self.lr_scale = self.lr_scale if lr_scale is None else lr_scale
+
+    def stop(self, stop_reason: str) -> None:
+        if stop_reason in ("no_validation_improvement", "no_loss_improvement"):
+            too_small = "Learning rate too small. " if self.adaptive else ""
+            print(f"{self.plateau} {too_small}Stopping.", flush=True)
 
 
 class _OptimizerView(NamedTuple):
@@ -989,15 +1004,21 @@ class _BPNNBase(BaseEstimator):
         t_before = 0 if first else int(getattr(self, "t_", 0))
         scale = self._curve_scale(Y.shape[1])
 
+        verbose: list[Any] = [None]  # the last run's printer (its stop line)
+
         def run_from(start: Any, key: Any, count_before: int) -> TrainResult:
             values = {
                 **s.values,
                 **_data_values(s, len(X_tr), k, Y.shape[1], t_before, count_before),
             }
-            before = int(start.epoch) if isinstance(start, TrainState) else 0  # earlier fits'
-            progress = (
-                partial(_print_iteration, scale, self._monitor, before) if self.verbose else None
-            )
+            if isinstance(start, TrainState):  # earlier fits' epochs and reductions
+                before, lr_scale = int(start.epoch), float(np.asarray(start.lr_scale))
+            else:
+                before, lr_scale = 0, 1.0
+            progress = None
+            if self.verbose:
+                progress = _Verbose(self, s, scale, self._monitor, before, lr_scale)
+            verbose[:] = [progress]
             return train(
                 start,
                 X_tr,
@@ -1029,8 +1050,8 @@ class _BPNNBase(BaseEstimator):
             # a warm fit with another solver or schedule: a new optimizer from coefs_, as
             # scikit-learn makes one at every fit (sgd, then lbfgs, goes on from sgd's weights)
             run = run_from(params, order_seed, 0)
-        if self.verbose:
-            _print_stop(run.stop_reason, s, self.n_iter_no_change)
+        if verbose[0] is not None:
+            verbose[0].stop(run.stop_reason)
         weight = None if sw_tr is None else float(np.sum(sw_tr, dtype=np.float64))
         self._record(run, s, X_tr.shape[0], first, val_set, weight_total=weight)
         if not incremental and s.solver == "lbfgs":

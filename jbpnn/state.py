@@ -95,6 +95,8 @@ class TrainConfig(NamedTuple):
         keys = ("loss",) + (("max_weight_change",) if self.watch_weight_change else ())
         if self.has_validation:
             keys += ("val_loss", "val_accuracy") + (("val_r2",) if self.monitor == "val_r2" else ())
+        if self.reduce_lr:  # the plateau rule's reductions so far, after each epoch
+            keys += ("lr_scale",)
         return keys + self.optimizer_history
 
 
@@ -124,8 +126,8 @@ class TrainState(NamedTuple):
             if larger (:func:`jbpnn.training.divergence_reference`). NaN until the
             first epoch run with ``max_loss_growth`` on measures it.
         history: ring buffers of ``history_chunk`` entries: epoch ``e`` (0-based)
-            is at index ``e % history_chunk``. Keys: ``loss``, and
-            ``max_weight_change``, ``val_loss``, ``val_accuracy`` when measured.
+            is at index ``e % history_chunk``. Keys: ``loss``, and what
+            :meth:`TrainConfig.history_keys` adds (see :class:`TrainResult`).
         monitor: what ``best_val`` measures, the index in
             :data:`jbpnn.stopping.MONITORS` (0 ``val_loss``, 1 ``val_accuracy``, 2
             ``val_r2``; int32), -1 without early stopping (or from a checkpoint or pickle
@@ -234,7 +236,8 @@ class TrainResult:
             ``start_epoch``): ``loss`` (the epoch loss), ``max_weight_change``
             (only with ``min_weight_change``, the rule that needs it) and, with
             a validation set, ``val_loss`` and ``val_accuracy`` (and ``val_r2`` with
-            ``monitor="val_r2"``); the full-batch
+            ``monitor="val_r2"``), ``lr_scale`` with ``lr_factor`` (the plateau rule's
+            reductions so far, after the epoch); the full-batch
             optimizers add their own: ``mu`` and ``grad_norm`` (``lm``; ``br`` also
             ``gamma``), ``grad_max``, ``step`` and ``n_evals`` (``lbfgs``). Resuming from
             a ``TrainResult`` extends its history.

@@ -491,6 +491,7 @@ def train_epoch(
         loss_bad = jnp.where(reduce, 0, loss_bad)
         best = (*best[:3], jnp.where(reduce, 0, best[3]))
         plateaus = [(p & ~reduce, code) for p, code in plateaus]
+        record["lr_scale"] = lr_scale
     for stalled, code in plateaus:
         stop_if.append(stalled)
         codes.append(code)
@@ -1049,6 +1050,8 @@ def train(
             multiply the learning rate by this factor (0 < f < 1) and go on,
             stopping only once ``lr <= min_lr`` (scikit-learn's
             ``learning_rate="adaptive"``: 0.2 and 1e-6). None: a plateau stops.
+            The reductions so far are recorded after each epoch as ``lr_scale``
+            in the history (the epoch's updates used ``lr`` times the one before).
         min_lr: see ``lr_factor``.
         max_loss_growth, max_abs_param: the divergence rule for runs that blow up
             without reaching NaN/inf: stop (``"diverged"``, the start-of-epoch
@@ -1069,8 +1072,9 @@ def train(
             ``jax.value_and_grad(jbpnn.network.loss_kernel)`` to train with autodiff.
         progress: called as ``progress(info)`` after every chunk of
             ``progress_every`` epochs, ``info`` a dict with ``epoch``, ``epochs``,
-            ``loss``, ``val_loss``, ``val_accuracy`` and ``val_r2`` (each None where not
-            recorded), ``elapsed`` (seconds) and ``stop_reason`` (None while running).
+            ``loss``, ``val_loss``, ``val_accuracy``, ``val_r2`` and ``lr_scale`` (each
+            None where not recorded), ``elapsed`` (seconds) and ``stop_reason`` (None
+            while running).
             :func:`print_progress` prints one line.
         progress_every: epochs per chunk (default: ``epochs // 10`` with
             ``progress`` or on a mesh that spans processes, where every process runs
@@ -1303,6 +1307,7 @@ def _progress_info(
         "val_loss": last("val_loss"),
         "val_accuracy": last("val_accuracy"),
         "val_r2": last("val_r2"),
+        "lr_scale": last("lr_scale"),
         "elapsed": time.perf_counter() - start,
         "stop_reason": stop_reason_name(stop) if done else None,
     }

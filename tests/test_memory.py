@@ -38,8 +38,8 @@ def test_memory_estimate_parts():
     assert state_items >= 2 * n_params + 1
     assert est.parts["optimizer_state"] == 2 * state_items * 4
     assert est.parts["activations"] == (3 * 74 * 32 + 2 * 74 * 100) * 4
-    # 3 copies of 5 keys (loss, weight change, val loss, val accuracy, val R^2) of 50 epochs
-    assert est.parts["history"] == 3 * 5 * 50 * 4
+    # 3 copies of 6 keys (loss, weight change, lr_scale, val loss, accuracy, R^2) of 50 epochs
+    assert est.parts["history"] == 3 * 6 * 50 * 4
     assert est.total == 10 * est.per_network + est.shared
     assert est.max_networks(est.total) == 10
 
@@ -54,10 +54,10 @@ def test_history_chunk_sets_the_history_part():
     chunked = estimate_memory(one, 2, **kw, history_chunk=64)
     longer = estimate_memory(one, 2, **kw, history_chunk=10_000)
     val = estimate_memory(one, 2, **kw, history_chunk=64, n_val=5)
-    assert full.parts["history"] == 3 * 2 * 500 * 4  # loss and a weight-change slot
-    assert chunked.parts["history"] == 3 * 2 * 64 * 4
-    assert longer.parts["history"] == 3 * 2 * 10_000 * 4
-    assert val.parts["history"] == 3 * 5 * 64 * 4  # and the validation loss, accuracy, R^2
+    assert full.parts["history"] == 3 * 3 * 500 * 4  # loss, a weight-change and an lr_scale slot
+    assert chunked.parts["history"] == 3 * 3 * 64 * 4
+    assert longer.parts["history"] == 3 * 3 * 10_000 * 4
+    assert val.parts["history"] == 3 * 6 * 64 * 4  # and the validation loss, accuracy, R^2
     assert {k: v for k, v in chunked.parts.items() if k != "history"} == {
         k: v for k, v in full.parts.items() if k != "history"
     }

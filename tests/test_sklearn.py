@@ -884,6 +884,25 @@ def test_verbose_prints_scikit_learns_validation_and_stop_lines(capsys, digits, 
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_verbose_prints_the_adaptive_learning_rates_as_scikit_learn(capsys, digits):
+    # learning_rate="adaptive": scikit-learn prints "... Setting learning rate to 0.000200"
+    # at each plateau; jbpnn's reductions happen inside the compiled loop and were not
+    # printed (they are in the history's lr_scale now). tol=10: every epoch a plateau's
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate="adaptive", tol=10.0,
+              n_iter_no_change=2, max_iter=60, learning_rate_init=1e-3, random_state=0,
+              verbose=True)  # fmt: skip
+    lines = {}
+    for E in (BPNNClassifier, MLPClassifier):
+        E(**kw).fit(X, y)
+        out = capsys.readouterr().out.splitlines()
+        lines[E] = [re.sub(r"loss = \S+", "loss = x", line) for line in out]
+    assert lines[BPNNClassifier] == lines[MLPClassifier]
+    rates = [line.split()[-1] for line in lines[MLPClassifier] if "Setting learning rate" in line]
+    assert rates == ["0.000200", "0.000040", "0.000008", "0.000002", "0.000000"]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_verbose_counts_iterations_per_call_as_scikit_learn(capsys, digits):
     # the lines counted every epoch of the state (1, 2, 3, 4), scikit-learn each call's
     X, y = digits

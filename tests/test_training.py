@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -221,6 +223,17 @@ def test_lr_scale_is_the_learning_rate_the_updates_use(x64):
     reduced = train(p0, X, Y, optimizer=sgd(0.8), epochs=3, lr_factor=0.5, min_lr=0.0, **kw)
     # epoch 1 beats the initial best (inf); epochs 2 and 3 stall, each halving the lr after it
     assert float(reduced.state.lr_scale) == 0.5**2
+    # ... recorded after each epoch (the reductions so far), and in a checkpoint
+    np.testing.assert_array_equal(reduced.history["lr_scale"], [1.0, 0.5, 0.25])
+    assert "lr_scale" not in train(p0, X, Y, optimizer=sgd(0.8), epochs=1, **kw).history
+    from jbpnn.io import load, save
+
+    with tempfile.TemporaryDirectory() as folder:
+        save(f"{folder}/s.npz", reduced.state, optimizer=sgd(0.8))
+        saved = load(f"{folder}/s.npz")
+    more = train(saved.state, X, Y, optimizer=saved.optimizer, epochs=1, lr_factor=0.5,
+                 min_lr=0.0, **kw)  # fmt: skip
+    assert more.history["lr_scale"].tolist() == [0.125]
     params = p0  # so epochs 1, 2, 3 ran with lr 0.8, 0.8, 0.4: as three runs by hand
     for lr in (0.8, 0.8, 0.4):
         params = train(
