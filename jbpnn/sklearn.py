@@ -125,13 +125,20 @@ except ImportError as error:  # pragma: no cover - the extra is missing
     raise ImportError(
         'jbpnn.sklearn needs scikit-learn: pip install "jbpnn[sklearn]" (or scikit-learn>=1.3)'
     ) from error
+from sklearn import get_config
 from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.metrics import check_scoring
-from sklearn.metrics._scorer import _check_multimetric_scoring
+from sklearn.metrics._scorer import _check_multimetric_scoring, _MultimetricScorer
 from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import _safe_indexing
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    get_routing_for_object,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, unique_labels
 from sklearn.utils.validation import (
@@ -719,7 +726,18 @@ def _column_ranges(columns: np.ndarray) -> str:
 
 def _check_magnitudes(name: str, A: np.ndarray, dtype: np.dtype, squared: bool = False) -> None:
     """Refuse finite values that overflow the network's dtype (``squared``: whose square,
-    the squared error, does), naming the argument, its columns and the dtype."""
+    the squared error, does), naming the argument, its columns and the dtype; and NaN or
+    inf, which scikit-learn's ``assume_finite=True`` lets past its own check (a fit on
+    them "diverged" at once and kept its untrained weights)."""
+    if get_config().get("assume_finite"):
+        bad = ~np.isfinite(np.asarray(A, np.float64).reshape(len(A), -1))
+        if bad.any():
+            raise ValueError(
+                f"{name} contains NaN or infinity in column(s) "
+                f"{_column_ranges(np.flatnonzero(bad.any(axis=0)))}: a network can neither "
+                "train on them nor predict from them (scikit-learn's assume_finite=True "
+                "skipped its own check)"
+            )
     info = np.finfo(dtype)
     if np.dtype(A.dtype).kind == "f" and np.finfo(A.dtype).max <= info.max and not squared:
         return  # cannot overflow (float32 data for a float32 network)
@@ -1637,7 +1655,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             y: targets, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``.
             groups: group labels for the splitter (e.g. ``GroupKFold``).
             sample_weight: optional weights, passed to every fit (and ``train_many``) and,
-                as ``GridSearchCV`` does, to the scorer of every test fold.
+                as ``GridSearchCV`` does, to the scorer of every test fold; with
+                scikit-learn's metadata routing on, only where requested
+                (``set_fit_request``, ``set_score_request``; see :meth:`_fit_routed`).
             **fit_params: for a Pipeline, ``<last step>__sample_weight`` (e.g.
                 ``net__sample_weight=w``), as ``GridSearchCV`` passes it: weights for the
                 network's fits only (the test folds are scored unweighted).
@@ -1646,6 +1666,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.
         """
         self._check_search_params()
+        if get_config().get("enable_metadata_routing") and not getattr(self, "_nested", False):
+            return self._fit_routed(X, y, groups, sample_weight, fit_params)
+        return self._fit(X, y, groups, sample_weight, fit_params)
+
+    def _fit(self, X, y, groups, sample_weight, fit_params, routed=None):
+        """``fit``'s search; ``routed``: what metadata routing gave each consumer (see
+        :meth:`_fit_routed`), None without it."""
         base = self.estimator
         fit_weight = None
         if fit_params:
@@ -1659,7 +1686,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 )
             fit_weight = next(iter(fit_params.values()))  # the one accepted
         if isinstance(base, Pipeline):
-            return self._fit_pipeline(X, y, groups, sample_weight, fit_weight)
+            return self._fit_pipeline(X, y, groups, sample_weight, fit_weight, routed)
         if not isinstance(base, _BPNNBase):
             raise TypeError(
                 "SweepSearchCV trains BPNNClassifier or BPNNRegressor networks (or a Pipeline "
@@ -1734,20 +1761,28 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 jobs.append(job)
         self.sweep_calls_ = []
 
-        weigh = (
-            sample_weight is not None
-            and not getattr(self, "_fits_only", False)  # a Pipeline's <step>__sample_weight
-            and self._scorer_accepts_sample_weight(scorers)
-        )
+        routed = getattr(self, "_score_routing", None)  # metadata routing: (weights, who)
+        if routed is not None:
+            score_weight, requested = routed
+        else:  # GridSearchCV's default: the fits' weights, where the scorers take them
+            weigh = (
+                sample_weight is not None
+                and not getattr(self, "_fits_only", False)  # a Pipeline's <step>__sample_weight
+                and self._scorer_accepts_sample_weight(scorers)
+            )
+            score_weight = sample_weight if weigh else None
+            requested = None  # every scorer
 
         def on(rows: np.ndarray, fitted: _BPNNBase) -> Any:
             """The score(s) of ``fitted`` on ``rows``; ``error_score`` where a scorer raises."""
             y_part = None if y is None else _safe_indexing(y, rows)
-            kw = {"sample_weight": _safe_indexing(sample_weight, rows)} if weigh else {}
+            weights = None if score_weight is None else _safe_indexing(score_weight, rows)
             X_part = _safe_indexing(X, rows)
             named = scorers if isinstance(scorers, dict) else {None: scorers}
             out = {}
             for name, sc in named.items():
+                takes = weights is not None and (requested is None or requested[name])
+                kw = {"sample_weight": weights} if takes else {}
                 try:
                     out[name] = sc(fitted, X_part, y_part, **kw)
                 except Exception:
@@ -1810,6 +1845,40 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             refit_metric,
         )
 
+    def _fit_routed(self, X, y, groups, sample_weight, fit_params):
+        """``fit`` under scikit-learn's metadata routing (``sklearn.set_config(
+        enable_metadata_routing=True)``), routed as ``GridSearchCV`` routes it: the
+        estimator's fits get the metadata it requested (``set_fit_request``; in a
+        Pipeline, each step what it requested), each scorer what it requested
+        (``set_score_request``), the splitter ``groups``; metadata that nothing
+        requested is refused with scikit-learn's own error."""
+        given = {"groups": groups, "sample_weight": sample_weight, **fit_params}
+        routed = process_routing(self, "fit", **{k: v for k, v in given.items() if v is not None})
+        fit_kw = dict(routed.estimator.fit)
+        weights = fit_kw.pop("sample_weight", None)
+        if fit_kw:  # a jbpnn network takes no other fit metadata; a Pipeline's steps neither
+            raise TypeError(
+                f"SweepSearchCV routes sample_weight to the fits; {sorted(fit_kw)} were "
+                "routed to the estimator too: use GridSearchCV"
+            )
+        base = self.estimator
+        last = base.steps[-1][1] if isinstance(base, Pipeline) else base
+        scorers, _ = self._scorers(last)
+        named = scorers if isinstance(scorers, dict) else {None: scorers}
+        requested = {name: _consumes(sc, "score") for name, sc in named.items()}
+        score = (routed.scorer.score.get("sample_weight"), requested)
+        split_groups = routed.splitter.split.get("groups")
+        if not isinstance(base, Pipeline):
+            self._score_routing = score
+            try:
+                return self._fit(X, y, split_groups, weights, {})
+            finally:
+                del self._score_routing
+        head = [step for _, step in base.steps[:-1] if step not in (None, "passthrough")]
+        net_weights = weights if _consumes(last, "fit") else None
+        head_weights = weights if any(_consumes(step, "fit") for step in head) else None
+        return self._fit(X, y, split_groups, None, {}, (weights, net_weights, head_weights, score))
+
     def _conclude(
         self, X, y, sample_weight, candidates, arrays, scorers, refit_metric, fit_kw=None
     ):
@@ -1868,7 +1937,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         if not (pd is None or isinstance(pd, str) or isinstance(pd, numbers.Integral)):
             raise ValueError(f"pre_dispatch must be None, an integer or a string, got {pd!r}")
 
-    def _fit_pipeline(self, X, y, groups, sample_weight, fit_weight=None):
+    def _fit_pipeline(self, X, y, groups, sample_weight, fit_weight=None, routed=None):
         """A ``Pipeline`` that ends with a jbpnn estimator, as ``GridSearchCV`` fits it: per
         fold (and per setting of the preceding steps' parameters in the grid) the preceding
         steps are fitted on the training rows only and transform both sides; then the
@@ -1926,6 +1995,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.sweep_calls_ = []
         names = list(scorers) if isinstance(scorers, dict) else ["score"]
         weights = sample_weight if fit_weight is None else fit_weight  # the fits' weights
+        head_weights, score = None, None
+        if routed is not None:  # metadata routing: each consumer what it requested
+            given, weights, head_weights, score = routed
         failures: list[str] = []
 
         def block(side: str, metric: str) -> np.ndarray:
@@ -1940,8 +2012,11 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 X_tr, X_te = _safe_indexing(X, tr), _safe_indexing(X, te)
                 if len(setting.steps) > 1:  # a network alone: nothing to transform
                     steps = Pipeline(setting.steps[:-1])
+                    head_kw = {}
+                    if head_weights is not None:  # routed: the Pipeline passes it on by request
+                        head_kw = {"sample_weight": _safe_indexing(head_weights, tr)}
                     try:
-                        X_tr = steps.fit_transform(X_tr, _safe_indexing(y, tr))
+                        X_tr = steps.fit_transform(X_tr, _safe_indexing(y, tr), **head_kw)
                         X_te = steps.transform(X_te)
                     except Exception as error:  # a preceding step fails: error_score, as
                         if isinstance(self.error_score, str) and self.error_score == "raise":
@@ -1977,6 +2052,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
             inner._nested = True  # its failures are reported once, by this search
             inner._fits_only = fit_weight is not None  # <step>__sample_weight: fits only
+            if score is not None:  # routed: the scorers' own weights, by request
+                score_all = None if score[0] is None else np.asarray(score[0])[take]
+                inner._score_routing = (score_all, score[1])
             inner.fit(X_all, y_all, sample_weight=w_all)
             failures += inner._failures
             self.sweep_calls_ += inner.sweep_calls_
@@ -1992,6 +2070,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 times[1, c] = res["mean_score_time"][i]
         _report_failures(failures, len(candidates) * len(splits), self.error_score)
         fit_kw = {} if weights is None else {f"{last_name}__sample_weight": weights}
+        if routed is not None:  # the refit's Pipeline routes them, as GridSearchCV's does
+            fit_kw = {} if given is None else {"sample_weight": given}
         train = arrays["train"] if self.return_train_score else None
         return self._conclude(
             X,
@@ -2248,6 +2328,28 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         return fitted
 
     # -- the best estimator's methods ------------------------------------
+    def get_metadata_routing(self):
+        """``GridSearchCV``'s routing (scikit-learn's metadata routing, when it is on): the
+        estimator's ``fit`` from ``fit``, the scorers' ``score`` from ``fit`` and
+        ``score``, the splitter's ``split`` (``groups``) from ``fit``."""
+        scorers, _ = self._scorers(self.estimator)
+        if isinstance(scorers, dict):
+            scorers = _MultimetricScorer(scorers=scorers, raise_exc=self.error_score == "raise")
+        return (
+            MetadataRouter(owner=self)
+            .add(
+                estimator=self.estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+            .add(
+                scorer=scorers,
+                method_mapping=MethodMapping()
+                .add(caller="score", callee="score")
+                .add(caller="fit", callee="score"),
+            )
+            .add(splitter=self.cv, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+        )
+
     def _check_refit(self, method: str) -> None:
         if not self.refit:
             raise _no_refit(method)
@@ -2284,13 +2386,24 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         self._check_refit("predict_log_proba")
         return self.best_estimator_.predict_log_proba(X)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, **params):
         """The scorer on the best estimator: ``scorer_(best_estimator_, X, y)`` (with
-        several metrics, the one ``refit`` names)."""
+        several metrics, the one ``refit`` names). ``params`` (e.g. ``sample_weight``):
+        only with scikit-learn's metadata routing on, for the scorer that requested them,
+        as ``GridSearchCV.score``."""
         self._check_refit("score")
+        if params and not get_config().get("enable_metadata_routing"):
+            raise ValueError(
+                f"SweepSearchCV.score got {sorted(params)}: passing them needs scikit-learn's "
+                "metadata routing (sklearn.set_config(enable_metadata_routing=True)), as for "
+                "GridSearchCV"
+            )
+        if params:
+            params = process_routing(self, "score", **params).scorer["score"]
         if isinstance(self.scorer_, dict):
-            return self.scorer_[self.refit](self.best_estimator_, X, y)
-        value = self.scorer_(self.best_estimator_, X, y)
+            scorer = self.scorer_[self.refit]
+            return scorer(self.best_estimator_, X, y, **_requested(scorer, params))
+        value = self.scorer_(self.best_estimator_, X, y, **params)
         return value[self.refit] if self.multimetric_ else value
 
     @property
@@ -2302,6 +2415,18 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     def n_features_in_(self):
         self._check_refit("n_features_in_")
         return self.best_estimator_.n_features_in_
+
+
+def _consumes(obj: Any, method: str) -> bool:
+    """Whether ``obj`` requested ``sample_weight`` for ``method`` (metadata routing; a
+    plain function requests nothing)."""
+    return "sample_weight" in get_routing_for_object(obj).consumes(method, ["sample_weight"])
+
+
+def _requested(scorer: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``params`` one scorer of several requested (metadata routing)."""
+    consumed = get_routing_for_object(scorer).consumes("score", list(params))
+    return {k: v for k, v in params.items() if k in consumed}
 
 
 def _report_failures(failures: list[str], n_fits: int, error_score: Any) -> None:

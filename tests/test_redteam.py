@@ -668,3 +668,85 @@ def test_pipeline_sweep_takes_the_last_steps_sample_weight_as_gridsearchcv(quiet
     )
     with pytest.raises(TypeError, match="net__sample_weight"):
         SweepSearchCV(pipe, grid, cv=2).fit(X, y, sc__sample_weight=w)
+
+
+def _routing_data():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=90, n_features=5, n_informative=4, n_redundant=0, n_classes=3, random_state=0
+    )
+    return X, y, np.random.RandomState(0).uniform(0.1, 2, size=len(y))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sweep_routes_metadata_as_gridsearchcv_when_routing_is_on():
+    # with scikit-learn's metadata routing on, SweepSearchCV weighted every fit and every
+    # score whatever was requested (fit only, score only), took weights nobody requested,
+    # was no router (cross_validate(params=) refused it), and a Pipeline's refit got
+    # net__sample_weight, which routing refuses
+    import sklearn
+    from sklearn.model_selection import GridSearchCV, cross_validate
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils._metadata_requests import UnsetMetadataPassedError
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    X, y, sw = _routing_data()
+    grid = {"alpha": [1e-4, 1e-1]}
+    net = dict(hidden_layer_sizes=(6,), max_iter=4, random_state=0, learning_rate_init=0.05)
+
+    def both(est, grid, fit=None, **kw):
+        out = []
+        for Search in (GridSearchCV, SweepSearchCV):
+            search = Search(est, grid, cv=2).fit(X, y, **kw)
+            out.append(search.cv_results_["mean_test_score"])
+        return out
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        seen = set()
+        for fit_w, score_w in ((False, True), (True, False), (True, True)):
+            est = BPNNClassifier(**net).set_fit_request(sample_weight=fit_w)
+            est = est.set_score_request(sample_weight=score_w)
+            grid_scores, sweep_scores = both(est, grid, sample_weight=sw)
+            np.testing.assert_allclose(sweep_scores, grid_scores, rtol=1e-6)
+            seen.add(tuple(np.round(sweep_scores, 6)))
+        assert len(seen) == 3  # the requests change the scores: each was routed
+        for Search in (GridSearchCV, SweepSearchCV):  # nobody asked: scikit-learn's error
+            with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+                Search(BPNNClassifier(**net), grid, cv=2).fit(X, y, sample_weight=sw)
+        est = BPNNClassifier(**net).set_fit_request(sample_weight=True)
+        est = est.set_score_request(sample_weight=True)
+        nested = [
+            cross_validate(Search(est, grid, cv=2), X, y, cv=2, params={"sample_weight": sw})
+            for Search in (GridSearchCV, SweepSearchCV)
+        ]
+        np.testing.assert_allclose(nested[1]["test_score"], nested[0]["test_score"], rtol=1e-6)
+        scaler = StandardScaler().set_fit_request(sample_weight=True)
+        pipe = Pipeline([("scale", scaler), ("net", est)])
+        pipe_grid = {"net__alpha": [1e-4, 1e-1]}
+        grid_scores, sweep_scores = both(pipe, pipe_grid, sample_weight=sw)
+        np.testing.assert_allclose(sweep_scores, grid_scores, rtol=1e-6)
+
+
+def test_nan_under_assume_finite_is_refused_not_trained_on():
+    # scikit-learn's assume_finite=True skips its finiteness check: a fit on NaN "diverged"
+    # at once, kept its untrained weights and blamed the learning rate; a sweep scored them
+    import sklearn
+
+    from jbpnn.sklearn import BPNNClassifier, BPNNRegressor
+
+    X, y, sw = _routing_data()
+    X_nan = X.copy()
+    X_nan[3, 2] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=r"X contains NaN or infinity in column\(s\) 2"):
+            BPNNClassifier(max_iter=2).fit(X_nan, y)
+        y_nan = y.astype(float)
+        y_nan[0] = np.nan
+        with pytest.raises(ValueError, match="y contains NaN or infinity"):
+            BPNNRegressor(max_iter=2).fit(X, y_nan)
+        sw[1] = np.inf
+        with pytest.raises(ValueError, match="sample_weight contains NaN or infinity"):
+            BPNNRegressor(max_iter=2).fit(X, y.astype(float), sample_weight=sw)
