@@ -33,7 +33,10 @@ def _interrupted(signum: int, frame: Any) -> None:
 
 def hold() -> Any:
     """Ctrl-C ends the process with one line from now on; returns the previous handler
-    (None where signals cannot be set: not the main thread)."""
+    (None where signals cannot be set: not the main thread). A process started with
+    Ctrl-C ignored (a shell's background job, ``nohup``) keeps ignoring it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return None
     try:
         return signal.signal(signal.SIGINT, _interrupted)
     except ValueError:

@@ -1258,6 +1258,26 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path, after):
     assert (tmp_path / "m.npz").read_bytes() == original
 
 
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
+    """A shell starts a background job (``cmd &``) with SIGINT ignored, so that a Ctrl-C
+    in the terminal leaves it running; the command set its own handler and stopped (130)."""
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.getenv("PYTHONPATH", "")]))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "jbpnn", "train", "--epochs", "3000", "--save", "m.npz"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    for after in (0.3, 2.5):  # while JAX loads, and while the command trains (about 4 s)
+        time.sleep(after)
+        run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert (tmp_path / "m.npz").exists()
+
+
 def test_ctrl_c_swallowed_by_a_gc_callback_still_stops_the_command(tmp_path):
     """A Ctrl-C whose KeyboardInterrupt Python raised inside a garbage-collector callback
     (JAX has one) was dropped with a 5-line "Exception ignored" traceback; the run went

@@ -53,9 +53,13 @@ def catching_interrupts() -> Iterator[None]:
     went on and wrote its files with status 0. Inside this block a Ctrl-C is also
     recorded (:func:`check_interrupted` raises it again), and a KeyboardInterrupt that
     Python drops is not printed. Outside the main thread signals cannot be set: nothing
-    changes there.
+    changes there; nor in a process started with Ctrl-C ignored (a shell's background
+    job, ``nohup``), which keeps ignoring it, as Python does.
     """
     _interrupted.clear()
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield
+        return
     try:
         previous = signal.signal(signal.SIGINT, _on_interrupt)
     except ValueError:  # not the main thread
