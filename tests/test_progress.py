@@ -260,3 +260,35 @@ def test_print_progress_takes_train_manys_dicts_too(capsys):
     )
     lines = capsys.readouterr().out.splitlines()
     assert lines and lines[-1].startswith("epoch 4/4  running ")
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, ValueError])
+def test_a_run_that_raises_ends_its_line_where_it_was_not_done(flowers, capsys, monkeypatch, error):
+    # Ctrl-C after the first chunk drew a full bar, "done: stopped", above "interrupted"
+    import io
+
+    from conftest import run_cli
+
+    import jbpnn.cli.train as cli_train
+    from jbpnn.cli.progress import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(10, out, use_tqdm=False)
+    info = {"epoch": 3, "epochs": 10, "loss": 0.5, "val_loss": None, "elapsed": 0.2}
+    bar({**info, "stop_reason": None})
+    bar.close(stop_reason="interrupted")
+    last = out.getvalue().split("\r")[-1]
+    assert "epoch 3/10" in last and last.rstrip().endswith("interrupted") and "done" not in last
+    assert "#" * 24 not in last  # the bar stays at 3 of 10
+
+    def raising(*args, progress=None, **kw):  # one chunk, then the error
+        progress({"epoch": 1, "epochs": 300, "loss": 0.5, "val_loss": None, "elapsed": 0.1,
+                  "stop_reason": None})  # fmt: skip
+        raise error("stop here")
+
+    monkeypatch.setattr(cli_train, "train", raising)
+    rc, _, err = run_cli(capsys, *EARLY_STOP[:2], str(flowers / "flowers.csv"), *EARLY_STOP[3:])
+    expected = "interrupted" if error is KeyboardInterrupt else "failed"
+    bar_lines = [u for u in err.split("\r") if "epoch 1/300" in u]
+    assert bar_lines and expected in bar_lines[-1] and "done" not in bar_lines[-1], err
+    assert rc == (130 if error is KeyboardInterrupt else 2), err

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from jbpnn.cli.base import check_interrupted
 
-__all__ = ["ProgressBar", "have_tqdm"]
+__all__ = ["UNFINISHED", "ProgressBar", "have_tqdm", "unfinished"]
 
 
 def have_tqdm() -> bool:
@@ -36,12 +36,21 @@ def have_tqdm() -> bool:
     return True
 
 
+def unfinished(error: BaseException) -> str:
+    """How the line of a run that raised ``error`` ends: ``"interrupted"`` (Ctrl-C) or
+    ``"failed"``."""
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+
+
 def _seconds(s: float) -> str:
     if s < 60:
         return f"{s:.1f}s"
     m, s = divmod(int(round(s)), 60)
     return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
+
+# How a run that did not finish ends its line: no "done:", and the bar stays where it was.
+UNFINISHED = ("interrupted", "failed")
 
 # What a narrow terminal loses first (see ProgressBar._line).
 _DROP_ORDER = ("ETA ", "epoch/s", "val ", "time", "loss ", "running")
@@ -127,7 +136,7 @@ class ProgressBar:
         fields.append(_seconds(info["elapsed"]))
         stop = self._stop_reason()
         if stop:
-            fields.append(f"done: {stop}")
+            fields.append(stop if stop in UNFINISHED else f"done: {stop}")
         elif rate is not None:
             fields.append(f"ETA {_seconds((self.epochs - info['epoch']) / rate)}")
         return fields
@@ -168,7 +177,8 @@ class ProgressBar:
         bar = ""
         if room >= 8:
             n = min(room, 24)
-            done = n if self._stop_reason() else int(n * epoch / max(self.epochs, 1))
+            finished = self._stop_reason() not in (None, *UNFINISHED)
+            done = n if finished else int(n * epoch / max(self.epochs, 1))
             bar = f"[{'#' * done}{'.' * (n - done)}] "
         return (bar + tail)[:columns]
 
@@ -201,7 +211,9 @@ class ProgressBar:
 
         Args:
             epochs_run: the epoch the run ended on (default: the last one shown).
-            stop_reason: why it stopped (default: the last one shown).
+            stop_reason: why it stopped (default: the last one shown); ``"interrupted"``
+                (Ctrl-C) or ``"failed"`` (an error) end the line where the run was, with
+                no "done:".
         """
         if self._closed:
             return
@@ -215,9 +227,10 @@ class ProgressBar:
         if self._tqdm is not None:
             bar = self._tqdm
             bar.update(info["epoch"] - bar.n)
-            if info["epoch"] < self.epochs:
+            stop = self._stop_reason()
+            if info["epoch"] < self.epochs and stop not in UNFINISHED:
                 bar.total = info["epoch"]  # stopped early: end full at the real last epoch
-            bar.set_description(f"done: {self._stop_reason()}", False)
+            bar.set_description(stop if stop in UNFINISHED else f"done: {stop}", False)
             bar.set_postfix_str(", ".join(self._fields(timing=False)), refresh=False)
             bar.close()
         else:

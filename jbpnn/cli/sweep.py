@@ -30,7 +30,7 @@ from jbpnn.cli.options import (
     positive_int,
     seed,
 )
-from jbpnn.cli.progress import ProgressBar
+from jbpnn.cli.progress import ProgressBar, unfinished
 from jbpnn.files import check_target, write_files
 from jbpnn.many import InitSpec, train_many, use_cpu_devices
 from jbpnn.tables import ResultsTable, grid
@@ -244,7 +244,6 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     )
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = ProgressBar(args.epochs, networks=n) if show_progress else None
-    result = None
     try:
         result = train_many(
             spec,
@@ -262,10 +261,12 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
             # the progress callback runs once per history chunk: about 20 a run
             **({"history_chunk": max(1, -(-args.epochs // 20))} if bar else {}),
         )
-    finally:
+    except BaseException as error:  # the line ends where the run was, not "done"
         if bar is not None:
-            epochs_run = int(np.max(result.epochs_run)) if result is not None else None
-            bar.close(epochs_run)
+            bar.close(stop_reason=unfinished(error))
+        raise
+    if bar is not None:
+        bar.close(int(np.max(result.epochs_run)))
     print(result.summary(), flush=True)
     table = result.table(X_tr, Y_tr)
     summary = table.summarize(["lr", "m"], ["val_accuracy", "train_accuracy", "epochs"])

@@ -42,7 +42,7 @@ from jbpnn.cli.options import (
     seed,
     threshold,
 )
-from jbpnn.cli.progress import ProgressBar
+from jbpnn.cli.progress import ProgressBar, unfinished
 from jbpnn.data import (
     SCALERS,
     LabelEncoder,
@@ -282,7 +282,6 @@ def _train(
     # like scikit-learn, a batch larger than the data means full batch (None: 0 given)
     size = _batch_size(args, optimizer, len(Xs_tr))
     bar = _progress_bar(args)
-    result = None
     try:
         result = train(
             params,
@@ -299,11 +298,12 @@ def _train(
             progress_every=_progress_every(args.epochs) if bar else None,
             **val,
         )
-    finally:
-        if bar is not None and result is not None:
-            bar.close(result.epochs_run, result.stop_reason)
-        elif bar is not None:
-            bar.close()
+    except BaseException as error:  # the line ends where the run was, not "done"
+        if bar is not None:
+            bar.close(stop_reason=unfinished(error))
+        raise
+    if bar is not None:
+        bar.close(result.epochs_run, result.stop_reason)
     if result.stop_reason == "diverged":
         raise CLIError(
             f"training diverged at epoch {result.diverged_at} (the loss or a weight became NaN "
