@@ -1182,7 +1182,7 @@ def _same_value(a: Any, b: Any) -> bool:
     if not (is_concrete(a) and is_concrete(b)):
         return False  # a traced value (inside the user's jit) is equal only to itself
     if isinstance(a, jax.Array) or isinstance(b, jax.Array):  # a copy equals its original
-        a, b = np.asarray(a), np.asarray(b)
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
     try:
         return bool(a == b)
     except (TypeError, ValueError):

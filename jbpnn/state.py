@@ -240,7 +240,8 @@ class TrainResult:
             reductions so far, after the epoch); the full-batch
             optimizers add their own: ``mu`` and ``grad_norm`` (``lm``; ``br`` also
             ``gamma``), ``grad_max``, ``step`` and ``n_evals`` (``lbfgs``). Resuming from
-            a ``TrainResult`` extends its history.
+            a ``TrainResult`` extends its history: every key of either part, one entry
+            per epoch, NaN where a part did not record it.
         epochs_run: epochs run in all, the diverged one included.
         stop_reason: one of :data:`STOP_REASONS`.
         diverged_at: the 1-based epoch whose loss or params became NaN/inf (or blew

@@ -154,6 +154,8 @@ from jbpnn.state import (
 )
 from jbpnn.stopping import (
     CODE,
+    MONITORS,
+    NO_MONITOR,
     RUNNING,
     STOP_REASONS,
     Stopping,
@@ -752,6 +754,10 @@ def prepare_training(
         if previous.state is None:
             raise ValueError("this TrainResult carries no state to resume from")
         start = previous.state
+        if previous.monitor is not None and np.all(np.asarray(start.monitor) == NO_MONITOR):
+            # a result pickled before the state recorded it: its own record stands
+            code: Any = np.full(np.shape(start.monitor), MONITORS.index(previous.monitor), np.int32)
+            start = start._replace(monitor=code)
         optimizer = previous.optimizer if optimizer is None else optimizer
     if template is not None:
         params = template
@@ -1234,10 +1240,7 @@ def train(
     start_epoch = first
     if previous is not None:  # resuming a result: one history for the whole run
         start_epoch = previous.start_epoch
-        history = {
-            k: np.concatenate([previous.history[k], v]) if k in previous.history else v
-            for k, v in history.items()
-        }
+        history = _joined(previous.history, history)
     return state_result(
         state,
         history,
@@ -1246,6 +1249,19 @@ def train(
         start_epoch=start_epoch,
         monitor=config.monitor if config.early_stopping else None,
     )
+
+
+def _joined(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One history of a resumed run: every key of either part, one entry per epoch, NaN
+    where a part did not record it (a validation set, or ``lr_factor``, given to one
+    part only), so the keys stay aligned epoch by epoch."""
+    n_before, n_after = len(before["loss"]), len(after["loss"])
+
+    def part(h: dict[str, np.ndarray], k: str, n: int) -> np.ndarray:
+        return h[k] if k in h else np.full(n, np.nan)
+
+    keys = list(before) + [k for k in after if k not in before]
+    return {k: np.concatenate([part(before, k, n_before), part(after, k, n_after)]) for k in keys}
 
 
 def run_chunks(

@@ -608,6 +608,34 @@ def test_a_train_state_pickled_before_it_recorded_its_monitor_unpickles():
     older = TrainState(*state[: len(TrainState._fields) - 1])
     assert older.history is state.history and int(np.asarray(older.monitor)) == -1
     assert train(older, X, Y, epochs=1, monitor="val_accuracy", **kw).epochs_run == 3
+    # a TrainResult pickled then (its monitor recorded, its state's not) is still checked
+    import dataclasses
+
+    result = train(
+        init_params(jax.random.key(3), (3, 5, 2)), X, Y, epochs=2, monitor="val_r2", **kw
+    )
+    old_result = dataclasses.replace(result, state=TrainState(*result.state[:-1]))
+    with pytest.raises(ValueError, match="watched 'val_r2'.*cannot be compared with 'val_loss'"):
+        train(old_result, X, Y, epochs=1, monitor="val_loss", **kw)
+    assert train(old_result, X, Y, epochs=1, monitor="val_r2", **kw).epochs_run == 3
+
+
+def test_a_resumed_history_keeps_its_keys_aligned_epoch_by_epoch():
+    # a resume without the validation set dropped the earlier val_loss entries, and one
+    # with lr_factor only for a part made lr_scale shorter than loss (DataFrame refused it)
+    X, Y = _data(n=23)
+    X_val, Y_val = _data(n=7, seed=5)
+    p0 = init_params(jax.random.key(3), (3, 5, 2))
+    kw = dict(optimizer=sgd(0.1), batch_size=4)
+    first = train(p0, X, Y, epochs=3, X_val=X_val, Y_val=Y_val, **kw)
+    second = train(first, X, Y, epochs=2, loss_patience=1, loss_tol=10.0, lr_factor=0.5,
+                   min_lr=0.0, **kw)  # fmt: skip
+    third = train(second, X, Y, epochs=2, X_val=X_val, Y_val=Y_val, **kw)
+    h = third.history
+    assert {len(v) for v in h.values()} == {7} and set(h) >= {"val_loss", "lr_scale"}
+    np.testing.assert_array_equal(h["val_loss"][:3], first.history["val_loss"])
+    assert np.isnan(h["val_loss"][3:5]).all() and np.isfinite(h["val_loss"][5:]).all()
+    assert np.isnan(h["lr_scale"][[0, 1, 2, 5, 6]]).all() and h["lr_scale"][4] < 1
 
 
 def test_resume_refuses_another_kind_of_optimizer_and_a_second_key():
