@@ -1657,7 +1657,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             sample_weight: optional weights, passed to every fit (and ``train_many``) and,
                 as ``GridSearchCV`` does, to the scorer of every test fold; with
                 scikit-learn's metadata routing on, only where requested
-                (``set_fit_request``, ``set_score_request``; see :meth:`_fit_routed`).
+                (``set_fit_request``, ``set_score_request``), as ``GridSearchCV`` routes them.
             **fit_params: for a Pipeline, ``<last step>__sample_weight`` (e.g.
                 ``net__sample_weight=w``), as ``GridSearchCV`` passes it: weights for the
                 network's fits only (the test folds are scored unweighted).
@@ -1672,7 +1672,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def _fit(self, X, y, groups, sample_weight, fit_params, routed=None):
         """``fit``'s search; ``routed``: what metadata routing gave each consumer (see
-        :meth:`_fit_routed`), None without it."""
+        ``_fit_routed``), None without it."""
         base = self.estimator
         fit_weight = None
         if fit_params:
