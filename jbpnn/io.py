@@ -998,13 +998,9 @@ def _rebuild_state(
             dtype = structure["leaves"].get(name)
             leaves.append(_restore_leaf(name, entries[name], dtype, lead, spec))
     state = treedef.unflatten(leaves)
-    codes = np.asarray(state.stop)
-    bad = (codes < RUNNING) | (codes >= len(STOP_REASONS))
-    if bad.any():
-        raise ValueError(
-            f"state/stop holds the stop code {int(codes[bad].flat[0])}; expected {RUNNING} "
-            f"(running) or 0 .. {len(STOP_REASONS) - 1} (an index of STOP_REASONS)"
-        )
+    # codes: the state's value for "none", or an index of their table
+    _check_code("stop", state.stop, (RUNNING, "running"), STOP_REASONS, "STOP_REASONS")
+    _check_code("monitor", state.monitor, (NO_MONITOR, "no early stopping"), MONITORS, "MONITORS")
     # the counters: a negative one (a crafted or damaged file) ran on as epoch -3
     epoch = np.asarray(state.epoch)
     for name in ("epoch", "step", "best_epoch", "bad_epochs", "loss_bad_epochs"):
@@ -1013,19 +1009,27 @@ def _rebuild_state(
             raise ValueError(f"state/{name} holds {int(value.min())}; expected a count >= 0")
     if (np.asarray(state.best_epoch) > epoch).any():
         raise ValueError("state/best_epoch lies after state/epoch: the best epoch must be one run")
-    watched = np.asarray(state.monitor)
-    bad = (watched < NO_MONITOR) | (watched >= len(MONITORS))
-    if bad.any():
-        raise ValueError(
-            f"state/monitor holds {int(watched[bad].flat[0])}; expected {NO_MONITOR} (no early "
-            f"stopping) or 0 .. {len(MONITORS) - 1} (an index of MONITORS)"
-        )
     scale = np.asarray(state.lr_scale)
     if not (np.isfinite(scale) & (scale > 0)).all():
         raise ValueError(f"state/lr_scale holds {float(scale.min())!r}; expected a factor > 0")
     if state.best_params is not None:
         _check_finite_params("load", "best_params", state.best_params)
     return state
+
+
+def _check_code(
+    name: str, value: Any, none: tuple[int, str], table: tuple[str, ...], table_name: str
+) -> None:
+    """``state/<name>`` holds ``none`` or an index of ``table``: a crafted or damaged file
+    held others (a stop code of 99)."""
+    codes = np.asarray(value)
+    bad = (codes < none[0]) | (codes >= len(table))
+    if bad.any():
+        what = "the stop code " if name == "stop" else ""
+        raise ValueError(
+            f"state/{name} holds {what}{int(codes[bad].flat[0])}; expected {none[0]} "
+            f"({none[1]}) or 0 .. {len(table) - 1} (an index of {table_name})"
+        )
 
 
 def _restore_key(name: str, data: np.ndarray, impl: str, shape: tuple[int, ...]) -> jax.Array:
