@@ -93,7 +93,9 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
     # The ignores: typeshed's numbers.Real declares no conversions or comparisons.
-    if not np.isfinite(value) or value < low or (high is not None and value >= high):  # type: ignore[call-overload, operator]
+    # an int is finite however large (NumPy's isfinite refused one past int64: 2**70 bytes)
+    finite = isinstance(value, numbers.Integral) or np.isfinite(value)  # type: ignore[call-overload]
+    if not finite or value < low or (high is not None and value >= high):  # type: ignore[operator]
         upper = f" and below {high}" if high is not None else ""
         raise ValueError(f"{name} must be finite, at least {low}{upper}; got {value!r}")
     if integer and int(value) != value:  # type: ignore[call-overload]

@@ -225,6 +225,8 @@ def unstack_params(stacked: MLP) -> list[MLP]:
 
 
 def _as_seeds(seeds: Any) -> np.ndarray:
+    if isinstance(seeds, range):  # NumPy's own: no Python int per network first
+        seeds = np.arange(seeds.start, seeds.stop, seeds.step, dtype=np.int64)
     arr = np.asarray(list(seeds) if not isinstance(seeds, np.ndarray) else seeds)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"seeds must be a non-empty 1-D sequence of integers, got {seeds!r}")
@@ -732,7 +734,10 @@ def train_many(
     )
     own_thresholds = len(stoppings) > 1
     if getattr(run.optimizer, "needs_normal_equations", False):  # lm, br: N copies of J^T J
-        check_normal_equations(template, run.optimizer, n_networks=n_nets, limit=memory_limit)
+        check_normal_equations(
+            template, run.optimizer, n_networks=n_nets, limit=memory_limit,
+            n_examples=run.data[0].shape[0],
+        )  # fmt: skip
     config, data, val = run.config, run.data, run.val
     order = "own" if keys is not None or rows is not None else "shared"
     if val_rows is not None and val is None:
@@ -758,6 +763,7 @@ def train_many(
         own_data_order=order == "own",
         own_validation=val_rows is not None,
         history_chunk=config.history_chunk,
+        history_keys=len(config.history_keys()),
     )
     check_memory(
         estimate, memory_limit, what=f"{n_nets} networks {'-'.join(map(str, template.sizes))}"

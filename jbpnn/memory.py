@@ -31,6 +31,7 @@ __all__ = [
     "check_memory",
     "estimate_memory",
     "format_bytes",
+    "normal_equations_bytes",
 ]
 
 
@@ -92,6 +93,7 @@ def estimate_memory(
     own_data_order: bool = False,
     own_validation: bool = False,
     history_chunk: int | None = None,
+    history_keys: int | None = None,
 ) -> MemoryEstimate:
     """Estimate the device memory of :func:`train_many`, without allocating anything.
 
@@ -103,7 +105,8 @@ def estimate_memory(
     validation loss, accuracy and R^2 with a validation set, the optimizer's own;
     ``H`` = ``history_chunk``, the
     ring buffer's length whatever ``epochs`` is, or ``epochs`` without one; three copies:
-    the compiled loop's carry in and out and the chunk copied to the host),
+    the compiled loop's carry in and out and the chunk copied to the host) and the
+    whole run's history on the host, ``2 K epochs`` (the chunks and their join),
     ``P`` its parameter count, ``U`` its number of units, ``B`` the batch size;
     plus the data twice (once per network with per-network data orders) and
     :data:`RUNTIME_OVERHEAD`. Measured on the digits (64-64-10, batch 32, 359
@@ -117,16 +120,19 @@ def estimate_memory(
         optimizer: any object with ``init(params) -> state``, for the size of its
             state (traced with ``jax.eval_shape``, nothing allocated; default: one
             slot per parameter, as momentum). An optimizer that solves the normal
-            equations (``lm``, ``br``) adds ``4 P^2`` for ``J^T J`` and one block of
-            the Jacobian's products (:func:`jbpnn.jacobian.block_entries`), part
-            ``normal_equations``.
+            equations (``lm``, ``br``) adds ``4 P^2`` (``br``: ``7 P^2``) for ``J^T J``
+            and one block of the Jacobian's products
+            (:func:`jbpnn.jacobian.block_entries`), part ``normal_equations``.
         early_stopping: keeps a copy of the best params.
         own_data_order: every network shuffles its own copy of the data (``keys``;
-            with ``rows=``, ``n_examples`` is its largest set of rows).
+            with ``rows=``, ``n_examples`` is its largest set of rows): three copies
+            of it (gathered on the host, on the device, and each epoch's order).
         own_validation: every network holds its own copy of ``n_val`` validation
-            rows (``val_rows=``).
+            rows (``val_rows=``): two (gathered on the host, on the device).
         history_chunk: the history is kept in a ring buffer of this many epochs
             (default None: one entry per epoch, ``epochs`` of them).
+        history_keys: how many keys the run's history has (``TrainConfig.history_keys``;
+            default None: every key a run could have, an over-estimate).
 
     Measured (CPU, 131072 networks 1-10-1, full batch of 32 rows, 10 epochs, chunk
     256): with a validation set of 8 rows the process grew by 1.8-1.9 GiB where the
@@ -148,6 +154,8 @@ def estimate_memory(
     # loss, a weight-change and an lr_scale slot (over-estimates when those rules are
     # off), validation's loss, accuracy and an R^2 slot (monitor="val_r2"; ditto)
     n_keys = 3 + (3 if n_val else 0) + len(getattr(optimizer, "history_keys", ()))
+    if history_keys is not None:
+        n_keys = int(history_keys)
     batch = n_examples if batch_size is None else min(int(batch_size), n_examples)
     data = (n_examples + n_val) * (template.n_in + template.n_out)
     parts = {
@@ -155,19 +163,30 @@ def estimate_memory(
         "optimizer_state": 2 * state_items * item,
         "activations": (3 * units * batch + 2 * units * n_val) * item,
         "history": 3 * n_keys * history_len * item,
+        "host_history": 2 * n_keys * int(epochs) * item,
     }
     if own_data_order:
-        parts["activations"] += n_examples * (template.n_in + template.n_out) * item
+        parts["activations"] += 3 * n_examples * (template.n_in + template.n_out) * item
     if own_validation:
-        parts["activations"] += n_val * (template.n_in + template.n_out) * item
+        parts["activations"] += 2 * n_val * (template.n_in + template.n_out) * item
     if getattr(optimizer, "needs_normal_equations", False):  # lm, br: J^T J, P x P
-        from jbpnn.jacobian import block_entries  # params imports this module
-
-        # about 4 copies live while it is solved, and one block of the Jacobian's products
-        block = block_entries(template, n_examples)
-        parts["normal_equations"] = (4 * n_params * n_params + block) * item
+        parts["normal_equations"] = normal_equations_bytes(template, optimizer, n_examples)
     shared = 2 * data * item + RUNTIME_OVERHEAD
     return MemoryEstimate(int(n_networks), sum(parts.values()), shared, parts)
+
+
+def normal_equations_bytes(template: Any, optimizer: Any, n_examples: int) -> int:
+    """Bytes one network's normal equations take while they are solved: ``J^T J`` (``P x
+    P``) about 4 times for ``lm`` (the damped copy, its Cholesky factor, the solve), 7
+    for ``br`` (also the inverse whose trace gives ``gamma``; measured 6.8 on a 50-100-1
+    network), and one block of the Jacobian's products
+    (:func:`jbpnn.jacobian.block_entries`)."""
+    from jbpnn.jacobian import block_entries  # params imports this module
+
+    p = sum(int(np.prod(np.shape(l.w))) + int(np.prod(np.shape(l.b))) for l in template.layers)
+    copies = 7 if getattr(optimizer, "name", None) == "br" else 4
+    item = jnp.dtype(template.dtype).itemsize
+    return (copies * p * p + block_entries(template, n_examples)) * item
 
 
 def available_memory(device: Any = None) -> tuple[int, str]:

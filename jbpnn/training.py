@@ -129,7 +129,12 @@ from jbpnn.jacobian import (
     replaced_residual_loss,
 )
 from jbpnn.lbfgs import data_fingerprint
-from jbpnn.memory import EnsembleTooLarge, available_memory, format_bytes
+from jbpnn.memory import (
+    EnsembleTooLarge,
+    available_memory,
+    format_bytes,
+    normal_equations_bytes,
+)
 from jbpnn.network import (
     GradFn,
     accuracy_kernel,
@@ -829,7 +834,8 @@ def prepare_training(
                 f"{optimizer!r}"
             )
     if template is None and getattr(optimizer, "needs_normal_equations", False):
-        check_normal_equations(params, optimizer, n_networks=1)  # train_many checks its N
+        # train_many checks its N; the block of Jacobian products is for the whole set
+        check_normal_equations(params, optimizer, n_networks=1, n_examples=config.n_examples)
     state = None
     if template is None and isinstance(start, TrainState):
         if key is not None:
@@ -897,12 +903,13 @@ def _pad_rows(
 
 
 def check_normal_equations(
-    params: MLP, optimizer: Any, n_networks: int, limit: int | None = None
+    params: MLP, optimizer: Any, n_networks: int, limit: int | None = None, n_examples: int = 1
 ) -> None:
     """A network Levenberg-Marquardt can train: a loss of residuals (mse), and
-    ``J^T J`` (``P x P``, about 4 copies live while it is solved) of every network
-    within ``limit`` bytes (default 90% of the device's available memory, as
-    :func:`jbpnn.memory.check_memory`).
+    ``J^T J`` (``P x P``, 4 copies live while lm solves it, 7 for br) and a block of the
+    Jacobian's products for ``n_examples`` rows (:func:`jbpnn.memory.normal_equations_bytes`)
+    of every network within ``limit`` bytes (default 90% of the device's available
+    memory, as :func:`jbpnn.memory.check_memory`).
 
     Raises:
         ValueError: another loss; EnsembleTooLarge: ``J^T J`` would not fit.
@@ -920,7 +927,7 @@ def check_normal_equations(
             f"{replaced}; use rprop, adam or momentum for it"
         )
     p = n_params(params)
-    need = 4 * p * p * np.dtype(params.dtype).itemsize * n_networks
+    need = normal_equations_bytes(params, optimizer, n_examples) * n_networks
     if limit is None:
         free, where = available_memory()
         limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {where}"
@@ -929,7 +936,8 @@ def check_normal_equations(
     if need > limit:
         raise EnsembleTooLarge(
             f"{optimizer!r} on {n_networks} network(s) of {p} weights and biases needs about "
-            f"{format_bytes(need)} for J^T J ({p} x {p}), more than the {format_bytes(limit)} "
+            f"{format_bytes(need)} for J^T J ({p} x {p}) and the Jacobian's products, more than "
+            f"the {format_bytes(limit)} "
             f"allowed ({source}); use a first-order optimizer (rprop, adam) or fewer networks"
         )
 

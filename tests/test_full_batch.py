@@ -515,8 +515,11 @@ def test_lr_factor_is_refused_for_lm():
         train(p, X, Y, optimizer=levenberg_marquardt(), lr_factor=0.5, loss_patience=3, epochs=1)
 
 
-@pytest.mark.parametrize("name", ["lm", "br"])
-def test_jtj_too_large_is_refused(monkeypatch, name):
+@pytest.mark.parametrize(("name", "size"), [("lm", "22.3 KiB"), ("br", "33.5 KiB")])
+def test_jtj_too_large_is_refused(monkeypatch, name, size):
+    # lm holds J^T J about 4 times, br 7 (the inverse for gamma), and one block of the
+    # Jacobian's products: (4 or 7) * 31^2 + 60 * 31 float32 numbers (br ran to 1.7x the
+    # 4 P^2 the check counted)
     X, Y = regression()
     p = init_params(0, (1, 10, 1), ("tanh", "identity"))  # P = 31, J^T J 31 x 31 float32
     monkeypatch.setattr(
@@ -524,8 +527,9 @@ def test_jtj_too_large_is_refused(monkeypatch, name):
     )
     with pytest.raises(
         EnsembleTooLarge,
-        match=r"on 1 network\(s\) of 31 weights and biases needs about 15.0 KiB for J\^T J "
-        r"\(31 x 31\), more than the 900 B allowed \(90% of the 1000 B of the test's budget\); "
+        match=rf"on 1 network\(s\) of 31 weights and biases needs about {size} for J\^T J "
+        r"\(31 x 31\) and the Jacobian's products, more than the 900 B allowed \(90% of the "
+        r"1000 B of the test's budget\); "
         r"use a first-order optimizer",
     ):
         train(p, X, Y, optimizer=FACTORIES[name](), epochs=1)
@@ -548,7 +552,7 @@ def test_train_many_memory_limit_bounds_jtj_and_the_estimate_counts_it():
     ran to 2.8x a 300 MiB limit (J^T J was neither in the estimate nor held to the limit)."""
     X, Y = regression()
     spec = InitSpec((1, 10, 1), ("tanh", "identity"), "mse")
-    with pytest.raises(EnsembleTooLarge, match=r"needs about 60.1 KiB for J\^T J .*memory_limit"):
+    with pytest.raises(EnsembleTooLarge, match=r"needs about 89.1 KiB for J\^T J .*memory_limit"):
         train_many(spec, X, Y, seeds=range(4), optimizer="lm", hparams={}, memory_limit=50_000)
     from jbpnn.jacobian import block_entries
     from jbpnn.memory import estimate_memory
@@ -558,8 +562,10 @@ def test_train_many_memory_limit_bounds_jtj_and_the_estimate_counts_it():
     for name, more in (("lm", True), ("br", True), ("adam", False)):
         est = estimate_memory(p, 4, n_examples=len(X), optimizer=get_optimizer(name))
         assert ("normal_equations" in est.parts) == more
-        if more:  # 4 copies of J^T J, and one block of J (one output: len(X) x P rows)
-            assert est.parts["normal_equations"] == (4 * 31 * 31 + block_entries(p, len(X))) * 4
+        if more:  # 4 copies of J^T J (br 7), and one block of J (one output: len(X) x P rows)
+            copies = 7 if name == "br" else 4
+            block = block_entries(p, len(X))
+            assert est.parts["normal_equations"] == (copies * 31 * 31 + block) * 4
     assert block_entries(p, len(X)) == len(X) * 31
 
 

@@ -216,3 +216,41 @@ def test_huge_networks_are_refused_before_anything_is_allocated(monkeypatch):
     monkeypatch.setattr(memory, "available_memory", lambda device=None: (1000, "a tiny test"))
     with pytest.raises(ArrayTooLarge, match="gradcheck of a 4-3-2 network on 6 rows"):
         gradcheck(params, X, np.eye(2, dtype=np.float32)[y])
+
+
+def test_the_estimate_counts_the_hosts_history_and_the_copies_of_own_rows():
+    # a long run of many networks passed memory_limit and grew the process 3.4x past it:
+    # the history the host gathers (every epoch of every network, and its join) was not
+    # counted; rows= / val_rows= copies are held 3 and 2 times, counted once (2.0x)
+    from jbpnn.many import InitSpec, train_many
+
+    one = init_params(0, (3, 4, 2))
+    kw = dict(n_examples=50, batch_size=10, epochs=40_000)
+    base = estimate_memory(one, 2, **kw, history_keys=1)
+    assert base.parts["host_history"] == 2 * 1 * 40_000 * 4
+    own = estimate_memory(one, 2, **kw, history_keys=1, own_data_order=True, n_val=7,
+                          own_validation=True)  # fmt: skip
+    assert (
+        own.parts["activations"] - base.parts["activations"]
+        == (
+            3 * 50 * 5 + 2 * 7 * 5 + 2 * 6 * 7  # rows 3x, validation rows 2x, their activations
+        )
+        * 4
+    )
+    # train_many counts its own history keys: 1000 networks of 20000 epochs hold 160 MB
+    X = np.zeros((8, 1), np.float32)
+    spec = InitSpec((1, 2, 1), ("tanh", "identity"))
+    with pytest.raises(EnsembleTooLarge, match="host_history"):
+        train_many(spec, X, X, seeds=range(1000), epochs=20_000, memory_limit=100_000_000,
+                   optimizer="sgd", hparams={"lr": 0.1})  # fmt: skip
+
+
+def test_a_memory_limit_past_int64_is_a_number():
+    # 2**70 bytes: NumPy's isfinite refused the Python int ("ufunc 'isfinite' not supported")
+    from jbpnn.many import InitSpec, train_many
+
+    X = np.zeros((8, 1), np.float32)
+    spec = InitSpec((1, 2, 1), ("tanh", "identity"))
+    result = train_many(spec, X, X, seeds=[0], epochs=1, memory_limit=2**70, optimizer="sgd",
+                        hparams={"lr": 0.1})  # fmt: skip
+    assert result.epochs_run.tolist() == [1]
