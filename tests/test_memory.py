@@ -246,11 +246,11 @@ def test_the_estimate_counts_the_hosts_history_and_the_copies_of_own_rows():
 
 
 def test_a_memory_limit_past_int64_is_a_number():
-    # 2**70 bytes: NumPy's isfinite refused the Python int ("ufunc 'isfinite' not supported")
-    from jbpnn.many import InitSpec, train_many
+    # 2**70 bytes: NumPy's isfinite refused the Python int ("ufunc 'isfinite' not supported"),
+    # in train_many's check of its arguments (check_number)
+    from jbpnn.checks import check_number
 
-    X = np.zeros((8, 1), np.float32)
-    spec = InitSpec((1, 2, 1), ("tanh", "identity"))
-    result = train_many(spec, X, X, seeds=[0], epochs=1, memory_limit=2**70, optimizer="sgd",
-                        hparams={"lr": 0.1})  # fmt: skip
-    assert result.epochs_run.tolist() == [1]
+    check_number("memory_limit", 2**70, low=0.0)
+    check_memory(estimate_memory(init_params(0, (3, 4, 2)), 2, n_examples=50), 2**70, "2 nets")
+    with pytest.raises(ValueError, match="must be finite"):
+        check_number("memory_limit", float("inf"), low=0.0)
