@@ -1761,15 +1761,14 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 jobs.append(job)
         self.sweep_calls_ = []
 
-        routed = getattr(self, "_score_routing", None)  # metadata routing: (weights, who)
+        # the scores' weights and which scorers take them: set by an outer search (metadata
+        # routing; a Pipeline's <step>__sample_weight, fits only: none), else GridSearchCV's
+        # default: the fits' weights, where the scorers take them
+        routed = getattr(self, "_score_routing", None)
         if routed is not None:
             score_weight, requested = routed
-        else:  # GridSearchCV's default: the fits' weights, where the scorers take them
-            weigh = (
-                sample_weight is not None
-                and not getattr(self, "_fits_only", False)  # a Pipeline's <step>__sample_weight
-                and self._scorer_accepts_sample_weight(scorers)
-            )
+        else:
+            weigh = sample_weight is not None and self._scorer_accepts_sample_weight(scorers)
             score_weight = sample_weight if weigh else None
             requested = None  # every scorer
 
@@ -2051,10 +2050,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 return_train_score=self.return_train_score,
             )
             inner._nested = True  # its failures are reported once, by this search
-            inner._fits_only = fit_weight is not None  # <step>__sample_weight: fits only
+            scoring: tuple[Any, Any] | None = None  # the inner scores' (weights, who takes them)
             if score is not None:  # routed: the scorers' own weights, by request
-                score_all = None if score[0] is None else np.asarray(score[0])[take]
-                inner._score_routing = (score_all, score[1])
+                scoring = (None if score[0] is None else np.asarray(score[0])[take], score[1])
+            elif fit_weight is not None:  # <step>__sample_weight: the fits' only
+                scoring = (None, None)
+            if scoring is not None:
+                inner._score_routing = scoring
             inner.fit(X_all, y_all, sample_weight=w_all)
             failures += inner._failures
             self.sweep_calls_ += inner.sweep_calls_
