@@ -359,9 +359,21 @@ def train_epoch(
         grad_fn = data_parallel(grad_fn, *mesh)
 
     relayout = _swap_weights if swap_carry else (lambda tree: tree)  # its own inverse
+    # A rule that updates each weight from its own gradient and state alone (the
+    # Optimizer kinds without an objective: sgd, momentum, adam, rprop) updates the
+    # swapped carry as it lies; only the gradient is swapped to meet it, where swapping
+    # the params and state back for the rule made XLA transpose adam's moments on every
+    # update.
+    elementwise = isinstance(optimizer, Optimizer) and not optimizer.needs_objective
+    in_place = swap_carry and elementwise
 
     def one_update(carry, batch):
-        params, opt_state = relayout(carry)
+        if in_place:
+            carried_params, opt_state = carry
+            params = _swap_weights(carried_params)
+        else:
+            params, opt_state = relayout(carry)
+            carried_params = params
         xb, yb, sb = batch
 
         def evaluate():  # hand-derived dE/dtheta by default
@@ -392,16 +404,21 @@ def train_epoch(
                 start=start,
                 data=data,
             )
-        updates, new_opt = optimizer.update(grads, opt_state, params, **extra)
-        new_params = apply_updates(params, updates)  # p + u
+        if in_place:
+            grads = _swap_weights(grads)
+        updates, new_opt = optimizer.update(grads, opt_state, carried_params, **extra)
+        new_params = apply_updates(carried_params, updates)  # p + u
         # max |delta w| only when the article's rule 1 needs it: it reads every update
         change: tuple[Array, ...] = (_max_abs(updates),) if config.watch_weight_change else ()
         if config.weighted:  # a batch of weight 0 (the user's zeros) changes nothing
             real = jnp.sum(sb) > 0
-            new_params, new_opt = _tree_where(real, (new_params, new_opt), (params, opt_state))
+            new_params, new_opt = _tree_where(
+                real, (new_params, new_opt), (carried_params, opt_state)
+            )
             # ... and moves no weight (its 0/0 update is NaN, which counted as inf)
             change = tuple(jnp.where(real, c, 0) for c in change)
-        return relayout((new_params, new_opt)), (batch_loss, jnp.sum(sb), *change)
+        new_carry = (new_params, new_opt) if in_place else relayout((new_params, new_opt))
+        return new_carry, (batch_loss, jnp.sum(sb), *change)
 
     carry, (losses, counts, *changes) = lax.scan(
         one_update, relayout((state.params, state.opt_state)), batches
