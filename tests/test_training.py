@@ -859,7 +859,9 @@ def _swap_carry_epoch(opt, dtype=jnp.float64):
         rules = stop_rules(dtype)
 
         def one(s, b):
-            return train_epoch(s, b, None, rules, config=config, optimizer=opt.kind, swap_carry=swap)
+            return train_epoch(
+                s, b, None, rules, config=config, optimizer=opt.kind, swap_carry=swap
+            )
 
         return jax.make_jaxpr(one)(s0, batches) if jaxpr else jax.jit(one)(s0, batches)
 
