@@ -120,7 +120,9 @@ def _marquardt(
 
     def try_mu(carry):
         mu, _, _ = carry
-        factor = jax.scipy.linalg.cho_factor(hessian + mu * eye)
+        # lower: the factor L as the Cholesky gives it (upper transposed the matrix and
+        # the factor with a copy each, on every try)
+        factor = jax.scipy.linalg.cho_factor(hessian + mu * eye, lower=True)
         dx = -jax.scipy.linalg.cho_solve(factor, gradient)  # (H + mu I) dx = -g
         better = falls(dx)  # False for NaN (a failed factor)
         grown = mu * hp["mu_inc"]  # mu <- mu mu_inc
