@@ -19,7 +19,8 @@ compilation excluded unless a row says so):
    autodiff Jacobian, from the same initial weights, to its own stopping point; then
    jbpnn's LM until its SSE is within 1% of SciPy's.
 4. **Many networks**: 256 networks (seeds 0..255) trained by LM in one ``train_many``
-   call against 256 sequential ``train`` calls (one CPU device, compile excluded).
+   call against 256 sequential ``train`` calls (one CPU device, compile excluded), both
+   from the same drawn networks (neither side times the weight draws).
 5. **scikit-learn's lbfgs**: ``BPNNRegressor(solver="lbfgs")`` against
    ``MLPRegressor(solver="lbfgs")`` from the same initial weights, 50 and 200
    iterations: final loss (with the ``alpha`` term) and time per fit (medians of
@@ -227,9 +228,10 @@ def many_networks(n: int, repeats: int) -> None:
     X, Y, sizes = tasks()["sin 1-10-1, 200 rows"]
     spec = InitSpec(sizes, ("tanh", "identity"), "mse", "glorot")
     kw = {"epochs": 100}
-    many = partial(train_many, spec, X, Y, seeds=range(n), optimizer="lm", hparams={}, **kw)
+    # both sides start from the same drawn networks: neither times the weight draws
+    start = jbpnn.many.init_many(spec, np.arange(n))
+    many = partial(train_many, start, X, Y, optimizer="lm", hparams={}, **kw)
     many()  # compile
-    start = jbpnn.many.init_many(spec, np.arange(n))  # the networks train_many starts from
     nets = [jax.tree.map(lambda a, i=i: a[i], start) for i in range(n)]
     opt = levenberg_marquardt()
 
