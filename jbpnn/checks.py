@@ -84,9 +84,15 @@ def check_number(
 ) -> None:
     """Check a hyperparameter given as a plain number: finite, ``low <= value < high``.
 
-    JAX arrays (concrete or traced) pass through unchecked; a 0-d NumPy array is a number.
+    JAX arrays (concrete or traced) of one value pass through unchecked (data the caller
+    vouches for); a 0-d NumPy array is a number.
     """
     if isinstance(value, jax.Array):
+        if value.ndim:  # e.g. jnp.array([0.1, 0.2]) as one optimizer's lr: a raw error later
+            raise ValueError(
+                f"{name} must be one number, got an array of shape {value.shape} (one value "
+                f"per network: train_many's hparams={{{name!r}: [...]}})"
+            )
         return
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()

@@ -150,6 +150,9 @@ def two_loop(g: Array, s: Array, y: Array, rho: Array, n_pairs: Array) -> Array:
     Returns:
         ``H g``, shape ``(P,)``; ``-H g`` is the search direction.
     """
+    # JAX arrays: the state's rows may be NumPy ones (init's), which the scans' traced
+    # row index cannot index (init and update called directly, without jit)
+    s, y, rho = jnp.asarray(s), jnp.asarray(y), jnp.asarray(rho)
     m = s.shape[0]
     kept = jnp.arange(m) >= m - n_pairs
 

@@ -132,19 +132,23 @@ def _constant_lr(count: Array, hp: Mapping[str, Array]) -> Array:
 
 
 def _step_decay_lr(count: Array, hp: Mapping[str, Array]) -> Array:
-    t = _float(count, hp["lr"])
-    return hp["lr"] * hp["drop"] ** jnp.floor(t / hp["every"])  # lr drop^floor(t/every)
+    lr, drop, every = _wide(hp["lr"]), _wide(hp["drop"]), _wide(hp["every"])
+    t = _float(count, lr)
+    return _narrow(lr * drop ** jnp.floor(t / every), hp["lr"])  # lr drop^floor(t/every)
 
 
 def _inverse_scaling_lr(count: Array, hp: Mapping[str, Array]) -> Array:
-    return hp["lr"] / (_float(count, hp["lr"]) + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
+    lr, power_t = _wide(hp["lr"]), _wide(hp["power_t"])
+    return _narrow(lr / (_float(count, lr) + 1.0) ** power_t, hp["lr"])  # lr / (t + 1)^power_t
 
 
 def _epoch_inverse_scaling_lr(count: Array, hp: Mapping[str, Array]) -> Array:
     # t = samples seen at the start of this epoch (scikit-learn's MLP invscaling)
-    epochs = jnp.floor((_float(count, hp["lr"]) - hp["updates_before"]) / hp["updates_per_epoch"])
-    t = hp["samples_before"] + epochs * hp["samples_per_epoch"]
-    return hp["lr"] / (t + 1.0) ** hp["power_t"]  # lr / (t + 1)^power_t
+    lr, power_t = _wide(hp["lr"]), _wide(hp["power_t"])
+    before, per_epoch = _wide(hp["updates_before"]), _wide(hp["updates_per_epoch"])
+    epochs = jnp.floor((_float(count, lr) - before) / per_epoch)
+    t = _wide(hp["samples_before"]) + epochs * _wide(hp["samples_per_epoch"])
+    return _narrow(lr / (t + 1.0) ** power_t, hp["lr"])  # lr / (t + 1)^power_t
 
 
 # kind -> (count, hyperparams) -> lr at that count
@@ -504,7 +508,7 @@ class Optimizer(PicklesSlots):
         if schedule not in ("constant", None):
             name = schedule if isinstance(schedule, str) else getattr(schedule, "__name__", "fn")
             options += f", schedule={name}"
-        return f"{self.name}({values}{options})"
+        return f"{self.name}({(values + options).removeprefix(', ')})"
 
     def replace(self, **hyperparams: Any) -> Optimizer:
         """The same kind with other initial values, e.g. ``opt.replace(lr=0.05)``."""
@@ -516,6 +520,8 @@ class Optimizer(PicklesSlots):
             )
         check_hyperparam_values(hyperparams)
         merged = {**self.hyperparams, **hyperparams}
+        if self.name in ("lm", "br"):
+            _check_mu_below_max(merged)
         c1, c2 = merged.get("c1"), merged.get("c2")
         if all(isinstance(c, numbers.Real) for c in (c1, c2)) and not 0 < c1 < c2:  # type: ignore[operator]
             raise ValueError(f"the Wolfe constants need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
@@ -568,6 +574,11 @@ class Optimizer(PicklesSlots):
                 f"optimizer {sorted(self.hyperparams)}; update the state its own init made"
             )
         if lr_scale is not None:
+            if "lr" not in hp:
+                raise ValueError(
+                    f"{self!r} has no learning rate lr for lr_scale to scale (rprop, lm, br, "
+                    "lbfgs and a schedule of your own have none): leave lr_scale out"
+                )
             hp = {**hp, "lr": hp["lr"] * jnp.asarray(lr_scale).astype(hp["lr"].dtype)}
         if self.options.get("weight_decay"):
             # L2 penalty weight_decay/2 |w|^2 adds weight_decay * w to the gradient.
@@ -575,6 +586,11 @@ class Optimizer(PicklesSlots):
         if self.options.get("alpha"):
             if batch_size is None:
                 raise ValueError(f"{self!r} has alpha: pass update(..., batch_size=examples)")
+            if is_concrete(batch_size) and np.any(np.asarray(batch_size) <= 0):
+                raise ValueError(  # alpha w / 0: an inf update (train skips such batches)
+                    f"{self!r} has alpha, which divides by batch_size: it must be > 0 (the "
+                    f"examples, or their total sample weight, of the batch), got {batch_size!r}"
+                )
             # scikit-learn's alpha: (alpha/2) |W|^2 / n_batch on weights only (leaves of
             # 2 or more dimensions; biases are left out): g_w += alpha w / n_batch.
             grads = jax.tree.map(
@@ -773,12 +789,7 @@ def adam(
         raise ValueError(f"unknown adam variant {variant!r}; expected one of {list(ADAM_VARIANTS)}")
     _check_range("b1", b1)
     _check_range("b2", b2)
-    _check_range("eps", eps)
-    if isinstance(eps, numbers.Real) and eps == 0:  # 0 / (sqrt(0) + 0) for a zero gradient
-        raise ValueError(
-            "eps must be > 0: a weight whose gradient is exactly 0 (a feature of zeros, a dead "
-            "unit) would take the step 0 / (sqrt(0) + 0) = NaN; got eps=0"
-        )
+    _check_range("eps", eps)  # > 0: 0 / (sqrt(0) + 0) for a zero gradient
     # the default adds no option, so that the kind (and a saved optimizer) stays as it was
     options = {} if variant == "corrected" else {"variant": variant}
     return _build("adam", lr, weight_decay, alpha, options, {"b1": b1, "b2": b2, "eps": eps})
@@ -942,13 +953,21 @@ def _marquardt_hyperparams(
     _check_range("mu_dec", mu_dec)
     _check_range("mu_inc", mu_inc)
     _check_range("mu_max", mu_max)
-    _check_range("min_grad", min_grad)
-    for name, value in (("mu", mu), ("mu_dec", mu_dec)):
-        if isinstance(value, numbers.Real) and value <= 0:
-            raise ValueError(f"{name} must be > 0, got {value!r}")
-    if isinstance(mu_inc, numbers.Real) and mu_inc <= 1:
-        raise ValueError(f"mu_inc must be > 1 (mu grows on a rejected step), got {mu_inc!r}")
-    return {"mu": mu, "mu_dec": mu_dec, "mu_inc": mu_inc, "mu_max": mu_max, "min_grad": min_grad}
+    _check_range("min_grad", min_grad)  # mu, mu_dec > 0 and mu_inc > 1: _ABOVE
+    hp = {"mu": mu, "mu_dec": mu_dec, "mu_inc": mu_inc, "mu_max": mu_max, "min_grad": min_grad}
+    _check_mu_below_max(hp)
+    return hp
+
+
+def _check_mu_below_max(hp: Mapping[str, Any]) -> None:
+    """Refuse a starting ``mu`` above ``mu_max`` (plain numbers): the run would stop at
+    its first epoch on ``"mu_max_reached"`` without a step."""
+    mu, mu_max = hp.get("mu"), hp.get("mu_max")
+    if all(isinstance(v, numbers.Real) for v in (mu, mu_max)) and mu > mu_max:  # type: ignore[operator]
+        raise ValueError(
+            f"mu={mu!r} is above mu_max={mu_max!r}: the first epoch would stop on "
+            "mu_max_reached without a step; start mu below mu_max"
+        )
 
 
 def lbfgs(
@@ -1094,10 +1113,38 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
 }
 
 
+# Hyperparameters that must lie strictly above a bound (the range table's low end is
+# allowed), and why: checked by the factories and for values given later alike.
+_ABOVE: dict[str, tuple[float, str]] = {
+    "eps": (
+        0.0,
+        ": a weight whose gradient is exactly 0 (a feature of zeros, a dead unit) would take "
+        "the step 0 / (sqrt(0) + 0) = NaN",
+    ),
+    "mu": (0.0, ""),
+    "mu_dec": (0.0, ""),
+    "mu_inc": (1.0, " (mu grows on a rejected step)"),
+}
+
+
+def _check_above(name: str, value: Any) -> None:
+    """Refuse a host value (a number, or any element of an array) at or below
+    ``name``'s strict bound in :data:`_ABOVE`; JAX arrays pass, as in the factories."""
+    if name not in _ABOVE or isinstance(value, jax.Array):
+        return
+    bound, why = _ABOVE[name]
+    for x in np.asarray(value, dtype=np.float64).ravel():
+        if x <= bound:
+            shown = value if np.ndim(value) == 0 else x.item()
+            raise ValueError(f"{name} must be > {bound:g}{why}, got {shown!r}")
+
+
 def _check_range(name: str, value: Any) -> None:
-    """:func:`jbpnn.checks.check_number` with ``name``'s range from the table."""
+    """:func:`jbpnn.checks.check_number` with ``name``'s range from the table (and its
+    strict bound, :data:`_ABOVE`)."""
     low, high, integer = _RANGES[name]
     check_number(name, value, low, high, integer=integer)
+    _check_above(name, value)
 
 
 def check_hyperparam_values(
@@ -1118,6 +1165,7 @@ def check_hyperparam_values(
         arr = np.asarray(v) if isinstance(v, (np.ndarray, list, tuple)) else None
         if arr is None:
             check_number(k, v, low, high, integer=integer)
+            _check_above(k, v)
             continue
         if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_):
             raise ValueError(f"{k} must be a number or an array of numbers, got {v!r}")
@@ -1128,6 +1176,7 @@ def check_hyperparam_values(
             )
         for x in arr.ravel():
             check_number(k, x.item(), low, high, integer=integer)
+        _check_above(k, arr)
 
 
 def set_hyperparams(state: State, **values: Any) -> State:
@@ -1155,6 +1204,8 @@ def set_hyperparams(state: State, **values: Any) -> State:
     if unknown:
         raise ValueError(f"the state has no hyperparameters {unknown}; it holds {list(hp)}")
     check_hyperparam_values(values, hp)
+    for k, v in values.items():  # in the state's dtype: no overflow to inf, no underflow to 0
+        cast_hyperparams("", {k: v}, hp[k].dtype)
     new = {k: to_device(values[k], hp[k].dtype) if k in values else v for k, v in hp.items()}
     if isinstance(state, (LMState, BRState)) and "mu" in values:
         state = state._replace(mu=jnp.broadcast_to(new["mu"], jnp.shape(state.mu)))
@@ -1165,8 +1216,26 @@ def set_hyperparams(state: State, **values: Any) -> State:
 def _float(count: Any, like: Any) -> Array:
     """An int32 step count in the dtype of the hyperparameter ``like`` it meets: the
     params' (a float32 network computes ``b1^t`` and its schedules in float32 whether or
-    not ``jax_enable_x64`` is on; exact up to 2^24 steps)."""
+    not ``jax_enable_x64`` is on; exact up to 2^24 steps). The schedules widen a narrower
+    dtype first (:func:`_wide`); adam's ``b^t`` keeps the params' (a bfloat16 count that
+    rounds moves ``1 / (1 - b^t)`` by less than bfloat16 resolves, and float16's inf
+    gives its limit 1)."""
     return jnp.asarray(count).astype(jnp.result_type(like))
+
+
+def _wide(x: Any) -> Array:
+    """A hyperparameter in its own float dtype, or in float32 where that is narrower: a
+    step count in bfloat16 rounds from 256 on (``step_decay`` dropped the rate early) and
+    float16's overflows at 65504 (``inverse_scaling`` gave 0 from then on). The rate (or
+    correction) it gives goes back to the hyperparameter's dtype (:func:`_narrow`); a
+    float32 or float64 network computes exactly as before."""
+    x = jnp.asarray(x)
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def _narrow(x: Array, like: Any) -> Array:
+    """``x`` back in the dtype of the hyperparameter ``like`` (see :func:`_wide`)."""
+    return x.astype(jnp.result_type(like))
 
 
 def _float_dtype(params: PyTree) -> Any:
@@ -1181,7 +1250,8 @@ def _same_value(a: Any, b: Any) -> bool:
         return True
     if not (is_concrete(a) and is_concrete(b)):
         return False  # a traced value (inside the user's jit) is equal only to itself
-    if isinstance(a, jax.Array) or isinstance(b, jax.Array):  # a copy equals its original
+    if isinstance(a, (jax.Array, np.ndarray)) or isinstance(b, (jax.Array, np.ndarray)):
+        # by value: a copy equals its original (a == b of arrays is an array)
         return bool(np.array_equal(np.asarray(a), np.asarray(b)))
     try:
         return bool(a == b)

@@ -1083,7 +1083,9 @@ def train(
             ``learning_rate="adaptive"``: 0.2 and 1e-6). None: a plateau stops.
             The reductions so far are recorded after each epoch as ``lr_scale``
             in the history (the epoch's updates used ``lr`` times the one before).
-        min_lr: see ``lr_factor``.
+        min_lr: see ``lr_factor``; compared with the optimizer's ``lr`` times the
+            reductions so far (with a schedule, its starting ``lr``: the schedule's own
+            decay does not count).
         max_loss_growth, max_abs_param: the divergence rule for runs that blow up
             without reaching NaN/inf: stop (``"diverged"``, the start-of-epoch
             params kept) when the epoch loss exceeds ``max_loss_growth`` times the

@@ -368,3 +368,138 @@ def test_update_refuses_a_state_of_another_kind_by_name():
         jbpnn.sgd(jbpnn.optimizers.step_decay(0.1)).update(g, jbpnn.sgd(0.1).init(p), p)
     with pytest.raises(ValueError, match="cannot update a state of another optimizer kind"):
         jbpnn.adam().update(g, jbpnn.momentum(0.1).init(p), p)
+
+
+# ---------------------------------------------------------------- red-team pass (opt15)
+def test_lbfgs_init_and_update_called_directly_without_jit():
+    """The (init, update) pair used as the README shows, eagerly: lbfgs's init builds NumPy
+    rows, which its two-loop recursion indexed with a scan's traced index (a
+    TracerArrayConversionError); the eager step equals the jitted one."""
+    from jbpnn.jacobian import normal_equations_kernel
+    from jbpnn.network import loss_and_gradient_kernel, loss_kernel
+    from jbpnn.optimizers import Objective, lbfgs
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (30, 2)).astype(np.float32)
+    Y = np.sin(3 * X[:, :1]) * X[:, 1:]
+    p = jbpnn.init_params(0, (2, 4, 1), ("tanh", "identity"), "mse")
+    obj = Objective(
+        loss=lambda q: loss_kernel(q, X, Y, None),
+        normal_equations=lambda q: normal_equations_kernel(q, X, Y, None),
+        loss_and_grad=lambda q: loss_and_gradient_kernel(q, X, Y, None),
+    )
+    opt = lbfgs()
+    step = jax.jit(lambda s, q: opt.update(None, s, q, objective=obj))
+    eager = jitted = (opt.init(p), p)
+    for _ in range(4):  # the first step, then steps with pairs in the memory
+        u, s = opt.update(None, *eager, objective=obj)
+        u_jit, s_jit = step(*jitted)
+        assert float(s.loss) == pytest.approx(float(s_jit.loss), rel=1e-5)
+        np.testing.assert_allclose(u.layers[0].w, u_jit.layers[0].w, rtol=1e-4, atol=1e-7)
+        eager, jitted = (s, apply_updates(eager[1], u)), (s_jit, apply_updates(jitted[1], u_jit))
+    assert int(s.n_pairs) >= 2
+
+
+@pytest.mark.parametrize(
+    "make, given, message",
+    [
+        (lambda: adam(0.01), {"eps": 0.0}, "eps must be > 0"),
+        (lambda: adam(0.01), {"eps": np.array([1e-8, 0.0])}, "eps must be > 0"),
+        (lambda: jbpnn.levenberg_marquardt(), {"mu": 0.0}, "mu must be > 0"),
+        (lambda: jbpnn.levenberg_marquardt(), {"mu_dec": 0.0}, "mu_dec must be > 0"),
+        (lambda: jbpnn.bayesian_regularization(), {"mu_inc": 1.0}, "mu_inc must be > 1"),
+    ],
+)
+def test_values_given_later_meet_the_factorys_strict_bounds(make, given, message):
+    """Optimizer.replace and set_hyperparams check what the factory checks: adam's eps
+    0 (a zero gradient's step is 0/0 = NaN: a resumed run "diverged"), lm's mu and mu_dec
+    0, br's mu_inc 1 (mu never grows) were taken."""
+    opt = make()
+    with pytest.raises(ValueError, match=message):
+        opt.replace(**given)
+    if np.ndim(next(iter(given.values()))) == 0:  # a state of one network takes one value
+        with pytest.raises(ValueError, match=message):
+            set_hyperparams(opt.init({"w": jnp.zeros((2, 2))}), **given)
+    if np.ndim(next(iter(given.values()))) == 0:  # the factory, as before
+        with pytest.raises(ValueError, match=message):
+            OPTIMIZERS[opt.name](**given)
+
+
+def test_set_hyperparams_refuses_a_value_the_states_dtype_cannot_hold():
+    """lr=1e300 into a float32 state became inf (only NumPy's RuntimeWarning), and the next
+    update NaN; init refuses it as an overflow, and so does set_hyperparams now."""
+    state = sgd(0.1).init({"w": jnp.zeros(2, jnp.float32)})
+    with pytest.raises(ValueError, match="overflows to inf"):
+        set_hyperparams(state, lr=1e300)
+    with pytest.raises(ValueError, match="underflows to 0"):
+        set_hyperparams(state, lr=1e-300)
+    assert float(set_hyperparams(state, lr=0.5).hyperparams["lr"]) == 0.5
+
+
+def test_lm_refuses_a_starting_mu_above_mu_max():
+    with pytest.raises(ValueError, match="above mu_max"):
+        jbpnn.levenberg_marquardt(mu=1.0, mu_max=0.1)
+    with pytest.raises(ValueError, match="above mu_max"):
+        jbpnn.levenberg_marquardt().replace(mu=1e11)
+    jbpnn.levenberg_marquardt(mu=0.1, mu_max=0.1)  # equal: MATLAB tries mu_max itself
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_schedules_count_updates_exactly_in_low_precision_networks(dtype):
+    """The update count met the schedule in the params' dtype: bfloat16 rounds it from 256
+    on (step_decay dropped the rate at update 299 to 0.125, not 0.25) and float16's
+    overflows at 65504 (inverse_scaling's rate 0 from then on)."""
+
+    def lr_at(opt, count):
+        p = {"w": jnp.zeros((1,), dtype)}
+        state = opt.init(p)._replace(count=jnp.asarray(count, jnp.int32))
+        u, _ = opt.update({"w": -jnp.ones((1,), dtype)}, state, p)
+        assert u["w"].dtype == dtype  # the rate still meets the network in its dtype
+        return float(u["w"][0])
+
+    for count in (299, 1199):
+        assert lr_at(sgd(step_decay(1.0, 0.5, 100)), count) == 0.5 ** (count // 100)
+    expect = 1 / np.sqrt(70000 + 1)
+    assert lr_at(sgd(inverse_scaling(1.0, 0.5)), 70000) == pytest.approx(expect, rel=1e-2)
+
+
+def test_optimizers_with_numpy_values_per_network_are_equal_to_their_copies():
+    """``a == b`` of NumPy arrays is an array: an optimizer with one value per network was
+    unequal to its copy and to its pickle (a set kept both; a compiled loop taking it as
+    static compiled again)."""
+    import pickle
+
+    a = momentum(0.1).replace(lr=np.array([0.1, 0.2]))
+    b = momentum(0.1).replace(lr=np.array([0.1, 0.2]))
+    assert a == b and a == pickle.loads(pickle.dumps(a)) and len({a, b}) == 1
+    assert a != momentum(0.1).replace(lr=np.array([0.1, 0.3]))
+
+
+def test_update_arguments_an_optimizer_cannot_use_are_refused_clearly():
+    """lr_scale for an optimizer without lr was a bare KeyError 'lr'; alpha with a batch
+    size of 0 an inf update; a schedule of your own showed as ``sgd(, schedule=...)``."""
+    from jbpnn.optimizers import rprop
+
+    p = {"w": jnp.ones((2, 2))}
+    g = {"w": jnp.ones((2, 2))}
+    for opt in (rprop(), sgd(lambda t: 0.1)):
+        with pytest.raises(ValueError, match="no learning rate lr for lr_scale"):
+            opt.update(g, opt.init(p), p, lr_scale=0.5)
+    opt = sgd(0.1, alpha=0.1)
+    with pytest.raises(ValueError, match="batch_size: it must be > 0"):
+        opt.update(g, opt.init(p), p, batch_size=0)
+    assert repr(sgd(lambda t: 0.1)) == "sgd(schedule=<lambda>)"
+
+
+def test_a_jax_array_of_several_values_is_not_one_optimizers_hyperparameter():
+    """momentum(jnp.array([0.1, 0.2, 0.3])) was built, then train failed with a broadcasting
+    error inside the rule and train_many with "Only scalar arrays can be converted"; the
+    factory refuses it, pointing to train_many's per-network hparams (NumPy arrays were
+    refused already)."""
+    with pytest.raises(ValueError, match=r"lr must be one number, got an array of shape \(3,\)"):
+        momentum(jnp.array([0.1, 0.2, 0.3]), 0.9)
+    with pytest.raises(ValueError, match="lr must be a number"):
+        momentum(np.array([0.1, 0.2, 0.3]), 0.9)
+    assert float(momentum(jnp.asarray(0.1), 0.9).init({"w": jnp.zeros(2)}).hyperparams["lr"]) == (
+        pytest.approx(0.1)
+    )
