@@ -971,7 +971,8 @@ def test_params_and_optimizers_pickle_with_every_protocol_and_equal_their_copies
     # value is a JAX array was not equal to its own copy (arrays compared by identity), so
     # each copy compiled again as a static argument
     params = init_params(jax.random.key(0), (3, 4, 2))
-    for opt in (adam(jnp.float32(0.01)), adam(jnp.array([0.01, 0.02])), lbfgs(history=5)):
+    per_network = adam(0.01).replace(lr=jnp.array([0.01, 0.02]))  # one value a network
+    for opt in (adam(jnp.float32(0.01)), per_network, lbfgs(history=5)):
         again = pickle.loads(pickle.dumps(opt, protocol=protocol))
         assert again == opt and hash(again) == hash(opt) and copy.deepcopy(opt) == opt
     back = pickle.loads(pickle.dumps(params, protocol=protocol))
