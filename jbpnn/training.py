@@ -347,13 +347,17 @@ def train_epoch(
             :func:`run_epochs` turns it off for one network, whose loop never runs a
             stopped state.
         swap_carry: carry every ``w`` (of the params and of the optimizer's state)
-            through the batch loop with its last two axes swapped, ``(n_out, n_in)``,
-            and swap it back around each update: the same values and the same update,
-            only laid out differently between updates. :func:`run_epochs` turns it on
-            for networks sharing their mini-batches (:mod:`jbpnn.ensemble`), where XLA
-            then reads each first-layer ``w`` as the one shared product needs it
-            instead of transposing it every update (64 digits networks: 0.9x the epoch
-            time); for networks with their own batches it measured slower (1.2x).
+            through the batch loop with its last two axes swapped, ``(n_out, n_in)``:
+            the same values and the same update, only laid out differently between
+            updates. The gradient is computed from the params swapped back; a rule that
+            updates each weight from its own gradient and state (sgd, momentum, adam,
+            rprop) then updates the swapped carry with the gradient swapped to meet it,
+            any other rule gets the params and state swapped back and its result swapped
+            again. :func:`run_epochs` turns it on for networks sharing their mini-batches
+            (:mod:`jbpnn.ensemble`), where XLA then reads each first-layer ``w`` as the
+            one shared product needs it instead of transposing it every update (64
+            digits networks: 0.9x the epoch time); for networks with their own batches it
+            measured slower (1.2x).
     """
     if mesh is not None:
         grad_fn = data_parallel(grad_fn, *mesh)
