@@ -141,9 +141,7 @@ def estimate_memory(
     difference. Estimated since: 2.5 GiB.
     """
     item = jnp.dtype(template.dtype).itemsize
-    n_params = sum(
-        int(np.prod(np.shape(l.w))) + int(np.prod(np.shape(l.b))) for l in template.layers
-    )
+    n_params = _n_params(template)
     units = sum(template.sizes[1:])
     if optimizer is None:
         state_items = n_params
@@ -175,6 +173,12 @@ def estimate_memory(
     return MemoryEstimate(int(n_networks), sum(parts.values()), shared, parts)
 
 
+def _n_params(template: Any) -> int:
+    """P, the weights and biases of one network (its leaves' shapes only: a template of
+    ``jax.ShapeDtypeStruct`` leaves counts as its arrays would)."""
+    return sum(int(np.prod(np.shape(l.w))) + int(np.prod(np.shape(l.b))) for l in template.layers)
+
+
 def normal_equations_bytes(template: Any, optimizer: Any, n_examples: int) -> int:
     """Bytes one network's normal equations take while they are solved: ``J^T J`` (``P x
     P``) about 4 times for ``lm`` (the damped copy, its Cholesky factor, the solve), 7
@@ -183,7 +187,7 @@ def normal_equations_bytes(template: Any, optimizer: Any, n_examples: int) -> in
     (:func:`jbpnn.jacobian.block_entries`)."""
     from jbpnn.jacobian import block_entries  # params imports this module
 
-    p = sum(int(np.prod(np.shape(l.w))) + int(np.prod(np.shape(l.b))) for l in template.layers)
+    p = _n_params(template)
     copies = 7 if getattr(optimizer, "name", None) == "br" else 4
     item = jnp.dtype(template.dtype).itemsize
     return (copies * p * p + block_entries(template, n_examples)) * item
