@@ -617,8 +617,11 @@ class Optimizer(PicklesSlots):
     def loss_penalty(self, params: PyTree, state: State, batch_size: Any) -> Array:
         """``(loss_alpha / 2) |W|^2 / batch_size``, W the weights (leaves of two or more
         dimensions): what :func:`with_loss_penalty` adds to a batch's loss."""
-        weights = [w for w in jax.tree.leaves(params) if jnp.ndim(w) >= 2]
-        squares = sum(jnp.sum(w * w) for w in weights)
+        return self.penalty_of(weight_squares(params), state, batch_size)
+
+    def penalty_of(self, squares: Array, state: State, batch_size: Any) -> Array:
+        """:meth:`loss_penalty` from ``squares = weight_squares(params)``, measured
+        earlier (the training loop carries it from one update to the next)."""
         return state.hyperparams["loss_alpha"] / (2 * batch_size) * squares
 
     @property
@@ -1053,6 +1056,13 @@ def _with_alpha(objective: Objective, alpha: Array, n: Array) -> Objective:
         normal_equations=normal_equations,
         penalty=penalty_and_grad,
     )
+
+
+def weight_squares(params: PyTree) -> Array:
+    """``|W|^2``: the sum of the squares of the weights (leaves of two or more dimensions;
+    biases are left out), scikit-learn's L2 term without its ``alpha / 2``."""
+    weights = [w for w in jax.tree.leaves(params) if jnp.ndim(w) >= 2]
+    return sum(jnp.sum(w * w) for w in weights)
 
 
 def with_loss_penalty(optimizer: Optimizer, loss_alpha: Any) -> Optimizer:

@@ -143,7 +143,7 @@ from jbpnn.network import (
     loss_kernel,
     r2_kernel,
 )
-from jbpnn.optimizers import Objective, Optimizer, apply_updates
+from jbpnn.optimizers import Objective, Optimizer, apply_updates, weight_squares
 from jbpnn.params import MLP, Layer
 from jbpnn.state import (
     HISTORY_CHUNK,
@@ -370,8 +370,14 @@ def train_epoch(
     # update.
     elementwise = isinstance(optimizer, Optimizer) and not optimizer.needs_objective
     in_place = swap_carry and elementwise
+    # scikit-learn's loss carries (alpha/2) |W|^2 / n_batch of the params before each
+    # update: |W|^2 is measured from the updated params, for the next batch, and carried
+    # (the first from the epoch's start). Measured from the params an update reads, it
+    # was a read XLA could not order before the update, so every update copied each w.
+    penalize = getattr(optimizer, "reports_penalty", False)
 
-    def one_update(carry, batch):
+    def one_update(full_carry, batch):
+        carry, squares = (full_carry[:2], full_carry[2]) if penalize else (full_carry, None)
         if in_place:
             carried_params, opt_state = carry
             params = _swap_weights(carried_params)
@@ -393,8 +399,8 @@ def train_epoch(
         else:
             batch_loss, grads = carried(opt_state, params, evaluate, data)
         start = (batch_loss, grads)
-        if getattr(optimizer, "reports_penalty", False):  # scikit-learn's loss: E + its L2 term
-            batch_loss = batch_loss + optimizer.loss_penalty(params, opt_state, jnp.sum(sb))
+        if penalize:  # scikit-learn's loss: E + its L2 term
+            batch_loss = batch_loss + optimizer.penalty_of(squares, opt_state, jnp.sum(sb))
         extra: dict[str, Any] = {}
         if getattr(optimizer, "needs_batch_size", False):  # scikit-learn's alpha / n_batch
             extra["batch_size"] = jnp.sum(sb)
@@ -422,12 +428,15 @@ def train_epoch(
             # ... and moves no weight (its 0/0 update is NaN, which counted as inf)
             change = tuple(jnp.where(real, c, 0) for c in change)
         new_carry = (new_params, new_opt) if in_place else relayout((new_params, new_opt))
+        if penalize:  # |W|^2 is the same in either layout
+            new_carry = (*new_carry, weight_squares(new_params))
         return new_carry, (batch_loss, jnp.sum(sb), *change)
 
-    carry, (losses, counts, *changes) = lax.scan(
-        one_update, relayout((state.params, state.opt_state)), batches
-    )
-    params, opt_state = relayout(carry)
+    start = relayout((state.params, state.opt_state))
+    if penalize:
+        start = (*start, weight_squares(state.params))
+    carry, (losses, counts, *changes) = lax.scan(one_update, start, batches)
+    params, opt_state = relayout(carry[:2])
     if config.weighted:  # the weights' scale: sums of 1e30-weights times a loss overflowed
         # only their ratios matter (never all 0: checked); the barrier keeps XLA from
         # folding the division back behind the product (inf again with one batch)
