@@ -594,7 +594,7 @@ class Optimizer(PicklesSlots):
             # scikit-learn's alpha: (alpha/2) |W|^2 / n_batch on weights only (leaves of
             # 2 or more dimensions; biases are left out): g_w += alpha w / n_batch.
             grads = jax.tree.map(
-                lambda g, p: g + hp["alpha"] * p / batch_size if jnp.ndim(p) >= 2 else g,
+                lambda g, p: g + p * (hp["alpha"] / batch_size) if jnp.ndim(p) >= 2 else g,
                 grads,
                 params,
             )

@@ -503,3 +503,21 @@ def test_a_jax_array_of_several_values_is_not_one_optimizers_hyperparameter():
     assert float(momentum(jnp.asarray(0.1), 0.9).init({"w": jnp.zeros(2)}).hyperparams["lr"]) == (
         pytest.approx(0.1)
     )
+
+
+@pytest.mark.parametrize("make", [sgd, jbpnn.adam])
+def test_alpha_divides_once_per_update_not_once_per_weight(make):
+    """scikit-learn's alpha term, g_w += alpha w / n_batch, is w * (alpha / n_batch): a
+    division per weight was a pass of its own over every w (XLA would not fuse it into
+    both consumers of momentum's two updates: 24 us of a 550 us update of 40 digits
+    networks)."""
+    params = jbpnn.init_params(jax.random.key(0), (3, 5, 2), "tanh", "mse")
+    grads = jax.tree.map(jnp.ones_like, params)
+
+    def divisions(opt) -> int:  # of arrays of weights, not of scalars
+        jaxpr = jax.make_jaxpr(lambda g, s, p: opt.update(g, s, p, batch_size=jnp.float32(4)))(
+            grads, opt.init(params), params
+        )
+        return sum(e.primitive.name == "div" and e.outvars[0].aval.ndim >= 2 for e in jaxpr.eqns)
+
+    assert divisions(make(0.01, alpha=0.1)) == divisions(make(0.01))
