@@ -123,7 +123,11 @@ def sigmoid(net: Array) -> Array:
 
 def softmax(net: Array) -> Array:
     """exp(net_k - max) / sum_j exp(net_j - max): stable softmax over the last axis."""
-    e = jnp.exp(net - jnp.max(net, axis=-1, keepdims=True))
+    z = net - jnp.max(net, axis=-1, keepdims=True)
+    # z <= 0 already: the select changes no value (NaN stays NaN) and no derivative, but
+    # lets XLA's CPU emitter vectorize the exp inside a loop body, where it emitted it
+    # one float at a time (4x the time: 39 of 530 us an update of 40 digits networks).
+    e = jnp.exp(jnp.where(z > 0, 0, z))
     return e / jnp.sum(e, axis=-1, keepdims=True)
 
 
