@@ -1062,7 +1062,7 @@ def weight_squares(params: PyTree) -> Array:
     """``|W|^2``: the sum of the squares of the weights (leaves of two or more dimensions;
     biases are left out), scikit-learn's L2 term without its ``alpha / 2``."""
     weights = [w for w in jax.tree.leaves(params) if jnp.ndim(w) >= 2]
-    return sum(jnp.sum(w * w) for w in weights)
+    return jnp.asarray(sum(jnp.sum(w * w) for w in weights))
 
 
 def with_loss_penalty(optimizer: Optimizer, loss_alpha: Any) -> Optimizer:

@@ -932,6 +932,12 @@ class _BPNNBase(BaseEstimator):
     def _validation_scores(self, run: TrainResult, val: _ValSet) -> list[float]:
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _encoding_of(self, other: Any) -> None:
+        raise NotImplementedError  # pragma: no cover - abstract
+
     def _validation_tol(self, s: _Settings, val: _ValSet | None) -> float:
         return s.tol
 
@@ -1412,6 +1418,12 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
         Y[rows] = self._label_binarizer.transform(y[rows])
         return Y
 
+    def _encoding_of(self, other: Any) -> None:
+        """The classes (and their encoding) ``other``'s fit found, as ``_fold_targets``
+        on the same rows would set them."""
+        self._label_binarizer = copy.deepcopy(other._label_binarizer)
+        self.classes_ = self._label_binarizer.classes_
+
     def _n_outputs(self) -> int:
         lb = self._label_binarizer
         return len(lb.classes_) if lb.y_type_ != "binary" else 1
@@ -1506,6 +1518,9 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
     def _fold_targets(self, y: np.ndarray, rows: np.ndarray, dtype) -> np.ndarray:
         """Every row's targets, shape ``(n, n_outputs)``."""
         return np.asarray(y, dtype).reshape(len(y), -1)
+
+    def _encoding_of(self, other: Any) -> None:
+        """Nothing: a regressor's targets need no encoding."""
 
     def predict(self, X):
         """Predictions, shape ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``."""
@@ -2316,12 +2331,21 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             {"networks": len(jobs), "seconds": time.perf_counter() - start, "hparams": hparams}
         )
         fitted = []
+        encoded: dict[bytes, _BPNNBase] = {}  # a fold's first estimator: the fold's encoding
         for i, job in enumerate(jobs):
             est = job.estimator
             for name in ("n_features_in_", "feature_names_in_"):
                 if hasattr(probe, name):
                     setattr(est, name, getattr(probe, name))
-            est._fold_targets(y, job.train, s.dtype)  # classes_ as its own fit finds them
+            # classes_ as its own fit finds them: found once per fold, which every
+            # candidate shares (80 fits of a 16 x 5 grid: 80 LabelBinarizer fits were
+            # 0.15 s, a tenth of the sweep)
+            fold = np.asarray(job.train).tobytes()
+            if fold in encoded:
+                est._encoding_of(encoded[fold])
+            else:
+                est._fold_targets(y, job.train, s.dtype)
+                encoded[fold] = est
             weight = None if sw is None else float(np.sum(sw[fit_rows[i]]))
             est._record(
                 result[i], job.settings, len(fit_rows[i]), True, splits[i], weight_total=weight

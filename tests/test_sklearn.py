@@ -552,6 +552,32 @@ def test_sweep_equals_grid_search_in_one_train_many_call(digits):
     assert sweep.score(X, y) == reference.score(X, y) and list(sweep.classes_) == list(range(10))
 
 
+def test_sweep_encodes_each_folds_classes_as_its_own_fit(digits):
+    """The fitted networks of a fold take their classes (and their encoding) from the
+    fold's training rows, found once per fold: a fold whose training rows lack a class
+    scores as GridSearchCV's fit of it (log loss reads classes_ and predict_proba)."""
+    X, y = digits
+    X, y = X[:300], y[:300] % 3
+    folds = np.arange(len(y)) % 3
+    folds[y == 2] = 0  # every class-2 row in fold 0's test part: its fit never sees one
+    keep = (y != 2) | (np.cumsum(y == 2) <= 40)
+    X, y, folds = X[keep], y[keep], folds[keep]
+    cv = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(3)]
+    assert 2 not in set(y[cv[0][0]]) and 2 in set(y[cv[1][0]])
+    base = BPNNClassifier(hidden_layer_sizes=(8,), batch_size=32, max_iter=5, random_state=0)
+    grid = {"learning_rate_init": [0.03, 0.1]}
+    kw = dict(cv=cv, scoring=["accuracy", "neg_log_loss"], refit=False, error_score=np.nan)
+    with pytest.warns(UserWarning):  # fold 0's log loss: labels its fit never saw
+        sweep = SweepSearchCV(base, grid, **kw).fit(X, y)
+        reference = GridSearchCV(base, grid, **kw).fit(X, y)
+    for key in ("split0_test_accuracy", "split1_test_accuracy", "split1_test_neg_log_loss"):
+        assert_allclose(sweep.cv_results_[key], reference.cv_results_[key], rtol=1e-6)
+    assert_array_equal(
+        np.isnan(sweep.cv_results_["split0_test_neg_log_loss"]),
+        np.isnan(reference.cv_results_["split0_test_neg_log_loss"]),
+    )
+
+
 def test_sweep_groups_static_settings_and_early_stopping(digits):
     """Two max_iter values: two calls; adam values as data; early stopping: one call."""
     X, _ = digits
