@@ -9,8 +9,9 @@ Nesterov momentum 0.9, batch 32, ``max_iter`` epochs, ``random_state=0``):
 - ``GridSearchCV(MLPClassifier, n_jobs=1)``: scikit-learn's own, 80 fits;
 - ``GridSearchCV(BPNNClassifier, n_jobs=1)``: 80 fits of ``jbpnn.train``.
 
-scikit-learn's training-loss stop rule is switched off (``n_iter_no_change=max_iter``)
-so that its fits run ``max_iter`` epochs, as jbpnn's always do without early stopping.
+The training-loss stop rule, the same in both libraries (``tol``, ``n_iter_no_change``),
+is switched off in every contender (``n_iter_no_change=max_iter``) so that every fit
+runs its ``max_iter`` epochs.
 It prints the three wall times, their ratios, the best mean CV accuracies, and how far
 the sweep's mean test scores are from ``GridSearchCV(BPNNClassifier)``'s. Then it times
 ``BPNNClassifier().fit`` against ``MLPClassifier().fit`` on the digits at the defaults
@@ -72,7 +73,9 @@ def worker(what: str, quick: bool, cache: str | None) -> dict:
     if what.startswith("fit"):
         epochs = 10 if quick else 200
         if what == "fit-bpnn":
-            make = lambda: BPNNClassifier(max_iter=epochs, random_state=0)  # noqa: E731
+            make = lambda: BPNNClassifier(  # noqa: E731
+                max_iter=epochs, n_iter_no_change=epochs, random_state=0
+            )
         else:
             make = lambda: MLPClassifier(  # noqa: E731
                 max_iter=epochs, n_iter_no_change=epochs, random_state=0
@@ -92,6 +95,7 @@ def worker(what: str, quick: bool, cache: str | None) -> dict:
         momentum=0.9,
         batch_size=32,
         max_iter=size["epochs"],
+        n_iter_no_change=size["epochs"],  # every fit runs max_iter epochs
         random_state=0,
     )
     grid = {"learning_rate_init": size["lrs"], "alpha": size["alphas"]}
@@ -101,7 +105,7 @@ def worker(what: str, quick: bool, cache: str | None) -> dict:
     elif what == "grid-bpnn":
         search = GridSearchCV(BPNNClassifier(**settings), grid, cv=cv, refit=False, n_jobs=1)
     else:
-        mlp = MLPClassifier(**settings, n_iter_no_change=size["epochs"])
+        mlp = MLPClassifier(**settings)
         search = GridSearchCV(mlp, grid, cv=cv, refit=False, n_jobs=1)
     start = time.perf_counter()
     search.fit(X, y)
@@ -171,16 +175,21 @@ def report(quick: bool) -> None:
         f"{', '.join(f'{s:.2f}' for s in sweep['call_seconds'])} s"
     )
     print()
-    for label, a, b, target in (
-        ("SweepSearchCV vs GridSearchCV(MLPClassifier)", sweep, grid_mlp, 30),
-        ("SweepSearchCV vs GridSearchCV(BPNNClassifier)", sweep, grid_bpnn, 5),
+    # issue 21's targets: >= 10x cold and >= 20x warm against scikit-learn's search;
+    # an earlier issue's: >= 5x against GridSearchCV over jbpnn's own estimator
+    for label, a, b, targets in (
+        ("SweepSearchCV vs GridSearchCV(MLPClassifier)", sweep, grid_mlp, (10, 20)),
+        ("SweepSearchCV vs GridSearchCV(BPNNClassifier)", sweep, grid_bpnn, (5, 5)),
     ):
         cold = b["seconds"] / a["seconds"]
         warm = b["seconds"] / sweep_warm["seconds"]
         if b is grid_bpnn:
             warm = grid_bpnn_warm["seconds"] / sweep_warm["seconds"]
-        verdict = "met" if cold >= target else "missed"
-        print(f"{label}: {cold:.1f}x cold, {warm:.1f}x warm cache (target >= {target}x: {verdict})")
+        verdicts = ["met" if r >= t else "missed" for r, t in zip((cold, warm), targets)]
+        print(
+            f"{label}: {cold:.1f}x cold (target >= {targets[0]}x: {verdicts[0]}), "
+            f"{warm:.1f}x warm cache (target >= {targets[1]}x: {verdicts[1]})"
+        )
     gap = sweep["best_score"] - grid_mlp["best_score"]
     print(
         f"best mean CV accuracy: sweep {sweep['best_score']:.4f} {sweep['best_params']}, "
