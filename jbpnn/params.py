@@ -32,6 +32,7 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn._slots import PicklesSlots
+from jbpnn._threefry import host_unit_draws
 from jbpnn.activations import get_activation
 from jbpnn.checks import check_seed
 from jbpnn.losses import LOSSES, check_pair, get_loss
@@ -693,23 +694,30 @@ def _init_layers_bucketed(
 ) -> list[Layer]:
     """_init_layers' arrays, drawn by a program shared by every architecture."""
     pairs, count, width, b_width, lo, hi = _bucket_plan(sizes, init, dtype)
-    w_all, b_all = jax.device_get(_bucketed_draws(key, lo, hi, count, width, b_width, init, seed))
+    w_all, b_all = jax.device_get(_draws(key, lo, hi, count, width, b_width, init, seed))
     w_dev, b_dev = jax.device_put(_host_layers(w_all, b_all, pairs, init))
     return [Layer(w, b) for w, b in zip(w_dev, b_dev)]
 
 
 def stacked_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) -> list[Layer] | None:
     """``init_params(seed, sizes, ..., init, dtype)``'s layers for every int seed, stacked
-    (a leading axis of ``len(seeds)``), bit for bit: each seed's draw by the bucketed
-    program, all dispatched first and copied back with ONE ``device_get`` (one
+    (a leading axis of ``len(seeds)``), bit for bit: each seed's draw as init_params makes
+    it (the random bits from the host for a uniform init, 16 seeds at a time, else the
+    bucketed program), all dispatched first and copied back with ONE ``device_get`` (one
     ``init_params`` per seed waits for each copy in turn). None without JAX's partitionable
     threefry (see ``_shape_free_draws``). ``sizes`` and ``init`` are already checked."""
     if not _shape_free_draws(np.uint32(seeds[0]), True):
         return None
     pairs, count, width, b_width, lo, hi = _bucket_plan(tuple(sizes), init, dtype)
-    draws = [
-        _bucketed_draws(np.uint32(s), lo, hi, count, width, b_width, init, True) for s in seeds
-    ]
+    draws = []
+    for start in range(0, len(seeds), 16):  # the host's bits 16 seeds at a time (memory)
+        chunk = np.asarray(seeds[start : start + 16], np.uint32)
+        keys = np.stack([np.zeros_like(chunk), chunk], axis=-1)  # jax.random.key(s)'s data
+        unit = host_unit_draws(keys, count, width, b_width, init, lo.dtype)
+        if unit is None:
+            draws += [_bucketed_draws(s, lo, hi, count, width, b_width, init, True) for s in chunk]
+        else:
+            draws += [_scaled_draws(w, b, lo, hi) for w, b in zip(*unit)]
     per_seed = [_host_layers(w, b, pairs, init) for w, b in jax.device_get(draws)]
     w = [np.stack([ws[i] for ws, _ in per_seed]) for i in range(len(pairs))]
     b = [np.stack([bs[i] for _, bs in per_seed]) for i in range(len(pairs))]
@@ -757,6 +765,45 @@ def _mapped_draws(
     """:func:`_bucketed_draws` of every seed, one after the other in a compiled loop."""
     draw = _bucketed_draws.__wrapped__  # type: ignore[attr-defined]  # the same draw, traced
     return lax.map(lambda s: draw(s, lo, hi, count, width, b_width, init, True), seeds)
+
+
+def _draws(
+    key: Any,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    count: int,
+    width: int,
+    b_width: int,
+    init: str,
+    seed: bool,
+) -> tuple[Array, Array]:
+    """:func:`_bucketed_draws`' values. For an integer seed the random bits come from the
+    host (:mod:`jbpnn._threefry`: the same bits, no threefry program to compile, which took
+    0.3-0.7 s of a process's first fit on a 2-core CPU) and only the scaling to
+    ``[lo, hi)`` runs in JAX; otherwise the bucketed program draws them."""
+    # (_shape_free_draws has checked that a key is one concrete threefry key)
+    data = np.array([0, key], np.uint32) if seed else np.asarray(jax.random.key_data(key))
+    unit = host_unit_draws(data, count, width, b_width, init, lo.dtype)
+    if unit is None:
+        return _bucketed_draws(key, lo, hi, count, width, b_width, init, seed)
+    return _scaled_draws(*unit, lo, hi)
+
+
+@jax.jit
+def _scaled_draws(w_unit: Array, b_unit: Array, lo: Array, hi: Array) -> tuple[Array, Array]:
+    """The last step of :func:`_bucketed_draws`' ``jax.random.uniform`` on unit draws in
+    ``[0, 1)``: ``max(lo, u (hi - lo) + lo)`` per layer, biases on ``[-0.2, 0.2)`` (XLA
+    rounds the multiply-add as in that program: tests/test_params.py compares them)."""
+    dtype = lo.dtype
+
+    def scale(u: Array, a: Array, b: Array) -> Array:
+        return lax.max(a, u * (b - a) + a)
+
+    w = jax.vmap(scale)(w_unit, lo, hi)
+    if b_unit.shape[1] == 0:
+        return w, b_unit
+    bias_lo, bias_hi = jnp.asarray(-0.2, dtype), jnp.asarray(0.2, dtype)
+    return w, jax.vmap(lambda u: scale(u, bias_lo, bias_hi))(b_unit)
 
 
 @partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))

@@ -252,8 +252,9 @@ _FRESH_PROGRAMS = """
 
 
 def test_an_estimator_fit_and_a_sweep_compile_no_small_programs():
-    """In a fresh process (two CPU devices), a first fit compiles the weights' draw and
-    the training program only (with the weights given and lbfgs, the training program),
+    """In a fresh process (two CPU devices), a first fit compiles the scaling of the
+    weights' draw (its random bits come from the host: no threefry program) and the
+    training program only (with the weights given and lbfgs, the training program),
     and a sweep also its state's setup and the predictions of its scores: no program per
     host value moved (``jnp.asarray`` of a NumPy array compiles one per shape), per key
     (``jax.random.key``), per flattening (``ravel_pytree``) or per state placed on the
@@ -262,8 +263,8 @@ def test_an_estimator_fit_and_a_sweep_compile_no_small_programs():
     got = _report(_python(_FRESH_PROGRAMS, {"JBPNN_NO_CACHE": "1"}))
     fit, sweep, lbfgs = (set(got[k].split(",")) for k in ("fit", "sweep", "lbfgs"))
     assert lbfgs == {"jit(run_epochs)"}, lbfgs  # given weights: nothing drawn
-    assert fit == {"jit(_bucketed_draws)", "jit(run_epochs)"}, fit
-    programs = {"jit(_bucketed_draws)", "jit(_init_many_jit)", "jit(run_epochs)"}
+    assert fit == {"jit(_scaled_draws)", "jit(run_epochs)"}, fit
+    programs = {"jit(_scaled_draws)", "jit(_init_many_jit)", "jit(run_epochs)"}
     small = sweep - programs - {"jit(predict_kernel)"}
     assert not small, sweep
 

@@ -400,12 +400,49 @@ def test_mapped_draws_equal_init_params_bit_for_bit(monkeypatch, init):
 
 
 def test_architectures_of_one_bucket_share_one_compiled_draw():
+    """A uniform init draws its random bits on the host (jbpnn._threefry) and compiles
+    only the scaling, one program per bucket; "he" (a normal draw) compiles the bucketed
+    threefry program, one per bucket too."""
     from jbpnn import params as params_module
 
-    draws = params_module._bucketed_draws
-    draws.clear_cache()
-    for sizes in [(6, 5, 3), (7, 9, 4), (60, 60, 2), (2, 2, 2)]:  # 2 layers, <= 4096 weights
-        init_params(0, sizes, "sigmoid", "mse", "glorot")
-    assert draws._cache_size() == 1
-    init_params(0, (100, 50, 3), "sigmoid", "mse", "glorot")  # 5000 weights: the next length
-    assert draws._cache_size() == 2
+    for init, program in (
+        ("glorot", params_module._scaled_draws),
+        ("he", params_module._bucketed_draws),
+    ):
+        params_module._bucketed_draws.clear_cache()
+        program.clear_cache()
+        for sizes in [(6, 5, 3), (7, 9, 4), (60, 60, 2), (2, 2, 2)]:  # 2 layers, <= 4096 w
+            init_params(0, sizes, "sigmoid", "mse", init)
+        assert program._cache_size() == 1
+        init_params(0, (100, 50, 3), "sigmoid", "mse", init)  # 5000 weights: the next length
+        assert program._cache_size() == 2
+        if init == "glorot":  # no threefry program at all
+            assert params_module._bucketed_draws._cache_size() == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_host_threefry_draws_equal_jaxs_bit_for_bit(x64, dtype):
+    """jbpnn._threefry's bits (JAX's threefry-2x32, split and uniform, in NumPy) scaled
+    by _scaled_draws equal the bucketed JAX program for every init and bucket shape, for
+    integer seeds at the edges of uint32 and for typed keys (split ones included)."""
+    from jbpnn import params as params_module
+    from jbpnn._threefry import host_unit_draws
+
+    keys = [0, 1, 2**31 - 1, 2**31 + 5, 2**32 - 1, jax.random.key(9)]
+    keys.append(jax.random.split(jax.random.key(4), 3)[2])
+    for sizes in [(3, 1), (64, 100, 10), (5, 7, 9, 11, 2), (784, 128, 10)]:
+        for init in ("glorot", "article", "he"):
+            plan = params_module._bucket_plan(sizes, init, jnp.dtype(dtype))
+            _, count, width, b_width, lo, hi = plan
+            for key in keys:
+                seed = isinstance(key, int)
+                k = np.uint32(key) if seed else key
+                ref = params_module._bucketed_draws(k, lo, hi, count, width, b_width, init, seed)
+                got = params_module._draws(k, lo, hi, count, width, b_width, init, seed)
+                for a, b in zip(jax.device_get(got), jax.device_get(ref)):
+                    assert a.dtype == b.dtype == np.dtype(dtype) and a.shape == b.shape
+                    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+            data = np.array([0, 5], np.uint32)
+            unit = host_unit_draws(data, count, width, b_width, init, dtype)
+            assert (unit is None) == (init == "he")  # a normal draw stays with JAX
+    assert host_unit_draws(np.array([0, 5], np.uint32), 2, 8, 0, "glorot", "float16") is None
