@@ -2,7 +2,7 @@
 
 Why: the first weight draw of a process compiled a program of threefry's 20 unrolled
 rounds, 0.3-0.7 s on a 2-core CPU, before any training could start; the same draw in
-NumPy takes well under a millisecond and compiles nothing. Only what
+NumPy takes about half a millisecond for a small network and compiles nothing. Only what
 :func:`jbpnn.params._bucketed_draws` needs is here: a key from an integer seed, ``split``
 and ``uniform``'s unit draws (float32 or float64), under JAX's partitionable threefry (the
 default; ``jax_threefry_partitionable``). ``host_unit_draws`` returns None for anything

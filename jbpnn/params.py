@@ -777,10 +777,11 @@ def _draws(
     init: str,
     seed: bool,
 ) -> tuple[Array, Array]:
-    """:func:`_bucketed_draws`' values. For an integer seed the random bits come from the
-    host (:mod:`jbpnn._threefry`: the same bits, no threefry program to compile, which took
-    0.3-0.7 s of a process's first fit on a 2-core CPU) and only the scaling to
-    ``[lo, hi)`` runs in JAX; otherwise the bucketed program draws them."""
+    """:func:`_bucketed_draws`' values. For a uniform init (an integer seed or one
+    concrete threefry key) the random bits come from the host (:mod:`jbpnn._threefry`:
+    the same bits, no threefry program to compile, which took 0.3-0.7 s of a process's
+    first fit on a 2-core CPU) and only the scaling to ``[lo, hi)`` runs in JAX;
+    otherwise the bucketed program draws them."""
     # (_shape_free_draws has checked that a key is one concrete threefry key)
     data = np.array([0, key], np.uint32) if seed else np.asarray(jax.random.key_data(key))
     unit = host_unit_draws(data, count, width, b_width, init, lo.dtype)

@@ -432,10 +432,10 @@ def train_epoch(
             new_carry = (*new_carry, weight_squares(new_params))
         return new_carry, (batch_loss, jnp.sum(sb), *change)
 
-    start = relayout((state.params, state.opt_state))
+    first_carry = relayout((state.params, state.opt_state))
     if penalize:
-        start = (*start, weight_squares(state.params))
-    carry, (losses, counts, *changes) = lax.scan(one_update, start, batches)
+        first_carry = (*first_carry, weight_squares(state.params))
+    carry, (losses, counts, *changes) = lax.scan(one_update, first_carry, batches)
     params, opt_state = relayout(carry[:2])
     if config.weighted:  # the weights' scale: sums of 1e30-weights times a loss overflowed
         # only their ratios matter (never all 0: checked); the barrier keeps XLA from
