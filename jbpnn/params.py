@@ -644,11 +644,13 @@ _MIN_DRAW = 4096  # the shortest draw per layer (a power of two)
 
 def _shape_free_draws(key: Any, seed: bool) -> bool:
     """True where the bucketed draws equal _init_layers': JAX's partitionable threefry,
-    a concrete seed or threefry key (a traced one goes through _init_layers)."""
+    a concrete seed (under threefry, the default implementation) or threefry key (a
+    traced one goes through _init_layers)."""
     if not jax.config.jax_threefry_partitionable:  # type: ignore[attr-defined]
         return False
-    if seed:
-        return checks.is_concrete(key)
+    if seed:  # jax.random.key(seed) is a threefry key only under the default implementation
+        impl = str(jax.config.jax_default_prng_impl)  # type: ignore[attr-defined]
+        return impl == "threefry2x32" and checks.is_concrete(key)
     return (
         checks.is_concrete(key)
         and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)

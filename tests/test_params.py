@@ -446,3 +446,36 @@ def test_host_threefry_draws_equal_jaxs_bit_for_bit(x64, dtype):
             unit = host_unit_draws(data, count, width, b_width, init, dtype)
             assert (unit is None) == (init == "he")  # a normal draw stays with JAX
     assert host_unit_draws(np.array([0, 5], np.uint32), 2, 8, 0, "glorot", "float16") is None
+
+
+def test_integer_seeds_under_another_default_prng_draw_as_that_prng():
+    """jax.random.key(seed) is a threefry key only under JAX's default implementation: with
+    jax_default_prng_impl="rbg" an integer seed drew threefry's bucketed values (since the
+    host's threefry bits, and rbg ones laid out by the bucket before), not the
+    per-architecture program's; now it goes through that program. (A subprocess: the
+    setting is process-wide.)"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import jax, numpy as np
+jax.config.update("jax_default_prng_impl", "rbg")
+import jbpnn
+from jbpnn import params as P
+for init in ("glorot", "article"):
+    got = jbpnn.init_params(3, (5, 7, 2), "tanh", "mse", init).layers
+    ref = P._init_layers_from_seed(np.uint32(3), (5, 7, 2), init, np.float32)
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(np.asarray(a.w), np.asarray(b.w))
+        np.testing.assert_array_equal(np.asarray(a.b), np.asarray(b.b))
+print("ok")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],  # this checkout's jbpnn
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
