@@ -614,14 +614,10 @@ class Optimizer(PicklesSlots):
         """True when the training loss carries an L2 term (:func:`with_loss_penalty`)."""
         return bool(self.options.get("loss_alpha"))
 
-    def loss_penalty(self, params: PyTree, state: State, batch_size: Any) -> Array:
-        """``(loss_alpha / 2) |W|^2 / batch_size``, W the weights (leaves of two or more
-        dimensions): what :func:`with_loss_penalty` adds to a batch's loss."""
-        return self.penalty_of(weight_squares(params), state, batch_size)
-
-    def penalty_of(self, squares: Array, state: State, batch_size: Any) -> Array:
-        """:meth:`loss_penalty` from ``squares = weight_squares(params)``, measured
-        earlier (the training loop carries it from one update to the next)."""
+    def loss_penalty(self, squares: Array, state: State, batch_size: Any) -> Array:
+        """``(loss_alpha / 2) |W|^2 / batch_size`` from ``squares = weight_squares(params)``
+        (the training loop carries it from one update to the next): what
+        :func:`with_loss_penalty` adds to a batch's loss."""
         return state.hyperparams["loss_alpha"] / (2 * batch_size) * squares
 
     @property

@@ -2331,21 +2331,16 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             {"networks": len(jobs), "seconds": time.perf_counter() - start, "hparams": hparams}
         )
         fitted = []
-        encoded: dict[bytes, _BPNNBase] = {}  # a fold's first estimator: the fold's encoding
         for i, job in enumerate(jobs):
             est = job.estimator
             for name in ("n_features_in_", "feature_names_in_"):
                 if hasattr(probe, name):
                     setattr(est, name, getattr(probe, name))
-            # classes_ as its own fit finds them: found once per fold, which every
-            # candidate shares (80 fits of a 16 x 5 grid: 80 LabelBinarizer fits were
-            # 0.15 s, a tenth of the sweep)
-            fold = np.asarray(job.train).tobytes()
-            if fold in encoded:
-                est._encoding_of(encoded[fold])
-            else:
-                est._fold_targets(y, job.train, s.dtype)
-                encoded[fold] = est
+            # classes_ as its own fit finds them: every fold of a group has the group's
+            # classes (_group_key), so est0's encoding above is each one's (a
+            # LabelBinarizer fit per network was 0.15 s of a 16 x 5 sweep)
+            if est is not est0:
+                est._encoding_of(est0)
             weight = None if sw is None else float(np.sum(sw[fit_rows[i]]))
             est._record(
                 result[i], job.settings, len(fit_rows[i]), True, splits[i], weight_total=weight

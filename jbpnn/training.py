@@ -400,7 +400,7 @@ def train_epoch(
             batch_loss, grads = carried(opt_state, params, evaluate, data)
         start = (batch_loss, grads)
         if penalize:  # scikit-learn's loss: E + its L2 term
-            batch_loss = batch_loss + optimizer.penalty_of(squares, opt_state, jnp.sum(sb))
+            batch_loss = batch_loss + optimizer.loss_penalty(squares, opt_state, jnp.sum(sb))
         extra: dict[str, Any] = {}
         if getattr(optimizer, "needs_batch_size", False):  # scikit-learn's alpha / n_batch
             extra["batch_size"] = jnp.sum(sb)

@@ -553,9 +553,10 @@ def test_sweep_equals_grid_search_in_one_train_many_call(digits):
 
 
 def test_sweep_encodes_each_folds_classes_as_its_own_fit(digits):
-    """The fitted networks of a fold take their classes (and their encoding) from the
-    fold's training rows, found once per fold: a fold whose training rows lack a class
-    scores as GridSearchCV's fit of it (log loss reads classes_ and predict_proba)."""
+    """The fitted networks of a fold have the classes (and the encoding) the fold's
+    training rows give, found once per group of folds with the same classes: a fold
+    whose training rows lack a class scores as GridSearchCV's fit of it (log loss reads
+    classes_ and predict_proba)."""
     X, y = digits
     X, y = X[:300], y[:300] % 3
     folds = np.arange(len(y)) % 3
