@@ -32,8 +32,13 @@ f. 64 networks per epoch (8 learning rates x 8 seeds, shared data order,
    extra), against ``train_many`` with the core kernel vmapped (``grad_fn=
    loss_and_gradient_kernel``: what it ran before :mod:`jbpnn.ensemble`), and
    against 64 sequential ``train`` calls; each with its GFLOP/s against the float32
-   matrix-product peak (1024 x 1024 x 1024) measured in the same rounds. Targets:
-   train_many no slower than equinox (ratio <= 1) and >= 4x faster than sequential.
+   matrix-product peak (1024 x 1024 x 1024) measured in the same rounds. Then, in a
+   fresh process with one CPU device per core (``jbpnn.many.use_cpu_devices()``, asked for
+   before JAX starts: how the README tells a CPU user to train many networks),
+   ``train_many`` with its networks split over every device against the same 64
+   sequential ``train`` calls there (one network cannot use a second device).
+   Targets: train_many no slower than equinox (ratio <= 1) and >= 4x faster than
+   sequential, on one device and on every core.
 e. peak memory: in fresh processes, ``train`` on a 3-4-1 network (4 XOR rows,
    sgd, ``tol=1e9`` so it stops after epoch 1) with ``epochs=10**8`` against
    ``epochs=100``: peak RSS (``ru_maxrss``) of each; target: within 50 MB. (Each
@@ -53,7 +58,7 @@ target and MET/MISSED. Timings only, no assertions; exit status 0.
 
     python experiments/core_targets.py [--repeats 5] [--only f] [--quick]
 
-``--only f`` runs only (f) (about a minute); ``--quick`` is (f) with 16 networks,
+``--only f`` runs only (f) (about two minutes); ``--quick`` is (f) with 16 networks,
 3 epochs and one round (a smoke test: tests/test_experiments.py runs it).
 """
 
@@ -265,6 +270,9 @@ def run_child(what: str) -> dict[str, Any]:
     """
     import jbpnn
 
+    kind, _, arg = what.partition(":")
+    if kind == "cores":  # f: one CPU device per core, asked for before JAX starts
+        jbpnn.many.use_cpu_devices()
     jax.devices()
     compiles: list[float] = []
     counting = [False]
@@ -286,7 +294,17 @@ def run_child(what: str) -> dict[str, Any]:
             "compile_s": sum(compiles),
         }
 
-    kind, _, arg = what.partition(":")
+    if kind == "cores":  # f: train_many on every device vs N x train, ms per epoch
+        repeats, n_nets, epochs = (int(a) for a in arg.split(":"))
+        many, sequential, _ = f_contenders(n_nets, epochs, devices=None)
+        many()  # compile both
+        sequential()
+        times = interleaved({"many": lambda i: many(), "seq": lambda i: sequential()}, repeats)
+        return {
+            "devices": len(jax.devices()),
+            "train_many_ms": 1e3 * statistics.median(times["many"]) / epochs,
+            "sequential_ms": 1e3 * statistics.median(times["seq"]) / epochs,
+        }
     if kind == "first":  # b: the first call of train or of the user's loop
         val = arg.endswith("_val")
         X, Y, Xv, Yv = digits(split=True) if val else digits() + (None, None)
@@ -538,10 +556,11 @@ def equinox_ensemble(X, Y, lrs, seeds, epochs: int) -> Callable[[], Any] | None:
     return lambda: jax.block_until_ready(fit(params, states, key))
 
 
-def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[str, Any]:
-    """ms per epoch of N networks: train_many, equinox + optax, the vmapped core, N x train."""
+def f_contenders(n_nets: int, epochs: int, devices: int | None = 1) -> tuple[Any, Any, Any]:
+    """(f)'s two jbpnn sides: ``many(**kw)`` (``train_many`` of ``n_nets`` networks on
+    ``devices``; None: every device) and ``sequential()`` (``n_nets`` ``train`` calls),
+    and ``(X, Y)``."""
     import jbpnn
-    from jbpnn.network import loss_and_gradient_kernel
 
     X, Y = digits()
     n_seed = max(1, n_nets // N_LR)
@@ -559,7 +578,7 @@ def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[
             hparams={"lr": lrs, "m": M},
             epochs=epochs,
             batch_size=BATCH,
-            devices=1,
+            devices=devices,
             **kw,
         )
         return jax.block_until_ready(r.params)
@@ -568,6 +587,19 @@ def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[
         for lr, seed in zip(lrs, seeds):
             run_train(net(int(seed)), X, Y, epochs, optimizer=jbpnn.momentum(float(lr), M))
 
+    return many, sequential, (X, Y)
+
+
+def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[str, Any]:
+    """ms per epoch of N networks: train_many, equinox + optax, the vmapped core, N x train;
+    then, in a fresh process with one CPU device per core, train_many on all of them
+    against N x train there."""
+    from jbpnn.network import loss_and_gradient_kernel
+
+    many, sequential, (X, Y) = f_contenders(n_nets, epochs)
+    n_seed = max(1, n_nets // N_LR)
+    seeds = np.tile(np.arange(n_seed), n_nets // n_seed)
+    lrs = np.repeat(LRS[: n_nets // n_seed], n_seed).astype(np.float32)
     fs: dict[str, Callable[[], Any]] = {
         "train_many": many,
         "train_many, vmapped core": lambda: many(grad_fn=loss_and_gradient_kernel),
@@ -586,6 +618,8 @@ def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[
     n_updates = -(-X.shape[0] // BATCH)
     gflop = flops_per_update(SIZES, BATCH) * n_updates * n_nets / 1e9  # one epoch, all nets
     ms = {k: 1e3 * statistics.median(v) / epochs for k, v in times.items()}
+    log(f"f: {n_nets} networks on every core, a fresh process")
+    cores = child(f"cores:{repeats}:{n_nets}:{epochs}")
     return {
         "ms_per_epoch": ms,
         "gflop_per_epoch": gflop,
@@ -594,6 +628,7 @@ def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[
         "n": n_nets,
         "epochs": epochs,
         "sequential": f"{n_nets} x train",
+        "cores": cores,
     }
 
 
@@ -618,6 +653,12 @@ def rows_f(f: dict[str, Any]) -> list[list[str]]:
         [f"f. {n} nets ms/epoch: vmapped core vs train_many (speed-up)", f"{old:.3g}"]
         + [f"{many:.3g}", f"{old / many:.3g}", "(info)", "-"]
     )
+    c = f["cores"]
+    seq, many = c["sequential_ms"], c["train_many_ms"]
+    rows.append(
+        [f"f. {n} nets ms/epoch: {n} x train vs train_many, {c['devices']} dev (speed-up)"]
+        + [f"{seq:.3g}", f"{many:.3g}", f"{seq / many:.3g}", ">= 4", verdict(seq / many, ">=", 4.0)]
+    )
     return rows
 
 
@@ -630,6 +671,12 @@ def report_f(f: dict[str, Any]) -> None:
     for k, v in f["ms_per_epoch"].items():
         g = f["gflops"][k]
         print(f"   {k:26s} {v:8.1f} ms/epoch  {g:6.1f} GFLOP/s  ({g / peak:.2f} of peak)")
+    c = f["cores"]
+    print(
+        f"   in a fresh process with one CPU device per core ({c['devices']} devices, "
+        f"jbpnn.many.use_cpu_devices()): train_many on all of them {c['train_many_ms']:.1f} ms/epoch, "
+        f"{f['n']} x train {c['sequential_ms']:.1f} ms/epoch"
+    )
 
 
 # ---------------------------------------------------------------- report

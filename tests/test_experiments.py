@@ -96,6 +96,8 @@ def test_core_targets_quick(tmp_path):
     proc = _run(str(EXPERIMENTS / "core_targets.py"), "--quick", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "of peak" in proc.stdout and "16 x train vs train_many" in proc.stdout, proc.stdout
+    # ... and the same against train_many on one CPU device per core, in a fresh process
+    assert re.search(r"16 x train vs train_many, \d+ dev", proc.stdout), proc.stdout
 
 
 def test_bad_values_of_the_scripts_flags_are_argparse_errors(tmp_path):
