@@ -674,8 +674,8 @@ def report_f(f: dict[str, Any]) -> None:
     c = f["cores"]
     print(
         f"   in a fresh process with one CPU device per core ({c['devices']} devices, "
-        f"jbpnn.many.use_cpu_devices()): train_many on all of them {c['train_many_ms']:.1f} ms/epoch, "
-        f"{f['n']} x train {c['sequential_ms']:.1f} ms/epoch"
+        f"jbpnn.many.use_cpu_devices()): train_many on all of them "
+        f"{c['train_many_ms']:.1f} ms/epoch, {f['n']} x train {c['sequential_ms']:.1f} ms/epoch"
     )
 
 
