@@ -296,7 +296,7 @@ def run_child(what: str) -> dict[str, Any]:
 
     if kind == "cores":  # f: train_many on every device vs N x train, ms per epoch
         repeats, n_nets, epochs = (int(a) for a in arg.split(":"))
-        many, sequential, _ = f_contenders(n_nets, epochs, devices=None)
+        many, sequential, *_ = f_contenders(n_nets, epochs, devices=None)
         many()  # compile both
         sequential()
         times = interleaved({"many": lambda i: many(), "seq": lambda i: sequential()}, repeats)
@@ -556,10 +556,10 @@ def equinox_ensemble(X, Y, lrs, seeds, epochs: int) -> Callable[[], Any] | None:
     return lambda: jax.block_until_ready(fit(params, states, key))
 
 
-def f_contenders(n_nets: int, epochs: int, devices: int | None = 1) -> tuple[Any, Any, Any]:
-    """(f)'s two jbpnn sides: ``many(**kw)`` (``train_many`` of ``n_nets`` networks on
+def f_contenders(n_nets: int, epochs: int, devices: int | None = 1) -> tuple[Any, ...]:
+    """(f)'s two jbpnn sides, ``many(**kw)`` (``train_many`` of ``n_nets`` networks on
     ``devices``; None: every device) and ``sequential()`` (``n_nets`` ``train`` calls),
-    and ``(X, Y)``."""
+    then the data ``(X, Y)`` and the networks' learning rates and seeds."""
     import jbpnn
 
     X, Y = digits()
@@ -587,7 +587,7 @@ def f_contenders(n_nets: int, epochs: int, devices: int | None = 1) -> tuple[Any
         for lr, seed in zip(lrs, seeds):
             run_train(net(int(seed)), X, Y, epochs, optimizer=jbpnn.momentum(float(lr), M))
 
-    return many, sequential, (X, Y)
+    return many, sequential, (X, Y), lrs, seeds
 
 
 def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[str, Any]:
@@ -596,10 +596,7 @@ def task_f(repeats: int, n_nets: int = N_LR * N_SEED, epochs: int = 20) -> dict[
     against N x train there."""
     from jbpnn.network import loss_and_gradient_kernel
 
-    many, sequential, (X, Y) = f_contenders(n_nets, epochs)
-    n_seed = max(1, n_nets // N_LR)
-    seeds = np.tile(np.arange(n_seed), n_nets // n_seed)
-    lrs = np.repeat(LRS[: n_nets // n_seed], n_seed).astype(np.float32)
+    many, sequential, (X, Y), lrs, seeds = f_contenders(n_nets, epochs)
     fs: dict[str, Callable[[], Any]] = {
         "train_many": many,
         "train_many, vmapped core": lambda: many(grad_fn=loss_and_gradient_kernel),
