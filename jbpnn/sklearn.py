@@ -755,6 +755,19 @@ def _check_magnitudes(name: str, A: np.ndarray, dtype: np.dtype, squared: bool =
     )
 
 
+def _zero_weights_error(sw: np.ndarray, X: np.ndarray, fold: int) -> Exception:
+    """The error a fit on one fold's training rows raises for weights that are all 0
+    (scikit-learn's ``_check_sample_weight``, as the estimators' fit calls it)."""
+    try:
+        _check_sample_weight(sw, X, dtype=np.float64)
+    except ValueError as error:
+        return error
+    return ValueError(  # a scikit-learn that takes weights all 0: the fit's own refusal
+        f"cv fold {fold}: sample_weight is 0 on every one of its {len(sw)} training rows; "
+        "a fit needs training weights with a positive sum"
+    )
+
+
 def _check_sample_weight_sum(sw: np.ndarray | None, dtype: np.dtype) -> None:
     """Refuse sample weights whose sum (the loss's denominator) overflows ``dtype``."""
     if sw is None:
@@ -1591,7 +1604,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     (and per setting of the preceding steps' parameters in the grid) the preceding steps
     are fitted on the training rows only and transform both sides; the transformed folds
     are stacked into one table, and the networks of every fold train together on their
-    own rows of it; ``best_estimator_`` is the refitted pipeline.
+    own rows of it (folds the steps give different numbers of columns, e.g. a
+    ``OneHotEncoder`` that meets a category in some folds only, make one table and one
+    call per width); ``best_estimator_`` is the refitted pipeline.
+
+    A fit that would fail records ``error_score`` (with a ``FitFailedWarning``), as in
+    ``GridSearchCV``: a setting the estimator refuses, a fold whose training weights are
+    all 0, an early-stopping split the fold cannot give, a preceding step that fails.
 
     Args:
         estimator: a :class:`BPNNClassifier` or :class:`BPNNRegressor`, or a ``Pipeline``
@@ -1734,13 +1753,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         ]
         self.n_splits_ = len(splits)
         sw = None if sample_weight is None else _check_sample_weight(sample_weight, Xf)
-        if sw is not None:  # as a fit refuses weights that are all 0
+        # A fold whose training weights are all 0: its fits fail with the error a fit
+        # raises there, and score error_score (GridSearchCV goes on with the other folds).
+        unfit: dict[int, Exception] = {}
+        if sw is not None:
             for k, (tr, _) in enumerate(splits):
                 if not np.sum(sw[tr], dtype=np.float64) > 0:
-                    raise ValueError(
-                        f"cv fold {k}: sample_weight is 0 on every one of its {len(tr)} "
-                        "training rows; a fit needs training weights with a positive sum"
-                    )
+                    unfit[k] = _zero_weights_error(sw[tr], Xf[tr], k)
 
         self._check_size(base, len(candidates), splits, Xf.shape[1], yv)
         fit_times = np.zeros((len(candidates), len(splits)))
@@ -1767,12 +1786,14 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 est = clone(base).set_params(**params)
                 try:
                     settings = _settings(est)
-                except (ValueError, TypeError) as error:  # a setting the estimator refuses
+                    if k in unfit:
+                        raise unfit[k]
+                    job = _Job(c, k, est, settings, tr, te)
+                    if job.settings.early_stopping:  # a split the fold cannot give fails
+                        job = self._with_validation_split(job, yv)
+                except (ValueError, TypeError) as error:  # what the fit would refuse
                     failed(c, k, error)
                     continue
-                job = _Job(c, k, est, settings, tr, te)
-                if job.settings.early_stopping:
-                    job = self._with_validation_split(job, yv)
                 jobs.append(job)
         self.sweep_calls_ = []
 
@@ -1956,7 +1977,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         fold (and per setting of the preceding steps' parameters in the grid) the preceding
         steps are fitted on the training rows only and transform both sides; then the
         networks of all folds train together, one inner sweep over the transformed folds
-        stacked into one table, and are scored on their fold's transformed test rows."""
+        stacked into one table (one per width, where the steps give folds different
+        numbers of columns), and are scored on their fold's transformed test rows."""
         pipe = self.estimator
         last_name, last = pipe.steps[-1]
         if not isinstance(last, _BPNNBase):
@@ -2019,7 +2041,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             return arrays[side].setdefault(metric, np.full((len(candidates), len(splits)), np.nan))
 
         for head, members in by_head.values():
-            parts, rows, start, folds = [], [], 0, []
+            # each fold's transformed (train, test) rows; folds the steps give the same
+            # number of columns share a table and one inner sweep (e.g. a OneHotEncoder that
+            # meets a category in some folds' training rows only makes the others narrower)
+            by_width: dict[int, list[tuple[int, Any, Any]]] = {}
             for k, (tr, te) in enumerate(splits):
                 # clones of the grid's objects: the caller's stay unfitted, as GridSearchCV's
                 setting = clone(pipe).set_params(**clone(head, safe=False))
@@ -2039,52 +2064,56 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                         for (c, _), side, metric in product(members, ("test", "train"), names):
                             block(side, metric)[c, k] = self.error_score
                         continue
-                parts.append((X_tr, tr))
-                parts.append((X_te, te))
-                fit_rows = np.arange(start, start + len(tr))  # the fold's rows in the table
-                rows.append((fit_rows, np.arange(len(te)) + start + len(tr)))
-                start += len(tr) + len(te)
-                folds.append(k)  # the inner sweep's split i is this fold
-            if not folds:  # the preceding steps failed on every fold
-                continue
-            if any(sp.issparse(a) for a, _ in parts):  # e.g. a OneHotEncoder's output
-                X_all = sp.vstack([sp.csr_matrix(a) for a, _ in parts]).tocsr()
-            else:
-                X_all = np.concatenate([np.asarray(a) for a, _ in parts])
-            take = np.concatenate([r for _, r in parts])
-            y_all = None if y is None else _safe_indexing(y, take)
-            w_all = None if weights is None else np.asarray(weights)[take]
-            inner = SweepSearchCV(
-                clone(last),
-                [{k: [v] for k, v in final.items()} for _, final in members],
-                scoring=self.scoring,
-                refit=False,
-                cv=rows,
-                verbose=0,
-                error_score=self.error_score,
-                return_train_score=self.return_train_score,
-            )
-            inner._nested = True  # its failures are reported once, by this search
-            scoring: tuple[Any, Any] | None = None  # the inner scores' (weights, who takes them)
-            if score is not None:  # routed: the scorers' own weights, by request
-                scoring = (None if score[0] is None else np.asarray(score[0])[take], score[1])
-            elif fit_weight is not None:  # <step>__sample_weight: the fits' only
-                scoring = (None, None)
-            if scoring is not None:
-                inner._score_routing = scoring
-            inner.fit(X_all, y_all, sample_weight=w_all)
-            failures += inner._failures
-            self.sweep_calls_ += inner.sweep_calls_
-            res = inner.cv_results_
-            for i, (c, _) in enumerate(members):
-                for column, value in res.items():
-                    for side in ("test", "train"):
-                        tag = f"_{side}_"
-                        if column.startswith("split") and tag in column:
-                            at, metric = column[len("split") :].split(tag, 1)
-                            block(side, metric)[c, folds[int(at)]] = value[i]
-                times[0, c] = res["mean_fit_time"][i]
-                times[1, c] = res["mean_score_time"][i]
+                width = X_tr.shape[1] if len(np.shape(X_tr)) == 2 else -1
+                by_width.setdefault(width, []).append((k, X_tr, X_te))
+            for same_width in by_width.values():
+                parts, rows, start, folds = [], [], 0, []
+                for k, X_tr, X_te in same_width:
+                    tr, te = splits[k]
+                    parts.append((X_tr, tr))
+                    parts.append((X_te, te))
+                    fit_rows = np.arange(start, start + len(tr))  # the fold's rows in the table
+                    rows.append((fit_rows, np.arange(len(te)) + start + len(tr)))
+                    start += len(tr) + len(te)
+                    folds.append(k)  # the inner sweep's split i is this fold
+                if any(sp.issparse(a) for a, _ in parts):  # e.g. a OneHotEncoder's output
+                    X_all = sp.vstack([sp.csr_matrix(a) for a, _ in parts]).tocsr()
+                else:
+                    X_all = np.concatenate([np.asarray(a) for a, _ in parts])
+                take = np.concatenate([r for _, r in parts])
+                y_all = None if y is None else _safe_indexing(y, take)
+                w_all = None if weights is None else np.asarray(weights)[take]
+                inner = SweepSearchCV(
+                    clone(last),
+                    [{k: [v] for k, v in final.items()} for _, final in members],
+                    scoring=self.scoring,
+                    refit=False,
+                    cv=rows,
+                    verbose=0,
+                    error_score=self.error_score,
+                    return_train_score=self.return_train_score,
+                )
+                inner._nested = True  # its failures are reported once, by this search
+                scoring: tuple[Any, Any] | None = None  # the inner scores' (weights, takers)
+                if score is not None:  # routed: the scorers' own weights, by request
+                    scoring = (None if score[0] is None else np.asarray(score[0])[take], score[1])
+                elif fit_weight is not None:  # <step>__sample_weight: the fits' only
+                    scoring = (None, None)
+                if scoring is not None:
+                    inner._score_routing = scoring
+                inner.fit(X_all, y_all, sample_weight=w_all)
+                failures += inner._failures
+                self.sweep_calls_ += inner.sweep_calls_
+                res = inner.cv_results_
+                for i, (c, _) in enumerate(members):
+                    for column, value in res.items():
+                        for side in ("test", "train"):
+                            tag = f"_{side}_"
+                            if column.startswith("split") and tag in column:
+                                at, metric = column[len("split") :].split(tag, 1)
+                                block(side, metric)[c, folds[int(at)]] = value[i]
+                    times[0, c, folds] = res["mean_fit_time"][i]  # this table's folds
+                    times[1, c, folds] = res["mean_score_time"][i]
         _report_failures(failures, len(candidates) * len(splits), self.error_score)
         fit_kw = {} if weights is None else {f"{last_name}__sample_weight": weights}
         if routed is not None:  # the refit's Pipeline routes them, as GridSearchCV's does

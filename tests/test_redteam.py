@@ -179,7 +179,7 @@ def test_sweep_multimetric_scoring_as_gridsearchcv(quiet):
         _search(cv=FOLDS, scoring=scoring).fit(XS, YS)  # refit=True names no metric
 
 
-def test_all_zero_training_weights_are_refused_per_network_and_per_fold(quiet):
+def test_all_zero_training_weights_are_refused_per_network_and_fail_their_folds(quiet):
     weights = np.ones(12)
     weights[:6] = 0
     with pytest.raises(
@@ -195,9 +195,82 @@ def test_all_zero_training_weights_are_refused_per_network_and_per_fold(quiet):
             rows=[np.arange(6), np.arange(6, 12)],
             sample_weight=weights,
         )
+    # a fold whose training weights are all 0: its fits fail (error_score, a
+    # FitFailedWarning), the other folds' scores stand, as GridSearchCV's (the whole
+    # search was refused)
+    from sklearn.model_selection import GridSearchCV
+
     folds = [(np.arange(6, 12), np.arange(6)), (np.arange(6), np.arange(6, 12))]
-    with pytest.raises(ValueError, match="cv fold 1: sample_weight is 0 on every one of its 6"):
-        _search(cv=folds).fit(XS, YS, sample_weight=weights)
+    search = _search(cv=folds).fit(XS, YS, sample_weight=weights)
+    grid = GridSearchCV(_search().estimator, {"alpha": [1e-4]}, cv=folds)
+    grid.fit(XS, YS, sample_weight=weights)
+    for k in ("split0_test_score", "split1_test_score", "mean_test_score"):
+        np.testing.assert_allclose(search.cv_results_[k], grid.cv_results_[k], atol=1e-6)
+    assert np.isnan(search.cv_results_["split1_test_score"]).all()
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero"):
+        _search(cv=folds, error_score="raise").fit(XS, YS, sample_weight=weights)
+
+
+def test_a_validation_split_a_fold_cannot_give_fails_that_candidate_only(quiet):
+    # early stopping whose validation_fraction leaves one row for two classes: that
+    # candidate's fits fail (error_score) and the other candidate trains, as in
+    # GridSearchCV (the split's error escaped and ended the whole search)
+    from sklearn.model_selection import GridSearchCV
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 4)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    est = BPNNClassifier(
+        hidden_layer_sizes=(5,),
+        max_iter=8,
+        random_state=0,
+        early_stopping=True,
+        n_iter_no_change=2,
+    )
+    grid = {"validation_fraction": [0.02, 0.2]}
+    search = SweepSearchCV(est, grid, cv=3).fit(X, y)
+    want = GridSearchCV(est, grid, cv=3).fit(X, y)
+    got = search.cv_results_["mean_test_score"]
+    np.testing.assert_allclose(got, want.cv_results_["mean_test_score"], atol=1e-6)
+    assert np.isnan(got[0]) and search.best_params_ == want.best_params_
+    with pytest.raises(ValueError, match="test_size = 1 should be greater or equal"):
+        SweepSearchCV(est, grid, cv=3, error_score="raise").fit(X, y)
+
+
+def test_a_pipeline_whose_steps_give_folds_different_widths_trains_each_width_apart(quiet):
+    # a OneHotEncoder meeting a category in some folds' training rows only, a
+    # VarianceThreshold dropping a column constant on some folds' training rows: the folds
+    # have different widths, so they cannot share one table (np.concatenate failed)
+    from sklearn.feature_selection import VarianceThreshold
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    rng = np.random.RandomState(5)
+    X = rng.randn(90, 4)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    net = BPNNClassifier(hidden_layer_sizes=(6,), max_iter=8, random_state=0)
+    grid = {"net__alpha": [1e-4, 1.0]}
+    codes = np.c_[rng.randint(0, 3, 90), rng.randint(0, 2, 90)].astype(float)
+    codes[:30, 0] = 3  # a category in the first fold only
+    flat = X.copy()
+    flat[30:, 3] = 0.0  # constant on the last fold's training rows
+    for head, data in (
+        (OneHotEncoder(handle_unknown="ignore", sparse_output=False), codes),
+        (VarianceThreshold(), flat),
+    ):
+        pipe = Pipeline([("head", head), ("net", net)])
+        search = SweepSearchCV(pipe, grid, cv=KFold(3)).fit(data, y)
+        want = GridSearchCV(pipe, grid, cv=KFold(3)).fit(data, y)
+        for k in ("split0_test_score", "split1_test_score", "split2_test_score"):
+            np.testing.assert_allclose(search.cv_results_[k], want.cv_results_[k], atol=1e-6)
+        assert search.best_params_ == want.best_params_
+        assert len(search.sweep_calls_) == 2  # two widths: two train_many calls
+        np.testing.assert_array_equal(search.predict(data), want.predict(data))
 
 
 # ---------------------------------------------------------------- 9, 10: the command line
