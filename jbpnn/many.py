@@ -598,7 +598,10 @@ def train_many(
             ``X[rows[i]], Y[rows[i]]`` with the same key (as long as the row counts
             need the same number of index bits, see
             :func:`jbpnn.training.shuffle_order`). Networks with the same rows and key
-            share their mini-batches (see the module's docstring).
+            share their mini-batches (see the module's docstring). ``batch_size`` is
+            checked against each network's rows, as ``train`` checks it (rows drawn with
+            replacement may outnumber ``X``'s), and a full-batch optimizer needs
+            ``batch_size=None``.
         val_rows: one array of row indices into ``X_val``/``Y_val`` per network:
             each network validates (and early-stops) on its own rows, e.g. the
             validation split of its fold (pass ``X_val=X, Y_val=Y`` to take them
@@ -715,6 +718,8 @@ def train_many(
 
     opt, per, shared = _split_hparams(optimizer, hparams, n_nets)
     stoppings = _stoppings(stopping, thresholds, n_nets)
+    if rows is not None:  # the batches are cut from each network's rows, checked there
+        check_int("batch_size", batch_size, 1, allow_none=True)
     run = prepare_training(
         template,
         X,
@@ -725,7 +730,9 @@ def train_many(
         Y_val=Y_val,
         sample_weight=sample_weight,
         val_sample_weight=val_sample_weight,
-        batch_size=batch_size,
+        # rows= (bootstrap rows may outnumber X's): batch_size applies to each network's
+        # rows (_own_rows), not to X's
+        batch_size=None if rows is not None else batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
         history_chunk=history_chunk,
@@ -745,9 +752,18 @@ def train_many(
     # The memory check comes before the per-network copies of rows= and val_rows=
     # (N copies of the largest set each), and counts them.
     n_each = data[0].shape[0]
+    batch_rows = config.batch_size  # the rows of one update, for the memory estimate
     if rows is not None:
         row_idx = _row_sets("rows", rows, n_nets, n_each)  # checked once, used below
         n_each = max(len(r) for r in row_idx)
+        batch_rows = n_each if batch_size is None else min(int(batch_size), n_each)
+        short = [i for i, r in enumerate(row_idx) if len(r) != batch_size]
+        if getattr(run.optimizer, "full_batch", False) and batch_size is not None and short:
+            raise ValueError(  # train's refusal, for each network's rows
+                f"{run.optimizer!r} is a full-batch optimizer (one update per epoch over "
+                f"each network's training rows): give batch_size=None, not {batch_size!r} "
+                f"(network {short[0]} has {len(row_idx[short[0]])} rows)"
+            )
     n_val = 0 if val is None else val[0].shape[-2]
     if val_rows is not None:
         n_val = max(len(r) for r in _row_sets("val_rows", val_rows, n_nets, n_val))
@@ -755,7 +771,7 @@ def train_many(
         template,
         n_nets,
         n_examples=n_each,
-        batch_size=config.batch_size,
+        batch_size=batch_rows,
         epochs=epochs,
         n_val=n_val,  # per network
         optimizer=opt,

@@ -486,6 +486,40 @@ def test_own_rows_per_network_equal_train_on_those_rows(x64):
         train_many(spec, X, Y, seeds=[1], rows=[np.arange(3)], hparams={"lr": 0.1}, **kw)
 
 
+def test_bootstrap_rows_take_a_batch_size_up_to_their_own_length(x64):
+    """rows drawn with replacement may outnumber X's rows: batch_size is checked against
+    each network's rows, as train on X[rows[i]] checks it (it was refused against X's)."""
+    X, Y = _classes(10)
+    spec = InitSpec((5, 4, 3), "sigmoid", "cross_entropy", "glorot", jnp.float64)
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 10, 20), rng.integers(0, 10, 18)]
+    kw = dict(epochs=4, batch_size=15, key=3)
+    result = train_many(spec, X, Y, seeds=[0, 1], rows=rows, hparams={"lr": 0.3, "m": 0.5}, **kw)
+    for i, r in enumerate(rows):
+        _assert_same(result, _alone(spec, i, X[r], Y[r], hp={"lr": 0.3, "m": 0.5}, **kw), i)
+    with pytest.raises(ValueError, match="larger than the 18 rows of network 1"):
+        train_many(
+            spec, X, Y, seeds=[0, 1], rows=rows, hparams={"lr": 0.3}, epochs=1, batch_size=19
+        )
+    with pytest.raises(ValueError, match="batch_size must be"):
+        train_many(spec, X, Y, seeds=[0, 1], rows=rows, hparams={"lr": 0.3}, batch_size=0)
+
+
+def test_a_full_batch_optimizer_refuses_a_batch_smaller_than_a_networks_rows(x64):
+    """lm with rows=: a batch_size equal to X's length but not to a network's rows was a
+    mini-batch for a full-batch rule (train on those rows refuses it)."""
+    X, Y = _classes(10)
+    spec = InitSpec((5, 3, 3), "tanh", "mse", "glorot", jnp.float64)
+    rows = [np.arange(10), np.r_[0:10, 0:10]]
+    with pytest.raises(ValueError, match=r"full-batch optimizer .*\(network 1 has 20 rows\)"):
+        train_many(spec, X, Y, seeds=[0, 1], rows=rows, optimizer="lm", hparams={}, batch_size=10)
+    with pytest.raises(ValueError, match="full-batch optimizer"):  # train's own refusal
+        train(init_params(0, spec.sizes, "tanh", "mse", dtype=jnp.float64), X[rows[1]],
+              Y[rows[1]], optimizer=OPTIMIZERS["lm"](), batch_size=10, epochs=1)  # fmt: skip
+    full = train_many(spec, X, Y, seeds=[0, 1], rows=rows, optimizer="lm", hparams={}, epochs=2)
+    assert full.epochs_run.tolist() == [2, 2]
+
+
 def test_networks_sharing_rows_and_key_train_as_groups_each_equal_train_alone(x64, monkeypatch):
     """A cross-validation's candidates on each fold (interleaved, as SweepSearchCV orders
     them): networks with the same rows and data-order key train as groups sharing their
