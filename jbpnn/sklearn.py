@@ -1062,7 +1062,9 @@ class _BPNNBase(BaseEstimator):
                 Y_tr,
                 optimizer=_optimizer_factory(s)(**values),
                 epochs=1 if incremental else s.max_iter,
-                batch_size=k,
+                # one batch of every row is full batch: a chunk of 1 row too (train would
+                # take batch_size=1 as online training, never padded to its row bucket)
+                batch_size=None if k == len(X_tr) else k,
                 key=key,
                 shuffle=s.shuffle,
                 sample_weight=sw_tr,

@@ -284,6 +284,12 @@ def test_partial_fit_stream_compiles_once(digits):
         counts.append(names.count("jit(run_epochs)"))
     assert counts == [1] + [0] * (len(SIZES) - 1)
     assert est.t_ == sum(SIZES)
+    # a chunk of one row is a batch of its bucket too (batch_size 1 was online training,
+    # a program of its own)
+    with compiles() as names:
+        est.partial_fit(X[:1], y[:1])
+    assert "jit(run_epochs)" not in names
+    assert est.t_ == sum(SIZES) + 1
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
