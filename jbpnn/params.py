@@ -622,7 +622,7 @@ def init_params(
         key = np.uint32(check_seed("key", key))
     elif not isinstance(key, jax.Array):
         key = checks.as_key(key, "key")  # a legacy uint32[2] key, or TypeError
-    if _shape_free_draws(key, seed):
+    if _shape_free_draws(key, seed) and _bucket_fits(sizes):
         layers = _init_layers_bucketed(key, seed, sizes, init, dtype)
     elif seed:
         layers = _init_layers_from_seed(key, sizes, init, dtype)
@@ -663,22 +663,47 @@ def _power_of_two(n: int, least: int = 1) -> int:
     return max(least, 1 << (max(n, 1) - 1).bit_length())
 
 
+def _bound(x: Any, dtype: Any) -> np.ndarray:
+    """A float64 bound or scale ``x`` in ``dtype`` (canonical: float32 for float64 without
+    ``jax_enable_x64``), as the per-architecture program and the bucketed one both use it:
+    a 16-bit dtype through float32 (a float64 rounded straight to float16 can land one
+    step away from the float32 value rounded to float16)."""
+    npd = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    x = np.asarray(x, np.float64)
+    return (x.astype(np.float32) if npd.itemsize < 4 else x).astype(npd)
+
+
 def _bucket_plan(sizes: tuple[int, ...], init: str, dtype: Any) -> tuple:
     """``(pairs, count, width, b_width, lo, hi)``: the bucketed draw's static sizes and
-    its per-layer bounds for ``sizes`` (the same for every key)."""
+    its per-layer bounds for ``sizes`` (the same for every key), in the canonical dtype."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     count = _power_of_two(len(pairs))
     width = _power_of_two(max(a * b for a, b in pairs), _MIN_DRAW)
     b_width = _power_of_two(max(b for _, b in pairs), _MIN_DRAW) if init == "article" else 0
-    npd = np.dtype(dtype)
     if init == "he":  # w = normal * sqrt(2 / n_in)
-        lo = np.zeros(count, npd)
-        hi = np.array([np.sqrt(2.0 / a) for a, _ in pairs] + [1.0] * (count - len(pairs)), npd)
+        hi = _bound([np.sqrt(2.0 / a) for a, _ in pairs] + [1.0] * (count - len(pairs)), dtype)
+        lo = np.zeros(count, hi.dtype)
     else:  # w ~ uniform(-limit, limit)
-        limits = [0.2 if init == "article" else np.sqrt(6.0 / (a + b)) for a, b in pairs]
-        limits += [1.0] * (count - len(pairs))
-        lo, hi = -np.array(limits, npd), np.array(limits, npd)
+        limits = [_limit(init, a, b) for a, b in pairs] + [1.0] * (count - len(pairs))
+        hi = _bound(limits, dtype)
+        lo = -hi
     return pairs, count, width, b_width, lo, hi
+
+
+def _limit(init: str, n_in: int, n_out: int) -> float:
+    """The bound of a uniform init: the article's 0.2, or glorot's sqrt(6 / (n_in + n_out))."""
+    return 0.2 if init == "article" else float(np.sqrt(6.0 / (n_in + n_out)))
+
+
+def _bucket_fits(sizes: tuple[int, ...]) -> bool:
+    """Whether the bucketed draw's padded layout (every layer as long as the widest, the
+    layer count a power of two) stays within 4x the weights (and 2**22 draws): a wide
+    layer among many narrow ones would draw, and hold, many times the network's size
+    (1024-1024 then 16 layers of 1: 34M draws for 1M weights); such a network takes the
+    per-architecture program, the same values."""
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    padded = _power_of_two(len(pairs)) * _power_of_two(max(a * b for a, b in pairs), _MIN_DRAW)
+    return padded <= max(4 * sum(a * b for a, b in pairs), 2**22)
 
 
 def _host_layers(w_all: np.ndarray, b_all: np.ndarray, pairs: list, init: str) -> tuple:
@@ -708,7 +733,7 @@ def stacked_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) ->
     bucketed program), all dispatched first and copied back with ONE ``device_get`` (one
     ``init_params`` per seed waits for each copy in turn). None without JAX's partitionable
     threefry (see ``_shape_free_draws``). ``sizes`` and ``init`` are already checked."""
-    if not _shape_free_draws(np.uint32(seeds[0]), True):
+    if not (_shape_free_draws(np.uint32(seeds[0]), True) and _bucket_fits(tuple(sizes))):
         return None
     pairs, count, width, b_width, lo, hi = _bucket_plan(tuple(sizes), init, dtype)
     draws = []
@@ -736,7 +761,7 @@ def mapped_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) -> 
     networks and every architecture of the same bucket, instead of a dispatch per network
     or a vmapped ``init_params`` (whose exact-shape draws compiled for 1-7 s). None
     without JAX's partitionable threefry. ``sizes`` and ``init`` are already checked."""
-    if not _shape_free_draws(np.uint32(seeds[0]), True):
+    if not (_shape_free_draws(np.uint32(seeds[0]), True) and _bucket_fits(tuple(sizes))):
         return None
     pairs, count, _, _, lo, hi = _bucket_plan(tuple(sizes), init, dtype)
     width = _power_of_two(max(a * b for a, b in pairs))
@@ -846,11 +871,11 @@ def _init_layers(key: Array, sizes: tuple[int, ...], init: str, dtype: Any) -> l
             w = jax.random.uniform(kw, (n_in, n_out), dtype, -0.2, 0.2)
             b = jax.random.uniform(kb, (n_out,), dtype, -0.2, 0.2)
         elif init == "glorot":
-            limit = np.sqrt(6.0 / (n_in + n_out))
+            limit = _bound(_limit(init, n_in, n_out), dtype)  # in dtype, as the bucketed draw's
             w = jax.random.uniform(kw, (n_in, n_out), dtype, -limit, limit)
             b = jnp.zeros((n_out,), dtype)
-        else:  # he
-            w = jax.random.normal(kw, (n_in, n_out), dtype) * np.sqrt(2.0 / n_in)
+        else:  # he: the scale in dtype, so w is in dtype (a float64 scale made it float32/64)
+            w = jax.random.normal(kw, (n_in, n_out), dtype) * _bound(np.sqrt(2.0 / n_in), dtype)
             b = jnp.zeros((n_out,), dtype)
         layers.append(Layer(w, b))
     return layers

@@ -381,6 +381,43 @@ def test_bucketed_draws_in_float64_and_under_tracing(x64):
     np.testing.assert_array_equal(np.asarray(stacked[2]), np.asarray(one.layers[0].w))
 
 
+def test_draws_in_16_bit_dtypes_and_float64_without_x64_equal_the_per_architecture_program():
+    """The bounds in 16-bit dtypes round through float32 on both paths (glorot's for
+    n_in + n_out = 66985 rounded straight to float16 one step above; every value moved),
+    "he" keeps the dtype asked for (its float64 scale made the per-architecture program's
+    float32), and float64 without jax_enable_x64 is float32 on both (the host drew 64-bit
+    floats and cut them: every value moved; init_many disagreed with init_params)."""
+    from jbpnn.many import InitSpec, init_many
+
+    cases = [("float16", (1, 66984), "glorot"), ("bfloat16", (1, 157108), "glorot")]
+    cases += [(d, (5, 7, 3), i) for d in ("float16", "bfloat16") for i in ("glorot", "he")]
+    cases += [("float64", (5, 7, 3), i) for i in ("glorot", "article", "he")]
+    for dtype, sizes, init in cases:
+        got = init_params(0, sizes, "tanh", "mse", init, dtype=dtype).layers
+        many = init_many(InitSpec(sizes, "tanh", "mse", init, dtype), [0, 1]).layers
+        for i, ref in enumerate(_reference(0, sizes, init, dtype)):
+            assert got[i].w.dtype == ref.w.dtype == jax.dtypes.canonicalize_dtype(dtype)
+            for w in (got[i].w, many[i].w[0]):
+                np.testing.assert_array_equal(np.asarray(w), np.asarray(ref.w), err_msg=dtype)
+
+
+def test_a_wide_layer_among_many_narrow_ones_is_not_drawn_padded():
+    """The bucketed layout pads every layer to the widest (and the layer count to a power
+    of two): 1024-1024 then 16 layers of 1 would draw and hold 34M numbers for 1M weights
+    (a 2048-wide one: 5 GB where the network is 17 MB). Such a network takes the
+    per-architecture program: the same values."""
+    from jbpnn import params as params_module
+
+    sizes = (1025, 1024) + (1,) * 16
+    assert not params_module._bucket_fits(sizes)
+    assert params_module._bucket_fits((64, 64, 10)) and params_module._bucket_fits((784, 512, 10))
+    params_module._scaled_draws.clear_cache()
+    got = init_params(0, sizes, "tanh", "mse", "glorot").layers
+    assert params_module._scaled_draws._cache_size() == 0  # no bucketed draw
+    for layer, ref in zip(got, _reference(0, sizes, "glorot", jnp.float32)):
+        np.testing.assert_array_equal(np.asarray(layer.w), np.asarray(ref.w))
+
+
 @pytest.mark.parametrize("init", ["glorot", "article", "he"])
 def test_mapped_draws_equal_init_params_bit_for_bit(monkeypatch, init):
     """init_many's draw for many networks on a CPU: a compiled loop over the seeds, in
