@@ -842,6 +842,11 @@ def prepare_training(
         # user: the same fusion, so the same roundings (the unweighted one fused adam's
         # update with alpha otherwise: 1.5e-8 apart after three partial_fits)
         weighted = True
+        val_rows = None if val is None else row_bucket(val[0].shape[0], None, optimizer, mesh)
+        if val_rows is not None:  # the validation set on a bucket too, its padding weighing 0
+            assert val is not None  # val_rows is set only for a validation set
+            val_w = val[2] if len(val) == 3 else None
+            val = _pad_rows(val[0], val[1], val_w, val_rows, host=host_data)
     config = train_config(
         X.shape[0],
         batch_size=batch_size,
@@ -902,7 +907,9 @@ def row_bucket(
     only the float rounding of the sums over rows: a run on ``n`` rows equals, bit
     for bit, the run on those rows plus any weight-0 rows within the bucket, and
     the unpadded run up to rounding (XLA's sums over 37 rows and over 64 round
-    differently, so no padding can equal it bit for bit). Other runs
+    differently, so no padding can equal it bit for bit). Such a run's validation set
+    (at most ``ROW_BUCKETS_UP_TO`` rows) goes on its own bucket the same way: its
+    losses and accuracies are weighted means over the real rows. Other runs
     (mini-batches, ``lm``/``br``/``lbfgs``, a mesh, more rows): None.
     """
     # batch_size 1 is online training (one example an update, e.g. the article's gradient,

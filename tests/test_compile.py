@@ -316,6 +316,37 @@ def test_padded_rows_equal_weight_zero_rows_exactly(digits, monkeypatch, name):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_validation_rows_of_a_bucketed_run_are_padded_too(digits, monkeypatch):
+    """A one-batch run's validation set goes on its own bucket (weight-0 rows): early
+    stopping on data of a new length compiled once per validation length (an estimator's
+    split of 4, 5, ... rows). The history and the stop equal the caller's own weight-0
+    validation rows bit for bit, and the unpadded run's up to rounding (its accuracy is
+    a mean, sum * (1/n): 3/7 one float32 step above the weighted sum / n)."""
+    X, Y = digits
+    params = init_params(0, (64, 9, 10), "sigmoid", "cross_entropy", "glorot")
+    kw = dict(optimizer=sgd(0.5), epochs=30, n_iter_no_change=3)
+    counts = []
+    for n, n_val in ((40, 5), (45, 6), (50, 7), (60, 9)):
+        with compiles() as names:
+            train(
+                params, X[:n], Y[:n], X_val=X[100 : 100 + n_val], Y_val=Y[100 : 100 + n_val], **kw
+            )
+        counts.append(names.count("jit(run_epochs)"))
+    assert counts == [1, 0, 0, 0], counts
+    padded = train(params, X[:40], Y[:40], X_val=X[100:107], Y_val=Y[100:107], **kw)
+    w = np.r_[np.ones(7), np.zeros(20)].astype(np.float32)
+    rows = np.r_[100:107, 300:320]
+    theirs = train(params, X[:40], Y[:40], X_val=X[rows], Y_val=Y[rows], val_sample_weight=w, **kw)
+    assert padded.stop_reason == theirs.stop_reason and padded.epochs_run == theirs.epochs_run
+    for k in ("val_loss", "val_accuracy"):
+        np.testing.assert_array_equal(padded.history[k], theirs.history[k])
+    monkeypatch.setattr(training, "ROW_BUCKETS_UP_TO", 0)  # no bucket: the rows as they are
+    plain = train(params, X[:40], Y[:40], X_val=X[100:107], Y_val=Y[100:107], **kw)
+    assert plain.stop_reason == padded.stop_reason and plain.epochs_run == padded.epochs_run
+    for k in ("val_loss", "val_accuracy"):
+        np.testing.assert_allclose(plain.history[k], padded.history[k], rtol=1e-6)
+
+
 _PADDED_ADAM = """
     import jax, numpy as np, jbpnn
     from jbpnn.optimizers import adam
