@@ -756,14 +756,15 @@ def train_many(
     if rows is not None:
         row_idx = _row_sets("rows", rows, n_nets, n_each)  # checked once, used below
         n_each = max(len(r) for r in row_idx)
-        batch_rows = n_each if batch_size is None else min(int(batch_size), n_each)
-        short = [i for i, r in enumerate(row_idx) if len(r) != batch_size]
-        if getattr(run.optimizer, "full_batch", False) and batch_size is not None and short:
-            raise ValueError(  # train's refusal, for each network's rows
-                f"{run.optimizer!r} is a full-batch optimizer (one update per epoch over "
-                f"each network's training rows): give batch_size=None, not {batch_size!r} "
-                f"(network {short[0]} has {len(row_idx[short[0]])} rows)"
-            )
+        batch_rows = n_each if batch_size is None else batch_size  # _own_rows checks it
+        if getattr(run.optimizer, "full_batch", False) and batch_size is not None:
+            short = [i for i, r in enumerate(row_idx) if len(r) != batch_size]
+            if short:  # train's refusal, for each network's rows
+                raise ValueError(
+                    f"{run.optimizer!r} is a full-batch optimizer (one update per epoch over "
+                    f"each network's training rows): give batch_size=None, not {batch_size!r} "
+                    f"(network {short[0]} has {len(row_idx[short[0]])} rows)"
+                )
     n_val = 0 if val is None else val[0].shape[-2]
     if val_rows is not None:
         n_val = max(len(r) for r in _row_sets("val_rows", val_rows, n_nets, n_val))

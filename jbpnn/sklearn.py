@@ -157,7 +157,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(X, y, **kwargs)
 
 
-from jbpnn.checks import as_key, host_or_device
+from jbpnn.checks import as_key, check_weights, host_or_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.lbfgs import LBFGSState
 from jbpnn.many import InitSpec, train_many
@@ -755,17 +755,16 @@ def _check_magnitudes(name: str, A: np.ndarray, dtype: np.dtype, squared: bool =
     )
 
 
-def _zero_weights_error(sw: np.ndarray, X: np.ndarray, fold: int) -> Exception:
-    """The error a fit on one fold's training rows raises for weights that are all 0
-    (scikit-learn's ``_check_sample_weight``, as the estimators' fit calls it)."""
+def _zero_weights_error(sw: np.ndarray, X: np.ndarray) -> Exception:
+    """The error a fit on one fold's training rows raises for weights that are all 0:
+    scikit-learn's ``_check_sample_weight`` (as the estimators' fit calls it), or, in a
+    scikit-learn that takes them, the training core's own check after it."""
     try:
         _check_sample_weight(sw, X, dtype=np.float64)
+        check_weights("sample_weight", sw)
     except ValueError as error:
         return error
-    return ValueError(  # a scikit-learn that takes weights all 0: the fit's own refusal
-        f"cv fold {fold}: sample_weight is 0 on every one of its {len(sw)} training rows; "
-        "a fit needs training weights with a positive sum"
-    )
+    raise AssertionError("weights that sum to 0 passed both checks")  # pragma: no cover
 
 
 def _check_sample_weight_sum(sw: np.ndarray | None, dtype: np.dtype) -> None:
@@ -1761,7 +1760,7 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
         if sw is not None:
             for k, (tr, _) in enumerate(splits):
                 if not np.sum(sw[tr], dtype=np.float64) > 0:
-                    unfit[k] = _zero_weights_error(sw[tr], Xf[tr], k)
+                    unfit[k] = _zero_weights_error(sw[tr], Xf[tr])
 
         self._check_size(base, len(candidates), splits, Xf.shape[1], yv)
         fit_times = np.zeros((len(candidates), len(splits)))
