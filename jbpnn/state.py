@@ -221,6 +221,9 @@ def _is_key(key: Any) -> TypeGuard[Array]:
 
 
 def _empty_history(config: TrainConfig, dtype: Any) -> dict:
+    # at least float32: a 16-bit network's history keeps its loss to float32 and its
+    # counts (lbfgs's n_evals) exact past 256 (bfloat16) or 2048 (float16)
+    dtype = np.promote_types(np.dtype(dtype), np.float32)
     return {k: _filled(np.nan, (config.history_chunk,), dtype) for k in config.history_keys()}
 
 
@@ -232,16 +235,16 @@ class TrainResult:
         params: the params to use: with early stopping the params of the epoch
             with the best validation loss (``best_epoch``); after divergence, the
             last finite params (from before epoch ``diverged_at``); else the last.
-        history: NumPy arrays, one entry per epoch of this run (see
-            ``start_epoch``): ``loss`` (the epoch loss), ``max_weight_change``
-            (only with ``min_weight_change``, the rule that needs it) and, with
-            a validation set, ``val_loss`` and ``val_accuracy`` (and ``val_r2`` with
-            ``monitor="val_r2"``), ``lr_scale`` with ``lr_factor`` (the plateau rule's
-            reductions so far, after the epoch); the full-batch
-            optimizers add their own: ``mu`` and ``grad_norm`` (``lm``; ``br`` also
-            ``gamma``), ``grad_max``, ``step`` and ``n_evals`` (``lbfgs``). Resuming from
-            a ``TrainResult`` extends its history: every key of either part, one entry
-            per epoch, NaN where a part did not record it.
+        history: NumPy arrays (of the params' float dtype; float32 for 16-bit networks), one
+            entry per epoch of this run (see ``start_epoch``): ``loss`` (the epoch loss),
+            ``max_weight_change`` (only with ``min_weight_change``, the rule that needs it)
+            and, with a validation set, ``val_loss`` and ``val_accuracy`` (and ``val_r2``
+            with ``monitor="val_r2"``), ``lr_scale`` with ``lr_factor`` (the plateau rule's
+            reductions so far, after the epoch); the full-batch optimizers add their own:
+            ``mu`` and ``grad_norm`` (``lm``; ``br`` also ``gamma``), ``grad_max``, ``step``
+            and ``n_evals`` (``lbfgs``). Resuming from a ``TrainResult`` extends its
+            history: every key of either part, one entry per epoch, NaN where a part did
+            not record it.
         epochs_run: epochs run in all, the diverged one included.
         stop_reason: one of :data:`STOP_REASONS`.
         diverged_at: the 1-based epoch whose loss or params became NaN/inf (or blew
@@ -457,12 +460,12 @@ def _init_shape(optimizer: Any, params: MLP) -> Any:
 def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> TrainState:
     """``state`` adapted to a new run's settings: the moments, counters and key carried.
 
-    The history buffers are made anew (the host holds the earlier history); early
-    stopping switched on now starts tracking the best params from here; switched
-    off, drops them. The plateau rule's reductions so far (``lr_scale``) stand: with
-    the rule switched off they are folded into ``lr``. The optimizer must be of the
-    state's kind; its hyperparameter values replace the state's (so a resume can change
-    ``lr``).
+    The history buffers are made anew (the host holds the earlier history); early stopping
+    switched on now starts tracking the best params from here; switched off, drops them (a
+    network that has stopped keeps, as its params, the best ones its run gave back: it
+    trains no more). The plateau rule's reductions so far (``lr_scale``) stand: with the
+    rule switched off they are folded into ``lr``. The optimizer must be of the state's
+    kind; its hyperparameter values replace the state's (so a resume can change ``lr``).
 
     Raises:
         ValueError: the optimizer's state does not match (another kind of optimizer).
@@ -511,10 +514,33 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     elif config.early_stopping:  # its record goes on: best_val must be of this run's kind
         _check_same_monitor(state, config.monitor)
     else:
-        state = state._replace(best_params=None)
+        state = _drop_best(state)
     watched = _filled(_monitor_code(config), np.shape(state.monitor), jnp.int32)
     state = state._replace(monitor=watched)
     return state._replace(opt_state=opt_state, history=_empty_history(config, params.dtype))
+
+
+def _drop_best(state: TrainState) -> TrainState:
+    """Early stopping switched off: the best record goes. A network that has stopped
+    trains no more, and its run gave back its best epoch's params: those become its
+    params, so that a resumed run gives back what the stopped one did (the state's
+    ``params`` alone, with the record gone, were the last epoch's)."""
+    if state.best_params is None:
+        return state
+    stopped = np.asarray(state.stop) != RUNNING
+    # those whose result was their best params (state_result's rule: a best epoch, or
+    # MATLAB's best start, jbpnn.matlab)
+    early = (np.asarray(state.best_epoch) > 0) | np.isfinite(np.asarray(state.best_val))
+    kept = stopped & early
+    params = state.params
+    if kept.any():
+
+        def pick(best: Any, last: Any) -> Any:
+            where = kept.reshape(kept.shape + (1,) * (np.ndim(last) - kept.ndim))
+            return np.where(where, np.asarray(best), np.asarray(last))
+
+        params = jax.tree.map(pick, state.best_params, state.params)
+    return state._replace(params=params, best_params=None)
 
 
 def _check_same_monitor(state: TrainState, monitor: str) -> None:

@@ -1283,7 +1283,10 @@ def train(
         chunk,
         collect,
     )
-    history = {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in pieces.items()}
+    history = {  # no epoch run (a stopped state): empty, of the buffers' dtype
+        k: np.concatenate(v) if v else np.zeros((0,), state.history[k].dtype)
+        for k, v in pieces.items()
+    }
     start_epoch = first
     if previous is not None:  # resuming a result: one history for the whole run
         start_epoch = previous.start_epoch
@@ -1305,7 +1308,11 @@ def _joined(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict
     n_before, n_after = len(before["loss"]), len(after["loss"])
 
     def part(h: dict[str, np.ndarray], k: str, n: int) -> np.ndarray:
-        return h[k] if k in h else np.full(n, np.nan)
+        if k in h:
+            return h[k]
+        other = before.get(k, after.get(k))  # NaN of the recorded part's float dtype
+        kind = other.dtype if other is not None and other.dtype.kind == "f" else np.float64
+        return np.full(n, np.nan, kind)
 
     keys = list(before) + [k for k in after if k not in before]
     return {k: np.concatenate([part(before, k, n_before), part(after, k, n_after)]) for k in keys}

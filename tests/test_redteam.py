@@ -823,3 +823,54 @@ def test_nan_under_assume_finite_is_refused_not_trained_on():
         sw[1] = np.inf
         with pytest.raises(ValueError, match="sample_weight contains NaN or infinity"):
             BPNNRegressor(max_iter=2).fit(X, y.astype(float), sample_weight=sw)
+
+
+def _stopped_early(optimizer):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (60, 2)).astype(np.float32)
+    Y = np.stack([np.sin(3 * X[:, 0]), X[:, 1] ** 2], 1).astype(np.float32)
+    Xv = rng.uniform(-1, 1, (30, 2)).astype(np.float32)
+    Yv = np.stack([np.sin(3 * Xv[:, 0]), Xv[:, 1] ** 2], 1) + rng.normal(size=(30, 2))
+    p = jbpnn.init_params(0, (2, 8, 2), ("tanh", "identity"), "mse")
+    r = jbpnn.train(
+        p,
+        X,
+        Y,
+        optimizer=optimizer,
+        epochs=200,
+        X_val=Xv,
+        Y_val=Yv.astype(np.float32),
+        n_iter_no_change=3,
+    )
+    assert r.stop_reason == "no_validation_improvement" and r.best_epoch < r.epochs_run
+    return r, X, Y
+
+
+@pytest.mark.parametrize("make", [jbpnn.levenberg_marquardt, lambda: sgd(0.5)])
+def test_a_stopped_early_stopping_run_resumed_without_validation_keeps_its_best_params(make):
+    # resumed without X_val, the best record was dropped and the result gave the last
+    # epoch's params, although the stopped run trained no more
+    r, X, Y = _stopped_early(make())
+    for resumed in (
+        jbpnn.train(r, X, Y, epochs=5),
+        jbpnn.train(r.state, X, Y, optimizer=make(), epochs=5),
+    ):
+        assert resumed.stop_reason == r.stop_reason and resumed.epochs_run == r.epochs_run
+        for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(r.params)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    last = jbpnn.train(r.state, X, Y, optimizer=make(), epochs=5)  # the state keeps the last too
+    assert not np.array_equal(
+        np.asarray(r.state.params.layers[0].w), np.asarray(r.params.layers[0].w)
+    )
+    assert last.history["loss"].dtype == np.float32  # an empty part joined kept its dtype
+    assert jbpnn.train(r, X, Y, epochs=5).history["loss"].dtype == np.float32
+
+
+def test_a_16_bit_networks_history_is_float32():
+    # lbfgs's n_evals went into a bfloat16 history: counts from 257 on were rounded
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    Y = np.tanh(X @ rng.normal(size=(3, 1))).astype(np.float32)
+    p = jbpnn.init_params(0, (3, 4, 1), ("tanh", "identity"), "mse", dtype=jnp.bfloat16)
+    r = jbpnn.train(p, X, Y, optimizer=jbpnn.lbfgs(), epochs=3)
+    assert {v.dtype for v in r.history.values()} == {np.dtype(np.float32)}
