@@ -132,7 +132,7 @@ from sklearn.metrics._scorer import _check_multimetric_scoring, _MultimetricScor
 from sklearn.model_selection import ParameterGrid, check_cv, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -1701,6 +1701,11 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.
         """
         self._check_search_params()
+        # as GridSearchCV: rows a fold can index (sparse X to CSR; array-likes that only
+        # convert, __array__, to arrays); scored folds index the inputs as given
+        X, y, groups = indexable(X, y, groups)
+        sample_weight = None if sample_weight is None else indexable(sample_weight)[0]
+        fit_params = {k: indexable(v)[0] for k, v in fit_params.items()}
         if get_config().get("enable_metadata_routing") and not getattr(self, "_nested", False):
             return self._fit_routed(X, y, groups, sample_weight, fit_params)
         return self._fit(X, y, groups, sample_weight, fit_params)
@@ -2466,6 +2471,13 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     def n_features_in_(self):
         self._check_refit("n_features_in_")
         return self.best_estimator_.n_features_in_
+
+    @property
+    def feature_names_in_(self):
+        """The best estimator's column names (fitted on a DataFrame), as ``GridSearchCV``'s;
+        none (AttributeError) where it has none."""
+        self._check_refit("feature_names_in_")
+        return self.best_estimator_.feature_names_in_
 
 
 def _consumes(obj: Any, method: str) -> bool:

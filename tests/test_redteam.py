@@ -874,3 +874,54 @@ def test_a_16_bit_networks_history_is_float32():
     p = jbpnn.init_params(0, (3, 4, 1), ("tanh", "identity"), "mse", dtype=jnp.bfloat16)
     r = jbpnn.train(p, X, Y, optimizer=jbpnn.lbfgs(), epochs=3)
     assert {v.dtype for v in r.history.values()} == {np.dtype(np.float32)}
+
+
+def test_sweep_takes_every_sparse_format_and_array_likes_as_gridsearchcv(quiet):
+    # COO and BSR X, and array-likes with __array__ only, failed after all the training
+    # (the test folds indexed the raw input); GridSearchCV makes them indexable first
+    import scipy.sparse as sp
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler
+    from sklearn.utils.estimator_checks import _NotAnArray
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    y = (X[:, 0] > 0).astype(int)
+    net = BPNNClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0)
+    grid = {"alpha": [1e-4, 1e-2]}
+    cases = [
+        (net, grid, sp.coo_matrix(X), y, {}),
+        (net, grid, sp.bsr_matrix(X), y, {}),
+        (net, grid, _NotAnArray(X), _NotAnArray(y), {}),
+        (net, grid, X, y, {"sample_weight": _NotAnArray(np.ones(40))}),
+        (
+            make_pipeline(MaxAbsScaler(), net),
+            {"bpnnclassifier__alpha": [1e-4, 1e-2]},
+            sp.coo_matrix(X),
+            y,
+            {},
+        ),
+    ]
+    for est, g, Xc, yc, kw in cases:
+        want = GridSearchCV(est, g, cv=2).fit(Xc, yc, **kw).cv_results_["mean_test_score"]
+        got = SweepSearchCV(est, g, cv=2).fit(Xc, yc, **kw).cv_results_["mean_test_score"]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_sweep_has_the_best_estimators_feature_names_as_gridsearchcv(quiet):
+    pd = pytest.importorskip("pandas")  # installed by the test extra
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.randn(40, 3), columns=["a", "b", "c"])
+    y = (X["a"] > 0).astype(int)
+    net = BPNNClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0)
+    search = SweepSearchCV(net, {"alpha": [1e-4, 1e-2]}, cv=2).fit(X, y)
+    np.testing.assert_array_equal(search.feature_names_in_, ["a", "b", "c"])
+    assert not hasattr(
+        SweepSearchCV(net, {"alpha": [1e-4]}, cv=2).fit(X.to_numpy(), y), "feature_names_in_"
+    )
+    assert not hasattr(SweepSearchCV(net, {"alpha": [1e-4]}, cv=2), "feature_names_in_")

@@ -47,7 +47,8 @@ EXPECTED_FAILURES: dict[str, str] = {
         "iterations (9 evaluations): the loss's relative change falls below 2.2e-9, under "
         "float32's resolution of 1.2e-7, before max_fun=10 is spent, so no "
         "ConvergenceWarning; scikit-learn (float64) runs into max_fun (measured with jax "
-        "0.10.2; with jax 0.11.2 the float32 rounding differs and it passes: not strict)"
+        "0.10.2 on one build machine; with jax 0.11.2, and with jax 0.10.2 on another, the "
+        "float32 rounding differs and it passes: not strict)"
     ),
     "test_partial_fit_errors": (
         "asserts MLPClassifier(solver='lbfgs') has no partial_fit; jbpnn's estimators offer "
