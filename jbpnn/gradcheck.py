@@ -903,6 +903,11 @@ def check_activation(
             )
         if out.shape != net.shape:
             raise ValueError(f"{what}: fn maps shape {net.shape[1:]} to {out.shape[1:]}")
+        if not jnp.issubdtype(out.dtype, jnp.floating):  # a step's (net > 0).astype(int)
+            raise ValueError(
+                f"{what}: fn must return floats of its net input's dtype (a unit's output is "
+                f"differentiated); it returned {out.dtype} for float64 net inputs"
+            )
         bad = int(np.sum(~np.isfinite(np.asarray(out))))
         if bad:
             raise ValueError(

@@ -619,3 +619,13 @@ def test_a_fixed_width_loss_is_told_how_to_register():
     p = jbpnn.init_params(0, (3, 4, 2), ("tanh", "identity"), "l2w")
     X, Y = jnp.ones((5, 3)), jnp.zeros((5, 2))
     assert jbpnn.gradcheck(p, X, Y).passed
+
+
+def test_a_unit_whose_output_is_not_float_is_refused_saying_so():
+    # a step written (net > 0).astype(int) failed with NumPy's "setting an array element
+    # with a sequence" from inside the tangent's check
+    with pytest.raises(ValueError, match="fn must return floats.*returned int32"):
+        jbpnn.register_activation(
+            "step", lambda n: (n > 0).astype(jnp.int32), lambda n: jnp.zeros_like(n), uses="net"
+        )
+    assert "step" not in activations.ACTIVATIONS
