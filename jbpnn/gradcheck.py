@@ -812,6 +812,12 @@ def _unit_relative_error(hand: Any, ref: Any) -> float:
     hand, ref = np.where(unknown, 0.0, hand), np.where(unknown, 0.0, ref)
     rows = hand.reshape(hand.shape[0], -1), ref.reshape(ref.shape[0], -1)
     diff, size = np.linalg.norm(rows[0] - rows[1], axis=1), np.linalg.norm(rows[1], axis=1)
+    if not np.any(size) and np.any(diff):  # nothing to be relative to: say what differs
+        raise ValueError(
+            f"autodiff of fn gives 0 at every net input (a constant fn, or one that hides "
+            f"its dependence from JAX, e.g. lax.stop_gradient) and the rule does not "
+            f"(|hand| up to {float(np.max(np.abs(rows[0]))):.3g})"
+        )
     floor = max(1e-12 * float(np.max(size)), 1e-300)  # a row whose derivative is ~0
     return float(np.max(diff / np.maximum(size, floor)))
 

@@ -629,3 +629,12 @@ def test_a_unit_whose_output_is_not_float_is_refused_saying_so():
             "step", lambda n: (n > 0).astype(jnp.int32), lambda n: jnp.zeros_like(n), uses="net"
         )
     assert "step" not in activations.ACTIVATIONS
+
+
+def test_a_rule_against_an_everywhere_zero_autodiff_derivative_is_refused_saying_so():
+    # the relative error was |hand| / 1e-300: "relative error 3.95e+300"
+    def hidden(n):
+        return jax.lax.stop_gradient(n) + 0 * n
+
+    with pytest.raises(ValueError, match="autodiff of fn gives 0 at every net input"):
+        jbpnn.register_activation("hidden", hidden, lambda n: jnp.ones_like(n), uses="net")
