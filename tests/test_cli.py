@@ -634,6 +634,25 @@ def test_the_bundled_digits_are_an_input_never_an_output(capsys, monkeypatch, tm
     assert bundled.read_bytes() == before
 
 
+def test_sweep_never_writes_the_bundled_digits_it_reads(capsys, tmp_path, monkeypatch):
+    """A symlink named sweep.json in --out pointing at the bundled digits file: sweep
+    (which, unlike train, did not count the digits as its input) replaced it with JSON."""
+    import shutil
+
+    from jbpnn import data
+
+    bundled = tmp_path / "digits.npz"  # a copy stands for the install's file
+    shutil.copyfile(data.digits_path(), bundled)
+    before = bundled.read_bytes()
+    monkeypatch.setattr(data, "digits_path", lambda: bundled)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.json").symlink_to(bundled)
+    rc, _, err = jbpnn(capsys, "sweep", "--quick", "--no-plot", "--out", str(out))
+    one_line_error(rc, err, f"--out sweep.json {out / 'sweep.json'} is the command's input digits")
+    assert bundled.read_bytes() == before
+
+
 def test_sweep_batch_larger_than_its_split_is_refused_before_it_starts(capsys, flowers):
     rc, out, err = jbpnn(capsys, "sweep", "--quick", "--batch-size", "100000", "--no-plot")
     one_line_error(rc, err, "--batch-size 100000 is larger than the 1438 training examples")

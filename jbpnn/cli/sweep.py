@@ -21,7 +21,7 @@ import numpy as np
 from jbpnn import data, plots
 from jbpnn.checks import check_int, check_seed
 from jbpnn.cli.base import CLIError, check_interrupted
-from jbpnn.cli.files import check_folder
+from jbpnn.cli.files import check_folder, check_outputs
 from jbpnn.cli.options import (
     comma_list,
     learning_rate,
@@ -31,7 +31,7 @@ from jbpnn.cli.options import (
     seed,
 )
 from jbpnn.cli.progress import ProgressBar, unfinished
-from jbpnn.files import check_target, write_files
+from jbpnn.files import write_files
 from jbpnn.many import InitSpec, train_many, use_cpu_devices
 from jbpnn.tables import ResultsTable, grid
 
@@ -211,12 +211,11 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     check_seed("--seed", args.seed)
     out = check_folder("--out", args.out)
     names = ("sweep.csv", "sweep.json") + (("heatmap.png",) if args.plot else ())
-    if out.is_dir():  # the files it will replace: regular, writable files only
-        for name in names:
-            try:
-                check_target(out / name, what="write --out")
-            except (OSError, ValueError) as e:
-                raise CLIError(str(e)) from None
+    if out.is_dir():  # the files it will replace: regular, writable files, and never
+        # the input (the bundled digits file, e.g. through a symlink named sweep.json)
+        check_outputs(
+            {f"--out {name}": out / name for name in names}, {"digits": str(data.digits_path())}
+        )
     # One CPU device per core, asked for before JAX starts (else JAX keeps its devices):
     # train_many runs its share of the networks on each, in parallel.
     use_cpu_devices(args.devices or SWEEP_CPU_DEVICES or None)
