@@ -88,10 +88,23 @@ def digits_path() -> Any:
 
 @cache
 def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
-    """The stored arrays, read once: X uint8 ``(1797, 64)``, y uint8 ``(1797,)``."""
-    blob = digits_path().read_bytes()
-    with np.load(io.BytesIO(blob), allow_pickle=False) as f:
-        return f["X"], f["y"]
+    """The stored arrays, read once: X uint8 ``(1797, 64)``, y uint8 ``(1797,)``; a
+    damaged file (an install overwritten) is a :class:`DataError` naming it."""
+    path = digits_path()
+    try:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as f:
+            X, y = f["X"], f["y"]
+    except Exception as e:  # unreadable, not an archive, pickled, arrays missing
+        raise DataError(
+            f"the bundled digits file {path} cannot be read ({type(e).__name__}: {e}); it is "
+            "damaged: reinstall jbpnn"
+        ) from None
+    if X.shape != (1797, 64) or y.shape != (1797,):
+        raise DataError(
+            f"the bundled digits file {path} holds X {X.shape} and y {y.shape}, not (1797, 64) "
+            "and (1797,); it is damaged: reinstall jbpnn"
+        )
+    return X, y
 
 
 def load_digits(scale: bool = True) -> Dataset:

@@ -653,6 +653,24 @@ def test_sweep_never_writes_the_bundled_digits_it_reads(capsys, tmp_path, monkey
     assert bundled.read_bytes() == before
 
 
+def test_a_damaged_bundled_digits_file_is_an_error_naming_it(capsys, tmp_path, monkeypatch):
+    """np.load's own message ("pickled (object) data ...") named no file."""
+    from jbpnn import data
+
+    damaged = tmp_path / "digits.npz"
+    damaged.write_text('{"sweep": "json"}')
+    monkeypatch.setattr(data, "digits_path", lambda: damaged)
+    data._digits_raw.cache_clear()  # read again, from the damaged file
+    try:
+        with pytest.raises(data.DataError, match=f"bundled digits file {damaged} cannot be read"):
+            data.load_digits()
+        rc, _, err = jbpnn(capsys, "sweep", "--quick", "--no-plot", "--out", str(tmp_path / "s"))
+        one_line_error(rc, err, "bundled digits file", "reinstall jbpnn")
+    finally:
+        monkeypatch.undo()
+        data._digits_raw.cache_clear()
+
+
 def test_sweep_batch_larger_than_its_split_is_refused_before_it_starts(capsys, flowers):
     rc, out, err = jbpnn(capsys, "sweep", "--quick", "--batch-size", "100000", "--no-plot")
     one_line_error(rc, err, "--batch-size 100000 is larger than the 1438 training examples")
