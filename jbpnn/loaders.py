@@ -558,7 +558,8 @@ def load_npz(
     Raises:
         FileNotFoundError: no such file.
         DataError: not an NPZ archive, a missing array (the message lists those in the
-            file), wrong shapes, NaN/inf features.
+            file), wrong shapes, NaN/inf features or targets, a text label that is empty
+            or a missing-value marker (:data:`MISSING_MARKERS`, as :func:`load_csv`).
     """
     path = _existing_file(path)
     try:
@@ -617,6 +618,15 @@ def load_npz(
             y = y.astype(np.float64)
             if not np.all(np.isfinite(y)):
                 raise DataError(f"{path}: {target!r} has NaN/inf")
+        if y.dtype.kind == "U":  # as load_csv: a missing label never becomes a class
+            missing = [str(v) for v in np.unique(y) if _is_missing(str(v).strip())]
+            if missing:
+                row = int(np.flatnonzero(np.isin(y, missing))[0])
+                raise DataError(
+                    f"{path}: {target!r} has the missing-value label {missing[0]!r} (first at "
+                    f"row {row}): a label that marks a missing value, or an empty one, never "
+                    "becomes a class; drop those rows or give them their label"
+                )
     d = X.shape[1]
     if names is None or names.shape != (d,):
         feature_names = [f"col{j}" for j in range(d)]

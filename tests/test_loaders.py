@@ -335,3 +335,13 @@ def test_npz_tables_without_columns_or_with_odd_targets(tmp_path):
         load_npz(path)
     np.savez(path, X=np.zeros((3, 2)), y=np.array([b"cat", b"dog", b"cat"]))
     assert load_npz(path).y.tolist() == ["cat", "dog", "cat"]
+
+
+@pytest.mark.parametrize("label", ["nan", "", "NA", " null "])
+def test_npz_text_labels_that_mark_a_missing_value_are_refused_as_in_a_csv(tmp_path, label):
+    # load_csv refuses them; load_npz made 'nan' and '' classes of their own
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    path = tmp_path / "labels.npz"
+    np.savez(path, X=X, y=np.array(["cat", label] * 3))
+    with pytest.raises(DataError, match=f"missing-value label {label!r} \\(first at row 1\\)"):
+        load_npz(path)
