@@ -66,16 +66,31 @@ class MapMinMax:
 
     def _gain(self) -> np.ndarray:
         span = self.xmax - self.xmin
-        return (self.ymax - self.ymin) / np.where(span > 0, span, 1.0)
+        with np.errstate(over="ignore"):
+            gain = (self.ymax - self.ymin) / np.where(span > 0, span, 1.0)
+        if not np.isfinite(gain).all():  # a span of 1e-320, or ymax - ymin past float64
+            j = int(np.flatnonzero(~np.isfinite(gain))[0])
+            raise ValueError(
+                f"MapMinMax: column {j} spans {span[j]:.3g} and [ymin, ymax] = [{self.ymin:g}, "
+                f"{self.ymax:g}]: the scale (ymax - ymin) / span overflows; rescale the column "
+                "or choose a narrower [ymin, ymax]"
+            )
+        return gain
 
     def apply(self, x: ArrayLike) -> np.ndarray:
-        """``x`` (rows of columns) into ``[ymin, ymax]``."""
+        """``x`` (rows of columns) into ``[ymin, ymax]``, float32."""
         x = self._columns("x", x)
-        return ((x - self.xmin) * self._gain() + self.ymin).astype(np.float32)
+        with np.errstate(over="ignore"):
+            y = ((x - self.xmin) * self._gain() + self.ymin).astype(np.float32)
+        _finite("apply", y, "overflows float32")
+        return y
 
     def reverse(self, y: ArrayLike) -> np.ndarray:
         """The inverse of :meth:`apply`: back to the original units."""
-        return (self._columns("y", y) - self.ymin) / self._gain() + self.xmin
+        with np.errstate(over="ignore"):
+            x = (self._columns("y", y) - self.ymin) / self._gain() + self.xmin
+        _finite("reverse", x, "overflows float64")
+        return x
 
     def _columns(self, name: str, a: ArrayLike) -> np.ndarray:
         """``a`` as rows of this map's columns (a width of 1 was broadcast to every one)."""
@@ -91,6 +106,16 @@ class MapMinMax:
         if not np.isfinite(a).all():
             raise ValueError(f"MapMinMax: {name} holds NaN or inf")
         return a
+
+
+def _finite(method: str, out: np.ndarray, what: str) -> None:
+    """Refuse a mapped value that is not finite (the inputs were: it overflowed)."""
+    if not np.isfinite(out).all():
+        i, j = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(
+            f"MapMinMax.{method}: row {i}, column {j} is far outside the range the map was "
+            f"fitted on: mapped, it {what}"
+        )
 
 
 def mapminmax(

@@ -199,3 +199,20 @@ def jax_leaves(tree):
     import jax
 
     return [np.asarray(a) for a in jax.tree.leaves(tree)]
+
+
+def test_mapminmax_refuses_a_scale_or_values_that_overflow():
+    # a subnormal span, or ymax - ymin past float64, gave NaN and inf silently; inputs
+    # far outside the fitted range mapped to inf (a network then blamed "NaN in X")
+    with pytest.raises(ValueError, match="column 0 spans 4.94e-324.*overflows"):
+        mapminmax(np.array([[0.0], [5e-324]]))
+    with pytest.raises(ValueError, match=r"\[ymin, ymax\] = \[-1e\+308, 1e\+308\].*overflows"):
+        mapminmax(np.array([[0.0], [1.0]]), -1e308, 1e308)
+    x = np.array([[0.0], [1e-30], [5e-31]])
+    y, settings = mapminmax(x)
+    np.testing.assert_allclose(settings.reverse(y), x, rtol=1e-6)
+    with pytest.raises(ValueError, match="row 0, column 0 is far outside.*overflows float32"):
+        settings.apply(np.array([[1e10]]))
+    with pytest.raises(ValueError, match="row 1, column 0 is far outside.*overflows float64"):
+        _, wide = mapminmax(np.array([[0.0], [1e300]]))
+        wide.reverse(np.array([[0.0], [1e300]]))
