@@ -274,6 +274,11 @@ def _split_hparams(
             shared[name] = arr.item()  # checked by the factory as a plain number
         elif arr.shape == (n,) and np.all(arr == arr[0]):
             shared[name] = arr[0].item()  # the same for every network: shared (ints stay ints)
+        elif arr.shape == (n,) and arr.dtype.kind == "c":  # astype(float) cut it to its real part
+            raise ValueError(
+                f"hyperparameter {name!r} must be real numbers, one per network; got complex "
+                f"ones ({arr.tolist()})"
+            )
         elif arr.shape == (n,) and np.issubdtype(arr.dtype, np.number):
             per[name] = arr.astype(float)
             firsts[name] = arr[np.argmax(arr != 0)].item()  # a non-zero one: "on"
@@ -293,9 +298,8 @@ def _split_hparams(
         try:
             return build(**shared, **values)
         except TypeError as error:
-            raise ValueError(
-                f"optimizer hyperparameters {sorted(hparams or {})}: {error}"
-            ) from None
+            given = sorted(hparams or {}) or "none given (hparams={'lr': ...}, say)"
+            raise ValueError(f"optimizer hyperparameters {given}: {error}") from None
 
     def refuse_static(optimizer: Any) -> None:
         missing = sorted(set(per) - set(getattr(optimizer, "hyperparams", {})))
@@ -321,7 +325,8 @@ def _split_hparams(
         try:
             make({k: float(v[i]) for k, v in per.items()})
         except ValueError as error:
-            raise ValueError(f"bad optimizer hyperparameter for network {i}: {error}") from None
+            where = f" for network {i}" if per else ""  # shared ones: every network's fault
+            raise ValueError(f"bad optimizer hyperparameter{where}: {error}") from None
     template = make({k: to_device(v[0]) for k, v in per.items()})
     refuse_static(template)
     return template, per, shared
@@ -423,7 +428,10 @@ def _stoppings(stopping: Any, thresholds: dict[str, Any], n: int) -> list[Stoppi
     own = {}
     for name, value in thresholds.items():
         if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
-            values = list(np.asarray(value).tolist()) if np.ndim(value) == 1 else None
+            if isinstance(value, (list, tuple)):  # as given: NumPy made [2, 2.5] all floats,
+                values = list(value)  # and the refusal of 2.5 named network 0's 2.0
+            else:
+                values = list(np.asarray(value).tolist()) if np.ndim(value) == 1 else None
             if values is None or len(values) != n:
                 raise ValueError(
                     f"{name}: give one number for every network or a sequence of {n} "

@@ -669,3 +669,34 @@ def test_a_stacked_checkpoint_goes_on_network_by_network_and_train_many_says_so(
         one = jax.tree.map(lambda a, i=i: a[i], state)
         more = train(one, X, Y, optimizer=first[i].optimizer, epochs=2, batch_size=16)
         tree_allclose(more.params, whole[i].params, rtol=1e-6, atol=1e-7)
+
+
+def test_complex_per_network_hyperparameters_are_refused_not_cut_to_their_real_part():
+    # astype(float) dropped 0.2j's imaginary part: network 1 trained with lr 0
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    Y = np.eye(3)[np.arange(40) % 3]
+    spec = InitSpec((4, 5, 3), "tanh", "cross_entropy", "glorot")
+    hp = {"lr": np.array([0.1, 0.2j, 0.3]), "m": 0.5}
+    with pytest.raises(ValueError, match="'lr' must be real numbers, one per network"):
+        train_many(spec, X, Y, seeds=[0, 1, 2], hparams=hp, epochs=1, batch_size=8)
+
+
+@pytest.mark.parametrize("patience", [[2, 2.5], (2, 3.0)])
+def test_a_bad_per_network_threshold_names_its_own_network(patience):
+    # NumPy made [2, 2.5] all floats, and the refusal named network 0's valid 2 ("2.0")
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    Y = np.eye(3)[np.arange(40) % 3]
+    spec = InitSpec((4, 5, 3), "tanh", "cross_entropy", "glorot")
+    with pytest.raises(ValueError, match=f"network 1: loss_patience .* got {patience[1]}"):
+        train_many(
+            spec,
+            X,
+            Y,
+            seeds=[0, 1],
+            hparams={"lr": 0.1, "m": 0.5},
+            epochs=1,
+            batch_size=8,
+            loss_patience=patience,
+        )
+    with pytest.raises(ValueError, match=r"hyperparameter: optimizer hyperparameters none given"):
+        train_many(spec, X, Y, seeds=[0, 1], epochs=1, batch_size=8)  # momentum needs lr
