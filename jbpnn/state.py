@@ -537,7 +537,9 @@ def _drop_best(state: TrainState) -> TrainState:
 
         def pick(best: Any, last: Any) -> Any:
             where = kept.reshape(kept.shape + (1,) * (np.ndim(last) - kept.ndim))
-            return np.where(where, np.asarray(best), np.asarray(last))
+            chosen = np.where(where, np.asarray(best), np.asarray(last))
+            # as the leaves came: device arrays stay device arrays (no program compiled)
+            return jax.device_put(chosen) if isinstance(last, jax.Array) else chosen
 
         params = jax.tree.map(pick, state.best_params, state.params)
     return state._replace(params=params, best_params=None)
