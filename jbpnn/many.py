@@ -428,6 +428,7 @@ def _stoppings(stopping: Any, thresholds: dict[str, Any], n: int) -> list[Stoppi
     own = {}
     for name, value in thresholds.items():
         if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
+            values: list[Any] | None
             if isinstance(value, (list, tuple)):  # as given: NumPy made [2, 2.5] all floats,
                 values = list(value)  # and the refusal of 2.5 named network 0's 2.0
             else:
