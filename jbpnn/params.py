@@ -190,7 +190,9 @@ class MLP(PicklesSlots):
             if check_finite:
                 _check_finite_layer(i, w, b)
             built.append(Layer(w, b))
-        names = _resolve_activations(activations, len(built), loss, article_mode)
+        names = _resolve_activations(
+            activations, len(built), loss, article_mode, built[-1].w.shape[1] if built else None
+        )
         return cls(built, names, loss, article_mode)
 
     # -- architecture: everything but the arrays -------------------------
@@ -261,7 +263,7 @@ class MLP(PicklesSlots):
             _check_finite_layer(i, *pair)
             layers.append(Layer(*pair))
         names = _resolve_activations(
-            arch["activations"], n_layers, arch["loss"], arch["article_mode"]
+            arch["activations"], n_layers, arch["loss"], arch["article_mode"], sizes[-1]
         )
         return cls(layers, names, arch["loss"], arch["article_mode"])
 
@@ -395,7 +397,11 @@ def check_network(params: Any, what: str = "params", *, stacked: bool = False) -
             raise ValueError(f"{where}layer {i}: {error}") from None
     try:  # the loss, an output-only unit below the output, the (loss, output unit) pair
         _resolve_activations(
-            tuple(params.activations), len(params.layers), params.loss, params.article_mode
+            tuple(params.activations),
+            len(params.layers),
+            params.loss,
+            params.article_mode,
+            None if previous is None else previous[1],
         )
     except ValueError as error:  # a wrong pair trained on a delta that is not its gradient
         raise ValueError(f"{where}{error}") from None
@@ -515,13 +521,18 @@ def _check_finite_layer(i: int, w: Any, b: Any) -> None:
 
 
 def _resolve_activations(
-    activations: str | Sequence[str], n_layers: int, loss: str, article_mode: bool = False
+    activations: str | Sequence[str],
+    n_layers: int,
+    loss: str,
+    article_mode: bool = False,
+    n_out: int | None = None,
 ) -> tuple[str, ...]:
     """One name per layer, validated; a single name means 'every hidden layer'.
 
     With a single name, the output layer gets the activation that the loss is
     exact with (softmax for cross_entropy, sigmoid for binary_cross_entropy) and
-    the same name for mse, as scikit-learn's MLPClassifier does.
+    the same name for mse, as scikit-learn's MLPClassifier does. ``n_out``: the output
+    layer's width, where known (a softmax over one unit is refused).
     """
     get_loss(loss)
     if isinstance(activations, str):
@@ -542,6 +553,13 @@ def _resolve_activations(
                 f"but was given for layer {i} of {n_layers}"
             )
     check_pair(loss, names[-1])
+    if n_out == 1 and names[-1] == "softmax":
+        raise ValueError(
+            "a softmax output over one unit is 1 for every input, so its loss and gradient "
+            "are 0 and nothing is learned: for one output use sigmoid with "
+            "binary_cross_entropy (two classes, targets 0/1) or identity with mse, or give "
+            "the softmax two or more outputs (one-hot targets)"
+        )
     if article_mode and loss in _LOGISTIC_DELTAS:
         raise ValueError(
             f"article_mode's sigmoid is the article code's (tanh forward, O(1 - O) as its "
@@ -601,7 +619,7 @@ def init_params(
         raise ValueError(f"unknown init {init!r}; expected one of {list(INITS)}")
     if loss not in LOSSES:
         get_loss(loss)
-    names = _resolve_activations(activations, len(sizes) - 1, loss, article_mode)
+    names = _resolve_activations(activations, len(sizes) - 1, loss, article_mode, sizes[-1])
     dtype = jnp.dtype(dtype) if dtype is None else _float_dtype("dtype", dtype)
     if key is None:  # as_key would take None as seed 0; here the key is required
         raise TypeError(

@@ -925,3 +925,18 @@ def test_sweep_has_the_best_estimators_feature_names_as_gridsearchcv(quiet):
         SweepSearchCV(net, {"alpha": [1e-4]}, cv=2).fit(X.to_numpy(), y), "feature_names_in_"
     )
     assert not hasattr(SweepSearchCV(net, {"alpha": [1e-4]}, cv=2), "feature_names_in_")
+
+
+def test_a_softmax_output_over_one_unit_is_refused(capsys):
+    # its output is 1 for every input: loss and gradient 0, a run that "trained" on 0/1
+    # targets learned nothing, and gradcheck passed it
+    with pytest.raises(ValueError, match="softmax output over one unit is 1 for every input"):
+        jbpnn.init_params(0, (5, 4, 1), "tanh", "cross_entropy")
+    with pytest.raises(ValueError, match="softmax output over one unit"):
+        MLP.from_layers([(np.ones((5, 1)), np.zeros(1))], "softmax", "cross_entropy")
+    direct = MLP([Layer(jnp.ones((5, 1)), jnp.zeros(1))], ("softmax",), "cross_entropy")
+    with pytest.raises(ValueError, match="train: a softmax output over one unit"):
+        jbpnn.train(direct, np.ones((4, 5)), np.ones((4, 1)), optimizer=sgd(0.1), epochs=1)
+    rc, _, err = run_cli(capsys, "gradcheck", "--sizes", "5,4,1", "--loss", "cross_entropy")
+    one_line_error(rc, err, "softmax output over one unit")
+    jbpnn.init_params(0, (5, 4, 2), "tanh", "cross_entropy")  # two outputs: fine
