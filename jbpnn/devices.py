@@ -504,6 +504,15 @@ def describe(value: Any, depth: int = 0) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
+def _describe_mesh(mesh: Any) -> str:
+    """A mesh's axes (names, sizes, types) and its devices' ids in mesh order."""
+    ids = np.vectorize(lambda d: d.id, otypes=[np.int64])(np.asarray(mesh.devices))
+    types = getattr(mesh, "axis_types", None)
+    axes = ", ".join(f"{n}: {k}" for n, k in zip(mesh.axis_names, ids.shape))
+    kinds = "" if types is None else f" types {[str(t).split('.')[-1] for t in types]}"
+    return f"Mesh({axes}){kinds} devices {ids.ravel().tolist()}"
+
+
 def _process_timeout() -> float:
     text = os.environ.get(PROCESS_TIMEOUT_ENV, "")
     try:
@@ -565,6 +574,9 @@ def agree_across_processes(mesh: Any, what: str, arguments: dict[str, Any]) -> N
         )
     timeout = _process_timeout()
     mine = {name: describe(value) for name, value in arguments.items()}
+    # the mesh itself: the same devices in another order pair the program's collectives
+    # wrongly, and the run hung (a Mesh's repr names no device)
+    mine["mesh"] = _describe_mesh(mesh)
     box: dict[str, Any] = {}
 
     def gather() -> None:

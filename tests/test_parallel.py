@@ -225,6 +225,8 @@ DISAGREE = textwrap.dedent(
     attempt("lr_close", optimizer=jbpnn.momentum(0.1 if me == 0 else 0.1000001))
     a = 0.1 if me == 0 else 0.5
     attempt("lr_fn", optimizer=jbpnn.sgd(lambda count: a))
+    devs = jax.devices()  # the same devices in another order: the collectives hung
+    attempt("mesh_order", mesh=Mesh(np.array(devs if me == 0 else devs[::-1]), ("data",)))
     if me == 0:  # process 1 never calls train: process 0 must not wait forever
         os.environ["JBPNN_PROCESS_TIMEOUT"] = "3"
         attempt("absent")
@@ -293,6 +295,8 @@ def test_processes_called_with_different_arguments_stop_with_both_values_named(t
         )
         kind, message, _ = mine["lr_fn"]
         assert kind == "ValueError" and "optimizer is" in message, mine["lr_fn"]
+        kind, message, _ = mine["mesh_order"]
+        assert kind == "ValueError" and "mesh is Mesh(data: 2)" in message, mine["mesh_order"]
     kind, message, waited = seen[0]["absent"]
     assert kind == "TimeoutError" and "JBPNN_PROCESS_TIMEOUT" in message, seen[0]["absent"]
     assert 3 <= waited < 30
