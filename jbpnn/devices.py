@@ -116,6 +116,8 @@ def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None)
     if devices is not None:
         mesh = Mesh(np.array(pick_devices(devices)), ("data",))
     if mesh is None:
+        if axis is not None:  # as train_many: an axis of no mesh was ignored
+            raise ValueError(f"data_axis={axis!r} names an axis of a mesh: pass mesh= too")
         return None
     _check_mesh(mesh)
     names = tuple(mesh.axis_names)

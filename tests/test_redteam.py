@@ -940,3 +940,9 @@ def test_a_softmax_output_over_one_unit_is_refused(capsys):
     rc, _, err = run_cli(capsys, "gradcheck", "--sizes", "5,4,1", "--loss", "cross_entropy")
     one_line_error(rc, err, "softmax output over one unit")
     jbpnn.init_params(0, (5, 4, 2), "tanh", "cross_entropy")  # two outputs: fine
+
+
+def test_a_data_axis_without_a_mesh_is_refused_as_train_many_refuses_it():
+    p = jbpnn.init_params(0, (3, 2, 1))
+    with pytest.raises(ValueError, match="data_axis='data' names an axis of a mesh"):
+        jbpnn.train(p, X3, Y1, optimizer=sgd(0.1), epochs=1, data_axis="data")
