@@ -26,11 +26,13 @@ The one place that turns ``devices=`` / ``mesh=`` arguments into a mesh:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -57,6 +59,7 @@ __all__ = [
     "gathered",
     "replicate",
     "resolve_mesh",
+    "under_own_mesh",
     "to_host",
     "spans_processes",
     "unsplit",
@@ -128,6 +131,32 @@ def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None)
             f"mesh axes are {names}: name the one to split the batch along with data_axis="
         )
     return mesh, axis
+
+
+def under_own_mesh(own_mesh: Callable[[dict[str, Any]], Any]) -> Callable[[Any], Any]:
+    """Run the decorated function with its own mesh, ``own_mesh(kwargs)`` (None: none), as
+    JAX's context mesh where the caller set another (``jax.set_mesh`` around the user's
+    own sharded code): JAX checks every operation against the context mesh, and a run on
+    ``devices=k`` or another mesh failed with "context mesh ... should match the aval
+    mesh". Outside such a block it changes nothing."""
+
+    def decorate(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if jax.sharding.get_abstract_mesh().empty:
+                return fn(*args, **kwargs)
+            try:
+                mesh = own_mesh(kwargs)
+            except (TypeError, ValueError):  # fn's own checks raise it, with their message
+                mesh = None
+            if mesh is None:
+                return fn(*args, **kwargs)
+            with jax.set_mesh(mesh):
+                return fn(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
 
 
 def network_layout(

@@ -71,6 +71,7 @@ from jbpnn.devices import (
     network_layout,
     place,
     to_host,
+    under_own_mesh,
     use_cpu_devices,
 )
 from jbpnn.ensemble import ensemble_loss_and_gradient
@@ -536,6 +537,11 @@ def _pad(tree: PyTree, n_pad: int) -> PyTree:
 
 # ---------------------------------------------------------------- train_many
 @own_nan_markers
+@under_own_mesh(
+    lambda kw: network_layout(
+        kw.get("mesh"), kw.get("devices"), kw.get("network_axis"), kw.get("data_axis")
+    )[0]
+)
 def train_many(
     params: MLP | Sequence[MLP] | InitSpec,
     X: ArrayLike,

@@ -120,6 +120,7 @@ from jbpnn.devices import (
     resolve_mesh,
     spans_processes,
     to_host,
+    under_own_mesh,
     unsplit,
 )
 from jbpnn.jacobian import (
@@ -1023,6 +1024,9 @@ def _weights(
 
 # ---------------------------------------------------------------- train
 @own_nan_markers
+@under_own_mesh(
+    lambda kw: (resolve_mesh(kw.get("mesh"), kw.get("devices"), kw.get("data_axis")) or (None,))[0]
+)
 def train(
     params: MLP | TrainState | TrainResult,
     X: ArrayLike,

@@ -511,3 +511,41 @@ def test_more_of_the_function_api_on_an_explicit_mesh():
     run = _run(EXPLICIT_MORE, 4)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count(" ok") == 7, run.stdout
+
+
+CONTEXT_MESH_SCRIPT = textwrap.dedent(
+    """
+    import jax, numpy as np, jbpnn
+    from jax.sharding import AxisType
+    from jbpnn.many import InitSpec
+
+    X = np.random.default_rng(0).uniform(-1, 1, (64, 4)).astype(np.float32)
+    Y = X[:, :2] ** 2
+    params = jbpnn.init_params(0, (4, 5, 2), "tanh", "mse")
+    spec = InitSpec((4, 5, 2), "tanh", "mse")
+    kw = dict(optimizer=jbpnn.sgd(0.1), epochs=2, batch_size=16)
+    ref = {k: np.asarray(jbpnn.train(params, X, Y, devices=k, **kw).params.layers[0].w)
+           for k in (2, 4)}
+    ref_many = np.asarray(jbpnn.train_many(spec, X, Y, seeds=[0, 1, 2], **kw).params.layers[0].w)
+    explicit2 = jax.make_mesh((2,), ("data",), axis_types=(AxisType.Explicit,))
+    for kind in (AxisType.Explicit, AxisType.Auto):
+        with jax.set_mesh(jax.make_mesh((4,), ("data",), axis_types=(kind,))):
+            runs = [(jbpnn.train(params, X, Y, devices=4, **kw), 4),
+                    (jbpnn.train(params, X, Y, devices=2, **kw), 2),
+                    (jbpnn.train(params, X, Y, mesh=explicit2, **kw), 2)]
+            many = jbpnn.train_many(spec, X, Y, seeds=[0, 1, 2], devices=2, **kw)
+        for r, k in runs:
+            assert np.max(np.abs(np.asarray(r.params.layers[0].w) - ref[k])) < 1e-6
+        assert np.max(np.abs(np.asarray(many.params.layers[0].w) - ref_many)) < 1e-6
+        print(kind, "ok")
+    """
+)
+
+
+def test_train_and_train_many_on_their_own_mesh_inside_the_users_set_mesh():
+    """Inside the user's jax.set_mesh block (their own sharded code), train(devices=k),
+    train(mesh=another) and train_many failed with JAX's "context mesh ... should match
+    the aval mesh": they run under their own mesh and give the results they give outside."""
+    run = _run(CONTEXT_MESH_SCRIPT, 4)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Explicit ok" in run.stdout and "Auto ok" in run.stdout, run.stdout
