@@ -679,7 +679,10 @@ def over_batch(a: Array, b: Array) -> Array:
     """
     if axis_spec(a) is not None:  # rows split along an Explicit axis
         dims = (((0,), (0,)), ((), ()))
-        return jax.lax.dot_general(a, b, dims, out_sharding=jax.sharding.PartitionSpec())
+        # one None per axis of the result: under jax.vmap (jacrev, hessian) JAX inserts
+        # the batch axis into this spec, which an empty PartitionSpec() has no room for
+        replicated = jax.sharding.PartitionSpec(*[None] * (a.ndim + b.ndim - 2))
+        return jax.lax.dot_general(a, b, dims, out_sharding=replicated)
     return a.T @ b
 
 
