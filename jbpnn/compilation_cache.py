@@ -10,7 +10,9 @@ or :func:`jbpnn.train_many` of a process (and so every estimator's ``fit`` and
 folder and caches every program:
 
 - the folder: ``$JBPNN_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/jbpnn/jax``
-  (default ``~/.cache/jbpnn/jax``), made private to the user (mode 0700);
+  (default ``~/.cache/jbpnn/jax``), made private to the user (mode 0700); an existing
+  folder that another user owns, or that others may write to, is not used (a warning
+  names it: the cache holds programs the process runs);
 - off: set ``JBPNN_NO_CACHE=1``, or call :func:`disable_compilation_cache` (before
   or after the first ``train``); either leaves JAX's settings alone;
 - your own JAX cache wins: if ``jax_compilation_cache_dir`` is already set
@@ -31,7 +33,9 @@ and warm.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +91,28 @@ def _writable(folder: Path) -> bool:
             pass
     except OSError:
         return False
-    return True
+    return _private(folder)
+
+
+def _private(folder: Path) -> bool:
+    """Whether ``folder`` is the user's own and writable by no one else (POSIX). Cache
+    entries are compiled programs that the process runs: an existing folder that another
+    user owns, or that others may write to (``/tmp/shared``, mode 777), is not used,
+    with a warning naming it (``mkdir`` makes a missing one private, but leaves an
+    existing one as it is)."""
+    if not hasattr(os, "getuid"):  # not POSIX: no owner and mode bits to check
+        return True
+    st = folder.stat()
+    if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+        return True
+    warnings.warn(
+        f"jbpnn: the compilation cache folder {folder} is not private to this user (owner "
+        f"uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}): compiled programs from it "
+        "would run in this process, so the cache stays off; point JBPNN_CACHE_DIR at a "
+        "folder of your own, or chmod go-w it",
+        stacklevel=4,
+    )
+    return False
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | None:

@@ -538,6 +538,31 @@ def test_cache_folder_that_cannot_be_written_leaves_it_off(tmp_path, monkeypatch
     assert jax.config.jax_compilation_cache_dir == before
 
 
+def test_a_cache_folder_others_may_write_or_own_is_not_used(tmp_path, monkeypatch):
+    """mkdir(mode=0o700, exist_ok=True) left an existing folder as it was: one that
+    others may write to (or another user owns) held programs this process would run."""
+    if not hasattr(os, "getuid"):
+        pytest.skip("no owners and mode bits on this platform")
+    before = jax.config.jax_compilation_cache_dir
+    monkeypatch.delenv("JBPNN_NO_CACHE", raising=False)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    folders = [shared]
+    if os.getuid() == 0:  # root can hand a folder to another user
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o700)
+        os.chown(theirs, 65534, -1)
+        folders.append(theirs)
+    for folder in folders:
+        with pytest.warns(UserWarning, match=f"folder {folder} is not private to this user"):
+            assert compilation_cache.enable_compilation_cache(folder) is None
+        assert jax.config.jax_compilation_cache_dir == before
+    private = tmp_path / "private"
+    private.mkdir(mode=0o755)  # writable by its owner only: used
+    assert compilation_cache._private(private)
+
+
 def test_cache_setting_and_variable_turn_it_off(tmp_path, monkeypatch):
     before = jax.config.jax_compilation_cache_dir
     monkeypatch.setenv("JBPNN_CACHE_DIR", str(tmp_path / "c"))
