@@ -258,6 +258,9 @@ class TrainResult:
         monitor: what early stopping watched (``"val_loss"``, ``"val_accuracy"``,
             ``"val_r2"``), None without it: a resume from this result must watch the
             same (its best value is of that kind).
+        batching: the run's ``(batch_size, shuffle, drop_last)`` as given to
+            :func:`jbpnn.train`; a resume from this result with others warns (they are
+            not carried: 10 + 10 epochs equal 20 with the same ones only).
     """
 
     params: MLP
@@ -271,6 +274,7 @@ class TrainResult:
     optimizer: Any = field(default=None, repr=False)
     start_epoch: int = 0
     monitor: str | None = field(default=None, repr=False)
+    batching: tuple[Any, Any, bool] | None = field(default=None, repr=False)
 
     @property
     def final_loss(self) -> float:
@@ -321,6 +325,7 @@ def state_result(
     optimizer: Any = None,
     start_epoch: int = 0,
     monitor: str | None = None,
+    batching: tuple[Any, Any, bool] | None = None,
 ) -> TrainResult:
     """A :class:`TrainResult` from a final (un-batched, host) state and its host history."""
     n = int(state.epoch)
@@ -342,6 +347,7 @@ def state_result(
         optimizer=optimizer,
         start_epoch=start_epoch,
         monitor=monitor,
+        batching=batching,
     )
 
 

@@ -90,8 +90,10 @@ updates use ``lr * lr_scale``), carried when a run resumes.
 Resuming: ``train(result.state, X, Y, optimizer=..., epochs=k)`` (or
 ``train(result, X, Y, epochs=k)``) runs ``k`` more epochs from where the state
 stopped, with its optimizer moments, step count (schedules), data-order key and
-early-stopping counters: 10 + 10 epochs give exactly the state of one 20-epoch run.
-A state stopped by a rule stays stopped.
+early-stopping counters: 10 + 10 epochs give exactly the state of one 20-epoch run
+with the same ``batch_size``, ``shuffle``, ``drop_last`` and validation set, given
+again (a resume from a result with others warns). A state stopped by a rule stays
+stopped.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -754,6 +757,31 @@ class Prepared(NamedTuple):
     previous: TrainResult | None
 
 
+def _warn_unlike(previous: TrainResult, batching: tuple, validated: bool) -> None:
+    """Warn where a resume from ``previous`` goes on with other settings than its run's:
+    a result carries its state and optimizer, not the call's ``batch_size``, ``shuffle``,
+    ``drop_last`` or validation set, and ``train(result, X, Y, epochs=k)`` left without
+    them trained on full batches, without early stopping, unlike the run it continued."""
+    before = getattr(previous, "batching", None)  # None: a result pickled without it
+    if before is not None and tuple(before) != tuple(batching):
+        names = ("batch_size", "shuffle", "drop_last")
+        was = ", ".join(f"{n}={v!r}" for n, v in zip(names, before))
+        now = ", ".join(f"{n}={v!r}" for n, v in zip(names, batching))
+        warnings.warn(
+            f"resuming a run trained with {was} with {now}: a TrainResult does not carry "
+            "them; pass the run's own to go on with the same run (10 + 10 epochs equal 20 "
+            "with the same settings only)",
+            stacklevel=6,  # the caller of train (two decorators)
+        )
+    if previous.monitor is not None and not validated:
+        warnings.warn(
+            f"resuming a run whose early stopping watched {previous.monitor!r} without X_val "
+            "and Y_val: early stopping is off from here (a stopped run keeps its best "
+            "params); pass the validation set and its stop rules again to go on with it",
+            stacklevel=6,  # the caller of train (two decorators)
+        )
+
+
 def prepare_training(
     start: MLP | TrainState | TrainResult,
     X: ArrayLike,
@@ -795,6 +823,7 @@ def prepare_training(
             code: Any = np.full(np.shape(start.monitor), MONITORS.index(previous.monitor), np.int32)
             start = start._replace(monitor=code)
         optimizer = previous.optimizer if optimizer is None else optimizer
+        _warn_unlike(previous, (batch_size, shuffle, drop_last), X_val is not None)
     if template is not None:
         params = template
     elif isinstance(start, TrainState):
@@ -1302,6 +1331,7 @@ def train(
         optimizer=run.optimizer,
         start_epoch=start_epoch,
         monitor=config.monitor if config.early_stopping else None,
+        batching=(batch_size, shuffle, drop_last),
     )
 
 

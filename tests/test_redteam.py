@@ -946,3 +946,28 @@ def test_a_data_axis_without_a_mesh_is_refused_as_train_many_refuses_it():
     p = jbpnn.init_params(0, (3, 2, 1))
     with pytest.raises(ValueError, match="data_axis='data' names an axis of a mesh"):
         jbpnn.train(p, X3, Y1, optimizer=sgd(0.1), epochs=1, data_axis="data")
+
+
+def test_a_resume_from_a_result_with_other_batching_or_no_validation_warns():
+    # train(result, X, Y, epochs=k), the documented form, trained on full batches without
+    # early stopping where the run had mini-batches and a validation set: 10 + 10 != 20
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3)).astype(np.float32)
+    Y = np.tanh(X[:, :1]).astype(np.float32)
+    p = jbpnn.init_params(0, (3, 4, 1), ("tanh", "identity"), "mse")
+    kw = dict(optimizer=jbpnn.momentum(0.05, 0.9), batch_size=16, key=1)
+    full = jbpnn.train(p, X, Y, epochs=6, **kw)
+    first = jbpnn.train(p, X, Y, epochs=3, **kw)
+    with pytest.warns(UserWarning, match="trained with batch_size=16.* with batch_size=None"):
+        jbpnn.train(first, X, Y, epochs=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the run's own settings: no warning, the same run
+        same = jbpnn.train(first, X, Y, epochs=3, batch_size=16)
+    tree_equal = [
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(same.params), jax.tree.leaves(full.params))
+    ]
+    assert all(tree_equal)
+    watched = jbpnn.train(p, X, Y, epochs=2, X_val=X[:8], Y_val=Y[:8], n_iter_no_change=50, **kw)
+    with pytest.warns(UserWarning, match="early stopping watched 'val_loss' without X_val"):
+        jbpnn.train(watched, X, Y, epochs=1, batch_size=16)
