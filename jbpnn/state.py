@@ -169,7 +169,7 @@ def init_state(
         step=_filled(0, (), jnp.int32),
         stop=_filled(RUNNING, (), jnp.int32),
         best_params=params if config.early_stopping else None,
-        best_val=_filled(np.inf, (), dtype),
+        best_val=_filled(np.inf, (), _at_least_float32(dtype)),
         best_epoch=_filled(0, (), jnp.int32),
         bad_epochs=_filled(0, (), jnp.int32),
         best_loss=_filled(np.inf, (), dtype),
@@ -220,10 +220,15 @@ def _is_key(key: Any) -> TypeGuard[Array]:
     return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
+def _at_least_float32(dtype: Any) -> np.dtype:
+    """A 16-bit network's records (history, the best validation value) in float32: its
+    counts (lbfgs's n_evals) exact past 256 (bfloat16) or 2048 (float16), its validation
+    accuracy a whole number of rows."""
+    return np.promote_types(np.dtype(dtype), np.float32)
+
+
 def _empty_history(config: TrainConfig, dtype: Any) -> dict:
-    # at least float32: a 16-bit network's history keeps its loss to float32 and its
-    # counts (lbfgs's n_evals) exact past 256 (bfloat16) or 2048 (float16)
-    dtype = np.promote_types(np.dtype(dtype), np.float32)
+    dtype = _at_least_float32(dtype)
     return {k: _filled(np.nan, (config.history_chunk,), dtype) for k in config.history_keys()}
 
 
@@ -513,7 +518,7 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     if config.early_stopping and best is None:
         state = state._replace(
             best_params=params,
-            best_val=_filled(np.inf, (), params.dtype),
+            best_val=_filled(np.inf, (), _at_least_float32(params.dtype)),
             best_epoch=_filled(0, (), jnp.int32),
             bad_epochs=_filled(0, (), jnp.int32),
         )

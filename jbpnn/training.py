@@ -501,7 +501,7 @@ def train_epoch(
         X_val, Y_val, *weights = val  # (X_val, Y_val) or (X_val, Y_val, weights)
         w_val = weights[0] if weights else None
         vl = loss_kernel(params, X_val, Y_val, w_val)  # the (weighted) mean error
-        va = accuracy_kernel(params, X_val, Y_val, w_val).astype(vl.dtype)
+        va = accuracy_kernel(params, X_val, Y_val, w_val)  # float32 at least: exact counts
         record["val_loss"], record["val_accuracy"] = vl, va
         if config.monitor == "val_r2":  # scikit-learn's MLPRegressor's validation score
             record["val_r2"] = r2_kernel(params, X_val, Y_val, w_val)
@@ -518,7 +518,7 @@ def train_epoch(
             better = watched < best_val  # the best params follow any improvement
             best = (
                 _tree_where(better, params, best_params),
-                jnp.where(better, watched, best_val),
+                jnp.where(better, watched, best_val).astype(best_val.dtype),
                 jnp.where(better, state.epoch + 1, best_epoch),
                 bad,
             )
