@@ -1080,10 +1080,12 @@ class _BPNNBase(BaseEstimator):
             if "another kind of optimizer" not in str(error):
                 raise
             if incremental:
+                solver, schedule = getattr(self, "_fitted_solver", ("another", "another"))
                 raise ValueError(
-                    f"{_going_on(incremental)}: the fitted state was trained with another "
-                    f"solver or schedule than solver={self.solver!r}, learning_rate="
-                    f"{self.learning_rate!r}. {_afresh(incremental)}"
+                    f"{_going_on(incremental)}: the fitted state was trained with "
+                    f"solver={solver!r}, learning_rate={schedule!r}, not solver="
+                    f"{self.solver!r}, learning_rate={self.learning_rate!r}. "
+                    f"{_afresh(incremental)}"
                 ) from None
             # a warm fit with another solver or schedule: a new optimizer from coefs_, as
             # scikit-learn makes one at every fit (sgd, then lbfgs, goes on from sgd's weights)
@@ -1180,6 +1182,8 @@ class _BPNNBase(BaseEstimator):
         self.params_ = run.params
         self.state_ = run.state
         self.stop_reason_ = run.stop_reason
+        # what partial_fit's refusal of another solver or schedule names as the fitted one
+        self._fitted_solver = (s.solver, self.learning_rate)
         assert run.state is not None  # train and train_many return their final states
         self._record_private(run.state)
         if s.early_stopping:

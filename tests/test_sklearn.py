@@ -262,8 +262,9 @@ def test_a_warm_fit_with_another_solver_goes_on_from_coefs_as_scikit_learn():
     assert est.n_iter_ == fresh.n_iter_ and len(est.loss_curve_) == 5 + fresh.n_iter_
     est.set_params(solver="sgd", max_iter=2).fit(X, y)  # and back (scikit-learn: AttributeError)
     assert est.n_iter_ == 2
-    with pytest.raises(ValueError, match="partial_fit goes on from the fitted network"):
-        est.set_params(solver="adam").partial_fit(X, y)  # one step of a state: refused
+    # one step of a state: refused, naming the fitted solver and the new one
+    with pytest.raises(ValueError, match="trained with solver='sgd'.*not solver='adam'"):
+        est.set_params(solver="adam").partial_fit(X, y)
 
 
 @pytest.mark.parametrize(
