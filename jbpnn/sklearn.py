@@ -1184,6 +1184,7 @@ class _BPNNBase(BaseEstimator):
         self.stop_reason_ = run.stop_reason
         # what partial_fit's refusal of another solver or schedule names as the fitted one
         self._fitted_solver = (s.solver, self.learning_rate)
+        self._fitted_dtype = np.dtype(s.dtype)  # predict's check (not a dtype set since)
         assert run.state is not None  # train and train_many return their final states
         self._record_private(run.state)
         if s.early_stopping:
@@ -1280,8 +1281,10 @@ class _BPNNBase(BaseEstimator):
         """The network's outputs for ``X``, shape ``(n_samples, n_outputs)``, in NumPy's
         type of ``X @ coefs_``."""
         check_is_fitted(self)
-        # a float64 fit unpickled where JAX's float64 is off would predict in float32
-        if np.dtype(self.dtype) == np.float64 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
+        # a float64 fit unpickled where JAX's float64 is off would predict in float32 (a
+        # float64 set since on a float32 fit predicts in the fitted dtype: _as_set)
+        fitted = getattr(self, "_fitted_dtype", np.dtype(self.dtype))
+        if fitted == np.float64 and not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
             raise ValueError(
                 "this estimator was fitted with dtype='float64', and JAX's float64 is off "
                 "here: jax.config.update('jax_enable_x64', True) before anything else runs "

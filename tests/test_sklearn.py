@@ -1091,3 +1091,14 @@ def test_a_float64_fit_refuses_to_predict_where_float64_is_off():
         again.score(X, y)
     with jax.enable_x64(True):
         assert np.array_equal(again.predict(X), want)
+
+
+def test_a_float64_set_after_a_float32_fit_predicts_in_the_fitted_dtype():
+    # predict checked the dtype set since, not the fitted one: "fitted with dtype='float64',
+    # and JAX's float64 is off" for a float32 fit (the docstring: predict goes on in float32)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.0, 2.0, 3.0])
+    est = BPNNRegressor((4,), max_iter=5, random_state=0).fit(X, y)
+    want = est.predict(X)
+    assert np.array_equal(est.set_params(dtype="float64").predict(X), want)
