@@ -203,7 +203,10 @@ def save(
         ValueError: params with NaN or inf (the message names the layer); stacked
             layers that disagree on ``N``; a state that ``load`` could not rebuild
             (another optimizer's state, or ``optimizer`` of another kind than the
-            state's). Nothing is written.
+            state's, where the kinds' states differ in structure: a state does not record
+            its kind, so the variants of one rule whose states have the same arrays,
+            classical and Nesterov momentum or adam's two variants, are not told apart;
+            pass the run's own ``result.optimizer``). Nothing is written.
         FileNotFoundError: the target directory does not exist.
         IsADirectoryError, NotADirectoryError, PermissionError: ``path`` is a
             directory, under a regular file, read-only or in a folder that is not
