@@ -997,3 +997,25 @@ def test_a_16_bit_networks_accuracy_counts_whole_rows():
     pred = np.argmax(np.asarray(jbpnn.predict(r.params, d.X), np.float32), axis=1)
     right = int(np.sum(pred == d.y))
     assert float(jbpnn.accuracy(r.params, d.X, d.y)) == pytest.approx(right / len(d.y), abs=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sweep_routes_an_aliased_sample_weight_as_gridsearchcv():
+    import sklearn
+    from sklearn.model_selection import GridSearchCV
+
+    from jbpnn.sklearn import BPNNClassifier, SweepSearchCV
+
+    X, y, sw = _routing_data()
+    net = dict(hidden_layer_sizes=(6,), max_iter=10, random_state=0, learning_rate_init=0.1)
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = BPNNClassifier(**net).set_fit_request(sample_weight="w2")
+        seen = set()
+        for w in (sw, np.ones_like(sw)):
+            want = GridSearchCV(est, {"alpha": [1e-4, 1e-1]}, cv=2).fit(X, y, w2=w)
+            got = SweepSearchCV(est, {"alpha": [1e-4, 1e-1]}, cv=2).fit(X, y, w2=w)
+            np.testing.assert_allclose(
+                got.cv_results_["mean_test_score"], want.cv_results_["mean_test_score"], rtol=1e-6
+            )
+            seen.add(tuple(np.round(got.cv_results_["mean_test_score"], 6)))
+        assert len(seen) == 2  # the aliased weights reached the fits
