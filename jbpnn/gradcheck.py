@@ -78,6 +78,7 @@ from jax.typing import ArrayLike
 
 from jbpnn._callable import make_callable
 from jbpnn.activations import Activation, bind
+from jbpnn.checks import check_int
 from jbpnn.losses import LOSSES, Loss
 from jbpnn.memory import check_array_memory
 from jbpnn.network import (
@@ -87,7 +88,7 @@ from jbpnn.network import (
     loss_and_gradient_kernel,
     per_example_grads,
 )
-from jbpnn.params import MLP
+from jbpnn.params import MLP, network_count
 
 __all__ = [
     "DEFAULT_EPS",
@@ -665,10 +666,9 @@ def gradcheck(
         _check_size(params, X, dtype)
         rtol, atol = _tolerances(reference, dtype, rtol, atol)
         eps = DEFAULT_EPS if eps is None else float(eps)
-        if not eps > 0:
-            raise ValueError(f"the finite-difference step eps must be > 0, got {eps}")
-        if int(max_coords) < 1:
-            raise ValueError(f"max_coords must be a positive integer, got {max_coords}")
+        if not (eps > 0 and np.isfinite(eps)):  # inf stepped every weight to inf: "FAILED"
+            raise ValueError(f"the finite-difference step eps must be finite and > 0, got {eps}")
+        max_coords = check_int("max_coords", max_coords, 1)  # 2.7 was cut to 2
         if _dtype_name(params.dtype) != "float64":
             notes.append(
                 f"params and data cast from {_dtype_name(params.dtype)} to float64 for finite "
@@ -769,8 +769,13 @@ def random_batch(key: ArrayLike, params: MLP, batch_size: int) -> tuple[Array, A
     uniform in [0, 1) for mse, one-hot labels for cross_entropy, 0/1 for
     binary_cross_entropy.
     """
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    _check_params(params)
+    if network_count(params):  # a stack's leading axis would read as n_in
+        raise ValueError(
+            "random_batch takes ONE network; for stacked params draw the batch for one of "
+            "them, e.g. jax.tree.map(lambda a: a[0], params)"
+        )
+    batch_size = check_int("batch_size", batch_size, 1)
     kx, ky = jax.random.split(key)
     shape = (int(batch_size), params.n_out)
     X = jax.random.normal(kx, (int(batch_size), params.n_in), params.dtype)

@@ -897,7 +897,8 @@ def train_many(
             chunk = history[k][:n_nets][back][:, span % config.history_chunk]
             pieces[k].append(np.where(span[None, :] < done[:, None], chunk, np.nan))
         if progress is not None:
-            running = int(np.sum(stop == RUNNING))
+            # the last chunk's: every network is done (those still RUNNING at max epochs)
+            running = 0 if reached >= epochs else int(np.sum(stop == RUNNING))
             elapsed = time.perf_counter() - start
             progress({"epoch": reached, "epochs": epochs, "running": running, "elapsed": elapsed})
         return reached

@@ -145,6 +145,9 @@ class ResultsTable:
         seeds; ``std`` is the sample standard deviation (0 for a single row).
         NaN values (diverged networks) are counted in ``n`` but left out of the figures.
         """
+        for name in (*by, *values):  # as sort and select: the columns there are
+            if name not in self.columns:
+                raise KeyError(f"no column {name!r} to summarize; columns are {self.columns}")
         groups: dict[tuple, list[dict]] = {}
         for row in self.rows:
             groups.setdefault(tuple(row[c] for c in by), []).append(row)

@@ -1019,3 +1019,37 @@ def test_sweep_routes_an_aliased_sample_weight_as_gridsearchcv():
             )
             seen.add(tuple(np.round(got.cv_results_["mean_test_score"], 6)))
         assert len(seen) == 2  # the aliased weights reached the fits
+
+
+def test_gradcheck_helpers_and_tables_refuse_what_they_cannot_take():
+    from jbpnn.gradcheck import gradcheck, random_batch
+    from jbpnn.tables import ResultsTable
+
+    nets = [jbpnn.init_params(i, (5, 4, 2), "tanh", "mse") for i in range(3)]
+    with pytest.raises(ValueError, match="random_batch takes ONE network"):
+        random_batch(jax.random.key(0), stack_params(nets), 4)  # read the stack as n_in
+    X, Y = random_batch(jax.random.key(0), nets[0], 8)
+    with pytest.raises(ValueError, match="eps must be finite and > 0, got inf"):
+        gradcheck(nets[0], X, Y, reference="finite_difference", eps=float("inf"))
+    with pytest.raises(ValueError, match="max_coords must be an integer >= 1, got 2.7"):
+        gradcheck(nets[0], X, Y, reference="finite_difference", max_coords=2.7)
+    table = ResultsTable([{"lr": 0.1, "val_accuracy": 0.5}])
+    with pytest.raises(KeyError, match="no column 'zzz' to summarize; columns are"):
+        table.summarize(["zzz"])
+
+
+def test_train_manys_last_progress_report_has_no_network_running():
+    # networks at max_epochs were still counted "running" in the report of a finished run
+    infos = []
+    jbpnn.train_many(
+        InitSpec((3, 4, 1)),
+        X3,
+        Y1,
+        seeds=[0, 1],
+        optimizer=sgd(0.1),
+        epochs=7,
+        progress=infos.append,
+        history_chunk=3,
+    )
+    assert [i["epoch"] for i in infos] == [3, 6, 7]
+    assert infos[-1]["running"] == 0 and infos[0]["running"] == 2
