@@ -137,8 +137,9 @@ _ARTICLE_NOTE = (
 
 
 # ---------------------------------------------------------------- the reference loss
-def reference_loss(params: MLP, X: Array, Y: Array) -> Array:
-    """The batch loss ``1/B sum_n E(forward(params, x_n), t_n)``, for autodiff.
+def reference_loss(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
+    """The batch loss ``1/B sum_n E(forward(params, x_n), t_n)``, for autodiff; with
+    ``sample_weight`` the weighted mean ``sum_n s_n E_n / sum_n s_n``.
 
     Written from :func:`jbpnn.network.forward` and ``LOSSES[params.loss].error``
     only (vmapped), independently of the hand-derived deltas.
@@ -147,11 +148,15 @@ def reference_loss(params: MLP, X: Array, Y: Array) -> Array:
         params: the network.
         X: inputs, shape ``(B, n_in)``.
         Y: targets, shape ``(B, n_out)``.
+        sample_weight: optional weights, shape ``(B,)``.
 
     Returns:
         A scalar.
     """
-    return jnp.mean(jax.vmap(_example_error, in_axes=(None, 0, 0))(params, X, Y))
+    errors = jax.vmap(_example_error, in_axes=(None, 0, 0))(params, X, Y)
+    if sample_weight is None:
+        return jnp.mean(errors)
+    return jnp.sum(sample_weight * errors) / jnp.sum(sample_weight)
 
 
 def _example_error(params: MLP, x: Array, y: Array) -> Array:
@@ -166,7 +171,7 @@ _autodiff_per_example = jax.jit(jax.vmap(jax.grad(_example_error), in_axes=(None
 
 @partial(jax.jit, static_argnames=("chunk",))
 def _finite_differences(
-    params: MLP, X: Array, Y: Array, coords: Array, eps: Array, *, chunk: int
+    params: MLP, X: Array, Y: Array, W: Array, coords: Array, eps: Array, *, chunk: int
 ) -> Array:
     """Central differences of :func:`reference_loss` along coordinates of the params.
 
@@ -179,8 +184,8 @@ def _finite_differences(
 
     def one(i: Array) -> Array:
         up, down = flat[i] + eps, flat[i] - eps
-        loss_up = reference_loss(unravel(flat.at[i].set(up)), X, Y)
-        loss_down = reference_loss(unravel(flat.at[i].set(down)), X, Y)
+        loss_up = reference_loss(unravel(flat.at[i].set(up)), X, Y, W)
+        loss_down = reference_loss(unravel(flat.at[i].set(down)), X, Y, W)
         return (loss_up - loss_down) / (up - down)
 
     return jax.lax.map(one, coords, batch_size=chunk)
@@ -462,9 +467,9 @@ def _split_output(out: Any) -> tuple[Any, Any]:
     return loss, out[1]
 
 
-def _call(grad_fn: GradFn, p: MLP, x: Array, y: Array) -> tuple[Any, list[np.ndarray]]:
-    """``grad_fn(p, x, y, ones)``, checked: the loss, and the gradient leaves on the host."""
-    loss, grads = _split_output(grad_fn(p, x, y, jnp.ones(x.shape[:1], x.dtype)))
+def _call(grad_fn: GradFn, p: MLP, x: Array, y: Array, w: Array) -> tuple[Any, list[np.ndarray]]:
+    """``grad_fn(p, x, y, w)``, checked: the loss, and the gradient leaves on the host."""
+    loss, grads = _split_output(grad_fn(p, x, y, w))
     return loss, [np.asarray(g) for g in _leaves_like(p, grads, "grad_fn")]
 
 
@@ -489,9 +494,13 @@ def _dtype_name(dtype: Any) -> str:
     return np.dtype(dtype).name
 
 
-def _cast(params: MLP, X: Array, Y: Array, dtype: Any) -> tuple[MLP, Array, Array]:
+def _cast(
+    params: MLP, X: Array, Y: Array, W: Array | None, dtype: Any
+) -> tuple[MLP, Array, Array, Array]:
+    """Everything in ``dtype``; ``W`` the sample weights (None: all ones)."""
     cast = lambda a: jnp.asarray(a, dtype)  # noqa: E731
-    return jax.tree.map(cast, params), cast(X), cast(Y)
+    W = jnp.ones(np.shape(X)[:1], dtype) if W is None else cast(W)
+    return jax.tree.map(cast, params), cast(X), cast(Y), W
 
 
 def _report(
@@ -556,7 +565,7 @@ def _pick_coordinates(params: MLP, max_coords: int, seed: int, notes: list[str])
 
 
 def _finite_difference_reference(
-    params: MLP, X: Array, Y: Array, picked: list, eps: float
+    params: MLP, X: Array, Y: Array, W: Array, picked: list, eps: float
 ) -> list[np.ndarray]:
     """Central differences at the picked coordinates of each leaf (float64 params)."""
     sizes = [leaf.size for leaf in jax.tree.leaves(params.layers)]
@@ -564,7 +573,7 @@ def _finite_difference_reference(
     coords = np.concatenate([c + o for c, o in zip(picked, offsets)])
     chunk = int(max(1, min(256, 2**22 // (sum(sizes) + X.size))))  # ~32 MiB of copies
     fd = _finite_differences(
-        params, X, Y, jnp.asarray(coords), jnp.asarray(eps, X.dtype), chunk=chunk
+        params, X, Y, W, jnp.asarray(coords), jnp.asarray(eps, X.dtype), chunk=chunk
     )
     return np.split(np.asarray(fd), np.cumsum([c.size for c in picked])[:-1])
 
@@ -600,6 +609,7 @@ def gradcheck(
     dtype: Any = None,
     max_coords: int = DEFAULT_MAX_COORDS,
     seed: int = 0,
+    sample_weight: ArrayLike | None = None,
 ) -> GradcheckReport:
     """Compare the hand-derived batch gradient with autodiff or finite differences.
 
@@ -611,7 +621,9 @@ def gradcheck(
             ``"finite_difference"`` (central differences, always in float64).
         grad_fn: the gradient to audit, a :data:`jbpnn.network.GradFn`, the signature
             ``train(grad_fn=)`` takes: ``grad_fn(params, X, Y, sample_weight) -> (loss,
-            grads)``, called here with ``sample_weight`` all ones; ``loss`` is the
+            grads)``, called here with ``sample_weight`` (all ones by default, which
+            does not test what ``grad_fn`` does with weights: give some, zeros
+            included, as ``train``'s padded last batch has); ``loss`` is the
             batch-mean loss (checked against :func:`reference_loss` with the autodiff
             reference) and ``grads`` its ``dL/dtheta`` with the structure of params (an
             MLP or a list of ``(w, b)``). E.g. ``jax.value_and_grad(loss_kernel)``.
@@ -624,6 +636,9 @@ def gradcheck(
         max_coords: finite differences: leaves with more entries are checked on a
             random sample of this many coordinates.
         seed: seed of that sample.
+        sample_weight: non-negative weights of the rows, shape ``(B,)``, passed to
+            ``grad_fn``; the references are then of the weighted mean loss
+            (:func:`reference_loss`). Default: all ones (the plain mean).
 
     Returns:
         A :class:`GradcheckReport`; ``print`` it for the table.
@@ -639,10 +654,12 @@ def gradcheck(
         raise ValueError(f"unknown reference {reference!r}; expected one of {list(REFERENCES)}")
     if grad_fn is not None:
         _check_grad_fn(grad_fn)
-    X, Y, _ = check_batch(params, X, Y)
+    X, Y, sw = check_batch(params, X, Y, sample_weight)
     source = "grad_fn" if grad_fn is not None else "hand-derived loss_and_gradient_kernel"
     grad_fn = grad_fn if grad_fn is not None else _hand_loss_and_grad
     notes = []
+    if sw is not None:
+        notes.append("sample_weight given: the references are of the weighted mean loss")
     loss_check = None
     if reference == "autodiff":
         dtype = _dtype_name(params.dtype if dtype is None else dtype)
@@ -651,9 +668,9 @@ def gradcheck(
         _check_size(params, X, dtype)
         rtol, atol = _tolerances(reference, dtype, rtol, atol)
         with jax.enable_x64(dtype == "float64"):
-            p, x, y = _cast(params, X, Y, dtype)
-            hand_loss, hand = _call(grad_fn, p, x, y)
-            ref_loss, ref = _autodiff_loss_and_grad(p, x, y)
+            p, x, y, w = _cast(params, X, Y, sw, dtype)
+            hand_loss, hand = _call(grad_fn, p, x, y, w)
+            ref_loss, ref = _autodiff_loss_and_grad(p, x, y, w)
             ref = [np.asarray(g) for g in jax.tree.leaves(ref.layers)]
         loss_check = LossCheck(*_compare_loss(hand_loss, ref_loss, rtol, atol))
         n_total = [r.size for r in ref]
@@ -675,10 +692,10 @@ def gradcheck(
                 "differences; both gradients computed in float64"
             )
         with jax.enable_x64(True):
-            p, x, y = _cast(params, X, Y, jnp.float64)
-            hand_full = _call(grad_fn, p, x, y)[1]
+            p, x, y, w = _cast(params, X, Y, sw, jnp.float64)
+            hand_full = _call(grad_fn, p, x, y, w)[1]
             picked = _pick_coordinates(p, int(max_coords), seed, notes)
-            ref = _finite_difference_reference(p, x, y, picked, eps)
+            ref = _finite_difference_reference(p, x, y, w, picked, eps)
         hand = [h.ravel()[c] for h, c in zip(hand_full, picked)]
         n_total = [h.size for h in hand_full]
         compared = f"{source} vs central finite differences of the batch loss"
@@ -736,7 +753,7 @@ def compare_per_example(
     source = "per_example_fn" if per_example_fn is not None else "hand-derived per_example_grads"
     per_example_fn = per_example_fn if per_example_fn is not None else per_example_grads
     with jax.enable_x64(dtype == "float64"):
-        p, x, y = _cast(params, X, Y, dtype)
+        p, x, y, _ = _cast(params, X, Y, None, dtype)
         hand = per_example_fn(p, x, y)
         hand = hand.layers if isinstance(hand, MLP) else hand
         hand = [np.asarray(g) for g in jax.tree.leaves(hand)]

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jbpnn
 from jbpnn import network
 from jbpnn.cli.gradcheck import main
 from jbpnn.gradcheck import (
@@ -22,6 +23,7 @@ from jbpnn.gradcheck import (
     GradFn,
     compare_per_example,
     gradcheck,
+    random_batch,
 )
 from jbpnn.losses import VALID_PAIRS
 from jbpnn.network import loss_and_gradient_kernel, loss_kernel, per_example_grads
@@ -359,7 +361,7 @@ def test_bad_input_is_a_value_error():
         gradcheck(params, X, Y, atol=np.inf)
     with pytest.raises(ValueError, match="float64 only"):
         gradcheck(params, X, Y, reference="finite_difference", dtype=jnp.float32)
-    with pytest.raises(ValueError, match="eps must be > 0"):
+    with pytest.raises(ValueError, match="eps must be finite and > 0"):
         gradcheck(params, X, Y, reference="finite_difference", eps=0.0)
     with pytest.raises(ValueError, match="must be a jbpnn MLP"):
         gradcheck([(np.zeros((3, 2)), np.zeros(2))], X, Y)
@@ -448,3 +450,21 @@ def test_experiment_quick_mode_runs(tmp_path):
     assert all(row["passed"] for row in results["correctness"])
     assert results["article_mode"]["passed"] is False
     assert "wrote" in proc.stdout
+
+
+@pytest.mark.parametrize("reference", ["autodiff", "finite_difference"])
+def test_gradcheck_with_sample_weights_catches_a_grad_fn_that_ignores_them(reference):
+    # grad_fn was only ever called with all-ones weights: one that ignores them passed,
+    # and train (weight-0 padding rows, the user's sample_weight) trained on it
+    p = jbpnn.init_params(0, (5, 4, 3), "tanh", "mse")
+    X, Y = random_batch(jax.random.key(0), p, 8)
+    w = np.array([1, 0, 2, 0.5, 1, 3, 0, 1.0])
+
+    def ignores_weights(p_, X_, Y_, w_):
+        return loss_and_gradient_kernel(p_, X_, Y_, None)
+
+    assert gradcheck(p, X, Y, grad_fn=ignores_weights, reference=reference).passed
+    assert not gradcheck(
+        p, X, Y, grad_fn=ignores_weights, sample_weight=w, reference=reference
+    ).passed
+    assert gradcheck(p, X, Y, sample_weight=w, reference=reference).passed  # the hand kernel
