@@ -586,7 +586,9 @@ def init_params(
     """Random params for a network of the given layer widths.
 
     Args:
-        key: a ``jax.random`` key, or an int seed (same as ``jax.random.key(seed)``).
+        key: a ``jax.random`` key, or an int seed (same as ``jax.random.key(seed)``): a
+            Python or NumPy int, or an integer JAX scalar (traced too: ``jax.vmap`` of
+            ``init_params`` over ``jnp.arange(n)`` draws ``n`` networks).
         sizes: layer widths, input first, e.g. ``(9, 2, 1)`` or ``(64, 128, 64, 10)``.
         activations: one name for every layer (with cross-entropy losses, the
             output layer then gets the matching softmax or sigmoid), or one
@@ -635,6 +637,16 @@ def init_params(
             device=jax.devices()[0],
             advice="choose smaller layers",
         )
+    if (
+        isinstance(key, jax.Array)
+        and key.shape == ()
+        and jnp.issubdtype(key.dtype, jnp.integer)
+        and not jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    ):  # an int seed as a JAX array: a value, or traced under jit / vmap (its key)
+        try:
+            key = int(key)
+        except jax.errors.ConcretizationTypeError:
+            key = jax.random.key(key)
     seed = isinstance(key, (int, np.integer)) and not isinstance(key, bool)
     if seed:  # as uint32: a Python int from 2**31 on would overflow jit's int32
         key = np.uint32(check_seed("key", key))

@@ -1053,3 +1053,13 @@ def test_train_manys_last_progress_report_has_no_network_running():
     )
     assert [i["epoch"] for i in infos] == [3, 6, 7]
     assert infos[-1]["running"] == 0 and infos[0]["running"] == 2
+
+
+def test_init_params_takes_an_int_seed_that_is_a_jax_array_traced_or_not():
+    # a jnp int (and a traced one under jit / vmap) went to the PRNG as raw key data
+    want = [jbpnn.init_params(s, (3, 2)).layers[0].w for s in range(3)]
+    np.testing.assert_array_equal(jbpnn.init_params(jnp.array(1), (3, 2)).layers[0].w, want[1])
+    jitted = jax.jit(lambda s: jbpnn.init_params(s, (3, 2)))(2)
+    np.testing.assert_array_equal(jitted.layers[0].w, want[2])
+    many = jax.vmap(lambda s: jbpnn.init_params(s, (3, 2)))(jnp.arange(3))
+    np.testing.assert_array_equal(many.layers[0].w, np.stack(want))
