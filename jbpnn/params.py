@@ -271,6 +271,12 @@ class MLP(PicklesSlots):
         """``jbpnn.network.apply(self, x)``: outputs of ``(n_in,)`` or ``(B, n_in)`` inputs."""
         from jbpnn.network import apply  # network imports params: deferred, not circular
 
+        if isinstance(x, MLP):  # optax.multi_transform calls a callable label tree on params
+            raise TypeError(
+                "an MLP called on an MLP: MLP(x) runs the network on inputs x. An MLP of "
+                "labels (optax.multi_transform / optax.partition call a callable "
+                "param_labels on the params) needs wrapping: param_labels=lambda _: labels"
+            )
         return apply(self, x, check_finite=check_finite)
 
     # -- conveniences ----------------------------------------------------

@@ -1063,3 +1063,22 @@ def test_init_params_takes_an_int_seed_that_is_a_jax_array_traced_or_not():
     np.testing.assert_array_equal(jitted.layers[0].w, want[2])
     many = jax.vmap(lambda s: jbpnn.init_params(s, (3, 2)))(jnp.arange(3))
     np.testing.assert_array_equal(many.layers[0].w, np.stack(want))
+
+
+def test_an_mlp_of_labels_for_optax_multi_transform_says_how_to_pass_it():
+    # optax calls a callable param_labels on the params: an MLP of labels ran as a network
+    # and failed inside apply ("params must be one network ... ndims [(0, 0)]")
+    optax = pytest.importorskip("optax")  # the test extra installs it
+    p = jbpnn.init_params(jax.random.key(0), (3, 4, 2), "tanh", init="glorot")
+    labels = jax.tree_util.tree_map_with_path(
+        lambda k, x: "w" if jax.tree_util.keystr(k).endswith(".w") else "b", p
+    )
+    rules = {"w": optax.sgd(0.1), "b": optax.set_to_zero()}
+    with pytest.raises(TypeError, match=r"param_labels=lambda _: labels"):
+        optax.multi_transform(rules, labels).init(p)
+    opt = optax.multi_transform(rules, lambda _: labels)
+    grads = jax.tree.map(jnp.ones_like, p)
+    updates, _ = opt.update(grads, opt.init(p), p)
+    assert all(float(jnp.max(jnp.abs(layer.b))) == 0 for layer in updates.layers)
+    for layer in updates.layers:
+        np.testing.assert_allclose(layer.w, -0.1, rtol=1e-6)
