@@ -633,13 +633,16 @@ def _initial_params(
         raise ValueError(
             "init must be an init name, an MLP, or a sequence of (coef, intercept) pairs"
         ) from None
-    params = MLP.from_layers(layers, activations, loss, dtype=s.dtype, host=True)  # for train
-    if params.sizes != sizes:
+    # the widths before the network is built: a wrong one is the first thing to say (a
+    # 3-class softmax given one output unit was refused as a degenerate softmax)
+    plain = bool(layers) and all(np.ndim(w) == 2 for w, _ in layers)
+    given = (layers[0][0].shape[0], *(w.shape[1] for w, _ in layers)) if plain else sizes
+    if given != sizes:
         raise ValueError(
-            f"init params have layer sizes {params.sizes}, but the data and "
+            f"init params have layer sizes {given}, but the data and "
             f"hidden_layer_sizes={s.hidden} need {sizes}"
         )
-    return params
+    return MLP.from_layers(layers, activations, loss, dtype=s.dtype, host=True)  # for train
 
 
 def _set_now(est: _BPNNBase) -> tuple[str, np.dtype]:
