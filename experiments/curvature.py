@@ -3,14 +3,22 @@
 What it shows: the median time of one call (compilation excluded: one warm-up call first)
 of four ways to multiply the curvature of the batch loss by a direction ``v``:
 
-- ``hand H v``: :func:`jbpnn.curvature.hvp_kernel`, jitted: Pearlmutter's R-operator, a
-  forward R-pass and a backward R-pass through the activation tables;
+- ``hand H v``: :func:`jbpnn.curvature.hvp_kernel` compiled as :func:`jbpnn.hvp` compiles
+  it (``jbpnn.curvature.program`` with :func:`jbpnn.devices.compiler_options`'s
+  ``program="curvature"`` options: on the CPU, XLA's own loops for the reductions):
+  Pearlmutter's R-operator, a forward R-pass and a backward R-pass through the
+  activation tables;
 - ``autodiff H v``: ``jax.jvp(jax.grad(loss), (params,), (v,))`` of the library's batch
-  loss (:func:`jbpnn.network.loss_kernel`), jitted: forward over reverse, the usual way;
-- ``hand G v``: :func:`jbpnn.curvature.gnvp_kernel`: the Gauss-Newton product, the same
-  passes without the second-derivative terms;
+  loss (:func:`jbpnn.network.loss_kernel`), under a plain ``jax.jit``: forward over
+  reverse, the usual way;
+- ``hand G v``: :func:`jbpnn.curvature.gnvp_kernel`, compiled as :func:`jbpnn.gnvp`
+  compiles it: the Gauss-Newton product, the same passes without the second-derivative
+  terms;
 - ``autodiff G v``: ``jax.vjp`` of the outputs applied to ``H_L (jax.jvp of the outputs)``,
   the usual way to write ``J^T H_L J v`` with autodiff;
+
+and, for the record, the hand H v under a plain ``jax.jit`` (in your own ``jit`` without
+the options) and autodiff's H v compiled with jbpnn's options;
 
 on two problems, float32:
 
@@ -42,7 +50,8 @@ import numpy as np
 
 from jbpnn import LOSSES, MLP, init_params, load_digits, one_hot
 from jbpnn.cli.options import comma_list, positive_int  # the command line's types
-from jbpnn.curvature import gnvp_kernel, hvp_kernel
+from jbpnn.curvature import gnvp_kernel, hvp_kernel, program
+from jbpnn.devices import compiler_options
 from jbpnn.network import loss_kernel, predict_kernel
 
 
@@ -66,15 +75,27 @@ def autodiff_gnvp(params, X, Y, v):
     return jax.vjp(nets, params)[1](HJv)[0]
 
 
-CONTENDERS = {
-    "hand H v (R-operator)": hvp_kernel,
-    "autodiff H v (jvp of grad)": autodiff_hvp,
-    "hand G v (Gauss-Newton)": gnvp_kernel,
-    "autodiff G v (jvp, vjp)": autodiff_gnvp,
-}
+def contenders(sizes):
+    """name -> jitted function: jbpnn's products compiled as jbpnn.hvp / jbpnn.gnvp compile
+    them, autodiff's under a plain jax.jit, then the two cross-checks."""
+    options = compiler_options(tuple(sizes), program="curvature")
+    fns = {
+        "hand H v (R-operator)": program(hvp_kernel, options),
+        "autodiff H v (jvp of grad)": jax.jit(autodiff_hvp),
+        "hand G v (Gauss-Newton)": program(gnvp_kernel, options),
+        "autodiff G v (jvp, vjp)": jax.jit(autodiff_gnvp),
+    }
+    if options:  # otherwise these are the rows above
+        fns["hand H v, plain jax.jit"] = jax.jit(hvp_kernel)
+        fns["autodiff H v, jbpnn's options"] = program(autodiff_hvp, options)
+    return fns
+
+
 TWIN = {
     "hand H v (R-operator)": "autodiff H v (jvp of grad)",
     "hand G v (Gauss-Newton)": "autodiff G v (jvp, vjp)",
+    "hand H v, plain jax.jit": "autodiff H v (jvp of grad)",
+    "autodiff H v, jbpnn's options": "autodiff H v (jvp of grad)",
 }
 
 
@@ -109,19 +130,20 @@ def relative_difference(a, b):
 
 def run(title, params, X, Y, repeats):
     v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(a.size), a.shape, a.dtype), params)
-    fns = {name: jax.jit(fn) for name, fn in CONTENDERS.items()}
+    fns = contenders(params.sizes)
+    options = ", ".join(f"{k}={v}" for k, v in compiler_options(params.sizes, program="curvature"))
     results = {name: fn(params, X, Y, v) for name, fn in fns.items()}
     times = median_times(fns, (params, X, Y, v), repeats)
     base = times["autodiff H v (jvp of grad)"]
-    print(f"\n{title}")
-    print(f"{'product':30s} {'time (s)':>10s} {'vs autodiff H v':>16s} {'max rel diff':>13s}")
+    print(f"\n{title}; jbpnn's options: {options or 'none'}")
+    print(f"{'product':30s} {'time (ms)':>10s} {'vs autodiff H v':>16s} {'max rel diff':>13s}")
     for name in fns:
         diff = (
             f"{relative_difference(results[name], results[TWIN[name]]):13.1e}"
             if name in TWIN
             else ""
         )
-        print(f"{name:30s} {times[name]:10.4f} {base / times[name]:15.2f}x {diff}")
+        print(f"{name:30s} {times[name] * 1e3:10.3f} {base / times[name]:15.2f}x {diff}")
 
 
 def main(argv=None):

@@ -56,6 +56,7 @@ No autodiff here: the tests compare every product with ``jax.jvp(jax.grad(loss))
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -64,6 +65,7 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import get_activation, units
+from jbpnn.devices import compiler_options, refused_options
 from jbpnn.losses import LOSSES
 from jbpnn.network import (
     check_batch,
@@ -195,9 +197,30 @@ def per_example_grad_norms_kernel(params: MLP, X: Array, Y: Array) -> Array:
     return jnp.sqrt(squared)
 
 
-_hvp_jit = jax.jit(hvp_kernel)
-_gnvp_jit = jax.jit(gnvp_kernel)
 _norms_jit = jax.jit(per_example_grad_norms_kernel)
+
+
+@functools.cache
+def program(kernel: Any, options: tuple[tuple[str, str], ...] = ()) -> Any:
+    """``kernel`` jitted with the XLA ``options`` of
+    :func:`jbpnn.devices.compiler_options` (``()``: plain ``jax.jit``), one per pair."""
+    return jax.jit(kernel, compiler_options=dict(options)) if options else jax.jit(kernel)
+
+
+def _run(kernel: Any, params: MLP, *args: Any) -> MLP:
+    """``kernel(params, *args)`` compiled with the curvature options of the network's
+    sizes on this backend (called inside a trace: the plain ``jax.jit``, which XLA
+    compiles with the enclosing program's options); an XLA that refuses them compiles
+    it without."""
+    traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((params, args)))
+    # options go to a top-level jit only: inside the caller's jit or vmap, the plain one
+    options = () if traced else compiler_options(params.sizes, program="curvature")
+    try:
+        return program(kernel, options)(params, *args)
+    except jax.errors.JaxRuntimeError as error:
+        if not options or not refused_options(error):
+            raise
+        return program(kernel, ())(params, *args)
 
 
 # ---------------------------------------------------------------- checked public API
@@ -212,6 +235,10 @@ def hvp(
 ) -> MLP:
     """The exact Hessian of :func:`jbpnn.loss` times ``v``, by Pearlmutter's R-operator, jitted.
 
+    Compiled with :func:`jbpnn.devices.compiler_options` ``(params.sizes,
+    program="curvature")`` (on the CPU: XLA's own loops for the reductions), as is
+    :func:`gnvp`; :func:`hvp_kernel` is the same computation for your own ``jit``.
+
     Args:
         params: ONE network, not article mode.
         X: inputs, shape ``(B, n_in)``.
@@ -224,7 +251,7 @@ def hvp(
         ``H v`` as an :class:`MLP` shaped like ``params``.
     """
     params, X, Y, v, sw = _check(params, X, Y, v, sample_weight, check_finite, "hvp")
-    return _hvp_jit(params, X, Y, v, sw)
+    return _run(hvp_kernel, params, X, Y, v, sw)
 
 
 def gnvp(
@@ -247,7 +274,7 @@ def gnvp(
     :func:`hvp`.
     """
     params, X, Y, v, sw = _check(params, X, Y, v, sample_weight, check_finite, "gnvp")
-    return _gnvp_jit(params, X, Y, v, sw)
+    return _run(gnvp_kernel, params, X, Y, v, sw)
 
 
 def per_example_grad_norms(

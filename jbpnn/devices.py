@@ -421,27 +421,45 @@ NARROW_UNITS = 32  # the widest layer (inputs or units) of a network compile_opt
 # "Small networks on the CPU", has the measurements). The option is experimental in XLA:
 # a jaxlib that does not know it (or its value) gets no options.
 _NARROW = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
-_narrow_refused = False  # set when XLA refused _NARROW once (refused_options)
+# The curvature products (jbpnn.curvature) of the wider networks keep YNN's products and
+# leave it the reductions: YNN fused the R-passes' sums over the outputs (the softmax's,
+# the targets') with the small products around them and ran the digits H v 11% slower
+# than XLA's own reduction loops do (README, "Forward mode and curvature by hand"). A
+# training program is slower that way (64 digits networks in train_many: 41 -> 59 ms an
+# epoch), so only the curvature programs ask for it.
+_CURVATURE = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+_PROGRAMS = ("train", "curvature")
+_narrow_refused = False  # set when XLA refused the option once (refused_options)
 
 
-def compiler_options(sizes: tuple[int, ...], mesh: Any = None) -> tuple[tuple[str, str], ...]:
+def compiler_options(
+    sizes: tuple[int, ...], mesh: Any = None, program: str = "train"
+) -> tuple[tuple[str, str], ...]:
     """The XLA options for the programs of a network with layer ``sizes``, as sorted pairs.
 
     On the CPU (``mesh``'s devices, or JAX's default backend when ``mesh`` is None) a
     network whose every layer has at most ``NARROW_UNITS`` inputs and units compiles
     its matrix products with XLA's own emitter instead of the YNN library (the
-    README's "Small networks on the CPU" gives the measurements); everything else, and every
-    other backend, gets none (``()``). Only the speed changes: the products' float
-    results may differ from YNN's in the last bits. A tuple, so that it can be a static
+    README's "Small networks on the CPU" gives the measurements). A wider network's
+    ``program="curvature"`` (:func:`jbpnn.hvp`, :func:`jbpnn.gnvp`) keeps YNN's
+    products and runs its reductions with XLA's own loops; its ``"train"`` programs get
+    no options. Every other backend gets none (``()``). Only the speed changes: the
+    float results may differ in the last bits. A tuple, so that it can be a static
     argument of a cached compiled program. A jaxlib whose XLA refuses the option (see
     :func:`refused_options`) gets none.
+
+    Inside your own ``jax.jit``, ``jax.jit(f, compiler_options=dict(compiler_options(
+    params.sizes, program="curvature")))`` compiles ``f`` as :func:`jbpnn.hvp` does.
     """
-    if _narrow_refused or max(sizes) > NARROW_UNITS:
+    if program not in _PROGRAMS:
+        raise ValueError(f"program must be one of {_PROGRAMS}, got {program!r}")
+    narrow = max(sizes) <= NARROW_UNITS
+    if _narrow_refused or not (narrow or program == "curvature"):
         return ()
     devices = jax.devices() if mesh is None else list(np.asarray(mesh.devices).flat)
     if devices[0].platform != "cpu":
         return ()
-    return tuple(sorted(_NARROW.items()))
+    return tuple(sorted((_NARROW if narrow else _CURVATURE).items()))
 
 
 def refused_options(error: Exception) -> bool:
@@ -450,7 +468,7 @@ def refused_options(error: Exception) -> bool:
     rest of the process, and the caller compiles its program again without them."""
     global _narrow_refused
     refused = isinstance(error, jax.errors.JaxRuntimeError) and any(
-        k in str(error) for k in _NARROW
+        k in str(error) for k in {**_NARROW, **_CURVATURE}
     )
     _narrow_refused |= refused
     return refused

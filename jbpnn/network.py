@@ -523,8 +523,16 @@ def check_direction(params: MLP, other: Any, name: str = "dparams") -> MLP:
             )
         _refuse_complex(f"{name}: layer {i} w", d.w)
         _refuse_complex(f"{name}: layer {i} b", d.b)
-        layers.append(Layer(jnp.asarray(d.w, layer.w.dtype), jnp.asarray(d.b, layer.b.dtype)))
+        layers.append(Layer(_as_dtype(d.w, layer.w.dtype), _as_dtype(d.b, layer.b.dtype)))
     return params.replace_layers(layers)
+
+
+def _as_dtype(a: Any, dtype: Any) -> Any:
+    """``a`` as an array of ``dtype``: a JAX array (or tracer) that already is one as it
+    is (``jnp.asarray`` would cost about 15 us a leaf on every call of jvp, hvp, gnvp)."""
+    if isinstance(a, jax.Array) and a.dtype == dtype:
+        return a
+    return jnp.asarray(a, dtype)
 
 
 def require_targets(Y: Any, what: str) -> None:

@@ -429,6 +429,80 @@ def test_narrow_networks_on_the_cpu_compile_their_products_without_ynn(monkeypat
         pytest.skip("this XLA does not use YNN for a lone product: nothing to turn off")
 
 
+def test_curvature_programs_leave_the_reductions_to_xla_on_the_cpu(monkeypatch):
+    """hvp and gnvp of a network wider than NARROW_UNITS compile with the curvature option
+    (YNN's products, XLA's own reduction loops), a narrow one with the narrow option, a
+    training program of the same network with none; the compiled H v has fewer YNN
+    calls than under a plain jit and the same value."""
+    from jbpnn import curvature, devices, hvp
+
+    wide = devices.compiler_options((64, 64, 10), program="curvature")
+    assert wide == (("xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"),)
+    assert devices.compiler_options((64, 64, 10)) == ()  # training: none
+    assert devices.compiler_options((10, 10, 1), program="curvature") == devices.compiler_options(
+        (10, 10, 1)
+    )
+    with pytest.raises(ValueError, match="program must be one of"):
+        devices.compiler_options((64, 64, 10), program="hvp")
+
+    class Gpu:
+        platform = "gpu"
+
+    class GpuMesh:
+        devices = np.array([Gpu()])
+
+    assert devices.compiler_options((64, 64, 10), GpuMesh(), program="curvature") == ()
+
+    asked = []
+    real = curvature.program
+    monkeypatch.setattr(curvature, "program", lambda k, o=(): asked.append((k, o)) or real(k, o))
+    d = load_digits()
+    X = jnp.asarray(d.X[:200], jnp.float32)
+    Y = jnp.asarray(one_hot(d.y[:200], 10), jnp.float32)
+    p = init_params(0, (64, 64, 10), "tanh", "cross_entropy", "glorot")
+    v = jax.tree.map(lambda a: jnp.full_like(a, 0.01), p)
+    got = hvp(p, X, Y, v)
+    assert asked == [(curvature.hvp_kernel, wide)]
+    plain = jax.jit(curvature.hvp_kernel)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(plain(p, X, Y, v))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # inside the caller's jit or vmap (no options on a nested jit): the plain program
+    inside = jax.jit(lambda p: hvp(p, X, Y, v, check_finite=False))(p)
+    mapped = jax.vmap(lambda s: hvp(p, X, Y, v, check_finite=False, sample_weight=s))(
+        jnp.ones((2, 200), jnp.float32)
+    )
+    for a, b, c in zip(jax.tree.leaves(got), jax.tree.leaves(inside), jax.tree.leaves(mapped)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a, c[1], rtol=1e-4, atol=1e-6)
+    opted = real(curvature.hvp_kernel, wide).lower(p, X, Y, v).compile().as_text()
+    default = plain.lower(p, X, Y, v).compile().as_text()
+    if "__ynn_fusion" not in default:
+        pytest.skip("this XLA does not use YNN on the CPU: nothing to change")
+    assert opted.count("__ynn_fusion") < default.count("__ynn_fusion")
+
+
+def test_curvature_programs_compile_without_an_option_xla_refuses(monkeypatch):
+    """As train: an XLA that does not know the curvature option gets the plain program,
+    the same H v, and the option is asked no more."""
+    from jbpnn import curvature, devices, gnvp
+
+    monkeypatch.setattr(
+        devices, "_CURVATURE", {"xla_cpu_experimental_ynn_fusion_type": "NOT_A_TYPE"}
+    )
+    monkeypatch.setattr(devices, "_narrow_refused", False)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 40)).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 40)]
+    p = init_params(0, (40, 40, 3), "tanh", "cross_entropy", "glorot")
+    v = jax.tree.map(lambda a: jnp.full_like(a, 0.01), p)
+    assert devices.compiler_options(p.sizes, program="curvature") != ()
+    got = gnvp(p, X, Y, v)
+    assert devices._narrow_refused
+    assert devices.compiler_options(p.sizes, program="curvature") == ()
+    want = jax.jit(curvature.gnvp_kernel)(p, jnp.asarray(X), jnp.asarray(Y), v)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+
+
 def test_an_xla_that_refuses_the_option_trains_with_the_plain_program(monkeypatch):
     """A jaxlib whose XLA does not know the option (or its value) raises when compiling;
     train then compiles without it, with the same result, and asks no more."""
