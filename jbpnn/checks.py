@@ -38,6 +38,7 @@ __all__ = [
     "HOST_CHECK_BYTES",
     "is_concrete",
     "keys_from_seeds",
+    "weight_sum_limit",
     "on_cpu",
     "to_device",
 ]
@@ -344,6 +345,14 @@ def check_data(
     return move(X), Y, sample_weight
 
 
+def weight_sum_limit(dtype: Any) -> float:
+    """The largest sum of sample weights (or count of rows) a weighted mean in ``dtype``
+    divides by: ``1 / finfo(dtype).tiny`` (float32 8.5e37, float16 16384). XLA computes
+    ``x / sum`` as ``x * (1 / sum)``, and a reciprocal below the smallest normal number
+    rounds to 0 on the CPU (flush to zero), and the mean with it."""
+    return 1 / float(np.finfo(dtype).tiny)
+
+
 def check_weights(name: str, w: Any) -> None:
     """Refuse sample weights that make a weighted mean meaningless.
 
@@ -363,10 +372,13 @@ def check_weights(name: str, w: Any) -> None:
     a = np.asarray(w, dtype=np.float64)
     if a.size and np.isfinite(a).all() and (a >= 0).all() and a.sum() > 0:
         kind = np.dtype(getattr(w, "dtype", np.float64))
-        if kind.kind == "f" and a.sum() > np.finfo(kind).max:  # the weighted mean's divisor
+        if kind.kind == "f" and a.sum() > weight_sum_limit(kind):  # the mean's divisor
             raise ValueError(
-                f"{name}: the weights sum to {a.sum():g}, more than {kind.name} holds "
-                f"({float(np.finfo(kind).max):g}); scale them down (only their ratios matter)"
+                f"{name}: the weights sum to {a.sum():g}, more than {kind.name} divides by "
+                f"({weight_sum_limit(kind):g}, 1 over its smallest normal number: XLA "
+                "divides by the sum as a product with its reciprocal, which rounds to 0 "
+                "beyond it, and the loss and gradient with it); scale them down (only their "
+                "ratios matter)"
             )
         if kind.kind == "f" and a.max() < np.finfo(kind).tiny:  # subnormal: digits lost
             raise ValueError(

@@ -216,6 +216,14 @@ def normalised_weights(n: int, dtype: Any, sample_weight: Array | None) -> Array
     over their sum); a batch of 0 rows has no mean (refused while tracing)."""
     if n == 0:
         raise ValueError("a batch mean needs at least one row, got 0 rows")
+    limit = 1 / float(np.finfo(dtype).tiny) if jnp.issubdtype(dtype, jnp.floating) else np.inf
+    if n > limit:  # float16 (16384): a mean weight 1/n below the smallest normal number
+        raise ValueError(
+            f"a {np.dtype(dtype).name} mean over {n} rows weighs each 1/{n}, below "
+            f"{np.dtype(dtype).name}'s smallest normal number ({float(np.finfo(dtype).tiny):g}): "
+            f"the loss and gradient lose their digits (0 from a few times that); give at most "
+            f"{int(limit)} rows a batch (batch_size), or use bfloat16 or float32"
+        )
     if sample_weight is None:
         return jnp.full((n,), 1.0 / n, dtype)
     return sample_weight / jnp.sum(sample_weight)

@@ -157,7 +157,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(X, y, **kwargs)
 
 
-from jbpnn.checks import as_key, check_weights, host_or_device
+from jbpnn.checks import as_key, check_weights, host_or_device, weight_sum_limit
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.lbfgs import LBFGSState
 from jbpnn.many import InitSpec, train_many
@@ -775,11 +775,12 @@ def _check_sample_weight_sum(sw: np.ndarray | None, dtype: np.dtype) -> None:
     if sw is None:
         return
     total = float(np.sum(np.asarray(sw, np.float64)))
-    if not total <= np.finfo(dtype).max:
+    if not total <= weight_sum_limit(dtype):
         raise ValueError(
-            f"sample_weight sums to {total:.3g}, which overflows the network's dtype "
-            f"{np.dtype(dtype).name} (largest value {np.finfo(dtype).max:.3g}); rescale the "
-            "weights (only their ratios matter)"
+            f"sample_weight sums to {total:.3g}, more than the network's dtype "
+            f"{np.dtype(dtype).name} divides a mean by ({weight_sum_limit(dtype):.3g}, 1 over "
+            "its smallest normal number: the loss and gradient would round to 0); rescale "
+            "the weights (only their ratios matter)"
         )
 
 

@@ -445,6 +445,10 @@ def train_epoch(
         # only their ratios matter (never all 0: checked); the barrier keeps XLA from
         # folding the division back behind the product (inf again with one batch)
         counts = lax.optimization_barrier(counts / jnp.max(counts))
+    # a 16-bit epoch's row count and sums in float32: 70000 rows overflowed float16 (inf),
+    # and the epoch loss read 0
+    wide = np.promote_types(losses.dtype, np.float32)
+    losses, counts = losses.astype(wide), counts.astype(wide)
     seen = jnp.sum(counts)
     epoch_loss = jnp.sum(jnp.where(counts > 0, losses * counts, 0)) / seen
     max_change = jnp.max(changes[0]) if config.watch_weight_change else None
@@ -493,7 +497,9 @@ def train_epoch(
     if config.watch_loss:
         gained = jnp.isfinite(epoch_loss) & (epoch_loss <= best_loss - rules.loss_tol)
         loss_bad = jnp.where(gained, 0, loss_bad + 1)
-        best_loss = jnp.where(finite, jnp.minimum(best_loss, epoch_loss), best_loss)
+        best_loss = jnp.where(finite, jnp.minimum(best_loss, epoch_loss), best_loss).astype(
+            state.best_loss.dtype
+        )
         plateaus.append((loss_bad >= rules.loss_patience, CODE["no_loss_improvement"]))
     best = (state.best_params, state.best_val, state.best_epoch, state.bad_epochs)
     if config.has_validation:

@@ -1082,3 +1082,49 @@ def test_an_mlp_of_labels_for_optax_multi_transform_says_how_to_pass_it():
     assert all(float(jnp.max(jnp.abs(layer.b))) == 0 for layer in updates.layers)
     for layer in updates.layers:
         np.testing.assert_allclose(layer.w, -0.1, rtol=1e-6)
+
+
+def test_weights_summing_past_the_reciprocal_of_the_smallest_normal_are_refused():
+    """XLA divides a mean by the weights' sum as a product with its reciprocal, which
+    rounds to 0 once the sum passes 1 / finfo.tiny (float32: 8.5e37): weights of 6e36 on
+    16 rows gave a loss and gradient of exactly 0 (a run stopped on loss_below_tol after
+    one epoch); refused now, in train, loss and the estimators, and 5e36 still equals
+    the unweighted loss."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, 3)).astype(np.float32)
+    Y = np.full((16, 1), 0.3, np.float32)
+    p = jbpnn.init_params(0, (3, 4, 1))
+    plain = float(jbpnn.loss(p, X, Y))
+    assert float(jbpnn.loss(p, X, Y, sample_weight=np.full(16, 5e36))) == pytest.approx(plain)
+    match = r"sample_weight: the weights sum to 9.6e\+37, more than float32 divides by"
+    with pytest.raises(ValueError, match=match):
+        jbpnn.loss(p, X, Y, sample_weight=np.full(16, 6e36))
+    with pytest.raises(ValueError, match=match):
+        jbpnn.train(p, X, Y, optimizer=sgd(0.1), epochs=2, sample_weight=np.full(16, 6e36))
+    from jbpnn.sklearn import BPNNRegressor
+
+    with pytest.raises(ValueError, match=r"sample_weight sums to 1.2e\+38, more than"):
+        BPNNRegressor(max_iter=2).fit(X, Y.ravel(), sample_weight=np.full(16, 7.5e36))
+
+
+def test_float16_means_over_more_rows_than_it_can_weigh():
+    """A float16 mean over n rows weighs each 1/n, subnormal past 16384 rows (the
+    gradient was 3.9x off at 60000 rows, 0 at 300000; a full-batch run 'diverged'):
+    refused, naming the limit. Mini-batches of such data train, and the epoch loss,
+    summed over more rows than float16 counts (inf past 65504), read 0 and stopped the
+    run on tol: now summed in float32, as float32 training's."""
+    rng = np.random.default_rng(0)
+    n = 70000
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    Y = (rng.uniform(size=(n, 1)) > 0.5).astype(np.float32)
+    p16 = jbpnn.init_params(0, (3, 4, 1), dtype=jnp.float16)
+    with pytest.raises(ValueError, match=r"float16 mean over 17000 rows .* at most 16384 rows"):
+        jbpnn.loss(p16, X[:17000], Y[:17000])
+    with pytest.raises(ValueError, match=r"float16 mean over 70000 rows"):
+        jbpnn.train(p16, X, Y, optimizer=sgd(0.1), epochs=2)
+    assert np.isfinite(float(jbpnn.loss(p16, X[:16384], Y[:16384])))
+    kw = dict(optimizer=sgd(0.1), epochs=2, batch_size=1000, shuffle=False, tol=0.01)
+    r16 = jbpnn.train(p16, X, Y, **kw)
+    r32 = jbpnn.train(jbpnn.init_params(0, (3, 4, 1)), X, Y, **kw)
+    assert r16.epochs_run == 2 and r16.stop_reason == "max_epochs"
+    np.testing.assert_allclose(r16.history["loss"], r32.history["loss"], rtol=2e-2)
