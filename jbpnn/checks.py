@@ -388,7 +388,15 @@ def check_weights(name: str, w: Any) -> None:
                 "ratios matter)"
             )
         return
-    found = f"values from {np.min(a):g} to {np.max(a):g}, sum {a.sum():g}" if a.size else "none"
+    nan = int(np.isnan(a).sum())
+    if not a.size:
+        found = "none"
+    elif nan:  # np.min would say "from nan to nan"
+        rest = a[~np.isnan(a)]
+        others = f", the others from {rest.min():g} to {rest.max():g}" if rest.size else ""
+        found = f"{nan} NaN value(s){others}"
+    else:
+        found = f"values from {np.min(a):g} to {np.max(a):g}, sum {a.sum():g}"
     raise ValueError(f"{name} must be finite and >= 0 with a positive sum; got {found}")
 
 

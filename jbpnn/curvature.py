@@ -345,10 +345,15 @@ def _require_derivatives(params: MLP, name: str) -> None:
     """Refuse a network whose units or loss lack the derivatives ``name`` needs."""
     loss = LOSSES[params.loss]
     rule = "delta_gn" if name == "gnvp" else "delta_r"
+    what = (
+        "the Gauss-Newton part of its output delta's change along R{net}, -H_L J r"
+        if rule == "delta_gn"
+        else "its output delta's change along R{net}"
+    )
     if getattr(loss, rule) is None:
         raise ValueError(
-            f"{name}: the loss {params.loss!r} has no {rule} (its output delta's change "
-            f"along R{{net}}); register it with {rule}=... (jbpnn.register_loss) to use {name}"
+            f"{name}: the loss {params.loss!r} has no {rule} ({what}); register it with "
+            f"{rule}=... (jbpnn.register_loss) to use {name}"
         )
     if name != "hvp":
         return

@@ -703,7 +703,13 @@ def train_many(
         template = _init_one(params, 0)
     else:
         if seeds is not None:
-            raise ValueError("seeds go with an InitSpec; stacked params are already initialised")
+            given = (
+                "one network (to draw networks from seeds, describe them with "
+                "jbpnn.InitSpec(sizes, activations, loss, init=...))"
+                if isinstance(params, MLP) and network_count(params) == 0
+                else "params that are already initialised"
+            )
+            raise ValueError(f"seeds go with an InitSpec, got {given}")
         if isinstance(params, MLP):
             n_nets = network_count(params)
             if n_nets == 0:

@@ -282,8 +282,15 @@ def feedforwardnet(
         n = len(train_ind)
         given = _MATLAB_MIN_GRAD[train_fcn] if min_grad is None else min_grad
         kwargs = {**kwargs, "min_grad": given * k / 2 if name == "lm" else given / (2 * n)}
-    elif min_grad is not None:  # the other functions have none: refused by name below
-        kwargs = {**kwargs, "min_grad": min_grad}
+    else:  # the other training functions have neither: refused in MATLAB's names
+        given = [p for p, v in (("min_grad", min_grad), ("mu", mu)) if v is not None]
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} trainlm's and "
+                f"trainbr's (net.trainParam); train_fcn {train_fcn!r} has no "
+                f"{' or '.join(given)}: drop {'it' if len(given) == 1 else 'them'}, or use "
+                "'trainlm' or 'trainbr'"
+            )
     if mu is not None:
         kwargs = {**kwargs, "mu": mu}
     if name in ("sgd", "momentum"):

@@ -503,7 +503,9 @@ class Optimizer(PicklesSlots):
 
     def __repr__(self) -> str:
         values = ", ".join(f"{k}={_show(v)}" for k, v in self.hyperparams.items())
-        options = "".join(f", {k}={v!r}" for k, v in self.options.items() if k in ("variant",))
+        options = "".join(
+            f", {k}={v!r}" for k, v in self.options.items() if k in ("variant", "history")
+        )
         schedule = self.options.get("schedule")
         if schedule not in ("constant", None):
             name = schedule if isinstance(schedule, str) else getattr(schedule, "__name__", "fn")

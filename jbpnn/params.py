@@ -156,7 +156,7 @@ class MLP(PicklesSlots):
             TypeError: ``dtype`` not one floating dtype (an integer dtype, a tuple).
         """
         if dtype is not None:
-            dtype = _float_dtype("dtype", dtype)
+            dtype = _requested_dtype(dtype)
         if len(layers) == 0:
             raise ValueError("an MLP needs at least one layer; got an empty list of layers")
         if len(layers) == 2 and _ndim(layers[0]) == 2 and _ndim(layers[1]) == 1:
@@ -512,6 +512,19 @@ def _float_dtype(name: str, dtype: Any) -> np.dtype:
     return dt
 
 
+def _requested_dtype(dtype: Any) -> np.dtype:
+    """A ``dtype=`` argument: one floating dtype, and float64 only with 64-bit JAX (JAX
+    would make float32 arrays of it without a word here: the estimators refuse it too)."""
+    dt = _float_dtype("dtype", dtype)
+    if dt == np.float64 and not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            "dtype float64 needs 64-bit JAX: jax.config.update('jax_enable_x64', True) "
+            "before creating arrays (or jax.enable_x64 around the work); without it the "
+            "params would be float32"
+        )
+    return dt
+
+
 def _check_finite_layer(i: int, w: Any, b: Any) -> None:
     """``ValueError`` naming layer ``i``, the leaf and the first index of a NaN or inf."""
     for name, leaf in (("w", w), ("b", b)):
@@ -628,7 +641,7 @@ def init_params(
     if loss not in LOSSES:
         get_loss(loss)
     names = _resolve_activations(activations, len(sizes) - 1, loss, article_mode, sizes[-1])
-    dtype = jnp.dtype(dtype) if dtype is None else _float_dtype("dtype", dtype)
+    dtype = jnp.dtype(dtype) if dtype is None else _requested_dtype(dtype)
     if key is None:  # as_key would take None as seed 0; here the key is required
         raise TypeError(
             "key must be an int seed or a jax.random.key, got NoneType None; init_params "

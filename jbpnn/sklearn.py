@@ -348,7 +348,8 @@ def _settings(est: _BPNNBase) -> _Settings:
     # Every parameter is checked, whether this solver uses it or not (scikit-learn's
     # ranges); the ones it uses go to the optimizer.
     power_t = _number("power_t", est.power_t, 0.0)
-    _number("momentum", est.momentum, 0.0, 1.0, open_high=False)
+    # scikit-learn's range is [0, 1]; sgd's core needs m < 1, said first (not "<= 1")
+    _number("momentum", est.momentum, 0.0, 1.0, open_high=est.solver == "sgd")
     if not isinstance(est.nesterovs_momentum, (bool, np.bool_)):
         raise ValueError(
             f"nesterovs_momentum must be True or False, got {est.nesterovs_momentum!r}"

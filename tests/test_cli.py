@@ -1189,6 +1189,11 @@ def test_lm_and_rprop_train_full_batch_from_the_command_line(capsys, flowers):
             "--lr applies to --optimizer adam or momentum or sgd",
         ),
         (("--optimizer", "momentum", "--mu", "0.01"), "--mu applies to --optimizer br or lm only"),
+        (  # adam's own `variant` let it through, and adam refused "classical" in its words
+            ("--optimizer", "adam", "--momentum-variant", "classical"),
+            "--momentum-variant applies to --optimizer momentum only, not adam: drop "
+            "--momentum-variant or use --optimizer momentum",
+        ),
         (("--optimizer", "rprop", "--batch-size", "8"), "rprop trains full batch"),
         (("--optimizer", "lm"), "needs loss 'mse'"),  # the flowers are classes: cross_entropy
     ],

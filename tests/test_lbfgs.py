@@ -595,3 +595,9 @@ def test_the_carried_evaluation_is_found_whatever_the_compiler_fuses():
     assert out.returncode == 0, out.stderr[-3000:]
     alone, many = out.stdout.splitlines()
     assert alone == many
+
+
+def test_lbfgs_repr_names_its_history():
+    """lbfgs(history=5) and lbfgs(history=10) printed the same (their kinds differ)."""
+    assert repr(lbfgs(history=5)).endswith("max_fun=15000, history=5)")
+    assert repr(lbfgs(history=5)) != repr(lbfgs())

@@ -216,3 +216,15 @@ def test_mapminmax_refuses_a_scale_or_values_that_overflow():
     with pytest.raises(ValueError, match="row 1, column 0 is far outside.*overflows float64"):
         _, wide = mapminmax(np.array([[0.0], [1e300]]))
         wide.reverse(np.array([[0.0], [1e300]]))
+
+
+def test_mu_and_min_grad_with_other_training_functions_are_refused_in_matlab_terms():
+    """They were refused in jbpnn's terms ("optimizer 'sgd' does not take ['mu']; its
+    hyperparameters are ['lr', ...]", names feedforwardnet does not take)."""
+    x = np.random.default_rng(0).uniform(size=(30, 2))
+    t = x.sum(axis=1)
+    with pytest.raises(ValueError, match=r"^mu is trainlm's and trainbr's .* 'traingd' has no mu"):
+        feedforwardnet(x, t, 3, "traingd", mu=0.1)
+    with pytest.raises(ValueError, match=r"^min_grad and mu are .* 'trainrp' has no min_grad"):
+        feedforwardnet(x, t, 3, "trainrp", mu=0.1, min_grad=1e-6)
+    assert feedforwardnet(x, t, 3, "trainlm", mu=0.01, epochs=2).result.epochs_run == 2

@@ -1128,3 +1128,48 @@ def test_float16_means_over_more_rows_than_it_can_weigh():
     r32 = jbpnn.train(jbpnn.init_params(0, (3, 4, 1)), X, Y, **kw)
     assert r16.epochs_run == 2 and r16.stop_reason == "max_epochs"
     np.testing.assert_allclose(r16.history["loss"], r32.history["loss"], rtol=2e-2)
+
+
+def test_float64_params_without_64_bit_jax_are_refused_not_truncated():
+    """init_params(dtype=float64) without jax_enable_x64 gave float32 params without a
+    word (the estimators and BPNN refuse it): refused, as MLP.from_layers(dtype=float64)."""
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match=r"dtype float64 needs 64-bit JAX"):
+            jbpnn.init_params(0, (3, 4, 2), dtype=jnp.float64)
+        with pytest.raises(ValueError, match=r"dtype float64 needs 64-bit JAX"):
+            MLP.from_layers([(np.ones((3, 2)), np.ones(2))], ("identity",), "mse", dtype="float64")
+        assert jbpnn.init_params(0, (3, 4, 2), dtype=jnp.float32).dtype == jnp.float32
+    with jax.enable_x64(True):
+        assert jbpnn.init_params(0, (3, 4, 2), dtype=jnp.float64).dtype == jnp.float64
+
+
+def test_sgd_momentum_bound_is_stated_once():
+    """momentum=1.5 with sgd said "<= 1.0" and momentum=1.0 then "< 1.0": sgd's bound
+    (m < 1, what its core needs) is the one stated; adam keeps scikit-learn's [0, 1]."""
+    from jbpnn.sklearn import BPNNClassifier
+
+    X, y = np.random.default_rng(0).uniform(size=(30, 3)), np.arange(30) % 2
+    for m in (1.5, 1.0):
+        with pytest.raises(ValueError, match=rf"^momentum must be >= 0.0 and < 1.0, got {m}"):
+            BPNNClassifier(solver="sgd", momentum=m, max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match=r"^momentum must be >= 0.0 and <= 1.0, got 1.5"):
+        BPNNClassifier(solver="adam", momentum=1.5, max_iter=2).fit(X, y)
+
+
+def test_a_nan_sample_weight_is_named_as_such():
+    """One NaN weight read "got values from nan to nan"."""
+    p = jbpnn.init_params(0, (3, 4, 1))
+    X, Y = np.ones((4, 3)), np.ones((4, 1))
+    with pytest.raises(ValueError, match=r"got 1 NaN value\(s\), the others from 1 to 3$"):
+        jbpnn.loss(p, X, Y, sample_weight=np.array([1, np.nan, 2, 3]))
+
+
+def test_seeds_with_one_network_say_what_to_pass():
+    """train_many(one MLP, seeds=...) said "stacked params are already initialised" of
+    params that were neither stacked nor several."""
+    p = jbpnn.init_params(0, (3, 4, 1))
+    X, Y = np.ones((5, 3)), np.ones((5, 1))
+    with pytest.raises(ValueError, match=r"got one network \(to draw networks from seeds"):
+        jbpnn.train_many(p, X, Y, seeds=[0, 1], epochs=1)
+    with pytest.raises(ValueError, match=r"got params that are already initialised$"):
+        jbpnn.train_many(stack_params([p, p]), X, Y, seeds=[0, 1], epochs=1)

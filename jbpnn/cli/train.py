@@ -136,14 +136,17 @@ def _optimizer_hparams(args: argparse.Namespace) -> dict[str, Any]:
         "--weight-decay": ("weight_decay", args.weight_decay or None),
         "--mu": ("mu", args.mu),
     }
+    # adam has a `variant` too (corrected|efficient), which momentum's values are not
+    only = {"--momentum-variant": ["momentum"]}
     for flag, (name, value) in flags.items():
-        if value is not None and name not in takes:
-            users = sorted(
-                o for o, f in OPTIMIZERS.items() if name in inspect.signature(f).parameters
-            )
+        users = only.get(flag) or sorted(
+            o for o, f in OPTIMIZERS.items() if name in inspect.signature(f).parameters
+        )
+        if value is not None and (name not in takes or args.optimizer not in users):
             raise CLIError(
                 f"{flag} applies to --optimizer {' or '.join(users)} only, not "
-                f"{args.optimizer}: drop {flag} or use one of those optimizers"
+                f"{args.optimizer}: drop {flag} or use "
+                + (f"--optimizer {users[0]}" if len(users) == 1 else "one of those optimizers")
             )
     hparams = {name: value for name, value in flags.values() if value is not None}
     if "lr" in takes:
