@@ -280,15 +280,15 @@ def feedforwardnet(
         # MATLAB tests min_grad on its own gradient: trainlm's |d mse/dx| = 2 |J^T e| /
         # (n k), trainbr's of the sse, 2 |J^T e|; jbpnn's grad_norm is |J^T e| / n
         n = len(train_ind)
-        named = _MATLAB_MIN_GRAD[train_fcn] if min_grad is None else min_grad
-        kwargs = {**kwargs, "min_grad": named * k / 2 if name == "lm" else named / (2 * n)}
+        given = _MATLAB_MIN_GRAD[train_fcn] if min_grad is None else min_grad
+        kwargs = {**kwargs, "min_grad": given * k / 2 if name == "lm" else given / (2 * n)}
     else:  # the other training functions have neither: refused in MATLAB's names
-        named = [p for p, v in (("min_grad", min_grad), ("mu", mu)) if v is not None]
-        if named:
+        refused = [p for p, v in (("min_grad", min_grad), ("mu", mu)) if v is not None]
+        if refused:
             raise ValueError(
-                f"{' and '.join(named)} {'is' if len(named) == 1 else 'are'} trainlm's and "
+                f"{' and '.join(refused)} {'is' if len(refused) == 1 else 'are'} trainlm's and "
                 f"trainbr's (net.trainParam); train_fcn {train_fcn!r} has no "
-                f"{' or '.join(named)}: drop {'it' if len(named) == 1 else 'them'}, or use "
+                f"{' or '.join(refused)}: drop {'it' if len(refused) == 1 else 'them'}, or use "
                 "'trainlm' or 'trainbr'"
             )
     if mu is not None:
