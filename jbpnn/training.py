@@ -63,7 +63,10 @@ Stop rules, checked on the device after every epoch, first match wins:
    larger (a start that fits well, e.g. fine-tuning, is no hair trigger): a
    network a million times worse than predicting the mean target has diverged.
    It costs no pass of its own over the data (:func:`divergence_reference`). The
-   params (and optimizer state) from the start of that epoch are kept, never NaN.
+   params (and optimizer state) from the start of that epoch are kept, never NaN. In
+   full-batch mode the epoch loss is that of the starting params, so a finite blow-up
+   shows one epoch after the update that made it, and the params kept are the ones
+   whose loss blew up (``final_loss``, the epoch before's, is not theirs).
    A bound set to None is not compiled.
 2. ``"weight_change_below_threshold"`` (the article's rule 1): every
    ``|delta w|`` (weights and biases, every update of the epoch) is below
