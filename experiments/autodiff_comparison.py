@@ -35,7 +35,6 @@ depth; skipped with a message if matplotlib is missing).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -46,8 +45,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _args import output_file, write_json  # this folder: the script's own
 
 from jbpnn.cli.options import positive_int  # noqa: E402  (the command line's type)
+from jbpnn.files import atomic_write
 from jbpnn.gradcheck import gradcheck, random_batch, reference_loss
 from jbpnn.losses import VALID_PAIRS
 from jbpnn.network import backward, forward, loss_and_gradient, loss_and_gradient_kernel
@@ -399,8 +400,10 @@ def plot_speed(rows: list[dict], path: Path) -> str | None:
         f"jitted SGD epoch: hand-derived gradient vs jax.value_and_grad ({jax.default_backend()})"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:  # all or nothing, never a read-only file (checked before the run too)
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120), "write --out-dir")
+    finally:
+        plt.close(fig)
     return str(path)
 
 
@@ -603,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    # both outputs checked before the run (a file as --out-dir was a traceback after it)
+    json_path = output_file(parser, "--out-dir", args.out_dir / "autodiff_comparison.json")
+    png_path = output_file(parser, "--out-dir", args.out_dir / "autodiff_speed_ratio.png")
     t0 = time.perf_counter()
     meta = {
         "quick": args.quick,
@@ -633,9 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     results["article_mode"] = article_mode(args.quick)
 
     meta["run_time_s"] = time.perf_counter() - t0
-    json_path = args.out_dir / "autodiff_comparison.json"
-    json_path.write_text(json.dumps(results, indent=1))
-    png = plot_speed(results["speed"], args.out_dir / "autodiff_speed_ratio.png")
+    write_json(json_path, results)
+    png = plot_speed(results["speed"], png_path)
     print(
         f"\nwrote {json_path}" + (f" and {png}" if png else "") + f" in {meta['run_time_s']:.0f} s"
     )

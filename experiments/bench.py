@@ -82,7 +82,7 @@ for _path in (str(HERE), str(ROOT)):
         sys.path.insert(0, _path)
 
 import numpy as np  # noqa: E402
-from _args import non_negative  # noqa: E402  (this folder: the script's own)
+from _args import at_least, non_negative, output_file, write_json  # noqa: E402  (this folder: the script's own)
 from _contenders import (  # noqa: E402
     JAX_GRAD,
     JBPNN,
@@ -1085,7 +1085,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-profile", action="store_true", help="skip the profile section")
     parser.add_argument(
         "--torch-threads",
-        type=int,
+        type=at_least(1),
         default=None,
         help="PyTorch intra-op threads (default: 1 on digits and online, where it is faster "
         "here, PyTorch's own default on wide)",
@@ -1105,6 +1105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = sorted(skip - SKIPPABLE)
     if bad:
         parser.error(f"unknown contender(s) {bad} in --skip; expected some of {sorted(SKIPPABLE)}")
+    out = output_file(parser, "--out", args.out)  # refused before the run, not after
     settings = QUICK if args.quick else FULL
     if args.tol is not None:
         settings = Settings(**{**settings.__dict__, "tol": args.tol})
@@ -1141,11 +1142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["elapsed_s"] = time.perf_counter() - started
     results["machine"]["load_average_end"] = _load_average()
     print_report(results, run.checks, run.skipped)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=_json_default))
-    os.replace(tmp, out)
+    write_json(out, results, default=_json_default)
     failed = [c for c in run.checks if not c.ok]
     print(
         f"\nwrote {out}; {len(run.checks)} loss checks, {len(failed)} failed; "

@@ -150,7 +150,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits on 300 rows, 2 repeats")
     parser.add_argument("--repeats", type=positive_int, default=7)
-    parser.add_argument("--wide-rows", type=int, default=8192)
+    parser.add_argument("--wide-rows", type=positive_int, default=8192)
     parser.add_argument(
         "--wide-sizes",
         type=comma_list(positive_int, "layer sizes such as 1024,2048,10", at_least=2),

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import subprocess
@@ -44,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _args import at_least  # noqa: E402  (this folder: the script's own)
+from _args import at_least, positive_number  # noqa: E402  (this folder: the script's own)
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = dict(epochs=5, batch_size=50)
@@ -178,7 +179,7 @@ def worker(args) -> int:
         coordinator_address=f"127.0.0.1:{args.port}",
         num_processes=args.processes,
         process_id=args.worker,
-        initialization_timeout=int(args.timeout),
+        initialization_timeout=max(1, math.ceil(args.timeout)),
     )
     import numpy as np
     from jax.sharding import Mesh
@@ -333,7 +334,10 @@ def main(argv=None) -> int:
         help="train_many and SweepSearchCV with the networks split over the processes",
     )
     ap.add_argument(
-        "--timeout", type=float, default=240.0, help="seconds before every child is killed"
+        "--timeout",
+        type=positive_number,
+        default=240.0,
+        help="seconds before every child is killed",
     )
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)

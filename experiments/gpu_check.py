@@ -30,7 +30,6 @@ Writes nothing unless ``--out`` is given (JSON).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # noqa: E402  (also puts the repository root on sys.path)
 import numpy as np  # noqa: E402
+from _args import output_file, write_json  # noqa: E402  (this folder: the script's own)
 
 JAX_ONLY = ("jbpnn", "jax.grad")
 
@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CPU smoke test)")
     parser.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
+    out = None if args.out is None else output_file(parser, "--out", args.out)
 
     import jax
 
@@ -266,25 +267,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"loss agreement jbpnn vs jax.grad: {'ok' if not failed else 'DISAGREE'} "
         f"(max rel.diff {worst:.1e}); {time.perf_counter() - started:.0f} s in all"
     )
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            json.dumps(
-                {
-                    "device": where,
-                    "digits": digits,
-                    "wide": wide,
-                    "train_many": many,
-                    "lm_many": lm,
-                    "compose": composed,
-                    "checks": [c.__dict__ | {"ok": c.ok} for c in run.checks],
-                    "median_check": statistics.median([c.rel_diff for c in run.checks] or [0.0]),
-                },
-                indent=1,
-                default=bench._json_default,
-            )
-        )
+    if out is not None:
+        figures = {
+            "device": where,
+            "digits": digits,
+            "wide": wide,
+            "train_many": many,
+            "lm_many": lm,
+            "compose": composed,
+            "checks": [c.__dict__ | {"ok": c.ok} for c in run.checks],
+            "median_check": statistics.median([c.rel_diff for c in run.checks] or [0.0]),
+        }
+        write_json(out, figures, default=bench._json_default)
     return 1 if failed else 0
 
 

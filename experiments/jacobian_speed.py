@@ -85,7 +85,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive_int, default=7)
     parser.add_argument(
-        "--block", type=int, default=None, help="examples per block (default: auto)"
+        "--block", type=positive_int, default=None, help="examples per block (default: auto)"
     )
     args = parser.parse_args(argv)
 

@@ -50,6 +50,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.typing import ArrayLike  # noqa: E402
 
+from jbpnn.cli import CLIError, describe_error  # noqa: E402
 from jbpnn.cli.sweep import add_sweep_arguments, run_sweep  # noqa: E402
 from jbpnn.many import InitSpec, train_many  # noqa: E402
 from jbpnn.optimizers import get_optimizer  # noqa: E402
@@ -141,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_sweep_arguments(parser, default_out="results/sweep")
-    return run_sweep(parser.parse_args(argv), time_fn=time_against_sequential)
+    try:
+        return run_sweep(parser.parse_args(argv), time_fn=time_against_sequential)
+    except (CLIError, ValueError, TypeError, OSError) as error:  # one line, as jbpnn sweep
+        print(f"sweep.py: error: {describe_error(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

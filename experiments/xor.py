@@ -34,8 +34,10 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 
 import jax
 import numpy as np
+from _args import output_file  # this folder: the script's own
 
 from jbpnn.cli.options import number, positive_int  # noqa: E402  (the command line's types)
+from jbpnn.files import atomic_write
 from jbpnn.network import predict
 from jbpnn.optimizers import momentum
 from jbpnn.params import init_params
@@ -72,9 +74,12 @@ def plot_loss(result: TrainResult, out: Path, tol: float | None) -> bool:
     ax.set_title(f"XOR, 2-4-1 sigmoid, online, article momentum: {result.stop_reason}")
     ax.legend()
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    kind = out.suffix.lower().lstrip(".")  # PNG where matplotlib knows no such suffix
+    kind = kind if kind in fig.canvas.get_supported_filetypes() else "png"
+    try:  # all or nothing, never a read-only file (checked before the run too)
+        atomic_write(out, lambda f: fig.savefig(f, format=kind, dpi=120), "write --out")
+    finally:
+        plt.close(fig)
     print(f"loss curve written to {out}")
     return True
 
@@ -84,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=positive_int, default=5000, help="maximum epochs (rule 3)")
     parser.add_argument("--tol", type=number(0), default=1e-3, help="stop below this loss (rule 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
-    parser.add_argument("--out", type=Path, default=Path("results") / "xor_loss.png")
+    parser.add_argument("--out", default=str(Path("results") / "xor_loss.png"))
     parser.add_argument("--quick", action="store_true", help="300 epochs, no check (for tests)")
     args = parser.parse_args(argv)
+    args.out = output_file(parser, "--out", args.out)  # refused before the run, not after
     epochs, tol = (300, None) if args.quick else (args.epochs, args.tol)
 
     result = run(epochs, args.seed, tol)

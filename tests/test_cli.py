@@ -649,7 +649,9 @@ def test_sweep_never_writes_the_bundled_digits_it_reads(capsys, tmp_path, monkey
     out.mkdir()
     (out / "sweep.json").symlink_to(bundled)
     rc, _, err = jbpnn(capsys, "sweep", "--quick", "--no-plot", "--out", str(out))
-    one_line_error(rc, err, f"--out sweep.json {out / 'sweep.json'} is the command's input digits")
+    one_line_error(
+        rc, err, f"sweep.json in --out {out / 'sweep.json'} is the command's input digits"
+    )
     assert bundled.read_bytes() == before
 
 
@@ -1235,6 +1237,22 @@ def test_predict_refuses_no_header_on_an_npz_as_train_does(tmp_path, capsys):
     np.savez(data, X=np.ones((2, 4)))
     rc, _, err = run_cli(capsys, "predict", "--no-header", model, data)
     one_line_error(rc, err, "--header/--no-header apply to CSV files")
+
+
+def test_predict_dash_is_not_a_file_name(tmp_path, capsys, monkeypatch):
+    """--out - wrote a file named "-" (stdout is where predict prints without --out),
+    and DATA - read that file back: both said, in one line."""
+    write_flowers(tmp_path)
+    model = tmp_path / "m.npz"
+    rc, _, err = run_cli(capsys, "train", "--data", tmp_path / "flowers.csv", "--target",
+                         "colour", "--epochs", "1", "--save", model)  # fmt: skip
+    assert rc == 0, err
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(capsys, "predict", model, tmp_path / "flowers.csv", "--out", "-")
+    one_line_error(rc, err, "--out -: the predictions go to stdout without --out")
+    rc, _, err = run_cli(capsys, "predict", model, "-")
+    one_line_error(rc, err, "DATA -: predict reads a CSV or NPZ file, not stdin")
+    assert not (tmp_path / "-").exists()
 
 
 def test_a_threshold_flag_takes_off_as_its_messages_say(tmp_path, capsys):

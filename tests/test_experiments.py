@@ -110,3 +110,34 @@ def test_bad_values_of_the_scripts_flags_are_argparse_errors(tmp_path):
     ):
         proc = _run(str(EXPERIMENTS / script), *args, cwd=tmp_path)
         assert proc.returncode == 2 and re.search(what, proc.stderr), (script, proc.stderr)
+
+
+def test_the_scripts_refuse_their_outputs_before_running(tmp_path):
+    """Outputs written with savefig / write_text / os.replace: a read-only file was
+    replaced, a file as a folder or --out-dir was a traceback after the whole run, and
+    sweep.py printed a traceback for what `jbpnn sweep` says in one line; unchecked
+    numbers (--torch-threads 0, --timeout inf, --wide-rows 0, --block 0) ran or crashed.
+    Each is now one line on stderr, exit status 2, before any work."""
+    (tmp_path / "afile").write_text("x")
+    read_only = tmp_path / "ro.json"
+    read_only.write_text("{}")
+    read_only.chmod(0o444)
+    for script, args, what in (
+        ("bench.py", ["--quick", "--out", "ro.json"], r"ro.json: the file is read-only"),
+        ("bench.py", ["--out", "afile/x.json"], r"its folder \(afile is a file, not a folder\)"),
+        ("bench.py", ["--torch-threads", "0"], r"--torch-threads: .*integer >= 1, got 0"),
+        ("xor.py", ["--quick", "--out", "afile/x.png"], r"afile is a file, not a folder"),
+        ("xor.py", ["--quick", "--out", "adir/"], r"adir/: a path ending in '/' names a folder"),
+        ("autodiff_comparison.py", ["--quick", "--out-dir", "afile"], r"afile is a file"),
+        ("gpu_check.py", ["--quick", "--out", "ro.json"], r"ro.json: the file is read-only"),
+        ("sweep.py", ["--quick", "--out", "afile"], r"^sweep.py: error: --out afile: is a file"),
+        ("distributed.py", ["--timeout", "inf"], r"--timeout: must be a finite number > 0"),
+        ("curvature.py", ["--wide-rows", "0"], r"--wide-rows: .*integer >= 1, got 0"),
+        ("jacobian_speed.py", ["--block", "0"], r"--block: .*integer >= 1, got 0"),
+    ):
+        proc = _run(str(EXPERIMENTS / script), *args, cwd=tmp_path)
+        assert proc.returncode == 2, (script, args, proc.stdout[-500:], proc.stderr[-2000:])
+        assert re.search(what, proc.stderr, re.M), (script, proc.stderr)
+        assert "Traceback" not in proc.stderr, (script, proc.stderr)
+    assert read_only.read_text() == "{}" and not (read_only.stat().st_mode & 0o222)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ro.json"]  # no litter

@@ -214,7 +214,7 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     if out.is_dir():  # the files it will replace: regular, writable files, and never
         # the input (the bundled digits file, e.g. through a symlink named sweep.json)
         check_outputs(
-            {f"--out {name}": out / name for name in names}, {"digits": str(data.digits_path())}
+            {f"{name} in --out": out / name for name in names}, {"digits": str(data.digits_path())}
         )
     # One CPU device per core, asked for before JAX starts (else JAX keeps its devices):
     # train_many runs its share of the networks on each, in parallel.

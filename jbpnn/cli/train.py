@@ -502,6 +502,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CLIError(
             "stdout is closed (started with >&-): nowhere to print the predictions; give --out FILE"
         )
+    # "-" is a file name here, not stdin/stdout: said, not written to a file named "-"
+    if args.out == "-":
+        raise CLIError("--out -: the predictions go to stdout without --out; drop it")
+    if args.data == "-":
+        raise CLIError("DATA -: predict reads a CSV or NPZ file, not stdin; give its path")
     inputs = {"MODEL": args.model, "DATA": args.data, **imported_files(args.imports)}
     outputs = check_outputs({"--out": args.out}, inputs)
     if args.header is not None and Path(args.data).suffix.lower() == ".npz":
