@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mkdocs_gen_files
 
-sys.path.insert(0, str(Path("docs").resolve()))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import docs_pages  # noqa: E402
 
 for name, text in docs_pages.pages().items():

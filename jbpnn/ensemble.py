@@ -67,11 +67,12 @@ def ensemble_kernel(
 
     Args:
         params: ``N`` stacked networks (every ``w`` of shape ``(N, n_in, n_out)``).
-        X: the shared inputs, shape ``(batch, n_in)``; Y: targets ``(batch, n_out)``.
+        X: the shared inputs, shape ``(batch, n_in)``.
+        Y: the shared targets, shape ``(batch, n_out)``.
         sample_weight: shape ``(batch,)`` or None (all equal).
 
     Returns:
-        ``(loss, grads)``: the (weighted) mean loss of each network, shape ``(N,)``, and
+        ``(loss, grads)``, the (weighted) mean loss of each network, shape ``(N,)``, and
         ``dE/dtheta`` with the params' structure (leading axis ``N``).
     """
     table = activation_table(params.article_mode)

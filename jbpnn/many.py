@@ -594,7 +594,8 @@ def train_many(
             axis ``N``, see :func:`stack_params`), a list of ``N`` MLPs, or an
             :class:`InitSpec` together with ``seeds`` (network ``n`` is
             ``init_params(jax.random.key(seeds[n]), ...)``).
-        X: inputs, shape ``(n, n_in)``; Y: targets, shape ``(n, n_out)``.
+        X: inputs, shape ``(n, n_in)``.
+        Y: targets, shape ``(n, n_out)``.
         seeds: with an :class:`InitSpec`, one init seed per network.
         optimizer: a name of :data:`jbpnn.optimizers.OPTIMIZERS` (``"sgd"``,
             ``"momentum"``, ``"adam"``), a factory ``(**hparams) -> Optimizer``, or an
@@ -624,16 +625,15 @@ def train_many(
             with ``X_val[val_rows[i]], Y_val[val_rows[i]]``.
         tol, min_weight_change, n_iter_no_change, validation_tol, loss_patience,
             loss_tol, lr_factor, min_lr, max_loss_growth, max_abs_param: the stop
-            rules of :func:`jbpnn.training.train`; each a single value for every
-            network, or a sequence of ``N`` (one per network: thresholds are data
-            too, one compiled program). A rule is on or off (None) for all networks.
+            rules of :func:`jbpnn.training.train`, meaning what they mean there; each a
+            single value for every network, or a sequence of ``N`` (one per network:
+            thresholds are data too, one compiled program). A rule is on or off (None)
+            for all networks.
         stopping: those keywords as one :class:`jbpnn.stopping.Stopping` for every
             network, or a sequence of ``N`` (one per network); not both.
-        epochs, batch_size, X_val, Y_val, sample_weight, val_sample_weight, tol,
-            min_weight_change,
-            n_iter_no_change, validation_tol, monitor, loss_patience, loss_tol, lr_factor,
-            min_lr, max_loss_growth, max_abs_param, shuffle, drop_last, grad_fn,
-            history_chunk, check_finite: as :func:`jbpnn.training.train`.
+        epochs, batch_size, X_val, Y_val, sample_weight, val_sample_weight, monitor,
+            shuffle, drop_last, grad_fn, history_chunk, check_finite: as
+            :func:`jbpnn.training.train`.
         devices: split the networks evenly across these devices (a count, or a list
             of ``jax.Device``); default: every local device. On a CPU, JAX shows one
             device unless started with :func:`use_cpu_devices`.
@@ -642,6 +642,12 @@ def train_many(
             not ``data_axis``) and, with ``data_axis``, every mini-batch split over
             that axis as in data-parallel ``train`` (each network's gradient
             all-reduced over it).
+        network_axis: the name of the ``mesh`` axis the networks split over; None
+            (default) for the mesh's only axis, or the one that is not ``data_axis``
+            (a mesh with more axes needs it). Only with ``mesh``.
+        data_axis: the name of a ``mesh`` axis every mini-batch splits over (see
+            ``mesh``); None (default): each network's batch is not split. Only with
+            ``mesh``, and not ``network_axis``.
         memory_limit: bytes the run may use (default: the memory available on the
             device, see :func:`jbpnn.memory.available_memory`).
         progress: called after every chunk of ``history_chunk`` epochs with a dict

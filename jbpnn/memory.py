@@ -115,7 +115,10 @@ def estimate_memory(
     Args:
         template: one network of the ensemble (for sizes and dtype).
         n_networks: ``N``.
-        n_examples: training examples; ``batch_size`` None means all of them.
+        n_examples: training examples (with per-network ``rows=``, the largest set of
+            rows).
+        batch_size: the mini-batch size ``B`` the activations are counted for, capped
+            at ``n_examples``; None (the default) for full batch, ``B = n_examples``.
         epochs, n_val: epochs and validation examples.
         optimizer: any object with ``init(params) -> state``, for the size of its
             state (traced with ``jax.eval_shape``, nothing allocated; default: one

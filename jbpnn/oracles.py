@@ -66,7 +66,10 @@ EXAMPLES = {"article": ARTICLE_9_2_1, "textbook": TEXTBOOK_3_2_1}
 
 # ARTICLE.md section 3: the demos' six training patterns and ten test rows.
 A, B = [1, 0, 1, 0, 1], [1, 0, 1, 1, 1]
-DEMO_A, DEMO_B = A, B
+DEMO_A = A
+"""The demos' first input pattern, ``[1, 0, 1, 0, 1]``: target ``[1]`` ("cat" in demo 2)."""
+DEMO_B = B
+"""The demos' second input pattern, ``[1, 0, 1, 1, 1]``: target ``[0]`` ("dog" in demo 2)."""
 DEMO_TRAIN = [[A, [1]], [A, [1]], [A, [1]], [B, [0]], [A, [1]], [B, [0]]]
 DEMO_TEST = [A, A, B, A, B, A, A, B, A, [1, 1, 1, 0, 1]]
 # Demo 2's printed result and error in the article.

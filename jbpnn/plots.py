@@ -75,11 +75,15 @@ def plot_history(
             ``val_accuracy`` of the same shape (a :class:`jbpnn.training.TrainResult`'s
             ``history``, or the result itself); for ``train_many``, one network's
             (``result[i]``). One epoch is drawn as points.
+        title: the figure's title.
+        suffix: the format when ``path`` is an open binary file (``"png"``, ``"pdf"``,
+            ``"svg"``, ...; a leading dot is accepted); PNG when None or a format
+            matplotlib does not know. Given with a file name, it replaces the name's
+            suffix as the format.
 
     Raises:
         ValueError: no ``loss``, a curve that is not 1-D (``train_many``'s whole
             history), or curves of different lengths.
-        title: the figure's title.
     """
     curves = _curves(history)
     plt = _pyplot("the loss-curve plot")
@@ -179,8 +183,18 @@ def plot_heatmap(
             :meth:`jbpnn.tables.ResultsTable.summarize`.
         path: the file to write; its suffix names the format (PNG by default). Or an
             open binary file (``io.BytesIO``), written in the format ``suffix`` names.
-        x, y: the columns of the two axes (numbers or names, e.g. activations);
-            value: the column shown as colour.
+        suffix: the format when ``path`` is an open binary file (``"png"``, ``"pdf"``,
+            ``"svg"``, ...; a leading dot is accepted); PNG when None or a format
+            matplotlib does not know. Given with a file name, it replaces the name's
+            suffix as the format.
+        x: the column of the horizontal axis (numbers or names, e.g. activations).
+        y: the column of the vertical axis (numbers or names).
+        value: the column shown as colour (and written in each cell); a cell with no
+            row is drawn as ``nan``.
+        title: the figure's title; None (or empty) for none.
+        x_label: the label of the horizontal axis.
+        y_label: the label of the vertical axis.
+        value_label: the label of the colour bar.
 
     Raises:
         ValueError: a row without one of the columns or with None on an axis, axis

@@ -988,7 +988,8 @@ def check_normal_equations(
     memory, as :func:`jbpnn.memory.check_memory`).
 
     Raises:
-        ValueError: another loss; EnsembleTooLarge: ``J^T J`` would not fit.
+        ValueError: another loss.
+        EnsembleTooLarge: ``J^T J`` would not fit.
     """
     if params.loss not in RESIDUAL_LOSSES:
         raise ValueError(
@@ -1453,6 +1454,9 @@ def accuracy(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = Tr
         X: inputs, shape ``(n, n_in)``.
         Y: targets, shape ``(n, n_out)`` (one-hot, or 0/1 for one unit), or
             integer labels of shape ``(n,)``.
+        check_finite: raise on NaN/inf in the inputs and on targets the loss cannot
+            take (the cross-entropies need values in [0, 1]). Labels of shape ``(n,)``
+            for several outputs must be whole numbers in ``0..n_out - 1`` either way.
     """
     Y = np.asarray(Y)
     if Y.ndim == 1:

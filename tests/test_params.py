@@ -381,17 +381,21 @@ def test_bucketed_draws_in_float64_and_under_tracing(x64):
     np.testing.assert_array_equal(np.asarray(stacked[2]), np.asarray(one.layers[0].w))
 
 
-def test_draws_in_16_bit_dtypes_and_float64_without_x64_equal_the_per_architecture_program():
+def test_draws_in_16_bit_dtypes_equal_the_per_architecture_program():
     """The bounds in 16-bit dtypes round through float32 on both paths (glorot's for
     n_in + n_out = 66985 rounded straight to float16 one step above; every value moved),
-    "he" keeps the dtype asked for (its float64 scale made the per-architecture program's
-    float32), and float64 without jax_enable_x64 is float32 on both (the host drew 64-bit
-    floats and cut them: every value moved; init_many disagreed with init_params)."""
+    and "he" keeps the dtype asked for (its float64 scale made the per-architecture
+    program's float32). float64 without jax_enable_x64 (float32 on both paths once) is
+    refused by both now: init_params and init_many alike."""
     from jbpnn.many import InitSpec, init_many
 
     cases = [("float16", (1, 66984), "glorot"), ("bfloat16", (1, 157108), "glorot")]
     cases += [(d, (5, 7, 3), i) for d in ("float16", "bfloat16") for i in ("glorot", "he")]
-    cases += [("float64", (5, 7, 3), i) for i in ("glorot", "article", "he")]
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match="dtype float64 needs 64-bit JAX"):
+            init_params(0, (5, 7, 3), "tanh", "mse", "glorot", dtype="float64")
+        with pytest.raises(ValueError, match="dtype float64 needs 64-bit JAX"):
+            init_many(InitSpec((5, 7, 3), "tanh", "mse", "glorot", "float64"), [0, 1])
     for dtype, sizes, init in cases:
         got = init_params(0, sizes, "tanh", "mse", init, dtype=dtype).layers
         many = init_many(InitSpec(sizes, "tanh", "mse", init, dtype), [0, 1]).layers

@@ -916,7 +916,7 @@ def test_a_swapped_carry_transposes_no_optimizer_state():
                 for e in jp.eqns
             )
 
-        return count(_swap_carry_epoch(opt)[1](True, jaxpr=True).jaxpr, False)
+        return count(_swap_carry_epoch(opt, jnp.float32)[1](True, jaxpr=True).jaxpr, False)
 
     plain = transposes(sgd(0.1))
     assert plain > 0  # the params' and the gradient's: the relayout is there

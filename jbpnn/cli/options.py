@@ -69,14 +69,13 @@ __all__ = [
 class FlagType:
     """An argparse type: the text of one value, parsed, then checked by a library check.
 
-    Args:
-        what: what the flag takes, for the message of a value that does not parse
-            (``"an integer >= 1"``).
-        parse: text -> value (``int``, ``float``); ``ValueError`` if it cannot.
-        check: the library check of the value; raises ``ValueError`` or ``TypeError``;
-            returns the value to use, or None to keep the parsed one.
-        spellings: checked values the command line spells its own way -> the API's
-            value (``{0: None}``: ``--batch-size 0`` is full batch).
+    An instance is what ``add_argument(type=...)`` takes (:data:`seed`,
+    :data:`fraction`, ...). Argparse calls it with one argument, ``text``, the flag's
+    value as typed (``"0.1"``, ``"off"``); it returns the value the API gets (``text``
+    parsed, then checked; a value the command line spells its own way becomes the
+    API's, ``--batch-size 0`` None), or raises ``argparse.ArgumentTypeError`` with the
+    check's message, which argparse prints after the flag's name. The constructor's
+    arguments (below) say how to parse and check.
     """
 
     def __init__(
@@ -86,11 +85,37 @@ class FlagType:
         check: Callable[[Any], Any],
         spellings: Mapping[Any, Any] | None = None,
     ) -> None:
+        """Make the type of one flag.
+
+        Args:
+            what: what the flag takes, for the message of a value that does not parse
+                (``"an integer >= 1"``).
+            parse: text -> value (``int``, ``float``); ``ValueError`` if it cannot.
+            check: the library check of the value; raises ``ValueError`` or
+                ``TypeError``; returns the value to use, or None to keep the parsed one.
+            spellings: checked values the command line spells its own way -> the API's
+                value (``{0: None}``: ``--batch-size 0`` is full batch).
+        """
         self.what, self.parse, self.check = what, parse, check
         self.spellings = dict(spellings or {})
         self.__name__ = what  # argparse names the type by it in some messages
 
     def __call__(self, text: str) -> Any:
+        """The value of one flag's text, as argparse calls a type.
+
+        Args:
+            text: the flag's value as typed on the command line (``"0.1"``, ``"off"``).
+
+        Returns:
+            The value the API gets, ``text`` parsed, then checked by the library check
+            (:meth:`checked`, which keeps the check's value where it returns one and turns
+            the command line's own spellings, e.g. ``--batch-size 0``, into the API's).
+
+        Raises:
+            argparse.ArgumentTypeError: ``text`` does not parse (``expected an integer
+                >= 1, got 'x'``), or the library check refuses the value (the check's
+                message).
+        """
         try:
             value = self.parse(text)
         except ValueError:
@@ -124,8 +149,11 @@ def _open_fraction(value: float) -> None:
 
 
 positive_int = integer(1)
+"""Argparse type: text -> an int >= 1 (``check_int``), e.g. ``--epochs``."""
 non_negative_int = integer(0)
+"""Argparse type: text -> an int >= 0 (``check_int``)."""
 seed = FlagType("an int seed", int, lambda v: check_seed("the seed", v))
+"""Argparse type: text -> a seed ``0 .. 2**32 - 1`` (``check_seed``, as ``as_key``)."""
 
 
 def _threshold_text(text: str) -> float | None:
@@ -142,9 +170,13 @@ def _check_threshold(value: float | None) -> float | None:
 
 # train(tol=), min_weight_change=, ...: a number >= 0, or off (None), as the API
 threshold = FlagType("a number >= 0, or off", _threshold_text, _check_threshold)
+"""Argparse type: text -> a stop-rule threshold >= 0, or None for ``off``/``none``."""
 learning_rate = number(0.0)  # every optimizer: check_number("lr", lr, low=0.0)
+"""Argparse type: text -> a finite learning rate >= 0, as every optimizer checks ``lr``."""
 momentum_m = number(0.0, 1.0)  # momentum(): check_number("m", m, low=0.0, high=1.0)
+"""Argparse type: text -> a momentum ``0 <= m < 1``, as ``momentum(m=)``."""
 fraction = number(0.0, 1.0)  # [0, 1): a share of rows that may be none
+"""Argparse type: text -> a fraction in ``[0, 1)`` (``--validation-fraction``)."""
 
 
 def _check_damping(value: float) -> None:
@@ -153,6 +185,7 @@ def _check_damping(value: float) -> None:
 
 damping = FlagType("a number > 0", float, _check_damping)  # --mu of lm and br
 open_fraction = FlagType("a number", float, _open_fraction)  # (0, 1), as train_test_split
+"""Argparse type: text -> a fraction in ``(0, 1)`` (``--test-fraction``)."""
 
 
 def _patience_text(text: str) -> int | None:
@@ -169,10 +202,12 @@ def _check_patience(value: int | None) -> int | None:
 
 # train(n_iter_no_change=): a count >= 1, or off (None); 0 is refused as by the API
 patience = FlagType("a count >= 1 of epochs, or off", _patience_text, _check_patience)
+"""Argparse type: text -> ``n_iter_no_change``, a count >= 1 of epochs, or None for ``off``."""
 # train(batch_size=): check_int(batch_size, 1, allow_none=True), None spelled 0
 batch_size = FlagType(
     "an integer >= 0", int, lambda v: check_int("the value", v, 0), spellings={0: None}
 )
+"""Argparse type: text -> a batch size >= 1, or None (full batch) for ``0``."""
 
 
 def comma_list(
