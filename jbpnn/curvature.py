@@ -212,7 +212,7 @@ def _run(kernel: Any, params: MLP, *args: Any) -> MLP:
     sizes on this backend (called inside a trace: the plain ``jax.jit``, which XLA
     compiles with the enclosing program's options); an XLA that refuses them compiles
     it without."""
-    traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((params, args)))
+    traced = not all(checks.is_concrete(a) for a in jax.tree.leaves((params, args)))
     # options go to a top-level jit only: inside the caller's jit or vmap, the plain one
     options = () if traced else compiler_options(params.sizes, program="curvature")
     try:
