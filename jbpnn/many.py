@@ -49,6 +49,7 @@ the memory available. The history on the device is a ring buffer of
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -931,7 +932,7 @@ def train_many(
     history = {
         k: np.concatenate(v, axis=1) if v else np.zeros((n_nets, 0)) for k, v in pieces.items()
     }
-    return _many_result(
+    result = _many_result(
         state,
         history,
         config,
@@ -944,6 +945,8 @@ def train_many(
         start,
         tuple(hparams or {}),
     )
+    # the call's settings, as train records them: a resume of result[i] without them warns
+    return dataclasses.replace(result, batching=(batch_size, shuffle, drop_last))
 
 
 def _all_hyperparams(opt: Any, per: dict[str, np.ndarray], n: int, dtype: Any) -> dict[str, Array]:
@@ -1065,6 +1068,8 @@ class ManyResult:
         method: the data order, ``"shared"`` (one key) or ``"own"`` (one key per network).
         state: the final stacked :class:`jbpnn.training.TrainState` (leading axis ``N``).
         optimizer: the template optimizer (every network's kind).
+        batching: the call's ``(batch_size, shuffle, drop_last)``, which ``result[i]``
+            carries as :class:`jbpnn.training.TrainResult` does (a resume without them warns).
     """
 
     params: MLP
@@ -1078,6 +1083,7 @@ class ManyResult:
     config: TrainConfig = field(repr=False)
     state: TrainState = field(repr=False)
     optimizer: Any = field(default=None, repr=False)
+    batching: tuple[Any, Any, bool] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.stop_reason)
@@ -1096,7 +1102,15 @@ class ManyResult:
             optimizer = optimizer.replace(
                 **{k: np.asarray(v).item() for k, v in held.items() if k in optimizer.hyperparams}
             )
-        return state_result(one, history, elapsed=self.elapsed, optimizer=optimizer)
+        monitor = self.config.monitor if self.config.early_stopping else None
+        return state_result(
+            one,
+            history,
+            elapsed=self.elapsed,
+            optimizer=optimizer,
+            monitor=monitor,
+            batching=self.batching,
+        )
 
     def results(self) -> list[TrainResult]:
         """Every network's :class:`jbpnn.training.TrainResult`."""

@@ -1010,10 +1010,14 @@ class _BPNNBase(BaseEstimator):
                     f"loss {output[0]!r}. {_afresh(incremental)}"
                 )
             state = getattr(self, "state_", None)
+            fitted = getattr(self, "_fitted_solver", None)
             if (
                 state is None
                 or state.params.sizes != params.sizes
                 or state.params.dtype != params.dtype
+                # a warm fit with another solver or schedule (adaptive -> constant kept
+                # the plateau rule's reduced rate): a new optimizer, as the README says
+                or (not incremental and fitted not in (None, (s.solver, self.learning_rate)))
             ):
                 # weights set by hand, or a new dtype: a fresh optimizer
                 start, key = params, order_seed

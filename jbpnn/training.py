@@ -766,7 +766,7 @@ class Prepared(NamedTuple):
     previous: TrainResult | None
 
 
-def _warn_unlike(previous: TrainResult, batching: tuple, validated: bool) -> None:
+def _warn_unlike(previous: TrainResult, batching: tuple, validated: bool, early: bool) -> None:
     """Warn where a resume from ``previous`` goes on with other settings than its run's:
     a result carries its state and optimizer, not the call's ``batch_size``, ``shuffle``,
     ``drop_last`` or validation set, and ``train(result, X, Y, epochs=k)`` left without
@@ -782,11 +782,12 @@ def _warn_unlike(previous: TrainResult, batching: tuple, validated: bool) -> Non
             "with the same settings only)",
             stacklevel=6,  # the caller of train (two decorators)
         )
-    if previous.monitor is not None and not validated:
+    if previous.monitor is not None and not (validated and early):
+        without = "without X_val and Y_val" if not validated else "without n_iter_no_change"
         warnings.warn(
-            f"resuming a run whose early stopping watched {previous.monitor!r} without X_val "
-            "and Y_val: early stopping is off from here (a stopped run keeps its best "
-            "params); pass the validation set and its stop rules again to go on with it",
+            f"resuming a run whose early stopping watched {previous.monitor!r} {without}: "
+            "early stopping is off from here (a stopped run keeps its best params); pass "
+            "the validation set and its stop rules again to go on with it",
             stacklevel=6,  # the caller of train (two decorators)
         )
 
@@ -832,7 +833,8 @@ def prepare_training(
             code: Any = np.full(np.shape(start.monitor), MONITORS.index(previous.monitor), np.int32)
             start = start._replace(monitor=code)
         optimizer = previous.optimizer if optimizer is None else optimizer
-        _warn_unlike(previous, (batch_size, shuffle, drop_last), X_val is not None)
+        early = stopping is not None and stopping.switches.early_stopping
+        _warn_unlike(previous, (batch_size, shuffle, drop_last), X_val is not None, early)
     if template is not None:
         params = template
     elif isinstance(start, TrainState):
@@ -918,6 +920,12 @@ def prepare_training(
                 "or replace it with state._replace(key=jax.random.key(seed))"
             )
         state = resume_state(start, optimizer, config)
+        if not config.reduce_lr and np.any(np.asarray(start.lr_scale) != 1):
+            # the plateau rule's reductions, folded into lr (resume_state): the result's
+            # optimizer holds that lr, so a further resume and save go on with it
+            assert isinstance(optimizer, Optimizer)  # resume_state folds only into one
+            folded = np.asarray(state.opt_state.hyperparams["lr"])
+            optimizer = optimizer.replace(lr=folded.item() if folded.ndim == 0 else folded)
     elif template is None:
         state = init_state(params, optimizer, config, as_key(key))  # eager: values stay data
     data = (X, Y, weight)

@@ -1173,3 +1173,66 @@ def test_seeds_with_one_network_say_what_to_pass():
         jbpnn.train_many(p, X, Y, seeds=[0, 1], epochs=1)
     with pytest.raises(ValueError, match=r"got params that are already initialised$"):
         jbpnn.train_many(stack_params([p, p]), X, Y, seeds=[0, 1], epochs=1)
+
+
+def test_a_folded_learning_rate_goes_on_in_the_result_and_its_save(tmp_path):
+    """A resume without lr_factor folds the plateau rule's reductions into lr in the
+    state, but the result's optimizer kept the first lr: the next train(result) went
+    back to it (2000x the reduced rate) and save(state, optimizer=result.optimizer)
+    refused the pair it recommends."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(37, 3)).astype(np.float32)
+    Y = jbpnn.one_hot((X[:, 0] > 0).astype(int), 2)
+    p = jbpnn.init_params(0, (3, 4, 2), "tanh", "cross_entropy")
+    a = jbpnn.train(p, X, Y, optimizer=sgd(0.5), epochs=15, batch_size=8, loss_patience=1,
+                    loss_tol=0.05, lr_factor=0.5)  # fmt: skip
+    scale = float(a.state.lr_scale)
+    assert scale < 1
+    b = jbpnn.train(a, X, Y, epochs=3, batch_size=8)
+    assert b.optimizer.hyperparams["lr"] == pytest.approx(0.5 * scale)
+    c = jbpnn.train(b, X, Y, epochs=3, batch_size=8)
+    assert float(c.state.opt_state.hyperparams["lr"]) == pytest.approx(0.5 * scale)
+    jbpnn.save(tmp_path / "b.npz", b.state, optimizer=b.optimizer)
+
+
+def test_a_warm_fit_with_another_schedule_makes_a_new_optimizer():
+    """learning_rate="adaptive" then "constant" went on at the plateau rule's reduced rate
+    (and a third identical warm fit jumped back to learning_rate_init): a new optimizer,
+    as scikit-learn's and as the README's warm_start row says."""
+    from jbpnn.sklearn import BPNNClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(37, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(4,), random_state=0, solver="sgd", learning_rate_init=0.5,
+              batch_size=8, learning_rate="adaptive", n_iter_no_change=1, tol=5e-2,
+              max_iter=15, momentum=0.0, warm_start=True)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = BPNNClassifier(**kw).fit(X, y)
+        assert float(e.state_.lr_scale) < 1
+        e.set_params(learning_rate="constant", max_iter=3)
+        for _ in range(2):
+            e.fit(X, y)
+            assert float(e.state_.opt_state.hyperparams["lr"]) == pytest.approx(0.5)
+
+
+def test_a_train_many_result_resumed_without_its_settings_warns_as_train_s_does():
+    """train_many(...)[i] carried no batching or monitor: train(result[i], X, Y, epochs=k)
+    trained on full batches without early stopping without a word (a train result warns);
+    a resume with the validation set but without n_iter_no_change did not warn either."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    Y = np.tanh(X[:, :1])
+    spec = InitSpec((3, 4, 1), ("tanh", "identity"), "mse")
+    kw = dict(epochs=3, batch_size=8, X_val=X[:10], Y_val=Y[:10], n_iter_no_change=5)
+    m = jbpnn.train_many(spec, X, Y, seeds=[0, 1], hparams={"lr": 0.1, "m": 0.0}, **kw)
+    with pytest.warns(UserWarning) as caught:
+        jbpnn.train(m[0], X, Y, epochs=2)
+    said = " ".join(str(w.message) for w in caught)
+    assert "batch_size=8" in said and "without X_val and Y_val" in said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jbpnn.train(m[1], X, Y, **{**kw, "epochs": 2})  # the same settings: no warning
+    with pytest.warns(UserWarning, match="without n_iter_no_change: early stopping is off"):
+        jbpnn.train(m[1], X, Y, epochs=2, batch_size=8, X_val=X[:10], Y_val=Y[:10])
