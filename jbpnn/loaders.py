@@ -20,6 +20,9 @@ import csv
 import itertools
 import math
 import re
+import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -241,15 +244,28 @@ def _existing_file(path: StrPath) -> Path:
 
 
 def _read_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
-    """The non-blank rows as ``(line number, stripped cells)``."""
+    """The non-blank rows as ``(line number, stripped cells)``.
+
+    A blank line is skipped; a row of empty cells (``,,``) is refused where rows follow
+    it (skipped, it shifted every later row: ``predict`` printed the next row's answer
+    on its line); at the end of the file (a spreadsheet's padding) it is skipped.
+    """
     rows = []
+    empty: int | None = None  # the line of a row of empty cells, until data follows
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
         try:
             for row in reader:
                 cells = [cell.strip() for cell in row]
                 if any(cells):
+                    if empty is not None:
+                        raise DataError(
+                            f"{path}, line {empty}: a row of empty cells among the data; "
+                            "delete it or fill it in (missing values are refused)"
+                        )
                     rows.append((reader.line_num, cells))
+                elif len(cells) > 1 and empty is None:
+                    empty = reader.line_num
         except csv.Error as e:
             raise DataError(f"{path}, line {reader.line_num}: cannot parse ({e})") from e
         except UnicodeDecodeError as e:
@@ -263,10 +279,12 @@ def _read_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
-# Missing-value markers, as pandas.read_csv reads them by default (plus "nan" in any case).
+# Missing-value markers, as pandas.read_csv reads them by default (plus "nan" in any case
+# and the UCI repository's "?").
 MISSING_MARKERS = frozenset(
     ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
     + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+    + ["?"]  # the UCI repository's marker: one in a headerless first row made it a header
 )
 
 
@@ -329,7 +347,7 @@ def _target_index(path: Path, names: list[str], target: str | int | None, header
             raise DataError(f"{path}: target column {target!r} appears {len(hits)} times")
         if hits:
             return hits[0]
-        if not target.lstrip("-").isdigit():
+        if not re.fullmatch(r"-?[0-9]+", target):
             shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if m > 20 else "")
             hint = "" if header else " (the file has no header row: give the column index)"
             raise DataError(
@@ -363,10 +381,19 @@ def _parse_feature(path: Path, line: int, name: str, cell: str) -> float:
 
 
 def _number_hint(cell: str) -> str:
+    if re.fullmatch(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?", cell):
+        return "; thousands separators? numbers are read without them, 1000"
     if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", cell):
         return "; a decimal comma? numbers are read with a point, 1.5"
     if "_" in cell and _number(cell.replace("_", "")) is not None:
         return "; underscores are not read as digit separators"
+    return ""
+
+
+def _written_number(cell: str) -> str:
+    """A hint for a number with a percent sign (``12%``, ``1,5 %``), else ``""``."""
+    if re.fullmatch(r"[+-]?[0-9.,]*[0-9]\s*%", cell):
+        return "; a percentage? write 12% as 0.12 or 12"
     return ""
 
 
@@ -389,6 +416,15 @@ def _parse_target(path: Path, name: str, cells: list[tuple[int, str]]) -> np.nda
             f"numbers ({numbers} of {len(values)} cells); drop or fix that row (a missing "
             "target), or, for class names, write every label as text"
         )
+    if not numbers:  # text labels, unless every one is a number written another way
+        hints = [_number_hint(cell) or _written_number(cell) for _, cell in cells]
+        if all(hints):
+            line, cell = cells[0]
+            raise DataError(
+                f"{path}, line {line}, target column {name!r}: {cell!r} and every other "
+                f"target is a number written as text{hints[0]}; write the numbers with a "
+                "point and no %, or give class labels that are not numbers"
+            )
     if numbers:
         for (line, cell), v in zip(cells, values):
             assert v is not None  # every cell is a number
@@ -485,6 +521,13 @@ def load_features(
     if not data:
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")
     width = len(first)
+    if header and generic and not named:  # its names cannot be checked: by position
+        warnings.warn(
+            f"{path}: the model was trained on a table without a header, so its columns "
+            f"have no names to match; this file's header ({','.join(first)}) is skipped "
+            "and its columns are taken by position, in the training file's order",
+            stacklevel=2,
+        )
     if header and (named or not generic):  # by name, also a file's own col0, col1 header
         idx = _match_names(path, titles, feature_names, target_name)
     elif width == d:
@@ -564,7 +607,7 @@ def load_npz(
     path = _existing_file(path)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz archive ({e})") from e
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: a single .npy array, expected an .npz archive with X and y")
@@ -582,6 +625,8 @@ def load_npz(
             names = archive["feature_names"] if "feature_names" in archive.files else None
         except ValueError as e:  # object arrays need pickle, which we never load
             raise DataError(f"{path}: cannot read without pickle ({e})") from e
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # a damaged member
+            raise DataError(f"{path}: a damaged .npz archive ({e})") from e
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2 or X.dtype.kind not in "biuf":
@@ -618,7 +663,8 @@ def load_npz(
             y = y.astype(np.float64)
             if not np.all(np.isfinite(y)):
                 raise DataError(f"{path}: {target!r} has NaN/inf")
-        if y.dtype.kind == "U":  # as load_csv: a missing label never becomes a class
+        if y.dtype.kind == "U":  # as load_csv: stripped; a missing label never a class
+            y = np.char.strip(y)
             missing = [str(v) for v in np.unique(y) if _is_missing(str(v).strip())]
             if missing:
                 row = int(np.flatnonzero(np.isin(y, missing))[0])
@@ -628,10 +674,20 @@ def load_npz(
                     "becomes a class; drop those rows or give them their label"
                 )
     d = X.shape[1]
-    if names is None or names.shape != (d,):
+    if names is not None and names.shape != (d,):  # once replaced by col0, ... unsaid
+        raise DataError(
+            f"{path}: 'feature_names' has shape {names.shape}; {features!r} has {d} columns, "
+            f"so it needs shape ({d},)"
+        )
+    if names is None:
         feature_names = [f"col{j}" for j in range(d)]
     else:
-        feature_names = [str(n) for n in names.tolist()]
+        if names.dtype.kind == "S":  # bytes: as the labels, text (not "b'a'")
+            try:
+                names = np.char.decode(names, "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: 'feature_names' holds bytes that are not UTF-8") from e
+        feature_names = [str(n).strip() for n in names.tolist()]
         twice = sorted({n for n in feature_names if feature_names.count(n) > 1})
         if twice:  # predict matches columns by name: a model with two 'a's is unusable
             raise DataError(

@@ -252,11 +252,14 @@ def test_a_regression_on_text_labels_names_the_target():
 def test_a_target_of_numbers_with_a_stray_text_cell_is_refused(tmp_path):
     """One '?' in 400 ages made the target text: a 43-class classifier with '?' a class."""
     rows = "".join(f"{i % 7},{i},{20 + i % 41}\n" for i in range(40))
-    (tmp_path / "ages.csv").write_text("a,b,age\n" + rows + "1,2,?\n")
+    (tmp_path / "ages.csv").write_text("a,b,age\n" + rows + "1,2,unknown\n")
     with pytest.raises(
         DataError,
-        match=r"line 42, target column 'age': '\?' is text in a column of numbers \(40 of 41",
+        match=r"line 42, target column 'age': 'unknown' is text in a column of numbers \(40 of 41",
     ):
+        load_table(tmp_path / "ages.csv", target="age")
+    (tmp_path / "ages.csv").write_text("a,b,age\n" + rows + "1,2,?\n")  # '?': missing
+    with pytest.raises(DataError, match=r"line 42, target column 'age': '\?' is a missing value"):
         load_table(tmp_path / "ages.csv", target="age")
     (tmp_path / "names.csv").write_text("a,b,kind\n1,2,cat\n3,4,dog\n")  # all text: labels
     assert list(load_table(tmp_path / "names.csv", target="kind").y) == ["cat", "dog"]
@@ -343,5 +346,94 @@ def test_npz_text_labels_that_mark_a_missing_value_are_refused_as_in_a_csv(tmp_p
     X = np.random.default_rng(0).normal(size=(6, 2))
     path = tmp_path / "labels.npz"
     np.savez(path, X=X, y=np.array(["cat", label] * 3))
-    with pytest.raises(DataError, match=f"missing-value label {label!r} \\(first at row 1\\)"):
+    want = f"missing-value label {label.strip()!r} \\(first at row 1\\)"
+    with pytest.raises(DataError, match=want):
         load_npz(path)
+
+
+def test_a_target_of_numbers_written_as_text_is_refused_not_made_classes(tmp_path):
+    """A target written with decimal commas (every cell) loaded as text and trained as
+    classes (a feature so written was refused with a hint); percentages and thousands
+    separators likewise."""
+    for cells, hint in (
+        (["1,50", "2,00", "1,50", "3,25"], "a decimal comma"),
+        (["10%", "20%", "10%", "5%"], "a percentage"),
+        (['"1,000"', '"2,500"', '"1,000"', '"3,000"'], "thousands separators"),
+    ):
+        f = tmp_path / "t.csv"
+        f.write_text("a;b;y\n" if hint == "a decimal comma" else "a,b,y\n")
+        sep = ";" if hint == "a decimal comma" else ","
+        with f.open("a") as out:
+            for i, c in enumerate(cells):
+                out.write(f"{i}{sep}{i + 1}{sep}{c}\n")
+        with pytest.raises(
+            DataError, match=rf"every other target is a number written as text; {hint}"
+        ):
+            load_csv(f)
+
+
+def test_a_row_of_empty_cells_among_the_data_is_refused(tmp_path):
+    """A ',' row was dropped: predict printed 2 answers for 3 rows, every one after it
+    on its neighbour's line. Refused now; blank lines and trailing empty rows (a
+    spreadsheet's padding) are still skipped."""
+    f = tmp_path / "p.csv"
+    f.write_text("a,b\n1,2\n,\n2,3\n")
+    with pytest.raises(DataError, match=r"line 3: a row of empty cells among the data"):
+        load_features(f, ["a", "b"])
+    f.write_text("a,b,y\n1,2,0\n\n2,3,1\n4,5,0\n,,\n,,\n")
+    t = load_csv(f)
+    assert t.X.tolist() == [[1, 2], [2, 3], [4, 5]]
+
+
+def test_a_question_mark_is_a_missing_value(tmp_path):
+    """'?' (the UCI repository's marker) in a headerless first row made that row the
+    header, silently losing it; it is a missing value now, refused as the others."""
+    f = tmp_path / "q.csv"
+    f.write_text("5.1,?,0\n4.9,3.0,1\n4.7,3.2,0\n4.6,3.1,1\n")
+    with pytest.raises(DataError, match=r"line 1, column 'col1': '\?' is not a finite number"):
+        load_csv(f)
+
+
+def test_npz_damage_names_and_labels(tmp_path):
+    """A truncated or bit-flipped NPZ was an unexpected BadZipFile/CRC error without the
+    file's name; bytes feature_names became "b'a'"; a feature_names of the wrong
+    length was replaced by col0, ... unsaid; NPZ text labels were not stripped as the
+    CSV reader strips them."""
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, X=np.random.default_rng(0).uniform(size=(24, 2)), y=np.arange(24) % 2)
+    raw = ok.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(raw[:300])
+    with pytest.raises(DataError, match=r"trunc.npz: "):
+        load_npz(tmp_path / "trunc.npz")
+    flipped = bytearray(raw)
+    flipped[200] ^= 0xFF
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match=r"flip.npz: "):
+        load_npz(tmp_path / "flip.npz")
+    X = np.ones((4, 2))
+    np.savez(tmp_path / "fb.npz", X=X, y=np.arange(4) % 2, feature_names=np.array([b"a", b"b"]))
+    assert load_npz(tmp_path / "fb.npz").feature_names == ["a", "b"]
+    np.savez(tmp_path / "fw.npz", X=X, y=np.arange(4) % 2, feature_names=np.array(["a"]))
+    with pytest.raises(DataError, match=r"'feature_names' has shape \(1,\).*needs shape \(2,\)"):
+        load_npz(tmp_path / "fw.npz")
+    np.savez(tmp_path / "lab.npz", X=X, y=np.array(["cat", "cat ", " dog", "dog"]))
+    assert sorted(set(load_npz(tmp_path / "lab.npz").y)) == ["cat", "dog"]
+
+
+def test_a_header_a_headerless_model_cannot_match_is_said(tmp_path):
+    """A model trained without a header took a prediction file's header (c,a,b) by
+    position without a word: the same columns reordered gave other predictions."""
+    f = tmp_path / "h.csv"
+    f.write_text("c,a,b\n1,2,3\n4,5,6\n")
+    with pytest.warns(UserWarning, match=r"trained on a table without a header.*by position"):
+        t = load_features(f, ["col0", "col1", "col2"], "col3")
+    assert t.X.tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_target_index_digits_are_ascii(tmp_path):
+    """--target ² was int()'s message without the file; ٣ was column 3."""
+    f = tmp_path / "d.csv"
+    f.write_text("a,b,c,y\n1,2,3,0\n4,5,6,1\n")
+    for target in ("²", "٣"):
+        with pytest.raises(DataError, match=rf"no target column named '{target}'"):
+            load_csv(f, target=target)
