@@ -165,8 +165,13 @@ def write_files(
                     raise
                 # e.g. "cannot write m.npz: No space left on device", not the temp file's name
                 raise type(e)(e.errno, f"cannot {what} {path}: {e.strerror}") from e
-        for temp in pending:
-            temp.commit()
+        for (path, _), temp in zip(items, pending):
+            try:
+                temp.commit()
+            except OSError as e:  # named after the target, not the temporary file
+                if e.errno is None:
+                    raise
+                raise type(e)(e.errno, f"cannot {what} {path}: {e.strerror}") from e
     finally:
         for temp in pending:
             temp.discard()
@@ -201,6 +206,13 @@ class _TempFile:
             mode = None
         if mode is not None and hasattr(os, "fchmod"):
             os.fchmod(self.fd, mode)  # a replaced file keeps its permissions
+        if mode is not None and hasattr(os, "fchown"):
+            st = target.stat()
+            try:  # and its owner (root replacing a user's file made it root's: unreadable)
+                if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                    os.fchown(self.fd, st.st_uid, st.st_gid)
+            except OSError:
+                pass  # not allowed (not root): the file is the writer's, as any new one
 
     def write(self, data: bytes | Callable[[BinaryIO], Any]) -> None:
         assert self.fd is not None  # open from __init__ until discard()
@@ -249,13 +261,19 @@ class _TempFile:
             self.name = None
 
 
+def _temp_stem(target: Path) -> str:
+    """``target``'s name as its temporary files carry it: within the 255 bytes a file
+    name may have beside the longest tail (a 10-digit PID), whole UTF-8 characters only.
+    :func:`_remove_stale_temps` looks for the same stem (it looked for the whole name, so
+    the temporary files of a long or non-UTF-8 name were never removed)."""
+    room = 255 - 1 - len(f".{10**10 - 1}-{'0' * 12}{_TEMP_SUFFIX}")
+    return os.fsencode(target.name)[:room].decode(errors="ignore")
+
+
 def _temp_name(target: Path) -> str:
     """A fresh name beside ``target``, within the 255 bytes a file name may have: a long
     but legal target name is shortened in it (its own name could not be replaced else)."""
-    tail = f".{os.getpid()}-{secrets.token_hex(6)}{_TEMP_SUFFIX}"
-    room = 255 - 1 - len(tail.encode())
-    stem = os.fsencode(target.name)[:room].decode(errors="ignore")  # whole characters only
-    return f".{stem}{tail}"
+    return f".{_temp_stem(target)}.{os.getpid()}-{secrets.token_hex(6)}{_TEMP_SUFFIX}"
 
 
 def _remove_stale_temps(target: Path) -> None:
@@ -264,7 +282,7 @@ def _remove_stale_temps(target: Path) -> None:
     ``.NAME.PID-XXXXXXXXXXXX.tmp`` when process PID no longer runs, and the
     ``.NAME.XXXXXXXXXXXX.tmp`` of earlier jbpnn versions (no PID) once an hour old.
     """
-    ours = re.compile(rf"\.{re.escape(target.name)}\.(\d+)-[0-9a-f]{{12}}\.tmp")
+    ours = re.compile(rf"\.{re.escape(_temp_stem(target))}\.(\d+)-[0-9a-f]{{12}}\.tmp")
     legacy = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp")
     try:
         names = os.listdir(target.parent)

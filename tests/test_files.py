@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -200,3 +201,72 @@ def test_a_long_legal_name_can_be_replaced(tmp_path):
     save(path, init_params(0, (2, 1)), run=1)
     save(path, init_params(0, (2, 1)), run=2)
     assert load(path).metadata == {"run": 2} and os.listdir(tmp_path) == [path.name]
+
+
+def test_temporary_files_of_long_and_non_utf8_names_are_cleaned_up(tmp_path, monkeypatch):
+    """The stale-temp sweep matched the whole target name, but a long name (over about
+    226 bytes) or one with bytes that are not UTF-8 is shortened in its temporary file's
+    name: a write killed before its rename left a file that no later write removed."""
+    import os
+
+    from jbpnn import files
+
+    for name in ("a" * 250 + ".npz", os.fsdecode(b"x\xff.npz"), "m.npz"):
+        target = tmp_path / name
+        target.write_bytes(b"old")
+        stale = tmp_path / f".{files._temp_stem(target)}.{2**22 + 7}-{'ab' * 6}.tmp"
+        stale.write_bytes(b"half")  # a process that is gone (no such PID)
+        monkeypatch.setattr(files, "_process_alive", lambda pid: False)
+        files.atomic_write(target, b"new")
+        assert target.read_bytes() == b"new" and not stale.exists(), name
+
+
+def test_a_replaced_file_keeps_its_owner_when_root_writes_it(tmp_path):
+    """Root replacing a user's model made it root's (mode 0600: the user could no longer
+    read it); the owner is kept where the writer may set it."""
+    import os
+
+    from jbpnn import files
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file another owner")
+    target = tmp_path / "u.npz"
+    target.write_bytes(b"old")
+    os.chown(target, 65534, 65534)
+    target.chmod(0o600)
+    files.atomic_write(target, b"new")
+    st = target.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)
+
+
+def test_a_failed_rename_names_the_target_and_leaves_nothing(tmp_path, monkeypatch):
+    """A rename refused at the end (a bind-mounted target: EBUSY) said "Device or resource
+    busy: .m.npz.PID-XXXX.tmp", the temporary file's name; it names the target now."""
+    from jbpnn import files
+
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"old")
+
+    def busy(src, dst):
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(src), str(dst))
+
+    monkeypatch.setattr(files.os, "replace", busy)
+    with pytest.raises(OSError, match=rf"cannot write {re.escape(str(target))}: Device"):
+        files.atomic_write(target, b"new")
+    assert target.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+
+def test_cli_error_lines_are_cut(tmp_path, capsys):
+    """A 2 MB format_version in a model file was echoed whole on one stderr line."""
+    from conftest import run_cli
+
+    import jbpnn
+
+    model = tmp_path / "m.npz"
+    jbpnn.save(model, jbpnn.init_params(0, (2, 3, 1)))
+    held = dict(np.load(model))
+    held["format_version"] = np.array("x" * 2_000_000)
+    np.savez(tmp_path / "fv.npz", **held)
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n")
+    rc, _, err = run_cli(capsys, "predict", tmp_path / "fv.npz", tmp_path / "d.csv")
+    assert rc == 2 and len(err) < 5000 and "characters cut" in err, err[:300]

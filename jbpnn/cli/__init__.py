@@ -118,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cut(text: str, limit: int = 2000) -> str:
+    """An error line of at most about ``limit`` characters: a value a file held (a 2 MB
+    format_version) was echoed whole."""
+    if len(text) <= limit:
+        return text
+    return (
+        f"{text[: limit // 2]} ... [{len(text) - limit} characters cut] ... {text[-limit // 2 :]}"
+    )
+
+
 def describe_error(error: BaseException) -> str:
     """One line naming the fault: the message, or for an OS error its reason and file."""
     if isinstance(error, OSError) and error.strerror:
@@ -245,13 +255,13 @@ def _run(argv: list[str]) -> int:
     except BrokenPipeError:
         raise  # the reader of stdout went away: main exits quietly
     except (CLIError, ValueError, TypeError, KeyError, OSError, MemoryError) as error:
-        print(f"jbpnn {args.command}: error: {describe_error(error)}", file=sys.stderr)
+        print(f"jbpnn {args.command}: error: {_cut(describe_error(error))}", file=sys.stderr)
         return 2
     except Exception as error:  # a fault of jbpnn or of a library it calls: still one line
         if os.environ.get("JBPNN_DEBUG"):
             raise
         print(
-            f"jbpnn {args.command}: error: {type(error).__name__}: {describe_error(error)} "
+            f"jbpnn {args.command}: error: {type(error).__name__}: {_cut(describe_error(error))} "
             "(an unexpected error; JBPNN_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
