@@ -381,8 +381,15 @@ def _parse_feature(path: Path, line: int, name: str, cell: str) -> float:
 
 
 def _number_hint(cell: str) -> str:
-    if re.fullmatch(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?", cell):
+    if re.fullmatch(
+        r"[+-]?[0-9]{1,3}(,[0-9]{3}){2,}(\.[0-9]*)?|[+-]?[0-9]{1,3},[0-9]{3}\.[0-9]*", cell
+    ):
         return "; thousands separators? numbers are read without them, 1000"
+    if re.fullmatch(r"[+-]?[0-9]{1,3},[0-9]{3}", cell):  # 1,500: 1.5 or 1500?
+        return (
+            "; a decimal comma or a thousands separator? numbers are read with a point "
+            "and without separators, 1.5 or 1500"
+        )
     if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", cell):
         return "; a decimal comma? numbers are read with a point, 1.5"
     if "_" in cell and _number(cell.replace("_", "")) is not None:

@@ -358,7 +358,8 @@ def test_a_target_of_numbers_written_as_text_is_refused_not_made_classes(tmp_pat
     for cells, hint in (
         (["1,50", "2,00", "1,50", "3,25"], "a decimal comma"),
         (["10%", "20%", "10%", "5%"], "a percentage"),
-        (['"1,000"', '"2,500"', '"1,000"', '"3,000"'], "thousands separators"),
+        (['"1,000"', '"2,500"', '"1,000"', '"3,000"'], "a decimal comma or a thousands"),
+        (['"1,000,000"', '"2,500.5"', '"1,000,000"', '"3,000.0"'], "thousands separators"),
     ):
         f = tmp_path / "t.csv"
         f.write_text("a;b;y\n" if hint == "a decimal comma" else "a,b,y\n")
