@@ -660,6 +660,7 @@ def load(path: str | os.PathLike) -> Saved:
 # what zipfile raises for a damaged compressed member (zlib.error), a compression method
 # or an encryption it does not read (NotImplementedError, RuntimeError "password required")
 _ZIP_FAULTS = (zlib.error, NotImplementedError, RuntimeError)
+_MAX_INFLATION = 64  # a compressed member inflating more than this (past 1 MiB) is refused
 
 
 class _Unreadable(ValueError):
@@ -718,6 +719,16 @@ class _Members(Mapping):
                 raise _Unreadable(
                     f"its member {key!r} is damaged: its header declares {declared} bytes of "
                     f"{dtype} {tuple(shape)}, the archive holds {info.file_size - header}"
+                )
+            if (
+                info.compress_type != zipfile.ZIP_STORED
+                and info.file_size > _MAX_INFLATION * info.compress_size + 2**20
+            ):  # a model's weights compress about 1.1:1; zeros that inflate 1000:1 are a
+                # zip bomb (a 1.5 MB file took 1.7 GB before its shape was found wrong)
+                raise _Unreadable(
+                    f"its member {key!r} would inflate from {info.compress_size} to "
+                    f"{info.file_size} bytes; jbpnn writes its models uncompressed, and a "
+                    "model's weights do not compress so: this file is not a model to load"
                 )
             check_array_memory(
                 shape, dtype, f"the member {key!r}", advice="this file is not a model to load"

@@ -983,3 +983,35 @@ def test_params_and_optimizers_pickle_with_every_protocol_and_equal_their_copies
     older.__setstate__((None, params.__getstate__()))
     tree_allclose(older, params, rtol=0)
     assert adam(0.01) != adam(0.02) and adam(jnp.float32(0.01)) != adam(jnp.float32(0.02))
+
+
+def test_a_member_that_inflates_like_a_zip_bomb_is_refused_before_it_is_read(tmp_path):
+    """A 1.5 MB file whose w0 declared 1.6 GB of zeros was inflated (1.7 GB of memory)
+    before its shape was compared with sizes: a compressed member that would inflate
+    more than 64:1 is refused from the zip directory alone."""
+    import zipfile
+
+    import jbpnn
+
+    good = tmp_path / "m.npz"
+    jbpnn.save(good, jbpnn.init_params(0, (3, 2, 2)))
+    bomb = tmp_path / "bomb.npz"
+    n = 64 * 2**20 // 4  # 64 MiB of float32 zeros
+    # the model's members, w0 replaced by compressed zeros (64 MiB stream in ~0.3 s)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w") as dst:
+        for name in src.namelist():
+            if name != "w0.npy":
+                dst.writestr(name, src.read(name))
+        info = zipfile.ZipInfo("w0.npy")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with dst.open(info, "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f4", "fortran_order": False, "shape": (n,)}
+            )
+            zeros = bytes(2**20)
+            for _ in range(n * 4 // len(zeros)):
+                f.write(zeros)
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(ValueError, match=r"member 'w0' would inflate from .* to 67108"):
+        jbpnn.load(bomb)
+    jbpnn.load(good)  # an uncompressed model loads as before
