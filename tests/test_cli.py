@@ -1475,3 +1475,21 @@ def test_a_table_too_small_to_split_names_the_split(capsys, tmp_path, monkeypatc
     (tmp_path / "two.csv").write_text("a,y\n1,0.5\n2,1.5\n")
     rc, out, err = jbpnn(capsys, "train", "--data", "two.csv", "--epochs", "1")
     one_line_error(rc, err, "1 row left for the validation split: it needs at least 2")
+
+
+def test_cli_warnings_are_one_line(capsys, monkeypatch):
+    """A warning (e.g. the compilation cache's, of a folder writable by others) was
+    Python's two lines from the CLI: the file and line of jbpnn's code, then that code."""
+    import warnings
+
+    from jbpnn import cli
+
+    def warn(args):
+        warnings.warn("something to say", UserWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(cli, "_run_command", warn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        rc, _, err = run_cli(capsys, "gradcheck")
+    assert rc == 0 and err == "jbpnn gradcheck: warning: something to say\n", err

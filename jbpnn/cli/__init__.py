@@ -38,6 +38,7 @@ import argparse
 import io
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -244,6 +245,22 @@ def _run(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    with warnings.catch_warnings():
+        # a warning is one line too, "jbpnn train: warning: ...", not Python's two (the
+        # file and line of jbpnn's code that raised it)
+        warnings.showwarning = _one_line_warning(args.command)
+        return _run_command(args)
+
+
+def _one_line_warning(command: str) -> Any:
+    def show(message: Any, category: Any, filename: Any, lineno: Any, *_: Any) -> None:
+        print(f"jbpnn {command}: warning: {_cut(str(message))}", file=sys.stderr)
+
+    return show
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """``args.func(args)``, its failures one line on stderr (see :func:`main`)."""
     default_compilation_cache()  # the per-user folder, unless the user set JAX's own
     try:
         status = args.func(args)
