@@ -65,7 +65,7 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import get_activation, units
-from jbpnn.devices import compiler_options, refused_options
+from jbpnn.devices import call_compiled, compiler_options
 from jbpnn.losses import LOSSES
 from jbpnn.network import (
     check_batch,
@@ -215,12 +215,7 @@ def _run(kernel: Any, params: MLP, *args: Any) -> MLP:
     traced = not all(checks.is_concrete(a) for a in jax.tree.leaves((params, args)))
     # options go to a top-level jit only: inside the caller's jit or vmap, the plain one
     options = () if traced else compiler_options(params.sizes, program="curvature")
-    try:
-        return program(kernel, options)(params, *args)
-    except jax.errors.JaxRuntimeError as error:
-        if not options or not refused_options(error):
-            raise
-        return program(kernel, ())(params, *args)
+    return call_compiled(functools.partial(program, kernel), options, params, *args)
 
 
 # ---------------------------------------------------------------- checked public API

@@ -49,6 +49,7 @@ from jbpnn.state import TrainResult
 
 __all__ = [
     "agree_across_processes",
+    "call_compiled",
     "compiler_options",
     "data_parallel",
     "host_take",
@@ -472,6 +473,23 @@ def refused_options(error: Exception) -> bool:
     )
     _narrow_refused |= refused
     return refused
+
+
+def call_compiled(
+    program: Callable[[tuple[tuple[str, str], ...]], Any],
+    options: tuple[tuple[str, str], ...],
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """``program(options)(*args, **kwargs)``; where XLA refuses the options (see
+    :func:`refused_options`), ``program(())`` instead: the same results, compiled
+    without them (and :func:`compiler_options` gives none from then on)."""
+    try:
+        return program(options)(*args, **kwargs)
+    except jax.errors.JaxRuntimeError as error:
+        if not options or not refused_options(error):
+            raise
+        return program(())(*args, **kwargs)
 
 
 # ---------------------------------------------------------------- several processes

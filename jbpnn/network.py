@@ -216,7 +216,7 @@ def normalised_weights(n: int, dtype: Any, sample_weight: Array | None) -> Array
     over their sum); a batch of 0 rows has no mean (refused while tracing)."""
     if n == 0:
         raise ValueError("a batch mean needs at least one row, got 0 rows")
-    limit = 1 / float(np.finfo(dtype).tiny) if jnp.issubdtype(dtype, jnp.floating) else np.inf
+    limit = checks.weight_sum_limit(dtype) if jnp.issubdtype(dtype, jnp.floating) else np.inf
     if n > limit:  # float16 (16384): a mean weight 1/n below the smallest normal number
         raise ValueError(
             f"a {np.dtype(dtype).name} mean over {n} rows weighs each 1/{n}, below "

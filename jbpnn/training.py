@@ -119,9 +119,9 @@ from jbpnn.checks import as_key, check_int, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
+    call_compiled,
     compiler_options,
     data_parallel,
-    refused_options,
     replicate,
     resolve_mesh,
     spans_processes,
@@ -1298,17 +1298,12 @@ def train(
         grad_fn=loss_and_gradient_kernel if grad_fn is None else grad_fn,
         mesh=mesh,
     )
-    options = compiler_options(state.params.sizes, None if mesh is None else mesh[0])
+    sizes, where = state.params.sizes, None if mesh is None else mesh[0]
 
     def loop(*args: Any) -> TrainState:
-        nonlocal options
-        try:
-            return run_program(options)(*args, **static)
-        except jax.errors.JaxRuntimeError as error:
-            if not options or not refused_options(error):
-                raise
-            options = ()  # an XLA without the option: the plain program
-            return run_program(options)(*args, **static)
+        # compiler_options gives none once XLA has refused them (each chunk asks again)
+        options = compiler_options(sizes, where)
+        return call_compiled(run_program, options, *args, **static)
 
     first = int(state.epoch)
     target = first + epochs
