@@ -96,7 +96,8 @@ stopped, with its optimizer moments, step count (schedules), data-order key and
 early-stopping counters: 10 + 10 epochs give exactly the state of one 20-epoch run
 with the same ``batch_size``, ``shuffle``, ``drop_last`` and validation set, given
 again (a resume from a result with others warns). A state stopped by a rule stays
-stopped.
+stopped: its resume trains no epoch, and warns (start a new run from ``result.params``
+to go on).
 """
 
 from __future__ import annotations
@@ -792,6 +793,21 @@ def _warn_unlike(previous: TrainResult, batching: tuple, validated: bool, early:
         )
 
 
+def _warn_stopped(state: TrainState) -> None:
+    """Warn that a resume of a state stopped by a rule trains no epoch (the stop is final:
+    what stopped it, a tolerance met or a divergence, stays true of the state)."""
+    codes = np.asarray(state.stop)
+    if codes.ndim or int(codes) == RUNNING:
+        return
+    reason = STOP_REASONS[int(codes)]
+    warnings.warn(
+        f"this run stopped by a rule ({reason!r}, after epoch {int(np.asarray(state.epoch))}) "
+        "and a stop is final: resuming it trains no further epoch. To train on from its "
+        "params, start a new run from them: train(result.params, X, Y, optimizer=...)",
+        stacklevel=6,  # the caller of train (two decorators)
+    )
+
+
 def prepare_training(
     start: MLP | TrainState | TrainResult,
     X: ArrayLike,
@@ -919,6 +935,7 @@ def prepare_training(
                 "a TrainState carries its own data-order key (state.key); drop key= to resume, "
                 "or replace it with state._replace(key=jax.random.key(seed))"
             )
+        _warn_stopped(start)
         state = resume_state(start, optimizer, config)
         if not config.reduce_lr and np.any(np.asarray(start.lr_scale) != 1):
             # the plateau rule's reductions, folded into lr (resume_state): the result's

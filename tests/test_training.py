@@ -530,7 +530,8 @@ def test_resume_carries_the_early_stopping_counters(x64):
     kw = dict(optimizer=sgd(5.0), batch_size=4, X_val=X_val, Y_val=Y_val, n_iter_no_change=2)
     stopped = train(p0, X, Y, epochs=200, **kw)
     assert stopped.stop_reason == "no_validation_improvement"
-    more = train(stopped, X, Y, epochs=5, **{k: v for k, v in kw.items() if k != "optimizer"})
+    with pytest.warns(UserWarning, match="'no_validation_improvement'.*trains no further epoch"):
+        more = train(stopped, X, Y, epochs=5, **{k: v for k, v in kw.items() if k != "optimizer"})
     _same_state(stopped.state, more.state)
     assert more.stop_reason == stopped.stop_reason and more.epochs_run == stopped.epochs_run
 
