@@ -18,7 +18,9 @@ folder and caches every program:
 - your own JAX cache wins: if ``jax_compilation_cache_dir`` is already set
   (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.update``), jbpnn changes nothing;
 - safe: a folder that cannot be created or written (read-only, a file in the
-  way), or no home directory to put it in, leaves the cache off, silently; two
+  way), or no home directory to put it in, leaves the cache off: silently for the
+  default folder, with a warning naming it for one you asked for (the argument of
+  :func:`enable_compilation_cache` or ``$JBPNN_CACHE_DIR``); two
   processes may share one folder (JAX writes an entry only once; an entry read while
   another process is still writing it, or one cut short by a full disk or a killed
   writer, fails to decompress and the program is compiled again, with a JAX warning;
@@ -81,15 +83,24 @@ def _env_disabled() -> bool:
     return os.environ.get("JBPNN_NO_CACHE", "") not in ("", "0")
 
 
-def _writable(folder: Path) -> bool:
+def _writable(folder: Path, asked: bool = False) -> bool:
     """The folder exists (made if missing, private to the user) and a file can be
     written in it: the one test that holds for every kind of read-only (permissions,
-    a read-only file system, root on either)."""
+    a read-only file system, root on either). A folder the user ``asked`` for (the
+    argument or ``$JBPNN_CACHE_DIR``) that fails it is named in a warning; the default
+    one stays off silently."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
-    except OSError:
+    except OSError as error:
+        if asked:
+            warnings.warn(
+                f"jbpnn: the compilation cache folder {folder} cannot be used "
+                f"({error.strerror or error}): the cache stays off; point JBPNN_CACHE_DIR "
+                "at a folder you can write to",
+                stacklevel=4,
+            )
         return False
     return _private(folder)
 
@@ -137,7 +148,8 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
             "per-user one"
         )
     folder = Path(path).expanduser().absolute() if path is not None else cache_dir()
-    if folder is None or not _writable(folder):
+    asked = path is not None or bool(os.environ.get("JBPNN_CACHE_DIR"))
+    if folder is None or not _writable(folder, asked):
         return None
     if "thresholds" not in _state:  # JAX's own, for disable_compilation_cache to restore
         _state["thresholds"] = (

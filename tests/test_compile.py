@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import jax
@@ -601,15 +603,32 @@ def test_cache_folder_that_cannot_be_written_leaves_it_off(tmp_path, monkeypatch
         ro.mkdir(mode=0o500)
         bad.append(ro)
     monkeypatch.delenv("JBPNN_NO_CACHE", raising=False)
-    for folder in bad:
-        assert compilation_cache.enable_compilation_cache(folder) is None, folder
+    for folder in bad:  # a folder asked for by name: a warning names it
+        with pytest.warns(UserWarning, match=f"folder {re.escape(str(folder))} cannot be used"):
+            assert compilation_cache.enable_compilation_cache(folder) is None, folder
         assert jax.config.jax_compilation_cache_dir == before
-    monkeypatch.setenv("JBPNN_CACHE_DIR", str(blocker / "jax"))
-    monkeypatch.setattr(
-        compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
-    )
-    assert compilation_cache.default_compilation_cache() is None
-    assert jax.config.jax_compilation_cache_dir == before
+    # the default: JAX's own folder unset (the suite sets one, which jbpnn leaves alone)
+    jax.config.update("jax_compilation_cache_dir", None)
+    try:
+        monkeypatch.setenv("JBPNN_CACHE_DIR", str(blocker / "jax"))
+        monkeypatch.setattr(
+            compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
+        )
+        with pytest.warns(UserWarning, match="cannot be used .*JBPNN_CACHE_DIR"):
+            assert compilation_cache.default_compilation_cache() is None
+        assert jax.config.jax_compilation_cache_dir is None
+        # the default folder (no variable) that cannot be made: off, silently
+        monkeypatch.delenv("JBPNN_CACHE_DIR")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+        monkeypatch.setattr(
+            compilation_cache, "_state", dict(decided=False, disabled=False, folder=None)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert compilation_cache.default_compilation_cache() is None
+        assert jax.config.jax_compilation_cache_dir is None
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
 
 
 def test_a_cache_folder_others_may_write_or_own_is_not_used(tmp_path, monkeypatch):
