@@ -583,7 +583,7 @@ def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:
     for static in ("variant", "history"):  # momentum's and adam's rule, lbfgs's pairs
         if static in options:
             args[static] = options[static]
-    for penalty in ("weight_decay", "alpha"):
+    for penalty in ("weight_decay", "alpha", "min_grad"):  # rprop's min_grad: an option too
         if options.get(penalty) and args.get(penalty) == 0:
             # A plain 0 switches the penalty off; as a 0-d array it stays on (a swept 0).
             args[penalty] = np.asarray(0.0)

@@ -564,7 +564,7 @@ def train_many(
     tol: float | None = None,
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
-    validation_tol: float = 1e-4,
+    validation_tol: float | None = None,
     monitor: str = "val_loss",
     loss_patience: int | None = None,
     loss_tol: float = 1e-4,
@@ -767,6 +767,7 @@ def train_many(
         check_finite=check_finite,
         template=template,
     )
+    stoppings = [s.for_optimizer(run.optimizer) for s in stoppings]  # as train's
     own_thresholds = len(stoppings) > 1
     if getattr(run.optimizer, "needs_normal_equations", False):  # lm, br: N copies of J^T J
         check_normal_equations(

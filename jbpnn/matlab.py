@@ -41,8 +41,9 @@ from jbpnn.training import train
 
 __all__ = ["TRAIN_FCNS", "FitResult", "MapMinMax", "dividerand", "feedforwardnet", "mapminmax"]
 
-# trainParam.min_grad's defaults (MATLAB's documentation), on MATLAB's gradient
-_MATLAB_MIN_GRAD = {"trainlm": 1e-7, "trainbr": 1e-10}
+# trainParam.min_grad's defaults (MATLAB's trainlm.m, trainbr.m and trainrp's
+# documentation: the parameters they declare), on MATLAB's gradient
+_MATLAB_MIN_GRAD = {"trainlm": 1e-7, "trainbr": 1e-7, "trainrp": 1e-5}
 
 # MATLAB's training functions -> (jbpnn optimizer, its arguments, whether it validates)
 TRAIN_FCNS: dict[str, tuple[str, dict[str, Any], bool]] = {
@@ -229,7 +230,9 @@ def feedforwardnet(
     MATLAB's ``trainbr`` does); stops on ``epochs``, ``goal`` (MATLAB's mse),
     ``max_fail`` validation failures in a row (the best epoch's net is kept, the initial
     net included as epoch 0, as MATLAB's),
-    ``min_grad`` and ``mu_max`` (lm, br).
+    ``min_grad`` (``trainlm``, ``trainbr``: default 1e-7, ``trainrp``: 1e-5, MATLAB's; jbpnn's
+    sgd and momentum have no gradient stop, so ``traingd`` and ``traingdm`` run without
+    MATLAB's 1e-5) and ``mu_max`` (lm, br).
 
     Args:
         x: inputs, shape ``(n, d)`` (MATLAB's ``x.'``).
@@ -276,21 +279,24 @@ def feedforwardnet(
     if not validates:  # trainbr: no early stopping, the validation rows train too
         train_ind, val_ind = np.sort(np.concatenate([train_ind, val_ind])), val_ind[:0]
     k = ts.shape[1]  # E = 1/2 mean_n sum_k e^2 = (k / 2) mse: MATLAB's units to E's
-    if name in ("lm", "br"):
-        # MATLAB tests min_grad on its own gradient: trainlm's |d mse/dx| = 2 |J^T e| /
-        # (n k), trainbr's of the sse, 2 |J^T e|; jbpnn's grad_norm is |J^T e| / n
+    if name in ("lm", "br", "rprop"):
+        # MATLAB tests min_grad on its own gradient: trainlm's and trainrp's of the mse,
+        # |d mse/dx| = (2 / k) |dE/dx| (trainlm's 2 |J^T e| / (n k)), trainbr's of the sse,
+        # 2 |J^T e|; jbpnn's |dE/dx| is |J^T e| / n
         n = len(train_ind)
         given = _MATLAB_MIN_GRAD[train_fcn] if min_grad is None else min_grad
-        kwargs = {**kwargs, "min_grad": given * k / 2 if name == "lm" else given / (2 * n)}
-    else:  # the other training functions have neither: refused in MATLAB's names
-        refused = [p for p, v in (("min_grad", min_grad), ("mu", mu)) if v is not None]
-        if refused:
-            raise ValueError(
-                f"{' and '.join(refused)} {'is' if len(refused) == 1 else 'are'} trainlm's and "
-                f"trainbr's (net.trainParam); train_fcn {train_fcn!r} has no "
-                f"{' or '.join(refused)}: drop {'it' if len(refused) == 1 else 'them'}, or use "
-                "'trainlm' or 'trainbr'"
-            )
+        kwargs = {**kwargs, "min_grad": given / (2 * n) if name == "br" else given * k / 2}
+    elif min_grad is not None:  # traingd, traingdm: jbpnn's sgd and momentum have no such rule
+        raise ValueError(
+            f"train_fcn {train_fcn!r}: jbpnn's {name} has no min_grad stop (MATLAB's "
+            f"{train_fcn} has one, default 1e-5; here the run stops on epochs, goal and "
+            "max_fail): drop min_grad, or use 'trainrp', 'trainlm' or 'trainbr'"
+        )
+    if name not in ("lm", "br") and mu is not None:  # refused in MATLAB's names
+        raise ValueError(
+            f"mu is trainlm's and trainbr's (net.trainParam); train_fcn {train_fcn!r} has no "
+            "mu: drop it, or use 'trainlm' or 'trainbr'"
+        )
     if mu is not None:
         kwargs = {**kwargs, "mu": mu}
     if name in ("sgd", "momentum"):

@@ -671,9 +671,13 @@ class Optimizer(PicklesSlots):
 
     def stops(self, state: State) -> list[tuple[Array, str]]:
         """The optimizer's own stop rules: ``(fired, reason)`` pairs (lm, br: MATLAB's
-        ``min_grad`` and ``mu_max``)."""
+        ``min_grad`` and ``mu_max``; rprop: ``min_grad`` when on)."""
         if self.name == "lbfgs":  # scipy L-BFGS-B's: gtol, ftol, max_fun, a failed search
             return _lbfgs_stops(state)
+        if self.name == "rprop" and self.options.get("min_grad"):
+            # prev_grad: the gradient at the epoch's start, as lm's grad_norm
+            norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(state.prev_grad)))
+            return [(norm < state.hyperparams["min_grad"], "min_grad_reached")]
         if self.name not in ("lm", "br"):
             return []
         hp = state.hyperparams
@@ -797,7 +801,11 @@ def adam(
 
 
 def rprop(
-    delta0: Any = 0.07, delta_inc: Any = 1.2, delta_dec: Any = 0.5, delta_max: Any = 50.0
+    delta0: Any = 0.07,
+    delta_inc: Any = 1.2,
+    delta_dec: Any = 0.5,
+    delta_max: Any = 50.0,
+    min_grad: Any = 0.0,
 ) -> Optimizer:
     """Resilient back-propagation (Riedmiller and Braun 1993; MATLAB's ``trainrp``),
     full batch: every weight has its own step ``delta``, and only the gradient's
@@ -811,13 +819,21 @@ def rprop(
     ``delt_dec``, ``deltamax``). One update per epoch: ``train(batch_size=None)``.
     As in ``trainrp``, the first gradient counts as its own predecessor, so the first
     step is ``delta0 * delta_inc`` where ``g != 0``.
+
+    ``min_grad`` (off at 0, the default; MATLAB's ``trainrp`` has 1e-5 on its mse, which
+    :func:`jbpnn.matlab.feedforwardnet` applies): stop (``"min_grad_reached"``) after an
+    epoch whose starting gradient has ``|dE/dtheta| < min_grad``, E the mean loss, as
+    ``lm``'s rule.
     """
     _check_range("delta0", delta0)
     _check_range("delta_inc", delta_inc)
     _check_range("delta_dec", delta_dec)
     _check_range("delta_max", delta_max)
+    _check_range("min_grad", min_grad)
     hp = {"delta0": delta0, "delta_inc": delta_inc, "delta_dec": delta_dec, "delta_max": delta_max}
-    return Optimizer("rprop", {}, hp)
+    if not _is_on(min_grad):  # off: the state of every rprop run before the rule
+        return Optimizer("rprop", {}, hp)
+    return Optimizer("rprop", {"min_grad": True}, {**hp, "min_grad": min_grad})
 
 
 def levenberg_marquardt(

@@ -26,9 +26,16 @@ loss_patience        off (default)               epochs without loss gain, >= 1
 lr_factor            off: a plateau stops        0 < f < 1: a plateau multiplies lr by f
 max_loss_growth      off                         > 0 (default 1e6)
 max_abs_param        off                         > 0 (default 1e9)
-validation_tol,      not allowed                 >= 0 (defaults 1e-4, 1e-4, 1e-6)
-loss_tol, min_lr
+validation_tol       the optimizer's (default):  >= 0
+                     1e-4, 0 with lm and br
+loss_tol, min_lr     not allowed                 >= 0 (defaults 1e-4, 1e-6)
 ==================== ========================== ==========================================
+
+``validation_tol`` is scikit-learn's absolute tolerance, 1e-4, except with the
+Levenberg-Marquardt optimizers (``lm``, ``br``), whose ``n_iter_no_change`` is MATLAB's
+``max_fail``: any gain counts (0). They reach losses far below 1e-4, where every epoch
+would count as one without gain and the run would stop while its validation loss still
+fell. :meth:`Stopping.for_optimizer` sets it when a run starts.
 
 A count of ``0`` (``n_iter_no_change=0``, ``loss_patience=0``) is refused: "no
 patience" could mean "off" or "stop at the first epoch without gain"; ``None`` is off.
@@ -36,6 +43,7 @@ patience" could mean "off" or "stop at the first epoch without gain"; ``None`` i
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
@@ -75,6 +83,9 @@ STOP_REASONS = (
     "line_search_failed",  # lbfgs: no step along -g met the Wolfe conditions
 )
 RUNNING = -1  # TrainState.stop while no rule has fired (also after max_epochs)
+DEFAULT_VALIDATION_TOL = 1e-4  # scikit-learn's tol
+_ANY_GAIN = ("lm", "br")  # MATLAB's max_fail: validation_tol 0
+
 CODE = {name: i for i, name in enumerate(STOP_REASONS)}  # reason -> TrainState.stop
 
 MONITORS = ("val_loss", "val_accuracy", "val_r2")  # what early stopping can watch
@@ -161,7 +172,9 @@ class Stopping:
             (the article's rule 1); None: off.
         n_iter_no_change: early stopping: epochs in a row without validation
             improvement (by ``validation_tol``) before stopping, >= 1; None: off.
-        validation_tol: the improvement that counts, for ``n_iter_no_change``.
+        validation_tol: the improvement that counts, for ``n_iter_no_change``; None
+            (default): the optimizer's, 1e-4 (scikit-learn's), 0 with ``lm`` and ``br``
+            (MATLAB's ``max_fail``: any gain counts).
         monitor: what early stopping watches: ``"val_loss"``, ``"val_accuracy"``
             (as the error rate ``1 - accuracy``) or ``"val_r2"`` (as ``1 - R^2``,
             scikit-learn's uniform average over the outputs: ``MLPRegressor``'s).
@@ -184,7 +197,7 @@ class Stopping:
     tol: float | None = None
     min_weight_change: float | None = None
     n_iter_no_change: int | None = None
-    validation_tol: float = 1e-4
+    validation_tol: float | None = None
     monitor: str = "val_loss"
     loss_patience: int | None = None
     loss_tol: float = 1e-4
@@ -198,7 +211,7 @@ class Stopping:
             "tol": check_threshold("tol", self.tol),
             "min_weight_change": check_threshold("min_weight_change", self.min_weight_change),
             "n_iter_no_change": _patience("n_iter_no_change", self.n_iter_no_change, "early"),
-            "validation_tol": _required("validation_tol", self.validation_tol),
+            "validation_tol": check_threshold("validation_tol", self.validation_tol),
             "loss_patience": _patience("loss_patience", self.loss_patience, "training-loss"),
             "loss_tol": _required("loss_tol", self.loss_tol),
             "lr_factor": check_threshold("lr_factor", self.lr_factor),
@@ -242,6 +255,17 @@ class Stopping:
             )
         return stopping
 
+    def for_optimizer(self, optimizer: Any) -> Stopping:
+        """These rules with ``validation_tol``'s default set for ``optimizer``: 0 for
+        ``lm`` and ``br`` (MATLAB's ``max_fail`` counts any gain), else 1e-4
+        (scikit-learn's); one given stands."""
+        if self.validation_tol is not None:
+            return self
+        exact = getattr(optimizer, "name", None) in _ANY_GAIN
+        resolved = copy.copy(self)  # the others checked already: not again (replace would)
+        object.__setattr__(resolved, "validation_tol", 0.0 if exact else DEFAULT_VALIDATION_TOL)
+        return resolved
+
     def replace(self, **thresholds: Any) -> Stopping:
         """A copy with some thresholds changed (checked again)."""
         return type(self)(**{**self.as_dict(), **thresholds})
@@ -278,6 +302,8 @@ class Stopping:
         counts = ("n_iter_no_change", "loss_patience")
         values = {k: v for k, v in self.as_dict().items() if k != "monitor"}
         values["lr_factor"] = 1.0 if self.lr_factor is None else self.lr_factor
+        if self.validation_tol is None:  # not set for an optimizer: scikit-learn's
+            values["validation_tol"] = DEFAULT_VALIDATION_TOL
         # host=True keeps the NumPy arrays in the (Array-typed) fields, for one device_put.
         # A bound past the dtype's range (1e6 and 1e9 in float16, whose largest is 65504)
         # is inf there: no finite bound, the NaN/inf checks remain (no overflow warning).

@@ -79,8 +79,10 @@ Stop rules, checked on the device after every epoch, first match wins:
    validation loss, or with ``monitor="val_accuracy"`` the error rate
    ``1 - accuracy``, with ``monitor="val_r2"`` ``1 - R^2``) has not beaten its
    best by at least ``validation_tol`` for ``n_iter_no_change`` epochs in a row
-   (scikit-learn's ``early_stopping``). The result's params are then the ones of
-   the best validation epoch (any improvement counts there), as scikit-learn keeps.
+   (scikit-learn's ``early_stopping``; ``validation_tol`` 1e-4 by default, 0 with
+   ``lm`` and ``br``, whose ``n_iter_no_change`` is MATLAB's ``max_fail``). The
+   result's params are then the ones of the best validation epoch (any improvement
+   counts there), as scikit-learn keeps.
 6. ``"max_epochs"`` (the article's rule 3): ``epochs`` have run. The state is
    still *running*: train it again to go on.
 
@@ -869,6 +871,7 @@ def prepare_training(
             "optimizer is missing: give e.g. optimizer=jbpnn.optimizers.momentum(0.1, 0.9)"
         )
     optimizer = _as_optimizer(optimizer)
+    stopping = stopping.for_optimizer(optimizer)  # validation_tol's default is the optimizer's
     was = None if previous is None else previous.optimizer
     if (
         isinstance(was, Optimizer)
@@ -1107,7 +1110,7 @@ def train(
     tol: float | None = None,
     min_weight_change: float | None = None,
     n_iter_no_change: int | None = None,
-    validation_tol: float = 1e-4,
+    validation_tol: float | None = None,
     monitor: str = "val_loss",
     loss_patience: int | None = None,
     loss_tol: float = 1e-4,
@@ -1154,7 +1157,9 @@ def train(
         n_iter_no_change: early stopping: stop after this many epochs in a row whose
             validation loss (or error rate, see ``monitor``) did not beat the best by
             ``validation_tol``; the params of the best epoch are returned.
-        validation_tol: the improvement that counts, for ``n_iter_no_change``.
+        validation_tol: the improvement that counts, for ``n_iter_no_change``; default
+            1e-4 (scikit-learn's), 0 with ``lm`` and ``br`` (MATLAB's ``max_fail``
+            counts any gain: their losses fall far below 1e-4).
         monitor: what early stopping watches: ``"val_loss"`` (default),
             ``"val_accuracy"`` (scikit-learn's classifier), as the error rate
             ``1 - accuracy``, so ``validation_tol`` is an accuracy gain, or ``"val_r2"``

@@ -284,6 +284,62 @@ def test_min_grad_stops(x64):
     assert r.stop_reason == "min_grad_reached" and r.epochs_run == 1
 
 
+def test_rprop_min_grad_stops_on_the_epochs_starting_gradient(x64, tmp_path):
+    """MATLAB's trainrp has min_grad (1e-5 on its mse); jbpnn's rprop had no gradient stop."""
+    X, Y = regression()
+    p = net()
+    assert rprop().options == {} and "min_grad" not in rprop().hyperparams  # off: as before
+    _, g = jbpnn.loss_and_gradient(p, X, Y)
+    norm = float(np.linalg.norm(flat(g)))
+    r = train(p, X, Y, optimizer=rprop(min_grad=norm * 1.001), epochs=20)
+    assert r.stop_reason == "min_grad_reached" and r.epochs_run == 1
+    r = train(p, X, Y, optimizer=rprop(min_grad=norm * 0.999), epochs=1)
+    assert r.stop_reason == "max_epochs"
+    # saved and loaded with its rule; resumed equal to the uninterrupted run
+    opt = rprop(min_grad=1e-2)
+    whole = train(p, X, Y, optimizer=opt, epochs=400)
+    assert whole.stop_reason == "min_grad_reached" and 1 < whole.epochs_run < 400
+    half = train(p, X, Y, optimizer=opt, epochs=whole.epochs_run // 2)
+    saved = load(save(tmp_path / "rp.npz", half.state, optimizer=opt))
+    assert saved.optimizer == opt
+    rest = train(saved.state, X, Y, optimizer=saved.optimizer, epochs=400)
+    assert rest.stop_reason == "min_grad_reached"
+    assert rest.state.epoch == whole.state.epoch
+    tree_allclose(rest.params, whole.params, rtol=0)
+    with pytest.raises(ValueError, match="min_grad"):
+        rprop(min_grad=-1.0)
+
+
+@pytest.mark.parametrize("name", ["lm", "br"])
+def test_early_stopping_of_lm_and_br_counts_any_gain_as_matlabs_max_fail(x64, name):
+    """n_iter_no_change is MATLAB's max_fail for lm and br: validation_tol 0 by default.
+    With scikit-learn's 1e-4 (the other optimizers' default) a run whose validation loss
+    was below 1e-4 stopped after 10 epochs while it fell every epoch (best epoch = last)."""
+    rng = np.random.default_rng(0)
+    X, Xv = rng.uniform(-1, 1, (80, 2)), rng.uniform(-1, 1, (20, 2))
+    f = lambda A: (np.sin(3 * A[:, 0]) + A[:, 1] ** 2)[:, None]  # noqa: E731
+    p = init_params(0, (2, 10, 1), ("tanh", "identity"), "mse", dtype=jnp.float64)
+    opt = jbpnn.get_optimizer(name)
+    kw = dict(optimizer=opt, epochs=40, X_val=Xv, Y_val=f(Xv), n_iter_no_change=10)
+    r = train(p, X, f(X), **kw)
+    given = train(p, X, f(X), validation_tol=0.0, **kw)
+    np.testing.assert_array_equal(r.history["val_loss"], given.history["val_loss"])
+    assert r.stop_reason == given.stop_reason
+    old = train(p, X, f(X), validation_tol=1e-4, **kw)  # the old default: stopped early
+    assert old.epochs_run < r.epochs_run
+    assert old.stop_reason == "no_validation_improvement" and old.best_epoch == old.epochs_run
+    # the other optimizers keep scikit-learn's 1e-4; the Stopping records the default
+    from jbpnn.stopping import Stopping
+
+    assert Stopping().validation_tol is None
+    assert Stopping().for_optimizer(opt).validation_tol == 0.0
+    assert Stopping().for_optimizer(jbpnn.rprop()).validation_tol == 1e-4
+    assert Stopping(validation_tol=0.5).for_optimizer(opt).validation_tol == 0.5
+    many = train_many([p, p], X, f(X), **kw)
+    assert many[1].epochs_run == r.epochs_run
+    np.testing.assert_allclose(many[1].history["val_loss"], r.history["val_loss"], rtol=1e-7)
+
+
 def test_lm_reaches_adams_1000_epoch_loss_in_50_epochs(x64):
     """1-10-1 on 200 noisy samples: the training loss adam(0.01) has after 1000 full-batch
     epochs, LM has within 50 (loss values compared, not times)."""

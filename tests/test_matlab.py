@@ -65,13 +65,21 @@ def test_train_params_in_matlabs_units():
         ("trainlm", t, lambda n, k: 1e-5 * k / 2),
         ("trainlm", t2, lambda n, k: 1e-5 * k / 2),
         ("trainbr", t, lambda n, k: 1e-5 / (2 * n)),
+        ("trainrp", t2, lambda n, k: 1e-5 * k / 2),
     ):
         fit = feedforwardnet(x, targets, 4, fcn, epochs=1, min_grad=1e-5)
         n, k = len(fit.train_ind), np.shape(targets)[-1] if np.ndim(targets) > 1 else 1
         assert fit.result.optimizer.hyperparams["min_grad"] == pytest.approx(expected(n, k))
-    default = feedforwardnet(x, t, 4, "trainbr", epochs=1)  # MATLAB's trainbr default 1e-10
+    # MATLAB's defaults, the values trainbr.m and trainlm.m declare (trainbr.m's 2012 header
+    # comment says 1e-10, its parameter 1e-7: jbpnn took the comment's), trainrp's 1e-5
+    default = feedforwardnet(x, t, 4, "trainbr", epochs=1)
     assert default.result.optimizer.hyperparams["min_grad"] == pytest.approx(
-        1e-10 / (2 * len(default.train_ind))
+        1e-7 / (2 * len(default.train_ind))
+    )
+    default = feedforwardnet(x, t2, 4, "trainrp", epochs=1)  # was none: trainrp ran on
+    assert default.result.optimizer.hyperparams["min_grad"] == pytest.approx(1e-5 * 2 / 2)
+    assert (
+        "min_grad" not in feedforwardnet(x, t, 4, "traingd", epochs=1).result.optimizer.hyperparams
     )
     assert feedforwardnet(x, t, 4, "traingd", epochs=1).result.optimizer.hyperparams[
         "lr"
@@ -225,6 +233,11 @@ def test_mu_and_min_grad_with_other_training_functions_are_refused_in_matlab_ter
     t = x.sum(axis=1)
     with pytest.raises(ValueError, match=r"^mu is trainlm's and trainbr's .* 'traingd' has no mu"):
         feedforwardnet(x, t, 3, "traingd", mu=0.1)
-    with pytest.raises(ValueError, match=r"^min_grad and mu are .* 'trainrp' has no min_grad"):
+    with pytest.raises(ValueError, match=r"^mu is trainlm's and trainbr's .* 'trainrp' has no mu"):
         feedforwardnet(x, t, 3, "trainrp", mu=0.1, min_grad=1e-6)
+    # traingd's and traingdm's min_grad exists in MATLAB (1e-5): jbpnn's sgd has no such rule
+    with pytest.raises(ValueError, match=r"'traingdm': jbpnn's momentum has no min_grad stop"):
+        feedforwardnet(x, t, 3, "traingdm", min_grad=1e-6)
+    rp = feedforwardnet(x, t, 3, "trainrp", min_grad=1e3, epochs=50)  # a gradient stop
+    assert rp.stop == "min_grad_reached" and rp.result.epochs_run == 1
     assert feedforwardnet(x, t, 3, "trainlm", mu=0.01, epochs=2).result.epochs_run == 2

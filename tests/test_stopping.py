@@ -33,7 +33,7 @@ def test_defaults_and_switches():
         "tol": None,
         "min_weight_change": None,
         "n_iter_no_change": None,
-        "validation_tol": 1e-4,
+        "validation_tol": None,  # the optimizer's: 1e-4, 0 with lm and br (for_optimizer)
         "monitor": "val_loss",
         "loss_patience": None,
         "loss_tol": 1e-4,
@@ -76,7 +76,8 @@ def test_frozen_hashable_and_replace_checks_again():
         ),
         ({"loss_patience": 0}, r"loss_patience must be an integer >= 1 or None .* 0 is ambiguous"),
         ({"n_iter_no_change": 2.5}, r"n_iter_no_change must be an integer >= 1"),
-        ({"validation_tol": None}, r"validation_tol must be a finite number >= 0, got None"),
+        ({"validation_tol": -1e-4}, r"validation_tol must be a finite number >= 0 or None"),
+        ({"loss_tol": None}, r"loss_tol must be a finite number >= 0, got None"),
         ({"lr_factor": 1.5, "loss_patience": 3}, r"lr_factor must lie in \(0, 1\)"),
         ({"lr_factor": 0.5}, r"lr_factor acts on a plateau: give loss_patience"),
         ({"monitor": "val_accuracy"}, r"monitor='val_accuracy' is what early stopping watches"),
