@@ -140,7 +140,7 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import _check_partial_fit_first_call, unique_labels
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
     _num_samples,
@@ -1214,6 +1214,8 @@ class _BPNNBase(BaseEstimator):
             self.validation_loss_curve_ = None
             finite = [v for v in self.loss_curve_ if np.isfinite(v)]
             self.best_loss_ = float(min(finite)) if finite else float("nan")
+        if s.solver == "lbfgs":  # scikit-learn's t_ stays 0 (no samples are "seen" in order)
+            self.t_ = 0
         # writable copies in the network's dtype; assigning other values makes them the
         # network of the next partial_fit / predict (_current_params)
         self.coefs_ = [np.array(layer.w) for layer in run.params.layers]
@@ -1223,6 +1225,9 @@ class _BPNNBase(BaseEstimator):
         self.out_activation_ = _OUT_ACTIVATION[run.params.activations[-1]]
         if s.solver == "lbfgs":
             self.loss_ = self._lbfgs_loss(run, s, n_train if weight_total is None else weight_total)
+            if self.best_loss_ is not None and np.isfinite(self.loss_):
+                # the curve holds each iteration's start; loss_ is the final weights' (lower)
+                self.best_loss_ = min(self.best_loss_, self.loss_)
         if run.stop_reason == "diverged":
             warnings.warn(
                 f"training diverged at epoch {run.diverged_at} (a loss or weight became NaN or "
@@ -1418,8 +1423,9 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
             _check_label_types(classes, "classes")
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
-            y_arr = np.asarray(y) if not hasattr(y, "iloc") else y
-            if getattr(y_arr, "ndim", 1) == 2 and y_arr.shape[1] > 1:
+            # scikit-learn's test: a multilabel indicator y (dense, DataFrame or sparse: a
+            # sparse matrix is no array to np.asarray, which made it multiclass) fits itself
+            if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
@@ -1523,6 +1529,12 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
             reset=reset,
             accept_sparse=["csr", "csc"],
         )
+        if y.dtype.kind in "US":  # NumPy would read "1.5" as 1.5 (MLPRegressor fails on it)
+            raise ValueError(
+                f"y holds text (dtype {y.dtype}): BPNNRegressor fits numeric targets; convert "
+                "numbers written as text first (np.asarray(y, float)), or use BPNNClassifier "
+                "for labels"
+            )
         X = _dense(X, dtype)
         _check_magnitudes("X", X, dtype)
         _check_magnitudes("y", y, dtype, squared=True)

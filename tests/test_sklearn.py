@@ -1102,3 +1102,41 @@ def test_a_float64_set_after_a_float32_fit_predicts_in_the_fitted_dtype():
     est = BPNNRegressor((4,), max_iter=5, random_state=0).fit(X, y)
     want = est.predict(X)
     assert np.array_equal(est.set_params(dtype="float64").predict(X), want)
+
+
+def test_partial_fit_takes_a_sparse_multilabel_y_as_fit_does():
+    """MLPClassifier.partial_fit tests type_of_target: a sparse indicator matrix is
+    multilabel. jbpnn's np.asarray(y).ndim read it as 0-d and fitted the binarizer on
+    ``classes`` as multiclass ("The object was not fitted with multilabel input")."""
+    import scipy.sparse as sp
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(30, 4)
+    Y = (np.random.RandomState(1).rand(30, 3) > 0.5).astype(int)
+    kw = dict(random_state=0, hidden_layer_sizes=(5,))
+    dense = BPNNClassifier(**kw).partial_fit(X, Y, classes=[0, 1, 2])
+    for matrix in (sp.csr_matrix(Y), sp.csc_array(Y)):
+        est = BPNNClassifier(**kw).partial_fit(X, matrix, classes=[0, 1, 2])
+        assert est.n_outputs_ == 3
+        assert_array_equal(est.predict_proba(X), dense.predict_proba(X))
+    assert MLPClassifier(**kw).partial_fit(X, sp.csr_matrix(Y), classes=[0, 1, 2]).n_outputs_ == 3
+
+
+def test_regressor_refuses_text_targets():
+    """NumPy read numbers written as text ("1.5") as numbers: BPNNRegressor trained on them
+    silently (MLPRegressor fails on them)."""
+    X = np.random.RandomState(0).rand(20, 3)
+    with pytest.raises(ValueError, match=r"y holds text \(dtype <U\d+\): BPNNRegressor fits"):
+        BPNNRegressor(max_iter=2).fit(X, X.sum(1).astype(str))
+    with pytest.raises(ValueError, match="y holds text"):
+        BPNNRegressor(max_iter=2).partial_fit(X, X.sum(1).astype(bytes))
+
+
+def test_lbfgs_t_and_best_loss_as_scikit_learn_reads_them(digits):
+    """scikit-learn's lbfgs leaves t_ at 0 (jbpnn counted n_iter_ * n samples), and
+    best_loss_ (jbpnn's, the lowest loss) was above loss_ (the final weights' loss, which the
+    curve of each iteration's starting loss does not hold)."""
+    X, y = digits
+    est = BPNNClassifier(solver="lbfgs", max_iter=30, random_state=0).fit(X, y)
+    assert est.t_ == 0 and MLPClassifier(solver="lbfgs", max_iter=2).fit(X, y).t_ == 0
+    assert est.best_loss_ <= est.loss_ and est.best_loss_ <= min(est.loss_curve_)
