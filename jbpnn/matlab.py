@@ -224,7 +224,8 @@ def feedforwardnet(
 ) -> FitResult:
     """MATLAB's ``net = feedforwardnet(hidden, train_fcn); [net, tr] = train(net, x, t)``.
 
-    ``tansig`` (tanh) hidden layers, a ``purelin`` (identity) output, the mse loss;
+    ``tansig`` (tanh) hidden layers, a ``purelin`` (identity) output, the mse loss,
+    glorot initial weights and zero biases (MATLAB draws Nguyen-Widrow's, ``initnw``);
     inputs and targets through :func:`mapminmax`; rows split by :func:`dividerand`
     (``trainbr`` validates on nothing: its validation rows join the training rows, as
     MATLAB's ``trainbr`` does); stops on ``epochs``, ``goal`` (MATLAB's mse),
