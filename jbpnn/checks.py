@@ -4,9 +4,10 @@ The API and the command line both call these, so they accept and refuse the same
 things (scikit-learn keeps its ``_parameter_constraints`` in one place for the same
 reason). Each check raises ``ValueError`` (or ``TypeError`` for a value of the wrong
 kind) naming the argument, what it got and what was expected, *before* anything is
-traced. Values that are already JAX arrays (traced hyperparameters inside the user's
-own ``jit`` or ``vmap``) pass the number checks unchecked: their values are unknown
-at trace time.
+traced. Values that are traced JAX arrays (hyperparameters inside the user's own ``jit`` or
+``vmap``) pass the number checks unchecked: their values are unknown at trace time.
+A concrete JAX array's values are known: they are checked as NumPy's
+(:func:`host_value`).
 
 PRNG keys: one kind, ``jax.random.key``. :func:`as_key` turns an int seed into one,
 passes a typed key through, and wraps a legacy ``uint32[2]`` key
@@ -36,6 +37,7 @@ __all__ = [
     "check_targets",
     "check_threshold",
     "HOST_CHECK_BYTES",
+    "host_value",
     "is_concrete",
     "keys_from_seeds",
     "weight_sum_limit",
@@ -85,8 +87,8 @@ def check_number(
 ) -> None:
     """Check a hyperparameter given as a plain number: finite, ``low <= value < high``.
 
-    JAX arrays (concrete or traced) of one value pass through unchecked (data the caller
-    vouches for); a 0-d NumPy array is a number.
+    A 0-d NumPy array is a number, and so is a concrete 0-d JAX array; a traced one
+    passes unchecked (its value is unknown here: data the caller vouches for).
     """
     if isinstance(value, jax.Array):
         if value.ndim:  # e.g. jnp.array([0.1, 0.2]) as one optimizer's lr: a raw error later
@@ -94,7 +96,10 @@ def check_number(
                 f"{name} must be one number, got an array of shape {value.shape} (one value "
                 f"per network: train_many's hparams={{{name!r}: [...]}})"
             )
-        return
+        known = host_value(value)  # sgd(jnp.array(-1.0)) ran gradient ascent unchecked
+        if known is None:  # traced: its value is the caller's
+            return
+        value = known
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -427,6 +432,18 @@ def _check_global_weights(name: str, w: jax.Array) -> None:
 def on_cpu(a: jax.Array) -> bool:
     """Every device holding ``a`` is a CPU (NumPy can then read it in place)."""
     return all(d.platform == "cpu" for d in a.devices())
+
+
+def host_value(value: Any) -> Any:
+    """A JAX array's values as NumPy (a 0-d one as a Python number), or None when they are
+    not known here: traced (inside the caller's ``jit``/``vmap``) or on other processes'
+    devices. Anything else comes back as given."""
+    if not isinstance(value, jax.Array):
+        return value
+    if not is_concrete(value) or not value.is_fully_addressable:
+        return None
+    known = np.asarray(value)
+    return known.item() if known.ndim == 0 else known
 
 
 def is_concrete(a: Any) -> bool:

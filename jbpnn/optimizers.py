@@ -71,7 +71,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jbpnn._slots import PicklesSlots
-from jbpnn.checks import check_number, host_or_device, is_concrete, to_device
+from jbpnn.checks import check_number, host_or_device, host_value, is_concrete, to_device
 from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
 from jbpnn.lbfgs import LBFGSState
 from jbpnn.lbfgs import evaluation as _lbfgs_evaluation
@@ -524,8 +524,8 @@ class Optimizer(PicklesSlots):
         merged = {**self.hyperparams, **hyperparams}
         if self.name in ("lm", "br"):
             _check_mu_below_max(merged)
-        c1, c2 = merged.get("c1"), merged.get("c2")
-        if all(isinstance(c, numbers.Real) for c in (c1, c2)) and not 0 < c1 < c2:  # type: ignore[operator]
+        c1, c2 = _number_or_none(merged.get("c1")), _number_or_none(merged.get("c2"))
+        if c1 is not None and c2 is not None and not 0 < c1 < c2:
             raise ValueError(f"the Wolfe constants need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
         return Optimizer(self.name, self.options, merged)
 
@@ -979,8 +979,8 @@ def _marquardt_hyperparams(
 def _check_mu_below_max(hp: Mapping[str, Any]) -> None:
     """Refuse a starting ``mu`` above ``mu_max`` (plain numbers): the run would stop at
     its first epoch on ``"mu_max_reached"`` without a step."""
-    mu, mu_max = hp.get("mu"), hp.get("mu_max")
-    if all(isinstance(v, numbers.Real) for v in (mu, mu_max)) and mu > mu_max:  # type: ignore[operator]
+    mu, mu_max = _number_or_none(hp.get("mu")), _number_or_none(hp.get("mu_max"))
+    if mu is not None and mu_max is not None and mu > mu_max:
         raise ValueError(
             f"mu={mu!r} is above mu_max={mu_max!r}: the first epoch would stop on "
             "mu_max_reached without a step; start mu below mu_max"
@@ -1028,7 +1028,8 @@ def lbfgs(
     _check_range("max_linesearch", max_linesearch)
     _check_range("c1", c1)
     _check_range("c2", c2)
-    if all(isinstance(c, numbers.Real) for c in (c1, c2)) and not 0 < c1 < c2:
+    w1, w2 = _number_or_none(c1), _number_or_none(c2)
+    if w1 is not None and w2 is not None and not 0 < w1 < w2:
         raise ValueError(f"the Wolfe constants need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
     _check_range("gtol", gtol)
     _check_range("ftol", ftol)
@@ -1151,10 +1152,23 @@ _ABOVE: dict[str, tuple[float, str]] = {
 }
 
 
+def _number_or_none(value: Any) -> float | None:
+    """One value known here as a Python number (a number, a 0-d NumPy array, a concrete
+    0-d JAX array), else None (traced, one per network, a schedule): what the checks
+    across two hyperparameters compare (a 0-d array skipped lbfgs's c1 < c2)."""
+    value = host_value(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
 def _check_above(name: str, value: Any) -> None:
-    """Refuse a host value (a number, or any element of an array) at or below
-    ``name``'s strict bound in :data:`_ABOVE`; JAX arrays pass, as in the factories."""
-    if name not in _ABOVE or isinstance(value, jax.Array):
+    """Refuse a value known here (a number, any element of an array, a concrete JAX
+    array's) at or below ``name``'s strict bound in :data:`_ABOVE`; traced ones pass."""
+    value = host_value(value)
+    if name not in _ABOVE or value is None:
         return
     bound, why = _ABOVE[name]
     for x in np.asarray(value, dtype=np.float64).ravel():
@@ -1175,15 +1189,16 @@ def check_hyperparam_values(
     values: Mapping[str, Any], shapes: Mapping[str, Any] | None = None
 ) -> None:
     """Check hyperparameter values given after construction as their factory checks them:
-    a host value (a number, or a NumPy array of one per network) in its range; with
-    ``shapes``, of that shape or a scalar. JAX arrays (device or traced values) are data
-    the caller vouches for, as in the factories.
+    a value known here (a number, or an array of one per network, NumPy or a concrete
+    JAX array) in its range; with ``shapes``, of that shape or a scalar. Traced values
+    are data the caller vouches for, as in the factories.
 
     Raises:
         ValueError: naming the hyperparameter and what it must be.
     """
     for k, v in values.items():
-        if isinstance(v, jax.Array):
+        v = host_value(v)  # a concrete JAX array is checked as NumPy's (m=jnp.array(5.0) was not)
+        if v is None:  # traced
             continue
         low, high, integer = _RANGES.get(k, (-np.inf, None, False))
         arr = np.asarray(v) if isinstance(v, (np.ndarray, list, tuple)) else None

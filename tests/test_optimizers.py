@@ -521,3 +521,37 @@ def test_alpha_divides_once_per_update_not_once_per_weight(make):
         return sum(e.primitive.name == "div" and e.outvars[0].aval.ndim >= 2 for e in jaxpr.eqns)
 
     assert divisions(make(0.01, alpha=0.1)) == divisions(make(0.01))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: jbpnn.sgd(jnp.array(-1.0)), r"lr must be finite, at least 0.0; got -1.0"),
+        (lambda: jbpnn.adam(0.1, b1=jnp.array(-1.0)), r"b1 must be finite"),
+        (lambda: jbpnn.levenberg_marquardt(mu=jnp.array(-1.0)), r"mu must be finite"),
+        (lambda: jbpnn.rprop(delta_max=jnp.array(-1.0)), r"delta_max must be finite"),
+        (lambda: jbpnn.lbfgs(c1=np.array(0.95)), r"Wolfe constants need 0 < c1 < c2"),
+        (lambda: jbpnn.lbfgs(c1=jnp.array(0.95)), r"Wolfe constants need 0 < c1 < c2"),
+        (lambda: jbpnn.levenberg_marquardt(mu=np.array(1e12)), r"is above mu_max"),
+        (lambda: jbpnn.levenberg_marquardt(mu=1e3, mu_max=jnp.array(1.0)), r"is above mu_max"),
+        (
+            lambda: set_hyperparams(
+                jbpnn.momentum(0.1, 0.9).init(jbpnn.init_params(0, (2, 2, 1))), m=jnp.array(5.0)
+            ),
+            r"m must be finite, at least 0.0 and below 1.0; got 5.0",
+        ),
+    ],
+)
+def test_values_known_here_are_checked_whatever_array_holds_them(make, match):
+    """A concrete JAX array's value is known: sgd(jnp.array(-1.0)) ran gradient ascent
+    unchecked, and a 0-d NumPy array skipped the checks across two hyperparameters
+    (lbfgs's c1 < c2, lm's mu <= mu_max). Traced values still pass (test below)."""
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_traced_hyperparameters_still_pass_unchecked():
+    p = jbpnn.init_params(0, (2, 2, 1))
+    lrs = jax.jit(lambda lr: jbpnn.sgd(lr).init(p).hyperparams["lr"])(jnp.float32(0.5))
+    assert float(lrs) == 0.5
+    assert jbpnn.sgd(jnp.array(0.1)).hyperparams["lr"] is not None
