@@ -31,12 +31,14 @@ __all__ = [
     "as_key",
     "check_data",
     "check_finite",
+    "check_flag",
     "check_int",
     "check_number",
     "check_seed",
     "check_targets",
     "check_threshold",
     "HOST_CHECK_BYTES",
+    "INT32_MAX",
     "host_value",
     "is_concrete",
     "keys_from_seeds",
@@ -48,22 +50,44 @@ __all__ = [
 Array = jax.Array
 
 
+INT32_MAX = 2**31 - 1  # the largest count a compiled program carries (int32)
+
+
 @overload
 def check_int(
-    name: str, value: Any, low: int, *, allow_none: Literal[False] = False, none_means: str = ""
+    name: str,
+    value: Any,
+    low: int,
+    *,
+    allow_none: Literal[False] = False,
+    none_means: str = "",
+    high: int | None = None,
 ) -> int: ...
 
 
 @overload
 def check_int(
-    name: str, value: Any, low: int, *, allow_none: bool, none_means: str = ""
+    name: str,
+    value: Any,
+    low: int,
+    *,
+    allow_none: bool,
+    none_means: str = "",
+    high: int | None = None,
 ) -> int | None: ...
 
 
 def check_int(
-    name: str, value: Any, low: int, *, allow_none: bool = False, none_means: str = ""
+    name: str,
+    value: Any,
+    low: int,
+    *,
+    allow_none: bool = False,
+    none_means: str = "",
+    high: int | None = None,
 ) -> int | None:
-    """``value`` as a Python int ``>= low`` (or None when ``allow_none``); bools are refused.
+    """``value`` as a Python int ``>= low`` (and ``<= high``, e.g. :data:`INT32_MAX` for a
+    count a compiled program carries), or None when ``allow_none``; bools are refused.
 
     ``none_means`` says what None does, in the message (e.g. ``"early stopping off"``).
     """
@@ -74,7 +98,17 @@ def check_int(
         if allow_none:
             none = f" or None (None: {none_means})" if none_means else " or None"
         raise ValueError(f"{name} must be an integer >= {low}{none}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
     return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` as a bool: True or False (NumPy's too). None, 0, 1 and strings are refused:
+    ``check_finite=None`` switched the NaN check off, ``"False"`` switched it on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_number(
@@ -227,6 +261,17 @@ def _host_or_device(a: Any, dtype: Any, name: str) -> Any:
         )
     if isinstance(a, jax.Array):
         return a if a.dtype == dtype else a.astype(dtype)
+    if isinstance(a, np.ma.MaskedArray) and np.ma.count_masked(a):  # np.asarray drops the mask
+        raise ValueError(
+            f"{name} is a masked array with {np.ma.count_masked(a)} masked values, which "
+            f"would be used as data: fill them ({name}.filled(value)) or drop their rows"
+        )
+    kind = getattr(getattr(a, "dtype", None), "kind", "")
+    if kind in ("M", "m"):  # NumPy casts dates and durations to their raw counts
+        raise ValueError(
+            f"{name} holds dates or durations ({a.dtype}); a network takes numbers: convert "
+            "them first, e.g. (t - t.min()) / np.timedelta64(1, 'D') for days"
+        )
     try:
         with np.errstate(over="ignore"):  # an overflow is reported by check_data, by name
             out = np.asarray(a, dtype=np.dtype(dtype))  # host data stays on the host
@@ -302,6 +347,7 @@ def check_data(
         arrays, for a compiled call that copies its NumPy arguments itself (about 0.2 us
         an array, where ``jax.device_put`` costs about 20 us).
     """
+    check_finite = check_flag("check_finite", check_finite)
     move = (lambda a: a) if host else to_device
     xn, yn = names
     raw_x, raw_y = X, Y

@@ -21,6 +21,7 @@ Note: the data folder ``jbpnn/data/`` has no ``__init__.py``; it is read through
 from __future__ import annotations
 
 import io
+import numbers
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -149,22 +150,54 @@ def train_test_split(
     Args:
         X: features, shape ``(n, d)``.
         y: targets, shape ``(n,)`` or ``(n, k)``.
-        test_fraction: share of rows held out, in ``(0, 1)``.
-        seed: seed of the NumPy generator that shuffles.
-        stratify: keep class proportions (class labels only, see above).
+        test_fraction: share of rows held out, a real number in ``(0, 1)`` (a NumPy
+            scalar or 0-d array too).
+        seed: seed of the NumPy generator that shuffles, an int in ``0 .. 2**32 - 1``
+            (:func:`jbpnn.checks.check_seed`).
+        stratify: keep class proportions (class labels only, see above); True or False.
 
     Returns:
         ``(X_train, X_test, y_train, y_test)``, with ``n - n_test`` and ``n_test`` rows.
+
+    Raises:
+        TypeError: a ``test_fraction`` that is not a number, a ``seed`` that is not an
+            int, a ``stratify`` that is not a bool.
+        ValueError: ``X`` or ``y`` not arrays of rows, or of different lengths, a
+            ``test_fraction`` outside ``(0, 1)``, a seed out of range, fewer than 2 rows.
     """
+    from jbpnn.checks import check_seed  # imports JAX; this module's import stays NumPy-only
+
     X, y = np.asarray(X), np.asarray(y)
+    for name, a in (("X", X), ("y", y)):
+        if a.ndim == 0:
+            raise ValueError(
+                f"{name} must be an array of rows (shape (n, ...)), got {type(a.item()).__name__} "
+                f"{a.item()!r}"
+            )
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X has {n} rows but y has {len(y)}; expected the same number")
-    if not 0.0 < test_fraction < 1.0:
+    fraction = test_fraction
+    if hasattr(fraction, "item") and np.shape(fraction) == ():  # NumPy scalar, 0-d array
+        fraction = fraction.item()
+    if np.ndim(fraction) > 0 and not isinstance(fraction, (str, bytes)):
+        raise TypeError(
+            f"test_fraction must be one number in (0, 1), got an array of shape "
+            f"{np.shape(fraction)}"
+        )
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+        raise TypeError(
+            f"test_fraction must be a number in (0, 1), got {type(test_fraction).__name__} "
+            f"{test_fraction!r}"
+        )
+    if not 0.0 < fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    seed = check_seed("seed", seed)
+    if not isinstance(stratify, (bool, np.bool_)):
+        raise TypeError(f"stratify must be True or False, got {stratify!r}")
     if n < 2:
         raise ValueError(f"need at least 2 rows to split, got {n}")
-    n_test = min(max(round(n * test_fraction), 1), n - 1)
+    n_test = min(max(round(n * fraction), 1), n - 1)
     rng = np.random.default_rng(seed)
     if stratify and _is_label_array(y):
         classes, y_idx = np.unique(_clean_labels(y), return_inverse=True)
@@ -212,14 +245,22 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
     Args:
         labels: class indices, shape ``(n,)``, integers in ``0..n_classes-1``.
-        n_classes: ``C``.
+        n_classes: ``C``, an int >= 1 (not a bool, not a float).
 
     Returns:
         Targets ``T``, shape ``(n, C)``, float32.
 
+    Raises:
+        ValueError: labels that are not class indices in range, an ``n_classes`` that
+            is not an int >= 1.
+        jbpnn.memory.ArrayTooLarge: ``T`` larger than the memory available (checked
+            before allocating it; a ``ValueError`` too).
+
     A host function (its checks read the labels): inside ``jax.jit`` use
     ``jax.nn.one_hot(labels, n_classes)``.
     """
+    from jbpnn.checks import check_int  # imports JAX; this module's import stays NumPy-only
+
     if any(c.__name__ == "Tracer" for c in type(labels).__mro__):  # jax's, without JAX here
         raise ValueError(
             "one_hot checks its labels on the host, and these are traced (inside jax.jit "
@@ -232,8 +273,7 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
         raise ValueError("labels must be integer class indices; use LabelEncoder first")
     if labels.dtype.kind not in "biuf":
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    if n_classes < 1:
-        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+    n_classes = check_int("n_classes", n_classes, 1)
     idx = labels.astype(np.int64)
     bad = (idx < 0) | (idx >= n_classes)
     if np.any(bad):
@@ -241,7 +281,21 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
             f"labels must lie in 0..{n_classes - 1}, got {labels[bad][0]} "
             f"(at index {int(np.flatnonzero(bad)[0])})"
         )
-    return np.eye(n_classes, dtype=np.float32)[idx]
+    if len(idx) * n_classes * 4 > _ONE_HOT_CHECKED:  # a large T: does it fit?
+        from jbpnn.memory import check_array_memory  # imports JAX, as above
+
+        check_array_memory(
+            (len(idx), n_classes),
+            np.float32,
+            "one_hot's targets",
+            advice="use fewer rows at a time, or fewer classes",
+        )
+    T = np.zeros((len(idx), n_classes), dtype=np.float32)  # not np.eye: C x C
+    T[np.arange(len(idx)), idx] = 1.0
+    return T
+
+
+_ONE_HOT_CHECKED = 2**28  # bytes: one_hot checks larger targets against the memory free
 
 
 def check_classes(y: np.ndarray, source: str = "the target") -> int:

@@ -83,6 +83,7 @@ from jbpnn.params import (
     MLP,
     first_network,
     init_params,
+    layer_sizes,
     mapped_layers,
     network_count,
     stacked_layers,
@@ -157,7 +158,7 @@ def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
     template = _init_one(spec, int(seeds[0]))  # checks the spec, raises ValueError first
     one_by_one = INIT_ONE_BY_ONE if jax.default_backend() == "cpu" else 1
     if len(seeds) <= one_by_one:  # one by one: one device_get for all (init_params bit for bit)
-        layers = stacked_layers(seeds, tuple(spec.sizes), spec.init, template.dtype)
+        layers = stacked_layers(seeds, layer_sizes(spec.sizes), spec.init, template.dtype)
         if layers is not None:
             return template.replace_layers(layers)
         nets = [template] + [_init_one(spec, int(s)) for s in seeds[1:]]
@@ -167,7 +168,7 @@ def init_many(spec: InitSpec, seeds: Sequence[int] | ArrayLike) -> MLP:
         leaves = [np.stack(parts) for parts in zip(*host)]
         return jax.tree.unflatten(jax.tree.structure(template), [to_device(a) for a in leaves])
     if jax.default_backend() == "cpu":  # many: one compiled loop over the seeds
-        layers = mapped_layers(seeds, tuple(spec.sizes), spec.init, template.dtype)
+        layers = mapped_layers(seeds, layer_sizes(spec.sizes), spec.init, template.dtype)
         if layers is not None:
             return template.replace_layers(layers)
     keys = keys_from_seeds(np.asarray(seeds, np.uint32))
@@ -179,9 +180,7 @@ INIT_ONE_BY_ONE = 512  # networks init_many draws one by one before it vmaps the
 
 
 def _init_one(spec: InitSpec, seed_or_key: Any) -> MLP:
-    return init_params(
-        seed_or_key, tuple(spec.sizes), spec.activations, spec.loss, spec.init, spec.dtype
-    )
+    return init_params(seed_or_key, spec.sizes, spec.activations, spec.loss, spec.init, spec.dtype)
 
 
 def stack_params(networks: Sequence[MLP]) -> MLP:

@@ -10,12 +10,15 @@ sparse input densified by the scikit-learn estimators).
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jbpnn.checks import check_int
 
 if TYPE_CHECKING:  # params imports this module (its size guard)
     from jbpnn.params import MLP
@@ -88,7 +91,7 @@ def estimate_memory(
     batch_size: int | None = None,
     epochs: int = 200,
     n_val: int = 0,
-    optimizer: SizedOptimizer | None = None,
+    optimizer: SizedOptimizer | str | None = None,
     early_stopping: bool = False,
     own_data_order: bool = False,
     own_validation: bool = False,
@@ -113,16 +116,19 @@ def estimate_memory(
     validation rows): 4096 networks grew the process by 1.1 GiB, estimated 1.7 GiB.
 
     Args:
-        template: one network of the ensemble (for sizes and dtype).
-        n_networks: ``N``.
-        n_examples: training examples (with per-network ``rows=``, the largest set of
-            rows).
-        batch_size: the mini-batch size ``B`` the activations are counted for, capped
-            at ``n_examples``; None (the default) for full batch, ``B = n_examples``.
-        epochs, n_val: epochs and validation examples.
-        optimizer: any object with ``init(params) -> state``, for the size of its
-            state (traced with ``jax.eval_shape``, nothing allocated; default: one
-            slot per parameter, as momentum). An optimizer that solves the normal
+        template: one network of the ensemble, an :class:`~jbpnn.params.MLP` (for sizes
+            and dtype; its arrays' shapes are enough, as ``jax.eval_shape`` gives them).
+        n_networks: ``N``, an int >= 1.
+        n_examples: training examples, an int >= 1 (with per-network ``rows=``, the
+            largest set of rows).
+        batch_size: the mini-batch size ``B`` the activations are counted for, an int
+            >= 1 capped at ``n_examples``; None (the default) for full batch,
+            ``B = n_examples``.
+        epochs, n_val: epochs (an int >= 1) and validation examples (an int >= 0).
+        optimizer: any object with ``init(params) -> state``, or the name of one (a key
+            of :data:`jbpnn.optimizers.OPTIMIZERS`, as ``train_many`` takes), for the
+            size of its state (traced with ``jax.eval_shape``, nothing allocated;
+            default: one slot per parameter, as momentum). An optimizer that solves the normal
             equations (``lm``, ``br``) adds ``4 P^2`` (``br``: ``7 P^2``) for ``J^T J``
             and one block of the Jacobian's products
             (:func:`jbpnn.jacobian.block_entries`), part ``normal_equations``.
@@ -132,10 +138,17 @@ def estimate_memory(
             of it (gathered on the host, on the device, and each epoch's order).
         own_validation: every network holds its own copy of ``n_val`` validation
             rows (``val_rows=``): two (gathered on the host, on the device).
-        history_chunk: the history is kept in a ring buffer of this many epochs
-            (default None: one entry per epoch, ``epochs`` of them).
-        history_keys: how many keys the run's history has (``TrainConfig.history_keys``;
-            default None: every key a run could have, an over-estimate).
+        history_chunk: the history is kept in a ring buffer of this many epochs, an
+            int >= 1 (default None: one entry per epoch, ``epochs`` of them).
+        history_keys: how many keys the run's history has, an int >= 1
+            (``TrainConfig.history_keys``; default None: every key a run could have, an
+            over-estimate).
+
+    Raises:
+        TypeError: a ``template`` that is not a network, an ``optimizer`` without
+            ``init``.
+        ValueError: a count out of range or not an int (bools refused), a flag that is
+            not a bool, an unknown optimizer name.
 
     Measured (CPU, 131072 networks 1-10-1, full batch of 32 rows, 10 epochs, chunk
     256): with a validation set of 8 rows the process grew by 1.8-1.9 GiB where the
@@ -143,6 +156,32 @@ def estimate_memory(
     the three ring buffers of 256 epochs, each held about three times, were the
     difference. Estimated since: 2.5 GiB.
     """
+    from jbpnn.params import MLP  # params imports this module
+
+    if not isinstance(template, MLP):
+        raise TypeError(
+            "template must be one network of the ensemble, an MLP (e.g. init_params(0, "
+            f"sizes)), got {type(template).__name__}"
+        )
+    n_networks = check_int("n_networks", n_networks, 1)
+    n_examples = check_int("n_examples", n_examples, 1)
+    batch_size = check_int("batch_size", batch_size, 1, allow_none=True, none_means="full batch")
+    epochs = check_int("epochs", epochs, 1)
+    n_val = check_int("n_val", n_val, 0)
+    history_chunk = check_int(
+        "history_chunk", history_chunk, 1, allow_none=True, none_means="one entry per epoch"
+    )
+    history_keys = check_int(
+        "history_keys", history_keys, 1, allow_none=True, none_means="every key a run could have"
+    )
+    for name, flag in (
+        ("early_stopping", early_stopping),
+        ("own_data_order", own_data_order),
+        ("own_validation", own_validation),
+    ):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    optimizer = _sized_optimizer(optimizer)
     item = jnp.dtype(template.dtype).itemsize
     n_params = _n_params(template)
     units = sum(template.sizes[1:])
@@ -151,20 +190,20 @@ def estimate_memory(
     else:
         shapes = jax.eval_shape(optimizer.init, template)
         state_items = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
-    history_len = int(epochs) if history_chunk is None else int(history_chunk)
+    history_len = epochs if history_chunk is None else history_chunk
     # loss, a weight-change and an lr_scale slot (over-estimates when those rules are
     # off), validation's loss, accuracy and an R^2 slot (monitor="val_r2"; ditto)
     n_keys = 3 + (3 if n_val else 0) + len(getattr(optimizer, "history_keys", ()))
     if history_keys is not None:
-        n_keys = int(history_keys)
-    batch = n_examples if batch_size is None else min(int(batch_size), n_examples)
+        n_keys = history_keys
+    batch = n_examples if batch_size is None else min(batch_size, n_examples)
     data = (n_examples + n_val) * (template.n_in + template.n_out)
     parts = {
         "params": (5 if early_stopping else 4) * n_params * item,
         "optimizer_state": 2 * state_items * item,
         "activations": (3 * units * batch + 2 * units * n_val) * item,
         "history": 3 * n_keys * history_len * item,
-        "host_history": 2 * n_keys * int(epochs) * item,
+        "host_history": 2 * n_keys * epochs * item,
     }
     if own_data_order:
         parts["activations"] += 3 * n_examples * (template.n_in + template.n_out) * item
@@ -173,7 +212,26 @@ def estimate_memory(
     if getattr(optimizer, "needs_normal_equations", False):  # lm, br: J^T J, P x P
         parts["normal_equations"] = normal_equations_bytes(template, optimizer, n_examples)
     shared = 2 * data * item + RUNTIME_OVERHEAD
-    return MemoryEstimate(int(n_networks), sum(parts.values()), shared, parts)
+    return MemoryEstimate(n_networks, sum(parts.values()), shared, parts)
+
+
+def _sized_optimizer(optimizer: Any) -> SizedOptimizer | None:
+    """``optimizer`` if it has ``init``; a name (``"adam"``) as that optimizer with its
+    default hyperparameters (an ``lr`` where it has none: the state's size does not
+    depend on the values)."""
+    if isinstance(optimizer, str):
+        from jbpnn.optimizers import OPTIMIZERS, get_optimizer
+
+        factory = OPTIMIZERS.get(optimizer)
+        needed = {} if factory is None else inspect.signature(factory).parameters
+        lr = "lr" in needed and needed["lr"].default is inspect.Parameter.empty
+        return get_optimizer(optimizer, **({"lr": 0.1} if lr else {}))
+    if optimizer is not None and not callable(getattr(optimizer, "init", None)):
+        raise TypeError(
+            "optimizer must be an optimizer (an object with init(params)), the name of one "
+            f"or None, got {type(optimizer).__name__} {optimizer!r}"
+        )
+    return optimizer
 
 
 def _n_params(template: Any) -> int:

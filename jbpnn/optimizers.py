@@ -749,7 +749,7 @@ def momentum(
     Raises:
         ValueError: for an unknown variant, listing the valid ones, or a bad value.
     """
-    if variant not in MOMENTUM_VARIANTS:
+    if not isinstance(variant, str) or variant not in MOMENTUM_VARIANTS:  # a list: unhashable
         raise ValueError(
             f"unknown momentum variant {variant!r}; expected one of {list(MOMENTUM_VARIANTS)}"
         )
@@ -790,7 +790,7 @@ def adam(
         alpha: scikit-learn's L2 on the weights only, per batch (see :func:`sgd`).
         variant: ``"corrected"`` (default) or ``"efficient"`` (static: part of the kind).
     """
-    if variant not in ADAM_VARIANTS:
+    if not isinstance(variant, str) or variant not in ADAM_VARIANTS:
         raise ValueError(f"unknown adam variant {variant!r}; expected one of {list(ADAM_VARIANTS)}")
     _check_range("b1", b1)
     _check_range("b2", b2)

@@ -34,7 +34,7 @@ from jbpnn import checks
 from jbpnn._slots import PicklesSlots
 from jbpnn._threefry import host_unit_draws
 from jbpnn.activations import get_activation
-from jbpnn.checks import check_seed
+from jbpnn.checks import check_flag, check_seed, is_concrete
 from jbpnn.losses import LOSSES, check_pair, get_loss
 from jbpnn.memory import check_array_memory
 
@@ -45,6 +45,7 @@ __all__ = [
     "check_network",
     "first_network",
     "init_params",
+    "layer_sizes",
     "network_count",
 ]
 
@@ -101,7 +102,8 @@ class MLP(PicklesSlots):
         self.layers = tuple(layers)
         self.activations = tuple(activations)
         self.loss = loss
-        self.article_mode = bool(article_mode)
+        # init_params(article_mode="yes") and =1 switched it on, None off: a bool only
+        self.article_mode = check_flag("article_mode", article_mode)
 
     # -- pytree protocol -------------------------------------------------
     def tree_flatten(self) -> tuple[tuple[tuple[Layer, ...]], tuple[Any, ...]]:
@@ -539,6 +541,33 @@ def _check_finite_layer(i: int, w: Any, b: Any) -> None:
             )
 
 
+def layer_sizes(sizes: Any) -> tuple[int, ...]:
+    """``sizes`` as a tuple of Python ints, checked: at least two positive integers, in a
+    list, a tuple or a 1-D array (a set or a dict has no order: {3, 4, 1} became (1, 3, 4)).
+
+    Raises:
+        ValueError: anything else, naming what was given.
+    """
+    if isinstance(sizes, jax.Array) and is_concrete(sizes):
+        sizes = np.asarray(sizes)  # jnp.array([3, 4, 1]) as np.array([3, 4, 1])
+    ordered = isinstance(sizes, (list, tuple)) or (
+        isinstance(sizes, np.ndarray) and sizes.ndim == 1
+    )
+    if not ordered:
+        raise ValueError(
+            "sizes must be a list or tuple of layer widths, input first (n_in, ..., n_out), "
+            f"got {type(sizes).__name__} {sizes!r}"
+        )
+    widths = tuple(int(n) if isinstance(n, np.integer) else n for n in sizes)
+    if len(widths) < 2 or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in widths
+    ):
+        raise ValueError(
+            f"sizes must be at least two positive integers (n_in, ..., n_out), got {widths!r}"
+        )
+    return widths
+
+
 def _resolve_activations(
     activations: str | Sequence[str],
     n_layers: int,
@@ -554,6 +583,10 @@ def _resolve_activations(
     layer's width, where known (a softmax over one unit is refused).
     """
     get_loss(loss)
+    if not isinstance(activations, (str, list, tuple)):  # None, 5: a raw "not iterable"
+        raise ValueError(
+            f"activations must be a name or a list of names (one per layer), got {activations!r}"
+        )
     if isinstance(activations, str):
         output = _DEFAULT_OUTPUT.get(loss, activations)
         names = (activations,) * (n_layers - 1) + (output,)
@@ -629,16 +662,10 @@ def init_params(
         TypeError: ``dtype`` not one floating dtype (an integer dtype, a tuple), or
             ``key`` neither an int seed nor a ``jax.random`` key.
     """
-    sizes = tuple(int(n) if isinstance(n, np.integer) else n for n in sizes)
-    if len(sizes) < 2 or not all(
-        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in sizes
-    ):
-        raise ValueError(
-            f"sizes must be at least two positive integers (n_in, ..., n_out), got {sizes!r}"
-        )
+    sizes = layer_sizes(sizes)
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; expected one of {list(INITS)}")
-    if loss not in LOSSES:
+    if not isinstance(loss, str) or loss not in LOSSES:  # ["mse"]: unhashable, a raw error
         get_loss(loss)
     names = _resolve_activations(activations, len(sizes) - 1, loss, article_mode, sizes[-1])
     dtype = jnp.dtype(dtype) if dtype is None else _requested_dtype(dtype)
@@ -666,11 +693,13 @@ def init_params(
             key = int(key)
         except jax.errors.ConcretizationTypeError:
             key = jax.random.key(key)
+    if isinstance(key, np.ndarray) and key.ndim == 0 and np.issubdtype(key.dtype, np.integer):
+        key = key.item()  # np.array(5) as 5, as jnp.array(5) is taken
     seed = isinstance(key, (int, np.integer)) and not isinstance(key, bool)
     if seed:  # as uint32: a Python int from 2**31 on would overflow jit's int32
         key = np.uint32(check_seed("key", key))
-    elif not isinstance(key, jax.Array):
-        key = checks.as_key(key, "key")  # a legacy uint32[2] key, or TypeError
+    else:  # a typed key, a legacy uint32[2] key, or TypeError / ValueError naming key
+        key = checks.as_key(key, "key")
     if _shape_free_draws(key, seed) and _bucket_fits(sizes):
         layers = _init_layers_bucketed(key, seed, sizes, init, dtype)
     elif seed:

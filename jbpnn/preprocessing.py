@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from jbpnn.data import SCALERS, LabelEncoder, one_hot, scaler_from_dict
+from jbpnn.data import SCALERS, DataError, LabelEncoder, one_hot, scaler_from_dict
 
 __all__ = [
     "MAX_CLASSES",
@@ -84,19 +84,57 @@ def infer_task(y: Any, task: str = "auto") -> str:
     a regression. Any other ``task`` is returned as given (after a check).
 
     Args:
-        y: the target column, shape ``(n,)``.
+        y: the target column, shape ``(n,)``: real numbers, bools or text labels
+            (pandas columns too), at least one, none missing.
         task: ``"auto"``, ``"classification"`` or ``"regression"``.
 
     Raises:
-        ValueError: an unknown ``task``.
+        ValueError: an unknown ``task``; with ``"auto"``, a ``y`` that is not one
+            non-empty column, holds missing values (NaN, None, ``pd.NA``: how many) or
+            infinities, or holds complex numbers, dates or times.
+        TypeError: with ``"auto"``, a ``y`` that is None.
     """
     if task != "auto":
         if task not in TASKS:
             raise ValueError(f"task must be 'auto', {TASKS[0]!r} or {TASKS[1]!r}, got {task!r}")
         return task
+    if y is None:
+        raise TypeError("y must be the target column, an array of shape (n,), got None")
     y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be the target column, shape (n,); got shape {y.shape}")
+    if y.size == 0:
+        raise ValueError("y is empty: there is no target to infer a task from")
+    if y.dtype.kind == "c":
+        raise ValueError(
+            f"y has complex values ({y.dtype.name}); a target is real numbers or labels"
+        )
+    if y.dtype.kind in "mMV":
+        raise ValueError(
+            f"y holds {y.dtype.name} values, which are neither classes nor numbers to "
+            "regress: convert them first (to numbers, or to text labels)"
+        )
+    if y.dtype.kind == "f":
+        missing = int(np.isnan(y).sum())
+    else:
+        missing = sum(_missing(v) for v in y) if y.dtype.kind == "O" else 0
+    if missing:
+        raise ValueError(
+            f"y, the target, has {missing} missing value(s) (NaN, None or NA) among {y.size}; "
+            "drop or fill those rows first"
+        )
+    if y.dtype.kind == "O" and not any(isinstance(v, (str, bytes)) for v in y):
+        try:  # numbers held as objects (a pandas column): numbers, not labels
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
     if y.dtype.kind in "USO":  # text labels
         return "classification"
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(
+            f"y, the target, has {int(np.isinf(y).sum())} infinite value(s); a target must "
+            "be finite"
+        )
     values = np.unique(y)
     whole = bool(np.all(values == np.round(values)))
     return "classification" if whole and len(values) <= MAX_CLASSES else "regression"
@@ -286,13 +324,26 @@ class Preprocessing:
             y: training targets, shape ``(n,)``.
             task: ``"classification"`` or ``"regression"`` (see :func:`infer_task`).
             scale: a key of :data:`jbpnn.data.SCALERS`.
-            feature_names, target_name, columns: the table's names (see the attributes).
+            feature_names, target_name, columns: the table's names (see the attributes);
+                ``feature_names`` and ``columns`` are sequences of names, not one string.
             labels: classification: every label there is (e.g. the whole target
                 column, so that a class absent from the training rows is still
-                known); default: those of ``y``.
+                known), each label of ``y`` among them; default: those of ``y``.
+
+        Raises:
+            TypeError: ``feature_names`` or ``columns`` given as one string.
+            ValueError: an unknown ``task``, a ``y`` of the wrong shape, ``labels`` that
+                lack labels of ``y`` (naming them), a regression target that is not
+                finite numbers.
         """
         if task not in TASKS:
             raise ValueError(f"task must be {TASKS[0]!r} or {TASKS[1]!r}, got {task!r}")
+        for arg, names in (("feature_names", feature_names), ("columns", columns)):
+            if isinstance(names, (str, bytes)):
+                raise TypeError(
+                    f"{arg} must be a sequence of names, got the single string {names!r} "
+                    f"(for one name: [{names!r}])"
+                )
         name = f"the target {target_name!r}" if target_name else "the target"
         n_rows, n_targets = len(np.asarray(X)), np.shape(y)
         if len(n_targets) != 1 or n_targets[0] != n_rows:
@@ -304,6 +355,14 @@ class Preprocessing:
             encoder = LabelEncoder().fit(y if labels is None else labels)
             assert encoder.classes_ is not None  # fit sets them
             classes = tuple(encoder.classes_.tolist())
+            if labels is not None:
+                seen = LabelEncoder().fit(y).classes_.tolist()  # type: ignore[union-attr]
+                unknown = [v for v in seen if not _encodes(encoder, v)]
+                if unknown:
+                    raise ValueError(
+                        f"labels must include every label of {name}; it lacks {unknown[:10]}"
+                        f"{' ...' if len(unknown) > 10 else ''} (labels: {list(classes)})"
+                    )
         else:
             if np.iscomplexobj(y):
                 raise ValueError("the target has complex values; a regression needs real numbers")
@@ -464,6 +523,22 @@ def _require_finite(values: np.ndarray, what: str, subject: str) -> None:
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(f"{what} {values[bad]} (row {bad}): {subject} be finite")
+
+
+def _encodes(encoder: LabelEncoder, label: Any) -> bool:
+    """Whether ``encoder`` knows ``label`` (as its ``transform`` matches labels)."""
+    try:
+        encoder.transform([label])
+    except DataError:
+        return False
+    return True
+
+
+def _missing(v: Any) -> bool:
+    """A missing value: None, NaN, or pandas' ``NA`` / ``NaT``."""
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(v, (float, np.floating)) and bool(np.isnan(v))
 
 
 def _not_number(v: Any) -> bool:

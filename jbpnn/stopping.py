@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.checks import check_int, check_threshold, to_device
+from jbpnn.checks import INT32_MAX, check_int, check_threshold, to_device
 
 __all__ = [
     "Divergence",
@@ -356,7 +356,10 @@ def _patience(name: str, value: Any, what: str) -> int | None:
             f"{name} must be an integer >= 1 or None (None: {what} stopping off), got 0: "
             "0 is ambiguous (off, or stop at the first epoch without a gain?)"
         )
-    return check_int(name, value, 1, allow_none=True, none_means=f"{what} stopping off")
+    # an int32 count in the compiled program: 2**31 overflowed there (a raw OverflowError)
+    return check_int(
+        name, value, 1, allow_none=True, none_means=f"{what} stopping off", high=INT32_MAX
+    )
 
 
 def _required(name: str, value: Any) -> float:

@@ -10,10 +10,13 @@ its files are written atomically (:func:`jbpnn.files.atomic_write`).
 from __future__ import annotations
 
 import csv
+import decimal
+import errno
 import io
 import itertools
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
@@ -22,6 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from jbpnn.checks import check_int
 from jbpnn.files import atomic_write
 
 __all__ = ["ResultsTable", "grid"]
@@ -64,13 +68,41 @@ class ResultsTable:
     Printable (``print(table)``), sortable (:meth:`sort`), summarised over seeds
     (:meth:`summarize`) and saved as CSV or JSON (:meth:`to_csv`, :meth:`to_json`,
     read back with :meth:`from_csv`, :meth:`from_json`).
+
+    Args:
+        rows: an iterable of mappings (dicts), one per row, each with every column.
+        columns: the column names, each once (a list, not one string); by default the
+            first row's keys.
+
+    Raises:
+        TypeError: ``rows`` not an iterable of mappings, or ``columns`` a bare string.
+        ValueError: a column named twice, or a row whose columns differ.
     """
 
     def __init__(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None):
-        self.rows = [dict(r) for r in rows]
+        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+            raise TypeError(
+                f"rows must be an iterable of dicts (one per row), got {type(rows).__name__}"
+            )
+        self.rows = []
+        for i, r in enumerate(rows):
+            if not isinstance(r, Mapping):
+                raise TypeError(f"row {i} must be a dict of column: value, got {r!r}")
+            self.rows.append(dict(r))
         if columns is None:
             columns = list(self.rows[0]) if self.rows else []
+        elif isinstance(columns, (str, bytes)):
+            raise TypeError(
+                f"columns must be a list of column names, got the single string {columns!r} "
+                f"(for one column: [{columns!r}])"
+            )
         self.columns = list(columns)
+        repeated = sorted({str(c) for c in self.columns if self.columns.count(c) > 1})
+        if repeated:
+            raise ValueError(
+                f"columns must name each column once; {repeated} appear more than once in "
+                f"{self.columns}"
+            )
         for i, row in enumerate(self.rows):
             if set(row) != set(self.columns):
                 raise ValueError(
@@ -102,18 +134,26 @@ class ResultsTable:
         return f"ResultsTable({len(self)} rows, columns={self.columns})"
 
     def sort(self, by: str | Sequence[str], descending: bool = False) -> ResultsTable:
-        """A new table sorted by one or more columns (NaN last, either direction)."""
+        """A new table sorted by one or more columns (NaN last, either direction).
+
+        Numbers of every kind (Python's, NumPy's scalars, 0-d NumPy or JAX arrays,
+        ``Decimal``) sort by value, before any text; ``descending`` must be a bool.
+        """
+        if not isinstance(descending, (bool, np.bool_)):
+            raise TypeError(f"descending must be True or False, got {descending!r}")
         by = [by] if isinstance(by, str) else list(by)
         for name in by:
             if name not in self.columns:
                 raise KeyError(f"no column {name!r} to sort by; columns are {self.columns}")
 
         def missing(v: Any) -> bool:
-            return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
+            x = _number(v)
+            return v is None or (x is not None and math.isnan(x))
 
-        def order(v: Any) -> tuple:  # numbers (NumPy's too) by value, before anything else
-            if isinstance(v, (int, float, np.integer, np.floating)):
-                return (0, float(v), "")
+        def order(v: Any) -> tuple:  # numbers of any kind by value, before anything else
+            x = _number(v)
+            if x is not None:
+                return (0, x, "")
             return (1, 0.0, str(v))
 
         # one stable pass per column, the last first; each its direction, NaN/None last
@@ -144,7 +184,15 @@ class ResultsTable:
         For example ``table.summarize(["lr", "m"], ["val_accuracy"])`` averages over
         seeds; ``std`` is the sample standard deviation (0 for a single row).
         NaN values (diverged networks) are counted in ``n`` but left out of the figures.
+        A column of ``values`` must hold numbers (None counts as NaN); one name may be
+        given as a string.
+
+        Raises:
+            KeyError: no such column.
+            ValueError: a column of ``values`` holds something other than a number.
         """
+        by = [by] if isinstance(by, str) else list(by)
+        values = [values] if isinstance(values, str) else list(values)
         for name in (*by, *values):  # as sort and select: the columns there are
             if name not in self.columns:
                 raise KeyError(f"no column {name!r} to summarize; columns are {self.columns}")
@@ -156,7 +204,7 @@ class ResultsTable:
             row = dict(zip(by, combo))
             row["n"] = len(rows)
             for v in values:
-                xs = np.array([r[v] for r in rows], dtype=float)
+                xs = np.array([_summary_number(v, r[v]) for r in rows], dtype=float)
                 xs = xs[np.isfinite(xs)]
                 row[f"{v}_mean"] = float(xs.mean()) if xs.size else math.nan
                 row[f"{v}_std"] = (
@@ -170,7 +218,15 @@ class ResultsTable:
 
     # -- text ------------------------------------------------------------
     def to_text(self, max_rows: int | None = None, digits: int = 4) -> str:
-        """Aligned columns; floats with ``digits`` significant digits."""
+        """Aligned columns; floats with ``digits`` significant digits.
+
+        Args:
+            max_rows: print at most this many rows (an int >= 0), then a line saying how
+                many more there are; None prints them all.
+            digits: significant digits of a float, an int >= 1.
+        """
+        max_rows = check_int("max_rows", max_rows, 0, allow_none=True, none_means="every row")
+        digits = check_int("digits", digits, 1)
         rows = self.rows if max_rows is None else self.rows[:max_rows]
         cells = [[_cell(r[c], digits) for c in self.columns] for r in rows]
         widths = [
@@ -204,9 +260,11 @@ class ResultsTable:
 
         Cells come back as None (empty), True/False, ints, floats (exactly as written) or
         text; a text that reads as one of the others (``"007"``, ``"True"``, ``""``) comes
-        back as that value: CSV has no types (JSON keeps text as text).
+        back as that value: CSV has no types (JSON keeps text as text). A string that holds
+        a newline, or the empty string (an empty table), is CSV text; any other string, or
+        an ``os.PathLike``, is the path of a CSV file.
         """
-        text = _read_source(source, "\n")
+        text = _read_source(source, "\n", "CSV")
         reader = csv.reader(io.StringIO(text))
         try:
             columns = next(reader)
@@ -220,10 +278,17 @@ class ResultsTable:
         return cls(rows, columns)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """JSON ``{"columns": [...], "rows": [{...}, ...]}``, a row per line (NaN, inf: null)."""
+        """JSON ``{"columns": [...], "rows": [{...}, ...]}``, a row per line (NaN, inf: null).
+
+        NumPy scalars and 0-d NumPy or JAX arrays are written as the numbers they hold.
+
+        Raises:
+            ValueError: a cell JSON cannot hold as a value (an array of several values, an
+                object of another type), naming its row and column.
+        """
         rows = [
-            json.dumps({c: _json_cell(r[c]) for c in self.columns}, allow_nan=False)
-            for r in self.rows
+            json.dumps({c: _json_cell(r[c], i, c) for c in self.columns}, allow_nan=False)
+            for i, r in enumerate(self.rows)
         ]
         text = f'{{"columns": {json.dumps(self.columns)},\n "rows": [\n  ' + ",\n  ".join(rows)
         text += "\n ]\n}" if rows else "]\n}"
@@ -233,11 +298,22 @@ class ResultsTable:
 
     @classmethod
     def from_json(cls, source: str | os.PathLike) -> ResultsTable:
-        """Read a table written by :meth:`to_json` (a path, or the JSON text); null -> NaN."""
-        text = _read_source(source, "{")
+        """Read a table written by :meth:`to_json` (a path, or the JSON text); null -> NaN.
+
+        A string that starts with ``{`` or ``[`` (or holds a ``{``) is JSON text; any other
+        string, or an ``os.PathLike``, is the path of a JSON file.
+        """
+        text = _read_source(source, "{", "JSON", starts=("{", "["))
         data = json.loads(text)
         if not isinstance(data, dict) or "columns" not in data or "rows" not in data:
-            raise ValueError('JSON table must be an object with "columns" and "rows"')
+            raise ValueError(
+                'JSON table must be an object with "columns" and "rows", got '
+                + (
+                    f"an object with keys {sorted(data)}"
+                    if isinstance(data, dict)
+                    else f"a {type(data).__name__}"
+                )
+            )
         rows = [
             {c: math.nan if r.get(c) is None else r[c] for c in data["columns"]}
             for r in data["rows"]
@@ -282,18 +358,72 @@ def _parse_cell(text: str) -> Any:
         return text
 
 
-def _json_cell(v: Any) -> Any:
+def _number(v: Any) -> float | None:
+    """``v`` as a float if it is a real number of any kind: Python's, NumPy's scalars,
+    ``Decimal``, a 0-d NumPy or JAX array of a real dtype (bools count as 0 and 1);
+    else None."""
+    if isinstance(v, (numbers.Real, decimal.Decimal)):
+        return float(v)
+    if not isinstance(v, (str, bytes)) and getattr(v, "shape", None) == () and hasattr(v, "dtype"):
+        a = np.asarray(v)  # a 0-d NumPy or JAX array
+        if a.dtype.kind in "biuf":
+            return float(a)
+    return None
+
+
+def _summary_number(column: str, v: Any) -> float:
+    """A cell of a column :meth:`ResultsTable.summarize` averages: its number (None: NaN)."""
+    if v is None:
+        return math.nan
+    x = _number(v)
+    if x is None:
+        raise ValueError(
+            f"summarize: column {column!r} is not numeric (it holds {v!r}); the values to "
+            "summarize must be columns of numbers"
+        )
+    return x
+
+
+def _json_cell(v: Any, row: int, column: str) -> Any:
     if isinstance(v, np.generic):  # NumPy's scalars (grid() gives them): JSON's own types
         v = v.item()
+    elif getattr(v, "shape", None) == () and hasattr(v, "dtype"):  # 0-d NumPy or JAX array
+        v = np.asarray(v).item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if not isinstance(v, (str, int, float, type(None), list, dict)):
+        shape = getattr(v, "shape", None)
+        what = f"an array of shape {shape}" if shape is not None else type(v).__name__
+        raise ValueError(
+            f"to_json: row {row}, column {column!r} holds {what} ({v!r}); a cell must be a "
+            "number, text, a bool or None (convert it first, e.g. with float() or .tolist())"
+        )
     return v
 
 
-def _read_source(source: str | os.PathLike, marker: str) -> str:
-    if isinstance(source, str) and marker in source:
-        return source  # the text itself
-    return Path(source).read_text()
+def _read_source(
+    source: str | os.PathLike, marker: str, kind: str, starts: tuple[str, ...] = ()
+) -> str:
+    """The text of a table: ``source`` itself if it is text (holds ``marker``, starts with
+    one of ``starts``, or is empty), else the file at that path."""
+    if isinstance(source, str):
+        if marker in source or source.lstrip().startswith(starts) or not source.strip():
+            return source  # the text itself
+    elif not isinstance(source, os.PathLike):
+        raise TypeError(
+            f"source must be a path to a {kind} file or the {kind} text, got "
+            f"{type(source).__name__} {source!r}"
+        )
+    path = Path(source)
+    if not path.is_file():
+        folder = path.is_dir()
+        found = "a folder" if folder else "no such file"
+        raise (IsADirectoryError if folder else FileNotFoundError)(
+            errno.EISDIR if folder else errno.ENOENT,
+            f"expected a path to a {kind} file (or the {kind} text itself), got {str(source)!r}: "
+            f"{found}",
+        )
+    return path.read_text()
 
 
 def _write_text(path: str | os.PathLike, text: str) -> None:

@@ -270,3 +270,54 @@ def test_one_hot_inside_jit_says_what_to_use_there():
     with pytest.raises(ValueError, match=r"use jax.nn.one_hot\(labels, n_classes\) there"):
         jax.jit(lambda y: data.one_hot(y, 3))(jnp.array([0, 1, 2]))
     assert data.one_hot(jnp.array([0, 2]), 3).tolist() == [[1, 0, 0], [0, 0, 1]]
+
+
+def test_one_hot_refuses_a_class_count_that_is_not_an_int():
+    # 2.0: a raw np.eye TypeError; True: one class
+    labels = np.array([0, 1, 1])
+    for bad in (2.0, True, "2", None):
+        with pytest.raises(ValueError, match=f"n_classes must be an integer >= 1, got {bad!r}"):
+            one_hot(labels, bad)
+    np.testing.assert_array_equal(one_hot(labels, np.int64(2)), [[1, 0], [0, 1], [0, 1]])
+
+
+def test_one_hot_of_many_classes_checks_the_memory_first():
+    # 10**6 classes: np.eye(C) of C x C floats, a raw MemoryError however few the labels
+    T = one_hot(np.array([0, 999_999, 5]), 10**6)
+    assert T.shape == (3, 10**6) and T.sum() == 3 and T[1, 999_999] == 1
+    from jbpnn.memory import ArrayTooLarge
+
+    with pytest.raises(ArrayTooLarge, match=r"one_hot's targets .* shape \(100000, 100000000\)"):
+        one_hot(np.zeros(100_000, np.int64), 10**8)  # 36 TiB
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(test_fraction="0.2"), TypeError, "test_fraction must be a number in .* str '0.2'"),
+        (dict(test_fraction=None), TypeError, "test_fraction must be a number .* None"),
+        (dict(test_fraction=0.2j), TypeError, "test_fraction must be a number .* complex"),
+        (dict(test_fraction=True), TypeError, "test_fraction must be a number .* bool"),
+        (dict(test_fraction=np.array([0.2])), TypeError, r"one number .* shape \(1,\)"),
+        (dict(seed=-1), ValueError, r"seed: a seed must lie in 0 \.\. 2\*\*32 - 1, got -1"),
+        (dict(seed=1.5), TypeError, "seed must be an int seed, got float 1.5"),
+        (dict(seed="0"), TypeError, "seed must be an int seed, got str '0'"),
+        (dict(seed=True), TypeError, "seed must be an int seed, got bool True"),
+        (dict(stratify="no"), TypeError, "stratify must be True or False, got 'no'"),
+        (dict(X=None), ValueError, "X must be an array of rows .* got NoneType None"),
+    ],
+)
+def test_split_refuses_arguments_of_the_wrong_kind(kwargs, error, match):
+    # raw errors from '<', round(), NumPy's SeedSequence and len(); seed=True and
+    # stratify="no" were taken as 1 and True
+    args = dict(X=np.zeros((10, 1)), y=np.arange(10) % 2) | kwargs
+    with pytest.raises(error, match=match):
+        train_test_split(**args)
+
+
+def test_split_takes_numpy_scalars_and_0d_arrays():
+    X, y = np.arange(10.0)[:, None], np.arange(10) % 2
+    want = train_test_split(X, y, 0.2, seed=3)
+    for fraction, seed in ((np.float32(0.2), np.int64(3)), (np.array(0.2), np.uint32(3))):
+        for a, b in zip(train_test_split(X, y, fraction, seed=seed), want):
+            np.testing.assert_array_equal(a, b)

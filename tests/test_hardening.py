@@ -19,6 +19,7 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import one_line_error, run_cli, write_flowers
@@ -489,3 +490,105 @@ def test_a_save_path_ending_in_a_slash_is_refused(capsys, flowers):
     assert out == "" and not (flowers / "m.npz").exists()  # before: m.npz written, exit 0
     with pytest.raises(IsADirectoryError, match="names a folder"):
         save(str(flowers / "n.npz") + "/", init_params(0, (3, 2)))
+
+
+# ---------------------------------------------------------------- argument fuzzing (session 20)
+def _tiny():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(20, 3)).astype(np.float32)
+    return jbpnn.init_params(0, (3, 4, 1)), X, X.sum(1, keepdims=True)
+
+
+def test_masked_and_date_arrays_are_refused_not_read_as_their_raw_values():
+    """np.asarray dropped a mask (the masked 1e6 was data) and read dates as day counts."""
+    p, X, Y = _tiny()
+    Xm = X.copy()
+    Xm[0, 0] = 1e6
+    masked = np.ma.masked_array(Xm, mask=np.arange(Xm.size).reshape(Xm.shape) == 0)
+    with pytest.raises(ValueError, match=r"X is a masked array with 1 masked values"):
+        jbpnn.predict(p, masked)
+    with pytest.raises(ValueError, match=r"X is a masked array"):
+        jbpnn.train(p, masked, Y, optimizer=jbpnn.sgd(0.1), epochs=1)
+    np.testing.assert_array_equal(jbpnn.predict(p, np.ma.masked_array(X)), jbpnn.predict(p, X))
+    with pytest.raises(ValueError, match=r"X holds dates or durations \(datetime64\[D\]\)"):
+        jbpnn.predict(p, np.arange(60).astype("datetime64[D]").reshape(20, 3))
+    with pytest.raises(ValueError, match=r"Y holds dates or durations"):
+        jbpnn.train(p, X, Y.astype("timedelta64[s]"), optimizer=jbpnn.sgd(0.1), epochs=1)
+
+
+@pytest.mark.parametrize("value", [None, 0, 1, "False", "no"])
+def test_flags_take_true_or_false_only(value):
+    """check_finite=None switched the NaN check off, "False" switched it on; article_mode
+    took "yes" and 1 as True."""
+    p, X, Y = _tiny()
+    with pytest.raises(ValueError, match=r"check_finite must be True or False"):
+        jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=1, check_finite=value)
+    with pytest.raises(ValueError, match=r"check_finite must be True or False"):
+        jbpnn.predict(p, X, check_finite=value)
+    with pytest.raises(ValueError, match=r"article_mode must be True or False"):
+        jbpnn.init_params(0, (3, 4, 1), article_mode=value)
+    assert jbpnn.init_params(0, (3, 4, 1), article_mode=np.True_).article_mode is True
+
+
+@pytest.mark.parametrize(
+    "sizes", [{3, 4, 1}, None, 3, "341", {"a": 3, "b": 1}, np.ones((2, 2), int)]
+)
+def test_sizes_must_be_an_ordered_sequence(sizes):
+    """A set was reordered ({3, 4, 1} -> (1, 3, 4)); None and 3 raised "not iterable"."""
+    X = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"sizes must be a list or tuple of layer widths"):
+        jbpnn.init_params(0, sizes)
+    with pytest.raises(ValueError, match=r"sizes must be a list or tuple"):
+        jbpnn.train_many(
+            jbpnn.InitSpec(sizes), X, X[:, :1], seeds=[0, 1], optimizer=jbpnn.sgd(0.1), epochs=1
+        )
+    assert jbpnn.init_params(0, jnp.array([3, 4, 1])).sizes == (3, 4, 1)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"activations": None}, r"activations must be a name or a list of names"),
+        ({"activations": 5}, r"activations must be a name or a list of names"),
+        ({"loss": ["mse"]}, r"unknown loss \['mse'\]"),
+    ],
+)
+def test_init_params_names_a_bad_name_argument(kw, match):
+    with pytest.raises(ValueError, match=match):
+        jbpnn.init_params(0, (3, 4, 1), **kw)
+
+
+@pytest.mark.parametrize(
+    "key, error, match",
+    [
+        (jax.random.split(jax.random.key(0), 2), ValueError, r"key must be ONE jax.random key"),
+        (jnp.array(5.0), TypeError, r"key must be an int seed or a jax.random.key"),
+        (jnp.array([0, 5]), TypeError, r"key must be an int seed or a jax.random.key"),
+    ],
+)
+def test_init_params_keys_that_are_not_one_key_are_named(key, error, match):
+    with pytest.raises(error, match=match):
+        jbpnn.init_params(key, (3, 4, 1))
+
+
+def test_a_0d_numpy_seed_is_a_seed():
+    a, b = jbpnn.init_params(np.array(5), (3, 4, 1)), jbpnn.init_params(5, (3, 4, 1))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_variant_lists_are_named_not_unhashable():
+    with pytest.raises(ValueError, match=r"unknown momentum variant \['article'\]"):
+        jbpnn.momentum(0.1, variant=["article"])
+    with pytest.raises(ValueError, match=r"unknown adam variant \['corrected'\]"):
+        jbpnn.adam(0.1, variant=["corrected"])
+
+
+@pytest.mark.parametrize("name", ["n_iter_no_change", "loss_patience"])
+def test_patience_counts_past_int32_are_refused(name):
+    """The count is an int32 in the compiled program: 2**31 raised a raw OverflowError."""
+    p, X, Y = _tiny()
+    kw = {name: 2**31, "X_val": X, "Y_val": Y}
+    with pytest.raises(ValueError, match=rf"{name} must be an integer from 1 to 2147483647"):
+        jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=1, **kw)
+    jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=1, **{**kw, name: 2**31 - 1})

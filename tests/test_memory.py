@@ -254,3 +254,48 @@ def test_a_memory_limit_past_int64_is_a_number():
     check_memory(estimate_memory(init_params(0, (3, 4, 2)), 2, n_examples=50), 2**70, "2 nets")
     with pytest.raises(ValueError, match="must be finite"):
         check_number("memory_limit", float("inf"), low=0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_networks=-1), "n_networks must be an integer >= 1, got -1"),
+        (dict(n_networks=0), "n_networks must be an integer >= 1, got 0"),
+        (dict(n_networks=2.5), "n_networks must be an integer >= 1, got 2.5"),
+        (dict(n_networks="3"), "n_networks must be an integer >= 1, got '3'"),
+        (dict(n_networks=True), "n_networks must be an integer >= 1, got True"),
+        (dict(history_keys=-5), "history_keys must be an integer >= 1 or None"),
+        (dict(n_examples=-5), "n_examples must be an integer >= 1, got -5"),
+        (dict(epochs=-1), "epochs must be an integer >= 1, got -1"),
+        (dict(batch_size=-1), "batch_size must be an integer >= 1 or None .None: full batch"),
+        (dict(n_val=-3), "n_val must be an integer >= 0, got -3"),
+        (dict(history_chunk=0), "history_chunk must be an integer >= 1 or None"),
+        (dict(early_stopping="no"), "early_stopping must be True or False, got 'no'"),
+        (dict(optimizer="nope"), "unknown optimizer 'nope'"),
+    ],
+)
+def test_estimate_memory_refuses_counts_out_of_range(kwargs, match):
+    # each was accepted: a negative byte count, a fraction of a network, a bool as 1
+    args = dict(n_networks=2, n_examples=10) | kwargs
+    with pytest.raises(ValueError, match=match):
+        estimate_memory(init_params(0, (3, 4, 2)), **args)
+
+
+def test_estimate_memory_names_a_template_or_optimizer_it_cannot_use():
+    # AttributeError: 'NoneType' object has no attribute 'dtype' / 'str' ... 'init'
+    one = init_params(0, (3, 4, 2))
+    with pytest.raises(TypeError, match="template must be one network .* got NoneType"):
+        estimate_memory(None, 3, n_examples=10)
+    with pytest.raises(TypeError, match="optimizer must be an optimizer .* got int 5"):
+        estimate_memory(one, 3, n_examples=10, optimizer=5)
+    shapes = jax.eval_shape(lambda: one)  # shapes only, as the estimators pass
+    assert estimate_memory(shapes, np.int64(3), n_examples=np.int32(10)).n_networks == 3
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_estimate_memory_takes_an_optimizer_by_name(name):
+    # as train_many does: optimizer="sgd" raised AttributeError
+    one = init_params(0, (3, 4, 2))
+    lr = {"lr": 0.1} if name in ("sgd", "momentum") else {}
+    want = estimate_memory(one, 2, n_examples=10, optimizer=OPTIMIZERS[name](**lr))
+    assert estimate_memory(one, 2, n_examples=10, optimizer=name) == want

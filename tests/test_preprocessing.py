@@ -254,3 +254,50 @@ def test_fit_checks_the_target_shape_and_names_it():
     fitted = Preprocessing.fit(X, np.arange(5.0), "regression")
     with pytest.raises(ValueError, match="targets hold inf \\(row 1\\)"):
         fitted.targets([1.0, np.inf])
+
+
+@pytest.mark.parametrize(
+    "y, error, message",
+    [
+        (None, TypeError, "y must be the target column.*got None"),
+        (5, ValueError, r"shape \(n,\); got shape \(\)"),
+        (np.array([]), ValueError, "y is empty"),
+        (np.array([1 + 2j, 2]), ValueError, "complex values"),
+        (np.array(["2020-01-01"], "datetime64[D]"), ValueError, "datetime64.*convert them"),
+        (np.array([1.0, np.nan, 2.0, np.nan]), ValueError, "has 2 missing value"),
+        (np.array(["a", None, "b"], dtype=object), ValueError, "has 1 missing value"),
+        (np.array([1.0, np.inf]), ValueError, "1 infinite value"),
+    ],
+)
+def test_infer_task_refuses_what_is_not_a_target(y, error, message):
+    # each of these was "classification" ("regression" for NaN; a raw 'rint' TypeError for dates)
+    with pytest.raises(error, match=message):
+        infer_task(y)
+
+
+def test_infer_task_counts_the_missing_values_of_a_pandas_column():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="has 1 missing value"):
+        infer_task(pd.Series([1, None, 2], dtype="Int64"))  # was "regression"
+    with pytest.raises(ValueError, match="has 1 missing value"):
+        infer_task(pd.Series(["a", None, "b"], dtype="string"))  # NA was a class
+    assert infer_task(pd.Series([1, 2, 1], dtype="Int64")) == "classification"
+    assert infer_task(np.array([1.5, 2.7, 0.1], dtype=object)) == "regression"  # numbers
+
+
+def test_fit_refuses_one_string_for_a_list_of_names():
+    # feature_names="ab" became ('a', 'b'); columns="abc" was split into characters
+    X = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(TypeError, match="feature_names must be a sequence of names.*'ab'"):
+        Preprocessing.fit(X, [0, 1, 0, 1], "classification", feature_names="ab")
+    with pytest.raises(TypeError, match="columns must be a sequence of names.*'abc'"):
+        Preprocessing.fit(X, [0, 1, 0, 1], "classification", columns="abc")
+
+
+def test_fit_refuses_labels_that_lack_a_label_of_y():
+    # labels=[0, 2] with a 1 in y: accepted, and targets() failed later ("unknown labels")
+    X = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(ValueError, match=r"every label of the target; it lacks \[1\]"):
+        Preprocessing.fit(X, [0, 1, 2, 1], "classification", labels=[0, 2])
+    p = Preprocessing.fit(X, ["a", "b", "a", "b"], "classification", labels=["a", "b", "c"])
+    assert p.classes == ("a", "b", "c")

@@ -159,3 +159,74 @@ def test_csv_round_trip_keeps_none_and_booleans():
     assert type(back.rows[0]["b"]) is bool and type(back.rows[1]["d"]) is int
     assert back.rows[1]["e"] == 7  # CSV has no types: documented (JSON keeps the text)
     assert ResultsTable.from_json(table.to_json()).rows[1]["e"] == "007"
+
+
+def test_sort_orders_numbers_of_every_kind_by_value():
+    # 0-d NumPy / JAX arrays and Decimals sorted as text: 2, 10, 1 -> 1, 10, 2
+    import decimal
+
+    import jax.numpy as jnp
+
+    for kind in (np.array, jnp.array, decimal.Decimal):
+        table = ResultsTable([{"a": kind(v)} for v in (2, 10, 1)] + [{"a": kind(math.nan)}])
+        got = [float(v) for v in table.sort("a")["a"]]
+        assert got[:3] == [1.0, 2.0, 10.0] and math.isnan(got[3])
+        got = [float(v) for v in table.sort("a", descending=True)["a"]]
+        assert got[:3] == [10.0, 2.0, 1.0] and math.isnan(got[3])
+    with pytest.raises(TypeError, match="descending must be True or False, got 'no'"):
+        _table().sort("lr", descending="no")
+
+
+def test_results_table_refuses_bad_rows_and_columns():
+    with pytest.raises(TypeError, match="rows must be an iterable of dicts.*NoneType"):
+        ResultsTable(None)
+    with pytest.raises(TypeError, match="row 1 must be a dict"):
+        ResultsTable([{"a": 1}, 5])
+    with pytest.raises(ValueError, match=r"each column once; \['lr'\] appear more than once"):
+        ResultsTable([{"lr": 0.1, "acc": 0.5}], columns=["lr", "acc", "lr"])
+    with pytest.raises(TypeError, match="columns must be a list of column names"):
+        ResultsTable([{"lr": 0.1}], columns="lr")
+
+
+def test_to_text_refuses_a_negative_max_rows_or_digits():
+    # max_rows=-1 printed 2 of 3 rows and "... (4 more rows)"; digits=-1 a format error
+    table = _table()
+    assert table.to_text(max_rows=0).splitlines()[-1] == "... (4 more rows)"
+    with pytest.raises(ValueError, match="max_rows must be an integer >= 0 or None"):
+        table.to_text(max_rows=-1)
+    with pytest.raises(ValueError, match="digits must be an integer >= 1, got -1"):
+        table.to_text(digits=-1)
+    assert "0.3333" in table.to_text(max_rows=np.int64(4), digits=np.int64(4))
+
+
+def test_to_json_writes_0d_arrays_as_numbers_and_names_other_cells():
+    import jax.numpy as jnp
+
+    table = ResultsTable([{"a": np.array(2.5), "b": jnp.array(3)}])
+    assert ResultsTable.from_json(table.to_json()).rows == [{"a": 2.5, "b": 3}]
+    with pytest.raises(ValueError, match=r"row 0, column 'a' holds an array of shape \(2,\)"):
+        ResultsTable([{"a": np.array([1.0, 2.0])}]).to_json()
+    with pytest.raises(ValueError, match="row 0, column 'a' holds object"):
+        ResultsTable([{"a": object()}]).to_json()
+
+
+def test_from_json_and_from_csv_say_what_they_expected(tmp_path):
+    # from_json('[]'): FileNotFoundError "No such file '[]'"; from_csv(''): IsADirectoryError '.'
+    with pytest.raises(ValueError, match='an object with "columns" and "rows", got a list'):
+        ResultsTable.from_json("[]")
+    with pytest.raises(ValueError, match="CSV table is empty"):
+        ResultsTable.from_csv("")
+    with pytest.raises(FileNotFoundError, match="expected a path to a JSON file.*no such file"):
+        ResultsTable.from_json(str(tmp_path / "missing.json"))
+    with pytest.raises(IsADirectoryError, match="expected a path to a CSV file.*a folder"):
+        ResultsTable.from_csv(tmp_path)
+    with pytest.raises(TypeError, match="source must be a path to a JSON file"):
+        ResultsTable.from_json(None)
+
+
+def test_summarize_names_a_column_that_is_not_numeric():
+    # "could not convert string to float: 'max_epochs'"
+    with pytest.raises(ValueError, match="column 'stop_reason' is not numeric"):
+        _table().summarize(["lr"], ["stop_reason"])
+    summary = _table().summarize("lr", "val_accuracy")  # one name as a string
+    assert summary["val_accuracy_mean"] == [0.6, pytest.approx(1 / 3)]
