@@ -136,15 +136,15 @@ def check_number(
         value = known
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    # The ignores: typeshed's numbers.Real declares no conversions or comparisons.
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        # a Fraction or Decimal is a numbers.Real NumPy cannot hold: give it as a float
+        raise ValueError(f"{name} must be a number (an int or a float), got {value!r}")
     # an int is finite however large (NumPy's isfinite refused one past int64: 2**70 bytes)
-    finite = isinstance(value, numbers.Integral) or np.isfinite(value)  # type: ignore[call-overload]
-    if not finite or value < low or (high is not None and value >= high):  # type: ignore[operator]
+    finite = isinstance(value, numbers.Integral) or np.isfinite(value)
+    if not finite or value < low or (high is not None and value >= high):
         upper = f" and below {high}" if high is not None else ""
         raise ValueError(f"{name} must be finite, at least {low}{upper}; got {value!r}")
-    if integer and int(value) != value:  # type: ignore[call-overload]
+    if integer and int(value) != value:
         raise ValueError(f"{name} must be an integer, got {value!r}")
 
 

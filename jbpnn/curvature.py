@@ -190,11 +190,15 @@ def per_example_grad_norms_kernel(params: MLP, X: Array, Y: Array) -> Array:
     """Unchecked, traceable core of :func:`per_example_grad_norms`."""
     _, cache = jax.vmap(forward, in_axes=(None, 0))(params, X)
     errs = jax.vmap(deltas, in_axes=(None, 0, 0))(params, cache, Y)
+    # the squares summed in float32 at least: |O_prev|^2 of 64 pixel values overflowed
+    # float16 (inf, and 0 * inf = NaN for a saturated unit's Err = 0); the norm is cast back
+    wide = jnp.promote_types(params.dtype, jnp.float32)
     squared = sum(
-        jnp.sum(err**2, axis=1) * (jnp.sum(o_prev**2, axis=1) + 1)  # |Err|^2 (|O_prev|^2 + 1)
+        jnp.sum(jnp.square(err.astype(wide)), axis=1)  # |Err|^2 (|O_prev|^2 + 1)
+        * (jnp.sum(jnp.square(o_prev.astype(wide)), axis=1) + 1)
         for o_prev, err in zip(cache[:-1], errs)
     )
-    return jnp.sqrt(squared)
+    return jnp.sqrt(squared).astype(params.dtype)
 
 
 _norms_jit = jax.jit(per_example_grad_norms_kernel)

@@ -34,11 +34,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "check_target", "write_files"]
+__all__ = ["as_path", "atomic_write", "check_target", "write_files"]
 
 _TEMP_SUFFIX = ".tmp"
 _STALE_LEGACY_S = 3600.0  # today's-code temp names carry no pid: removed once this old
 _USE_O_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+
+def as_path(path: Any, what: str = "write") -> str | os.PathLike:
+    """``path`` as a file name: a ``str`` or an ``os.PathLike`` (bytes decoded as the file
+    system does); anything else (None, a number) is a TypeError naming it."""
+    if isinstance(path, bytes):
+        return os.fsdecode(path)  # pathlib takes no bytes
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"cannot {what} {path!r}: a path is a file name (str or pathlib.Path), got "
+            f"{type(path).__name__}"
+        )
+    return path
 
 
 def check_target(path: str | os.PathLike, what: str = "write") -> Path:
@@ -59,6 +72,7 @@ def check_target(path: str | os.PathLike, what: str = "write") -> Path:
         IsADirectoryError, NotADirectoryError, FileNotFoundError, PermissionError:
             as the names say.
     """
+    path = as_path(path, what)
     if not str(path):
         raise ValueError(f"cannot {what} an empty path")
     text = os.fspath(path)

@@ -78,7 +78,7 @@ from jax.typing import ArrayLike
 
 from jbpnn._callable import make_callable
 from jbpnn.activations import Activation, bind
-from jbpnn.checks import check_int
+from jbpnn.checks import INT32_MAX, check_int
 from jbpnn.losses import LOSSES, Loss
 from jbpnn.memory import check_array_memory
 from jbpnn.network import (
@@ -792,7 +792,16 @@ def random_batch(key: ArrayLike, params: MLP, batch_size: int) -> tuple[Array, A
             "random_batch takes ONE network; for stacked params draw the batch for one of "
             "them, e.g. jax.tree.map(lambda a: a[0], params)"
         )
-    batch_size = check_int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1, high=INT32_MAX)
+    # X, Y and the per-example work after them: refused before XLA aborts the process
+    # (--batch 3000000000 ended jbpnn gradcheck with a C++ check failure)
+    check_array_memory(
+        (batch_size, params.n_in + params.n_out),
+        params.dtype,
+        f"a random batch of {batch_size} examples",
+        copies=4,
+        advice="use a smaller batch",
+    )
     kx, ky = jax.random.split(key)
     shape = (int(batch_size), params.n_out)
     X = jax.random.normal(kx, (int(batch_size), params.n_in), params.dtype)

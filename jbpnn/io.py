@@ -95,7 +95,7 @@ import numpy as np
 
 from jbpnn.activations import ACTIVATIONS
 from jbpnn.checks import is_concrete
-from jbpnn.files import atomic_write
+from jbpnn.files import as_path, atomic_write
 from jbpnn.lbfgs import LBFGSState
 from jbpnn.losses import LOSSES
 from jbpnn.memory import ArrayTooLarge, check_array_memory
@@ -631,7 +631,7 @@ def load(path: str | os.PathLike) -> Saved:
             inconsistent (an entry missing, or of a shape or dtype other than the
             structure says). The message names the file and the fault.
     """
-    path = Path(path)
+    path = Path(as_path(path, "load"))
     if not path.exists():
         raise FileNotFoundError(f"cannot load {path}: no such file")
     if path.is_dir():

@@ -109,6 +109,8 @@ class NormalEquations(NamedTuple):
 # ---------------------------------------------------------------- parameter order
 def n_params(params: MLP) -> int:
     """P, the number of weights and biases of ONE network: ``sum_l (n_in_l + 1) n_out_l``."""
+    if not isinstance(params, MLP):
+        raise TypeError(f"params must be an MLP (see init_params), got {type(params).__name__}")
     return sum(int(layer.w.size) + int(layer.b.size) for layer in params.layers)
 
 

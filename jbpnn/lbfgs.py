@@ -304,6 +304,15 @@ def init(params: PyTree, hp: dict[str, Array], history: int = 10) -> LBFGSState:
         return np.full(shape, value, kind)  # NumPy: no program compiled; the loop copies it
 
     p = sum(int(np.size(leaf)) for leaf in leaves)
+    if 2 * history * p * dtype.itemsize > 2**26:  # above 64 MiB of pairs: do they fit?
+        from jbpnn.memory import check_array_memory
+
+        check_array_memory(
+            (2 * history, p),
+            dtype,
+            f"L-BFGS's history={history} pairs (s, y) of {p:,} params",
+            advice="keep fewer pairs (lbfgs(history=10) is scipy's default)",
+        )
     nan = filled(np.nan, ())
     return LBFGSState(
         count=filled(0, (), np.int32),

@@ -64,7 +64,7 @@ import numpy as np
 from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, check_number, keys_from_seeds, to_device
+from jbpnn.checks import INT32_MAX, as_key, check_int, check_number, keys_from_seeds, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
@@ -678,7 +678,7 @@ def train_many(
     if keys is not None and key is not None:
         raise ValueError("give key (one data order for all) or keys (one per network), not both")
     check_progress(progress)
-    epochs = check_int("epochs", epochs, 1)
+    epochs = check_int("epochs", epochs, 1, high=INT32_MAX)  # the epoch counter is int32
     if memory_limit is not None:  # bytes: True, a string or NaN fell through to odd errors
         check_number("memory_limit", memory_limit, low=0.0)
         if not memory_limit > 0:

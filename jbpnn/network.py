@@ -435,8 +435,9 @@ def per_example_grads(params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: 
     return _per_example_grads_jit(params, X, Y)
 
 
-def jvp_kernel(params: MLP, X: Array, dparams: MLP, dX: Array) -> tuple[Array, Array]:
-    """Unchecked, traceable core of :func:`jvp`: ``(outputs, tangents)``, each ``(B, n_out)``."""
+def jvp_kernel(params: MLP, X: Array, dparams: MLP, dX: Array | None) -> tuple[Array, Array]:
+    """Unchecked, traceable core of :func:`jvp`: ``(outputs, tangents)``, each ``(B, n_out)``
+    (``dX`` None: the inputs do not move)."""
     out, cache = _batched_forward(params, X)
     return out, _hand_jvp(params, cache, dparams, dX)
 
@@ -490,9 +491,9 @@ def jvp(
         out, dout = jvp(params, x[None, :], dparams, one, check_finite=check_finite)
         return out[0], dout[0]
     X, _, _ = check_batch(params, X, check_finite=check_finite)
-    if dX is None:
-        dX = jnp.zeros_like(X)
-    else:
+    # dX None stays None: no dO_0 w_1 product (zeros_like(X) inside the caller's jit also
+    # dropped the sharding of an Explicit-sharded X, and the batched pass then failed)
+    if dX is not None:
         if np.shape(dX) != X.shape:
             raise ValueError(f"dX must have the shape of X, {X.shape}, got {np.shape(dX)}")
         _refuse_complex("dX", dX)
@@ -518,12 +519,22 @@ def check_direction(params: MLP, other: Any, name: str = "dparams") -> MLP:
     dtype; raises ``ValueError`` naming ``name`` and the first layer whose shapes differ.
     """
     if not isinstance(other, MLP) or len(other.layers) != len(params.layers):
+        got = (
+            f"an MLP of {len(other.layers)} layers"
+            if isinstance(other, MLP)
+            else type(other).__name__
+        )
         raise ValueError(
             f"{name} must be an MLP with the structure of params ({len(params.layers)} "
-            f"layers, e.g. jax.tree.map(jnp.zeros_like, params)), got {type(other).__name__}"
+            f"layers, e.g. jax.tree.map(jnp.zeros_like, params)), got {got}"
         )
     layers = []
     for i, (layer, d) in enumerate(zip(params.layers, other.layers)):
+        if not isinstance(d, Layer):  # a (w, b) tuple: "'tuple' object has no attribute 'w'"
+            raise ValueError(
+                f"{name}: layer {i} must be a Layer(w, b), as params' layers are, got "
+                f"{type(d).__name__}"
+            )
         if np.shape(d.w) != layer.w.shape or np.shape(d.b) != layer.b.shape:
             raise ValueError(
                 f"{name}: layer {i} has w {np.shape(d.w)} and b {np.shape(d.b)}, but params' "
@@ -687,6 +698,7 @@ def _pullback(params: MLP, cache: Cache, g: Array) -> tuple[tuple[Array, ...], A
 
 _batched_pullback = jax.vmap(_pullback, in_axes=(None, 0, 0))
 _batched_tangents = jax.vmap(tangents, in_axes=(None, 0, None, 0))
+_tangents_of_weights = jax.vmap(tangents, in_axes=(None, 0, None, None))
 
 
 def over_batch(a: Array, b: Array) -> Array:
@@ -726,14 +738,17 @@ def _hand_vjp(params: MLP, cache: Cache, G: Array) -> tuple[MLP, Array]:
     return params.replace_layers(grads), dX
 
 
-def _hand_jvp(params: MLP, cache: Cache, dparams: MLP, dX: Array) -> Array:
+def _hand_jvp(params: MLP, cache: Cache, dparams: MLP, dX: Array | None) -> Array:
     """The hand-derived JVP of a batch: the tangent of the outputs, shape ``(B, n_out)``.
 
     :func:`jbpnn.tangents.tangents` of every example: ``dnet = dO_prev w + O_prev dw + db``,
     ``dO = act.tangent(O, dnet)``, from ``dO_0 = dX``. Linear in ``(dparams, dX)``, and the
     transpose of :func:`_hand_vjp` (both are the same tables' derivatives).
     """
-    d_out = _batched_tangents(params, cache, dparams, dX)[1][-1]
+    if dX is None:  # the inputs do not move: no dO_0 w_1 product
+        d_out = _tangents_of_weights(params, cache, dparams, None)[1][-1]
+    else:
+        d_out = _batched_tangents(params, cache, dparams, dX)[1][-1]
     assert d_out is not None  # only douts[0], the input's, may be None
     return d_out.astype(cache[-1].dtype)
 

@@ -71,7 +71,14 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from jbpnn._slots import PicklesSlots
-from jbpnn.checks import check_number, host_or_device, host_value, is_concrete, to_device
+from jbpnn.checks import (
+    INT32_MAX,
+    check_number,
+    host_or_device,
+    host_value,
+    is_concrete,
+    to_device,
+)
 from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
 from jbpnn.lbfgs import LBFGSState
 from jbpnn.lbfgs import evaluation as _lbfgs_evaluation
@@ -932,7 +939,8 @@ def cast_hyperparams(name: str, given: Mapping[str, Any], dtype: Any) -> dict[st
                 np.broadcast_to(np.asarray(value), bad.shape)[i].item(),
                 f" (network {i})",
             )
-        raise ValueError(f"{name}'s {k}={value!r}{where} {why} in the params' dtype {dname}")
+        whose = f"{name}'s " if name else ""  # set_hyperparams: no optimizer name, only a state
+        raise ValueError(f"{whose}{k}={value!r}{where} {why} in the params' dtype {dname}")
 
     for k, v in given.items():
         if isinstance(hp[k], jax.Array) or not np.issubdtype(np.asarray(hp[k]).dtype, np.floating):
@@ -1023,8 +1031,14 @@ def lbfgs(
         alpha: scikit-learn's L2 penalty ``(alpha / 2) |W|^2 / n`` on the weights only,
             added to the loss the line search evaluates and to the gradient.
     """
-    if isinstance(history, bool) or not isinstance(history, numbers.Integral) or history < 1:
-        raise ValueError(f"history must be an integer >= 1 (pairs kept), got {history!r}")
+    if (
+        isinstance(history, bool)
+        or not isinstance(history, numbers.Integral)
+        or not 1 <= history <= INT32_MAX
+    ):
+        raise ValueError(
+            f"history must be an integer from 1 to {INT32_MAX} (pairs kept), got {history!r}"
+        )
     _check_range("max_linesearch", max_linesearch)
     _check_range("c1", c1)
     _check_range("c2", c2)

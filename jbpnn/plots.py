@@ -17,7 +17,7 @@ import numpy as np
 
 from jbpnn.files import atomic_write
 
-__all__ = ["plot_heatmap", "plot_history", "require_matplotlib"]
+__all__ = ["figure_format", "plot_heatmap", "plot_history", "require_matplotlib"]
 
 
 def require_matplotlib(what: str = "plotting") -> None:
@@ -40,16 +40,37 @@ def _pyplot(what: str) -> Any:
     return plt
 
 
-def _save(fig: Any, plt: Any, path: str | os.PathLike | BinaryIO, suffix: str | None) -> None:
-    """Write ``fig`` to ``path`` atomically (:func:`jbpnn.files.atomic_write`), in the
-    format its suffix names (``.pdf``, ``.svg``, ...; PNG without a suffix matplotlib knows:
-    a ``curve.pdf`` held PNG bytes before); or into an open binary file (``io.BytesIO``:
-    no file, not even a temporary one), in the format ``suffix`` names."""
+def figure_format(path: str | os.PathLike | BinaryIO, suffix: str | None = None) -> str:
+    """The format a figure is written in: ``suffix`` (or, for a file name, its suffix:
+    ``.pdf``, ``.svg``, ...), PNG without one (needs matplotlib).
+
+    Raises:
+        ValueError: a suffix matplotlib writes no format for (``curve.xyz`` held PNG bytes
+            before), listing those it writes.
+    """
     to_file = hasattr(path, "write")
     if suffix is None:
         suffix = "" if to_file else Path(path).suffix  # type: ignore[arg-type]
-    suffix = suffix.lower().lstrip(".")
-    kind = suffix if suffix in fig.canvas.get_supported_filetypes() else "png"
+    kind = suffix.lower().lstrip(".")
+    if not kind:
+        return "png"
+    require_matplotlib("a figure")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    known = FigureCanvasBase.get_supported_filetypes()
+    if kind not in known:
+        raise ValueError(
+            f"cannot write a figure as {kind!r} ({path}): matplotlib writes "
+            f"{', '.join(sorted(known))}; give one of those suffixes (none: PNG)"
+        )
+    return kind
+
+
+def _save(fig: Any, plt: Any, path: str | os.PathLike | BinaryIO, kind: str) -> None:
+    """Write ``fig`` to ``path`` atomically (:func:`jbpnn.files.atomic_write`), in the
+    format ``kind`` (:func:`figure_format`'s: a ``curve.pdf`` held PNG bytes once); or
+    into an open binary file (``io.BytesIO``: no file, not even a temporary one)."""
+    to_file = hasattr(path, "write")
     try:
         if to_file:
             fig.savefig(path, format=kind)
@@ -69,17 +90,18 @@ def plot_history(
     """Save the loss curves of one training as a PNG (needs matplotlib).
 
     Args:
-        path: the file to write; its suffix names the format (PNG by default). Or an
-            open binary file (``io.BytesIO``), written in the format ``suffix`` names.
+        path: the file to write; its suffix names the format (PNG without one; a suffix
+            matplotlib writes no format for is refused). Or an open binary file
+            (``io.BytesIO``), written in the format ``suffix`` names.
         history: ``loss`` of shape ``(epochs,)`` and, when present, ``val_loss`` and
             ``val_accuracy`` of the same shape (a :class:`jbpnn.training.TrainResult`'s
             ``history``, or the result itself); for ``train_many``, one network's
             (``result[i]``). One epoch is drawn as points.
         title: the figure's title.
         suffix: the format when ``path`` is an open binary file (``"png"``, ``"pdf"``,
-            ``"svg"``, ...; a leading dot is accepted); PNG when None or a format
-            matplotlib does not know. Given with a file name, it replaces the name's
-            suffix as the format.
+            ``"svg"``, ...; a leading dot is accepted); PNG when None. Given with a file
+            name, it replaces the name's suffix as the format. A format matplotlib does
+            not write is refused (ValueError), before anything is drawn.
 
     Raises:
         ValueError: no ``loss``, a curve that is not 1-D (``train_many``'s whole
@@ -87,6 +109,7 @@ def plot_history(
     """
     curves = _curves(history)
     plt = _pyplot("the loss-curve plot")
+    kind = figure_format(path, suffix)  # before anything is drawn
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     epochs = np.arange(1, len(curves["loss"]) + 1)
     dot = {"marker": "o"} if len(epochs) == 1 else {}  # one epoch: a point, not a line
@@ -108,7 +131,7 @@ def plot_history(
         ax2.legend(loc="center right")
     ax.legend(loc="upper right")
     fig.tight_layout()
-    _save(fig, plt, path, suffix)
+    _save(fig, plt, path, kind)
 
 
 def _curves(history: Any) -> dict[str, np.ndarray]:
@@ -181,12 +204,13 @@ def plot_heatmap(
     Args:
         summary: one row per ``(x, y)`` cell, e.g. from
             :meth:`jbpnn.tables.ResultsTable.summarize`.
-        path: the file to write; its suffix names the format (PNG by default). Or an
-            open binary file (``io.BytesIO``), written in the format ``suffix`` names.
+        path: the file to write; its suffix names the format (PNG without one; a suffix
+            matplotlib writes no format for is refused). Or an open binary file
+            (``io.BytesIO``), written in the format ``suffix`` names.
         suffix: the format when ``path`` is an open binary file (``"png"``, ``"pdf"``,
-            ``"svg"``, ...; a leading dot is accepted); PNG when None or a format
-            matplotlib does not know. Given with a file name, it replaces the name's
-            suffix as the format.
+            ``"svg"``, ...; a leading dot is accepted); PNG when None. Given with a file
+            name, it replaces the name's suffix as the format. A format matplotlib does
+            not write is refused (ValueError), before anything is drawn.
         x: the column of the horizontal axis (numbers or names, e.g. activations).
         y: the column of the vertical axis (numbers or names).
         value: the column shown as colour (and written in each cell); a cell with no
@@ -206,6 +230,7 @@ def plot_heatmap(
         if value not in row:
             raise ValueError(f"plot_heatmap: row {i} has no column {value!r} (value)")
     plt = _pyplot("the heatmap")
+    kind = figure_format(path, suffix)  # before anything is drawn
     cells = [(r[x], r[y]) for r in summary]
     if len(set(cells)) != len(cells):
         twice = next(c for c in cells if cells.count(c) > 1)
@@ -241,4 +266,4 @@ def plot_heatmap(
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, plt, path, suffix)
+    _save(fig, plt, path, kind)

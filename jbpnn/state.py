@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, host_or_device
+from jbpnn.checks import INT32_MAX, as_key, check_int, host_or_device
 from jbpnn.marquardt import BRState, LMState
 from jbpnn.optimizers import Optimizer, cast_hyperparams
 from jbpnn.params import MLP
@@ -382,7 +382,17 @@ def train_config(
     if isinstance(switches, Stopping):
         divergence = switches.divergence._asdict()
         switches = switches.switches
-    check_int("history_chunk", history_chunk, 1)
+    check_int("history_chunk", history_chunk, 1, high=INT32_MAX)
+    keys = 1 + 4 + len(getattr(optimizer, "history_keys", ()))  # loss, val_*, the optimizer's
+    if history_chunk * keys * 8 > 2**26:  # above 64 MiB of ring buffers: do they fit?
+        from jbpnn.memory import check_array_memory  # memory imports state's neighbours
+
+        check_array_memory(
+            (history_chunk, keys),
+            np.float64,
+            f"the history ring buffers of history_chunk={history_chunk} epochs",
+            advice="give a smaller history_chunk (the default is 256)",
+        )
     if switches.early_stopping and not has_validation:
         raise ValueError(
             "n_iter_no_change (early stopping) watches the validation loss: "

@@ -214,14 +214,12 @@ class Stopping:
             "validation_tol": check_threshold("validation_tol", self.validation_tol),
             "loss_patience": _patience("loss_patience", self.loss_patience, "training-loss"),
             "loss_tol": _required("loss_tol", self.loss_tol),
-            "lr_factor": check_threshold("lr_factor", self.lr_factor),
+            "lr_factor": _factor(self.lr_factor),
             "min_lr": _required("min_lr", self.min_lr),
             "max_loss_growth": _bound("max_loss_growth", self.max_loss_growth),
             "max_abs_param": _bound("max_abs_param", self.max_abs_param),
         }
         factor = checked["lr_factor"]
-        if factor is not None and not 0 < factor < 1:
-            raise ValueError(f"lr_factor must lie in (0, 1) (or None: off), got {factor!r}")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {list(MONITORS)}, got {self.monitor!r}")
         if self.monitor != "val_loss" and checked["n_iter_no_change"] is None:
@@ -360,6 +358,17 @@ def _patience(name: str, value: Any, what: str) -> int | None:
     return check_int(
         name, value, 1, allow_none=True, none_means=f"{what} stopping off", high=INT32_MAX
     )
+
+
+def _factor(value: Any) -> float | None:
+    """``lr_factor``: a number in (0, 1), or None (off); one message for every fault (True,
+    NaN and -1 were told "a non-negative number")."""
+    if value is None:
+        return None
+    number = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+    if not number or not 0 < value < 1:
+        raise ValueError(f"lr_factor must lie in (0, 1) (or None: off), got {value!r}")
+    return float(value)
 
 
 def _required(name: str, value: Any) -> float:

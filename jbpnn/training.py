@@ -118,7 +118,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.checks import as_key, check_int, to_device
+from jbpnn.checks import INT32_MAX, as_key, check_int, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
@@ -397,7 +397,7 @@ def train_epoch(
         xb, yb, sb = batch
 
         def evaluate():  # hand-derived dE/dtheta by default
-            return grad_fn(params, xb, yb, sb)
+            return _checked_evaluation(grad_fn(params, xb, yb, sb), params, grad_fn)
 
         carried = getattr(optimizer, "evaluation", None)  # lbfgs: its last line search's (E, g)
         # ... kept with the fingerprint of the data they were evaluated on (a resume on
@@ -795,6 +795,33 @@ def _warn_unlike(previous: TrainResult, batching: tuple, validated: bool, early:
         )
 
 
+def _checked_evaluation(out: Any, params: MLP, grad_fn: Any) -> Any:
+    """A ``grad_fn``'s ``(loss, grads)``, checked while the program is traced (no cost when
+    it runs): a scalar loss and grads with the params' structure and shapes. A user's
+    function returning one float raised "cannot unpack non-iterable float object"."""
+    if grad_fn is loss_and_gradient_kernel:
+        return out
+    expected = "(loss, grads): a scalar loss and grads with the params' structure and shapes"
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise ValueError(f"grad_fn must return {expected}; got {type(out).__name__}")
+    loss, grads = out
+    if jnp.shape(loss) != ():
+        raise ValueError(f"grad_fn must return {expected}; its loss has shape {jnp.shape(loss)}")
+    try:  # leaf by leaf (tree.map raises where the structures differ)
+        fits = jax.tree.map(lambda p, g: jnp.shape(g) == jnp.shape(p), params, grads)
+        same = all(jax.tree.leaves(fits))
+    except (ValueError, TypeError):
+        same = False
+    shapes = [jnp.shape(p) for p in jax.tree.leaves(params)]
+    if not same:
+        raise ValueError(
+            f"grad_fn must return {expected}; its grads are {jax.tree.structure(grads)} "
+            f"with shapes {[jnp.shape(g) for g in jax.tree.leaves(grads)]}, the params' "
+            f"{shapes}"
+        )
+    return out
+
+
 def _warn_stopped(state: TrainState) -> None:
     """Warn that a resume of a state stopped by a rule trains no epoch (the stop is final:
     what stopped it, a tolerance met or a divergence, stays true of the state)."""
@@ -885,6 +912,8 @@ def prepare_training(
             f"kind ({was.name} with options {was.options}), got {optimizer!r} with "
             f"options {optimizer.options}"
         )
+    if Y is None:  # check_batch takes None as "no targets" (predict's): train needs them
+        raise ValueError("Y is None: train needs the targets, shape (n, n_out), beside X")
     # cross-entropies: targets in [0, 1], checked even with check_finite=False
     X, Y, _ = check_batch(
         params, X, Y, check_finite=check_finite, targets=True, what="train", host=host_data
@@ -1243,7 +1272,7 @@ def train(
     )
     start = time.perf_counter()
     default_compilation_cache()  # on in the per-user folder unless turned off (once a process)
-    epochs = check_int("epochs", epochs, 1)
+    epochs = check_int("epochs", epochs, 1, high=INT32_MAX)  # the epoch counter is int32
     check_progress(progress)
     check_int("progress_every", progress_every, 1, allow_none=True)
     if grad_fn is not None and not callable(grad_fn):
@@ -1521,6 +1550,8 @@ def evaluate(
     params: MLP, X: ArrayLike, Y: ArrayLike, *, check_finite: bool = True
 ) -> dict[str, float]:
     """``{"loss": mean error, "accuracy": ...}`` on a data set (see :func:`accuracy`)."""
+    if Y is None:
+        raise ValueError("Y is None: evaluate needs the targets, shape (n, n_out), beside X")
     X, Y, _ = check_batch(params, X, Y, check_finite=check_finite, min_rows=1, what="evaluate")
     return {"loss": float(_loss_jit(params, X, Y)), "accuracy": float(_accuracy_jit(params, X, Y))}
 

@@ -301,3 +301,30 @@ def test_several_directions_under_vmap_are_each_right_in_float32():
                 scale = float(jnp.max(jnp.abs(b)))
                 assert float(jnp.max(jnp.abs(a[0] - b))) <= 1e-5 * scale
                 assert float(jnp.max(jnp.abs(a[1] + b))) <= 1e-5 * scale  # H(-v) = -Hv
+
+
+def test_per_example_grad_norms_of_a_float16_network_sum_in_float32():
+    """|O_prev|^2 of 64 pixel values overflowed float16: inf, and 0 * inf = NaN where a
+    saturated unit's Err is 0; the rows of per_example_grads were finite (largest 0.15)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 255, size=(4, 64))
+    Y = np.eye(2)[rng.integers(0, 2, 4)]
+    p = init_params(0, (64, 4, 2), "sigmoid", "mse", init="glorot", dtype=jnp.float16)
+    norms = jbpnn.per_example_grad_norms(p, X, Y)
+    assert norms.dtype == jnp.float16 and bool(jnp.all(jnp.isfinite(norms)))
+    rows = jbpnn.per_example_grads(p, X, Y)
+    expected = np.sqrt(
+        sum(np.sum(np.asarray(a, np.float64).reshape(4, -1) ** 2, 1) for a in jax.tree.leaves(rows))
+    )
+    np.testing.assert_allclose(np.asarray(norms, np.float64), expected, rtol=2e-3)
+
+
+def test_a_direction_of_the_wrong_layers_is_named():
+    p = init_params(0, (3, 4, 2))
+    X, Y = np.ones((5, 3)), np.full((5, 2), 0.5)
+    zero = jax.tree.map(jnp.zeros_like, p)
+    with pytest.raises(ValueError, match=r"v must be an MLP .* got an MLP of 1 layers"):
+        jbpnn.hvp(p, X, Y, zero.replace_layers(zero.layers[:1]))
+    tuples = zero.replace_layers([(layer.w, layer.b) for layer in zero.layers])
+    with pytest.raises(ValueError, match=r"dparams: layer 0 must be a Layer\(w, b\)"):
+        jbpnn.jvp(p, X, tuples)

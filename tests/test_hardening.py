@@ -592,3 +592,88 @@ def test_patience_counts_past_int32_are_refused(name):
     with pytest.raises(ValueError, match=rf"{name} must be an integer from 1 to 2147483647"):
         jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=1, **kw)
     jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=1, **{**kw, name: 2**31 - 1})
+
+
+@pytest.mark.parametrize(
+    "kw, error, match",
+    [
+        ({"epochs": 2**31}, ValueError, r"epochs must be an integer from 1 to 2147483647"),
+        ({"history_chunk": 2**31}, ValueError, r"history_chunk must be an integer from 1 to"),
+        ({"history_chunk": 10**9}, MemoryError, r"history ring buffers of history_chunk="),
+    ],
+)
+def test_counts_and_buffers_past_what_a_program_holds_are_refused(kw, error, match):
+    """epochs=2**31 (an int32 counter) ran; history_chunk=2**31 raised a raw OverflowError,
+    10**9 allocated gigabytes for a 3-epoch run."""
+    p, X, Y = _tiny()
+    with pytest.raises(error, match=match):
+        jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), **{"epochs": 3, **kw})
+
+
+def test_lbfgs_history_past_memory_is_refused_by_name():
+    p, X, Y = _tiny()
+    with pytest.raises(ValueError, match=r"history must be an integer from 1 to 2147483647"):
+        jbpnn.lbfgs(history=2**63)
+    with pytest.raises(MemoryError, match=r"L-BFGS's history=1000000000 pairs"):
+        jbpnn.train(p, X, Y, optimizer=jbpnn.lbfgs(history=10**9), epochs=2)
+
+
+def test_missing_targets_and_bad_paths_are_named():
+    p, X, Y = _tiny()
+    with pytest.raises(ValueError, match=r"Y is None: train needs the targets"):
+        jbpnn.train(p, X, None, optimizer=jbpnn.sgd(0.1))
+    with pytest.raises(ValueError, match=r"Y is None: evaluate needs the targets"):
+        jbpnn.evaluate(p, X, None)
+    with pytest.raises(TypeError, match=r"cannot load None: a path is a file name"):
+        jbpnn.load(None)
+    with pytest.raises(TypeError, match=r"cannot save to None: a path is a file name"):
+        jbpnn.save(None, p)
+    with pytest.raises(TypeError, match=r"params must be an MLP"):
+        jbpnn.n_params(None)
+
+
+def test_bytes_paths_save_and_load(tmp_path):
+    """The message for None said bytes are accepted; pathlib then refused them."""
+    p, _, _ = _tiny()
+    path = os.fsencode(tmp_path / "m.npz")
+    jbpnn.save(path, p)
+    assert jbpnn.load(path).params.sizes == (3, 4, 1)
+
+
+@pytest.mark.parametrize(
+    "grad_fn, match",
+    [
+        (lambda p, x, y, w: 1.0, r"grad_fn must return \(loss, grads\).*got float"),
+        (lambda p, x, y, w: (1.0, 2.0), r"its grads are PyTreeDef"),
+        (lambda p, x, y, w: (jnp.ones(3), jbpnn.loss_and_gradient(p, x, y)[1]), r"loss has shape"),
+    ],
+)
+def test_a_grad_fn_returning_the_wrong_thing_is_named(grad_fn, match):
+    """One float raised "cannot unpack non-iterable float object" from the trace."""
+    p, X, Y = _tiny()
+    with pytest.raises(ValueError, match=match):
+        jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), grad_fn=grad_fn, epochs=1)
+
+
+def test_number_messages_name_the_number_kind_and_the_optimizerless_state():
+    from fractions import Fraction
+
+    from jbpnn.optimizers import set_hyperparams
+    from jbpnn.stopping import Stopping
+
+    with pytest.raises(ValueError, match=r"lr must be a number \(an int or a float\)"):
+        jbpnn.sgd(Fraction(1, 10))
+    state = jbpnn.sgd(0.1).init(jbpnn.init_params(0, (2, 2, 1)))
+    with pytest.raises(ValueError, match=r"^lr=1e\+39 overflows to inf"):
+        set_hyperparams(state, lr=1e39)
+    for bad in (True, float("nan"), -1):
+        with pytest.raises(ValueError, match=r"lr_factor must lie in \(0, 1\)"):
+            Stopping(lr_factor=bad, loss_patience=3)
+
+
+def test_gradcheck_refuses_a_batch_it_cannot_hold(capsys):
+    """--batch 3000000000 aborted the process (XLA: Check failed: buffer_.IsConcrete())."""
+    rc, _, err = run_cli(capsys, "gradcheck", "--sizes", "3,2,1", "--batch", "3000000000")
+    assert rc == 2 and "batch_size must be an integer from 1 to 2147483647" in err
+    rc, _, err = run_cli(capsys, "gradcheck", "--sizes", "3,2,1", "--batch", "900000000000")
+    assert rc == 2

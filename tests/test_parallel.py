@@ -591,3 +591,31 @@ def test_jacrev_and_hessian_through_apply_on_explicit_and_auto_meshes_equal_auto
     assert len(rows) == 8, run.stdout
     for kind, name, worst in rows:
         assert float(worst) < 1e-12, (kind, name, worst)
+
+
+JVP_CLOSED_OVER = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np
+    jax.config.update("jax_enable_x64", True)
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+    import jbpnn
+
+    p = jbpnn.init_params(0, (3, 4, 2), "tanh", "mse", dtype=jnp.float64)
+    X = np.random.default_rng(1).normal(size=(8, 3))
+    ref = jbpnn.jvp(p, X, p)[1]
+    mesh = jax.make_mesh((4,), ("e",), axis_types=(AxisType.Explicit,))
+    Xe = jax.device_put(X, NamedSharding(mesh, P("e")))
+    with jax.set_mesh(mesh):
+        got = jax.jit(lambda q: jbpnn.jvp(q, Xe, q)[1])(p)
+    print("closed over", float(jnp.max(jnp.abs(got - ref))) < 1e-12)
+    """
+)
+
+
+def test_jvp_without_dx_inside_jit_over_an_explicit_sharded_x():
+    """jvp filled dX with zeros_like(X), which inside the caller's jit dropped a closed-over
+    X's Explicit sharding ("Mapped away dimension ... e vs None"); dX=None now forms no
+    dO_0 w_1 product at all."""
+    run = _run(JVP_CLOSED_OVER, 4)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "closed over True" in run.stdout, run.stdout

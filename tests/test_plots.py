@@ -4,6 +4,7 @@ the files written as jbpnn.files writes them (atomic, refused targets, no collis
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import sys
@@ -105,11 +106,17 @@ def test_two_writers_of_one_file_do_not_collide(tmp_path, monkeypatch):
 
 def test_the_suffix_names_the_format(tmp_path, capsys):
     """curve.pdf held PNG bytes (the library and jbpnn train --plot): the suffix chooses,
-    PNG where matplotlib knows no such format."""
+    PNG without one; a suffix matplotlib writes no format for is refused (curve.xyz held
+    PNG bytes), before anything is drawn or trained."""
     pytest.importorskip("matplotlib")
-    for name, magic in (("c.pdf", b"%PDF"), ("c.svg", b"<?xml"), ("c.png", PNG), ("c.x", PNG)):
+    for name, magic in (("c.pdf", b"%PDF"), ("c.svg", b"<?xml"), ("c.png", PNG), ("c", PNG)):
         plot_history(tmp_path / name, {"loss": np.ones(3)}, "t")
         assert (tmp_path / name).read_bytes().startswith(magic), name
+    with pytest.raises(ValueError, match=r"cannot write a figure as 'xyz' .*matplotlib writes"):
+        plot_history(tmp_path / "c.xyz", {"loss": np.ones(3)}, "t")
+    with pytest.raises(ValueError, match=r"cannot write a figure as 'x'"):
+        plot_history(io.BytesIO(), {"loss": np.ones(3)}, "t", suffix=".x")
+    assert not (tmp_path / "c.xyz").exists()
     from conftest import run_cli, write_flowers
 
     write_flowers(tmp_path)
@@ -117,6 +124,10 @@ def test_the_suffix_names_the_format(tmp_path, capsys):
                          "colour", "--epochs", "1", "--plot", tmp_path / "curve.pdf")  # fmt: skip
     assert rc == 0, err
     assert (tmp_path / "curve.pdf").read_bytes().startswith(b"%PDF")
+    rc, out, err = run_cli(capsys, "train", "--data", tmp_path / "flowers.csv", "--target",
+                           "colour", "--epochs", "1", "--plot", tmp_path / "curve.xyz")  # fmt: skip
+    assert rc == 2 and "--plot cannot write a figure as 'xyz'" in err and "epoch" not in out
+    assert not (tmp_path / "curve.xyz").exists()
 
 
 def test_heatmap_reads_a_generator_and_refuses_a_cell_twice(tmp_path):

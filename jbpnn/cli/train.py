@@ -111,6 +111,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     outputs = check_outputs({"--save": args.save, "--plot": args.plot}, inputs)
     if args.plot is not None:
         _require_matplotlib("--plot")
+        try:  # a suffix matplotlib cannot write, refused before training (curve.xyz held PNG)
+            plots.figure_format(args.plot)
+        except ValueError as error:
+            raise CLIError(f"--plot {error}") from None
     rows = _load_rows(args)
     prep = _fit_preprocessing(args, rows)
     params, optimizer = _build_network(args, prep, rows.loss, hparams)
