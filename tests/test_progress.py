@@ -9,6 +9,7 @@ is installed, and train_many/sweep report progress too.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -292,3 +293,52 @@ def test_a_run_that_raises_ends_its_line_where_it_was_not_done(flowers, capsys, 
     bar_lines = [u for u in err.split("\r") if "epoch 1/300" in u]
     assert bar_lines and expected in bar_lines[-1] and "done" not in bar_lines[-1], err
     assert rc == (130 if error is KeyboardInterrupt else 2), err
+
+
+def test_the_command_line_without_a_stderr_runs_and_fails_with_its_status(
+    capsys, tmp_path, monkeypatch
+):
+    """Started with 2>&- (sys.stderr None), `jbpnn train` and `jbpnn sweep` stopped at
+    once: "'NoneType' object has no attribute 'isatty'" (printed to stdout); with
+    2>/dev/full, a failure's error line raised OSError and the exit status was 1."""
+    from conftest import write_flowers
+
+    from jbpnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    write_flowers(tmp_path)
+    train = ["train", "--data", "flowers.csv", "--target", "colour", "--hidden", "2"]
+    monkeypatch.setattr(sys, "stderr", None)
+    for extra in ([], ["--progress"]):
+        assert main([*train, "--epochs", "2", "--save", "m.npz", *extra]) == 0
+        assert (tmp_path / "m.npz").exists()
+        (tmp_path / "m.npz").unlink()
+    assert main(["sweep", "--quick", "--out", "sw", "--no-plot", "--progress"]) == 0
+    assert main(["train", "--data", "missing.csv"]) == 2
+    out = capsys.readouterr().out
+    assert "error" not in out and "isatty" not in out
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys, "stderr", Full())
+    assert main(["train", "--data", "missing.csv"]) == 2
+    assert main(["train", "--data", "flowers.csv", "--lr", "-1"]) == 2
+
+
+def test_a_sweep_bar_that_ran_out_of_epochs_says_max_epochs():
+    """running == 0 at the last epoch read "every network stopped" for networks that
+    all ran to the epoch limit."""
+    from jbpnn.cli.progress import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar(4, stream, networks=8, use_tqdm=False)
+    bar({"epoch": 4, "epochs": 4, "elapsed": 0.1, "running": 0, "stop_reason": None})
+    bar.close(4)
+    assert stream.getvalue().rstrip().endswith("done: max_epochs"), stream.getvalue()
+    stream = io.StringIO()
+    bar = ProgressBar(4, stream, networks=8, use_tqdm=False)
+    bar({"epoch": 2, "epochs": 4, "elapsed": 0.1, "running": 0, "stop_reason": None})
+    bar.close(2)
+    assert "every network stopped" in stream.getvalue(), stream.getvalue()

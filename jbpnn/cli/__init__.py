@@ -52,6 +52,7 @@ from jbpnn.cli.base import (
     add_subparser,
     catching_interrupts,
     check_interrupted,
+    say,
 )
 from jbpnn.cli.imports import IMPORTING_COMMANDS, add_import_argument, import_modules
 from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
@@ -203,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # whatever follows, --help included
-        print(BENCH_REMOVED, file=sys.stderr)
+        say(BENCH_REMOVED)
         return 2
     stdout = sys.stdout
     sys.stdout = safe = _PipeSafe(stdout)
@@ -225,10 +226,10 @@ def _run(argv: list[str]) -> int:
         try:
             import_modules(argv[1:])
         except CLIError as error:
-            print(f"jbpnn {argv[0]}: error: {error}", file=sys.stderr)
+            say(f"jbpnn {argv[0]}: error: {error}")
             return 2
         except KeyboardInterrupt:  # a slow module, interrupted: one line, as in a run
-            print(f"jbpnn {argv[0]}: interrupted", file=sys.stderr)
+            say(f"jbpnn {argv[0]}: interrupted")
             return 130
     parser = build_parser()
     try:
@@ -237,10 +238,7 @@ def _run(argv: list[str]) -> int:
         return e.code if isinstance(e.code, int) else 2
     if extra:  # the subcommand's own error line (argparse's names the top-level parser)
         where = f"jbpnn {args.command}" if args.command else "jbpnn"
-        print(
-            f"{where}: error: unrecognized arguments: {' '.join(extra)} (see {where} --help)",
-            file=sys.stderr,
-        )
+        say(f"{where}: error: unrecognized arguments: {' '.join(extra)} (see {where} --help)")
         return 2
     if args.command is None:
         parser.print_help()
@@ -254,7 +252,7 @@ def _run(argv: list[str]) -> int:
 
 def _one_line_warning(command: str) -> Any:
     def show(message: Any, category: Any, filename: Any, lineno: Any, *_: Any) -> None:
-        print(f"jbpnn {command}: warning: {_cut(str(message))}", file=sys.stderr)
+        say(f"jbpnn {command}: warning: {_cut(str(message))}")
 
     return show
 
@@ -267,19 +265,18 @@ def _run_command(args: argparse.Namespace) -> int:
         check_interrupted()  # a Ctrl-C that a callback swallowed: still 130
         return status
     except KeyboardInterrupt:
-        print(f"jbpnn {args.command}: interrupted", file=sys.stderr)
+        say(f"jbpnn {args.command}: interrupted")
         return 130
     except BrokenPipeError:
         raise  # the reader of stdout went away: main exits quietly
     except (CLIError, ValueError, TypeError, KeyError, OSError, MemoryError) as error:
-        print(f"jbpnn {args.command}: error: {_cut(describe_error(error))}", file=sys.stderr)
+        say(f"jbpnn {args.command}: error: {_cut(describe_error(error))}")
         return 2
     except Exception as error:  # a fault of jbpnn or of a library it calls: still one line
         if os.environ.get("JBPNN_DEBUG"):
             raise
-        print(
+        say(
             f"jbpnn {args.command}: error: {type(error).__name__}: {_cut(describe_error(error))} "
-            "(an unexpected error; JBPNN_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
+            "(an unexpected error; JBPNN_DEBUG=1 shows the traceback)"
         )
         return 2

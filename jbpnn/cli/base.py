@@ -26,6 +26,8 @@ __all__ = [
     "add_subparser",
     "catching_interrupts",
     "check_interrupted",
+    "say",
+    "stderr_is_terminal",
     "stdout_closed",
 ]
 
@@ -84,6 +86,29 @@ def check_interrupted() -> None:
     called before a file is written, at each progress update and when a command ends."""
     if _interrupted.is_set():
         raise KeyboardInterrupt
+
+
+def say(line: str) -> None:
+    """Write one line to stderr (an error, a warning, "interrupted"). Nothing when there is
+    no stderr (``2>&-``: ``sys.stderr`` None) or it cannot be written (``2>/dev/full``, a
+    reader gone): the exit status still tells, where the failed write exited with 1."""
+    err = sys.stderr
+    if err is None:
+        return
+    try:
+        print(line, file=err)
+        err.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def stderr_is_terminal() -> bool:
+    """stderr is a terminal (where a progress bar is drawn by default); False without one."""
+    err = sys.stderr
+    try:
+        return err is not None and err.isatty()
+    except (OSError, ValueError):  # closed
+        return False
 
 
 def stdout_closed() -> bool:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 import jbpnn.cli
 from jbpnn.checks import as_key
+from jbpnn.cli.base import say
 from jbpnn.cli.options import comma_list, positive_int, seed
 from jbpnn.gradcheck import (
     DEFAULT_EPS,
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
             if args.per_example:
                 reports.append(compare_per_example(params, X, Y, rtol=args.rtol, atol=args.atol))
     except ValueError as e:
-        print(f"jbpnn gradcheck: error: {e}", file=sys.stderr)
+        say(f"jbpnn gradcheck: error: {e}")
         return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2), file=out)

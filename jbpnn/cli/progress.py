@@ -84,6 +84,7 @@ class ProgressBar:
     ):
         self.epochs = epochs
         self.networks = networks
+        # None: no stderr at all (2>&-, sys.stderr None): the run goes on without a bar
         self.stream = sys.stderr if stream is None else stream
         self.start = time.perf_counter()
         self.info: dict[str, Any] | None = None
@@ -93,6 +94,7 @@ class ProgressBar:
         self._tqdm = None
         if use_tqdm is None:
             use_tqdm = have_tqdm()
+        use_tqdm = use_tqdm and self.stream is not None
         if use_tqdm:
             from tqdm import tqdm  # lazy: optional, and only when a bar is drawn with it
 
@@ -145,8 +147,8 @@ class ProgressBar:
         info = self.info or {}
         if info.get("stop_reason"):
             return str(info["stop_reason"])
-        if info.get("running") == 0:
-            return "every network stopped"
+        if info.get("running") == 0:  # at the last epoch, the networks ran out of epochs
+            return "max_epochs" if info["epoch"] >= self.epochs else "every network stopped"
         if self._closed and info:
             return "max_epochs" if info["epoch"] >= self.epochs else "stopped"
         return None
@@ -184,6 +186,8 @@ class ProgressBar:
 
     # ------------------------------------------------------------ drawing
     def _draw(self, line: str, end: str = "") -> None:
+        if self.stream is None:
+            return
         pad = " " * max(0, self._shown - len(line))
         try:
             self.stream.write(f"\r{line}{pad}{end}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from jbpnn import data, plots
 from jbpnn.checks import check_int, check_seed
-from jbpnn.cli.base import CLIError, check_interrupted
+from jbpnn.cli.base import CLIError, check_interrupted, stderr_is_terminal
 from jbpnn.cli.files import check_folder, check_outputs
 from jbpnn.cli.options import (
     comma_list,
@@ -33,6 +32,7 @@ from jbpnn.cli.options import (
 from jbpnn.cli.progress import ProgressBar, unfinished
 from jbpnn.files import write_files
 from jbpnn.many import InitSpec, train_many, use_cpu_devices
+from jbpnn.state import HISTORY_CHUNK
 from jbpnn.tables import ResultsTable, grid
 
 __all__ = [
@@ -241,7 +241,7 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
         f"{len(X_val)} validation; {len(jax.local_devices())} {jax.default_backend()} device(s)",
         flush=True,
     )
-    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    show_progress = args.progress if args.progress is not None else stderr_is_terminal()
     bar = ProgressBar(args.epochs, networks=n) if show_progress else None
     try:
         result = train_many(
@@ -257,8 +257,10 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
             Y_val=Y_val,
             n_iter_no_change=args.n_iter_no_change,
             progress=bar,
-            # the progress callback runs once per history chunk: about 20 a run
-            **({"history_chunk": max(1, -(-args.epochs // 20))} if bar else {}),
+            # the progress callback runs once per history chunk: about 20 a run, and at
+            # most HISTORY_CHUNK epochs (train's cap): a Ctrl-C is seen between chunks, and
+            # epochs // 20 of 100000 made it wait 5000 epochs
+            **({"history_chunk": min(HISTORY_CHUNK, max(1, -(-args.epochs // 20)))} if bar else {}),
         )
     except BaseException as error:  # the line ends where the run was, not "done"
         if bar is not None:

@@ -25,7 +25,14 @@ import numpy as np
 from jbpnn import plots
 from jbpnn.activations import ACTIVATIONS
 from jbpnn.checks import as_key, check_targets
-from jbpnn.cli.base import CLIError, add_subparser, check_interrupted, stdout_closed
+from jbpnn.cli.base import (
+    CLIError,
+    add_subparser,
+    check_interrupted,
+    say,
+    stderr_is_terminal,
+    stdout_closed,
+)
 from jbpnn.cli.files import check_outputs
 from jbpnn.cli.imports import add_import_argument, imported_files
 from jbpnn.cli.options import (
@@ -368,7 +375,7 @@ _NOT_GIVEN = object()
 
 def _progress_bar(args: argparse.Namespace) -> ProgressBar | None:
     """The ``--progress`` bar (default: when stderr is a terminal), or None."""
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    show = args.progress if args.progress is not None else stderr_is_terminal()
     return ProgressBar(args.epochs) if show else None
 
 
@@ -536,10 +543,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if "--out" in outputs:
         check_interrupted()
         atomic_write(outputs["--out"], text.encode(), what="write --out")
-        print(
-            f"wrote {len(lines)} predictions to {_written('', args.out, outputs['--out'])[1:]}",
-            file=sys.stderr,
-        )
+        say(f"wrote {len(lines)} predictions to {_written('', args.out, outputs['--out'])[1:]}")
     else:
         sys.stdout.write(text)
     return 0
