@@ -152,6 +152,11 @@ def check_threshold(name: str, value: Any) -> float | None:
     """A stop-rule threshold: a finite number ``>= 0``, or None (the rule is off)."""
     if value is None:
         return None
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
+        known = host_value(value)  # np.array(0.1) as 0.1 (the optimizers take it too)
+        value = value if known is None else known
+        if isinstance(value, np.ndarray):
+            value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
     if not (np.isfinite(value) and value >= 0):

@@ -677,3 +677,14 @@ def test_gradcheck_refuses_a_batch_it_cannot_hold(capsys):
     assert rc == 2 and "batch_size must be an integer from 1 to 2147483647" in err
     rc, _, err = run_cli(capsys, "gradcheck", "--sizes", "3,2,1", "--batch", "900000000000")
     assert rc == 2
+
+
+def test_thresholds_take_0d_arrays_as_the_optimizers_do():
+    """tol=np.array(0.1) was refused ("must be a non-negative number") where
+    sgd(np.array(0.1)) is taken; a concrete JAX scalar is checked as its value."""
+    p, X, Y = _tiny()
+    for tol in (np.array(5.0), jnp.array(5.0)):
+        r = jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=3, tol=tol)
+        assert r.stop_reason == "loss_below_tol"
+    with pytest.raises(ValueError, match=r"tol must be a finite number >= 0 or None, got -1.0"):
+        jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=3, tol=jnp.array(-1.0))
