@@ -106,6 +106,9 @@ def check_int(
 def check_flag(name: str, value: Any) -> bool:
     """``value`` as a bool: True or False (NumPy's too). None, 0, 1 and strings are refused:
     ``check_finite=None`` switched the NaN check off, ``"False"`` switched it on."""
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
+        if value.dtype == bool and host_value(value) is not None:
+            return bool(value)  # a 0-d bool array (jnp.array(False)), known here
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)

@@ -153,7 +153,8 @@ def train_test_split(
         test_fraction: share of rows held out, a real number in ``(0, 1)`` (a NumPy
             scalar or 0-d array too).
         seed: seed of the NumPy generator that shuffles, an int in ``0 .. 2**32 - 1``
-            (:func:`jbpnn.checks.check_seed`).
+            (:func:`jbpnn.checks.check_seed`), or what ``np.random.default_rng`` takes
+            besides: a ``Generator``, a ``SeedSequence``, or None (a fresh random split).
         stratify: keep class proportions (class labels only, see above); True or False.
 
     Returns:
@@ -192,7 +193,8 @@ def train_test_split(
         )
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    seed = check_seed("seed", seed)
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        seed = check_seed("seed", seed)  # a generator or None: NumPy's default_rng takes them
     if not isinstance(stratify, (bool, np.bool_)):
         raise TypeError(f"stratify must be True or False, got {stratify!r}")
     if n < 2:
@@ -273,7 +275,10 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
         raise ValueError("labels must be integer class indices; use LabelEncoder first")
     if labels.dtype.kind not in "biuf":
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    n_classes = check_int("n_classes", n_classes, 1)
+    given: Any = n_classes
+    if hasattr(given, "__array__") and np.ndim(given) == 0:
+        given = np.asarray(given)[()]  # a 0-d array (NumPy's or JAX's) of an int
+    n_classes = check_int("n_classes", given, 1)
     idx = labels.astype(np.int64)
     bad = (idx < 0) | (idx >= n_classes)
     if np.any(bad):

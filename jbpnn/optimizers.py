@@ -1203,17 +1203,17 @@ def check_hyperparam_values(
     values: Mapping[str, Any], shapes: Mapping[str, Any] | None = None
 ) -> None:
     """Check hyperparameter values given after construction as their factory checks them:
-    a value known here (a number, or an array of one per network, NumPy or a concrete
-    JAX array) in its range; with ``shapes``, of that shape or a scalar. Traced values
-    are data the caller vouches for, as in the factories.
+    a host value (a number, or a NumPy array of one per network) in its range; with
+    ``shapes``, of that shape or a scalar. JAX arrays (device or traced values) are data
+    the caller vouches for: :func:`set_hyperparams` may run every step of a loop, where a
+    copy to the host would wait for the device.
 
     Raises:
         ValueError: naming the hyperparameter and what it must be.
     """
     for k, v in values.items():
-        v = host_value(v)  # a concrete JAX array is checked as NumPy's (m=jnp.array(5.0) was not)
-        if v is None:  # traced
-            continue
+        if isinstance(v, jax.Array):  # device data (a user's loop may set it every step:
+            continue  # no host round trip here) or traced; the factories check their scalars
         low, high, integer = _RANGES.get(k, (-np.inf, None, False))
         arr = np.asarray(v) if isinstance(v, (np.ndarray, list, tuple)) else None
         if arr is None:
@@ -1227,8 +1227,13 @@ def check_hyperparam_values(
                 f"{k} must be one number or an array of shape {tuple(np.shape(shapes[k]))} "
                 f"(the state's), got shape {arr.shape}"
             )
-        for x in arr.ravel():
-            check_number(k, x.item(), low, high, integer=integer)
+        finite = np.isfinite(arr) if np.issubdtype(arr.dtype, np.floating) else True
+        fits = finite & (arr >= low) & (True if high is None else arr < high)
+        if integer:
+            fits = fits & (arr == np.round(arr))
+        if not np.all(fits):  # the first network out of range, by the scalar check's message
+            check_number(k, arr.ravel()[int(np.argmin(np.ravel(fits)))].item(), low, high,
+                         integer=integer)  # fmt: skip
         _check_above(k, arr)
 
 

@@ -20,7 +20,8 @@ Key paths name the leaves as attributes: ``jax.tree_util.keystr`` gives
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, MappingView, Sequence
+from collections.abc import Set as AbstractSet
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -542,20 +543,23 @@ def _check_finite_layer(i: int, w: Any, b: Any) -> None:
 
 
 def layer_sizes(sizes: Any) -> tuple[int, ...]:
-    """``sizes`` as a tuple of Python ints, checked: at least two positive integers, in a
-    list, a tuple or a 1-D array (a set or a dict has no order: {3, 4, 1} became (1, 3, 4)).
+    """``sizes`` as a tuple of Python ints, checked: at least two positive integers, in
+    order (a list, a tuple, a range, a 1-D array or Series, a generator); a set or a dict
+    has no order ({3, 4, 1} became (1, 3, 4)), a string or a number is no sequence.
 
     Raises:
         ValueError: anything else, naming what was given.
     """
     if isinstance(sizes, jax.Array) and is_concrete(sizes):
         sizes = np.asarray(sizes)  # jnp.array([3, 4, 1]) as np.array([3, 4, 1])
-    ordered = isinstance(sizes, (list, tuple)) or (
-        isinstance(sizes, np.ndarray) and sizes.ndim == 1
-    )
-    if not ordered:
+    unordered = isinstance(sizes, (str, bytes, AbstractSet, Mapping, MappingView))
+    if hasattr(sizes, "__array__") and not isinstance(sizes, np.ndarray):
+        sizes = np.asarray(sizes)  # a pandas Series
+    flat = not isinstance(sizes, np.ndarray) or sizes.ndim == 1
+    if unordered or not flat or not isinstance(sizes, Iterable):
         raise ValueError(
-            "sizes must be a list or tuple of layer widths, input first (n_in, ..., n_out), "
+            "sizes must be a list, tuple or 1-D array of layer widths in order, input first "
+            "(n_in, ..., n_out), "
             f"got {type(sizes).__name__} {sizes!r}"
         )
     widths = tuple(int(n) if isinstance(n, np.integer) else n for n in sizes)

@@ -42,7 +42,8 @@ def _pyplot(what: str) -> Any:
 
 def figure_format(path: str | os.PathLike | BinaryIO, suffix: str | None = None) -> str:
     """The format a figure is written in: ``suffix`` (or, for a file name, its suffix:
-    ``.pdf``, ``.svg``, ...), PNG without one (needs matplotlib).
+    ``.pdf``, ``.svg``, ...), PNG without one or where what follows the last dot is no
+    word (``curve_lr0.1``) (needs matplotlib).
 
     Raises:
         ValueError: a suffix matplotlib writes no format for (``curve.xyz`` held PNG bytes
@@ -52,7 +53,7 @@ def figure_format(path: str | os.PathLike | BinaryIO, suffix: str | None = None)
     if suffix is None:
         suffix = "" if to_file else Path(path).suffix  # type: ignore[arg-type]
     kind = suffix.lower().lstrip(".")
-    if not kind:
+    if not kind.isalpha():  # no suffix, or a dot in the name ("curve_lr0.1"): PNG
         return "png"
     require_matplotlib("a figure")
     from matplotlib.backend_bases import FigureCanvasBase

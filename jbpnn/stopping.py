@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.checks import INT32_MAX, check_int, check_threshold, to_device
+from jbpnn.checks import INT32_MAX, check_int, check_threshold, host_value, to_device
 
 __all__ = [
     "Divergence",
@@ -246,6 +246,12 @@ class Stopping:
             raise ValueError(f"stopping must be a jbpnn Stopping, got {type(stopping).__name__}")
         defaults = {f.name: f.default for f in fields(cls)}
         mixed = sorted(k for k, v in thresholds.items() if not _same(v, defaults[k]))
+        if "validation_tol" in mixed and _same(
+            thresholds["validation_tol"], DEFAULT_VALIDATION_TOL
+        ):
+            # 1e-4 was the keyword's default: a caller forwarding it gives no second rule
+            if stopping.validation_tol in (None, DEFAULT_VALIDATION_TOL):
+                mixed.remove("validation_tol")
         if mixed:
             raise ValueError(
                 f"give the stop rules either as stopping= or as keywords, not both: got "
@@ -365,6 +371,9 @@ def _factor(value: Any) -> float | None:
     NaN and -1 were told "a non-negative number")."""
     if value is None:
         return None
+    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
+        known = host_value(value)  # np.array(0.5) as 0.5, as the other thresholds take it
+        value = value if known is None else np.asarray(known)[()]
     number = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
     if not number or not 0 < value < 1:
         raise ValueError(f"lr_factor must lie in (0, 1) (or None: off), got {value!r}")

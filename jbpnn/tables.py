@@ -141,6 +141,7 @@ class ResultsTable:
         """
         if not isinstance(descending, (bool, np.bool_)):
             raise TypeError(f"descending must be True or False, got {descending!r}")
+        descending = bool(descending)  # sorted(reverse=) takes no NumPy bool
         by = [by] if isinstance(by, str) else list(by)
         for name in by:
             if name not in self.columns:
@@ -391,7 +392,7 @@ def _json_cell(v: Any, row: int, column: str) -> Any:
         v = np.asarray(v).item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
-    if not isinstance(v, (str, int, float, type(None), list, dict)):
+    if not isinstance(v, (str, int, float, type(None), list, tuple, dict)):  # a tuple: a list
         shape = getattr(v, "shape", None)
         what = f"an array of shape {shape}" if shape is not None else type(v).__name__
         raise ValueError(

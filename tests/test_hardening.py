@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import io
+import json
 import os
 import signal
 import stat
@@ -536,13 +537,14 @@ def test_flags_take_true_or_false_only(value):
 def test_sizes_must_be_an_ordered_sequence(sizes):
     """A set was reordered ({3, 4, 1} -> (1, 3, 4)); None and 3 raised "not iterable"."""
     X = np.zeros((4, 3), np.float32)
-    with pytest.raises(ValueError, match=r"sizes must be a list or tuple of layer widths"):
+    with pytest.raises(ValueError, match=r"sizes must be a list, tuple or 1-D array of layer"):
         jbpnn.init_params(0, sizes)
-    with pytest.raises(ValueError, match=r"sizes must be a list or tuple"):
+    with pytest.raises(ValueError, match=r"sizes must be a list, tuple or 1-D array"):
         jbpnn.train_many(
             jbpnn.InitSpec(sizes), X, X[:, :1], seeds=[0, 1], optimizer=jbpnn.sgd(0.1), epochs=1
         )
-    assert jbpnn.init_params(0, jnp.array([3, 4, 1])).sizes == (3, 4, 1)
+    for ordered in (jnp.array([3, 4, 1]), range(3, 5), (n for n in (3, 4, 1))):
+        assert jbpnn.init_params(0, ordered).sizes[0] == 3
 
 
 @pytest.mark.parametrize(
@@ -688,3 +690,32 @@ def test_thresholds_take_0d_arrays_as_the_optimizers_do():
         assert r.stop_reason == "loss_below_tol"
     with pytest.raises(ValueError, match=r"tol must be a finite number >= 0 or None, got -1.0"):
         jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(0.1), epochs=3, tol=jnp.array(-1.0))
+
+
+def test_what_the_new_checks_must_still_take(tmp_path):
+    """Regressions a review of this session's checks found (each worked before them):
+    train_test_split's seed None / Generator, one_hot of a 0-d class count, a figure name
+    with a dot in its stem, tuple cells in JSON, lr_factor and flags as 0-d arrays, a
+    NumPy bool for sort, a forwarded validation_tol=1e-4 beside stopping=."""
+    from jbpnn.plots import plot_history
+    from jbpnn.stopping import Stopping
+    from jbpnn.tables import ResultsTable
+
+    X, y = np.arange(20.0)[:, None], np.arange(20) % 2
+    for seed in (None, np.random.default_rng(1), np.random.SeedSequence(3)):
+        assert jbpnn.train_test_split(X, y, seed=seed)[1].shape == (4, 1)
+    assert jbpnn.one_hot(np.array([0, 2]), jnp.array(3)).shape == (2, 3)
+    pytest.importorskip("matplotlib")
+    plot_history(tmp_path / "curve_lr0.1", {"loss": np.ones(3)}, "t")
+    assert (tmp_path / "curve_lr0.1").read_bytes().startswith(b"\x89PNG")
+    written = json.loads(ResultsTable([{"sizes": (3, 4, 1)}]).to_json())
+    assert written["rows"][0]["sizes"] == [3, 4, 1]
+    assert Stopping(lr_factor=np.array(0.5), loss_patience=2).lr_factor == 0.5
+    assert Stopping(lr_factor=jnp.array(0.5), loss_patience=2).lr_factor == 0.5
+    rows = ResultsTable([{"a": 1}, {"a": 2}]).sort("a", descending=np.bool_(True)).rows
+    assert [r["a"] for r in rows] == [2, 1]
+    p, Xt, Yt = _tiny()
+    assert jbpnn.init_params(0, (3, 4, 1), article_mode=jnp.array(False)).article_mode is False
+    kw = dict(optimizer=jbpnn.sgd(0.1), epochs=1)
+    jbpnn.train(p, Xt, Yt, check_finite=np.array(True), **kw)
+    jbpnn.train(p, Xt, Yt, stopping=Stopping(tol=0.1), validation_tol=1e-4, **kw)

@@ -429,7 +429,7 @@ def test_factory_kind_and_errors(x64):
     state = opt.init(net())
     assert isinstance(state, LBFGSState) and state.s.shape == (3, 19)
     for kw, message in (
-        (dict(history=0), "history must be an integer >= 1"),
+        (dict(history=0), "history must be an integer from 1 to 2147483647"),
         (dict(c1=0.9, c2=0.5), "0 < c1 < c2 < 1"),
         (dict(c2=1.0), "c2 must be finite, at least 0.0 and below 1.0"),
         (dict(max_fun=0), "max_fun must be finite, at least 1"),

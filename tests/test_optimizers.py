@@ -327,7 +327,7 @@ def test_values_given_later_meet_the_factories_checks():
         ({"m": 1.5}, "m must be finite, at least 0.0 and below 1.0; got 1.5"),
         ({"lr": float("nan")}, "lr must be finite, at least 0.0; got nan"),
         ({"lr": -1.0}, "lr must be finite, at least 0.0; got -1.0"),
-        ({"lr": "0.1"}, "lr must be a number, got '0.1'"),
+        ({"lr": "0.1"}, r"lr must be a number \(an int or a float\), got '0.1'"),
         ({"lr": np.array([0.1, 0.2])}, r"lr must be one number or an array of shape \(\)"),
     ):
         with pytest.raises(ValueError, match=words):
@@ -534,12 +534,7 @@ def test_alpha_divides_once_per_update_not_once_per_weight(make):
         (lambda: jbpnn.lbfgs(c1=jnp.array(0.95)), r"Wolfe constants need 0 < c1 < c2"),
         (lambda: jbpnn.levenberg_marquardt(mu=np.array(1e12)), r"is above mu_max"),
         (lambda: jbpnn.levenberg_marquardt(mu=1e3, mu_max=jnp.array(1.0)), r"is above mu_max"),
-        (
-            lambda: set_hyperparams(
-                jbpnn.momentum(0.1, 0.9).init(jbpnn.init_params(0, (2, 2, 1))), m=jnp.array(5.0)
-            ),
-            r"m must be finite, at least 0.0 and below 1.0; got 5.0",
-        ),
+        (lambda: jbpnn.momentum(0.1, m=jnp.array(5.0)), r"m must be finite, at least 0.0 and"),
     ],
 )
 def test_values_known_here_are_checked_whatever_array_holds_them(make, match):
@@ -548,6 +543,18 @@ def test_values_known_here_are_checked_whatever_array_holds_them(make, match):
     (lbfgs's c1 < c2, lm's mu <= mu_max). Traced values still pass (test below)."""
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_set_hyperparams_copies_no_device_value_to_the_host():
+    """set_hyperparams may run every step of a user's loop: a device array is the caller's
+    data (a copy to the host per call waits for the device; 4096 networks' lr took 7 ms);
+    host values are checked, a whole array at once."""
+    p = jbpnn.init_params(0, (2, 2, 1))
+    state = jax.vmap(lambda lr: jbpnn.momentum(lr, 0.9).init(p))(jnp.full((8,), 0.1))
+    new = set_hyperparams(state, m=jnp.full((8,), 0.5))
+    assert float(new.hyperparams["m"][0]) == 0.5
+    with pytest.raises(ValueError, match=r"m must be finite, at least 0.0 and below 1.0; got 5.0"):
+        set_hyperparams(state, m=np.r_[np.full(7, 0.5), 5.0])
 
 
 def test_traced_hyperparameters_still_pass_unchecked():
