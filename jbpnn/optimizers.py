@@ -1130,8 +1130,17 @@ def get_optimizer(name: str, **hparams: Any) -> Optimizer:
     accepted = list(inspect.signature(factory).parameters)
     unknown = sorted(set(hparams) - set(accepted))
     if unknown:
+        scheduled = {p for f in SCHEDULES.values() for p in inspect.signature(f).parameters}
+        hint = ""
+        if set(unknown) <= scheduled and "lr" in accepted:  # a schedule's own parameters
+            verb = "belongs" if len(unknown) == 1 else "belong"
+            hint = (
+                f" ({', '.join(unknown)} {verb} to a learning-rate schedule: give the "
+                f"optimizer with its schedule, e.g. optimizer=jbpnn.{name}("
+                "jbpnn.optimizers.step_decay(...)), and sweep them in hparams)"
+            )
         raise ValueError(
-            f"optimizer {name!r} does not take {unknown}; its hyperparameters are {accepted}"
+            f"optimizer {name!r} does not take {unknown}; its hyperparameters are {accepted}{hint}"
         )
     return factory(**hparams)
 

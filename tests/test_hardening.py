@@ -719,3 +719,18 @@ def test_what_the_new_checks_must_still_take(tmp_path):
     kw = dict(optimizer=jbpnn.sgd(0.1), epochs=1)
     jbpnn.train(p, Xt, Yt, check_finite=np.array(True), **kw)
     jbpnn.train(p, Xt, Yt, stopping=Stopping(tol=0.1), validation_tol=1e-4, **kw)
+
+
+def test_a_schedules_parameter_given_with_an_optimizer_name_says_where_it_goes():
+    """hparams={"lr": step_decay(...), "drop": [...]} with optimizer="sgd" said only
+    "optimizer 'sgd' does not take ['drop']"; with the optimizer given with its schedule
+    the same sweep works."""
+    from jbpnn.optimizers import step_decay
+
+    _, X, Y = _tiny()
+    kw = dict(seeds=[0, 1], epochs=2)
+    with pytest.raises(ValueError, match=r"drop belongs to a learning-rate schedule"):
+        jbpnn.train_many(jbpnn.InitSpec((3, 4, 1)), X, Y, optimizer="sgd",
+                         hparams={"lr": step_decay(0.3, 0.5, 3), "drop": [0.5, 0.9]}, **kw)  # fmt: skip
+    jbpnn.train_many(jbpnn.InitSpec((3, 4, 1)), X, Y, optimizer=jbpnn.sgd(step_decay(0.3, 0.5, 3)),
+                     hparams={"drop": [0.5, 0.9]}, **kw)  # fmt: skip
