@@ -729,8 +729,9 @@ def test_a_schedules_parameter_given_with_an_optimizer_name_says_where_it_goes()
 
     _, X, Y = _tiny()
     kw = dict(seeds=[0, 1], epochs=2)
+    spec, schedule = jbpnn.InitSpec((3, 4, 1)), step_decay(0.3, 0.5, 3)
     with pytest.raises(ValueError, match=r"drop belongs to a learning-rate schedule"):
-        jbpnn.train_many(jbpnn.InitSpec((3, 4, 1)), X, Y, optimizer="sgd",
-                         hparams={"lr": step_decay(0.3, 0.5, 3), "drop": [0.5, 0.9]}, **kw)  # fmt: skip
-    jbpnn.train_many(jbpnn.InitSpec((3, 4, 1)), X, Y, optimizer=jbpnn.sgd(step_decay(0.3, 0.5, 3)),
-                     hparams={"drop": [0.5, 0.9]}, **kw)  # fmt: skip
+        hparams = {"lr": schedule, "drop": [0.5, 0.9]}
+        jbpnn.train_many(spec, X, Y, optimizer="sgd", hparams=hparams, **kw)
+    hparams = {"drop": [0.5, 0.9]}
+    jbpnn.train_many(spec, X, Y, optimizer=jbpnn.sgd(schedule), hparams=hparams, **kw)
