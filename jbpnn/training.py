@@ -118,7 +118,7 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jbpnn.checks import INT32_MAX, as_key, check_int, to_device
+from jbpnn.checks import INT32_MAX, as_key, check_int, host_value, to_device
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.devices import (
     agree_across_processes,
@@ -825,12 +825,12 @@ def _checked_evaluation(out: Any, params: MLP, grad_fn: Any) -> Any:
 def _warn_stopped(state: TrainState) -> None:
     """Warn that a resume of a state stopped by a rule trains no epoch (the stop is final:
     what stopped it, a tolerance met or a divergence, stays true of the state)."""
-    codes = np.asarray(state.stop)
-    if codes.ndim or int(codes) == RUNNING:
+    codes = host_value(state.stop)  # None: held by other processes too (not read here)
+    if codes is None or np.ndim(codes) or int(codes) == RUNNING:
         return
     reason = STOP_REASONS[int(codes)]
     warnings.warn(
-        f"this run stopped by a rule ({reason!r}, after epoch {int(np.asarray(state.epoch))}) "
+        f"this run stopped by a rule ({reason!r}, after epoch {host_value(state.epoch)}) "
         "and a stop is final: resuming it trains no further epoch. To train on from its "
         "params, start a new run from them: train(result.params, X, Y, optimizer=...)",
         stacklevel=6,  # the caller of train (two decorators)
