@@ -41,6 +41,7 @@ __all__ = [
     "INT32_MAX",
     "host_value",
     "is_concrete",
+    "scalar_value",
     "keys_from_seeds",
     "weight_sum_limit",
     "on_cpu",
@@ -106,9 +107,7 @@ def check_int(
 def check_flag(name: str, value: Any) -> bool:
     """``value`` as a bool: True or False (NumPy's too). None, 0, 1 and strings are refused:
     ``check_finite=None`` switched the NaN check off, ``"False"`` switched it on."""
-    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
-        if value.dtype == bool and host_value(value) is not None:
-            return bool(value)  # a 0-d bool array (jnp.array(False)), known here
+    value = scalar_value(value)  # a 0-d bool array (jnp.array(False)) as its bool
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
@@ -133,12 +132,9 @@ def check_number(
                 f"{name} must be one number, got an array of shape {value.shape} (one value "
                 f"per network: train_many's hparams={{{name!r}: [...]}})"
             )
-        known = host_value(value)  # sgd(jnp.array(-1.0)) ran gradient ascent unchecked
-        if known is None:  # traced: its value is the caller's
-            return
-        value = known
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
+    value = scalar_value(value)  # sgd(jnp.array(-1.0)) ran gradient ascent unchecked
+    if isinstance(value, jax.Array):  # traced: its value is the caller's
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         # a Fraction or Decimal is a numbers.Real NumPy cannot hold: give it as a float
         raise ValueError(f"{name} must be a number (an int or a float), got {value!r}")
@@ -155,11 +151,7 @@ def check_threshold(name: str, value: Any) -> float | None:
     """A stop-rule threshold: a finite number ``>= 0``, or None (the rule is off)."""
     if value is None:
         return None
-    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
-        known = host_value(value)  # np.array(0.1) as 0.1 (the optimizers take it too)
-        value = value if known is None else known
-        if isinstance(value, np.ndarray):
-            value = value.item()
+    value = scalar_value(value)  # np.array(0.1) as 0.1 (the optimizers take it too)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         raise ValueError(f"{name} must be a non-negative number or None, got {value!r}")
     if not (np.isfinite(value) and value >= 0):
@@ -498,6 +490,18 @@ def host_value(value: Any) -> Any:
         return None
     known = np.asarray(value)
     return known.item() if known.ndim == 0 else known
+
+
+def scalar_value(value: Any) -> Any:
+    """One value known here as the Python scalar it holds: a 0-d NumPy array, a NumPy
+    scalar or a concrete 0-d JAX array (:func:`host_value`). Anything else comes back as
+    given: a tracer, an array of several values, a number, a string."""
+    if isinstance(value, jax.Array):
+        known = host_value(value) if value.ndim == 0 else None
+        return value if known is None else known
+    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
+        return value.item()
+    return value
 
 
 def is_concrete(a: Any) -> bool:

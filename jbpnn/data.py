@@ -166,7 +166,8 @@ def train_test_split(
         ValueError: ``X`` or ``y`` not arrays of rows, or of different lengths, a
             ``test_fraction`` outside ``(0, 1)``, a seed out of range, fewer than 2 rows.
     """
-    from jbpnn.checks import check_seed  # imports JAX; this module's import stays NumPy-only
+    # imports JAX; this module's import stays NumPy-only
+    from jbpnn.checks import check_seed, scalar_value
 
     X, y = np.asarray(X), np.asarray(y)
     for name, a in (("X", X), ("y", y)):
@@ -178,9 +179,7 @@ def train_test_split(
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X has {n} rows but y has {len(y)}; expected the same number")
-    fraction = test_fraction
-    if hasattr(fraction, "item") and np.shape(fraction) == ():  # NumPy scalar, 0-d array
-        fraction = fraction.item()
+    fraction = scalar_value(test_fraction)  # a NumPy scalar or 0-d array as its number
     if np.ndim(fraction) > 0 and not isinstance(fraction, (str, bytes)):
         raise TypeError(
             f"test_fraction must be one number in (0, 1), got an array of shape "
@@ -191,6 +190,7 @@ def train_test_split(
             f"test_fraction must be a number in (0, 1), got {type(test_fraction).__name__} "
             f"{test_fraction!r}"
         )
+    fraction = float(fraction)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
@@ -261,7 +261,8 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     A host function (its checks read the labels): inside ``jax.jit`` use
     ``jax.nn.one_hot(labels, n_classes)``.
     """
-    from jbpnn.checks import check_int  # imports JAX; this module's import stays NumPy-only
+    # imports JAX; this module's import stays NumPy-only
+    from jbpnn.checks import check_int, scalar_value
 
     if any(c.__name__ == "Tracer" for c in type(labels).__mro__):  # jax's, without JAX here
         raise ValueError(
@@ -275,10 +276,7 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
         raise ValueError("labels must be integer class indices; use LabelEncoder first")
     if labels.dtype.kind not in "biuf":
         raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    given: Any = n_classes
-    if hasattr(given, "__array__") and np.ndim(given) == 0:
-        given = np.asarray(given)[()]  # a 0-d array (NumPy's or JAX's) of an int
-    n_classes = check_int("n_classes", given, 1)
+    n_classes = check_int("n_classes", scalar_value(n_classes), 1)  # a 0-d array as its int
     idx = labels.astype(np.int64)
     bad = (idx < 0) | (idx >= n_classes)
     if np.any(bad):

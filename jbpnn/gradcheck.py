@@ -795,13 +795,14 @@ def random_batch(key: ArrayLike, params: MLP, batch_size: int) -> tuple[Array, A
     batch_size = check_int("batch_size", batch_size, 1, high=INT32_MAX)
     # X, Y and the per-example work after them: refused before XLA aborts the process
     # (--batch 3000000000 ended jbpnn gradcheck with a C++ check failure)
-    check_array_memory(
-        (batch_size, params.n_in + params.n_out),
-        params.dtype,
-        f"a random batch of {batch_size} examples",
-        copies=4,
-        advice="use a smaller batch",
-    )
+    if 4 * batch_size * (params.n_in + params.n_out) * params.dtype.itemsize > 2**26:
+        check_array_memory(  # above 64 MiB, as init_params: does it fit?
+            (batch_size, params.n_in + params.n_out),
+            params.dtype,
+            f"a random batch of {batch_size} examples",
+            copies=4,
+            advice="use a smaller batch",
+        )
     kx, ky = jax.random.split(key)
     shape = (int(batch_size), params.n_out)
     X = jax.random.normal(kx, (int(batch_size), params.n_in), params.dtype)

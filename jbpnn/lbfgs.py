@@ -305,7 +305,7 @@ def init(params: PyTree, hp: dict[str, Array], history: int = 10) -> LBFGSState:
 
     p = sum(int(np.size(leaf)) for leaf in leaves)
     if 2 * history * p * dtype.itemsize > 2**26:  # above 64 MiB of pairs: do they fit?
-        from jbpnn.memory import check_array_memory
+        from jbpnn.memory import check_array_memory  # only here: this module imports no jbpnn
 
         check_array_memory(
             (2 * history, p),

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.checks import check_int
+from jbpnn.checks import check_flag, check_int
 
 if TYPE_CHECKING:  # params imports this module (its size guard)
     from jbpnn.params import MLP
@@ -174,13 +174,9 @@ def estimate_memory(
     history_keys = check_int(
         "history_keys", history_keys, 1, allow_none=True, none_means="every key a run could have"
     )
-    for name, flag in (
-        ("early_stopping", early_stopping),
-        ("own_data_order", own_data_order),
-        ("own_validation", own_validation),
-    ):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    check_flag("early_stopping", early_stopping)
+    check_flag("own_data_order", own_data_order)
+    check_flag("own_validation", own_validation)
     optimizer = _sized_optimizer(optimizer)
     item = jnp.dtype(template.dtype).itemsize
     n_params = _n_params(template)

@@ -77,6 +77,7 @@ from jbpnn.checks import (
     host_or_device,
     host_value,
     is_concrete,
+    scalar_value,
     to_device,
 )
 from jbpnn.lbfgs import HISTORY_KEYS as _LBFGS_HISTORY_KEYS
@@ -1179,9 +1180,7 @@ def _number_or_none(value: Any) -> float | None:
     """One value known here as a Python number (a number, a 0-d NumPy array, a concrete
     0-d JAX array), else None (traced, one per network, a schedule): what the checks
     across two hyperparameters compare (a 0-d array skipped lbfgs's c1 < c2)."""
-    value = host_value(value)
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
+    value = scalar_value(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     return float(value)

@@ -24,6 +24,7 @@ from jax.typing import ArrayLike
 
 from jbpnn.checks import INT32_MAX, as_key, check_int, host_or_device
 from jbpnn.marquardt import BRState, LMState
+from jbpnn.memory import check_array_memory
 from jbpnn.optimizers import Optimizer, cast_hyperparams
 from jbpnn.params import MLP
 from jbpnn.stopping import MONITORS, NO_MONITOR, RUNNING, Stopping, Switches, stop_reason_name
@@ -383,10 +384,10 @@ def train_config(
         divergence = switches.divergence._asdict()
         switches = switches.switches
     check_int("history_chunk", history_chunk, 1, high=INT32_MAX)
-    keys = 1 + 4 + len(getattr(optimizer, "history_keys", ()))  # loss, val_*, the optimizer's
+    # an upper bound of the ring buffers (every key a run may have, float64), as
+    # estimate_memory counts them: refused before XLA allocates them
+    keys = 1 + 4 + len(getattr(optimizer, "history_keys", ()))
     if history_chunk * keys * 8 > 2**26:  # above 64 MiB of ring buffers: do they fit?
-        from jbpnn.memory import check_array_memory  # memory imports state's neighbours
-
         check_array_memory(
             (history_chunk, keys),
             np.float64,

@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.checks import INT32_MAX, check_int, check_threshold, host_value, to_device
+from jbpnn.checks import INT32_MAX, check_int, check_threshold, scalar_value, to_device
 
 __all__ = [
     "Divergence",
@@ -371,9 +371,7 @@ def _factor(value: Any) -> float | None:
     NaN and -1 were told "a non-negative number")."""
     if value is None:
         return None
-    if isinstance(value, (np.ndarray, jax.Array)) and np.ndim(value) == 0:
-        known = host_value(value)  # np.array(0.5) as 0.5, as the other thresholds take it
-        value = value if known is None else np.asarray(known)[()]
+    value = scalar_value(value)  # np.array(0.5) as 0.5, as the other thresholds take it
     number = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
     if not number or not 0 < value < 1:
         raise ValueError(f"lr_factor must lie in (0, 1) (or None: off), got {value!r}")

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from jbpnn.checks import check_int
+from jbpnn.checks import check_int, scalar_value
 from jbpnn.files import atomic_write
 
 __all__ = ["ResultsTable", "grid"]
@@ -363,12 +363,9 @@ def _number(v: Any) -> float | None:
     """``v`` as a float if it is a real number of any kind: Python's, NumPy's scalars,
     ``Decimal``, a 0-d NumPy or JAX array of a real dtype (bools count as 0 and 1);
     else None."""
+    v = scalar_value(v)  # a NumPy scalar, a 0-d NumPy or JAX array as its Python value
     if isinstance(v, (numbers.Real, decimal.Decimal)):
         return float(v)
-    if not isinstance(v, (str, bytes)) and getattr(v, "shape", None) == () and hasattr(v, "dtype"):
-        a = np.asarray(v)  # a 0-d NumPy or JAX array
-        if a.dtype.kind in "biuf":
-            return float(a)
     return None
 
 
@@ -386,10 +383,7 @@ def _summary_number(column: str, v: Any) -> float:
 
 
 def _json_cell(v: Any, row: int, column: str) -> Any:
-    if isinstance(v, np.generic):  # NumPy's scalars (grid() gives them): JSON's own types
-        v = v.item()
-    elif getattr(v, "shape", None) == () and hasattr(v, "dtype"):  # 0-d NumPy or JAX array
-        v = np.asarray(v).item()
+    v = scalar_value(v)  # NumPy's scalars (grid() gives them), 0-d arrays: JSON's own types
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if not isinstance(v, (str, int, float, type(None), list, tuple, dict)):  # a tuple: a list
