@@ -1,6 +1,6 @@
 """Save and load a network, an ensemble or a whole training state: one ``.npz`` file.
 
-(One job, the model file format, in about 850 lines: what a file holds, how it is
+(One job, the model file format: what a file holds, how it is
 written and how every part of it is checked when read back; the atomic writing
 itself lives in :mod:`jbpnn.files`.)
 

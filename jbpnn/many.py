@@ -1,6 +1,6 @@
 """Train many networks of one architecture at once: sweeps over seeds and hyperparameters.
 
-(One job in about 900 lines: ``train_many``'s checks of per-network rows, keys and
+(One job: ``train_many``'s checks of per-network rows, keys and
 thresholds, and :class:`ManyResult`'s views of the stacked run.)
 
 :func:`train_many` trains ``N`` independent networks in ONE compiled program and

@@ -2,7 +2,7 @@
 
 scikit-learn is an optional extra (``pip install "jbpnn[sklearn]"``). This is the only
 module that imports it, and ``import jbpnn`` does not import this module. (One job,
-scikit-learn's contract, in one module of about 1800 lines: the two estimators and the
+scikit-learn's contract, in one module: the two estimators and the
 grid search share the settings, the splits and the fitted attributes, and read best
 side by side with scikit-learn's own ``_multilayer_perceptron.py``.)
 

@@ -1,6 +1,6 @@
 """Training: ONE pure epoch step over a :class:`TrainState`, and the loop around it.
 
-One job, the compiled training loop, in one module (about 1100 lines: the epoch
+One job, the compiled training loop, in one module (the epoch
 step, the loop, the checks of a run and ``train`` read best side by side). Its
 settings live beside it: the stop rules in :mod:`jbpnn.stopping`, the config,
 state and result in :mod:`jbpnn.state`, devices and meshes in :mod:`jbpnn.devices`.
