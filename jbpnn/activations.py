@@ -75,6 +75,7 @@ __all__ = [
     "elementwise",
     "gelu",
     "get_activation",
+    "is_builtin",
     "sigmoid",
     "softmax",
     "softplus",
@@ -286,6 +287,14 @@ ACTIVATIONS: dict[str, Activation] = {
     "softplus": elementwise(softplus, jax.nn.sigmoid, uses="net", second=_softplus_d2),
 }
 BUILTIN_ACTIVATIONS: tuple[str, ...] = tuple(ACTIVATIONS)
+_BUILTIN_ENTRIES = dict(ACTIVATIONS)  # as defined here: is_builtin compares against them
+
+
+def is_builtin(name: str) -> bool:
+    """Whether the activation ``name`` is still the built-in one (a registration with
+    ``replace=True`` may have put another unit under a built-in's name)."""
+    entry, first = ACTIVATIONS.get(name), _BUILTIN_ENTRIES.get(name)
+    return entry is not None and first is not None and entry == first
 
 
 # The article code's quirk (ARTICLE.md section 4, bug 1): "sigmoid" is tanh forward,

@@ -20,7 +20,8 @@ The file is a plain NumPy ``.npz`` archive (readable with ``numpy.load(path,
 allow_pickle=False)``, no pickle anywhere) holding these entries:
 
     format          "jbpnn-mlp"                  what the file is
-    format_version  2                            bumped on incompatible changes (1 still read)
+    format_version  2 or 3                       bumped on incompatible changes (1 still read);
+                                                 3 only for a file that needs `replaced`
     kind            "mlp" or "train_state"       v2; a version 1 file is an "mlp"
     stacked         int64                        v2; N networks on a leading axis, 0 for one
     sizes           int64 (n_layers + 1,)        layer widths, input first
@@ -37,6 +38,16 @@ allow_pickle=False)``, no pickle anywhere) holding these entries:
     metadata        str                          the user's metadata, as JSON
     optimizer       str                          v2; JSON: the optimizer given to save
                                                  ({"name", "options", "hyperparams"}) or null
+    replaced        str                          v3; JSON: the built-in names the network
+                                                 uses that the saving process had replaced
+                                                 (register_activation/register_loss with
+                                                 replace=True), e.g. ["activation:tanh"]
+
+A file whose network uses only units and losses as jbpnn defines them (or a user's under
+new names) is written as version 2, readable by older jbpnn too. One that uses a
+replacement of a built-in is version 3: an older jbpnn refuses it (it would compute the
+built-in), and :func:`load` refuses it where the name is the built-in again, and refuses a
+file saved with a built-in where this process has replaced it, naming the unit.
 
 A ``train_state`` file adds (``w``/``b`` above hold ``state.params``):
 
@@ -93,11 +104,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbpnn.activations import ACTIVATIONS
+from jbpnn.activations import ACTIVATIONS, BUILTIN_ACTIVATIONS
+from jbpnn.activations import is_builtin as activations_is_builtin
 from jbpnn.checks import is_concrete
 from jbpnn.files import as_path, atomic_write
 from jbpnn.lbfgs import LBFGSState
-from jbpnn.losses import LOSSES
+from jbpnn.losses import BUILTIN_LOSSES, LOSSES
+from jbpnn.losses import is_builtin as losses_is_builtin
 from jbpnn.memory import ArrayTooLarge, check_array_memory
 from jbpnn.optimizers import (
     SCHEDULES,
@@ -119,7 +132,7 @@ from jbpnn.training import TrainConfig, TrainState, init_state
 __all__ = ["FORMAT", "FORMAT_VERSION", "Saved", "load", "save", "save_bytes"]
 
 FORMAT = "jbpnn-mlp"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest this jbpnn reads and writes (see the module docstring)
 
 # Dtypes numpy stores natively in .npz; any other float (bfloat16) is stored as its bits.
 _NATIVE_FLOATS = ("float16", "float32", "float64")
@@ -258,18 +271,35 @@ def _to_arrays(
     check_network(params, "save", stacked=True)  # what load refuses is not written
     n = network_count(params)
     _check_finite_params("save", "params", params)
+    replaced = _replaced_names(params)
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT),
-        "format_version": np.array(FORMAT_VERSION, np.int64),
+        # version 2 unless the file needs the replacements recorded: older jbpnn reads it
+        "format_version": np.array(3 if replaced else 2, np.int64),
         "kind": np.array("train_state" if isinstance(obj, TrainState) else "mlp"),
         "stacked": np.array(n, np.int64),
         **_params_entries(params, n),
         "metadata": np.array(_metadata_json(metadata)),
         "optimizer": np.array(json.dumps(_optimizer_description(optimizer))),
     }
+    if replaced:
+        arrays["replaced"] = np.array(json.dumps(replaced))
     if isinstance(obj, TrainState):
         arrays.update(_state_entries(obj, optimizer, n))
     return arrays
+
+
+def _replaced_names(params: MLP) -> list[str]:
+    """The built-in names ``params`` uses that this process has replaced by a user's
+    unit or loss (``replace=True``), as ``"activation:NAME"`` / ``"loss:NAME"``."""
+    names = [f"activation:{a}" for a in dict.fromkeys(params.activations) if _replaced(a)]
+    if params.loss in BUILTIN_LOSSES and not losses_is_builtin(params.loss):
+        names.append(f"loss:{params.loss}")
+    return names
+
+
+def _replaced(activation: str) -> bool:
+    return activation in BUILTIN_ACTIVATIONS and not activations_is_builtin(activation)
 
 
 def _check_concrete(obj: Any) -> None:
@@ -830,6 +860,7 @@ def _from_entries(path: Path, entries: Mapping[str, np.ndarray] | np.ndarray) ->
     if version < 1:
         raise ValueError(f"cannot load {path}: invalid format version {version}")
     missing = [k for k in _HEADER_KEYS_V2 if k not in entries] if version >= 2 else []
+    missing += ["replaced"] if version >= 3 and "replaced" not in entries else []
     if missing:
         raise ValueError(f"cannot load {path}: incomplete jbpnn model file, missing {missing}")
     _check_registered(path, entries)
@@ -847,27 +878,81 @@ def _from_entries(path: Path, entries: Mapping[str, np.ndarray] | np.ndarray) ->
 
 
 def _check_registered(path: Path, entries: Mapping[str, np.ndarray]) -> None:
-    """Refuse a file naming a unit or loss this process has not registered, saying so.
+    """Refuse a file naming a unit or loss this process has not registered, or whose
+    built-in name means another unit or loss here than in the process that saved it.
 
     A file records names only; a user's unit (:func:`jbpnn.register_activation`) or loss
     (:func:`jbpnn.register_loss`) must be registered again, by the same code, before
-    loading: importing the module that registers it.
+    loading: importing the module that registers it. A built-in name replaced by a
+    user's (``replace=True``) is recorded in the file's ``replaced`` entry.
     """
+    saved_replaced = _saved_replaced(path, entries)
     names = np.asarray(entries["activations"]).reshape(-1)
     for i, name in enumerate(names):
-        if isinstance(name, (str, np.str_)) and str(name) not in ACTIVATIONS:
+        if not isinstance(name, (str, np.str_)):
+            continue  # a malformed entry: _rebuild names it
+        name = str(name)
+        if name not in ACTIVATIONS:
             raise ValueError(
-                f"cannot load {path}: layer {i} uses the activation {str(name)!r}, which is not "
+                f"cannot load {path}: layer {i} uses the activation {name!r}, which is not "
                 f"registered in this process; register it before loading (import the module "
-                f"that calls jbpnn.register_activation({str(name)!r}, ...); jbpnn predict: "
+                f"that calls jbpnn.register_activation({name!r}, ...); jbpnn predict: "
                 f"--import MODULE)"
             )
+        _check_same_meaning(
+            path,
+            f"layer {i} uses the activation",
+            "activation",
+            name,
+            f"activation:{name}" in saved_replaced,
+            _replaced(name),
+        )
     loss = entries["loss"]
-    if np.ndim(loss) == 0 and isinstance(loss.item(), str) and loss.item() not in LOSSES:
+    if np.ndim(loss) == 0 and isinstance(loss.item(), str):
+        name = loss.item()
+        if name not in LOSSES:
+            raise ValueError(
+                f"cannot load {path}: it uses the loss {name!r}, which is not registered in "
+                f"this process; register it before loading (import the module that calls "
+                f"jbpnn.register_loss({name!r}, ...); jbpnn predict: --import MODULE)"
+            )
+        now = name in BUILTIN_LOSSES and not losses_is_builtin(name)
+        _check_same_meaning(
+            path, "it uses the loss", "loss", name, f"loss:{name}" in saved_replaced, now
+        )
+
+
+def _saved_replaced(path: Path, entries: Mapping[str, np.ndarray]) -> set[str]:
+    """The file's ``replaced`` entry (version 3), as a set of ``kind:name``."""
+    if "replaced" not in entries:
+        return set()
+    try:
+        found = json.loads(str(entries["replaced"]))
+    except (TypeError, ValueError):
+        found = None
+    if not isinstance(found, list) or not all(isinstance(k, str) for k in found):
         raise ValueError(
-            f"cannot load {path}: it uses the loss {loss.item()!r}, which is not registered in "
-            f"this process; register it before loading (import the module that calls "
-            f"jbpnn.register_loss({loss.item()!r}, ...); jbpnn predict: --import MODULE)"
+            f"cannot load {path}: inconsistent contents: its 'replaced' entry is not a JSON "
+            "list of names"
+        )
+    return set(found)
+
+
+def _check_same_meaning(
+    path: Path, where: str, kind: str, name: str, saved_replaced: bool, now_replaced: bool
+) -> None:
+    """Refuse a built-in name replaced in one process and not in the other."""
+    register = f"jbpnn.register_{kind}({name!r}, ..., replace=True)"
+    if saved_replaced and not now_replaced:
+        raise ValueError(
+            f"cannot load {path}: {where} {name!r} as the saving process had replaced it "
+            f"({register}), but here {name!r} is jbpnn's built-in; register the replacement "
+            "again before loading (import the module that does; jbpnn predict: --import MODULE)"
+        )
+    if now_replaced and not saved_replaced:
+        raise ValueError(
+            f"cannot load {path}: {where} {name!r} as jbpnn's built-in, but this process has "
+            f"replaced {name!r} ({register}); load it in a process without the replacement"
         )
 
 

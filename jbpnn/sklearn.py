@@ -157,6 +157,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(X, y, **kwargs)
 
 
+from jbpnn import activations
 from jbpnn.checks import as_key, check_weights, host_or_device, weight_sum_limit
 from jbpnn.compilation_cache import default_compilation_cache
 from jbpnn.lbfgs import LBFGSState
@@ -203,6 +204,27 @@ ACTIVATION_NAMES = {
     "tanh": "tanh",
     "identity": "identity",
 }
+
+
+def hidden_activation(name: object) -> str:
+    """jbpnn's name for the estimators' ``activation=``: scikit-learn's names, or any
+    activation of jbpnn's table that may be a hidden unit (swish, gelu, softplus, and
+    units registered with :func:`jbpnn.register_activation`)."""
+    if isinstance(name, str) and name in ACTIVATION_NAMES:
+        return ACTIVATION_NAMES[name]
+    if isinstance(name, str) and name in activations.ACTIVATIONS:
+        if not activations.ACTIVATIONS[name].output_only:
+            return name
+        raise ValueError(f"activation={name!r} is an output unit only; the estimators' "
+                         "activation is the hidden layers'")  # fmt: skip
+    hidden = sorted(k for k, v in activations.ACTIVATIONS.items() if not v.output_only)
+    raise ValueError(
+        f"activation must be one of {sorted(ACTIVATION_NAMES)} (scikit-learn's) or a jbpnn "
+        f"hidden unit {[k for k in hidden if k not in ACTIVATION_NAMES]} (register your own "
+        f"with jbpnn.register_activation), got {name!r}"
+    )
+
+
 # jbpnn's output activation -> scikit-learn's out_activation_ name.
 _OUT_ACTIVATION = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
 _PREDICT_CHUNK = 512  # predictions run in fixed-size chunks: one program, row-order invariant
@@ -320,10 +342,7 @@ def _settings(est: _BPNNBase) -> _Settings:
     if not hasattr(hidden, "__iter__") or isinstance(hidden, str):
         hidden = [hidden]
     hidden = tuple(_integer("hidden_layer_sizes", h, 1) for h in hidden)
-    if est.activation not in ACTIVATION_NAMES:
-        raise ValueError(
-            f"activation must be one of {sorted(ACTIVATION_NAMES)}, got {est.activation!r}"
-        )
+    activation = hidden_activation(est.activation)
     if est.solver not in SOLVERS:
         raise ValueError(f"solver must be 'sgd', 'adam', 'lbfgs' or 'lm', got {est.solver!r}")
     full_batch = est.solver in _FULL_BATCH
@@ -422,7 +441,7 @@ def _settings(est: _BPNNBase) -> _Settings:
         )
     return _Settings(
         hidden=hidden,
-        activation=ACTIVATION_NAMES[est.activation],
+        activation=activation,
         solver=est.solver,
         variant=variant,
         schedule=schedule,
@@ -650,11 +669,7 @@ def _set_now(est: _BPNNBase) -> tuple[str, np.dtype]:
     """The hidden activation and dtype the estimator is set to now, checked as
     :func:`_settings` checks them (``predict`` checks nothing else). A float64 that JAX
     cannot give (x64 off) reads as the fitted dtype: only ``fit`` refuses it."""
-    activation = ACTIVATION_NAMES.get(est.activation) if isinstance(est.activation, str) else None
-    if activation is None:
-        raise ValueError(
-            f"activation must be one of {sorted(ACTIVATION_NAMES)}, got {est.activation!r}"
-        )
+    activation = hidden_activation(est.activation)
     try:
         dtype = np.dtype(est.dtype)
     except TypeError:

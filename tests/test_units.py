@@ -7,6 +7,7 @@ the tables as it found them (``_tables``), so registrations never leak into othe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -638,3 +639,70 @@ def test_a_rule_against_an_everywhere_zero_autodiff_derivative_is_refused_saying
 
     with pytest.raises(ValueError, match="autodiff of fn gives 0 at every net input"):
         jbpnn.register_activation("hidden", hidden, lambda n: jnp.ones_like(n), uses="net")
+
+
+# ---------------------------------------------------------------- replaced built-ins in files
+def _sine_tanh():
+    jbpnn.register_activation("tanh", jnp.sin, backprop=jnp.cos, uses="net", replace=True)
+
+
+def test_a_replaced_builtin_unit_is_recorded_and_not_loaded_as_the_builtin(tmp_path):
+    """A model saved with a replacement of a built-in name loaded as the built-in (another
+    function, silently) in a process without the replacement."""
+    _sine_tanh()
+    params = jbpnn.init_params(0, (3, 5, 2), ("tanh", "identity"))
+    jbpnn.save(tmp_path / "m.npz", params)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        assert int(z["format_version"]) == 3
+        assert json.loads(str(z["replaced"])) == ["activation:tanh"]
+    assert jbpnn.load(tmp_path / "m.npz").params.activations == ("tanh", "identity")
+    activations.ACTIVATIONS["tanh"] = activations._BUILTIN_ENTRIES["tanh"]  # a fresh process
+    assert activations.is_builtin("tanh")
+    replaced = r"m\.npz: layer 0 uses the activation 'tanh' as the saving process had replaced"
+    with pytest.raises(ValueError, match=replaced + r" it .*register the replacement again"):
+        jbpnn.load(tmp_path / "m.npz")
+
+
+def test_a_builtin_unit_is_not_loaded_where_the_name_was_replaced(tmp_path):
+    jbpnn.save(tmp_path / "m.npz", jbpnn.init_params(0, (3, 5, 2), ("tanh", "identity")))
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        assert int(z["format_version"]) == 2 and "replaced" not in z  # older jbpnn reads it
+    _sine_tanh()
+    builtin = r"layer 0 uses the activation 'tanh' as jbpnn's built-in, but this process"
+    with pytest.raises(ValueError, match=builtin + r" has replaced 'tanh'"):
+        jbpnn.load(tmp_path / "m.npz")
+
+
+def test_a_replaced_builtin_loss_is_recorded(tmp_path):
+    jbpnn.register_loss("mse", lambda o, t: jnp.sum((t - o) ** 2),  # E = sum (T - O)^2
+                        lambda o, t, act: act.backprop(o, 2 * (t - o)), ("identity",),
+                        replace=True)  # fmt: skip
+    jbpnn.save(tmp_path / "m.npz", jbpnn.init_params(0, (3, 5, 1), ("tanh", "identity")))
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        assert json.loads(str(z["replaced"])) == ["loss:mse"]
+    losses.LOSSES["mse"] = losses._BUILTIN_ENTRIES["mse"]
+    with pytest.raises(ValueError, match=r"it uses the loss 'mse' as the saving process had "):
+        jbpnn.load(tmp_path / "m.npz")
+
+
+def test_the_estimators_take_jbpnn_and_registered_hidden_units():
+    """BPNNClassifier/BPNNRegressor(activation=...) refused every name but scikit-learn's."""
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+
+    from jbpnn.sklearn import BPNNClassifier, BPNNRegressor
+
+    _register_softsign()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    clf = BPNNClassifier(hidden_layer_sizes=(4,), activation="swish", max_iter=3).fit(X, y)
+    assert clf.params_.activations == ("swish", "sigmoid")
+    reg = BPNNRegressor(hidden_layer_sizes=(4,), activation="softsign", max_iter=3, solver="lm")
+    reg.fit(X, X[:, 0])
+    assert reg.params_.activations == ("softsign", "identity")
+    assert clone(reg).activation == "softsign"
+    with pytest.raises(ValueError, match="'softmax' is an output unit only"):
+        BPNNClassifier(activation="softmax").fit(X, y)
+    with pytest.raises(ValueError, match=r"or a jbpnn hidden unit \[.*'softsign'.*got 'nope'"):
+        BPNNClassifier(activation="nope").fit(X, y)
