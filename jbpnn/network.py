@@ -295,16 +295,21 @@ def r2_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = Non
                                            SST_k = sum_n s_n (T_nk - Tbar_k)^2
 
     (``Tbar_k`` the weighted mean). An output whose targets are constant (``SST_k = 0``)
-    scores 1 if it is fitted exactly, else 0 (scikit-learn's ``force_finite``).
+    scores 1 if it is fitted exactly, else 0 (scikit-learn's ``force_finite``). Summed
+    in float32 at least (float64 networks: float64), as :func:`accuracy_kernel` counts:
+    in float16 the sums of 200 squared targets near 200 overflowed (R^2 read -inf), and a
+    bfloat16 mean was off by more than the targets' spread.
     """
     out = predict_kernel(params, X)
-    s = jnp.ones(X.shape[0], out.dtype) if sample_weight is None else sample_weight
-    T = Y.astype(out.dtype)
+    wide = jnp.promote_types(out.dtype, jnp.float32)
+    out = out.astype(wide)
+    s = jnp.ones(X.shape[0], wide) if sample_weight is None else sample_weight.astype(wide)
+    T = Y.astype(wide)
     mean = (s @ T) / jnp.sum(s)
     sse = s @ (T - out) ** 2
     sst = s @ (T - mean[None, :]) ** 2
     safe = jnp.where(sst > 0, sst, 1)
-    r2 = jnp.where(sst > 0, 1 - sse / safe, jnp.where(sse == 0, 1.0, 0.0).astype(out.dtype))
+    r2 = jnp.where(sst > 0, 1 - sse / safe, jnp.where(sse == 0, 1.0, 0.0).astype(wide))
     return jnp.mean(r2)
 
 

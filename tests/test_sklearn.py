@@ -378,6 +378,23 @@ def test_adam_fits_equal_scikit_learns_from_the_same_weights(x64, digits):
     assert ours.state_.opt_state.hyperparams["eps"] == 1e-8
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_r2_kernel_sums_16_bit_networks_in_float32(dtype):
+    """float16's sums of 200 squared targets near 200 overflowed: val_r2 read -inf."""
+    from sklearn.metrics import r2_score
+
+    from jbpnn.network import predict_kernel, r2_kernel
+
+    rs = np.random.RandomState(0)
+    params = jbpnn.init_params(0, (3, 8, 1), ("tanh", "identity"), "mse", "glorot", dtype)
+    X = rs.randn(200, 3).astype(np.float32)
+    Y = (np.tanh(X @ [[1.0], [2.0], [-1.0]]) + 200).astype(dtype)  # as the run casts them
+    O = np.asarray(predict_kernel(params, X), np.float64)
+    got = r2_kernel(params, X.astype(dtype), Y)
+    assert got.dtype == np.float32
+    assert float(got) == pytest.approx(r2_score(Y.astype(np.float64), O), rel=1e-3)
+
+
 def test_r2_kernel_is_r2_scores_uniform_average(x64):
     from sklearn.metrics import r2_score
 
