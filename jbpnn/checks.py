@@ -599,9 +599,11 @@ def check_targets(name: str, loss: str, Y: Any, dtype: Any = None) -> None:
 
     A target of -1 (a "negative class" of some other convention) or a standardised
     regression value makes ``-T log O`` unbounded below, and training reports a
-    meaningless loss. Other losses accept any finite target whose square (the squared
-    error's scale) the network's ``dtype`` holds: 1e20 in float32 gave a loss of inf, and
-    a "diverged" run that never moved. Traced arrays pass.
+    meaningless loss. Other losses accept any finite targets whose row's sum of squares
+    ``sum_k T_k^2`` (the squared error's scale, summed before it is halved) the network's
+    ``dtype`` holds:
+    1e20 in float32 gave a loss of inf, and a "diverged" run that never moved; so did ten
+    outputs of 200 in float16, each square well inside it. Traced arrays pass.
 
     Raises:
         ValueError: naming ``name``, the loss and the range found.
@@ -611,14 +613,18 @@ def check_targets(name: str, loss: str, Y: Any, dtype: Any = None) -> None:
     if loss not in _PROBABILITY_TARGETS:
         if dtype is not None and np.dtype(dtype).kind == "f":
             a = local_values(Y)
-            limit = float(np.sqrt(np.finfo(dtype).max))
-            largest = float(np.max(np.abs(a))) if a.size else 0.0
-            if largest > limit:
+            top = float(np.finfo(dtype).max)
+            rows = a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, 1)
+            with np.errstate(over="ignore"):  # a float64 square of 1e200 is inf: too large
+                squares = np.sum(np.square(rows, dtype=np.float64), axis=1)
+            worst = float(np.max(squares)) if squares.size else 0.0
+            if worst > top:
+                largest = float(np.max(np.abs(a)))
                 raise ValueError(
-                    f"{name} has values of magnitude up to {largest:.3g}, whose squares (the "
-                    f"squared error) overflow the network's dtype {np.dtype(dtype).name} "
-                    f"(largest {float(np.finfo(dtype).max):.3g}); scale them first (e.g. "
-                    "jbpnn.preprocessing or sklearn.preprocessing.StandardScaler)"
+                    f"{name} has values of magnitude up to {largest:.3g} and a row whose "
+                    f"sum of squares (the squared error's) is {worst:.3g}, which overflows the "
+                    f"network's dtype {np.dtype(dtype).name} (largest {top:.3g}); scale them "
+                    "first (e.g. jbpnn.preprocessing or sklearn.preprocessing.StandardScaler)"
                 )
         return
     a = local_values(Y)

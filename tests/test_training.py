@@ -1264,6 +1264,12 @@ def test_targets_whose_squares_overflow_the_dtype_are_refused():
         lambda: train(p, X, Y, optimizer=sgd(0.1), epochs=1),
     ):
         with pytest.raises(
-            ValueError, match="whose squares .* overflow the network's dtype float32"
+            ValueError, match="sum of squares .* overflows the network's dtype float32"
         ):
             call()
+    # several outputs: each square fits float16, their sum (the row's error) does not
+    p16 = init_params(jax.random.key(0), (2, 3, 10), ("tanh", "identity"), "mse", dtype="float16")
+    with pytest.raises(
+        ValueError, match=r"a row whose sum of squares .* is 1e\+05, which overflows"
+    ):
+        loss(p16, X, np.full((8, 10), 100.0))  # it was inf
