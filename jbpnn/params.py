@@ -654,7 +654,9 @@ def init_params(
             article's code; ``"glorot"``: weights uniform in ``+-sqrt(6 / (n_in +
             n_out))``, biases 0; ``"he"``: weights normal with std
             ``sqrt(2 / n_in)``, biases 0.
-        dtype: floating dtype of every array.
+        dtype: floating dtype of every array. The weights are drawn in float32 and
+            cast (as scikit-learn draws in float64 for any dtype): the same key starts
+            every dtype from the same network, rounded.
         article_mode: reproduce the article code's bugs (see :class:`MLP`); for
             comparison studies only.
 
@@ -707,10 +709,21 @@ def init_params(
     if _shape_free_draws(key, seed) and _bucket_fits(sizes):
         layers = _init_layers_bucketed(key, seed, sizes, init, dtype)
     elif seed:
-        layers = _init_layers_from_seed(key, sizes, init, dtype)
+        layers = _in_dtype(_init_layers_from_seed(key, sizes, init, DRAW_DTYPE), dtype)
     else:
-        layers = _init_layers(key, sizes, init, dtype)
+        layers = _in_dtype(_init_layers(key, sizes, init, DRAW_DTYPE), dtype)
     return MLP(layers, names, loss, article_mode)
+
+
+def _in_dtype(layers: list[Layer], dtype: Any) -> list[Layer]:
+    """Float32 draws in the network's dtype: cast on the host, as the bucketed draws are
+    (round to nearest even; XLA's CPU convert at ``--xla_backend_optimization_level=0``
+    rounded some float16 ties the other way), or by JAX where the key is traced."""
+    if np.dtype(jax.dtypes.canonicalize_dtype(dtype)) == DRAW_DTYPE:
+        return layers
+    if all(checks.is_concrete(a) for a in jax.tree.leaves(layers)):
+        return jax.device_put(_cast(jax.device_get(layers), dtype))
+    return [Layer(w.astype(dtype), b.astype(dtype)) for w, b in layers]
 
 
 # ---------------------------------------------------------------- the draws, bucketed
@@ -722,6 +735,18 @@ def init_params(
 # count, power-of-two length, init, dtype) serves every architecture with the same
 # values as _init_layers (tests/test_params.py checks them bit for bit).
 _MIN_DRAW = 4096  # the shortest draw per layer (a power of two)
+# Every dtype's weights are drawn in float32 and cast, as scikit-learn draws in float64
+# for any dtype: the same key gives the same starting weights (rounded) in float16,
+# bfloat16, float32 and float64, so a run compared across dtypes differs by rounding
+# alone. (Drawn in each dtype, they were four unrelated sets of weights.)
+DRAW_DTYPE = np.dtype(np.float32)
+
+
+def _cast(tree: Any, dtype: Any) -> Any:
+    """Host draws (NumPy, float32) in the network's dtype (its canonical one: float32
+    for float64 without ``jax_enable_x64``)."""
+    npd = np.dtype(jax.dtypes.canonicalize_dtype(dtype))  # (under eval_shape: tracers)
+    return jax.tree.map(lambda a: a if a.dtype == npd else a.astype(npd), tree)
 
 
 def _shape_free_draws(key: Any, seed: bool) -> bool:
@@ -802,9 +827,9 @@ def _init_layers_bucketed(
     key: Any, seed: bool, sizes: tuple[int, ...], init: str, dtype: Any
 ) -> list[Layer]:
     """_init_layers' arrays, drawn by a program shared by every architecture."""
-    pairs, count, width, b_width, lo, hi = _bucket_plan(sizes, init, dtype)
+    pairs, count, width, b_width, lo, hi = _bucket_plan(sizes, init, DRAW_DTYPE)
     w_all, b_all = jax.device_get(_draws(key, lo, hi, count, width, b_width, init, seed))
-    w_dev, b_dev = jax.device_put(_host_layers(w_all, b_all, pairs, init))
+    w_dev, b_dev = jax.device_put(_cast(_host_layers(w_all, b_all, pairs, init), dtype))
     return [Layer(w, b) for w, b in zip(w_dev, b_dev)]
 
 
@@ -817,7 +842,7 @@ def stacked_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) ->
     threefry (see ``_shape_free_draws``). ``sizes`` and ``init`` are already checked."""
     if not (_shape_free_draws(np.uint32(seeds[0]), True) and _bucket_fits(tuple(sizes))):
         return None
-    pairs, count, width, b_width, lo, hi = _bucket_plan(tuple(sizes), init, dtype)
+    pairs, count, width, b_width, lo, hi = _bucket_plan(tuple(sizes), init, DRAW_DTYPE)
     draws = []
     for start in range(0, len(seeds), 16):  # the host's bits 16 seeds at a time (memory)
         chunk = np.asarray(seeds[start : start + 16], np.uint32)
@@ -830,7 +855,7 @@ def stacked_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) ->
     per_seed = [_host_layers(w, b, pairs, init) for w, b in jax.device_get(draws)]
     w = [np.stack([ws[i] for ws, _ in per_seed]) for i in range(len(pairs))]
     b = [np.stack([bs[i] for _, bs in per_seed]) for i in range(len(pairs))]
-    w_dev, b_dev = jax.device_put((w, b))
+    w_dev, b_dev = jax.device_put(_cast((w, b), dtype))
     return [Layer(wi, bi) for wi, bi in zip(w_dev, b_dev)]
 
 
@@ -845,7 +870,7 @@ def mapped_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) -> 
     without JAX's partitionable threefry. ``sizes`` and ``init`` are already checked."""
     if not (_shape_free_draws(np.uint32(seeds[0]), True) and _bucket_fits(tuple(sizes))):
         return None
-    pairs, count, _, _, lo, hi = _bucket_plan(tuple(sizes), init, dtype)
+    pairs, count, _, _, lo, hi = _bucket_plan(tuple(sizes), init, DRAW_DTYPE)
     width = _power_of_two(max(a * b for a, b in pairs))
     b_width = _power_of_two(max(b for _, b in pairs)) if init == "article" else 0
     n = len(seeds)
@@ -860,7 +885,7 @@ def mapped_layers(seeds: Any, sizes: tuple[int, ...], init: str, dtype: Any) -> 
         b = [b_all[:, i, :nb] for i, (_, nb) in enumerate(pairs)]
     else:
         b = [np.zeros((n, nb), w_all.dtype) for _, nb in pairs]
-    w_dev, b_dev = jax.device_put((w, b))
+    w_dev, b_dev = jax.device_put(_cast((w, b), dtype))
     return [Layer(wi, bi) for wi, bi in zip(w_dev, b_dev)]
 
 
@@ -944,20 +969,22 @@ def _init_layers_from_seed(seed: Array, sizes: tuple[int, ...], init: str, dtype
 
 @partial(jax.jit, static_argnums=(1, 2, 3))
 def _init_layers(key: Array, sizes: tuple[int, ...], init: str, dtype: Any) -> list[Layer]:
-    """The random arrays of :func:`init_params`, drawn in one compiled program."""
+    """The random arrays of :func:`init_params`, drawn in one compiled program (in
+    ``DRAW_DTYPE``, then cast to ``dtype``)."""
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
+    d = DRAW_DTYPE
     for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:]):
         kw, kb = jax.random.split(k)
         if init == "article":  # the article's getRandom(-0.2, 0.2), biases included
-            w = jax.random.uniform(kw, (n_in, n_out), dtype, -0.2, 0.2)
-            b = jax.random.uniform(kb, (n_out,), dtype, -0.2, 0.2)
+            w = jax.random.uniform(kw, (n_in, n_out), d, -0.2, 0.2)
+            b = jax.random.uniform(kb, (n_out,), d, -0.2, 0.2)
         elif init == "glorot":
-            limit = _bound(_limit(init, n_in, n_out), dtype)  # in dtype, as the bucketed draw's
-            w = jax.random.uniform(kw, (n_in, n_out), dtype, -limit, limit)
-            b = jnp.zeros((n_out,), dtype)
-        else:  # he: the scale in dtype, so w is in dtype (a float64 scale made it float32/64)
-            w = jax.random.normal(kw, (n_in, n_out), dtype) * _bound(np.sqrt(2.0 / n_in), dtype)
-            b = jnp.zeros((n_out,), dtype)
-        layers.append(Layer(w, b))
+            limit = _bound(_limit(init, n_in, n_out), d)  # in float32, as the bucketed draw's
+            w = jax.random.uniform(kw, (n_in, n_out), d, -limit, limit)
+            b = jnp.zeros((n_out,), d)
+        else:  # he: the scale in float32, so w is float32 (a float64 scale made it float64)
+            w = jax.random.normal(kw, (n_in, n_out), d) * _bound(np.sqrt(2.0 / n_in), d)
+            b = jnp.zeros((n_out,), d)
+        layers.append(Layer(w.astype(dtype), b.astype(dtype)))
     return layers

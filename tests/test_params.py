@@ -349,11 +349,14 @@ _SIZES = [(3, 1), (64, 100, 10), (5, 7, 9, 11, 2)]
 
 
 def _reference(key, sizes, init, dtype):
-    """The per-architecture program init_params compiled before the bucketed draws."""
+    """The per-architecture program init_params compiled before the bucketed draws: its
+    float32 draws, rounded to ``dtype`` by NumPy (nearest even) as every path does."""
     from jbpnn.params import _init_layers
 
     k = jax.random.key(key) if isinstance(key, int) else key
-    return _init_layers(k, sizes, init, dtype)
+    layers = _init_layers(k, sizes, init, jnp.float32)
+    dtype = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    return [type(layers[0])(*(np.asarray(a).astype(dtype) for a in layer)) for layer in layers]
 
 
 @pytest.mark.parametrize("init", ["glorot", "article", "he"])
@@ -520,3 +523,25 @@ print("ok")
         cwd=Path(__file__).resolve().parents[1],  # this checkout's jbpnn
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("init", ["glorot", "article", "he"])
+def test_every_dtype_starts_from_the_same_weights(x64, init):
+    """Each dtype drew its own weights from the same key: float32 and float64 runs with
+    the same seed started from unrelated networks."""
+    from jbpnn.many import InitSpec, init_many
+
+    sizes = (5, 7, 3)
+    ref = init_params(3, sizes, "tanh", "mse", init)  # float32
+    for dtype in ("float16", "bfloat16", "float64"):
+        got = init_params(3, sizes, "tanh", "mse", init, dtype=dtype)
+        many = init_many(InitSpec(sizes, "tanh", "mse", init, dtype), [3]).layers
+        traced = jax.jit(lambda k: init_params(k, sizes, "tanh", "mse", init, dtype=dtype))(
+            jax.random.key(3)
+        )
+        for i, layer in enumerate(ref.layers):
+            want = [np.asarray(a).astype(jax.dtypes.canonicalize_dtype(dtype)) for a in layer]
+            assert got.layers[i].w.dtype == want[0].dtype
+            for w, b in (got.layers[i], (many[i].w[0], many[i].b[0]), traced.layers[i]):
+                np.testing.assert_array_equal(np.asarray(w), want[0], err_msg=dtype)
+                np.testing.assert_array_equal(np.asarray(b), want[1], err_msg=dtype)
