@@ -29,13 +29,39 @@ so ``rtol`` judges entries larger than ``atol / rtol`` and ``atol`` the tiny one
 do. ``atol`` is absolute: if a whole gradient is smaller than ``atol`` the check
 is vacuous, which is why the report prints ``max|ref|`` next to the errors.
 
-Default tolerances (see :data:`DEFAULT_TOLERANCES`), at least 13x the worst
-disagreement measured on 91 random networks (and ~1000x below the errors of a
-wrong derivative, which are of order 1):
+Default tolerances (:func:`default_tolerances`): a base (:data:`DEFAULT_TOLERANCES`),
+at least 13x the worst disagreement measured on 91 random networks at batch 32 (and
+~1000x below the errors of a wrong derivative, which are of order 1), plus an
+allowance for the rounding of the sums over the batch rows::
 
-    autodiff, float32            rtol 1e-3,  atol 1e-6
-    autodiff, float64            rtol 1e-8,  atol 1e-12
-    finite differences, float64  rtol 1e-5,  atol 1e-7,  step h = 1e-6
+    rtol = base + 16 u sqrt(r - 1),   r = min(B, rows_per_sum(dtype)): rows summed per call
+
+    autodiff, float32            base 1e-3,  atol 1e-6   (u = 2^-24, r <= 2^16: rtol <= 1.24e-3)
+    autodiff, float64            base 1e-8,  atol 1e-12  (u = 2^-53: + at most 8e-11)
+    finite differences, float64  base 1e-5,  atol 1e-7,  step h = 1e-6
+
+Every gradient entry (and the loss) is a mean over the B rows, summed by each side in
+its own order (the hand kernel in a matrix product, jax.grad in a reduction). A float
+sum of r terms is off by at most ``(r - 1) u sum|x_i|`` (Higham, *Accuracy and
+Stability of Numerical Algorithms*, 2nd ed., section 4.2), a bound that says nothing
+once ``r u`` nears 1 (float32: 10^7 rows) and that is reached there: the partial sums
+of one accumulator grow until the terms fall below half their last digit and stop
+counting. The hand bias gradient of the command line's default network (a correct
+one) measured 0.6% off a float64 sum at 10^7 float32 rows and 48% at 10^8 on XLA:CPU
+(the false FAILED of ``jbpnn gradcheck --batch 100000000``), as far off as a wrong
+derivative: no tolerance tells those apart. So no call sums more than
+``rows_per_sum(dtype)`` rows (float32: 2^16, where ``r u = 2^-8``; float64: 2^45,
+never reached): a larger batch is checked in chunks of that many rows, ``grad_fn`` and
+jax.grad called on each, their losses and gradients weighted by the chunks' weight
+sums and added in float64 (a note says so). That checks the derivation, not the
+rounding of one float32 sum of B terms (which the chunks leave out). Within a call,
+rounding errors that are independent with mean zero give ``lambda sqrt(r - 1) u
+sum|x_i|`` (Higham and Mary, SIAM J. Sci. Comput. 41, 2019), exceeded with
+probability at most about ``2 r exp(-lambda^2 / 2)``; ``lambda = 8`` for each of the two
+sides makes ``16 u sqrt(r - 1)``, relative to ``sum|x_i|``: the entries whose terms do not
+cancel. At 2^16 float32 rows a correct gradient measured at most 1.7e-5 (targets
+constant, where round-to-nearest errors add up), 14x inside that allowance alone. An
+``rtol`` you give is used as is (no allowance). The report prints the tolerance used.
 
 Finite differences always run in float64: ``jax.enable_x64`` is switched on
 inside the call (never globally), and params and data are cast to float64; the
@@ -95,6 +121,7 @@ __all__ = [
     "DEFAULT_MAX_COORDS",
     "DEFAULT_TOLERANCES",
     "REFERENCES",
+    "SUM_ROUNDING_FACTOR",
     "GradFn",
     "GradcheckReport",
     "LeafCheck",
@@ -104,9 +131,11 @@ __all__ = [
     "check_activation",
     "check_loss",
     "compare_per_example",
+    "default_tolerances",
     "gradcheck",
     "random_batch",
     "reference_loss",
+    "rows_per_sum",
 ]
 
 Array = jax.Array
@@ -118,10 +147,11 @@ PerExampleFn = Callable[[MLP, Array, Array], Any]
 
 REFERENCES = ("autodiff", "finite_difference")
 
-# (reference, dtype) -> (rtol, atol). The worst max relative errors measured over the 91
-# activation x loss x depth networks of experiments/autodiff_comparison.py (batch 32, he
+# (reference, dtype) -> (base rtol, atol). The worst max relative errors measured over the
+# 91 activation x loss x depth networks of experiments/autodiff_comparison.py (batch 32, he
 # init) were 7.7e-5 (f32 vs autodiff), 3.4e-13 (f64 vs autodiff) and 7.9e-7 (f64 vs finite
 # differences, h = 1e-6): margins of at least 13x; a wrong derivative gives errors near 1.
+# default_tolerances adds the rounding allowance of the batch sums to the rtol.
 DEFAULT_TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
     ("autodiff", "float32"): (1e-3, 1e-6),
     ("autodiff", "float64"): (1e-8, 1e-12),
@@ -129,6 +159,60 @@ DEFAULT_TOLERANCES: dict[tuple[str, str], tuple[float, float]] = {
 }
 DEFAULT_EPS = 1e-6  # finite-difference step h, in float64
 DEFAULT_MAX_COORDS = 4096  # finite differences: coordinates checked per leaf at most
+# rtol allowance 16 u sqrt(r - 1) of a sum of r rows: lambda = 8 in the probabilistic bound
+# lambda sqrt(r - 1) u of Higham and Mary (2019), for each of the two sides compared
+SUM_ROUNDING_FACTOR = 16.0
+
+
+def rows_per_sum(dtype: Any) -> int:
+    """The most batch rows one call of ``grad_fn`` or jax.grad sums in :func:`gradcheck`:
+    ``2^-8 / u`` (``u`` the unit roundoff), 2^16 in float32, 2^45 in float64 (more than
+    any batch); a larger batch is checked in chunks of this many rows.
+
+    At ``r u = 2^-8`` the worst-case bound ``(r - 1) u`` of a float sum of ``r`` terms is
+    0.4% of ``sum|x_i|``, and the error of one float32 accumulator (XLA:CPU's matrix-vector
+    product, the hand bias gradient) measured 1.7e-5 with constant targets (5.4e-3 at
+    2^20 rows, 79% at 10^8).
+    """
+    return int(2.0**-8 / _unit_roundoff(dtype))
+
+
+def _unit_roundoff(dtype: Any) -> float:
+    """``u``, half the distance from 1 to the next float (2^-24 in float32, 2^-53 in float64)."""
+    return float(np.finfo(dtype).eps) / 2
+
+
+def default_tolerances(reference: str, dtype: Any, batch_size: int) -> tuple[float, float]:
+    """The default ``(rtol, atol)`` of :func:`gradcheck` for ``batch_size`` rows.
+
+    ``rtol = base + 16 u sqrt(r - 1)`` with the base of :data:`DEFAULT_TOLERANCES`, ``u``
+    the unit roundoff of ``dtype`` and ``r = min(batch_size, rows_per_sum(dtype))`` the
+    rows one call sums (see the module docstring): the ``r - 1`` additions of a float sum
+    of ``r`` terms, with independent rounding errors, are off by about ``lambda sqrt(r - 1)
+    u sum|x_i|`` (Higham and Mary 2019), ``lambda = 8`` for each of the two sides
+    compared. float32: 1e-3 + 16 u sqrt(r - 1), at most 1.24e-3 (``r = 2^16``); float64:
+    1e-8 plus at most 8e-11 (``r < 2^31``). One row (per-example gradients): the base.
+    ``atol`` is the base's.
+
+    Args:
+        reference: ``"autodiff"`` or ``"finite_difference"``.
+        dtype: ``float32`` or ``float64`` (finite differences: float64 only).
+        batch_size: rows in the batch (per-example gradients: 1, nothing is summed).
+
+    Returns:
+        ``(rtol, atol)``.
+    """
+    name = np.dtype(dtype).name
+    if (reference, name) not in DEFAULT_TOLERANCES:
+        raise ValueError(
+            f"no default tolerance for reference={reference!r} in {name}; expected one of "
+            f"{sorted(DEFAULT_TOLERANCES)}"
+        )
+    base, atol = DEFAULT_TOLERANCES[(reference, name)]
+    rows = min(check_int("batch_size", batch_size, 1), rows_per_sum(name))
+    allowance = SUM_ROUNDING_FACTOR * _unit_roundoff(name) * float(np.sqrt(rows - 1))
+    return base + allowance, atol
+
 
 _ARTICLE_NOTE = (
     "article mode: the article code's 'sigmoid' is tanh forward with derivative O - O^2, "
@@ -269,6 +353,11 @@ class GradcheckReport:
         loss_check: the loss ``grad_fn`` returned against :func:`reference_loss`
             (a :class:`LossCheck`), or None where it is not compared (finite
             differences, per-example gradients).
+        rtol_base: the base of the default ``rtol`` (:data:`DEFAULT_TOLERANCES`), to which
+            :func:`default_tolerances` added ``16 u sqrt(rows_per_call - 1)``; None when
+            ``rtol`` was given.
+        rows_per_call: the most rows one call summed: the batch, or
+            :func:`rows_per_sum` when the batch was checked in chunks (1 per example).
     """
 
     checks: tuple[LeafCheck, ...]
@@ -285,6 +374,8 @@ class GradcheckReport:
     batch_size: int
     notes: tuple[str, ...] = field(default_factory=tuple)
     loss_check: LossCheck | None = None
+    rtol_base: float | None = None
+    rows_per_call: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -321,6 +412,17 @@ class GradcheckReport:
         d["failed"] = [list(f) for f in self.failed]
         return d
 
+    def _rtol_text(self) -> str:
+        """``1e-03``, or for a default ``1.244e-03 = 1e-03 + 16 u sqrt(65536 - 1) (...)``."""
+        if self.rtol_base is None or self.rows_per_call is None or self.rows_per_call < 2:
+            return f"{self.rtol:.0e}"
+        u = _unit_roundoff(self.dtype)
+        return (
+            f"{self.rtol:.3e} = {self.rtol_base:.0e} + {SUM_ROUNDING_FACTOR:g} u "
+            f"sqrt({self.rows_per_call} - 1) ({self.dtype} u = {u:.2e}; the rounding of a "
+            f"sum over {self.rows_per_call} row{'s' * (self.rows_per_call != 1)})"
+        )
+
     def __str__(self) -> str:
         mark = "*" if self.article_mode else ""
         acts = [a + (mark if a == "sigmoid" else "") for a in self.activations]
@@ -328,7 +430,7 @@ class GradcheckReport:
             f"gradcheck: {self.compared}",
             f"network {'-'.join(map(str, self.sizes))}, activations ({', '.join(acts)}), "
             f"loss {self.loss}, batch {self.batch_size}, dtype {self.dtype}",
-            f"tolerance: rtol {self.rtol:.0e}, atol {self.atol:.0e}"
+            f"tolerance: rtol {self._rtol_text()}, atol {self.atol:.0e}"
             + (f", finite-difference step {self.eps:.0e}" if self.eps is not None else "")
             + f" (relative error floor atol/rtol = {self.atol / self.rtol:.0e})",
             "an entry passes when |hand - ref| <= max(atol, rtol * max(|hand|, |ref|)); "
@@ -392,16 +494,19 @@ def _compare_leaf(
 
 
 def _tolerances(
-    reference: str, dtype: str, rtol: float | None, atol: float | None
-) -> tuple[float, float]:
-    default_rtol, default_atol = DEFAULT_TOLERANCES[(reference, dtype)]
+    reference: str, dtype: str, rtol: float | None, atol: float | None, rows: int
+) -> tuple[float, float, float | None]:
+    """``(rtol, atol, base rtol or None)``: :func:`default_tolerances` for ``rows`` rows
+    summed per call where not given (a given ``rtol`` is used as is: base None)."""
+    default_rtol, default_atol = default_tolerances(reference, dtype, rows)
+    base = DEFAULT_TOLERANCES[(reference, dtype)][0] if rtol is None else None
     rtol = default_rtol if rtol is None else float(rtol)
     atol = default_atol if atol is None else float(atol)
     if not (0 < rtol < np.inf) or not (0 <= atol < np.inf):  # inf: every check passes
         raise ValueError(
             f"rtol must be finite and > 0 and atol finite and >= 0, got rtol={rtol}, atol={atol}"
         )
-    return rtol, atol
+    return rtol, atol, base
 
 
 def _leaves_like(params: MLP, grads: Any, who: str) -> list[Array]:
@@ -582,10 +687,13 @@ def _check_size(params: MLP, X: Any, dtype: str) -> None:
     """Refuse, before anything is allocated, a check that cannot fit in memory: 20
     copies of the params in ``dtype`` (the cast, two gradients, autodiff's temporaries,
     the host copies and the comparison's; ``jbpnn gradcheck --sizes 6000,6000,10``
-    peaked at about 16) and four of every layer's activations."""
+    peaked at about 16), the data and weights cast to ``dtype``, and four of every
+    layer's activations for the rows one call sums (:func:`rows_per_sum`)."""
     n_params = sum(int(np.size(l.w)) + int(np.size(l.b)) for l in params.layers)
     n_rows = int(np.shape(X)[0]) if np.ndim(X) > 1 else 1
-    count = 20 * n_params + 4 * n_rows * sum(params.sizes[1:])
+    per_call = min(n_rows, rows_per_sum(dtype))
+    data = n_rows * (params.n_in + params.n_out + 1)
+    count = 20 * n_params + data + 4 * per_call * sum(params.sizes[1:])
     check_array_memory(
         (count,),
         dtype,
@@ -594,6 +702,53 @@ def _check_size(params: MLP, X: Any, dtype: str) -> None:
         advice="check a smaller network on fewer rows (the check of the formulas does not "
         "need the full size)",
     )
+
+
+@partial(jax.jit, static_argnames=("size",))
+def _rows(a: Array, start: Array, size: int) -> Array:
+    """Rows ``start .. start + size - 1`` of ``a`` (one compilation per size, not per start)."""
+    return jax.lax.dynamic_slice_in_dim(a, start, size)
+
+
+def _hand_and_autodiff(
+    grad_fn: GradFn, p: MLP, x: Array, y: Array, w: Array, chunk: int, notes: list[str]
+) -> tuple[Any, list[np.ndarray], Any, list[np.ndarray]]:
+    """``(hand loss, hand leaves, autodiff loss, autodiff leaves)`` of the batch.
+
+    At most ``chunk`` rows: one call of each. More: each called on consecutive chunks of
+    ``chunk`` rows, the chunks' losses and gradients (weighted means) weighted by their
+    weight sums and added in float64 on the host, so that no call sums more than
+    ``chunk`` rows (:func:`rows_per_sum`); chunks whose weights are all 0 add nothing and
+    are skipped (their mean is undefined).
+    """
+    n = int(x.shape[0])
+    if n <= chunk:
+        hand_loss, hand = _call(grad_fn, p, x, y, w)
+        ref_loss, ref = _autodiff_loss_and_grad(p, x, y, w)
+        return hand_loss, hand, ref_loss, [np.asarray(g) for g in jax.tree.leaves(ref.layers)]
+    sums: list[np.ndarray] = []
+    total, calls, n_leaves = 0.0, 0, 2 * len(p.layers)
+    for start in range(0, n, chunk):
+        size = min(chunk, n - start)
+        xk, yk, wk = (_rows(a, jnp.asarray(start, jnp.int32), size) for a in (x, y, w))
+        weight = float(np.sum(np.asarray(wk, np.float64)))
+        if weight == 0:
+            continue
+        hand_loss, hand = _call(grad_fn, p, xk, yk, wk)
+        ref_loss, ref = _autodiff_loss_and_grad(p, xk, yk, wk)
+        parts = [hand_loss, *hand, ref_loss, *jax.tree.leaves(ref.layers)]
+        parts = [weight * np.asarray(a, np.float64) for a in parts]
+        sums = parts if not sums else [a + b for a, b in zip(sums, parts)]
+        total, calls = total + weight, calls + 1
+    sums = [a / total for a in sums]
+    notes.append(
+        f"{n} rows checked in {calls} chunks of at most {chunk} rows (rows_per_sum): one "
+        f"{x.dtype} call summing all {n} rows loses digits to rounding once its partial sums "
+        "outgrow the terms, up to the size of a wrong derivative's error; both sides called "
+        "on each chunk, the chunks' losses and gradients weighted by their weight sums and "
+        "added in float64"
+    )
+    return sums[0], sums[1 : n_leaves + 1], sums[n_leaves + 1], sums[n_leaves + 2 :]
 
 
 def gradcheck(
@@ -613,6 +768,11 @@ def gradcheck(
 ) -> GradcheckReport:
     """Compare the hand-derived batch gradient with autodiff or finite differences.
 
+    A batch of more than :func:`rows_per_sum` rows (2^16 in float32) is checked in chunks
+    of that many: ``grad_fn`` and jax.grad are called on each and the chunks combined in
+    float64, weighted by their weight sums, since one float32 sum of more rows can be as
+    far off as a wrong derivative (module docstring; the report's note says so).
+
     Args:
         params: the network.
         X: inputs, shape ``(B, n_in)``.
@@ -628,7 +788,9 @@ def gradcheck(
             reference) and ``grads`` its ``dL/dtheta`` with the structure of params (an
             MLP or a list of ``(w, b)``). E.g. ``jax.value_and_grad(loss_kernel)``.
             Default: the hand-derived :func:`jbpnn.network.loss_and_gradient_kernel`.
-        rtol: relative tolerance; default from :data:`DEFAULT_TOLERANCES`.
+        rtol: relative tolerance, used as given; default :func:`default_tolerances`: the
+            base of :data:`DEFAULT_TOLERANCES` plus ``16 u sqrt(r - 1)`` for the ``r`` rows
+            one call sums (the report prints it).
         atol: absolute tolerance; default from :data:`DEFAULT_TOLERANCES`.
         eps: finite-difference step ``h`` (default 1e-6); ignored for autodiff.
         dtype: autodiff only: compute both gradients in this dtype (default: the
@@ -655,6 +817,7 @@ def gradcheck(
     if grad_fn is not None:
         _check_grad_fn(grad_fn)
     X, Y, sw = check_batch(params, X, Y, sample_weight)
+    n_rows = int(X.shape[0])
     source = "grad_fn" if grad_fn is not None else "hand-derived loss_and_gradient_kernel"
     grad_fn = grad_fn if grad_fn is not None else _hand_loss_and_grad
     notes = []
@@ -666,12 +829,13 @@ def gradcheck(
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         _check_size(params, X, dtype)
-        rtol, atol = _tolerances(reference, dtype, rtol, atol)
+        per_call = min(n_rows, rows_per_sum(dtype))
+        rtol, atol, rtol_base = _tolerances(reference, dtype, rtol, atol, per_call)
         with jax.enable_x64(dtype == "float64"):
             p, x, y, w = _cast(params, X, Y, sw, dtype)
-            hand_loss, hand = _call(grad_fn, p, x, y, w)
-            ref_loss, ref = _autodiff_loss_and_grad(p, x, y, w)
-            ref = [np.asarray(g) for g in jax.tree.leaves(ref.layers)]
+            hand_loss, hand, ref_loss, ref = _hand_and_autodiff(
+                grad_fn, p, x, y, w, per_call, notes
+            )
         loss_check = LossCheck(*_compare_loss(hand_loss, ref_loss, rtol, atol))
         n_total = [r.size for r in ref]
         compared = f"{source} vs jax.grad of the batch loss"
@@ -681,7 +845,8 @@ def gradcheck(
             raise ValueError(f"finite differences run in float64 only; got dtype={dtype}")
         dtype = "float64"
         _check_size(params, X, dtype)
-        rtol, atol = _tolerances(reference, dtype, rtol, atol)
+        per_call = min(n_rows, rows_per_sum(dtype))  # float64: n_rows, one call
+        rtol, atol, rtol_base = _tolerances(reference, dtype, rtol, atol, per_call)
         eps = DEFAULT_EPS if eps is None else float(eps)
         if not (eps > 0 and np.isfinite(eps)):  # inf stepped every weight to inf: "FAILED"
             raise ValueError(f"the finite-difference step eps must be finite and > 0, got {eps}")
@@ -710,9 +875,11 @@ def gradcheck(
         reference=reference,
         dtype=dtype,
         eps=eps,
-        batch_size=int(X.shape[0]),
+        batch_size=n_rows,
         notes=notes,
         loss_check=loss_check,
+        rtol_base=rtol_base,
+        rows_per_call=per_call,
     )
 
 
@@ -736,7 +903,8 @@ def compare_per_example(
             :data:`GradFn`: no weights, no loss) returning gradients whose leaves have a
             leading batch axis (layer ``l``'s ``w``: ``(B, n_in, n_out)``); default
             :func:`jbpnn.network.per_example_grads`.
-        rtol: relative tolerance (default as for the autodiff reference).
+        rtol: relative tolerance (default: the autodiff base of :data:`DEFAULT_TOLERANCES`,
+            with no allowance: nothing is summed over the batch).
         atol: absolute tolerance (default as for the autodiff reference).
         dtype: compute both in this dtype (default: the params' dtype).
 
@@ -749,7 +917,7 @@ def compare_per_example(
     dtype = _dtype_name(params.dtype if dtype is None else dtype)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    rtol, atol = _tolerances("autodiff", dtype, rtol, atol)
+    rtol, atol, rtol_base = _tolerances("autodiff", dtype, rtol, atol, 1)  # nothing summed
     source = "per_example_fn" if per_example_fn is not None else "hand-derived per_example_grads"
     per_example_fn = per_example_fn if per_example_fn is not None else per_example_grads
     with jax.enable_x64(dtype == "float64"):
@@ -775,6 +943,8 @@ def compare_per_example(
         dtype=dtype,
         eps=None,
         batch_size=int(X.shape[0]),
+        rtol_base=rtol_base,
+        rows_per_call=1,
     )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jbpnn
-from jbpnn import network
+from jbpnn import activations, network
 from jbpnn.cli.gradcheck import main
 from jbpnn.gradcheck import (
     DEFAULT_TOLERANCES,
@@ -113,7 +113,9 @@ def test_passes_every_hidden_activation_in_float32():
     report = gradcheck(params, X, Y)
     assert report.passed, str(report)
     assert report.dtype == "float32"
-    assert (report.rtol, report.atol) == DEFAULT_TOLERANCES[("autodiff", "float32")]
+    # the base tolerance plus the rounding allowance of a float32 sum over 32 rows
+    assert (report.rtol_base, report.atol) == DEFAULT_TOLERANCES[("autodiff", "float32")]
+    assert report.rtol == pytest.approx(1e-3 + 16 * 2.0**-24 * np.sqrt(31))
     assert report.max_rel_err < 1e-4  # measured ~1e-6; rtol is 1e-3
 
 
@@ -384,6 +386,96 @@ def test_errors_computed_on_known_values():
     assert w.max_rel_err == pytest.approx(0.1 / 1.1, rel=1e-5)
     assert report.failed == [(0, "w")]
     assert gradcheck(params, X, Y, grad_fn=off, rtol=0.1, atol=1e-6).passed
+
+
+# ---------------------------------------------------------------- large batches
+def test_default_tolerance_scales_with_the_rows_summed():
+    # rtol = base + 16 u sqrt(r - 1), r the rows one call sums (at most rows_per_sum)
+    from jbpnn.gradcheck import default_tolerances, rows_per_sum
+
+    u32, u64 = 2.0**-24, 2.0**-53
+    assert rows_per_sum("float32") == 2**16 and rows_per_sum(jnp.float64) == 2**45
+    assert default_tolerances("autodiff", "float32", 1) == (1e-3, 1e-6)  # nothing summed
+    for n in (2, 32, 10**4, 2**16):
+        rtol, atol = default_tolerances("autodiff", "float32", n)
+        assert rtol == pytest.approx(1e-3 + 16 * u32 * np.sqrt(n - 1), rel=1e-12)
+        assert atol == 1e-6
+    # larger batches are summed in chunks of 2^16 rows: the tolerance stops growing there,
+    # far below the errors of a wrong derivative (order 1)
+    cap = default_tolerances("autodiff", "float32", 2**16)[0]
+    assert default_tolerances("autodiff", "float32", 10**8)[0] == cap < 1.25e-3
+    # float64 stays as tight as its base, even at 2^31 - 1 rows
+    big = 2**31 - 1
+    assert default_tolerances("autodiff", "float64", big) == (
+        pytest.approx(1e-8 + 16 * u64 * np.sqrt(big - 1), rel=1e-12),
+        1e-12,
+    )
+    assert default_tolerances("autodiff", "float64", big)[0] < 1.01e-8
+    assert default_tolerances("finite_difference", "float64", big)[0] < 1.0001e-5
+    with pytest.raises(ValueError, match="no default tolerance"):
+        default_tolerances("finite_difference", "float32", 10)
+
+
+def _large_problem(batch, acts=("tanh", "tanh"), **kw):
+    """A 2-8-1 float32 network and ``batch`` rows whose targets are all 0.9: the output
+    errors share a sign, so round-to-nearest errors of a long float32 sum add up."""
+    rng = np.random.default_rng(0)
+    layers = [
+        (rng.uniform(-0.2, 0.2, (2, 8)), rng.uniform(-0.2, 0.2, 8)),
+        (rng.uniform(0.1, 0.3, (8, 1)), rng.uniform(-0.2, 0.2, 1)),
+    ]
+    params = MLP.from_layers(layers, list(acts), "mse", dtype=jnp.float32, **kw)
+    X = rng.standard_normal((batch, 2), dtype=np.float32)
+    return params, X, np.full((batch, 1), 0.9, np.float32)
+
+
+LARGE_BATCH = 2_000_000  # 30 chunks of 2^16 rows and one of 33920
+
+
+def test_a_correct_gradient_passes_at_a_large_float32_batch():
+    # One float32 call summing 2e6 rows put the (correct) hand bias gradient 1.4e-2 off a
+    # float64 sum (one accumulator's partial sums outgrow the terms; 48% at 1e8 rows), and
+    # the check said FAILED at rtol 1e-3. Now no call sums more than 2^16 rows.
+    params, X, Y = _large_problem(LARGE_BATCH)
+    report = gradcheck(params, X, Y)
+    assert report.passed, str(report)
+    assert report.max_rel_err < 1e-4 and report.loss_check.rel_err < 1e-5
+    assert report.rows_per_call == 2**16 and report.rtol_base == 1e-3
+    assert report.rtol == pytest.approx(1e-3 + 16 * 2.0**-24 * np.sqrt(2**16 - 1))
+    text = str(report)
+    assert "rtol 1.244e-03 = 1e-03 + 16 u sqrt(65536 - 1) (float32 u = 5.96e-08" in text
+    assert "2000000 rows checked in 31 chunks of at most 65536 rows" in text
+    # weights: each chunk's weighted mean, weighted by the chunk's weight sum; the first
+    # chunk weighs nothing (skipped), the second partly
+    w = np.ones(LARGE_BATCH, np.float32)
+    w[:70_000], w[1_000_000:1_500_000] = 0.0, 3.0
+    weighted = gradcheck(params, X, Y, sample_weight=w)
+    assert weighted.passed and weighted.max_rel_err < 1e-4, str(weighted)
+    assert "in 30 chunks" in str(weighted)
+
+    def ignores_weights(p, X, Y, sample_weight):
+        return loss_and_gradient_kernel(p, X, Y, None)
+
+    assert not gradcheck(params, X, Y, grad_fn=ignores_weights, sample_weight=w).passed
+
+
+def test_wrong_derivatives_fail_at_a_large_float32_batch():
+    saved = [(t, dict(t)) for t in (activations.ACTIVATIONS, activations.ARTICLE_MODE_ACTIVATIONS)]
+    try:  # registered unchecked: tanh' written 1 - O (not 1 - O^2), and 1% too large
+        jbpnn.register_activation("tanh_wrong", jnp.tanh, lambda o: 1 - o, check=False)
+        jbpnn.register_activation("tanh_1pc", jnp.tanh, lambda o: 1.01 * (1 - o**2), check=False)
+        for name in ("tanh_wrong", "tanh_1pc"):
+            report = gradcheck(*_large_problem(LARGE_BATCH, (name, "tanh")))
+            assert report.failed == [(0, "w"), (0, "b")], str(report)
+            assert report.rows_per_call == 2**16 and report.loss_check.passed
+            assert report.max_rel_err > 5 * report.rtol
+    finally:
+        for table, copy in saved:
+            table.clear()
+            table.update(copy)
+    # article mode: the tanh-valued "sigmoid" with derivative O - O^2, biases unused
+    params, X, Y = _large_problem(LARGE_BATCH, ("sigmoid", "sigmoid"), article_mode=True)
+    assert gradcheck(params, X, Y).failed == [(0, "w"), (0, "b"), (1, "w"), (1, "b")]
 
 
 # ---------------------------------------------------------------- command line
