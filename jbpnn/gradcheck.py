@@ -816,7 +816,7 @@ def gradcheck(
         raise ValueError(f"unknown reference {reference!r}; expected one of {list(REFERENCES)}")
     if grad_fn is not None:
         _check_grad_fn(grad_fn)
-    X, Y, sw = check_batch(params, X, Y, sample_weight)
+    X, Y, sw = check_batch(params, X, Y, sample_weight, domain=False)
     n_rows = int(X.shape[0])
     source = "grad_fn" if grad_fn is not None else "hand-derived loss_and_gradient_kernel"
     grad_fn = grad_fn if grad_fn is not None else _hand_loss_and_grad
@@ -913,7 +913,7 @@ def compare_per_example(
         whose errors are maxima over the batch as well.
     """
     _check_params(params)
-    X, Y, _ = check_batch(params, X, Y)
+    X, Y, _ = check_batch(params, X, Y, domain=False)
     dtype = _dtype_name(params.dtype if dtype is None else dtype)
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")

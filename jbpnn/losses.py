@@ -48,13 +48,15 @@ This module imports only JAX and the activation table.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 
 from jbpnn.activations import ACTIVATIONS, Activation
+from jbpnn.checks import is_concrete
 
 __all__ = [
     "ANY_OUTPUT_LOSSES",
@@ -68,7 +70,9 @@ __all__ = [
     "binary_cross_entropy_delta_r",
     "binary_cross_entropy_error",
     "binary_cross_entropy_error_net",
+    "CHECKED_TARGETS",
     "check_pair",
+    "check_target_domain",
     "cross_entropy_delta",
     "cross_entropy_delta_r",
     "cross_entropy_error",
@@ -232,9 +236,75 @@ def is_builtin(name: str) -> bool:
     )
 
 
-def add_loss(name: str, loss: Loss) -> None:
-    """Put ``loss`` in the table under ``name``; :func:`jbpnn.register_loss` checks it first."""
+def add_loss(name: str, loss: Loss, checked_on: str | None = None) -> None:
+    """Put ``loss`` in the table under ``name``; :func:`jbpnn.register_loss` checks it first.
+
+    ``checked_on``: the targets its check covered, ``"any"`` or ``"probabilities"`` (see
+    ``CHECKED_TARGETS``), or None (not checked: no targets refused)."""
     LOSSES[name] = loss
+    CHECKED_TARGETS.pop(name, None)
+    if checked_on is not None:
+        CHECKED_TARGETS[name] = checked_on
+
+
+# The targets a registered loss's delta was checked on (jbpnn.register_loss): "any" (a
+# regression loss, tasks="regression": either sign) or "probabilities" (values in [0, 1]);
+# with a softmax output, rows in [0, 1] summing to 1 either way (the check normalises
+# them). Training refuses targets outside them: a
+# delta written for one-hot rows (Err = T - O with softmax) is wrong for other targets,
+# silently (a relative error of 1.75 for multi-hot rows). Built-in losses are not here:
+# theirs are exact for every target they accept.
+CHECKED_TARGETS: dict[str, str] = {}
+_ROW_SUM_TOL = 1e-3  # a softmax target row sums to 1: one-hot, soft or smoothed labels
+
+
+def check_target_domain(name: str, loss: str, output: str, Y: Any) -> None:
+    """Refuse targets outside those a registered loss's delta was checked on.
+
+    Args:
+        name: the targets' argument name, for the message.
+        loss: the network's loss name; output: its output activation.
+        Y: the targets, concrete (NumPy or a JAX array; traced ones pass).
+
+    Raises:
+        ValueError: naming ``name``, the loss, what it was checked on and what was found.
+    """
+    checked = CHECKED_TARGETS.get(loss)
+    if checked is None or not is_concrete(Y):
+        return
+    softmax = output == "softmax"  # checked on normalised rows only, whatever the tasks
+    if checked == "any" and not softmax:
+        return
+    a = np.asarray(Y, np.float64)
+    if a.size == 0:
+        return
+    unchecked = "its delta is unchecked there"
+    if softmax:
+        advice = (
+            "if its delta is right for such targets, check it on them (jbpnn.gradcheck("
+            "params, X, Y)) and register it with check=False"
+        )
+    else:
+        advice = (
+            "register it with tasks='regression' to have it checked on targets of either "
+            "sign, or with check=False once you have checked it on such targets yourself "
+            "(jbpnn.gradcheck(params, X, Y))"
+        )
+    lo, hi = float(np.min(a)), float(np.max(a))
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"{name}: the loss {loss!r} was checked (register_loss) on targets in [0, 1] only, "
+            f"got values from {lo:g} to {hi:g}: {unchecked}; {advice}"
+        )
+    if softmax and a.ndim == 2:
+        sums = np.sum(a, axis=1)
+        worst = int(np.argmax(np.abs(sums - 1)))
+        if abs(sums[worst] - 1) > _ROW_SUM_TOL:
+            raise ValueError(
+                f"{name}: the loss {loss!r} with softmax outputs was checked (register_loss) "
+                f"on target rows that sum to 1 (probabilities), got row {worst} summing to "
+                f"{sums[worst]:g}: {unchecked}; {advice}"
+            )
 
 
 # Their built-in deltas: only these are exact with any unit (a loss registered under the

@@ -48,7 +48,7 @@ from jax.typing import ArrayLike
 
 from jbpnn import checks
 from jbpnn.activations import activation_table, units
-from jbpnn.losses import LOSSES
+from jbpnn.losses import LOSSES, check_target_domain
 from jbpnn.params import MLP, Layer, check_network
 from jbpnn.tangents import tangents
 
@@ -601,6 +601,7 @@ def check_batch(
     targets: bool | None = None,
     what: str = "params",
     host: bool = False,
+    domain: bool = True,
 ) -> tuple[Array, Array, Array | None]: ...
 
 
@@ -618,6 +619,7 @@ def check_batch(
     targets: bool | None = None,
     what: str = "params",
     host: bool = False,
+    domain: bool = True,
 ) -> tuple[Array, None, Array | None]: ...
 
 
@@ -634,6 +636,7 @@ def check_batch(
     targets: bool | None = None,
     what: str = "params",
     host: bool = False,
+    domain: bool = True,
 ) -> tuple[Array, Array | None, Array | None]:
     """Validate a batch against the network and cast it to the params' dtype.
 
@@ -643,7 +646,9 @@ def check_batch(
     mismatched batch sizes, sample weights that are not finite, >= 0 with a positive
     sum, (with ``check_finite``) NaN or inf values, and (with ``targets``, default
     ``check_finite``) targets the loss cannot take (:func:`jbpnn.checks.check_targets`:
-    the cross-entropies need values in [0, 1]).
+    the cross-entropies need values in [0, 1]) and, with ``domain``, targets outside
+    those a registered loss was checked on (:func:`jbpnn.losses.check_target_domain`;
+    :func:`jbpnn.gradcheck` turns it off: checking a loss on such targets is its job).
 
     ``what`` names the caller in the message for params that are not ONE network
     (:func:`jbpnn.params.check_network`).
@@ -668,6 +673,8 @@ def check_batch(
     )
     if (check_finite if targets is None else targets) and Y is not None:
         checks.check_targets(names[1], params.loss, Y, params.dtype)
+        if domain:  # a registered loss: the targets its check covered
+            check_target_domain(names[1], params.loss, params.activations[-1], Y)
     return X, Y, sample_weight
 
 

@@ -181,6 +181,7 @@ def register_loss(
             error=lambda o, t: 0.25 * jnp.sum((t - o) ** 2),     # E = 1/4 sum (T - O)^2
             delta=lambda o, t, act: act.backprop(o, 0.5 * (t - o)),  # Err = J^T (T - O)/2
             output_activations=("identity", "sigmoid"),
+            tasks="regression",  # checked on targets of either sign too: trains on them
         )
 
     Args:
@@ -205,7 +206,12 @@ def register_loss(
         check: compare ``delta`` (and ``delta_r``) with autodiff of ``error(fn(net), T)``
             for every output activation first (:func:`jbpnn.gradcheck.check_loss`,
             float64, random net inputs, targets in (0, 1), and of either sign too when
-            ``tasks`` has ``"regression"``, relative error at most 1e-6).
+            ``tasks`` has ``"regression"``, relative error at most 1e-6). Training (and
+            :func:`jbpnn.loss`, :func:`jbpnn.loss_and_gradient`, ...) then refuses
+            targets outside those checked: outside [0, 1] unless ``tasks`` has
+            ``"regression"``, and with a softmax output rows that do not sum to 1 (the
+            check's rows do); :func:`jbpnn.gradcheck` takes any, to check them. With
+            ``check=False`` nothing is refused.
 
     Returns:
         The table row added (:class:`jbpnn.losses.Loss`).
@@ -248,7 +254,9 @@ def register_loss(
             any_targets="regression" in tasks,
         )
     existed = name in _losses.LOSSES
-    _losses.add_loss(name, loss)
+    # the targets the check covered, which training then holds the data to
+    checked_on = ("any" if "regression" in tasks else "probabilities") if check else None
+    _losses.add_loss(name, loss, checked_on)
     add_task_loss(name, tasks)
     if existed:
         jax.clear_caches()

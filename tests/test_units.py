@@ -34,6 +34,7 @@ def _tables():
     """Restore the activation and loss tables after each test (same dict objects)."""
     saved = [(t, dict(t)) for t in (activations.ACTIVATIONS, activations.ARTICLE_MODE_ACTIVATIONS)]
     saved.append((losses.LOSSES, dict(losses.LOSSES)))
+    saved.append((losses.CHECKED_TARGETS, dict(losses.CHECKED_TARGETS)))
     saved.append((preprocessing.TASK_LOSSES, dict(preprocessing.TASK_LOSSES)))
     yield
     for table, copy in saved:
@@ -264,6 +265,7 @@ def test_hvp_refuses_a_unit_without_its_second_derivative():
 
 # ---------------------------------------------------------------- registering a loss
 def _register_half_mse(delta=None, **kwargs):
+    kwargs.setdefault("tasks", "regression")  # checked on targets of either sign too
     return jbpnn.register_loss(
         "half_mse",
         error=lambda o, t: 0.25 * jnp.sum((t - o) ** 2),  # E = 1/4 sum (T - O)^2
@@ -511,6 +513,7 @@ def test_a_replaced_mse_is_refused_by_the_residual_methods():
         lambda o, t, act: (1 + 3 * t**2) * (t - o),
         ("identity",),
         replace=True,
+        tasks="regression",
     )
     p = jbpnn.init_params(jax.random.key(0), [1, 4, 1], ["tanh", "identity"], "mse")
     X = jnp.linspace(-1, 1, 20)[:, None]
@@ -706,3 +709,48 @@ def test_the_estimators_take_jbpnn_and_registered_hidden_units():
         BPNNClassifier(activation="softmax").fit(X, y)
     with pytest.raises(ValueError, match=r"or a jbpnn hidden unit \[.*'softsign'.*got 'nope'"):
         BPNNClassifier(activation="nope").fit(X, y)
+
+
+def test_training_refuses_targets_a_registered_loss_was_not_checked_on():
+    """A loss checked on targets in (0, 1) trained on others with a delta that was wrong
+    there (relative error 6.1), and a softmax loss written for one-hot rows on multi-hot
+    ones (1.75), without a word."""
+    jbpnn.register_loss("wtd", lambda o, t: 0.5 * jnp.sum((t - o) ** 2 / (1 + jnp.abs(t))),
+                        lambda o, t, act: act.backprop(o, (t - o) / (1 + t)),  # 1 + |t| meant
+                        "identity")  # fmt: skip
+    jbpnn.register_loss("myce", lambda o, t: -jnp.sum(t * jnp.log(o)),
+                        lambda o, t, act: t - o, "softmax")  # fmt: skip
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3)).astype(np.float32)
+    p = jbpnn.init_params(0, (3, 4, 2), ("tanh", "identity"), "wtd")
+    signed = rng.normal(size=(20, 2)) * 2
+    assert np.isfinite(jbpnn.loss(p, X, rng.random((20, 2))))  # what it was checked on
+    checked = r"Y: the loss 'wtd' was checked \(register_loss\) on targets in \[0, 1\] only"
+    for call in (
+        lambda: jbpnn.loss(p, X, signed),
+        lambda: jbpnn.train(p, X, signed, optimizer=jbpnn.sgd(0.1), epochs=1),
+    ):
+        with pytest.raises(ValueError, match=checked + r", got values from -.*tasks='regression'"):
+            call()
+    assert not jbpnn.gradcheck(p, X, signed).passed  # gradcheck takes them: the delta is wrong
+    q = jbpnn.init_params(0, (3, 4, 3), ("tanh", "softmax"), "myce")
+    multi_hot = (rng.random((20, 3)) > 0.5).astype(np.float32)
+    multi_hot[0] = [1, 1, 0]
+    assert np.isfinite(jbpnn.loss(q, X, np.eye(3)[rng.integers(0, 3, 20)]))
+    rows = r"with softmax outputs was checked \(register_loss\) on target rows that sum to 1"
+    with pytest.raises(ValueError, match=rows):
+        jbpnn.train(q, X, multi_hot, optimizer=jbpnn.sgd(0.1), epochs=1)
+    with pytest.raises(ValueError, match=r"Y_val: the loss 'myce' .* rows that sum to 1"):
+        jbpnn.train(q, X, np.eye(3)[rng.integers(0, 3, 20)], optimizer=jbpnn.sgd(0.1), epochs=1,
+                    X_val=X, Y_val=multi_hot)  # fmt: skip
+    # a regression registration is checked on signed targets, and takes them
+    jbpnn.register_loss("wtd2", lambda o, t: 0.5 * jnp.sum((t - o) ** 2),
+                        lambda o, t, act: act.backprop(o, t - o), "identity",
+                        tasks="regression")  # fmt: skip
+    p2 = jbpnn.init_params(0, (3, 4, 2), ("tanh", "identity"), "wtd2")
+    assert np.isfinite(jbpnn.loss(p2, X, signed))
+    # check=False: the user has checked it; nothing is refused
+    jbpnn.register_loss("wtd", lambda o, t: 0.5 * jnp.sum((t - o) ** 2 / (1 + jnp.abs(t))),
+                        lambda o, t, act: act.backprop(o, (t - o) / (1 + t)), "identity",
+                        replace=True, check=False)  # fmt: skip
+    assert np.isfinite(jbpnn.loss(p, X, signed))
