@@ -1024,23 +1024,61 @@ def _unit_relative_error(hand: Any, ref: Any) -> float:
     return float(np.max(diff / np.maximum(size, floor)))
 
 
-# Net inputs an activation is also checked at: its tails and close to 0, where a derivative
-# written wrong only there (cut to 0 past |net| 8, an overflowing exp, a sign near 0) met
-# none of the random ones; the last two rows of a check's inputs are these.
-UNIT_FIXED_NETS = ((-1000.0, -30.0, -0.02, 0.005, 12.0, 100.0),
-                   (-100.0, -12.0, -0.005, 0.02, 30.0, 1000.0))  # fmt: skip
+# Net inputs an activation is also checked at, rows of like magnitude from 3e-4 to 1000
+# (the error is judged row by row: a row mixing +-1000 with +-0.005 let a derivative wrong
+# only near 0 pass), so that a derivative written wrong only in a band meets one of them:
+# near 0 (a sign, a kink), the bands past the random inputs' reach (cut to 0 past |net| 8,
+# a wrong piece between 5 and 8 or 13 and 29) and the tails (an overflowing exp).
+UNIT_FIXED_NETS = ((-3e-3, -1e-3, -3e-4, 3e-4, 1e-3, 3e-3),
+                   (-0.03, -0.01, -0.005, 0.005, 0.01, 0.03),
+                   (-0.3, -0.15, -0.06, 0.06, 0.15, 0.3),
+                   (-9.0, -7.0, -5.5, 5.5, 7.0, 9.0),
+                   (-18.0, -14.0, -11.0, 11.0, 14.0, 18.0),
+                   (-33.0, -27.0, -22.0, 22.0, 27.0, 33.0),
+                   (-100.0, -70.0, -45.0, 45.0, 70.0, 100.0),
+                   (-1000.0, -400.0, -150.0, 150.0, 400.0, 1000.0))  # fmt: skip
+UNIT_NEAR_ROWS = 3  # UNIT_FIXED_NETS's rows near 0 (up to 0.3), judged as the random ones
+# The tails are judged to 1e-3: autodiff of usual formulas keeps 4-5 digits there even in
+# float64 (softplus's f'' through logaddexp, s (1 - s) of a sigmoid near 1: 1e-4 off at
+# net 27), and a derivative wrong in a band is off by far more (0.1 to 1).
+UNIT_TAIL_RTOL = 1e-3
+UNIT_CHECK_DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
 def _random_nets(seed: int, fixed: bool = False) -> tuple[Array, Array, Array]:
     """Net inputs ~ N(0, 2^2), kept 0.1 away from 0 (kinks there), and two directions;
-    ``fixed``: the last two rows are UNIT_FIXED_NETS."""
+    ``fixed``: UNIT_FIXED_NETS's rows after the random ones."""
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
-    shape = (UNIT_ROWS, UNIT_WIDTH)
-    net = 2.0 * jax.random.normal(k1, shape, jnp.float64)
+    rows = UNIT_ROWS + (len(UNIT_FIXED_NETS) if fixed else 0)
+    shape = (rows, UNIT_WIDTH)
+    net = 2.0 * jax.random.normal(k1, (UNIT_ROWS, UNIT_WIDTH), jnp.float64)
     net = net + jnp.where(net < 0, -0.1, 0.1)
     if fixed:
-        net = net.at[-len(UNIT_FIXED_NETS) :].set(jnp.asarray(UNIT_FIXED_NETS, jnp.float64))
+        net = jnp.concatenate([net, jnp.asarray(UNIT_FIXED_NETS, jnp.float64)])
     return net, jax.random.normal(k2, shape, jnp.float64), jax.random.normal(k3, shape, jnp.float64)
+
+
+def _keeps_dtype(
+    what: str, rules: dict[str, tuple[Callable[..., Any], int]], hint: str = ""
+) -> None:
+    """Refuse a rule whose output is not in its inputs' dtype, for each dtype a network
+    may have (``jax.eval_shape``: nothing computed). A NumPy constant (``np.sqrt(2)`` is a
+    float64) promoted a float32 network's passes to float64 (and ``lm`` failed inside its
+    scan), ``jnp.float32(2)`` a float16 one's to float32."""
+    for dtype in UNIT_CHECK_DTYPES:
+        for rule, (fn, n_args) in rules.items():
+            spec = jax.ShapeDtypeStruct((UNIT_WIDTH,), jnp.dtype(dtype))
+            with _rules_run(what, hint):
+                out = jax.eval_shape(fn, *[spec] * n_args)
+            got = getattr(out, "dtype", None)
+            if got != jnp.dtype(dtype):
+                raise ValueError(
+                    f"{what}: {rule} returns {got} for {dtype} inputs; a unit's or a loss's "
+                    f"rules must keep their inputs' dtype (networks in "
+                    f"{', '.join(UNIT_CHECK_DTYPES)} use them): write constants as Python "
+                    "numbers (math.sqrt(2), 0.5), not NumPy or JAX scalars such as "
+                    "np.sqrt(2) (a float64) or jnp.float32(2)"
+                )
 
 
 def _refuse(what: str, rule: str, error: float, against: str, rtol: float) -> None:
@@ -1048,8 +1086,8 @@ def _refuse(what: str, rule: str, error: float, against: str, rtol: float) -> No
         measured = "not finite" if not np.isfinite(error) else f"{error:.3g}"
         raise ValueError(
             f"{what}: {rule} disagrees with autodiff of {against}: relative error {measured} "
-            f"(|hand - autodiff| / |autodiff| of each of {UNIT_ROWS} rows of {UNIT_WIDTH} net "
-            f"inputs, the largest, in float64; at most {rtol:g} is accepted)"
+            f"(|hand - autodiff| / |autodiff| of each row of {UNIT_WIDTH} net inputs, the "
+            f"largest, in float64; at most {rtol:g} is accepted)"
         )
 
 
@@ -1089,8 +1127,12 @@ def check_activation(
 
     (``second`` only where given). :func:`jbpnn.register_activation` calls it.
 
+    The random rows and UNIT_FIXED_NETS's rows near 0 are judged to ``rtol``, the rows
+    of the tails to UNIT_TAIL_RTOL (autodiff itself keeps fewer digits there).
+
     Returns:
-        The relative error of each rule checked, ``{"backprop": ..., ...}``.
+        The relative error of each rule checked, ``{"backprop": ..., ...}`` (the
+        random inputs and those near 0).
 
     Raises:
         ValueError: a rule off by more than ``rtol`` (or not finite), naming ``what``,
@@ -1123,6 +1165,13 @@ def check_activation(
                 "standard deviation 2, and fixed ones out to +-1000); an activation must be "
                 "finite for every net input"
             )
+        rules: dict[str, tuple[Callable[..., Any], int]] = {"fn": (act.fn, 1)}
+        rules["the derivative (backprop)"] = (act.backprop, 2)
+        if act.tangent is not None:
+            rules["the tangent"] = (act.tangent, 2)
+        if act.second is not None:
+            rules["the second derivative"] = (act.second, 3)
+        _keeps_dtype(what, rules)
 
         @jax.jit  # one small program: quicker than op by op
         def pairs(net: Array, r: Array, g: Array) -> dict[str, tuple[Array, Array]]:
@@ -1141,14 +1190,26 @@ def check_activation(
         with _rules_run(what):
             checks = pairs(net, r, g)
         errors = {}
+        near = UNIT_ROWS + UNIT_NEAR_ROWS  # the random rows and those near 0, then the tails
+        tail_rtol = max(rtol, UNIT_TAIL_RTOL)
         for rule, (hand, ref) in checks.items():
+            name = {"backprop": "the derivative", "second": "the second derivative"}
+            name_tails = name.get(rule, "the tangent") + " in the tails (|net| 5.5 to 1000)"
             try:
-                errors[rule] = _unit_relative_error(hand, ref)
+                errors[rule] = _unit_relative_error(hand[:near], ref[:near])
+                tails = _unit_relative_error(hand[near:], ref[near:])
             except ValueError as e:
                 raise ValueError(f"{what}: {rule}: {e}") from None
-            name = {"backprop": "the derivative", "second": "the second derivative"}
             _refuse(what, name.get(rule, "the tangent"), errors[rule], "fn", rtol)
+            _refuse(what, name_tails, tails, "fn", tail_rtol)
     return errors
+
+
+_width_hint = (
+    f"; the check calls the rules on rows of {UNIT_WIDTH} outputs: for a loss written for a "
+    "fixed number of outputs, register it with check=False and check it on your network "
+    "with jbpnn.gradcheck(params, X, Y)"
+)
 
 
 def check_loss(
@@ -1188,6 +1249,15 @@ def check_loss(
             if wide and (not any_targets or name == "softmax"):
                 continue
             act = table[name]
+            if not wide:  # the rules keep the outputs' dtype, as a unit's must
+                _keeps_dtype(
+                    f"{what} with output {name!r}",
+                    {
+                        "error": (lambda n, y, a=act: loss.error(a.fn(n), y)[None], 2),
+                        "delta": (lambda n, y, a=act: loss.delta(a.fn(n), y, bind(a, n)), 2),
+                    },
+                    _width_hint,
+                )
             t = 2 * u if wide else jax.nn.sigmoid(u)  # targets of any sign, or in (0, 1)
             if name == "softmax":
                 t = t / jnp.sum(t, axis=-1, keepdims=True)
@@ -1215,11 +1285,7 @@ def check_loss(
                     checks["delta_r"] = (jax.vmap(hand_r)(net, t, r), jax.vmap(ref_r)(net, t, r))
                 return checks
 
-            hint = (
-                f"; the check calls the rules on rows of {UNIT_WIDTH} outputs: for a loss "
-                "written for a fixed number of outputs, register it with check=False and "
-                "check it on your network with jbpnn.gradcheck(params, X, Y)"
-            )
+            hint = _width_hint
             with _rules_run(f"{what} with output {name!r}", hint):
                 checks = pairs(net, t, r)
             for rule, (hand, ref) in checks.items():

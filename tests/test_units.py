@@ -168,7 +168,7 @@ def test_a_wrong_derivative_is_refused_with_the_measured_error():
         _register_softsign("bad", second=lambda net: 0 * net)
     with pytest.raises(ValueError, match="relative error not finite"):
         jbpnn.register_activation("bad", jnp.tanh, lambda o: (1 - o**2) / 0.0)
-    with pytest.raises(ValueError, match=r"fn gives NaN or inf at \d+ of 192 net inputs"):
+    with pytest.raises(ValueError, match=r"fn gives NaN or inf at \d+ of 240 net inputs"):
         jbpnn.register_activation("bad", jnp.log, lambda net: 1 / net, uses="net")
     assert "bad" not in jbpnn.ACTIVATIONS
     # the same unit, written from the wrong thing: f' of the output given uses="net"
@@ -180,7 +180,7 @@ def test_the_check_judges_each_row_and_skips_where_autodiff_itself_overflows():
     # a derivative 33% off for |net| < 0.8 was accepted: one norm over every input let the
     # entries at +-1000 (f' = 3e6) outweigh the rest
     wrong = lambda n: jnp.where(jnp.abs(n) < 0.8, 2.0, 3.0) * n**2  # noqa: E731
-    with pytest.raises(ValueError, match=r"relative error 0\.\d+ .*of each of 32 rows"):
+    with pytest.raises(ValueError, match=r"relative error 0\.\d+ .*of each row of 6 net inputs"):
         jbpnn.register_activation("cube", lambda n: n**3, wrong, uses="net")
     assert "cube" not in jbpnn.ACTIVATIONS
     # the textbook sigmoid was refused ("relative error not finite"): autodiff of
@@ -192,7 +192,7 @@ def test_the_check_judges_each_row_and_skips_where_autodiff_itself_overflows():
     # a derivative whose autodiff is NaN almost everywhere cannot be checked: refused
     nan_grad = jax.custom_jvp(lambda n: jnp.tanh(n))
     nan_grad.defjvp(lambda primals, tangents: (jnp.tanh(primals[0]), tangents[0] * jnp.nan))
-    with pytest.raises(ValueError, match=r"autodiff of fn is NaN or inf at \d+ of 192"):
+    with pytest.raises(ValueError, match=r"autodiff of fn is NaN or inf at \d+ of \d+"):
         jbpnn.register_activation("unknowable", nan_grad, lambda o: 1 - o**2)
     # a forgotten return (or a tuple) is the documented ValueError, naming the unit
     with pytest.raises(ValueError, match=r"register_activation\('none'\): fn must return an array"):
@@ -538,13 +538,13 @@ def test_the_activation_check_reaches_the_tails_and_near_zero():
         return s * (1 + n * (1 - s))
 
     cut = lambda n: jnp.where(jnp.abs(n) > 8, 0.0, swish_d(n))  # noqa: E731
-    with pytest.raises(ValueError, match="the derivative disagrees with autodiff"):
+    with pytest.raises(ValueError, match=r"the derivative in the tails \(\|net\| 5.5 to 1000\)"):
         jbpnn.register_activation("cut_swish", swish, cut, uses="net")
     near0 = lambda n: jnp.where(jnp.abs(n) < 0.05, -1.0, swish_d(n))  # noqa: E731
     with pytest.raises(ValueError, match="the derivative disagrees with autodiff"):
         jbpnn.register_activation("near0_swish", swish, near0, uses="net")
     nan_tail = lambda n: jnp.where(jnp.abs(n) > 20, jnp.nan, swish(n))  # noqa: E731
-    with pytest.raises(ValueError, match="fn gives NaN or inf at 6 of 192 net inputs"):
+    with pytest.raises(ValueError, match="fn gives NaN or inf at 18 of 240 net inputs"):
         jbpnn.register_activation("nan_swish", nan_tail, swish_d, uses="net")
     jbpnn.register_activation("good_swish", swish, swish_d, uses="net")
 
@@ -754,3 +754,42 @@ def test_training_refuses_targets_a_registered_loss_was_not_checked_on():
                         lambda o, t, act: act.backprop(o, (t - o) / (1 + t)), "identity",
                         replace=True, check=False)  # fmt: skip
     assert np.isfinite(jbpnn.loss(p, X, signed))
+
+
+@pytest.mark.parametrize(
+    "derivative",
+    [
+        lambda n: jnp.where((n > 5) & (n < 8), 0.5, jax.nn.sigmoid(n)),  # a hole in 5..8
+        lambda n: jnp.where((n > 13) & (n < 29), 0.5, jax.nn.sigmoid(n)),  # in 13..29
+        lambda n: jnp.where(jnp.abs(n) < 0.004, 0.3, jax.nn.sigmoid(n)),  # near 0 only
+    ],
+)
+def test_a_derivative_wrong_in_a_band_is_refused(derivative):
+    """The fixed inputs were +-1000, 100, 30, 12, 0.02, 0.005 in rows mixing them: a
+    derivative wrong between 5 and 8, 13 and 29, or within 0.004 of 0 was accepted."""
+    with pytest.raises(ValueError, match="disagrees with autodiff of fn"):
+        jbpnn.register_activation("holed_softplus", jax.nn.softplus, derivative, uses="net")
+    jbpnn.register_activation("softplus2", jax.nn.softplus, jax.nn.sigmoid, uses="net")
+
+
+def test_a_unit_that_changes_the_dtype_is_refused():
+    """np.sqrt(2) in a unit (a float64) made a float32 network's passes float64, and lm
+    failed inside its scan; jnp.float32(2) made float16 networks' float32."""
+    import math
+
+    from jax.scipy.special import erf
+
+    def gelu(root2):
+        return lambda n: 0.5 * n * (1 + erf(n / root2))
+
+    def gelu_d(root2):
+        return lambda n: 0.5 * (1 + erf(n / root2)) + n * jnp.exp(-0.5 * n**2) / 2.5066282746
+
+    with pytest.raises(ValueError, match=r"fn returns float64 for float32 inputs.*np\.sqrt\(2\)"):
+        jbpnn.register_activation("gelu64", gelu(np.sqrt(2)), gelu_d(math.sqrt(2)), uses="net")
+    with pytest.raises(ValueError, match=r"backprop\) returns float32 for float16 inputs"):
+        jbpnn.register_activation("gelu32", gelu(math.sqrt(2)), gelu_d(jnp.float32(1.4142135)),
+                                  uses="net")  # fmt: skip
+    jbpnn.register_activation("gelu_ok", gelu(math.sqrt(2)), gelu_d(math.sqrt(2)), uses="net")
+    p = jbpnn.init_params(0, (3, 4, 1), ("gelu_ok", "identity"), dtype="float16")
+    assert jbpnn.predict(p, np.ones((2, 3))).dtype == jnp.float16
