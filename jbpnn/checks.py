@@ -288,7 +288,9 @@ def _finite_in_dtype(name: str, a: Any, raw: Any, dtype: Any) -> None:
     try:
         _require_finite(name, a)
     except ValueError:
-        host = np.asarray(raw) if not isinstance(raw, jax.Array) else None
+        # a JAX array is copied only here, to say which: one on several processes cannot be
+        readable = not isinstance(raw, jax.Array) or raw.is_fully_addressable
+        host = np.asarray(raw) if readable else None
         if host is not None and np.issubdtype(host.dtype, np.number) and np.isfinite(host).all():
             big, kind = float(np.max(np.abs(host))), np.dtype(dtype).name
             top = float(jnp.finfo(dtype).max)
@@ -387,11 +389,13 @@ def check_data(
             _finite_in_dtype(yn, Y, raw_y, dtype)
         Y = move(Y)
     if sample_weight is not None:
+        raw_w = sample_weight
         sample_weight = move(_host_or_device(sample_weight, dtype, weight_name))
         if sample_weight.shape != (X.shape[0],):
             raise ValueError(
                 f"{weight_name} must have shape ({X.shape[0]},), got {sample_weight.shape}"
             )
+        _weights_in_dtype(weight_name, raw_w, dtype)
         check_weights(weight_name, sample_weight)
     return move(X), Y, sample_weight
 
@@ -402,6 +406,31 @@ def weight_sum_limit(dtype: Any) -> float:
     ``x / sum`` as ``x * (1 / sum)``, and a reciprocal below the smallest normal number
     rounds to 0 on the CPU (flush to zero), and the mean with it."""
     return 1 / float(np.finfo(dtype).tiny)
+
+
+def _weights_in_dtype(name: str, raw: Any, dtype: Any) -> None:
+    """Positive weights that the cast to ``dtype`` turns into 0 or inf, named as such
+    (checked after the cast, float16's 1e-30 read "values from 0 to 0, sum 0")."""
+    if not is_concrete(raw) or (isinstance(raw, jax.Array) and not raw.is_fully_addressable):
+        return
+    kind = np.dtype(dtype)
+    try:
+        a = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # not numbers: check_weights names them
+    positive = a[np.isfinite(a) & (a > 0)]
+    if kind.kind != "f" or not positive.size:
+        return
+    finfo = np.finfo(kind)
+    low, high = float(positive.min()), float(positive.max())
+    # (a few tiny weights that round to 0 change the mean by as little as they weigh)
+    if high > float(finfo.max) or high < float(finfo.smallest_subnormal) / 2:
+        to = "inf" if high > float(finfo.max) else "0, every one"
+        raise ValueError(
+            f"{name} has values from {low:g} to {high:g}, outside what the network's dtype "
+            f"{kind.name} holds ({float(finfo.smallest_subnormal):g} to {float(finfo.max):g}): "
+            f"they would round to {to}; scale them (only their ratios matter)"
+        )
 
 
 def check_weights(name: str, w: Any) -> None:

@@ -587,6 +587,17 @@ def _compare_loss(
     return float(hand), float(ref), abs_err, rel_err, ok
 
 
+def _check_dtype(dtype: str) -> None:
+    """The autodiff check's dtype: float32 or float64 (a 16-bit network's own arithmetic
+    is too coarse for a tolerance that tells a wrong derivative from rounding)."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(
+            f"dtype must be float32 or float64, got {dtype}: a {dtype} network is checked "
+            "in a wider dtype, e.g. gradcheck(params, X, Y, dtype='float32') (its weights "
+            "cast), or reference='finite_difference' (computed in float64)"
+        )
+
+
 def _check_params(params: Any) -> None:
     if not isinstance(params, MLP):
         raise ValueError(
@@ -826,8 +837,7 @@ def gradcheck(
     loss_check = None
     if reference == "autodiff":
         dtype = _dtype_name(params.dtype if dtype is None else dtype)
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        _check_dtype(dtype)
         _check_size(params, X, dtype)
         per_call = min(n_rows, rows_per_sum(dtype))
         rtol, atol, rtol_base = _tolerances(reference, dtype, rtol, atol, per_call)
@@ -915,8 +925,7 @@ def compare_per_example(
     _check_params(params)
     X, Y, _ = check_batch(params, X, Y, domain=False)
     dtype = _dtype_name(params.dtype if dtype is None else dtype)
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    _check_dtype(dtype)
     rtol, atol, rtol_base = _tolerances("autodiff", dtype, rtol, atol, 1)  # nothing summed
     source = "per_example_fn" if per_example_fn is not None else "hand-derived per_example_grads"
     per_example_fn = per_example_fn if per_example_fn is not None else per_example_grads

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -132,3 +134,31 @@ def test_values_that_overflow_the_dtype_are_reported_as_such():
         check_data(np.array([[1e300, 0.0, 1.0]]), n_in=3, n_out=2, dtype=jnp.float32)
     with pytest.raises(ValueError, match="X contains 1 NaN"):
         check_data(np.array([[np.nan, 0.0, 1.0]]), n_in=3, n_out=2, dtype=jnp.float32)
+
+
+def test_16_bit_overflow_and_underflow_are_named_for_jax_arrays_and_weights():
+    """A JAX array that overflows float16 read "contains NaN or inf: clean the data"; weights
+    of 1e-30 read "values from 0 to 0, sum 0" and 1e30 "from inf to inf": the user's were
+    finite and positive."""
+    import jax.numpy as jnp
+
+    import jbpnn
+    import jbpnn.gradcheck
+
+    p16 = jbpnn.init_params(0, (4, 3, 1), "tanh", dtype="float16")
+    with pytest.raises(
+        ValueError, match=r"X has values too large for float16 \(largest \|value\| 1e\+05"
+    ):
+        jbpnn.predict(p16, jnp.full((2, 4), 1e5, jnp.float32))
+    X, Y = np.ones((16, 4)), np.zeros((16, 1))
+    for sw, to in ((1e-30, "0, every one"), (1e30, "inf")):
+        held = re.escape(f"from {sw:g} to {sw:g}, outside what the network's dtype float16 holds")
+        with pytest.raises(ValueError, match=f"sample_weight has values {held}.* round to {to}"):
+            jbpnn.loss(p16, X, Y, sample_weight=np.full(16, sw))
+    # a few weights that round to 0 weigh as little as they did: accepted
+    assert np.isfinite(jbpnn.loss(p16, X, Y, sample_weight=np.r_[np.full(8, 1e-9), np.ones(8)]))
+    with pytest.raises(
+        ValueError, match=r"got float16: .*gradcheck\(params, X, Y, dtype='float32'\)"
+    ):
+        jbpnn.gradcheck(p16, X, Y)
+    assert jbpnn.gradcheck(p16, X, Y, dtype="float32").passed
