@@ -1259,6 +1259,15 @@ def check_loss(
                 continue
             act = table[name]
             if not wide:  # the rules keep the outputs' dtype, as a unit's must
+                spec = jax.ShapeDtypeStruct((UNIT_WIDTH,), jnp.float64)
+                with _rules_run(f"{what} with output {name!r}", _width_hint):
+                    e = jax.eval_shape(lambda n, y, a=act: loss.error(a.fn(n), y), spec, spec)
+                if getattr(e, "shape", None) != () or not jnp.issubdtype(e.dtype, jnp.floating):
+                    got = f"shape {e.shape}, {e.dtype}" if hasattr(e, "shape") else type(e).__name__
+                    raise ValueError(
+                        f"{what}: error must return ONE float per example (E summed over "
+                        f"the outputs, e.g. 0.5 * jnp.sum((t - o) ** 2)), got {got}"
+                    )
                 _keeps_dtype(
                     f"{what} with output {name!r}",
                     {

@@ -30,6 +30,7 @@ import jax
 from jbpnn import activations as _activations
 from jbpnn import losses as _losses
 from jbpnn.activations import Activation, elementwise
+from jbpnn.checks import check_flag
 from jbpnn.losses import Loss
 from jbpnn.preprocessing import TASKS, add_task_loss
 
@@ -127,7 +128,8 @@ def register_activation(
             f"register_activation({name!r}): uses must be 'output' (backprop written from "
             f"O = f(net)) or 'net' (from the net input), got {uses!r}"
         )
-    act = elementwise(fn, backprop, uses=uses, second=second, output_only=bool(output_only))
+    output_only = check_flag(f"register_activation({name!r}): output_only", output_only)
+    act = elementwise(fn, backprop, uses=uses, second=second, output_only=output_only)
     existed = name in _activations.ACTIVATIONS
     if check:
         from jbpnn.gradcheck import check_activation, check_loss  # autodiff, here only

@@ -793,3 +793,15 @@ def test_a_unit_that_changes_the_dtype_is_refused():
     jbpnn.register_activation("gelu_ok", gelu(math.sqrt(2)), gelu_d(math.sqrt(2)), uses="net")
     p = jbpnn.init_params(0, (3, 4, 1), ("gelu_ok", "identity"), dtype="float16")
     assert jbpnn.predict(p, np.ones((2, 3))).dtype == jnp.float16
+
+
+def test_a_loss_error_that_is_not_one_float_per_example_is_named():
+    """A vector or integer error was refused with a hint about fixed output counts."""
+    for error, got in (
+        (lambda o, t: (t - o) ** 2, r"got shape \(6,\), float"),
+        (lambda o, t: jnp.sum(t > o), r"got shape \(\), int"),
+    ):
+        with pytest.raises(ValueError, match=r"error must return ONE float per example.*" + got):
+            jbpnn.register_loss("v", error, lambda o, t, a: a.backprop(o, t - o), "identity")
+    with pytest.raises(ValueError, match="output_only must be True or False, got 'no'"):
+        jbpnn.register_activation("s2", jnp.sin, jnp.cos, uses="net", output_only="no")
