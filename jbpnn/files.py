@@ -70,7 +70,8 @@ def check_target(path: str | os.PathLike, what: str = "write") -> Path:
     Raises:
         ValueError: an empty path, a special file or a dangling symlink.
         IsADirectoryError, NotADirectoryError, FileNotFoundError, PermissionError:
-            as the names say.
+            as the names say. OSError: the path cannot be looked at (a name longer than
+            the file system allows: ``cannot write PATH: File name too long``).
     """
     path = as_path(path, what)
     if not str(path):
@@ -81,6 +82,18 @@ def check_target(path: str | os.PathLike, what: str = "write") -> Path:
             f"cannot {what} {text}: a path ending in {text[-1]!r} names a folder, not a file"
         )
     given = Path(path)
+    try:
+        return _checked_target(given, what)
+    except OSError as e:
+        if e.errno is None:  # one of the refusals above, its message already said
+            raise
+        # a probe of the path failed (a name too long for the file system, a symlink
+        # loop): said as a write's failure is, "cannot save to m.npz: File name too long"
+        raise type(e)(e.errno, f"cannot {what} {given}: {e.strerror}") from e
+
+
+def _checked_target(given: Path, what: str) -> Path:
+    """:func:`check_target` past its checks of the path's text."""
     target = given
     if given.is_symlink():
         target = Path(os.path.realpath(given))

@@ -69,7 +69,11 @@ fills it entry by entry, refusing any entry whose shape or dtype differs.
 
 Every array is stored in its own dtype; dtypes NumPy cannot store natively
 (``bfloat16``) are stored as their bits (``uint16``) and viewed back on load.
-Params (and a state's best params) with NaN or inf are refused, on save and on load.
+Params (and a state's best params) with NaN or inf are refused, on save and on load, and
+so are an optimizer state's hyperparameters (its other leaves may hold NaN and inf markers).
+A momentum state records the variant that made its trace (``state/opt_state/variant``,
+the index in :data:`jbpnn.optimizers.MOMENTUM_VARIANTS`); a checkpoint saved before it
+did takes the variant of its ``optimizer`` entry, or -1 (not recorded) without one.
 
 The write is atomic (:func:`jbpnn.files.atomic_write`, the one atomic write of
 jbpnn): the archive is written to a temporary file in the target's directory (on
@@ -113,7 +117,9 @@ from jbpnn.losses import BUILTIN_LOSSES, LOSSES
 from jbpnn.losses import is_builtin as losses_is_builtin
 from jbpnn.memory import ArrayTooLarge, check_array_memory
 from jbpnn.optimizers import (
+    MOMENTUM_VARIANTS,
     SCHEDULES,
+    UNKNOWN_VARIANT,
     AdamState,
     BRState,
     LMState,
@@ -121,7 +127,9 @@ from jbpnn.optimizers import (
     Optimizer,
     RpropState,
     SGDState,
+    check_momentum_trace,
     get_optimizer,
+    momentum_variant_code,
     with_loss_penalty,
 )
 from jbpnn.params import MLP, Layer, check_network, network_count
@@ -216,10 +224,12 @@ def save(
         ValueError: params with NaN or inf (the message names the layer); stacked
             layers that disagree on ``N``; a state that ``load`` could not rebuild
             (another optimizer's state, or ``optimizer`` of another kind than the
-            state's, where the kinds' states differ in structure: a state does not record
-            its kind, so the variants of one rule whose states have the same arrays,
-            classical and Nesterov momentum or adam's two variants, are not told apart;
-            pass the run's own ``result.optimizer``). Nothing is written.
+            state's, where the kinds' states differ in structure, or a momentum variant
+            whose trace means another quantity than the state's: the article's raw change
+            against classical and Nesterov's velocity, which a state records; the variants
+            whose states hold the same, classical and Nesterov momentum or adam's two
+            variants, are not told apart: pass the run's own ``result.optimizer``); an
+            optimizer state whose hyperparameters are NaN or inf. Nothing is written.
         FileNotFoundError: the target directory does not exist.
         IsADirectoryError, NotADirectoryError, PermissionError: ``path`` is a
             directory, under a regular file, read-only or in a folder that is not
@@ -454,6 +464,8 @@ def _state_entries(state: TrainState, optimizer: Optimizer | None, n: int) -> di
                 f"is a {type(opt_state).__name__} with hyperparameters {names}"
             )
         _check_same_values(optimizer, opt_state.hyperparams, n)
+        _check_same_trace(optimizer, opt_state, "cannot save this state with")
+    _check_finite_hyperparams("save", opt_state)
     history = state.history
     if not isinstance(history, dict) or "loss" not in history:
         raise ValueError("the TrainState's history must be a dict of ring buffers with 'loss'")
@@ -574,6 +586,39 @@ def _check_leaves(state: TrainState, template: TrainState, n: int) -> None:
 
 
 # ---------------------------------------------------------------- optimizer
+def _check_same_trace(optimizer: Optimizer, opt_state: Any, action: str) -> None:
+    """A momentum state's recorded variant (``MomentumState.variant``) and ``optimizer``'s
+    keep a trace of one meaning (classical and Nesterov the velocity, the article's the
+    raw change): the file hands the optimizer back for the resume."""
+    variant = optimizer.options.get("variant")
+    if isinstance(opt_state, MomentumState) and variant in MOMENTUM_VARIANTS:
+        try:
+            check_momentum_trace(opt_state.variant, variant)
+        except ValueError as e:
+            raise ValueError(f"{action} optimizer={optimizer!r}: {e}") from None
+
+
+def _check_finite_hyperparams(action: str, opt_state: Any) -> None:
+    """The optimizer state's hyperparameters are finite numbers, as every factory checks
+    them (a NaN ``eps`` made every update NaN); the state's other leaves may hold NaN and
+    inf as markers (L-BFGS's first point) or after a diverged epoch, and are not checked."""
+    hyperparams = getattr(opt_state, "hyperparams", None)
+    if not isinstance(hyperparams, Mapping):
+        return
+    for name in sorted(hyperparams):
+        a = np.asarray(hyperparams[name])
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            continue  # an integer one (step_decay's every): finite by its type
+        bad = ~np.isfinite(a)
+        if bad.any():
+            value = a[bad].flat[0].item()
+            where = f" (network {int(np.argmax(bad.reshape(-1)))})" if a.ndim else ""
+            raise _NonFinite(
+                f"cannot {action} the optimizer state: state/opt_state/hyperparams/{name} holds "
+                f"{value!r}{where}; optimizer hyperparameters must be finite numbers"
+            )
+
+
 def _check_same_values(optimizer: Optimizer, trained: Mapping[str, Any], n: int) -> None:
     """``optimizer``'s values are the ones the state holds (every network's, when ``n``
     networks are stacked): load hands the optimizer back for the resume, and a resume takes
@@ -656,7 +701,8 @@ def load(path: str | os.PathLike) -> Saved:
         ValueError: the file is not a readable ``.npz`` (truncated, corrupt,
             random bytes), holds pickled objects (never loaded), is an ``.npz`` but
             not a jbpnn model, was written by a
-            newer format version, holds NaN or inf params, names an activation or loss
+            newer format version, holds NaN or inf params (or optimizer
+            hyperparameters; the message names the entry), names an activation or loss
             not registered in this process (:func:`jbpnn.register_activation`), or its contents are
             inconsistent (an entry missing, or of a shape or dtype other than the
             structure says). The message names the file and the fault.
@@ -979,12 +1025,15 @@ def _rebuild(entries: Mapping[str, np.ndarray], version: int) -> Saved:
     if "optimizer" in entries:
         description = _json_entry(entries, "optimizer", allow_none=True)
         optimizer = _rebuild_optimizer(description) if description is not None else None
-    state = _rebuild_state(entries, structure, params, n) if structure is not None else None
+    state = None
+    if structure is not None:
+        state = _rebuild_state(entries, structure, params, n, optimizer)
     if state is not None and optimizer is not None:
         assert structure is not None  # the state was rebuilt from it
         opt_kind = _OPT_BY_CLASS[structure["opt_state"]["class"]]
         if optimizer.name != opt_kind:
             raise ValueError(f"optimizer {optimizer!r} does not match the state's {opt_kind}")
+        _check_same_trace(optimizer, state.opt_state, "the state does not fit its")
     return Saved(params, metadata, state, optimizer)
 
 
@@ -1044,6 +1093,8 @@ def _rebuild_params(entries: Mapping[str, np.ndarray], version: int, n: int) -> 
 _ADDED_LATER = {f"state/opt_state/{k}": np.nan for k in ("x", "x_loss", "x_grad")}
 _ADDED_LATER["state/opt_state/x_data"] = 0
 _ADDED_LATER["state/monitor"] = NO_MONITOR  # what early stopping watched: not recorded
+# the momentum variant that made the trace: the file's optimizer's, else not recorded
+_ADDED_LATER["state/opt_state/variant"] = UNKNOWN_VARIANT
 
 
 def _check_shape_options(
@@ -1067,9 +1118,20 @@ def _check_shape_options(
 
 
 def _rebuild_state(
-    entries: Mapping[str, np.ndarray], structure: Mapping[str, Any], params: MLP, n: int
+    entries: Mapping[str, np.ndarray],
+    structure: Mapping[str, Any],
+    params: MLP,
+    n: int,
+    optimizer: Optimizer | None = None,
 ) -> TrainState:
-    """The state of :func:`_state_template`, filled entry by entry, every one checked."""
+    """The state of :func:`_state_template`, filled entry by entry, every one checked.
+
+    ``optimizer``: the file's, which gives a momentum state saved before jbpnn recorded
+    its variant (``state/opt_state/variant``) the variant it was saved with."""
+    added_later = dict(_ADDED_LATER)
+    variant = None if optimizer is None else optimizer.options.get("variant")
+    if optimizer is not None and optimizer.name == "momentum" and variant in MOMENTUM_VARIANTS:
+        added_later["state/opt_state/variant"] = momentum_variant_code(variant)
     _check_shape_options(entries, structure, n)
     template = _state_template(_first_network(params, n), structure)
     treedef: Any  # mypy cannot resolve jax's PyTreeDef (jaxlib 0.10 ships no stub for it)
@@ -1077,7 +1139,7 @@ def _rebuild_state(
     names = [_entry_name(path) for path, _ in flat]
     wanted = {name for name in names if not name.startswith("state/params/")}
     stored = {key for key in entries if key.startswith("state/")}
-    added = {name for name in wanted - stored if name in _ADDED_LATER}
+    added = {name for name in wanted - stored if name in added_later}
     if wanted - stored - added:
         raise ValueError(f"missing state entries {sorted(wanted - stored - added)}")
     if stored - wanted:
@@ -1089,7 +1151,7 @@ def _rebuild_state(
         if name.startswith("state/params/"):
             leaves.append(next(param_leaves))
         elif name in added:  # saved by an older jbpnn: the entry's value for "not yet known"
-            leaves.append(jnp.asarray(np.full(lead + spec.shape, _ADDED_LATER[name], spec.dtype)))
+            leaves.append(jnp.asarray(np.full(lead + spec.shape, added_later[name], spec.dtype)))
         elif name in structure["keys"]:
             impl = structure["keys"][name]
             leaves.append(_restore_key(name, entries[name], impl, lead + spec.shape))
@@ -1100,6 +1162,13 @@ def _rebuild_state(
     # codes: the state's value for "none", or an index of their table
     _check_code("stop", state.stop, (RUNNING, "running"), STOP_REASONS, "STOP_REASONS")
     _check_code("monitor", state.monitor, (NO_MONITOR, "no early stopping"), MONITORS, "MONITORS")
+    if isinstance(state.opt_state, MomentumState):
+        variants = tuple(MOMENTUM_VARIANTS)
+        unknown = (UNKNOWN_VARIANT, "not recorded")
+        _check_code(
+            "opt_state/variant", state.opt_state.variant, unknown, variants, "MOMENTUM_VARIANTS"
+        )
+    _check_finite_hyperparams("load", state.opt_state)
     # the counters: a negative one (a crafted or damaged file) ran on as epoch -3
     epoch = np.asarray(state.epoch)
     for name in ("epoch", "step", "best_epoch", "bad_epochs", "loss_bad_epochs"):

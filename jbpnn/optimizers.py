@@ -107,9 +107,11 @@ __all__ = [
     "Optimizer",
     "SGDState",
     "Schedule",
+    "UNKNOWN_VARIANT",
     "adam",
     "apply_updates",
     "bayesian_regularization",
+    "check_momentum_trace",
     "constant",
     "epoch_inverse_scaling",
     "get_optimizer",
@@ -117,6 +119,7 @@ __all__ = [
     "lbfgs",
     "levenberg_marquardt",
     "momentum",
+    "momentum_variant_code",
     "rprop",
     "set_hyperparams",
     "sgd",
@@ -274,11 +277,20 @@ class SGDState(NamedTuple):
 
 class MomentumState(NamedTuple):
     """Step count, hyperparameters, and velocity ``v`` (classical, nesterov) or
-    ``prev_change`` (article)."""
+    ``prev_change`` (article).
+
+    ``variant`` records which variant made the trace (int32, its index in
+    :data:`MOMENTUM_VARIANTS`; :data:`UNKNOWN_VARIANT`, -1, in a state pickled or saved
+    before jbpnn recorded it): the two traces mean different quantities (``v`` includes
+    ``lr``, the article's raw change does not), so a resume with a variant of the other
+    trace is refused (:func:`check_momentum_trace`).
+    """
 
     count: Array  # type: ignore[assignment]  # a field named count shadows tuple.count
     hyperparams: dict[str, Array]
     trace: PyTree
+    # last, with a default: a MomentumState pickled before it existed unpickles
+    variant: Array = np.int32(-1)  # type: ignore[assignment]
 
 
 class AdamState(NamedTuple):
@@ -345,12 +357,50 @@ def _article(g: Array, prev_change: Array, lr: Array, m: Array) -> tuple[Array, 
     return lr * change + m * prev_change, change  # w += lr change + m prev_change
 
 
-# variant -> (g, trace, lr, m) -> (update, new trace)
+# variant -> (g, trace, lr, m) -> (update, new trace); a state records a variant by its
+# index here (MomentumState.variant, saved in checkpoints): add new ones at the end
 MOMENTUM_VARIANTS: dict[str, Callable[..., tuple[Array, Array]]] = {
     "classical": _classical,
     "nesterov": _nesterov,
     "article": _article,
 }
+UNKNOWN_VARIANT = -1  # MomentumState.variant of a state made before jbpnn recorded it
+# what each variant's trace holds: variants of one meaning may take over each other's state
+_MOMENTUM_TRACES = {
+    "classical": "the velocity v = m v - lr g (lr included)",
+    "nesterov": "the velocity v = m v - lr g (lr included)",
+    "article": "the raw change -g (lr not included)",
+}
+
+
+def momentum_variant_code(variant: str) -> int:
+    """``MomentumState.variant`` of ``variant``: its index in :data:`MOMENTUM_VARIANTS`."""
+    return list(MOMENTUM_VARIANTS).index(variant)
+
+
+def check_momentum_trace(recorded: Any, variant: str, what: str = "this state") -> None:
+    """Refuse going on with momentum ``variant`` from a state whose trace another variant
+    made, of another meaning (``recorded``: ``MomentumState.variant``, one code or one a
+    network): classical and Nesterov keep the velocity ``v = m v - lr g``, the article's
+    variant the raw change ``-g``; one read as the other is a silently wrong step.
+    Classical and Nesterov take over each other's state; an unknown code (-1) passes.
+
+    Raises:
+        ValueError: naming both variants, what each trace holds and what to do instead.
+    """
+    names = list(MOMENTUM_VARIANTS)
+    codes = np.unique(np.asarray(recorded))
+    known = [names[int(c)] for c in codes if 0 <= c < len(names)]
+    other = [v for v in known if _MOMENTUM_TRACES[v] != _MOMENTUM_TRACES[variant]]
+    if other:
+        was = other[0]
+        same = " or ".join(repr(v) for v in names if _MOMENTUM_TRACES[v] == _MOMENTUM_TRACES[was])
+        raise ValueError(
+            f"{what} was trained with momentum variant {was!r}, whose trace holds "
+            f"{_MOMENTUM_TRACES[was]}; variant {variant!r} keeps {_MOMENTUM_TRACES[variant]} "
+            f"there, so it would read the one as the other. Resume with variant={same}, or "
+            "start a new run from its params (train(state.params, ...)) to change the variant"
+        )
 
 
 def _sgd_init(params: PyTree, hp: dict[str, Array]) -> SGDState:
@@ -362,8 +412,11 @@ def _sgd_update(grads, state: SGDState, params, lr_t, options) -> tuple[PyTree, 
     return updates, SGDState(_next(state.count), state.hyperparams)
 
 
-def _momentum_init(params: PyTree, hp: dict[str, Array]) -> MomentumState:
-    return MomentumState(_count0(), hp, _zeros_like(params))
+def _momentum_init(
+    params: PyTree, hp: dict[str, Array], variant: str = "classical"
+) -> MomentumState:
+    code = to_device(np.asarray(momentum_variant_code(variant), np.int32))
+    return MomentumState(_count0(), hp, _zeros_like(params), code)
 
 
 def _momentum_update(grads, state: MomentumState, params, lr_t, options):
@@ -371,7 +424,8 @@ def _momentum_update(grads, state: MomentumState, params, lr_t, options):
     m = state.hyperparams["m"]
     pairs = jax.tree.map(lambda g, t: rule(g, t, lr_t, m), grads, state.trace)
     updates, trace = _unzip(pairs, grads)
-    return updates, MomentumState(_next(state.count), state.hyperparams, _like(trace, params))
+    # the recorded variant goes on as it came (resume_state sets it to the run's)
+    return updates, state._replace(count=_next(state.count), trace=_like(trace, params))
 
 
 def _adam_init(params: PyTree, hp: dict[str, Array]) -> AdamState:
@@ -441,7 +495,8 @@ _RULES: dict[str, tuple[Callable, Callable]] = {
 _FULL_BATCH = ("rprop", "lm", "br", "lbfgs")  # one update per epoch over the whole training set
 _NEEDS_OBJECTIVE = ("lm", "br", "lbfgs")  # evaluate the loss (and J^T J, or g) themselves
 _GRADIENT_ONLY = ("lbfgs",)  # of the objective, only the loss and gradient: any loss
-_INIT_OPTIONS = {"lbfgs": ("history",)}  # static options an init needs (its arrays' shapes)
+# static options an init needs: its arrays' shapes (lbfgs), what it records (momentum)
+_INIT_OPTIONS = {"lbfgs": ("history",), "momentum": ("variant",)}
 # what lm and br add to the history each epoch (Optimizer.history_keys)
 _HISTORY_KEYS = {
     "lm": ("mu", "grad_norm"),

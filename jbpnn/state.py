@@ -25,7 +25,14 @@ from jax.typing import ArrayLike
 from jbpnn.checks import INT32_MAX, as_key, check_int, host_or_device
 from jbpnn.marquardt import BRState, LMState
 from jbpnn.memory import check_array_memory
-from jbpnn.optimizers import Optimizer, cast_hyperparams
+from jbpnn.optimizers import (
+    MOMENTUM_VARIANTS,
+    MomentumState,
+    Optimizer,
+    cast_hyperparams,
+    check_momentum_trace,
+    momentum_variant_code,
+)
 from jbpnn.params import MLP
 from jbpnn.stopping import MONITORS, NO_MONITOR, RUNNING, Stopping, Switches, stop_reason_name
 
@@ -488,9 +495,13 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     trains no more). The plateau rule's reductions so far (``lr_scale``) stand: with the
     rule switched off they are folded into ``lr``. The optimizer must be of the state's
     kind; its hyperparameter values replace the state's (so a resume can change ``lr``).
+    A momentum state goes on with a variant whose trace means what the state's does
+    (classical and Nesterov: the velocity, with ``lr``; the article's: the raw change),
+    and records the new one.
 
     Raises:
-        ValueError: the optimizer's state does not match (another kind of optimizer).
+        ValueError: the optimizer's state does not match (another kind of optimizer, or
+            a momentum variant whose trace means another quantity).
     """
     params = state.params
     fresh = _init_shape(optimizer, params)
@@ -500,6 +511,11 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
             "optimizer state has another structure; resume with the optimizer it was trained with"
         )
     opt_state = state.opt_state
+    variant = getattr(optimizer, "options", {}).get("variant")
+    if isinstance(opt_state, MomentumState) and variant in MOMENTUM_VARIANTS:
+        check_momentum_trace(opt_state.variant, variant)
+        code = _filled(momentum_variant_code(variant), np.shape(opt_state.variant), jnp.int32)
+        opt_state = opt_state._replace(variant=code)
     if isinstance(optimizer, Optimizer) and hasattr(opt_state, "hyperparams"):
         # host values stay NumPy: the compiled call copies them together
         hp = cast_hyperparams(optimizer.name, optimizer.hyperparams, params.dtype)

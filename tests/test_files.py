@@ -270,3 +270,22 @@ def test_cli_error_lines_are_cut(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("a,b\n1,2\n")
     rc, _, err = run_cli(capsys, "predict", tmp_path / "fv.npz", tmp_path / "d.csv")
     assert rc == 2 and len(err) < 5000 and "characters cut" in err, err[:300]
+
+
+def test_a_file_name_too_long_is_said_as_other_write_errors(tmp_path, capsys):
+    """save("a" * 252 + ".npz") raised a bare OSError [Errno 36] from a probe of the path;
+    the other write errors read "cannot save to PATH: ...". The CLI says it in one line."""
+    path = tmp_path / ("a" * 252 + ".npz")
+    with pytest.raises(OSError, match=r"cannot save to .*aaaa\.npz: File name too long") as e:
+        save(path, _params())
+    assert e.value.errno == errno.ENAMETOOLONG
+    assert os.listdir(tmp_path) == []
+    from jbpnn.cli import main
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(12)))
+    rc = main(["train", "--data", str(data), "--target", "y", "--epochs", "1", "--save", str(path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith("jbpnn train: error: ") and "File name too long" in err
+    assert os.listdir(tmp_path) == ["d.csv"]

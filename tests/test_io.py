@@ -1018,3 +1018,69 @@ def test_a_member_that_inflates_like_a_zip_bomb_is_refused_before_it_is_read(tmp
     with pytest.raises(ValueError, match=r"member 'w0' would inflate from .* to 67108"):
         jbpnn.load(bomb)
     jbpnn.load(good)  # an uncompressed model loads as before
+
+
+# ---------------------------------------------------------------- red-team: kinds and values
+def test_a_checkpoint_keeps_the_meaning_of_its_momentum_trace(tmp_path):
+    """A loaded classical-momentum state resumed with the article's variant (whose trace
+    is the raw change -g, not m v - lr g) ran without a word; so did saving it with an
+    optimizer of that variant. A file saved before the state recorded its variant takes
+    it from the file's optimizer, or loads without it (and goes on as before)."""
+    X, Y = _data()
+    opt = momentum(0.3, 0.9)
+    state = train(_net(), X, Y, optimizer=opt, epochs=2, batch_size=8).state
+    article = momentum(0.3, 0.9, variant="article")
+    path = tmp_path / "c.npz"
+    with pytest.raises(ValueError, match=r"'classical'.*'article'"):
+        save(path, state, optimizer=article)
+    assert not path.exists()
+    save(path, state, optimizer=momentum(0.3, 0.9, variant="nesterov"))  # the same trace
+    save(path, state, optimizer=opt)
+    loaded = load(path)
+    with pytest.raises(ValueError, match=r"'classical'.*'article'"):
+        train(loaded.state, X, Y, optimizer=article, epochs=1, batch_size=8)
+    assert train(loaded.state, X, Y, optimizer=loaded.optimizer, epochs=1).epochs_run == 3
+    # a file of an older jbpnn: no state/opt_state/variant entry
+    _rewrite(path, **{"state/opt_state/variant": None})
+    older = load(path)
+    _leaves_equal(older.state, loaded.state, "state")  # the variant from its optimizer
+    with pytest.raises(ValueError, match=r"'classical'.*'article'"):
+        train(older.state, X, Y, optimizer=article, epochs=1, batch_size=8)
+    _rewrite(path, optimizer=np.array("null"))
+    unknown = load(path)  # neither recorded: not known, resumed as before
+    assert int(unknown.state.opt_state.variant) == -1
+    assert train(unknown.state, X, Y, optimizer=article, epochs=1).epochs_run == 3
+    _rewrite(path, **{"state/opt_state/variant": np.array(7, np.int32)})
+    with pytest.raises(ValueError, match=r"cannot load .*state/opt_state/variant holds 7"):
+        load(path)
+
+
+@pytest.mark.parametrize("name, value", [("eps", np.nan), ("lr", np.inf), ("b2", -np.inf)])
+def test_non_finite_hyperparameters_are_refused(tmp_path, name, value):
+    """A checkpoint whose adam eps was NaN loaded without a word (every update then NaN),
+    while NaN params were refused naming the layer: so are non-finite hyperparameters."""
+    X, Y = _data()
+    state = train(_net(), X, Y, optimizer=adam(0.01), epochs=1, batch_size=8).state
+    path = tmp_path / "c.npz"
+    save(path, state)
+    entry = f"state/opt_state/hyperparams/{name}"
+    _rewrite(path, **{entry: np.array(value, np.float32)})
+    with pytest.raises(ValueError, match=rf"cannot load .*{entry} holds .*(nan|inf)"):
+        load(path)
+    hp = {**state.opt_state.hyperparams, name: np.float32(value)}
+    bad = state._replace(opt_state=state.opt_state._replace(hyperparams=hp))
+    with pytest.raises(ValueError, match=rf"cannot save .*{entry} holds"):
+        save(tmp_path / "d.npz", bad)
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_the_nan_and_inf_markers_of_an_lbfgs_checkpoint_still_load(tmp_path):
+    """L-BFGS's state marks "not evaluated yet" with NaN (its first point ``x``, ``loss``)
+    and the state its records with inf: only the hyperparameters must be finite."""
+    from jbpnn.state import init_state, train_config
+
+    opt = lbfgs()
+    state = init_state(_net(), opt, train_config(40, optimizer=opt, has_validation=True))
+    assert np.isnan(np.asarray(state.opt_state.x)).all() and np.isinf(state.best_val)
+    save(tmp_path / "c.npz", state, optimizer=opt)
+    _leaves_equal(load(tmp_path / "c.npz").state, state, "state")

@@ -562,3 +562,18 @@ def test_traced_hyperparameters_still_pass_unchecked():
     lrs = jax.jit(lambda lr: jbpnn.sgd(lr).init(p).hyperparams["lr"])(jnp.float32(0.5))
     assert float(lrs) == 0.5
     assert jbpnn.sgd(jnp.array(0.1)).hyperparams["lr"] is not None
+
+
+def test_a_momentum_state_records_its_variant():
+    """The state's trace means lr * velocity (classical, nesterov) or the raw change
+    (article): the state records which variant made it, and keeps it through updates."""
+    from jbpnn.optimizers import MOMENTUM_VARIANTS, MomentumState, momentum
+
+    params = jbpnn.init_params(0, (3, 2))
+    grads = jax.tree.map(jnp.ones_like, params)
+    for variant in MOMENTUM_VARIANTS:
+        opt = momentum(0.1, 0.5, variant=variant)
+        state = opt.init(params)
+        _, state = jax.jit(opt.update)(grads, state, params)
+        assert isinstance(state, MomentumState)
+        assert int(state.variant) == list(MOMENTUM_VARIANTS).index(variant)

@@ -1273,3 +1273,27 @@ def test_targets_whose_squares_overflow_the_dtype_are_refused():
         ValueError, match=r"a row whose sum of squares .* is 1e\+05, which overflows"
     ):
         loss(p16, X, np.full((8, 10), 100.0))  # it was inf
+
+
+def test_a_bare_state_keeps_the_meaning_of_its_momentum_trace():
+    """train(result.state, optimizer=momentum(variant="article")) for a classical run went
+    on without a word: classical and Nesterov keep v = m v - lr g (lr inside), the article's
+    variant the raw change -g, so the carried trace was read as another quantity. A state
+    records the variant now; the variants whose traces mean the same stay interchangeable."""
+    X, Y = _data(n=8)
+    p0 = init_params(jax.random.PRNGKey(0), (3, 2))
+    kw = dict(epochs=1, batch_size=4)
+    classical = train(p0, X, Y, optimizer=momentum(0.3, 0.9), epochs=2, batch_size=4).state
+    with pytest.raises(ValueError, match=r"'classical'.*'article'"):
+        train(classical, X, Y, optimizer=momentum(0.3, 0.9, variant="article"), **kw)
+    article = train(p0, X, Y, optimizer=momentum(0.3, 0.9, variant="article"), **kw).state
+    for other in ("classical", "nesterov"):
+        with pytest.raises(ValueError, match=rf"'article'.*'{other}'"):
+            train(article, X, Y, optimizer=momentum(0.3, 0.9, variant=other), **kw)
+    # the same trace: classical <-> nesterov go on, and the state records the new one
+    nesterov = train(classical, X, Y, optimizer=momentum(0.3, 0.9, variant="nesterov"), **kw)
+    back = train(nesterov.state, X, Y, optimizer=momentum(0.3, 0.9), **kw)
+    assert back.epochs_run == 4
+    # adam's two variants carry the same moments (only where eps sits differs)
+    first = train(p0, X, Y, optimizer=adam(0.01), **kw)
+    assert train(first.state, X, Y, optimizer=adam(0.01, variant="efficient"), **kw).epochs_run == 2
