@@ -65,8 +65,9 @@ def check_outputs(
                 raise CLIError(f"{flag} {path} and {other} {given[other]} are the same file")
         try:
             checked[flag] = check_target(path, what=f"write {flag}")
-        except (OSError, ValueError) as e:
-            raise CLIError(str(e)) from None
+        except (OSError, ValueError) as e:  # an OS error's own text, without "[Errno 36]"
+            text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise CLIError(text) from None
         _probe(flag, path, checked[flag].parent)
     return checked
 
