@@ -136,6 +136,8 @@ class BPNN:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if not 0 <= int(seed) < 2**32:  # init_params would name its own argument, key
+            raise ValueError(f"seed must lie in 0 .. 2**32 - 1, got {seed!r}")
         if np.dtype(dtype) == np.float64 and not jax.config.read("jax_enable_x64"):
             raise ValueError(
                 "dtype float64 needs 64-bit JAX (jax.config.update('jax_enable_x64', True), "
@@ -303,21 +305,30 @@ class BPNN:
         self, values: Any, expected: int, message: str, index: int | None = None
     ) -> np.ndarray:
         where = "" if index is None else f" (example {index})"
+        flat = f"expected a flat list of {expected} numbers{where}"
         try:
-            a = np.asarray(values, dtype=np.dtype(self.params.dtype))
+            kind = np.asarray(values).dtype.kind  # None among numbers: an object array
+            wide = np.asarray(values, dtype=np.float64)  # the values as given
         except (TypeError, ValueError):
-            raise ValueError(
-                f"expected a flat list of {expected} numbers{where}, got {values!r}"
-            ) from None
-        if a.ndim != 1:
-            raise ValueError(
-                f"expected a flat list of {expected} numbers{where}, got shape {a.shape}"
-            )
-        if a.shape[0] != expected:
-            raise ValueError(message % (a.shape[0], expected) + where)
-        if not np.isfinite(a).all():  # as train and predict refuse them
+            raise ValueError(f"{flat}, got {values!r}") from None
+        if kind not in "biuf" and wide.ndim:  # None or text read as NaN or a number
+            raise ValueError(f"{flat}, got {values!r}")
+        if wide.ndim != 1:
+            number = not wide.ndim and kind in "biuf"
+            one = f" (a single number is written as a list: [{values!r}])" if number else ""
+            raise ValueError(f"{flat}, got shape {wide.shape}: {values!r}{one}")
+        if wide.shape[0] != expected:
+            raise ValueError(message % (wide.shape[0], expected) + where)
+        if not np.isfinite(wide).all():  # as train and predict refuse them
             raise ValueError(f"expected finite numbers{where}, got {values!r} (NaN or inf)")
-        return a
+        dtype = np.dtype(self.params.dtype)
+        top = float(np.finfo(dtype).max)
+        if np.max(np.abs(wide)) > top:  # as predict names it: too large, not NaN
+            raise ValueError(
+                f"expected numbers{where} that {dtype.name} holds (up to {top:.3g}), got "
+                f"{values!r}: scale them"
+            )
+        return wide.astype(dtype)
 
     def _pairs(self, data: Any) -> tuple[Array, Array]:
         xs, ys = [], []

@@ -344,3 +344,31 @@ def test_print_example_prints_the_article_figures_in_any_process():
     out = io.StringIO()
     print_example(EXAMPLES[next(iter(EXAMPLES))], out)
     assert "H1      0.1000000000  0.5249791875" in out.getvalue()
+
+
+def test_bpnn_names_what_is_wrong_with_a_row():
+    """1e40 read "(NaN or inf)" after a NumPy overflow warning, None read as NaN, a scalar
+    target "got shape ()", and seed=-1 was blamed on an argument named key."""
+    import warnings
+
+    net = BPNN(5, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from a cast on the way
+        with pytest.raises(ValueError, match=r"numbers that float32 holds \(up to 3.4e\+38\)"):
+            net.update([1e40, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"a flat list of 5 numbers, got \[None, 0, 0, 0, 0\]$"):
+        net.update([None, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"\(a single number is written as a list: \[1\]\)"):
+        net.train([[[1, 0, 1, 0, 1], 1]])
+    with pytest.raises(ValueError, match=r"^seed must lie in 0 \.\. 2\*\*32 - 1, got -1"):
+        BPNN(5, 1, seed=-1)
+    assert 0 < net.update([1, 0, 1, 0, 1])[0] < 1
+
+
+def test_demo_prints_demo_1s_check(capsys):
+    """jbpnn demo exited 1 without saying that demo 1 missed its thresholds."""
+    from jbpnn.cli import main
+
+    assert main(["demo", "--epochs", "200"]) == 1
+    out = capsys.readouterr().out
+    assert "check: [1,0,1,0,1] rows > 0.9 and [1,0,1,1,1] rows < 0.1: NO" in out

@@ -88,6 +88,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for x, o in zip(DEMO_TEST, net.fit(DEMO_TEST))
         if x in (DEMO_A, DEMO_B)
     )
+    print(
+        f"  check: [1,0,1,0,1] rows > 0.9 and [1,0,1,1,1] rows < 0.1: {'yes' if ok1 else 'NO'} "
+        "(article: about 0.983 and 0.023)"
+    )
     print("\n== Demo 2 (cat/dog): two outputs, cat when output 0 > output 1")
     data2 = [[x, [1, 0] if y == [1] else [0, 1]] for x, y in DEMO_TRAIN]
     net2 = BPNN(5, 2, seed=args.seed)
