@@ -457,18 +457,23 @@ def test_br_gamma_stays_in_zero_to_p(x64):
 
 
 def test_br_generalises_better_than_lm_on_a_noisy_oversized_network(x64):
-    """1-20-1 on 30 noisy samples: LM overfits; BR's test error is lower (fixed seeds)."""
-    X, Y = regression(n=30, noise=0.3, seed=4)
+    """1-20-1 on 30 noisy samples: LM overfits; BR's test error is lower on most draws of
+    the data and weights (8 of seeds 0-9; on two, BR shrank every weight to about 0 and
+    its test error is that of predicting 0, 0.26, above LM's): at least 4 of seeds 0-4."""
     X_test = np.linspace(-1, 1, 201)[:, None]
     Y_test = np.sin(3 * X_test)
-    p = net(hidden=20, seed=4)
-    errors = {}
-    for name in ("lm", "br"):
-        r = train(p, X, Y, optimizer=FACTORIES[name](), epochs=300)
-        errors[name] = float(jbpnn.loss(r.params, X_test, Y_test))
-        if name == "br":
-            assert 0 < r.history["gamma"][-1] < flat(p).size / 2  # most weights unneeded
-    assert errors["br"] <= errors["lm"], errors
+    better = []
+    for seed in range(5):
+        X, Y = regression(n=30, noise=0.3, seed=seed)
+        p = net(hidden=20, seed=seed)
+        errors = {}
+        for name in ("lm", "br"):
+            r = train(p, X, Y, optimizer=FACTORIES[name](), epochs=300)
+            errors[name] = float(jbpnn.loss(r.params, X_test, Y_test))
+            if name == "br":
+                assert 0 < r.history["gamma"][-1] < flat(p).size / 2  # most weights unneeded
+        better.append(errors["br"] <= errors["lm"])
+    assert sum(better) >= 4, better
 
 
 def test_br_defaults_and_name():

@@ -523,7 +523,7 @@ def test_refusals_name_the_setting(digits):
         (dict(solver="lm"), "use solver='lbfgs'.*or loss='mse' with solver='lm'"),
         (dict(solver="lbfgs", max_fun=0), "max_fun must be an integer >= 1"),
         (dict(solver="sgd", momentum=1.0), "momentum must be"),
-        (dict(activation="softplus"), "activation must be one of"),
+        (dict(activation="nope"), "activation must be one of"),
         (dict(init="zeros"), "init must be one of"),
         (dict(dtype="float64"), "jax_enable_x64"),
         (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes"),
