@@ -125,11 +125,13 @@ def resolve_mesh(mesh: Any = None, devices: Any = None, axis: str | None = None)
         return None
     _check_mesh(mesh)
     names = tuple(mesh.axis_names)
+    given_axis = axis
     if axis is None:
         axis = names[0] if len(names) == 1 else "data"
     if axis not in names:
+        given = "" if given_axis is None else f"data_axis={given_axis!r} is not one of them; "
         raise ValueError(
-            f"mesh axes are {names}: name the one to split the batch along with data_axis="
+            f"mesh axes are {names}: {given}name the one to split the batch along with data_axis="
         )
     return mesh, axis
 
@@ -338,13 +340,16 @@ def _weighted_psum(grad_fn: GradFn, axis: str) -> GradFn:
     def local(params, X, Y, sample_weight):
         loss, grads = grad_fn(params, X, Y, sample_weight)
         w = jnp.sum(sample_weight)
+        # each mean times its share of the batch's weight, w / total <= 1: times w itself,
+        # a float16 share's loss 70 of 2000 rows overflowed (inf: "diverged" on the first
+        # epoch where one device trained), as float32 with weights of 1e34
+        share = w / lax.psum(w, axis)
         some = w > 0  # a share of padding only has a 0/0 mean: leave it out
         part = (
-            jnp.where(some, loss * w, 0),
-            jax.tree.map(lambda g: jnp.where(some, g * w, 0), grads),
+            jnp.where(some, loss * share, 0),
+            jax.tree.map(lambda g: jnp.where(some, g * share, 0), grads),
         )
-        total, (loss_sum, grad_sum) = lax.psum((w, part), axis)
-        return loss_sum / total, jax.tree.map(lambda g: g / total, grad_sum)
+        return lax.psum(part, axis)
 
     return local
 
@@ -352,10 +357,11 @@ def _weighted_psum(grad_fn: GradFn, axis: str) -> GradFn:
 def data_parallel(grad_fn: GradFn, mesh: Any, axis: str) -> GradFn:
     """``grad_fn`` on a mini-batch split along ``axis`` of ``mesh``, one share per device.
 
-    Each device computes its share's weighted mean loss and gradient; the sums
-    ``sum_d w_d mean_d`` and ``sum_d w_d`` (``w_d`` the share's total sample weight)
-    are all-reduced (``psum``) and divided, which is the whole batch's weighted
-    mean. A share of weight 0 (padding) adds nothing. The params stay replicated.
+    Each device computes its share's weighted mean loss and gradient; the total weight
+    ``W = sum_d w_d`` (``w_d`` the share's total sample weight) is all-reduced
+    (``psum``), then ``sum_d (w_d / W) mean_d``, which is the whole batch's weighted
+    mean (each term scaled by a ratio at most 1: nothing overflows that one device's
+    mean does not). A share of weight 0 (padding) adds nothing. The params stay replicated.
 
     ``mesh`` None: already inside a ``shard_map`` that is manual over ``axis``
     (``train_many`` on a mesh); each device then slices its share by

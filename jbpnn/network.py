@@ -241,7 +241,7 @@ def loss_and_gradient_kernel(
     out, cache = _batched_forward(params, X)
     errs = _batched_deltas(params, cache, Y)
     s = normalised_weights(X.shape[0], out.dtype, sample_weight)
-    mean_loss = s @ _errors(params, cache, Y)
+    mean_loss = over_batch(s, _errors(params, cache, Y))  # sum_n s_n E_n (replicated)
     grads = [  # over_batch: o_prev^T (s Err), a sum that is replicated on an Explicit mesh
         Layer(w=-over_batch(o_prev, s[:, None] * err), b=-over_batch(s, err))
         for o_prev, err in zip(cache[:-1], errs)
@@ -253,7 +253,7 @@ def loss_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = N
     """Unchecked, traceable core of :func:`loss`."""
     out, cache = _batched_forward(params, X)
     s = normalised_weights(X.shape[0], out.dtype, sample_weight)
-    return s @ _errors(params, cache, Y)
+    return over_batch(s, _errors(params, cache, Y))  # sum_n s_n E_n (replicated)
 
 
 def predict_kernel(params: MLP, X: Array) -> Array:

@@ -1686,8 +1686,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             ``jax.distributed.initialize`` it may span several processes or hosts: every
             process then runs the same ``fit`` on the same data (checked before the first
             collective), trains its share of the networks, and ends with the same
-            ``cv_results_`` as one process; the refit runs in every process. None: one
-            device.
+            ``cv_results_`` as one process; the refit runs in every process. None:
+            ``train_many``'s default, the networks spread over this process's devices.
 
     Attributes:
         cv_results_, best_index_, best_params_, best_score_, best_estimator_,

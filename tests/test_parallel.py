@@ -619,3 +619,71 @@ def test_jvp_without_dx_inside_jit_over_an_explicit_sharded_x():
     run = _run(JVP_CLOSED_OVER, 4)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "closed over True" in run.stdout, run.stdout
+
+
+WEIGHTED_SHARES_SCRIPT = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np, jbpnn
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    rng = np.random.default_rng(1)
+    # float16, a loss of 70 on 2000 rows: each share's loss times its weight sum overflowed
+    X = rng.normal(size=(2000, 5)).astype(np.float16)
+    Y = (10 * np.tanh(X.astype(np.float32) @ rng.normal(size=(5, 2)))).astype(np.float16)
+    p = jbpnn.init_params(0, (5, 7, 2), "tanh", init="glorot", dtype="float16")
+    runs = [jbpnn.train(p, X, Y, optimizer=jbpnn.sgd(1e-3), epochs=3, devices=d) for d in (None, 4)]
+    assert [r.stop_reason for r in runs] == ["max_epochs"] * 2, [r.history["loss"] for r in runs]
+    np.testing.assert_allclose(runs[1].history["loss"], runs[0].history["loss"], rtol=2e-3)
+    print("float16 shares ok")
+    # float32 weights of 1e34, which train accepts
+    X2 = rng.normal(size=(101, 5)).astype(np.float32)
+    Y2 = 100 * np.tanh(X2 @ rng.normal(size=(5, 1)))
+    p2 = jbpnn.init_params(0, (5, 7, 1), "tanh", init="glorot")
+    kw = dict(optimizer=jbpnn.sgd(1e-4), epochs=3, sample_weight=np.full(101, 1e34), batch_size=50)
+    runs = [jbpnn.train(p2, X2, Y2, devices=d, **kw) for d in (None, 4)]
+    assert runs[1].stop_reason == "max_epochs", runs[1].history["loss"]
+    np.testing.assert_allclose(runs[1].history["loss"], runs[0].history["loss"], rtol=1e-5)
+    print("large weights ok")
+    # sample weights split along an Explicit mesh (a raw "Contracting dimensions are sharded")
+    T = rng.normal(size=(12, 3)).astype(np.float32)
+    X3, sw = rng.normal(size=(12, 5)).astype(np.float32), rng.uniform(0.5, 2, 12).astype(np.float32)
+    p3 = jbpnn.init_params(0, (5, 6, 3), "tanh", init="glorot")
+    ref_loss, ref_grad = jbpnn.loss_and_gradient(p3, X3, T, sw)
+    mesh = jax.make_mesh((4,), ("data",))
+    sh = lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))
+    with jax.set_mesh(mesh):
+        got = [jbpnn.loss(p3, sh(X3), sh(T), sh(sw)),
+               jax.jit(jbpnn.network.loss_and_gradient_kernel)(p3, sh(X3), sh(T), sh(sw))[0]]
+        grad = jax.jit(jax.grad(jbpnn.network.loss_kernel))(p3, sh(X3), sh(T), sh(sw))
+    np.testing.assert_allclose(np.asarray(got, np.float64), float(ref_loss), rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(ref_grad)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    print("sharded weights ok")
+    """
+)
+
+
+def test_weighted_shares_neither_overflow_nor_fail_on_a_mesh():
+    """float16 data-parallel training stopped as 'diverged' in its first epoch (each
+    device's loss times its share's weight sum overflowed), as did float32 with weights
+    of 1e34; a sample_weight split along an Explicit mesh failed in the loss kernels with
+    a raw ShardingTypeError."""
+    run = _run(WEIGHTED_SHARES_SCRIPT, 4)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for what in ("float16 shares", "large weights", "sharded weights"):
+        assert f"{what} ok" in run.stdout, run.stdout
+
+
+def test_a_data_axis_the_mesh_lacks_is_named():
+    """It said 'name the one to split the batch along with data_axis=' to a user who had."""
+    run = _run(
+        "import jax, numpy as np, jbpnn\n"
+        "p = jbpnn.init_params(0, (3, 4, 1), 'tanh')\n"
+        "try:\n"
+        "    jbpnn.train(p, np.ones((4, 3)), np.ones((4, 1)), optimizer=jbpnn.sgd(0.1), epochs=1,\n"
+        "                mesh=jax.make_mesh((2,), ('d',)), data_axis='x')\n"
+        "except ValueError as e:\n"
+        "    print(e)\n",
+        2,
+    )
+    assert "data_axis='x' is not one of them" in run.stdout, run.stdout + run.stderr
