@@ -14,7 +14,9 @@ itself lives in :mod:`jbpnn.files`.)
   history buffers), so that ``train(load(p).state, X, Y, optimizer=load(p).optimizer,
   epochs=k)`` goes on exactly as the run would have; or a stacked one (``train_many``'s
   ``result.state``), whose network ``i``, ``jax.tree.map(lambda a: a[i], state)``, goes
-  on the same way (``train_many`` itself starts from params: it does not resume).
+  on with ``train`` as that network would (to float rounding: ``train_many``'s batched
+  products round apart from ``train``'s, 1e-7 in float32; ``train_many`` itself starts
+  from params: it does not resume).
 
 The file is a plain NumPy ``.npz`` archive (readable with ``numpy.load(path,
 allow_pickle=False)``, no pickle anywhere) holding these entries:
