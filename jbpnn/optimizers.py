@@ -53,7 +53,7 @@ maps over learning rates or momenta.
 This module imports only JAX, NumPy, :mod:`jbpnn.checks`, :mod:`jbpnn.lbfgs` and
 :mod:`jbpnn.marquardt` (the L-BFGS and Levenberg-Marquardt / Bayesian-regularization
 rules, written on flat vectors). One job, every optimizer's factory, the
-:class:`Optimizer` they build and its registry,: the factories read
+:class:`Optimizer` they build and its registry: the factories read
 best side by side, each with its rule in its docstring.
 """
 
