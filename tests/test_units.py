@@ -805,3 +805,15 @@ def test_a_loss_error_that_is_not_one_float_per_example_is_named():
             jbpnn.register_loss("v", error, lambda o, t, a: a.backprop(o, t - o), "identity")
     with pytest.raises(ValueError, match="output_only must be True or False, got 'no'"):
         jbpnn.register_activation("s2", jnp.sin, jnp.cos, uses="net", output_only="no")
+
+
+def test_cli_says_an_imported_module_registered_nothing(tmp_path, capsys, monkeypatch):
+    """--import of a module that registers nothing, then its unit's name, read only
+    argparse's "invalid choice"."""
+    (tmp_path / "empty_units.py").write_text("x = 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc, _, err = run_cli(capsys, "train", "--import", "empty_units", "--activation", "softsign",
+                         "--data", "d.csv")  # fmt: skip
+    assert rc == 2 and "invalid choice: 'softsign'" in err
+    assert "note: --import empty_units registered no unit or loss" in err

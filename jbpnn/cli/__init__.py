@@ -54,7 +54,12 @@ from jbpnn.cli.base import (
     check_interrupted,
     say,
 )
-from jbpnn.cli.imports import IMPORTING_COMMANDS, add_import_argument, import_modules
+from jbpnn.cli.imports import (
+    IMPORTING_COMMANDS,
+    REGISTERED_NOTHING,
+    add_import_argument,
+    import_modules,
+)
 from jbpnn.cli.sweep import add_sweep_arguments, run_sweep
 from jbpnn.compilation_cache import default_compilation_cache
 
@@ -235,7 +240,11 @@ def _run(argv: list[str]) -> int:
     try:
         args, extra = parser.parse_known_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error (already printed)
-        return e.code if isinstance(e.code, int) else 2
+        code = e.code if isinstance(e.code, int) else 2
+        if code == 2 and REGISTERED_NOTHING:  # e.g. --activation softsign: "invalid choice"
+            modules = ", ".join(REGISTERED_NOTHING)
+            say(f"jbpnn {argv[0]}: note: --import {modules} registered no unit or loss")
+        return code
     if extra:  # the subcommand's own error line (argparse's names the top-level parser)
         where = f"jbpnn {args.command}" if args.command else "jbpnn"
         say(f"{where}: error: unrecognized arguments: {' '.join(extra)} (see {where} --help)")

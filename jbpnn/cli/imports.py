@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+from jbpnn.activations import ACTIVATIONS
 from jbpnn.cli.base import CLIError
+from jbpnn.losses import LOSSES
 
 __all__ = ["IMPORTING_COMMANDS", "add_import_argument", "import_modules"]
 
@@ -75,11 +77,15 @@ def import_modules(argv: Sequence[str]) -> list[str]:
             registration refused, for one), naming it and the fault, in one line.
     """
     names = _import_names(argv)
+    REGISTERED_NOTHING.clear()  # this command's modules only (main may run many)
     if names and os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
     for name in names:
+        before = _registered()
         try:
             _IMPORTED[name] = _import(name)
+            if _registered() == before:  # said if the parser then refuses a unit's name
+                REGISTERED_NOTHING.append(name)
         except CLIError:
             raise
         except KeyboardInterrupt:
@@ -95,6 +101,13 @@ def import_modules(argv: Sequence[str]) -> list[str]:
 
 
 _IMPORTED: dict[str, ModuleType] = {}  # --import's argument -> the module it imported
+REGISTERED_NOTHING: list[str] = []  # --import modules that registered no unit or loss
+
+
+def _registered() -> tuple[tuple[str, int], ...]:
+    """The unit and loss tables' names and entries (a replacement changes an entry)."""
+    tables = [*ACTIVATIONS.items(), *LOSSES.items()]
+    return tuple((name, id(entry)) for name, entry in tables)
 
 
 def _import(name: str) -> ModuleType:
