@@ -1271,7 +1271,7 @@ def check_loss(
                 _keeps_dtype(
                     f"{what} with output {name!r}",
                     {
-                        "error": (lambda n, y, a=act: loss.error(a.fn(n), y)[None], 2),
+                        "error": (lambda n, y, a=act: loss.error(a.fn(n), y), 2),
                         "delta": (lambda n, y, a=act: loss.delta(a.fn(n), y, bind(a, n)), 2),
                     },
                     _width_hint,

@@ -709,9 +709,9 @@ def init_params(
     if _shape_free_draws(key, seed) and _bucket_fits(sizes):
         layers = _init_layers_bucketed(key, seed, sizes, init, dtype)
     elif seed:
-        layers = _in_dtype(_init_layers_from_seed(key, sizes, init, DRAW_DTYPE), dtype)
+        layers = _in_dtype(_init_layers_from_seed(key, sizes, init), dtype)
     else:
-        layers = _in_dtype(_init_layers(key, sizes, init, DRAW_DTYPE), dtype)
+        layers = _in_dtype(_init_layers(key, sizes, init), dtype)
     return MLP(layers, names, loss, article_mode)
 
 
@@ -961,16 +961,16 @@ def _bucketed_draws(
     return w, jax.vmap(bias)(kb)
 
 
-@partial(jax.jit, static_argnums=(1, 2, 3))
-def _init_layers_from_seed(seed: Array, sizes: tuple[int, ...], init: str, dtype: Any):
+@partial(jax.jit, static_argnums=(1, 2))
+def _init_layers_from_seed(seed: Array, sizes: tuple[int, ...], init: str):
     """:func:`_init_layers` for ``jax.random.key(seed)``, key creation included."""
-    return _init_layers(jax.random.key(seed), sizes, init, dtype)
+    return _init_layers(jax.random.key(seed), sizes, init)
 
 
-@partial(jax.jit, static_argnums=(1, 2, 3))
-def _init_layers(key: Array, sizes: tuple[int, ...], init: str, dtype: Any) -> list[Layer]:
-    """The random arrays of :func:`init_params`, drawn in one compiled program (in
-    ``DRAW_DTYPE``, then cast to ``dtype``)."""
+@partial(jax.jit, static_argnums=(1, 2))
+def _init_layers(key: Array, sizes: tuple[int, ...], init: str) -> list[Layer]:
+    """The random arrays of :func:`init_params`, drawn in one compiled program, in
+    ``DRAW_DTYPE`` (:func:`_in_dtype` casts them)."""
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
     d = DRAW_DTYPE
@@ -986,5 +986,5 @@ def _init_layers(key: Array, sizes: tuple[int, ...], init: str, dtype: Any) -> l
         else:  # he: the scale in float32, so w is float32 (a float64 scale made it float64)
             w = jax.random.normal(kw, (n_in, n_out), d) * _bound(np.sqrt(2.0 / n_in), d)
             b = jnp.zeros((n_out,), d)
-        layers.append(Layer(w.astype(dtype), b.astype(dtype)))
+        layers.append(Layer(w, b))
     return layers

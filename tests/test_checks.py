@@ -155,6 +155,9 @@ def test_16_bit_overflow_and_underflow_are_named_for_jax_arrays_and_weights():
         held = re.escape(f"from {sw:g} to {sw:g}, outside what the network's dtype float16 holds")
         with pytest.raises(ValueError, match=f"sample_weight has values {held}.* round to {to}"):
             jbpnn.loss(p16, X, Y, sample_weight=np.full(16, sw))
+    pb = jbpnn.init_params(0, (4, 3, 1), "tanh", dtype="bfloat16")  # its NumPy kind is "V"
+    with pytest.raises(ValueError, match="dtype bfloat16 holds .* round to inf"):
+        jbpnn.loss(pb, X, Y, sample_weight=np.full(16, 1e39))
     # a few weights that round to 0 weigh as little as they did: accepted
     assert np.isfinite(jbpnn.loss(p16, X, Y, sample_weight=np.r_[np.full(8, 1e-9), np.ones(8)]))
     with pytest.raises(

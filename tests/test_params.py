@@ -354,7 +354,7 @@ def _reference(key, sizes, init, dtype):
     from jbpnn.params import _init_layers
 
     k = jax.random.key(key) if isinstance(key, int) else key
-    layers = _init_layers(k, sizes, init, jnp.float32)
+    layers = _init_layers(k, sizes, init)  # float32
     dtype = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
     return [type(layers[0])(*(np.asarray(a).astype(dtype) for a in layer)) for layer in layers]
 
@@ -509,7 +509,7 @@ import jbpnn
 from jbpnn import params as P
 for init in ("glorot", "article"):
     got = jbpnn.init_params(3, (5, 7, 2), "tanh", "mse", init).layers
-    ref = P._init_layers_from_seed(np.uint32(3), (5, 7, 2), init, np.float32)
+    ref = P._init_layers_from_seed(np.uint32(3), (5, 7, 2), init)
     for a, b in zip(got, ref):
         np.testing.assert_array_equal(np.asarray(a.w), np.asarray(b.w))
         np.testing.assert_array_equal(np.asarray(a.b), np.asarray(b.b))
