@@ -129,6 +129,7 @@ from jbpnn.optimizers import (
     Optimizer,
     RpropState,
     SGDState,
+    check_hyperparam_values,
     check_momentum_trace,
     get_optimizer,
     momentum_variant_code,
@@ -468,6 +469,7 @@ def _state_entries(state: TrainState, optimizer: Optimizer | None, n: int) -> di
         _check_same_values(optimizer, opt_state.hyperparams, n)
         _check_same_trace(optimizer, opt_state, "cannot save this state with")
     _check_finite_hyperparams("save", opt_state)
+    _check_hyperparam_ranges("save", opt_state)
     history = state.history
     if not isinstance(history, dict) or "loss" not in history:
         raise ValueError("the TrainState's history must be a dict of ring buffers with 'loss'")
@@ -618,6 +620,40 @@ def _check_finite_hyperparams(action: str, opt_state: Any) -> None:
             raise _NonFinite(
                 f"cannot {action} the optimizer state: state/opt_state/hyperparams/{name} holds "
                 f"{value!r}{where}; optimizer hyperparameters must be finite numbers"
+            )
+
+
+def _check_hyperparam_ranges(action: str, opt_state: Any) -> None:
+    """The state's hyperparameters lie in the ranges their factories accept (a crafted or
+    damaged file with ``m = 1.5`` or ``lr = -0.1`` trained on with them in a user's own
+    ``optimizer.update`` loop, or in a resume of networks saved without ``optimizer=``)."""
+    hyperparams = getattr(opt_state, "hyperparams", None)
+    if not isinstance(hyperparams, Mapping):
+        return
+    values = {}
+    for name, value in hyperparams.items():
+        a = np.asarray(value)  # bfloat16 is no NumPy number: check its float32 values
+        values[name] = a if np.issubdtype(a.dtype, np.number) else a.astype(np.float32)
+    try:
+        check_hyperparam_values(values)
+    except ValueError as e:
+        raise ValueError(
+            f"cannot {action} the optimizer state: state/opt_state/hyperparams: {e}"
+        ) from None
+
+
+def _check_file_values(optimizer: Optimizer, trained: Mapping[str, Any]) -> None:
+    """The file's optimizer entry holds the values its state was trained with (``save``
+    refuses another optimizer): a file whose two disagree would resume with the entry's
+    values and report them, while the state's drove the epochs saved."""
+    for name in sorted(trained):
+        held = np.asarray(trained[name])
+        given = np.asarray(optimizer.hyperparams[name], held.dtype)
+        if not np.array_equal(np.broadcast_to(given, held.shape), held, equal_nan=True):
+            raise ValueError(
+                f"the file's optimizer {optimizer!r} has {name}={given.item():.6g}, but its "
+                f"state holds {name}={np.ravel(held)[0].item():.6g}: the file is damaged "
+                "(save writes the values the state was trained with)"
             )
 
 
@@ -1036,6 +1072,9 @@ def _rebuild(entries: Mapping[str, np.ndarray], version: int) -> Saved:
         if optimizer.name != opt_kind:
             raise ValueError(f"optimizer {optimizer!r} does not match the state's {opt_kind}")
         _check_same_trace(optimizer, state.opt_state, "the state does not fit its")
+        hyperparams = getattr(state.opt_state, "hyperparams", None)
+        if isinstance(hyperparams, Mapping):
+            _check_file_values(optimizer, hyperparams)
     return Saved(params, metadata, state, optimizer)
 
 
@@ -1171,6 +1210,7 @@ def _rebuild_state(
             "opt_state/variant", state.opt_state.variant, unknown, variants, "MOMENTUM_VARIANTS"
         )
     _check_finite_hyperparams("load", state.opt_state)
+    _check_hyperparam_ranges("load", state.opt_state)
     # the counters: a negative one (a crafted or damaged file) ran on as epoch -3
     epoch = np.asarray(state.epoch)
     for name in ("epoch", "step", "best_epoch", "bad_epochs", "loss_bad_epochs"):

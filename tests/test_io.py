@@ -1084,3 +1084,44 @@ def test_the_nan_and_inf_markers_of_an_lbfgs_checkpoint_still_load(tmp_path):
     assert np.isnan(np.asarray(state.opt_state.x)).all() and np.isinf(state.best_val)
     save(tmp_path / "c.npz", state, optimizer=opt)
     _leaves_equal(load(tmp_path / "c.npz").state, state, "state")
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [("m", 1.5, r"m must be .*below 1"), ("lr", -0.1, r"lr must be .*at least 0"),
+     ("b1", 1.0, r"b1 must be")],
+)  # fmt: skip
+def test_out_of_range_hyperparameters_are_refused(tmp_path, name, value, message):
+    """A file whose momentum m was 1.5 or lr -0.1 loaded without a word (finite values
+    were all load checked), and a user's own ``optimizer.update`` loop, or a resume of
+    networks saved without ``optimizer=``, went on with them: load and save check the
+    ranges the factories check."""
+    X, Y = _data()
+    opt = adam(0.01) if name == "b1" else momentum(0.1, m=0.9)
+    state = train(_net(), X, Y, optimizer=opt, epochs=1, batch_size=8).state
+    path = tmp_path / "c.npz"
+    save(path, state)
+    entry = f"state/opt_state/hyperparams/{name}"
+    _rewrite(path, **{entry: np.array(value, np.float32)})
+    with pytest.raises(ValueError, match=rf"cannot load .*hyperparams: {message}"):
+        load(path)
+    hp = {**state.opt_state.hyperparams, name: jnp.float32(value)}  # device data: unchecked
+    bad = state._replace(opt_state=state.opt_state._replace(hyperparams=hp))
+    with pytest.raises(ValueError, match=rf"cannot save .*hyperparams: {message}"):
+        save(tmp_path / "d.npz", bad)
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_a_file_whose_optimizer_and_state_disagree_is_refused(tmp_path):
+    """save writes the optimizer the state was trained with (it refuses another), so a
+    file whose optimizer entry says m=0.9 while its state holds m=0.5 is damaged: it
+    loaded, reported m=0.9, and resumed with it, though m=0.5 drove the saved epochs."""
+    X, Y = _data()
+    opt = momentum(0.1, m=0.9)
+    state = train(_net(), X, Y, optimizer=opt, epochs=1, batch_size=8).state
+    path = tmp_path / "c.npz"
+    save(path, state, optimizer=opt)
+    assert load(path).optimizer.hyperparams["m"] == pytest.approx(0.9)
+    _rewrite(path, **{"state/opt_state/hyperparams/m": np.array(0.5, np.float32)})
+    with pytest.raises(ValueError, match=r"optimizer .* has m=0.9, but its state holds m=0.5"):
+        load(path)
