@@ -135,7 +135,7 @@ from jbpnn.optimizers import (
     momentum_variant_code,
     with_loss_penalty,
 )
-from jbpnn.params import MLP, Layer, check_network, network_count
+from jbpnn.params import MLP, Layer, check_network, network_count, replaced_builtins
 from jbpnn.state import own_nan_markers
 from jbpnn.stopping import MONITORS, NO_MONITOR, RUNNING, STOP_REASONS
 from jbpnn.training import TrainConfig, TrainState, init_state
@@ -305,10 +305,7 @@ def _to_arrays(
 def _replaced_names(params: MLP) -> list[str]:
     """The built-in names ``params`` uses that this process has replaced by a user's
     unit or loss (``replace=True``), as ``"activation:NAME"`` / ``"loss:NAME"``."""
-    names = [f"activation:{a}" for a in dict.fromkeys(params.activations) if _replaced(a)]
-    if params.loss in BUILTIN_LOSSES and not losses_is_builtin(params.loss):
-        names.append(f"loss:{params.loss}")
-    return names
+    return replaced_builtins(params)
 
 
 def _replaced(activation: str) -> bool:

@@ -34,9 +34,11 @@ from jax.typing import ArrayLike
 from jbpnn import checks
 from jbpnn._slots import PicklesSlots
 from jbpnn._threefry import host_unit_draws
-from jbpnn.activations import get_activation
+from jbpnn.activations import BUILTIN_ACTIVATIONS, get_activation
+from jbpnn.activations import is_builtin as activation_is_builtin
 from jbpnn.checks import check_flag, check_seed, is_concrete
-from jbpnn.losses import LOSSES, check_pair, get_loss
+from jbpnn.losses import BUILTIN_LOSSES, LOSSES, check_pair, get_loss
+from jbpnn.losses import is_builtin as loss_is_builtin
 from jbpnn.memory import check_array_memory
 
 __all__ = [
@@ -105,6 +107,41 @@ class MLP(PicklesSlots):
         self.loss = loss
         # init_params(article_mode="yes") and =1 switched it on, None off: a bool only
         self.article_mode = check_flag("article_mode", article_mode)
+
+    # -- pickling ----------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The slots, and the built-in names this network uses that this process has
+        replaced (``replace=True``): a pickle of a network whose ``tanh`` was ``sin``
+        unpickled elsewhere as the real tanh, silently. A plain network pickles as before."""
+        state = super().__getstate__()
+        replaced = replaced_builtins(self)
+        if replaced:
+            state["replaced"] = replaced
+        return state
+
+    def __setstate__(self, state: Any) -> None:
+        """Refuse a network whose built-in names were replaced in one of the pickling
+        and the unpickling process and not in the other (as :func:`jbpnn.io.load` does)."""
+        if isinstance(state, tuple):  # pickled by object's default (older jbpnn)
+            state = state[1]
+        state = dict(state)
+        recorded = state.pop("replaced", [])
+        super().__setstate__(state)
+        now = replaced_builtins(self)
+        for name in sorted(set(recorded) ^ set(now)):
+            kind, unit = name.split(":", 1)
+            register = f"jbpnn.register_{kind}({unit!r}, ..., replace=True)"
+            if name in recorded:
+                raise ValueError(
+                    f"cannot unpickle this network: it uses the {kind} {unit!r} as the "
+                    f"pickling process had replaced it ({register}), but here {unit!r} is "
+                    "jbpnn's built-in; register the replacement again before unpickling"
+                )
+            raise ValueError(
+                f"cannot unpickle this network: it uses the {kind} {unit!r} as jbpnn's "
+                f"built-in, but this process has replaced {unit!r} ({register}); unpickle "
+                "it in a process without the replacement"
+            )
 
     # -- pytree protocol -------------------------------------------------
     def tree_flatten(self) -> tuple[tuple[tuple[Layer, ...]], tuple[Any, ...]]:
@@ -628,6 +665,20 @@ def _resolve_activations(
 
 # Losses whose output delta T - O holds for the logistic sigmoid only (not article mode's)
 _LOGISTIC_DELTAS = ("binary_cross_entropy",)
+
+
+def replaced_builtins(params: MLP) -> list[str]:
+    """The built-in names ``params`` uses that this process has replaced by a user's unit
+    or loss (``register_activation(..., replace=True)``), as ``"activation:NAME"`` and
+    ``"loss:NAME"``: what a model file (its ``replaced`` entry) and a pickle record."""
+    names = [
+        f"activation:{a}"
+        for a in dict.fromkeys(params.activations)
+        if a in BUILTIN_ACTIVATIONS and not activation_is_builtin(a)
+    ]
+    if params.loss in BUILTIN_LOSSES and not loss_is_builtin(params.loss):
+        names.append(f"loss:{params.loss}")
+    return names
 
 
 def init_params(

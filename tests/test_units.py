@@ -688,6 +688,27 @@ def test_a_replaced_builtin_loss_is_recorded(tmp_path):
         jbpnn.load(tmp_path / "m.npz")
 
 
+def test_a_pickled_network_records_a_replaced_builtin_and_is_refused_without_it():
+    """A pickle (joblib, an estimator's) of a network whose tanh was sin unpickled in a
+    process without the replacement as the real tanh, silently; the reverse too."""
+    import pickle
+
+    _sine_tanh()
+    params = jbpnn.init_params(0, (3, 5, 2), ("tanh", "identity"))
+    blob = pickle.dumps(params)
+    assert pickle.loads(blob).activations == ("tanh", "identity")  # the same process
+    activations.ACTIVATIONS["tanh"] = activations._BUILTIN_ENTRIES["tanh"]  # a fresh process
+    plain = pickle.dumps(params)
+    assert b"replaced" not in plain  # a plain network pickles as before
+    replaced = r"activation 'tanh' as the pickling process had replaced it"
+    with pytest.raises(ValueError, match=r"cannot unpickle this network: it uses the " + replaced):
+        pickle.loads(blob)
+    _sine_tanh()
+    builtin = r"activation 'tanh' as jbpnn's built-in, but this process has replaced 'tanh'"
+    with pytest.raises(ValueError, match=builtin):
+        pickle.loads(plain)
+
+
 def test_the_estimators_take_jbpnn_and_registered_hidden_units():
     """BPNNClassifier/BPNNRegressor(activation=...) refused every name but scikit-learn's."""
     pytest.importorskip("sklearn")
