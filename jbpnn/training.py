@@ -922,6 +922,8 @@ def prepare_training(
         raise ValueError("X has no examples; training needs at least one")
     weight = None if sample_weight is None else _weights(params, X, sample_weight, host=host_data)
     val = _validation(params, X_val, Y_val, val_sample_weight, check_finite, host=host_data)
+    if val is not None and stopping.monitor == "val_accuracy":  # early stopping watches it
+        _check_class_targets(val[1])
     weighted = weight is not None
     rows = row_bucket(X.shape[0], batch_size, optimizer, mesh) if pad_rows else None
     if rows is not None:  # one batch of a bucket's size: the same program for every n in it
@@ -1076,6 +1078,24 @@ def check_normal_equations(
         )
 
 
+def _check_class_targets(Y_val: Any) -> None:
+    """Refuse ``monitor="val_accuracy"`` on targets that are not classes: the accuracy
+    takes each output row's argmax (one output: ``O > 0.5``) as a class, and on a
+    regression's signed or unbounded targets an early stop on it stopped at a meaningless
+    figure, silently. Class targets lie in [0, 1]: 0/1, one-hot rows, or probabilities."""
+    Y = np.asarray(Y_val)
+    outside = (Y < 0) | (Y > 1)
+    if outside.any():
+        row = int(np.argmax(outside.any(axis=1)))
+        value = Y[row][outside[row]][0].item()
+        raise ValueError(
+            "monitor='val_accuracy' scores each output row's argmax (one output: O > 0.5) "
+            f"as a class, but Y_val[{row}] holds {value:.6g}: class targets lie in [0, 1] "
+            "(0/1, one-hot rows, probabilities); watch monitor='val_loss' or 'val_r2' for a "
+            "regression"
+        )
+
+
 def _validation(
     params: MLP,
     X_val: ArrayLike | None,
@@ -1191,7 +1211,8 @@ def train(
             counts any gain: their losses fall far below 1e-4).
         monitor: what early stopping watches: ``"val_loss"`` (default),
             ``"val_accuracy"`` (scikit-learn's classifier), as the error rate
-            ``1 - accuracy``, so ``validation_tol`` is an accuracy gain, or ``"val_r2"``
+            ``1 - accuracy``, so ``validation_tol`` is an accuracy gain (class targets in
+            [0, 1] only: a target outside is refused), or ``"val_r2"``
             (scikit-learn's regressor: ``r2_score``'s uniform average over the outputs,
             :func:`jbpnn.network.r2_kernel`), as ``1 - R^2``, so ``validation_tol`` is an
             R^2 gain; it adds ``val_r2`` to the history.

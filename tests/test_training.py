@@ -1297,3 +1297,19 @@ def test_a_bare_state_keeps_the_meaning_of_its_momentum_trace():
     # adam's two variants carry the same moments (only where eps sits differs)
     first = train(p0, X, Y, optimizer=adam(0.01), **kw)
     assert train(first.state, X, Y, optimizer=adam(0.01, variant="efficient"), **kw).epochs_run == 2
+
+
+def test_early_stopping_on_accuracy_refuses_a_regressions_targets():
+    """monitor="val_accuracy" on signed regression targets stopped a run on the argmax
+    (one output: O > 0.5) of values that are no classes, silently."""
+    X, Y = _data(n=23)
+    X_val, Y_val = _data(n=7, seed=5)
+    p0 = init_params(jax.random.key(3), (3, 5, 2), ("tanh", "identity"))
+    kw = dict(optimizer=sgd(0.1), batch_size=4, epochs=2, n_iter_no_change=3)
+    signed = Y_val * 2 - 1
+    with pytest.raises(ValueError, match=r"monitor='val_accuracy' .*Y_val\[0\] holds -?0\.\d+: "
+                                         r"class targets lie in \[0, 1\]"):  # fmt: skip
+        train(p0, X, Y, X_val=X_val, Y_val=signed, monitor="val_accuracy", **kw)
+    # probabilities and the validation loss are fine
+    assert train(p0, X, Y, X_val=X_val, Y_val=Y_val, monitor="val_accuracy", **kw).epochs_run
+    assert train(p0, X, Y, X_val=X_val, Y_val=signed, **kw).epochs_run == 2
