@@ -133,8 +133,16 @@ State = Any
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
-    """``params + updates``, leaf by leaf."""
-    return jax.tree.map(lambda p, u: p + u, params, updates)
+    """``params + updates``, leaf by leaf, each in its param's dtype, as
+    ``optax.apply_updates`` has it (bfloat16 params stay bfloat16 under float32 updates:
+    they came back float32; a None param stays None)."""
+
+    def step(p: Any, u: Any) -> Any:
+        if p is None:
+            return None
+        return jnp.asarray(p + u).astype(jnp.asarray(p).dtype)  # w += update
+
+    return jax.tree.map(step, params, updates, is_leaf=lambda x: x is None)
 
 
 # ---------------------------------------------------------------- schedules

@@ -577,3 +577,15 @@ def test_a_momentum_state_records_its_variant():
         _, state = jax.jit(opt.update)(grads, state, params)
         assert isinstance(state, MomentumState)
         assert int(state.variant) == list(MOMENTUM_VARIANTS).index(variant)
+
+
+def test_apply_updates_keeps_each_params_dtype_as_optax_does():
+    """bfloat16 params under float32 updates came back float32 (optax keeps bfloat16), so
+    a user's jitted step changed the params' type and compiled again."""
+    optax = pytest.importorskip("optax")
+    params = jbpnn.init_params(0, (3, 4, 2), dtype=jnp.bfloat16)
+    updates = jax.tree.map(lambda a: jnp.full(a.shape, 0.1, jnp.float32), params)
+    mine, theirs = apply_updates(params, updates), optax.apply_updates(params, updates)
+    for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs), strict=True):
+        assert a.dtype == b.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
