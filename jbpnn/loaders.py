@@ -4,7 +4,8 @@ NumPy only (no JAX), so the command line can load and check data before JAX star
 
 - :func:`load_table`: a ``.csv``, ``.tsv`` or ``.npz`` file by its suffix, as a
   :class:`Table`; :func:`load_csv` and :func:`load_npz` read one kind each
-  (:func:`detect_delimiter` finds a CSV's separator). Bad files raise
+  (:func:`detect_delimiter` finds a CSV's separator, :func:`check_delimiter` checks
+  one given). Bad files raise
   :class:`DataError` naming the file and the line.
 - :func:`load_features`: the feature columns a model was trained on, matched by
   column name (or by position in a file without a header).
@@ -20,9 +21,11 @@ import csv
 import itertools
 import math
 import re
+import shlex
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -34,6 +37,7 @@ __all__ = [
     "MISSING_MARKERS",
     "DataError",
     "Table",
+    "check_delimiter",
     "detect_delimiter",
     "load_csv",
     "load_features",
@@ -102,33 +106,63 @@ def load_table(path: StrPath, target: str | int | None = None, **kwargs: Any) ->
 _DELIMITERS: dict[str, str | None] = {".csv": None, ".tsv": "\t"}  # None: detected
 _CANDIDATE_DELIMITERS = (",", "\t", ";", "|")
 _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
+# Excel's first line naming the separator ("sep=;"), which it reads and then skips
+_SEP_LINE = re.compile(r"sep=([^\r\n])(?:\r\n|\r|\n)?", re.IGNORECASE)
+
+
+def check_delimiter(delimiter: str) -> str:
+    """``delimiter`` if it can separate the fields of a CSV, else ``ValueError``.
+
+    One character that is not a letter, a digit, a quote or a line break (``,``,
+    ``;``, tab, ``|``, a space, ...).
+    """
+    if (
+        not isinstance(delimiter, str)
+        or len(delimiter) != 1
+        or delimiter.isalnum()
+        or delimiter in '"\r\n'
+    ):
+        raise ValueError(
+            "the delimiter must be one character that is not a letter, a digit, a quote or "
+            f"a line break (',', ';', tab, '|'), got {delimiter!r}"
+        )
+    return delimiter
 
 
 def detect_delimiter(path: StrPath) -> str:
     """The field separator of a delimited text file: ``,``, tab, ``;`` or ``|``.
 
-    The one that splits the first 50 non-blank lines into the same number (at least
-    2) of fields, the most of them numbers (``1,5`` counts, for a ``;`` file with
-    decimal commas); ``,`` when none does.
+    A first line ``sep=;`` (as Excel writes) names it. Else, of the candidates that
+    split the first 50 non-blank lines into a dominant number of fields (the same
+    count, at least 2, on more than half of the lines: one ragged line does not
+    change the separator, the loader then reports that line), the one that agrees on
+    the most lines, then the one giving the most numbers (``1,5`` counts, for a ``;``
+    file with decimal commas); ``,`` when none does.
     """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            sample = [line for line in itertools.islice(f, 500) if line.strip()][:50]
+            lines = list(itertools.islice(f, 500))
     except (OSError, UnicodeDecodeError):
         return ","  # reading the file again says what is wrong
-    best, best_score = ",", -1.0
+    if lines and (sep := _SEP_LINE.fullmatch(lines[0])):
+        return sep.group(1)
+    sample = [line for line in lines if line.strip()][:50]
+    best, best_key = ",", (0, -1.0)
     for d in _CANDIDATE_DELIMITERS:
         try:
             rows = list(csv.reader(sample, delimiter=d))
         except csv.Error:
             continue
-        counts = {len(r) for r in rows}
-        if len(counts) != 1 or counts.pop() < 2:
+        if not rows:
             continue
-        cells = [c.strip() for r in rows for c in r]
+        count, agree = Counter(len(r) for r in rows).most_common(1)[0]
+        if count < 2 or 2 * agree <= len(rows):
+            continue
+        cells = [c.strip() for r in rows if len(r) == count for c in r]
         score = sum(_kind(c) == "number" or bool(_DECIMAL_COMMA.fullmatch(c)) for c in cells)
-        if score / len(cells) > best_score:
-            best, best_score = d, score / len(cells)
+        key = (agree, score / len(cells))
+        if key > best_key:
+            best, best_key = d, key
     return best
 
 
@@ -142,14 +176,22 @@ def load_csv(
 ) -> Table:
     """Load a numeric table with one target column from a delimited text file.
 
-    Header detection (``header="auto"``): the first row is a header when some
-    column holds text there and only numbers below it, or when a column of text
-    labels (values that repeat) holds there a value found nowhere below it
-    (``1,2,3,label`` over rows ending in ``cat``/``dog`` is a header). A file whose
-    first row is all numbers (in its number columns) and a known label is read as
-    data. Pass ``header=True``/``False`` to decide yourself. Blank lines are
-    skipped; cells are stripped of surrounding spaces; a UTF-8 byte order mark is
-    ignored.
+    Header detection (``header="auto"``): the first row is a header when a column
+    of numbers (below it) holds a word there (a header names its number columns
+    with words), and data when every column of numbers holds a number there. One
+    case cannot be told and is refused, asking for ``header=True``/``False``: the
+    number columns hold numbers, but a column of text labels (values that repeat)
+    holds a value found nowhere below it, as a header ``1,2,3,label`` and a
+    headerless first row ``0.2,-0.5,0.4,bird`` (a class of one row) both do. With no
+    column of numbers, such a new label makes the row a header; with a single row,
+    every cell text does. Pass ``header=True``/``False`` to decide yourself.
+
+    A first line ``sep=;`` (Excel's) names the delimiter and is skipped. Blank lines
+    are skipped; cells are stripped of surrounding spaces; a UTF-8 byte order mark is
+    ignored. Comment lines (``# ...``) are not supported: one is refused, named. A
+    column with an empty header cell holding increasing row numbers (the index
+    ``df.to_csv(path)`` writes) is refused, as is a column empty in every row (a
+    delimiter at the end of every line); never used as a feature or the target.
 
     Numbers are written with ASCII digits, an optional sign, a decimal point and
     an exponent (``-1.5e3``); unlike Python's ``float``, underscores are not digit
@@ -165,7 +207,8 @@ def load_csv(
             ``None`` for the last column.
         header: ``"auto"``, ``True`` or ``False``.
         has_target: ``False`` for a file of features only (``y`` is then ``None``).
-        delimiter: the field separator; ``None`` detects it (:func:`detect_delimiter`).
+        delimiter: the field separator, one character (:func:`check_delimiter`);
+            ``None`` detects it (:func:`detect_delimiter`).
 
     Returns:
         A :class:`Table`: ``X`` float64 ``(n, d)``, ``y`` ``(n,)`` float64 if every
@@ -173,21 +216,29 @@ def load_csv(
 
     Raises:
         FileNotFoundError: no such file.
-        DataError: empty file, no data rows, ragged rows, a non-numeric / empty /
-            NaN feature cell, an empty target cell, an unknown target column; each
-            message names the file and, for a cell or row, its line number.
+        ValueError: a ``header`` or ``delimiter`` that is none of the above.
+        DataError: empty file, no data rows, a first row that may be a header or data,
+            ragged rows, a comment line, a pandas row index, an empty column, a
+            non-numeric / empty / NaN feature cell, an empty target cell, an unknown
+            target column; each message names the file and, for a cell or row, its
+            line number.
     """
     path = _existing_file(path)
+    if header not in ("auto", True, False):
+        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
     if delimiter is None:
         delimiter = detect_delimiter(path)
+    check_delimiter(delimiter)
     rows = _read_rows(path, delimiter)
     if not rows:
         raise DataError(f"{path} is empty: no rows to load")
-    if header == "auto":
-        header = _looks_like_header(rows[0][1], [row for _, row in rows[1:]])
-    elif header not in (True, False):
-        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
     first_line, first = rows[0]
+    if header == "auto":
+        header = _looks_like_header(first, [row for _, row in rows[1:]])
+        if header is None:
+            raise _ambiguous_header(
+                path, first_line, first, [row for _, row in rows[1:]], delimiter
+            )
     names = [name if header and name else f"col{j}" for j, name in enumerate(first)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # a model with them could not be given its own file again (predict matches names)
@@ -200,21 +251,31 @@ def load_csv(
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")
     for line, row in data:
         if len(row) != len(names):
-            raise DataError(
-                f"{path}, line {line}: has {len(row)} fields, expected {len(names)} "
-                f"(as in {'the header' if header else 'the first row'}, line {first_line})"
-            )
+            raise _ragged(path, (line, row), (first_line, first), bool(header), delimiter)
     if has_target and len(names) == 1:
         raise DataError(
             f"{path} has a single column, so no features beside the target"
             + _delimiter_hint(first, delimiter)
         )
+    _refuse_unusable_columns(path, (first_line, first) if header else None, data, delimiter)
     t = _target_index(path, names, target, bool(header)) if has_target else None
     feature_cols = [j for j in range(len(names)) if j != t]
     X = np.empty((len(data), len(feature_cols)), dtype=np.float64)
-    for i, (line, row) in enumerate(data):
-        for k, j in enumerate(feature_cols):
-            X[i, k] = _parse_feature(path, line, names[j], row[j])
+    try:
+        for i, (line, row) in enumerate(data):
+            for k, j in enumerate(feature_cols):
+                X[i, k] = _parse_feature(path, line, names[j], row[j])
+    except DataError as e:  # a column of text labels: the target, not named?
+        column = [cells[j] for _, cells in data]
+        if t is None or _kind(row[j]) != "text" or _number_hint(row[j]) or _written_number(row[j]):
+            raise
+        if any(_number(c) is not None for c in column):
+            raise
+        ref = names[j] if header else str(j)
+        raise DataError(
+            f"{e}; column {names[j]!r} holds no numbers: if it is the target, name it "
+            f"(target={ref!r}; jbpnn train: --target {ref})"
+        ) from None
     y = None
     if t is not None:
         y = _parse_target(path, names[t], [(line, row[t]) for line, row in data])
@@ -228,10 +289,90 @@ def _delimiter_hint(first: list[str], delimiter: str) -> str:
     if not others:
         return ""
     shown = {"\t": "tab"}.get(others[0], repr(others[0]))
+    flag = {"\t": "tab"}.get(others[0], shlex.quote(others[0]))
     return (
         f"; its first line holds {shown}, not {delimiter!r}: is the file delimited by "
-        f"{shown}? (pass delimiter={others[0]!r})"
+        f"{shown}? Say so: delimiter={others[0]!r} in Python, --delimiter {flag} to "
+        "jbpnn train or predict"
     )
+
+
+def _shown(cells: list[str], delimiter: str, width: int = 60) -> str:
+    """A row as its line reads, cut to about ``width`` characters."""
+    text = delimiter.join(cells)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _ragged(
+    path: Path,
+    bad: tuple[int, list[str]],
+    first: tuple[int, list[str]],
+    header: bool,
+    delimiter: str,
+) -> DataError:
+    """The error of row ``bad`` whose field count differs from the ``first`` row's.
+
+    A row that starts with ``#`` (not a missing-value marker such as ``#N/A``) is
+    named as a comment line, which the loaders do not support.
+    """
+    for line, cells in (first, bad):
+        if cells and cells[0].startswith("#") and not _is_missing(cells[0]):
+            return DataError(
+                f"{path}, line {line}: {_shown(cells, delimiter)!r} looks like a comment; "
+                "comment lines are not supported: delete it"
+            )
+    (line, row), (first_line, _) = bad, first
+    return DataError(
+        f"{path}, line {line}: has {len(row)} fields, expected {len(first[1])} "
+        f"(as in {'the header' if header else 'the first row'}, line {first_line})"
+    )
+
+
+def _refuse_unusable_columns(
+    path: Path,
+    header: tuple[int, list[str]] | None,
+    data: list[tuple[int, list[str]]],
+    delimiter: str,
+) -> None:
+    """Refuse a column empty in every row, and a pandas row index (see :func:`load_csv`).
+
+    Args:
+        path: the file, for the message.
+        header: ``(line, cells)`` of the header, or ``None`` without one.
+        data: the data rows, ``(line, cells)``, each as wide as the first.
+        delimiter: the field separator, for the message.
+    """
+    width = len(data[0][1])
+    for j in range(width):
+        column = [row[j] for _, row in data]
+        name = header[1][j] if header is not None else ""
+        what = f"column {j + 1}" + (f" ({name!r})" if name else "")
+        if len(data) > 1 and not any(column):
+            trailing = j == width - 1 and not name
+            raise DataError(
+                f"{path}: {what} is empty in every row"
+                + (
+                    f": every line ends with {delimiter!r}? delete the trailing delimiters"
+                    if trailing
+                    else "; delete the column or fill it in"
+                )
+            )
+        if header is not None and not name and _row_numbers(column):
+            raise DataError(
+                f"{path}: {what} has no name in the header (line {header[0]}) and holds the "
+                f"row numbers {', '.join(column[:3])}{', ...' if len(column) > 3 else ''}: "
+                "it looks like a row index written by pandas (df.to_csv(path) writes one, "
+                "df.to_csv(path, index=False) does not); delete that column, or name it in "
+                "the header if it is a feature"
+            )
+
+
+def _row_numbers(cells: list[str]) -> bool:
+    """Whether ``cells`` are non-negative integers in increasing order (0, 1, 2, ...)."""
+    if not all(re.fullmatch(r"[0-9]+", c) for c in cells):
+        return False
+    values = [int(c) for c in cells]
+    return all(a < b for a, b in zip(values, values[1:]))
 
 
 def _existing_file(path: StrPath) -> Path:
@@ -246,16 +387,29 @@ def _existing_file(path: StrPath) -> Path:
 def _read_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
     """The non-blank rows as ``(line number, stripped cells)``.
 
-    A blank line is skipped; a row of empty cells (``,,``) is refused where rows follow
-    it (skipped, it shifted every later row: ``predict`` printed the next row's answer
-    on its line); at the end of the file (a spreadsheet's padding) it is skipped.
+    A first line ``sep=X`` (Excel's) is skipped; it must name ``delimiter``. A blank
+    line is skipped; a row of empty cells (``,,``) is refused where rows follow it
+    (skipped, it shifted every later row: ``predict`` printed the next row's answer on
+    its line); at the end of the file (a spreadsheet's padding) it is skipped.
     """
     rows = []
     empty: int | None = None  # the line of a row of empty cells, until data follows
+    reader: Any = None  # csv.reader, once the first line is read
+    skipped = 0
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=delimiter)
         try:
+            head = f.readline()
+            sep = _SEP_LINE.fullmatch(head)
+            if sep and sep.group(1) != delimiter:
+                raise DataError(
+                    f"{path}, line 1: {head.strip()!r} names the delimiter "
+                    f"{sep.group(1)!r}, but it is read with {delimiter!r}; drop that line "
+                    "or read it with the delimiter it names"
+                )
+            skipped = 1 if sep else 0  # the reader's line numbers start after it
+            reader = csv.reader(f if sep else itertools.chain([head], f), delimiter=delimiter)
             for row in reader:
+                line = reader.line_num + skipped
                 cells = [cell.strip() for cell in row]
                 if any(cells):
                     if empty is not None:
@@ -263,11 +417,12 @@ def _read_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
                             f"{path}, line {empty}: a row of empty cells among the data; "
                             "delete it or fill it in (missing values are refused)"
                         )
-                    rows.append((reader.line_num, cells))
+                    rows.append((line, cells))
                 elif len(cells) > 1 and empty is None:
-                    empty = reader.line_num
+                    empty = line
         except csv.Error as e:
-            raise DataError(f"{path}, line {reader.line_num}: cannot parse ({e})") from e
+            line = (reader.line_num if reader is not None else 0) + skipped
+            raise DataError(f"{path}, line {line}: cannot parse ({e})") from e
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     return rows
@@ -312,28 +467,63 @@ def _kind(cell: str) -> str:
     return "number" if _number(cell) is not None else "text"
 
 
-def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
-    """Whether the first row names the columns (see :func:`load_csv`).
+def _looks_like_header(first: list[str], rest: list[list[str]]) -> bool | None:
+    """Whether the first row names the columns: ``True``, ``False``, or ``None`` when the
+    rules cannot tell (see :func:`load_csv`).
 
-    Yes when some column holds text in the first row and only numbers (or missing
-    values) below it; or when some text column (class labels, which repeat) holds in
-    the first row a value found nowhere below it, as ``label`` over ``cat, dog, cat``.
-    With a single row: when every cell is text.
+    A column of numbers (only numbers or missing values below the first row) holding
+    a word in the first row makes it a header; one holding a number makes it data. A
+    text label column (values that repeat below) holding in the first row a value
+    found nowhere below (``label`` over ``cat, dog, cat``) makes it a header when no
+    column of numbers says otherwise, and cannot be told when one does (``1,2,3,label``
+    and ``0.2,-0.5,0.4,bird`` over the same rows). With a single row: a header when
+    every cell is text.
     """
     if not rest:
         return all(_kind(a) == "text" for a in first)
+    numbers = False  # a column of numbers holds a number in the first row
+    for j, a in enumerate(first):
+        below = [row[j] for row in rest if j < len(row)]
+        kinds = {_kind(c) for c in below}
+        if "number" in kinds and "text" not in kinds:
+            if _kind(a) == "text":
+                return True  # a header names its number columns with words
+            numbers = numbers or _kind(a) == "number"
+    if not _new_labels(first, rest):
+        return False
+    return None if numbers else True
+
+
+def _new_labels(first: list[str], rest: list[list[str]]) -> list[int]:
+    """The text label columns (values that repeat below) whose first-row value is new."""
+    found = []
     for j, a in enumerate(first):
         if _kind(a) != "text":
             continue
         below = [row[j] for row in rest if j < len(row)]
-        kinds = {_kind(c) for c in below}
-        if "number" in kinds and "text" not in kinds:
-            return True
-        if "text" in kinds and a not in below:
-            labels = [c for c in below if _kind(c) == "text"]
-            if len(set(labels)) < len(labels):  # repeating values: a label column
-                return True
-    return False
+        labels = [c for c in below if _kind(c) == "text"]
+        if labels and a not in below and len(set(labels)) < len(labels):
+            found.append(j)
+    return found
+
+
+def _ambiguous_header(
+    path: Path,
+    line: int,
+    first: list[str],
+    rest: list[list[str]],
+    delimiter: str,
+    command: str = "train",
+) -> DataError:
+    """The error of a first row that may be a header or data (see :func:`load_csv`)."""
+    j = _new_labels(first, rest)[0]
+    return DataError(
+        f"{path}: cannot tell whether the first row (line {line}: {_shown(first, delimiter)}) "
+        f"is a header or data: its columns of numbers hold numbers there, as data does, "
+        f"but {first[j]!r} (column {j + 1}) is found nowhere below among that column's "
+        "labels, as a header's name would be; say which: header=True or header=False "
+        f"(jbpnn {command}: --header or --no-header)"
+    )
 
 
 def _target_index(path: Path, names: list[str], target: str | int | None, header: bool) -> int:
@@ -477,16 +667,20 @@ def load_features(
         header: ``"auto"`` (a first row made of the model's column names is a
             header, matched by name even when they are ``col0, col1, ...``; one that
             is also a row of numbers, names ``0, 1``, is refused as ambiguous; else as
-            :func:`load_csv` detects it), ``True`` or ``False``.
-        delimiter: the CSV separator; ``None`` detects it.
+            :func:`load_csv` detects it, refusing as it does a row it cannot tell),
+            ``True`` or ``False``.
+        delimiter: the CSV separator, one character; ``None`` detects it (a ``.tsv``:
+            tab).
 
     Returns:
         A :class:`Table`: ``X`` float64 ``(n, d)`` in the model's order, ``y`` None.
 
     Raises:
         FileNotFoundError: no such file.
-        DataError: columns that do not match, a wrong column count, bad cells (as
-            :func:`load_csv`).
+        ValueError: a ``delimiter`` that is not one (:func:`check_delimiter`).
+        DataError: columns that do not match, a wrong column count, a first row that
+            may be a header or data, bad rows, columns and cells (as :func:`load_csv`:
+            a comment line, a pandas row index, an empty column).
     """
     path = _existing_file(path)
     feature_names = [str(n) for n in feature_names]
@@ -503,6 +697,7 @@ def load_features(
         return table._replace(feature_names=feature_names)
     if delimiter is None:
         delimiter = _DELIMITERS.get(path.suffix.lower()) or detect_delimiter(path)
+    check_delimiter(delimiter)
     rows = _read_rows(path, delimiter)
     if not rows:
         raise DataError(f"{path} is empty: no rows to load")
@@ -517,17 +712,25 @@ def load_features(
             "model's column names and as a row of numbers; say which: header=True or False "
             "(jbpnn predict: --header or --no-header)"
         )
+    detected = header == "auto"
     if header == "auto":
         if generic:  # a model from a file without a header: its data has none, unless
             # the first row is all names (numbers over the model's columns were read as a
             # header when its label appeared nowhere below, and that row was not predicted)
             header = named or all(_kind(a) == "text" for a in first)
         else:
-            header = named or _looks_like_header(first, [row for _, row in rows[1:]])
+            rest = [row for _, row in rows[1:]]
+            header = named or _looks_like_header(first, rest)
+            if header is None:  # numbers, and a label found nowhere below
+                raise _ambiguous_header(path, first_line, first, rest, delimiter, "predict")
     data = rows[1:] if header else rows
     if not data:
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")
     width = len(first)
+    for line, row in data:
+        if len(row) != width:
+            raise _ragged(path, (line, row), (first_line, first), bool(header), delimiter)
+    _refuse_unusable_columns(path, (first_line, first) if header else None, data, delimiter)
     if header and generic and not named:  # its names cannot be checked: by position
         warnings.warn(
             f"{path}: the model was trained on a table without a header, so its columns "
@@ -536,7 +739,9 @@ def load_features(
             stacklevel=2,
         )
     if header and (named or not generic):  # by name, also a file's own col0, col1 header
-        idx = _match_names(path, titles, feature_names, target_name)
+        numbers = detected and any(_kind(a) == "number" for a in first)
+        shown = f"line {first_line}, {_shown(first, delimiter)}" if numbers else None
+        idx = _match_names(path, titles, feature_names, target_name, shown)
     elif width == d:
         idx = list(range(d))
     elif width == d + 1:
@@ -556,20 +761,23 @@ def load_features(
     names = titles if header else [f"col{j}" for j in range(width)]
     X = np.empty((len(data), d), dtype=np.float64)
     for i, (line, row) in enumerate(data):
-        if len(row) != width:
-            raise DataError(
-                f"{path}, line {line}: has {len(row)} fields, expected {width} "
-                f"(as in {'the header' if header else 'the first row'}, line {first_line})"
-            )
         for k, j in enumerate(idx):
             X[i, k] = _parse_feature(path, line, names[j], row[j])
     return Table(X, None, feature_names, None, list(names))
 
 
 def _match_names(
-    path: Path, names: Sequence[str], feature_names: list[str], target_name: str | None
+    path: Path,
+    names: Sequence[str],
+    feature_names: list[str],
+    target_name: str | None,
+    detected: str | None = None,
 ) -> list[int]:
-    """The index in ``names`` of each of ``feature_names``; refuses missing and extra ones."""
+    """The index in ``names`` of each of ``feature_names``; refuses missing and extra ones.
+
+    ``detected``: the first row (``"line 1, 1.3,0.9,x"``), where it was taken for a
+    header by detection and holds numbers: the message then says how to read it as data.
+    """
     dupes = sorted({n for n in names if list(names).count(n) > 1})
     if dupes:
         raise DataError(f"{path}: columns {dupes} appear more than once in the header")
@@ -582,9 +790,15 @@ def _match_names(
         if extra:
             parts.append(f"the model does not know its column(s) {extra}")
         target = f" (target {target_name!r})" if target_name else ""
+        data = (
+            f". The first row ({detected}) was taken for a header; if it is data, say so: "
+            "header=False (jbpnn predict: --no-header)"
+            if detected
+            else ""
+        )
         raise DataError(
             f"{path}: the columns do not match the model's: {'; '.join(parts)}. "
-            f"The model was trained on {feature_names}{target}"
+            f"The model was trained on {feature_names}{target}{data}"
         )
     return [list(names).index(n) for n in feature_names]
 

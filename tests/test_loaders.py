@@ -140,8 +140,15 @@ def _labelled(header: str, n: int = 6) -> str:
     return header + "\n" + "\n".join(rows) + "\n"
 
 
-def test_numeric_looking_header_over_text_labels_is_a_header(tmp_path):
-    t = load_csv(write(tmp_path, _labelled("1,2,3,label")))
+def test_numeric_looking_header_over_text_labels_is_refused_unless_said(tmp_path):
+    """``1,2,3,label`` over rows of numbers and cat/dog reads as a header (a name found
+    nowhere below among the labels) and as data (numbers in every number column, a class
+    of one row): not guessed either way."""
+    with pytest.raises(
+        DataError, match=r"cannot tell whether the first row \(line 1: 1,2,3,label\).*--no-header"
+    ):
+        load_csv(write(tmp_path, _labelled("1,2,3,label")))
+    t = load_csv(write(tmp_path, _labelled("1,2,3,label")), header=True)
     assert t.feature_names == ["1", "2", "3"] and t.target_name == "label"
     assert t.X.shape == (6, 3) and sorted(set(t.y.tolist())) == ["cat", "dog"]
     assert t.columns == ["1", "2", "3", "label"]
@@ -184,9 +191,15 @@ def test_delimiter_is_detected(tmp_path, sep):
 def test_wrong_delimiter_names_the_likely_cause(tmp_path):
     path = write(tmp_path, "a;b;label\n1;2;x\n3;4;y\n")
     with pytest.raises(
-        DataError, match=r"single column.*delimited by ';'\? \(pass delimiter=';'\)"
+        DataError,
+        match=r"single column.*delimited by ';'\? Say so: delimiter=';' in Python, "
+        r"--delimiter ';' to jbpnn train",
     ):
         load_csv(path, delimiter=",")
+    tsv = write(tmp_path, "a,b,label\n1,2,x\n3,4,y\n", "d.tsv")  # read with a tab
+    with pytest.raises(DataError, match=r"delimited by ','\? Say so: delimiter=',' in Python"):
+        load_table(tsv)
+    assert load_table(tsv, delimiter=",").X.tolist() == [[1, 2], [3, 4]]
 
 
 # ------------------------------------------------------------------ a model's features by name
@@ -309,7 +322,7 @@ def test_a_first_row_of_numbers_that_are_also_the_column_names_is_not_guessed(tm
 def test_an_empty_header_name_is_col_j_at_training_and_at_predict(tmp_path):
     """pandas' df.to_csv() writes an unnamed index column (header ",a,y"): training named
     it col0, and predict on the same file refused it ("does not know its column(s) ['']")."""
-    path = write(tmp_path, ",a,y\n0,1.5,up\n1,2.5,down\n", "df.csv")
+    path = write(tmp_path, ",a,y\n7,1.5,up\n3,2.5,down\n", "df.csv")  # not row numbers
     table = load_csv(path)
     assert table.feature_names == ["col0", "a"]
     t = load_features(path, table.feature_names, table.target_name)
@@ -438,3 +451,159 @@ def test_target_index_digits_are_ascii(tmp_path):
     for target in ("²", "٣"):
         with pytest.raises(DataError, match=rf"no target column named '{target}'"):
             load_csv(f, target=target)
+
+
+# ------------------------------------------------------------------ red-team round 3
+def _rows(n: int = 12, sep: str = ",") -> list[str]:
+    """``n`` rows of three numbers and a repeating label (cat, dog)."""
+    return [sep.join([f"{i}.5", f"{-i}", f"{i % 5}", "cat" if i % 2 else "dog"]) for i in range(n)]
+
+
+def test_a_headerless_first_row_with_a_label_found_once_is_not_a_header(tmp_path):
+    """A headerless file whose first row's class occurs only once lost that row: the
+    row was taken for a header, the features named '0.5', '0', ... Its number columns
+    hold numbers, as data does; a header would name them, so it cannot be told."""
+    path = write(tmp_path, "\n".join(["0.25,-0.5,0.75,bird", *_rows()]) + "\n")
+    with pytest.raises(
+        DataError,
+        match=r"line 1: 0.25,-0.5,0.75,bird\) is a header or data.*"
+        r"'bird' \(column 4\) is found nowhere below.*"
+        r"header=True or header=False \(jbpnn train: --header or --no-header\)",
+    ):
+        load_csv(path)
+    t = load_csv(path, header=False)
+    assert t.X.shape == (13, 3) and t.feature_names == ["col0", "col1", "col2"]
+    assert t.y[0] == "bird"
+    # a word over a column of numbers still makes a header; numbers with known labels are data
+    assert load_csv(write(tmp_path, _labelled("a,2,3,label"), "h.csv")).X.shape == (6, 3)
+    assert load_csv(write(tmp_path, "\n".join(_rows()) + "\n", "d.csv")).X.shape == (12, 3)
+
+
+def test_predict_on_a_first_row_it_cannot_tell_asks_for_no_header(tmp_path):
+    """predict on such a file said "the model does not know its column(s) ['1.3', ...]"
+    without a word of the first row being data."""
+    path = write(tmp_path, "\n".join(["1.3,0.9,-0.7,bird", *_rows(6)]) + "\n")
+    with pytest.raises(DataError, match=r"is a header or data.*jbpnn predict: --header or --no-"):
+        load_features(path, ["a", "b", "c"], "label")
+    assert load_features(path, ["a", "b", "c"], "label", header=False).X.shape == (7, 3)
+    # a first row of numbers taken for a header (a word over numbers): the message says so
+    odd = write(tmp_path, "1.3,x,-0.7,bird\n" + "\n".join(_rows(6)) + "\n", "odd.csv")
+    with pytest.raises(
+        DataError,
+        match=r"The first row \(line 1, 1.3,x,-0.7,bird\) was taken for a header; if it is "
+        r"data, say so: header=False \(jbpnn predict: --no-header\)",
+    ):
+        load_features(odd, ["a", "b", "c"], "label")
+
+
+def test_a_pandas_row_index_is_refused_not_a_feature(tmp_path):
+    """df.to_csv(path) writes the index as a first column with an empty header cell: it
+    was trained on as a feature 'col0' (the row number)."""
+    text = ",a,b,label\n" + "".join(
+        f"{i},{i}.5,{-i},{'cat' if i % 2 else 'dog'}\n" for i in range(6)
+    )
+    path = write(tmp_path, text, "df.csv")
+    message = (
+        r"column 1 has no name in the header \(line 1\) and holds the row numbers "
+        r"0, 1, 2, \.\.\.: it looks like a row index written by pandas.*index=False"
+    )
+    with pytest.raises(DataError, match=message):
+        load_csv(path)
+    with pytest.raises(DataError, match=message):
+        load_features(path, ["a", "b"], "label")
+    # a filtered frame's index (increasing, with gaps) too
+    gaps = write(tmp_path, ",a,y\n3,1.5,up\n8,2.5,down\n9,3.5,up\n", "gaps.csv")
+    with pytest.raises(DataError, match="holds the row numbers 3, 8, 9: it looks like a row"):
+        load_csv(gaps)
+
+
+@pytest.mark.parametrize("sep,name", [(";", "semi.csv"), ("\t", "tab.csv"), ("\t", "tab.tsv")])
+def test_one_ragged_line_is_reported_not_taken_for_another_delimiter(tmp_path, sep, name):
+    """A ';' or tab .csv with one line of 5 fields was read with ',' (every line had to
+    agree): 'single column ... (pass delimiter=';')' instead of the ragged line."""
+    rows = [sep.join(["a", "b", "c", "label"]), *_rows(10, sep)]
+    rows[5] += sep + "9.9"
+    path = write(tmp_path, "\n".join(rows) + "\n", name)
+    with pytest.raises(DataError, match=r"line 6: has 5 fields, expected 4 \(as in the header"):
+        load_table(path)
+    with pytest.raises(DataError, match=r"line 6: has 5 fields, expected 4"):
+        load_features(path, ["a", "b", "c"], "label")
+
+
+def test_excels_sep_line_names_the_delimiter(tmp_path):
+    """Excel's first line 'sep=;' was read as data: a single column."""
+    path = write(tmp_path, "sep=;\na;b;label\n1;2;x\n3;4;y\n")
+    t = load_csv(path)
+    assert t.feature_names == ["a", "b"] and t.X.tolist() == [[1, 2], [3, 4]]
+    assert t.y.tolist() == ["x", "y"]
+    assert load_features(path, ["b", "a"], "label").X.tolist() == [[2, 1], [4, 3]]
+    tab = write(tmp_path, "\ufeffsep=\t\r\na\tlabel\r\n1\tx\r\n2\ty\r\n", "t.csv")
+    assert load_csv(tab).X.tolist() == [[1], [2]]
+    bad = write(tmp_path, "sep=;\na;b;label\n1;2;x\n3;zz;y\n", "bad.csv")  # lines counted
+    with pytest.raises(DataError, match=r"line 4, column 'b': 'zz' is not a number"):
+        load_csv(bad)
+    with pytest.raises(DataError, match=r"line 1: 'sep=;' names the delimiter ';', but it is"):
+        load_csv(path, delimiter=",")
+
+
+def test_a_column_empty_in_every_row_is_named(tmp_path):
+    """A comma at the end of every line made an empty last column the target: the message
+    was "column 'label': 'dog' is not a number"."""
+    rows = _rows(6)
+    trailing = write(tmp_path, "a,b,c,label,\n" + "".join(r + ",\n" for r in rows), "t.csv")
+    with pytest.raises(
+        DataError, match=r"column 5 is empty in every row: every line ends with ','\? delete"
+    ):
+        load_csv(trailing)
+    with pytest.raises(DataError, match=r"column 5 is empty in every row"):
+        load_features(trailing, ["a", "b", "c"], "label")
+    gap = write(tmp_path, "a,b,,label\n1,2,,x\n3,4,,y\n", "g.csv")  # an empty column
+    with pytest.raises(DataError, match=r"column 3 is empty in every row; delete the column"):
+        load_csv(gap)
+
+
+def test_a_comment_line_is_named_as_one(tmp_path):
+    """'# written by ...' as the first line: "line 2: has 4 fields, expected 1"."""
+    rows = _rows(6)
+    comment = write(tmp_path, "# written by a logger\na,b,c,label\n" + "\n".join(rows), "c.csv")
+    with pytest.raises(
+        DataError,
+        match=r"line 1: '# written by a logger' looks like a comment; comment lines are not",
+    ):
+        load_csv(comment)
+    midway = write(tmp_path, "a,b,c,label\n" + "\n".join([*rows[:3], "# part 2", *rows[3:]]),
+                   "m.csv")  # fmt: skip
+    with pytest.raises(DataError, match=r"line 5: '# part 2' looks like a comment"):
+        load_features(midway, ["a", "b", "c"], "label")
+    na = write(tmp_path, "a,b,label\n#N/A,1,x\n2,3,y\n", "na.csv")  # a missing value, not one
+    with pytest.raises(DataError, match=r"line 2, column 'a': '#N/A' is not a finite number"):
+        load_csv(na)
+
+
+def test_a_text_column_among_the_features_suggests_naming_the_target(tmp_path):
+    """A text target in the middle column: "'dog' is not a number", without a word of
+    --target."""
+    mid = write(tmp_path, "a,label,b\n1,cat,2\n3,dog,4\n5,cat,6\n", "mid.csv")
+    with pytest.raises(
+        DataError,
+        match=r"line 2, column 'label': 'cat' is not a number \(features must be numeric\); "
+        r"column 'label' holds no numbers: if it is the target, name it \(target='label'; "
+        r"jbpnn train: --target label\)",
+    ):
+        load_csv(mid)
+    assert load_csv(mid, target="label").y.tolist() == ["cat", "dog", "cat"]
+    headless = write(tmp_path, "1,cat,2\n3,dog,4\n5,cat,6\n", "midh.csv")
+    with pytest.raises(DataError, match=r"\(target='1'; jbpnn train: --target 1\)"):
+        load_csv(headless)
+    # one text cell among numbers is a bad cell, not a target: no hint
+    with pytest.raises(DataError, match=r"'zz' is not a number \(features must be numeric\)$"):
+        load_csv(write(tmp_path, "a,b,y\n1,zz,0\n2,3,1\n", "z.csv"))
+
+
+@pytest.mark.parametrize("bad", ["", ";;", "a", "1", '"', "\n"])
+def test_a_delimiter_is_one_character(tmp_path, bad):
+    path = write(tmp_path, "a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"the delimiter must be one character"):
+        load_csv(path, delimiter=bad)
+    with pytest.raises(ValueError, match=r"the delimiter must be one character"):
+        load_features(path, ["a"], "b", delimiter=bad)

@@ -11,7 +11,8 @@ the argument it becomes, because it calls the same check with the same range:
 - ``--tol``, ``--min-weight-change``: as the stop rules, ``check_threshold``: >= 0;
 - ``--validation-fraction``: ``[0, 1)``, as the estimators' ``validation_fraction``;
 - ``--test-fraction``: ``(0, 1)``, as ``train_test_split(test_fraction=)``;
-- ``--seed``: ``check_seed``, ``0 .. 2**32 - 1``, as ``as_key``.
+- ``--seed``: ``check_seed``, ``0 .. 2**32 - 1``, as ``as_key``;
+- ``--delimiter``: as ``load_csv(delimiter=)``, ``check_delimiter``: one character.
 
 The message is the check's own, which argparse prefixes with the flag (``jbpnn train:
 error: argument --epochs: the value must be an integer >= 1, got 0``), one line,
@@ -28,6 +29,7 @@ command line                     API
 ``--validation-fraction 0``      no validation rows: no early stopping
 ``--n-iter-no-change off``       ``n_iter_no_change=None``: early stopping off
                                  (0 is refused by both: see :mod:`jbpnn.stopping`)
+``--delimiter tab``              ``delimiter="\t"`` (also ``--delimiter '\t'``)
 =============================== ==============================================
 
 Comma lists (``jbpnn train --hidden 64,32``, ``jbpnn sweep --lrs 0.01,0.1 --momenta
@@ -45,6 +47,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from jbpnn.checks import check_int, check_number, check_seed, check_threshold
+from jbpnn.loaders import check_delimiter
 from jbpnn.optimizers import levenberg_marquardt
 from jbpnn.stopping import Stopping
 
@@ -52,6 +55,7 @@ __all__ = [
     "FlagType",
     "batch_size",
     "comma_list",
+    "delimiter",
     "fraction",
     "integer",
     "learning_rate",
@@ -199,6 +203,14 @@ def _check_patience(value: int | None) -> int | None:
     except ValueError as e:
         raise ValueError(str(e).replace("None", "off")) from None
 
+
+def _delimiter_text(text: str) -> str:
+    return "\t" if text.lower() in ("tab", "\\t") else text
+
+
+# load_csv(delimiter=): one character, tab spelled tab
+delimiter = FlagType("one character, or tab", _delimiter_text, check_delimiter)
+"""Argparse type: text -> a CSV's field separator, one character (``tab``: a tab)."""
 
 # train(n_iter_no_change=): a count >= 1, or off (None); 0 is refused as by the API
 patience = FlagType("a count >= 1 of epochs, or off", _patience_text, _check_patience)

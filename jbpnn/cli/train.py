@@ -39,6 +39,7 @@ from jbpnn.cli.options import (
     batch_size,
     comma_list,
     damping,
+    delimiter,
     fraction,
     learning_rate,
     momentum_m,
@@ -196,20 +197,32 @@ def _load_rows(args: argparse.Namespace) -> _Rows:
         target = f"the target {table.target_name!r} of {source}"
         raise CLIError(f"--loss {e} ({target}){hint}") from None
     classification = task == "classification"
+    forced = ""  # --task classification of numbers: each distinct value a class
     if classification:
         check_classes(table.y, f"the target {table.target_name!r} of {source}")
-    X_tr, X_te, y_tr, y_te = _split(table.X, table.y, args.test_fraction, args.seed, task, "test")
+        if args.task == "classification" and table.y.dtype.kind in "fiu":
+            forced = (
+                f"; the target {table.target_name!r} has {len(np.unique(table.y))} distinct "
+                f"values in {len(table.y)} rows, each a class with --task classification: "
+                "for a continuous target use --task regression (or auto)"
+            )
+    X_tr, X_te, y_tr, y_te = _split(
+        table.X, table.y, args.test_fraction, args.seed, task, "test", forced
+    )
     X_val = y_val = None
     if args.validation_fraction > 0:
         X_tr, X_val, y_tr, y_val = _split(
-            X_tr, y_tr, args.validation_fraction, args.seed + 1, task, "validation"
+            X_tr, y_tr, args.validation_fraction, args.seed + 1, task, "validation", forced
         )
     return _Rows(table, source, task, loss, X_tr, y_tr, X_val, y_val, X_te, y_te)
 
 
-def _split(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: str, part: str) -> Any:
+def _split(
+    X: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: str, part: str, why: str = ""
+) -> Any:
     """``train_test_split``, stratified by class for classification: on the labels' class
-    indices, so that numeric labels (a CSV's float column) are stratified as text is."""
+    indices, so that numeric labels (a CSV's float column) are stratified as text is.
+    ``why`` ends the message of a class with a single row (what made the classes)."""
     if len(y) < 2:
         raise CLIError(
             f"{len(y)} row left for the {part} split: it needs at least 2 (one on each side); "
@@ -224,7 +237,7 @@ def _split(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, task: str, 
         label = encoder.inverse_transform(np.flatnonzero(counts < 2)[:1]).tolist()[0]
         raise CLIError(
             f"class {label!r} has a single row left for the {part} split, which keeps "
-            "every class's share in both parts; give more rows of it"
+            f"every class's share in both parts; give more rows of it{why}"
         )
     rest, held, _, _ = train_test_split(np.arange(len(y)), codes, fraction, seed)
     return X[rest], X[held], y[rest], y[held]
@@ -237,13 +250,25 @@ def _load_table(args: argparse.Namespace) -> tuple[Table, str]:
         names = [f"pixel{i}" for i in range(64)]
         table = Table(d.X.astype(np.float64), d.y, names, "digit", [*names, "digit"])
         return table, "the bundled UCI digits (1797 x 64, 10 classes)"
-    kwargs = {}
-    if args.header is not None:
-        if Path(args.data).suffix.lower() == ".npz":
-            raise CLIError("--header/--no-header apply to CSV files; an NPZ has no header")
-        kwargs["header"] = args.header
+    kwargs = _csv_options(args)
     table = load_table(args.data, args.target, **kwargs)
     return table, f"{args.data} ({table.X.shape[0]} x {table.X.shape[1]})"
+
+
+def _csv_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--header``/``--no-header`` and ``--delimiter`` as the CSV loaders' arguments;
+    refused for an NPZ, which has neither."""
+    kwargs: dict[str, Any] = {}
+    if args.header is not None:
+        kwargs["header"] = args.header
+    if args.delimiter is not None:
+        kwargs["delimiter"] = args.delimiter
+    if Path(args.data).suffix.lower() == ".npz":
+        if "header" in kwargs:
+            raise CLIError("--header/--no-header apply to CSV files; an NPZ has no header")
+        if "delimiter" in kwargs:
+            raise CLIError("--delimiter applies to CSV files; an NPZ has no delimiter")
+    return kwargs
 
 
 # ---------------------------------------------------------------- stage 2: preprocessing
@@ -520,8 +545,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CLIError("DATA -: predict reads a CSV or NPZ file, not stdin; give its path")
     inputs = {"MODEL": args.model, "DATA": args.data, **imported_files(args.imports)}
     outputs = check_outputs({"--out": args.out}, inputs)
-    if args.header is not None and Path(args.data).suffix.lower() == ".npz":
-        raise CLIError("--header/--no-header apply to CSV files; an NPZ has no header")
+    kwargs = _csv_options(args)
     params, meta = load(args.model)
     prep = _model_preprocessing(args.model, params, meta)
     assert prep.feature_names is not None  # Preprocessing.__post_init__ always sets them
@@ -530,7 +554,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         list(prep.feature_names),
         prep.target_name,
         columns=None if prep.columns is None else list(prep.columns),
-        header="auto" if args.header is None else args.header,
+        **kwargs,
     )
     values = prep.decode(np.asarray(predict(params, prep.transform(table.X))))
     if prep.task == "classification":
@@ -593,6 +617,12 @@ def add_parsers(sub: Any) -> None:
         default=None,
         help="the CSV's first row is (--header) or is not (--no-header) a header "
         "(default: detected)",
+    )
+    tr.add_argument(
+        "--delimiter",
+        type=delimiter,
+        default=None,
+        help="the CSV's field separator, one character or tab (default: detected; tab for .tsv)",
     )
     tr.add_argument(
         "--task",
@@ -732,6 +762,12 @@ def add_parsers(sub: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="DATA's first row is (--header) or is not (--no-header) a header (default: detected)",
+    )
+    pr.add_argument(
+        "--delimiter",
+        type=delimiter,
+        default=None,
+        help="DATA's field separator, one character or tab (default: detected; tab for .tsv)",
     )
     pr.add_argument("--out", help="write the predictions here (default: stdout)")
     add_import_argument(pr)
