@@ -371,7 +371,8 @@ def units(params: Any, cache: tuple[Array, ...]) -> list[Activation]:
     acts = []
     for layer, name, o_prev in zip(params.layers, params.activations, cache[:-1]):
         act = table[name]
-        if act.uses == "net":
+        if act.uses == "net":  # in the layer's dtype (a network's layers may differ)
+            o_prev = o_prev.astype(layer.w.dtype)
             net = o_prev @ layer.w if params.article_mode else o_prev @ layer.w + layer.b
             act = bind(act, net)
         acts.append(act)

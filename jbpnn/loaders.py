@@ -234,11 +234,12 @@ def load_csv(
         raise DataError(f"{path} is empty: no rows to load")
     first_line, first = rows[0]
     if header == "auto":
-        header = _looks_like_header(first, [row for _, row in rows[1:]])
-        if header is None:
+        found = _looks_like_header(first, [row for _, row in rows[1:]])
+        if found is None:
             raise _ambiguous_header(
                 path, first_line, first, [row for _, row in rows[1:]], delimiter
             )
+        header = found
     names = [name if header and name else f"col{j}" for j, name in enumerate(first)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # a model with them could not be given its own file again (predict matches names)
@@ -720,9 +721,10 @@ def load_features(
             header = named or all(_kind(a) == "text" for a in first)
         else:
             rest = [row for _, row in rows[1:]]
-            header = named or _looks_like_header(first, rest)
-            if header is None:  # numbers, and a label found nowhere below
+            found = named or _looks_like_header(first, rest)
+            if found is None:  # numbers, and a label found nowhere below
                 raise _ambiguous_header(path, first_line, first, rest, delimiter, "predict")
+            header = found
     data = rows[1:] if header else rows
     if not data:
         raise DataError(f"{path} has a header (line {first_line}) but no data rows")

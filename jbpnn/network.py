@@ -94,20 +94,23 @@ def forward(params: MLP, x: ArrayLike) -> tuple[Array, Cache]:
 
     Args:
         params: the network.
-        x: one input, shape ``(n_in,)``.
+        x: one input, shape ``(n_in,)``, cast to the params' dtype.
 
     Returns:
         ``(y, cache)``: the output ``y`` of shape ``(n_out,)``, and ``cache``, the
         outputs of every layer with the input first: ``(x, O_1, ..., O_L)``,
-        ``cache[-1] is y``. That is all :func:`backward` needs.
+        ``cache[-1] is y``. That is all :func:`backward` needs. Each layer computes in
+        its own dtype (a network built by ``MLP.from_layers`` from layers of several
+        dtypes): its input is cast to its ``w``'s dtype, its output ``O_l`` has it.
     """
     check_network(params, "forward")  # shapes and names, before anything is traced
-    x = jnp.asarray(x)
+    x = jnp.asarray(x, params.dtype)  # inputs are cast to the params' dtype (as in apply)
     _check_length(x.shape, params.n_in, "data", "input")
     table = activation_table(params.article_mode)
     o = x
     cache = [o]
     for layer, name in zip(params.layers, params.activations):
+        o = o.astype(layer.w.dtype)  # each layer computes in its own dtype (one dtype: no-op)
         if params.article_mode:  # the article code's bias units never reach the forward pass
             net = o @ layer.w
         else:
@@ -127,18 +130,21 @@ def deltas(params: MLP, cache: Cache, y: ArrayLike) -> tuple[Array, ...]:
 
     Returns:
         One array per layer, input side first; entry ``l`` has shape
-        ``(n_out of layer l,)``. Positive means the unit's net input should grow.
+        ``(n_out of layer l,)`` and layer ``l``'s dtype. Positive means the unit's net
+        input should grow.
     """
-    y = jnp.asarray(y)
+    y = jnp.asarray(y, params.dtype)  # inputs are cast to the params' dtype
     _check_length(y.shape, params.n_out, "target", "output")
     _check_cache(params, cache)
     acts = units(params, cache)  # the table's rows (bound to net_l where a unit uses it)
     # Output layer: Err_k = f'(net_k)(T_k - O_k) for mse, T_k - O_k for the log losses.
-    delta = LOSSES[params.loss].delta(cache[-1], y, acts[-1])
+    delta = LOSSES[params.loss].delta(cache[-1], y.astype(cache[-1].dtype), acts[-1])
     errs = [delta]
     for l in range(len(params.layers) - 1, 0, -1):  # noqa: E741
-        # Hidden layer: Err_j = f'(net_j) sum_k Err_k w_jk, with w from before any update.
-        delta = acts[l - 1].backprop(cache[l], params.layers[l].w @ delta)
+        # Hidden layer: Err_j = f'(net_j) sum_k Err_k w_jk, with w from before any update
+        # (the sum in layer l's dtype, Err_j in layer l-1's: with one dtype the cast is a no-op).
+        back = (params.layers[l].w @ delta).astype(cache[l].dtype)  # sum_k w_jk Err_k
+        delta = acts[l - 1].backprop(cache[l], back)
         errs.append(delta)
     return tuple(reversed(errs))
 
@@ -173,20 +179,21 @@ def backward(params: MLP, cache: Cache, y: ArrayLike) -> MLP:
     Returns:
         An :class:`MLP` of the same structure as ``params`` whose layer ``l``
         holds ``w = -outer(O_{l-1}, Err_l)`` (``dE/dw_ij = -O_i Err_j``) and
-        ``b = -Err_l``. Gradient descent is ``p - lr * g``.
+        ``b = -Err_l``, each in its layer's dtype. Gradient descent is ``p - lr * g``.
     """
     errs = deltas(params, cache, y)
-    grads = [
-        Layer(w=-jnp.outer(o_prev, err), b=-err)  # dE/dw_ij = -O_i Err_j, dE/dtheta_j = -Err_j
-        for o_prev, err in zip(cache[:-1], errs)
-    ]
+    grads = []
+    for o_prev, err, layer in zip(cache[:-1], errs, params.layers):
+        o_prev = o_prev.astype(layer.w.dtype)  # the layer's input, as forward multiplied it
+        # dE/dw_ij = -O_i Err_j, dE/dtheta_j = -Err_j
+        grads.append(Layer(w=-jnp.outer(o_prev, err), b=-err))
     return params.replace_layers(grads)
 
 
 def example_loss(params: MLP, x: ArrayLike, y: ArrayLike) -> Array:
     """The error ``E`` of ONE example, e.g. ``1/2 sum_k (T_k - O_k)^2`` for mse."""
     _, cache = forward(params, x)
-    return _error(params, cache, jnp.asarray(y))
+    return _error(params, cache, jnp.asarray(y, params.dtype))
 
 
 def _error(params: MLP, cache: Cache, y: Array) -> Array:
@@ -195,10 +202,12 @@ def _error(params: MLP, cache: Cache, y: Array) -> Array:
     forward pass computes them, which XLA merges), exact where an output rounds to 0 or
     1; any other loss from the outputs."""
     loss = LOSSES[params.loss]
+    y = y.astype(cache[-1].dtype)  # the output layer's dtype (one dtype: a no-op)
     if loss.error_net is None:
         return loss.error(cache[-1], y)
     last = params.layers[-1]
-    net = cache[-2] @ last.w if params.article_mode else cache[-2] @ last.w + last.b
+    o_prev = cache[-2].astype(last.w.dtype)  # the output layer's input, as forward has it
+    net = o_prev @ last.w if params.article_mode else o_prev @ last.w + last.b
     return loss.error_net(net, y)
 
 
@@ -226,6 +235,7 @@ def normalised_weights(n: int, dtype: Any, sample_weight: Array | None) -> Array
         )
     if sample_weight is None:
         return jnp.full((n,), 1.0 / n, dtype)
+    sample_weight = sample_weight.astype(dtype)  # the loss's dtype (the same: a no-op)
     return sample_weight / jnp.sum(sample_weight)
 
 
@@ -237,27 +247,38 @@ def loss_and_gradient_kernel(
     The batch gradient contracts each layer's deltas with its inputs,
     ``dE/dw = -O_prev^T (s * Err)`` with ``s`` the normalised sample weights, so no
     per-example ``(B, n_in, n_out)`` gradient is ever built.
+
+    ``X`` ``(B, n_in)``, ``Y`` ``(B, n_out)`` and ``sample_weight`` ``(B,)`` are cast to
+    the params' dtype, as :func:`loss_and_gradient` casts them; each layer's gradient
+    has that layer's dtype. Their shapes are checked (statically, while tracing): a
+    wrong one raises ``ValueError`` naming the argument, its shape and the one expected.
     """
+    X, Y, sample_weight = _kernel_batch(params, X, Y, sample_weight, "loss_and_gradient_kernel")
     out, cache = _batched_forward(params, X)
     errs = _batched_deltas(params, cache, Y)
     s = normalised_weights(X.shape[0], out.dtype, sample_weight)
     mean_loss = over_batch(s, _errors(params, cache, Y))  # sum_n s_n E_n (replicated)
-    grads = [  # over_batch: o_prev^T (s Err), a sum that is replicated on an Explicit mesh
-        Layer(w=-over_batch(o_prev, s[:, None] * err), b=-over_batch(s, err))
-        for o_prev, err in zip(cache[:-1], errs)
-    ]
+    grads = []
+    for o_prev, err, layer in zip(cache[:-1], errs, params.layers):
+        o_prev, s_l = o_prev.astype(layer.w.dtype), s.astype(layer.w.dtype)  # layer's dtype
+        # over_batch: o_prev^T (s Err), a sum that is replicated on an Explicit mesh
+        grads.append(Layer(w=-over_batch(o_prev, s_l[:, None] * err), b=-over_batch(s_l, err)))
     return mean_loss, params.replace_layers(grads)
 
 
 def loss_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = None) -> Array:
-    """Unchecked, traceable core of :func:`loss`."""
+    """Unchecked, traceable core of :func:`loss` (the inputs cast and their shapes checked
+    as :func:`loss_and_gradient_kernel`'s)."""
+    X, Y, sample_weight = _kernel_batch(params, X, Y, sample_weight, "loss_kernel")
     out, cache = _batched_forward(params, X)
     s = normalised_weights(X.shape[0], out.dtype, sample_weight)
     return over_batch(s, _errors(params, cache, Y))  # sum_n s_n E_n (replicated)
 
 
 def predict_kernel(params: MLP, X: Array) -> Array:
-    """Unchecked, traceable core of :func:`predict`."""
+    """Unchecked, traceable core of :func:`predict` (``X`` cast to the params' dtype and
+    its shape checked as :func:`loss_and_gradient_kernel`'s)."""
+    X, _, _ = _kernel_batch(params, X, None, None, "predict_kernel")
     return _batched_forward(params, X)[0]
 
 
@@ -272,6 +293,7 @@ def accuracy_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None
     targets) a row is right when every output is (``O > 0.5`` where ``T > 0.5``):
     scikit-learn's subset accuracy. ``sample_weight``: the weighted fraction.
     """
+    X, Y, sample_weight = _kernel_batch(params, X, Y, sample_weight, "accuracy_kernel")
     out = predict_kernel(params, X)
     if out.shape[1] == 1 or params.loss == "binary_cross_entropy":
         right = jnp.all((out > 0.5) == (Y > 0.5), axis=1)
@@ -300,6 +322,7 @@ def r2_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = Non
     in float16 the sums of 200 squared targets near 200 overflowed (R^2 read -inf), and a
     bfloat16 mean was off by more than the targets' spread.
     """
+    X, Y, sample_weight = _kernel_batch(params, X, Y, sample_weight, "r2_kernel")
     out = predict_kernel(params, X)
     wide = jnp.promote_types(out.dtype, jnp.float32)
     out = out.astype(wide)
@@ -577,6 +600,39 @@ def _refuse_complex(name: str, a: Any) -> None:
 
 
 # ---------------------------------------------------------------- input checks
+def _kernel_batch(
+    params: MLP, X: Any, Y: Any, sample_weight: Any, what: str
+) -> tuple[Array, Any, Any]:
+    """A kernel's batch with static shapes checked, cast to the params' dtype.
+
+    The kernels are the unchecked, traceable cores (no NaN or value checks: their inputs
+    may be traced), but shapes are known while tracing, and a wrong one met ``vmap``'s
+    "inconsistent sizes" or a ``dot_general`` error deep in JAX. Raises ``ValueError``
+    naming ``what``, the argument, the shape given and the shape expected.
+    """
+    n_in, n_out, x_shape = params.n_in, params.n_out, np.shape(X)
+    if len(x_shape) != 2 or x_shape[1] != n_in:
+        one = "; for one example use x[None, :] (a batch of one)" if len(x_shape) == 1 else ""
+        raise ValueError(f"{what}: X must have shape (batch, {n_in}), got shape {x_shape}{one}")
+    rows = x_shape[0]
+    if Y is not None and np.shape(Y) != (rows, n_out):
+        raise ValueError(
+            f"{what}: Y must have shape ({rows}, {n_out}), one row of {n_out} targets for "
+            f"each of X's {rows} rows, got shape {np.shape(Y)}"
+        )
+    if sample_weight is not None and np.shape(sample_weight) != (rows,):
+        raise ValueError(
+            f"{what}: sample_weight must have shape ({rows},), one weight for each of X's "
+            f"{rows} rows, got shape {np.shape(sample_weight)}"
+        )
+    dtype = params.dtype  # the first layer's, as check_batch casts to
+    return (
+        jnp.asarray(X, dtype),
+        None if Y is None else jnp.asarray(Y, dtype),
+        None if sample_weight is None else jnp.asarray(sample_weight, dtype),
+    )
+
+
 def _check_length(shape: tuple[int, ...], expected: int, what: str, side: str) -> None:
     if len(shape) != 1:
         raise ValueError(
@@ -702,7 +758,8 @@ def _pullback(params: MLP, cache: Cache, g: Array) -> tuple[tuple[Array, ...], A
     d = acts[-1].backprop(cache[-1], g)  # d_L = J_L^T g, from the outputs O_L
     ds = [d]
     for l in range(len(params.layers) - 1, 0, -1):  # noqa: E741
-        d = acts[l - 1].backprop(cache[l], params.layers[l].w @ d)  # d_l = J_l^T (w d_{l+1})
+        back = (params.layers[l].w @ d).astype(cache[l].dtype)  # w d_{l+1}, in layer l-1's dtype
+        d = acts[l - 1].backprop(cache[l], back)  # d_l = J_l^T (w d_{l+1})
         ds.append(d)
     dx = params.layers[0].w @ d  # dL/dx_i = sum_j w_ij d_j
     return tuple(reversed(ds)), dx
@@ -742,7 +799,7 @@ def _hand_vjp(params: MLP, cache: Cache, G: Array) -> tuple[MLP, Array]:
     dX = dX.astype(cache[0].dtype)
     grads = [
         Layer(
-            w=over_batch(o_prev, d).astype(layer.w.dtype),
+            w=over_batch(o_prev.astype(layer.w.dtype), d).astype(layer.w.dtype),
             b=jnp.sum(d, axis=0).astype(layer.b.dtype),
         )
         for o_prev, d, layer in zip(cache[:-1], ds, params.layers)

@@ -62,9 +62,10 @@ def tangents(
     for layer, dlayer, act, o_prev, o in zip(
         params.layers, dparams.layers, acts, cache[:-1], cache[1:]
     ):
+        o_prev = o_prev.astype(layer.w.dtype)  # each layer in its own dtype (one dtype: no-op)
         dnet = o_prev @ dlayer.w + dlayer.b  # dnet = dO_prev w + O_prev dw + db
         if do is not None:
-            dnet = dnet + do @ layer.w
+            dnet = dnet + do.astype(layer.w.dtype) @ layer.w
         assert act.tangent is not None  # every table row has one
         do = act.tangent(o, dnet)  # dO = f'(net) dnet, from the outputs (or net)
         dnets.append(dnet)

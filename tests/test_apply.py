@@ -296,3 +296,45 @@ def test_apply_names_values_too_large_for_the_params_dtype_and_text():
         jbpnn.apply(params, [["a", "b", "c"]])
     with pytest.raises(ValueError, match="X contains 1 NaN or inf"):
         jbpnn.apply(params, np.array([[1, 2, np.nan]], dtype=object))
+
+
+@pytest.mark.parametrize("units", [("tanh", "sigmoid"), ("tanh", "swish")])
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32")])
+def test_layers_of_several_dtypes_under_strict_promotion(x64, dtypes, units):
+    """A network whose layers have different dtypes (MLP.from_layers keeps them): apply
+    multiplied the previous layer's outputs into the next layer's weights as they were, a
+    TypePromotionError under jax_numpy_dtype_promotion="strict". Each layer now casts its
+    input to its own dtype; the hand rules (grad, jvp) agree with autodiff of that forward
+    pass and give each cotangent its layer's dtype."""
+    params, rng = _network(13, (3, 4, 2), units)  # swish's derivative: from its net input
+    params = params.replace_layers(
+        [Layer(l.w.astype(dt), l.b.astype(dt)) for l, dt in zip(params.layers, dtypes)]
+    )
+    X = jnp.asarray(rng.normal(size=(5, 3)), params.dtype)
+
+    def plain(p, X):  # autodiff's reference: each layer's input cast to its dtype
+        o = X
+        for layer, name in zip(p.layers, p.activations):
+            o = jbpnn.ACTIVATIONS[name].fn(o.astype(layer.w.dtype) @ layer.w + layer.b)
+        return o
+
+    def f(p, apply_fn):
+        return jnp.sum(jnp.sin(apply_fn(p, X)))
+
+    with jax.numpy_dtype_promotion("strict"):
+        out = apply(params, X)
+        g = jax.grad(f)(params, apply)
+        _, t = jax.jvp(lambda p: apply(p, X), (params,), (params,))
+        _, cache = forward(params, X[0])
+        one = backward(params, cache, jnp.array([0.2, 0.9], params.layers[-1].w.dtype))
+        loss, kernel_g = jbpnn.network.loss_and_gradient_kernel(params, X, out)
+    ref_g = jax.grad(f)(params, plain)
+    _, ref_t = jax.jvp(lambda p: plain(p, X), (params,), (params,))
+    assert out.dtype == t.dtype == params.layers[-1].w.dtype
+    for grads in (g, one, kernel_g):
+        assert [a.dtype for a in jax.tree.leaves(grads)] == [
+            a.dtype for a in jax.tree.leaves(params)
+        ]
+    tree_allclose(g, ref_g, rtol=2e-6, atol=1e-7)  # a float32 layer: float32's digits
+    np.testing.assert_allclose(t, ref_t, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(out, plain(params, X), rtol=1e-6)

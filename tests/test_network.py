@@ -292,3 +292,145 @@ def test_an_output_of_exactly_one_half_is_class_0_as_the_estimators_predict():
     p = MLP.from_layers([(np.zeros((2, 1)), np.zeros(1))], "sigmoid", "binary_cross_entropy")
     X = np.ones((4, 2))
     assert accuracy(p, X, np.zeros((4, 1))) == 1.0 and accuracy(p, X, np.ones((4, 1))) == 0.0
+
+
+# ---------------------------------------------------------------- dtypes and kernel shapes
+def _mixed_network(dtypes, acts=("tanh", "sigmoid"), sizes=(4, 5, 3)):
+    """A network whose layers have the given dtypes (MLP.from_layers keeps each its own)."""
+    rng = np.random.default_rng(7)
+    layers = [
+        (
+            jnp.asarray(rng.normal(size=(n_in, n_out)) * 0.5, dt),
+            jnp.asarray(rng.normal(size=n_out) * 0.1, dt),
+        )
+        for n_in, n_out, dt in zip(sizes[:-1], sizes[1:], dtypes)
+    ]
+    return jbpnn.MLP.from_layers(layers, acts, "mse"), rng
+
+
+def _plain_mixed_loss(params, X, Y, sample_weight):
+    """The reference, autodiff of a plain forward pass in which each layer casts its input
+    to its own dtype: sum_n s_n 1/2 |T_n - O_n|^2 / sum_n s_n."""
+    o = X
+    for layer, name in zip(params.layers, params.activations):
+        o = jbpnn.ACTIVATIONS[name].fn(o.astype(layer.w.dtype) @ layer.w + layer.b)
+    errors = 0.5 * jnp.sum((Y.astype(o.dtype) - o) ** 2, axis=1)
+    s = sample_weight.astype(o.dtype)
+    return jnp.sum(s * errors) / jnp.sum(s)
+
+
+@pytest.mark.parametrize("order", ["float32 then float64", "float64 then float32"])
+def test_a_network_of_layers_of_several_dtypes_gets_each_layers_gradient_in_its_dtype(x64, order):
+    """loss_and_gradient(_kernel) returned every gradient in the widest dtype (jax.grad
+    through apply: each layer's), so a lax.scan of SGD steps over the kernel failed
+    ("carry input and carry output must have equal types")."""
+    dtypes = (
+        (jnp.float32, jnp.float64) if order.startswith("float32") else (jnp.float64, jnp.float32)
+    )
+    params, rng = _mixed_network(dtypes)
+    X = jnp.asarray(rng.normal(size=(6, 4)), params.dtype)
+    Y = jnp.asarray(rng.uniform(size=(6, 3)), params.dtype)
+    s = jnp.asarray(rng.uniform(0.5, 2.0, size=6), params.dtype)
+    value, grads = jax.jit(loss_and_gradient_kernel)(params, X, Y, s)
+    ref_value, ref = jax.value_and_grad(_plain_mixed_loss)(params, X, Y, s)
+    for leaf, g, r in zip(jax.tree.leaves(params), jax.tree.leaves(grads), jax.tree.leaves(ref)):
+        assert g.dtype == leaf.dtype == r.dtype, (g.dtype, leaf.dtype, r.dtype)
+    tree_allclose(grads, ref, rtol=2e-6, atol=1e-7)  # a float32 layer: float32's digits
+    np.testing.assert_allclose(value, ref_value, rtol=2e-6)
+    checked = loss_and_gradient(params, X, Y, s)[1]  # the checked path agrees
+    assert [a.dtype for a in jax.tree.leaves(checked)] == [a.dtype for a in jax.tree.leaves(params)]
+    tree_allclose(checked, grads, rtol=1e-12)
+    _, cache = forward(params, X[0])  # one example: backward too
+    assert [a.dtype for a in jax.tree.leaves(backward(params, cache, Y[0]))] == [
+        a.dtype for a in jax.tree.leaves(params)
+    ]
+
+    def step(p, _):
+        value, g = loss_and_gradient_kernel(p, X, Y, s)
+        return jax.tree.map(lambda w, g: w - 0.1 * g, p, g), value
+
+    final, losses = jax.lax.scan(step, params, None, length=3)
+    assert [a.dtype for a in jax.tree.leaves(final)] == [a.dtype for a in jax.tree.leaves(params)]
+    assert losses[-1] < losses[0]
+
+
+def test_one_dtype_networks_compile_no_casts():
+    """The per-layer casts are no-ops when the dtypes agree: a float32 network's kernel on
+    float32 data has no convert_element_type (a bfloat16 layer in it has some)."""
+    params = init_params(0, (4, 5, 3), ("tanh", "sigmoid"), "mse")
+    X, Y, s = jnp.ones((6, 4)), jnp.zeros((6, 3)), jnp.ones(6)
+    for f, args in ((loss_and_gradient_kernel, (X, Y, s)), (jbpnn.network.loss_kernel, (X, Y, s))):
+        assert "convert_element_type" not in str(jax.make_jaxpr(f)(params, *args))
+    mixed, _ = _mixed_network((jnp.bfloat16, jnp.float32))
+    assert "convert_element_type" in str(jax.make_jaxpr(loss_and_gradient_kernel)(mixed, X, Y, s))
+
+
+def test_kernels_cast_the_data_to_the_params_dtype(x64):
+    """The unchecked kernels and forward/backward computed in the data's dtype (float64
+    data, float32 params: float64 gradients), where the checked functions and apply cast
+    to the params' (a jitted p - lr * g then changed the params' dtype and compiled again)."""
+    from jbpnn.network import loss_kernel, predict_kernel
+
+    params, rng = _network(3, "mse", "sigmoid", 2, "tanh", jnp.float32)
+    X, Y = _data(rng, params, 6, "mse", jnp.float64)
+    s = jnp.asarray(rng.uniform(0.5, 2.0, size=6))  # float64 too
+    value, grads = jax.jit(loss_and_gradient_kernel)(params, X, Y, s)
+    ref_value, ref = loss_and_gradient(params, X, Y, s)  # checked: casts to float32 first
+    assert value.dtype == jnp.float32
+    assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
+    np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+    tree_allclose(grads, ref, rtol=1e-5, atol=1e-7)
+    assert loss_kernel(params, X, Y, s).dtype == jnp.float32
+    out = predict_kernel(params, X)
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(out, predict(params, X), rtol=1e-6)
+    y, cache = forward(params, X[0])
+    assert y.dtype == jnp.float32 and all(c.dtype == jnp.float32 for c in cache)
+    np.testing.assert_allclose(y, jbpnn.apply(params, X[0]), rtol=1e-6)
+    assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(backward(params, cache, Y[0])))
+    assert example_loss(params, X[0], Y[0]).dtype == jnp.float32
+
+    @jax.jit
+    def step(p, X, Y):
+        _, g = loss_and_gradient_kernel(p, X, Y)
+        return jax.tree.map(lambda w, g: w - 0.1 * g, p, g)
+
+    p = params
+    for _ in range(3):
+        p = step(p, X, Y)
+    assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(p))
+    assert step._cache_size() == 1  # the params kept their dtype: one compilation
+
+
+def test_kernels_name_a_wrong_shape_of_each_argument():
+    """Shape mistakes in the unchecked kernels met vmap's view ("expected one example of
+    shape (5,) ... got shape (); use the batched functions"), "vmap got inconsistent
+    sizes", or a dot_general TypeError; now the argument, its shape and the one expected."""
+    from jbpnn.network import loss_kernel, predict_kernel
+
+    p = init_params(0, (5, 8, 3), "tanh", "mse")
+    X, Y, s = jnp.ones((6, 5)), jnp.ones((6, 3)), jnp.ones(6)
+    cases = [
+        ((X[0], Y[0]), r"X must have shape \(batch, 5\), got shape \(5,\); for one example"),
+        ((jnp.ones((6, 4)), Y), r"X must have shape \(batch, 5\), got shape \(6, 4\)"),
+        ((X, jnp.ones(6)), r"Y must have shape \(6, 3\), .* got shape \(6,\)"),
+        ((X, jnp.ones((5, 3))), r"Y must have shape \(6, 3\), .* got shape \(5, 3\)"),
+        ((X, jnp.ones((6, 2))), r"Y must have shape \(6, 3\), .* got shape \(6, 2\)"),
+        ((X, Y, jnp.ones(5)), r"sample_weight must have shape \(6,\), .* got shape \(5,\)"),
+        ((X, Y, jnp.ones((6, 1))), r"sample_weight must have shape \(6,\), .* got shape \(6, 1\)"),
+    ]
+    for kernel in (loss_and_gradient_kernel, loss_kernel):
+        for args, message in cases:
+            for f in (kernel, jax.jit(kernel)):  # eager, and while tracing
+                with pytest.raises(ValueError, match=f"{kernel.__name__}: {message}"):
+                    f(p, *args)
+    for bad, message in (
+        (X[0], r"\(batch, 5\), got shape \(5,\)"),
+        (jnp.ones((6, 4)), r"\(batch, 5\), got shape \(6, 4\)"),
+    ):
+        with pytest.raises(ValueError, match=f"predict_kernel: X must have shape {message}"):
+            jax.jit(predict_kernel)(p, bad)
+    # under vmap over stacked networks (train_many's layout) the shapes are each network's
+    stacked = jax.tree.map(lambda a: jnp.stack([a, a]), p)
+    value, _ = jax.vmap(loss_and_gradient_kernel, in_axes=(0, None, None, None))(stacked, X, Y, s)
+    assert value.shape == (2,)
