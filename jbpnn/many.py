@@ -88,6 +88,7 @@ from jbpnn.params import (
     network_count,
     stacked_layers,
 )
+from jbpnn.process import guarded
 from jbpnn.state import own_nan_markers
 from jbpnn.stopping import RUNNING, STOP_REASONS, Stopping, stack_rules, stop_reason_name
 from jbpnn.tables import ResultsTable
@@ -536,6 +537,7 @@ def _pad(tree: PyTree, n_pad: int) -> PyTree:
 
 
 # ---------------------------------------------------------------- train_many
+@guarded("jbpnn.train_many")  # no hang in a forked child; a bound on compiled programs
 @own_nan_markers
 @under_own_mesh(
     lambda kw: network_layout(

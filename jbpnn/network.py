@@ -50,6 +50,7 @@ from jbpnn import checks
 from jbpnn.activations import activation_table, units
 from jbpnn.losses import LOSSES, check_target_domain
 from jbpnn.params import MLP, Layer, check_network
+from jbpnn.process import guarded
 from jbpnn.tangents import tangents
 
 __all__ = [
@@ -351,6 +352,7 @@ _per_example_grads_jit = jax.jit(_per_example_grads_kernel)
 
 
 # ---------------------------------------------------------------- checked public API
+@guarded("jbpnn.predict")  # no hang in a forked child; a bound on compiled programs
 def predict(params: MLP, X: ArrayLike, *, check_finite: bool = True) -> Array:
     """Outputs for a batch: ``vmap(forward)``, jitted.
 

@@ -155,6 +155,7 @@ from jbpnn.network import (
 )
 from jbpnn.optimizers import Objective, Optimizer, apply_updates, weight_squares
 from jbpnn.params import MLP, Layer
+from jbpnn.process import guarded
 from jbpnn.state import (
     HISTORY_CHUNK,
     TrainConfig,
@@ -1139,6 +1140,7 @@ def _weights(
 
 
 # ---------------------------------------------------------------- train
+@guarded("jbpnn.train")  # no hang in a forked child; a bound on compiled programs
 @own_nan_markers
 @under_own_mesh(
     lambda kw: (resolve_mesh(kw.get("mesh"), kw.get("devices"), kw.get("data_axis")) or (None,))[0]

@@ -18,7 +18,8 @@ Each compiled XLA program keeps about three memory mappings in the process, and 
 worker compiles thousands of them: past the kernel's ``vm.max_map_count`` (65530 by
 default) the next compilation aborts or segfaults the worker. ``_release_compiled_programs``
 clears JAX's caches between tests once half of that limit is in use (counted every 10th
-test: one test adds a few hundred mappings at most).
+test: one test adds a few hundred mappings at most), as ``jbpnn.process.release_programs``
+does for a user's process after ``train`` (counted only after a compilation there).
 """
 
 from __future__ import annotations
@@ -74,25 +75,9 @@ import jax  # noqa: E402 (after the environment above: JAX reads it on import)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from jbpnn.process import map_limit, mapped_regions  # noqa: E402
 
-def _mapped_regions() -> int:
-    """How many memory mappings this process holds (0 where /proc is missing)."""
-    try:
-        with open("/proc/self/maps", "rb") as f:
-            return sum(1 for _ in f)
-    except OSError:
-        return 0
-
-
-def _map_limit() -> int:
-    try:
-        with open("/proc/sys/vm/max_map_count") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 65530
-
-
-_MAPS_BUDGET = _map_limit() // 2
+_MAPS_BUDGET = map_limit() // 2
 _tests_run = [0]
 
 
@@ -117,7 +102,7 @@ def _release_compiled_programs():
     """After a test, drop JAX's compiled programs if the worker's mappings near the limit."""
     yield
     _tests_run[0] += 1
-    if _tests_run[0] % 10 == 0 and _mapped_regions() > _MAPS_BUDGET:
+    if _tests_run[0] % 10 == 0 and mapped_regions() > _MAPS_BUDGET:
         jax.clear_caches()
         gc.collect()
 
