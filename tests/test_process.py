@@ -78,3 +78,22 @@ def test_past_half_the_mapping_limit_the_compiled_programs_are_released(monkeypa
         warnings.simplefilter("error")  # no new program since: no look, no warning
         jbpnn.train(again, X, Y, optimizer=jbpnn.sgd(0.1), epochs=1)
     assert cleared == [True]
+
+
+def test_cross_validation_in_threads_scores_as_one_job():
+    """joblib's "threading" backend (and the default loky, checked by hand: a process per
+    worker) gives the scores of n_jobs=1."""
+    pytest.importorskip("sklearn")
+    from joblib import parallel_backend
+    from sklearn.model_selection import cross_val_score
+
+    from jbpnn.sklearn import BPNNClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    est = BPNNClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    one = cross_val_score(est, X, y, cv=3, n_jobs=1)
+    with parallel_backend("threading"):
+        two = cross_val_score(est, X, y, cv=3, n_jobs=2)
+    np.testing.assert_array_equal(one, two)
