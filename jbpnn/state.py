@@ -68,6 +68,9 @@ class TrainConfig(NamedTuple):
             ``"val_r2"`` (which adds ``val_r2`` to the history).
         watch_loss: ``loss_patience`` is on (the training-loss plateau rule).
         reduce_lr: a plateau reduces the learning rate (``lr_factor``) before stopping.
+        scaled_lr: the updates use ``lr * lr_scale`` without the plateau rule: a resume,
+            without ``lr_factor``, of a run whose rule reduced ``lr`` (its reductions go on,
+            whatever ``lr`` the resume gives).
         has_validation: validation data is given (``val_loss``, ``val_accuracy``).
         weighted: the user gave sample weights (updates on all-zero batches are skipped).
         history_chunk: epochs of history the state holds (a ring buffer).
@@ -96,6 +99,7 @@ class TrainConfig(NamedTuple):
     optimizer_history: tuple[str, ...] = ()
     watch_growth: bool = True
     watch_params: bool = True
+    scaled_lr: bool = False
 
     def history_keys(self) -> tuple[str, ...]:
         """The history's keys in this run, in order: ``loss``, then what the rules and the
@@ -492,9 +496,10 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     The history buffers are made anew (the host holds the earlier history); early stopping
     switched on now starts tracking the best params from here; switched off, drops them (a
     network that has stopped keeps, as its params, the best ones its run gave back: it
-    trains no more). The plateau rule's reductions so far (``lr_scale``) stand: with the
-    rule switched off they are folded into ``lr``. The optimizer must be of the state's
-    kind; its hyperparameter values replace the state's (so a resume can change ``lr``).
+    trains no more). The plateau rule's reductions so far (``lr_scale``) stand, with the
+    rule switched off too (``config.scaled_lr``): the updates use the given ``lr`` times
+    them. The optimizer must be of the state's kind; its hyperparameter values replace
+    the state's (so a resume can change ``lr``).
     A momentum state goes on with a variant whose trace means what the state's does
     (classical and Nesterov: the velocity, with ``lr``; the article's: the raw change),
     and records the new one.
@@ -529,18 +534,19 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
                 opt_state = opt_state._replace(mu=host_or_device(mu, opt_state.mu.dtype))
         opt_state = opt_state._replace(hyperparams=hp)
     scale = np.asarray(state.lr_scale)
-    if not config.reduce_lr and np.any(scale != 1):
-        # the plateau rule is off now, but its reductions so far stand: folded into lr
-        # (the updates used lr * lr_scale; without the rule they use lr alone)
+    if np.any(scale != 1):  # the reductions so far stand: the updates use lr * lr_scale
         held = getattr(opt_state, "hyperparams", None)
         if not isinstance(held, dict) or "lr" not in held:
             raise ValueError(
-                f"this run's plateau rule reduced the learning rate by {scale.max():g}, and "
-                "this optimizer state holds no lr to carry it: resume with lr_factor= again"
+                f"this run's plateau rule reduced the learning rate by {scale.min():g}, and "
+                "this optimizer state holds no lr to carry it: resume with the optimizer the "
+                "run was trained with"
             )
-        lr = host_or_device(np.asarray(held["lr"]) * scale, held["lr"].dtype)
-        opt_state = opt_state._replace(hyperparams={**held, "lr": lr})
-        state = state._replace(lr_scale=host_or_device(np.ones_like(scale), state.lr_scale.dtype))
+        if not (config.reduce_lr or config.scaled_lr):
+            raise ValueError(  # train sets scaled_lr for such a state: a caller's own config
+                f"this state's learning rate was reduced by {scale.min():g} (lr_scale): "
+                "resume it with a config whose reduce_lr or scaled_lr is on"
+            )
     best = state.best_params
     if config.early_stopping and best is None:
         state = state._replace(

@@ -415,7 +415,7 @@ def train_epoch(
         extra: dict[str, Any] = {}
         if getattr(optimizer, "needs_batch_size", False):  # scikit-learn's alpha / n_batch
             extra["batch_size"] = jnp.sum(sb)
-        if config.reduce_lr:  # the plateau rule's reductions so far: lr * lr_scale
+        if config.reduce_lr or config.scaled_lr:  # the plateau rule's reductions: lr * lr_scale
             extra["lr_scale"] = state.lr_scale
         if getattr(optimizer, "needs_objective", False):  # lm: the whole set's E and J^T J
             extra["objective"] = Objective(
@@ -971,13 +971,12 @@ def prepare_training(
                 "or replace it with state._replace(key=jax.random.key(seed))"
             )
         _warn_stopped(start)
-        state = resume_state(start, optimizer, config)
         if not config.reduce_lr and np.any(np.asarray(start.lr_scale) != 1):
-            # the plateau rule's reductions, folded into lr (resume_state): the result's
-            # optimizer holds that lr, so a further resume and save go on with it
-            assert isinstance(optimizer, Optimizer)  # resume_state folds only into one
-            folded = np.asarray(state.opt_state.hyperparams["lr"])
-            optimizer = optimizer.replace(lr=folded.item() if folded.ndim == 0 else folded)
+            # the plateau rule is off now, but its reductions so far go on: lr * lr_scale
+            # (they were folded into lr, and a later resume given the run's own optimizer
+            # went back to its lr, silently)
+            config = config._replace(scaled_lr=True)
+        state = resume_state(start, optimizer, config)
     elif template is None:
         state = init_state(params, optimizer, config, as_key(key))  # eager: values stay data
     data = (X, Y, weight)

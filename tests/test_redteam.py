@@ -1175,11 +1175,12 @@ def test_seeds_with_one_network_say_what_to_pass():
         jbpnn.train_many(stack_params([p, p]), X, Y, seeds=[0, 1], epochs=1)
 
 
-def test_a_folded_learning_rate_goes_on_in_the_result_and_its_save(tmp_path):
-    """A resume without lr_factor folds the plateau rule's reductions into lr in the
-    state, but the result's optimizer kept the first lr: the next train(result) went
-    back to it (2000x the reduced rate) and save(state, optimizer=result.optimizer)
-    refused the pair it recommends."""
+def test_a_reduced_learning_rate_goes_on_in_the_result_and_its_save(tmp_path):
+    """A resume without lr_factor once folded the plateau rule's reductions into lr in
+    the state while the result's optimizer kept the first lr: the next train(result)
+    went back to it (2000x the reduced rate) and save(state, optimizer=result.optimizer)
+    refused the pair it recommends. The reductions now stay in lr_scale: every resume,
+    by the result or by a bare state given the run's optimizer, goes on at lr * lr_scale."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(37, 3)).astype(np.float32)
     Y = jbpnn.one_hot((X[:, 0] > 0).astype(int), 2)
@@ -1189,10 +1190,16 @@ def test_a_folded_learning_rate_goes_on_in_the_result_and_its_save(tmp_path):
     scale = float(a.state.lr_scale)
     assert scale < 1
     b = jbpnn.train(a, X, Y, epochs=3, batch_size=8)
-    assert b.optimizer.hyperparams["lr"] == pytest.approx(0.5 * scale)
+    assert b.optimizer.hyperparams["lr"] == 0.5 and float(b.state.lr_scale) == scale
     c = jbpnn.train(b, X, Y, epochs=3, batch_size=8)
-    assert float(c.state.opt_state.hyperparams["lr"]) == pytest.approx(0.5 * scale)
+    assert float(c.state.opt_state.hyperparams["lr"]) == 0.5
+    assert float(c.state.lr_scale) == scale
+    whole = jbpnn.train(a, X, Y, epochs=6, batch_size=8)
+    np.testing.assert_array_equal(c.params.layers[0].w, whole.params.layers[0].w)
     jbpnn.save(tmp_path / "b.npz", b.state, optimizer=b.optimizer)
+    d = jbpnn.train(jbpnn.load(tmp_path / "b.npz").state, X, Y, optimizer=sgd(0.5), epochs=3,
+                    batch_size=8)  # fmt: skip
+    np.testing.assert_array_equal(d.params.layers[0].w, whole.params.layers[0].w)
 
 
 def test_a_warm_fit_with_another_schedule_makes_a_new_optimizer():

@@ -1205,14 +1205,21 @@ def test_a_resume_without_the_plateau_rule_keeps_its_reductions(x64):
     scale = float(first.state.lr_scale)
     assert scale < 1e-3  # reduced every epoch
     resumed = train(first, X, Y, epochs=3)
-    assert float(resumed.state.lr_scale) == 1.0
-    assert float(resumed.state.opt_state.hyperparams["lr"]) == pytest.approx(0.5 * scale)
+    assert float(resumed.state.lr_scale) == scale  # the reductions stand: lr * lr_scale
+    assert float(resumed.state.opt_state.hyperparams["lr"]) == 0.5
     state = first.state._replace(
         lr_scale=jnp.ones((), jnp.float64),
         opt_state=set_hyperparams(first.state.opt_state, lr=0.5 * scale),
     )
     reference = train(state, X, Y, optimizer=sgd(0.5 * scale), epochs=3, batch_size=None)
     tree_allclose(resumed.params, reference.params, rtol=1e-12)
+    # split again, each piece a bare state given the run's own optimizer (a checkpoint's
+    # resume): the reductions were folded into lr by the first piece, and the second,
+    # given lr 0.5 again, went back to it (params 0.2 apart, silently)
+    a = train(first.state, X, Y, optimizer=sgd(0.5), epochs=1, batch_size=None)
+    b = train(a.state, X, Y, optimizer=sgd(0.5), epochs=2, batch_size=None)
+    tree_allclose(b.params, resumed.params, rtol=1e-12)
+    assert float(b.state.lr_scale) == scale
 
 
 def test_val_accuracy_is_computed_in_the_params_dtype(x64):
