@@ -8,6 +8,8 @@ folder, ``fsync``-ed, then renamed; special and read-only files are refused).
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -97,7 +99,9 @@ def plot_history(
         history: ``loss`` of shape ``(epochs,)`` and, when present, ``val_loss`` and
             ``val_accuracy`` of the same shape (a :class:`jbpnn.training.TrainResult`'s
             ``history``, or the result itself); for ``train_many``, one network's
-            (``result[i]``). One epoch is drawn as points.
+            (``result[i]``). One epoch is drawn as points. The losses are drawn on a log
+            axis, or on a linear one when a loss is zero or negative (a log axis would
+            leave those epochs out).
         title: the figure's title.
         suffix: the format when ``path`` is an open binary file (``"png"``, ``"pdf"``,
             ``"svg"``, ...; a leading dot is accepted); PNG when None. Given with a file
@@ -119,7 +123,9 @@ def plot_history(
         ax.plot(epochs, curves["val_loss"], label="validation loss", **dot)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean E per example)")
-    ax.set_yscale("log")
+    losses = np.concatenate([curves[k] for k in ("loss", "val_loss") if k in curves])
+    if not np.any(losses <= 0):  # a log axis drops a zero or negative loss: linear then
+        ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if "val_accuracy" in curves:
@@ -183,8 +189,27 @@ def _axis(summary: list[Mapping[str, Any]], column: str, what: str) -> list[Any]
         ) from None
 
 
-def _tick(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, (int, float, np.number)) else str(value)
+def _ticks(values: list[Any]) -> list[str]:
+    """The tick labels of one axis, each value's own: ints and bools as ``str`` gives
+    them, floats with the fewest significant digits (3 at least; ``repr`` where that is
+    shorter) that keep the axis' labels distinct (0.3 and 0.1 + 0.2 differ), text as
+    it is."""
+
+    def label(v: Any, digits: int) -> str:
+        if isinstance(v, (bool, np.bool_)):
+            return str(bool(v))
+        if isinstance(v, (numbers.Integral, np.integer)):
+            return str(int(v))
+        if isinstance(v, (numbers.Real, np.floating)):
+            short, exact = f"{v:.{digits}g}", repr(float(v))
+            return exact if len(exact) <= len(short) else short
+        return str(v)
+
+    for digits in range(3, 18):  # 17: every float its own text (repr where it is shorter)
+        labels = [label(v, digits) for v in values]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
 
 
 def plot_heatmap(
@@ -214,7 +239,8 @@ def plot_heatmap(
             not write is refused (ValueError), before anything is drawn.
         x: the column of the horizontal axis (numbers or names, e.g. activations).
         y: the column of the vertical axis (numbers or names).
-        value: the column shown as colour (and written in each cell); a cell with no
+        value: the column shown as colour and written in each cell (3 significant
+            digits; ``inf``, ``-inf`` or ``nan`` where it is not finite); a cell with no
             row is drawn as ``nan``.
         title: the figure's title; None (or empty) for none.
         x_label: the label of the horizontal axis.
@@ -222,10 +248,15 @@ def plot_heatmap(
         value_label: the label of the colour bar.
 
     Raises:
-        ValueError: a row without one of the columns or with None on an axis, axis
-            values that do not sort together, or two rows for one cell.
+        ValueError: no rows, a row without one of the columns or with None on an axis,
+            axis values that do not sort together, or two rows for one cell.
     """
     summary = list(summary)  # read three times below: a generator would be empty after one
+    if not summary:
+        raise ValueError(
+            "plot_heatmap: the summary has no rows, nothing to draw; give one row per "
+            f"({x}, {y}) cell (ResultsTable.summarize)"
+        )
     xs, ys = _axis(summary, x, "x"), _axis(summary, y, "y")
     for i, row in enumerate(summary):
         if value not in row:
@@ -244,8 +275,8 @@ def plot_heatmap(
         grid_values[ys.index(r[y]), xs.index(r[x])] = r[value]
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(xs), 1.6 + 0.6 * len(ys)), dpi=120)
     image = ax.imshow(grid_values, origin="lower", aspect="auto", cmap="viridis")
-    ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [_tick(v) for v in ys])
+    ax.set_xticks(range(len(xs)), _ticks(xs))
+    ax.set_yticks(range(len(ys)), _ticks(ys))
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     finite = grid_values[np.isfinite(grid_values)]
@@ -253,7 +284,7 @@ def plot_heatmap(
     for i in range(len(ys)):
         for j in range(len(xs)):
             v = grid_values[i, j]
-            text = "nan" if not np.isfinite(v) else f"{v:.3f}"
+            text = f"{v:.3g}" if np.isfinite(v) else "nan" if math.isnan(v) else f"{v}"
             ax.text(
                 j,
                 i,

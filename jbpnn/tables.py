@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
@@ -41,8 +41,14 @@ def grid(**axes: Any) -> dict[str, np.ndarray]:
         m    0.0 0.0 0.9 0.9 0.0 0.0 0.9 0.9
         seed 0   1   0   1   0   1   0   1
 
-    A single value (not a list) is an axis of length one. Pass the columns to
-    :func:`train_many`: ``seeds=g.pop("seed"), hparams=g``.
+    A single value (not a list; a 0-d array too) is an axis of length one. Pass the
+    columns to :func:`train_many`: ``seeds=g.pop("seed"), hparams=g``.
+
+    A column of numbers (ints and floats: floats), of bools or of text is a NumPy array
+    of that kind; any other column (tuples such as ``hidden=[(64, 32), (128,)]``, or a
+    mix of kinds such as ``["relu", 1]`` or ``[True, 2]``) is an array of dtype object
+    that holds each value as given (0-d arrays and NumPy scalars as Python scalars):
+    nothing is converted to another kind.
 
     Returns:
         ``{name: array of shape (rows,)}`` in the order given.
@@ -51,14 +57,44 @@ def grid(**axes: Any) -> dict[str, np.ndarray]:
         raise ValueError("grid needs at least one axis, e.g. grid(lr=[0.1, 0.3])")
     values = {}
     for name, v in axes.items():
-        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable):
-            v = [v]
-        v = list(v)
+        if isinstance(v, (str, bytes)) or not isinstance(v, Iterable) or getattr(v, "ndim", 1) == 0:
+            v = [v]  # one value (a 0-d array included): an axis of length one
+        # a 0-d array as the value it holds (NumPy's scalars keep their dtype)
+        v = [
+            x if isinstance(x, np.generic) or getattr(x, "ndim", None) != 0 else scalar_value(x)
+            for x in v
+        ]
         if not v:
             raise ValueError(f"grid axis {name!r} is empty; give at least one value")
         values[name] = v
     rows = list(itertools.product(*values.values()))
-    return {name: np.asarray([r[i] for r in rows]) for i, name in enumerate(values)}
+    return {name: _grid_column([r[i] for r in rows]) for i, name in enumerate(values)}
+
+
+def _grid_column(column: list[Any]) -> np.ndarray:
+    """One column of :func:`grid`, shape ``(rows,)``: a NumPy array of numbers, bools or
+    text when every value is of that kind; else dtype object holding the values as given."""
+    kinds = {_scalar_kind(v) for v in column}
+    if len(kinds) == 1 and None not in kinds:
+        return np.asarray(column)
+    out = np.empty(len(column), dtype=object)
+    for i, v in enumerate(column):  # one by one: a tuple stays one cell, not a row of cells
+        out[i] = v
+    return out
+
+
+def _scalar_kind(v: Any) -> str | None:
+    """``"bool"``, ``"number"`` (an int or a float, not a bool), ``"str"``, ``"bytes"``;
+    None for anything else (a tuple, a list, an array, an object)."""
+    if isinstance(v, (bool, np.bool_)):
+        return "bool"
+    if isinstance(v, (numbers.Real, np.number)):
+        return "number"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, bytes):
+        return "bytes"
+    return None
 
 
 # ---------------------------------------------------------------- results tables
@@ -137,7 +173,8 @@ class ResultsTable:
         """A new table sorted by one or more columns (NaN last, either direction).
 
         Numbers of every kind (Python's, NumPy's scalars, 0-d NumPy or JAX arrays,
-        ``Decimal``) sort by value, before any text; ``descending`` must be a bool.
+        ``Decimal``) sort by value, before any text, in either direction: ``descending``
+        (a bool) reverses the order of the numbers and of the texts among themselves only.
         """
         if not isinstance(descending, (bool, np.bool_)):
             raise TypeError(f"descending must be True or False, got {descending!r}")
@@ -157,13 +194,16 @@ class ResultsTable:
                 return (0, x, "")
             return (1, 0.0, str(v))
 
-        # one stable pass per column, the last first; each its direction, NaN/None last
-        # (a string column made every column sort as text when descending)
+        # one stable pass per column, the last first; each its direction, numbers before
+        # text and NaN/None last in both (a string column made every column sort as text
+        # when descending; reversing the whole order put text before the numbers)
         rows = list(self.rows)
         for name in reversed(by):
+            key = partial(_cell_order, order, name)
             present = [r for r in rows if not missing(r[name])]
-            present.sort(key=partial(_cell_order, order, name), reverse=descending)
-            rows = present + [r for r in rows if missing(r[name])]
+            numbers_ = sorted((r for r in present if key(r)[0] == 0), key=key, reverse=descending)
+            others = sorted((r for r in present if key(r)[0] != 0), key=key, reverse=descending)
+            rows = numbers_ + others + [r for r in rows if missing(r[name])]
         return ResultsTable(rows, self.columns)
 
     def head(self, k: int = 10) -> ResultsTable:
@@ -183,14 +223,21 @@ class ResultsTable:
         """One row per distinct value of ``by``: count, mean, std, min and max of ``values``.
 
         For example ``table.summarize(["lr", "m"], ["val_accuracy"])`` averages over
-        seeds; ``std`` is the sample standard deviation (0 for a single row).
-        NaN values (diverged networks) are counted in ``n`` but left out of the figures.
+        seeds; ``std`` is the sample standard deviation (0 for a single value).
+        ``n`` counts the group's rows, NaN included. NaN values (diverged networks) are
+        left out of the figures (all NaN: the figures are NaN); infinite values are kept,
+        so one ``inf`` makes the mean and max ``inf`` (and the std NaN).
         A column of ``values`` must hold numbers (None counts as NaN); one name may be
         given as a string.
 
+        Rows whose ``by`` values are equal form one group: every NaN is one group (of
+        whatever kind, after a CSV round trip too), as is None; lists and arrays are
+        compared by their items (``hidden=[64, 32]``).
+
         Raises:
             KeyError: no such column.
-            ValueError: a column of ``values`` holds something other than a number.
+            ValueError: a column of ``values`` holds something other than a number, or a
+                column of ``by`` holds a value that cannot be compared (a dict).
         """
         by = [by] if isinstance(by, str) else list(by)
         values = [values] if isinstance(values, str) else list(values)
@@ -199,18 +246,20 @@ class ResultsTable:
                 raise KeyError(f"no column {name!r} to summarize; columns are {self.columns}")
         groups: dict[tuple, list[dict]] = {}
         for row in self.rows:
-            groups.setdefault(tuple(row[c] for c in by), []).append(row)
+            key = tuple(_group_key(c, row[c]) for c in by)
+            groups.setdefault(key, []).append(row)
         out = []
-        for combo, rows in groups.items():
-            row = dict(zip(by, combo))
+        for rows in groups.values():
+            row = {c: rows[0][c] for c in by}  # the group's value as its first row holds it
             row["n"] = len(rows)
             for v in values:
                 xs = np.array([_summary_number(v, r[v]) for r in rows], dtype=float)
-                xs = xs[np.isfinite(xs)]
-                row[f"{v}_mean"] = float(xs.mean()) if xs.size else math.nan
-                row[f"{v}_std"] = (
-                    float(xs.std(ddof=1)) if xs.size > 1 else 0.0 if xs.size else math.nan
-                )
+                xs = xs[~np.isnan(xs)]  # NaN only: an inf (a diverged loss) stays in
+                with np.errstate(invalid="ignore"):  # inf - inf in the std: NaN, as it is
+                    row[f"{v}_mean"] = float(xs.mean()) if xs.size else math.nan
+                    row[f"{v}_std"] = (
+                        float(xs.std(ddof=1)) if xs.size > 1 else 0.0 if xs.size else math.nan
+                    )
                 row[f"{v}_min"] = float(xs.min()) if xs.size else math.nan
                 row[f"{v}_max"] = float(xs.max()) if xs.size else math.nan
             out.append(row)
@@ -244,12 +293,25 @@ class ResultsTable:
 
     # -- CSV / JSON --------------------------------------------------------
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
-        """CSV text with a header row (floats written exactly); also written to ``path``."""
+        """CSV text with a header row (floats written exactly); also written to ``path``.
+
+        NumPy scalars and 0-d NumPy or JAX arrays are written as the numbers they hold
+        (exactly, as :meth:`to_json` writes them). A row with a ``\r`` in a cell is
+        written with every cell quoted, so the ``\r`` comes back.
+
+        Raises:
+            ValueError: a cell that is an array of several values (its text would be
+                NumPy's shortened repr), naming its row and column.
+        """
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
+        # Python 3.11's csv quotes a field with "\n" but not one with a lone "\r", which
+        # it then cannot read back: such a row is written with every field quoted
+        quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(self.columns)
-        for r in self.rows:
-            writer.writerow([_csv_cell(r[c]) for c in self.columns])
+        for i, r in enumerate(self.rows):
+            cells = [_csv_cell(r[c], i, c) for c in self.columns]
+            (quoted if any("\r" in cell for cell in cells) else writer).writerow(cells)
         text = buf.getvalue()
         if path is not None:
             _write_text(path, text)
@@ -305,7 +367,16 @@ class ResultsTable:
         string, or an ``os.PathLike``, is the path of a JSON file.
         """
         text = _read_source(source, "{", "JSON", starts=("{", "["))
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            if text is source:  # a str taken for the JSON text itself
+                raise ValueError(
+                    f"from_json: the string {_short(source)} was read as JSON text (it holds "
+                    f"'{{' or starts with '[') and is not valid JSON: {error}; to read a file "
+                    "whose path holds '{', pass it as a pathlib.Path"
+                ) from None
+            raise ValueError(f"from_json: {str(source)!r} is not valid JSON: {error}") from None
         if not isinstance(data, dict) or "columns" not in data or "rows" not in data:
             raise ValueError(
                 'JSON table must be an object with "columns" and "rows", got '
@@ -334,9 +405,25 @@ def _cell(v: Any, digits: int) -> str:
     return str(v)
 
 
-def _csv_cell(v: Any) -> str:
-    if isinstance(v, np.generic):  # NumPy's scalars (grid() gives them): Python's own types
-        v = v.item()
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _refuse_array(v: Any, row: int, column: str, method: str, hint: str) -> NoReturn:
+    """Raise the ValueError of a cell ``method`` cannot write: an array of several values
+    or an object of another type (``v`` after :func:`scalar_value`)."""
+    shape = getattr(v, "shape", None)
+    what = f"an array of shape {shape}" if shape is not None else type(v).__name__
+    raise ValueError(
+        f"{method}: row {row}, column {column!r} holds {what} ({v!r}); a cell must be a "
+        f"number, text, a bool or None ({hint})"
+    )
+
+
+def _csv_cell(v: Any, row: int = 0, column: str = "") -> str:
+    v = scalar_value(v)  # NumPy's scalars (grid() gives them), 0-d arrays: Python's types
+    if hasattr(v, "shape") and hasattr(v, "dtype"):  # str() of an array shortens it
+        _refuse_array(v, row, column, "to_csv", "convert it first, e.g. with float()")
     if v is None:
         return ""  # read back as None
     return repr(v) if isinstance(v, float) else str(v)
@@ -369,6 +456,31 @@ def _number(v: Any) -> float | None:
     return None
 
 
+_NAN_KEY = object()  # the one group key of every NaN (no NaN equals another)
+_SEQ_KEY = object()  # marks the key of a list or array (the tuple of its items' keys)
+
+
+def _group_key(column: str, v: Any) -> Any:
+    """A hashable stand-in for ``v`` that is equal for equal values: NaN of any kind as
+    one key, a list or an array as the tuple of its items' keys."""
+    v = scalar_value(v)
+    x = _number(v)
+    if x is not None and math.isnan(x):
+        return _NAN_KEY
+    if isinstance(v, (list, tuple)) or hasattr(v, "shape") and hasattr(v, "tolist"):
+        items = v.tolist() if hasattr(v, "tolist") else v
+        items = items if isinstance(items, (list, tuple)) else [items]
+        return (_SEQ_KEY, tuple(_group_key(column, item) for item in items))
+    try:
+        hash(v)
+    except TypeError:
+        raise ValueError(
+            f"summarize: column {column!r} holds {type(v).__name__} {v!r}, which cannot "
+            "be grouped; group by columns of numbers, text, bools, tuples or lists"
+        ) from None
+    return v
+
+
 def _summary_number(column: str, v: Any) -> float:
     """A cell of a column :meth:`ResultsTable.summarize` averages: its number (None: NaN)."""
     if v is None:
@@ -387,12 +499,7 @@ def _json_cell(v: Any, row: int, column: str) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if not isinstance(v, (str, int, float, type(None), list, tuple, dict)):  # a tuple: a list
-        shape = getattr(v, "shape", None)
-        what = f"an array of shape {shape}" if shape is not None else type(v).__name__
-        raise ValueError(
-            f"to_json: row {row}, column {column!r} holds {what} ({v!r}); a cell must be a "
-            "number, text, a bool or None (convert it first, e.g. with float() or .tolist())"
-        )
+        _refuse_array(v, row, column, "to_json", "convert it first, e.g. with float() or .tolist()")
     return v
 
 
@@ -418,7 +525,8 @@ def _read_source(
             f"expected a path to a {kind} file (or the {kind} text itself), got {str(source)!r}: "
             f"{found}",
         )
-    return path.read_text()
+    with open(path, newline="") as file:  # as written: a "\r\n" in a CSV cell stays
+        return file.read()
 
 
 def _write_text(path: str | os.PathLike, text: str) -> None:

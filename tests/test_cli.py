@@ -1557,3 +1557,23 @@ def test_a_forced_classification_of_a_continuous_target_says_how_many_values(cap
         "the target 'y' has 40 distinct values in 40 rows, each a class with --task "
         "classification: for a continuous target use --task regression",
     )
+
+
+# ---------------------------------------------------------------- red-team pass 7: sweep
+def test_sweep_without_a_heatmap_removes_the_earlier_one(capsys, flowers):
+    """A second run with --no-plot left the first run's heatmap.png beside the new CSV."""
+    out = flowers[0] / "s"
+    out.mkdir()
+    (out / "heatmap.png").write_bytes(b"an earlier sweep's figure")
+    rc, stdout, _ = jbpnn(capsys, "sweep", "--quick", "--epochs", "1", "--no-plot", "--out", "s")
+    assert rc == 0 and "removed" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.csv", "sweep.json"]
+    rc, stdout, _ = jbpnn(capsys, "sweep", "--help")
+    assert "replaced" in " ".join(stdout.split())
+
+
+def test_sweep_checks_every_range_before_its_header_line(capsys, flowers):
+    """--epochs past int32 failed after the header line announcing the sweep."""
+    rc, out, err = jbpnn(capsys, "sweep", "--quick", "--no-plot", "--epochs", "9" * 20)
+    one_line_error(rc, err, "--epochs must be an integer from 1 to 2147483647")
+    assert out == "" and not (flowers[0] / "sweep").exists()

@@ -199,3 +199,57 @@ def test_plot_heatmap_takes_named_axes_and_names_what_is_missing(tmp_path):
                      x="activation", value="v")  # fmt: skip
     with pytest.raises(ValueError, match=r"no column 'val_accuracy_mean' \(value\)"):
         plot_heatmap(rows, io.BytesIO(), x="activation")
+
+
+# ---------------------------------------------------------------- red-team pass 7
+def _drawn(monkeypatch):
+    """The figures plots writes, kept open to read their labels."""
+    from jbpnn import plots
+
+    figures = []
+    save = plots._save
+
+    def keep(fig, plt, path, kind):
+        figures.append(fig)
+        save(fig, plt, path, kind)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def test_heatmap_cells_say_inf_and_keep_small_values_distinct(monkeypatch):
+    """An infinite cell was written "nan"; .3f wrote 2e-4 and 4e-4 both as 0.000."""
+    pytest.importorskip("matplotlib")
+    figures = _drawn(monkeypatch)
+    rows = [{"lr": 1, "m": 0, "v": 2e-4}, {"lr": 2, "m": 0, "v": 4e-4},
+            {"lr": 3, "m": 0, "v": float("inf")}, {"lr": 4, "m": 0, "v": float("nan")}]  # fmt: skip
+    plot_heatmap(rows, io.BytesIO(), value="v")
+    assert [t.get_text() for t in figures[-1].axes[0].texts] == ["0.0002", "0.0004", "inf", "nan"]
+
+
+def test_heatmap_ticks_tell_distinct_values_apart(monkeypatch):
+    """1000 and 1001 were both '1e+03', 0.3 and 0.1 + 0.2 both '0.3', bools '0' and '1'."""
+    pytest.importorskip("matplotlib")
+    figures = _drawn(monkeypatch)
+
+    def ticks(values):
+        plot_heatmap([{"lr": v, "m": 0, "val_accuracy_mean": 0.5} for v in values], io.BytesIO())
+        return [t.get_text() for t in figures[-1].axes[0].get_xticklabels()]
+
+    assert ticks([1000, 1001, 1024]) == ["1000", "1001", "1024"]
+    assert ticks([0.1, 0.1001, 0.3, 0.1 + 0.2]) == ["0.1", "0.1001", "0.3", "0.30000000000000004"]
+    assert ticks([False, True]) == ["False", "True"]
+    assert ticks([0.003, 0.01, 0.3, 1.0, 10.0]) == ["0.003", "0.01", "0.3", "1", "10"]
+
+
+def test_an_empty_summary_is_refused_and_a_zero_loss_is_drawn(tmp_path, monkeypatch):
+    """An empty summary wrote a blank figure; a zero loss vanished from the log axis."""
+    pytest.importorskip("matplotlib")
+    with pytest.raises(ValueError, match="the summary has no rows"):
+        plot_heatmap([], tmp_path / "h.png")
+    assert not (tmp_path / "h.png").exists()
+    figures = _drawn(monkeypatch)
+    plot_history(io.BytesIO(), {"loss": np.array([1.0, 0.0, 0.5])}, "t")
+    assert figures[-1].axes[0].get_yscale() == "linear"
+    plot_history(io.BytesIO(), {"loss": np.array([1.0, 0.1, 0.5])}, "t")
+    assert figures[-1].axes[0].get_yscale() == "log"

@@ -230,3 +230,100 @@ def test_summarize_names_a_column_that_is_not_numeric():
         _table().summarize(["lr"], ["stop_reason"])
     summary = _table().summarize("lr", "val_accuracy")  # one name as a string
     assert summary["val_accuracy_mean"] == [0.6, pytest.approx(1 / 3)]
+
+
+# ---------------------------------------------------------------- red-team pass 7
+def test_summarize_keeps_inf_and_leaves_out_only_nan():
+    """xs[np.isfinite(xs)] dropped an inf too: [0.7, inf, 0.8] had mean 0.75, max 0.8."""
+    rows = [{"lr": 3.0, "loss": v} for v in (0.7, math.inf, 0.8, math.nan)]
+    s = ResultsTable(rows).summarize("lr", "loss")[0]
+    assert s["n"] == 4  # the rows, NaN included
+    assert s["loss_mean"] == math.inf and s["loss_max"] == math.inf
+    assert s["loss_min"] == 0.7 and math.isnan(s["loss_std"])
+    only_nan = ResultsTable([{"lr": 1, "loss": math.nan}]).summarize("lr", "loss")[0]
+    assert math.isnan(only_nan["loss_mean"]) and only_nan["n"] == 1
+
+
+def test_summarize_puts_every_nan_key_in_one_group():
+    """Each float('nan') object was a group of its own (dict keys compare by identity
+    first), also after a CSV round trip."""
+    rows = [{"tol": float("nan"), "acc": 0.9 + s / 100} for s in range(3)]
+    rows += [{"tol": np.float64("nan"), "acc": 0.5}, {"tol": 1e-3, "acc": 0.8}]
+    table = ResultsTable(rows)
+    for t in (table, ResultsTable.from_csv(table.to_csv())):
+        s = t.summarize("tol", "acc")
+        assert s["n"] == [4, 1]
+        assert math.isnan(s[0]["tol"]) and s[1]["tol"] == 1e-3
+        assert s[0]["acc_mean"] == pytest.approx((0.9 + 0.91 + 0.92 + 0.5) / 4)
+
+
+def test_summarize_groups_list_and_array_cells_by_their_items():
+    """A list-valued column raised a bare TypeError: unhashable type: 'list'."""
+    rows = [
+        {"hidden": [64, 32], "acc": 0.9},
+        {"hidden": np.array([64, 32]), "acc": 0.8},
+        {"hidden": [16], "acc": 0.5},
+    ]
+    s = ResultsTable(rows).summarize("hidden", "acc")
+    assert s["hidden"] == [[64, 32], [16]] and s["n"] == [2, 1]
+    with pytest.raises(ValueError, match="column 'h' holds dict .* cannot be grouped"):
+        ResultsTable([{"h": {"a": 1}, "acc": 0.5}]).summarize("h", "acc")
+
+
+def test_to_csv_writes_0d_arrays_exactly_and_refuses_arrays_of_several_values():
+    """0-d arrays went through str() (float32 1/3 as 0.33333334), and an array of 2000
+    values as NumPy's shortened repr '[   0    1 ... 1999]'."""
+    import jax.numpy as jnp
+
+    t = ResultsTable([{"a": np.float32(1 / 3), "b": np.array(1 / 3, np.float32),
+                       "c": jnp.float32(1 / 3)}])  # fmt: skip
+    back = ResultsTable.from_csv(t.to_csv())[0]
+    assert back == ResultsTable.from_json(t.to_json())[0] == {c: float(np.float32(1 / 3))
+                                                              for c in "abc"}  # fmt: skip
+    for array in (np.arange(2000), jnp.arange(3)):
+        with pytest.raises(ValueError, match=r"to_csv: row 0, column 'd' holds an array of shape"):
+            ResultsTable([{"d": array}]).to_csv()
+
+
+def test_csv_keeps_a_carriage_return_in_text_and_in_files(tmp_path):
+    """A field with a lone '\\r' was written unquoted (read back: a raw _csv.Error); a
+    file read with read_text() turned 'a\\r\\nb' into 'a\\nb'."""
+    t = ResultsTable([{"note": "c\rd", "x": 1}, {"note": "a\r\nb", "x": 2}])
+    assert ResultsTable.from_csv(t.to_csv()) == t
+    t.to_csv(tmp_path / "t.csv")
+    assert ResultsTable.from_csv(tmp_path / "t.csv") == t
+    assert ResultsTable.from_csv(ResultsTable([{"x": 1}]).to_csv()) == ResultsTable([{"x": 1}])
+
+
+def test_sort_descending_keeps_numbers_before_text_and_nan_last():
+    """descending=True reversed the whole order: 'diverged' topped the best table."""
+    cells = [("A", 0.97), ("B", "diverged"), ("C", 0.95), ("D", math.nan), ("E", "x")]
+    t = ResultsTable([{"cfg": c, "acc": v} for c, v in cells])
+    assert t.sort("acc")["cfg"] == ["C", "A", "B", "E", "D"]
+    assert t.sort("acc", descending=True)["cfg"] == ["A", "C", "E", "B", "D"]
+
+
+def test_grid_keeps_tuples_mixed_kinds_and_0d_arrays_as_given():
+    """Tuples made a 2-D column (ragged ones a raw NumPy error), ["relu", 1] became text,
+    [True, 2] ints, and a 0-d array raised 'iteration over a 0-d array'."""
+    g = grid(hidden=[(64, 32), (128, 64)], lr=[0.1, 0.3])
+    assert g["hidden"].shape == (4,) and g["hidden"].tolist() == [(64, 32)] * 2 + [(128, 64)] * 2
+    ragged = grid(hidden=[(64,), (64, 32)])["hidden"]
+    assert ragged.shape == (2,) and ragged.tolist() == [(64,), (64, 32)]
+    assert grid(act=["relu", 1])["act"].tolist() == ["relu", 1]
+    mixed = grid(flag=[True, 2])["flag"].tolist()
+    assert mixed == [True, 2] and type(mixed[0]) is bool
+    assert grid(lr=np.array(0.1), seed=range(2))["lr"].tolist() == [0.1, 0.1]
+    assert grid(lr=[0.1, 1])["lr"].dtype == np.float64  # numbers stay one numeric column
+    assert grid(flag=[True, False])["flag"].dtype == np.bool_
+
+
+def test_from_json_of_a_path_holding_a_brace_says_how_to_pass_it(tmp_path):
+    """A str path holding '{' is JSON text (documented): a bare JSONDecodeError said so."""
+    folder = tmp_path / "run{1}"
+    folder.mkdir()
+    t = ResultsTable([{"a": 1}])
+    t.to_json(folder / "t.json")
+    with pytest.raises(ValueError, match=r"read as JSON text .* pass it as a pathlib\.Path"):
+        ResultsTable.from_json(str(folder / "t.json"))
+    assert ResultsTable.from_json(folder / "t.json") == t

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jbpnn import data, plots
-from jbpnn.checks import check_int, check_seed
+from jbpnn.checks import INT32_MAX, check_int, check_seed
 from jbpnn.cli.base import CLIError, check_interrupted, stderr_is_terminal
 from jbpnn.cli.files import check_folder, check_outputs
 from jbpnn.cli.options import (
@@ -112,7 +112,9 @@ def add_sweep_arguments(
     parser.add_argument(
         "--out",
         default=default_out,
-        help=f"folder for the CSV, JSON and PNG (default {default_out})",
+        help=f"folder for sweep.csv, sweep.json and heatmap.png (default {default_out}); "
+        "those already there are replaced, and an earlier heatmap.png is removed when this "
+        "run writes none (--no-plot, no matplotlib)",
     )
     parser.add_argument(
         "--lrs", type=learning_rates, help=f"learning rates, comma-separated {_both('lrs')}"
@@ -201,16 +203,25 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
     ``args.timing``, times ``train_many`` against sequential ``train`` with
     ``time_fn`` (``experiments/sweep.py``'s ``time_against_sequential``; without
     it a line says where the timing is). Returns the exit status.
+
+    Those files replace any already in ``args.out``; a ``heatmap.png`` there is removed
+    when this run writes none (``--no-plot``, no matplotlib), so that no figure of an
+    earlier sweep stands beside the new tables. Every option is checked before the
+    first line is printed.
     """
     timing = getattr(args, "timing", None)  # None: a parser without the timing options
     resolve_budget(args)
+    # every range before the header line (an --epochs past int32 failed after it); the
+    # seeds 0 .. --seeds - 1 must be uint32 seeds, the counts fit a compiled int32
+    high = {"seeds": 2**32, "hidden": INT32_MAX, "epochs": INT32_MAX, "batch_size": INT32_MAX}
     for name in ("devices", "seeds", "hidden", "epochs", "batch_size", "top"):
         value = getattr(args, name, None)
         if value is not None:
-            check_int(f"--{name.replace('_', '-')}", value, 1)
+            check_int(f"--{name.replace('_', '-')}", value, 1, high=high.get(name))
     check_seed("--seed", args.seed)
     out = check_folder("--out", args.out)
-    names = ("sweep.csv", "sweep.json") + (("heatmap.png",) if args.plot else ())
+    # heatmap.png even with --no-plot: an earlier run's is removed, never a special file
+    names = ("sweep.csv", "sweep.json", "heatmap.png")
     if out.is_dir():  # the files it will replace: regular, writable files, and never
         # the input (the bundled digits file, e.g. through a symlink named sweep.json)
         check_outputs(
@@ -301,10 +312,14 @@ def run_sweep(args: argparse.Namespace, time_fn: Callable[..., dict] | None = No
                 out.rmdir()
         raise
     print(f"\nwrote {out / 'sweep.csv'} and {out / 'sweep.json'} (one row per network)")
+    heatmap = out / "heatmap.png"
+    if len(files) < 3 and (heatmap.is_symlink() or heatmap.exists()):
+        heatmap.unlink()  # an earlier sweep's figure, not this one's (a link: the link only)
+        print(f"removed {heatmap}: an earlier sweep's heatmap (this run drew none)")
     if no_heatmap:
         print(no_heatmap)
     elif args.plot:
-        print(f"wrote {out / 'heatmap.png'}")
+        print(f"wrote {heatmap}")
 
     if timing is None or (timing and time_fn is None):
         print(
