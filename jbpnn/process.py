@@ -16,7 +16,8 @@ counted).
 
 **Forked children.** JAX runs threads, which ``os.fork`` does not copy: a child forked
 after its parent used JAX waits forever on its first array (joblib's
-``"multiprocessing"`` backend, ``multiprocessing``'s ``fork`` start method).
+``"multiprocessing"`` backend, ``multiprocessing``'s ``fork`` start method). "Used"
+here: the parent compiled (or loaded) a program, or ran one of jbpnn's entry points.
 :func:`check_not_forked` (called by ``train``, ``train_many``, ``predict`` and the
 estimators' ``predict``) refuses to start there, naming the backends that work
 (joblib's default ``loky``, ``"threading"``, ``multiprocessing``'s ``spawn`` or
@@ -38,17 +39,16 @@ __all__ = ["check_not_forked", "guarded", "map_limit", "mapped_regions", "releas
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-_state: dict[str, Any] = {"forked": False, "programs": 0, "counted": 0}
+_state: dict[str, Any] = {"forked": False, "used": False, "programs": 0, "counted": 0}
 
 
 # ---------------------------------------------------------------- forked children
 def _after_fork_in_child() -> None:
-    try:  # whether the parent had started JAX's runtime (its threads are not in the child)
-        from jax._src import xla_bridge
-
-        _state["forked"] = bool(xla_bridge.backends_are_initialized())
-    except Exception:  # a JAX without it: JAX's own warning is all there is
-        _state["forked"] = False
+    # whether the parent had run JAX (its runtime's threads are not in the child): a
+    # program it compiled or loaded, or a jbpnn entry point it ran. JAX's own record of
+    # its started backends is private (jax._src); a parent that only moved arrays to
+    # the device, and never computed, is not seen
+    _state["forked"] = _state["used"]
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -79,6 +79,7 @@ def guarded(what: str) -> Callable[[_F], _F]:
         @functools.wraps(fn)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             check_not_forked(what)
+            _state["used"] = True
             out = fn(*args, **kwargs)
             release_programs(stacklevel=3)
             return out
@@ -98,6 +99,7 @@ _PROGRAM_EVENTS = (  # a program compiled, or loaded from the persistent cache
 def _listen(event: str, duration_secs: float, **kwargs: str | int) -> None:
     if event in _PROGRAM_EVENTS:
         _state["programs"] += 1
+        _state["used"] = True  # JAX computes in this process: a fork of it would hang
 
 
 jax.monitoring.register_event_duration_secs_listener(_listen)
