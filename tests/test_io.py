@@ -1061,15 +1061,23 @@ def test_non_finite_hyperparameters_are_refused(tmp_path, name, value):
     while NaN params were refused naming the layer: so are non-finite hyperparameters."""
     X, Y = _data()
     state = train(_net(), X, Y, optimizer=adam(0.01), epochs=1, batch_size=8).state
+    entry = f"state/opt_state/hyperparams/{name}"
+    _refused_in_a_file_and_in_a_save(
+        tmp_path, state, name, np.float32(value), rf"{entry} holds .*(nan|inf)", rf"{entry} holds"
+    )
+
+
+def _refused_in_a_file_and_in_a_save(tmp_path, state, name, value, loading, saving):
+    """A file whose hyperparameter ``name`` reads ``value`` is refused by ``load`` (message
+    ``loading``), and a state holding it (as device data) by ``save`` (``saving``)."""
     path = tmp_path / "c.npz"
     save(path, state)
-    entry = f"state/opt_state/hyperparams/{name}"
-    _rewrite(path, **{entry: np.array(value, np.float32)})
-    with pytest.raises(ValueError, match=rf"cannot load .*{entry} holds .*(nan|inf)"):
+    _rewrite(path, **{f"state/opt_state/hyperparams/{name}": np.array(value, np.float32)})
+    with pytest.raises(ValueError, match=rf"cannot load .*{loading}"):
         load(path)
-    hp = {**state.opt_state.hyperparams, name: np.float32(value)}
+    hp = {**state.opt_state.hyperparams, name: jnp.float32(value)}  # device data: unchecked
     bad = state._replace(opt_state=state.opt_state._replace(hyperparams=hp))
-    with pytest.raises(ValueError, match=rf"cannot save .*{entry} holds"):
+    with pytest.raises(ValueError, match=rf"cannot save .*{saving}"):
         save(tmp_path / "d.npz", bad)
     assert not (tmp_path / "d.npz").exists()
 
@@ -1099,17 +1107,8 @@ def test_out_of_range_hyperparameters_are_refused(tmp_path, name, value, message
     X, Y = _data()
     opt = adam(0.01) if name == "b1" else momentum(0.1, m=0.9)
     state = train(_net(), X, Y, optimizer=opt, epochs=1, batch_size=8).state
-    path = tmp_path / "c.npz"
-    save(path, state)
-    entry = f"state/opt_state/hyperparams/{name}"
-    _rewrite(path, **{entry: np.array(value, np.float32)})
-    with pytest.raises(ValueError, match=rf"cannot load .*hyperparams: {message}"):
-        load(path)
-    hp = {**state.opt_state.hyperparams, name: jnp.float32(value)}  # device data: unchecked
-    bad = state._replace(opt_state=state.opt_state._replace(hyperparams=hp))
-    with pytest.raises(ValueError, match=rf"cannot save .*hyperparams: {message}"):
-        save(tmp_path / "d.npz", bad)
-    assert not (tmp_path / "d.npz").exists()
+    expected = rf"hyperparams: {message}"
+    _refused_in_a_file_and_in_a_save(tmp_path, state, name, value, expected, expected)
 
 
 def test_a_file_whose_optimizer_and_state_disagree_is_refused(tmp_path):
