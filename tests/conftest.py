@@ -17,7 +17,7 @@ a program read from the cache is not compiled. A cache of your own
 Each compiled XLA program keeps about three memory mappings in the process, and a test
 worker compiles thousands of them: past the kernel's ``vm.max_map_count`` (65530 by
 default) the next compilation aborts or segfaults the worker. ``_release_compiled_programs``
-clears JAX's caches between tests once half of that limit is in use (counted every 10th
+clears JAX's caches between tests once 40% of that limit is in use (counted every 10th
 test: one test adds a few hundred mappings at most), as ``jbpnn.process.release_programs``
 does for a user's process after ``train`` (counted only after a compilation there).
 """
@@ -77,7 +77,9 @@ import pytest  # noqa: E402
 
 from jbpnn.process import map_limit, mapped_regions  # noqa: E402
 
-_MAPS_BUDGET = map_limit() // 2
+# below jbpnn.process's own half (its RuntimeWarning would reach a test that turns warnings
+# into errors): at most a few hundred mappings a test, ten tests between two counts
+_MAPS_BUDGET = map_limit() * 2 // 5
 _tests_run = [0]
 
 
