@@ -182,7 +182,8 @@ def br_update(grads, state: BRState, params, lr_t, options, objective=None):
         kept if F(x + dx) < F(x)
 
     ``gamma`` is clipped to ``[0, P]`` (the trace's terms bound it there; rounding took it
-    to -1e-14 in float64). An ``alpha`` or ``beta`` that is not positive and finite is 1
+    to -1e-14 in float64), and one within the trace's rounding of 0 (``4 P eps``) is 0.
+    An ``alpha`` or ``beta`` that is not positive and finite is 1
     (MATLAB's guards: a
     zero SSW or SSE, and ``beta <= 0`` in the first epoch). The re-estimate after epoch
     ``k``'s step is made at the start of epoch ``k + 1``, from the ``J^T J`` computed
@@ -203,6 +204,10 @@ def br_update(grads, state: BRState, params, lr_t, options, objective=None):
     lam = jnp.maximum(jnp.linalg.eigvalsh(r.jtj), 0)
     trace = jnp.sum(1 / (state.beta * lam + state.alpha))
     gamma = jnp.clip(P - state.alpha * trace, 0, P)  # P - 2 alpha tr(H^-1), in [0, P]
+    # where exact arithmetic gives 0 (every term 1/alpha), the sum's rounding leaves about
+    # P eps: gamma 1e-15 then kept MATLAB's guard (alpha = 1 at gamma 0) from firing, and
+    # alpha = gamma / 2 SSW grew to 1e24 with every weight shrunk to 0
+    gamma = jnp.where(gamma <= 4 * P * jnp.finfo(gamma.dtype).eps, 0, gamma)
     re_estimate = (gamma, _or_one(gamma / (2 * ssw)), _or_one((N - gamma) / (2 * r.sse)))
     first = (jnp.asarray(P, ssw.dtype), _or_one(P / (2 * ssw)), _or_one((N - P) / (2 * r.sse)))
     kept = ~past_mu_max(state.mu, hp["mu_max"])  # the last step was kept (or none yet)

@@ -456,6 +456,26 @@ def test_br_gamma_stays_in_zero_to_p(x64):
         assert 0 <= state.gamma <= P, state.gamma
 
 
+def test_br_gamma_within_rounding_of_zero_is_zero_so_matlabs_guard_fires(x64):
+    """Two identical features: BR shrinks toward gamma = 0, where MATLAB's guard resets
+    alpha to 1 and the run recovers (gamma 0.96 the next epoch, in a float64 reference of
+    the documented formulas). The eigenvalue sum left gamma at 1e-15 instead: the guard
+    never fired, alpha grew to 4.7e24 and the run ended at mu_max with every weight 0."""
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # the fourth draw of a red-team script's cases
+        rng.uniform(-1, 1, (20, 2))
+    X = rng.uniform(-1, 1, (20, 2))
+    Y = np.sin(3 * X[:, :1]) + 0.5 * X[:, 1:2]
+    X = np.hstack([X, X[:, :1]])
+    p = jbpnn.init_params(jax.random.key(0), (3, 5, 1), ("tanh", "identity"), dtype=jnp.float64)
+    r = jbpnn.train(p, X, Y, optimizer=bayesian_regularization(), epochs=40)
+    gamma = np.asarray(r.history["gamma"])
+    zero = np.flatnonzero(gamma == 0)
+    assert len(zero), gamma  # the guard's case is met
+    assert gamma[zero[0] + 1] > 0.5  # alpha = 1 there: the run recovers
+    assert r.stop_reason == "max_epochs"  # as the reference (was mu_max_reached at 19)
+
+
 def test_br_generalises_better_than_lm_on_a_noisy_oversized_network(x64):
     """1-20-1 on 30 noisy samples: LM overfits; BR's test error is lower on most draws of
     the data and weights (8 of seeds 0-9; on two, BR shrank every weight to about 0 and
