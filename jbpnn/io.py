@@ -639,44 +639,55 @@ def _check_hyperparam_ranges(action: str, opt_state: Any) -> None:
         ) from None
 
 
-def _check_file_values(optimizer: Optimizer, trained: Mapping[str, Any]) -> None:
-    """The file's optimizer entry holds the values its state was trained with (``save``
-    refuses another optimizer): a file whose two disagree would resume with the entry's
-    values and report them, while the state's drove the epochs saved."""
+def _first_difference(
+    optimizer: Optimizer, trained: Mapping[str, Any]
+) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """``(name, optimizer's value, the state's values)`` of the first hyperparameter whose
+    values differ (every network's, when networks are stacked), or None."""
     for name in sorted(trained):
         held = np.asarray(trained[name])
         given = np.asarray(optimizer.hyperparams[name], held.dtype)
         if not np.array_equal(np.broadcast_to(given, held.shape), held, equal_nan=True):
-            raise ValueError(
-                f"the file's optimizer {optimizer!r} has {name}={given.item():.6g}, but its "
-                f"state holds {name}={np.ravel(held)[0].item():.6g}: the file is damaged "
-                "(save writes the values the state was trained with)"
-            )
+            return name, given, held
+    return None
+
+
+def _check_file_values(optimizer: Optimizer, trained: Mapping[str, Any]) -> None:
+    """The file's optimizer entry holds the values its state was trained with (``save``
+    refuses another optimizer): a file whose two disagree would resume with the entry's
+    values and report them, while the state's drove the epochs saved."""
+    differ = _first_difference(optimizer, trained)
+    if differ is not None:
+        name, given, held = differ
+        raise ValueError(
+            f"the file's optimizer {optimizer!r} has {name}={given.item():.6g}, but its "
+            f"state holds {name}={np.ravel(held)[0].item():.6g}: the file is damaged "
+            "(save writes the values the state was trained with)"
+        )
 
 
 def _check_same_values(optimizer: Optimizer, trained: Mapping[str, Any], n: int) -> None:
     """``optimizer``'s values are the ones the state holds (every network's, when ``n``
     networks are stacked): load hands the optimizer back for the resume, and a resume takes
     its values, so another value would silently go on with it."""
-    for name in sorted(trained):
-        held = np.asarray(trained[name])
-        given = np.asarray(optimizer.hyperparams[name], held.dtype)
-        if np.array_equal(np.broadcast_to(given, held.shape), held, equal_nan=True):
-            continue
-        values = np.unique(held).tolist()
-        if n and len(values) > 1:
-            raise ValueError(
-                f"the {n} networks were trained with different {name} ({values[0]:.6g} .. "
-                f"{values[-1]:.6g}): one optimizer= cannot stand for them, and a resume would "
-                f"take its {name}={given.item():.6g} for all; save without optimizer= (each "
-                "network's values stay in the state), or each network on its own: "
-                "save(path, result[i].state, optimizer=result[i].optimizer)"
-            )
+    differ = _first_difference(optimizer, trained)
+    if differ is None:
+        return
+    name, given, held = differ
+    values = np.unique(held).tolist()
+    if n and len(values) > 1:
         raise ValueError(
-            f"optimizer={optimizer!r} has {name}={given.item():.6g}, but the state was trained "
-            f"with {name}={values[0]:.6g}: give the optimizer it was trained with "
-            "(result.optimizer); a resume can change it later (train(state, optimizer=...))"
+            f"the {n} networks were trained with different {name} ({values[0]:.6g} .. "
+            f"{values[-1]:.6g}): one optimizer= cannot stand for them, and a resume would "
+            f"take its {name}={given.item():.6g} for all; save without optimizer= (each "
+            "network's values stay in the state), or each network on its own: "
+            "save(path, result[i].state, optimizer=result[i].optimizer)"
         )
+    raise ValueError(
+        f"optimizer={optimizer!r} has {name}={given.item():.6g}, but the state was trained "
+        f"with {name}={values[0]:.6g}: give the optimizer it was trained with "
+        "(result.optimizer); a resume can change it later (train(state, optimizer=...))"
+    )
 
 
 def _rebuild_optimizer(description: Mapping[str, Any]) -> Optimizer:

@@ -295,7 +295,7 @@ def accuracy_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None
     scikit-learn's subset accuracy. ``sample_weight``: the weighted fraction.
     """
     X, Y, sample_weight = _kernel_batch(params, X, Y, sample_weight, "accuracy_kernel")
-    out = predict_kernel(params, X)
+    out = _batched_forward(params, X)[0]  # X checked and cast above
     if out.shape[1] == 1 or params.loss == "binary_cross_entropy":
         right = jnp.all((out > 0.5) == (Y > 0.5), axis=1)
     else:
@@ -324,7 +324,7 @@ def r2_kernel(params: MLP, X: Array, Y: Array, sample_weight: Array | None = Non
     bfloat16 mean was off by more than the targets' spread.
     """
     X, Y, sample_weight = _kernel_batch(params, X, Y, sample_weight, "r2_kernel")
-    out = predict_kernel(params, X)
+    out = _batched_forward(params, X)[0]  # X checked and cast above
     wide = jnp.promote_types(out.dtype, jnp.float32)
     out = out.astype(wide)
     s = jnp.ones(X.shape[0], wide) if sample_weight is None else sample_weight.astype(wide)
