@@ -298,13 +298,28 @@ class TrainResult:
         """The last finite epoch loss of the epochs whose params were kept (NaN if none).
 
         A diverged run returns the params from before its diverging epoch, so that epoch's
-        loss (NaN, or a finite blow-up past ``max_loss_growth``) is not the final one.
+        loss (NaN, or a finite blow-up past ``max_loss_growth``) is not the final one. A
+        resume from a bare :class:`TrainState` whose call kept no epoch of its own (the
+        state had stopped, or its one epoch diverged) reads the earlier epochs' losses
+        from the state's ring buffer (the last ``history_chunk`` epochs).
         """
         losses = self.history["loss"]
-        if self.diverged_at is not None:
-            losses = losses[: max(self.diverged_at - 1 - self.start_epoch, 0)]
+        kept = self.epochs_run if self.diverged_at is None else self.diverged_at - 1
+        losses = losses[: max(kept - self.start_epoch, 0)]
         finite = losses[np.isfinite(losses)]
-        return float(finite[-1]) if finite.size else math.nan
+        if finite.size:
+            return float(finite[-1])
+        if self.state is None or "loss" not in self.state.history:
+            return math.nan
+        ring = np.asarray(self.state.history["loss"])
+        if ring.ndim != 1:  # a batched state (train_many's): no one network's loss
+            return math.nan
+        # epochs before this call's, not yet overwritten in the ring by this call's own
+        first = max(self.start_epoch + len(self.history["loss"]) - len(ring), 0)
+        for epoch in range(min(kept, self.start_epoch) - 1, first - 1, -1):
+            if np.isfinite(ring[epoch % len(ring)]):
+                return float(ring[epoch % len(ring)])
+        return math.nan
 
     def summary(self) -> str:
         """A few lines: why and when the run stopped, the final loss, the validation figures."""
@@ -561,7 +576,22 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
         state = _drop_best(state)
     watched = _filled(_monitor_code(config), np.shape(state.monitor), jnp.int32)
     state = state._replace(monitor=watched)
-    return state._replace(opt_state=opt_state, history=_empty_history(config, params.dtype))
+    return state._replace(opt_state=opt_state, history=_carried_history(state, config))
+
+
+def _carried_history(state: TrainState, config: TrainConfig) -> dict:
+    """The resumed run's ring buffers: the state's own where this run records the same key
+    in a buffer of the same size (epoch ``e`` stays at ``e % history_chunk``, so the last
+    epochs before the resume stay readable: :attr:`TrainResult.final_loss` of a call that
+    runs none), NaN-filled for the others."""
+    empty = _empty_history(config, state.params.dtype)
+    old = state.history if isinstance(state.history, dict) else {}
+    return {
+        k: old[k]
+        if k in old and np.shape(old[k]) == v.shape and np.dtype(old[k].dtype) == v.dtype
+        else v
+        for k, v in empty.items()
+    }
 
 
 def _drop_best(state: TrainState) -> TrainState:

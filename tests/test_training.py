@@ -13,7 +13,7 @@ from conftest import no_persistent_cache, tree_allclose
 from jbpnn.network import loss_and_gradient
 from jbpnn.optimizers import adam, apply_updates, inverse_scaling, momentum, sgd, step_decay
 from jbpnn.params import MLP, init_params
-from jbpnn.stopping import stop_rules
+from jbpnn.stopping import Stopping, stop_rules
 from jbpnn.training import (
     STOP_REASONS,
     TrainResult,
@@ -998,6 +998,30 @@ def test_alpha_reproduces_scikit_learns_worked_example(x64):
     # weight_decay, by contrast, decays the biases too
     decayed = train(params, X, Y, optimizer=sgd(0.1, weight_decay=0.1), epochs=1, batch_size=1)
     assert abs(float(decayed.params.layers[1].b[0]) - 0.9235) > 0.009
+
+
+def test_a_bare_state_resume_that_keeps_no_epoch_reports_the_earlier_final_loss():
+    # A resume from result.state whose call runs no epoch (the state had stopped) or whose
+    # one epoch diverged: final_loss is the last epoch's before the resume, from the state's
+    # ring buffer (it was NaN: the call's own history holds no kept epoch)
+    X, Y = _data(40, 3, 1)
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    p0 = init_params(0, [3, 4, 1])
+    first = train(p0, X, Y, optimizer=sgd(0.5), epochs=300, stopping=Stopping(tol=0.05))
+    assert first.stop_reason == "loss_below_tol" and np.isfinite(first.final_loss)
+    with pytest.warns(UserWarning, match="a stop is final"):
+        again = train(first.state, X, Y, optimizer=sgd(0.5), epochs=5)
+    assert again.epochs_run == first.epochs_run and len(again.history["loss"]) == 0
+    assert again.final_loss == first.final_loss
+    assert f"final loss: {first.final_loss:.6g}" in again.summary()
+    going = train(p0, X, Y, optimizer=sgd(0.5), epochs=3)
+    blown = train(going.state, X, Y, optimizer=sgd(1e30), epochs=5)
+    assert blown.stop_reason == "diverged" and blown.diverged_at == 4
+    assert blown.final_loss == going.final_loss == going.history["loss"][-1]
+    # the carried ring buffer changes no history: a result resume joins the two as before
+    joined = train(going, X, Y, optimizer=sgd(0.5), epochs=2)
+    fresh = train(p0, X, Y, optimizer=sgd(0.5), epochs=5)
+    np.testing.assert_array_equal(joined.history["loss"], fresh.history["loss"])
 
 
 def test_finite_blow_ups_count_as_divergence(x64):
