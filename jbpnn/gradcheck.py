@@ -817,10 +817,10 @@ def gradcheck(
         A :class:`GradcheckReport`; ``print`` it for the table.
 
     Raises:
-        ValueError: on an unknown reference, bad shapes, non-positive tolerances
-            or step, a ``grad_fn`` that cannot take ``(params, X, Y, sample_weight)``
-            (checked before anything runs), or one whose output is not ``(scalar loss,
-            grads)`` with grads matching params.
+        ValueError: on an unknown reference, bad shapes, an ``rtol`` not > 0, an
+            ``atol`` not >= 0, a step not > 0, a ``grad_fn`` that cannot take ``(params,
+            X, Y, sample_weight)`` (checked before anything runs), or one whose output is
+            not ``(scalar loss, grads)`` with grads matching params.
     """
     _check_params(params)
     if reference not in REFERENCES:

@@ -1061,9 +1061,12 @@ class ManyResult:
             as :class:`jbpnn.training.TrainResult`, the best-validation params under
             early stopping, the last finite ones after divergence.
         history: NumPy arrays of shape ``(N, E)``, ``E`` the most epochs any network
-            ran: ``loss``, ``max_weight_change`` (only with ``min_weight_change``) and,
-            with validation data, ``val_loss`` and ``val_accuracy``; NaN after a
-            network's last epoch.
+            ran, the keys of :class:`jbpnn.training.TrainResult`'s ``history``:
+            ``loss``, ``max_weight_change`` (only with ``min_weight_change``), with
+            validation data ``val_loss`` and ``val_accuracy`` (and ``val_r2`` with
+            ``monitor="val_r2"``), ``lr_scale`` with ``lr_factor``, and the full-batch
+            optimizers' own (``mu``, ``grad_norm``, ``gamma``, ``grad_max``, ``step``,
+            ``n_evals``); NaN after a network's last epoch.
         epochs_run: shape ``(N,)``, epochs each network ran (the diverged one included).
         stop_reason: ``N`` names from :data:`jbpnn.training.STOP_REASONS`.
         best_epoch: shape ``(N,)``, the 1-based epoch of ``params`` under early

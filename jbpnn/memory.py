@@ -59,14 +59,17 @@ class MemoryEstimate(NamedTuple):
     """Bytes :func:`train_many` needs, by part (see :func:`estimate_memory`).
 
     Attributes:
+        n_networks: the networks the estimate is for.
         per_network: bytes for one more network: ``params`` (params, the epoch-start
             copy kept for divergence rollback, gradients, updates; best params with
             early stopping), ``optimizer_state`` (twice, for rollback),
             ``activations`` (layer outputs, deltas and a temporary for one batch, and
-            for the validation set), ``history``.
+            for the validation set), ``history`` (the device's ring buffers),
+            ``host_history`` (their copies on the host) and, for ``lm`` and ``br``,
+            ``normal_equations`` (``J^T J``, its factor and a block of Jacobian products).
         shared: bytes shared by all networks: the data and one epoch's shuffled copy,
             and :data:`RUNTIME_OVERHEAD` for XLA's compiler and runtime.
-        parts: the per-network figure split into the four parts above.
+        parts: the per-network figure split into the parts above, by name.
     """
 
     n_networks: int

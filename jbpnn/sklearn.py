@@ -1371,8 +1371,9 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
         params_: the trained :class:`jbpnn.MLP` (the best params under early stopping).
         state_: the :class:`jbpnn.TrainState` that ``warm_start`` and ``partial_fit`` resume.
         stop_reason_: why the last call stopped (:data:`jbpnn.training.STOP_REASONS`).
-        validation_loss_curve_: the validation loss per epoch, what the core's early
-            stopping watches (None without early stopping).
+        validation_loss_curve_: the validation loss per epoch (None without early
+            stopping); early stopping watches ``validation_scores_`` (accuracy; the
+            regressor's R^2), as scikit-learn's does.
     """
 
     def _check_loss(self) -> str:

@@ -296,8 +296,8 @@ class ResultsTable:
         """CSV text with a header row (floats written exactly); also written to ``path``.
 
         NumPy scalars and 0-d NumPy or JAX arrays are written as the numbers they hold
-        (exactly, as :meth:`to_json` writes them). A row with a ``\r`` in a cell is
-        written with every cell quoted, so the ``\r`` comes back.
+        (exactly, as :meth:`to_json` writes them). A row with a carriage return in a
+        cell is written with every cell quoted, so the carriage return comes back.
 
         Raises:
             ValueError: a cell that is an array of several values (its text would be

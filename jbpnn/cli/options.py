@@ -29,7 +29,7 @@ command line                     API
 ``--validation-fraction 0``      no validation rows: no early stopping
 ``--n-iter-no-change off``       ``n_iter_no_change=None``: early stopping off
                                  (0 is refused by both: see :mod:`jbpnn.stopping`)
-``--delimiter tab``              ``delimiter="\t"`` (also ``--delimiter '\t'``)
+``--delimiter tab``              ``delimiter="\\t"`` (also ``--delimiter '\\t'``)
 =============================== ==============================================
 
 Comma lists (``jbpnn train --hidden 64,32``, ``jbpnn sweep --lrs 0.01,0.1 --momenta
