@@ -13,7 +13,8 @@ folder and caches every program:
   (default ``~/.cache/jbpnn/jax``), made private to the user (mode 0700); an existing
   folder that another user owns, or that others may write to, is not used (a warning
   names it: the cache holds programs the process runs);
-- off: set ``JBPNN_NO_CACHE=1``, or call :func:`disable_compilation_cache` (before
+- off: set ``JBPNN_NO_CACHE=1`` (any value but ``""`` and ``"0"``: ``false`` and ``no``
+  turn it off too), or call :func:`disable_compilation_cache` (before
   or after the first ``train``); either leaves JAX's settings alone;
 - your own JAX cache wins: if ``jax_compilation_cache_dir`` is already set
   (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config.update``), jbpnn changes nothing;
@@ -24,7 +25,9 @@ folder and caches every program:
   processes may share one folder (JAX writes an entry only once; an entry read while
   another process is still writing it, or one cut short by a full disk or a killed
   writer, fails to decompress and the program is compiled again, with a JAX warning;
-  JAX does not replace such an entry: delete the folder to clear the warnings).
+  JAX does not replace such an entry: delete the folder to clear the warnings). An
+  entry that decompresses but holds another program (files swapped or edited by hand)
+  is not detected: JAX runs it and fails with an internal error; delete the folder.
 
 Once on, the setting is JAX's and holds for the whole process, so your own
 programs are cached there too. The folder is not pruned: delete it to reclaim the
@@ -61,21 +64,37 @@ def cache_dir() -> Path | None:
     folder once, here: a later ``os.chdir`` does not move it), else
     ``$XDG_CACHE_HOME/jbpnn/jax`` (default ``~/.cache/jbpnn/jax``; a relative
     ``XDG_CACHE_HOME`` is ignored, as the XDG specification says); None when there is
-    no home directory to put it in (``HOME`` unset and a user id without a passwd entry,
-    as in some containers): the cache then stays off.
+    no home directory to put it in (``HOME`` unset or empty and a user id without a
+    passwd entry, as in some containers): the cache then stays off.
     """
     if os.environ.get("JBPNN_CACHE_DIR"):
-        return Path(os.environ["JBPNN_CACHE_DIR"]).expanduser().absolute()
+        folder = Path(os.environ["JBPNN_CACHE_DIR"])
+        if folder.parts and folder.parts[0] == "~":  # this user's home, as cache_dir finds it
+            try:
+                folder = _home().joinpath(*folder.parts[1:])
+            except (RuntimeError, KeyError, OSError):
+                return None
+        return folder.expanduser().absolute()  # ~user
     base: str | Path | None = os.environ.get("XDG_CACHE_HOME")
     if not base or not Path(base).is_absolute():
         try:
-            home = Path.home()
+            home = _home()
         except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry
             return None
         if not home.is_absolute():
             return None
         base = home / ".cache"
     return Path(base) / "jbpnn" / "jax"
+
+
+def _home() -> Path:
+    """``Path.home()``, with an empty ``HOME`` taken as unset (the passwd entry's home):
+    ``Path.home()`` reads it as ``/``, which put the cache in ``/.cache`` for root."""
+    if os.environ.get("HOME", None) == "":
+        import pwd  # POSIX only, as an empty HOME is
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    return Path.home()
 
 
 def _env_disabled() -> bool:

@@ -689,6 +689,17 @@ def test_cache_folder_is_absolute_whatever_the_variables_say(tmp_path, monkeypat
     assert compilation_cache.cache_dir() == tmp_path / "home" / "jbcache"
     monkeypatch.setenv("JBPNN_CACHE_DIR", "rel/cache")
     assert compilation_cache.cache_dir() == tmp_path / "rel" / "cache"
+    # an empty HOME is no home: the passwd entry's, as with HOME unset (Path.home() read it
+    # as "/": root's cache went to /.cache/jbpnn/jax)
+    import pwd
+
+    passwd_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.delenv("JBPNN_CACHE_DIR")
+    assert compilation_cache.cache_dir() == passwd_home / ".cache" / "jbpnn" / "jax"
+    monkeypatch.setenv("JBPNN_CACHE_DIR", "~/jbcache")
+    assert compilation_cache.cache_dir() == passwd_home / "jbcache"
 
 
 def test_disable_after_enable_stops_writing(tmp_path):
