@@ -94,7 +94,9 @@ Where jbpnn's core defines things otherwise than scikit-learn (also in the READM
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import hashlib
 import inspect
 import math
@@ -102,7 +104,7 @@ import numbers
 import time
 import traceback
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from itertools import product
 from typing import Any, NamedTuple
@@ -522,6 +524,48 @@ _LBFGS_STATUS = {
     "max_fun_reached": (1, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"),
     "line_search_failed": (2, "ABNORMAL_TERMINATION_IN_LNSRCH"),
 }
+
+
+@contextlib.contextmanager
+def _unchanged_on_failure(est: Any) -> Iterator[None]:
+    """Around ``fit`` / ``partial_fit``: when they raise (a refused argument found after the
+    labels were encoded, a run that kept no update, Ctrl-C), the estimator's attributes are
+    put back, so ``classes_`` never names labels its network was not trained on.
+    (scikit-learn's ``MLPClassifier`` keeps the network it was training on Ctrl-C; here the
+    interrupted call is undone, whole.) A context, not a wrapper: the warnings' stack
+    levels stay the user's call."""
+    before = dict(est.__dict__)  # a fit replaces attributes, never edits them in place
+    try:
+        yield
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(before)
+        raise
+
+
+def _kept_epochs(run: TrainResult) -> int:
+    """The epochs of ``run``'s own history whose params were kept: all, or those before a
+    diverging epoch (undone: the run returns the params from before it)."""
+    if run.diverged_at is None:
+        return len(run.history["loss"])
+    return max(run.diverged_at - 1 - run.start_epoch, 0)
+
+
+def _kept_nothing(run: TrainResult, s: _Settings) -> bool:
+    """A run without early stopping whose first epoch diverged: scikit-learn raises on the
+    non-finite weights such a fit ends with (jbpnn's kept the weights it started from)."""
+    return run.stop_reason == "diverged" and not _kept_epochs(run) and not s.early_stopping
+
+
+def _diverged_at_once(call: str) -> ValueError:
+    """What a ``fit`` / ``partial_fit`` (and a sweep's network) raise when
+    :func:`_kept_nothing`: the estimator stays as it was (:func:`_unchanged_on_failure`)."""
+    return ValueError(
+        f"training diverged in the first epoch of this {call} (a loss or weight became NaN "
+        "or inf, or the loss grew past the divergence bound): no update was kept, and the "
+        "estimator is left as it was. Lower learning_rate_init, or scale the inputs "
+        "(StandardScaler)"
+    )
 
 
 def _converged_at_start(run: TrainResult) -> int:
@@ -992,7 +1036,8 @@ class _BPNNBase(BaseEstimator):
         Returns:
             self.
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        with _unchanged_on_failure(self):
+            return self._fit(X, y, sample_weight, incremental=False)
 
     def _fit(self, X, y, sample_weight, incremental: bool):
         default_compilation_cache()  # as train does, before the params' programs compile
@@ -1116,6 +1161,8 @@ class _BPNNBase(BaseEstimator):
             run = run_from(params, order_seed, 0)
         if verbose[0] is not None:
             verbose[0].stop(run.stop_reason)
+        if _kept_nothing(run, s):
+            raise _diverged_at_once("partial_fit" if incremental else "fit")
         weight = None if sw_tr is None else float(np.sum(sw_tr, dtype=np.float64))
         self._record(run, s, X_tr.shape[0], first, val_set, weight_total=weight)
         if not incremental and s.solver == "lbfgs":
@@ -1190,7 +1237,12 @@ class _BPNNBase(BaseEstimator):
         """Set the fitted attributes from one run of the core (a fit, or a sweep's network).
 
         ``weight_total``: the training rows' total sample weight (None: ``n_train``).
+        A diverging epoch was undone (its params are not kept): it is not counted in
+        ``n_iter_`` or ``t_``, and its loss and validation score are not recorded.
         """
+        kept = _kept_epochs(run)
+        if kept < len(run.history["loss"]):
+            run = dataclasses.replace(run, history={k: v[:kept] for k, v in run.history.items()})
         n_out = run.params.n_out
         losses = np.asarray(run.history["loss"], np.float64) * self._curve_scale(n_out)
         if first or not hasattr(self, "loss_curve_"):
@@ -1200,7 +1252,9 @@ class _BPNNBase(BaseEstimator):
             self.best_validation_score_ = None
             self.validation_loss_curve_ = None
         self.loss_curve_ = self.loss_curve_ + losses.tolist()
-        self.loss_ = float(self.loss_curve_[-1])  # the last epoch's, as scikit-learn's
+        # the last epoch's, as scikit-learn's (NaN: no epoch was kept, a sweep's network
+        # that diverged at once)
+        self.loss_ = float(self.loss_curve_[-1]) if self.loss_curve_ else float("nan")
         self.n_iter_ = int(losses.size) - _converged_at_start(run)
         self.t_ = int(self.t_ + self.n_iter_ * n_train)
         self.params_ = run.params
@@ -1437,15 +1491,16 @@ class BPNNClassifier(ClassifierMixin, _BPNNBase):
         """
         if classes is not None:
             _check_label_types(classes, "classes")
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            # scikit-learn's test: a multilabel indicator y (dense, DataFrame or sparse: a
-            # sparse matrix is no array to np.asarray, which made it multiclass) fits itself
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight, incremental=True)
+        with _unchanged_on_failure(self):
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                # scikit-learn's test: a multilabel indicator y (dense, DataFrame or sparse: a
+                # sparse matrix is no array to np.asarray, which made it multiclass) fits itself
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._fit(X, y, sample_weight, incremental=True)
 
     _monitor = "val_accuracy"
 
@@ -1560,7 +1615,8 @@ class BPNNRegressor(RegressorMixin, _BPNNBase):
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, resuming the optimizer state of the previous call."""
-        return self._fit(X, y, sample_weight, incremental=True)
+        with _unchanged_on_failure(self):
+            return self._fit(X, y, sample_weight, incremental=True)
 
     def _curve_scale(self, n_out: int) -> float:
         return 1.0 / n_out  # scikit-learn's squared_error averages over the outputs
@@ -1911,7 +1967,10 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
                 print(f"[SweepSearchCV] train_many: {len(members)} networks in {seconds:.1f}s")
             for job, est in zip(members, fitted):
                 fit_times[job.candidate, job.split] = seconds / len(members)
-                score(job, est)
+                if isinstance(est, ValueError):  # its network diverged at once
+                    failed(job.candidate, job.split, est)
+                else:
+                    score(job, est)
 
         self._failures = failures  # a Pipeline's inner sweeps hand theirs to the outer one
         if not getattr(self, "_nested", False):
@@ -2347,8 +2406,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def _train_group(
         self, jobs: list[_Job], X: np.ndarray, y: np.ndarray, sw: np.ndarray | None, probe
-    ) -> list[_BPNNBase]:
-        """ONE train_many call for networks that differ only in data; fitted estimators."""
+    ) -> list[_BPNNBase | ValueError]:
+        """ONE train_many call for networks that differ only in data; fitted estimators (the
+        error its fit raises for a network that diverged at once: :func:`_kept_nothing`)."""
         first = jobs[0]
         s = first.settings
         est0 = first.estimator
@@ -2420,6 +2480,9 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             # LabelBinarizer fit per network was 0.15 s of a 16 x 5 sweep)
             if est is not est0:
                 est._encoding_of(est0)
+            if _kept_nothing(result[i], job.settings):  # the fit raises: a failed fit
+                fitted.append(_diverged_at_once("fit"))
+                continue
             weight = None if sw is None else float(np.sum(sw[fit_rows[i]]))
             est._record(
                 result[i], job.settings, len(fit_rows[i]), True, splits[i], weight_total=weight

@@ -24,6 +24,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from numpy.testing import assert_allclose, assert_almost_equal, assert_array_equal  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold  # noqa: E402
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 from sklearn.utils.estimator_checks import (  # noqa: E402
@@ -1157,3 +1158,89 @@ def test_lbfgs_t_and_best_loss_as_scikit_learn_reads_them(digits):
     est = BPNNClassifier(solver="lbfgs", max_iter=30, random_state=0).fit(X, y)
     assert est.t_ == 0 and MLPClassifier(solver="lbfgs", max_iter=2).fit(X, y).t_ == 0
     assert est.best_loss_ <= est.loss_ and est.best_loss_ <= min(est.loss_curve_)
+
+
+def _attributes(est):
+    """The estimator's attributes, comparable: arrays as lists."""
+    out = {}
+    for k, v in vars(est).items():
+        if isinstance(v, list) and v and isinstance(v[0], np.ndarray):
+            v = [a.tolist() for a in v]
+        elif isinstance(v, np.ndarray):
+            v = v.tolist()
+        out[k] = v if isinstance(v, (int, float, str, list, tuple, type(None))) else id(v)
+    return out
+
+
+def test_a_refused_or_interrupted_refit_leaves_the_estimator_as_it_was(monkeypatch):
+    # the refit encoded its new labels (classes_) before a later check refused its weights,
+    # or before Ctrl-C: predict then named the old network's classes by the new labels
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 2] > 1)
+    est = BPNNClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, y)
+    before, predicted = _attributes(est), est.predict(X)
+    w = np.ones(len(y))
+    w[0] = -1.0
+    with pytest.raises(ValueError, match="sample_weight"):
+        est.fit(X, np.array(["cat", "dog", "eel"])[y], sample_weight=w)
+    assert _attributes(est) == before and list(est.classes_) == [0, 1, 2]
+    assert_array_equal(est.predict(X), predicted)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("jbpnn.sklearn.train", interrupted)
+    for call in (
+        lambda: est.fit(X, np.array(["a", "b", "c"])[y]),
+        lambda: est.partial_fit(X, y),
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        assert _attributes(est) == before
+    assert_array_equal(est.predict(X), predicted)
+
+
+def test_a_diverging_epoch_is_not_counted_and_a_call_that_keeps_none_raises():
+    # the diverging epoch is undone (its params are not kept): it was counted in n_iter_
+    # and t_ and its loss recorded; a partial_fit whose one epoch diverged changed nothing
+    # while t_ grew and loss_curve_ gained an inf, call after call
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 4)
+    y = X @ rng.randn(4) * 100
+    est = BPNNRegressor(
+        hidden_layer_sizes=(5,), max_iter=20, random_state=0, solver="sgd", learning_rate_init=10.0
+    )
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 2"):
+        est.fit(X, y)
+    assert est.stop_reason_ == "diverged" and est.n_iter_ == 1 and est.t_ == 100
+    assert len(est.loss_curve_) == 1 and np.all(np.isfinite(est.loss_curve_))
+    assert est.loss_ == est.best_loss_ == est.loss_curve_[-1]
+    before = _attributes(est)
+    with pytest.raises(ValueError, match="diverged in the first epoch of this partial_fit"):
+        est.partial_fit(X, y)
+    assert _attributes(est) == before
+    fresh = BPNNRegressor(hidden_layer_sizes=(5,), random_state=0, solver="sgd")
+    with pytest.raises(ValueError, match="diverged in the first epoch of this fit"):
+        fresh.set_params(learning_rate_init=1e6).fit(X * 1e3, y)
+    assert not hasattr(fresh, "coefs_")
+
+
+def test_a_sweep_network_that_diverges_at_once_fails_as_its_fit_does():
+    # GridSearchCV's fit of such a candidate raises (error_score); the sweep's must too
+    from sklearn.exceptions import FitFailedWarning
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3) * 1e3
+    y = (X[:, 0] > 0).astype(int)
+    base = BPNNClassifier(
+        hidden_layer_sizes=(4,), solver="sgd", max_iter=3, batch_size=4, random_state=0
+    )
+    grid = {"learning_rate_init": [1e-6, 1e6]}
+    searches = []
+    for Search in (GridSearchCV, SweepSearchCV):
+        with pytest.warns(FitFailedWarning, match="diverged in the first epoch of this fit"):
+            searches.append(Search(base, grid, cv=3).fit(X, y))
+    grid_scores, sweep_scores = (s.cv_results_["mean_test_score"] for s in searches)
+    assert np.isnan(grid_scores[1]) and np.isnan(sweep_scores[1])
+    assert_allclose(sweep_scores[0], grid_scores[0])
