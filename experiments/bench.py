@@ -19,12 +19,17 @@ Tasks:
 
 1. ``digits``: 1797 x 64 in [0, 1], one-hot, 64-64-10 sigmoid, MSE, momentum 0.9,
    lr 0.1, batch 32, 50 epochs: median steady epoch time, samples/s, first
-   epoch (compilation included), final loss and train accuracy.
+   epoch (compilation included: this process runs without the persistent compilation
+   cache), final loss and train accuracy.
 2. ``wide``: random 8192 x 1024, 1024-2048-2048-10, batch 512, 3 epochs: achieved
    GFLOP/s (6 x parameters x samples per epoch) next to the float32 matrix
    product peak of JAX and of NumPy measured in the same run.
 3. ``online``: batch size 1 on digits, samples/s (pure Python on the first 300
-   examples).
+   examples, the median of passes 2-4).
+
+scikit-learn is timed twice, with OpenBLAS's default threads and under
+``threadpoolctl.threadpool_limits(1)`` (on a loaded 2-core machine either can be the
+faster by a wide margin); its target uses the faster of the two.
 4. ``tiny``: the article's 6-pattern demo (5-10-1, 1000 epochs, ``jbpnn.BPNN``),
    whole process wall time from a cold start, without JAX's persistent
    compilation cache, with it cold and with it warm
@@ -167,6 +172,7 @@ QUICK = Settings(
     quick=True,
 )
 LR, MOMENTUM, BATCH = 0.1, 0.9, 32
+PYTHON_PASSES = 4  # the pure-Python online rate: median of passes 2..4 over its subset
 
 
 def log(*args: Any) -> None:
@@ -344,6 +350,7 @@ def task_digits(run: Runner, contenders: Sequence[str] | None = None) -> dict[st
         ce = [
             run_jbpnn(ce_problem, repeats=s.jax_repeats, name="jbpnn train (log-loss)"),
             run_sklearn(ce_problem),
+            run_sklearn(ce_problem, threads=1),
         ]
         run.check("digits (log-loss)", ce)
         rows += [result_row(r, ce_problem, ce[0]) for r in ce]
@@ -423,7 +430,12 @@ def task_wide(run: Runner, contenders: Sequence[str] | None = None) -> dict[str,
         f"{problem.n_params:,} params"
     )
     before = matmul_peaks(s.matmul_n, s.wide_batch)
-    flop = 6.0 * problem.n_params * problem.n  # per epoch
+    flop = 6.0 * problem.n_params * problem.n  # per epoch, the usual 6P count
+    # the products that run: no delta is propagated into the input layer, so its
+    # weights take part in 2 products (forward, weight gradient), the others' in 3
+    first = s.wide_sizes[0] * s.wide_sizes[1]
+    weights = sum(a * b for a, b in zip(s.wide_sizes[:-1], s.wide_sizes[1:]))
+    executed = 2.0 * (3 * weights - first) * problem.n
     pair = [JBPNN, JAX_GRAD] if want("jax.grad") else [JBPNN]
     results = run_jax(problem, pair, repeats=s.wide_rounds, per_epoch=True)
     if want("numpy"):
@@ -435,11 +447,13 @@ def task_wide(run: Runner, contenders: Sequence[str] | None = None) -> dict[str,
     peaks = {key: max(before[key], after[key]) for key in before}
     rows = [result_row(r, problem, results[0], **_gflops(flop, r)) for r in results]
     if want("sklearn"):
-        r = run_sklearn(problem.with_loss("cross_entropy"))
-        rows.append(result_row(r, problem.with_loss("cross_entropy"), None, **_gflops(flop, r)))
+        for threads in (None, 1):
+            r = run_sklearn(problem.with_loss("cross_entropy"), threads)
+            rows.append(result_row(r, problem.with_loss("cross_entropy"), None, **_gflops(flop, r)))
     return {
         "problem": _describe(problem),
         "flop_per_epoch": flop,
+        "executed_flop_per_epoch": executed,
         "matmul_peak_gflops": peaks,
         "rows": rows,
     }
@@ -466,13 +480,17 @@ def task_online(run: Runner, contenders: Sequence[str] | None = None) -> dict[st
     run.check("online", results)
     rows = [result_row(r, problem, results[0]) for r in results]
     if want("sklearn"):
-        r = run_sklearn(problem.with_loss("cross_entropy"))
-        rows.append(result_row(r, problem.with_loss("cross_entropy"), None))
+        for threads in (None, 1):
+            r = run_sklearn(problem.with_loss("cross_entropy"), threads)
+            rows.append(result_row(r, problem.with_loss("cross_entropy"), None))
     if want("python"):
-        # Pure Python trains on the first `limit` examples (one epoch); checked against
-        # NumPy on exactly that data (NumPy is checked against jbpnn above).
+        # Pure Python trains on the first `limit` examples, PYTHON_PASSES passes (the rate:
+        # the median of passes 2..); checked against NumPy on exactly that data (NumPy is
+        # checked against jbpnn above).
         limit = min(s.python_limit, problem.n)
-        sub = Problem("online-subset", problem.layers, X[:limit], Y[:limit], 1, 1, LR, MOMENTUM)
+        sub = Problem(
+            "online-subset", problem.layers, X[:limit], Y[:limit], 1, PYTHON_PASSES, LR, MOMENTUM
+        )
         py = run_pure_python(sub)
         ref = run_numpy(sub)
         run.check("online (pure-Python subset)", [ref, py])
@@ -811,6 +829,9 @@ def _round_spread(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[fl
     return [min(ratios), max(ratios)]
 
 
+SK = "scikit-learn MLPClassifier"
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each as (ratio measured, threshold, met)."""
     d, w, o, t = (results.get(k) for k in TASKS)
@@ -843,8 +864,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     add(
         "digits: PyTorch eager epoch / jbpnn epoch", ratio(_row(d, "pytorch eager"), jb), ">=", 15.0
     )
-    sk = _row(d, "scikit-learn MLPClassifier")
-    add("digits: scikit-learn epoch / jbpnn epoch", ratio(sk, jb), ">=", 6.0)
+    # scikit-learn trains log-loss with softmax: against jbpnn on that same problem, and
+    # its faster side of default BLAS threads and one thread (the conservative choice)
+    sks = [r for r in (_row(d, SK), _row(d, SK + " (1 BLAS thread)")) if r]
+    sk = min(sks, key=lambda r: r["epoch_ms"]) if sks else None
+    add(
+        "digits: scikit-learn epoch (faster of default / 1 BLAS thread) / jbpnn log-loss epoch",
+        ratio(sk, _row(d, "jbpnn train (log-loss)")),
+        ">=",
+        6.0,
+    )
     wj, wg = _row(w, "jbpnn train"), _row(w, "jax.grad loop (same train)")
     add("wide: jbpnn / jax.grad-loop throughput", ratio(wj, wg, "gflops"), ">=", 0.95)
     peak = w["matmul_peak_gflops"]["jax"] if w else None
@@ -856,6 +885,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ">=",
         0.85,
     )
+    if wj:  # the same target by the median epoch and by the products that run
+        share = w["executed_flop_per_epoch"] / w["flop_per_epoch"]
+        out[-1]["other_measures"] = {
+            "median epoch, 6P": wj["gflops"] / peak,
+            "best epoch, executed products": share * wj["gflops_best"] / peak,
+            "median epoch, executed products": share * wj["gflops"] / peak,
+            "executed / 6P": share,
+        }
     py = _row(o, "pure Python (article loop)")
     add(
         "online: jbpnn samples/s / pure Python",
@@ -926,7 +963,9 @@ def print_report(results: dict[str, Any], checks: list[Check], skipped: dict[str
             )
             p(
                 "  GFLOP/s = 6 x parameters x samples per epoch / median epoch time; "
-                "best: / fastest epoch"
+                "best: / fastest epoch;\n  the products that run are "
+                f"{task['executed_flop_per_epoch'] / task['flop_per_epoch']:.3f} of that "
+                "(no delta into the input layer)"
             )
         if key == "digits":
             p(
@@ -956,6 +995,7 @@ def print_report(results: dict[str, Any], checks: list[Check], skipped: dict[str
             )
         p(table(["process", "wall s", "- import jax s", "BPNN() s", "train s", "fit s"], rows))
     if results.get("targets"):
+        quick = results["mode"] == "quick"
         p()
         p("Targets")
         rows = []
@@ -970,8 +1010,23 @@ def print_report(results: dict[str, Any], checks: list[Check], skipped: dict[str
             verdict = "met" if tg["met"] else "MISSED"
             if tg.get("within_noise"):
                 verdict += " (tie: rounds on both sides)"
+            if quick:
+                verdict = "quick run: no verdict"
             rows.append([tg["target"], val, f"{tg['op']} {tg['threshold']}{aim}", verdict])
         p(table(["target", "measured", "wanted", ""], rows))
+        for tg in results["targets"]:
+            if tg.get("other_measures"):
+                other = ", ".join(f"{k} {v:.3g}" for k, v in tg["other_measures"].items())
+                p(f"  {tg['target']}, measured otherwise: {other}")
+        p(
+            "  scikit-learn: each of its rows timed with OpenBLAS's default threads and under "
+            "threadpool_limits(1);\n  its target uses the faster of the two"
+        )
+        if quick:
+            p(
+                "  quick run: tiny sizes, a few steps: the figures are a smoke test of the "
+                "code, not measurements of the targets"
+            )
     prof = results.get("profile")
     if prof:
         print_profile(prof)
@@ -1116,6 +1171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": settings.__dict__,
     }
     started = time.perf_counter()
+    # "1st epoch s" includes compilation: no persistent cache to load programs from (the
+    # tiny task's processes set their own cache)
+    from jbpnn import disable_compilation_cache
+
+    disable_compilation_cache()
     if not settings.quick:  # quick mode checks the work, not the times
         warm_up()
     runners = {"digits": task_digits, "wide": task_wide, "online": task_online}

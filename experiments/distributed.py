@@ -296,9 +296,16 @@ def _compare_many(args, results: list[dict], start: float) -> int:
         for r in results
         for a, b in zip(r["params"], alone["params"])
     )
-    worst_l = max(
-        float(np.nanmax(np.abs(np.asarray(r["loss"]) - np.asarray(alone["loss"])))) for r in results
-    )
+
+    def loss_gap(a, b) -> float:
+        """Largest |a - b|; a NaN on one side only is a difference (inf), on both none."""
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        gap = np.abs(a - b)
+        gap[np.isnan(a) != np.isnan(b)] = np.inf
+        gap[np.isnan(a) & np.isnan(b)] = 0.0
+        return float(np.max(gap))
+
+    worst_l = max(loss_gap(r["loss"], alone["loss"]) for r in results)
     worst_s = max(
         float(np.max(np.abs(np.asarray(r["scores"]) - np.asarray(alone["scores"]))))
         for r in results

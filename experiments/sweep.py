@@ -81,7 +81,8 @@ def time_against_sequential(
     Returns:
         A dict: ``n``, ``many_s`` (median), ``many_runs``, ``many_first_s`` (with
         compilation), ``sequential_s`` (scaled to ``N``), ``sequential_per_network_s``
-        (all timed), ``sequential_first_s`` (per network, with compilation),
+        (all timed), ``sequential_first_s`` (each network's first call: only the first
+        network's compiles, or loads from the persistent cache),
         ``timed_sequentially`` and ``speedup``.
     """
     seeds = np.asarray(list(seeds), dtype=np.int64)
