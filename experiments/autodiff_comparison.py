@@ -6,7 +6,8 @@ What it shows, in four sections:
    activation and depths 1 to 4: the largest relative error of the hand-derived
    batch gradient (``jbpnn.network.batch_gradient``) against ``jax.grad`` in
    float32 and in float64, and against central finite differences in float64
-   (``jbpnn.gradcheck``; relative error = |hand - ref| / max(|hand|, |ref|, atol/rtol)).
+   (``jbpnn.gradcheck``; relative error = |hand - ref| / max(|hand|, |ref|, floor/rtol),
+   the floor following each leaf's own scale: see ``jbpnn.gradcheck.LeafCheck``).
 2. Speed. The same jitted training loop (``lax.scan`` of SGD steps over
    minibatches) run twice, once with the hand-derived ``loss_and_gradient_kernel``
    and once with ``jax.value_and_grad`` of the same loss: nothing else differs.

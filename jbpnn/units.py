@@ -104,9 +104,11 @@ def register_activation(
             compiled programs are then dropped (``jax.clear_caches``), since they were
             compiled for the old unit under the same name.
         check: compare ``backprop`` (and ``second``) with autodiff of ``fn`` first
-            (:func:`jbpnn.gradcheck.check_activation`: float64, 192 net inputs, random and
-            fixed ones out to +-1000, relative error at most 1e-6). Only switch it off
-            for a unit already checked.
+            (:func:`jbpnn.gradcheck.check_activation`: float64, 834 net inputs: random
+            ones, a grid from -12 to 12 in steps of 0.05 offset off the kinks, magnitudes
+            from 1e-8 to 1e6 of both signs and fixed ones out to +-1000; relative error at
+            most 1e-6, 1e-3 on rows reaching past ``|net|`` 8). Only switch it off for a
+            unit already checked.
 
     Returns:
         The table row added (:class:`jbpnn.activations.Activation`).
@@ -207,8 +209,10 @@ def register_loss(
             compiled programs are then dropped.
         check: compare ``delta`` (and ``delta_r``) with autodiff of ``error(fn(net), T)``
             for every output activation first (:func:`jbpnn.gradcheck.check_loss`,
-            float64, random net inputs, targets in (0, 1), and of either sign too when
-            ``tasks`` has ``"regression"``, relative error at most 1e-6). Training (and
+            float64, random net inputs with targets in (0, 1), hard 0/1 and one-hot
+            targets, saturated outputs (``|net|`` 9.5-20), and with ``"regression"`` in
+            ``tasks`` targets of either sign up to 1e4; relative error at most 1e-6, 1e-3
+            on the saturated rows). Training (and
             :func:`jbpnn.loss`, :func:`jbpnn.loss_and_gradient`, ...) then refuses
             targets outside those checked: outside [0, 1] unless ``tasks`` has
             ``"regression"``, and with a softmax output rows that do not sum to 1 (the

@@ -383,8 +383,13 @@ def test_errors_computed_on_known_values():
     report = gradcheck(params, X, Y, grad_fn=off, rtol=0.05, atol=1e-6)
     w = report.checks[0]
     assert w.max_abs_err == pytest.approx(0.1, rel=1e-5)
-    assert w.max_rel_err == pytest.approx(0.1 / 1.1, rel=1e-5)
-    assert report.failed == [(0, "w")]
+    # relative to the leaf's largest |ref| (2): its floor is rtol * 2 = 0.1
+    assert w.max_rel_err == pytest.approx(0.1 / 2, rel=1e-5)
+    assert w.floor == pytest.approx(0.05 * 2, rel=1e-6)
+    assert report.failed == [(0, "w")]  # 0.1 (float32 1.1: 0.10000002) > the floor 0.1
+    assert gradcheck(params, X, Y, grad_fn=off, rtol=0.06, atol=1e-6).passed
+    report = gradcheck(params, X, Y, grad_fn=off, rtol=0.04, atol=1e-6)
+    assert report.failed == [(0, "w")] and report.checks[0].max_rel_err == pytest.approx(0.05)
     assert gradcheck(params, X, Y, grad_fn=off, rtol=0.1, atol=1e-6).passed
 
 
@@ -395,11 +400,12 @@ def test_default_tolerance_scales_with_the_rows_summed():
 
     u32, u64 = 2.0**-24, 2.0**-53
     assert rows_per_sum("float32") == 2**16 and rows_per_sum(jnp.float64) == 2**45
-    assert default_tolerances("autodiff", "float32", 1) == (1e-3, 1e-6)  # nothing summed
+    # no absolute atol against autodiff: each leaf's floor follows the leaf (_floors)
+    assert default_tolerances("autodiff", "float32", 1) == (1e-3, 0.0)  # nothing summed
     for n in (2, 32, 10**4, 2**16):
         rtol, atol = default_tolerances("autodiff", "float32", n)
         assert rtol == pytest.approx(1e-3 + 16 * u32 * np.sqrt(n - 1), rel=1e-12)
-        assert atol == 1e-6
+        assert atol == 0.0
     # larger batches are summed in chunks of 2^16 rows: the tolerance stops growing there,
     # far below the errors of a wrong derivative (order 1)
     cap = default_tolerances("autodiff", "float32", 2**16)[0]
@@ -408,7 +414,7 @@ def test_default_tolerance_scales_with_the_rows_summed():
     big = 2**31 - 1
     assert default_tolerances("autodiff", "float64", big) == (
         pytest.approx(1e-8 + 16 * u64 * np.sqrt(big - 1), rel=1e-12),
-        1e-12,
+        0.0,
     )
     assert default_tolerances("autodiff", "float64", big)[0] < 1.01e-8
     assert default_tolerances("finite_difference", "float64", big)[0] < 1.0001e-5
@@ -443,15 +449,16 @@ def test_a_correct_gradient_passes_at_a_large_float32_batch():
     assert report.rows_per_call == 2**16 and report.rtol_base == 1e-3
     assert report.rtol == pytest.approx(1e-3 + 16 * 2.0**-24 * np.sqrt(2**16 - 1))
     text = str(report)
-    assert "rtol 1.244e-03 = 1e-03 + 16 u sqrt(65536 - 1) (float32 u = 5.96e-08" in text
-    assert "2000000 rows checked in 31 chunks of at most 65536 rows" in text
-    # weights: each chunk's weighted mean, weighted by the chunk's weight sum; the first
-    # chunk weighs nothing (skipped), the second partly
+    assert "rtol 1.244e-03 = 0.001 + 16 u sqrt(65536 - 1) (float32 u = 5.96e-08" in text
+    assert "2000000 rows in 31 chunks of at most 65536 rows" in text
+    assert "2000000 rows in the 31 chunks called" in text
+    # weights: each chunk's weighted mean, weighted by the chunk's weight sum; the chunks
+    # take rows spread over the batch, so the zero run meets the other weights in each
     w = np.ones(LARGE_BATCH, np.float32)
-    w[:70_000], w[1_000_000:1_500_000] = 0.0, 3.0
+    w[:70_000], w[X[:, 0] > 0.5] = 0.0, 3.0  # weights that depend on the rows' data
     weighted = gradcheck(params, X, Y, sample_weight=w)
     assert weighted.passed and weighted.max_rel_err < 1e-4, str(weighted)
-    assert "in 30 chunks" in str(weighted)
+    assert "2000000 rows in the 31 chunks called" in str(weighted)
 
     def ignores_weights(p, X, Y, sample_weight):
         return loss_and_gradient_kernel(p, X, Y, None)
@@ -560,3 +567,117 @@ def test_gradcheck_with_sample_weights_catches_a_grad_fn_that_ignores_them(refer
         p, X, Y, grad_fn=ignores_weights, sample_weight=w, reference=reference
     ).passed
     assert gradcheck(p, X, Y, sample_weight=w, reference=reference).passed  # the hand kernel
+
+
+# ---------------------------------------------------------------- red-team regressions
+def _scaled_layer(layer, factor):
+    """A GradFn: the hand-derived gradient with layer ``layer``'s w and b times ``factor``."""
+
+    def change(g):
+        layers = list(g.layers)
+        layers[layer] = Layer(factor * layers[layer].w, factor * layers[layer].b)
+        return g.replace_layers(layers)
+
+    return _with_grads(change)
+
+
+def test_a_wrong_gradient_of_a_small_leaf_fails_in_float32():
+    # 8-8-8-8-8-1 sigmoid (article init): layer 0's true gradient is at most 5.1e-7, below
+    # the former fixed atol 1e-6, so an all-zero layer 0 passed, layer 1 26% off passed,
+    # and layer 2's w 3% off read "ok" (printed 7.4e-4: relative to the floor). Each
+    # leaf's floor now follows its own scale.
+    params = jbpnn.init_params(0, (8, 8, 8, 8, 8, 1), "sigmoid")
+    X, Y = random_batch(jax.random.key(1), params, 32)
+    good = gradcheck(params, X, Y)
+    assert good.passed and good.max_rel_err < 1e-5, str(good)
+    assert good.checks[0].max_ref < 1e-6  # the small leaf
+    assert gradcheck(params, X, Y, grad_fn=_scaled_layer(0, 0.0)).failed == [(0, "w"), (0, "b")]
+    assert gradcheck(params, X, Y, grad_fn=_scaled_layer(1, 0.74)).failed == [(1, "w"), (1, "b")]
+    off = gradcheck(params, X, Y, grad_fn=_scaled_layer(2, 0.97))
+    assert off.failed == [(2, "w"), (2, "b")]
+    # the printed relative error is the one the verdict is based on: 3%
+    assert off.checks[4].max_rel_err == pytest.approx(0.03, rel=1e-3)
+    assert "the relative error the verdict is based on" in str(off)
+
+
+def test_a_float32_network_at_a_minimum_is_not_a_false_fail():
+    # the output layer's gradient cancels to ~1e-8 over examples whose terms are ~1e-1:
+    # its rounding is of the terms' size (the floor's rounding S term), not of the result's
+    rng = np.random.default_rng(0)
+    params = jbpnn.init_params(0, (6, 16, 3), ("tanh", "identity"), init="he")
+    X = rng.normal(size=(256, 6)).astype(np.float32)
+    out, cache = jax.vmap(network.forward, in_axes=(None, 0))(params, X)
+    F = np.c_[np.asarray(cache[-2], np.float64), np.ones(256)]
+    e = rng.normal(size=(256, 3))
+    e -= F @ np.linalg.lstsq(F, e, rcond=None)[0]  # residuals orthogonal to the features
+    report = gradcheck(params, X, np.asarray(out, np.float64) + e)
+    assert report.passed, str(report)
+    assert report.checks[2].max_ref < 1e-6 < report.checks[2].floor
+
+
+def test_zero_weight_rows_of_a_large_batch_are_checked():
+    # train's padding: ones, then trailing zero weights (and zero rows). Contiguous chunks
+    # put the zeros in a chunk of their own, skipped, so a grad_fn that ignores its
+    # weights passed, and the note said every row was checked.
+    params = jbpnn.init_params(0, (3, 4, 2), "tanh", init="he")
+    n = 2 * 2**16
+    X, Y = random_batch(jax.random.key(0), params, n)
+    X, Y = X.at[2**16 :].set(0.0), Y.at[2**16 :].set(0.0)
+    w = jnp.concatenate([jnp.ones(2**16), jnp.zeros(2**16)])
+
+    def ignores_weights(p, X, Y, sample_weight):
+        return loss_and_gradient_kernel(p, X, Y)
+
+    report = gradcheck(params, X, Y, grad_fn=ignores_weights, sample_weight=w)
+    assert not report.passed and len(report.failed) == 4, str(report)
+    assert gradcheck(params, X, Y, sample_weight=w).passed  # the hand kernel uses them
+    assert f"{n} rows in 2 chunks of at most 65536 rows (rows_per_sum), {n} rows in the 2" in (
+        str(report)
+    )
+
+
+def test_finite_differences_fail_a_non_finite_entry_that_was_not_sampled(x64):
+    # the hand gradient was cut to the sampled coordinates before any finiteness check: a
+    # NaN elsewhere passed
+    from jbpnn.gradcheck import _pick_coordinates
+
+    params, X, Y = _problem(9, (20, 10, 2), "tanh", "mse")
+    picked = _pick_coordinates(params, 50, 0, [])[0]  # what gradcheck samples (seed 0)
+    missed = int(np.setdiff1d(np.arange(200), picked)[0])
+
+    @_with_grads
+    def nan_there(g):
+        w0 = g.layers[0].w.ravel().at[missed].set(jnp.nan).reshape(g.layers[0].w.shape)
+        return g.replace_layers([Layer(w0, g.layers[0].b), g.layers[1]])
+
+    report = gradcheck(
+        params, X, Y, reference="finite_difference", max_coords=50, grad_fn=nan_there
+    )
+    assert report.failed == [(0, "w")], str(report)
+    assert "1 of 200 entries of the hand gradient are NaN or inf" in str(report)
+    # the report says which entries were compared
+    assert report.checks[0].sampled == tuple(int(k) for k in picked)
+    assert report.checks[1].sampled is None  # all 10
+    assert "report.checks[0].sampled" in str(report)
+
+
+def test_a_saturated_correct_bce_gradient_passes_in_float32():
+    # a confidently wrong example (output net ~ 19, target 0): jax.grad of the clipped log
+    # reads 0 there, so the correct hand gradient (T - O) was reported FAILED; the
+    # reference now differentiates the loss's error_net (softplus(net) - T net)
+    p = jbpnn.init_params(0, (4, 8, 1), "tanh", loss="binary_cross_entropy", init="he")
+    X, Y = random_batch(jax.random.key(1), p, 32)
+    p = p.replace_layers([p.layers[0], p.layers[1]._replace(b=p.layers[1].b + 18.0)])
+    Y = Y.at[0].set(0.0)
+    report = gradcheck(p, X, Y)
+    assert report.passed, str(report)
+    assert "error_net" in str(report)
+    assert compare_per_example(p, X, Y).passed
+
+
+def test_given_tolerances_are_printed_so_they_read_back(x64):
+    params, X, Y = _problem(12, (3, 4, 2), "tanh", "mse")
+    text = str(gradcheck(params, X, Y, rtol=1.5e-3, atol=2.5e-7))
+    assert "rtol 0.0015, atol 2.5e-07" in text  # .0e printed 2e-03 and 2e-07
+    text = str(gradcheck(params, X, Y, reference="finite_difference", eps=1.5e-6, rtol=1.5e-5))
+    assert "rtol 1.5e-05, atol 1e-07, finite-difference step 1.5e-06" in text
