@@ -21,5 +21,15 @@ class PicklesSlots:
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple):
             state = state[1]
+        names = type(self).__slots__
+        unknown = sorted(k for k in state if k not in names)
+        if unknown:  # a field this version lacks: the pickle is a newer jbpnn's
+            from jbpnn import __version__  # at call time: jbpnn imports this module
+
+            raise ValueError(
+                f"cannot unpickle this {type(self).__name__}: it has fields {unknown} that "
+                f"jbpnn {__version__} does not know; it was pickled by a newer jbpnn: "
+                "upgrade jbpnn to load it"
+            )
         for k, v in state.items():
             object.__setattr__(self, k, v)

@@ -20,6 +20,7 @@ Key paths name the leaves as attributes: ``jax.tree_util.keystr`` gives
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, MappingView, Sequence
 from collections.abc import Set as AbstractSet
 from functools import partial
@@ -117,6 +118,8 @@ class MLP(PicklesSlots):
         replaced = replaced_builtins(self)
         if replaced:
             state["replaced"] = replaced
+        if any(np.dtype(leaf.dtype) == np.float64 for leaf in jax.tree.leaves(self)):
+            state["float64"] = True  # JAX unpickles float64 arrays as float32 with x64 off
         return state
 
     def __setstate__(self, state: Any) -> None:
@@ -126,7 +129,15 @@ class MLP(PicklesSlots):
             state = state[1]
         state = dict(state)
         recorded = state.pop("replaced", [])
+        float64 = state.pop("float64", False)
         super().__setstate__(state)
+        if float64 and not any(np.dtype(x.dtype) == np.float64 for x in jax.tree.leaves(self)):
+            warnings.warn(  # as jbpnn.io.load warns for a file
+                "this network was pickled with float64 params but JAX's float64 is off "
+                "(jax_enable_x64): they were unpickled as float32. Unpickle inside "
+                "`with jax.enable_x64(True):` to keep them",
+                stacklevel=2,
+            )
         now = replaced_builtins(self)
         for name in sorted(set(recorded) ^ set(now)):
             kind, unit = name.split(":", 1)

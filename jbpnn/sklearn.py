@@ -543,6 +543,12 @@ def _unchanged_on_failure(est: Any) -> Iterator[None]:
         raise
 
 
+def _jbpnn_version() -> str:
+    from jbpnn import __version__  # at call time: jbpnn imports this module lazily
+
+    return __version__
+
+
 def _kept_epochs(run: TrainResult) -> int:
     """The epochs of ``run``'s own history whose params were kept: all, or those before a
     diverging epoch (undone: the run returns the params from before it)."""
@@ -1357,7 +1363,24 @@ class _BPNNBase(BaseEstimator):
                 return np.asarray(a)
             return a
 
-        return {k: jax.tree.map(host, v) for k, v in state.items()}
+        out = {k: jax.tree.map(host, v) for k, v in state.items()}
+        out["_jbpnn_version"] = _jbpnn_version()  # as scikit-learn records its own
+        return out
+
+    def __setstate__(self, state):
+        """Warn when the pickle is another jbpnn version's (as scikit-learn warns for its
+        own version): its attributes may mean something else here."""
+        state = dict(state)
+        pickled = state.pop("_jbpnn_version", None)
+        if pickled is not None and pickled != _jbpnn_version():
+            warnings.warn(
+                f"this {type(self).__name__} was pickled by jbpnn {pickled} and is "
+                f"unpickled by jbpnn {_jbpnn_version()}: it may not work or give other "
+                "results; fit it again with this version",
+                UserWarning,
+                stacklevel=2,
+            )
+        super().__setstate__(state)
 
     # -- predicting ------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:

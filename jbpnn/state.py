@@ -526,6 +526,19 @@ def resume_state(state: TrainState, optimizer: Any, config: TrainConfig) -> Trai
     params = state.params
     fresh = _init_shape(optimizer, params)
     if not _same_structure(fresh, state.opt_state):
+        structure, specs = _specs(fresh)
+        held_structure, held_specs = _specs(state.opt_state)
+        shapes, held_shapes = [sh for sh, _ in specs], [sh for sh, _ in held_specs]
+        if structure == held_structure and shapes == held_shapes:  # only the dtypes differ
+            floats = sorted(
+                {np.dtype(d).name for _, d in held_specs if jnp.issubdtype(d, jnp.floating)}
+            )
+            raise ValueError(
+                f"the state's optimizer state is {'/'.join(floats)} and its params are "
+                f"{np.dtype(params.dtype).name}: a state saved or pickled with JAX's float64 "
+                "on, read where it is off (jax_enable_x64), or params cast since; resume inside "
+                "`with jax.enable_x64(True):`, or start a new run from the params"
+            )
         raise ValueError(
             f"the state was trained with another kind of optimizer than {optimizer!r}: its "
             "optimizer state has another structure; resume with the optimizer it was trained with"

@@ -1124,3 +1124,36 @@ def test_a_file_whose_optimizer_and_state_disagree_is_refused(tmp_path):
     _rewrite(path, **{"state/opt_state/hyperparams/m": np.array(0.5, np.float32)})
     with pytest.raises(ValueError, match=r"optimizer .* has m=0.9, but its state holds m=0.5"):
         load(path)
+
+
+def test_a_float64_pickle_unpickled_with_float64_off_warns_and_a_resume_names_the_dtypes():
+    # JAX unpickles float64 arrays as float32 where its float64 is off: a network (or a
+    # result holding one) came back float32 without a word (jbpnn.load warns for a file),
+    # and a host float64 state (a ManyResult's) resumed with float32 params was refused as
+    # "another kind of optimizer"
+    X = np.linspace(-1, 1, 12).reshape(6, 2)
+    Y = X[:, :1] ** 2
+    with jax.enable_x64(True):
+        p64 = init_params(0, (2, 3, 1), dtype="float64")
+        blob = pickle.dumps(p64)
+        run = train(p64, X, Y, optimizer=momentum(0.1), epochs=2)
+        # on the host, as a ManyResult keeps it (the key stays a key)
+        held = jax.tree.map(
+            lambda a: a if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) else np.asarray(a),
+            run.state,
+        )
+    with pytest.warns(UserWarning, match="pickled with float64 params but JAX's float64 is off"):
+        back = pickle.loads(blob)
+    assert back.dtype == np.float32
+    with jax.enable_x64(True):
+        assert pickle.loads(blob).dtype == np.float64  # no warning where it is on
+    cast = held._replace(params=jax.tree.map(lambda a: np.asarray(a, np.float32), held.params))
+    with pytest.raises(ValueError, match="optimizer state is float64 and its params are float32"):
+        train(cast, X.astype(np.float32), Y.astype(np.float32), optimizer=momentum(0.1), epochs=1)
+
+
+def test_a_pickle_with_fields_this_jbpnn_lacks_is_refused_by_name():
+    p = init_params(0, (2, 3, 1))
+    state = {**p.__getstate__(), "new_slot": 1}
+    with pytest.raises(ValueError, match=r"fields \['new_slot'\].*pickled by a newer jbpnn"):
+        MLP.__new__(MLP).__setstate__(state)

@@ -1244,3 +1244,20 @@ def test_a_sweep_network_that_diverges_at_once_fails_as_its_fit_does():
     grid_scores, sweep_scores = (s.cv_results_["mean_test_score"] for s in searches)
     assert np.isnan(grid_scores[1]) and np.isnan(sweep_scores[1])
     assert_allclose(sweep_scores[0], grid_scores[0])
+
+
+def test_a_pickle_of_another_jbpnn_version_warns():
+    # the pickles recorded no jbpnn version: one from a newer jbpnn unpickled silently
+    import pickle
+
+    X = np.random.RandomState(0).randn(20, 3)
+    est = BPNNRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, X[:, 0])
+    state = est.__getstate__()
+    assert state["_jbpnn_version"] == jbpnn.__version__ and "_jbpnn_version" not in vars(est)
+    back = pickle.loads(pickle.dumps(est))
+    assert "_jbpnn_version" not in vars(back)
+    assert_array_equal(back.predict(X), est.predict(X))
+    state["_jbpnn_version"] = "99.0"
+    fresh = BPNNRegressor.__new__(BPNNRegressor)
+    with pytest.warns(UserWarning, match="pickled by jbpnn 99.0 and is unpickled by jbpnn"):
+        fresh.__setstate__(state)
