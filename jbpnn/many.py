@@ -76,7 +76,13 @@ from jbpnn.devices import (
     use_cpu_devices,
 )
 from jbpnn.ensemble import ensemble_loss_and_gradient
-from jbpnn.memory import EnsembleTooLarge, check_memory, estimate_memory
+from jbpnn.memory import (
+    EnsembleTooLarge,
+    can_stop_early,
+    check_history_growth,
+    check_memory,
+    estimate_memory,
+)
 from jbpnn.network import accuracy_kernel, check_batch, loss_and_gradient_kernel, loss_kernel
 from jbpnn.optimizers import OPTIMIZERS, Optimizer, cast_hyperparams, get_optimizer
 from jbpnn.params import (
@@ -802,6 +808,12 @@ def train_many(
     n_val = 0 if val is None else val[0].shape[-2]
     if val_rows is not None:
         n_val = max(len(r) for r in _row_sets("val_rows", val_rows, n_nets, n_val))
+    layout = network_layout(mesh, devices, network_axis, data_axis)
+    # every device of the mesh holds a copy of the data its networks share; CPU devices
+    # share the host's memory, an accelerator's own is checked for its share
+    held_on = [jax.devices()[0]] if layout[0] is None else list(layout[0].devices.flat)
+    # a run that a stop rule can end early: its host history checked as it grows
+    stops_early = can_stop_early(config, stoppings, run.optimizer)
     estimate = estimate_memory(
         template,
         n_nets,
@@ -815,17 +827,18 @@ def train_many(
         own_validation=val_rows is not None,
         history_chunk=config.history_chunk,
         history_keys=len(config.history_keys()),
+        host_epochs=config.history_chunk if stops_early else None,
+        devices=1 if layout[0] is None else int(layout[0].shape[layout[1]]),
+        own_memory=any(d.platform != "cpu" for d in held_on),
     )
-    check_memory(
-        estimate, memory_limit, what=f"{n_nets} networks {'-'.join(map(str, template.sizes))}"
-    )
+    what = f"{n_nets} networks {'-'.join(map(str, template.sizes))}"
+    check_memory(estimate, memory_limit, what=what, devices=held_on)
     if keys is not None:
         data_keys = _as_keys(keys, n_nets)
     elif rows is not None:  # each network its own rows, every one the same data-order key
         data_keys = jnp.stack([as_key(key)] * n_nets)
     else:
         data_keys = as_key(key)
-    layout = network_layout(mesh, devices, network_axis, data_axis)
     # Networks with the same rows and data-order key (a cross-validation's candidates on
     # one fold) train as groups that share their mini-batches: sorted device by device,
     # group by group here (perm), back in the caller's order at the end.
@@ -907,6 +920,7 @@ def train_many(
     pieces: dict[str, list[np.ndarray]] = {k: [] for k in config.history_keys()}
 
     back = slice(None) if perm is None else np.argsort(perm)  # to the caller's order
+    item, host_part = np.dtype(template.dtype).itemsize, estimate.parts["host_history"]
 
     def collect(epoch: int, done: Any, stop: Any, history: dict) -> int:
         done, stop = done[:n_nets][back], stop[:n_nets][back]  # host copies (run_chunks)
@@ -915,6 +929,13 @@ def train_many(
         for k in pieces:  # a network that stopped earlier: NaN after its last epoch
             chunk = history[k][:n_nets][back][:, span % config.history_chunk]
             pieces[k].append(np.where(span[None, :] < done[:, None], chunk, np.nan))
+        if stops_early and reached < epochs:  # the next chunk's history, and the join
+            held = sum(a.nbytes for v in pieces.values() for a in v)
+            more = len(pieces) * n_nets * min(config.history_chunk, epochs - reached) * item
+            limit = None  # memory_limit: what the rest of the run leaves the history
+            if memory_limit is not None:
+                limit = int(memory_limit) - (estimate.total - n_nets * host_part) - held
+            check_history_growth(held, more, what, limit)
         if progress is not None:
             # the last chunk's: every network is done (those still RUNNING at max epochs)
             running = 0 if reached >= epochs else int(np.sum(stop == RUNNING))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import jax
@@ -30,7 +31,10 @@ __all__ = [
     "MemoryEstimate",
     "SizedOptimizer",
     "available_memory",
+    "can_stop_early",
+    "cgroup_memory",
     "check_array_memory",
+    "check_history_growth",
     "check_memory",
     "estimate_memory",
     "format_bytes",
@@ -65,25 +69,51 @@ class MemoryEstimate(NamedTuple):
             early stopping), ``optimizer_state`` (twice, for rollback),
             ``activations`` (layer outputs, deltas and a temporary for one batch, and
             for the validation set), ``history`` (the device's ring buffers),
-            ``host_history`` (their copies on the host) and, for ``lm`` and ``br``,
-            ``normal_equations`` (``J^T J``, its factor and a block of Jacobian products).
-        shared: bytes shared by all networks: the data and one epoch's shuffled copy,
-            and :data:`RUNTIME_OVERHEAD` for XLA's compiler and runtime.
+            ``host_history`` (their copies on the host), for ``lbfgs`` ``line_search``
+            (its vectors and a second evaluation's activations) and, for ``lm`` and
+            ``br``, ``normal_equations`` (``J^T J``, its factor and a block of Jacobian
+            products).
+        shared: bytes shared by all networks of one device: the data and one epoch's
+            shuffled copy, and :data:`RUNTIME_OVERHEAD` for XLA's compiler and runtime.
         parts: the per-network figure split into the parts above, by name.
+        devices: the devices the networks split over, each holding its own copy of the
+            data shared by its networks (1: one device).
+        replica: bytes each device after the first adds where the devices share one
+            memory (CPU devices: the host's RAM): its copy of the shared data.
+        own_memory: each device has a memory of its own (accelerators): each is
+            checked for its share, ``ceil(n_networks / devices)`` networks and ``shared``.
     """
 
     n_networks: int
     per_network: int
     shared: int
     parts: dict[str, int]
+    devices: int = 1
+    replica: int = 0
+    own_memory: bool = False
 
     @property
     def total(self) -> int:
-        return self.n_networks * self.per_network + self.shared
+        """Bytes in all, every device's together."""
+        if self.own_memory:
+            return self.n_networks * self.per_network + self.devices * self.shared
+        return self.n_networks * self.per_network + self.shared + (self.devices - 1) * self.replica
+
+    @property
+    def per_device(self) -> int:
+        """Bytes the fullest memory holds: one device's share where each device has its
+        own memory, else :attr:`total` (CPU devices share the host's)."""
+        if self.own_memory:
+            return -(-self.n_networks // self.devices) * self.per_network + self.shared
+        return self.total
 
     def max_networks(self, limit: int) -> int:
-        """How many such networks fit in ``limit`` bytes."""
-        return max(0, (int(limit) - self.shared) // max(1, self.per_network))
+        """How many such networks fit in ``limit`` bytes (per device where each device
+        has its own memory)."""
+        if self.own_memory:
+            return self.devices * max(0, (int(limit) - self.shared) // max(1, self.per_network))
+        fixed = self.shared + (self.devices - 1) * self.replica
+        return max(0, (int(limit) - fixed) // max(1, self.per_network))
 
 
 def estimate_memory(
@@ -100,6 +130,9 @@ def estimate_memory(
     own_validation: bool = False,
     history_chunk: int | None = None,
     history_keys: int | None = None,
+    host_epochs: int | None = None,
+    devices: int = 1,
+    own_memory: bool = False,
 ) -> MemoryEstimate:
     """Estimate the device memory of :func:`train_many`, without allocating anything.
 
@@ -112,10 +145,16 @@ def estimate_memory(
     ``H`` = ``history_chunk``, the
     ring buffer's length whatever ``epochs`` is, or ``epochs`` without one; three copies:
     the compiled loop's carry in and out and the chunk copied to the host) and the
-    whole run's history on the host, ``2 K epochs`` (the chunks and their join),
-    ``P`` its parameter count, ``U`` its number of units, ``B`` the batch size;
-    plus the data twice (once per network with per-network data orders) and
-    :data:`RUNTIME_OVERHEAD`. Measured on the digits (64-64-10, batch 32, 359
+    whole run's history on the host, ``2 K epochs`` (the chunks and their join; ``2 K
+    host_epochs`` where a stop rule can end the run early and the rest is checked as
+    it arrives, :func:`check_history_growth`), ``P`` its parameter count, ``U`` its
+    number of units, ``B`` the batch size; lbfgs's line search ``(10 + 2) P`` more
+    and a second evaluation's ``U B``; plus the data twice (once per network with
+    per-network data orders) and :data:`RUNTIME_OVERHEAD`, and with several
+    ``devices`` the data shared by their networks once more on each (CPU devices,
+    which share the host's memory: ``1.5`` times it, a copy and its reordering,
+    measured 1.25-1.3 times; accelerators: each device is checked for its own share,
+    see :class:`MemoryEstimate`). Measured on the digits (64-64-10, batch 32, 359
     validation rows): 4096 networks grew the process by 1.1 GiB, estimated 1.7 GiB.
 
     Args:
@@ -146,6 +185,13 @@ def estimate_memory(
         history_keys: how many keys the run's history has, an int >= 1
             (``TrainConfig.history_keys``; default None: every key a run could have, an
             over-estimate).
+        host_epochs: the epochs of history counted on the host, an int >= 1 (default
+            None: ``epochs``); fewer where a stop rule can end the run early and the
+            host history is checked as it grows (:func:`check_history_growth`).
+        devices: the devices the networks split over, an int >= 1 (default 1), each
+            with its copy of the data its networks share.
+        own_memory: each device has its own memory (accelerators: checked one by one
+            for its share); False (default): they share one (CPU devices, the host's).
 
     Raises:
         TypeError: a ``template`` that is not a network, an ``optimizer`` without
@@ -177,6 +223,9 @@ def estimate_memory(
     history_keys = check_int(
         "history_keys", history_keys, 1, allow_none=True, none_means="every key a run could have"
     )
+    host_epochs = check_int("host_epochs", host_epochs, 1, allow_none=True, none_means="epochs")
+    devices = check_int("devices", devices, 1)
+    check_flag("own_memory", own_memory)
     check_flag("early_stopping", early_stopping)
     check_flag("own_data_order", own_data_order)
     check_flag("own_validation", own_validation)
@@ -184,6 +233,7 @@ def estimate_memory(
     item = jnp.dtype(template.dtype).itemsize
     n_params = _n_params(template)
     units = sum(template.sizes[1:])
+    shapes = None
     if optimizer is None:
         state_items = n_params
     else:
@@ -202,7 +252,7 @@ def estimate_memory(
         "optimizer_state": 2 * state_items * item,
         "activations": (3 * units * batch + 2 * units * n_val) * item,
         "history": 3 * n_keys * history_len * item,
-        "host_history": 2 * n_keys * epochs * item,
+        "host_history": 2 * n_keys * min(epochs, host_epochs or epochs) * item,
     }
     if own_data_order:
         parts["activations"] += 3 * n_examples * (template.n_in + template.n_out) * item
@@ -210,8 +260,21 @@ def estimate_memory(
         parts["activations"] += 2 * n_val * (template.n_in + template.n_out) * item
     if getattr(optimizer, "needs_normal_equations", False):  # lm, br: J^T J, P x P
         parts["normal_equations"] = normal_equations_bytes(template, optimizer, n_examples)
+    if getattr(optimizer, "name", None) == "lbfgs":
+        # the search's carry (start, direction, trial point, its gradient and the
+        # loop's, the accepted ones), the pairs pushed (2 m P, m = the state's rows) and
+        # a trial's evaluation beside the loop's own (its layer outputs)
+        pairs = getattr(shapes, "s", None)
+        m = int(pairs.shape[0]) if pairs is not None and len(pairs.shape) == 2 else 10
+        parts["line_search"] = ((10 + 2 * m) * n_params + units * batch) * item
     shared = 2 * data * item + RUNTIME_OVERHEAD
-    return MemoryEstimate(n_networks, sum(parts.values()), shared, parts)
+    # the data the networks share, on every device again (not the per-network copies of
+    # own_data_order / own_validation: those split over the devices with their networks)
+    common = (0 if own_data_order else n_examples) + (0 if own_validation else n_val)
+    replica = (3 * common * (template.n_in + template.n_out) * item) // 2 if devices > 1 else 0
+    return MemoryEstimate(
+        n_networks, sum(parts.values()), shared, parts, devices, replica, own_memory
+    )
 
 
 def _sized_optimizer(optimizer: Any) -> SizedOptimizer | None:
@@ -314,70 +377,180 @@ def cgroup_memory(
     (``memory.limit_in_bytes``, ``memory.usage_in_bytes``) are read for the group
     and each of its parents, at the path ``/proc/self/cgroup`` names and at the
     mount's root (inside a container the group is the root); the tightest one wins.
+    The usage counts the page cache, which the kernel reclaims before it kills: its
+    inactive part (``inactive_file`` of ``memory.stat``; v1 ``total_inactive_file``)
+    is not counted as used.
     """
     try:
         with open(proc_cgroup) as f:
             lines = f.read().splitlines()
     except OSError:
         return None
-    places = []  # (folder, limit file, usage file)
+    places = []  # (folder, limit file, usage file, memory.stat's reclaimable cache key)
     for line in lines:
         _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
         if controllers == "":  # v2: "0::/path"
-            files, base = ("memory.max", "memory.current"), root
+            files, base = ("memory.max", "memory.current", "inactive_file"), root
         elif "memory" in controllers.split(","):
-            files, base = ("memory.limit_in_bytes", "memory.usage_in_bytes"), f"{root}/memory"
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            base = f"{root}/memory"
         else:
             continue
         parts = [p for p in path.split("/") if p]
         for depth in range(len(parts), -1, -1):
             places.append(("/".join([base, *parts[:depth]]), *files))
     best = None
-    for folder, limit_file, usage_file in places:
+    for folder, limit_file, usage_file, cache_key in places:
         limit = _read_int(f"{folder}/{limit_file}")
         if limit is None or limit >= _NO_LIMIT:
             continue
         used = _read_int(f"{folder}/{usage_file}") or 0
-        free = max(0, limit - used)
+        cache = min(used, _read_stat(f"{folder}/memory.stat", cache_key))
+        free = max(0, limit - used + cache)
         if best is None or free < best[0]:
             best = (
                 free,
                 f"the cgroup's memory limit ({folder}/{limit_file}: "
-                f"{format_bytes(limit)}, {format_bytes(used)} in use)",
+                f"{format_bytes(limit)}, {format_bytes(used - cache)} in use besides "
+                f"{format_bytes(cache)} of reclaimable file cache)",
             )
     return best
 
 
+def _read_stat(path: str, key: str) -> int:
+    """``key``'s value in a cgroup's ``memory.stat`` (0 when absent or unreadable; v1
+    without the hierarchical ``total_`` entries: the group's own)."""
+    values = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if value.strip().isdigit():
+                    values[name] = int(value)
+    except OSError:
+        return 0
+    return values.get(key, values.get(key.removeprefix("total_"), 0))
+
+
 def check_memory(
-    estimate: MemoryEstimate, limit: int | None = None, what: str = "the ensemble"
+    estimate: MemoryEstimate,
+    limit: int | None = None,
+    what: str = "the ensemble",
+    devices: Sequence[Any] | None = None,
 ) -> None:
     """Raise :class:`EnsembleTooLarge` if ``estimate`` exceeds ``limit`` bytes.
 
-    ``limit`` defaults to 90% of :func:`available_memory`.
+    ``limit`` defaults to 90% of :func:`available_memory` of the first of ``devices``
+    (default: the first JAX device); where each device has its own memory
+    (``estimate.own_memory``), to 90% of the least any of ``devices`` has free, and
+    each device's share (:attr:`MemoryEstimate.per_device`) is what must fit (a
+    ``limit`` given is then per device). The message's advice names what dominates:
+    the epochs' history, the data, or the networks themselves.
     """
     if limit is None:
-        free, source = available_memory()
+        pool = list(devices or [None])
+        if not estimate.own_memory:
+            pool = pool[:1]
+        free, source = min((available_memory(d) for d in pool), key=lambda fs: fs[0])
         limit = int(0.9 * free)
         source = f"90% of the {format_bytes(free)} of {source}"
     else:
         source = "memory_limit"
-    if estimate.total <= limit:
+    need = estimate.per_device
+    if need <= limit:
         return
     parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in estimate.parts.items())
     fit = estimate.max_networks(limit)
+    where = ""
+    if estimate.devices > 1:
+        where = (
+            f" on each of {estimate.devices} devices"
+            if estimate.own_memory
+            else f" on {estimate.devices} devices that share one memory (each its copy "
+            f"of the data: {format_bytes(estimate.replica)} more per device)"
+        )
     advice = (
         f"At most {fit} such networks fit: train the grid in parts of at most {fit} networks, "
-        "or use a smaller batch, validation set or network"
+        f"or {_remedy(estimate)}"
         if fit
-        else "Not even one such network fits: use a smaller batch, validation set or network, "
-        "or allow more memory"
+        else f"Not even one such network fits: {_remedy(estimate)}, or allow more memory"
     )
     raise EnsembleTooLarge(
-        f"{what} need about {format_bytes(estimate.total)} "
+        f"{what} need about {format_bytes(need)}{where} "
         f"({format_bytes(estimate.per_network)} per network: {parts}; shared by all "
         f"{format_bytes(estimate.shared)}: the data and XLA's runtime), more than the "
         f"{format_bytes(limit)} allowed ({source}). {advice}"
     )
+
+
+def _remedy(estimate: MemoryEstimate) -> str:
+    """What would shrink ``estimate`` most: its largest part, named."""
+    n = -(-estimate.n_networks // estimate.devices) if estimate.own_memory else estimate.n_networks
+    p = estimate.parts
+    data = estimate.shared - RUNTIME_OVERHEAD + (estimate.devices - 1) * estimate.replica
+    sizes = {
+        "history": n * (p.get("history", 0) + p.get("host_history", 0)),
+        "data": data if not estimate.own_memory else estimate.shared - RUNTIME_OVERHEAD,
+        "batch": n * p.get("activations", 0),
+        "network": n
+        * sum(
+            p.get(k, 0) for k in ("params", "optimizer_state", "normal_equations", "line_search")
+        ),
+    }
+    remedies = {
+        "history": "use fewer epochs (the history keeps every epoch's entries: "
+        f"{format_bytes(sizes['history'])}), or stop rules that end the run sooner",
+        "data": f"use less data (the data take {format_bytes(sizes['data'])}"
+        + (", a copy on every device: use fewer devices" if estimate.devices > 1 else "")
+        + "; fewer rows or columns)",
+        "batch": "use a smaller batch or validation set (layer outputs of a batch: "
+        f"{format_bytes(sizes['batch'])})",
+        "network": "use a smaller network or an optimizer with less state (params and "
+        f"optimizer state: {format_bytes(sizes['network'])})",
+    }
+    return remedies[max(sizes, key=lambda k: sizes[k])]
+
+
+def can_stop_early(config: Any, stoppings: Sequence[Any] = (), optimizer: Any = None) -> bool:
+    """Whether a stop rule may end a run before its last epoch: early stopping, the
+    training-loss plateau, the article's rules (``tol``, ``min_weight_change``), or the
+    optimizer's own (lbfgs, lm, br; rprop's ``min_grad``). The divergence rule is not
+    counted (a run that does not diverge runs on)."""
+    rules = (
+        getattr(config, name, False)
+        for name in ("early_stopping", "watch_loss", "watch_weight_change")
+    )
+    if any(rules) or any(getattr(s, "tol", None) is not None for s in stoppings):
+        return True
+    if getattr(optimizer, "name", None) in ("lbfgs", "lm", "br"):
+        return True
+    return bool(getattr(optimizer, "options", None) and optimizer.options.get("min_grad"))
+
+
+def check_history_growth(
+    held: int, more: int, what: str = "the ensemble", limit: int | None = None
+) -> None:
+    """Raise :class:`EnsembleTooLarge` when the host history's next chunk would not fit.
+
+    A run that a stop rule can end early is checked for its history as it grows,
+    not for every epoch up front (``epochs=10**8`` costs what the epochs run cost):
+    after each chunk, the next one (``more`` bytes) and the join of all at the end
+    (``held + more`` again) must fit in ``limit`` bytes still free (default 90% of
+    :func:`available_memory` now, which already counts the ``held`` bytes as used).
+    """
+    need = held + 2 * more
+    if limit is None:
+        free, source = available_memory(jax.devices("cpu")[0])
+        limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {source}"
+    else:
+        source = "memory_limit"
+    if need > limit:
+        raise EnsembleTooLarge(
+            f"{what}: the history kept on the host ({format_bytes(held)} so far) needs "
+            f"{format_bytes(need)} more for its next chunk and the final join, more than the "
+            f"{format_bytes(limit)} allowed ({source}). Use fewer epochs (the history keeps "
+            "every epoch's entries), stop rules that end the run sooner, or fewer networks"
+        )
 
 
 def check_array_memory(
@@ -391,17 +564,21 @@ def check_array_memory(
     advice: str = "use fewer rows (train with partial_fit on chunks) or fewer columns",
 ) -> None:
     """Raise :class:`ArrayTooLarge` if ``copies`` dense arrays of ``shape`` and ``dtype``
-    exceed ``limit`` bytes (default 90% of :func:`available_memory` of ``device``, the
-    CPU unless given), naming ``what``; ``advice`` ends the message."""
-    need = copies * int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    (a tuple of dtypes: one array of each, e.g. a copy cast to another dtype) exceed
+    ``limit`` bytes (default 90% of :func:`available_memory` of ``device``, the CPU
+    unless given), naming ``what``; ``advice`` ends the message."""
+    dtypes = [np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,))]
+    size = int(np.prod(shape, dtype=np.float64))
+    need = copies * size * sum(d.itemsize for d in dtypes)
     if limit is None:
         free, source = available_memory(device or jax.devices("cpu")[0])
         limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {source}"
     else:
         source = "the limit given"
     if need > limit:
+        also = "".join(f" and a {d.name} copy" for d in dtypes[1:])
         raise ArrayTooLarge(
-            f"{what} as a dense {np.dtype(dtype).name} array of shape {tuple(shape)} needs "
+            f"{what} as a dense {dtypes[0].name} array of shape {tuple(shape)}{also} needs "
             f"{format_bytes(need)}, more than the {format_bytes(limit)} allowed ({source}); "
             f"{advice}"
         )

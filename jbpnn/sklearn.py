@@ -776,7 +776,10 @@ def _predict_outputs(params: MLP, X: np.ndarray) -> np.ndarray:
 def _dense(X: Any, dtype: np.dtype, what: str = "X") -> np.ndarray:
     """``X`` as a dense array (a scipy.sparse matrix densified after a memory check)."""
     if sp.issparse(X):
-        check_array_memory(X.shape, np.float64, f"the sparse {what}", copies=2)
+        # toarray: one dense array of X's own dtype, and a second where the network's
+        # dtype differs (the caller's np.asarray(X, dtype))
+        same = np.dtype(dtype) == X.dtype
+        check_array_memory(X.shape, (X.dtype,) if same else (X.dtype, dtype), f"the sparse {what}")
         X = X.toarray()
     return np.asarray(X)
 
@@ -1981,6 +1984,8 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
             start = time.perf_counter()
             try:
                 fitted = self._train_group(members, Xf, yv, sw, probe)
+            except MemoryError:  # EnsembleTooLarge, ArrayTooLarge: a refusal, not a failed fit
+                raise
             except (ValueError, TypeError, FloatingPointError) as error:  # the fits' own
                 for job in members:
                     failed(job.candidate, job.split, error)
@@ -2362,58 +2367,95 @@ class SweepSearchCV(MetaEstimatorMixin, BaseEstimator):
     )
 
     def _check_size(self, base, n_candidates: int, splits: list, n_in: int, yv) -> None:
-        """Refuse, before any network is set up, a sweep whose largest train_many call
+        """Refuse, before any network is set up, a sweep one of whose train_many calls
         cannot fit in memory (:func:`jbpnn.memory.check_memory`), naming the numbers.
 
-        The largest call trains every candidate that differs from another only in data
-        parameters (learning rates, alpha, seeds, ...), on every fold; its size is taken
-        from the grid alone (``n_candidates / static combinations`` per sub-grid), with
-        the widest ``hidden_layer_sizes`` of the grid and Adam's state (an over-estimate).
+        A call trains every candidate that differs from another only in data
+        parameters (learning rates, alpha, seeds, ...), on every fold. Each such group
+        is estimated with its own settings by :func:`jbpnn.memory.estimate_memory`, as
+        train_many then estimates it: its hidden layers, dtype and solver (the
+        optimizer's state; lbfgs's line search, lm's normal equations), its batch size
+        (full batch for lbfgs and lm), early stopping's validation split and best
+        params, and its epochs (the history). A candidate whose settings its fit
+        refuses is left to fail as that fit.
         """
-        grids = self.param_grid if isinstance(self.param_grid, (list, tuple)) else [self.param_grid]
-        largest, programs = 0, 0
-        for grid in grids:
-            sizes = {k: len(v) for k, v in grid.items()}
-            total = int(np.prod(list(sizes.values()), dtype=np.float64)) if sizes else 1
-            static = int(
-                np.prod(
-                    [n for k, n in sizes.items() if k not in self._DATA_PARAMS], dtype=np.float64
-                )
-            )
-            largest, programs = max(largest, total // max(static, 1)), programs + static
-        hidden = [base.hidden_layer_sizes]
-        for grid in grids:
-            hidden += list(grid.get("hidden_layer_sizes", []))
-        hidden = [(h,) if isinstance(h, (int, np.integer)) else tuple(h) for h in hidden]
+        from jbpnn.state import HISTORY_CHUNK
+
         n_out = (
             yv.shape[1]
             if yv.ndim == 2
             else max(1, len(np.unique(yv)) if is_classifier(base) else 1)
         )
-        widest = max(hidden, key=lambda h: sum(a * b for a, b in zip((n_in, *h), (*h, n_out))))
-        # shapes only (jax.eval_shape draws nothing, so compiles no draw for the estimate)
-        template = jax.eval_shape(lambda: init_params(0, (n_in, *widest, n_out), "tanh", "mse"))
         n_rows = max(len(tr) for tr, _ in splits)
-        n_networks = largest * len(splits)
-        estimate = estimate_memory(
-            template,
-            n_networks,
-            n_examples=n_rows,
-            batch_size=min(200, n_rows) if base.batch_size == "auto" else base.batch_size,
-            epochs=base.max_iter,
-            optimizer=adam(1e-3),
-            own_data_order=True,
-        )
-        try:
-            check_memory(estimate, what=f"{n_networks} networks")
-        except EnsembleTooLarge as e:
-            raise EnsembleTooLarge(
-                f"SweepSearchCV: {n_candidates} candidates x {len(splits)} folds; its largest "
-                f"train_many call (candidates that differ only in data parameters, every fold) "
-                f"would train {n_networks} networks of up to {'-'.join(map(str, template.sizes))}, "
-                f"in about {programs} compiled program(s) in all: {e}. Split the grid into "
-                "several searches, or use fewer folds"
-            ) from None
+        # the grid's static parameters (each combination a group, one train_many call on
+        # every fold) and how many candidates differ only in data parameters; read off
+        # the parameters, not _settings (no job is set up before this check, and a grid
+        # of 10**6 alphas is one group, sized at once)
+        grid_list = self.param_grid
+        grids = [grid_list] if isinstance(grid_list, Mapping) else list(grid_list)
+        groups = []  # (estimator with the group's settings, candidates)
+        for grid in grids:
+            static = {k: v for k, v in grid.items() if k not in self._DATA_PARAMS}
+            count = int(np.prod([len(v) for k, v in grid.items() if k not in static]))
+            for params in ParameterGrid(static):
+                groups.append((clone(base).set_params(**params), count))
+        optimizer_of = {"adam": "adam", "sgd": "momentum", "lbfgs": "lbfgs", "lm": "lm"}
+        for est, count in groups:
+            try:  # settings its fits refuse: left to fail as those fits
+                hidden = est.hidden_layer_sizes
+                hidden = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(hidden)
+                dtype = np.dtype(est.dtype)
+                optimizer = optimizer_of[est.solver]
+                epochs = _integer("max_iter", est.max_iter, 1)
+                sizes = (n_in, *(_integer("hidden_layer_sizes", h, 1) for h in hidden), n_out)
+            except (ValueError, TypeError, KeyError):
+                continue
+            full_batch = est.solver in _FULL_BATCH
+            early = bool(est.early_stopping) and not full_batch
+            n_networks = count * len(splits)
+            n_val = 0
+            fraction = est.validation_fraction
+            if early and isinstance(fraction, (int, float)) and 0 < fraction < 1:  # sklearn: ceil
+                n_val = min(n_rows - 1, int(np.ceil(float(fraction) * n_rows)))
+            n_fit = n_rows - n_val
+            batch = est.batch_size
+            if full_batch:
+                k = None
+            elif (
+                isinstance(batch, (int, np.integer)) and not isinstance(batch, bool) and batch >= 1
+            ):
+                k = min(int(batch), n_fit)
+            else:  # "auto", or a size its fits refuse
+                k = min(200, n_fit)
+            # shapes only (jax.eval_shape draws nothing, so compiles no draw for the estimate)
+            template = jax.eval_shape(
+                lambda sizes=sizes, dtype=dtype: init_params(0, sizes, "tanh", "mse", dtype=dtype)
+            )
+            estimate = estimate_memory(
+                template,
+                n_networks,
+                n_examples=n_fit,
+                batch_size=k,
+                epochs=epochs,
+                n_val=n_val,
+                optimizer=optimizer,
+                early_stopping=early,
+                own_data_order=True,
+                own_validation=early,
+                history_chunk=HISTORY_CHUNK,  # train_many's ring buffer
+            )
+            try:
+                check_memory(estimate, what=f"{n_networks} networks")
+            except EnsembleTooLarge as e:
+                raise EnsembleTooLarge(
+                    f"SweepSearchCV: {n_candidates} candidates x {len(splits)} folds; one "
+                    f"train_many call (the {count} candidates with solver={est.solver!r}, "
+                    f"hidden_layer_sizes={hidden}, dtype {dtype.name}, that "
+                    f"differ only in data parameters, every fold) would train {n_networks} "
+                    f"networks of {'-'.join(map(str, sizes))}, one of {len(groups)} compiled "
+                    f"program(s) in all: {e}. Split the grid into several searches, or use "
+                    "fewer folds"
+                ) from None
 
     @staticmethod
     def _group_key(job: _Job, yv: np.ndarray) -> tuple:

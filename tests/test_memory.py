@@ -299,3 +299,173 @@ def test_estimate_memory_takes_an_optimizer_by_name(name):
     lr = {"lr": 0.1} if name in ("sgd", "momentum") else {}
     want = estimate_memory(one, 2, n_examples=10, optimizer=OPTIMIZERS[name](**lr))
     assert estimate_memory(one, 2, n_examples=10, optimizer=name) == want
+
+
+_DEVICES_SCRIPT = """
+import numpy as np, jax
+import jbpnn
+from jbpnn.many import train_many
+from jbpnn.memory import EnsembleTooLarge, estimate_memory
+assert len(jax.devices()) == 4
+X = np.zeros((20000, 64), np.float32); Y = np.zeros((20000, 10), np.float32)
+spec = jbpnn.InitSpec((64, 8, 10), "tanh", "mse")
+one = jax.eval_shape(lambda: jbpnn.init_params(0, spec.sizes, "tanh", "mse"))
+alone = estimate_memory(one, 4, n_examples=20000, batch_size=1000, epochs=1, optimizer="sgd")
+try:  # the one-device estimate fits; the data's copies on the other 3 devices do not
+    train_many(spec, X, Y, seeds=range(4), optimizer="sgd", hparams={"lr": 0.1}, epochs=1,
+               batch_size=1000, memory_limit=alone.total + 2**20)
+    print("ran")
+except EnsembleTooLarge as e:
+    print("refused:", e)
+"""
+
+
+def test_several_cpu_devices_count_the_data_each_holds():
+    # train_many replicates the shared data on every device; on 4 CPU devices (one
+    # memory, the host's) a run grew 2.2x past its estimate, which counted the data once
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    run = subprocess.run(
+        [sys.executable, "-c", _DEVICES_SCRIPT], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "refused:" in run.stdout, run.stdout
+    assert "4 devices that share one memory" in run.stdout
+    one = init_params(0, (64, 8, 10))
+    kw = dict(n_examples=20000, batch_size=1000, epochs=1)
+    alone, four = estimate_memory(one, 4, **kw), estimate_memory(one, 4, **kw, devices=4)
+    data = 20000 * 74 * 4  # each further device: its copy and its reordering, 1.5x
+    assert four.total - alone.total == 3 * four.replica == 3 * (3 * data // 2)
+    # per-network copies (own rows) split over the devices with their networks
+    assert estimate_memory(one, 4, **kw, devices=4, own_data_order=True).replica == 0
+
+
+class _Accelerator:
+    """A device with memory of its own (``memory_stats``), as a GPU reports it."""
+
+    platform = "gpu"
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def memory_stats(self) -> dict:
+        return {"bytes_limit": self.limit, "bytes_in_use": 0}
+
+
+def test_accelerators_are_checked_each_for_its_own_share():
+    # 4 GPUs: each holds 1/4 of the networks and its copy of the data; checking all
+    # of them against device 0's memory refused runs that fit by a factor of 4
+    one = init_params(0, (64, 256, 10))
+    est = estimate_memory(one, 64, n_examples=2000, batch_size=200, epochs=10,
+                          devices=4, own_memory=True)  # fmt: skip
+    assert est.per_device == 16 * est.per_network + est.shared
+    assert est.total == 64 * est.per_network + 4 * est.shared
+    roomy = int(est.per_device / 0.9) + 1
+    assert roomy < 64 * est.per_network + est.shared  # all of them would not fit on one
+    check_memory(est, devices=[_Accelerator(roomy)] * 4)
+    # the fullest device decides; the advice counts every device's room
+    with pytest.raises(EnsembleTooLarge, match="on each of 4 devices") as info:
+        small = int((est.shared + 8.5 * est.per_network) / 0.9)  # room for 8 networks
+        check_memory(est, devices=[_Accelerator(roomy)] * 3 + [_Accelerator(small)])
+    assert est.max_networks(int(0.9 * small)) == 32
+    assert "At most 32 such networks" in str(info.value)
+    check_memory(est, limit=est.per_device)  # a limit given is per device
+
+
+def test_cgroup_page_cache_is_not_counted_as_used(tmp_path):
+    # 8 GiB limit, 7.5 GiB "used", 5.5 GiB of it inactive file cache the kernel
+    # reclaims first: 6 GiB free, not 0.5 GiB
+    from jbpnn.memory import cgroup_memory
+
+    G = 2**30
+    for version, files, stat in (
+        ("v2", ("memory.max", "memory.current"), "anon 1\ninactive_file 5905580032\n"),
+        ("v1", ("memory.limit_in_bytes", "memory.usage_in_bytes"), "total_inactive_file "
+         "5905580032\ninactive_file 1\n"),
+    ):  # fmt: skip
+        root = tmp_path / version
+        folder = root / ("docker/abc" if version == "v2" else "memory/docker/abc")
+        folder.mkdir(parents=True)
+        (folder / files[0]).write_text(str(8 * G))
+        (folder / files[1]).write_text(str(int(7.5 * G)))
+        (folder / "memory.stat").write_text(stat)
+        proc = root / "cgroup"
+        proc.write_text("0::/docker/abc\n" if version == "v2" else "4:memory:/docker/abc\n")
+        free, source = cgroup_memory(root=str(root), proc_cgroup=str(proc))
+        assert free == 6 * G, (version, free)
+        assert "reclaimable file cache" in source
+
+
+def test_long_runs_that_a_rule_can_stop_pay_for_the_epochs_they_run():
+    # epochs=10**7 of 64 tiny networks that stop after a few epochs: refused at 14.6 GiB
+    # (host_history 228.9 MiB a network, charged up front) though they ran 4 epochs
+    from jbpnn.many import InitSpec, train_many
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4)).astype(np.float32)
+    spec = InitSpec((4, 8, 1), "tanh", "mse")
+    kw = dict(seeds=range(64), optimizer="adam", hparams={"lr": 1e-2}, memory_limit=2**30)
+    r = train_many(spec, X, X[:, :1], epochs=10**7, X_val=X, Y_val=X[:, :1],
+                   n_iter_no_change=3, validation_tol=1e9, **kw)  # fmt: skip
+    assert r.history["loss"].shape[1] < 256
+    # no rule to end it: every epoch's history is counted, and the advice says so
+    with pytest.raises(EnsembleTooLarge, match="use fewer epochs"):
+        train_many(spec, X, X[:, :1], epochs=10**7, **kw)
+
+
+def test_a_long_run_is_refused_when_its_history_outgrows_the_memory(monkeypatch):
+    import jbpnn.many as many
+    from jbpnn.many import InitSpec, train_many
+
+    seen = []
+    real = many.check_memory
+    monkeypatch.setattr(
+        many, "check_memory", lambda est, *a, **k: seen.append(est) or real(est, *a, **k)
+    )
+    X = np.zeros((8, 1), np.float32)
+    spec = InitSpec((1, 2, 1), ("tanh", "identity"))
+    kw = dict(seeds=range(1000), optimizer="sgd", hparams={"lr": 0.1}, tol=0.0)  # never fires
+    X, Y = np.zeros((8, 1), np.float32), np.ones((8, 1), np.float32)
+    train_many(spec, X, Y, epochs=256, **kw)
+    room = seen[0].total + 10 * 2**20  # a few chunks of history: 3 MB each
+    with pytest.raises(EnsembleTooLarge, match="so far"):
+        train_many(spec, X, Y, epochs=10**6, memory_limit=room, **kw)
+
+
+def test_the_advice_names_what_dominates():
+    one = init_params(0, (4, 3, 1))
+    data = estimate_memory(one, 2, n_examples=10**8, batch_size=10, epochs=1)
+    with pytest.raises(EnsembleTooLarge, match="use less data"):
+        check_memory(data, limit=data.total - 1)
+    big = estimate_memory(init_params(0, (4, 3000, 3000, 1)), 1000, n_examples=10, epochs=1)
+    with pytest.raises(EnsembleTooLarge, match="a smaller network"):
+        check_memory(big, limit=big.total - 1)
+
+
+def test_lbfgs_counts_its_line_search():
+    # full batch lbfgs grew the process 1.15-1.2x its estimate (64-64-10, 20000 rows):
+    # the search's trial evaluation beside the loop's and its vectors were not counted
+    one = init_params(0, (64, 64, 10))
+    n_params = 64 * 64 + 64 + 64 * 10 + 10
+    kw = dict(n_examples=20000, epochs=10)
+    est = estimate_memory(one, 64, **kw, optimizer="lbfgs")
+    assert est.parts["line_search"] == ((10 + 2 * 10) * n_params + 74 * 20000) * 4
+    assert estimate_memory(one, 64, **kw, optimizer="momentum").parts.keys() == {
+        "params", "optimizer_state", "activations", "history", "host_history"
+    }  # fmt: skip
+
+
+def test_dense_copies_are_counted_in_their_own_dtypes(monkeypatch):
+    from jbpnn import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: (1000, "test RAM"))
+    memory.check_array_memory((10, 20), np.float32, "X")  # 800 B <= 900
+    with pytest.raises(
+        memory.ArrayTooLarge, match=r"dense float32 array of shape \(\d+, \d+\) and a float64 copy"
+    ):
+        memory.check_array_memory((10, 20), (np.float32, np.float64), "X")

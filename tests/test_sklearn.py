@@ -1261,3 +1261,94 @@ def test_a_pickle_of_another_jbpnn_version_warns():
     fresh = BPNNRegressor.__new__(BPNNRegressor)
     with pytest.warns(UserWarning, match="pickled by jbpnn 99.0 and is unpickled by jbpnn"):
         fresh.__setstate__(state)
+
+
+def _fake_memory(monkeypatch, limit: int) -> None:
+    import jbpnn.memory
+    import jbpnn.training
+
+    fake = lambda device=None: (limit, "fake available memory")  # noqa: E731
+    monkeypatch.setattr(jbpnn.memory, "available_memory", fake)
+    if hasattr(jbpnn.training, "available_memory"):
+        monkeypatch.setattr(jbpnn.training, "available_memory", fake)
+
+
+def _mixed_sweep() -> tuple:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 20)).astype(np.float32)
+    y = X[:, 0] + 0.1 * rng.standard_normal(3000)
+    base = BPNNRegressor(hidden_layer_sizes=(50,), max_iter=3, activation="tanh")
+    grid = {"solver": ["adam", "lm"], "alpha": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 3.0]}
+    return SweepSearchCV(base, grid, cv=5), X, y
+
+
+def test_sweep_memory_check_estimates_each_group_with_its_own_solver(monkeypatch):
+    # {"solver": ["adam", "lm"]}: the pre-check sized adam's group only, then train_many
+    # refused lm's 40 networks (J^T J) and the sweep scored them NaN with a warning
+    from jbpnn.memory import EnsembleTooLarge
+
+    _fake_memory(monkeypatch, 800 * 2**20)
+    search, X, y = _mixed_sweep()
+    with pytest.raises(EnsembleTooLarge, match="solver='lm'.*normal_equations"):
+        search.fit(X, y)
+    assert not hasattr(search, "sweep_calls_")  # refused before any network was trained
+
+
+def test_sweep_memory_refusal_is_not_a_failed_fit(monkeypatch):
+    # a memory refusal inside train_many is raised, never error_score with a warning
+    from jbpnn.memory import EnsembleTooLarge
+
+    _fake_memory(monkeypatch, 800 * 2**20)
+    monkeypatch.setattr(SweepSearchCV, "_check_size", lambda self, *a: None)
+    search, X, y = _mixed_sweep()
+    with pytest.raises(EnsembleTooLarge, match=r"J\^T J"):
+        search.fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"dtype": np.float64}, {"early_stopping": True}, {"solver": "lbfgs"}, {"solver": "lm"}],
+)
+def test_sweep_memory_pre_check_is_at_least_train_manys_estimate(monkeypatch, settings):
+    # the pre-check used adam float32 mini-batches whatever the grid: 0.50 of train_many's
+    # own per-network estimate with float64, 0.86 with early stopping, 0.25 lbfgs, 0.23 lm
+    import warnings
+
+    import jbpnn.many
+    import jbpnn.memory
+    import jbpnn.sklearn
+
+    seen = []
+    real = jbpnn.memory.check_memory
+    spy = lambda est, *a, **k: seen.append(est) or real(est, *a, **k)  # noqa: E731
+    monkeypatch.setattr(jbpnn.sklearn, "check_memory", spy)
+    monkeypatch.setattr(jbpnn.many, "check_memory", spy)
+    rng = np.random.default_rng(0)
+    settings = dict(settings)
+    X = rng.standard_normal((2000, 20)).astype(settings.pop("dtype", np.float32))
+    y = X[:, 0] + 0.1 * rng.standard_normal(2000)
+    base = BPNNRegressor(hidden_layer_sizes=(32,), max_iter=2, **settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        SweepSearchCV(base, {"alpha": [1e-4, 1e-3]}, cv=2).fit(X, y)
+    pre, actual = seen[0], seen[1]
+    assert pre.n_networks == actual.n_networks == 4
+    assert pre.per_network >= actual.per_network, (pre.parts, actual.parts)
+    assert pre.shared >= actual.shared
+
+
+def test_sparse_input_is_densified_in_its_own_dtype(monkeypatch):
+    # the check assumed two float64 copies whatever the input: a float32 matrix whose
+    # one dense copy fits was refused
+    import scipy.sparse as sp
+
+    from jbpnn.memory import ArrayTooLarge
+    from jbpnn.sklearn import _dense
+
+    _fake_memory(monkeypatch, 1500)  # 90%: 1350 bytes
+    X = sp.random(20, 12, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    assert _dense(X, np.dtype(np.float32)).dtype == np.float32  # 960 bytes, one copy
+    with pytest.raises(
+        ArrayTooLarge, match=r"float32 array of shape \(20, 12\) and a float64 copy"
+    ):
+        _dense(X, np.dtype(np.float64))  # and its float64 copy: 2880 bytes
