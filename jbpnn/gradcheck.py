@@ -74,7 +74,7 @@ derivative: no tolerance tells those apart. So no call sums more than
 never reached): a larger batch is checked in chunks of that many rows, ``grad_fn`` and
 jax.grad called on each, their losses and gradients weighted by the chunks' weight
 sums and added in float64 (a note says so). Each chunk takes rows spread over the whole
-batch (``(a j) mod B``, :func:`_spread_stride`), so that a run of equal weights (the
+batch (``(a j) mod B``, ``_spread_stride``), so that a run of equal weights (the
 zeros of ``train``'s padded last rows) meets the others in every chunk and a
 ``grad_fn`` that ignores its weights fails; only a chunk whose weights are all 0 is not
 called (its mean is undefined; the note counts it). That checks the derivation, not the
@@ -275,7 +275,7 @@ def reference_loss(params: MLP, X: Array, Y: Array, sample_weight: Array | None 
     Written from :func:`jbpnn.network.forward` and ``LOSSES[params.loss].error`` only
     (vmapped), independently of the hand-derived deltas; for binary cross-entropy with
     the sigmoid and cross-entropy with the softmax, from the loss's ``error_net`` of the
-    output layer's net inputs instead (:func:`_uses_error_net`): ``error`` clips the log
+    output layer's net inputs instead (``_uses_error_net``): ``error`` clips the log
     where an output rounds to 0 or 1, and its derivative there is 0, so a correct float32
     gradient with one saturated wrong output was reported FAILED.
 
@@ -296,7 +296,7 @@ def reference_loss(params: MLP, X: Array, Y: Array, sample_weight: Array | None 
 
 def _example_error(params: MLP, x: Array, y: Array) -> Array:
     """``E`` of one example: ``error_net(net, t)`` of the output layer's net inputs where the
-    loss has one for this output unit (:func:`_uses_error_net`), else ``error(O, t)``."""
+    loss has one for this output unit (``_uses_error_net``), else ``error(O, t)``."""
     out, cache = forward(params, x)
     loss = LOSSES[params.loss]
     if not _uses_error_net(params):
@@ -510,7 +510,7 @@ class GradcheckReport:
     def _rtol_text(self) -> str:
         """``0.0015`` as given, or for a default ``1.244e-03 = 0.001 + 16 u sqrt(65536 - 1)
         (...)`` (its formula exact): given numbers printed so that they read back exactly
-        (:func:`_exact`)."""
+        (``_exact``)."""
         if self.rtol_base is None or self.rows_per_call is None or self.rows_per_call < 2:
             return _exact(self.rtol)
         u = _unit_roundoff(self.dtype)
@@ -601,7 +601,7 @@ def _compare_leaf(
 ) -> tuple[float, float, float, bool, float]:
     """(max|ref|, max abs err, max rel err, passed, largest floor) for one leaf, in float64
     on the host: ``rel = |hand - ref| / max(|hand|, |ref|, floor / rtol)`` for each entry
-    (``floor`` broadcast to it, :func:`_floors`), passed when every ``rel <= rtol``; inf
+    (``floor`` broadcast to it, ``_floors``), passed when every ``rel <= rtol``; inf
     where either side is not finite."""
     hand, ref = np.asarray(hand, np.float64), np.asarray(ref, np.float64)
     if hand.size == 0:
@@ -646,8 +646,8 @@ def _floors(
     least: float,
 ) -> list[np.ndarray]:
     """Each entry's floor ``max(atol, least, rtol max|ref| of its leaf, rounding S)``:
-    ``S`` its absolute sum (:func:`_absolute_sums`; None: no such term, finite
-    differences), ``least`` :func:`_underflow_floor`. Per-example gradients: the leaf's
+    ``S`` its absolute sum (``_absolute_sums``; None: no such term, finite
+    differences), ``least`` ``_underflow_floor``. Per-example gradients: the leaf's
     largest ``|ref|`` over the whole batch (an example whose gradient is 0 on one side
     and ``u`` on the other, a saturated sigmoid's ``T - O``, is no failure)."""
     floors = []
@@ -946,7 +946,7 @@ def _absolute_sums(params: MLP, X: Array, Y: Array, W: Array, *, block: int) -> 
 
 
 def _block_rows(params: MLP, n: int) -> int:
-    """Rows per step of :func:`_absolute_sums`: about 2^22 per-example gradient entries."""
+    """Rows per step of ``_absolute_sums``: about 2^22 per-example gradient entries."""
     n_params = sum(int(np.size(l.w)) + int(np.size(l.b)) for l in params.layers)
     return int(max(1, min(n, 2**22 // (n_params + params.n_in + params.n_out))))
 
@@ -955,13 +955,13 @@ def _hand_and_autodiff(
     grad_fn: GradFn, p: MLP, x: Array, y: Array, w: Array, chunk: int, notes: list[str]
 ) -> tuple[Any, list[np.ndarray], Any, list[np.ndarray], list[np.ndarray]]:
     """``(hand loss, hand leaves, autodiff loss, autodiff leaves, absolute sums)`` of the
-    batch, the last as :func:`_absolute_sums` (loss first).
+    batch, the last as ``_absolute_sums`` (loss first).
 
     At most ``chunk`` rows: one call of each. More: each called on chunks of at most
     ``chunk`` rows, the chunks' losses and gradients (weighted means) weighted by their
     weight sums and added in float64 on the host, so that no call sums more than
     ``chunk`` rows (:func:`rows_per_sum`). Chunk ``k`` takes the rows ``(a j) mod n`` for
-    ``j`` in ``[k chunk, (k + 1) chunk)`` (:func:`_spread_stride`), not a contiguous
+    ``j`` in ``[k chunk, (k + 1) chunk)`` (``_spread_stride``), not a contiguous
     run: with contiguous chunks the zero weights of ``train``'s padded last rows filled
     chunks of their own, whose mean is undefined, while the chunks before held only
     ones, so a ``grad_fn`` that ignores its weights passed. A chunk whose weights are
@@ -1380,7 +1380,7 @@ def _grid_nets() -> np.ndarray:
 def _random_nets(seed: int, fixed: bool = False, grid: bool = False) -> tuple[Array, Array, Array]:
     """Net inputs ~ N(0, 2^2), kept 0.1 away from 0 (kinks there), and two directions;
     ``fixed``: UNIT_FIXED_NETS's rows after the random ones; ``grid``: then
-    :func:`_grid_nets`'s."""
+    ``_grid_nets``'s."""
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     net = 2.0 * jax.random.normal(k1, (UNIT_ROWS, UNIT_WIDTH), jnp.float64)
     net = net + jnp.where(net < 0, -0.1, 0.1)
@@ -1459,7 +1459,7 @@ def check_activation(
     At random net inputs ``net`` (normal, standard deviation 2), the fixed ones of
     UNIT_FIXED_NETS (out to +-1000, and close to 0), a grid from -12 to 12 in steps of
     0.05 (no point on a kink) and magnitudes from 1e-8 to 1e6 of both signs
-    (:func:`_grid_nets`), and random directions ``r``, ``g``,
+    (``_grid_nets``), and random directions ``r``, ``g``,
     with ``z`` the unit's output ``fn(net)`` or ``net`` itself as ``act.uses`` says, each
     row of a layer:
 
@@ -1569,7 +1569,7 @@ def _loss_rows(seed: int, softmax: bool, wide: bool) -> tuple[Array, Array, Arra
     """``(net, T, r, tail)``, float64: the output layer's net inputs, targets, a direction
     and which rows are judged to UNIT_TAIL_RTOL. Rows:
 
-    * random net inputs (:func:`_random_nets`) with random targets in (0, 1), or of either
+    * random net inputs (``_random_nets``) with random targets in (0, 1), or of either
       sign (``wide``, a regression loss: ``2 u``, ``u`` normal);
     * the same net inputs with hard targets: 0 and 1 at random, and one-hot rows (a
       delta wrong only where a target is exactly 0, such as a mask, was accepted);
@@ -1628,7 +1628,7 @@ def check_loss(
     """Check a loss's output delta (and ``delta_r``) against autodiff, for each output unit.
 
     For every name in ``loss.output_activations`` (its row from ``table``), at the rows
-    of :func:`_loss_rows`: random net inputs of the output layer with random targets in
+    of ``_loss_rows``: random net inputs of the output layer with random targets in
     (0, 1) (rows summing to 1 for softmax, probability targets) and, with
     ``any_targets`` (a regression loss, whose standardised targets take either sign),
     targets ~ N(0, 2^2); the same net inputs with hard targets (0 and 1 at random, one-hot
