@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
@@ -44,7 +43,7 @@ from jbpnn.checks import check_int, check_number, check_seed, host_or_device
 from jbpnn.data import column_range
 from jbpnn.network import loss, predict
 from jbpnn.optimizers import OPTIMIZERS, get_optimizer
-from jbpnn.params import MLP, init_params, layer_sizes
+from jbpnn.params import MLP, _requested_dtype, init_params, layer_sizes
 from jbpnn.state import TrainResult, init_state, train_config
 from jbpnn.stopping import Stopping
 from jbpnn.training import train
@@ -697,21 +696,17 @@ def feedforwardnet(
 
 
 def _network_dtype(dtype: Any) -> np.dtype:
-    """``feedforwardnet``'s ``dtype``: None as float32, float64 only with 64-bit JAX."""
-    allowed = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+    """``feedforwardnet``'s ``dtype``: None as float32; float32, or float64 as MATLAB
+    trains, which needs 64-bit JAX (:func:`jbpnn.params.init_params`'s rule)."""
+    if dtype is None:
+        return np.dtype(np.float32)
     try:
-        dt = np.dtype(np.float32 if dtype is None else dtype)
+        name = np.dtype(dtype).name
     except TypeError:  # a name NumPy does not know ("bfloat16" without ml_dtypes' type)
-        dt = np.dtype(object)
-    if dt.name not in allowed:
+        name = repr(dtype)
+    if name not in ("float32", "float64"):
         raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
-    if dt == np.float64 and not jax.config.read("jax_enable_x64"):
-        raise ValueError(
-            "dtype='float64' trains in double, as MATLAB does, and needs 64-bit JAX: "
-            "jax.config.update('jax_enable_x64', True) first (or jax.enable_x64(True) around "
-            "the call); without it JAX would make the params float32"
-        )
-    return dt
+    return _requested_dtype(dtype)
 
 
 def _check_layout(x_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> None:

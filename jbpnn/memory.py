@@ -38,6 +38,7 @@ __all__ = [
     "check_memory",
     "estimate_memory",
     "format_bytes",
+    "memory_limit",
     "normal_equations_bytes",
 ]
 
@@ -447,15 +448,10 @@ def check_memory(
     ``limit`` given is then per device). The message's advice names what dominates:
     the epochs' history, the data, or the networks themselves.
     """
-    if limit is None:
-        pool = list(devices or [None])
-        if not estimate.own_memory:
-            pool = pool[:1]
-        free, source = min((available_memory(d) for d in pool), key=lambda fs: fs[0])
-        limit = int(0.9 * free)
-        source = f"90% of the {format_bytes(free)} of {source}"
-    else:
-        source = "memory_limit"
+    pool = list(devices or [None])
+    if not estimate.own_memory:
+        pool = pool[:1]
+    limit, source = memory_limit(limit, pool)
     need = estimate.per_device
     if need <= limit:
         return
@@ -539,11 +535,7 @@ def check_history_growth(
     :func:`available_memory` now, which already counts the ``held`` bytes as used).
     """
     need = held + 2 * more
-    if limit is None:
-        free, source = available_memory(jax.devices("cpu")[0])
-        limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {source}"
-    else:
-        source = "memory_limit"
+    limit, source = memory_limit(limit, [jax.devices("cpu")[0]])
     if need > limit:
         raise EnsembleTooLarge(
             f"{what}: the history kept on the host ({format_bytes(held)} so far) needs "
@@ -570,11 +562,7 @@ def check_array_memory(
     dtypes = [np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,))]
     size = int(np.prod(shape, dtype=np.float64))
     need = copies * size * sum(d.itemsize for d in dtypes)
-    if limit is None:
-        free, source = available_memory(device or jax.devices("cpu")[0])
-        limit, source = int(0.9 * free), f"90% of the {format_bytes(free)} of {source}"
-    else:
-        source = "the limit given"
+    limit, source = memory_limit(limit, [device or jax.devices("cpu")[0]], "the limit given")
     if need > limit:
         also = "".join(f" and a {d.name} copy" for d in dtypes[1:])
         raise ArrayTooLarge(
@@ -582,6 +570,18 @@ def check_array_memory(
             f"{format_bytes(need)}, more than the {format_bytes(limit)} allowed ({source}); "
             f"{advice}"
         )
+
+
+def memory_limit(
+    limit: int | None, devices: Sequence[Any], given: str = "memory_limit"
+) -> tuple[int, str]:
+    """``(limit, what it is)``: the ``limit`` given (named ``given``), or 90% of the least
+    memory any of ``devices`` has available (:func:`available_memory`; ``None`` for the
+    default device), named by its source, for the refusal messages."""
+    if limit is not None:
+        return int(limit), given
+    free, source = min((available_memory(d) for d in devices), key=lambda fs: fs[0])
+    return int(0.9 * free), f"90% of the {format_bytes(free)} of {source}"
 
 
 def format_bytes(n: float) -> str:
